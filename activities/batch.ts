@@ -1,0 +1,177 @@
+/**
+ * The batchScore workflow's control-plane activities (they run on the control worker): list the
+ * inputs into shard manifests before scoring, and gather the shards into the job's outputs after.
+ */
+import { createReadStream, createWriteStream } from 'node:fs';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+
+import { writeShardManifests } from '../src/batch/input-listing';
+import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
+import { readModelInfo } from '../src/model/model-info';
+import { DEPLOYMENT_NAME_PATTERN } from '../src/shared/deploy-types';
+import type { BatchScoreInput, BatchSummary, PreparedBatch, ShardResult } from '../src/shared/batch-types';
+import { failingPermanentlyOnBadInput } from './failures';
+import { readJsonFile, writeJsonFileAtomic } from '../src/json-file';
+
+interface JobFile extends PreparedBatch {
+  jobToken: string;
+}
+
+export function createBatchActivities() {
+  return {
+    /**
+     * Validates the job, then lists its inputs into shard manifests. Idempotent per job: a retry (same
+     * token) reuses the listing; a new job on the same output directory (a re-run of a scheduled slot)
+     * replaces the previous job's files instead of adding to them.
+     */
+    async prepareBatch(input: BatchScoreInput, jobToken: string): Promise<PreparedBatch> {
+      validate(input);
+      const info = await failingPermanentlyOnBadInput(() => readModelInfo(input.modelPath));
+      const layout = new BatchLayout(input.outputDir);
+      await ensureWritable(input.outputDir);
+
+      const existing = await readJsonFile<JobFile>(layout.jobFile);
+      if (existing && existing.jobToken === jobToken) return withoutToken(existing);
+
+      for (const stale of [layout.manifestDir, layout.shardsDir, layout.predictionsFile, layout.errorsFile, layout.summaryFile]) {
+        await fs.rm(stale, { recursive: true, force: true });
+      }
+      const ctx = Context.current();
+      const { totalItems, shardCount } = await failingPermanentlyOnBadInput(() =>
+        writeShardManifests(input.inputPath, layout.manifestDir, input.shardSize, (items) => ctx.heartbeat({ listed: items })),
+      );
+      const prepared: PreparedBatch = { totalItems, shardCount, manifestDir: layout.manifestDir, modelDigest: info.digest };
+      await writeJsonFileAtomic(layout.jobFile, { ...prepared, jobToken } satisfies JobFile);
+      log.info('Inputs listed', { totalItems, shardCount });
+      return prepared;
+    },
+
+    /**
+     * Concatenates the finished shards, in order, into predictions.jsonl / errors.jsonl (and raw.f32),
+     * and writes summary.json with per-shard timings. Returns the summary without the per-shard list.
+     */
+    async summariseBatch(
+      input: BatchScoreInput,
+      prepared: PreparedBatch,
+      startedAt: string,
+    ): Promise<Omit<BatchSummary, 'shardTimings'>> {
+      const layout = new BatchLayout(input.outputDir);
+      const ctx = Context.current();
+      const shards: ShardResult[] = [];
+      const missing: number[] = [];
+      for (let shard = 0; shard < prepared.shardCount; shard++) {
+        const done = await readJsonFile<ShardResult>(path.join(layout.shardDir(shard), SHARD_FILES.done));
+        if (done) shards.push(done);
+        else missing.push(shard);
+      }
+      const complete = missing.length === 0;
+      await concatShards(layout, shards, SHARD_FILES.predictions, layout.predictionsFile, () => ctx.heartbeat());
+      await concatShards(layout, shards, SHARD_FILES.errors, layout.errorsFile, () => ctx.heartbeat());
+      if (input.rawOutputs) {
+        await concatShards(layout, shards, SHARD_FILES.raw, path.join(input.outputDir, 'raw.f32'), () => ctx.heartbeat());
+      }
+
+      const itemsOk = shards.reduce((n, s) => n + s.itemsOk, 0);
+      const itemsFailed = shards.reduce((n, s) => n + s.itemsFailed, 0);
+      const wallSeconds = Math.max(0.001, (Date.now() - Date.parse(startedAt)) / 1000);
+      const providers = [...new Set(shards.map((s) => s.executionProvider))];
+      const summary: BatchSummary = {
+        name: input.name,
+        modelPath: input.modelPath,
+        modelDigest: prepared.modelDigest,
+        inputPath: input.inputPath,
+        outputDir: input.outputDir,
+        totalItems: prepared.totalItems,
+        itemsOk,
+        itemsFailed,
+        shards: prepared.shardCount,
+        wallSeconds: Number(wallSeconds.toFixed(3)),
+        itemsPerSecond: Number(((itemsOk + itemsFailed) / wallSeconds).toFixed(1)),
+        executionProvider: providers.join(', ') || 'none',
+        predictionsFile: layout.predictionsFile,
+        errorsFile: layout.errorsFile,
+        shardTimings: shards.map(({ shard, itemsOk: ok, itemsFailed: failed, wallMs, decodeMs, inferMs, attempts, worker }) => ({
+          shard,
+          itemsOk: ok,
+          itemsFailed: failed,
+          wallMs,
+          decodeMs,
+          inferMs,
+          attempts,
+          worker,
+        })),
+      };
+      await writeJsonFileAtomic(layout.summaryFile, { ...summary, complete, missingShards: missing });
+      const { shardTimings: _omitted, ...compact } = summary;
+      return compact;
+    },
+  };
+}
+
+function validate(input: BatchScoreInput): void {
+  const problems: string[] = [];
+  if (!DEPLOYMENT_NAME_PATTERN.test(input.name)) {
+    problems.push(`name "${input.name}" must be 1-40 lowercase letters, digits or '-'`);
+  }
+  const whole = (v: number, min: number, max: number, what: string) => {
+    if (!Number.isInteger(v) || v < min || v > max) problems.push(`${what} must be a whole number from ${min} to ${max} (got ${v})`);
+  };
+  whole(input.shardSize, 1, 1_000_000, 'shard size');
+  whole(input.batchSize, 1, 4096, 'batch size');
+  whole(input.maxShardsInFlight, 1, 1000, 'concurrency (shards in flight)');
+  whole(input.topK, 1, 1000, 'top-k');
+  const t = input.errorThreshold;
+  if (!(t === -1 || (t >= 0 && t < 1) || (Number.isInteger(t) && t >= 1))) {
+    problems.push(`error threshold must be -1 (ignore), a fraction in [0, 1) or a whole count (got ${t})`);
+  }
+  for (const [what, p] of [['model', input.modelPath], ['input', input.inputPath], ['output', input.outputDir]] as const) {
+    if (!path.isAbsolute(p)) problems.push(`${what} path must be absolute (got ${p})`);
+  }
+  if (problems.length > 0) throw ApplicationFailure.nonRetryable(`Invalid batch job: ${problems.join('; ')}.`, 'InvalidBatchJob');
+}
+
+async function ensureWritable(dir: string): Promise<void> {
+  try {
+    await fs.mkdir(dir, { recursive: true });
+    const probe = path.join(dir, `.inferctl-write-test-${process.pid}`);
+    await fs.writeFile(probe, '');
+    await fs.rm(probe);
+  } catch (err) {
+    throw ApplicationFailure.nonRetryable(
+      `Cannot write to the output directory ${dir} (${(err as NodeJS.ErrnoException).code ?? String(err)}). ` +
+        'Choose another --output or fix its permissions.',
+      'OutputNotWritable',
+    );
+  }
+}
+
+async function concatShards(
+  layout: BatchLayout,
+  shards: ShardResult[],
+  name: string,
+  target: string,
+  onShard: () => void,
+): Promise<void> {
+  const tmp = `${target}.${process.pid}.tmp`;
+  const out = createWriteStream(tmp);
+  for (const s of shards) {
+    const file = path.join(layout.shardDir(s.shard), name);
+    try {
+      await fs.access(file);
+    } catch {
+      continue;
+    }
+    await pipeline(createReadStream(file), out, { end: false });
+    onShard();
+  }
+  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
+  await fs.rename(tmp, target);
+}
+
+function withoutToken({ jobToken: _token, ...prepared }: JobFile): PreparedBatch {
+  return prepared;
+}

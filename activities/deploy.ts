@@ -1,0 +1,220 @@
+/**
+ * The deploy workflow's activities: one per step, each idempotent and safe to retry, each delegating
+ * to the deployment's target. Secrets (the endpoint key) are read here and never returned.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+
+import { readModelInfo } from '../src/model/model-info';
+import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS } from '../src/shared/deploy-types';
+import type { DeployInput, Prediction, SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
+import type {
+  DeployResult,
+  DeploymentSpec,
+  ImageResult,
+  ProvisionResult,
+  ReadinessReport,
+  Target,
+  TargetKind,
+  TeardownReport,
+} from '../src/targets/target';
+import { failingPermanentlyOnBadInput } from './failures';
+import { withHeartbeat } from './heartbeat';
+
+export interface DeployActivityDeps {
+  /** The targets this worker can drive; a deployment for another target fails with a clear message. */
+  targets: Partial<Record<TargetKind, Target>>;
+}
+
+export interface ValidatedDeployment {
+  modelName: string;
+  modelDigest: string;
+  labels: number;
+}
+
+export interface WaitOptions {
+  timeoutSeconds: number;
+  pollIntervalMs?: number;
+}
+
+export function createDeployActivities({ targets }: DeployActivityDeps) {
+  function targetFor(kind: TargetKind): Target {
+    const target = targets[kind];
+    if (!target) {
+      throw ApplicationFailure.nonRetryable(
+        `This worker cannot deploy to target "${kind}" (it serves: ${Object.keys(targets).join(', ') || 'none'}). ` +
+          `Start a worker configured for "${kind}".`,
+        'TargetUnavailable',
+      );
+    }
+    return target;
+  }
+
+  return {
+    /** Checks everything that can be checked before anything is created or billed. */
+    async validateDeployment(input: DeployInput): Promise<ValidatedDeployment> {
+      const problems: string[] = [];
+      if (!DEPLOYMENT_NAME_PATTERN.test(input.name)) {
+        problems.push(
+          `name "${input.name}" must be 1-40 lowercase letters, digits or '-', starting and ending with a letter or digit`,
+        );
+      }
+      const limit = REPLICA_LIMITS[input.target];
+      if (!Number.isInteger(input.replicas) || input.replicas < 1 || input.replicas > limit) {
+        problems.push(`replicas must be a whole number from 1 to ${limit} for target "${input.target}" (got ${input.replicas})`);
+      }
+      if (!(input.ttlSeconds > 0)) problems.push(`ttl must be positive (got ${input.ttlSeconds}s)`);
+      if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
+      if (problems.length > 0) {
+        throw ApplicationFailure.nonRetryable(`Invalid deployment: ${problems.join('; ')}.`, 'InvalidDeployment');
+      }
+      targetFor(input.target);
+
+      const info = await failingPermanentlyOnBadInput(() => readModelInfo(input.modelPath));
+      if (input.smoke) {
+        try {
+          await fs.access(input.smoke.samplePath);
+        } catch {
+          throw ApplicationFailure.nonRetryable(
+            `Smoke sample not found: ${input.smoke.samplePath}. Pass an existing JPEG or PNG with --smoke-sample.`,
+            'InvalidDeployment',
+          );
+        }
+        const expected = input.smoke.expectedLabel;
+        if (expected !== undefined && !info.labels.includes(expected)) {
+          throw ApplicationFailure.nonRetryable(
+            `Expected label "${expected}" is not one of the model's labels (${info.labels.slice(0, 10).join(', ')}` +
+              `${info.labels.length > 10 ? ', …' : ''}).`,
+            'InvalidDeployment',
+          );
+        }
+      }
+      return { modelName: path.basename(input.modelPath), modelDigest: info.digest, labels: info.labels.length };
+    },
+
+    async provision(spec: DeploymentSpec): Promise<ProvisionResult> {
+      const target = targetFor(spec.target);
+      return withHeartbeat((signal) => failingPermanentlyOnBadInput(() => target.provision(spec, signal)));
+    },
+
+    async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
+      const target = targetFor(spec.target);
+      return withHeartbeat((signal) => failingPermanentlyOnBadInput(() => target.buildImage(spec, signal)));
+    },
+
+    async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
+      const target = targetFor(spec.target);
+      return withHeartbeat((signal) => failingPermanentlyOnBadInput(() => target.deploy(spec, image, signal)));
+    },
+
+    /**
+     * Polls readiness until every replica answers, heartbeating the latest report. The deadline counts
+     * from the first attempt (kept in the heartbeat details), so a retry does not restart the clock.
+     */
+    async waitForDeployment(spec: DeploymentSpec, opts: WaitOptions): Promise<ReadinessReport> {
+      const target = targetFor(spec.target);
+      const ctx = Context.current();
+      const previous = ctx.info.heartbeatDetails as { firstPolledAt?: number } | undefined;
+      const firstPolledAt = previous?.firstPolledAt ?? Date.now();
+      const deadline = firstPolledAt + opts.timeoutSeconds * 1000;
+      let report: ReadinessReport | undefined;
+      for (;;) {
+        report = await failingPermanentlyOnBadInput(() => target.checkReadiness(spec, ctx.cancellationSignal));
+        ctx.heartbeat({ firstPolledAt, readyReplicas: report.readyReplicas, reason: report.reason });
+        if (report.ready) return report;
+        if (report.fatal) {
+          throw ApplicationFailure.nonRetryable(`Deployment "${spec.name}" cannot become ready: ${report.reason}`, 'DeploymentFailed');
+        }
+        if (Date.now() >= deadline) {
+          throw ApplicationFailure.nonRetryable(
+            `Deployment "${spec.name}" was not ready after ${opts.timeoutSeconds}s ` +
+              `(${report.readyReplicas}/${report.desiredReplicas} replicas ready): ${report.reason}`,
+            'DeploymentNotReady',
+          );
+        }
+        log.info('Waiting for deployment', { name: spec.name, ready: report.readyReplicas, reason: report.reason });
+        await ctx.sleep(opts.pollIntervalMs ?? 500);
+      }
+    },
+
+    /**
+     * Proves the endpoint works: an unauthenticated call must get 401, an authenticated POST of the sample
+     * must get well-formed predictions, and the top label must match when one is expected.
+     */
+    async smokeQuery(spec: DeploymentSpec, smoke: SmokeSpec): Promise<SmokeResult> {
+      const target = targetFor(spec.target);
+      const { endpoint, apiKey } = await target.endpointAccess(spec);
+      const body = await fs.readFile(smoke.samplePath);
+      const url = `${endpoint}/score`;
+      const signal = Context.current().cancellationSignal;
+
+      const anonymous = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'image/jpeg' }, signal });
+      await anonymous.arrayBuffer();
+      if (anonymous.status !== 401) {
+        throw ApplicationFailure.nonRetryable(
+          `The endpoint answered ${anonymous.status} to a request without a key; it must refuse with 401.`,
+          'EndpointUnprotected',
+        );
+      }
+
+      const started = Date.now();
+      const res = await fetch(url, {
+        method: 'POST',
+        body,
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'image/jpeg' },
+        signal,
+      });
+      const latencyMs = Date.now() - started;
+      const text = await res.text();
+      if (res.status >= 500) throw new Error(`Smoke query got ${res.status} from ${url}: ${text.slice(0, 300)}`);
+      if (res.status !== 200) {
+        throw ApplicationFailure.nonRetryable(`Smoke query got ${res.status} from ${url}: ${text.slice(0, 300)}`, 'SmokeQueryFailed');
+      }
+      const predictions = parsePredictions(text);
+      if (!predictions) {
+        throw ApplicationFailure.nonRetryable(
+          `Smoke query answer is not well formed (want {"predictions":[{"label","score"}…]}): ${text.slice(0, 300)}`,
+          'SmokeQueryFailed',
+        );
+      }
+      const top = predictions[0]!;
+      if (smoke.expectedLabel !== undefined && top.label !== smoke.expectedLabel) {
+        throw ApplicationFailure.nonRetryable(
+          `Smoke query expected top label "${smoke.expectedLabel}" but the model answered "${top.label}" ` +
+            `(score ${top.score.toFixed(3)}). Check the model and the sample image.`,
+          'SmokeQueryMismatch',
+        );
+      }
+      return { predictions, latencyMs };
+    },
+
+    /** Removes everything the deployment created; safe to repeat, retried until it succeeds. */
+    async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
+      const target = targetFor(spec.target);
+      const report = await withHeartbeat((signal) => target.teardown(spec, signal));
+      log.info('Deployment torn down', { name: spec.name, removed: report.removed.length });
+      return report;
+    },
+  };
+}
+
+function parsePredictions(text: string): Prediction[] | undefined {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const predictions = (parsed as { predictions?: unknown }).predictions;
+  if (!Array.isArray(predictions) || predictions.length === 0) return undefined;
+  const wellFormed = predictions.every(
+    (p: unknown) =>
+      typeof (p as Prediction).label === 'string' &&
+      typeof (p as Prediction).score === 'number' &&
+      (p as Prediction).score >= 0 &&
+      (p as Prediction).score <= 1,
+  );
+  return wellFormed ? (predictions as Prediction[]) : undefined;
+}

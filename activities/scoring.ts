@@ -1,0 +1,127 @@
+/**
+ * The GPU worker's activity: score one shard of a batch job. Idempotent and resumable:
+ *  - a finished shard (its directory renamed into place) is returned as is;
+ *  - an attempt resumes from the checkpoint the previous attempt heartbeated, truncating whatever that
+ *    attempt wrote after it, so every input appears exactly once in the shard's outputs;
+ *  - outputs are written into `<shard>.partial/` and renamed to `<shard>/` in one step at the end.
+ */
+import { constants as fsConstants } from 'node:fs';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+
+import { readShardManifest } from '../src/batch/input-listing';
+import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
+import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
+import { InvalidInputError } from '../src/errors';
+import { readJsonFile } from '../src/json-file';
+import type { ClassifierPool } from '../src/scoring/classifier-pool';
+import type { ShardCheckpoint, ShardResult, ShardTask } from '../src/shared/batch-types';
+
+export interface ScoringActivityDeps {
+  classifiers: ClassifierPool;
+  /** Shown in results and logs; defaults to host:pid. */
+  workerName?: string;
+}
+
+export function createScoringActivities({ classifiers, workerName = `${os.hostname()}:${process.pid}` }: ScoringActivityDeps) {
+  return {
+    async scoreShard(task: ShardTask): Promise<ShardResult> {
+      const ctx = Context.current();
+      const layout = new BatchLayout(task.outputDir);
+      const finalDir = layout.shardDir(task.shard);
+      const done = await readJsonFile<ShardResult>(path.join(finalDir, SHARD_FILES.done));
+      if (done) return done;
+
+      let classifier;
+      try {
+        classifier = await classifiers.get(task.modelPath, task.modelDigest);
+      } catch (err) {
+        if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, err.type);
+        throw err;
+      }
+      if (task.requireCuda && classifier.executionProvider !== 'cuda') {
+        throw ApplicationFailure.nonRetryable(
+          `Job "${task.jobName}" requires CUDA but worker ${workerName} runs the model on ${classifier.executionProvider}. ` +
+            'Start GPU workers with --gpu (and the CUDA 12 provider installed), or drop --gpu from the job.',
+          'CudaUnavailable',
+        );
+      }
+      const inputs = await readShardManifest(layout.shardManifest(task.shard, task.manifestDir));
+
+      // Resume from the last checkpoint this shard heartbeated, if the partial outputs are still there.
+      const partialDir = layout.shardPartialDir(task.shard);
+      const previous = ctx.info.heartbeatDetails as ShardCheckpoint | undefined;
+      const from = previous && (await sizesAtLeast(partialDir, previous)) ? previous : EMPTY_CHECKPOINT;
+      if (from === EMPTY_CHECKPOINT) await fs.rm(partialDir, { recursive: true, force: true });
+      await fs.mkdir(partialDir, { recursive: true });
+      if (from.itemsDone > 0) {
+        log.info('Resuming shard from checkpoint', { shard: task.shard, itemsDone: from.itemsDone, attempt: ctx.info.attempt });
+      }
+
+      const predictions = await openAt(path.join(partialDir, SHARD_FILES.predictions), from.predictionsBytes);
+      const errors = await openAt(path.join(partialDir, SHARD_FILES.errors), from.errorsBytes);
+      const raw = task.rawOutputs ? await openAt(path.join(partialDir, SHARD_FILES.raw), from.rawBytes) : undefined;
+      const started = performance.now();
+      let stats;
+      try {
+        stats = await scoreShard({
+          classifier,
+          inputs,
+          baseIndex: task.baseIndex,
+          batchSize: task.batchSize,
+          topK: task.topK,
+          sinks: { predictions, errors, raw },
+          from,
+          onCheckpoint: (checkpoint) => ctx.heartbeat(checkpoint),
+          signal: ctx.cancellationSignal,
+        });
+        await Promise.all([predictions.sync(), errors.sync(), raw?.sync()]);
+      } finally {
+        await Promise.all([predictions.close(), errors.close(), raw?.close()]);
+      }
+
+      const result: ShardResult = {
+        shard: task.shard,
+        itemsOk: stats.checkpoint.itemsOk,
+        itemsFailed: stats.checkpoint.itemsFailed,
+        wallMs: Math.round(performance.now() - started),
+        decodeMs: Math.round(stats.decodeWaitMs),
+        inferMs: Math.round(stats.inferMs),
+        attempts: ctx.info.attempt,
+        executionProvider: classifier.executionProvider,
+        worker: workerName,
+      };
+      await fs.writeFile(path.join(partialDir, SHARD_FILES.done), JSON.stringify(result));
+      await fs.rm(finalDir, { recursive: true, force: true });
+      await fs.rename(partialDir, finalDir);
+      log.info('Shard scored', { shard: task.shard, ok: result.itemsOk, failed: result.itemsFailed, ms: result.wallMs });
+      return result;
+    },
+  };
+}
+
+/** True when the partial files hold at least the checkpointed bytes (else the checkpoint is unusable). */
+async function sizesAtLeast(dir: string, cp: ShardCheckpoint): Promise<boolean> {
+  const size = async (name: string) => {
+    try {
+      return (await fs.stat(path.join(dir, name))).size;
+    } catch {
+      return -1;
+    }
+  };
+  return (
+    (await size(SHARD_FILES.predictions)) >= cp.predictionsBytes &&
+    (await size(SHARD_FILES.errors)) >= cp.errorsBytes &&
+    (cp.rawBytes === 0 || (await size(SHARD_FILES.raw)) >= cp.rawBytes)
+  );
+}
+
+/** Opens (creating) a file for writing at explicit offsets, truncated to `length`. */
+async function openAt(file: string, length: number): Promise<fs.FileHandle> {
+  const handle = await fs.open(file, fsConstants.O_RDWR | fsConstants.O_CREAT);
+  await handle.truncate(length);
+  return handle;
+}

@@ -1,0 +1,91 @@
+/**
+ * One in-process case of the batch benchmark, run in its own process so its peak RSS is its own:
+ *   node dist/bench/batch-case.js --case bare|pipeline --model M --images DIR --batch-size B --shard-size S --concurrency C --out DIR
+ * Prints one JSON line: { items, seconds, itemsPerSecond, peakRssMb, executionProvider }.
+ *
+ * bare:     onnxruntime-node inference on tensors decoded beforehand (the ceiling).
+ * pipeline: the decode → infer → write shard pipeline inferctl's GPU worker runs, without Temporal,
+ *           over the same shards with the same concurrency.
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+
+import { listInputs } from '../src/batch/input-listing';
+import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
+import { preprocessImage } from '../src/images/preprocess';
+import { Classifier } from '../src/scoring/classifier';
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      case: { type: 'string' },
+      model: { type: 'string' },
+      images: { type: 'string' },
+      'batch-size': { type: 'string', default: '16' },
+      'shard-size': { type: 'string', default: '64' },
+      concurrency: { type: 'string', default: '2' },
+      out: { type: 'string' },
+    },
+  });
+  const batchSize = Number(values['batch-size']);
+  const classifier = await Classifier.load(values.model!);
+  const files: string[] = [];
+  for await (const f of listInputs(values.images!)) files.push(f);
+
+  let seconds: number;
+  if (values.case === 'bare') {
+    const tensors = await Promise.all(files.map(async (f) => preprocessImage(await fs.readFile(f), classifier.info)));
+    await classifier.infer(tensors.slice(0, 1)); // warm-up, as the other cases' first batch is not timed apart
+    const started = performance.now();
+    for (let i = 0; i < tensors.length; i += batchSize) await classifier.infer(tensors.slice(i, i + batchSize));
+    seconds = (performance.now() - started) / 1000;
+  } else if (values.case === 'pipeline') {
+    const shardSize = Number(values['shard-size']);
+    const concurrency = Number(values.concurrency);
+    await classifier.infer([new Float32Array(3 * classifier.info.width * classifier.info.height)]);
+    const out = values.out!;
+    await fs.mkdir(out, { recursive: true });
+    const shards = Array.from({ length: Math.ceil(files.length / shardSize) }, (_, i) => i);
+    const started = performance.now();
+    const workers = Array.from({ length: concurrency }, async () => {
+      for (let shard = shards.shift(); shard !== undefined; shard = shards.shift()) {
+        const open = (name: string) => fs.open(path.join(out, `shard-${shard}.${name}`), 'w');
+        const sinks = { predictions: await open('jsonl'), errors: await open('errors.jsonl') };
+        try {
+          await scoreShard({
+            classifier,
+            inputs: files.slice(shard * shardSize, (shard + 1) * shardSize),
+            baseIndex: shard * shardSize,
+            batchSize,
+            topK: 5,
+            sinks,
+            from: EMPTY_CHECKPOINT,
+          });
+        } finally {
+          await Promise.all([sinks.predictions.close(), sinks.errors.close()]);
+        }
+      }
+    });
+    await Promise.all(workers);
+    seconds = (performance.now() - started) / 1000;
+  } else {
+    throw new Error(`--case must be bare or pipeline (got ${values.case})`);
+  }
+  const peakRssMb = process.resourceUsage().maxRSS / 1024;
+  process.stdout.write(
+    JSON.stringify({
+      items: files.length,
+      seconds,
+      itemsPerSecond: files.length / seconds,
+      peakRssMb,
+      executionProvider: classifier.executionProvider,
+    }) + '\n',
+  );
+  await classifier.release();
+}
+
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,67 @@
+"""The Python peer for `npm run bench`: batch scoring as a user of Azure ML batch endpoints would write
+it (onnxruntime + Pillow + numpy in a plain loop over mini-batches), on the same model, the same JPEGs
+and the same preprocessing as inferctl (resize to the model's input, RGB, (x * scale - mean) / std).
+
+    python peer_score.py --model M.onnx --images DIR --batch-size 32 --output predictions.jsonl
+Prints one JSON line: {"items": N, "seconds": S, "items_per_second": R, "peak_rss_mb": M}.
+"""
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+
+def preprocess_spec(session):
+    props = session.get_modelmeta().custom_metadata_map
+    spec = json.loads(props["inferctl.preprocess"])
+    labels = json.loads(props["inferctl.labels"])
+    return spec, labels
+
+
+def load(path, spec):
+    with Image.open(path) as img:
+        img = img.convert("RGB").resize((spec["width"], spec["height"]), Image.BILINEAR)
+        x = np.asarray(img, dtype=np.float32) * spec["scale"]
+    x = (x - np.array(spec["mean"], dtype=np.float32)) / np.array(spec["std"], dtype=np.float32)
+    return x.transpose(2, 0, 1)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--images", required=True)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--output", required=True)
+    ap.add_argument("--top-k", type=int, default=5)
+    args = ap.parse_args()
+
+    session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
+    spec, labels = preprocess_spec(session)
+    files = sorted(
+        os.path.join(args.images, f) for f in os.listdir(args.images) if not f.startswith(".")
+    )
+    input_name = session.get_inputs()[0].name
+
+    started = time.perf_counter()
+    with open(args.output, "w") as out:
+        for i in range(0, len(files), args.batch_size):
+            chunk = files[i : i + args.batch_size]
+            batch = np.stack([load(f, spec) for f in chunk])
+            probs = session.run(None, {input_name: batch})[0]
+            for j, p in enumerate(probs):
+                top = np.argsort(-p)[: args.top_k]
+                row = {"index": i + j, "path": chunk[j], "predictions": [{"label": labels[k], "score": float(p[k])} for k in top]}
+                out.write(json.dumps(row) + "\n")
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"items": len(files), "seconds": seconds, "items_per_second": len(files) / seconds, "peak_rss_mb": peak_kb / 1024}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

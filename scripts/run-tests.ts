@@ -1,0 +1,72 @@
+/**
+ * `npm test`: starts ONE real Temporal dev server (free ports, a fresh temp dir, Web UI on) for the whole
+ * run, runs every compiled test file with node's test runner against it, and stops the server at the end.
+ *   node dist/scripts/run-tests.js [substring …]   only the test files whose path contains one of them
+ * INFERCTL_TEST_CONCURRENCY sets how many test files run at once (default 2, for 2-core machines).
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { findTemporalCli } from '../src/temporal/cli-binary';
+import { startDevServer } from '../src/temporal/dev-server';
+
+const TEST_ROOT = path.resolve(__dirname, '..', 'test');
+
+function testFiles(dir: string): string[] {
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? testFiles(path.join(dir, e.name)) : e.name.endsWith('.test.js') ? [path.join(dir, e.name)] : []))
+    .sort();
+}
+
+async function main(): Promise<number> {
+  const filters = process.argv.slice(2);
+  const files = testFiles(TEST_ROOT).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
+  if (files.length === 0) {
+    console.error(`No test files match ${filters.join(', ')}`);
+    return 1;
+  }
+  const cli = await findTemporalCli({ build: true, log: (l) => console.error(l) });
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'inferctl-test-'));
+  const started = Date.now();
+  const server = await startDevServer({ dataDir: path.join(tmp, 'temporal'), cliPath: cli });
+  console.log(`Temporal dev server ${server.address} (Web UI ${server.uiUrl}) up in ${Date.now() - started} ms; data in ${tmp}`);
+
+  const stopAll = async () => {
+    await server.stop();
+    if (!process.env.INFERCTL_KEEP_TEST_DATA) fs.rmSync(tmp, { recursive: true, force: true });
+  };
+  const child = spawn(
+    process.execPath,
+    ['--test', `--test-concurrency=${process.env.INFERCTL_TEST_CONCURRENCY ?? '2'}`, '--test-reporter=spec', ...files],
+    {
+      stdio: 'inherit',
+      env: {
+        ...process.env,
+        TEMPORAL_ADDRESS: server.address,
+        TEMPORAL_NAMESPACE: server.namespace,
+        INFERCTL_UI_URL: server.uiUrl,
+        INFERCTL_HOME: path.join(tmp, 'home'),
+        TEMPORAL_CLI_PATH: cli,
+      },
+    },
+  );
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      child.kill(signal);
+    });
+  }
+  const code = await new Promise<number>((resolve) => child.once('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
+  await stopAll();
+  return code;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

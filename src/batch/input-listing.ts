@@ -1,0 +1,138 @@
+/**
+ * Turns a batch job's input spec (a directory of images, or a manifest of paths) into shard lists on
+ * disk, streaming, so that a million inputs never sit in memory or in workflow history.
+ */
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import readline from 'node:readline';
+
+import { InvalidInputError } from '../errors';
+import { shardName } from './output-layout';
+
+const MANIFEST_EXTENSIONS = new Set(['.jsonl', '.csv', '.txt']);
+
+/** Every input path, in a stable order: a directory is walked recursively (sorted, hidden names skipped). */
+export async function* listInputs(inputPath: string): AsyncGenerator<string> {
+  let stat: fs.Stats;
+  try {
+    stat = await fsp.stat(inputPath);
+  } catch {
+    throw new InvalidInputError(
+      `Input not found: ${inputPath}. Pass a directory of images or a .jsonl/.csv/.txt manifest of image paths.`,
+      'InputNotFound',
+    );
+  }
+  if (stat.isDirectory()) {
+    yield* walk(inputPath);
+  } else if (MANIFEST_EXTENSIONS.has(path.extname(inputPath).toLowerCase())) {
+    yield* readManifest(inputPath);
+  } else {
+    throw new InvalidInputError(
+      `Input ${inputPath} is neither a directory nor a manifest (.jsonl, .csv or .txt).`,
+      'InvalidInput',
+    );
+  }
+}
+
+async function* walk(dir: string): AsyncGenerator<string> {
+  const entries = (await fsp.readdir(dir, { withFileTypes: true }))
+    .filter((e) => !e.name.startsWith('.'))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) yield* walk(full);
+    else if (entry.isFile()) yield full;
+  }
+}
+
+/**
+ * A manifest lists one input per line: a path (.txt), a CSV row whose first column is the path (a
+ * header row naming `path` is skipped), or a JSON line that is a string or an object with `path`.
+ * Relative paths are relative to the manifest's directory.
+ */
+async function* readManifest(file: string): AsyncGenerator<string> {
+  const base = path.dirname(file);
+  const ext = path.extname(file).toLowerCase();
+  const lines = readline.createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
+  let lineNo = 0;
+  for await (const raw of lines) {
+    lineNo++;
+    const line = raw.trim();
+    if (!line || line.startsWith('#')) continue;
+    let entry: string | undefined;
+    if (ext === '.jsonl') {
+      try {
+        const parsed = JSON.parse(line) as unknown;
+        entry = typeof parsed === 'string' ? parsed : (parsed as { path?: unknown }).path as string | undefined;
+      } catch {
+        entry = undefined;
+      }
+    } else if (ext === '.csv') {
+      const first = line.split(',')[0]!.trim().replace(/^"(.*)"$/, '$1');
+      if (lineNo === 1 && first.toLowerCase() === 'path') continue;
+      entry = first;
+    } else {
+      entry = line;
+    }
+    if (typeof entry !== 'string' || entry.length === 0) {
+      throw new InvalidInputError(
+        `${file}:${lineNo}: expected ${ext === '.jsonl' ? 'a JSON string or {"path": …}' : 'a path'}, got: ${line.slice(0, 120)}`,
+        'InvalidManifest',
+      );
+    }
+    yield path.resolve(base, entry);
+  }
+}
+
+/**
+ * Writes shard-<n>.jsonl files of `shardSize` paths each into `manifestDir` (atomically: a temp dir
+ * renamed at the end) and returns the counts. Fails clearly when there is nothing to score.
+ */
+export async function writeShardManifests(
+  inputPath: string,
+  manifestDir: string,
+  shardSize: number,
+  onProgress?: (items: number) => void,
+): Promise<{ totalItems: number; shardCount: number }> {
+  const tmp = `${manifestDir}.${process.pid}.tmp`;
+  await fsp.rm(tmp, { recursive: true, force: true });
+  await fsp.mkdir(tmp, { recursive: true });
+  let totalItems = 0;
+  let shardCount = 0;
+  let current: string[] = [];
+  const flush = async () => {
+    // One JSON string per line: a path may contain any character, newlines included.
+    await fsp.writeFile(
+      path.join(tmp, `${shardName(shardCount)}.jsonl`),
+      current.map((p) => JSON.stringify(p)).join('\n') + '\n',
+    );
+    shardCount++;
+    current = [];
+  };
+  for await (const input of listInputs(inputPath)) {
+    current.push(input);
+    totalItems++;
+    if (current.length === shardSize) {
+      await flush();
+      onProgress?.(totalItems);
+    }
+  }
+  if (current.length > 0) await flush();
+  if (totalItems === 0) {
+    await fsp.rm(tmp, { recursive: true, force: true });
+    throw new InvalidInputError(`No inputs found in ${inputPath}: nothing to score.`, 'EmptyInput');
+  }
+  await fsp.rm(manifestDir, { recursive: true, force: true });
+  await fsp.rename(tmp, manifestDir);
+  return { totalItems, shardCount };
+}
+
+/** The paths of one shard, in order. */
+export async function readShardManifest(file: string): Promise<string[]> {
+  const text = await fsp.readFile(file, 'utf8');
+  return text
+    .split('\n')
+    .filter((line) => line.length > 0)
+    .map((line) => JSON.parse(line) as string);
+}

@@ -1,0 +1,64 @@
+/**
+ * The files of a batch job under its output directory.
+ *
+ *   <out>/manifest/job.json            the job token and counts (listing is idempotent per job)
+ *   <out>/manifest/shard-000000.jsonl  one input path per line, as a JSON string
+ *   <out>/shards/shard-000000.partial/ a shard being scored: predictions.jsonl, errors.jsonl, raw.f32
+ *   <out>/shards/shard-000000/         a finished shard (renamed atomically), with done.json
+ *   <out>/predictions.jsonl            every input's top-k, in input order, once the job ends
+ *   <out>/errors.jsonl                 every input that could not be scored, with the reason
+ *   <out>/summary.json                 counts, timings, execution provider
+ */
+import path from 'node:path';
+
+export function shardName(shard: number): string {
+  return `shard-${String(shard).padStart(6, '0')}`;
+}
+
+export class BatchLayout {
+  constructor(readonly outputDir: string) {}
+
+  get manifestDir(): string {
+    return path.join(this.outputDir, 'manifest');
+  }
+
+  get jobFile(): string {
+    return path.join(this.manifestDir, 'job.json');
+  }
+
+  shardManifest(shard: number, manifestDir = this.manifestDir): string {
+    return path.join(manifestDir, `${shardName(shard)}.jsonl`);
+  }
+
+  get shardsDir(): string {
+    return path.join(this.outputDir, 'shards');
+  }
+
+  shardDir(shard: number): string {
+    return path.join(this.shardsDir, shardName(shard));
+  }
+
+  shardPartialDir(shard: number): string {
+    return `${this.shardDir(shard)}.partial`;
+  }
+
+  get predictionsFile(): string {
+    return path.join(this.outputDir, 'predictions.jsonl');
+  }
+
+  get errorsFile(): string {
+    return path.join(this.outputDir, 'errors.jsonl');
+  }
+
+  get summaryFile(): string {
+    return path.join(this.outputDir, 'summary.json');
+  }
+}
+
+/** Files inside a shard directory (partial or finished). */
+export const SHARD_FILES = {
+  predictions: 'predictions.jsonl',
+  errors: 'errors.jsonl',
+  raw: 'raw.f32',
+  done: 'done.json',
+} as const;

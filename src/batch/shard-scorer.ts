@@ -1,0 +1,146 @@
+/**
+ * The decode → infer → write pipeline for one shard, shared by the GPU worker's activity and the
+ * benchmark's in-process baseline. While batch k is in inference, batch k+1 is already being read and
+ * decoded (sharp runs on libuv's thread pool, onnxruntime on its own threads), so the accelerator does
+ * not wait on decode unless decode is the bottleneck.
+ *
+ * Rows are appended in input order at explicit byte offsets; after each batch the caller gets a
+ * checkpoint (items done, byte offsets) that is only reported once the bytes are written, so resuming
+ * from it after a crash (truncating whatever came after) yields every input exactly once.
+ */
+import fs from 'node:fs/promises';
+
+import { ImageError } from '../errors';
+import { preprocessImage } from '../images/preprocess';
+import type { Classifier } from '../scoring/classifier';
+import type { ShardCheckpoint } from '../shared/batch-types';
+
+export interface ShardSinks {
+  predictions: fs.FileHandle;
+  errors: fs.FileHandle;
+  raw?: fs.FileHandle;
+}
+
+export interface ShardScoringOptions {
+  classifier: Classifier;
+  /** The shard's input paths, in order. */
+  inputs: string[];
+  /** Global index of inputs[0] in the job (rows carry global indices). */
+  baseIndex: number;
+  batchSize: number;
+  topK: number;
+  sinks: ShardSinks;
+  /** Where to resume; zeros for a fresh shard. */
+  from: ShardCheckpoint;
+  /** Called after each batch is written; heartbeat it. */
+  onCheckpoint?: (checkpoint: ShardCheckpoint) => void;
+  signal?: AbortSignal;
+}
+
+export interface ShardScoringStats {
+  checkpoint: ShardCheckpoint;
+  /** Time inference waited for decode (ms): near zero when decode keeps up. */
+  decodeWaitMs: number;
+  inferMs: number;
+}
+
+type Decoded = { ok: true; tensor: Float32Array } | { ok: false; reason: string; message: string };
+
+export const EMPTY_CHECKPOINT: ShardCheckpoint = {
+  itemsDone: 0,
+  itemsOk: 0,
+  itemsFailed: 0,
+  predictionsBytes: 0,
+  errorsBytes: 0,
+  rawBytes: 0,
+};
+
+export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScoringStats> {
+  const { classifier, inputs, batchSize, sinks } = opts;
+  const info = classifier.info;
+  const expectedLength = 3 * info.width * info.height;
+  const cp: ShardCheckpoint = { ...opts.from };
+  let decodeWaitMs = 0;
+  let inferMs = 0;
+
+  const decodeOne = async (file: string): Promise<Decoded> => {
+    try {
+      const bytes = await fs.readFile(file);
+      const tensor = await preprocessImage(bytes, info);
+      if (tensor.length !== expectedLength) {
+        return { ok: false, reason: 'wrong-size', message: `decoded to ${tensor.length} values, want ${expectedLength}` };
+      }
+      return { ok: true, tensor };
+    } catch (err) {
+      if (err instanceof ImageError) return { ok: false, reason: err.reason, message: err.message };
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
+        return { ok: false, reason: 'unreadable', message: `${code}: cannot read ${file}` };
+      }
+      throw err;
+    }
+  };
+  const decodeBatch = (start: number) => {
+    const batch = Promise.all(inputs.slice(start, start + batchSize).map(decodeOne));
+    batch.catch(() => undefined); // awaited later; don't let a failure count as unhandled meanwhile
+    return batch;
+  };
+
+  let pending = cp.itemsDone < inputs.length ? decodeBatch(cp.itemsDone) : undefined;
+  for (let start = cp.itemsDone; start < inputs.length; start += batchSize) {
+    opts.signal?.throwIfAborted();
+    const waitStarted = performance.now();
+    const decoded = await pending!;
+    decodeWaitMs += performance.now() - waitStarted;
+    pending = start + batchSize < inputs.length ? decodeBatch(start + batchSize) : undefined;
+
+    const tensors = decoded.filter((d): d is Extract<Decoded, { ok: true }> => d.ok).map((d) => d.tensor);
+    const inferStarted = performance.now();
+    const outputs = tensors.length > 0 ? await classifier.infer(tensors) : [];
+    inferMs += performance.now() - inferStarted;
+
+    const predictionRows: string[] = [];
+    const errorRows: string[] = [];
+    const rawChunks: Buffer[] = [];
+    let o = 0;
+    decoded.forEach((d, i) => {
+      const index = opts.baseIndex + start + i;
+      const file = inputs[start + i]!;
+      if (d.ok) {
+        const probs = outputs[o++]!;
+        predictionRows.push(JSON.stringify({ index, path: file, predictions: classifier.topK(probs, opts.topK) }));
+        if (sinks.raw) rawChunks.push(Buffer.from(probs.buffer, probs.byteOffset, probs.byteLength));
+      } else {
+        errorRows.push(JSON.stringify({ index, path: file, reason: d.reason, message: d.message }));
+      }
+    });
+
+    cp.predictionsBytes += await append(sinks.predictions, predictionRows, cp.predictionsBytes);
+    cp.errorsBytes += await append(sinks.errors, errorRows, cp.errorsBytes);
+    if (sinks.raw && rawChunks.length > 0) {
+      const buf = Buffer.concat(rawChunks);
+      await writeAll(sinks.raw, buf, cp.rawBytes);
+      cp.rawBytes += buf.length;
+    }
+    cp.itemsDone += decoded.length;
+    cp.itemsOk += tensors.length;
+    cp.itemsFailed += decoded.length - tensors.length;
+    opts.onCheckpoint?.({ ...cp });
+  }
+  return { checkpoint: cp, decodeWaitMs, inferMs };
+}
+
+async function append(handle: fs.FileHandle, rows: string[], position: number): Promise<number> {
+  if (rows.length === 0) return 0;
+  const buf = Buffer.from(rows.join('\n') + '\n');
+  await writeAll(handle, buf, position);
+  return buf.length;
+}
+
+async function writeAll(handle: fs.FileHandle, buf: Buffer, position: number): Promise<void> {
+  let written = 0;
+  while (written < buf.length) {
+    const { bytesWritten } = await handle.write(buf, written, buf.length - written, position + written);
+    written += bytesWritten;
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * `inferctl deploy`: starts the deploy workflow and follows it step by step.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+
+import { statusQuery } from '../../../workflows/deploy';
+import { CONTROL_TASK_QUEUE, DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../shared/deploy-types';
+import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
+import type { TargetKind } from '../../targets/target';
+import { webUiUrl } from '../../temporal/connection';
+import { CliError } from '../cli-error';
+import { formatDuration } from '../duration';
+import { describeFailure, type Output } from '../output';
+
+export interface DeployCommandOptions {
+  client: Client;
+  namespace: string;
+  modelPath: string;
+  name?: string;
+  target: TargetKind;
+  replicas: number;
+  ttlSeconds: number;
+  topK?: number;
+  smokeSample?: string;
+  expectLabel?: string;
+  readyTimeoutSeconds?: number;
+  taskQueue?: string;
+  /** 'detach': return once started; 'serving': follow until it serves (default); 'end': follow until torn down. */
+  follow: 'detach' | 'serving' | 'end';
+  out: Output;
+}
+
+export interface DeployCommandResult {
+  workflowId: string;
+  runId: string;
+  uiUrl: string;
+  status?: DeployStatus | DeployOutcome;
+}
+
+export async function deployCommand(opts: DeployCommandOptions): Promise<DeployCommandResult> {
+  const modelPath = path.resolve(opts.modelPath);
+  const name = opts.name ?? nameFromModel(modelPath);
+  const input: DeployInput = {
+    name,
+    modelPath,
+    target: opts.target,
+    replicas: opts.replicas,
+    ttlSeconds: opts.ttlSeconds,
+    topK: opts.topK,
+    smoke: opts.smokeSample
+      ? { samplePath: path.resolve(opts.smokeSample), expectedLabel: opts.expectLabel }
+      : undefined,
+    timings: opts.readyTimeoutSeconds ? { readyTimeoutSeconds: opts.readyTimeoutSeconds } : undefined,
+  };
+  if (opts.expectLabel && !opts.smokeSample) {
+    throw new CliError('--expect-label needs --smoke-sample: the label is checked against the sample’s answer.', 2);
+  }
+  if (!fs.existsSync(modelPath)) {
+    opts.out.note(`note: ${modelPath} does not exist here; the worker will check its own filesystem.`);
+  }
+
+  const workflowId = deployWorkflowId(name);
+  let handle: WorkflowHandleWithFirstExecutionRunId;
+  try {
+    handle = await opts.client.workflow.start(DEPLOY_WORKFLOW_TYPE, {
+      taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
+      workflowId,
+      args: [input],
+      staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${formatDuration(opts.ttlSeconds * 1000)})`,
+      staticDetails: [
+        `**Model:** ${modelPath}`,
+        `**Target:** ${opts.target}`,
+        `**Replicas:** ${opts.replicas}`,
+        `**Smoke sample:** ${input.smoke ? `${input.smoke.samplePath}${input.smoke.expectedLabel ? ` (expect "${input.smoke.expectedLabel}")` : ''}` : 'none'}`,
+      ].join('\n'),
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new CliError(
+        `A deployment named "${name}" is already running (workflow ${workflowId}). ` +
+          `Pick another --name, or tear it down first: inferctl teardown ${name}`,
+      );
+    }
+    throw err;
+  }
+
+  const uiUrl = webUiUrl({ namespace: opts.namespace, workflowId, runId: handle.firstExecutionRunId });
+  const runId = handle.firstExecutionRunId;
+  opts.out.line(`Started ${workflowId} (run ${runId})`);
+  opts.out.line(`Web UI: ${uiUrl}`);
+  if (opts.follow === 'detach') return { workflowId, runId, uiUrl };
+
+  const status = await followDeployment(handle, opts.follow, opts.out, opts.taskQueue ?? CONTROL_TASK_QUEUE);
+  return { workflowId, runId, uiUrl, status };
+}
+
+/** Derives a valid deployment name from a model file name: `ResNet_50.onnx` → `resnet-50`. */
+export function nameFromModel(modelPath: string): string {
+  const base = path
+    .basename(modelPath, path.extname(modelPath))
+    .toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 40)
+    .replace(/-+$/g, '');
+  return base || 'model';
+}
+
+/**
+ * Polls the `status` query and prints each step as it starts and ends. Returns the status once the
+ * deployment serves (mode 'serving') or the workflow's outcome once it has ended (mode 'end').
+ */
+export async function followDeployment(
+  handle: WorkflowHandle,
+  mode: 'serving' | 'end',
+  out: Output,
+  taskQueue: string,
+): Promise<DeployStatus | DeployOutcome> {
+  let ended = false;
+  let outcome: DeployOutcome | undefined;
+  let failure: unknown;
+  const result = handle.result().then(
+    (r: DeployOutcome) => {
+      outcome = r;
+    },
+    (err: unknown) => {
+      failure = err;
+    },
+  );
+  void result.finally(() => (ended = true));
+
+  const printed = new Map<number, 'started' | 'ended'>();
+  const startedAt = Date.now();
+  let hinted = false;
+  let last: DeployStatus | undefined;
+  for (;;) {
+    if (!ended) {
+      try {
+        last = await handle.query(statusQuery);
+      } catch {
+        if (!hinted && Date.now() - startedAt > 5000) {
+          out.note(`Waiting for a control worker on task queue "${taskQueue}". Start one with: inferctl worker`);
+          hinted = true;
+        }
+      }
+    }
+    if (last) printSteps(last, printed, out);
+    if (ended) break;
+    if (mode === 'serving' && last?.stage === 'serving') {
+      printServing(last, out);
+      return last;
+    }
+    await Promise.race([result, new Promise((r) => setTimeout(r, 300))]);
+  }
+
+  if (outcome) {
+    printSteps(outcome, printed, out);
+    if (outcome.smoke) printServing({ ...outcome, expiresAt: undefined }, out);
+    out.line(`Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`);
+    return outcome;
+  }
+  throw new CliError(describeFailure(failure));
+}
+
+function printSteps(status: DeployStatus, printed: Map<number, 'started' | 'ended'>, out: Output): void {
+  status.steps.forEach((step, i) => {
+    const state = printed.get(i);
+    if (step.ok === undefined) {
+      if (state === undefined && step.step !== 'serve') out.line(`  … ${step.step}`);
+      if (state === undefined) printed.set(i, 'started');
+      return;
+    }
+    if (state === 'ended') return;
+    const mark = step.ok ? '✔' : '✘';
+    const took = step.durationMs !== undefined ? ` (${formatDuration(step.durationMs)})` : '';
+    out.line(`  ${mark} ${step.step}${took}${step.detail ? `: ${step.detail}` : ''}`);
+    printed.set(i, 'ended');
+  });
+}
+
+function printServing(status: DeployStatus, out: Output): void {
+  if (status.smoke) {
+    const answer = status.smoke.predictions
+      .slice(0, 3)
+      .map((p) => `${p.label} ${p.score.toFixed(3)}`)
+      .join(', ');
+    out.line(`Smoke answer: ${answer} (${status.smoke.latencyMs} ms)`);
+  }
+  if (status.endpoint) out.line(`Endpoint: POST ${status.endpoint}/score  (key: ${status.apiKeyRef ?? 'see target'})`);
+  if (status.expiresAt) out.line(`Serving until ${status.expiresAt}. Stop sooner: inferctl teardown ${status.name}`);
+}

@@ -1,0 +1,200 @@
+/**
+ * `inferctl score`: start a batch scoring job and show a live progress bar from its `progress` query;
+ * `inferctl score status <name>`: where a job stands.
+ */
+import path from 'node:path';
+
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+
+import { progressQuery } from '../../../workflows/batch-score';
+import type { BatchOutcome } from '../../../workflows/batch-score';
+import { BATCH_WORKFLOW_TYPE, GPU_TASK_QUEUE, batchWorkflowId } from '../../shared/batch-types';
+import type { BatchProgress, BatchScoreInput } from '../../shared/batch-types';
+import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
+import { webUiUrl } from '../../temporal/connection';
+import { CliError } from '../cli-error';
+import { formatDuration } from '../duration';
+import { describeFailure, type Output } from '../output';
+import { nameFromModel } from './deploy';
+
+export interface ScoreCommandOptions {
+  client: Client;
+  namespace: string;
+  out: Output;
+  modelPath: string;
+  inputPath: string;
+  outputDir: string;
+  name?: string;
+  shardSize: number;
+  batchSize: number;
+  concurrency: number;
+  errorThreshold: number;
+  topK: number;
+  rawOutputs: boolean;
+  requireCuda: boolean;
+  gpuTaskQueue?: string;
+  taskQueue?: string;
+  detach: boolean;
+}
+
+export interface ScoreCommandResult {
+  workflowId: string;
+  uiUrl: string;
+  summary?: BatchOutcome;
+}
+
+export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreCommandResult> {
+  const name = opts.name ?? `${nameFromModel(opts.inputPath).slice(0, 24)}-${Date.now().toString(36)}`;
+  const input: BatchScoreInput = {
+    name,
+    modelPath: path.resolve(opts.modelPath),
+    inputPath: path.resolve(opts.inputPath),
+    outputDir: path.resolve(opts.outputDir),
+    shardSize: opts.shardSize,
+    batchSize: opts.batchSize,
+    maxShardsInFlight: opts.concurrency,
+    errorThreshold: opts.errorThreshold,
+    topK: opts.topK,
+    rawOutputs: opts.rawOutputs,
+    requireCuda: opts.requireCuda,
+    gpuTaskQueue: opts.gpuTaskQueue ?? GPU_TASK_QUEUE,
+  };
+  const workflowId = batchWorkflowId(name);
+  let handle: WorkflowHandle;
+  try {
+    handle = await opts.client.workflow.start(BATCH_WORKFLOW_TYPE, {
+      taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
+      workflowId,
+      args: [input],
+      staticSummary: `Score ${path.basename(input.inputPath)} with ${path.basename(input.modelPath)} → ${input.outputDir}`,
+      staticDetails: [
+        `**Model:** ${input.modelPath}`,
+        `**Input:** ${input.inputPath}`,
+        `**Output:** ${input.outputDir}`,
+        `**Shards:** ${input.shardSize} inputs each, ${input.maxShardsInFlight} in flight, batches of ${input.batchSize}`,
+        `**GPU queue:** ${input.gpuTaskQueue}`,
+      ].join('\n'),
+    });
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) {
+      throw new CliError(`A batch job named "${name}" is already running (workflow ${workflowId}). Pick another --name.`);
+    }
+    throw err;
+  }
+  const uiUrl = webUiUrl({ namespace: opts.namespace, workflowId });
+  opts.out.line(`Started ${workflowId}`);
+  opts.out.line(`Web UI: ${uiUrl}`);
+  if (opts.detach) {
+    opts.out.line(`Follow it with: inferctl score status ${name}`);
+    return { workflowId, uiUrl };
+  }
+  const summary = await followBatch(handle, opts.out, input.gpuTaskQueue!);
+  return { workflowId, uiUrl, summary };
+}
+
+/** Polls `progress` and draws a progress bar until the job ends; returns its summary or throws why it failed. */
+export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue: string): Promise<BatchOutcome> {
+  let ended = false;
+  let outcome: BatchOutcome | undefined;
+  let failure: unknown;
+  // result() follows continue-as-new runs to the last one.
+  const result = handle.result().then(
+    (r: BatchOutcome) => {
+      outcome = r;
+    },
+    (err: unknown) => {
+      failure = err;
+    },
+  );
+  void result.finally(() => (ended = true));
+
+  const tty = process.stdout.isTTY && !out.json;
+  const started = Date.now();
+  let lastPrinted = 0;
+  let hinted = false;
+  while (!ended) {
+    try {
+      const p = await handle.query(progressQuery);
+      if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() - started > 10_000) {
+        out.note(`No shard has finished yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`);
+        hinted = true;
+      }
+      if (tty) {
+        process.stdout.write(`\r${progressLine(p)}\x1b[K`);
+      } else if (Date.now() - lastPrinted > 5000) {
+        out.line(progressLine(p));
+        lastPrinted = Date.now();
+      }
+    } catch {
+      // No run answered yet (starting, or between continue-as-new runs).
+    }
+    await Promise.race([result, new Promise((r) => setTimeout(r, 500))]);
+  }
+  if (tty) process.stdout.write('\n');
+  if (!outcome) throw new CliError(describeFailure(failure));
+  out.line(
+    `Scored ${outcome.itemsOk} of ${outcome.totalItems} inputs (${outcome.itemsFailed} failed) in ${formatDuration(outcome.wallSeconds * 1000)}: ` +
+      `${outcome.itemsPerSecond} items/s on ${outcome.executionProvider}.`,
+  );
+  out.line(`Predictions: ${outcome.predictionsFile}`);
+  if (outcome.itemsFailed > 0) out.line(`Errors:      ${outcome.errorsFile}`);
+  out.line(`Summary:     ${path.join(outcome.outputDir, 'summary.json')}`);
+  return outcome;
+}
+
+export function progressLine(p: BatchProgress): string {
+  if (p.stage === 'listing') return 'Listing inputs…';
+  const fraction = p.totalItems > 0 ? p.itemsDone / p.totalItems : 0;
+  const width = 30;
+  const filled = Math.round(fraction * width);
+  const elapsed = (Date.now() - Date.parse(p.startedAt)) / 1000;
+  const rate = elapsed > 0 ? p.itemsDone / elapsed : 0;
+  const eta = rate > 0 ? formatDuration(((p.totalItems - p.itemsDone) / rate) * 1000) : '?';
+  return (
+    `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(1)}% ` +
+    `${p.itemsDone}/${p.totalItems} items, ${rate.toFixed(0)} items/s, ETA ${eta}, ` +
+    `${p.itemsFailed} failed, shards ${p.shardsDone}/${p.shardCount} (${p.shardsInFlight} running)`
+  );
+}
+
+export interface BatchStatusView {
+  name: string;
+  workflowId: string;
+  execution: string;
+  uiUrl: string;
+  progress?: BatchProgress;
+  summary?: BatchOutcome;
+  failure?: string;
+}
+
+export async function scoreStatusCommand(ctx: { client: Client; namespace: string; out: Output }, name: string): Promise<BatchStatusView> {
+  const workflowId = name.startsWith('score-') ? name : batchWorkflowId(name);
+  const handle = ctx.client.workflow.getHandle(workflowId);
+  let execution: string;
+  try {
+    execution = (await handle.describe()).status.name;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new CliError(`No batch job named "${name}" (workflow ${workflowId}).`);
+    throw err;
+  }
+  const view: BatchStatusView = { name, workflowId, execution, uiUrl: webUiUrl({ namespace: ctx.namespace, workflowId }) };
+  if (execution === 'RUNNING') {
+    view.progress = await handle.query(progressQuery);
+    ctx.out.line(`${workflowId}: running, ${progressLine(view.progress)}`);
+  } else if (execution === 'COMPLETED') {
+    view.summary = (await handle.result()) as BatchOutcome;
+    ctx.out.line(`${workflowId}: completed, ${view.summary.itemsOk}/${view.summary.totalItems} scored, ${view.summary.itemsFailed} failed`);
+    ctx.out.line(`  predictions: ${view.summary.predictionsFile}`);
+  } else {
+    try {
+      await handle.result();
+    } catch (err) {
+      view.failure = describeFailure(err);
+    }
+    ctx.out.line(`${workflowId}: ${execution.toLowerCase()}${view.failure ? `: ${view.failure}` : ''}`);
+  }
+  ctx.out.line(`  Web UI: ${view.uiUrl}`);
+  ctx.out.result(view);
+  return view;
+}

@@ -1,0 +1,289 @@
+/**
+ * The `inferctl` command line. Each command is an exported async function taking an options object;
+ * this file only parses flags, connects, and maps errors to exit codes (0 ok, 1 failed, 2 bad usage).
+ */
+import path from 'node:path';
+
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+
+import { InvalidInputError } from '../errors';
+import { inferctlHome } from '../paths';
+import { GPU_TASK_QUEUE } from '../shared/batch-types';
+import { CONTROL_TASK_QUEUE } from '../shared/deploy-types';
+import { connectClient } from '../temporal/connection';
+import { CliError } from './cli-error';
+import { deployCommand } from './commands/deploy';
+import { scoreCommand, scoreStatusCommand } from './commands/score';
+import { extendCommand, listCommand, statusCommand, teardownCommand } from './commands/deployments';
+import { devCommand } from './commands/dev';
+import { parseDurationSeconds } from './duration';
+import { createOutput } from './output';
+import type { GpuWorkerFlags } from '../../worker/gpu';
+
+const ENV_HELP = `
+Temporal connection (client and workers alike), from the SDK's environment configuration:
+  TEMPORAL_ADDRESS     host:port of the frontend (default localhost:7233, as started by \`inferctl dev\`)
+  TEMPORAL_NAMESPACE   namespace (default "default")
+  TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE   for Temporal Cloud or TLS clusters
+  INFERCTL_UI_URL      base URL of the Temporal Web UI used in printed links (default http://localhost:8233)
+  INFERCTL_HOME        where local deployments keep their state (default ~/.inferctl)`;
+
+function int(flag: string, min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${flag} must be a whole number ≥ ${min}.`);
+    return n;
+  };
+}
+
+function threshold(value: string): number {
+  const t = Number(value);
+  if (!(t === -1 || (t >= 0 && t < 1) || (Number.isInteger(t) && t >= 1))) {
+    throw new InvalidArgumentError('--error-threshold must be -1 (ignore), a fraction in [0, 1) such as 0.05, or a whole count.');
+  }
+  return t;
+}
+
+function duration(flag: string) {
+  return (value: string): number => {
+    try {
+      return parseDurationSeconds(value, flag);
+    } catch (err) {
+      throw new InvalidArgumentError((err as Error).message);
+    }
+  };
+}
+
+async function withClient<T>(json: boolean, fn: (ctx: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> {
+  const ctx = await connect(json);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.connection.close();
+  }
+}
+
+async function connect(json: boolean) {
+  const { client, connection, namespace } = await connectClient();
+  return { client, connection, namespace, out: createOutput(json) };
+}
+
+export function buildProgram(): Command {
+  const program = new Command('inferctl')
+    .description(
+      'Deploy ONNX models as GPU web services and prove they answer, as durable Temporal workflows\n' +
+        'that always tear down what they created.',
+    )
+    .version(require('../../../package.json').version as string)
+    .showHelpAfterError('(run with --help for usage)')
+    .addHelpText('after', ENV_HELP);
+
+  program
+    .command('deploy')
+    .description('Deploy a model: provision → build image → deploy → wait → smoke query → serve for --ttl → teardown')
+    .requiredOption('-m, --model <path>', 'ONNX image classifier to serve')
+    .option('-n, --name <name>', 'deployment name (default: from the model file name); the workflow id is deploy-<name>')
+    .addOption(new Option('-t, --target <target>', 'where to deploy').choices(['local', 'aks']).default('local'))
+    .option('-r, --replicas <n>', 'replicas to run', int('--replicas', 1), 1)
+    .option('--ttl <duration>', 'serve this long after the smoke query, then tear down (e.g. 30m, 2h)', duration('--ttl'), 3600)
+    .option('--top-k <n>', 'labels in each answer', int('--top-k', 1), 5)
+    .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
+    .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this')
+    .option('--ready-timeout <duration>', 'how long replicas may take to become ready', duration('--ready-timeout'))
+    .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
+    .option('--detach', 'start and return at once')
+    .option('--follow', 'follow until the deployment has been torn down (default: until it serves)')
+    .option('--json', 'print one JSON document')
+    .action(async (o: Record<string, unknown>) => {
+      await withClient(Boolean(o.json), async (ctx) => {
+        const result = await deployCommand({
+          ...ctx,
+          modelPath: o.model as string,
+          name: o.name as string | undefined,
+          target: o.target as 'local' | 'aks',
+          replicas: o.replicas as number,
+          ttlSeconds: o.ttl as number,
+          topK: o.topK as number,
+          smokeSample: o.smokeSample as string | undefined,
+          expectLabel: o.expectLabel as string | undefined,
+          readyTimeoutSeconds: o.readyTimeout as number | undefined,
+          taskQueue: o.taskQueue as string,
+          follow: o.detach ? 'detach' : o.follow ? 'end' : 'serving',
+        });
+        ctx.out.result(result);
+      });
+    });
+
+  program
+    .command('status <name>')
+    .description('Show a deployment: stage, endpoint, per-step timings, last error, Web UI link')
+    .option('--json', 'print one JSON document')
+    .action(async (name: string, o: { json?: boolean }) => {
+      await withClient(Boolean(o.json), (ctx) => statusCommand(ctx, name));
+    });
+
+  program
+    .command('list')
+    .description('List running deployments (a Temporal visibility query)')
+    .option('-a, --all', 'include ended deployments')
+    .option('--limit <n>', 'at most this many', int('--limit', 1), 50)
+    .option('--json', 'print one JSON document')
+    .action(async (o: { all?: boolean; limit: number; json?: boolean }) => {
+      await withClient(Boolean(o.json), (ctx) => listCommand(ctx, { all: Boolean(o.all), limit: o.limit }));
+    });
+
+  program
+    .command('teardown <name>')
+    .description('Stop serving now and delete everything the deployment created')
+    .option('--no-wait', 'return once the request is sent')
+    .option('--reason <text>', 'recorded in the workflow log')
+    .option('--json', 'print one JSON document')
+    .action(async (name: string, o: { wait: boolean; reason?: string; json?: boolean }) => {
+      await withClient(Boolean(o.json), (ctx) => teardownCommand(ctx, name, { wait: o.wait, reason: o.reason }));
+    });
+
+  program
+    .command('extend <name>')
+    .description('Keep a deployment serving longer')
+    .requiredOption('--ttl <duration>', 'serve at least this long from now (e.g. 30m)', duration('--ttl'))
+    .option('--json', 'print one JSON document')
+    .action(async (name: string, o: { ttl: number; json?: boolean }) => {
+      await withClient(Boolean(o.json), (ctx) => extendCommand(ctx, name, o.ttl));
+    });
+
+  program
+    .command('worker')
+    .description('Run the control worker (deploy workflows and their activities) until Ctrl-C')
+    .option('--task-queue <queue>', 'task queue to poll', CONTROL_TASK_QUEUE)
+    .action(async (o: { taskQueue: string }) => {
+      // Loaded here, not at the top: the worker SDK is heavy and only this command needs it.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { runControlWorker } = require('../../worker/control') as typeof import('../../worker/control');
+      await runControlWorker({
+        taskQueue: o.taskQueue,
+        onReady: ({ address, namespace, taskQueue }) =>
+          process.stdout.write(`Control worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`),
+      });
+    });
+
+  const score = program
+    .command('score')
+    .description('Score a directory or manifest of images with a model on the GPU workers, with a live progress bar')
+    .option('-m, --model <path>', 'ONNX image classifier')
+    .option('-i, --input <dir|manifest>', 'directory of images (recursive) or a .jsonl/.csv/.txt manifest of paths')
+    .option('-o, --output <dir>', 'where predictions.jsonl, errors.jsonl and summary.json go')
+    .option('-n, --name <name>', 'job name; the workflow id is score-<name> (default: from the input and the time)')
+    .option('--shard-size <n>', 'inputs per shard (one activity)', int('--shard-size', 1), 1000)
+    .option('--batch-size <n>', 'images per inference call', int('--batch-size', 1), 32)
+    .option('--concurrency <n>', 'shards in flight across all GPU workers', int('--concurrency', 1), 4)
+    .option('--error-threshold <t>', 'failed inputs tolerated: -1 ignore, a fraction like 0.05, or a count', threshold, -1)
+    .option('--top-k <n>', 'labels per input', int('--top-k', 1), 5)
+    .option('--raw-outputs', 'also write every raw float32 output vector (raw.f32)')
+    .option('--gpu', 'require the CUDA execution provider: fail rather than score on CPU')
+    .option('--gpu-queue <queue>', 'task queue of the GPU workers', GPU_TASK_QUEUE)
+    .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
+    .option('--detach', 'start and return at once')
+    .option('--json', 'print one JSON document')
+    .action(async (o: Record<string, unknown>) => {
+      const missing = ['model', 'input', 'output'].filter((k) => !o[k]).map((k) => `--${k}`);
+      if (missing.length > 0) throw new CliError(`score needs ${missing.join(', ')} (see inferctl score --help)`, 2);
+      await withClient(Boolean(o.json), async (ctx) => {
+        const result = await scoreCommand({
+          ...ctx,
+          modelPath: o.model as string,
+          inputPath: o.input as string,
+          outputDir: o.output as string,
+          name: o.name as string | undefined,
+          shardSize: o.shardSize as number,
+          batchSize: o.batchSize as number,
+          concurrency: o.concurrency as number,
+          errorThreshold: o.errorThreshold as number,
+          topK: o.topK as number,
+          rawOutputs: Boolean(o.rawOutputs),
+          requireCuda: Boolean(o.gpu),
+          gpuTaskQueue: o.gpuQueue as string,
+          taskQueue: o.taskQueue as string,
+          detach: Boolean(o.detach),
+        });
+        ctx.out.result(result);
+      });
+    });
+  score
+    .command('status <name>')
+    .description('Show a batch job: progress while it runs, its summary or failure once it ended')
+    .option('--json', 'print one JSON document')
+    .action(async (name: string, o: { json?: boolean }) => {
+      await withClient(Boolean(o.json), (ctx) => scoreStatusCommand(ctx, name));
+    });
+
+  program
+    .command('gpu-worker')
+    .description('Run a GPU scoring worker (batch shards, onnxruntime-node) until Ctrl-C')
+    .option('--task-queue <queue>', 'task queue to poll', GPU_TASK_QUEUE)
+    .option('--gpu', 'use the CUDA execution provider (CUDA 12 + cuDNN 9 and the CUDA provider install; see README)')
+    .option('--device-id <n>', 'CUDA device', '0')
+    .option('--allow-cpu-fallback', 'with --gpu: run on CPU when CUDA cannot load instead of failing')
+    .option('--max-concurrent-shards <n>', 'shards this process scores at once', '2')
+    .option('--intra-op-threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)')
+    .option('--graph-optimization <level>', 'disabled | basic | extended | all', 'all')
+    .action(async (o: GpuWorkerFlags) => {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const gpu = require('../../worker/gpu') as typeof import('../../worker/gpu');
+      await gpu.runGpuWorker({
+        ...gpu.gpuWorkerOptions({ ...o, gpu: Boolean(o.gpu), allowCpuFallback: Boolean(o.allowCpuFallback) }),
+        onReady: ({ address, namespace, taskQueue }) =>
+          process.stdout.write(`GPU worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`),
+      });
+    });
+
+  program
+    .command('dev')
+    .description('Run a local Temporal dev server (SQLite file, Web UI, inferctl search attributes) until Ctrl-C')
+    .option('--data-dir <dir>', 'where the SQLite file lives', path.join(inferctlHome(), 'dev'))
+    .option('--port <port>', 'gRPC port', int('--port', 1), 7233)
+    .option('--ui-port <port>', 'Web UI port', int('--ui-port', 1), 8233)
+    .option('--ip <ip>', 'address to bind', '127.0.0.1')
+    .action(async (o: { dataDir: string; port: number; uiPort: number; ip: string }) => {
+      await devCommand({ dataDir: path.resolve(o.dataDir), port: o.port, uiPort: o.uiPort, ip: o.ip });
+    });
+
+  for (const cmd of program.commands) cmd.showHelpAfterError('(run with --help for usage)');
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  program.exitOverride();
+  for (const cmd of program.commands) cmd.exitOverride();
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof CliError) {
+      process.stderr.write(`inferctl: ${err.message}\n`);
+      return err.exitCode;
+    }
+    if (err instanceof InvalidInputError) {
+      process.stderr.write(`inferctl: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`inferctl: ${err instanceof Error ? err.message : String(err)}\n`);
+    return 1;
+  }
+}
+
+if (require.main === module) {
+  main(process.argv).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (err: unknown) => {
+      process.stderr.write(`inferctl: ${String(err)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

@@ -1,0 +1,61 @@
+/**
+ * One onnxruntime session per model per process, shared by every shard the process scores.
+ * The first load says, once and plainly, which execution provider runs.
+ */
+import { Classifier } from './classifier';
+
+export interface ExecutionConfig {
+  executionProvider: 'cpu' | 'cuda';
+  deviceId?: number;
+  /** When CUDA was asked for and cannot load: run on CPU (true) or fail (false). */
+  allowCpuFallback: boolean;
+  intraOpNumThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+}
+
+export class ClassifierPool {
+  private readonly sessions = new Map<string, Promise<Classifier>>();
+  private announced = false;
+
+  constructor(
+    readonly config: ExecutionConfig,
+    private readonly announce: (line: string) => void = (line) => console.log(line),
+  ) {}
+
+  /** The session for this model, loading it on first use. `key` tells versions of a path apart. */
+  get(modelPath: string, key = modelPath): Promise<Classifier> {
+    let session = this.sessions.get(key);
+    if (!session) {
+      session = Classifier.load(modelPath, this.config).then((classifier) => {
+        if (!this.announced) {
+          this.announced = true;
+          const asked = this.config.executionProvider;
+          const runs = classifier.executionProvider;
+          const device = runs === 'cuda' ? ` (device ${this.config.deviceId ?? 0})` : '';
+          this.announce(
+            asked === runs
+              ? `Execution provider: ${runs.toUpperCase()}${device}`
+              : `Execution provider: ${runs.toUpperCase()} — CUDA was requested but could not load; falling back to CPU as allowed`,
+          );
+        }
+        return classifier;
+      });
+      // A failed load is not cached: the next shard tries again (the file may have been fixed).
+      session.catch(() => this.sessions.delete(key));
+      this.sessions.set(key, session);
+    }
+    return session;
+  }
+
+  async releaseAll(): Promise<void> {
+    const all = [...this.sessions.values()];
+    this.sessions.clear();
+    for (const s of all) {
+      try {
+        (await s).release();
+      } catch {
+        // Already reported when it failed to load.
+      }
+    }
+  }
+}

@@ -1,0 +1,137 @@
+/**
+ * Types the batchScore workflow, its activities, the GPU worker and the CLI share.
+ * Workflow-safe: plain data only. Item lists and tensors never travel through history: the workflow
+ * sees counts and shard numbers, the activities read and write files.
+ */
+
+export const GPU_TASK_QUEUE = 'inferctl-gpu';
+export const BATCH_WORKFLOW_TYPE = 'batchScore';
+
+export function batchWorkflowId(name: string): string {
+  return `score-${name}`;
+}
+
+export type ExecutionProviderRequest = 'cpu' | 'cuda';
+
+export interface BatchScoreInput {
+  /** Job name; the workflow id is `score-<name>`. */
+  name: string;
+  /** Absolute path to the ONNX model on the GPU workers' filesystem. */
+  modelPath: string;
+  /** A directory of images (searched recursively), or a .jsonl / .csv / .txt manifest of image paths. */
+  inputPath: string;
+  /** Where predictions, errors and summary.json go. */
+  outputDir: string;
+  /** Inputs per shard (one activity each). */
+  shardSize: number;
+  /** Images per inference call. */
+  batchSize: number;
+  /** Shards running at once across all GPU workers (a sliding window). */
+  maxShardsInFlight: number;
+  /**
+   * Failed inputs tolerated before the job fails, like Azure ML batch `error_threshold`:
+   * -1 ignores errors, a number in (0, 1) is a fraction of all inputs, a whole number ≥ 0 a count.
+   */
+  errorThreshold: number;
+  topK: number;
+  /** Also write each input's raw float32 output vector (outputs/shard-N.f32). */
+  rawOutputs?: boolean;
+  /** Task queue of the GPU workers. */
+  gpuTaskQueue?: string;
+  /** Fail instead of scoring on a worker whose model runs on CPU. */
+  requireCuda?: boolean;
+  /** Fail a shard attempt whose worker stops heartbeating for this long. Default 30. */
+  heartbeatTimeoutSeconds?: number;
+}
+
+/** What the listing activity returns: counts and where the shard lists are, never the items. */
+export interface PreparedBatch {
+  totalItems: number;
+  shardCount: number;
+  /** Directory holding shard-<n>.txt, one input path per line. */
+  manifestDir: string;
+  modelDigest: string;
+}
+
+/** What the workflow passes a shard activity. */
+export interface ShardTask {
+  jobName: string;
+  shard: number;
+  /** Global index of the shard's first input (rows carry global indices). */
+  baseIndex: number;
+  manifestDir: string;
+  outputDir: string;
+  modelPath: string;
+  modelDigest: string;
+  batchSize: number;
+  topK: number;
+  rawOutputs: boolean;
+  requireCuda: boolean;
+}
+
+export interface ShardResult {
+  shard: number;
+  itemsOk: number;
+  itemsFailed: number;
+  /** Wall time of the attempt that completed it (ms), and of decode / inference inside it. */
+  wallMs: number;
+  decodeMs: number;
+  inferMs: number;
+  attempts: number;
+  executionProvider: string;
+  worker: string;
+}
+
+/** The checkpoint a shard heartbeats: where to resume and what to truncate. */
+export interface ShardCheckpoint {
+  itemsDone: number;
+  itemsOk: number;
+  itemsFailed: number;
+  predictionsBytes: number;
+  errorsBytes: number;
+  rawBytes: number;
+}
+
+export interface BatchProgress {
+  name: string;
+  stage: 'listing' | 'scoring' | 'summarising' | 'done' | 'failed';
+  totalItems: number;
+  itemsDone: number;
+  itemsFailed: number;
+  shardCount: number;
+  shardsDone: number;
+  shardsInFlight: number;
+  startedAt: string;
+  executionProvider?: string;
+  /** Set when the job ended: where summary.json is. */
+  summaryPath?: string;
+}
+
+/** Carried across continue-as-new so a long job keeps each run's history small. */
+export interface BatchCarryOver {
+  prepared: PreparedBatch;
+  nextShard: number;
+  shardsDone: number;
+  itemsOk: number;
+  itemsFailed: number;
+  startedAt: string;
+  executionProvider?: string;
+}
+
+export interface BatchSummary {
+  name: string;
+  modelPath: string;
+  modelDigest: string;
+  inputPath: string;
+  outputDir: string;
+  totalItems: number;
+  itemsOk: number;
+  itemsFailed: number;
+  shards: number;
+  wallSeconds: number;
+  itemsPerSecond: number;
+  executionProvider: string;
+  predictionsFile: string;
+  errorsFile: string;
+  shardTimings: Array<Pick<ShardResult, 'shard' | 'itemsOk' | 'itemsFailed' | 'wallMs' | 'decodeMs' | 'inferMs' | 'attempts' | 'worker'>>;
+}

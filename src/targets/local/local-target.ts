@@ -1,0 +1,270 @@
+/**
+ * The `local` target: the embedded default. The "cluster" is a directory, the "image" a content-addressed
+ * bundle, the replicas real scoring-server processes on loopback behind a round-robin gateway.
+ * Every method is idempotent and finds its state on disk, so a worker that died mid-step can be replaced.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { InvalidInputError } from '../../errors';
+import { readModelInfo } from '../../model/model-info';
+import { generateApiKey, ensureSecretFile } from '../api-key';
+import type {
+  DeployResult,
+  DeploymentSpec,
+  EndpointAccess,
+  ImageResult,
+  ProvisionResult,
+  ReadinessReport,
+  Target,
+  TeardownReport,
+} from '../target';
+import { logTail, spawnDetachedNode } from './detached-process';
+import { LocalLayout } from './layout';
+import { findProcessesByMarker, isAlive, stopProcess } from './processes';
+import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
+
+const SERVER_MAIN = require.resolve('../../server/main');
+const GATEWAY_MAIN = require.resolve('./gateway-main');
+
+/** The scoring server's request body limit; the seed's JPEGs are far smaller. */
+const MAX_BODY_BYTES = 10 * 1024 * 1024;
+
+interface ClusterRecord {
+  ownerId: string;
+  createdAt: string;
+}
+
+interface ReplicaRecord {
+  index: number;
+  pid: number;
+  digest: string;
+}
+
+interface ReplicasRecord {
+  replicas: ReplicaRecord[];
+  gateway?: { pid: number; replicas: number };
+}
+
+interface ReadyFile {
+  pid: number;
+  port: number;
+  url: string;
+}
+
+export interface LocalTargetOptions {
+  /** Parent of the per-deployment directories; default `<INFERCTL_HOME>/local`. */
+  root?: string;
+}
+
+export class LocalTarget implements Target {
+  readonly kind = 'local' as const;
+
+  constructor(private readonly opts: LocalTargetOptions = {}) {}
+
+  layout(name: string): LocalLayout {
+    return new LocalLayout(name, this.opts.root);
+  }
+
+  async provision(spec: DeploymentSpec): Promise<ProvisionResult> {
+    const layout = this.layout(spec.name);
+    const existing = await readJsonFile<ClusterRecord>(layout.clusterFile);
+    if (existing && existing.ownerId !== spec.ownerId) {
+      const live = await findProcessesByMarker(layout.processMarker);
+      if (live.length > 0) {
+        throw new InvalidInputError(
+          `Local deployment "${spec.name}" is still running for workflow ${existing.ownerId} ` +
+            `(pids ${live.join(', ')}). Tear it down first: inferctl teardown ${spec.name}`,
+          'DeploymentNameInUse',
+        );
+      }
+    }
+    await fs.mkdir(layout.dir, { recursive: true, mode: 0o700 });
+    if (!existing || existing.ownerId !== spec.ownerId) {
+      await writeJsonFileAtomic(layout.clusterFile, { ownerId: spec.ownerId, createdAt: new Date().toISOString() });
+    }
+    await ensureSecretFile(layout.apiKeyFile, generateApiKey);
+    return { clusterId: layout.dir, created: !existing || existing.ownerId !== spec.ownerId, secretRef: layout.apiKeyFile };
+  }
+
+  async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
+    const layout = this.layout(spec.name);
+    const info = await readModelInfo(spec.modelPath);
+    const files: Record<string, Buffer> = {
+      'model.onnx': await fs.readFile(spec.modelPath),
+      'model.labels.txt': Buffer.from(info.labels.join('\n') + '\n'),
+      'server.json': Buffer.from(JSON.stringify({ topK: spec.topK, maxBodyBytes: MAX_BODY_BYTES }, null, 2)),
+    };
+    const hash = crypto.createHash('sha256');
+    for (const [name, content] of Object.entries(files)) {
+      hash.update(`${name}\0${content.length}\0`).update(content);
+    }
+    const digest = `sha256:${hash.digest('hex')}`;
+    const dir = layout.bundleDir(digest);
+    if (await exists(path.join(dir, '.complete'))) return { imageRef: dir, digest, reused: true };
+
+    const tmp = `${dir}.${process.pid}.tmp`;
+    await fs.rm(tmp, { recursive: true, force: true });
+    await fs.mkdir(tmp, { recursive: true });
+    for (const [name, content] of Object.entries(files)) await fs.writeFile(path.join(tmp, name), content);
+    await fs.writeFile(path.join(tmp, '.complete'), digest);
+    await fs.rm(dir, { recursive: true, force: true });
+    await fs.rename(tmp, dir);
+    return { imageRef: dir, digest, reused: false };
+  }
+
+  async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
+    const layout = this.layout(spec.name);
+    const state = (await readJsonFile<ReplicasRecord>(layout.replicasFile)) ?? { replicas: [] };
+    const live = new Set(await findProcessesByMarker(layout.processMarker));
+    let started = 0;
+
+    // Keep replicas that run this image at a wanted index; stop the rest, including processes a crashed
+    // earlier attempt started but did not get to record.
+    state.replicas = state.replicas.filter(
+      (r) => r.index < spec.replicas && r.digest === image.digest && live.has(r.pid) && isAlive(r.pid),
+    );
+    const keep = new Set([...state.replicas.map((r) => r.pid), ...(state.gateway ? [state.gateway.pid] : [])]);
+    await Promise.all([...live].filter((pid) => !keep.has(pid)).map((pid) => stopProcess(pid)));
+
+    for (let index = 0; index < spec.replicas; index++) {
+      if (state.replicas.some((r) => r.index === index)) continue;
+      const dir = layout.replicaDir(index);
+      await fs.mkdir(dir, { recursive: true });
+      await fs.rm(path.join(dir, 'ready.json'), { force: true });
+      const pid = await spawnDetachedNode(
+        SERVER_MAIN,
+        [
+          '--model', path.join(image.imageRef, 'model.onnx'),
+          '--api-key-file', layout.apiKeyFile,
+          '--ready-file', path.join(dir, 'ready.json'),
+          '--host', '127.0.0.1',
+          '--port', '0',
+          '--top-k', String(spec.topK),
+          '--max-body-bytes', String(MAX_BODY_BYTES),
+        ],
+        path.join(dir, 'replica.log'),
+      );
+      state.replicas.push({ index, pid, digest: image.digest });
+      started++;
+      // Record each pid as soon as it exists: teardown must find it even if this worker dies next.
+      await writeJsonFileAtomic(layout.replicasFile, state);
+    }
+
+    const gateway = state.gateway;
+    const gatewayUp = gateway && gateway.replicas === spec.replicas && live.has(gateway.pid) && isAlive(gateway.pid);
+    if (!gatewayUp) {
+      if (gateway) await stopProcess(gateway.pid);
+      await fs.mkdir(layout.gatewayDir, { recursive: true });
+      await fs.rm(path.join(layout.gatewayDir, 'ready.json'), { force: true });
+      const pid = await spawnDetachedNode(
+        GATEWAY_MAIN,
+        [
+          '--replicas-dir', path.join(layout.dir, 'replicas'),
+          '--replicas', String(spec.replicas),
+          '--ready-file', path.join(layout.gatewayDir, 'ready.json'),
+        ],
+        path.join(layout.gatewayDir, 'gateway.log'),
+      );
+      state.gateway = { pid, replicas: spec.replicas };
+      started++;
+    }
+    await writeJsonFileAtomic(layout.replicasFile, state);
+    return { started, replicas: spec.replicas };
+  }
+
+  async checkReadiness(spec: DeploymentSpec): Promise<ReadinessReport> {
+    const layout = this.layout(spec.name);
+    const state = await readJsonFile<ReplicasRecord>(layout.replicasFile);
+    const report: ReadinessReport = { ready: false, readyReplicas: 0, desiredReplicas: spec.replicas, replicaUrls: [] };
+    if (!state) return { ...report, reason: 'no replica has been started yet' };
+
+    const waiting: string[] = [];
+    for (const record of [...state.replicas].sort((a, b) => a.index - b.index)) {
+      const dir = layout.replicaDir(record.index);
+      const ready = await readJsonFile<ReadyFile>(path.join(dir, 'ready.json'));
+      if (!isAlive(record.pid)) {
+        const tail = await logTail(path.join(dir, 'replica.log'));
+        return { ...report, fatal: true, reason: `replica ${record.index} (pid ${record.pid}) exited: ${tail || 'no output'}` };
+      }
+      if (!ready) {
+        waiting.push(`replica ${record.index} is loading the model`);
+        continue;
+      }
+      report.replicaUrls.push(ready.url);
+      if (await answers(`${ready.url}/readyz`)) report.readyReplicas++;
+      else waiting.push(`replica ${record.index} at ${ready.url} does not answer /readyz yet`);
+    }
+
+    const gatewayReady = await readJsonFile<ReadyFile>(path.join(layout.gatewayDir, 'ready.json'));
+    if (state.gateway && !isAlive(state.gateway.pid)) {
+      const tail = await logTail(path.join(layout.gatewayDir, 'gateway.log'));
+      return { ...report, fatal: true, reason: `the gateway (pid ${state.gateway.pid}) exited: ${tail || 'no output'}` };
+    }
+    if (gatewayReady && (await answers(`${gatewayReady.url}/healthz`))) report.endpoint = gatewayReady.url;
+    else waiting.push('the gateway is starting');
+
+    if (report.readyReplicas < spec.replicas && waiting.length === 0) {
+      waiting.push(`${spec.replicas - state.replicas.length} replica(s) not started`);
+    }
+    report.ready = waiting.length === 0 && report.readyReplicas === spec.replicas && report.endpoint !== undefined;
+    if (!report.ready) report.reason = waiting.join('; ');
+    return report;
+  }
+
+  async endpointAccess(spec: DeploymentSpec): Promise<EndpointAccess> {
+    const layout = this.layout(spec.name);
+    const gateway = await readJsonFile<ReadyFile>(path.join(layout.gatewayDir, 'ready.json'));
+    if (!gateway) throw new Error(`Deployment "${spec.name}" has no endpoint yet (no gateway ready file).`);
+    const apiKey = (await fs.readFile(layout.apiKeyFile, 'utf8')).trim();
+    return { endpoint: gateway.url, apiKey };
+  }
+
+  async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
+    const layout = this.layout(spec.name);
+    const removed: string[] = [];
+    const cluster = await readJsonFile<ClusterRecord>(layout.clusterFile);
+    if (cluster && cluster.ownerId !== spec.ownerId) {
+      // Another workflow owns this name now: never touch what is not ours.
+      return { removed };
+    }
+    // Every process whose command line names this deployment's directory, recorded or not.
+    const pids = await findProcessesByMarker(layout.processMarker);
+    await Promise.all(pids.map((pid) => stopProcess(pid)));
+    removed.push(...pids.map((pid) => `process ${pid}`));
+    for (const entry of await listDir(layout.bundlesDir)) removed.push(`bundle sha256:${entry}`);
+    if (await exists(layout.dir)) {
+      await fs.rm(layout.dir, { recursive: true, force: true });
+      removed.push(`directory ${layout.dir}`);
+    }
+    return { removed };
+  }
+}
+
+async function answers(url: string): Promise<boolean> {
+  try {
+    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+    await res.arrayBuffer();
+    return res.ok;
+  } catch {
+    return false;
+  }
+}
+
+async function exists(file: string): Promise<boolean> {
+  try {
+    await fs.access(file);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function listDir(dir: string): Promise<string[]> {
+  try {
+    return (await fs.readdir(dir)).filter((e) => !e.endsWith('.tmp'));
+  } catch {
+    return [];
+  }
+}

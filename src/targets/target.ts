@@ -1,0 +1,83 @@
+/**
+ * The target interface: where a deployment's "cluster", "image" and replicas live.
+ * `local` runs real scoring-server processes on loopback; `aks` drives Azure and Kubernetes.
+ * Every method is idempotent: it is called from Temporal activities that may be retried at any point.
+ * Secrets (the endpoint's API key, cluster credentials) never leave the target through these results.
+ */
+
+export type TargetKind = 'local' | 'aks';
+
+/** What the deploy workflow asks a target to run. Plain data: it travels through workflow history. */
+export interface DeploymentSpec {
+  /** Deployment name, DNS-label safe; also the resource name prefix. */
+  name: string;
+  /** Which target runs it; activities route on this. */
+  target: TargetKind;
+  /** The workflow id that owns every resource (tagged on cloud resources; recorded on disk locally). */
+  ownerId: string;
+  /** Absolute path to the ONNX model on the worker's filesystem. */
+  modelPath: string;
+  replicas: number;
+  /** Top-k labels each response returns. */
+  topK: number;
+}
+
+export interface ProvisionResult {
+  /** Human-readable cluster identifier (a directory for local, an ARM id for aks). */
+  clusterId: string;
+  /** True when this deployment created the cluster (and so may delete it). */
+  created: boolean;
+  /** Where the endpoint key lives (a 0600 file for local, a Kubernetes Secret for aks); never the key. */
+  secretRef: string;
+}
+
+export interface ImageResult {
+  /** Image reference (local: bundle path; aks: registry/repo:tag). */
+  imageRef: string;
+  /** sha256 of the image's contents; the tag. */
+  digest: string;
+  /** True when an image with this digest already existed and nothing was built. */
+  reused: boolean;
+}
+
+export interface DeployResult {
+  /** How many replicas were started by this call (0 when all were already running). */
+  started: number;
+  /** How many replicas are meant to run. */
+  replicas: number;
+}
+
+export interface ReadinessReport {
+  ready: boolean;
+  readyReplicas: number;
+  desiredReplicas: number;
+  /** Why it is not ready yet, in words a user can act on. */
+  reason?: string;
+  /** True when waiting longer cannot help (a replica crashed on start, an image cannot be pulled). */
+  fatal?: boolean;
+  /** Base URL clients use (POST `${endpoint}/score`), once known. */
+  endpoint?: string;
+  /** Replica URLs when the target exposes them (local), else empty. */
+  replicaUrls: string[];
+}
+
+export interface TeardownReport {
+  /** What was removed, e.g. ['replica pid 1234', 'bundle sha256:…']; empty when nothing was left. */
+  removed: string[];
+}
+
+/** Credentials for calling the endpoint; only ever used inside an activity, never returned from one. */
+export interface EndpointAccess {
+  endpoint: string;
+  apiKey: string;
+}
+
+export interface Target {
+  readonly kind: TargetKind;
+  provision(spec: DeploymentSpec, signal?: AbortSignal): Promise<ProvisionResult>;
+  buildImage(spec: DeploymentSpec, signal?: AbortSignal): Promise<ImageResult>;
+  deploy(spec: DeploymentSpec, image: ImageResult, signal?: AbortSignal): Promise<DeployResult>;
+  checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport>;
+  endpointAccess(spec: DeploymentSpec): Promise<EndpointAccess>;
+  teardown(spec: DeploymentSpec, signal?: AbortSignal): Promise<TeardownReport>;
+}

@@ -1,0 +1,61 @@
+/**
+ * The control worker: runs the workflows and the control-plane activities (deploy steps, batch listing
+ * and summary) on the `inferctl-control` task queue. Scoring runs on the GPU worker (worker/gpu.ts).
+ *
+ *   node dist/worker/control.js            (or: inferctl worker)
+ */
+import { parseArgs } from 'node:util';
+
+import { Worker } from '@temporalio/worker';
+
+import { createBatchActivities } from '../activities/batch';
+import { createDeployActivities } from '../activities/deploy';
+import { CONTROL_TASK_QUEUE } from '../src/shared/deploy-types';
+import { LocalTarget } from '../src/targets/local/local-target';
+import { connectWorker } from '../src/temporal/connection';
+import { installWorkerRuntime } from './runtime';
+import { workflowBundle } from './workflow-bundle';
+
+export interface ControlWorkerOptions {
+  taskQueue?: string;
+  /** Stop (gracefully) once this settles; by default the worker runs until SIGINT/SIGTERM. */
+  until?: Promise<unknown>;
+  /** Called once the worker polls, with what it listens on. */
+  onReady?: (info: { address: string; namespace: string; taskQueue: string }) => void;
+}
+
+export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise<void> {
+  const taskQueue = opts.taskQueue ?? CONTROL_TASK_QUEUE;
+  installWorkerRuntime();
+  const { connection, namespace, address } = await connectWorker();
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace,
+      taskQueue,
+      workflowBundle: workflowBundle(),
+      activities: {
+        ...createDeployActivities({ targets: { local: new LocalTarget() } }),
+        ...createBatchActivities(),
+      },
+    });
+    opts.onReady?.({ address, namespace, taskQueue });
+    // Returns after SIGINT/SIGTERM (or `until`) once in-flight tasks are done.
+    if (opts.until) await worker.runUntil(opts.until);
+    else await worker.run();
+  } finally {
+    await connection.close();
+  }
+}
+
+if (require.main === module) {
+  const { values } = parseArgs({ options: { 'task-queue': { type: 'string', default: CONTROL_TASK_QUEUE } } });
+  runControlWorker({
+    taskQueue: values['task-queue'],
+    onReady: ({ address, namespace, taskQueue }) =>
+      console.log(`inferctl control worker polling ${taskQueue} on ${address} (namespace ${namespace})`),
+  }).catch((err: unknown) => {
+    console.error(`inferctl worker: ${err instanceof Error ? err.message : String(err)}`);
+    process.exit(1);
+  });
+}

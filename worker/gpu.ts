@@ -1,0 +1,127 @@
+/**
+ * The GPU scoring worker: activities only (no workflows), on its own task queue (`inferctl-gpu`).
+ * One onnxruntime session per model per process, reused by every shard; several of these workers on
+ * the same queue share a job's shards.
+ *
+ *   node dist/worker/gpu.js [--gpu [--device-id 0] [--allow-cpu-fallback]] [--max-concurrent-shards 2]
+ *   (or: inferctl gpu-worker …)
+ */
+import os from 'node:os';
+import { parseArgs } from 'node:util';
+
+import { Worker } from '@temporalio/worker';
+
+import { createScoringActivities } from '../activities/scoring';
+import { InvalidInputError } from '../src/errors';
+import { ClassifierPool } from '../src/scoring/classifier-pool';
+import type { ExecutionConfig } from '../src/scoring/classifier-pool';
+import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
+import { connectWorker } from '../src/temporal/connection';
+import { installWorkerRuntime } from './runtime';
+
+export interface GpuWorkerOptions {
+  taskQueue?: string;
+  execution: ExecutionConfig;
+  /** Shards one process scores at once (each decodes and infers its own batches). */
+  maxConcurrentShards?: number;
+  until?: Promise<unknown>;
+  onReady?: (info: { address: string; namespace: string; taskQueue: string }) => void;
+  announce?: (line: string) => void;
+}
+
+export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
+  const taskQueue = opts.taskQueue ?? GPU_TASK_QUEUE;
+  installWorkerRuntime();
+  const { connection, namespace, address } = await connectWorker();
+  const classifiers = new ClassifierPool(opts.execution, opts.announce);
+  try {
+    const worker = await Worker.create({
+      connection,
+      namespace,
+      taskQueue,
+      activities: createScoringActivities({ classifiers, workerName: `${os.hostname()}:${process.pid}` }),
+      maxConcurrentActivityTaskExecutions: opts.maxConcurrentShards ?? 2,
+    });
+    opts.onReady?.({ address, namespace, taskQueue });
+    if (opts.until) await worker.runUntil(opts.until);
+    else await worker.run();
+  } finally {
+    await classifiers.releaseAll();
+    await connection.close();
+  }
+}
+
+/** The GPU worker's flags as given (strings from the command line), shared with `inferctl gpu-worker`. */
+export interface GpuWorkerFlags {
+  taskQueue: string;
+  gpu: boolean;
+  deviceId: string;
+  allowCpuFallback: boolean;
+  maxConcurrentShards: string;
+  intraOpThreads?: string;
+  graphOptimization: string;
+}
+
+/** Checks the flags and turns them into worker options; every problem is reported at once. */
+export function gpuWorkerOptions(flags: GpuWorkerFlags): GpuWorkerOptions {
+  const problems: string[] = [];
+  const whole = (flag: string, v: string, min: number) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < min) problems.push(`${flag} must be a whole number ≥ ${min} (got ${v})`);
+    return n;
+  };
+  const levels = ['disabled', 'basic', 'extended', 'all'];
+  if (!levels.includes(flags.graphOptimization)) {
+    problems.push(`--graph-optimization must be one of ${levels.join(', ')} (got ${flags.graphOptimization})`);
+  }
+  const options: GpuWorkerOptions = {
+    taskQueue: flags.taskQueue,
+    maxConcurrentShards: whole('--max-concurrent-shards', flags.maxConcurrentShards, 1),
+    execution: {
+      executionProvider: flags.gpu ? 'cuda' : 'cpu',
+      deviceId: whole('--device-id', flags.deviceId, 0),
+      allowCpuFallback: flags.allowCpuFallback,
+      intraOpNumThreads: flags.intraOpThreads === undefined ? undefined : whole('--intra-op-threads', flags.intraOpThreads, 1),
+      graphOptimizationLevel: flags.graphOptimization as ExecutionConfig['graphOptimizationLevel'],
+    },
+  };
+  if (problems.length > 0) throw new InvalidInputError(problems.join('; '));
+  return options;
+}
+
+if (require.main === module) {
+  Promise.resolve()
+    .then(() => {
+      const { values } = parseArgs({
+        options: {
+          'task-queue': { type: 'string', default: GPU_TASK_QUEUE },
+          gpu: { type: 'boolean', default: false },
+          'device-id': { type: 'string', default: '0' },
+          'allow-cpu-fallback': { type: 'boolean', default: false },
+          'max-concurrent-shards': { type: 'string', default: '2' },
+          'intra-op-threads': { type: 'string' },
+          'graph-optimization': { type: 'string', default: 'all' },
+        },
+      });
+      return gpuWorkerOptions({
+        taskQueue: values['task-queue'],
+        gpu: values.gpu,
+        deviceId: values['device-id'],
+        allowCpuFallback: values['allow-cpu-fallback'],
+        maxConcurrentShards: values['max-concurrent-shards'],
+        intraOpThreads: values['intra-op-threads'],
+        graphOptimization: values['graph-optimization'],
+      });
+    })
+    .then((opts) =>
+      runGpuWorker({
+        ...opts,
+        onReady: ({ address, namespace, taskQueue }) =>
+          console.log(`inferctl GPU worker polling ${taskQueue} on ${address} (namespace ${namespace})`),
+      }),
+    )
+    .catch((err: unknown) => {
+      console.error(`inferctl gpu-worker: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(1);
+    });
+}

@@ -1,0 +1,186 @@
+/**
+ * The batchScore workflow: list the inputs into shards (control worker), score the shards on the GPU
+ * task queue through a sliding window of at most `maxShardsInFlight`, then gather the outputs and
+ * write summary.json. The workflow only ever sees counts and shard numbers.
+ *
+ * History stays small for any input size: after SHARDS_PER_RUN shards the workflow drains its window
+ * and continues as new, carrying only counters. A `progress` query answers at any time.
+ */
+import {
+  ApplicationFailure,
+  condition,
+  continueAsNew,
+  defineQuery,
+  log,
+  proxyActivities,
+  setCurrentDetails,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+
+import type { createBatchActivities } from '../activities/batch';
+import type { createScoringActivities } from '../activities/scoring';
+import { rootMessage } from '../src/shared/failure-message';
+import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
+import type { BatchCarryOver, BatchProgress, BatchScoreInput, BatchSummary, ShardResult } from '../src/shared/batch-types';
+
+type BatchActivities = ReturnType<typeof createBatchActivities>;
+type ScoringActivities = ReturnType<typeof createScoringActivities>;
+
+export const progressQuery = defineQuery<BatchProgress>('progress');
+
+/** Shards scheduled per run before continue-as-new: ~6 history events each keeps a run well under 10k. */
+export const SHARDS_PER_RUN = 500;
+
+export type BatchOutcome = Omit<BatchSummary, 'shardTimings'>;
+
+export async function batchScore(input: BatchScoreInput, carry?: BatchCarryOver): Promise<BatchOutcome> {
+  const control = proxyActivities<BatchActivities>({
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: '2 minutes',
+    retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 5 },
+  });
+  const gpu = proxyActivities<ScoringActivities>({
+    taskQueue: input.gpuTaskQueue ?? GPU_TASK_QUEUE,
+    startToCloseTimeout: '2 hours',
+    heartbeatTimeout: `${input.heartbeatTimeoutSeconds ?? 30}s`,
+    retry: { initialInterval: '1s', maximumInterval: '30s', maximumAttempts: 10 },
+    summary: 'Score one shard',
+  });
+
+  const startedAt = carry?.startedAt ?? new Date(Date.now()).toISOString();
+  const progress: BatchProgress = {
+    name: input.name,
+    stage: carry ? 'scoring' : 'listing',
+    totalItems: carry?.prepared.totalItems ?? 0,
+    itemsDone: (carry?.itemsOk ?? 0) + (carry?.itemsFailed ?? 0),
+    itemsFailed: carry?.itemsFailed ?? 0,
+    shardCount: carry?.prepared.shardCount ?? 0,
+    shardsDone: carry?.shardsDone ?? 0,
+    shardsInFlight: 0,
+    startedAt,
+    executionProvider: carry?.executionProvider,
+  };
+  const show = () => setCurrentDetails(describe(progress));
+  setHandler(progressQuery, () => progress);
+  show();
+
+  const prepared = carry?.prepared ?? (await control.prepareBatch(input, workflowInfo().firstExecutionRunId));
+  progress.totalItems = prepared.totalItems;
+  progress.shardCount = prepared.shardCount;
+  progress.stage = 'scoring';
+  show();
+
+  let next = carry?.nextShard ?? 0;
+  const stopAt = Math.min(prepared.shardCount, next + SHARDS_PER_RUN);
+  let itemsOk = carry?.itemsOk ?? 0;
+  let shardFailure: unknown;
+  const exceeded = () => overThreshold(progress.itemsFailed, prepared.totalItems, input.errorThreshold);
+
+  const running: Promise<void>[] = [];
+  while (next < stopAt && shardFailure === undefined && !exceeded()) {
+    await condition(() => progress.shardsInFlight < input.maxShardsInFlight);
+    if (shardFailure !== undefined || exceeded()) break;
+    const shard = next++;
+    progress.shardsInFlight++;
+    running.push(
+      gpu
+        .scoreShard({
+          jobName: input.name,
+          shard,
+          baseIndex: shard * input.shardSize,
+          manifestDir: prepared.manifestDir,
+          outputDir: input.outputDir,
+          modelPath: input.modelPath,
+          modelDigest: prepared.modelDigest,
+          batchSize: input.batchSize,
+          topK: input.topK,
+          rawOutputs: input.rawOutputs ?? false,
+          requireCuda: input.requireCuda ?? false,
+        })
+        .then(
+          (r: ShardResult) => {
+            itemsOk += r.itemsOk;
+            progress.itemsFailed += r.itemsFailed;
+            progress.itemsDone += r.itemsOk + r.itemsFailed;
+            progress.shardsDone++;
+            progress.executionProvider ??= r.executionProvider;
+          },
+          (err: unknown) => {
+            shardFailure ??= err;
+          },
+        )
+        .finally(() => {
+          progress.shardsInFlight--;
+          show();
+        }),
+    );
+  }
+  await Promise.all(running);
+
+  if (shardFailure === undefined && !exceeded() && next < prepared.shardCount) {
+    log.info('Continuing as new', { nextShard: next, shardsDone: progress.shardsDone });
+    return continueAsNew<typeof batchScore>(input, {
+      prepared,
+      nextShard: next,
+      shardsDone: progress.shardsDone,
+      itemsOk,
+      itemsFailed: progress.itemsFailed,
+      startedAt,
+      executionProvider: progress.executionProvider,
+    });
+  }
+
+  progress.stage = 'summarising';
+  show();
+  const summary = await control.summariseBatch(input, prepared, startedAt);
+  progress.summaryPath = `${input.outputDir}/summary.json`;
+
+  if (shardFailure !== undefined) {
+    progress.stage = 'failed';
+    show();
+    throw ApplicationFailure.create({
+      type: 'ShardFailed',
+      message: `Batch job "${input.name}" stopped: a shard could not be scored (${rootMessage(shardFailure)}). ` +
+        `Finished shards are kept in ${input.outputDir}.`,
+      nonRetryable: true,
+      cause: shardFailure instanceof Error ? shardFailure : undefined,
+    });
+  }
+  if (exceeded()) {
+    progress.stage = 'failed';
+    show();
+    throw ApplicationFailure.nonRetryable(
+      `Batch job "${input.name}" failed: ${progress.itemsFailed} input(s) could not be scored, over the error threshold ` +
+        `(${describeThreshold(input.errorThreshold)}). See ${summary.errorsFile} for each input and its reason.`,
+      'ErrorThresholdExceeded',
+    );
+  }
+  progress.stage = 'done';
+  show();
+  return summary;
+}
+
+/** Like Azure ML batch's error_threshold: -1 ignores errors, (0, 1) is a fraction of all inputs, ≥ 1 a count. */
+export function overThreshold(failed: number, total: number, threshold: number): boolean {
+  if (threshold < 0) return false;
+  if (threshold < 1) return failed > threshold * total;
+  return failed > threshold;
+}
+
+function describeThreshold(threshold: number): string {
+  return threshold < 1 ? `${threshold * 100}% of inputs` : `${threshold} input(s)`;
+}
+
+
+function describe(p: BatchProgress): string {
+  const pct = p.totalItems > 0 ? ((100 * p.itemsDone) / p.totalItems).toFixed(1) : '0.0';
+  const lines = [
+    `**Stage:** ${p.stage}`,
+    `**Items:** ${p.itemsDone} / ${p.totalItems} (${pct}%), ${p.itemsFailed} failed`,
+    `**Shards:** ${p.shardsDone} / ${p.shardCount} done, ${p.shardsInFlight} in flight`,
+  ];
+  if (p.executionProvider) lines.push(`**Execution provider:** ${p.executionProvider}`);
+  if (p.summaryPath) lines.push(`**Summary:** ${p.summaryPath}`);
+  return lines.join('\n');
+}

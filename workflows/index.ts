@@ -1,0 +1,3 @@
+// Every workflow the control worker runs; the bundler starts here.
+export * from './batch-score';
+export * from './deploy';
