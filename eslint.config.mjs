@@ -14,7 +14,14 @@ export default tseslint.config(
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     plugins: { 'import-x': importX },
     rules: {
-      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        {
+          allowForKnownSafeCalls: [
+            { from: 'package', package: 'node:test', name: ['describe', 'test', 'it', 'before', 'after', 'suite'] },
+          ],
+        },
+      ],
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'import-x/no-cycle': 'error',
@@ -29,11 +36,15 @@ export default tseslint.config(
         {
           paths: nodeBuiltins.map((name) => ({ name, message: 'Workflows are deterministic: no Node built-ins.' })),
           patterns: [
-            { group: ['@azure/*', 'onnxruntime-node', 'sharp', '@kubernetes/*'], message: 'Workflows call SDKs only through activities.' },
+            {
+              group: ['@azure/*', 'onnxruntime-node', 'sharp', '@kubernetes/*'],
+              message: 'Workflows call SDKs only through activities.',
+            },
             {
               group: ['../activities/*', '../src/*', '!../src/shared', '!../src/shared/*'],
               allowTypeImports: true,
-              message: 'Workflows import activities and shared code as types only; workflow-safe values live in src/shared/.',
+              message:
+                'Workflows import activities and shared code as types only; workflow-safe values live in src/shared/.',
             },
           ],
         },

@@ -37,14 +37,27 @@ export function createBatchActivities() {
       const existing = await readJsonFile<JobFile>(layout.jobFile);
       if (existing && existing.jobToken === jobToken) return withoutToken(existing);
 
-      for (const stale of [layout.manifestDir, layout.shardsDir, layout.predictionsFile, layout.errorsFile, layout.summaryFile]) {
+      for (const stale of [
+        layout.manifestDir,
+        layout.shardsDir,
+        layout.predictionsFile,
+        layout.errorsFile,
+        layout.summaryFile,
+      ]) {
         await fs.rm(stale, { recursive: true, force: true });
       }
       const ctx = Context.current();
       const { totalItems, shardCount } = await failingPermanentlyOnBadInput(() =>
-        writeShardManifests(input.inputPath, layout.manifestDir, input.shardSize, (items) => ctx.heartbeat({ listed: items })),
+        writeShardManifests(input.inputPath, layout.manifestDir, input.shardSize, (items) =>
+          ctx.heartbeat({ listed: items }),
+        ),
       );
-      const prepared: PreparedBatch = { totalItems, shardCount, manifestDir: layout.manifestDir, modelDigest: info.digest };
+      const prepared: PreparedBatch = {
+        totalItems,
+        shardCount,
+        manifestDir: layout.manifestDir,
+        modelDigest: info.digest,
+      };
       await writeJsonFileAtomic(layout.jobFile, { ...prepared, jobToken } satisfies JobFile);
       log.info('Inputs listed', { totalItems, shardCount });
       return prepared;
@@ -72,7 +85,9 @@ export function createBatchActivities() {
       await concatShards(layout, shards, SHARD_FILES.predictions, layout.predictionsFile, () => ctx.heartbeat());
       await concatShards(layout, shards, SHARD_FILES.errors, layout.errorsFile, () => ctx.heartbeat());
       if (input.rawOutputs) {
-        await concatShards(layout, shards, SHARD_FILES.raw, path.join(input.outputDir, 'raw.f32'), () => ctx.heartbeat());
+        await concatShards(layout, shards, SHARD_FILES.raw, path.join(input.outputDir, 'raw.f32'), () =>
+          ctx.heartbeat(),
+        );
       }
 
       const itemsOk = shards.reduce((n, s) => n + s.itemsOk, 0);
@@ -94,16 +109,18 @@ export function createBatchActivities() {
         executionProvider: providers.join(', ') || 'none',
         predictionsFile: layout.predictionsFile,
         errorsFile: layout.errorsFile,
-        shardTimings: shards.map(({ shard, itemsOk: ok, itemsFailed: failed, wallMs, decodeMs, inferMs, attempts, worker }) => ({
-          shard,
-          itemsOk: ok,
-          itemsFailed: failed,
-          wallMs,
-          decodeMs,
-          inferMs,
-          attempts,
-          worker,
-        })),
+        shardTimings: shards.map(
+          ({ shard, itemsOk: ok, itemsFailed: failed, wallMs, decodeMs, inferMs, attempts, worker }) => ({
+            shard,
+            itemsOk: ok,
+            itemsFailed: failed,
+            wallMs,
+            decodeMs,
+            inferMs,
+            attempts,
+            worker,
+          }),
+        ),
       };
       await writeJsonFileAtomic(layout.summaryFile, { ...summary, complete, missingShards: missing });
       const { shardTimings: _omitted, ...compact } = summary;
@@ -118,7 +135,8 @@ function validate(input: BatchScoreInput): void {
     problems.push(`name "${input.name}" must be 1-40 lowercase letters, digits or '-'`);
   }
   const whole = (v: number, min: number, max: number, what: string) => {
-    if (!Number.isInteger(v) || v < min || v > max) problems.push(`${what} must be a whole number from ${min} to ${max} (got ${v})`);
+    if (!Number.isInteger(v) || v < min || v > max)
+      problems.push(`${what} must be a whole number from ${min} to ${max} (got ${v})`);
   };
   whole(input.shardSize, 1, 1_000_000, 'shard size');
   whole(input.batchSize, 1, 4096, 'batch size');
@@ -128,10 +146,15 @@ function validate(input: BatchScoreInput): void {
   if (!(t === -1 || (t >= 0 && t < 1) || (Number.isInteger(t) && t >= 1))) {
     problems.push(`error threshold must be -1 (ignore), a fraction in [0, 1) or a whole count (got ${t})`);
   }
-  for (const [what, p] of [['model', input.modelPath], ['input', input.inputPath], ['output', input.outputDir]] as const) {
+  for (const [what, p] of [
+    ['model', input.modelPath],
+    ['input', input.inputPath],
+    ['output', input.outputDir],
+  ] as const) {
     if (!path.isAbsolute(p)) problems.push(`${what} path must be absolute (got ${p})`);
   }
-  if (problems.length > 0) throw ApplicationFailure.nonRetryable(`Invalid batch job: ${problems.join('; ')}.`, 'InvalidBatchJob');
+  if (problems.length > 0)
+    throw ApplicationFailure.nonRetryable(`Invalid batch job: ${problems.join('; ')}.`, 'InvalidBatchJob');
 }
 
 async function ensureWritable(dir: string): Promise<void> {

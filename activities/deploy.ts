@@ -63,7 +63,9 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       }
       const limit = REPLICA_LIMITS[input.target];
       if (!Number.isInteger(input.replicas) || input.replicas < 1 || input.replicas > limit) {
-        problems.push(`replicas must be a whole number from 1 to ${limit} for target "${input.target}" (got ${input.replicas})`);
+        problems.push(
+          `replicas must be a whole number from 1 to ${limit} for target "${input.target}" (got ${input.replicas})`,
+        );
       }
       if (!(input.ttlSeconds > 0)) problems.push(`ttl must be positive (got ${input.ttlSeconds}s)`);
       if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
@@ -125,7 +127,10 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         ctx.heartbeat({ firstPolledAt, readyReplicas: report.readyReplicas, reason: report.reason });
         if (report.ready) return report;
         if (report.fatal) {
-          throw ApplicationFailure.nonRetryable(`Deployment "${spec.name}" cannot become ready: ${report.reason}`, 'DeploymentFailed');
+          throw ApplicationFailure.nonRetryable(
+            `Deployment "${spec.name}" cannot become ready: ${report.reason}`,
+            'DeploymentFailed',
+          );
         }
         if (Date.now() >= deadline) {
           throw ApplicationFailure.nonRetryable(
@@ -170,7 +175,10 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       const text = await res.text();
       if (res.status >= 500) throw new Error(`Smoke query got ${res.status} from ${url}: ${text.slice(0, 300)}`);
       if (res.status !== 200) {
-        throw ApplicationFailure.nonRetryable(`Smoke query got ${res.status} from ${url}: ${text.slice(0, 300)}`, 'SmokeQueryFailed');
+        throw ApplicationFailure.nonRetryable(
+          `Smoke query got ${res.status} from ${url}: ${text.slice(0, 300)}`,
+          'SmokeQueryFailed',
+        );
       }
       const predictions = parsePredictions(text);
       if (!predictions) {

@@ -26,7 +26,10 @@ export interface ScoringActivityDeps {
   workerName?: string;
 }
 
-export function createScoringActivities({ classifiers, workerName = `${os.hostname()}:${process.pid}` }: ScoringActivityDeps) {
+export function createScoringActivities({
+  classifiers,
+  workerName = `${os.hostname()}:${process.pid}`,
+}: ScoringActivityDeps) {
   return {
     async scoreShard(task: ShardTask): Promise<ShardResult> {
       const ctx = Context.current();
@@ -58,7 +61,11 @@ export function createScoringActivities({ classifiers, workerName = `${os.hostna
       if (from === EMPTY_CHECKPOINT) await fs.rm(partialDir, { recursive: true, force: true });
       await fs.mkdir(partialDir, { recursive: true });
       if (from.itemsDone > 0) {
-        log.info('Resuming shard from checkpoint', { shard: task.shard, itemsDone: from.itemsDone, attempt: ctx.info.attempt });
+        log.info('Resuming shard from checkpoint', {
+          shard: task.shard,
+          itemsDone: from.itemsDone,
+          attempt: ctx.info.attempt,
+        });
       }
 
       const predictions = await openAt(path.join(partialDir, SHARD_FILES.predictions), from.predictionsBytes);
@@ -97,7 +104,12 @@ export function createScoringActivities({ classifiers, workerName = `${os.hostna
       await fs.writeFile(path.join(partialDir, SHARD_FILES.done), JSON.stringify(result));
       await fs.rm(finalDir, { recursive: true, force: true });
       await fs.rename(partialDir, finalDir);
-      log.info('Shard scored', { shard: task.shard, ok: result.itemsOk, failed: result.itemsFailed, ms: result.wallMs });
+      log.info('Shard scored', {
+        shard: task.shard,
+        ok: result.itemsOk,
+        failed: result.itemsFailed,
+        ms: result.wallMs,
+      });
       return result;
     },
   };

@@ -18,9 +18,10 @@ import { Client, Connection } from '@temporalio/client';
 
 import { writeSampleImages } from '../src/images/sample-images';
 import { buildResnet50Shaped } from '../src/model/resnet50';
-import { BATCH_WORKFLOW_TYPE, batchWorkflowId } from '../src/shared/batch-types';
+import { batchWorkflowId } from '../src/shared/batch-types';
 import type { BatchScoreInput } from '../src/shared/batch-types';
 import { startDevServer } from '../src/temporal/dev-server';
+import { batchScore } from '../workflows/batch-score';
 import type { BatchOutcome } from '../workflows/batch-score';
 import { runControlWorker } from '../worker/control';
 
@@ -85,20 +86,40 @@ async function pythonPeer(model: string, images: string, batchSize: number): Pro
   if (!(await exists(python))) {
     log('creating the Python peer venv (bench/.venv, once)…');
     await execFileAsync('python3', ['-m', 'venv', venv]);
-    await execFileAsync(python, ['-m', 'pip', 'install', '--quiet', '-r', path.join(ROOT, 'bench', 'requirements.txt')], {
-      maxBuffer: 16 << 20,
-    });
+    await execFileAsync(
+      python,
+      ['-m', 'pip', 'install', '--quiet', '-r', path.join(ROOT, 'bench', 'requirements.txt')],
+      {
+        maxBuffer: 16 << 20,
+      },
+    );
   }
   const out = path.join(WORK, 'peer-predictions.jsonl');
   const { stdout } = await execFileAsync(python, [
     path.join(ROOT, 'bench', 'peer_score.py'),
-    '--model', model,
-    '--images', images,
-    '--batch-size', String(batchSize),
-    '--output', out,
+    '--model',
+    model,
+    '--images',
+    images,
+    '--batch-size',
+    String(batchSize),
+    '--output',
+    out,
   ]);
-  const r = JSON.parse(stdout.trim()) as { items: number; seconds: number; items_per_second: number; peak_rss_mb: number };
-  return { case: 'd', items: r.items, seconds: r.seconds, itemsPerSecond: r.items_per_second, peakRssMb: r.peak_rss_mb, executionProvider: 'cpu' };
+  const r = JSON.parse(stdout.trim()) as {
+    items: number;
+    seconds: number;
+    items_per_second: number;
+    peak_rss_mb: number;
+  };
+  return {
+    case: 'd',
+    items: r.items,
+    seconds: r.seconds,
+    itemsPerSecond: r.items_per_second,
+    peakRssMb: r.peak_rss_mb,
+    executionProvider: 'cpu',
+  };
 }
 
 function peakRssOf(pid: number): Promise<number | undefined> {
@@ -108,7 +129,11 @@ function peakRssOf(pid: number): Promise<number | undefined> {
     .catch(() => undefined);
 }
 
-async function fullWorkflow(model: string, images: string, opts: { batchSize: number; shardSize: number; concurrency: number }) {
+async function fullWorkflow(
+  model: string,
+  images: string,
+  opts: { batchSize: number; shardSize: number; concurrency: number },
+) {
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-bench-'));
   const server = await startDevServer({ dataDir: data, headless: true, buildCli: true });
   process.env.TEMPORAL_ADDRESS = server.address;
@@ -119,7 +144,9 @@ async function fullWorkflow(model: string, images: string, opts: { batchSize: nu
     [path.join(ROOT, 'dist', 'worker', 'gpu.js'), '--max-concurrent-shards', String(opts.concurrency)],
     { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  await new Promise<void>((resolve) => gpu.stdout.on('data', (d: Buffer) => d.toString().includes('polling') && resolve()));
+  await new Promise<void>((resolve) =>
+    gpu.stdout.on('data', (d: Buffer) => d.toString().includes('polling') && resolve()),
+  );
   const connection = await Connection.connect({ address: server.address });
   try {
     const client = new Client({ connection });
@@ -136,7 +163,7 @@ async function fullWorkflow(model: string, images: string, opts: { batchSize: nu
       topK: 5,
     };
     const started = performance.now();
-    const outcome: BatchOutcome = await client.workflow.execute(BATCH_WORKFLOW_TYPE, {
+    const outcome: BatchOutcome = await client.workflow.execute(batchScore, {
       taskQueue: 'inferctl-control',
       workflowId: batchWorkflowId(name),
       args: [input],
@@ -175,7 +202,17 @@ async function main(): Promise<void> {
   const a = { ...(await runCase(['--case', 'bare', ...common])), case: 'a' };
   log(`(b) in-process pipeline…`);
   const b = {
-    ...(await runCase(['--case', 'pipeline', ...common, '--shard-size', String(shardSize), '--concurrency', String(concurrency), '--out', path.join(WORK, 'pipeline-out')])),
+    ...(await runCase([
+      '--case',
+      'pipeline',
+      ...common,
+      '--shard-size',
+      String(shardSize),
+      '--concurrency',
+      String(concurrency),
+      '--out',
+      path.join(WORK, 'pipeline-out'),
+    ])),
     case: 'b',
   };
   log(`(c) the batchScore workflow through a GPU worker…`);
@@ -183,11 +220,17 @@ async function main(): Promise<void> {
   log(`(d) the Python peer…`);
   const d = await pythonPeer(model, images, batchSize);
 
-  const ratio = (x: CaseResult, y: CaseResult) => (y.itemsPerSecond > 0 ? Number((x.itemsPerSecond / y.itemsPerSecond).toFixed(3)) : null);
+  const ratio = (x: CaseResult, y: CaseResult) =>
+    y.itemsPerSecond > 0 ? Number((x.itemsPerSecond / y.itemsPerSecond).toFixed(3)) : null;
   const report = {
     date: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
-    machine: { cpus: os.cpus().length, cpu: os.cpus()[0]?.model, memoryGb: Math.round(os.totalmem() / 2 ** 30), node: process.version },
+    machine: {
+      cpus: os.cpus().length,
+      cpu: os.cpus()[0]?.model,
+      memoryGb: Math.round(os.totalmem() / 2 ** 30),
+      node: process.version,
+    },
     model: 'ResNet-50-shaped, 224x224, 1000 classes, seeded random weights',
     items,
     batchSize,

@@ -12,11 +12,20 @@ import { WORKFLOW_BUNDLE_PATH } from '../worker/workflow-bundle';
 async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
-    logger: { log: () => undefined, trace: () => undefined, debug: () => undefined, info: () => undefined, warn: console.warn, error: console.error },
+    logger: {
+      log: () => undefined,
+      trace: () => undefined,
+      debug: () => undefined,
+      info: () => undefined,
+      warn: console.warn,
+      error: console.error,
+    },
   });
   await fs.mkdir(path.dirname(WORKFLOW_BUNDLE_PATH), { recursive: true });
   await fs.writeFile(WORKFLOW_BUNDLE_PATH, code);
-  console.log(`Workflow bundle written: ${path.relative(process.cwd(), WORKFLOW_BUNDLE_PATH)} (${(code.length / 1024).toFixed(0)} KiB)`);
+  console.log(
+    `Workflow bundle written: ${path.relative(process.cwd(), WORKFLOW_BUNDLE_PATH)} (${(code.length / 1024).toFixed(0)} KiB)`,
+  );
 }
 
 main().catch((err: unknown) => {

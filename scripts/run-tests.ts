@@ -17,7 +17,9 @@ const TEST_ROOT = path.resolve(__dirname, '..', 'test');
 function testFiles(dir: string): string[] {
   return fs
     .readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? testFiles(path.join(dir, e.name)) : e.name.endsWith('.test.js') ? [path.join(dir, e.name)] : []))
+    .flatMap((e) =>
+      e.isDirectory() ? testFiles(path.join(dir, e.name)) : e.name.endsWith('.test.js') ? [path.join(dir, e.name)] : [],
+    )
     .sort();
 }
 
@@ -32,7 +34,9 @@ async function main(): Promise<number> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'inferctl-test-'));
   const started = Date.now();
   const server = await startDevServer({ dataDir: path.join(tmp, 'temporal'), cliPath: cli });
-  console.log(`Temporal dev server ${server.address} (Web UI ${server.uiUrl}) up in ${Date.now() - started} ms; data in ${tmp}`);
+  console.log(
+    `Temporal dev server ${server.address} (Web UI ${server.uiUrl}) up in ${Date.now() - started} ms; data in ${tmp}`,
+  );
 
   const stopAll = async () => {
     await server.stop();

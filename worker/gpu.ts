@@ -81,7 +81,8 @@ export function gpuWorkerOptions(flags: GpuWorkerFlags): GpuWorkerOptions {
       executionProvider: flags.gpu ? 'cuda' : 'cpu',
       deviceId: whole('--device-id', flags.deviceId, 0),
       allowCpuFallback: flags.allowCpuFallback,
-      intraOpNumThreads: flags.intraOpThreads === undefined ? undefined : whole('--intra-op-threads', flags.intraOpThreads, 1),
+      intraOpNumThreads:
+        flags.intraOpThreads === undefined ? undefined : whole('--intra-op-threads', flags.intraOpThreads, 1),
       graphOptimizationLevel: flags.graphOptimization as ExecutionConfig['graphOptimizationLevel'],
     },
   };

@@ -22,7 +22,13 @@ import type { createBatchActivities } from '../activities/batch';
 import type { createScoringActivities } from '../activities/scoring';
 import { rootMessage } from '../src/shared/failure-message';
 import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
-import type { BatchCarryOver, BatchProgress, BatchScoreInput, BatchSummary, ShardResult } from '../src/shared/batch-types';
+import type {
+  BatchCarryOver,
+  BatchProgress,
+  BatchScoreInput,
+  BatchSummary,
+  ShardResult,
+} from '../src/shared/batch-types';
 
 type BatchActivities = ReturnType<typeof createBatchActivities>;
 type ScoringActivities = ReturnType<typeof createScoringActivities>;
@@ -141,7 +147,8 @@ export async function batchScore(input: BatchScoreInput, carry?: BatchCarryOver)
     show();
     throw ApplicationFailure.create({
       type: 'ShardFailed',
-      message: `Batch job "${input.name}" stopped: a shard could not be scored (${rootMessage(shardFailure)}). ` +
+      message:
+        `Batch job "${input.name}" stopped: a shard could not be scored (${rootMessage(shardFailure)}). ` +
         `Finished shards are kept in ${input.outputDir}.`,
       nonRetryable: true,
       cause: shardFailure instanceof Error ? shardFailure : undefined,
@@ -171,7 +178,6 @@ export function overThreshold(failed: number, total: number, threshold: number):
 function describeThreshold(threshold: number): string {
   return threshold < 1 ? `${threshold * 100}% of inputs` : `${threshold} input(s)`;
 }
-
 
 function describe(p: BatchProgress): string {
   const pct = p.totalItems > 0 ? ((100 * p.itemsDone) / p.totalItems).toFixed(1) : '0.0';

@@ -75,7 +75,13 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     replicas: input.replicas,
     topK: input.topK ?? 5,
   };
-  const status: DeployStatus = { name: input.name, target: input.target, stage: 'validating', replicas: input.replicas, steps: [] };
+  const status: DeployStatus = {
+    name: input.name,
+    target: input.target,
+    stage: 'validating',
+    replicas: input.replicas,
+    steps: [],
+  };
   let ttlSeconds = input.ttlSeconds;
   let expiresAtMs: number | undefined;
   let teardownRequested = false;
@@ -108,7 +114,12 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     if (status.stage !== 'serving') main.cancel();
   });
 
-  async function step<T>(name: string, stage: DeployStage, fn: () => Promise<T>, detail?: (r: T) => string): Promise<T> {
+  async function step<T>(
+    name: string,
+    stage: DeployStage,
+    fn: () => Promise<T>,
+    detail?: (r: T) => string,
+  ): Promise<T> {
     setStage(stage);
     const startedAt = Date.now();
     const record: DeployStatus['steps'][number] = { step: name, startedAt: new Date(startedAt).toISOString() };
@@ -147,7 +158,9 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
         (r) => `${r.digest.slice(0, 19)}${r.reused ? ' (reused)' : ''}`,
       );
       status.imageRef = image.imageRef;
-      await step('deploy', 'deploying', () => activities(infra, `Start ${input.replicas} replica(s)`).deploy(spec, image));
+      await step('deploy', 'deploying', () =>
+        activities(infra, `Start ${input.replicas} replica(s)`).deploy(spec, image),
+      );
       const ready = await step('waitForDeployment', 'waiting', () =>
         activities(waiting, 'Wait until every replica is ready').waitForDeployment(spec, {
           timeoutSeconds: readyTimeoutSeconds,
@@ -189,7 +202,7 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
   if (failure !== undefined && !stoppedBySignal) {
     if (isCancellation(failure)) {
       setStage('cancelled');
-      throw failure;
+      throw failure instanceof Error ? failure : new Error('cancelled');
     }
     setStage('failed');
     throw ApplicationFailure.create({
@@ -208,12 +221,14 @@ function teardownSummary(status: DeployStatus, ran: boolean): string {
   return `Teardown completed (${status.teardownRemoved?.length ?? 0} resource(s) removed).`;
 }
 
-
 /** The workflow's current details, shown by the Temporal Web UI. */
 function describe(status: DeployStatus): string {
   const lines = [`**Stage:** ${status.stage}`, `**Target:** ${status.target}, ${status.replicas} replica(s)`];
   if (status.endpoint) lines.push(`**Endpoint:** ${status.endpoint}`);
-  if (status.smoke) lines.push(`**Smoke answer:** ${status.smoke.predictions[0]?.label} (${status.smoke.predictions[0]?.score.toFixed(3)})`);
+  if (status.smoke)
+    lines.push(
+      `**Smoke answer:** ${status.smoke.predictions[0]?.label} (${status.smoke.predictions[0]?.score.toFixed(3)})`,
+    );
   if (status.expiresAt) lines.push(`**Serving until:** ${status.expiresAt}`);
   if (status.lastError) lines.push(`**Last error:** ${status.lastError}`);
   return lines.join('\n');

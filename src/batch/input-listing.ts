@@ -64,12 +64,15 @@ async function* readManifest(file: string): AsyncGenerator<string> {
     if (ext === '.jsonl') {
       try {
         const parsed = JSON.parse(line) as unknown;
-        entry = typeof parsed === 'string' ? parsed : (parsed as { path?: unknown }).path as string | undefined;
+        entry = typeof parsed === 'string' ? parsed : ((parsed as { path?: unknown }).path as string | undefined);
       } catch {
         entry = undefined;
       }
     } else if (ext === '.csv') {
-      const first = line.split(',')[0]!.trim().replace(/^"(.*)"$/, '$1');
+      const first = line
+        .split(',')[0]!
+        .trim()
+        .replace(/^"(.*)"$/, '$1');
       if (lineNo === 1 && first.toLowerCase() === 'path') continue;
       entry = first;
     } else {

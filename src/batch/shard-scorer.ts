@@ -68,7 +68,11 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       const bytes = await fs.readFile(file);
       const tensor = await preprocessImage(bytes, info);
       if (tensor.length !== expectedLength) {
-        return { ok: false, reason: 'wrong-size', message: `decoded to ${tensor.length} values, want ${expectedLength}` };
+        return {
+          ok: false,
+          reason: 'wrong-size',
+          message: `decoded to ${tensor.length} values, want ${expectedLength}`,
+        };
       }
       return { ok: true, tensor };
     } catch (err) {

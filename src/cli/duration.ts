@@ -8,7 +8,9 @@ export function parseDurationSeconds(text: string, flag: string): number {
   if (/^\d+(\.\d+)?$/.test(trimmed)) return positive(Number(trimmed), text, flag);
   const parts = [...trimmed.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h|d)/g)];
   if (parts.length === 0 || parts.map((p) => p[0]).join('') !== trimmed) {
-    throw new InvalidInputError(`${flag} "${text}" is not a duration. Use e.g. 90s, 15m, 1h30m or a number of seconds.`);
+    throw new InvalidInputError(
+      `${flag} "${text}" is not a duration. Use e.g. 90s, 15m, 1h30m or a number of seconds.`,
+    );
   }
   const seconds = parts.reduce((sum, p) => sum + Number(p[1]) * UNITS[p[2]!]!, 0);
   return positive(seconds, text, flag);

@@ -2,12 +2,13 @@
  * The `inferctl` command line. Each command is an exported async function taking an options object;
  * this file only parses flags, connects, and maps errors to exit codes (0 ok, 1 failed, 2 bad usage).
  */
+import fs from 'node:fs';
 import path from 'node:path';
 
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 
 import { InvalidInputError } from '../errors';
-import { inferctlHome } from '../paths';
+import { inferctlHome, packageRoot } from '../paths';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../shared/deploy-types';
 import { connectClient } from '../temporal/connection';
@@ -18,6 +19,8 @@ import { extendCommand, listCommand, statusCommand, teardownCommand } from './co
 import { devCommand } from './commands/dev';
 import { parseDurationSeconds } from './duration';
 import { createOutput } from './output';
+import type * as ControlWorkerModule from '../../worker/control';
+import type * as GpuWorkerModule from '../../worker/gpu';
 import type { GpuWorkerFlags } from '../../worker/gpu';
 
 const ENV_HELP = `
@@ -27,6 +30,10 @@ Temporal connection (client and workers alike), from the SDK's environment confi
   TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE   for Temporal Cloud or TLS clusters
   INFERCTL_UI_URL      base URL of the Temporal Web UI used in printed links (default http://localhost:8233)
   INFERCTL_HOME        where local deployments keep their state (default ~/.inferctl)`;
+
+function packageVersion(): string {
+  return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+}
 
 function int(flag: string, min: number) {
   return (value: string): number => {
@@ -39,7 +46,9 @@ function int(flag: string, min: number) {
 function threshold(value: string): number {
   const t = Number(value);
   if (!(t === -1 || (t >= 0 && t < 1) || (Number.isInteger(t) && t >= 1))) {
-    throw new InvalidArgumentError('--error-threshold must be -1 (ignore), a fraction in [0, 1) such as 0.05, or a whole count.');
+    throw new InvalidArgumentError(
+      '--error-threshold must be -1 (ignore), a fraction in [0, 1) such as 0.05, or a whole count.',
+    );
   }
   return t;
 }
@@ -74,7 +83,7 @@ export function buildProgram(): Command {
       'Deploy ONNX models as GPU web services and prove they answer, as durable Temporal workflows\n' +
         'that always tear down what they created.',
     )
-    .version(require('../../../package.json').version as string)
+    .version(packageVersion())
     .showHelpAfterError('(run with --help for usage)')
     .addHelpText('after', ENV_HELP);
 
@@ -82,10 +91,18 @@ export function buildProgram(): Command {
     .command('deploy')
     .description('Deploy a model: provision → build image → deploy → wait → smoke query → serve for --ttl → teardown')
     .requiredOption('-m, --model <path>', 'ONNX image classifier to serve')
-    .option('-n, --name <name>', 'deployment name (default: from the model file name); the workflow id is deploy-<name>')
+    .option(
+      '-n, --name <name>',
+      'deployment name (default: from the model file name); the workflow id is deploy-<name>',
+    )
     .addOption(new Option('-t, --target <target>', 'where to deploy').choices(['local', 'aks']).default('local'))
     .option('-r, --replicas <n>', 'replicas to run', int('--replicas', 1), 1)
-    .option('--ttl <duration>', 'serve this long after the smoke query, then tear down (e.g. 30m, 2h)', duration('--ttl'), 3600)
+    .option(
+      '--ttl <duration>',
+      'serve this long after the smoke query, then tear down (e.g. 30m, 2h)',
+      duration('--ttl'),
+      3600,
+    )
     .option('--top-k <n>', 'labels in each answer', int('--top-k', 1), 5)
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this')
@@ -158,11 +175,13 @@ export function buildProgram(): Command {
     .action(async (o: { taskQueue: string }) => {
       // Loaded here, not at the top: the worker SDK is heavy and only this command needs it.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const { runControlWorker } = require('../../worker/control') as typeof import('../../worker/control');
+      const { runControlWorker } = require('../../worker/control') as typeof ControlWorkerModule;
       await runControlWorker({
         taskQueue: o.taskQueue,
         onReady: ({ address, namespace, taskQueue }) =>
-          process.stdout.write(`Control worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`),
+          process.stdout.write(
+            `Control worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`,
+          ),
       });
     });
 
@@ -176,7 +195,12 @@ export function buildProgram(): Command {
     .option('--shard-size <n>', 'inputs per shard (one activity)', int('--shard-size', 1), 1000)
     .option('--batch-size <n>', 'images per inference call', int('--batch-size', 1), 32)
     .option('--concurrency <n>', 'shards in flight across all GPU workers', int('--concurrency', 1), 4)
-    .option('--error-threshold <t>', 'failed inputs tolerated: -1 ignore, a fraction like 0.05, or a count', threshold, -1)
+    .option(
+      '--error-threshold <t>',
+      'failed inputs tolerated: -1 ignore, a fraction like 0.05, or a count',
+      threshold,
+      -1,
+    )
     .option('--top-k <n>', 'labels per input', int('--top-k', 1), 5)
     .option('--raw-outputs', 'also write every raw float32 output vector (raw.f32)')
     .option('--gpu', 'require the CUDA execution provider: fail rather than score on CPU')
@@ -228,11 +252,13 @@ export function buildProgram(): Command {
     .option('--graph-optimization <level>', 'disabled | basic | extended | all', 'all')
     .action(async (o: GpuWorkerFlags) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
-      const gpu = require('../../worker/gpu') as typeof import('../../worker/gpu');
+      const gpu = require('../../worker/gpu') as typeof GpuWorkerModule;
       await gpu.runGpuWorker({
         ...gpu.gpuWorkerOptions({ ...o, gpu: Boolean(o.gpu), allowCpuFallback: Boolean(o.allowCpuFallback) }),
         onReady: ({ address, namespace, taskQueue }) =>
-          process.stdout.write(`GPU worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`),
+          process.stdout.write(
+            `GPU worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`,
+          ),
       });
     });
 

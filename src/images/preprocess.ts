@@ -31,7 +31,10 @@ export async function preprocessImage(
     throw classify(err);
   }
   if (!format || !SUPPORTED.has(format)) {
-    throw new ImageError('unsupported-format', `Unsupported image format ${format ?? '(unknown)'}; send JPEG, PNG or WebP.`);
+    throw new ImageError(
+      'unsupported-format',
+      `Unsupported image format ${format ?? '(unknown)'}; send JPEG, PNG or WebP.`,
+    );
   }
   let data: Buffer;
   let channels: number;

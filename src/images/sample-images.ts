@@ -25,7 +25,11 @@ export async function makeColourJpeg(label: string, opts: SampleImageOptions = {
   const noise = opts.noise ?? 24;
   const random = seededRandom((opts.seed ?? 0) * 7919 + TINY_CNN_LABELS.indexOf(label) + 1);
   const pixels = Buffer.alloc(size * size * 3);
-  const block = { x: Math.floor(random() * size * 0.6), y: Math.floor(random() * size * 0.6), s: Math.floor(size * 0.25) };
+  const block = {
+    x: Math.floor(random() * size * 0.6),
+    y: Math.floor(random() * size * 0.6),
+    s: Math.floor(size * 0.25),
+  };
   for (let y = 0; y < size; y++) {
     for (let x = 0; x < size; x++) {
       const inBlock = x >= block.x && x < block.x + block.s && y >= block.y && y < block.y + block.s;
@@ -36,7 +40,9 @@ export async function makeColourJpeg(label: string, opts: SampleImageOptions = {
       }
     }
   }
-  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 90 }).toBuffer();
+  return sharp(pixels, { raw: { width: size, height: size, channels: 3 } })
+    .jpeg({ quality: 90 })
+    .toBuffer();
 }
 
 /** Writes `count` sample JPEGs into `dir`, cycling through the labels; returns each file and its label. */

@@ -40,8 +40,10 @@ export async function readModelInfo(modelPath: string): Promise<ModelInfo> {
     bytes = await fs.readFile(modelPath);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new ModelError(`Model file not found: ${modelPath}. Pass the path to an .onnx file.`, 'ModelNotFound');
-    if (code === 'EISDIR') throw new ModelError(`${modelPath} is a directory; pass the path to an .onnx file.`, 'ModelNotFound');
+    if (code === 'ENOENT')
+      throw new ModelError(`Model file not found: ${modelPath}. Pass the path to an .onnx file.`, 'ModelNotFound');
+    if (code === 'EISDIR')
+      throw new ModelError(`${modelPath} is a directory; pass the path to an .onnx file.`, 'ModelNotFound');
     throw new ModelError(`Cannot read the model ${modelPath} (${code}). Check its permissions.`, 'ModelNotFound');
   }
   let model: onnx.ModelProto;
@@ -58,7 +60,10 @@ export async function readModelInfo(modelPath: string): Promise<ModelInfo> {
   const graphInputs = graph?.input ?? [];
   const graphOutputs = graph?.output ?? [];
   if (nodes.length === 0 || graphInputs.length === 0 || graphOutputs.length === 0) {
-    throw new ModelError(`${modelPath} is not a valid ONNX model (no graph with inputs, outputs and nodes). Re-export it.`, 'InvalidModel');
+    throw new ModelError(
+      `${modelPath} is not a valid ONNX model (no graph with inputs, outputs and nodes). Re-export it.`,
+      'InvalidModel',
+    );
   }
 
   const initializers = new Set((graph?.initializer ?? []).map((t) => t.name));
@@ -145,7 +150,10 @@ async function readLabels(modelPath: string, fromMetadata: string | undefined): 
   for (const candidate of [`${base}.labels.txt`, path.join(path.dirname(modelPath), 'labels.txt')]) {
     try {
       const text = await fs.readFile(candidate, 'utf8');
-      return text.split('\n').map((l) => l.trim()).filter((l) => l.length > 0);
+      return text
+        .split('\n')
+        .map((l) => l.trim())
+        .filter((l) => l.length > 0);
     } catch {
       // try the next
     }

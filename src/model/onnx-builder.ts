@@ -48,7 +48,12 @@ export class GraphBuilder {
   /** An int64 initializer (shapes for Reshape and the like). */
   int64(prefix: string, values: number[]): string {
     const name = this.fresh(prefix);
-    this.initializers.push({ name, dims: [values.length], dataType: onnx.TensorProto.DataType.INT64, int64Data: values });
+    this.initializers.push({
+      name,
+      dims: [values.length],
+      dataType: onnx.TensorProto.DataType.INT64,
+      int64Data: values,
+    });
     return name;
   }
 

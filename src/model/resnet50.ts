@@ -24,7 +24,11 @@ export function buildResnet50Shaped(opts: { seed?: number; numClasses?: number }
 
   const conv = (x: string, inC: number, outC: number, k: number, stride: number, gain = 1): string => {
     // He initialisation; `gain` < 1 on a block's last conv keeps the residual sum from growing.
-    const w = g.weight('conv_w', [outC, inC, k, k], gaussian(outC * inC * k * k, gain * Math.sqrt(2 / (inC * k * k)), random));
+    const w = g.weight(
+      'conv_w',
+      [outC, inC, k, k],
+      gaussian(outC * inC * k * k, gain * Math.sqrt(2 / (inC * k * k)), random),
+    );
     const b = g.weight('conv_b', [outC], new Float32Array(outC));
     const pad = Math.floor(k / 2);
     return g.node('Conv', [x, w, b], { kernel_shape: [k, k], strides: [stride, stride], pads: [pad, pad, pad, pad] });

@@ -40,7 +40,12 @@ export const TINY_CNN_PREPROCESS: PreprocessSpec = {
 };
 
 /** A k×k conv weight [out, in, k, k] that averages input channel `map[o]` into output o (others 0). */
-function channelAverage(outChannels: number, inChannels: number, k: number, map: (o: number) => number | undefined): Float32Array {
+function channelAverage(
+  outChannels: number,
+  inChannels: number,
+  k: number,
+  map: (o: number) => number | undefined,
+): Float32Array {
   const w = new Float32Array(outChannels * inChannels * k * k);
   for (let o = 0; o < outChannels; o++) {
     const i = map(o);
@@ -55,13 +60,25 @@ export function buildTinyCnn(): Uint8Array {
   const input = g.input('image', ['batch', 3, TINY_CNN_SIZE, TINY_CNN_SIZE]);
 
   // Channels 0-2 carry R, G, B; channels 3-7 stay zero (room a trained model would use).
-  const w1 = g.weight('conv1_w', [8, 3, 3, 3], channelAverage(8, 3, 3, (o) => (o < 3 ? o : undefined)));
+  const w1 = g.weight(
+    'conv1_w',
+    [8, 3, 3, 3],
+    channelAverage(8, 3, 3, (o) => (o < 3 ? o : undefined)),
+  );
   const b1 = g.weight('conv1_b', [8], new Float32Array(8));
   let x = g.node('Relu', [g.node('Conv', [input, w1, b1], { kernel_shape: [3, 3] })]);
-  const w2 = g.weight('conv2_w', [8, 8, 3, 3], channelAverage(8, 8, 3, (o) => (o < 3 ? o : undefined)));
+  const w2 = g.weight(
+    'conv2_w',
+    [8, 8, 3, 3],
+    channelAverage(8, 8, 3, (o) => (o < 3 ? o : undefined)),
+  );
   const b2 = g.weight('conv2_b', [8], new Float32Array(8));
   x = g.node('Relu', [g.node('Conv', [x, w2, b2], { kernel_shape: [3, 3] })]);
-  const w3 = g.weight('conv3_w', [3, 8, 1, 1], channelAverage(3, 8, 1, (o) => o));
+  const w3 = g.weight(
+    'conv3_w',
+    [3, 8, 1, 1],
+    channelAverage(3, 8, 1, (o) => o),
+  );
   const b3 = g.weight('conv3_b', [3], new Float32Array(3));
   x = g.node('Conv', [x, w3, b3], { kernel_shape: [1, 1] });
   x = g.node('Flatten', [g.node('GlobalAveragePool', [x])], { axis: 1 });

@@ -52,7 +52,7 @@ export class ClassifierPool {
     this.sessions.clear();
     for (const s of all) {
       try {
-        (await s).release();
+        await (await s).release();
       } catch {
         // Already reported when it failed to load.
       }

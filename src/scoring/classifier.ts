@@ -60,7 +60,10 @@ export class Classifier {
       const session = await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cpu'] });
       return new Classifier(info, session, 'cpu');
     } catch (err) {
-      throw new ModelError(`onnxruntime cannot load ${modelPath}: ${(err as Error).message.split('\n')[0]}`, 'InvalidModel');
+      throw new ModelError(
+        `onnxruntime cannot load ${modelPath}: ${(err as Error).message.split('\n')[0]}`,
+        'InvalidModel',
+      );
     }
   }
 

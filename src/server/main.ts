@@ -55,10 +55,15 @@ async function main(): Promise<void> {
   server.listen(Number(values.port), values.host, () => {
     const { port } = server.address() as AddressInfo;
     const url = `http://${values.host}:${port}`;
-    process.stdout.write(`scoring server ready on ${url} (model ${classifier.info.digest.slice(0, 19)}, ${classifier.executionProvider})\n`);
+    process.stdout.write(
+      `scoring server ready on ${url} (model ${classifier.info.digest.slice(0, 19)}, ${classifier.executionProvider})\n`,
+    );
     const readyFile = values['ready-file'];
     if (readyFile) {
-      fs.writeFileSync(`${readyFile}.tmp`, JSON.stringify({ pid: process.pid, port, url, modelDigest: classifier.info.digest }));
+      fs.writeFileSync(
+        `${readyFile}.tmp`,
+        JSON.stringify({ pid: process.pid, port, url, modelDigest: classifier.info.digest }),
+      );
       fs.renameSync(`${readyFile}.tmp`, readyFile);
     }
   });

@@ -84,9 +84,14 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
       });
     }
     if (!classifier) {
-      throw new HttpError(503, 'not-ready', loadError ? `The model failed to load: ${loadError}` : 'The model is still loading.', {
-        'retry-after': '1',
-      });
+      throw new HttpError(
+        503,
+        'not-ready',
+        loadError ? `The model failed to load: ${loadError}` : 'The model is still loading.',
+        {
+          'retry-after': '1',
+        },
+      );
     }
     const body = await readBody(req);
     if (body.length === 0) throw new HttpError(400, 'empty', 'POST the image bytes (JPEG, PNG or WebP) as the body.');
@@ -103,7 +108,11 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       if (res.headersSent) return;
       const text = JSON.stringify(body);
-      res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
+      res.writeHead(status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(text),
+        ...headers,
+      });
       res.end(text);
     };
     const fail = (err: unknown) => {
@@ -126,7 +135,11 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
       if (url === '/score') {
         if (req.method !== 'POST') {
           req.resume();
-          return send(405, { error: { code: 'method-not-allowed', message: `${req.method} is not supported; POST an image.` } }, { allow: 'POST' });
+          return send(
+            405,
+            { error: { code: 'method-not-allowed', message: `${req.method} is not supported; POST an image.` } },
+            { allow: 'POST' },
+          );
         }
         score(req).then((body) => send(200, body), fail);
         return;

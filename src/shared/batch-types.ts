@@ -133,5 +133,7 @@ export interface BatchSummary {
   executionProvider: string;
   predictionsFile: string;
   errorsFile: string;
-  shardTimings: Array<Pick<ShardResult, 'shard' | 'itemsOk' | 'itemsFailed' | 'wallMs' | 'decodeMs' | 'inferMs' | 'attempts' | 'worker'>>;
+  shardTimings: Array<
+    Pick<ShardResult, 'shard' | 'itemsOk' | 'itemsFailed' | 'wallMs' | 'decodeMs' | 'inferMs' | 'attempts' | 'worker'>
+  >;
 }

@@ -88,13 +88,16 @@ async function buildWithGo(go: string, log: (line: string) => void): Promise<str
     } catch {
       if (isExecutable(target)) return target;
       const age = Date.now() - (await fsp.stat(lock).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
-      if (age > 20 * 60_000) await fsp.rm(lock, { recursive: true, force: true }); // a build that died
+      if (age > 20 * 60_000)
+        await fsp.rm(lock, { recursive: true, force: true }); // a build that died
       else await delay(1000);
     }
   }
   try {
     if (isExecutable(target)) return target;
-    log(`Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${path.dirname(target)} (once; a few minutes)…`);
+    log(
+      `Building the Temporal CLI ${TEMPORAL_CLI_VERSION} with Go into ${path.dirname(target)} (once; a few minutes)…`,
+    );
     await new Promise<void>((resolve, reject) => {
       const child = spawn(go, ['install', `${TEMPORAL_CLI_MODULE}@${TEMPORAL_CLI_VERSION}`], {
         env: { ...process.env, GOBIN: path.dirname(target), CGO_ENABLED: process.env.CGO_ENABLED ?? '0' },

@@ -41,7 +41,12 @@ export function connectionSettings(): ConnectionSettings {
   };
 }
 
-export async function connectClient(): Promise<{ client: Client; connection: Connection; namespace: string; address: string }> {
+export async function connectClient(): Promise<{
+  client: Client;
+  connection: Connection;
+  namespace: string;
+  address: string;
+}> {
   const { address, namespace, options } = connectionSettings();
   let connection: Connection;
   try {

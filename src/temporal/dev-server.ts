@@ -67,7 +67,9 @@ async function assertPortFree(port: number, ip: string, flag: string): Promise<v
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {
   const ip = opts.ip ?? '127.0.0.1';
   const namespace = opts.namespace ?? 'default';
-  const cli = opts.cliPath ?? (await findTemporalCli({ build: opts.buildCli, log: opts.log ?? ((l) => process.stderr.write(`${l}\n`)) }));
+  const cli =
+    opts.cliPath ??
+    (await findTemporalCli({ build: opts.buildCli, log: opts.log ?? ((l) => process.stderr.write(`${l}\n`)) }));
   await fsp.mkdir(opts.dataDir, { recursive: true });
   const port = opts.port ?? (await freePort(ip));
   const uiPort = opts.headless ? undefined : (opts.uiPort ?? (await freePort(ip)));
@@ -77,12 +79,18 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
   const dbFile = path.join(opts.dataDir, 'temporal.sqlite');
   const logFile = opts.logFile ?? path.join(opts.dataDir, 'temporal.log');
   const args = [
-    'server', 'start-dev',
-    '--db-filename', dbFile,
-    '--ip', ip,
-    '--port', String(port),
-    '--namespace', namespace,
-    '--log-level', 'warn',
+    'server',
+    'start-dev',
+    '--db-filename',
+    dbFile,
+    '--ip',
+    ip,
+    '--port',
+    String(port),
+    '--namespace',
+    namespace,
+    '--log-level',
+    'warn',
     ...(uiPort === undefined ? ['--headless'] : ['--ui-port', String(uiPort)]),
     ...SEARCH_ATTRIBUTES.flatMap((a) => ['--search-attribute', `${a.name}=${a.type}`]),
   ];
@@ -129,11 +137,17 @@ export async function startDevServer(opts: DevServerOptions): Promise<DevServer>
 }
 
 /** Waits until the frontend answers, the namespace exists and every search attribute is registered. */
-async function waitUntilServing(address: string, namespace: string, exited: () => boolean, logFile: string): Promise<void> {
+async function waitUntilServing(
+  address: string,
+  namespace: string,
+  exited: () => boolean,
+  logFile: string,
+): Promise<void> {
   const deadline = Date.now() + 60_000;
   let last: unknown;
   while (Date.now() < deadline) {
-    if (exited()) throw new Error(`The Temporal dev server exited during start-up. Its log (${logFile}):\n${await tail(logFile)}`);
+    if (exited())
+      throw new Error(`The Temporal dev server exited during start-up. Its log (${logFile}):\n${await tail(logFile)}`);
     try {
       const connection = await Connection.connect({ address, connectTimeout: '2s' });
       try {
@@ -150,7 +164,9 @@ async function waitUntilServing(address: string, namespace: string, exited: () =
     }
     await delay(250);
   }
-  throw new Error(`The Temporal dev server at ${address} did not answer within 60 s (${String(last)}). Log: ${logFile}`);
+  throw new Error(
+    `The Temporal dev server at ${address} did not answer within 60 s (${String(last)}). Log: ${logFile}`,
+  );
 }
 
 async function tail(file: string): Promise<string> {

@@ -22,10 +22,15 @@ interface Run {
 
 function inferctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-      resolve({ code, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [BIN, ...args],
+      { env: { ...process.env, ...env }, timeout: 120_000 },
+      (err, stdout, stderr) => {
+        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
+        resolve({ code, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -82,11 +87,28 @@ describe('inferctl CLI', () => {
       const green = assets.samples.find((s) => s.label === 'green')!;
       const common = ['--task-queue', taskQueue];
       const deployed = await inferctl([
-        'deploy', '--model', assets.modelPath, '--name', name, '--ttl', '1h', '--replicas', '1',
-        '--smoke-sample', green.path, '--expect-label', 'green', '--json', ...common,
+        'deploy',
+        '--model',
+        assets.modelPath,
+        '--name',
+        name,
+        '--ttl',
+        '1h',
+        '--replicas',
+        '1',
+        '--smoke-sample',
+        green.path,
+        '--expect-label',
+        'green',
+        '--json',
+        ...common,
       ]);
       assert.equal(deployed.code, 0, deployed.stderr);
-      const result = JSON.parse(deployed.stdout) as { workflowId: string; uiUrl: string; status: { stage: string; endpoint: string } };
+      const result = JSON.parse(deployed.stdout) as {
+        workflowId: string;
+        uiUrl: string;
+        status: { stage: string; endpoint: string };
+      };
       assert.equal(result.workflowId, `deploy-${name}`);
       assert.equal(result.status.stage, 'serving');
       assert.match(result.status.endpoint, /^http:\/\/127\.0\.0\.1:\d+$/);

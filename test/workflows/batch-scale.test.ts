@@ -13,8 +13,9 @@ import type { Client } from '@temporalio/client';
 
 import { makeColourJpeg } from '../../src/images/sample-images';
 import { readModelInfo } from '../../src/model/model-info';
-import { BATCH_WORKFLOW_TYPE, batchWorkflowId } from '../../src/shared/batch-types';
+import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
+import { batchScore } from '../../workflows/batch-score';
 import type { BatchOutcome } from '../../workflows/batch-score';
 import { readJsonl } from '../helpers/jsonl';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
@@ -80,7 +81,7 @@ describe('batchScore at scale and under faults', () => {
     };
     const victim = await startGpuWorker(gpuQueue, ['--max-concurrent-shards', '1']);
     workers.push(victim);
-    const handle = await client.workflow.start(BATCH_WORKFLOW_TYPE, {
+    const handle = await client.workflow.start(batchScore, {
       taskQueue: controlQueue,
       workflowId: batchWorkflowId(name),
       args: [input],
@@ -88,10 +89,14 @@ describe('batchScore at scale and under faults', () => {
 
     // Kill the worker once the first shard has written some rows, but long before it is done.
     const partial = path.join(input.outputDir, 'shards', 'shard-000000.partial', 'predictions.jsonl');
-    await eventually(async () => {
-      const size = (await fs.stat(partial).catch(() => undefined))?.size ?? 0;
-      return size > 0 ? size : undefined;
-    }, 'the first shard to write rows', 60_000);
+    await eventually(
+      async () => {
+        const size = (await fs.stat(partial).catch(() => undefined))?.size ?? 0;
+        return size > 0 ? size : undefined;
+      },
+      'the first shard to write rows',
+      60_000,
+    );
     await victim.kill();
     const rowsAtKill = (await fs.readFile(partial, 'utf8')).split('\n').filter(Boolean).length;
     assert.ok(rowsAtKill < 160, `killed mid-shard (${rowsAtKill} of 160 rows written)`);
@@ -103,7 +108,11 @@ describe('batchScore at scale and under faults', () => {
 
     const rows = await readJsonl<{ index: number }>(outcome.predictionsFile);
     assert.equal(rows.length, total, 'no row lost or duplicated');
-    assert.deepEqual(rows.map((r) => r.index), [...Array(total).keys()], 'each index exactly once, in order');
+    assert.deepEqual(
+      rows.map((r) => r.index),
+      [...Array(total).keys()],
+      'each index exactly once, in order',
+    );
     const raw = await fs.stat(path.join(input.outputDir, 'raw.f32'));
     const classes = (await readModelInfo(assets.modelPath)).labels.length;
     assert.equal(raw.size, total * classes * 4, 'one float32 vector per input');
@@ -133,7 +142,7 @@ describe('batchScore at scale and under faults', () => {
       gpuTaskQueue: gpuQueue,
     };
     const workflowId = batchWorkflowId(name);
-    const outcome: BatchOutcome = await client.workflow.execute(BATCH_WORKFLOW_TYPE, {
+    const outcome: BatchOutcome = await client.workflow.execute(batchScore, {
       taskQueue: controlQueue,
       workflowId,
       args: [input],

@@ -16,8 +16,9 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { writeSampleImages } from '../../src/images/sample-images';
 import { Classifier } from '../../src/scoring/classifier';
 import { preprocessImage } from '../../src/images/preprocess';
-import { BATCH_WORKFLOW_TYPE, batchWorkflowId } from '../../src/shared/batch-types';
+import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
+import { batchScore } from '../../workflows/batch-score';
 import type { BatchOutcome } from '../../workflows/batch-score';
 import { demoAssets, startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
@@ -68,7 +69,11 @@ describe('batchScore workflow', () => {
   }
 
   function run(input: BatchScoreInput) {
-    return client.workflow.execute(BATCH_WORKFLOW_TYPE, { taskQueue: controlQueue, workflowId: batchWorkflowId(input.name), args: [input] });
+    return client.workflow.execute(batchScore, {
+      taskQueue: controlQueue,
+      workflowId: batchWorkflowId(input.name),
+      args: [input],
+    });
   }
 
   test('scores every input once, with the same answers as onnxruntime called directly', async () => {
@@ -83,7 +88,11 @@ describe('batchScore workflow', () => {
     assert.equal(outcome.executionProvider, 'cpu');
 
     const rows = await readJsonl<PredictionRow>(outcome.predictionsFile);
-    assert.deepEqual(rows.map((r) => r.index), [...Array(40).keys()], 'every index once, in order');
+    assert.deepEqual(
+      rows.map((r) => r.index),
+      [...Array(40).keys()],
+      'every index once, in order',
+    );
     assert.deepEqual(new Set(rows.map((r) => r.path)), new Set(samples.map((s) => s.path)));
 
     const direct = await Classifier.load(assets.modelPath);
@@ -92,8 +101,14 @@ describe('batchScore workflow', () => {
         const tensor = await preprocessImage(await fs.readFile(row.path), direct.info);
         const [probs] = await direct.infer([tensor]);
         const expected = direct.topK(probs!, 3);
-        assert.deepEqual(row.predictions.map((p) => p.label), expected.map((p) => p.label), row.path);
-        row.predictions.forEach((p, i) => assert.ok(Math.abs(p.score - expected[i]!.score) < 1e-5, `${row.path} score`));
+        assert.deepEqual(
+          row.predictions.map((p) => p.label),
+          expected.map((p) => p.label),
+          row.path,
+        );
+        row.predictions.forEach((p, i) =>
+          assert.ok(Math.abs(p.score - expected[i]!.score) < 1e-5, `${row.path} score`),
+        );
       }
     } finally {
       await direct.release();
@@ -121,10 +136,15 @@ describe('batchScore workflow', () => {
     assert.equal(outcome.totalItems, 9);
     assert.equal(outcome.itemsOk, 5);
     assert.equal(outcome.itemsFailed, 4);
-    const errors = await readJsonl<{ index: number; path: string; reason: string; message: string }>(outcome.errorsFile);
+    const errors = await readJsonl<{ index: number; path: string; reason: string; message: string }>(
+      outcome.errorsFile,
+    );
     const byName = new Map(errors.map((e) => [path.basename(e.path), e]));
     assert.equal(byName.get('zero.jpg')?.reason, 'empty');
-    assert.ok(['corrupt', 'decode-failed'].includes(byName.get('truncated.jpg')!.reason), byName.get('truncated.jpg')?.reason);
+    assert.ok(
+      ['corrupt', 'decode-failed'].includes(byName.get('truncated.jpg')!.reason),
+      byName.get('truncated.jpg')?.reason,
+    );
     assert.equal(byName.get('notes.txt')?.reason, 'unsupported-format');
     assert.ok(byName.has('noise.png'));
     for (const e of errors) assert.ok(e.message.length > 0, 'each error says what went wrong');

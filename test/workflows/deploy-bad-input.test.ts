@@ -12,10 +12,10 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowFailedError } from '@temp
 import type { Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 
-import { DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../src/shared/deploy-types';
+import { deployWorkflowId } from '../../src/shared/deploy-types';
 import type { DeployInput } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
-import { teardownSignal } from '../../workflows/deploy';
+import { deploy, teardownSignal } from '../../workflows/deploy';
 import { demoAssets, startControlWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -43,8 +43,19 @@ describe('deploy workflow bad input', () => {
   /** Runs a deployment that must fail validation; returns the activity's own failure. */
   async function refused(extra: Partial<DeployInput>): Promise<ApplicationFailure> {
     const name = uniqueName('bad');
-    const input: DeployInput = { name, modelPath: assets.modelPath, target: 'local', replicas: 1, ttlSeconds: 60, ...extra };
-    const handle = await client.workflow.start(DEPLOY_WORKFLOW_TYPE, { taskQueue, workflowId: deployWorkflowId(name), args: [input] });
+    const input: DeployInput = {
+      name,
+      modelPath: assets.modelPath,
+      target: 'local',
+      replicas: 1,
+      ttlSeconds: 60,
+      ...extra,
+    };
+    const handle = await client.workflow.start(deploy, {
+      taskQueue,
+      workflowId: deployWorkflowId(name),
+      args: [input],
+    });
     const err = await handle.result().then(
       () => assert.fail('the deployment should be refused'),
       (e: unknown) => e,
@@ -96,9 +107,9 @@ describe('deploy workflow bad input', () => {
   test('a second deployment of a running name is refused', async () => {
     const name = uniqueName('dup');
     const input: DeployInput = { name, modelPath: assets.modelPath, target: 'local', replicas: 1, ttlSeconds: 300 };
-    const first = await client.workflow.start(DEPLOY_WORKFLOW_TYPE, { taskQueue, workflowId: deployWorkflowId(name), args: [input] });
+    const first = await client.workflow.start(deploy, { taskQueue, workflowId: deployWorkflowId(name), args: [input] });
     await assert.rejects(
-      client.workflow.start(DEPLOY_WORKFLOW_TYPE, { taskQueue, workflowId: deployWorkflowId(name), args: [input] }),
+      client.workflow.start(deploy, { taskQueue, workflowId: deployWorkflowId(name), args: [input] }),
       WorkflowExecutionAlreadyStartedError,
     );
     await first.signal(teardownSignal, { reason: 'test done' });

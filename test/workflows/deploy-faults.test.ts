@@ -9,11 +9,11 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 
-import { DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../src/shared/deploy-types';
+import { deployWorkflowId } from '../../src/shared/deploy-types';
 import type { DeployInput, DeployOutcome } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { statusQuery } from '../../workflows/deploy';
+import { deploy, statusQuery } from '../../workflows/deploy';
 import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -42,7 +42,7 @@ describe('deploy workflow faults', () => {
     workers.push(await startControlWorker(taskQueue));
     const name = uniqueName('cancel');
     const marker = new LocalLayout(name).processMarker;
-    const handle = await client.workflow.start(DEPLOY_WORKFLOW_TYPE, {
+    const handle = await client.workflow.start(deploy, {
       taskQueue,
       workflowId: deployWorkflowId(name),
       args: [input(name, { ttlSeconds: 300 })],
@@ -51,15 +51,19 @@ describe('deploy workflow faults', () => {
     // Freeze every process of the deployment the moment it appears: the replicas hang before they
     // listen, so the deployment can never become ready.
     const frozen = new Set<number>();
-    await eventually(async () => {
-      for (const pid of await findProcessesByMarker(marker)) {
-        if (!frozen.has(pid)) {
-          process.kill(pid, 'SIGSTOP');
-          frozen.add(pid);
+    await eventually(
+      async () => {
+        for (const pid of await findProcessesByMarker(marker)) {
+          if (!frozen.has(pid)) {
+            process.kill(pid, 'SIGSTOP');
+            frozen.add(pid);
+          }
         }
-      }
-      return frozen.size >= 3 ? true : undefined;
-    }, 'two replicas and the gateway to start', 30_000);
+        return frozen.size >= 3 ? true : undefined;
+      },
+      'two replicas and the gateway to start',
+      30_000,
+    );
 
     const waiting = await eventually(async () => {
       const s = await handle.query(statusQuery);
@@ -79,7 +83,9 @@ describe('deploy workflow faults', () => {
     const teardown = events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'teardown');
     assert.ok(teardown, 'teardown was scheduled after the cancellation');
     assert.ok(
-      events.some((e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === teardown.eventId?.toString()),
+      events.some(
+        (e) => e.activityTaskCompletedEventAttributes?.scheduledEventId?.toString() === teardown.eventId?.toString(),
+      ),
       'teardown completed',
     );
     assert.deepEqual(await findProcessesByMarker(marker), [], 'the frozen processes were killed');
@@ -90,7 +96,7 @@ describe('deploy workflow faults', () => {
     workers.push(first);
     const name = uniqueName('crash');
     const marker = new LocalLayout(name).processMarker;
-    const handle = await client.workflow.start(DEPLOY_WORKFLOW_TYPE, {
+    const handle = await client.workflow.start(deploy, {
       taskQueue,
       workflowId: deployWorkflowId(name),
       args: [input(name, { ttlSeconds: 2, timings: { heartbeatTimeoutSeconds: 3 } })],
@@ -106,7 +112,10 @@ describe('deploy workflow faults', () => {
     const outcome: DeployOutcome = await handle.result();
     assert.equal(outcome.stage, 'done');
     assert.equal(outcome.endedBy, 'ttl');
-    assert.ok(outcome.steps.some((s) => s.step === 'teardown' && s.ok), 'teardown ran');
+    assert.ok(
+      outcome.steps.some((s) => s.step === 'teardown' && s.ok),
+      'teardown ran',
+    );
     assert.deepEqual(await findProcessesByMarker(marker), [], 'no process is left');
   });
 });

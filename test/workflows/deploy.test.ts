@@ -11,11 +11,11 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 
-import { DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../src/shared/deploy-types';
+import { deployWorkflowId } from '../../src/shared/deploy-types';
 import type { DeployInput, DeployOutcome } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { statusQuery, teardownSignal } from '../../workflows/deploy';
+import { deploy, statusQuery, teardownSignal } from '../../workflows/deploy';
 import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -44,7 +44,7 @@ describe('deploy workflow on the local target', () => {
   }
 
   async function start(input: Omit<DeployInput, 'modelPath' | 'target'> & Partial<DeployInput>) {
-    return client.workflow.start(DEPLOY_WORKFLOW_TYPE, {
+    return client.workflow.start(deploy, {
       taskQueue,
       workflowId: deployWorkflowId(input.name),
       args: [{ modelPath: assets.modelPath, target: 'local', ...input } satisfies DeployInput],
@@ -54,7 +54,12 @@ describe('deploy workflow on the local target', () => {
   test('deploys replicas that answer with the key, refuse without it, and tears down completely', async () => {
     const name = uniqueName('full');
     const red = sample('red');
-    const handle = await start({ name, replicas: 2, ttlSeconds: 300, smoke: { samplePath: red.path, expectedLabel: 'red' } });
+    const handle = await start({
+      name,
+      replicas: 2,
+      ttlSeconds: 300,
+      smoke: { samplePath: red.path, expectedLabel: 'red' },
+    });
 
     const serving = await eventually(async () => {
       const s = await handle.query(statusQuery);
@@ -73,15 +78,23 @@ describe('deploy workflow on the local target', () => {
     const mode = (await fs.stat(serving.apiKeyRef)).mode & 0o777;
     assert.equal(mode, 0o600, 'the key file is readable by its owner only');
     const image = await fs.readFile(red.path);
-    for (const url of [...serving.replicaUrls!, serving.endpoint]) {
-      const ok = await fetch(`${url}/score`, { method: 'POST', body: image, headers: { authorization: `Bearer ${key}` } });
+    for (const url of [...(serving.replicaUrls ?? []), serving.endpoint]) {
+      const ok = await fetch(`${url}/score`, {
+        method: 'POST',
+        body: image,
+        headers: { authorization: `Bearer ${key}` },
+      });
       const body = (await ok.json()) as { predictions: Array<{ label: string; score: number }> };
       assert.equal(ok.status, 200, `${url} answers with the key`);
       assert.equal(body.predictions[0]?.label, 'red');
       const anonymous = await fetch(`${url}/score`, { method: 'POST', body: image });
       await anonymous.arrayBuffer();
       assert.equal(anonymous.status, 401, `${url} refuses without the key`);
-      const wrongKey = await fetch(`${url}/score`, { method: 'POST', body: image, headers: { authorization: 'Bearer nope' } });
+      const wrongKey = await fetch(`${url}/score`, {
+        method: 'POST',
+        body: image,
+        headers: { authorization: 'Bearer nope' },
+      });
       await wrongKey.arrayBuffer();
       assert.equal(wrongKey.status, 401, `${url} refuses a wrong key`);
     }
@@ -97,7 +110,10 @@ describe('deploy workflow on the local target', () => {
     const outcome: DeployOutcome = await handle.result();
     assert.equal(outcome.endedBy, 'signal');
     assert.equal(outcome.stage, 'done');
-    assert.ok(outcome.teardownRemoved!.some((r) => r.startsWith('process ')), 'teardown stopped processes');
+    assert.ok(
+      outcome.teardownRemoved!.some((r) => r.startsWith('process ')),
+      'teardown stopped processes',
+    );
     assert.deepEqual(await findProcessesByMarker(marker), [], 'no process is left');
     await assert.rejects(fs.access(new LocalLayout(name).dir), 'the deployment directory is gone');
   });
@@ -138,7 +154,9 @@ describe('deploy workflow on the local target', () => {
       events.find((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === type)?.eventId;
     const smokeId = scheduledId('smokeQuery');
     assert.ok(smokeId, 'the smoke query ran');
-    const smokeStarted = events.find((e) => e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === smokeId.toString());
+    const smokeStarted = events.find(
+      (e) => e.activityTaskStartedEventAttributes?.scheduledEventId?.toString() === smokeId.toString(),
+    );
     assert.equal(smokeStarted?.activityTaskStartedEventAttributes?.attempt, 1, 'a mismatch is not retried');
     assert.ok(scheduledId('teardown'), 'teardown ran');
     assert.deepEqual(await findProcessesByMarker(new LocalLayout(name).processMarker), []);

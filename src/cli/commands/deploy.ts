@@ -7,8 +7,8 @@ import path from 'node:path';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 
-import { statusQuery } from '../../../workflows/deploy';
-import { CONTROL_TASK_QUEUE, DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../shared/deploy-types';
+import { deploy, statusQuery } from '../../../workflows/deploy';
+import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import type { TargetKind } from '../../targets/target';
 import { webUiUrl } from '../../temporal/connection';
@@ -66,7 +66,7 @@ export async function deployCommand(opts: DeployCommandOptions): Promise<DeployC
   const workflowId = deployWorkflowId(name);
   let handle: WorkflowHandleWithFirstExecutionRunId;
   try {
-    handle = await opts.client.workflow.start(DEPLOY_WORKFLOW_TYPE, {
+    handle = await opts.client.workflow.start(deploy, {
       taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
       workflowId,
       args: [input],
@@ -160,7 +160,9 @@ export async function followDeployment(
   if (outcome) {
     printSteps(outcome, printed, out);
     if (outcome.smoke) printServing({ ...outcome, expiresAt: undefined }, out);
-    out.line(`Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`);
+    out.line(
+      `Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`,
+    );
     return outcome;
   }
   throw new CliError(describeFailure(failure));

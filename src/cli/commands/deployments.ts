@@ -32,7 +32,10 @@ export interface DeploymentView {
   failure?: string;
 }
 
-async function describeDeployment(ctx: Ctx, name: string): Promise<{ view: DeploymentView; desc: WorkflowExecutionDescription }> {
+async function describeDeployment(
+  ctx: Ctx,
+  name: string,
+): Promise<{ view: DeploymentView; desc: WorkflowExecutionDescription }> {
   const workflowId = deployWorkflowId(name);
   const handle = ctx.client.workflow.getHandle(workflowId);
   let desc: WorkflowExecutionDescription;
@@ -40,7 +43,9 @@ async function describeDeployment(ctx: Ctx, name: string): Promise<{ view: Deplo
     desc = await handle.describe();
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
-      throw new CliError(`No deployment named "${name}" (workflow ${workflowId}). See running ones with: inferctl list`);
+      throw new CliError(
+        `No deployment named "${name}" (workflow ${workflowId}). See running ones with: inferctl list`,
+      );
     }
     throw err;
   }
@@ -74,7 +79,8 @@ export async function statusCommand(ctx: Ctx, name: string): Promise<DeploymentV
   if (s) {
     ctx.out.line(`  target ${s.target}, ${s.replicas} replica(s)${s.endpoint ? `, endpoint ${s.endpoint}` : ''}`);
     if (s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
-    if (s.smoke) ctx.out.line(`  smoke answer: ${s.smoke.predictions[0]?.label} (${s.smoke.predictions[0]?.score.toFixed(3)})`);
+    if (s.smoke)
+      ctx.out.line(`  smoke answer: ${s.smoke.predictions[0]?.label} (${s.smoke.predictions[0]?.score.toFixed(3)})`);
     for (const step of s.steps) {
       const mark = step.ok === undefined ? '…' : step.ok ? '✔' : '✘';
       const took = step.durationMs !== undefined ? ` ${formatDuration(step.durationMs)}` : '';
@@ -119,15 +125,22 @@ export async function listCommand(ctx: Ctx, opts: { all: boolean; limit: number 
     rows.push(row);
     if (rows.length >= opts.limit) break;
   }
-  if (rows.length === 0) ctx.out.line(opts.all ? 'No deployments.' : 'No running deployments (use --all to see ended ones).');
+  if (rows.length === 0)
+    ctx.out.line(opts.all ? 'No deployments.' : 'No running deployments (use --all to see ended ones).');
   for (const r of rows) {
-    ctx.out.line(`${r.name.padEnd(24)} ${r.execution.toLowerCase().padEnd(11)} ${(r.stage ?? '').padEnd(14)} ${r.endpoint ?? ''}`);
+    ctx.out.line(
+      `${r.name.padEnd(24)} ${r.execution.toLowerCase().padEnd(11)} ${(r.stage ?? '').padEnd(14)} ${r.endpoint ?? ''}`,
+    );
   }
   ctx.out.result(rows);
   return rows;
 }
 
-export async function teardownCommand(ctx: Ctx, name: string, opts: { wait: boolean; reason?: string }): Promise<DeploymentView> {
+export async function teardownCommand(
+  ctx: Ctx,
+  name: string,
+  opts: { wait: boolean; reason?: string },
+): Promise<DeploymentView> {
   const { view, desc } = await describeDeployment(ctx, name);
   if (desc.status.name !== 'RUNNING') {
     ctx.out.line(`${name} is already ${desc.status.name.toLowerCase()}; its teardown has run.`);
@@ -156,7 +169,9 @@ export async function teardownCommand(ctx: Ctx, name: string, opts: { wait: bool
 export async function extendCommand(ctx: Ctx, name: string, seconds: number): Promise<DeployStatus> {
   const { view, desc } = await describeDeployment(ctx, name);
   if (desc.status.name !== 'RUNNING') {
-    throw new CliError(`${name} has ended (${desc.status.name.toLowerCase()}); a TTL can only be extended while it runs.`);
+    throw new CliError(
+      `${name} has ended (${desc.status.name.toLowerCase()}); a TTL can only be extended while it runs.`,
+    );
   }
   const handle = ctx.client.workflow.getHandle(view.workflowId, view.runId);
   const wanted = Date.now() + seconds * 1000 - 5000;

@@ -8,8 +8,9 @@ import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@te
 import type { Client, WorkflowHandle } from '@temporalio/client';
 
 import { progressQuery } from '../../../workflows/batch-score';
+import { batchScore } from '../../../workflows/batch-score';
 import type { BatchOutcome } from '../../../workflows/batch-score';
-import { BATCH_WORKFLOW_TYPE, GPU_TASK_QUEUE, batchWorkflowId } from '../../shared/batch-types';
+import { GPU_TASK_QUEUE, batchWorkflowId } from '../../shared/batch-types';
 import type { BatchProgress, BatchScoreInput } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { webUiUrl } from '../../temporal/connection';
@@ -63,7 +64,7 @@ export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreComm
   const workflowId = batchWorkflowId(name);
   let handle: WorkflowHandle;
   try {
-    handle = await opts.client.workflow.start(BATCH_WORKFLOW_TYPE, {
+    handle = await opts.client.workflow.start(batchScore, {
       taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
       workflowId,
       args: [input],
@@ -78,7 +79,9 @@ export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreComm
     });
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new CliError(`A batch job named "${name}" is already running (workflow ${workflowId}). Pick another --name.`);
+      throw new CliError(
+        `A batch job named "${name}" is already running (workflow ${workflowId}). Pick another --name.`,
+      );
     }
     throw err;
   }
@@ -117,7 +120,9 @@ export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue:
     try {
       const p = await handle.query(progressQuery);
       if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() - started > 10_000) {
-        out.note(`No shard has finished yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`);
+        out.note(
+          `No shard has finished yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`,
+        );
         hinted = true;
       }
       if (tty) {
@@ -168,23 +173,34 @@ export interface BatchStatusView {
   failure?: string;
 }
 
-export async function scoreStatusCommand(ctx: { client: Client; namespace: string; out: Output }, name: string): Promise<BatchStatusView> {
+export async function scoreStatusCommand(
+  ctx: { client: Client; namespace: string; out: Output },
+  name: string,
+): Promise<BatchStatusView> {
   const workflowId = name.startsWith('score-') ? name : batchWorkflowId(name);
   const handle = ctx.client.workflow.getHandle(workflowId);
   let execution: string;
   try {
     execution = (await handle.describe()).status.name;
   } catch (err) {
-    if (err instanceof WorkflowNotFoundError) throw new CliError(`No batch job named "${name}" (workflow ${workflowId}).`);
+    if (err instanceof WorkflowNotFoundError)
+      throw new CliError(`No batch job named "${name}" (workflow ${workflowId}).`);
     throw err;
   }
-  const view: BatchStatusView = { name, workflowId, execution, uiUrl: webUiUrl({ namespace: ctx.namespace, workflowId }) };
+  const view: BatchStatusView = {
+    name,
+    workflowId,
+    execution,
+    uiUrl: webUiUrl({ namespace: ctx.namespace, workflowId }),
+  };
   if (execution === 'RUNNING') {
     view.progress = await handle.query(progressQuery);
     ctx.out.line(`${workflowId}: running, ${progressLine(view.progress)}`);
   } else if (execution === 'COMPLETED') {
     view.summary = (await handle.result()) as BatchOutcome;
-    ctx.out.line(`${workflowId}: completed, ${view.summary.itemsOk}/${view.summary.totalItems} scored, ${view.summary.itemsFailed} failed`);
+    ctx.out.line(
+      `${workflowId}: completed, ${view.summary.itemsOk}/${view.summary.totalItems} scored, ${view.summary.itemsFailed} failed`,
+    );
     ctx.out.line(`  predictions: ${view.summary.predictionsFile}`);
   } else {
     try {

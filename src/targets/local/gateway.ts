@@ -26,7 +26,9 @@ export function createGateway(opts: GatewayOptions): http.Server {
     const urls: string[] = [];
     for (let i = 0; i < opts.replicas; i++) {
       try {
-        const ready = JSON.parse(fs.readFileSync(path.join(opts.replicasDir, String(i), 'ready.json'), 'utf8')) as ReadyFile;
+        const ready = JSON.parse(
+          fs.readFileSync(path.join(opts.replicasDir, String(i), 'ready.json'), 'utf8'),
+        ) as ReadyFile;
         urls.push(ready.url);
       } catch {
         // Not started yet, or torn down.
@@ -45,7 +47,9 @@ export function createGateway(opts: GatewayOptions): http.Server {
       if (size > opts.maxBodyBytes) {
         if (!refused) {
           refused = true;
-          sendJson(res, 413, { error: { code: 'body-too-large', message: `Request body over ${opts.maxBodyBytes} bytes.` } });
+          sendJson(res, 413, {
+            error: { code: 'body-too-large', message: `Request body over ${opts.maxBodyBytes} bytes.` },
+          });
           req.destroy();
         }
         return;

@@ -85,7 +85,11 @@ export class LocalTarget implements Target {
       await writeJsonFileAtomic(layout.clusterFile, { ownerId: spec.ownerId, createdAt: new Date().toISOString() });
     }
     await ensureSecretFile(layout.apiKeyFile, generateApiKey);
-    return { clusterId: layout.dir, created: !existing || existing.ownerId !== spec.ownerId, secretRef: layout.apiKeyFile };
+    return {
+      clusterId: layout.dir,
+      created: !existing || existing.ownerId !== spec.ownerId,
+      secretRef: layout.apiKeyFile,
+    };
   }
 
   async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
@@ -136,13 +140,20 @@ export class LocalTarget implements Target {
       const pid = await spawnDetachedNode(
         SERVER_MAIN,
         [
-          '--model', path.join(image.imageRef, 'model.onnx'),
-          '--api-key-file', layout.apiKeyFile,
-          '--ready-file', path.join(dir, 'ready.json'),
-          '--host', '127.0.0.1',
-          '--port', '0',
-          '--top-k', String(spec.topK),
-          '--max-body-bytes', String(MAX_BODY_BYTES),
+          '--model',
+          path.join(image.imageRef, 'model.onnx'),
+          '--api-key-file',
+          layout.apiKeyFile,
+          '--ready-file',
+          path.join(dir, 'ready.json'),
+          '--host',
+          '127.0.0.1',
+          '--port',
+          '0',
+          '--top-k',
+          String(spec.topK),
+          '--max-body-bytes',
+          String(MAX_BODY_BYTES),
         ],
         path.join(dir, 'replica.log'),
       );
@@ -161,9 +172,12 @@ export class LocalTarget implements Target {
       const pid = await spawnDetachedNode(
         GATEWAY_MAIN,
         [
-          '--replicas-dir', path.join(layout.dir, 'replicas'),
-          '--replicas', String(spec.replicas),
-          '--ready-file', path.join(layout.gatewayDir, 'ready.json'),
+          '--replicas-dir',
+          path.join(layout.dir, 'replicas'),
+          '--replicas',
+          String(spec.replicas),
+          '--ready-file',
+          path.join(layout.gatewayDir, 'ready.json'),
         ],
         path.join(layout.gatewayDir, 'gateway.log'),
       );
@@ -186,7 +200,11 @@ export class LocalTarget implements Target {
       const ready = await readJsonFile<ReadyFile>(path.join(dir, 'ready.json'));
       if (!isAlive(record.pid)) {
         const tail = await logTail(path.join(dir, 'replica.log'));
-        return { ...report, fatal: true, reason: `replica ${record.index} (pid ${record.pid}) exited: ${tail || 'no output'}` };
+        return {
+          ...report,
+          fatal: true,
+          reason: `replica ${record.index} (pid ${record.pid}) exited: ${tail || 'no output'}`,
+        };
       }
       if (!ready) {
         waiting.push(`replica ${record.index} is loading the model`);
@@ -200,7 +218,11 @@ export class LocalTarget implements Target {
     const gatewayReady = await readJsonFile<ReadyFile>(path.join(layout.gatewayDir, 'ready.json'));
     if (state.gateway && !isAlive(state.gateway.pid)) {
       const tail = await logTail(path.join(layout.gatewayDir, 'gateway.log'));
-      return { ...report, fatal: true, reason: `the gateway (pid ${state.gateway.pid}) exited: ${tail || 'no output'}` };
+      return {
+        ...report,
+        fatal: true,
+        reason: `the gateway (pid ${state.gateway.pid}) exited: ${tail || 'no output'}`,
+      };
     }
     if (gatewayReady && (await answers(`${gatewayReady.url}/healthz`))) report.endpoint = gatewayReady.url;
     else waiting.push('the gateway is starting');
