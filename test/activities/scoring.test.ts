@@ -26,6 +26,7 @@ describe('scoreShard activity', () => {
   let task: ShardTask;
   const pool = new ClassifierPool({ executionProvider: 'cpu', allowCpuFallback: false }, () => undefined);
   const activities = createScoringActivities({ classifiers: pool, workerName: 'test' });
+  const scoreShard = (t: ShardTask) => activities.scoreShard(t);
 
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-shard-'));
@@ -63,14 +64,14 @@ describe('scoreShard activity', () => {
       checkpoints.push(d);
       if (checkpoints.length === 3) first.cancel();
     });
-    await assert.rejects(first.run(activities.scoreShard, task), CancelledFailure);
+    await assert.rejects(first.run(scoreShard, task), CancelledFailure);
     const checkpoint = checkpoints[1]!; // the server kept an older heartbeat than the last one written
     assert.equal(checkpoint.itemsDone, 8);
 
     const partial = path.join(layout().shardPartialDir(0), 'predictions.jsonl');
     await fs.appendFile(partial, '{"index": 999, "path": "half a ro');
     const second = new MockActivityEnvironment({ attempt: 2, heartbeatDetails: checkpoint });
-    const result: ShardResult = await second.run(activities.scoreShard, task);
+    const result: ShardResult = await second.run(scoreShard, task);
     assert.equal(result.itemsOk, 30);
     assert.equal(result.attempts, 2);
 
@@ -89,7 +90,7 @@ describe('scoreShard activity', () => {
     const env = new MockActivityEnvironment({ attempt: 3 });
     let heartbeats = 0;
     env.on('heartbeat', () => heartbeats++);
-    const result: ShardResult = await env.run(activities.scoreShard, task);
+    const result: ShardResult = await env.run(scoreShard, task);
     assert.equal(result.itemsOk, 30);
     assert.equal(heartbeats, 0, 'no batch was scored');
     assert.equal((await fs.stat(file)).mtimeMs, before.mtimeMs);
@@ -108,7 +109,7 @@ describe('scoreShard activity', () => {
       rawBytes: 0,
     };
     const result: ShardResult = await new MockActivityEnvironment({ attempt: 2, heartbeatDetails: stale }).run(
-      activities.scoreShard,
+      scoreShard,
       other,
     );
     assert.equal(result.itemsOk, 30);

@@ -17,16 +17,18 @@ import { webUiUrl } from '../../src/temporal/connection';
 import { startDevServer } from '../../src/temporal/dev-server';
 import type { DevServer } from '../../src/temporal/dev-server';
 
-function withEnv<T>(env: Record<string, string | undefined>, fn: () => Promise<T>): Promise<T> {
+function withEnv<T>(env: Record<string, string | undefined>, fn: () => Promise<T> | T): Promise<T> {
   const saved = Object.fromEntries(Object.keys(env).map((k) => [k, process.env[k]]));
   Object.assign(process.env, env);
   for (const [k, v] of Object.entries(env)) if (v === undefined) delete process.env[k];
-  return fn().finally(() => {
-    for (const [k, v] of Object.entries(saved)) {
-      if (v === undefined) delete process.env[k];
-      else process.env[k] = v;
-    }
-  });
+  return Promise.resolve()
+    .then(fn)
+    .finally(() => {
+      for (const [k, v] of Object.entries(saved)) {
+        if (v === undefined) delete process.env[k];
+        else process.env[k] = v;
+      }
+    });
 }
 
 describe('Temporal CLI lookup', () => {
@@ -80,7 +82,7 @@ describe('Temporal CLI lookup', () => {
 
 describe('webUiUrl', () => {
   test('links to a namespace, a workflow and a run', () =>
-    withEnv({ INFERCTL_UI_URL: 'http://ui.example:8080/' }, async () => {
+    withEnv({ INFERCTL_UI_URL: 'http://ui.example:8080/' }, () => {
       assert.equal(webUiUrl({ namespace: 'default' }), 'http://ui.example:8080/namespaces/default/workflows');
       assert.equal(
         webUiUrl({ namespace: 'ns', workflowId: 'deploy-a' }),
@@ -93,7 +95,7 @@ describe('webUiUrl', () => {
     }));
 
   test('without INFERCTL_UI_URL it follows the dev server layout (gRPC port + 1000)', () =>
-    withEnv({ INFERCTL_UI_URL: undefined, TEMPORAL_ADDRESS: 'localhost:7233' }, async () => {
+    withEnv({ INFERCTL_UI_URL: undefined, TEMPORAL_ADDRESS: 'localhost:7233' }, () => {
       assert.equal(webUiUrl({ namespace: 'default' }), 'http://localhost:8233/namespaces/default/workflows');
     }));
 });
