@@ -15,12 +15,21 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 
 import type { createBatchActivities } from '../activities/batch';
 import type { createScoringActivities } from '../activities/scoring';
 import { rootMessage } from '../src/shared/failure-message';
+import { resolveOutputTemplate } from '../src/shared/output-template';
+import {
+  InferctlKind,
+  ItemsDone,
+  ItemsTotal,
+  Stage,
+  TemporalScheduledStartTime,
+} from '../src/shared/search-attributes';
 import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
 import type {
   BatchCarryOver,
@@ -40,7 +49,12 @@ export const SHARDS_PER_RUN = 500;
 
 export type BatchOutcome = Omit<BatchSummary, 'shardTimings'>;
 
-export async function batchScore(input: BatchScoreInput, carry?: BatchCarryOver): Promise<BatchOutcome> {
+export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOver): Promise<BatchOutcome> {
+  // The output path may be a template of the *scheduled* time (a schedule's slot), so that a re-run or a
+  // backfill of the same slot overwrites that slot's output. Resolved once; later runs carry the result.
+  const input: BatchScoreInput = carry
+    ? rawInput
+    : { ...rawInput, outputDir: resolveOutputTemplate(rawInput.outputDir, slotTime()) };
   const control = proxyActivities<BatchActivities>({
     startToCloseTimeout: '2 hours',
     heartbeatTimeout: '2 minutes',
@@ -67,7 +81,24 @@ export async function batchScore(input: BatchScoreInput, carry?: BatchCarryOver)
     startedAt,
     executionProvider: carry?.executionProvider,
   };
-  const show = () => setCurrentDetails(describe(progress));
+  const indexed = workflowInfo().typedSearchAttributes.get(InferctlKind) !== undefined;
+  let indexedTenth = -1;
+  /** Upserts stage and counts, at most once per 10% of progress (each upsert is a history event). */
+  const index = (force = false) => {
+    if (!indexed) return;
+    const tenth = progress.totalItems > 0 ? Math.floor((10 * progress.itemsDone) / progress.totalItems) : 0;
+    if (!force && tenth === indexedTenth) return;
+    indexedTenth = tenth;
+    upsertSearchAttributes([
+      { key: Stage, value: progress.stage },
+      { key: ItemsTotal, value: progress.totalItems },
+      { key: ItemsDone, value: progress.itemsDone },
+    ]);
+  };
+  const show = (force = false) => {
+    setCurrentDetails(describe(progress));
+    index(force);
+  };
   setHandler(progressQuery, () => progress);
   show();
 
@@ -75,7 +106,7 @@ export async function batchScore(input: BatchScoreInput, carry?: BatchCarryOver)
   progress.totalItems = prepared.totalItems;
   progress.shardCount = prepared.shardCount;
   progress.stage = 'scoring';
-  show();
+  show(true);
 
   let next = carry?.nextShard ?? 0;
   const stopAt = Math.min(prepared.shardCount, next + SHARDS_PER_RUN);
@@ -138,13 +169,13 @@ export async function batchScore(input: BatchScoreInput, carry?: BatchCarryOver)
   }
 
   progress.stage = 'summarising';
-  show();
+  show(true);
   const summary = await control.summariseBatch(input, prepared, startedAt);
   progress.summaryPath = `${input.outputDir}/summary.json`;
 
   if (shardFailure !== undefined) {
     progress.stage = 'failed';
-    show();
+    show(true);
     throw ApplicationFailure.create({
       type: 'ShardFailed',
       message:
@@ -156,7 +187,7 @@ export async function batchScore(input: BatchScoreInput, carry?: BatchCarryOver)
   }
   if (exceeded()) {
     progress.stage = 'failed';
-    show();
+    show(true);
     throw ApplicationFailure.nonRetryable(
       `Batch job "${input.name}" failed: ${progress.itemsFailed} input(s) could not be scored, over the error threshold ` +
         `(${describeThreshold(input.errorThreshold)}). See ${summary.errorsFile} for each input and its reason.`,
@@ -164,8 +195,13 @@ export async function batchScore(input: BatchScoreInput, carry?: BatchCarryOver)
     );
   }
   progress.stage = 'done';
-  show();
+  show(true);
   return summary;
+}
+
+/** The scheduled time of this run's slot when a schedule started it, else when the workflow started. */
+function slotTime(): Date {
+  return workflowInfo().typedSearchAttributes.get(TemporalScheduledStartTime) ?? workflowInfo().runStartTime;
 }
 
 /** Like Azure ML batch's error_threshold: -1 ignores errors, (0, 1) is a fraction of all inputs, ≥ 1 a count. */

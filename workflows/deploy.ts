@@ -17,11 +17,13 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 
 import { rootMessage } from '../src/shared/failure-message';
+import { InferctlKind, Stage } from '../src/shared/search-attributes';
 import type { createDeployActivities } from '../activities/deploy';
 import type {
   DeployInput,
@@ -87,9 +89,13 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
   let teardownRequested = false;
   let provisioningStarted = false;
 
+  // Upsert only what the workflow was started with: a cluster without inferctl's search attributes
+  // registered would otherwise fail every workflow task.
+  const indexed = workflowInfo().typedSearchAttributes.get(InferctlKind) !== undefined;
   const setStage = (stage: DeployStage) => {
     status.stage = stage;
     setCurrentDetails(describe(status));
+    if (indexed) upsertSearchAttributes([{ key: Stage, value: stage }]);
   };
   setCurrentDetails(describe(status));
 

@@ -5,20 +5,21 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 
 import { InvalidInputError } from '../errors';
 import { inferctlHome, packageRoot } from '../paths';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../shared/deploy-types';
-import { connectClient } from '../temporal/connection';
 import { CliError } from './cli-error';
 import { deployCommand } from './commands/deploy';
 import { scoreCommand, scoreStatusCommand } from './commands/score';
 import { extendCommand, listCommand, statusCommand, teardownCommand } from './commands/deployments';
 import { devCommand } from './commands/dev';
-import { parseDurationSeconds } from './duration';
-import { createOutput } from './output';
+import { addBatchJobOptions, batchJobFlags } from './batch-flags';
+import { withClient } from './client-context';
+import { duration, int, threshold } from './flag-parsers';
+import { addScheduleCommands } from './schedule-program';
 import type * as ControlWorkerModule from '../../worker/control';
 import type * as GpuWorkerModule from '../../worker/gpu';
 import type { GpuWorkerFlags } from '../../worker/gpu';
@@ -33,48 +34,6 @@ Temporal connection (client and workers alike), from the SDK's environment confi
 
 function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
-}
-
-function int(flag: string, min: number) {
-  return (value: string): number => {
-    const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${flag} must be a whole number ≥ ${min}.`);
-    return n;
-  };
-}
-
-function threshold(value: string): number {
-  const t = Number(value);
-  if (!(t === -1 || (t >= 0 && t < 1) || (Number.isInteger(t) && t >= 1))) {
-    throw new InvalidArgumentError(
-      '--error-threshold must be -1 (ignore), a fraction in [0, 1) such as 0.05, or a whole count.',
-    );
-  }
-  return t;
-}
-
-function duration(flag: string) {
-  return (value: string): number => {
-    try {
-      return parseDurationSeconds(value, flag);
-    } catch (err) {
-      throw new InvalidArgumentError((err as Error).message);
-    }
-  };
-}
-
-async function withClient<T>(json: boolean, fn: (ctx: Awaited<ReturnType<typeof connect>>) => Promise<T>): Promise<T> {
-  const ctx = await connect(json);
-  try {
-    return await fn(ctx);
-  } finally {
-    await ctx.connection.close();
-  }
-}
-
-async function connect(json: boolean) {
-  const { client, connection, namespace } = await connectClient();
-  return { client, connection, namespace, out: createOutput(json) };
 }
 
 export function buildProgram(): Command {
@@ -143,10 +102,28 @@ export function buildProgram(): Command {
     .command('list')
     .description('List running deployments (a Temporal visibility query)')
     .option('-a, --all', 'include ended deployments')
+    .addOption(
+      new Option('--stage <stage>', 'only deployments in this stage').choices([
+        'validating',
+        'provisioning',
+        'building',
+        'deploying',
+        'waiting',
+        'smoke-testing',
+        'serving',
+        'tearing-down',
+        'done',
+        'failed',
+        'cancelled',
+      ]),
+    )
+    .addOption(new Option('--target <target>', 'only deployments on this target').choices(['local', 'aks']))
     .option('--limit <n>', 'at most this many', int('--limit', 1), 50)
     .option('--json', 'print one JSON document')
-    .action(async (o: { all?: boolean; limit: number; json?: boolean }) => {
-      await withClient(Boolean(o.json), (ctx) => listCommand(ctx, { all: Boolean(o.all), limit: o.limit }));
+    .action(async (o: { all?: boolean; limit: number; stage?: string; target?: string; json?: boolean }) => {
+      await withClient(Boolean(o.json), (ctx) =>
+        listCommand(ctx, { all: Boolean(o.all), limit: o.limit, stage: o.stage, target: o.target }),
+      );
     });
 
   program
@@ -185,47 +162,23 @@ export function buildProgram(): Command {
       });
     });
 
-  const score = program
-    .command('score')
-    .description('Score a directory or manifest of images with a model on the GPU workers, with a live progress bar')
-    .option('-m, --model <path>', 'ONNX image classifier')
-    .option('-i, --input <dir|manifest>', 'directory of images (recursive) or a .jsonl/.csv/.txt manifest of paths')
-    .option('-o, --output <dir>', 'where predictions.jsonl, errors.jsonl and summary.json go')
+  const score = addBatchJobOptions(
+    program
+      .command('score')
+      .description('Score a directory or manifest of images with a model on the GPU workers, with a live progress bar'),
+    'where predictions.jsonl, errors.jsonl and summary.json go',
+  )
     .option('-n, --name <name>', 'job name; the workflow id is score-<name> (default: from the input and the time)')
-    .option('--shard-size <n>', 'inputs per shard (one activity)', int('--shard-size', 1), 1000)
-    .option('--batch-size <n>', 'images per inference call', int('--batch-size', 1), 32)
-    .option('--concurrency <n>', 'shards in flight across all GPU workers', int('--concurrency', 1), 4)
-    .option(
-      '--error-threshold <t>',
-      'failed inputs tolerated: -1 ignore, a fraction like 0.05, or a count',
-      threshold,
-      -1,
-    )
-    .option('--top-k <n>', 'labels per input', int('--top-k', 1), 5)
-    .option('--raw-outputs', 'also write every raw float32 output vector (raw.f32)')
-    .option('--gpu', 'require the CUDA execution provider: fail rather than score on CPU')
-    .option('--gpu-queue <queue>', 'task queue of the GPU workers', GPU_TASK_QUEUE)
     .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
     .option('--detach', 'start and return at once')
     .option('--json', 'print one JSON document')
     .action(async (o: Record<string, unknown>) => {
-      const missing = ['model', 'input', 'output'].filter((k) => !o[k]).map((k) => `--${k}`);
-      if (missing.length > 0) throw new CliError(`score needs ${missing.join(', ')} (see inferctl score --help)`, 2);
+      const flags = batchJobFlags(o, 'score');
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await scoreCommand({
           ...ctx,
-          modelPath: o.model as string,
-          inputPath: o.input as string,
-          outputDir: o.output as string,
+          ...flags,
           name: o.name as string | undefined,
-          shardSize: o.shardSize as number,
-          batchSize: o.batchSize as number,
-          concurrency: o.concurrency as number,
-          errorThreshold: o.errorThreshold as number,
-          topK: o.topK as number,
-          rawOutputs: Boolean(o.rawOutputs),
-          requireCuda: Boolean(o.gpu),
-          gpuTaskQueue: o.gpuQueue as string,
           taskQueue: o.taskQueue as string,
           detach: Boolean(o.detach),
         });
@@ -261,6 +214,8 @@ export function buildProgram(): Command {
           ),
       });
     });
+
+  addScheduleCommands(program);
 
   program
     .command('dev')

@@ -14,6 +14,12 @@ export const Stage = defineSearchAttributeKey('Stage', SearchAttributeType.KEYWO
 export const ItemsTotal = defineSearchAttributeKey('ItemsTotal', SearchAttributeType.INT);
 export const ItemsDone = defineSearchAttributeKey('ItemsDone', SearchAttributeType.INT);
 
+/** Set by Temporal on every workflow a schedule starts: the slot's scheduled time. */
+export const TemporalScheduledStartTime = defineSearchAttributeKey(
+  'TemporalScheduledStartTime',
+  SearchAttributeType.DATETIME,
+);
+
 /** Name and CLI type of each, for `temporal server start-dev --search-attribute Name=Type`. */
 export const SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: 'Keyword' | 'Int' }> = [
   { name: InferctlKind.name, type: 'Keyword' },

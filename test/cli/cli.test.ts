@@ -125,6 +125,17 @@ describe('inferctl CLI', () => {
       const rows = JSON.parse(listed.stdout) as Array<{ name: string; stage: string }>;
       assert.equal(rows.find((r) => r.name === name)?.stage, 'serving');
 
+      const serving = await inferctl(['list', '--stage', 'serving', '--json']);
+      assert.ok(
+        (JSON.parse(serving.stdout) as Array<{ name: string }>).some((r) => r.name === name),
+        'found by its Stage',
+      );
+      const waiting = await inferctl(['list', '--stage', 'waiting', '--json']);
+      assert.ok(
+        !(JSON.parse(waiting.stdout) as Array<{ name: string }>).some((r) => r.name === name),
+        'not in another stage',
+      );
+
       const extended = await inferctl(['extend', name, '--ttl', '2h', '--json']);
       assert.equal(extended.code, 0, extended.stderr);
       const expiresAt = Date.parse((JSON.parse(extended.stdout) as { expiresAt: string }).expiresAt);

@@ -12,7 +12,9 @@ import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types'
 import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import type { TargetKind } from '../../targets/target';
 import { webUiUrl } from '../../temporal/connection';
+import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
+import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../duration';
 import { describeFailure, type Output } from '../output';
 
@@ -66,18 +68,30 @@ export async function deployCommand(opts: DeployCommandOptions): Promise<DeployC
   const workflowId = deployWorkflowId(name);
   let handle: WorkflowHandleWithFirstExecutionRunId;
   try {
-    handle = await opts.client.workflow.start(deploy, {
-      taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
-      workflowId,
-      args: [input],
-      staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${formatDuration(opts.ttlSeconds * 1000)})`,
-      staticDetails: [
-        `**Model:** ${modelPath}`,
-        `**Target:** ${opts.target}`,
-        `**Replicas:** ${opts.replicas}`,
-        `**Smoke sample:** ${input.smoke ? `${input.smoke.samplePath}${input.smoke.expectedLabel ? ` (expect "${input.smoke.expectedLabel}")` : ''}` : 'none'}`,
-      ].join('\n'),
-    });
+    handle = await startIndexed(
+      opts.client,
+      deploy,
+      {
+        taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
+        workflowId,
+        args: [input],
+        staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${formatDuration(opts.ttlSeconds * 1000)})`,
+        staticDetails: [
+          `**Model:** ${modelPath}`,
+          `**Target:** ${opts.target}`,
+          `**Replicas:** ${opts.replicas}`,
+          `**Smoke sample:** ${input.smoke ? `${input.smoke.samplePath}${input.smoke.expectedLabel ? ` (expect "${input.smoke.expectedLabel}")` : ''}` : 'none'}`,
+        ].join('\n'),
+      },
+      [
+        { key: InferctlKind, value: 'deploy' },
+        { key: DeploymentName, value: name },
+        { key: ModelName, value: path.basename(modelPath) },
+        { key: Target, value: opts.target },
+        { key: Stage, value: 'validating' },
+      ],
+      opts.out,
+    );
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new CliError(

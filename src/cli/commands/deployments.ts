@@ -9,6 +9,7 @@ import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
 import { extendTtlSignal, statusQuery, teardownSignal } from '../../../workflows/deploy';
 import { DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployOutcome, DeployStatus } from '../../shared/deploy-types';
+import { Stage, Target } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
 import { CliError } from '../cli-error';
 import { formatDuration } from '../duration';
@@ -103,8 +104,16 @@ export interface ListedDeployment {
   endpoint?: string;
 }
 
-export async function listCommand(ctx: Ctx, opts: { all: boolean; limit: number }): Promise<ListedDeployment[]> {
-  const query = `WorkflowType = '${DEPLOY_WORKFLOW_TYPE}'${opts.all ? '' : ` AND ExecutionStatus = 'Running'`}`;
+export async function listCommand(
+  ctx: Ctx,
+  opts: { all: boolean; limit: number; stage?: string; target?: string },
+): Promise<ListedDeployment[]> {
+  // A visibility query over the search attributes the deploy workflow keeps up to date.
+  const clauses = [`WorkflowType = '${DEPLOY_WORKFLOW_TYPE}'`];
+  if (!opts.all) clauses.push(`ExecutionStatus = 'Running'`);
+  if (opts.stage) clauses.push(`${Stage.name} = '${opts.stage}'`);
+  if (opts.target) clauses.push(`${Target.name} = '${opts.target}'`);
+  const query = clauses.join(' AND ');
   const rows: ListedDeployment[] = [];
   for await (const wf of ctx.client.workflow.list({ query })) {
     const row: ListedDeployment = {

@@ -14,15 +14,15 @@ import { GPU_TASK_QUEUE, batchWorkflowId } from '../../shared/batch-types';
 import type { BatchProgress, BatchScoreInput } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { webUiUrl } from '../../temporal/connection';
+import { InferctlKind, ItemsDone, ModelName, Stage } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
+import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../duration';
 import { describeFailure, type Output } from '../output';
 import { nameFromModel } from './deploy';
 
-export interface ScoreCommandOptions {
-  client: Client;
-  namespace: string;
-  out: Output;
+/** The job settings `score` and `schedule create` share. */
+export interface BatchJobFlags {
   modelPath: string;
   inputPath: string;
   outputDir: string;
@@ -35,8 +35,32 @@ export interface ScoreCommandOptions {
   rawOutputs: boolean;
   requireCuda: boolean;
   gpuTaskQueue?: string;
+}
+
+export interface ScoreCommandOptions extends BatchJobFlags {
+  client: Client;
+  namespace: string;
+  out: Output;
   taskQueue?: string;
   detach: boolean;
+}
+
+/** The workflow input for a job; paths are made absolute here, where the user typed them. */
+export function batchJobInput(flags: BatchJobFlags, name: string): BatchScoreInput {
+  return {
+    name,
+    modelPath: path.resolve(flags.modelPath),
+    inputPath: path.resolve(flags.inputPath),
+    outputDir: path.resolve(flags.outputDir),
+    shardSize: flags.shardSize,
+    batchSize: flags.batchSize,
+    maxShardsInFlight: flags.concurrency,
+    errorThreshold: flags.errorThreshold,
+    topK: flags.topK,
+    rawOutputs: flags.rawOutputs,
+    requireCuda: flags.requireCuda,
+    gpuTaskQueue: flags.gpuTaskQueue ?? GPU_TASK_QUEUE,
+  };
 }
 
 export interface ScoreCommandResult {
@@ -47,36 +71,34 @@ export interface ScoreCommandResult {
 
 export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreCommandResult> {
   const name = opts.name ?? `${nameFromModel(opts.inputPath).slice(0, 24)}-${Date.now().toString(36)}`;
-  const input: BatchScoreInput = {
-    name,
-    modelPath: path.resolve(opts.modelPath),
-    inputPath: path.resolve(opts.inputPath),
-    outputDir: path.resolve(opts.outputDir),
-    shardSize: opts.shardSize,
-    batchSize: opts.batchSize,
-    maxShardsInFlight: opts.concurrency,
-    errorThreshold: opts.errorThreshold,
-    topK: opts.topK,
-    rawOutputs: opts.rawOutputs,
-    requireCuda: opts.requireCuda,
-    gpuTaskQueue: opts.gpuTaskQueue ?? GPU_TASK_QUEUE,
-  };
+  const input = batchJobInput(opts, name);
   const workflowId = batchWorkflowId(name);
   let handle: WorkflowHandle;
   try {
-    handle = await opts.client.workflow.start(batchScore, {
-      taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
-      workflowId,
-      args: [input],
-      staticSummary: `Score ${path.basename(input.inputPath)} with ${path.basename(input.modelPath)} → ${input.outputDir}`,
-      staticDetails: [
-        `**Model:** ${input.modelPath}`,
-        `**Input:** ${input.inputPath}`,
-        `**Output:** ${input.outputDir}`,
-        `**Shards:** ${input.shardSize} inputs each, ${input.maxShardsInFlight} in flight, batches of ${input.batchSize}`,
-        `**GPU queue:** ${input.gpuTaskQueue}`,
-      ].join('\n'),
-    });
+    handle = await startIndexed(
+      opts.client,
+      batchScore,
+      {
+        taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
+        workflowId,
+        args: [input],
+        staticSummary: `Score ${path.basename(input.inputPath)} with ${path.basename(input.modelPath)} → ${input.outputDir}`,
+        staticDetails: [
+          `**Model:** ${input.modelPath}`,
+          `**Input:** ${input.inputPath}`,
+          `**Output:** ${input.outputDir}`,
+          `**Shards:** ${input.shardSize} inputs each, ${input.maxShardsInFlight} in flight, batches of ${input.batchSize}`,
+          `**GPU queue:** ${input.gpuTaskQueue}`,
+        ].join('\n'),
+      },
+      [
+        { key: InferctlKind, value: 'batch-score' },
+        { key: ModelName, value: path.basename(input.modelPath) },
+        { key: Stage, value: 'listing' },
+        { key: ItemsDone, value: 0 },
+      ],
+      opts.out,
+    );
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
       throw new CliError(

@@ -1,0 +1,20 @@
+import { connectClient } from '../temporal/connection';
+import { createOutput } from './output';
+
+/** What every command that talks to Temporal gets: a client, its namespace and the output. */
+export type ClientContext = Awaited<ReturnType<typeof connect>>;
+
+/** Connects, runs `fn`, and always closes the connection. */
+export async function withClient<T>(json: boolean, fn: (ctx: ClientContext) => Promise<T>): Promise<T> {
+  const ctx = await connect(json);
+  try {
+    return await fn(ctx);
+  } finally {
+    await ctx.connection.close();
+  }
+}
+
+async function connect(json: boolean) {
+  const { client, connection, namespace } = await connectClient();
+  return { client, connection, namespace, out: createOutput(json) };
+}
