@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type { MetricMeter } from '@temporalio/common';
 
 import { readShardManifest } from '../src/batch/input-listing';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
@@ -52,6 +53,8 @@ export function createScoringActivities({
           'CudaUnavailable',
         );
       }
+      const metrics = scoringMetrics(ctx.metricMeter.withTags({ execution_provider: classifier.executionProvider }));
+      metrics.provider.set(1);
       const inputs = await readShardManifest(layout.shardManifest(task.shard, task.manifestDir));
 
       // Resume from the last checkpoint this shard heartbeated, if the partial outputs are still there.
@@ -83,6 +86,12 @@ export function createScoringActivities({
           sinks: { predictions, errors, raw },
           from,
           onCheckpoint: (checkpoint) => ctx.heartbeat(checkpoint),
+          onBatch: (batch) => {
+            metrics.items.withTags({ outcome: 'ok' }).add(batch.ok);
+            if (batch.failed > 0) metrics.items.withTags({ outcome: 'failed' }).add(batch.failed);
+            if (batch.ok > 0) metrics.inferenceLatency.record(batch.inferMs);
+            metrics.batchSize.record(batch.ok);
+          },
           signal: ctx.cancellationSignal,
         });
         await Promise.all([predictions.sync(), errors.sync(), raw?.sync()]);
@@ -112,6 +121,24 @@ export function createScoringActivities({
       });
       return result;
     },
+  };
+}
+
+/**
+ * The GPU worker's own Prometheus metrics, next to the SDK's on the worker's metrics endpoint
+ * (--metrics-port). Every series carries the execution provider as a tag.
+ */
+function scoringMetrics(meter: MetricMeter) {
+  return {
+    items: meter.createCounter('inferctl_items_scored', 'items', 'Inputs scored, by outcome (ok, failed)'),
+    inferenceLatency: meter.createHistogram('inferctl_inference_latency', 'float', 'ms', 'onnxruntime time per batch'),
+    batchSize: meter.createHistogram('inferctl_batch_size', 'int', 'items', 'Images per inference call'),
+    provider: meter.createGauge(
+      'inferctl_execution_provider',
+      'int',
+      '',
+      '1 for the execution provider this worker runs',
+    ),
   };
 }
 

@@ -29,7 +29,7 @@ async function portFree(port: number): Promise<boolean> {
 }
 
 async function main(): Promise<void> {
-  installWorkerRuntime('WARN');
+  installWorkerRuntime({ logLevel: 'WARN' });
   const home = inferctlHome();
   const out = createOutput(false);
   const say = (text: string) => out.line(`\x1b[1m==> ${text}\x1b[0m`);

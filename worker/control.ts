@@ -20,13 +20,15 @@ export interface ControlWorkerOptions {
   taskQueue?: string;
   /** Stop (gracefully) once this settles; by default the worker runs until SIGINT/SIGTERM. */
   until?: Promise<unknown>;
+  /** Serve Prometheus metrics on this port (default INFERCTL_METRICS_PORT). */
+  metricsPort?: number;
   /** Called once the worker polls, with what it listens on. */
   onReady?: (info: { address: string; namespace: string; taskQueue: string }) => void;
 }
 
 export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise<void> {
   const taskQueue = opts.taskQueue ?? CONTROL_TASK_QUEUE;
-  installWorkerRuntime();
+  installWorkerRuntime({ metricsPort: opts.metricsPort });
   const { connection, namespace, address } = await connectWorker();
   try {
     const worker = await Worker.create({
@@ -49,9 +51,12 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
 }
 
 if (require.main === module) {
-  const { values } = parseArgs({ options: { 'task-queue': { type: 'string', default: CONTROL_TASK_QUEUE } } });
+  const { values } = parseArgs({
+    options: { 'task-queue': { type: 'string', default: CONTROL_TASK_QUEUE }, 'metrics-port': { type: 'string' } },
+  });
   runControlWorker({
     taskQueue: values['task-queue'],
+    metricsPort: values['metrics-port'] ? Number(values['metrics-port']) : undefined,
     onReady: ({ address, namespace, taskQueue }) =>
       console.log(`inferctl control worker polling ${taskQueue} on ${address} (namespace ${namespace})`),
   }).catch((err: unknown) => {

@@ -25,13 +25,15 @@ export interface GpuWorkerOptions {
   /** Shards one process scores at once (each decodes and infers its own batches). */
   maxConcurrentShards?: number;
   until?: Promise<unknown>;
+  /** Serve Prometheus metrics on this port (default INFERCTL_METRICS_PORT). */
+  metricsPort?: number;
   onReady?: (info: { address: string; namespace: string; taskQueue: string }) => void;
   announce?: (line: string) => void;
 }
 
 export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
   const taskQueue = opts.taskQueue ?? GPU_TASK_QUEUE;
-  installWorkerRuntime();
+  installWorkerRuntime({ metricsPort: opts.metricsPort });
   const { connection, namespace, address } = await connectWorker();
   const classifiers = new ClassifierPool(opts.execution, opts.announce);
   try {
@@ -60,6 +62,7 @@ export interface GpuWorkerFlags {
   maxConcurrentShards: string;
   intraOpThreads?: string;
   graphOptimization: string;
+  metricsPort?: string;
 }
 
 /** Checks the flags and turns them into worker options; every problem is reported at once. */
@@ -76,6 +79,7 @@ export function gpuWorkerOptions(flags: GpuWorkerFlags): GpuWorkerOptions {
   }
   const options: GpuWorkerOptions = {
     taskQueue: flags.taskQueue,
+    metricsPort: flags.metricsPort === undefined ? undefined : whole('--metrics-port', flags.metricsPort, 1),
     maxConcurrentShards: whole('--max-concurrent-shards', flags.maxConcurrentShards, 1),
     execution: {
       executionProvider: flags.gpu ? 'cuda' : 'cpu',
@@ -102,6 +106,7 @@ if (require.main === module) {
           'max-concurrent-shards': { type: 'string', default: '2' },
           'intra-op-threads': { type: 'string' },
           'graph-optimization': { type: 'string', default: 'all' },
+          'metrics-port': { type: 'string' },
         },
       });
       return gpuWorkerOptions({
@@ -112,6 +117,7 @@ if (require.main === module) {
         maxConcurrentShards: values['max-concurrent-shards'],
         intraOpThreads: values['intra-op-threads'],
         graphOptimization: values['graph-optimization'],
+        metricsPort: values['metrics-port'],
       });
     })
     .then((opts) =>

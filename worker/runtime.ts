@@ -3,13 +3,28 @@ import type { LogLevel } from '@temporalio/worker';
 
 let installed = false;
 
-/**
- * Sets the worker SDK's log level once per process: INFERCTL_LOG_LEVEL, else `fallback`.
- * Workers log INFO by default; the demo asks for WARN so its own step-by-step output stays readable.
- */
-export function installWorkerRuntime(fallback: LogLevel = 'INFO'): void {
+export interface WorkerRuntimeOptions {
+  /** Log level when INFERCTL_LOG_LEVEL is not set (workers: INFO; the demo: WARN). */
+  logLevel?: LogLevel;
+  /**
+   * Serve Prometheus metrics (the SDK's and inferctl's) on this port, at /metrics. Default:
+   * INFERCTL_METRICS_PORT, else none. Bound to INFERCTL_METRICS_HOST (default 127.0.0.1).
+   */
+  metricsPort?: number;
+}
+
+/** Sets up the worker SDK's runtime (logging, metrics) once per process, before any worker starts. */
+export function installWorkerRuntime(opts: WorkerRuntimeOptions = {}): void {
   if (installed) return;
   installed = true;
-  const level = (process.env.INFERCTL_LOG_LEVEL?.toUpperCase() ?? fallback) as LogLevel;
-  Runtime.install({ logger: new DefaultLogger(level) });
+  const level = (process.env.INFERCTL_LOG_LEVEL?.toUpperCase() ?? opts.logLevel ?? 'INFO') as LogLevel;
+  const port =
+    opts.metricsPort ?? (process.env.INFERCTL_METRICS_PORT ? Number(process.env.INFERCTL_METRICS_PORT) : undefined);
+  const host = process.env.INFERCTL_METRICS_HOST ?? '127.0.0.1';
+  Runtime.install({
+    logger: new DefaultLogger(level),
+    ...(port
+      ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `${host}:${port}`, countersTotalSuffix: true } } } }
+      : {}),
+  });
 }

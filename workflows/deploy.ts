@@ -14,6 +14,7 @@ import {
   defineSignal,
   isCancellation,
   log,
+  metricMeter,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -144,6 +145,10 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     }
   }
 
+  // Deployments serving right now, per control worker process (sum over workers for the cluster).
+  const live = metricMeter.createUpDownCounter?.('inferctl_deployments_live', 'deployments', 'Deployments serving');
+  let counted = false;
+
   let failure: unknown;
   try {
     await main.run(async () => {
@@ -184,6 +189,8 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
         );
       }
 
+      live?.add(1, { target: input.target });
+      counted = true;
       expiresAtMs = Date.now() + ttlSeconds * 1000;
       status.expiresAt = new Date(expiresAtMs).toISOString();
       await step('serve', 'serving', async () => {
@@ -202,6 +209,7 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     );
     status.teardownRemoved = report.removed;
   }
+  if (counted) live?.add(-1, { target: input.target });
   status.expiresAt = undefined;
 
   const stoppedBySignal = teardownRequested && (failure === undefined || isCancellation(failure));

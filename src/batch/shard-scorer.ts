@@ -34,6 +34,8 @@ export interface ShardScoringOptions {
   from: ShardCheckpoint;
   /** Called after each batch is written; heartbeat it. */
   onCheckpoint?: (checkpoint: ShardCheckpoint) => void;
+  /** Called after each batch with what it did (for metrics). */
+  onBatch?: (batch: { size: number; ok: number; failed: number; inferMs: number }) => void;
   signal?: AbortSignal;
 }
 
@@ -101,7 +103,8 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     const tensors = decoded.filter((d): d is Extract<Decoded, { ok: true }> => d.ok).map((d) => d.tensor);
     const inferStarted = performance.now();
     const outputs = tensors.length > 0 ? await classifier.infer(tensors) : [];
-    inferMs += performance.now() - inferStarted;
+    const batchInferMs = performance.now() - inferStarted;
+    inferMs += batchInferMs;
 
     const predictionRows: string[] = [];
     const errorRows: string[] = [];
@@ -130,6 +133,12 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     cp.itemsOk += tensors.length;
     cp.itemsFailed += decoded.length - tensors.length;
     opts.onCheckpoint?.({ ...cp });
+    opts.onBatch?.({
+      size: decoded.length,
+      ok: tensors.length,
+      failed: decoded.length - tensors.length,
+      inferMs: batchInferMs,
+    });
   }
   return { checkpoint: cp, decodeWaitMs, inferMs };
 }

@@ -149,12 +149,18 @@ export function buildProgram(): Command {
     .command('worker')
     .description('Run the control worker (deploy workflows and their activities) until Ctrl-C')
     .option('--task-queue <queue>', 'task queue to poll', CONTROL_TASK_QUEUE)
-    .action(async (o: { taskQueue: string }) => {
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics on 127.0.0.1:<port>/metrics (default: INFERCTL_METRICS_PORT)',
+      int('--metrics-port', 1),
+    )
+    .action(async (o: { taskQueue: string; metricsPort?: number }) => {
       // Loaded here, not at the top: the worker SDK is heavy and only this command needs it.
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const { runControlWorker } = require('../../worker/control') as typeof ControlWorkerModule;
       await runControlWorker({
         taskQueue: o.taskQueue,
+        metricsPort: o.metricsPort,
         onReady: ({ address, namespace, taskQueue }) =>
           process.stdout.write(
             `Control worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`,
@@ -203,6 +209,10 @@ export function buildProgram(): Command {
     .option('--max-concurrent-shards <n>', 'shards this process scores at once', '2')
     .option('--intra-op-threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)')
     .option('--graph-optimization <level>', 'disabled | basic | extended | all', 'all')
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics on 127.0.0.1:<port>/metrics (default: INFERCTL_METRICS_PORT)',
+    )
     .action(async (o: GpuWorkerFlags) => {
       // eslint-disable-next-line @typescript-eslint/no-require-imports
       const gpu = require('../../worker/gpu') as typeof GpuWorkerModule;

@@ -20,6 +20,7 @@ import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
 import { batchScore } from '../../workflows/batch-score';
 import type { BatchOutcome } from '../../workflows/batch-score';
+import { freePort } from '../../src/temporal/dev-server';
 import { demoAssets, startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 import { readJsonl } from '../helpers/jsonl';
@@ -38,12 +39,17 @@ describe('batchScore workflow', () => {
   const workers: WorkerProcess[] = [];
   let assets: Awaited<ReturnType<typeof demoAssets>>;
   let scratch: string;
+  let metricsPort: number;
 
   before(async () => {
     assets = await demoAssets();
     scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-batch-'));
     ({ client, close: closeClient } = await testClient());
-    workers.push(await startControlWorker(controlQueue), await startGpuWorker(gpuQueue));
+    metricsPort = await freePort();
+    workers.push(
+      await startControlWorker(controlQueue),
+      await startGpuWorker(gpuQueue, ['--metrics-port', String(metricsPort)]),
+    );
   });
 
   after(async () => {
@@ -120,6 +126,23 @@ describe('batchScore workflow', () => {
     const summary = JSON.parse(await fs.readFile(path.join(outcome.outputDir, 'summary.json'), 'utf8')) as BatchSummary;
     assert.equal(summary.shardTimings.length, 6);
     assert.ok(summary.itemsPerSecond > 0);
+  });
+
+  test('the GPU worker serves Prometheus metrics: the SDK runtime and inferctl scoring', async () => {
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const scored = /^inferctl_items_scored_total\{[^}]*execution_provider="cpu"[^}]*outcome="ok"[^}]*\} (\d+)/m.exec(
+      text,
+    );
+    assert.ok(scored, 'items scored counter with provider and outcome tags');
+    assert.ok(Number(scored[1]) >= 40, `counted the first job's 40 items (${scored[1]})`);
+    assert.match(text, /^inferctl_inference_latency_bucket\{/m, 'inference latency histogram');
+    assert.match(text, /^inferctl_batch_size_bucket\{/m, 'batch size histogram');
+    assert.match(
+      text,
+      /^inferctl_execution_provider\{[^}]*execution_provider="cpu"[^}]*\} 1/m,
+      'execution provider gauge',
+    );
+    assert.match(text, /^temporal_activity_execution_latency/m, "the SDK runtime's own metrics");
   });
 
   test('bad inputs are recorded with their reason and do not stop the job', async () => {
