@@ -18,7 +18,7 @@ import { extendCommand, listCommand, statusCommand, teardownCommand } from './co
 import { devCommand } from './commands/dev';
 import { addBatchJobOptions, batchJobFlags } from './batch-flags';
 import { withClient } from './client-context';
-import { duration, int, threshold } from './flag-parsers';
+import { duration, int } from './flag-parsers';
 import { addScheduleCommands } from './schedule-program';
 import type * as ControlWorkerModule from '../../worker/control';
 import type * as GpuWorkerModule from '../../worker/gpu';
