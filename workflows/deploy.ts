@@ -145,8 +145,9 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     }
   }
 
-  // Deployments serving right now, per control worker process (sum over workers for the cluster).
-  const live = metricMeter.createUpDownCounter?.('inferctl_deployments_live', 'deployments', 'Deployments serving');
+  // Deployments live = served − torn down (both counters; the runtime's meter has no up-down counter).
+  const served = metricMeter.createCounter('inferctl_deployments_served', 'deployments', 'Deployments that started serving');
+  const tornDown = metricMeter.createCounter('inferctl_deployments_torn_down', 'deployments', 'Served deployments torn down');
   let counted = false;
 
   let failure: unknown;
@@ -189,7 +190,7 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
         );
       }
 
-      live?.add(1, { target: input.target });
+      served.add(1, { target: input.target });
       counted = true;
       expiresAtMs = Date.now() + ttlSeconds * 1000;
       status.expiresAt = new Date(expiresAtMs).toISOString();
@@ -209,7 +210,7 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     );
     status.teardownRemoved = report.removed;
   }
-  if (counted) live?.add(-1, { target: input.target });
+  if (counted) tornDown.add(1, { target: input.target });
   status.expiresAt = undefined;
 
   const stoppedBySignal = teardownRequested && (failure === undefined || isCancellation(failure));

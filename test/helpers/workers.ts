@@ -45,8 +45,8 @@ export interface WorkerProcess {
 }
 
 /** Starts `node dist/worker/control.js --task-queue <queue>` and waits until it polls. */
-export function startControlWorker(taskQueue: string): Promise<WorkerProcess> {
-  return startWorkerProcess(CONTROL_WORKER, ['--task-queue', taskQueue]);
+export function startControlWorker(taskQueue: string, extraArgs: string[] = []): Promise<WorkerProcess> {
+  return startWorkerProcess(CONTROL_WORKER, ['--task-queue', taskQueue, ...extraArgs]);
 }
 
 /** Starts `node dist/worker/gpu.js --task-queue <queue> …` (CPU provider here) and waits until it polls. */

@@ -16,6 +16,7 @@ import type { DeployInput, DeployOutcome } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { deploy, statusQuery, teardownSignal } from '../../workflows/deploy';
+import { freePort } from '../../src/temporal/dev-server';
 import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -25,11 +26,13 @@ describe('deploy workflow on the local target', () => {
   let closeClient: () => Promise<void>;
   let worker: WorkerProcess;
   let assets: Awaited<ReturnType<typeof demoAssets>>;
+  let metricsPort: number;
 
   before(async () => {
     assets = await demoAssets();
     ({ client, close: closeClient } = await testClient());
-    worker = await startControlWorker(taskQueue);
+    metricsPort = await freePort();
+    worker = await startControlWorker(taskQueue, ['--metrics-port', String(metricsPort)]);
   });
 
   after(async () => {
@@ -116,6 +119,10 @@ describe('deploy workflow on the local target', () => {
     );
     assert.deepEqual(await findProcessesByMarker(marker), [], 'no process is left');
     await assert.rejects(fs.access(new LocalLayout(name).dir), 'the deployment directory is gone');
+
+    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(metrics, /^inferctl_deployments_served_total\{[^}]*target="local"[^}]*\} [1-9]/m);
+    assert.match(metrics, /^inferctl_deployments_torn_down_total\{[^}]*target="local"[^}]*\} [1-9]/m);
   });
 
   test('a TTL that runs out tears the deployment down by itself', async () => {
