@@ -48,8 +48,12 @@ export function createBatchActivities() {
       }
       const ctx = Context.current();
       const { totalItems, shardCount } = await failingPermanentlyOnBadInput(() =>
-        writeShardManifests(input.inputPath, layout.manifestDir, input.shardSize, (items) =>
-          ctx.heartbeat({ listed: items }),
+        writeShardManifests(
+          input.inputPath,
+          layout.manifestDir,
+          input.shardSize,
+          (items) => ctx.heartbeat({ listed: items }),
+          input.outputDir, // an output directory inside the input is not input
         ),
       );
       const prepared: PreparedBatch = {

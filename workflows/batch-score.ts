@@ -218,11 +218,11 @@ function describeThreshold(threshold: number): string {
 function describe(p: BatchProgress): string {
   const pct = p.totalItems > 0 ? ((100 * p.itemsDone) / p.totalItems).toFixed(1) : '0.0';
   const lines = [
-    `**Stage:** ${p.stage}`,
-    `**Items:** ${p.itemsDone} / ${p.totalItems} (${pct}%), ${p.itemsFailed} failed`,
-    `**Shards:** ${p.shardsDone} / ${p.shardCount} done, ${p.shardsInFlight} in flight`,
+    `- **Stage:** ${p.stage}`,
+    `- **Items:** ${p.itemsDone} / ${p.totalItems} (${pct}%), ${p.itemsFailed} failed`,
+    `- **Shards:** ${p.shardsDone} / ${p.shardCount} done, ${p.shardsInFlight} in flight`,
   ];
-  if (p.executionProvider) lines.push(`**Execution provider:** ${p.executionProvider}`);
-  if (p.summaryPath) lines.push(`**Summary:** ${p.summaryPath}`);
+  if (p.executionProvider) lines.push(`- **Execution provider:** ${p.executionProvider}`);
+  if (p.summaryPath) lines.push(`- **Summary:** ${p.summaryPath}`);
   return lines.join('\n');
 }

@@ -146,8 +146,16 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
   }
 
   // Deployments live = served − torn down (both counters; the runtime's meter has no up-down counter).
-  const served = metricMeter.createCounter('inferctl_deployments_served', 'deployments', 'Deployments that started serving');
-  const tornDown = metricMeter.createCounter('inferctl_deployments_torn_down', 'deployments', 'Served deployments torn down');
+  const served = metricMeter.createCounter(
+    'inferctl_deployments_served',
+    'deployments',
+    'Deployments that started serving',
+  );
+  const tornDown = metricMeter.createCounter(
+    'inferctl_deployments_torn_down',
+    'deployments',
+    'Served deployments torn down',
+  );
   let counted = false;
 
   let failure: unknown;
@@ -238,13 +246,13 @@ function teardownSummary(status: DeployStatus, ran: boolean): string {
 
 /** The workflow's current details, shown by the Temporal Web UI. */
 function describe(status: DeployStatus): string {
-  const lines = [`**Stage:** ${status.stage}`, `**Target:** ${status.target}, ${status.replicas} replica(s)`];
-  if (status.endpoint) lines.push(`**Endpoint:** ${status.endpoint}`);
+  const lines = [`- **Stage:** ${status.stage}`, `- **Target:** ${status.target}, ${status.replicas} replica(s)`];
+  if (status.endpoint) lines.push(`- **Endpoint:** ${status.endpoint}`);
   if (status.smoke)
     lines.push(
-      `**Smoke answer:** ${status.smoke.predictions[0]?.label} (${status.smoke.predictions[0]?.score.toFixed(3)})`,
+      `- **Smoke answer:** ${status.smoke.predictions[0]?.label} (${status.smoke.predictions[0]?.score.toFixed(3)})`,
     );
-  if (status.expiresAt) lines.push(`**Serving until:** ${status.expiresAt}`);
-  if (status.lastError) lines.push(`**Last error:** ${status.lastError}`);
+  if (status.expiresAt) lines.push(`- **Serving until:** ${status.expiresAt}`);
+  if (status.lastError) lines.push(`- **Last error:** ${status.lastError}`);
   return lines.join('\n');
 }

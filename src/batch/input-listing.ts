@@ -12,8 +12,11 @@ import { shardName } from './output-layout';
 
 const MANIFEST_EXTENSIONS = new Set(['.jsonl', '.csv', '.txt']);
 
-/** Every input path, in a stable order: a directory is walked recursively (sorted, hidden names skipped). */
-export async function* listInputs(inputPath: string): AsyncGenerator<string> {
+/**
+ * Every input path, in a stable order: a directory is walked recursively (sorted, hidden names skipped).
+ * `exclude` is a directory never to descend into: the job's own output, when it lies inside the input.
+ */
+export async function* listInputs(inputPath: string, exclude?: string): AsyncGenerator<string> {
   let stat: fs.Stats;
   try {
     stat = await fsp.stat(inputPath);
@@ -24,7 +27,7 @@ export async function* listInputs(inputPath: string): AsyncGenerator<string> {
     );
   }
   if (stat.isDirectory()) {
-    yield* walk(inputPath);
+    yield* walk(inputPath, exclude ? path.resolve(exclude) : undefined);
   } else if (MANIFEST_EXTENSIONS.has(path.extname(inputPath).toLowerCase())) {
     yield* readManifest(inputPath);
   } else {
@@ -35,13 +38,14 @@ export async function* listInputs(inputPath: string): AsyncGenerator<string> {
   }
 }
 
-async function* walk(dir: string): AsyncGenerator<string> {
+async function* walk(dir: string, exclude: string | undefined): AsyncGenerator<string> {
   const entries = (await fsp.readdir(dir, { withFileTypes: true }))
     .filter((e) => !e.name.startsWith('.'))
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const entry of entries) {
     const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) yield* walk(full);
+    if (full === exclude) continue;
+    if (entry.isDirectory()) yield* walk(full, exclude);
     else if (entry.isFile()) yield full;
   }
 }
@@ -97,6 +101,7 @@ export async function writeShardManifests(
   manifestDir: string,
   shardSize: number,
   onProgress?: (items: number) => void,
+  exclude?: string,
 ): Promise<{ totalItems: number; shardCount: number }> {
   const tmp = `${manifestDir}.${process.pid}.tmp`;
   await fsp.rm(tmp, { recursive: true, force: true });
@@ -113,7 +118,7 @@ export async function writeShardManifests(
     shardCount++;
     current = [];
   };
-  for await (const input of listInputs(inputPath)) {
+  for await (const input of listInputs(inputPath, exclude)) {
     current.push(input);
     totalItems++;
     if (current.length === shardSize) {

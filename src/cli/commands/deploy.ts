@@ -77,10 +77,10 @@ export async function deployCommand(opts: DeployCommandOptions): Promise<DeployC
         args: [input],
         staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${formatDuration(opts.ttlSeconds * 1000)})`,
         staticDetails: [
-          `**Model:** ${modelPath}`,
-          `**Target:** ${opts.target}`,
-          `**Replicas:** ${opts.replicas}`,
-          `**Smoke sample:** ${input.smoke ? `${input.smoke.samplePath}${input.smoke.expectedLabel ? ` (expect "${input.smoke.expectedLabel}")` : ''}` : 'none'}`,
+          `- **Model:** ${modelPath}`,
+          `- **Target:** ${opts.target}`,
+          `- **Replicas:** ${opts.replicas}`,
+          `- **Smoke sample:** ${input.smoke ? `${input.smoke.samplePath}${input.smoke.expectedLabel ? ` (expect "${input.smoke.expectedLabel}")` : ''}` : 'none'}`,
         ].join('\n'),
       },
       [

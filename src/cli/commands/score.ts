@@ -84,11 +84,11 @@ export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreComm
         args: [input],
         staticSummary: `Score ${path.basename(input.inputPath)} with ${path.basename(input.modelPath)} → ${input.outputDir}`,
         staticDetails: [
-          `**Model:** ${input.modelPath}`,
-          `**Input:** ${input.inputPath}`,
-          `**Output:** ${input.outputDir}`,
-          `**Shards:** ${input.shardSize} inputs each, ${input.maxShardsInFlight} in flight, batches of ${input.batchSize}`,
-          `**GPU queue:** ${input.gpuTaskQueue}`,
+          `- **Model:** ${input.modelPath}`,
+          `- **Input:** ${input.inputPath}`,
+          `- **Output:** ${input.outputDir}`,
+          `- **Shards:** ${input.shardSize} inputs each, ${input.maxShardsInFlight} in flight, batches of ${input.batchSize}`,
+          `- **GPU queue:** ${input.gpuTaskQueue}`,
         ].join('\n'),
       },
       [
