@@ -1,12 +1,16 @@
 /**
  * The demo's and tests' model and images, generated on first use (no model hub is reachable):
- * tiny-cnn.onnx, its labels file, and one sample JPEG per label. Files are written to a temp name and
- * renamed, so concurrent callers never see half a file.
+ * tiny-cnn.onnx, its labels sidecar, and one sample JPEG per label. Generating them takes milliseconds
+ * and gives the same bytes every time, so each call compares what is on disk with what should be there
+ * and rewrites only what differs (missing, damaged, or left by an older version of the model). Writes
+ * go to a temp name and are renamed into place, so concurrent callers never see half a file.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { makeColourJpeg } from '../images/sample-images';
+import { labelsSidecarPath } from './metadata';
 import { buildTinyCnn, TINY_CNN_LABELS } from './tiny-cnn';
 
 export interface DemoAssets {
@@ -15,29 +19,33 @@ export interface DemoAssets {
   samples: Array<{ path: string; label: string }>;
 }
 
-async function writeOnce(file: string, make: () => Promise<Uint8Array | string> | Uint8Array | string): Promise<void> {
+async function ensureFile(file: string, content: Uint8Array): Promise<void> {
   try {
-    await fs.access(file);
-    return;
-  } catch {
-    // create it below
+    if (Buffer.from(content).equals(await fs.readFile(file))) return;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  const tmp = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-  await fs.writeFile(tmp, await make());
-  await fs.rename(tmp, file);
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${crypto.randomUUID()}.tmp`);
+  try {
+    await fs.writeFile(tmp, content);
+    await fs.rename(tmp, file);
+  } finally {
+    await fs.rm(tmp, { force: true });
+  }
 }
 
 export async function ensureDemoAssets(dir: string): Promise<DemoAssets> {
   await fs.mkdir(dir, { recursive: true });
   const modelPath = path.join(dir, 'tiny-cnn.onnx');
-  const labelsPath = path.join(dir, 'tiny-cnn.labels.txt');
-  await writeOnce(modelPath, buildTinyCnn);
-  await writeOnce(labelsPath, () => TINY_CNN_LABELS.join('\n') + '\n');
-  const samples: DemoAssets['samples'] = [];
-  for (const label of TINY_CNN_LABELS) {
-    const file = path.join(dir, `${label}-0.jpg`);
-    await writeOnce(file, () => makeColourJpeg(label, { size: 128, seed: 1 }));
-    samples.push({ path: file, label });
-  }
+  const labelsPath = labelsSidecarPath(modelPath);
+  await ensureFile(modelPath, buildTinyCnn());
+  await ensureFile(labelsPath, Buffer.from(TINY_CNN_LABELS.join('\n') + '\n'));
+  const samples = await Promise.all(
+    TINY_CNN_LABELS.map(async (label, i) => {
+      const file = path.join(dir, `${label}-0.jpg`);
+      await ensureFile(file, await makeColourJpeg(label, { size: 128, seed: i }));
+      return { path: file, label };
+    }),
+  );
   return { modelPath, labelsPath, samples };
 }

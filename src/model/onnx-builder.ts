@@ -1,21 +1,36 @@
 /**
- * A small builder for ONNX graphs over the protobuf classes of `onnx-proto`: float initializers,
- * nodes, typed inputs/outputs (with a named dynamic batch dimension), opset 17 and metadata props.
- * Enough to write real models here, since no model hub is reachable.
+ * A small builder for ONNX graphs over the protobuf classes of `onnx-proto`: float and int64
+ * initializers, nodes, typed inputs/outputs/value infos (with named dynamic dimensions), opset 17 and
+ * metadata props. Enough to write real models here, since no model hub is reachable.
+ *
+ *   const g = new GraphBuilder('example');
+ *   const x = g.input('image', ['batch', 3, 64, 64]);
+ *   g.node('Relu', [x], {}, 'y');
+ *   g.output('y', ['batch', 3, 64, 64]);
+ *   const bytes = g.build({ 'inferctl.labels': '[]' });
  */
 import { onnx } from 'onnx-proto';
 
 export const OPSET = 17;
+/** IR version 8 goes with opset 17 (ONNX 1.12+); every onnxruntime since 1.12 reads it. */
 const IR_VERSION = 8;
 
-type Dim = number | string;
-type AttrValue = number | number[] | string;
+/** A dimension: a fixed size, or the name of a dynamic one ('batch'). */
+export type Dim = number | string;
+/**
+ * Attribute values: an integer is INT, any other number FLOAT, an array INTS, a string STRING.
+ * A FLOAT that happens to be whole (alpha = 1) is written `{ float: 1 }`.
+ */
+export type AttrValue = number | number[] | string | { float: number };
+
+export const ElemType = onnx.TensorProto.DataType;
 
 export class GraphBuilder {
   private readonly nodes: onnx.INodeProto[] = [];
   private readonly initializers: onnx.ITensorProto[] = [];
   private readonly inputs: onnx.IValueInfoProto[] = [];
   private readonly outputs: onnx.IValueInfoProto[] = [];
+  private readonly valueInfos: onnx.IValueInfoProto[] = [];
   private counter = 0;
 
   constructor(private readonly name: string) {}
@@ -25,13 +40,19 @@ export class GraphBuilder {
     return `${prefix}_${this.counter++}`;
   }
 
-  input(name: string, dims: Dim[]): string {
-    this.inputs.push(valueInfo(name, dims));
+  input(name: string, dims: Dim[], elemType: onnx.TensorProto.DataType = ElemType.FLOAT): string {
+    this.inputs.push(valueInfo(name, dims, elemType));
     return name;
   }
 
-  output(name: string, dims: Dim[]): string {
-    this.outputs.push(valueInfo(name, dims));
+  output(name: string, dims: Dim[], elemType: onnx.TensorProto.DataType = ElemType.FLOAT): string {
+    this.outputs.push(valueInfo(name, dims, elemType));
+    return name;
+  }
+
+  /** Declares the type and shape of an intermediate value (optional; helps readers and tools). */
+  valueInfo(name: string, dims: Dim[], elemType: onnx.TensorProto.DataType = ElemType.FLOAT): string {
+    this.valueInfos.push(valueInfo(name, dims, elemType));
     return name;
   }
 
@@ -41,22 +62,18 @@ export class GraphBuilder {
     if (values.length !== expected) throw new Error(`${prefix}: ${values.length} values for dims [${dims.join(', ')}]`);
     const name = this.fresh(prefix);
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    this.initializers.push({ name, dims, dataType: onnx.TensorProto.DataType.FLOAT, rawData: bytes });
+    this.initializers.push({ name, dims, dataType: ElemType.FLOAT, rawData: bytes });
     return name;
   }
 
   /** An int64 initializer (shapes for Reshape and the like). */
   int64(prefix: string, values: number[]): string {
     const name = this.fresh(prefix);
-    this.initializers.push({
-      name,
-      dims: [values.length],
-      dataType: onnx.TensorProto.DataType.INT64,
-      int64Data: values,
-    });
+    this.initializers.push({ name, dims: [values.length], dataType: ElemType.INT64, int64Data: values });
     return name;
   }
 
+  /** Adds a node with one output (named `output`, or a fresh name); returns the output's name. */
   node(opType: string, inputs: string[], attrs: Record<string, AttrValue> = {}, output?: string): string {
     const out = output ?? this.fresh(opType.toLowerCase());
     this.nodes.push({
@@ -69,8 +86,8 @@ export class GraphBuilder {
     return out;
   }
 
-  /** Serialises the model with the given metadata props (e.g. inferctl.preprocess, inferctl.labels). */
-  build(metadata: Record<string, string>): Uint8Array {
+  /** Serialises the model with the given metadata props (see metadata.ts). */
+  build(metadata: Record<string, string> = {}): Uint8Array {
     const model = onnx.ModelProto.create({
       irVersion: IR_VERSION,
       producerName: 'inferctl',
@@ -82,6 +99,7 @@ export class GraphBuilder {
         initializer: this.initializers,
         input: this.inputs,
         output: this.outputs,
+        valueInfo: this.valueInfos,
       },
       metadataProps: Object.entries(metadata).map(([key, value]) => ({ key, value })),
     });
@@ -89,12 +107,12 @@ export class GraphBuilder {
   }
 }
 
-function valueInfo(name: string, dims: Dim[]): onnx.IValueInfoProto {
+function valueInfo(name: string, dims: Dim[], elemType: onnx.TensorProto.DataType): onnx.IValueInfoProto {
   return {
     name,
     type: {
       tensorType: {
-        elemType: onnx.TensorProto.DataType.FLOAT,
+        elemType,
         shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
       },
     },
@@ -105,46 +123,7 @@ function attribute(name: string, value: AttrValue): onnx.IAttributeProto {
   const { AttributeType } = onnx.AttributeProto;
   if (typeof value === 'string') return { name, type: AttributeType.STRING, s: Buffer.from(value) };
   if (Array.isArray(value)) return { name, type: AttributeType.INTS, ints: value };
+  if (typeof value === 'object') return { name, type: AttributeType.FLOAT, f: value.float };
   if (Number.isInteger(value)) return { name, type: AttributeType.INT, i: value };
   return { name, type: AttributeType.FLOAT, f: value };
-}
-
-/** A seeded PRNG (mulberry32): the same weights on every machine. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Normally distributed values (Box-Muller) with the given standard deviation. */
-export function gaussian(count: number, std: number, random: () => number): Float32Array {
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i += 2) {
-    const u = Math.max(random(), 1e-12);
-    const v = random();
-    const r = Math.sqrt(-2 * Math.log(u)) * std;
-    out[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < count) out[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return out;
-}
-
-/** The metadata props every inferctl model carries. */
-export function modelMetadata(preprocess: PreprocessSpec, labels: string[]): Record<string, string> {
-  return { 'inferctl.preprocess': JSON.stringify(preprocess), 'inferctl.labels': JSON.stringify(labels) };
-}
-
-export interface PreprocessSpec {
-  width: number;
-  height: number;
-  layout: 'NCHW';
-  /** Pixel values (0-255) are multiplied by this, then normalised: (x * scale - mean) / std. */
-  scale: number;
-  mean: [number, number, number];
-  std: [number, number, number];
 }

@@ -5,21 +5,23 @@
  * exported inference graphs do. It does the same arithmetic as the real one; its answers mean nothing.
  * About 100 MB: generated on demand, never committed.
  */
-import { GraphBuilder, gaussian, modelMetadata, seededRandom } from './onnx-builder';
-import type { PreprocessSpec } from './onnx-builder';
+import { IMAGENET_NORMALISATION, modelMetadata } from './metadata';
+import type { PreprocessSpec } from './metadata';
+import { GraphBuilder } from './onnx-builder';
+import { gaussian, seededRandom } from './seeded-random';
 
 export const RESNET50_PREPROCESS: PreprocessSpec = {
   width: 224,
   height: 224,
   layout: 'NCHW',
-  scale: 1 / 255,
-  mean: [0.485, 0.456, 0.406],
-  std: [0.229, 0.224, 0.225],
+  ...IMAGENET_NORMALISATION,
 };
 
+/** The serialised model (about 102 MB for 1000 classes); the same bytes for the same options. */
 export function buildResnet50Shaped(opts: { seed?: number; numClasses?: number } = {}): Uint8Array {
   const random = seededRandom(opts.seed ?? 50);
   const numClasses = opts.numClasses ?? 1000;
+  if (!Number.isInteger(numClasses) || numClasses < 1) throw new Error(`numClasses must be a positive integer.`);
   const g = new GraphBuilder('inferctl-resnet50-shaped');
 
   const conv = (x: string, inC: number, outC: number, k: number, stride: number, gain = 1): string => {

@@ -1,19 +1,20 @@
 /**
  * An image classifier on onnxruntime-node: one InferenceSession, batched inference, top-k labels.
- * Execution provider: CPU, or CUDA when asked for; onnxruntime-node throws when the CUDA provider
- * cannot load, and then this falls back to CPU only if the caller allowed it.
+ * Execution provider: CPU, or CUDA when asked for. onnxruntime-node throws when the CUDA provider
+ * cannot load (its libraries are not installed by default, see .npmrc), and then this falls back to
+ * CPU only if the caller allowed it; `executionProvider` says which one runs.
  */
 import * as ort from 'onnxruntime-node';
 
-import { ModelError } from '../errors';
+import { ImageError, ModelError } from '../errors';
 import { preprocessImage } from '../images/preprocess';
 import { readModelInfo } from '../model/model-info';
 import type { ModelInfo } from '../model/model-info';
-import { ImageError } from '../errors';
 
 export interface ClassifierOptions {
   executionProvider?: 'cpu' | 'cuda';
   deviceId?: number;
+  /** When CUDA was asked for and cannot load: run on CPU (true) or fail with 'CudaUnavailable' (false, default). */
   allowCpuFallback?: boolean;
   intraOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
@@ -26,6 +27,10 @@ export interface Prediction {
 
 export type Classification = { ok: true; predictions: Prediction[] } | { ok: false; reason: string; message: string };
 
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+}
+
 export class Classifier {
   private constructor(
     readonly info: ModelInfo,
@@ -33,6 +38,7 @@ export class Classifier {
     readonly executionProvider: 'cpu' | 'cuda',
   ) {}
 
+  /** Reads and checks the model (readModelInfo's ModelErrors), then opens one session on it. */
   static async load(modelPath: string, opts: ClassifierOptions = {}): Promise<Classifier> {
     const info = await readModelInfo(modelPath);
     const base: ort.InferenceSession.SessionOptions = {
@@ -49,7 +55,7 @@ export class Classifier {
       } catch (err) {
         if (!opts.allowCpuFallback) {
           throw new ModelError(
-            `The CUDA execution provider could not load (${(err as Error).message.split('\n')[0]}). Install CUDA 12, cuDNN 9 and ` +
+            `The CUDA execution provider could not load (${firstLine(err)}). Install CUDA 12, cuDNN 9 and ` +
               "onnxruntime-node's CUDA provider (see README, GPU workers), or allow the CPU fallback.",
             'CudaUnavailable',
           );
@@ -61,51 +67,77 @@ export class Classifier {
       return new Classifier(info, session, 'cpu');
     } catch (err) {
       throw new ModelError(
-        `onnxruntime cannot load ${modelPath}: ${(err as Error).message.split('\n')[0]}`,
+        `onnxruntime ${ort.env.versions.node ?? ort.env.versions.common} cannot load ${modelPath} (${firstLine(err)}). Re-export it with ` +
+          'standard ONNX operators and an opset this onnxruntime supports.',
         'InvalidModel',
       );
     }
   }
 
-  /** Probabilities (the model's output row) for each preprocessed image, in order. */
+  /** Values per image: 3 × height × width. */
+  get inputSize(): number {
+    return 3 * this.info.height * this.info.width;
+  }
+
+  /**
+   * The model's output row (class probabilities) for each preprocessed CHW image, in order. One run of
+   * shape [N, 3, H, W]; a model with a fixed batch of 1 is run once per image.
+   */
   async infer(batch: Float32Array[]): Promise<Float32Array[]> {
     if (batch.length === 0) return [];
+    const plane = this.inputSize;
+    batch.forEach((t, i) => {
+      if (t.length !== plane) {
+        throw new RangeError(
+          `Image ${i} has ${t.length} values; this model takes 3×${this.info.height}×${this.info.width} = ${plane}. Use preprocessImage.`,
+        );
+      }
+    });
     if (!this.info.dynamicBatch && batch.length > 1) {
       const out: Float32Array[] = [];
       for (const one of batch) out.push(...(await this.infer([one])));
       return out;
     }
-    const plane = 3 * this.info.height * this.info.width;
     const data = new Float32Array(batch.length * plane);
     batch.forEach((t, i) => data.set(t, i * plane));
     const input = new ort.Tensor('float32', data, [batch.length, 3, this.info.height, this.info.width]);
     const results = await this.session.run({ [this.info.inputName]: input });
-    const output = results[this.info.outputName] ?? Object.values(results)[0];
-    if (!output) throw new Error('The model returned no output.');
+    const output = results[this.info.outputName];
+    if (!output || output.type !== 'float32') {
+      throw new Error(`The model returned no float32 output "${this.info.outputName}".`);
+    }
     const values = output.data as Float32Array;
     const classes = values.length / batch.length;
     return batch.map((_, i) => values.slice(i * classes, (i + 1) * classes));
   }
 
+  /** The k highest scores with their labels, best first (ties keep class order). */
   topK(probs: Float32Array, k: number): Prediction[] {
-    const order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]!);
-    return order.slice(0, k).map((i) => ({ label: this.info.labels[i] ?? `class_${i}`, score: probs[i]! }));
+    const count = Math.max(0, Math.min(Math.floor(k), probs.length));
+    const order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
+    return order.slice(0, count).map((i) => ({ label: this.info.labels[i] ?? `class_${i}`, score: probs[i]! }));
   }
 
-  /** Decodes and scores each image; a bad image gets its own error and does not fail the others. */
+  /**
+   * Decodes and scores each image in one batch. An image that cannot be decoded gets its own
+   * `{ ok: false, reason, message }` (reasons as ImageError's) and does not fail the others.
+   */
   async classify(images: Buffer[], k: number): Promise<Classification[]> {
     const decoded = await Promise.all(
       images.map(async (bytes) => {
         try {
           return { ok: true as const, tensor: await preprocessImage(bytes, this.info) };
         } catch (err) {
-          if (err instanceof ImageError) return { ok: false as const, reason: err.reason, message: err.message };
-          throw err;
+          const reason = err instanceof ImageError ? err.reason : 'decode-failed';
+          const message =
+            err instanceof ImageError ? err.message : `The image could not be decoded (${firstLine(err)}).`;
+          return { ok: false as const, reason, message };
         }
       }),
     );
-    const good = decoded.filter((d) => d.ok);
-    const probs = await this.infer(good.map((d) => d.tensor));
+    const tensors: Float32Array[] = [];
+    for (const d of decoded) if (d.ok) tensors.push(d.tensor);
+    const probs = await this.infer(tensors);
     let next = 0;
     return decoded.map((d) => (d.ok ? { ok: true, predictions: this.topK(probs[next++]!, k) } : d));
   }

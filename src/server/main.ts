@@ -2,7 +2,10 @@
  * A scoring-server replica process (what the local target starts, and what the AKS image runs):
  *   node dist/src/server/main.js --model PATH --api-key-file PATH [--host 127.0.0.1] [--port 0]
  *        [--ready-file PATH] [--top-k 5] [--max-body-bytes 10485760]
- * Loads the model once (init), listens, then writes the ready file ({pid, port, url, modelDigest}).
+ * Reads the key (refusing a file that group or others can access), loads the model once (init),
+ * listens, then writes the ready file atomically: {"pid","port","url","modelDigest"}. Any startup
+ * failure is one line on stderr and exit code 1. SIGTERM/SIGINT: stop accepting, let requests in
+ * flight finish (up to 5 s), exit 0; a second signal exits at once.
  */
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
@@ -11,69 +14,112 @@ import { parseArgs } from 'node:util';
 import { Classifier } from '../scoring/classifier';
 import { createScoringServer } from './scoring-server';
 
+const DRAIN_MS = 5_000;
+
 function fail(message: string): never {
   process.stderr.write(`scoring server: ${message}\n`);
   process.exit(1);
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      model: { type: 'string' },
-      'api-key-file': { type: 'string' },
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '0' },
-      'ready-file': { type: 'string' },
-      'top-k': { type: 'string', default: '5' },
-      'max-body-bytes': { type: 'string', default: String(10 * 1024 * 1024) },
-    },
-  });
-  if (!values.model || !values['api-key-file']) fail('--model and --api-key-file are required');
-  const keyFile = values['api-key-file'];
-  let mode: number;
+function errorMessage(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!;
+}
+
+function positiveInt(name: string, value: string | undefined, min = 1): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) fail(`--${name} must be an integer ≥ ${min}, not "${value}"`);
+  return n;
+}
+
+function readApiKey(keyFile: string): string {
+  let stat: fs.Stats;
   try {
-    mode = fs.statSync(keyFile).mode;
-  } catch {
-    fail(`API key file not found: ${keyFile}`);
+    stat = fs.statSync(keyFile);
+  } catch (err) {
+    fail(`cannot read the API key file ${keyFile} (${errorMessage(err)})`);
   }
-  if ((mode & 0o077) !== 0) fail(`API key file ${keyFile} is readable by others; chmod 600 it.`);
+  if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
+    const mode = (stat.mode & 0o777).toString(8).padStart(3, '0');
+    fail(`API key file ${keyFile} is readable by others (mode ${mode}); chmod 600 it.`);
+  }
   const apiKey = fs.readFileSync(keyFile, 'utf8').trim();
-  if (!apiKey) fail(`API key file ${keyFile} is empty`);
+  if (!apiKey) fail(`API key file ${keyFile} is empty; write the key into it.`);
+  return apiKey;
+}
+
+function writeReadyFile(file: string, value: unknown): void {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, JSON.stringify(value));
+  fs.renameSync(tmp, file);
+}
+
+async function main(): Promise<void> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      options: {
+        model: { type: 'string' },
+        'api-key-file': { type: 'string' },
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '0' },
+        'ready-file': { type: 'string' },
+        'top-k': { type: 'string', default: '5' },
+        'max-body-bytes': { type: 'string', default: String(10 * 1024 * 1024) },
+      },
+    }));
+  } catch (err) {
+    fail(errorMessage(err));
+  }
+  const modelPath = values.model;
+  const keyFile = values['api-key-file'];
+  if (!modelPath || !keyFile) fail('--model and --api-key-file are required');
+  const port = positiveInt('port', values.port, 0);
+  if (port > 65535) fail(`--port must be at most 65535, not ${port}`);
+  const topK = positiveInt('top-k', values['top-k']);
+  const maxBodyBytes = positiveInt('max-body-bytes', values['max-body-bytes']);
+  const host = values.host;
+  const apiKey = readApiKey(keyFile);
 
   let classifier: Classifier;
   try {
-    classifier = await Classifier.load(values.model);
+    classifier = await Classifier.load(modelPath);
   } catch (err) {
-    fail(`cannot load the model: ${err instanceof Error ? err.message : String(err)}`);
+    fail(`cannot load the model: ${errorMessage(err)}`);
   }
-  const server = createScoringServer({
-    classifier,
-    apiKey,
-    topK: Number(values['top-k']),
-    maxBodyBytes: Number(values['max-body-bytes']),
-  });
-  server.listen(Number(values.port), values.host, () => {
-    const { port } = server.address() as AddressInfo;
-    const url = `http://${values.host}:${port}`;
+  const server = createScoringServer({ classifier, apiKey, topK, maxBodyBytes });
+  server.once('error', (err) => fail(`cannot listen on ${host}:${port} (${errorMessage(err)})`));
+  server.listen(port, host, () => {
+    const actualPort = (server.address() as AddressInfo).port;
+    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    const readyFile = values['ready-file'];
+    if (readyFile) {
+      try {
+        writeReadyFile(readyFile, { pid: process.pid, port: actualPort, url, modelDigest: classifier.info.digest });
+      } catch (err) {
+        fail(`cannot write the ready file ${readyFile} (${errorMessage(err)})`);
+      }
+    }
     process.stdout.write(
       `scoring server ready on ${url} (model ${classifier.info.digest.slice(0, 19)}, ${classifier.executionProvider})\n`,
     );
-    const readyFile = values['ready-file'];
-    if (readyFile) {
-      fs.writeFileSync(
-        `${readyFile}.tmp`,
-        JSON.stringify({ pid: process.pid, port, url, modelDigest: classifier.info.digest }),
-      );
-      fs.renameSync(`${readyFile}.tmp`, readyFile);
-    }
   });
+
+  let stopping = false;
   const stop = () => {
-    server.close(() => process.exit(0));
-    server.closeAllConnections();
-    setTimeout(() => process.exit(0), 3000).unref();
+    if (stopping) process.exit(0);
+    stopping = true;
+    server.close(() => {
+      const exit = () => process.exit(0);
+      classifier.release().then(exit, exit);
+    });
+    server.closeIdleConnections();
+    setTimeout(() => {
+      server.closeAllConnections();
+      process.exit(0);
+    }, DRAIN_MS).unref();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
 }
 
-main().catch((err: unknown) => fail(err instanceof Error ? err.message : String(err)));
+main().catch((err: unknown) => fail(errorMessage(err)));

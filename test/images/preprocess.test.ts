@@ -10,85 +10,117 @@ import { makeColourJpeg } from '../../src/images/sample-images';
 
 const INFO = {
   width: 8,
-  height: 8,
+  height: 6,
   scale: 1 / 255,
   mean: [0, 0, 0] as [number, number, number],
   std: [1, 1, 1] as [number, number, number],
 };
+const PLANE = INFO.width * INFO.height;
 
-async function rejectsWith(bytes: Buffer, reason: string): Promise<void> {
-  await assert.rejects(preprocessImage(bytes, INFO), (err: unknown) => {
+async function rejectsWith(bytes: Buffer, reason: string, message?: RegExp, opts = {}): Promise<void> {
+  await assert.rejects(preprocessImage(bytes, INFO, opts), (err: unknown) => {
     assert.ok(err instanceof ImageError, String(err));
     assert.equal(err.reason, reason, err.message);
+    if (message) assert.match(err.message, message);
     return true;
   });
 }
 
-function meanOfChannel(t: Float32Array, c: number): number {
-  const plane = INFO.width * INFO.height;
+function channelMean(t: Float32Array, c: number): number {
   let sum = 0;
-  for (let i = 0; i < plane; i++) sum += t[c * plane + i]!;
-  return sum / plane;
+  for (let i = 0; i < PLANE; i++) sum += t[c * PLANE + i]!;
+  return sum / PLANE;
+}
+
+function solid(rgb: { r: number; g: number; b: number; alpha?: number }, channels: 3 | 4 = 3, size = 20): sharp.Sharp {
+  return sharp({ create: { width: size, height: size, channels, background: rgb } });
 }
 
 describe('preprocessImage', () => {
-  test('a JPEG becomes a normalised CHW tensor of the model size', async () => {
-    const t = await preprocessImage(await makeColourJpeg('red', { size: 50, noise: 0 }), INFO);
-    assert.equal(t.length, 3 * 8 * 8);
-    assert.ok(meanOfChannel(t, 0) > 0.9, 'red channel high');
-    assert.ok(meanOfChannel(t, 1) < 0.1 && meanOfChannel(t, 2) < 0.1, 'green and blue low');
+  test('CHW float32 of the model size, (pixel * scale - mean) / std per channel', async () => {
+    const info = { ...INFO, mean: [0.1, 0.2, 0.3] as const, std: [0.5, 0.25, 0.125] as const };
+    const png = await solid({ r: 200, g: 100, b: 50 }, 3, 30).png().toBuffer();
+    const t = await preprocessImage(png, { ...info, mean: [...info.mean], std: [...info.std] });
+    assert.equal(t.length, 3 * PLANE);
+    const expected = [200, 100, 50].map((v, c) => (v / 255 - info.mean[c]!) / info.std[c]!);
+    for (let c = 0; c < 3; c++) {
+      for (let i = 0; i < PLANE; i++) {
+        assert.ok(Math.abs(t[c * PLANE + i]! - expected[c]!) < 1e-5, `channel ${c} pixel ${i}: ${t[c * PLANE + i]}`);
+      }
+    }
   });
 
-  test('greyscale, alpha, 16-bit and CMYK inputs are converted to RGB', async () => {
-    const grey = await sharp({ create: { width: 20, height: 20, channels: 3, background: { r: 128, g: 128, b: 128 } } })
-      .greyscale()
-      .png()
-      .toBuffer();
+  test('JPEG, PNG and WebP are accepted; the channel order is RGB', async () => {
+    const jpeg = await makeColourJpeg('red', { size: 50, noise: 0, distractor: 0 });
+    const webp = await solid({ r: 0, g: 0, b: 255 }).webp({ lossless: true }).toBuffer();
+    const r = await preprocessImage(jpeg, INFO);
+    assert.ok(channelMean(r, 0) > 0.9 && channelMean(r, 1) < 0.1 && channelMean(r, 2) < 0.1);
+    const b = await preprocessImage(webp, INFO);
+    assert.ok(channelMean(b, 2) > 0.99 && channelMean(b, 0) < 0.01);
+  });
+
+  test('greyscale, alpha, 16-bit and CMYK inputs are converted to 8-bit sRGB', async () => {
+    const grey = await solid({ r: 128, g: 128, b: 128 }).toColourspace('b-w').png().toBuffer();
+    assert.equal((await sharp(grey).metadata()).channels, 1, 'really single-channel');
     const g = await preprocessImage(grey, INFO);
-    for (let c = 0; c < 3; c++) assert.ok(Math.abs(meanOfChannel(g, c) - 128 / 255) < 0.02);
+    for (let c = 0; c < 3; c++) assert.ok(Math.abs(channelMean(g, c) - 128 / 255) < 0.01);
 
-    const alpha = await sharp({
-      create: { width: 20, height: 20, channels: 4, background: { r: 0, g: 0, b: 255, alpha: 0.5 } },
-    })
-      .png()
-      .toBuffer();
-    assert.ok(meanOfChannel(await preprocessImage(alpha, INFO), 2) > 0.9);
+    const alpha = await solid({ r: 0, g: 0, b: 255, alpha: 0.5 }, 4).png().toBuffer();
+    const a = await preprocessImage(alpha, INFO);
+    assert.ok(channelMean(a, 2) > 0.99 && channelMean(a, 0) < 0.01, 'alpha dropped, colour kept');
 
-    const sixteen = await sharp({ create: { width: 20, height: 20, channels: 3, background: { r: 0, g: 255, b: 0 } } })
-      .toColourspace('rgb16')
-      .png()
-      .toBuffer();
-    assert.ok(meanOfChannel(await preprocessImage(sixteen, INFO), 1) > 0.9);
+    const sixteen = await solid({ r: 0, g: 255, b: 0 }).toColourspace('rgb16').png().toBuffer();
+    assert.equal((await sharp(sixteen).metadata()).depth, 'ushort', 'really 16-bit');
+    const s = await preprocessImage(sixteen, INFO);
+    assert.ok(channelMean(s, 1) > 0.99 && channelMean(s, 0) < 0.01);
 
-    const cmyk = await sharp({ create: { width: 20, height: 20, channels: 3, background: { r: 255, g: 255, b: 0 } } })
-      .toColourspace('cmyk')
-      .jpeg()
-      .toBuffer();
+    const cmyk = await solid({ r: 255, g: 255, b: 0 }).toColourspace('cmyk').jpeg().toBuffer();
+    assert.equal((await sharp(cmyk).metadata()).space, 'cmyk', 'really CMYK');
     const y = await preprocessImage(cmyk, INFO);
-    assert.ok(meanOfChannel(y, 0) > 0.8 && meanOfChannel(y, 1) > 0.8 && meanOfChannel(y, 2) < 0.25);
+    assert.ok(channelMean(y, 0) > 0.8 && channelMean(y, 1) > 0.8 && channelMean(y, 2) < 0.25);
+  });
+
+  test('an animated image is read from its first frame', async () => {
+    const red = await solid({ r: 255, g: 0, b: 0 }).png().toBuffer();
+    const blue = await solid({ r: 0, g: 0, b: 255 }).png().toBuffer();
+    const animated = await sharp([red, blue], { join: { animated: true } })
+      .webp({ lossless: true })
+      .toBuffer();
+    assert.equal((await sharp(animated).metadata()).pages, 2);
+    const t = await preprocessImage(animated, INFO);
+    assert.ok(channelMean(t, 0) > 0.99 && channelMean(t, 2) < 0.01, 'the red first frame, not both stacked');
   });
 
   test('empty, unsupported, corrupt and truncated inputs get stable reasons', async () => {
-    await rejectsWith(Buffer.alloc(0), 'empty');
-    await rejectsWith(Buffer.from('just some text, not an image'), 'unsupported-format');
-    const gif = await sharp({ create: { width: 4, height: 4, channels: 3, background: 'red' } })
-      .gif()
-      .toBuffer();
-    await rejectsWith(gif, 'unsupported-format');
+    await rejectsWith(Buffer.alloc(0), 'empty', /0 bytes/);
+    await rejectsWith(Buffer.from('just some text, not an image'), 'unsupported-format', /JPEG, PNG or WebP/);
+    for (const format of ['gif', 'tiff'] as const) {
+      await rejectsWith(
+        await solid({ r: 1, g: 2, b: 3 }).toFormat(format).toBuffer(),
+        'unsupported-format',
+        /gif|tiff/,
+      );
+    }
+    const svg = '<svg xmlns="http://www.w3.org/2000/svg" width="9" height="9"><rect width="9" height="9"/></svg>';
+    await rejectsWith(Buffer.from(svg), 'unsupported-format', /svg/);
+
     const jpeg = await makeColourJpeg('blue', { size: 64 });
-    await rejectsWith(jpeg.subarray(0, jpeg.length / 2), 'corrupt');
-    const png = await sharp({ create: { width: 64, height: 64, channels: 3, background: 'green' } })
-      .png()
-      .toBuffer();
+    await rejectsWith(jpeg.subarray(0, jpeg.length / 2), 'corrupt', /corrupt or truncated/);
+    await rejectsWith(jpeg.subarray(0, 20), 'corrupt');
+    const png = await solid({ r: 0, g: 128, b: 0 }, 3, 64).png().toBuffer();
+    await rejectsWith(png.subarray(0, png.length - 30), 'corrupt');
+    const webp = await makeColourJpeg('red', { size: 64 }).then((j) => sharp(j).webp().toBuffer());
+    await rejectsWith(webp.subarray(0, webp.length - 100), 'corrupt');
     const garbled = Buffer.from(png);
     garbled.fill(0x55, 40, 200);
-    await assert.rejects(preprocessImage(garbled, INFO), ImageError);
+    await rejectsWith(garbled, 'corrupt');
   });
 
-  test('absurd dimensions are refused before decoding', async () => {
-    const huge = await sharp({ create: { width: 8000, height: 8000, channels: 3, background: 'white' } })
-      .png({ compressionLevel: 9 })
-      .toBuffer();
-    await rejectsWith(huge, 'too-large');
+  test('absurd dimensions are refused from the header, before decoding', async () => {
+    const huge = await solid({ r: 255, g: 255, b: 255 }, 3, 8000).png({ compressionLevel: 9 }).toBuffer();
+    await rejectsWith(huge, 'too-large', /more than 50000000 pixels/);
+    const small = await solid({ r: 255, g: 255, b: 255 }, 3, 100).png().toBuffer();
+    await rejectsWith(small, 'too-large', /more than 5000 pixels/, { maxInputPixels: 5000 });
+    assert.equal((await preprocessImage(small, INFO, { maxInputPixels: 10_000 })).length, 3 * PLANE);
   });
 });

@@ -1,0 +1,125 @@
+/** The replica process entry, spawned for real: ready file, answers, clean exit, clear startup failures. */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import { makeColourJpeg } from '../../src/images/sample-images';
+import { buildTinyCnn } from '../../src/model/tiny-cnn';
+
+const KEY = 'main-test-key';
+const SERVER_MAIN = path.resolve(__dirname, '..', '..', 'src', 'server', 'main.js');
+
+interface ReadyFile {
+  pid: number;
+  port: number;
+  url: string;
+  modelDigest: string;
+}
+
+function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [SERVER_MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.once('exit', (code) => resolve({ code, stderr }));
+  });
+}
+
+describe('scoring server process (main.js)', () => {
+  let dir: string;
+  let modelPath: string;
+  let keyFile: string;
+
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-main-'));
+    modelPath = path.join(dir, 'tiny.onnx');
+    await fs.writeFile(modelPath, buildTinyCnn());
+    keyFile = path.join(dir, 'key');
+    await fs.writeFile(keyFile, `${KEY}\n`, { mode: 0o600 });
+  });
+  after(() => fs.rm(dir, { recursive: true, force: true }));
+
+  test('writes its ready file, answers with the key, and exits 0 on SIGTERM', async () => {
+    const readyFile = path.join(dir, 'ready.json');
+    const child = spawn(
+      process.execPath,
+      [SERVER_MAIN, '--model', modelPath, '--api-key-file', keyFile, '--ready-file', readyFile, '--top-k', '2'],
+      { stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
+    try {
+      let ready: ReadyFile | undefined;
+      for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
+        ready = await fs.readFile(readyFile, 'utf8').then(
+          (t) => JSON.parse(t) as ReadyFile,
+          () => undefined,
+        );
+        if (!ready) await delay(50);
+      }
+      assert.ok(ready, `ready file written (stderr: ${stderr})`);
+      assert.equal(ready.pid, child.pid);
+      assert.equal(ready.url, `http://127.0.0.1:${ready.port}`);
+      assert.match(ready.modelDigest, /^sha256:[0-9a-f]{64}$/);
+      assert.equal((await fetch(`${ready.url}/readyz`)).status, 200);
+
+      const res = await fetch(`${ready.url}/score`, {
+        method: 'POST',
+        body: await makeColourJpeg('cyan'),
+        headers: { authorization: `Bearer ${KEY}` },
+      });
+      const body = (await res.json()) as { predictions: Array<{ label: string }>; modelDigest: string };
+      assert.equal(res.status, 200);
+      assert.equal(body.predictions.length, 2, '--top-k 2');
+      assert.equal(body.predictions[0]?.label, 'cyan');
+      assert.equal(body.modelDigest, ready.modelDigest);
+      assert.equal((await fetch(`${ready.url}/score`, { method: 'POST', body: 'x' })).status, 401);
+
+      child.kill('SIGTERM');
+      assert.deepEqual(await exited, { code: 0, signal: null });
+      assert.equal(stderr, '', 'nothing on stderr');
+      await assert.rejects(fetch(`${ready.url}/healthz`), 'no longer listening');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  test('startup failures are one line on stderr and exit code 1', async () => {
+    const openKey = path.join(dir, 'open-key');
+    await fs.writeFile(openKey, KEY);
+    await fs.chmod(openKey, 0o644);
+    const emptyKey = path.join(dir, 'empty-key');
+    await fs.writeFile(emptyKey, '\n', { mode: 0o600 });
+    const notOnnx = path.join(dir, 'photo.onnx');
+    await fs.writeFile(notOnnx, await makeColourJpeg('red'));
+
+    const cases: Array<[string[], RegExp]> = [
+      [['--model', modelPath], /--model and --api-key-file are required/],
+      [['--model', modelPath, '--api-key-file', openKey], /readable by others \(mode 644\); chmod 600 it/],
+      [['--model', modelPath, '--api-key-file', emptyKey], /is empty/],
+      [['--model', modelPath, '--api-key-file', path.join(dir, 'nokey')], /cannot read the API key file/],
+      [
+        ['--model', path.join(dir, 'nope.onnx'), '--api-key-file', keyFile],
+        /cannot load the model: Model file not found/,
+      ],
+      [['--model', notOnnx, '--api-key-file', keyFile], /cannot load the model: .*not a valid ONNX model/],
+      [['--model', modelPath, '--api-key-file', keyFile, '--port', 'http'], /--port must be an integer/],
+      [['--model', modelPath, '--api-key-file', keyFile, '--top-k', '0'], /--top-k must be an integer ≥ 1/],
+      [['--model', modelPath, '--api-key-file', keyFile, '--bogus'], /Unknown option '--bogus'/],
+    ];
+    const results = await Promise.all(cases.map(([args]) => run(args)));
+    results.forEach(({ code, stderr }, i) => {
+      const [args, message] = cases[i]!;
+      assert.equal(code, 1, args.join(' '));
+      assert.match(stderr, message);
+      assert.match(stderr, /^scoring server: [^\n]+\n$/, `one line: ${JSON.stringify(stderr)}`);
+    });
+  });
+});
