@@ -3,9 +3,9 @@
  * inputs into shard manifests before scoring, and gather the shards into the job's outputs after.
  */
 import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { pipeline } from 'node:stream/promises';
 
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
@@ -192,7 +192,10 @@ async function concatShards(
     } catch {
       continue;
     }
-    await pipeline(createReadStream(file), out, { end: false });
+    // Copy chunk by chunk into the one output stream (no per-shard listeners on it), honouring backpressure.
+    for await (const chunk of createReadStream(file)) {
+      if (!out.write(chunk as Buffer)) await once(out, 'drain');
+    }
     onShard();
   }
   await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));

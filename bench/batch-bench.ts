@@ -24,6 +24,7 @@ import { startDevServer } from '../src/temporal/dev-server';
 import { batchScore } from '../workflows/batch-score';
 import type { BatchOutcome } from '../workflows/batch-score';
 import { runControlWorker } from '../worker/control';
+import { installWorkerRuntime } from '../worker/runtime';
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -142,7 +143,7 @@ async function fullWorkflow(
   const gpu = spawn(
     process.execPath,
     [path.join(ROOT, 'dist', 'worker', 'gpu.js'), '--max-concurrent-shards', String(opts.concurrency)],
-    { env: process.env, stdio: ['ignore', 'pipe', 'inherit'] },
+    { env: { INFERCTL_LOG_LEVEL: 'WARN', ...process.env }, stdio: ['ignore', 'pipe', 'inherit'] },
   );
   await new Promise<void>((resolve) =>
     gpu.stdout.on('data', (d: Buffer) => d.toString().includes('polling') && resolve()),
@@ -177,6 +178,13 @@ async function fullWorkflow(
     const outcome: BatchOutcome = await run(job(`bench-${Date.now().toString(36)}`, images));
     const seconds = (performance.now() - started) / 1000;
     const peakRssMb = await peakRssOf(gpu.pid!);
+    // What Temporal adds: wall time not covered by shard activities doing work (listing, scheduling,
+    // heartbeats, summary), spread over the shards.
+    const summary = JSON.parse(await fs.readFile(path.join(outcome.outputDir, 'summary.json'), 'utf8')) as {
+      shardTimings: Array<{ wallMs: number }>;
+    };
+    const busyMs = summary.shardTimings.reduce((n, s) => n + s.wallMs, 0) / opts.concurrency;
+    const orchestrationMsPerShard = (seconds * 1000 - busyMs) / outcome.shards;
     const result: CaseResult = {
       case: 'c',
       items: outcome.itemsOk,
@@ -185,7 +193,7 @@ async function fullWorkflow(
       peakRssMb,
       executionProvider: outcome.executionProvider,
     };
-    return { result, shards: outcome.shards };
+    return { result, shards: outcome.shards, orchestrationMsPerShard };
   } finally {
     await connection.close();
     gpu.kill('SIGTERM');
@@ -197,6 +205,7 @@ async function fullWorkflow(
 }
 
 async function main(): Promise<void> {
+  installWorkerRuntime({ logLevel: 'WARN' });
   const quick = process.argv.includes('--quick');
   const items = quick ? 96 : 768;
   const batchSize = 16;
@@ -205,27 +214,35 @@ async function main(): Promise<void> {
   const { model, images } = await prepare(items);
   const common = ['--model', model, '--images', images, '--batch-size', String(batchSize)];
 
-  log(`(a) bare inference on ${items} pre-decoded images…`);
-  const a = { ...(await runCase(['--case', 'bare', ...common])), case: 'a' };
-  log(`(b) in-process pipeline…`);
-  const b = {
-    ...(await runCase([
-      '--case',
-      'pipeline',
-      ...common,
+  // Each case runs `rounds` times, interleaved (a b c d, a b c d, …), and the best round counts: this
+  // machine is shared, and the fastest round is the one least disturbed by others.
+  const rounds = quick ? 1 : 2;
+  const best = (runs: CaseResult[]) => runs.reduce((x, y) => (y.itemsPerSecond > x.itemsPerSecond ? y : x));
+  const runs: Record<'a' | 'b' | 'c' | 'd', CaseResult[]> = { a: [], b: [], c: [], d: [] };
+  let shards = 0;
+  const orchestration: number[] = [];
+  for (let round = 1; round <= rounds; round++) {
+    log(`round ${round}/${rounds}: (a) bare inference on ${items} pre-decoded images…`);
+    runs.a.push({ ...(await runCase(['--case', 'bare', ...common])), case: 'a' });
+    log(`round ${round}/${rounds}: (b) in-process pipeline…`);
+    const pipelineArgs = [
       '--shard-size',
       String(shardSize),
       '--concurrency',
       String(concurrency),
       '--out',
       path.join(WORK, 'pipeline-out'),
-    ])),
-    case: 'b',
-  };
-  log(`(c) the batchScore workflow through a GPU worker…`);
-  const { result: c, shards } = await fullWorkflow(model, images, { batchSize, shardSize, concurrency });
-  log(`(d) the Python peer…`);
-  const d = await pythonPeer(model, images, batchSize);
+    ];
+    runs.b.push({ ...(await runCase(['--case', 'pipeline', ...common, ...pipelineArgs])), case: 'b' });
+    log(`round ${round}/${rounds}: (c) the batchScore workflow through a GPU worker…`);
+    const full = await fullWorkflow(model, images, { batchSize, shardSize, concurrency });
+    runs.c.push(full.result);
+    shards = full.shards;
+    orchestration.push(full.orchestrationMsPerShard);
+    log(`round ${round}/${rounds}: (d) the Python peer…`);
+    runs.d.push(await pythonPeer(model, images, batchSize));
+  }
+  const [a, b, c, d] = [best(runs.a), best(runs.b), best(runs.c), best(runs.d)];
 
   const ratio = (x: CaseResult, y: CaseResult) =>
     y.itemsPerSecond > 0 ? Number((x.itemsPerSecond / y.itemsPerSecond).toFixed(3)) : null;
@@ -244,9 +261,12 @@ async function main(): Promise<void> {
     shardSize,
     concurrency,
     shards,
+    rounds,
     cases: { a, b, c, d },
+    allRounds: runs,
     ratios: { cOverB: ratio(c, b), cOverA: ratio(c, a), cOverD: ratio(c, d) },
-    orchestrationMsPerShard: Number((((c.seconds - b.seconds) * 1000) / shards).toFixed(1)),
+    orchestrationMsPerShard: Number(Math.min(...orchestration).toFixed(1)),
+    cMinusBMsPerShard: Number((((c.seconds - b.seconds) * 1000) / shards).toFixed(1)),
     targets: { cOverB: '≥ 0.95', cOverD: '≥ 1.5' },
   };
   await fs.mkdir(RESULTS, { recursive: true });
@@ -266,7 +286,7 @@ async function main(): Promise<void> {
     row('(c) batchScore workflow + GPU worker', c),
     row('(d) Python peer (onnxruntime + Pillow)', d),
     '',
-    `c/b = ${report.ratios.cOverB} (target ≥ 0.95), c/a = ${report.ratios.cOverA}, c/d = ${report.ratios.cOverD} (target ≥ 1.5); orchestration ≈ ${report.orchestrationMsPerShard} ms per shard.`,
+    `Best of ${rounds} interleaved round(s) per case. c/b = ${report.ratios.cOverB} (target ≥ 0.95), c/a = ${report.ratios.cOverA}, c/d = ${report.ratios.cOverD} (target ≥ 1.5); orchestration ≈ ${report.orchestrationMsPerShard} ms per shard.`,
     '',
   ].join('\n');
   await fs.writeFile(path.join(RESULTS, `${stamp}.md`), md);

@@ -17,6 +17,7 @@ import { CliError } from '../cli-error';
 import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../duration';
 import { describeFailure, type Output } from '../output';
+import { ResultWatch } from '../result-watch';
 
 export interface DeployCommandOptions {
   client: Client;
@@ -134,25 +135,14 @@ export async function followDeployment(
   out: Output,
   taskQueue: string,
 ): Promise<DeployStatus | DeployOutcome> {
-  let ended = false;
-  let outcome: DeployOutcome | undefined;
-  let failure: unknown;
-  const result = handle.result().then(
-    (r: DeployOutcome) => {
-      outcome = r;
-    },
-    (err: unknown) => {
-      failure = err;
-    },
-  );
-  void result.finally(() => (ended = true));
+  const watch = new ResultWatch<DeployOutcome>(handle);
 
   const printed = new Map<number, 'started' | 'ended'>();
   const startedAt = Date.now();
   let hinted = false;
   let last: DeployStatus | undefined;
   for (;;) {
-    if (!ended) {
+    if (!watch.ended) {
       try {
         last = await handle.query(statusQuery);
       } catch {
@@ -163,14 +153,15 @@ export async function followDeployment(
       }
     }
     if (last) printSteps(last, printed, out);
-    if (ended) break;
+    if (watch.ended) break;
     if (mode === 'serving' && last?.stage === 'serving') {
       printServing(last, out);
       return last;
     }
-    await Promise.race([result, new Promise((r) => setTimeout(r, 300))]);
+    await watch.pause(300);
   }
 
+  const outcome = watch.outcome;
   if (outcome) {
     printSteps(outcome, printed, out);
     if (outcome.smoke) printServing({ ...outcome, expiresAt: undefined }, out);
@@ -179,7 +170,7 @@ export async function followDeployment(
     );
     return outcome;
   }
-  throw new CliError(describeFailure(failure));
+  throw new CliError(describeFailure(watch.failure));
 }
 
 function printSteps(status: DeployStatus, printed: Map<number, 'started' | 'ended'>, out: Output): void {

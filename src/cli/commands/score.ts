@@ -19,6 +19,7 @@ import { CliError } from '../cli-error';
 import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../duration';
 import { describeFailure, type Output } from '../output';
+import { ResultWatch } from '../result-watch';
 import { nameFromModel } from './deploy';
 
 /** The job settings `score` and `schedule create` share. */
@@ -120,25 +121,13 @@ export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreComm
 
 /** Polls `progress` and draws a progress bar until the job ends; returns its summary or throws why it failed. */
 export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue: string): Promise<BatchOutcome> {
-  let ended = false;
-  let outcome: BatchOutcome | undefined;
-  let failure: unknown;
-  // result() follows continue-as-new runs to the last one.
-  const result = handle.result().then(
-    (r: BatchOutcome) => {
-      outcome = r;
-    },
-    (err: unknown) => {
-      failure = err;
-    },
-  );
-  void result.finally(() => (ended = true));
+  const watch = new ResultWatch<BatchOutcome>(handle);
 
   const tty = process.stdout.isTTY && !out.json;
   const started = Date.now();
   let lastPrinted = 0;
   let hinted = false;
-  while (!ended) {
+  while (!watch.ended) {
     try {
       const p = await handle.query(progressQuery);
       if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() - started > 10_000) {
@@ -156,10 +145,11 @@ export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue:
     } catch {
       // No run answered yet (starting, or between continue-as-new runs).
     }
-    await Promise.race([result, new Promise((r) => setTimeout(r, 500))]);
+    await watch.pause(500);
   }
   if (tty) process.stdout.write('\n');
-  if (!outcome) throw new CliError(describeFailure(failure));
+  const outcome = watch.outcome;
+  if (!outcome) throw new CliError(describeFailure(watch.failure));
   out.line(
     `Scored ${outcome.itemsOk} of ${outcome.totalItems} inputs (${outcome.itemsFailed} failed) in ${formatDuration(outcome.wallSeconds * 1000)}: ` +
       `${outcome.itemsPerSecond} items/s on ${outcome.executionProvider}.`,
