@@ -164,7 +164,8 @@ export async function followDeployment(
   const outcome = watch.outcome;
   if (outcome) {
     printSteps(outcome, printed, out);
-    if (outcome.smoke) printServing({ ...outcome, expiresAt: undefined }, out);
+    if (outcome.smoke) printServing({ ...outcome, endpoint: undefined, expiresAt: undefined }, out);
+    if (outcome.endpoint) out.line(`Served at ${outcome.endpoint} until the teardown.`);
     out.line(
       `Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`,
     );
