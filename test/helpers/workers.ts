@@ -45,18 +45,30 @@ export interface WorkerProcess {
 }
 
 /** Starts `node dist/worker/control.js --task-queue <queue>` and waits until it polls. */
-export function startControlWorker(taskQueue: string, extraArgs: string[] = []): Promise<WorkerProcess> {
-  return startWorkerProcess(CONTROL_WORKER, ['--task-queue', taskQueue, ...extraArgs]);
+export function startControlWorker(
+  taskQueue: string,
+  extraArgs: string[] = [],
+  env?: NodeJS.ProcessEnv,
+): Promise<WorkerProcess> {
+  return startWorkerProcess(CONTROL_WORKER, ['--task-queue', taskQueue, ...extraArgs], env);
 }
 
 /** Starts `node dist/worker/gpu.js --task-queue <queue> …` (CPU provider here) and waits until it polls. */
-export function startGpuWorker(taskQueue: string, extraArgs: string[] = []): Promise<WorkerProcess> {
-  return startWorkerProcess(GPU_WORKER, ['--task-queue', taskQueue, ...extraArgs]);
+export function startGpuWorker(
+  taskQueue: string,
+  extraArgs: string[] = [],
+  env?: NodeJS.ProcessEnv,
+): Promise<WorkerProcess> {
+  return startWorkerProcess(GPU_WORKER, ['--task-queue', taskQueue, ...extraArgs], env);
 }
 
-async function startWorkerProcess(script: string, args: string[]): Promise<WorkerProcess> {
+async function startWorkerProcess(
+  script: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<WorkerProcess> {
   const child = spawn(process.execPath, [script, ...args], {
-    env: process.env,
+    env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
