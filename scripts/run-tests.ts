@@ -9,10 +9,73 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
+import { Client, Connection } from '@temporalio/client';
+
 import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
 
 const TEST_ROOT = path.resolve(__dirname, '..', 'test');
+
+/**
+ * Collects every endpoint key the local target writes while the tests run (keys live only as long as
+ * their deployment), so that afterwards every workflow history can be searched for them.
+ */
+class KeyCollector {
+  readonly keys = new Set<string>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(private readonly localRoot: string) {
+    this.timer = setInterval(() => this.scan(), 100);
+  }
+
+  private scan(): void {
+    let names: string[];
+    try {
+      names = fs.readdirSync(this.localRoot);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      try {
+        const key = fs.readFileSync(path.join(this.localRoot, name, 'api-key'), 'utf8').trim();
+        if (key) this.keys.add(key);
+      } catch {
+        // not written yet, or already torn down
+      }
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+}
+
+/** Every workflow history of the run, searched for every key seen; returns how many histories leak one. */
+async function checkSecretHygiene(address: string, namespace: string, keys: Set<string>): Promise<number> {
+  const connection = await Connection.connect({ address });
+  try {
+    const client = new Client({ connection, namespace });
+    let histories = 0;
+    let leaks = 0;
+    for await (const wf of client.workflow.list()) {
+      const history = JSON.stringify(await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory());
+      histories++;
+      const leaked = [...keys].filter((k) => history.includes(k));
+      if (leaked.length > 0) {
+        leaks++;
+        console.error(
+          `SECRET LEAK: workflow ${wf.workflowId} (run ${wf.runId}) history contains ${leaked.length} endpoint key(s)`,
+        );
+      }
+    }
+    console.log(
+      `secret hygiene: ${keys.size} endpoint keys searched for in ${histories} workflow histories: ${leaks} leak(s)`,
+    );
+    return leaks;
+  } finally {
+    await connection.close();
+  }
+}
 
 function testFiles(dir: string): string[] {
   return fs
@@ -62,9 +125,17 @@ async function main(): Promise<number> {
       child.kill(signal);
     });
   }
+  const home = path.join(tmp, 'home');
+  const keys = new KeyCollector(path.join(home, 'local'));
   const code = await new Promise<number>((resolve) => child.once('exit', (c, s) => resolve(c ?? (s ? 1 : 0))));
-  await stopAll();
-  return code;
+  keys.stop();
+  let leaks = 0;
+  try {
+    leaks = await checkSecretHygiene(server.address, server.namespace, keys.keys);
+  } finally {
+    await stopAll();
+  }
+  return code !== 0 ? code : leaks > 0 ? 1 : 0;
 }
 
 main().then(
