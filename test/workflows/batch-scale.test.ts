@@ -11,32 +11,17 @@ import { after, before, describe, test } from 'node:test';
 
 import type { Client } from '@temporalio/client';
 
-import { makeColourJpeg } from '../../src/images/sample-images';
 import { readModelInfo } from '../../src/model/model-info';
 import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
 import { batchScore } from '../../workflows/batch-score';
 import type { BatchOutcome } from '../../workflows/batch-score';
+import { writeCopies } from '../helpers/images';
 import { readJsonl } from '../helpers/jsonl';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
 const HISTORY_EVENT_BOUND = 10_000;
-
-/** Writes `count` copies of a few distinct images (hard links: 20,000 files in well under a second). */
-async function writeCopies(dir: string, count: number, size: number): Promise<void> {
-  await fs.mkdir(dir, { recursive: true });
-  const labels = ['red', 'green', 'blue', 'yellow'];
-  const originals: string[] = [];
-  for (const [i, label] of labels.entries()) {
-    const file = path.join(dir, `.original-${label}.jpg`);
-    await fs.writeFile(file, await makeColourJpeg(label, { size, seed: i }));
-    originals.push(file);
-  }
-  for (let i = 0; i < count; i++) {
-    await fs.link(originals[i % originals.length]!, path.join(dir, `img-${String(i).padStart(6, '0')}.jpg`));
-  }
-}
 
 describe('batchScore at scale and under faults', () => {
   const controlQueue = uniqueName('scale-control');
