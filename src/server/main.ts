@@ -2,6 +2,10 @@
  * A scoring-server replica process (what the local target starts, and what the AKS image runs):
  *   node dist/src/server/main.js --model PATH --api-key-file PATH [--host 127.0.0.1] [--port 0]
  *        [--ready-file PATH] [--top-k 5] [--max-body-bytes 10485760]
+ *        [--max-batch-size 8] [--max-queue-delay-us 2000] [--no-batching]
+ * Dynamic batching is on by default (DEFAULT_BATCHING): concurrent requests are inferred together, up
+ * to --max-batch-size at once, a request waiting at most --max-queue-delay-us for company.
+ * --no-batching (or --max-batch-size 1) infers every request alone.
  * Reads the key (refusing a file that group or others can access), loads the model once (init),
  * listens, then writes the ready file atomically: {"pid","port","url","modelDigest"}. Any startup
  * failure is one line on stderr and exit code 1. SIGTERM/SIGINT: stop accepting, let requests in
@@ -12,6 +16,8 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 
 import { Classifier } from '../scoring/classifier';
+import { DEFAULT_BATCHING } from './dynamic-batcher';
+import type { BatchingOptions } from './dynamic-batcher';
 import { createScoringServer } from './scoring-server';
 
 const DRAIN_MS = 5_000;
@@ -65,6 +71,9 @@ async function main(): Promise<void> {
         'ready-file': { type: 'string' },
         'top-k': { type: 'string', default: '5' },
         'max-body-bytes': { type: 'string', default: String(10 * 1024 * 1024) },
+        'max-batch-size': { type: 'string', default: String(DEFAULT_BATCHING.maxBatchSize) },
+        'max-queue-delay-us': { type: 'string', default: String(DEFAULT_BATCHING.maxQueueDelayMicros) },
+        'no-batching': { type: 'boolean', default: false },
       },
     }));
   } catch (err) {
@@ -77,6 +86,13 @@ async function main(): Promise<void> {
   if (port > 65535) fail(`--port must be at most 65535, not ${port}`);
   const topK = positiveInt('top-k', values['top-k']);
   const maxBodyBytes = positiveInt('max-body-bytes', values['max-body-bytes']);
+  const maxBatchSize = positiveInt('max-batch-size', values['max-batch-size']);
+  const maxQueueDelayMicros = positiveInt('max-queue-delay-us', values['max-queue-delay-us'], 0);
+  const batching: BatchingOptions = {
+    enabled: !values['no-batching'] && maxBatchSize > 1,
+    maxBatchSize,
+    maxQueueDelayMicros,
+  };
   const host = values.host;
   const apiKey = readApiKey(keyFile);
 
@@ -86,7 +102,7 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`cannot load the model: ${errorMessage(err)}`);
   }
-  const server = createScoringServer({ classifier, apiKey, topK, maxBodyBytes });
+  const server = createScoringServer({ classifier, apiKey, topK, maxBodyBytes, batching });
   server.once('error', (err) => fail(`cannot listen on ${host}:${port} (${errorMessage(err)})`));
   server.listen(port, host, () => {
     const actualPort = (server.address() as AddressInfo).port;
@@ -100,7 +116,8 @@ async function main(): Promise<void> {
       }
     }
     process.stdout.write(
-      `scoring server ready on ${url} (model ${classifier.info.digest.slice(0, 19)}, ${classifier.executionProvider})\n`,
+      `scoring server ready on ${url} (model ${classifier.info.digest.slice(0, 19)}, ${classifier.executionProvider}, ` +
+        `${batching.enabled ? `batching ≤ ${maxBatchSize} within ${maxQueueDelayMicros} µs` : 'no batching'})\n`,
     );
   });
 

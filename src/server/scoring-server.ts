@@ -7,16 +7,28 @@
  *                  400 empty, corrupt or undecodable image · 503 while the model loads
  *   other /score   405 with Allow: POST
  *   GET /healthz   200 while the process runs;   GET /readyz 200 once the model is loaded, else 503
+ *   GET /metrics   Prometheus text (see metrics.ts); like /healthz it needs no key, and it holds no secrets:
+ *                  counts and durations only, no key, path, body or label
  *   anything else  404
  * Errors are JSON: {"error":{"code":"unsupported-format","message":"…"}}. Requires
  * `Authorization: Bearer <key>`, compared in constant time, and checks it and the declared size
  * before reading a byte of the body (also on `Expect: 100-continue`). No body can crash it: every
  * failure is answered, and a bug is a 500 while the process keeps serving.
+ *
+ * With `batching` enabled (main.ts turns it on by default), each request's image is decoded on its own,
+ * so a bad one is answered 4xx alone, and the tensors of concurrent requests are inferred together by a
+ * DynamicBatcher; an inference failure is a 500 for that batch's requests only. Without it (the option
+ * left out, `enabled: false` or `maxBatchSize: 1`) every request is classified alone, as before.
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
 
+import { ImageError } from '../errors';
+import { preprocessImage } from '../images/preprocess';
 import type { Classifier } from '../scoring/classifier';
+import { DynamicBatcher } from './dynamic-batcher';
+import type { BatchingOptions } from './dynamic-batcher';
+import { METRICS_CONTENT_TYPE, ServerMetrics } from './metrics';
 
 export interface ScoringServerOptions {
   classifier: Classifier | Promise<Classifier>;
@@ -29,6 +41,8 @@ export interface ScoringServerOptions {
   headersTimeoutMs?: number;
   /** Told about 500s and a failed model load (default: one line on stderr). */
   onError?: (err: unknown) => void;
+  /** Dynamic batching (DEFAULT_BATCHING is the replica default); left out: every request is inferred alone. */
+  batching?: BatchingOptions;
 }
 
 /** Thrown inside the server for an answer other than 200; never escapes it. */
@@ -45,6 +59,10 @@ class HttpError extends Error {
 
 const IMAGE_ERROR_STATUS: Record<string, number> = { 'unsupported-format': 415, 'too-large': 413 };
 
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+}
+
 function sha256(value: string): Buffer {
   return crypto.createHash('sha256').update(value, 'utf8').digest();
 }
@@ -56,10 +74,26 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
     opts.onError ??
     ((err: unknown) => process.stderr.write(`scoring server: ${err instanceof Error ? err.stack : String(err)}\n`));
 
+  const batching = opts.batching;
+  if (batching?.enabled && !(Number.isInteger(batching.maxBatchSize) && batching.maxBatchSize >= 1)) {
+    throw new Error(`batching.maxBatchSize must be an integer ≥ 1, not ${batching.maxBatchSize}.`);
+  }
+  const metrics = new ServerMetrics();
   let classifier: Classifier | undefined;
+  let batcher: DynamicBatcher | undefined;
   let loadError: string | undefined;
   Promise.resolve(opts.classifier).then(
-    (c) => (classifier = c),
+    (c) => {
+      if (batching?.enabled && batching.maxBatchSize > 1) {
+        batcher = new DynamicBatcher({
+          maxBatchSize: batching.maxBatchSize,
+          maxQueueDelayMicros: batching.maxQueueDelayMicros,
+          run: (tensors) => c.infer(tensors),
+          onBatch: (b) => metrics.recordBatch(b.size, b.inferenceSeconds, b.queueDelaysSeconds),
+        });
+      }
+      classifier = c;
+    },
     (err: unknown) => {
       loadError = err instanceof Error ? err.message : String(err);
       onError(err);
@@ -120,16 +154,35 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
       });
     });
 
+  /** The image → the model's input tensor; anything undecodable is this request's 4xx (as classify reports it). */
+  const decode = async (body: Buffer, model: Classifier): Promise<Float32Array> => {
+    try {
+      return await preprocessImage(body, model.info);
+    } catch (err) {
+      if (err instanceof ImageError) {
+        throw new HttpError(IMAGE_ERROR_STATUS[err.reason] ?? 400, err.reason, err.message);
+      }
+      throw new HttpError(400, 'decode-failed', `The image could not be decoded (${firstLine(err)}).`);
+    }
+  };
+
   const score = async (req: http.IncomingMessage, model: Classifier): Promise<unknown> => {
     const body = await readBody(req);
     if (body.length === 0) throw new HttpError(400, 'empty', 'POST the image bytes (JPEG, PNG or WebP) as the body.');
+    if (batcher) {
+      const probs = await batcher.submit(await decode(body, model));
+      return { predictions: model.topK(probs, opts.topK), modelDigest: model.info.digest };
+    }
+    const started = process.hrtime.bigint();
     const [result] = await model.classify([body], opts.topK);
     if (!result) throw new Error('The classifier returned no result.');
     if (!result.ok) throw new HttpError(IMAGE_ERROR_STATUS[result.reason] ?? 400, result.reason, result.message);
+    metrics.recordBatch(1, Number(process.hrtime.bigint() - started) / 1e9);
     return { predictions: result.predictions, modelDigest: model.info.digest };
   };
 
   const handle = (req: http.IncomingMessage, res: http.ServerResponse, expectsContinue: boolean): void => {
+    res.once('finish', () => metrics.countRequest(res.statusCode));
     const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
       if (res.headersSent || res.destroyed) return;
       const text = JSON.stringify(body);
@@ -176,8 +229,27 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
           ? send(200, { status: 'ready', modelDigest: classifier.info.digest })
           : send(503, { status: loadError ? 'failed' : 'loading', ...(loadError ? { error: loadError } : {}) });
       }
+      if (url === '/metrics') {
+        if (req.method !== 'GET' && req.method !== 'HEAD') {
+          throw new HttpError(405, 'method-not-allowed', `${req.method} /metrics is not supported; use GET.`, {
+            allow: 'GET, HEAD',
+          });
+        }
+        const text = metrics.render();
+        res.writeHead(200, {
+          'content-type': METRICS_CONTENT_TYPE,
+          'content-length': Buffer.byteLength(text),
+          'cache-control': 'no-store',
+        });
+        res.end(req.method === 'HEAD' ? undefined : text);
+        return;
+      }
       if (url !== '/score') {
-        throw new HttpError(404, 'not-found', `No route ${url}. Use POST /score, GET /healthz or GET /readyz.`);
+        throw new HttpError(
+          404,
+          'not-found',
+          `No route ${url}. Use POST /score, GET /healthz, GET /readyz or GET /metrics.`,
+        );
       }
       if (req.method !== 'POST') {
         throw new HttpError(405, 'method-not-allowed', `${req.method} /score is not supported; POST the image bytes.`, {

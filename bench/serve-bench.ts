@@ -1,0 +1,290 @@
+/**
+ * `npm run bench:serve` (`-- --quick` for fewer, shorter cells): the scoring server under load, dynamic
+ * batching on (the replica defaults) and off (--no-batching) side by side in one run. Each
+ * configuration is a real replica process (`node dist/src/server/main.js`, key file 0600 in a temp dir)
+ * on loopback, for the ResNet-50-shaped model (224x224, generated into bench/work once) and the tiny
+ * colour CNN; this process drives it with autocannon, keep-alive connections at concurrency 1, 8, 32
+ * and 64, posting real JPEGs in turn. Per cell: requests/s (2xx), p50/p95/p99 latency, errors (failed
+ * or non-2xx requests) and the average executed batch size (from the replica's /metrics).
+ * Writes bench/results/serve-<date>.json and .md.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+
+import autocannon from 'autocannon';
+
+import { makeColourJpeg } from '../src/images/sample-images';
+import { buildResnet50Shaped } from '../src/model/resnet50';
+import { TINY_CNN_LABELS, buildTinyCnn } from '../src/model/tiny-cnn';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const WORK = path.join(ROOT, 'bench', 'work');
+const RESULTS = path.join(ROOT, 'bench', 'results');
+const SERVER_MAIN = path.join(ROOT, 'dist', 'src', 'server', 'main.js');
+const KEY = `bench-${Date.now()}-${process.pid}`;
+
+interface Cell {
+  model: string;
+  batching: 'on' | 'off';
+  concurrency: number;
+  seconds: number;
+  requests: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  errors: number;
+  avgBatchSize: number;
+}
+
+function log(line: string): void {
+  process.stderr.write(`[serve-bench] ${line}\n`);
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fs.access(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+async function prepareModels(): Promise<Array<{ name: string; file: string }>> {
+  await fs.mkdir(WORK, { recursive: true });
+  const resnet = path.join(WORK, 'resnet50-shaped.onnx');
+  if (!(await exists(resnet))) {
+    log('generating the ResNet-50-shaped model (once)…');
+    await fs.writeFile(`${resnet}.tmp`, buildResnet50Shaped({ seed: 50 }));
+    await fs.rename(`${resnet}.tmp`, resnet);
+  }
+  const tiny = path.join(WORK, 'tiny-cnn.onnx');
+  await fs.writeFile(tiny, buildTinyCnn());
+  return [
+    { name: 'resnet50-shaped', file: resnet },
+    { name: 'tiny-cnn', file: tiny },
+  ];
+}
+
+interface Replica {
+  url: string;
+  child: ChildProcess;
+}
+
+async function startReplica(model: string, dir: string, batching: boolean): Promise<Replica> {
+  const keyFile = path.join(dir, 'key');
+  const readyFile = path.join(dir, `ready-${batching ? 'on' : 'off'}-${Date.now()}.json`);
+  const args = [SERVER_MAIN, '--model', model, '--api-key-file', keyFile, '--ready-file', readyFile, '--port', '0'];
+  if (!batching) args.push('--no-batching');
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
+  const deadline = Date.now() + 120_000;
+  while (!(await exists(readyFile))) {
+    if (child.exitCode !== null)
+      throw new Error(`The replica exited with code ${child.exitCode}; see its stderr above.`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error('The replica was not ready within 120 s.');
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const { url } = JSON.parse(await fs.readFile(readyFile, 'utf8')) as { url: string };
+  return { url, child };
+}
+
+async function stopReplica(replica: Replica): Promise<void> {
+  if (replica.child.exitCode !== null) return;
+  const exited = new Promise((r) => replica.child.once('exit', r));
+  replica.child.kill('SIGTERM');
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
+  if (replica.child.exitCode === null) replica.child.kill('SIGKILL');
+}
+
+/** Executed batches so far: the sum and count of inferctl_server_batch_size. */
+async function batchTotals(url: string): Promise<{ sum: number; count: number }> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+  return { sum: value('inferctl_server_batch_size_sum'), count: value('inferctl_server_batch_size_count') };
+}
+
+function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+async function drive(url: string, bodies: Buffer[], concurrency: number, seconds: number) {
+  const latencies: number[] = [];
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(
+      {
+        url,
+        connections: concurrency,
+        duration: seconds,
+        timeout: 60,
+        requests: bodies.map((body) => ({
+          method: 'POST',
+          path: '/score',
+          headers: { authorization: `Bearer ${KEY}`, 'content-type': 'image/jpeg' },
+          body,
+        })),
+      },
+      (err, res) => (err ? reject(err) : resolve(res)),
+    );
+    instance.on('response', (_client: unknown, status: number, _bytes: number, ms: number) => {
+      if (status === 200) latencies.push(ms);
+    });
+  });
+  latencies.sort((a, b) => a - b);
+  return { result, latencies };
+}
+
+/** One cell: `concurrency` connections for `seconds` against one replica. */
+async function cell(
+  model: string,
+  replica: Replica,
+  batching: 'on' | 'off',
+  bodies: Buffer[],
+  concurrency: number,
+  seconds: number,
+): Promise<Cell> {
+  const before = await batchTotals(replica.url);
+  const { result, latencies } = await drive(replica.url, bodies, concurrency, seconds);
+  const after = await batchTotals(replica.url);
+  const round = (n: number) => Math.round(n * 10) / 10;
+  return {
+    model,
+    batching,
+    concurrency,
+    seconds: result.duration,
+    requests: result['2xx'],
+    requestsPerSecond: round(result['2xx'] / result.duration),
+    p50Ms: round(percentile(latencies, 50)),
+    p95Ms: round(percentile(latencies, 95)),
+    p99Ms: round(percentile(latencies, 99)),
+    errors: result.errors + result.non2xx,
+    avgBatchSize: Math.round(((after.sum - before.sum) / (after.count - before.count)) * 100) / 100,
+  };
+}
+
+/**
+ * Both replicas of a model run at once (the idle one costs only memory) and the on and off cells of each
+ * concurrency are measured back to back, so that anything else on the machine hits both alike.
+ */
+async function measure(
+  model: { name: string; file: string },
+  dir: string,
+  bodies: Buffer[],
+  concurrencies: number[],
+  seconds: number,
+  loadAverages: number[],
+): Promise<Cell[]> {
+  const replicas: Array<[batching: 'on' | 'off', Replica]> = [];
+  const cells: Cell[] = [];
+  try {
+    replicas.push(['on', await startReplica(model.file, dir, true)]);
+    replicas.push(['off', await startReplica(model.file, dir, false)]);
+    for (const [, replica] of replicas) await drive(replica.url, bodies, 8, Math.min(2, seconds)); // warm-up
+    for (const concurrency of concurrencies) {
+      for (const [batching, replica] of replicas) {
+        await new Promise((r) => setTimeout(r, 1_000)); // the previous cell's stragglers drain
+        loadAverages.push(os.loadavg()[0]!);
+        const measured = await cell(model.name, replica, batching, bodies, concurrency, seconds);
+        log(JSON.stringify(measured));
+        cells.push(measured);
+      }
+    }
+  } finally {
+    await Promise.all(replicas.map(([, replica]) => stopReplica(replica)));
+  }
+  return cells;
+}
+
+function markdown(cells: Cell[], settings: Record<string, unknown>, loadAverages: number[]): string {
+  const busiest = Math.max(...loadAverages);
+  const cpus = os.cpus().length;
+  const lines = [
+    `# Scoring server: dynamic batching on vs off (${new Date().toISOString()})`,
+    '',
+    `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, node ${process.version}, CPU execution provider, loopback.`,
+    `Settings: ${JSON.stringify(settings)}. Load: autocannon in the bench process; the replica is its own process.`,
+    `1-minute load average before the run, then before each cell (the bench's own load included): ` +
+      `${loadAverages.map((l) => l.toFixed(1)).join(', ')}.`,
+    // The bench keeps about 4 threads busy itself (autocannon, the replica's event loop, onnxruntime's pool).
+    ...(busiest > cpus + 4
+      ? [
+          '',
+          `**The machine was busy with other work (load average up to ${busiest.toFixed(1)} on ${cpus} CPUs): ` +
+            'these figures mix in that contention; compare them with care and rerun on a quiet machine.**',
+        ]
+      : []),
+    '',
+    '| model | concurrency | batching | req/s | p50 ms | p95 ms | p99 ms | errors | avg batch |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+    ...cells.map(
+      (c) =>
+        `| ${c.model} | ${c.concurrency} | ${c.batching} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p95Ms} | ${c.p99Ms} | ${c.errors} | ${c.avgBatchSize} |`,
+    ),
+    '',
+  ];
+  for (const model of new Set(cells.map((c) => c.model))) {
+    const at = (batching: string) =>
+      cells.find((c) => c.model === model && c.concurrency === 32 && c.batching === batching);
+    const on = at('on');
+    const off = at('off');
+    if (!on || !off) continue;
+    const ratio = Math.round((on.requestsPerSecond / off.requestsPerSecond) * 100) / 100;
+    lines.push(
+      `- ${model} at concurrency 32: batching on ${ratio}× the throughput of off (target ≥ 2×: ` +
+        `${ratio >= 2 ? 'met' : 'not met'}); p99 ${on.p99Ms} ms on vs ${off.p99Ms} ms off (target: no worse: ` +
+        `${on.p99Ms <= off.p99Ms ? 'met' : 'not met'}).`,
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const quick = process.argv.includes('--quick');
+  const concurrencies = quick ? [1, 32] : [1, 8, 32, 64];
+  const seconds = quick ? 3 : 5;
+  if (!(await exists(SERVER_MAIN))) throw new Error(`${SERVER_MAIN} is missing; run npm run build first.`);
+  const models = await prepareModels();
+  const bodies = await Promise.all(
+    Array.from({ length: 16 }, (_, i) =>
+      makeColourJpeg(TINY_CNN_LABELS[i % TINY_CNN_LABELS.length]!, { seed: i, size: 256 }),
+    ),
+  );
+  const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-serve-bench-'));
+  const cells: Cell[] = [];
+  const loadAverages: number[] = [os.loadavg()[0]!];
+  try {
+    await fs.writeFile(path.join(dir, 'key'), KEY, { mode: 0o600 });
+    for (const model of models) {
+      log(`${model.name}…`);
+      cells.push(...(await measure(model, dir, bodies, concurrencies, seconds, loadAverages)));
+    }
+  } finally {
+    await fs.rm(dir, { recursive: true, force: true });
+  }
+  const settings = {
+    quick,
+    secondsPerCell: seconds,
+    concurrencies,
+    batchingOn: 'replica defaults (max batch 8, 2000 µs)',
+  };
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  await fs.mkdir(RESULTS, { recursive: true });
+  const base = path.join(RESULTS, `serve-${stamp}`);
+  await fs.writeFile(
+    `${base}.json`,
+    `${JSON.stringify({ date: new Date().toISOString(), settings, loadAverages, cells }, null, 2)}\n`,
+  );
+  const md = markdown(cells, settings, loadAverages);
+  await fs.writeFile(`${base}.md`, md);
+  process.stdout.write(md);
+  log(`wrote ${base}.json and .md`);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`serve-bench: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});
