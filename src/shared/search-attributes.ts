@@ -20,8 +20,19 @@ export const TemporalScheduledStartTime = defineSearchAttributeKey(
   SearchAttributeType.DATETIME,
 );
 
-/** Name and CLI type of each, for `temporal server start-dev --search-attribute Name=Type`. */
-export const SEARCH_ATTRIBUTES: ReadonlyArray<{ name: string; type: 'Keyword' | 'Int' }> = [
+/** A search attribute type as the Temporal CLI spells it (`--search-attribute Name=Type`, `--type`). */
+export type SearchAttributeTypeName = 'Text' | 'Keyword' | 'Int' | 'Double' | 'Bool' | 'Datetime' | 'KeywordList';
+
+export interface SearchAttributeSpec {
+  readonly name: string;
+  readonly type: SearchAttributeTypeName;
+}
+
+/**
+ * inferctl's own attributes, name and CLI type of each: registered by the dev server at start
+ * (`--search-attribute Name=Type`) and listed in the hint for clusters that lack them.
+ */
+export const SEARCH_ATTRIBUTES: ReadonlyArray<SearchAttributeSpec> = [
   { name: InferctlKind.name, type: 'Keyword' },
   { name: DeploymentName.name, type: 'Keyword' },
   { name: ModelName.name, type: 'Keyword' },

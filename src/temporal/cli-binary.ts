@@ -17,6 +17,9 @@ import { inferctlCacheDir } from '../paths';
 export const TEMPORAL_CLI_VERSION = 'v1.5.1';
 export const TEMPORAL_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal';
 
+/** Longer than any build (a cold one with downloads takes a few minutes); an older lock is stale. */
+const STALE_LOCK_MS = 20 * 60_000;
+
 /** Thrown when no `temporal` binary can be found or built; the message lists the ways to install one. */
 export class TemporalCliNotFoundError extends Error {
   constructor(detail: string) {
@@ -62,8 +65,11 @@ function onPath(name: string): string | undefined {
 export async function findTemporalCli(opts: FindCliOptions = {}): Promise<string> {
   const explicit = process.env.TEMPORAL_CLI_PATH;
   if (explicit) {
-    if (isExecutable(explicit)) return explicit;
-    throw new TemporalCliNotFoundError(`TEMPORAL_CLI_PATH=${explicit} is not an executable file.`);
+    const resolved = path.resolve(explicit);
+    if (isExecutable(resolved)) return resolved;
+    throw new TemporalCliNotFoundError(
+      `TEMPORAL_CLI_PATH=${explicit} ${fs.existsSync(resolved) ? 'is not an executable file' : 'does not exist'}.`,
+    );
   }
   const found = onPath('temporal') ?? (isExecutable(cachedCliPath()) ? cachedCliPath() : undefined);
   if (found) return found;
@@ -76,23 +82,65 @@ export async function findTemporalCli(opts: FindCliOptions = {}): Promise<string
   return buildWithGo(go, opts.log ?? (() => undefined));
 }
 
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Takes the build lock: a directory (mkdir is atomic) holding the builder's pid. Waiters log once and
+ * poll. A lock whose builder is gone, or older than any build takes, is broken, by one waiter at a time
+ * (under a second mkdir lock, re-reading the owner) so that no one breaks the lock of a live builder.
+ */
+async function acquireBuildLock(lock: string, log: (line: string) => void): Promise<void> {
+  const stale = async () => {
+    const owner = Number(await fsp.readFile(path.join(lock, 'pid'), 'utf8').catch(() => ''));
+    const age = Date.now() - (await fsp.stat(lock).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+    return (owner > 0 && !processAlive(owner)) || age > STALE_LOCK_MS;
+  };
+  let waiting = false;
+  for (;;) {
+    try {
+      await fsp.mkdir(lock);
+      await fsp.writeFile(path.join(lock, 'pid'), String(process.pid));
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    if (await stale()) {
+      const breaking = `${lock}.break`;
+      const breakerAge = Date.now() - (await fsp.stat(breaking).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
+      if (breakerAge > 60_000) await fsp.rm(breaking, { recursive: true, force: true });
+      if (
+        await fsp.mkdir(breaking).then(
+          () => true,
+          () => false,
+        )
+      ) {
+        try {
+          if (await stale()) await fsp.rm(lock, { recursive: true, force: true }); // a build that died
+        } finally {
+          await fsp.rm(breaking, { recursive: true, force: true });
+        }
+        continue;
+      }
+    }
+    if (!waiting) log(`Waiting for another process that is building the Temporal CLI (lock ${lock})…`);
+    waiting = true;
+    await delay(1000);
+  }
+}
+
 /** `GOBIN=<cache>/bin go install …@v1.5.1`, once, under a lock so concurrent callers wait for one build. */
 async function buildWithGo(go: string, log: (line: string) => void): Promise<string> {
   const target = cachedCliPath();
   const lock = `${path.dirname(target)}.build-lock`;
   await fsp.mkdir(path.dirname(target), { recursive: true });
-  for (;;) {
-    try {
-      await fsp.mkdir(lock);
-      break;
-    } catch {
-      if (isExecutable(target)) return target;
-      const age = Date.now() - (await fsp.stat(lock).catch(() => ({ mtimeMs: Date.now() }))).mtimeMs;
-      if (age > 20 * 60_000)
-        await fsp.rm(lock, { recursive: true, force: true }); // a build that died
-      else await delay(1000);
-    }
-  }
+  await acquireBuildLock(lock, log);
   try {
     if (isExecutable(target)) return target;
     log(
@@ -104,17 +152,22 @@ async function buildWithGo(go: string, log: (line: string) => void): Promise<str
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let tail = '';
+      let partial = '';
       const collect = (d: Buffer) => {
         const text = d.toString();
         tail = (tail + text).slice(-4000);
-        for (const line of text.split('\n')) if (line.trim()) log(`  go: ${line.trim()}`);
+        const lines = (partial + text).split('\n');
+        partial = lines.pop() ?? '';
+        for (const line of lines) if (line.trim()) log(`  go: ${line.trim()}`);
       };
       child.stdout.on('data', collect);
       child.stderr.on('data', collect);
       child.once('error', reject);
-      child.once('exit', (code) =>
-        code === 0 ? resolve() : reject(new TemporalCliNotFoundError(`go install failed (exit ${code}):\n${tail}`)),
-      );
+      child.once('exit', (code) => {
+        if (partial.trim()) log(`  go: ${partial.trim()}`);
+        if (code === 0) resolve();
+        else reject(new TemporalCliNotFoundError(`go install failed (exit ${code}):\n${tail}`));
+      });
     });
     if (!isExecutable(target)) throw new TemporalCliNotFoundError(`go install finished but ${target} is missing.`);
     return target;

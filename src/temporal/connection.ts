@@ -7,37 +7,70 @@ import { Client, Connection } from '@temporalio/client';
 import type { ConnectionOptions } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { NativeConnection } from '@temporalio/worker';
+import type { NativeConnectionOptions } from '@temporalio/worker';
 
-const DEFAULT_ADDRESS = 'localhost:7233';
-const DEFAULT_NAMESPACE = 'default';
+import { InvalidInputError } from '../errors';
+
+/** The dev server's defaults: gRPC on 7233, Web UI on 8233 (gRPC + 1000). */
+export const DEFAULT_ADDRESS = 'localhost:7233';
+export const DEFAULT_NAMESPACE = 'default';
+const UI_PORT_OFFSET = 1000;
+const CLOUD_UI_URL = 'https://cloud.temporal.io';
 
 /** Thrown when no Temporal server answers at the configured address. */
 export class TemporalUnavailableError extends Error {
   readonly address: string;
   constructor(address: string, cause: unknown) {
     super(
-      `Cannot reach Temporal at ${address} (${cause instanceof Error ? cause.message.split('\n')[0] : String(cause)}). ` +
-        'Start a local server with `inferctl dev`, or point TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, TEMPORAL_API_KEY) at yours.',
+      `Cannot reach Temporal at ${address} (${reason(cause)}). Start a local server with \`inferctl dev\`, ` +
+        'or point TEMPORAL_ADDRESS (and TEMPORAL_NAMESPACE, TEMPORAL_API_KEY) at yours.',
     );
     this.name = 'TemporalUnavailableError';
     this.address = address;
   }
 }
 
+/** Thrown when the Temporal client configuration (a temporal.toml profile, TEMPORAL_TLS_* files) is unusable. */
+export class TemporalConfigError extends InvalidInputError {
+  constructor(cause: unknown) {
+    const file = process.env.TEMPORAL_CONFIG_FILE ?? '~/.config/temporalio/temporal.toml';
+    super(
+      `Cannot load the Temporal connection settings (${reason(cause)}). Fix ${file}` +
+        `${process.env.TEMPORAL_PROFILE ? ` (profile ${process.env.TEMPORAL_PROFILE})` : ''} or the TEMPORAL_* ` +
+        'variables, or point TEMPORAL_CONFIG_FILE at another file.',
+      'InvalidTemporalConfig',
+    );
+    this.name = 'TemporalConfigError';
+  }
+}
+
+/** The first line of an error, with the Rust core's transport errors cut down to their message. */
+function reason(cause: unknown): string {
+  const text = cause instanceof Error ? cause.message : String(cause);
+  const core = /message: "([^"]+)"/.exec(text) ?? /error: "([^"]+)"/.exec(text);
+  return core?.[1] ?? text.split('\n')[0] ?? text;
+}
+
 export interface ConnectionSettings {
   address: string;
   namespace: string;
-  options: ConnectionOptions;
+  /** For the worker's NativeConnection; the client's Connection takes the same fields. */
+  options: NativeConnectionOptions & { address: string };
 }
 
 /** The connection settings from the environment and the config file, with the SDK's precedence. */
 export function connectionSettings(): ConnectionSettings {
-  const { connectionOptions, namespace } = loadClientConnectConfig();
-  const address = connectionOptions.address ?? DEFAULT_ADDRESS;
+  let config: ReturnType<typeof loadClientConnectConfig>;
+  try {
+    config = loadClientConnectConfig();
+  } catch (err) {
+    throw new TemporalConfigError(err);
+  }
+  const address = config.connectionOptions.address ?? DEFAULT_ADDRESS;
   return {
     address,
-    namespace: namespace ?? DEFAULT_NAMESPACE,
-    options: { ...(connectionOptions as ConnectionOptions), address, connectTimeout: '5s' },
+    namespace: config.namespace ?? DEFAULT_NAMESPACE,
+    options: { ...config.connectionOptions, address },
   };
 }
 
@@ -50,7 +83,7 @@ export async function connectClient(): Promise<{
   const { address, namespace, options } = connectionSettings();
   let connection: Connection;
   try {
-    connection = await Connection.connect(options);
+    connection = await Connection.connect({ ...(options as ConnectionOptions), connectTimeout: '5s' });
   } catch (err) {
     throw new TemporalUnavailableError(address, err);
   }
@@ -58,31 +91,41 @@ export async function connectClient(): Promise<{
 }
 
 export async function connectWorker(): Promise<{ connection: NativeConnection; namespace: string; address: string }> {
-  const { connectionOptions, namespace } = loadClientConnectConfig();
-  const address = connectionOptions.address ?? DEFAULT_ADDRESS;
+  const { address, namespace, options } = connectionSettings();
   try {
-    const connection = await NativeConnection.connect({ ...connectionOptions, address });
-    return { connection, namespace: namespace ?? DEFAULT_NAMESPACE, address };
+    return { connection: await NativeConnection.connect(options), namespace, address };
   } catch (err) {
     throw new TemporalUnavailableError(address, err);
   }
 }
 
 /**
- * A link to the Temporal Web UI: `INFERCTL_UI_URL` as the base, else derived from the address the way
- * the dev server lays out its ports (gRPC 7233 → UI 8233).
+ * The Web UI's base URL: `INFERCTL_UI_URL`, else Temporal Cloud's UI for a cloud address, else the
+ * address's host with the dev server's port layout (localhost:7233 → http://localhost:8233).
+ */
+export function webUiBase(): string {
+  const configured = process.env.INFERCTL_UI_URL?.trim().replace(/\/+$/, '');
+  if (configured) return configured;
+  let address: string;
+  try {
+    address = connectionSettings().address;
+  } catch {
+    address = process.env.TEMPORAL_ADDRESS ?? DEFAULT_ADDRESS; // a link is no place to fail over config
+  }
+  const match = /^(.*):(\d+)$/.exec(address);
+  const host = match?.[1] || 'localhost';
+  if (/\.(tmprl\.cloud|api\.temporal\.io)$/.test(host)) return CLOUD_UI_URL;
+  const port = match ? Number(match[2]) + UI_PORT_OFFSET : 8233;
+  return `http://${host === '0.0.0.0' || host === '[::]' ? 'localhost' : host}:${port}`;
+}
+
+/**
+ * A link to the Web UI: the namespace's workflow list, a workflow, or one run's history:
+ * `${base}/namespaces/${ns}/workflows/${encodeURIComponent(id)}[/${runId}/history]`.
  */
 export function webUiUrl(opts: { namespace: string; workflowId?: string; runId?: string }): string {
-  let base = process.env.INFERCTL_UI_URL?.replace(/\/+$/, '');
-  if (!base) {
-    const address = connectionSettings().address;
-    const match = /^(.*):(\d+)$/.exec(address);
-    const host = match?.[1] ?? 'localhost';
-    const port = match ? Number(match[2]) + 1000 : 8233;
-    base = `http://${host}:${port}`;
-  }
-  const ns = encodeURIComponent(opts.namespace);
-  if (!opts.workflowId) return `${base}/namespaces/${ns}/workflows`;
-  const wf = `${base}/namespaces/${ns}/workflows/${encodeURIComponent(opts.workflowId)}`;
-  return opts.runId ? `${wf}/${encodeURIComponent(opts.runId)}/history` : wf;
+  const namespaceUrl = `${webUiBase()}/namespaces/${encodeURIComponent(opts.namespace)}/workflows`;
+  if (!opts.workflowId) return namespaceUrl;
+  const workflowUrl = `${namespaceUrl}/${encodeURIComponent(opts.workflowId)}`;
+  return opts.runId ? `${workflowUrl}/${encodeURIComponent(opts.runId)}/history` : workflowUrl;
 }
