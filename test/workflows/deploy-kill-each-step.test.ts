@@ -1,0 +1,102 @@
+/**
+ * The control worker is SIGKILLed as the deployment reaches each stage in turn (provision, build,
+ * deploy, wait, smoke, serve, teardown), a new worker is started, and every run must complete with zero
+ * replicas and zero bundles left. The scenarios run side by side, each on its own task queue.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import type { Client } from '@temporalio/client';
+
+import { deployWorkflowId } from '../../src/shared/deploy-types';
+import type { DeployStage } from '../../src/shared/deploy-types';
+import { LocalLayout } from '../../src/targets/local/layout';
+import { findProcessesByMarker } from '../../src/targets/local/processes';
+import { deploy, statusQuery } from '../../workflows/deploy';
+import { demoAssets, startControlWorker, testClient, uniqueName } from '../helpers/workers';
+import type { WorkerProcess } from '../helpers/workers';
+
+const STAGES: DeployStage[] = [
+  'provisioning',
+  'building',
+  'deploying',
+  'waiting',
+  'smoke-testing',
+  'serving',
+  'tearing-down',
+];
+const ORDER: DeployStage[] = ['validating', ...STAGES, 'done'];
+
+describe('control worker SIGKILLed at each deploy stage', () => {
+  let client: Client;
+  let closeClient: () => Promise<void>;
+  const workers: WorkerProcess[] = [];
+  let assets: Awaited<ReturnType<typeof demoAssets>>;
+
+  before(async () => {
+    assets = await demoAssets();
+    ({ client, close: closeClient } = await testClient());
+  });
+  after(async () => {
+    for (const w of workers) await w.stop();
+    await closeClient?.();
+  });
+
+  async function killAt(stage: DeployStage): Promise<{ killedAt: DeployStage; name: string }> {
+    const taskQueue = uniqueName(`kill-${stage}`);
+    const first = await startControlWorker(taskQueue);
+    workers.push(first);
+    const name = uniqueName('kill');
+    const red = assets.samples.find((s) => s.label === 'red')!;
+    const handle = await client.workflow.start(deploy, {
+      taskQueue,
+      workflowId: deployWorkflowId(name),
+      args: [
+        {
+          name,
+          modelPath: assets.modelPath,
+          target: 'local',
+          replicas: 1,
+          ttlSeconds: 2,
+          smoke: { samplePath: red.path, expectedLabel: 'red' },
+          timings: { heartbeatTimeoutSeconds: 3 },
+        },
+      ],
+    });
+    // Watch closely and kill the worker the moment the deployment is at (or, for the fastest steps,
+    // just past) the stage.
+    let killedAt: DeployStage | undefined;
+    const deadline = Date.now() + 60_000;
+    while (!killedAt && Date.now() < deadline) {
+      const seen = (await handle.query(statusQuery).catch(() => undefined))?.stage;
+      if (seen && ORDER.indexOf(seen) >= ORDER.indexOf(stage)) {
+        await first.kill();
+        killedAt = seen;
+      } else {
+        await delay(5);
+      }
+    }
+    assert.ok(killedAt, `reached ${stage}`);
+    workers.push(await startControlWorker(taskQueue));
+    const outcome = await handle.result();
+    assert.equal(outcome.stage, 'done', `${stage}: the deployment completed after the crash`);
+    assert.ok(
+      outcome.steps.some((s) => s.step === 'teardown' && s.ok),
+      `${stage}: teardown ran`,
+    );
+    const layout = new LocalLayout(name);
+    assert.deepEqual(await findProcessesByMarker(layout.processMarker), [], `${stage}: zero replicas left`);
+    await assert.rejects(fs.access(layout.bundlesDir), `${stage}: zero bundles left`);
+    return { killedAt, name };
+  }
+
+  test('every stage: the run completes and leaves nothing behind', async (t) => {
+    const results = await Promise.all(STAGES.map((stage) => killAt(stage)));
+    t.diagnostic(`killed at: ${results.map((r, i) => `${STAGES[i]} → ${r.killedAt}`).join(', ')}`);
+    const late = results.filter((r, i) => ORDER.indexOf(r.killedAt) > ORDER.indexOf(STAGES[i]!));
+    // The fastest local steps take milliseconds; a kill may land just after them. Most must land on time.
+    assert.ok(late.length <= 3, `kills landed late for ${late.map((r) => r.killedAt).join(', ')}`);
+  });
+});
