@@ -12,7 +12,7 @@ import { createBatchActivities } from '../activities/batch';
 import { createDeployActivities } from '../activities/deploy';
 import { CONTROL_TASK_QUEUE } from '../src/shared/deploy-types';
 import { LocalTarget } from '../src/targets/local/local-target';
-import { connectWorker } from '../src/temporal/connection';
+import { connectWorker, dataConverter } from '../src/temporal/connection';
 import { installWorkerRuntime } from './runtime';
 import { workflowBundle } from './workflow-bundle';
 
@@ -35,6 +35,7 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
       connection,
       namespace,
       taskQueue,
+      dataConverter: dataConverter(),
       workflowBundle: workflowBundle(),
       activities: {
         ...createDeployActivities({ targets: { local: new LocalTarget() } }),

@@ -16,7 +16,7 @@ import { InvalidInputError } from '../src/errors';
 import { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ExecutionConfig } from '../src/scoring/classifier-pool';
 import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
-import { connectWorker } from '../src/temporal/connection';
+import { connectWorker, dataConverter } from '../src/temporal/connection';
 import { installWorkerRuntime } from './runtime';
 
 export interface GpuWorkerOptions {
@@ -41,6 +41,7 @@ export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
       connection,
       namespace,
       taskQueue,
+      dataConverter: dataConverter(),
       activities: createScoringActivities({ classifiers, workerName: `${os.hostname()}:${process.pid}` }),
       maxConcurrentActivityTaskExecutions: opts.maxConcurrentShards ?? 2,
     });

@@ -15,6 +15,7 @@ import { CliError } from './cli-error';
 import { deployCommand } from './commands/deploy';
 import { scoreCommand, scoreStatusCommand } from './commands/score';
 import { extendCommand, listCommand, statusCommand, teardownCommand } from './commands/deployments';
+import { codecServerCommand } from './commands/codec-server';
 import { devCommand } from './commands/dev';
 import { addBatchJobOptions, batchJobFlags } from './batch-flags';
 import { withClient } from './client-context';
@@ -226,6 +227,19 @@ export function buildProgram(): Command {
     });
 
   addScheduleCommands(program);
+
+  program
+    .command('codec-server')
+    .description('Decode encrypted payloads for the Web UI (payload encryption: INFERCTL_CODEC_KEYS) until Ctrl-C')
+    .option('--port <port>', 'port to listen on', int('--port', 1), 8888)
+    .option('--ip <ip>', 'address to bind', '127.0.0.1')
+    .option('--ui-origin <origin...>', 'Web UI origin(s) allowed to call it', [
+      'http://localhost:8233',
+      'http://127.0.0.1:8233',
+    ])
+    .action(async (o: { port: number; ip: string; uiOrigin: string[] }) => {
+      await codecServerCommand({ port: o.port, ip: o.ip, allowedOrigins: o.uiOrigin });
+    });
 
   program
     .command('dev')

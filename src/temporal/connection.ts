@@ -7,6 +7,9 @@ import { Client, Connection } from '@temporalio/client';
 import type { ConnectionOptions } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { NativeConnection } from '@temporalio/worker';
+import type { PayloadCodec } from '@temporalio/common';
+
+import { codecFromEnv } from './payload-codec';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 
 import { InvalidInputError } from '../errors';
@@ -87,7 +90,12 @@ export async function connectClient(): Promise<{
   } catch (err) {
     throw new TemporalUnavailableError(address, err);
   }
-  return { client: new Client({ connection, namespace }), connection, namespace, address };
+  return {
+    client: new Client({ connection, namespace, dataConverter: dataConverter() }),
+    connection,
+    namespace,
+    address,
+  };
 }
 
 export async function connectWorker(): Promise<{ connection: NativeConnection; namespace: string; address: string }> {
@@ -128,4 +136,13 @@ export function webUiUrl(opts: { namespace: string; workflowId?: string; runId?:
   if (!opts.workflowId) return namespaceUrl;
   const workflowUrl = `${namespaceUrl}/${encodeURIComponent(opts.workflowId)}`;
   return opts.runId ? `${workflowUrl}/${encodeURIComponent(opts.runId)}/history` : workflowUrl;
+}
+
+/**
+ * The data converter client and workers share: payload encryption when INFERCTL_CODEC_KEYS(_FILE) is
+ * set (src/temporal/payload-codec.ts), the SDK's default otherwise.
+ */
+export function dataConverter(): { payloadCodecs: PayloadCodec[] } | undefined {
+  const codec = codecFromEnv();
+  return codec ? { payloadCodecs: [codec] } : undefined;
 }
