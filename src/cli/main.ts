@@ -252,14 +252,19 @@ export function buildProgram(): Command {
       await devCommand({ dataDir: path.resolve(o.dataDir), port: o.port, uiPort: o.uiPort, ip: o.ip });
     });
 
-  for (const cmd of program.commands) cmd.showHelpAfterError('(run with --help for usage)');
+  for (const cmd of allCommands(program)) cmd.showHelpAfterError('(run with --help for usage)');
   return program;
+}
+
+/** A command and every command under it, at any depth. */
+function allCommands(cmd: Command): Command[] {
+  return [cmd, ...cmd.commands.flatMap((c) => allCommands(c))];
 }
 
 export async function main(argv: string[]): Promise<number> {
   const program = buildProgram();
-  program.exitOverride();
-  for (const cmd of program.commands) cmd.exitOverride();
+  // Usage errors anywhere (subcommands of subcommands too) come back here to exit 2, not 1.
+  for (const cmd of allCommands(program)) cmd.exitOverride();
   try {
     await program.parseAsync(argv);
     return 0;

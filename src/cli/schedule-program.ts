@@ -17,6 +17,7 @@ import {
   scheduleListCommand,
   schedulePauseCommand,
   scheduleTriggerCommand,
+  scheduleSpec,
   scheduleUpdateCommand,
 } from './commands/schedule';
 import type { OverlapName } from './commands/schedule';
@@ -60,6 +61,8 @@ export function addScheduleCommands(program: Command): void {
     .addOption(json())
     .action(async (name: string, o: Record<string, unknown>) => {
       const flags = batchJobFlags(o, 'schedule create');
+      // Check the calendar before connecting: a bad cron is a usage error whatever the server.
+      scheduleSpec({ cron: o.cron as string | undefined, intervalSeconds: o.interval as number | undefined });
       await withClient(Boolean(o.json), (ctx) =>
         scheduleCreateCommand(ctx, {
           ...flags,

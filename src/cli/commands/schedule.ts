@@ -63,7 +63,8 @@ export interface ScheduleCreateOptions extends BatchJobFlags, ScheduleTiming {
 /** Five-field cron (minute hour day-of-month month day-of-week), or @daily-style macros. */
 const CRON = /^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|(\S+\s+){4}\S+)$/;
 
-function spec(timing: ScheduleTiming): ScheduleSpec {
+/** The schedule's calendar from the flags; a usage error (exit 2) when there is none or the cron is malformed. */
+export function scheduleSpec(timing: ScheduleTiming): ScheduleSpec {
   if (!timing.cron && !timing.intervalSeconds)
     throw new CliError('Give --cron "0 2 * * *" or --interval 6h (or both).', 2);
   if (timing.cron && !CRON.test(timing.cron.trim())) {
@@ -106,7 +107,7 @@ export async function scheduleCreateCommand(ctx: Ctx, opts: ScheduleCreateOption
   const input = batchJobInput(opts, opts.name);
   const options: ScheduleOptions = {
     scheduleId: opts.name,
-    spec: spec(opts),
+    spec: scheduleSpec(opts),
     action: {
       type: 'startWorkflow',
       workflowType: batchScore,
@@ -267,7 +268,7 @@ export async function scheduleUpdateCommand(ctx: Ctx, name: string, opts: Schedu
   try {
     await handle.update((previous) => {
       const next: TemporalScheduleUpdate = { ...previous };
-      if (opts.cron || opts.intervalSeconds) next.spec = spec(opts);
+      if (opts.cron || opts.intervalSeconds) next.spec = scheduleSpec(opts);
       else if (opts.timezone || opts.jitterSeconds) {
         next.spec = {
           ...previous.spec,
