@@ -9,6 +9,7 @@ import path from 'node:path';
 
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
+import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { writeShardManifests } from '../src/batch/input-listing';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
 import { readModelInfo } from '../src/model/model-info';
@@ -30,6 +31,12 @@ export function createBatchActivities() {
      */
     async prepareBatch(input: BatchScoreInput, jobToken: string): Promise<PreparedBatch> {
       validate(input);
+      await failingPermanentlyOnBadInput(() => {
+        assertInsideAllowedRoots('model', input.modelPath);
+        assertInsideAllowedRoots('input', input.inputPath);
+        assertInsideAllowedRoots('output directory', input.outputDir);
+        return Promise.resolve();
+      });
       const info = await failingPermanentlyOnBadInput(() => readModelInfo(input.modelPath));
       const layout = new BatchLayout(input.outputDir);
       await ensureWritable(input.outputDir);

@@ -7,6 +7,7 @@ import path from 'node:path';
 
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
+import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { readModelInfo } from '../src/model/model-info';
 import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS } from '../src/shared/deploy-types';
 import type { DeployInput, Prediction, SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
@@ -73,6 +74,11 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         throw ApplicationFailure.nonRetryable(`Invalid deployment: ${problems.join('; ')}.`, 'InvalidDeployment');
       }
       targetFor(input.target);
+      await failingPermanentlyOnBadInput(() => {
+        assertInsideAllowedRoots('model', input.modelPath);
+        if (input.smoke) assertInsideAllowedRoots('smoke sample', input.smoke.samplePath);
+        return Promise.resolve();
+      });
 
       const info = await failingPermanentlyOnBadInput(() => readModelInfo(input.modelPath));
       if (input.smoke) {

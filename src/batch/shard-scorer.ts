@@ -10,7 +10,8 @@
  */
 import fs from 'node:fs/promises';
 
-import { ImageError } from '../errors';
+import { assertInsideAllowedRoots, allowedRoots } from '../allowed-roots';
+import { ImageError, InvalidInputError } from '../errors';
 import { preprocessImage } from '../images/preprocess';
 import type { Classifier } from '../scoring/classifier';
 import type { ShardCheckpoint } from '../shared/batch-types';
@@ -65,8 +66,10 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   let decodeWaitMs = 0;
   let inferMs = 0;
 
+  const roots = allowedRoots();
   const decodeOne = async (file: string): Promise<Decoded> => {
     try {
+      assertInsideAllowedRoots('input', file, roots);
       const bytes = await fs.readFile(file);
       const tensor = await preprocessImage(bytes, info);
       if (tensor.length !== expectedLength) {
@@ -79,6 +82,7 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       return { ok: true, tensor };
     } catch (err) {
       if (err instanceof ImageError) return { ok: false, reason: err.reason, message: err.message };
+      if (err instanceof InvalidInputError) return { ok: false, reason: 'not-allowed', message: err.message };
       const code = (err as NodeJS.ErrnoException).code;
       if (code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR') {
         return { ok: false, reason: 'unreadable', message: `${code}: cannot read ${file}` };
