@@ -50,6 +50,35 @@ class KeyCollector {
   }
 }
 
+/** Gathers the fault tests' records into test-artifacts/reliability-report.json and prints the totals. */
+function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: number): void {
+  let records: Array<Record<string, number | boolean | string>> = [];
+  try {
+    records = fs
+      .readdirSync(dir)
+      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Record<string, number | boolean | string>);
+  } catch {
+    return; // no fault test ran (a filtered run)
+  }
+  const sum = (key: string) => records.reduce((n, r) => n + (typeof r[key] === 'number' ? r[key] : 0), 0);
+  const totals = {
+    faultsInjected: sum('faultsInjected'),
+    runsSurvived: records.filter((r) => r.survived === true).length,
+    runsUnderFault: records.length,
+    inputsTried: sum('inputsTried'),
+    inputsRejectedCleanly: sum('inputsRejectedCleanly'),
+    rowsLost: sum('rowsLost'),
+    rowsDuplicated: sum('rowsDuplicated'),
+    resourcesLeaked: sum('resourcesLeaked'),
+    endpointKeysChecked: keysChecked,
+    secretLeaks,
+  };
+  const out = path.resolve(__dirname, '..', '..', 'test-artifacts', 'reliability-report.json');
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), totals, records }, null, 2) + '\n');
+  console.log(`reliability: ${JSON.stringify(totals)} (test-artifacts/reliability-report.json)`);
+}
+
 /** Every workflow history of the run, searched for every key seen; returns how many histories leak one. */
 async function checkSecretHygiene(address: string, namespace: string, keys: Set<string>): Promise<number> {
   const connection = await Connection.connect({ address });
@@ -117,6 +146,7 @@ async function main(): Promise<number> {
         INFERCTL_UI_URL: server.uiUrl,
         INFERCTL_HOME: path.join(tmp, 'home'),
         TEMPORAL_CLI_PATH: cli,
+        INFERCTL_RELIABILITY_DIR: path.join(tmp, 'reliability'),
       },
     },
   );
@@ -132,6 +162,7 @@ async function main(): Promise<number> {
   let leaks = 0;
   try {
     leaks = await checkSecretHygiene(server.address, server.namespace, keys.keys);
+    writeReliabilityReport(path.join(tmp, 'reliability'), keys.keys.size, leaks);
   } finally {
     await stopAll();
   }

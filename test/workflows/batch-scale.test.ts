@@ -18,6 +18,7 @@ import { batchScore } from '../../workflows/batch-score';
 import type { BatchOutcome } from '../../workflows/batch-score';
 import { writeCopies } from '../helpers/images';
 import { readJsonl } from '../helpers/jsonl';
+import { recordReliability, rowAccounting } from '../helpers/reliability';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -92,6 +93,15 @@ describe('batchScore at scale and under faults', () => {
     assert.equal(outcome.itemsFailed, 0);
 
     const rows = await readJsonl<{ index: number }>(outcome.predictionsFile);
+    recordReliability({
+      test: 'batch: GPU worker SIGKILLed mid-shard',
+      faultsInjected: 1,
+      survived: outcome.itemsOk === total,
+      ...rowAccounting(
+        rows.map((r) => r.index),
+        total,
+      ),
+    });
     assert.equal(rows.length, total, 'no row lost or duplicated');
     assert.deepEqual(
       rows.map((r) => r.index),

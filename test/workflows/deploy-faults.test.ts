@@ -14,6 +14,7 @@ import type { DeployInput, DeployOutcome } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { deploy, statusQuery } from '../../workflows/deploy';
+import { recordReliability } from '../helpers/reliability';
 import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -88,7 +89,14 @@ describe('deploy workflow faults', () => {
       ),
       'teardown completed',
     );
-    assert.deepEqual(await findProcessesByMarker(marker), [], 'the frozen processes were killed');
+    const leftover = await findProcessesByMarker(marker);
+    recordReliability({
+      test: 'deploy: replicas hung (SIGSTOP), workflow cancelled while waiting',
+      faultsInjected: frozen.size + 1,
+      survived: leftover.length === 0,
+      resourcesLeaked: leftover.length,
+    });
+    assert.deepEqual(leftover, [], 'the frozen processes were killed');
   });
 
   test('control worker SIGKILLed mid-deploy: a new worker finishes the deployment and its teardown', async () => {
@@ -116,6 +124,13 @@ describe('deploy workflow faults', () => {
       outcome.steps.some((s) => s.step === 'teardown' && s.ok),
       'teardown ran',
     );
-    assert.deepEqual(await findProcessesByMarker(marker), [], 'no process is left');
+    const leftover = await findProcessesByMarker(marker);
+    recordReliability({
+      test: 'deploy: control worker SIGKILLed mid-deploy',
+      faultsInjected: 1,
+      survived: outcome.stage === 'done',
+      resourcesLeaked: leftover.length,
+    });
+    assert.deepEqual(leftover, [], 'no process is left');
   });
 });

@@ -15,6 +15,7 @@ import type { DeployStage } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { deploy, statusQuery } from '../../workflows/deploy';
+import { recordReliability } from '../helpers/reliability';
 import { demoAssets, startControlWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -87,7 +88,18 @@ describe('control worker SIGKILLed at each deploy stage', () => {
       `${stage}: teardown ran`,
     );
     const layout = new LocalLayout(name);
-    assert.deepEqual(await findProcessesByMarker(layout.processMarker), [], `${stage}: zero replicas left`);
+    const leftover = await findProcessesByMarker(layout.processMarker);
+    const bundlesLeft = await fs.access(layout.bundlesDir).then(
+      () => 1,
+      () => 0,
+    );
+    recordReliability({
+      test: `deploy: control worker SIGKILLed at ${killedAt}`,
+      faultsInjected: 1,
+      survived: outcome.stage === 'done',
+      resourcesLeaked: leftover.length + bundlesLeft,
+    });
+    assert.deepEqual(leftover, [], `${stage}: zero replicas left`);
     await assert.rejects(fs.access(layout.bundlesDir), `${stage}: zero bundles left`);
     return { killedAt, name };
   }

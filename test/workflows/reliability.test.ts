@@ -24,6 +24,7 @@ import { batchScore } from '../../workflows/batch-score';
 import { deploy, statusQuery } from '../../workflows/deploy';
 import { writeCopies } from '../helpers/images';
 import { readJsonl } from '../helpers/jsonl';
+import { recordReliability, rowAccounting } from '../helpers/reliability';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -96,9 +97,18 @@ describe('reliability', () => {
       workers.push(gpu[victim]);
     }
     const outcome = await result;
+    const rows = await readJsonl<{ index: number }>(outcome.predictionsFile);
+    recordReliability({
+      test: 'batch: two GPU workers, one SIGKILLed every 1.5 s',
+      faultsInjected: kills,
+      survived: outcome.itemsOk === total,
+      ...rowAccounting(
+        rows.map((r) => r.index),
+        total,
+      ),
+    });
     assert.ok(kills >= 2, `workers were killed during the job (${kills} kills)`);
     assert.equal(outcome.itemsOk, total);
-    const rows = await readJsonl<{ index: number }>(outcome.predictionsFile);
     assert.deepEqual(
       rows.map((r) => r.index),
       [...Array(total).keys()],
@@ -169,9 +179,15 @@ describe('reliability', () => {
     await Promise.all(deploys.map((h) => h.signal('teardown', { reason: 'test' })));
     const outcomes = await Promise.all(deploys.map((h) => h.result()));
     assert.ok(outcomes.every((o) => o.stage === 'done'));
-    for (const name of names) {
-      assert.deepEqual(await findProcessesByMarker(new LocalLayout(name).processMarker), [], `${name} left nothing`);
-    }
+    let leaked = 0;
+    for (const name of names) leaked += (await findProcessesByMarker(new LocalLayout(name).processMarker)).length;
+    recordReliability({
+      test: 'ten deployments and three batch jobs at once',
+      faultsInjected: 0,
+      survived: outcomes.every((o) => o.stage === 'done'),
+      resourcesLeaked: leaked,
+    });
+    assert.equal(leaked, 0, 'no deployment left a process');
     const results = await Promise.all(jobs.map((h) => h.result()));
     assert.ok(
       results.every((r) => r.itemsOk === 60),

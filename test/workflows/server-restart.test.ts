@@ -24,6 +24,7 @@ import { batchScore } from '../../workflows/batch-score';
 import type { BatchOutcome } from '../../workflows/batch-score';
 import { deploy, statusQuery } from '../../workflows/deploy';
 import { readJsonl } from '../helpers/jsonl';
+import { recordReliability, rowAccounting } from '../helpers/reliability';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -117,8 +118,19 @@ describe('the Temporal server restarts mid-run', () => {
       const summary: BatchOutcome = await client.workflow
         .getHandle<typeof batchScore>(batchWorkflowId(jobName))
         .result();
-      assert.equal(summary.itemsOk, 300);
       const rows = await readJsonl<{ index: number }>(summary.predictionsFile);
+      const leftover = await findProcessesByMarker(new LocalLayout(name).processMarker);
+      recordReliability({
+        test: 'Temporal server stopped mid-run and restarted on its SQLite file',
+        faultsInjected: 1,
+        survived: outcome.stage === 'done' && summary.itemsOk === 300,
+        resourcesLeaked: leftover.length,
+        ...rowAccounting(
+          rows.map((r) => r.index),
+          300,
+        ),
+      });
+      assert.equal(summary.itemsOk, 300);
       assert.deepEqual(
         rows.map((r) => r.index),
         [...Array(300).keys()],
