@@ -75,7 +75,9 @@ describe('reliability', () => {
     const images = path.join(scratch, 'chaos-in');
     const total = 1200;
     await writeCopies(images, total, 1024);
-    const gpu = [await startGpuWorker(gpuQueue), await startGpuWorker(gpuQueue)];
+    // One shard per worker at a time, two in flight: each worker is busy, so every kill interrupts a shard.
+    const oneShard = ['--max-concurrent-shards', '1'];
+    const gpu = [await startGpuWorker(gpuQueue, oneShard), await startGpuWorker(gpuQueue, oneShard)];
     workers.push(...gpu);
     const name = uniqueName('chaos');
     const handle = await client.workflow.start(batchScore, {
@@ -93,7 +95,7 @@ describe('reliability', () => {
       const victim = round % 2;
       await gpu[victim]!.kill();
       kills++;
-      gpu[victim] = await startGpuWorker(gpuQueue);
+      gpu[victim] = await startGpuWorker(gpuQueue, oneShard);
       workers.push(gpu[victim]);
     }
     const outcome = await result;
