@@ -4,7 +4,6 @@
  * classifier and sample images, deploys two replicas on the local target, smoke-queries them, serves
  * for a few seconds, tears everything down, and checks that no process was left behind.
  */
-import net from 'node:net';
 import path from 'node:path';
 
 import { Client, Connection } from '@temporalio/client';
@@ -15,18 +14,10 @@ import { ensureDemoAssets } from '../src/model/demo-assets';
 import { inferctlHome } from '../src/paths';
 import { LocalLayout } from '../src/targets/local/layout';
 import { findProcessesByMarker } from '../src/targets/local/processes';
-import { startDevServer } from '../src/temporal/dev-server';
+import { portIsFree, startDevServer } from '../src/temporal/dev-server';
 import type { DevServer } from '../src/temporal/dev-server';
 import { runControlWorker } from '../worker/control';
 import { installWorkerRuntime } from '../worker/runtime';
-
-async function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
 
 async function main(): Promise<void> {
   installWorkerRuntime({ logLevel: 'WARN' });
@@ -39,7 +30,7 @@ async function main(): Promise<void> {
     say(`Using the Temporal server at ${process.env.TEMPORAL_ADDRESS}`);
   } else {
     say('Starting a Temporal dev server (the first run builds the Temporal CLI with Go, a few minutes)');
-    const defaults = (await portFree(7233)) && (await portFree(8233));
+    const defaults = (await portIsFree(7233)) && (await portIsFree(8233));
     server = await startDevServer({
       dataDir: path.join(home, 'dev'),
       port: defaults ? 7233 : undefined,

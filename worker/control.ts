@@ -6,49 +6,29 @@
  */
 import { parseArgs } from 'node:util';
 
-import { Worker } from '@temporalio/worker';
-
 import { createBatchActivities } from '../activities/batch';
 import { createDeployActivities } from '../activities/deploy';
 import { CONTROL_TASK_QUEUE } from '../src/shared/deploy-types';
 import { LocalTarget } from '../src/targets/local/local-target';
-import { connectWorker, dataConverter } from '../src/temporal/connection';
-import { installWorkerRuntime } from './runtime';
+import { runWorker } from './run-worker';
+import type { RunWorkerOptions } from './run-worker';
 import { workflowBundle } from './workflow-bundle';
 
-export interface ControlWorkerOptions {
-  taskQueue?: string;
-  /** Stop (gracefully) once this settles; by default the worker runs until SIGINT/SIGTERM. */
-  until?: Promise<unknown>;
-  /** Serve Prometheus metrics on this port (default INFERCTL_METRICS_PORT). */
-  metricsPort?: number;
-  /** Called once the worker polls, with what it listens on. */
-  onReady?: (info: { address: string; namespace: string; taskQueue: string }) => void;
-}
+/** How to run it: the process-level options every worker takes; the task queue defaults to inferctl-control. */
+export type ControlWorkerOptions = Omit<RunWorkerOptions, 'worker' | 'taskQueue'> & { taskQueue?: string };
 
 export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise<void> {
-  const taskQueue = opts.taskQueue ?? CONTROL_TASK_QUEUE;
-  installWorkerRuntime({ metricsPort: opts.metricsPort });
-  const { connection, namespace, address } = await connectWorker();
-  try {
-    const worker = await Worker.create({
-      connection,
-      namespace,
-      taskQueue,
-      dataConverter: dataConverter(),
+  await runWorker({
+    ...opts,
+    taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
+    worker: {
       workflowBundle: workflowBundle(),
       activities: {
         ...createDeployActivities({ targets: { local: new LocalTarget() } }),
         ...createBatchActivities(),
       },
-    });
-    opts.onReady?.({ address, namespace, taskQueue });
-    // Returns after SIGINT/SIGTERM (or `until`) once in-flight tasks are done.
-    if (opts.until) await worker.runUntil(opts.until);
-    else await worker.run();
-  } finally {
-    await connection.close();
-  }
+    },
+  });
 }
 
 if (require.main === module) {

@@ -9,48 +9,37 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 
-import { Worker } from '@temporalio/worker';
-
 import { createScoringActivities } from '../activities/scoring';
 import { InvalidInputError } from '../src/errors';
 import { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ExecutionConfig } from '../src/scoring/classifier-pool';
 import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
-import { connectWorker, dataConverter } from '../src/temporal/connection';
-import { installWorkerRuntime } from './runtime';
+import { runWorker } from './run-worker';
+import type { RunWorkerOptions } from './run-worker';
 
-export interface GpuWorkerOptions {
+export type GpuWorkerOptions = Omit<RunWorkerOptions, 'worker' | 'taskQueue'> & {
+  /** Default inferctl-gpu. */
   taskQueue?: string;
   execution: ExecutionConfig;
   /** Shards one process scores at once (each decodes and infers its own batches). */
   maxConcurrentShards?: number;
-  until?: Promise<unknown>;
-  /** Serve Prometheus metrics on this port (default INFERCTL_METRICS_PORT). */
-  metricsPort?: number;
-  onReady?: (info: { address: string; namespace: string; taskQueue: string }) => void;
+  /** Where the one-time execution-provider line goes (default stdout). */
   announce?: (line: string) => void;
-}
+};
 
 export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
-  const taskQueue = opts.taskQueue ?? GPU_TASK_QUEUE;
-  installWorkerRuntime({ metricsPort: opts.metricsPort });
-  const { connection, namespace, address } = await connectWorker();
   const classifiers = new ClassifierPool(opts.execution, opts.announce);
   try {
-    const worker = await Worker.create({
-      connection,
-      namespace,
-      taskQueue,
-      dataConverter: dataConverter(),
-      activities: createScoringActivities({ classifiers, workerName: `${os.hostname()}:${process.pid}` }),
-      maxConcurrentActivityTaskExecutions: opts.maxConcurrentShards ?? 2,
+    await runWorker({
+      ...opts,
+      taskQueue: opts.taskQueue ?? GPU_TASK_QUEUE,
+      worker: {
+        activities: createScoringActivities({ classifiers, workerName: `${os.hostname()}:${process.pid}` }),
+        maxConcurrentActivityTaskExecutions: opts.maxConcurrentShards ?? 2,
+      },
     });
-    opts.onReady?.({ address, namespace, taskQueue });
-    if (opts.until) await worker.runUntil(opts.until);
-    else await worker.run();
   } finally {
     await classifiers.releaseAll();
-    await connection.close();
   }
 }
 

@@ -10,7 +10,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { InvalidInputError } from '../errors';
 import { inferctlHome, packageRoot } from '../paths';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
-import { CONTROL_TASK_QUEUE } from '../shared/deploy-types';
+import { CONTROL_TASK_QUEUE, DEPLOY_STAGES } from '../shared/deploy-types';
 import { CliError } from './cli-error';
 import { deployCommand } from './commands/deploy';
 import { scoreCommand, scoreStatusCommand } from './commands/score';
@@ -103,21 +103,7 @@ export function buildProgram(): Command {
     .command('list')
     .description('List running deployments (a Temporal visibility query)')
     .option('-a, --all', 'include ended deployments')
-    .addOption(
-      new Option('--stage <stage>', 'only deployments in this stage').choices([
-        'validating',
-        'provisioning',
-        'building',
-        'deploying',
-        'waiting',
-        'smoke-testing',
-        'serving',
-        'tearing-down',
-        'done',
-        'failed',
-        'cancelled',
-      ]),
-    )
+    .addOption(new Option('--stage <stage>', 'only deployments in this stage').choices(DEPLOY_STAGES))
     .addOption(new Option('--target <target>', 'only deployments on this target').choices(['local', 'aks']))
     .option('--limit <n>', 'at most this many', int('--limit', 1), 50)
     .option('--json', 'print one JSON document')

@@ -45,18 +45,22 @@ export interface DeployInput {
   timings?: DeployTimings;
 }
 
-export type DeployStage =
-  | 'validating'
-  | 'provisioning'
-  | 'building'
-  | 'deploying'
-  | 'waiting'
-  | 'smoke-testing'
-  | 'serving'
-  | 'tearing-down'
-  | 'done'
-  | 'failed'
-  | 'cancelled';
+/** Every stage of a deployment, in the order a successful one passes through them (then the two ends). */
+export const DEPLOY_STAGES = [
+  'validating',
+  'provisioning',
+  'building',
+  'deploying',
+  'waiting',
+  'smoke-testing',
+  'serving',
+  'tearing-down',
+  'done',
+  'failed',
+  'cancelled',
+] as const;
+
+export type DeployStage = (typeof DEPLOY_STAGES)[number];
 
 export interface StepRecord {
   step: string;

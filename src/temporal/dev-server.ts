@@ -100,12 +100,17 @@ export function freePort(ip = '127.0.0.1'): Promise<number> {
   });
 }
 
-async function assertPortFree(port: number, ip: string, flag: string): Promise<void> {
-  await new Promise<void>((resolve, reject) => {
+/** Whether nothing listens on `port` right now (a bind that is released at once). */
+export function portIsFree(port: number, ip = '127.0.0.1'): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', () => reject(new PortInUseError(port, ip, flag)));
-    srv.listen(port, ip, () => srv.close(() => resolve()));
+    srv.once('error', () => resolve(false));
+    srv.listen(port, ip, () => srv.close(() => resolve(true)));
   });
+}
+
+async function assertPortFree(port: number, ip: string, flag: string): Promise<void> {
+  if (!(await portIsFree(port, ip))) throw new PortInUseError(port, ip, flag);
 }
 
 export async function startDevServer(opts: DevServerOptions): Promise<DevServer> {

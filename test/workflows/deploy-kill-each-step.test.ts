@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import type { Client } from '@temporalio/client';
 
-import { deployWorkflowId } from '../../src/shared/deploy-types';
+import { DEPLOY_STAGES, deployWorkflowId } from '../../src/shared/deploy-types';
 import type { DeployStage } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
@@ -28,7 +28,6 @@ const STAGES: DeployStage[] = [
   'serving',
   'tearing-down',
 ];
-const ORDER: DeployStage[] = ['validating', ...STAGES, 'done'];
 
 describe('control worker SIGKILLed at each deploy stage', () => {
   let client: Client;
@@ -72,7 +71,7 @@ describe('control worker SIGKILLed at each deploy stage', () => {
     const deadline = Date.now() + 60_000;
     while (!killedAt && Date.now() < deadline) {
       const seen = (await handle.query(statusQuery).catch(() => undefined))?.stage;
-      if (seen && ORDER.indexOf(seen) >= ORDER.indexOf(stage)) {
+      if (seen && DEPLOY_STAGES.indexOf(seen) >= DEPLOY_STAGES.indexOf(stage)) {
         await first.kill();
         killedAt = seen;
       } else {
@@ -107,7 +106,7 @@ describe('control worker SIGKILLed at each deploy stage', () => {
   test('every stage: the run completes and leaves nothing behind', async (t) => {
     const results = await Promise.all(STAGES.map((stage) => killAt(stage)));
     t.diagnostic(`killed at: ${results.map((r, i) => `${STAGES[i]} → ${r.killedAt}`).join(', ')}`);
-    const late = results.filter((r, i) => ORDER.indexOf(r.killedAt) > ORDER.indexOf(STAGES[i]!));
+    const late = results.filter((r, i) => DEPLOY_STAGES.indexOf(r.killedAt) > DEPLOY_STAGES.indexOf(STAGES[i]!));
     // The fastest local steps take milliseconds; a kill may land just after them. Most must land on time.
     assert.ok(late.length <= 3, `kills landed late for ${late.map((r) => r.killedAt).join(', ')}`);
   });
