@@ -9,13 +9,23 @@ import { parseArgs } from 'node:util';
 import { createBatchActivities } from '../activities/batch';
 import { createDeployActivities } from '../activities/deploy';
 import { CONTROL_TASK_QUEUE } from '../src/shared/deploy-types';
+import { aksConfigured, aksSettingsFromEnv } from '../src/targets/aks/aks-config';
+import { AksTarget } from '../src/targets/aks/aks-target';
 import { LocalTarget } from '../src/targets/local/local-target';
+import type { Target, TargetKind } from '../src/targets/target';
 import { runWorker } from './run-worker';
 import type { RunWorkerOptions } from './run-worker';
 import { workflowBundle } from './workflow-bundle';
 
 /** How to run it: the process-level options every worker takes; the task queue defaults to inferctl-control. */
 export type ControlWorkerOptions = Omit<RunWorkerOptions, 'worker' | 'taskQueue'> & { taskQueue?: string };
+
+/** `local` always; `aks` when the worker's environment names a subscription, resource group and registry. */
+function workerTargets(): Partial<Record<TargetKind, Target>> {
+  const targets: Partial<Record<TargetKind, Target>> = { local: new LocalTarget() };
+  if (aksConfigured()) targets.aks = new AksTarget(aksSettingsFromEnv());
+  return targets;
+}
 
 export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise<void> {
   await runWorker({
@@ -24,7 +34,7 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
     worker: {
       workflowBundle: workflowBundle(),
       activities: {
-        ...createDeployActivities({ targets: { local: new LocalTarget() } }),
+        ...createDeployActivities({ targets: workerTargets() }),
         ...createBatchActivities(),
       },
     },

@@ -77,6 +77,7 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     modelPath: input.modelPath,
     replicas: input.replicas,
     topK: input.topK ?? 5,
+    ...(input.aks ? { aks: input.aks } : {}),
   };
   const status: DeployStatus = {
     name: input.name,

@@ -74,6 +74,8 @@ async function main(): Promise<void> {
         'max-batch-size': { type: 'string', default: String(DEFAULT_BATCHING.maxBatchSize) },
         'max-queue-delay-us': { type: 'string', default: String(DEFAULT_BATCHING.maxQueueDelayMicros) },
         'no-batching': { type: 'boolean', default: false },
+        gpu: { type: 'boolean', default: false },
+        'allow-cpu-fallback': { type: 'boolean', default: false },
       },
     }));
   } catch (err) {
@@ -98,7 +100,10 @@ async function main(): Promise<void> {
 
   let classifier: Classifier;
   try {
-    classifier = await Classifier.load(modelPath);
+    classifier = await Classifier.load(modelPath, {
+      executionProvider: values.gpu ? 'cuda' : 'cpu',
+      allowCpuFallback: values['allow-cpu-fallback'],
+    });
   } catch (err) {
     fail(`cannot load the model: ${errorMessage(err)}`);
   }

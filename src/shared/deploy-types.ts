@@ -2,7 +2,7 @@
  * Types and constants the deploy workflow, its activities, the CLI and tests share.
  * Workflow-safe: no Node built-ins, plain data only (everything here travels through history).
  */
-import type { DeploymentSpec, TargetKind } from '../targets/target';
+import type { AksDeploymentOptions, DeploymentSpec, TargetKind } from '../targets/target';
 
 export const CONTROL_TASK_QUEUE = 'inferctl-control';
 export const DEPLOY_WORKFLOW_TYPE = 'deploy';
@@ -43,6 +43,8 @@ export interface DeployInput {
   topK?: number;
   smoke?: SmokeSpec;
   timings?: DeployTimings;
+  /** Choices for the aks target (cluster, resource group, GPU pool). */
+  aks?: AksDeploymentOptions;
 }
 
 /** Every stage of a deployment, in the order a successful one passes through them (then the two ends). */
@@ -114,4 +116,4 @@ export interface TeardownRequest {
   reason?: string;
 }
 
-export type { DeploymentSpec, TargetKind };
+export type { AksDeploymentOptions, DeploymentSpec, TargetKind };

@@ -20,6 +20,22 @@ export interface DeploymentSpec {
   replicas: number;
   /** Top-k labels each response returns. */
   topK: number;
+  /** Choices for the aks target; ignored by others. */
+  aks?: AksDeploymentOptions;
+}
+
+/** What a user may choose per AKS deployment (the rest comes from the worker's environment). */
+export interface AksDeploymentOptions {
+  /** Deploy into this existing cluster instead of creating one; it is never deleted. */
+  cluster?: string;
+  /** Resource group for the cluster (default: the worker's INFERCTL_AKS_RESOURCE_GROUP). */
+  resourceGroup?: string;
+  /** Create the resource group when it does not exist (and delete it at teardown, since we made it). */
+  createResourceGroup?: boolean;
+  /** VM size of the GPU node pool; default Standard_NC6s_v3 (one V100 per node). */
+  gpuVmSize?: string;
+  /** GPU nodes; default one per replica. */
+  gpuNodeCount?: number;
 }
 
 export interface ProvisionResult {

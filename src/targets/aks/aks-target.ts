@@ -1,0 +1,206 @@
+/**
+ * The `aks` target: an AKS cluster with a GPU node pool (created, or an existing one adopted), the
+ * scoring image built by ACR Tasks, and the scoring Deployment behind a LoadBalancer Service. Every
+ * method looks before it acts, so a retried activity converges; teardown deletes only what this
+ * deployment created (its namespace, and the cluster and resource group when it made them).
+ */
+import { CoreV1Api } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+import { InvalidInputError } from '../../errors';
+import { generateApiKey } from '../api-key';
+import type {
+  DeployResult,
+  DeploymentSpec,
+  EndpointAccess,
+  ImageResult,
+  ProvisionResult,
+  ReadinessReport,
+  Target,
+  TeardownReport,
+} from '../target';
+import { aksPlan } from './aks-config';
+import type { AksPlan, AksSettings } from './aks-config';
+import { createAzureClients } from './azure-clients';
+import type { AzureClients } from './azure-clients';
+import { azureFailure, isNotFound } from './azure-errors';
+import {
+  applyObjects,
+  deleteNamespace,
+  ensureApiKeySecret,
+  ensureDevicePlugin,
+  isKubeNotFound,
+  kubeConfigFromYaml,
+  readApiKey,
+  rolloutStatus,
+} from './kubernetes-deployment';
+import { OWNER_ANNOTATION, scoringManifests, secretName } from './kubernetes-manifests';
+import {
+  GPU_TAINT,
+  OWNER_TAG,
+  deleteCluster,
+  deleteResourceGroupIfOurs,
+  ensureCluster,
+  ensureResourceGroup,
+} from './managed-cluster';
+import { gpusPerVm } from './preflight';
+import { buildImageInRegistry } from './registry-build';
+
+export class AksTarget implements Target {
+  readonly kind = 'aks' as const;
+  private clients?: AzureClients;
+
+  constructor(private readonly settings: AksSettings) {}
+
+  private azure(): AzureClients {
+    this.clients ??= createAzureClients(this.settings);
+    return this.clients;
+  }
+
+  plan(spec: DeploymentSpec): AksPlan {
+    return aksPlan(spec.name, spec.replicas, this.settings, spec.aks);
+  }
+
+  async provision(spec: DeploymentSpec, signal?: AbortSignal): Promise<ProvisionResult> {
+    const plan = this.plan(spec);
+    await ensureResourceGroup(this.azure(), plan, this.settings, spec.ownerId, signal);
+    const cluster = await ensureCluster(this.azure(), plan, this.settings, spec.ownerId, spec.name, signal);
+    return {
+      clusterId: cluster.id,
+      created: cluster.created,
+      secretRef: `Kubernetes secret ${plan.namespace}/${secretName(spec.name)} in cluster ${plan.clusterName}`,
+    };
+  }
+
+  async buildImage(spec: DeploymentSpec, signal?: AbortSignal): Promise<ImageResult> {
+    const plan = this.plan(spec);
+    const image = await buildImageInRegistry(this.azure(), this.settings, plan.imageRepository, spec.modelPath, signal);
+    return { imageRef: image.imageRef, digest: image.digest, reused: image.reused };
+  }
+
+  async deploy(spec: DeploymentSpec, image: ImageResult, signal?: AbortSignal): Promise<DeployResult> {
+    const plan = this.plan(spec);
+    const gpus = await this.poolGpus(plan, signal);
+    if (spec.replicas > gpus) {
+      throw new InvalidInputError(
+        `${spec.replicas} replicas need ${spec.replicas} GPUs (one each), but the GPU pool of ${plan.clusterName} ` +
+          `has ${gpus}. Use --replicas ${gpus || 1} or more --gpu-nodes.`,
+        'NotEnoughGpus',
+      );
+    }
+    const kc = await this.kubeConfig(plan, signal);
+    await ensureDevicePlugin(kc);
+    const objects = scoringManifests({
+      namespace: plan.namespace,
+      name: spec.name,
+      ownerId: spec.ownerId,
+      image: image.imageRef,
+      replicas: spec.replicas,
+      topK: spec.topK,
+      servicePort: this.settings.servicePort,
+    });
+    const [namespace, secret, ...workload] = objects;
+    await applyObjects(kc, [namespace!]);
+    await ensureApiKeySecret(kc, secret!, generateApiKey);
+    await applyObjects(kc, workload);
+    return { started: spec.replicas, replicas: spec.replicas };
+  }
+
+  async checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport> {
+    const plan = this.plan(spec);
+    const kc = await this.kubeConfig(plan, signal);
+    const rollout = await rolloutStatus(
+      kc,
+      plan.namespace,
+      spec.name,
+      spec.replicas,
+      this.settings.podFailureGraceMs,
+    );
+    return {
+      ready: rollout.ready,
+      readyReplicas: rollout.readyReplicas,
+      desiredReplicas: rollout.desiredReplicas,
+      reason: rollout.reason,
+      fatal: rollout.fatal,
+      endpoint: rollout.address,
+      replicaUrls: [],
+    };
+  }
+
+  async endpointAccess(spec: DeploymentSpec): Promise<EndpointAccess> {
+    const plan = this.plan(spec);
+    const kc = await this.kubeConfig(plan);
+    const rollout = await rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, Number.POSITIVE_INFINITY);
+    const apiKey = await readApiKey(kc, plan.namespace, spec.name);
+    if (!rollout.address || !apiKey) {
+      throw new Error(`Deployment "${spec.name}" has no ${rollout.address ? 'key' : 'LoadBalancer address'} yet.`);
+    }
+    return { endpoint: rollout.address, apiKey };
+  }
+
+  async teardown(spec: DeploymentSpec, signal?: AbortSignal): Promise<TeardownReport> {
+    const plan = this.plan(spec);
+    const removed: string[] = [];
+    const cluster = await this.azure()
+      .containerService.managedClusters.get(plan.resourceGroup, plan.clusterName, { abortSignal: signal })
+      .catch((err: unknown) => {
+        if (isNotFound(err)) return undefined;
+        throw azureFailure(err, `reading cluster ${plan.clusterName}`);
+      });
+    const clusterIsOurs = !plan.existingCluster && cluster?.tags?.[OWNER_TAG] === spec.ownerId;
+    // Delete the namespace first: its LoadBalancer releases the public IP. When the whole cluster goes
+    // anyway and is not running, skip it rather than wait on an API server that may never answer.
+    if (cluster && (!clusterIsOurs || cluster.provisioningState === 'Succeeded')) {
+      const kc = await this.kubeConfig(plan, signal);
+      if (await this.namespaceIsOurs(kc, plan.namespace, spec.ownerId)) {
+        if (await deleteNamespace(kc, plan.namespace, signal)) removed.push(`namespace ${plan.namespace}`);
+      }
+    }
+    removed.push(...(await deleteCluster(this.azure(), plan, this.settings, spec.ownerId, signal)));
+    removed.push(...(await deleteResourceGroupIfOurs(this.azure(), plan, this.settings, spec.ownerId, signal)));
+    return { removed };
+  }
+
+  private async namespaceIsOurs(kc: KubeConfig, namespace: string, ownerId: string): Promise<boolean> {
+    try {
+      const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace });
+      return ns.metadata?.annotations?.[OWNER_ANNOTATION] === ownerId;
+    } catch (err) {
+      if (isKubeNotFound(err)) return false;
+      throw err;
+    }
+  }
+
+  /** Cluster credentials, fetched inside the activity each time: they never travel through history. */
+  private async kubeConfig(plan: AksPlan, signal?: AbortSignal): Promise<KubeConfig> {
+    try {
+      const creds = await this.azure().containerService.managedClusters.listClusterUserCredentials(
+        plan.resourceGroup,
+        plan.clusterName,
+        { abortSignal: signal },
+      );
+      const value = creds.kubeconfigs?.[0]?.value;
+      if (!value) throw new Error(`cluster ${plan.clusterName} returned no kubeconfig`);
+      return kubeConfigFromYaml(Buffer.from(value).toString('utf8'));
+    } catch (err) {
+      throw azureFailure(err, `fetching credentials of cluster ${plan.clusterName}`);
+    }
+  }
+
+  private async poolGpus(plan: AksPlan, signal?: AbortSignal): Promise<number> {
+    let cluster;
+    try {
+      cluster = await this.azure().containerService.managedClusters.get(plan.resourceGroup, plan.clusterName, {
+        abortSignal: signal,
+      });
+    } catch (err) {
+      throw azureFailure(err, `reading cluster ${plan.clusterName}`);
+    }
+    let total = 0;
+    for (const pool of cluster.agentPoolProfiles ?? []) {
+      if (pool.name !== plan.gpuPoolName && !(pool.nodeTaints ?? []).includes(GPU_TAINT)) continue;
+      total += (pool.count ?? 0) * (await gpusPerVm(this.azure().compute, this.settings.location, pool.vmSize ?? '', signal));
+    }
+    return total;
+  }
+}

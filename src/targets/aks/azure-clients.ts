@@ -1,0 +1,41 @@
+/**
+ * The Azure SDK clients the aks target uses, all sharing one DefaultAzureCredential per process (it caches
+ * tokens; making one per call would fetch a token per call). The ARM endpoint is Azure's unless the
+ * settings name another (a sovereign cloud, or the local endpoint the tests run against).
+ */
+import { ComputeManagementClient } from '@azure/arm-compute';
+import { ContainerRegistryManagementClient } from '@azure/arm-containerregistry';
+import { ContainerServiceClient } from '@azure/arm-containerservice';
+import { ResourceManagementClient } from '@azure/arm-resources';
+import { DefaultAzureCredential } from '@azure/identity';
+import type { TokenCredential } from '@azure/identity';
+
+import type { AksSettings } from './aks-config';
+
+let credential: TokenCredential | undefined;
+
+/** The process-wide credential: environment, workload identity, managed identity, Azure CLI… in that order. */
+export function azureCredential(): TokenCredential {
+  credential ??= new DefaultAzureCredential();
+  return credential;
+}
+
+export interface AzureClients {
+  containerService: ContainerServiceClient;
+  compute: ComputeManagementClient;
+  resources: ResourceManagementClient;
+  registry: ContainerRegistryManagementClient;
+}
+
+export function createAzureClients(settings: AksSettings): AzureClients {
+  const cred = azureCredential();
+  const endpoint = settings.armEndpoint ? { endpoint: settings.armEndpoint } : {};
+  // The older registry client derives its token scope from the endpoint; ARM's scope is the same everywhere.
+  const scopes = { credentialScopes: ['https://management.azure.com/.default'] };
+  return {
+    containerService: new ContainerServiceClient(cred, settings.subscriptionId, endpoint),
+    compute: new ComputeManagementClient(cred, settings.subscriptionId, endpoint),
+    resources: new ResourceManagementClient(cred, settings.subscriptionId, endpoint),
+    registry: new ContainerRegistryManagementClient(cred, settings.subscriptionId, { ...endpoint, ...scopes }),
+  };
+}

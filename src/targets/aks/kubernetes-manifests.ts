@@ -1,0 +1,146 @@
+/**
+ * The Kubernetes objects of one AKS deployment, as plain data: a namespace, the endpoint key as a Secret,
+ * the scoring Deployment (one GPU per replica, tolerating the GPU pool's taint, probed on the scoring
+ * server's /readyz and /healthz) and a LoadBalancer Service. Also the NVIDIA device plugin, which makes
+ * the nodes advertise `nvidia.com/gpu` when the cluster does not run it already.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+import { GPU_POOL_LABEL } from './managed-cluster';
+
+export const SCORER_PORT = 5001;
+export const FIELD_MANAGER = 'inferctl';
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const OWNER_ANNOTATION = 'inferctl.dev/owner';
+export const DEVICE_PLUGIN_NAME = 'nvidia-device-plugin-daemonset';
+const DEVICE_PLUGIN_IMAGE = 'nvcr.io/nvidia/k8s-device-plugin:v0.17.1';
+
+export interface ScoringManifestInput {
+  namespace: string;
+  name: string;
+  ownerId: string;
+  image: string;
+  replicas: number;
+  topK: number;
+  servicePort: number;
+  /** The endpoint key; left out for printing (dry run), where the Secret shows no data. */
+  apiKey?: string;
+}
+
+export function secretName(name: string): string {
+  return `${name}-api-key`;
+}
+
+export function scoringManifests(input: ScoringManifestInput): KubernetesObject[] {
+  const labels = { app: input.name, [MANAGED_BY_LABEL]: 'inferctl' };
+  const annotations = { [OWNER_ANNOTATION]: input.ownerId };
+  const meta = (name: string) => ({ name, namespace: input.namespace, labels, annotations });
+  const probe = (path: string, periodSeconds: number) => ({
+    httpGet: { path, port: SCORER_PORT },
+    periodSeconds,
+    timeoutSeconds: 2,
+    failureThreshold: 3,
+  });
+  return [
+    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: input.namespace, labels, annotations } },
+    {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: meta(secretName(input.name)),
+      type: 'Opaque',
+      ...(input.apiKey ? { stringData: { 'api-key': input.apiKey } } : {}),
+    } as KubernetesObject,
+    {
+      apiVersion: 'apps/v1',
+      kind: 'Deployment',
+      metadata: meta(input.name),
+      spec: {
+        replicas: input.replicas,
+        selector: { matchLabels: { app: input.name } },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
+        template: {
+          metadata: { labels },
+          spec: {
+            nodeSelector: { [GPU_POOL_LABEL]: 'gpu' },
+            tolerations: [{ key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }],
+            containers: [
+              {
+                name: 'scorer',
+                image: input.image,
+                args: [
+                  'dist/src/server/main.js',
+                  '--model',
+                  '/app/model.onnx',
+                  '--api-key-file',
+                  '/etc/inferctl/api-key',
+                  '--host',
+                  '0.0.0.0',
+                  '--port',
+                  String(SCORER_PORT),
+                  '--top-k',
+                  String(input.topK),
+                  // CUDA when the node's GPU works; otherwise CPU, and the log says so plainly.
+                  '--gpu',
+                  '--allow-cpu-fallback',
+                ],
+                ports: [{ name: 'http', containerPort: SCORER_PORT }],
+                resources: {
+                  requests: { cpu: '1', memory: '2Gi' },
+                  limits: { 'nvidia.com/gpu': '1', memory: '8Gi' },
+                },
+                readinessProbe: probe('/readyz', 5),
+                livenessProbe: { ...probe('/healthz', 10), initialDelaySeconds: 30 },
+                volumeMounts: [{ name: 'api-key', mountPath: '/etc/inferctl', readOnly: true }],
+              },
+            ],
+            volumes: [{ name: 'api-key', secret: { secretName: secretName(input.name) } }],
+          },
+        },
+      },
+    } as KubernetesObject,
+    {
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: meta(input.name),
+      spec: {
+        type: 'LoadBalancer',
+        selector: { app: input.name },
+        ports: [{ name: 'http', port: input.servicePort, targetPort: SCORER_PORT }],
+      },
+    } as KubernetesObject,
+  ];
+}
+
+/** NVIDIA's device plugin DaemonSet as AKS documents it, scheduled onto the tainted GPU pool. */
+export function devicePluginManifest(): KubernetesObject {
+  return {
+    apiVersion: 'apps/v1',
+    kind: 'DaemonSet',
+    metadata: { name: DEVICE_PLUGIN_NAME, namespace: 'kube-system', labels: { [MANAGED_BY_LABEL]: 'inferctl' } },
+    spec: {
+      selector: { matchLabels: { name: DEVICE_PLUGIN_NAME } },
+      updateStrategy: { type: 'RollingUpdate' },
+      template: {
+        metadata: { labels: { name: DEVICE_PLUGIN_NAME } },
+        spec: {
+          nodeSelector: { [GPU_POOL_LABEL]: 'gpu' },
+          tolerations: [
+            { key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' },
+            { key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' },
+          ],
+          priorityClassName: 'system-node-critical',
+          containers: [
+            {
+              name: 'nvidia-device-plugin-ctr',
+              image: DEVICE_PLUGIN_IMAGE,
+              env: [{ name: 'FAIL_ON_INIT_ERROR', value: 'false' }],
+              securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+              volumeMounts: [{ name: 'device-plugin', mountPath: '/var/lib/kubelet/device-plugins' }],
+            },
+          ],
+          volumes: [{ name: 'device-plugin', hostPath: { path: '/var/lib/kubelet/device-plugins' } }],
+        },
+      },
+    },
+  } as KubernetesObject;
+}

@@ -1,0 +1,274 @@
+/**
+ * The AKS cluster of a deployment: created (with its resource group when asked) or adopted, tagged with
+ * the owning workflow id, and deleted only when this deployment created it. Every call is idempotent:
+ * it looks first, so a retried activity picks up a cluster an earlier attempt started creating.
+ */
+import type { ManagedCluster } from '@azure/arm-containerservice';
+
+import { InvalidInputError } from '../../errors';
+import type { AksPlan, AksSettings } from './aks-config';
+import type { AzureClients } from './azure-clients';
+import { azureFailure, isNotFound } from './azure-errors';
+import { preflightQuota } from './preflight';
+
+/** The tag that names the workflow owning a resource; the janitor deletes by it. */
+export const OWNER_TAG = 'inferctl-owner';
+export const DEPLOYMENT_TAG = 'inferctl-deployment';
+export const GPU_TAINT = 'sku=gpu:NoSchedule';
+export const GPU_POOL_LABEL = 'inferctl.dev/pool';
+
+export interface ClusterHandle {
+  id: string;
+  created: boolean;
+  gpuNodes: number;
+}
+
+/** The create-or-update body: a small system pool and a tainted GPU user pool. */
+export function managedClusterBody(plan: AksPlan, settings: AksSettings, ownerId: string, name: string) {
+  const body: ManagedCluster = {
+    location: settings.location,
+    tags: { [OWNER_TAG]: ownerId, [DEPLOYMENT_TAG]: name },
+    identity: { type: 'SystemAssigned' },
+    dnsPrefix: plan.clusterName,
+    enableRbac: true,
+    agentPoolProfiles: [
+      {
+        name: 'system',
+        mode: 'System',
+        vmSize: plan.systemVmSize,
+        count: plan.systemNodeCount,
+        osType: 'Linux',
+      },
+      {
+        name: plan.gpuPoolName,
+        mode: 'User',
+        vmSize: plan.gpuVmSize,
+        count: plan.gpuNodeCount,
+        osType: 'Linux',
+        nodeTaints: [GPU_TAINT],
+        nodeLabels: { [GPU_POOL_LABEL]: plan.gpuPoolName },
+      },
+    ],
+  };
+  return body;
+}
+
+async function getCluster(clients: AzureClients, plan: AksPlan, signal?: AbortSignal) {
+  try {
+    return await clients.containerService.managedClusters.get(plan.resourceGroup, plan.clusterName, {
+      abortSignal: signal,
+    });
+  } catch (err) {
+    if (isNotFound(err)) return undefined;
+    throw azureFailure(err, `reading cluster ${plan.clusterName}`);
+  }
+}
+
+function gpuNodesOf(cluster: ManagedCluster, plan: AksPlan): number {
+  return (cluster.agentPoolProfiles ?? [])
+    .filter((p) => p.name === plan.gpuPoolName || (p.nodeTaints ?? []).includes(GPU_TAINT))
+    .reduce((n, p) => n + (p.count ?? 0), 0);
+}
+
+export async function ensureResourceGroup(
+  clients: AzureClients,
+  plan: AksPlan,
+  settings: AksSettings,
+  ownerId: string,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  let exists: boolean;
+  try {
+    exists = (await clients.resources.resourceGroups.checkExistence(plan.resourceGroup, { abortSignal: signal })).body;
+  } catch (err) {
+    throw azureFailure(err, `checking resource group ${plan.resourceGroup}`);
+  }
+  if (exists) return false;
+  if (!plan.createResourceGroup) {
+    throw new InvalidInputError(
+      `Resource group ${plan.resourceGroup} does not exist. Create it (az group create -n ${plan.resourceGroup} ` +
+        `-l ${settings.location}) or pass --create-resource-group to have inferctl create and later delete it.`,
+      'AzureResourceGroupMissing',
+    );
+  }
+  try {
+    // The owner tag is how teardown knows this deployment made the group, even after a worker crash.
+    await clients.resources.resourceGroups.createOrUpdate(
+      plan.resourceGroup,
+      { location: settings.location, tags: { [OWNER_TAG]: ownerId } },
+      { abortSignal: signal },
+    );
+  } catch (err) {
+    throw azureFailure(err, `creating resource group ${plan.resourceGroup}`);
+  }
+  return true;
+}
+
+/** Creates the cluster (after the quota preflight) or adopts the one an earlier attempt created. */
+export async function ensureCluster(
+  clients: AzureClients,
+  plan: AksPlan,
+  settings: AksSettings,
+  ownerId: string,
+  name: string,
+  signal?: AbortSignal,
+): Promise<ClusterHandle> {
+  let cluster = await getCluster(clients, plan, signal);
+  if (plan.existingCluster) {
+    if (!cluster) {
+      throw new InvalidInputError(
+        `Cluster ${plan.clusterName} was not found in resource group ${plan.resourceGroup}. Check --cluster and ` +
+          '--resource-group, or leave out --cluster to have inferctl create (and later delete) one.',
+        'AksClusterNotFound',
+      );
+    }
+    const gpuNodes = gpuNodesOf(cluster, plan);
+    if (gpuNodes === 0) {
+      throw new InvalidInputError(
+        `Cluster ${plan.clusterName} has no GPU node pool. Add one (az aks nodepool add --cluster-name ` +
+          `${plan.clusterName} -g ${plan.resourceGroup} -n gpu --node-vm-size ${plan.gpuVmSize} ` +
+          `--node-taints ${GPU_TAINT} --labels ${GPU_POOL_LABEL}=gpu) or leave out --cluster.`,
+        'AksNoGpuPool',
+      );
+    }
+    return { id: cluster.id ?? plan.clusterName, created: false, gpuNodes };
+  }
+
+  if (cluster && cluster.tags?.[OWNER_TAG] !== ownerId) {
+    throw new InvalidInputError(
+      `Cluster ${plan.clusterName} already exists and belongs to ${cluster.tags?.[OWNER_TAG] ?? 'someone else'}. ` +
+        'Pick another deployment name, or pass --cluster to deploy into it without owning it.',
+      'AksClusterNameInUse',
+    );
+  }
+  if (!cluster || cluster.provisioningState === 'Failed') {
+    await preflightQuota(
+      clients.compute,
+      settings.location,
+      [
+        { vmSize: plan.systemVmSize, count: plan.systemNodeCount },
+        { vmSize: plan.gpuVmSize, count: plan.gpuNodeCount },
+      ],
+      signal,
+    );
+  }
+  if (cluster?.provisioningState !== 'Succeeded') {
+    const body = managedClusterBody(plan, settings, ownerId, name);
+    cluster = await withDeadline(
+      settings.provisionTimeoutMs,
+      () => lastKnownState(clients, plan),
+      async () => {
+        try {
+          if (cluster && cluster.provisioningState !== 'Failed') return await waitForSettled(clients, plan, settings, signal);
+          return await clients.containerService.managedClusters.createOrUpdate(plan.resourceGroup, plan.clusterName, body, {
+            abortSignal: signal,
+            updateIntervalInMs: settings.pollIntervalMs,
+          });
+        } catch (err) {
+          throw azureFailure(err, `creating cluster ${plan.clusterName}`);
+        }
+      },
+    );
+  }
+  return { id: cluster.id ?? plan.clusterName, created: true, gpuNodes: gpuNodesOf(cluster, plan) };
+}
+
+/** An earlier attempt's create is still running: poll the resource until it settles. */
+async function waitForSettled(clients: AzureClients, plan: AksPlan, settings: AksSettings, signal?: AbortSignal) {
+  for (;;) {
+    const cluster = await getCluster(clients, plan, signal);
+    if (!cluster) throw new Error(`Cluster ${plan.clusterName} vanished while it was being created; retrying.`);
+    if (cluster.provisioningState === 'Succeeded') return cluster;
+    if (cluster.provisioningState === 'Failed') throw new Error(`Cluster ${plan.clusterName} failed to provision.`);
+    await sleep(settings.pollIntervalMs, signal);
+  }
+}
+
+async function lastKnownState(clients: AzureClients, plan: AksPlan): Promise<string> {
+  const cluster = await getCluster(clients, plan).catch(() => undefined);
+  return cluster?.provisioningState ?? 'unknown';
+}
+
+async function withDeadline<T>(ms: number, state: () => Promise<string>, work: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      void state().then((s) =>
+        reject(
+          new InvalidInputError(
+            `Cluster provisioning did not finish within ${ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${ms / 1000} s`} ` +
+              `(provisioning state: ${s}). Check the cluster's activity log in the ` +
+              'Azure portal; inferctl will now delete it.',
+            'AksProvisioningStuck',
+          ),
+        ),
+      );
+    }, ms);
+  });
+  try {
+    return await Promise.race([work(), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Deletes the cluster if this deployment created it; 404 means it is already gone. */
+export async function deleteCluster(
+  clients: AzureClients,
+  plan: AksPlan,
+  settings: AksSettings,
+  ownerId: string,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  if (plan.existingCluster) return [];
+  const cluster = await getCluster(clients, plan, signal);
+  if (!cluster) return [];
+  if (cluster.tags?.[OWNER_TAG] !== ownerId) return []; // never delete what we did not create
+  try {
+    await clients.containerService.managedClusters.delete(plan.resourceGroup, plan.clusterName, {
+      abortSignal: signal,
+      updateIntervalInMs: settings.pollIntervalMs,
+    });
+  } catch (err) {
+    if (isNotFound(err)) return [`cluster ${plan.clusterName}`];
+    throw azureFailure(err, `deleting cluster ${plan.clusterName}`);
+  }
+  return [`cluster ${plan.clusterName}`];
+}
+
+/** Deletes the resource group only when its owner tag says this deployment created it. */
+export async function deleteResourceGroupIfOurs(
+  clients: AzureClients,
+  plan: AksPlan,
+  settings: AksSettings,
+  ownerId: string,
+  signal?: AbortSignal,
+): Promise<string[]> {
+  if (!plan.createResourceGroup) return [];
+  try {
+    const group = await clients.resources.resourceGroups.get(plan.resourceGroup, { abortSignal: signal });
+    if (group.tags?.[OWNER_TAG] !== ownerId) return [];
+    await clients.resources.resourceGroups.delete(plan.resourceGroup, {
+      abortSignal: signal,
+      updateIntervalInMs: settings.pollIntervalMs,
+    });
+  } catch (err) {
+    if (isNotFound(err)) return [];
+    throw azureFailure(err, `deleting resource group ${plan.resourceGroup}`);
+  }
+  return [`resource group ${plan.resourceGroup}`];
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+      },
+      { once: true },
+    );
+  });
+}

@@ -1,0 +1,114 @@
+/**
+ * Builds the scoring image in Azure Container Registry with ACR Tasks: upload the build context to the
+ * registry's source upload URL, schedule a Docker build run, poll it, and on failure fetch the run log's
+ * tail. The tag is the context's digest, so when a succeeded run already pushed that tag nothing is built.
+ *
+ * ACR Tasks (runs, scheduleRun) are in @azure/arm-containerregistry 11; version 12 dropped them.
+ */
+import type { DockerBuildRequest, Run } from '@azure/arm-containerregistry';
+
+import { InvalidInputError } from '../../errors';
+import type { AksSettings } from './aks-config';
+import type { AzureClients } from './azure-clients';
+import { azureFailure } from './azure-errors';
+import { buildContext } from './build-context';
+
+export interface RegistryImage {
+  imageRef: string;
+  /** `sha256:<hex>` of the build context. */
+  digest: string;
+  reused: boolean;
+  runId?: string;
+}
+
+const FINISHED = ['Succeeded', 'Failed', 'Canceled', 'Error', 'Timeout'];
+
+export async function buildImageInRegistry(
+  clients: AzureClients,
+  settings: AksSettings,
+  repository: string,
+  modelPath: string,
+  signal?: AbortSignal,
+): Promise<RegistryImage> {
+  const { registryResourceGroup: rg, registryName: registry } = settings;
+  const context = await buildContext(modelPath);
+  const tag = context.digest;
+  const imageRef = `${registry.toLowerCase()}.azurecr.io/${repository}:${tag}`;
+  const digest = `sha256:${context.digest}`;
+
+  try {
+    const filter = `Status eq 'Succeeded' and OutputImageManifests eq '${repository}:${tag}'`;
+    for await (const run of clients.registry.runs.list(rg, registry, { filter, top: 1, abortSignal: signal })) {
+      if (pushed(run, repository, tag)) return { imageRef, digest, reused: true, runId: run.runId };
+    }
+  } catch (err) {
+    throw azureFailure(err, `listing builds in registry ${registry}`);
+  }
+
+  let runId: string | undefined;
+  try {
+    const upload = await clients.registry.registries.getBuildSourceUploadUrl(rg, registry, { abortSignal: signal });
+    if (!upload.uploadUrl || !upload.relativePath) throw new Error('the registry returned no upload URL');
+    const put = await fetch(upload.uploadUrl, {
+      method: 'PUT',
+      body: context.archive,
+      headers: { 'x-ms-blob-type': 'BlockBlob', 'content-type': 'application/gzip' },
+      signal,
+    });
+    if (!put.ok) throw new Error(`uploading the build context failed: ${put.status} ${await put.text()}`);
+
+    const request: DockerBuildRequest = {
+      type: 'DockerBuildRequest',
+      sourceLocation: upload.relativePath,
+      dockerFilePath: 'Dockerfile',
+      imageNames: [`${repository}:${tag}`],
+      isPushEnabled: true,
+      platform: { os: 'Linux', architecture: 'amd64' },
+      timeout: 3600,
+    };
+    const poller = await clients.registry.registries.beginScheduleRun(rg, registry, request, {
+      abortSignal: signal,
+      updateIntervalInMs: settings.pollIntervalMs,
+    });
+    const scheduled = await poller.pollUntilDone();
+    runId = scheduled.runId;
+    if (!runId) throw new Error('the registry scheduled a run without an id');
+
+    for (;;) {
+      const run = await clients.registry.runs.get(rg, registry, runId, { abortSignal: signal });
+      if (run.status && FINISHED.includes(run.status)) {
+        if (run.status === 'Succeeded') return { imageRef, digest, reused: false, runId };
+        const log = await runLogTail(clients, settings, runId, signal);
+        throw new InvalidInputError(
+          `Image build ${runId} in registry ${registry} ended ${run.status}:\n${log}\n` +
+            `Full log: az acr task logs -r ${registry} --run-id ${runId}`,
+          'ImageBuildFailed',
+        );
+      }
+      await new Promise((r) => setTimeout(r, settings.pollIntervalMs));
+      if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
+    }
+  } catch (err) {
+    throw azureFailure(err, `building image ${repository}:${tag.slice(0, 12)} in registry ${registry}`);
+  }
+}
+
+function pushed(run: Run, repository: string, tag: string): boolean {
+  return (run.outputImages ?? []).some((i) => i.repository === repository && i.tag === tag);
+}
+
+async function runLogTail(clients: AzureClients, settings: AksSettings, runId: string, signal?: AbortSignal) {
+  try {
+    const { logLink } = await clients.registry.runs.getLogSasUrl(
+      settings.registryResourceGroup,
+      settings.registryName,
+      runId,
+      { abortSignal: signal },
+    );
+    if (!logLink) return '(no log link)';
+    const text = await (await fetch(logLink, { signal })).text();
+    return text.trimEnd().split('\n').slice(-20).join('\n');
+  } catch (err) {
+    return `(log unavailable: ${err instanceof Error ? err.message : String(err)})`;
+  }
+}

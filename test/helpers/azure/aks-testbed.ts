@@ -1,0 +1,141 @@
+/**
+ * Everything the aks target talks to, on this machine: the local ARM endpoint (real Azure SDK clients,
+ * DefaultAzureCredential through the managed-identity protocol), a real Kubernetes control plane with
+ * kwok nodes that appear when a cluster's pools are provisioned and vanish when it is deleted, and the
+ * cloud load balancer. One per test file; the worker process gets `workerEnv()`.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+import { CoreV1Api } from '@kubernetes/client-node';
+
+import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
+import { startControlPlane } from '../kubernetes/control-plane';
+import type { ControlPlane } from '../kubernetes/control-plane';
+import { ArmEndpoint } from './arm-endpoint';
+import type { ArmEndpointOptions, ClusterEvent } from './arm-endpoint';
+import { CloudLoadBalancer } from './cloud-load-balancer';
+import { testTlsFromEnv } from './test-tls';
+
+export const TEST_SUBSCRIPTION = '00000000-0000-0000-0000-00000000c0de';
+export const TEST_LOCATION = 'eastus';
+export const TEST_RESOURCE_GROUP = 'inferctl-tests';
+export const TEST_REGISTRY = 'inferctltests';
+
+export interface AksTestbed {
+  arm: ArmEndpoint;
+  controlPlane: ControlPlane;
+  lb: CloudLoadBalancer;
+  /** When false, new GPU nodes come up without `nvidia.com/gpu` (as without a working device plugin). */
+  setAdvertiseGpus: (on: boolean) => void;
+  workerEnv: () => NodeJS.ProcessEnv;
+  nodeNames: () => Promise<string[]>;
+  namespaces: () => Promise<string[]>;
+  stop: () => Promise<void>;
+}
+
+export async function startAksTestbed(opts: Partial<ArmEndpointOptions> = {}): Promise<AksTestbed> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferctl-aks-'));
+  const tls = testTlsFromEnv();
+  const controlPlane = await startControlPlane({ dir: path.join(dir, 'k8s'), tls });
+  const kc = kubeConfigFromYaml(controlPlane.kubeconfig);
+  const core = kc.makeApiClient(CoreV1Api);
+  let advertiseGpus = true;
+
+  const clusterLabel = (name: string) => crypto.createHash('sha256').update(name).digest('hex').slice(0, 8);
+  const addNodes = async (event: ClusterEvent) => {
+    for (const pool of event.pools) {
+      for (let i = 0; i < pool.count; i++) {
+        const name = `aks-${pool.name}-${clusterLabel(event.name)}-vmss${String(i).padStart(6, '0')}`;
+        const resources: Record<string, string> = { cpu: '6', memory: '112Gi', pods: '110' };
+        if (advertiseGpus && pool.gpusPerNode > 0) resources['nvidia.com/gpu'] = String(pool.gpusPerNode);
+        await core
+          .createNode({
+            body: {
+              apiVersion: 'v1',
+              kind: 'Node',
+              metadata: {
+                name,
+                annotations: { 'kwok.x-k8s.io/node': 'fake' },
+                labels: {
+                  ...pool.labels,
+                  'kubernetes.azure.com/agentpool': pool.name,
+                  'kubernetes.azure.com/cluster': event.name,
+                  type: 'kwok',
+                },
+              },
+              spec: {
+                taints: pool.taints.map((t) => {
+                  const [kv, effect] = t.split(':') as [string, string];
+                  const [key, value] = kv.split('=') as [string, string];
+                  return { key, value, effect };
+                }),
+              },
+              status: { capacity: resources, allocatable: resources },
+            },
+          })
+          .catch((err: unknown) => {
+            if ((err as { code?: number }).code !== 409) throw err;
+          });
+      }
+    }
+  };
+  const removeNodes = async (event: ClusterEvent) => {
+    const nodes = await core.listNode({ labelSelector: `kubernetes.azure.com/cluster=${event.name}` });
+    for (const node of nodes.items) {
+      const pool = node.metadata?.labels?.['kubernetes.azure.com/agentpool'];
+      if (event.pools.some((p) => p.name === pool)) await core.deleteNode({ name: node.metadata!.name! });
+    }
+  };
+
+  const arm = await new ArmEndpoint({
+    tls,
+    subscriptionId: TEST_SUBSCRIPTION,
+    location: TEST_LOCATION,
+    kubeconfig: controlPlane.kubeconfig,
+    registries: [`${TEST_RESOURCE_GROUP}/${TEST_REGISTRY}`],
+    operationMs: 800,
+    onClusterReady: addNodes,
+    onClusterDeleted: removeNodes,
+    ...opts,
+  }).start();
+  const lb = new CloudLoadBalancer(kc, arm, path.join(dir, 'containers')).start();
+  const servicePort = await freePort();
+
+  return {
+    arm,
+    controlPlane,
+    lb,
+    setAdvertiseGpus: (on) => {
+      advertiseGpus = on;
+    },
+    workerEnv: () => ({
+      ...arm.workerEnv(TEST_RESOURCE_GROUP, TEST_REGISTRY),
+      INFERCTL_AKS_POLL_MS: '200',
+      INFERCTL_AKS_SERVICE_PORT: String(servicePort),
+      INFERCTL_AKS_POD_FAILURE_GRACE_MS: '3000',
+    }),
+    nodeNames: async () => (await core.listNode({})).items.map((n) => n.metadata!.name!),
+    namespaces: async () => (await core.listNamespace({})).items.map((n) => n.metadata!.name!),
+    stop: async () => {
+      await lb.stop();
+      await arm.stop();
+      await controlPlane.stop();
+      if (!process.env.INFERCTL_KEEP_TEST_DATA) fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}

@@ -1,0 +1,53 @@
+/**
+ * A self-signed certificate for the local ARM endpoint. The Azure SDK refuses to send bearer tokens over
+ * plain http, so the endpoint speaks TLS like the real one; test processes trust the certificate through
+ * NODE_EXTRA_CA_CERTS, which scripts/run-tests.ts sets before any test process starts.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+export interface TestTls {
+  keyFile: string;
+  certFile: string;
+}
+
+/** Creates `key.pem` and `cert.pem` (CN localhost, SAN 127.0.0.1) in `dir` unless they already exist. */
+export function ensureTestTls(dir: string): TestTls {
+  const keyFile = path.join(dir, 'key.pem');
+  const certFile = path.join(dir, 'cert.pem');
+  if (fs.existsSync(keyFile) && fs.existsSync(certFile)) return { keyFile, certFile };
+  fs.mkdirSync(dir, { recursive: true });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      certFile,
+      '-days',
+      '7',
+      '-subj',
+      '/CN=localhost',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    ],
+    { stdio: 'pipe' },
+  );
+  return { keyFile, certFile };
+}
+
+/** The certificate run-tests created for this run, or a clear error when run outside `npm test`. */
+export function testTlsFromEnv(): TestTls {
+  const certFile = process.env.NODE_EXTRA_CA_CERTS;
+  const keyFile = process.env.INFERCTL_TEST_TLS_KEY;
+  if (!certFile || !keyFile) {
+    throw new Error('NODE_EXTRA_CA_CERTS / INFERCTL_TEST_TLS_KEY are not set: run the tests with `npm test`.');
+  }
+  return { keyFile, certFile };
+}

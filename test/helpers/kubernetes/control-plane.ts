@@ -1,0 +1,191 @@
+/**
+ * A real Kubernetes control plane for the aks target's tests: etcd, kube-apiserver, kube-controller-manager
+ * and kube-scheduler built from the Go module proxy (tools/kubernetes, scripts/ensure-kubernetes-tools.ts),
+ * plus kwok, which plays the kubelets: it keeps fake nodes Ready and moves scheduled pods to Running and
+ * Ready, so a Deployment really rolls out and becomes Available. Nothing runs in the pods.
+ */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import { packageRoot } from '../../../src/paths';
+import { kubernetesToolPath } from './kubernetes-tools';
+
+export interface ControlPlane {
+  kubeconfig: string;
+  kubeconfigFile: string;
+  server: string;
+  stop: () => Promise<void>;
+}
+
+export interface ControlPlaneOptions {
+  dir: string;
+  /** A certificate (SAN 127.0.0.1) and key the apiserver serves with. */
+  tls: { certFile: string; keyFile: string };
+  log?: (line: string) => void;
+}
+
+export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
+  const log = opts.log ?? (() => undefined);
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const children: ChildProcess[] = [];
+  const stop = async () => {
+    for (const child of [...children].reverse()) {
+      if (child.exitCode === null && child.signalCode === null) {
+        child.kill('SIGTERM');
+        await Promise.race([new Promise((r) => child.once('exit', r)), delay(5000)]);
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      }
+    }
+  };
+  const run = (name: string, args: string[]) => {
+    const out = fs.openSync(path.join(opts.dir, `${name}.log`), 'a');
+    const child = spawn(kubernetesToolPath(name === 'etcd' ? 'etcd' : name), args, { stdio: ['ignore', out, out] });
+    fs.closeSync(out);
+    child.once('exit', (code, signal) => log(`${name} exited (${signal ?? code})`));
+    children.push(child);
+    return child;
+  };
+
+  try {
+    const [etcdClient, etcdPeer, apiPort] = await freePorts(3);
+    run('etcd', [
+      '--name=default',
+      `--data-dir=${path.join(opts.dir, 'etcd')}`,
+      `--listen-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--advertise-client-urls=http://127.0.0.1:${etcdClient}`,
+      `--listen-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${etcdPeer}`,
+      `--initial-cluster=default=http://127.0.0.1:${etcdPeer}`,
+      '--unsafe-no-fsync',
+      '--log-level=warn',
+    ]);
+
+    const { privateKey, publicKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const saKey = path.join(opts.dir, 'sa.key');
+    const saPub = path.join(opts.dir, 'sa.pub');
+    fs.writeFileSync(saKey, privateKey.export({ type: 'pkcs1', format: 'pem' }));
+    fs.writeFileSync(saPub, publicKey.export({ type: 'spki', format: 'pem' }));
+    const token = crypto.randomBytes(24).toString('hex');
+    const tokens = path.join(opts.dir, 'tokens.csv');
+    fs.writeFileSync(tokens, `${token},admin,admin,system:masters\n`, { mode: 0o600 });
+
+    const server = `https://127.0.0.1:${apiPort}`;
+    const kubeconfig = kubeconfigYaml(server, fs.readFileSync(opts.tls.certFile), token);
+    const kubeconfigFile = path.join(opts.dir, 'kubeconfig.yaml');
+    fs.writeFileSync(kubeconfigFile, kubeconfig, { mode: 0o600 });
+
+    run('kube-apiserver', [
+      `--etcd-servers=http://127.0.0.1:${etcdClient}`,
+      '--bind-address=127.0.0.1',
+      '--advertise-address=127.0.0.1',
+      `--secure-port=${apiPort}`,
+      `--tls-cert-file=${opts.tls.certFile}`,
+      `--tls-private-key-file=${opts.tls.keyFile}`,
+      `--token-auth-file=${tokens}`,
+      '--authorization-mode=RBAC',
+      `--service-account-key-file=${saPub}`,
+      `--service-account-signing-key-file=${saKey}`,
+      '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
+      '--service-cluster-ip-range=10.96.0.0/16',
+      '--allow-privileged=true',
+      '--v=0',
+    ]);
+    await waitForApi(server, token, 90_000);
+
+    run('kube-controller-manager', [
+      `--kubeconfig=${kubeconfigFile}`,
+      `--authentication-kubeconfig=${kubeconfigFile}`,
+      `--authorization-kubeconfig=${kubeconfigFile}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      '--secure-port=0',
+      `--service-account-private-key-file=${saKey}`,
+      `--root-ca-file=${opts.tls.certFile}`,
+      '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route',
+      '--node-monitor-grace-period=60s',
+    ]);
+    run('kube-scheduler', [
+      `--kubeconfig=${kubeconfigFile}`,
+      `--authentication-kubeconfig=${kubeconfigFile}`,
+      `--authorization-kubeconfig=${kubeconfigFile}`,
+      '--leader-elect=false',
+      '--bind-address=127.0.0.1',
+      '--secure-port=0',
+    ]);
+    run('kwok', [
+      `--kubeconfig=${kubeconfigFile}`,
+      `--config=${path.join(packageRoot(), 'tools', 'kubernetes', 'kwok-stages.yaml')}`,
+      '--manage-all-nodes=false',
+      '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
+      '--cidr=10.244.0.0/16',
+      '--node-ip=10.0.0.1',
+      '--node-lease-duration-seconds=40',
+      '--server-address=127.0.0.1:0',
+    ]);
+    log(`Kubernetes control plane at ${server}`);
+    return { kubeconfig, kubeconfigFile, server, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+
+function kubeconfigYaml(server: string, caPem: Buffer, token: string): string {
+  return [
+    'apiVersion: v1',
+    'kind: Config',
+    'clusters:',
+    '- name: local',
+    '  cluster:',
+    `    server: ${server}`,
+    `    certificate-authority-data: ${caPem.toString('base64')}`,
+    'users:',
+    '- name: admin',
+    '  user:',
+    `    token: ${token}`,
+    'contexts:',
+    '- name: local',
+    '  context: {cluster: local, user: admin}',
+    'current-context: local',
+    '',
+  ].join('\n');
+}
+
+async function waitForApi(server: string, token: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    try {
+      // The apiserver's certificate is the run's test certificate, trusted through NODE_EXTRA_CA_CERTS.
+      const res = await fetch(`${server}/readyz`, { headers: { authorization: `Bearer ${token}` } });
+      last = `${res.status} ${await res.text()}`;
+      if (res.ok) return;
+    } catch (err) {
+      last = err instanceof Error ? err.message : String(err);
+    }
+    await delay(500);
+  }
+  throw new Error(`kube-apiserver did not become ready within ${timeoutMs / 1000}s: ${last}`);
+}
+
+async function freePorts(n: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
+  const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
+  await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+  return ports;
+}
