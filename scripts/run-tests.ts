@@ -13,6 +13,8 @@ import { Client, Connection } from '@temporalio/client';
 
 import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
+import { ensureTestTls } from '../test/helpers/azure/test-tls';
+import { buildKubernetesTools } from '../test/helpers/kubernetes/kubernetes-tools';
 
 const TEST_ROOT = path.resolve(__dirname, '..', 'test');
 
@@ -123,7 +125,11 @@ async function main(): Promise<number> {
     return 1;
   }
   const cli = await findTemporalCli({ build: true, log: (l) => console.error(l) });
+  // The aks tests run a real Kubernetes control plane; its binaries are built once into the cache.
+  if (files.some((f) => f.includes(`${path.sep}aks`))) await buildKubernetesTools((l) => console.error(l));
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'inferctl-test-'));
+  // One certificate for the run's local HTTPS endpoints (ARM, kube-apiserver), trusted by every test process.
+  const tls = ensureTestTls(path.join(tmp, 'tls'));
   const started = Date.now();
   const server = await startDevServer({ dataDir: path.join(tmp, 'temporal'), cliPath: cli });
   console.log(
@@ -147,6 +153,8 @@ async function main(): Promise<number> {
         INFERCTL_HOME: path.join(tmp, 'home'),
         TEMPORAL_CLI_PATH: cli,
         INFERCTL_RELIABILITY_DIR: path.join(tmp, 'reliability'),
+        NODE_EXTRA_CA_CERTS: tls.certFile,
+        INFERCTL_TEST_TLS_KEY: tls.keyFile,
       },
     },
   );

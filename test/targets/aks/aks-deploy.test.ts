@@ -1,0 +1,159 @@
+/**
+ * The deploy workflow with `--target aks`, end to end: the real Temporal dev server and control worker,
+ * the real Azure SDK clients and DefaultAzureCredential against the local ARM endpoint, a real Kubernetes
+ * control plane where kwok nodes appear with the cluster, and a smoke query that reaches a real scoring
+ * server through the LoadBalancer address Kubernetes reports. Teardown leaves no cluster, no namespace
+ * and no node behind; the endpoint key never enters workflow history.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+
+import { WorkflowFailedError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+
+import { deployWorkflowId } from '../../../src/shared/deploy-types';
+import type { DeployInput } from '../../../src/shared/deploy-types';
+import { kubeConfigFromYaml, readApiKey } from '../../../src/targets/aks/kubernetes-deployment';
+import { deploy, statusQuery, teardownSignal } from '../../../workflows/deploy';
+import { startAksTestbed } from '../../helpers/azure/aks-testbed';
+import type { AksTestbed } from '../../helpers/azure/aks-testbed';
+import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../../helpers/workers';
+import type { WorkerProcess } from '../../helpers/workers';
+
+describe('deploy workflow on the aks target', () => {
+  const taskQueue = uniqueName('aks-tq');
+  let client: Client;
+  let closeClient: () => Promise<void>;
+  let worker: WorkerProcess;
+  let bed: AksTestbed;
+  let assets: Awaited<ReturnType<typeof demoAssets>>;
+
+  before(async () => {
+    assets = await demoAssets();
+    bed = await startAksTestbed();
+    ({ client, close: closeClient } = await testClient());
+    worker = await startControlWorker(taskQueue, [], { ...process.env, ...bed.workerEnv() });
+  });
+
+  after(async () => {
+    await worker?.stop();
+    await closeClient?.();
+    await bed?.stop();
+  });
+
+  function start(input: Omit<DeployInput, 'modelPath' | 'target'> & Partial<DeployInput>) {
+    return client.workflow.start(deploy, {
+      taskQueue,
+      workflowId: deployWorkflowId(input.name),
+      args: [
+        {
+          modelPath: assets.modelPath,
+          target: 'aks',
+          timings: { readyTimeoutSeconds: 90 },
+          ...input,
+        } satisfies DeployInput,
+      ],
+    });
+  }
+
+  test('provisions a GPU cluster, builds in the registry, serves through the LoadBalancer, tears everything down', async () => {
+    const name = uniqueName('aks');
+    const red = assets.samples.find((s) => s.label === 'red')!;
+    const handle = await start({
+      name,
+      replicas: 2,
+      ttlSeconds: 600,
+      smoke: { samplePath: red.path, expectedLabel: 'red' },
+    });
+
+    const serving = await eventually(
+      async () => {
+        const s = await handle.query(statusQuery);
+        if (s.stage === 'failed') throw new Error(`deployment failed: ${s.lastError}`);
+        return s.stage === 'serving' ? s : undefined;
+      },
+      'the AKS deployment to serve',
+      180_000,
+    );
+    assert.equal(serving.smoke?.predictions[0]?.label, 'red', 'a real scoring server answered through the LB');
+    assert.match(serving.endpoint ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(serving.imageRef ?? '', new RegExp(`^inferctltests\\.azurecr\\.io/inferctl-scorer:[0-9a-f]{64}$`));
+    assert.match(serving.apiKeyRef ?? '', new RegExp(`secret inferctl-${name}/${name}-api-key`));
+
+    const key = await readApiKey(kubeConfigFromYaml(bed.controlPlane.kubeconfig), `inferctl-${name}`, name);
+    assert.ok(key && key.length >= 32, 'the endpoint key is in the Kubernetes Secret');
+
+    // The cluster carries the owner tag, a system pool and a tainted GPU pool, and has kwok nodes.
+    const clusterName = `inferctl-${name}`;
+    assert.deepEqual(bed.arm.clusterTags(clusterName)?.['inferctl-owner'], deployWorkflowId(name));
+    const nodes = await bed.nodeNames();
+    assert.equal(nodes.filter((n) => n.startsWith('aks-gpu-')).length, 2, 'one GPU node per replica');
+    assert.equal(nodes.filter((n) => n.startsWith('aks-system-')).length, 1);
+
+    // Wire protocol: every ARM call carried an api-version; creation was a long-running operation.
+    const armCalls = bed.arm.requests.filter((r) => r.path.startsWith('/subscriptions/'));
+    assert.ok(armCalls.length > 5);
+    assert.deepEqual(
+      armCalls.filter((r) => !r.apiVersion),
+      [],
+      'no ARM call without api-version',
+    );
+    assert.ok(armCalls.some((r) => r.method === 'PUT' && r.path.endsWith(`/managedClusters/${clusterName}`) && r.status === 201));
+    assert.ok(armCalls.some((r) => r.path.includes('/operations/')), 'the poller followed Azure-AsyncOperation');
+    assert.ok(armCalls.some((r) => r.path.endsWith('/scheduleRun')), 'the image was built by ACR Tasks');
+    assert.ok(
+      bed.arm.requests.some((r) => r.path === '/msi/token' && r.status === 200),
+      'DefaultAzureCredential got its token from the managed-identity endpoint',
+    );
+
+    await handle.signal(teardownSignal, { reason: 'test done' });
+    const outcome = await handle.result();
+    assert.equal(outcome.stage, 'done');
+    assert.ok(outcome.teardownRemoved?.includes(`cluster ${clusterName}`), outcome.teardownRemoved?.join(', '));
+    assert.ok(outcome.teardownRemoved?.includes(`namespace inferctl-${name}`));
+    assert.deepEqual(bed.arm.clusterNames(), [], 'the endpoint ends with zero clusters');
+    assert.ok(!(await bed.namespaces()).includes(`inferctl-${name}`));
+    assert.deepEqual(
+      (await bed.nodeNames()).filter((n) => n.startsWith('aks-')),
+      [],
+      'the nodes went with the cluster',
+    );
+    assert.ok(
+      armCalls.length < bed.arm.requests.length &&
+        bed.arm.requests.some((r) => r.method === 'DELETE' && r.path.endsWith(`/managedClusters/${clusterName}`)),
+    );
+
+    // The key lives in the Kubernetes Secret only: it is never in the workflow's history.
+    const history = JSON.stringify(await client.workflow.getHandle(deployWorkflowId(name)).fetchHistory());
+    assert.ok(!history.includes(key), 'the endpoint key is not in the workflow history');
+  });
+
+  test('a second deployment of the same model reuses the image its digest names', async () => {
+    const name = uniqueName('aks-reuse');
+    const handle = await start({ name, replicas: 1, ttlSeconds: 1 });
+    const first = await handle.result();
+    assert.equal(first.stage, 'done');
+    const builds = bed.arm.requests.filter((r) => r.path.endsWith('/scheduleRun')).length;
+
+    const again = await start({ name: uniqueName('aks-reuse'), replicas: 1, ttlSeconds: 1 });
+    const second = await again.result();
+    assert.equal(second.imageRef, first.imageRef);
+    assert.equal(bed.arm.requests.filter((r) => r.path.endsWith('/scheduleRun')).length, builds, 'no new build');
+    assert.deepEqual(bed.arm.clusterNames(), []);
+  });
+
+  test('replicas beyond the GPU pool are refused before anything is deployed, and the cluster is deleted', async () => {
+    const name = uniqueName('aks-gpus');
+    const handle = await start({ name, replicas: 3, ttlSeconds: 60, aks: { gpuNodeCount: 1 } });
+    const err = await handle.result().then(
+      () => assert.fail('the deployment must fail'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.ok(err.cause instanceof ApplicationFailure);
+    assert.match(err.cause.message, /3 replicas need 3 GPUs \(one each\), but the GPU pool .* has 1/);
+    assert.match(err.cause.message, /Teardown completed/);
+    assert.deepEqual(bed.arm.clusterNames(), []);
+  });
+});
