@@ -93,6 +93,8 @@ export interface RequestRecord {
   path: string;
   apiVersion?: string;
   status: number;
+  /** When the answer was sent (ms since the epoch). */
+  at: number;
 }
 
 export interface ImageRecord {
@@ -121,8 +123,10 @@ export class ArmEndpoint {
   private readonly blobs = new Map<string, Buffer>();
   private readonly runs = new Map<string, Record<string, unknown>>();
   private readonly server: https.Server;
-  private readonly skus: VmSku[];
-  private readonly quotas: Record<string, { limit: number; used: number }>;
+  /** What resourceSkus.list reports; tests may restrict a size. */
+  readonly skus: VmSku[];
+  /** What usage.list reports; tests may use quota up. */
+  readonly quotas: Record<string, { limit: number; used: number }>;
   private runCounter = 0;
   private baseUrl = '';
 
@@ -217,6 +221,7 @@ export class ArmEndpoint {
         path: url.pathname,
         apiVersion: url.searchParams.get('api-version') ?? undefined,
         status,
+        at: Date.now(),
       });
       const payload = json === undefined ? '' : JSON.stringify(json);
       res.writeHead(status, {
@@ -288,7 +293,7 @@ export class ArmEndpoint {
   private blob(req: IncomingMessage, url: URL, body: Buffer, res: ServerResponse): void {
     const key = url.pathname.slice('/_blob/'.length);
     const finish = (status: number, payload?: Buffer | string) => {
-      this.requests.push({ method: req.method ?? '', path: url.pathname, status });
+      this.requests.push({ method: req.method ?? '', path: url.pathname, status, at: Date.now() });
       res.writeHead(status);
       res.end(payload);
     };
@@ -303,6 +308,8 @@ export class ArmEndpoint {
   }
 
   private async route(method: string, url: URL, json: Record<string, unknown>, send: Send): Promise<void> {
+    // Operations progress on Azure's clock, whether or not anyone polls them.
+    await Promise.all([...this.operations.values()].map((op) => this.settle(op)));
     const p = url.pathname;
     const sub = `/subscriptions/${this.opts.subscriptionId}`;
     if (!p.toLowerCase().startsWith(sub.toLowerCase())) {
