@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 
 import { createBatchActivities } from '../activities/batch';
 import { createDeployActivities } from '../activities/deploy';
+import { createJanitorActivities } from '../activities/janitor';
 import { CONTROL_TASK_QUEUE } from '../src/shared/deploy-types';
 import { aksConfigured, aksSettingsFromEnv } from '../src/targets/aks/aks-config';
 import { AksTarget } from '../src/targets/aks/aks-target';
@@ -36,6 +37,7 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
       activities: {
         ...createDeployActivities({ targets: workerTargets() }),
         ...createBatchActivities(),
+        ...createJanitorActivities(),
       },
     },
   });

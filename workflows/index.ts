@@ -1,3 +1,4 @@
 // Every workflow the control worker runs; the bundler starts here.
 export * from './batch-score';
 export * from './deploy';
+export * from './janitor';

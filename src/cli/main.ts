@@ -12,7 +12,12 @@ import { inferctlHome, packageRoot } from '../paths';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CONTROL_TASK_QUEUE, DEPLOY_STAGES } from '../shared/deploy-types';
 import { CliError } from './cli-error';
-import { deployCommand } from './commands/deploy';
+import { deployCommand, nameFromModel } from './commands/deploy';
+import { janitorCommand } from './commands/janitor';
+import { AKS_ENVIRONMENT } from '../targets/aks/aks-config';
+import { aksDryRun, formatDryRun } from '../targets/aks/dry-run';
+import type { AksDeploymentOptions } from '../targets/target';
+import { JANITOR_SCHEDULE_ID } from '../shared/janitor-types';
 import { scoreCommand, scoreStatusCommand } from './commands/score';
 import { extendCommand, listCommand, statusCommand, teardownCommand } from './commands/deployments';
 import { codecServerCommand } from './commands/codec-server';
@@ -32,6 +37,22 @@ Temporal connection (client and workers alike), from the SDK's environment confi
   TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE   for Temporal Cloud or TLS clusters
   INFERCTL_UI_URL      base URL of the Temporal Web UI used in printed links (default http://localhost:8233)
   INFERCTL_HOME        where local deployments keep their state (default ~/.inferctl)`;
+
+const AKS_HELP = `
+The aks target (the control worker's environment, not this command's, except for --dry-run):
+${AKS_ENVIRONMENT.map(([name, what]) => `  ${name.padEnd(28)} ${what}`).join('\n')}
+  Azure sign-in: DefaultAzureCredential (az login, a service principal in AZURE_CLIENT_ID/SECRET/TENANT_ID,
+  or a managed/workload identity). GPU clusters bill by the hour: see "Deploy to AKS" in the README.`;
+
+function aksOptions(o: Record<string, unknown>): AksDeploymentOptions {
+  const aks: AksDeploymentOptions = {};
+  if (o.cluster) aks.cluster = o.cluster as string;
+  if (o.resourceGroup) aks.resourceGroup = o.resourceGroup as string;
+  if (o.createResourceGroup) aks.createResourceGroup = true;
+  if (o.gpuVmSize && o.gpuVmSize !== 'Standard_NC6s_v3') aks.gpuVmSize = o.gpuVmSize as string;
+  if (o.gpuNodes) aks.gpuNodeCount = o.gpuNodes as number;
+  return aks;
+}
 
 function packageVersion(): string {
   return (JSON.parse(fs.readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
@@ -71,7 +92,28 @@ export function buildProgram(): Command {
     .option('--detach', 'start and return at once')
     .option('--follow', 'follow until the deployment has been torn down (default: until it serves)')
     .option('--json', 'print one JSON document')
+    .option('--dry-run', 'aks: print the resources it would create and their hourly cost; create nothing')
+    .option('--cluster <name>', 'aks: deploy into this existing cluster (never deleted) instead of creating one')
+    .option('--resource-group <name>', 'aks: resource group (default: the worker’s INFERCTL_AKS_RESOURCE_GROUP)')
+    .option('--create-resource-group', 'aks: create the resource group if missing, and delete it at teardown')
+    .option('--gpu-vm-size <size>', 'aks: GPU node VM size', 'Standard_NC6s_v3')
+    .option('--gpu-nodes <n>', 'aks: GPU nodes (default: one per replica)', int('--gpu-nodes', 1))
+    .addHelpText('after', AKS_HELP)
     .action(async (o: Record<string, unknown>) => {
+      const aks = aksOptions(o);
+      if (o.dryRun) {
+        if (o.target !== 'aks') throw new CliError('--dry-run is for --target aks (local deployments cost nothing).', 2);
+        const report = await aksDryRun({
+          name: (o.name as string | undefined) ?? nameFromModel(path.resolve(o.model as string)),
+          modelPath: path.resolve(o.model as string),
+          replicas: o.replicas as number,
+          topK: o.topK as number,
+          aks,
+        });
+        if (o.json) process.stdout.write(JSON.stringify(report, null, 2) + '\n');
+        else process.stdout.write(formatDryRun(report) + '\n');
+        return;
+      }
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await deployCommand({
           ...ctx,
@@ -84,6 +126,7 @@ export function buildProgram(): Command {
           smokeSample: o.smokeSample as string | undefined,
           expectLabel: o.expectLabel as string | undefined,
           readyTimeoutSeconds: o.readyTimeout as number | undefined,
+          aks: o.target === 'aks' ? aks : undefined,
           taskQueue: o.taskQueue as string,
           follow: o.detach ? 'detach' : o.follow ? 'end' : 'serving',
         });
@@ -209,6 +252,27 @@ export function buildProgram(): Command {
           process.stdout.write(
             `GPU worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`,
           ),
+      });
+    });
+
+  program
+    .command('janitor')
+    .description(
+      'Delete AKS clusters and resource groups tagged inferctl-owner whose workflow is closed, terminated or unknown',
+    )
+    .option('--dry-run', 'list what would be deleted; delete nothing')
+    .option('--every <duration>', `run it on a Temporal Schedule (id ${JANITOR_SCHEDULE_ID}) this often instead of now`, duration('--every'))
+    .option('--task-queue <queue>', 'control worker task queue (its worker needs the aks settings)', CONTROL_TASK_QUEUE)
+    .option('--json', 'print one JSON document')
+    .addHelpText('after', AKS_HELP)
+    .action(async (o: { dryRun?: boolean; every?: number; taskQueue: string; json?: boolean }) => {
+      await withClient(Boolean(o.json), async (ctx) => {
+        const result = await janitorCommand(ctx, {
+          dryRun: Boolean(o.dryRun),
+          everySeconds: o.every,
+          taskQueue: o.taskQueue,
+        });
+        ctx.out.result(result);
       });
     });
 

@@ -10,7 +10,7 @@ import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } fr
 import { deploy, statusQuery } from '../../../workflows/deploy';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
-import type { TargetKind } from '../../targets/target';
+import type { AksDeploymentOptions, TargetKind } from '../../targets/target';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
@@ -31,6 +31,8 @@ export interface DeployCommandOptions {
   smokeSample?: string;
   expectLabel?: string;
   readyTimeoutSeconds?: number;
+  /** Choices for the aks target. */
+  aks?: AksDeploymentOptions;
   taskQueue?: string;
   /** 'detach': return once started; 'serving': follow until it serves (default); 'end': follow until torn down. */
   follow: 'detach' | 'serving' | 'end';
@@ -57,7 +59,8 @@ export async function deployCommand(opts: DeployCommandOptions): Promise<DeployC
     smoke: opts.smokeSample
       ? { samplePath: path.resolve(opts.smokeSample), expectedLabel: opts.expectLabel }
       : undefined,
-    timings: opts.readyTimeoutSeconds ? { readyTimeoutSeconds: opts.readyTimeoutSeconds } : undefined,
+    timings: deployTimings(opts),
+    ...(opts.aks && Object.keys(opts.aks).length > 0 ? { aks: opts.aks } : {}),
   };
   if (opts.expectLabel && !opts.smokeSample) {
     throw new CliError('--expect-label needs --smoke-sample: the label is checked against the sample’s answer.', 2);
@@ -111,6 +114,17 @@ export async function deployCommand(opts: DeployCommandOptions): Promise<DeployC
 
   const status = await followDeployment(handle, opts.follow, opts.out, opts.taskQueue ?? CONTROL_TASK_QUEUE);
   return { workflowId, runId, uiUrl, status };
+}
+
+/**
+ * The local target's defaults fit seconds-long steps. A cloud GPU rollout pulls a multi-gigabyte CUDA image
+ * onto fresh nodes, so aks waits up to 20 minutes for readiness and a minute between heartbeats.
+ */
+function deployTimings(opts: DeployCommandOptions): DeployInput['timings'] {
+  if (opts.target === 'aks') {
+    return { readyTimeoutSeconds: opts.readyTimeoutSeconds ?? 20 * 60, heartbeatTimeoutSeconds: 60 };
+  }
+  return opts.readyTimeoutSeconds ? { readyTimeoutSeconds: opts.readyTimeoutSeconds } : undefined;
 }
 
 /** Derives a valid deployment name from a model file name: `ResNet_50.onnx` → `resnet-50`. */

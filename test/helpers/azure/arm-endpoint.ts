@@ -331,6 +331,11 @@ export class ArmEndpoint {
     if ((m = /^\/providers\/Microsoft\.ContainerService\/managedClusters$/i.exec(rest))) {
       return send(200, { value: [...this.clusters.values()].map((c) => this.clusterJson(c)) });
     }
+    if (/^\/resourcegroups$/i.test(rest) && method === 'GET') {
+      const tag = /tagName eq '([^']+)'/i.exec(url.searchParams.get('$filter') ?? '')?.[1];
+      const groups = [...this.resourceGroups.values()].filter((g) => !tag || tag in g.tags);
+      return send(200, { value: groups.map((g) => this.groupJson(g)) });
+    }
     if ((m = /^\/resourcegroups\/([^/]+)$/i.exec(rest))) return this.resourceGroup(method, m[1]!, json, send);
 
     const rg = /^\/resourceGroups\/([^/]+)(\/.*)$/i.exec(rest);
@@ -400,14 +405,7 @@ export class ArmEndpoint {
   private resourceGroup(method: string, name: string, json: Record<string, unknown>, send: Send): void {
     const key = name.toLowerCase();
     const existing = this.resourceGroups.get(key);
-    const view = (g: { name: string; location: string; tags: Record<string, string> }) => ({
-      id: `/subscriptions/${this.opts.subscriptionId}/resourceGroups/${g.name}`,
-      name: g.name,
-      type: 'Microsoft.Resources/resourceGroups',
-      location: g.location,
-      tags: g.tags,
-      properties: { provisioningState: 'Succeeded' },
-    });
+    const view = (g: { name: string; location: string; tags: Record<string, string> }) => this.groupJson(g);
     if (method === 'HEAD') return send(existing ? 204 : 404);
     if (method === 'GET') return existing ? send(200, view(existing)) : send(404, notFound('resourceGroups', name));
     if (method === 'PUT') {
@@ -680,6 +678,17 @@ export class ArmEndpoint {
     if (op.status === 'InProgress') return send(202, undefined, { location: this.lroHeaders(op).location! });
     if (op.status === 'Failed') return send(500, { error: op.error });
     send(204);
+  }
+
+  private groupJson(g: { name: string; location: string; tags: Record<string, string> }) {
+    return {
+      id: `/subscriptions/${this.opts.subscriptionId}/resourceGroups/${g.name}`,
+      name: g.name,
+      type: 'Microsoft.Resources/resourceGroups',
+      location: g.location,
+      tags: g.tags,
+      properties: { provisioningState: 'Succeeded' },
+    };
   }
 
   private clusterId(c: ClusterState): string {

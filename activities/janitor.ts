@@ -1,0 +1,77 @@
+/**
+ * The janitor's activities: find AKS resources tagged `inferctl-owner` whose owning workflow is closed,
+ * terminated or unknown, and delete them. This is the guarantee that still holds when someone terminates
+ * a deploy workflow (no teardown runs then). An owner that is still running is never touched.
+ */
+import { log } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+
+import type { OwnedResource } from '../src/shared/janitor-types';
+import { aksSettingsFromEnv } from '../src/targets/aks/aks-config';
+import type { AksSettings } from '../src/targets/aks/aks-config';
+import { createAzureClients } from '../src/targets/aks/azure-clients';
+import type { AzureClients } from '../src/targets/aks/azure-clients';
+import { deleteTaggedResource, listTaggedResources } from '../src/targets/aks/tagged-resources';
+import { connectClient } from '../src/temporal/connection';
+import { failingPermanentlyOnBadInput } from './failures';
+import { withHeartbeat } from './heartbeat';
+
+export function createJanitorActivities() {
+  let azure: { settings: AksSettings; clients: AzureClients } | undefined;
+  let temporal: Promise<Client> | undefined;
+  const cloud = () => {
+    if (!azure) {
+      const settings = aksSettingsFromEnv();
+      azure = { settings, clients: createAzureClients(settings) };
+    }
+    return azure;
+  };
+  const client = () => (temporal ??= connectClient().then((c) => c.client));
+
+  async function ownerStatus(owner: string): Promise<string> {
+    try {
+      return (await (await client()).workflow.getHandle(owner).describe()).status.name;
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) return 'UNKNOWN';
+      throw err;
+    }
+  }
+
+  return {
+    /** Every tagged resource with its owner's status. */
+    async listOwnedResources(): Promise<OwnedResource[]> {
+      return withHeartbeat((signal) =>
+        failingPermanentlyOnBadInput(async () => {
+          const resources = await listTaggedResources(cloud().clients, signal);
+          const statuses = new Map<string, string>();
+          for (const owner of new Set(resources.map((r) => r.owner))) statuses.set(owner, await ownerStatus(owner));
+          return resources.map((r) => ({
+            kind: r.kind,
+            name: r.name,
+            resourceGroup: r.resourceGroup,
+            owner: r.owner,
+            ownerStatus: statuses.get(r.owner)!,
+          }));
+        }),
+      );
+    },
+
+    /** Deletes one orphan, after checking again that its owner is not running (it may have been restarted). */
+    async deleteOrphan(resource: OwnedResource): Promise<boolean> {
+      return withHeartbeat((signal) =>
+        failingPermanentlyOnBadInput(async () => {
+          const status = await ownerStatus(resource.owner);
+          if (status === 'RUNNING') {
+            log.info('Owner is running again; leaving it', { resource: resource.name, owner: resource.owner });
+            return false;
+          }
+          const { clients, settings } = cloud();
+          const deleted = await deleteTaggedResource(clients, settings, resource, signal);
+          log.info('Deleted orphan', { kind: resource.kind, name: resource.name, owner: resource.owner, status });
+          return deleted;
+        }),
+      );
+    },
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * `inferctl janitor`: runs the janitor workflow once and prints what it found and deleted, or with
+ * `--every` puts it on a Temporal Schedule so orphans left by terminated workflows are reclaimed.
+ */
+import { ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+
+import { janitor } from '../../../workflows/janitor';
+import { JANITOR_SCHEDULE_ID } from '../../shared/janitor-types';
+import type { JanitorInput, JanitorReport } from '../../shared/janitor-types';
+import { InferctlKind } from '../../shared/search-attributes';
+import { formatDuration } from '../duration';
+import type { Output } from '../output';
+import { startIndexed } from '../start-workflow';
+
+interface Ctx {
+  client: Client;
+  namespace: string;
+  out: Output;
+}
+
+export interface JanitorCommandOptions {
+  dryRun: boolean;
+  everySeconds?: number;
+  taskQueue: string;
+}
+
+export async function janitorCommand(
+  ctx: Ctx,
+  opts: JanitorCommandOptions,
+): Promise<JanitorReport | { scheduleId: string; everySeconds: number }> {
+  if (opts.everySeconds !== undefined) return scheduleJanitor(ctx, opts.everySeconds, opts);
+
+  const workflowId = `janitor-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+  const handle = await startIndexed(
+    ctx.client,
+    janitor,
+    {
+      taskQueue: opts.taskQueue,
+      workflowId,
+      args: [{ dryRun: opts.dryRun }],
+      staticSummary: `Janitor${opts.dryRun ? ' (dry run)' : ''}: delete AKS resources whose owning workflow is gone`,
+    },
+    [{ key: InferctlKind, value: 'janitor' }],
+    ctx.out,
+  );
+  ctx.out.line(`Started ${workflowId}`);
+  const report = await handle.result();
+  ctx.out.line(
+    `Checked ${report.checked} resource(s) tagged inferctl-owner; ${report.orphans.length} orphaned` +
+      (report.dryRun ? ' (dry run: nothing deleted)' : `; deleted ${report.deleted.length}`),
+  );
+  for (const o of report.orphans) {
+    const done = report.deleted.includes(`${o.kind} ${o.name}`);
+    ctx.out.line(
+      `  ${done ? 'deleted' : report.dryRun ? 'would delete' : 'kept'}  ${o.kind} ${o.name} (owner ${o.owner}: ${o.ownerStatus})`,
+    );
+  }
+  return report;
+}
+
+async function scheduleJanitor(ctx: Ctx, everySeconds: number, opts: JanitorCommandOptions) {
+  const spec = { intervals: [{ every: `${everySeconds}s` }] };
+  const action = {
+    type: 'startWorkflow' as const,
+    workflowType: janitor,
+    args: [{ dryRun: opts.dryRun }] as [JanitorInput],
+    taskQueue: opts.taskQueue,
+    workflowId: 'janitor-scheduled',
+    typedSearchAttributes: [{ key: InferctlKind, value: 'janitor' }],
+    staticSummary: 'Scheduled janitor: delete AKS resources whose owning workflow is gone',
+  };
+  try {
+    await ctx.client.schedule.create({
+      scheduleId: JANITOR_SCHEDULE_ID,
+      spec,
+      action,
+      policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      state: { note: 'created by inferctl janitor --every' },
+    });
+    ctx.out.line(`Schedule ${JANITOR_SCHEDULE_ID} created: the janitor runs every ${formatDuration(everySeconds * 1000)}.`);
+  } catch (err) {
+    if (!(err instanceof Error) || !/already (exists|running|registered)/i.test(err.message)) throw err;
+    await ctx.client.schedule.getHandle(JANITOR_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
+    ctx.out.line(`Schedule ${JANITOR_SCHEDULE_ID} updated: the janitor runs every ${formatDuration(everySeconds * 1000)}.`);
+  }
+  return { scheduleId: JANITOR_SCHEDULE_ID, everySeconds };
+}

@@ -1,0 +1,130 @@
+/**
+ * `inferctl deploy --target aks --dry-run`: what a deployment would create, and what its node pools cost
+ * per hour, computed locally from the same plan, manifests and build context the target uses. Creates
+ * nothing and needs no Azure sign-in (the registry, subscription and region come from the environment
+ * when set, placeholders otherwise).
+ */
+import { AKS_DEFAULTS, aksPlan } from './aks-config';
+import type { AksDeploymentOptions } from '../target';
+import { buildContext } from './build-context';
+import { scoringManifests } from './kubernetes-manifests';
+import { GPU_TAINT, OWNER_TAG } from './managed-cluster';
+import { estimateHourlyCost } from './price-table';
+import type { CostEstimate } from './price-table';
+
+export interface DryRunInput {
+  name: string;
+  modelPath: string;
+  replicas: number;
+  topK: number;
+  aks?: AksDeploymentOptions;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface DryRunReport {
+  subscription: string;
+  location: string;
+  resources: { kind: string; name: string; detail: string; createdByInferctl: boolean }[];
+  kubernetes: { kind: string; name: string }[];
+  image: string;
+  cost: CostEstimate;
+}
+
+export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
+  const env = input.env ?? process.env;
+  const location = env.INFERCTL_AKS_LOCATION ?? 'eastus';
+  const resourceGroup = env.INFERCTL_AKS_RESOURCE_GROUP ?? '<INFERCTL_AKS_RESOURCE_GROUP>';
+  const registry = env.INFERCTL_ACR_NAME ?? '<INFERCTL_ACR_NAME>';
+  const plan = aksPlan(input.name, input.replicas, { resourceGroup }, input.aks);
+  const owner = `deploy-${input.name}`;
+  const context = await buildContext(input.modelPath);
+  const image = `${registry.toLowerCase()}.azurecr.io/${plan.imageRepository}:${context.digest}`;
+
+  const resources: DryRunReport['resources'] = [];
+  if (plan.createResourceGroup) {
+    resources.push({
+      kind: 'resource group',
+      name: plan.resourceGroup,
+      detail: `created if missing, tagged ${OWNER_TAG}=${owner}, deleted at teardown`,
+      createdByInferctl: true,
+    });
+  }
+  resources.push(
+    plan.existingCluster
+      ? {
+          kind: 'AKS cluster',
+          name: plan.clusterName,
+          detail: 'existing: used, never deleted; must already have a GPU node pool',
+          createdByInferctl: false,
+        }
+      : {
+          kind: 'AKS cluster',
+          name: plan.clusterName,
+          detail:
+            `in ${plan.resourceGroup}, tagged ${OWNER_TAG}=${owner}; pools: system ${plan.systemNodeCount} × ` +
+            `${plan.systemVmSize}, gpu ${plan.gpuNodeCount} × ${plan.gpuVmSize} (taint ${GPU_TAINT}); deleted at teardown`,
+          createdByInferctl: true,
+        },
+    {
+      kind: 'image build (ACR Tasks)',
+      name: image,
+      detail: `${context.files.length} files, ${(context.archive.length / 1024).toFixed(0)} KiB context; skipped if the tag exists`,
+      createdByInferctl: true,
+    },
+  );
+  const kubernetes = [
+    { kind: 'DaemonSet', name: 'kube-system/nvidia-device-plugin-daemonset (only if missing)' },
+    ...scoringManifests({
+      namespace: plan.namespace,
+      name: input.name,
+      ownerId: owner,
+      image,
+      replicas: input.replicas,
+      topK: input.topK,
+      servicePort: 80,
+    }).map((o) => ({ kind: o.kind ?? '?', name: `${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}` })),
+  ];
+  const cost = estimateHourlyCost(
+    plan.existingCluster
+      ? []
+      : [
+          { vmSize: plan.systemVmSize, count: plan.systemNodeCount },
+          { vmSize: plan.gpuVmSize, count: plan.gpuNodeCount },
+        ],
+    location,
+  );
+  return {
+    subscription: env.AZURE_SUBSCRIPTION_ID ?? '<AZURE_SUBSCRIPTION_ID>',
+    location,
+    resources,
+    kubernetes,
+    image,
+    cost,
+  };
+}
+
+export function formatDryRun(report: DryRunReport): string {
+  const lines = [
+    `Dry run: nothing is created. Subscription ${report.subscription}, region ${report.location}.`,
+    '',
+    'Azure resources:',
+    ...report.resources.map((r) => `  ${r.kind}: ${r.name}\n      ${r.detail}`),
+    '',
+    'Kubernetes objects (server-side apply, field manager inferctl):',
+    ...report.kubernetes.map((k) => `  ${k.kind} ${k.name}`),
+    '',
+    `Estimated cost while it exists (${report.cost.lines.length} items):`,
+    ...report.cost.lines.map(
+      (l) =>
+        `  ${l.item.padEnd(36)} ×${String(l.quantity).padStart(3)}  ` +
+        (l.hourly === undefined ? 'no price in the table' : `$${l.hourly.toFixed(3)}/h`),
+    ),
+    `  ${'total'.padEnd(41)} $${report.cost.hourly.toFixed(3)}/h  (≈ $${(report.cost.hourly * 24).toFixed(2)} a day)`,
+    ...(report.cost.unknown.length ? [`  (unpriced: ${report.cost.unknown.join(', ')})`] : []),
+    `  ${report.cost.note}`,
+    '',
+    `The cluster bills every hour it exists: inferctl deletes it at the end of the TTL, on failure and on cancel;`,
+    `\`inferctl janitor\` removes anything left by a terminated workflow. Default GPU size: ${AKS_DEFAULTS.gpuVmSize}.`,
+  ];
+  return lines.join('\n');
+}

@@ -1,0 +1,116 @@
+/**
+ * The janitor: a deploy workflow that is terminated runs no teardown, so its cluster stays behind and
+ * bills. `inferctl janitor` finds resources tagged inferctl-owner whose workflow is closed or unknown and
+ * deletes them, leaving alone those of running workflows and everything without the tag.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+
+import type { Client } from '@temporalio/client';
+
+import { deployWorkflowId } from '../../../src/shared/deploy-types';
+import type { DeployInput } from '../../../src/shared/deploy-types';
+import type { JanitorReport } from '../../../src/shared/janitor-types';
+import { deploy, statusQuery, teardownSignal } from '../../../workflows/deploy';
+import { janitor } from '../../../workflows/janitor';
+import { TEST_RESOURCE_GROUP, startAksTestbed } from '../../helpers/azure/aks-testbed';
+import type { AksTestbed } from '../../helpers/azure/aks-testbed';
+import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../../helpers/workers';
+import type { WorkerProcess } from '../../helpers/workers';
+
+const BIN = path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'inferctl.js');
+
+describe('inferctl janitor', () => {
+  const taskQueue = uniqueName('aks-janitor-tq');
+  let client: Client;
+  let closeClient: () => Promise<void>;
+  let worker: WorkerProcess;
+  let bed: AksTestbed;
+  let assets: Awaited<ReturnType<typeof demoAssets>>;
+
+  before(async () => {
+    assets = await demoAssets();
+    bed = await startAksTestbed();
+    ({ client, close: closeClient } = await testClient());
+    worker = await startControlWorker(taskQueue, [], { ...process.env, ...bed.workerEnv() });
+  });
+
+  after(async () => {
+    await worker?.stop();
+    await closeClient?.();
+    await bed?.stop();
+  });
+
+  async function serving(name: string) {
+    const handle = await client.workflow.start(deploy, {
+      taskQueue,
+      workflowId: deployWorkflowId(name),
+      args: [
+        { name, modelPath: assets.modelPath, target: 'aks', replicas: 1, ttlSeconds: 3600 } satisfies DeployInput,
+      ],
+    });
+    await eventually(
+      async () => ((await handle.query(statusQuery)).stage === 'serving' ? true : undefined),
+      `${name} to serve`,
+      120_000,
+    );
+    return handle;
+  }
+
+  test('deletes the cluster a terminated workflow left, and an unknown owner’s; keeps running and untagged ones', async () => {
+    const orphaned = uniqueName('orphan');
+    const live = uniqueName('live');
+    await (await serving(orphaned)).terminate('simulating an operator terminating the workflow');
+    const running = await serving(live);
+    await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'inferctl-ghost', { 'inferctl-owner': 'deploy-never-started' });
+    await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-cluster', { team: 'research' });
+    assert.deepEqual(
+      bed.arm.clusterNames().sort(),
+      [`inferctl-${live}`, `inferctl-${orphaned}`, 'inferctl-ghost', 'team-cluster'].sort(),
+    );
+
+    // A dry run reports both orphans and deletes nothing.
+    const dry: JanitorReport = await client.workflow.execute(janitor, {
+      taskQueue,
+      workflowId: uniqueName('janitor-dry'),
+      args: [{ dryRun: true }],
+    });
+    assert.equal(dry.checked, 3, 'the three tagged clusters were checked');
+    assert.deepEqual(
+      dry.orphans.map((o) => `${o.name}:${o.ownerStatus}`).sort(),
+      [`inferctl-${orphaned}:TERMINATED`, 'inferctl-ghost:UNKNOWN'].sort(),
+    );
+    assert.deepEqual(dry.deleted, []);
+    assert.equal(bed.arm.clusterNames().length, 4);
+
+    // The real run, through the CLI.
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'janitor', '--task-queue', taskQueue, '--json'], {
+      env: process.env,
+    });
+    const report = JSON.parse(stdout) as JanitorReport;
+    assert.deepEqual(report.deleted.sort(), [`cluster inferctl-${orphaned}`, 'cluster inferctl-ghost'].sort());
+    assert.deepEqual(bed.arm.clusterNames().sort(), [`inferctl-${live}`, 'team-cluster'].sort());
+    // Left: the live cluster's system and GPU node, and team-cluster's system node.
+    assert.equal((await bed.nodeNames()).filter((n) => n.startsWith('aks-')).length, 3, 'the orphans’ nodes are gone');
+
+    await running.signal(teardownSignal, { reason: 'test done' });
+    assert.equal((await running.result()).stage, 'done');
+    assert.deepEqual(bed.arm.clusterNames(), ['team-cluster'], 'only the cluster inferctl never owned remains');
+  });
+
+  test('janitor --every puts it on a Temporal Schedule', async () => {
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [BIN, 'janitor', '--every', '6h', '--dry-run', '--task-queue', taskQueue, '--json'],
+      { env: process.env },
+    );
+    assert.deepEqual(JSON.parse(stdout), { scheduleId: 'inferctl-janitor', everySeconds: 6 * 3600 });
+    const description = await client.schedule.getHandle('inferctl-janitor').describe();
+    assert.equal(description.spec.intervals?.[0]?.every, 6 * 3600 * 1000);
+    assert.equal(description.action.type, 'startWorkflow');
+    await client.schedule.getHandle('inferctl-janitor').delete();
+  });
+});

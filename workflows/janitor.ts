@@ -1,0 +1,39 @@
+/**
+ * The janitor workflow: lists AKS resources tagged `inferctl-owner`, keeps those whose owning workflow
+ * runs, and deletes the rest (clusters before resource groups). `inferctl janitor` runs it once;
+ * `inferctl janitor --every 1h` puts it on a Temporal Schedule.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+
+import type { createJanitorActivities } from '../activities/janitor';
+import type { JanitorInput, JanitorReport } from '../src/shared/janitor-types';
+
+type JanitorActivities = ReturnType<typeof createJanitorActivities>;
+
+export async function janitor(input: JanitorInput = {}): Promise<JanitorReport> {
+  const { listOwnedResources } = proxyActivities<JanitorActivities>({
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: '30s',
+    retry: { maximumAttempts: 5 },
+    summary: 'List resources tagged inferctl-owner',
+  });
+  const { deleteOrphan } = proxyActivities<JanitorActivities>({
+    startToCloseTimeout: '45 minutes',
+    heartbeatTimeout: '30s',
+    retry: { initialInterval: '5s', maximumInterval: '2 minutes', maximumAttempts: 20 },
+    summary: 'Delete an orphaned resource',
+  });
+
+  const owned = await listOwnedResources();
+  const orphans = owned.filter((r) => r.ownerStatus !== 'RUNNING');
+  const deleted: string[] = [];
+  if (!input.dryRun) {
+    // Clusters first: a resource group goes with everything in it, so it is the last resort.
+    for (const kind of ['cluster', 'resource group'] as const) {
+      for (const orphan of orphans.filter((o) => o.kind === kind)) {
+        if (await deleteOrphan(orphan)) deleted.push(`${orphan.kind} ${orphan.name}`);
+      }
+    }
+  }
+  return { dryRun: Boolean(input.dryRun), checked: owned.length, orphans, deleted };
+}
