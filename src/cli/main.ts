@@ -103,6 +103,10 @@ export function buildProgram(): Command {
       const aks = aksOptions(o);
       if (o.dryRun) {
         if (o.target !== 'aks') throw new CliError('--dry-run is for --target aks (local deployments cost nothing).', 2);
+        const model = path.resolve(o.model as string);
+        if (!fs.existsSync(model) || !fs.statSync(model).isFile()) {
+          throw new CliError(`Model not found: ${model}. Pass the ONNX file to deploy with --model.`, 2);
+        }
         const report = await aksDryRun({
           name: (o.name as string | undefined) ?? nameFromModel(path.resolve(o.model as string)),
           modelPath: path.resolve(o.model as string),

@@ -34,11 +34,11 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
   const env = input.env ?? process.env;
   const location = env.INFERCTL_AKS_LOCATION ?? 'eastus';
   const resourceGroup = env.INFERCTL_AKS_RESOURCE_GROUP ?? '<INFERCTL_AKS_RESOURCE_GROUP>';
-  const registry = env.INFERCTL_ACR_NAME ?? '<INFERCTL_ACR_NAME>';
+  const registry = env.INFERCTL_ACR_NAME?.toLowerCase() ?? '<INFERCTL_ACR_NAME>';
   const plan = aksPlan(input.name, input.replicas, { resourceGroup }, input.aks);
   const owner = `deploy-${input.name}`;
   const context = await buildContext(input.modelPath);
-  const image = `${registry.toLowerCase()}.azurecr.io/${plan.imageRepository}:${context.digest}`;
+  const image = `${registry}.azurecr.io/${plan.imageRepository}:${context.digest}`;
 
   const resources: DryRunReport['resources'] = [];
   if (plan.createResourceGroup) {

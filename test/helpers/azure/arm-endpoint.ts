@@ -185,26 +185,30 @@ export class ArmEndpoint {
     return c ? ((c.body.tags as Record<string, string>) ?? {}) : undefined;
   }
 
-  /** Makes a cluster exist at once, as if someone (or an earlier run) had created it. */
-  async seedCluster(resourceGroup: string, name: string, tags: Record<string, string>): Promise<void> {
+  /** Makes a cluster exist at once, as if someone (or an earlier run) had created it; optionally with a GPU pool. */
+  async seedCluster(resourceGroup: string, name: string, tags: Record<string, string>, gpuNodes = 0): Promise<void> {
     this.resourceGroups.set(resourceGroup.toLowerCase(), {
       name: resourceGroup,
       location: this.opts.location,
       tags: {},
     });
+    const pools: Record<string, unknown>[] = [{ name: 'system', vmSize: 'Standard_D2s_v3', count: 1, mode: 'System' }];
+    if (gpuNodes > 0) {
+      pools.push({
+        name: 'gpu',
+        vmSize: 'Standard_NC6s_v3',
+        count: gpuNodes,
+        mode: 'User',
+        nodeTaints: ['sku=gpu:NoSchedule'],
+        nodeLabels: { 'inferctl.dev/pool': 'gpu' },
+      });
+    }
     const state: ClusterState = {
       resourceGroup,
       name,
-      body: {
-        location: this.opts.location,
-        tags,
-        properties: {
-          dnsPrefix: name,
-          agentPoolProfiles: [{ name: 'system', vmSize: 'Standard_D2s_v3', count: 1, mode: 'System' }],
-        },
-      },
+      body: { location: this.opts.location, tags, properties: { dnsPrefix: name, agentPoolProfiles: pools } },
       provisioningState: 'Succeeded',
-      pools: new Map([['system', { name: 'system', vmSize: 'Standard_D2s_v3', count: 1, mode: 'System' }]]),
+      pools: new Map(pools.map((p) => [String(p.name), p])),
     };
     this.clusters.set(clusterKey(resourceGroup, name), state);
     await this.opts.onClusterReady?.(this.clusterEvent(state));

@@ -16,7 +16,7 @@ import { deployWorkflowId } from '../../../src/shared/deploy-types';
 import type { DeployInput } from '../../../src/shared/deploy-types';
 import { kubeConfigFromYaml, readApiKey } from '../../../src/targets/aks/kubernetes-deployment';
 import { deploy, statusQuery, teardownSignal } from '../../../workflows/deploy';
-import { startAksTestbed } from '../../helpers/azure/aks-testbed';
+import { TEST_RESOURCE_GROUP, startAksTestbed } from '../../helpers/azure/aks-testbed';
 import type { AksTestbed } from '../../helpers/azure/aks-testbed';
 import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../../helpers/workers';
 import type { WorkerProcess } from '../../helpers/workers';
@@ -143,6 +143,26 @@ describe('deploy workflow on the aks target', () => {
     assert.deepEqual(bed.arm.clusterNames(), []);
   });
 
+  test('an existing cluster is deployed into and left standing; only the namespace is removed', async () => {
+    await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-gpu', { team: 'research' }, 1);
+    const name = uniqueName('aks-existing');
+    const outcome = await (await start({ name, replicas: 1, ttlSeconds: 1, aks: { cluster: 'team-gpu' } })).result();
+    assert.equal(outcome.stage, 'done');
+    assert.deepEqual(outcome.teardownRemoved, [`namespace inferctl-${name}`]);
+    assert.deepEqual(bed.arm.clusterNames(), ['team-gpu'], 'the cluster we did not create is still there');
+    assert.ok(!(await bed.namespaces()).includes(`inferctl-${name}`));
+
+    await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'cpu-only', {});
+    const handle = await start({ name: uniqueName('aks-cpu'), replicas: 1, ttlSeconds: 1, aks: { cluster: 'cpu-only' } });
+    const err = await handle.result().then(
+      () => assert.fail('a cluster without a GPU pool must be refused'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.match(String(err.cause?.message), /Cluster cpu-only has no GPU node pool\. Add one \(az aks nodepool add/);
+    assert.deepEqual(bed.arm.clusterNames().sort(), ['cpu-only', 'team-gpu']);
+  });
+
   test('replicas beyond the GPU pool are refused before anything is deployed, and the cluster is deleted', async () => {
     const name = uniqueName('aks-gpus');
     const handle = await start({ name, replicas: 3, ttlSeconds: 60, aks: { gpuNodeCount: 1 } });
@@ -154,6 +174,6 @@ describe('deploy workflow on the aks target', () => {
     assert.ok(err.cause instanceof ApplicationFailure);
     assert.match(err.cause.message, /3 replicas need 3 GPUs \(one each\), but the GPU pool .* has 1/);
     assert.match(err.cause.message, /Teardown completed/);
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.ok(!bed.arm.clusterNames().includes(`inferctl-${name}`), 'the cluster it created is deleted');
   });
 });

@@ -1,0 +1,59 @@
+/**
+ * `inferctl deploy --target aks --dry-run`: prints the resources and the hourly cost from the dated price
+ * table, needs neither Azure nor Temporal, and creates nothing.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+
+import type { DryRunReport } from '../../../src/targets/aks/dry-run';
+import { PRICE_TABLE } from '../../../src/targets/aks/price-table';
+import { demoAssets } from '../../helpers/workers';
+
+const BIN = path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'inferctl.js');
+
+async function dryRun(args: string[]) {
+  const { modelPath } = await demoAssets();
+  // No Temporal and no Azure: an unreachable address proves neither is contacted.
+  const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1', INFERCTL_ARM_ENDPOINT: 'https://127.0.0.1:1' };
+  return promisify(execFile)(
+    process.execPath,
+    [BIN, 'deploy', '-m', modelPath, '--target', 'aks', '--dry-run', '--name', 'colours', ...args],
+    { env },
+  );
+}
+
+describe('deploy --target aks --dry-run', () => {
+  test('lists the cluster, image and Kubernetes objects and prices the node pools', async () => {
+    const { stdout } = await dryRun(['--replicas', '2', '--json']);
+    const report = JSON.parse(stdout) as DryRunReport;
+    const cluster = report.resources.find((r) => r.kind === 'AKS cluster');
+    assert.equal(cluster?.name, 'inferctl-colours');
+    assert.match(cluster?.detail ?? '', /gpu 2 × Standard_NC6s_v3 \(taint sku=gpu:NoSchedule\)/);
+    assert.match(report.image, /inferctl-scorer:[0-9a-f]{64}$/);
+    assert.deepEqual(
+      report.kubernetes.map((k) => k.kind),
+      ['DaemonSet', 'Namespace', 'Secret', 'Deployment', 'Service'],
+    );
+    const expected =
+      PRICE_TABLE.vmHourly.Standard_D2s_v3! + 2 * PRICE_TABLE.vmHourly.Standard_NC6s_v3! + PRICE_TABLE.loadBalancerHourly;
+    assert.ok(Math.abs(report.cost.hourly - expected) < 0.001, `${report.cost.hourly} ≈ ${expected}`);
+    assert.match(report.cost.note, new RegExp(`dated ${PRICE_TABLE.asOf}`));
+  });
+
+  test('an existing cluster is used, never deleted, and adds no node cost', async () => {
+    const { stdout } = await dryRun(['--cluster', 'team-gpu', '--gpu-vm-size', 'Standard_NC4as_T4_v3']);
+    assert.match(stdout, /Dry run: nothing is created/);
+    assert.match(stdout, /AKS cluster: team-gpu\n\s+existing: used, never deleted/);
+    assert.doesNotMatch(stdout, /Standard_NC4as_T4_v3 VM/);
+    assert.match(stdout, /total\s+\$0\.030\/h/);
+  });
+
+  test('an unpriced VM size is said to be unpriced, not guessed', async () => {
+    const { stdout } = await dryRun(['--gpu-vm-size', 'Standard_ND96asr_v4']);
+    assert.match(stdout, /Standard_ND96asr_v4 VM\s+×\s+1\s+no price in the table/);
+    assert.match(stdout, /unpriced: Standard_ND96asr_v4/);
+  });
+});
