@@ -13,6 +13,9 @@ export default tseslint.config(
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     plugins: { 'import-x': importX },
+    // The node resolver, as an object: it follows package "exports" (the Azure SDK and the Kubernetes
+    // client are exports-only ESM/CJS packages).
+    settings: { 'import-x/resolver-next': [importX.createNodeResolver()] },
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',

@@ -102,7 +102,8 @@ export function buildProgram(): Command {
     .action(async (o: Record<string, unknown>) => {
       const aks = aksOptions(o);
       if (o.dryRun) {
-        if (o.target !== 'aks') throw new CliError('--dry-run is for --target aks (local deployments cost nothing).', 2);
+        if (o.target !== 'aks')
+          throw new CliError('--dry-run is for --target aks (local deployments cost nothing).', 2);
         const model = path.resolve(o.model as string);
         if (!fs.existsSync(model) || !fs.statSync(model).isFile()) {
           throw new CliError(`Model not found: ${model}. Pass the ONNX file to deploy with --model.`, 2);
@@ -265,7 +266,11 @@ export function buildProgram(): Command {
       'Delete AKS clusters and resource groups tagged inferctl-owner whose workflow is closed, terminated or unknown',
     )
     .option('--dry-run', 'list what would be deleted; delete nothing')
-    .option('--every <duration>', `run it on a Temporal Schedule (id ${JANITOR_SCHEDULE_ID}) this often instead of now`, duration('--every'))
+    .option(
+      '--every <duration>',
+      `run it on a Temporal Schedule (id ${JANITOR_SCHEDULE_ID}) this often instead of now`,
+      duration('--every'),
+    )
     .option('--task-queue <queue>', 'control worker task queue (its worker needs the aks settings)', CONTROL_TASK_QUEUE)
     .option('--json', 'print one JSON document')
     .addHelpText('after', AKS_HELP)

@@ -78,11 +78,15 @@ async function scheduleJanitor(ctx: Ctx, everySeconds: number, opts: JanitorComm
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
       state: { note: 'created by inferctl janitor --every' },
     });
-    ctx.out.line(`Schedule ${JANITOR_SCHEDULE_ID} created: the janitor runs every ${formatDuration(everySeconds * 1000)}.`);
+    ctx.out.line(
+      `Schedule ${JANITOR_SCHEDULE_ID} created: the janitor runs every ${formatDuration(everySeconds * 1000)}.`,
+    );
   } catch (err) {
     if (!(err instanceof Error) || !/already (exists|running|registered)/i.test(err.message)) throw err;
     await ctx.client.schedule.getHandle(JANITOR_SCHEDULE_ID).update((previous) => ({ ...previous, spec, action }));
-    ctx.out.line(`Schedule ${JANITOR_SCHEDULE_ID} updated: the janitor runs every ${formatDuration(everySeconds * 1000)}.`);
+    ctx.out.line(
+      `Schedule ${JANITOR_SCHEDULE_ID} updated: the janitor runs every ${formatDuration(everySeconds * 1000)}.`,
+    );
   }
   return { scheduleId: JANITOR_SCHEDULE_ID, everySeconds };
 }

@@ -109,13 +109,7 @@ export class AksTarget implements Target {
   async checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport> {
     const plan = this.plan(spec);
     const kc = await this.kubeConfig(plan, signal);
-    const rollout = await rolloutStatus(
-      kc,
-      plan.namespace,
-      spec.name,
-      spec.replicas,
-      this.settings.podFailureGraceMs,
-    );
+    const rollout = await rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, this.settings.podFailureGraceMs);
     return {
       ready: rollout.ready,
       readyReplicas: rollout.readyReplicas,
@@ -199,7 +193,8 @@ export class AksTarget implements Target {
     let total = 0;
     for (const pool of cluster.agentPoolProfiles ?? []) {
       if (pool.name !== plan.gpuPoolName && !(pool.nodeTaints ?? []).includes(GPU_TAINT)) continue;
-      total += (pool.count ?? 0) * (await gpusPerVm(this.azure().compute, this.settings.location, pool.vmSize ?? '', signal));
+      total +=
+        (pool.count ?? 0) * (await gpusPerVm(this.azure().compute, this.settings.location, pool.vmSize ?? '', signal));
     }
     return total;
   }

@@ -82,7 +82,10 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
       replicas: input.replicas,
       topK: input.topK,
       servicePort: 80,
-    }).map((o) => ({ kind: o.kind ?? '?', name: `${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}` })),
+    }).map((o) => ({
+      kind: o.kind ?? '?',
+      name: `${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`,
+    })),
   ];
   const cost = estimateHourlyCost(
     plan.existingCluster

@@ -5,7 +5,14 @@
  * LoadBalancer address, and pod state and events, turning a pod that cannot start (image pull, crash
  * loop, no GPU to schedule on) into a fatal report after a bounded grace period.
  */
-import { ApiException, AppsV1Api, CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy } from '@kubernetes/client-node';
+import {
+  ApiException,
+  AppsV1Api,
+  CoreV1Api,
+  KubeConfig,
+  KubernetesObjectApi,
+  PatchStrategy,
+} from '@kubernetes/client-node';
 import type { CoreV1Event, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 
 import { DEVICE_PLUGIN_NAME, FIELD_MANAGER, devicePluginManifest, secretName } from './kubernetes-manifests';
@@ -116,7 +123,8 @@ export async function rolloutStatus(
   report.readyReplicas = status.availableReplicas ?? 0;
   const waiting: string[] = [];
   if (!generationSeen) waiting.push('the deployment controller has not seen the latest spec');
-  if ((status.updatedReplicas ?? 0) < replicas) waiting.push(`${status.updatedReplicas ?? 0}/${replicas} replicas updated`);
+  if ((status.updatedReplicas ?? 0) < replicas)
+    waiting.push(`${status.updatedReplicas ?? 0}/${replicas} replicas updated`);
   if (report.readyReplicas < replicas) waiting.push(`${report.readyReplicas}/${replicas} replicas available`);
 
   const service = await core.readNamespacedService({ name, namespace }).catch((err: unknown) => {
@@ -179,7 +187,8 @@ async function podProblem(
 }
 
 function hint(reason: string): string {
-  if (reason.includes('Image')) return ' Check that the cluster can pull from the registry (az aks update --attach-acr).';
+  if (reason.includes('Image'))
+    return ' Check that the cluster can pull from the registry (az aks update --attach-acr).';
   if (reason === 'CrashLoopBackOff') return ' The scoring server exits on start; see the log tail above.';
   return '';
 }

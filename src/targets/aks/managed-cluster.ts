@@ -159,11 +159,17 @@ export async function ensureCluster(
       () => lastKnownState(clients, plan),
       async () => {
         try {
-          if (cluster && cluster.provisioningState !== 'Failed') return await waitForSettled(clients, plan, settings, signal);
-          return await clients.containerService.managedClusters.createOrUpdate(plan.resourceGroup, plan.clusterName, body, {
-            abortSignal: signal,
-            updateIntervalInMs: settings.pollIntervalMs,
-          });
+          if (cluster && cluster.provisioningState !== 'Failed')
+            return await waitForSettled(clients, plan, settings, signal);
+          return await clients.containerService.managedClusters.createOrUpdate(
+            plan.resourceGroup,
+            plan.clusterName,
+            body,
+            {
+              abortSignal: signal,
+              updateIntervalInMs: settings.pollIntervalMs,
+            },
+          );
         } catch (err) {
           throw azureFailure(err, `creating cluster ${plan.clusterName}`);
         }

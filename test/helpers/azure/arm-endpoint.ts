@@ -50,7 +50,14 @@ export interface ClusterEvent {
   name: string;
   resourceGroup: string;
   tags: Record<string, string>;
-  pools: { name: string; vmSize: string; count: number; gpusPerNode: number; taints: string[]; labels: Record<string, string> }[];
+  pools: {
+    name: string;
+    vmSize: string;
+    count: number;
+    gpusPerNode: number;
+    taints: string[];
+    labels: Record<string, string>;
+  }[];
 }
 
 export interface ArmEndpointOptions {
@@ -351,7 +358,11 @@ export class ArmEndpoint {
     if ((m = /^\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)$/i.exec(tail))) {
       return this.managedCluster(method, group, m[1]!, json, send);
     }
-    if ((m = /^\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)\/listClusterUserCredential$/i.exec(tail))) {
+    if (
+      (m = /^\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)\/listClusterUserCredential$/i.exec(
+        tail,
+      ))
+    ) {
       const cluster = this.clusters.get(clusterKey(group, m[1]!));
       if (!cluster) return send(404, notFound('managedClusters', m[1]!));
       const value = Buffer.from(this.opts.kubeconfig).toString('base64');
@@ -415,7 +426,7 @@ export class ArmEndpoint {
     if (method === 'PUT') {
       const group = {
         name,
-        location: String(json.location ?? this.opts.location),
+        location: (json.location as string | undefined) ?? this.opts.location,
         tags: (json.tags as Record<string, string>) ?? {},
       };
       this.resourceGroups.set(key, group);
@@ -428,7 +439,7 @@ export class ArmEndpoint {
         for (const [k, c] of this.clusters) if (c.resourceGroup.toLowerCase() === key) this.clusters.delete(k);
       }
       this.resourceGroups.delete(key);
-      const op = this.newOperation(async () => undefined);
+      const op = this.newOperation(() => Promise.resolve());
       return send(202, undefined, this.lroHeaders(op));
     }
     send(405, armError('MethodNotAllowed', `${method} is not supported on resource groups`));
@@ -437,7 +448,8 @@ export class ArmEndpoint {
   private managedCluster(method: string, group: string, name: string, json: Record<string, unknown>, send: Send): void {
     const key = clusterKey(group, name);
     const cluster = this.clusters.get(key);
-    if (method === 'GET') return cluster ? send(200, this.clusterJson(cluster)) : send(404, notFound('managedClusters', name));
+    if (method === 'GET')
+      return cluster ? send(200, this.clusterJson(cluster)) : send(404, notFound('managedClusters', name));
     if (method === 'PUT') {
       if (cluster?.operation?.status === 'InProgress') return send(409, operationInProgress(name));
       const props = (json.properties ?? {}) as Record<string, unknown>;
@@ -511,7 +523,8 @@ export class ArmEndpoint {
       properties: { ...((p.properties as object) ?? p), provisioningState: state },
     });
     const existing = cluster.pools.get(pool);
-    if (method === 'GET') return existing ? send(200, view(existing, 'Succeeded')) : send(404, notFound('agentPools', pool));
+    if (method === 'GET')
+      return existing ? send(200, view(existing, 'Succeeded')) : send(404, notFound('agentPools', pool));
     if (method === 'PUT') {
       if (cluster.operation?.status === 'InProgress') return send(409, operationInProgress(clusterName));
       const props = { name: pool, ...((json.properties as Record<string, unknown>) ?? {}) };
@@ -602,7 +615,7 @@ export class ArmEndpoint {
       log.push(`failed to read the build context: ${err instanceof Error ? err.message : String(err)}`);
       return finish('Failed');
     }
-    const dockerfile = String(request.dockerFilePath ?? 'Dockerfile');
+    const dockerfile = (request.dockerFilePath as string | undefined) ?? 'Dockerfile';
     log.push(`Sending build context (${source.length} bytes) to the builder`);
     if (!files.has(dockerfile)) {
       log.push(`unable to prepare context: ${dockerfile} not found in the build context`);
@@ -771,7 +784,9 @@ function runMatches(run: Record<string, unknown>, filter: string): boolean {
   const props = run.properties as Record<string, unknown>;
   const status = /status eq '([^']+)'/i.exec(filter)?.[1];
   const image = /OutputImageManifests eq '([^']+)'/i.exec(filter)?.[1];
-  const images = ((props.outputImages as { repository: string; tag: string }[]) ?? []).map((i) => `${i.repository}:${i.tag}`);
+  const images = ((props.outputImages as { repository: string; tag: string }[]) ?? []).map(
+    (i) => `${i.repository}:${i.tag}`,
+  );
   return (!status || status === props.status) && (!image || images.includes(image));
 }
 

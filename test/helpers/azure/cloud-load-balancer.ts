@@ -53,7 +53,9 @@ export class CloudLoadBalancer {
     this.busy = true;
     try {
       const core = this.kc.makeApiClient(CoreV1Api);
-      const services = (await core.listServiceForAllNamespaces({})).items.filter((s) => s.spec?.type === 'LoadBalancer');
+      const services = (await core.listServiceForAllNamespaces({})).items.filter(
+        (s) => s.spec?.type === 'LoadBalancer',
+      );
       const seen = new Set<string>();
       for (const svc of services) {
         const key = `${svc.metadata!.namespace}/${svc.metadata!.name}`;
@@ -139,7 +141,9 @@ export class CloudLoadBalancer {
       }
       await new Promise((r) => setTimeout(r, 200));
     }
-    this.events.push(`container for ${namespace}/${name} did not answer: ${fs.readFileSync(path.join(root, 'container.log'), 'utf8')}`);
+    this.events.push(
+      `container for ${namespace}/${name} did not answer: ${fs.readFileSync(path.join(root, 'container.log'), 'utf8')}`,
+    );
   }
 
   private async publish(core: CoreV1Api, svc: V1Service, ip: string): Promise<void> {

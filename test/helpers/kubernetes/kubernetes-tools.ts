@@ -41,7 +41,9 @@ export async function buildKubernetesTools(log: (line: string) => void): Promise
   fs.mkdirSync(bin, { recursive: true });
   const version = /k8s\.io\/kubernetes (v\S+)/.exec(fs.readFileSync(path.join(MODULE_DIR, 'go.mod'), 'utf8'))?.[1];
   const ldflags = version ? `-X k8s.io/component-base/version.gitVersion=${version}` : '';
-  log(`Building ${KUBERNETES_TOOLS.join(', ')} (${version ?? 'unknown version'}) into ${bin}; the first build takes minutes`);
+  log(
+    `Building ${KUBERNETES_TOOLS.join(', ')} (${version ?? 'unknown version'}) into ${bin}; the first build takes minutes`,
+  );
   await new Promise<void>((resolve, reject) => {
     const child = spawn('go', ['install', `-ldflags=${ldflags}`, 'tool'], {
       cwd: MODULE_DIR,

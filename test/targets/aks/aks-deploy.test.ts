@@ -99,9 +99,19 @@ describe('deploy workflow on the aks target', () => {
       [],
       'no ARM call without api-version',
     );
-    assert.ok(armCalls.some((r) => r.method === 'PUT' && r.path.endsWith(`/managedClusters/${clusterName}`) && r.status === 201));
-    assert.ok(armCalls.some((r) => r.path.includes('/operations/')), 'the poller followed Azure-AsyncOperation');
-    assert.ok(armCalls.some((r) => r.path.endsWith('/scheduleRun')), 'the image was built by ACR Tasks');
+    assert.ok(
+      armCalls.some(
+        (r) => r.method === 'PUT' && r.path.endsWith(`/managedClusters/${clusterName}`) && r.status === 201,
+      ),
+    );
+    assert.ok(
+      armCalls.some((r) => r.path.includes('/operations/')),
+      'the poller followed Azure-AsyncOperation',
+    );
+    assert.ok(
+      armCalls.some((r) => r.path.endsWith('/scheduleRun')),
+      'the image was built by ACR Tasks',
+    );
     assert.ok(
       bed.arm.requests.some((r) => r.path === '/msi/token' && r.status === 200),
       'DefaultAzureCredential got its token from the managed-identity endpoint',
@@ -153,7 +163,12 @@ describe('deploy workflow on the aks target', () => {
     assert.ok(!(await bed.namespaces()).includes(`inferctl-${name}`));
 
     await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'cpu-only', {});
-    const handle = await start({ name: uniqueName('aks-cpu'), replicas: 1, ttlSeconds: 1, aks: { cluster: 'cpu-only' } });
+    const handle = await start({
+      name: uniqueName('aks-cpu'),
+      replicas: 1,
+      ttlSeconds: 1,
+      aks: { cluster: 'cpu-only' },
+    });
     const err = await handle.result().then(
       () => assert.fail('a cluster without a GPU pool must be refused'),
       (e: unknown) => e,

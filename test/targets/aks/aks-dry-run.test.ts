@@ -38,7 +38,9 @@ describe('deploy --target aks --dry-run', () => {
       ['DaemonSet', 'Namespace', 'Secret', 'Deployment', 'Service'],
     );
     const expected =
-      PRICE_TABLE.vmHourly.Standard_D2s_v3! + 2 * PRICE_TABLE.vmHourly.Standard_NC6s_v3! + PRICE_TABLE.loadBalancerHourly;
+      PRICE_TABLE.vmHourly.Standard_D2s_v3! +
+      2 * PRICE_TABLE.vmHourly.Standard_NC6s_v3! +
+      PRICE_TABLE.loadBalancerHourly;
     assert.ok(Math.abs(report.cost.hourly - expected) < 0.001, `${report.cost.hourly} ≈ ${expected}`);
     assert.match(report.cost.note, new RegExp(`dated ${PRICE_TABLE.asOf}`));
   });

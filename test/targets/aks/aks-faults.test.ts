@@ -123,7 +123,9 @@ describe('aks target fault handling', () => {
     } finally {
       quota.used = used;
     }
-    const created = bed.arm.requests.slice(since).filter((r) => r.method === 'PUT' && r.path.includes('managedClusters'));
+    const created = bed.arm.requests
+      .slice(since)
+      .filter((r) => r.method === 'PUT' && r.path.includes('managedClusters'));
     assert.deepEqual(created, [], 'no cluster was created');
   });
 
@@ -132,7 +134,10 @@ describe('aks target fault handling', () => {
     sku.restricted = true;
     try {
       const cause = await failure(await start(uniqueName('aks-sku'), { aks: { gpuVmSize: 'Standard_NC4as_T4_v3' } }));
-      assert.match(cause.message, /Standard_NC4as_T4_v3 is not available to this subscription in eastus \(NotAvailableForSubscription\)/);
+      assert.match(
+        cause.message,
+        /Standard_NC4as_T4_v3 is not available to this subscription in eastus \(NotAvailableForSubscription\)/,
+      );
     } finally {
       sku.restricted = false;
     }
@@ -172,7 +177,10 @@ describe('aks target fault handling', () => {
       bed.setAdvertiseGpus(true);
     }
     assert.deepEqual(bed.arm.clusterNames(), []);
-    assert.deepEqual((await bed.nodeNames()).filter((n) => n.startsWith('aks-')), []);
+    assert.deepEqual(
+      (await bed.nodeNames()).filter((n) => n.startsWith('aks-')),
+      [],
+    );
   });
 
   test('a worker killed while the cluster is being created is replaced; one cluster, then none', async () => {
@@ -180,14 +188,17 @@ describe('aks target fault handling', () => {
     const clusterPath = `/managedClusters/inferctl-${name}`;
     const handle = await start(name, { ttlSeconds: 1 });
     await eventually(
-      () => Promise.resolve(bed.arm.requests.some((r) => r.method === 'PUT' && r.path.endsWith(clusterPath)) || undefined),
+      () =>
+        Promise.resolve(bed.arm.requests.some((r) => r.method === 'PUT' && r.path.endsWith(clusterPath)) || undefined),
       'the cluster create to be sent',
     );
     await worker.kill();
     worker = await startControlWorker(taskQueue, [], workerEnv());
     const outcome = await handle.result();
     assert.equal(outcome.stage, 'done');
-    const creates = bed.arm.requests.filter((r) => r.method === 'PUT' && r.path.endsWith(clusterPath) && r.status === 201);
+    const creates = bed.arm.requests.filter(
+      (r) => r.method === 'PUT' && r.path.endsWith(clusterPath) && r.status === 201,
+    );
     assert.equal(creates.length, 1, 'the replacement worker adopted the cluster instead of creating another');
     assert.deepEqual(bed.arm.clusterNames(), []);
     recordReliability({

@@ -48,9 +48,7 @@ describe('inferctl janitor', () => {
     const handle = await client.workflow.start(deploy, {
       taskQueue,
       workflowId: deployWorkflowId(name),
-      args: [
-        { name, modelPath: assets.modelPath, target: 'aks', replicas: 1, ttlSeconds: 3600 } satisfies DeployInput,
-      ],
+      args: [{ name, modelPath: assets.modelPath, target: 'aks', replicas: 1, ttlSeconds: 3600 } satisfies DeployInput],
     });
     await eventually(
       async () => ((await handle.query(statusQuery)).stage === 'serving' ? true : undefined),
@@ -87,9 +85,13 @@ describe('inferctl janitor', () => {
     assert.equal(bed.arm.clusterNames().length, 4);
 
     // The real run, through the CLI.
-    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'janitor', '--task-queue', taskQueue, '--json'], {
-      env: process.env,
-    });
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [BIN, 'janitor', '--task-queue', taskQueue, '--json'],
+      {
+        env: process.env,
+      },
+    );
     const report = JSON.parse(stdout) as JanitorReport;
     assert.deepEqual(report.deleted.sort(), [`cluster inferctl-${orphaned}`, 'cluster inferctl-ghost'].sort());
     assert.deepEqual(bed.arm.clusterNames().sort(), [`inferctl-${live}`, 'team-cluster'].sort());
