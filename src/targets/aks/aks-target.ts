@@ -46,9 +46,12 @@ import {
 import { gpusPerVm } from './preflight';
 import { buildImageInRegistry } from './registry-build';
 
+const KUBECONFIG_CACHE_MS = 5 * 60_000;
+
 export class AksTarget implements Target {
   readonly kind = 'aks' as const;
   private clients?: AzureClients;
+  private readonly kubeConfigs = new Map<string, { kc: KubeConfig; until: number }>();
 
   constructor(private readonly settings: AksSettings) {}
 
@@ -65,6 +68,7 @@ export class AksTarget implements Target {
     const plan = this.plan(spec);
     await ensureResourceGroup(this.azure(), plan, this.settings, spec.ownerId, signal);
     const cluster = await ensureCluster(this.azure(), plan, this.settings, spec.ownerId, spec.name, signal);
+    this.kubeConfigs.delete(`${plan.resourceGroup}/${plan.clusterName}`); // a new cluster, new credentials
     return {
       clusterId: cluster.id,
       created: cluster.created,
@@ -152,6 +156,7 @@ export class AksTarget implements Target {
     }
     removed.push(...(await deleteCluster(this.azure(), plan, this.settings, spec.ownerId, signal)));
     removed.push(...(await deleteResourceGroupIfOurs(this.azure(), plan, this.settings, spec.ownerId, signal)));
+    this.kubeConfigs.delete(`${plan.resourceGroup}/${plan.clusterName}`);
     return { removed };
   }
 
@@ -165,8 +170,20 @@ export class AksTarget implements Target {
     }
   }
 
-  /** Cluster credentials, fetched inside the activity each time: they never travel through history. */
+  /**
+   * Cluster credentials, fetched inside the activity: they never travel through history. Kept in this
+   * worker's memory for a few minutes so readiness polling does not call ARM on every poll.
+   */
   private async kubeConfig(plan: AksPlan, signal?: AbortSignal): Promise<KubeConfig> {
+    const key = `${plan.resourceGroup}/${plan.clusterName}`;
+    const cached = this.kubeConfigs.get(key);
+    if (cached && cached.until > Date.now()) return cached.kc;
+    const kc = await this.fetchKubeConfig(plan, signal);
+    this.kubeConfigs.set(key, { kc, until: Date.now() + KUBECONFIG_CACHE_MS });
+    return kc;
+  }
+
+  private async fetchKubeConfig(plan: AksPlan, signal?: AbortSignal): Promise<KubeConfig> {
     try {
       const creds = await this.azure().containerService.managedClusters.listClusterUserCredentials(
         plan.resourceGroup,

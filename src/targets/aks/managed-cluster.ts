@@ -156,19 +156,18 @@ export async function ensureCluster(
     const body = managedClusterBody(plan, settings, ownerId, name);
     cluster = await withDeadline(
       settings.provisionTimeoutMs,
+      signal,
       () => lastKnownState(clients, plan),
-      async () => {
+      async (bounded) => {
         try {
-          if (cluster && cluster.provisioningState !== 'Failed')
-            return await waitForSettled(clients, plan, settings, signal);
+          if (cluster && cluster.provisioningState !== 'Failed') {
+            return await waitForSettled(clients, plan, settings, bounded);
+          }
           return await clients.containerService.managedClusters.createOrUpdate(
             plan.resourceGroup,
             plan.clusterName,
             body,
-            {
-              abortSignal: signal,
-              updateIntervalInMs: settings.pollIntervalMs,
-            },
+            { abortSignal: bounded, updateIntervalInMs: settings.pollIntervalMs },
           );
         } catch (err) {
           throw azureFailure(err, `creating cluster ${plan.clusterName}`);
@@ -195,24 +194,37 @@ async function lastKnownState(clients: AzureClients, plan: AksPlan): Promise<str
   return cluster?.provisioningState ?? 'unknown';
 }
 
-async function withDeadline<T>(ms: number, state: () => Promise<string>, work: () => Promise<T>): Promise<T> {
+/**
+ * Runs `work` with a signal that aborts at the activity's cancellation or after `ms`, whichever is first.
+ * At the deadline the result is an AksProvisioningStuck error naming the last provisioning state, and the
+ * poller is stopped (the cluster itself is deleted by the workflow's teardown).
+ */
+async function withDeadline<T>(
+  ms: number,
+  signal: AbortSignal | undefined,
+  state: () => Promise<string>,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const deadline = new AbortController();
+  const bounded = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      void state().then((s) =>
+      void state().then((s) => {
+        const took = ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${ms / 1000} s`;
         reject(
           new InvalidInputError(
-            `Cluster provisioning did not finish within ${ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${ms / 1000} s`} ` +
-              `(provisioning state: ${s}). Check the cluster's activity log in the ` +
-              'Azure portal; inferctl will now delete it.',
+            `Cluster provisioning did not finish within ${took} (provisioning state: ${s}). Check the ` +
+              "cluster's activity log in the Azure portal; inferctl will now delete it.",
             'AksProvisioningStuck',
           ),
-        ),
-      );
+        );
+        deadline.abort();
+      });
     }, ms);
   });
   try {
-    return await Promise.race([work(), expired]);
+    return await Promise.race([work(bounded), expired]);
   } finally {
     clearTimeout(timer);
   }
