@@ -6,13 +6,13 @@
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 import { CoreV1Api } from '@kubernetes/client-node';
 
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
+import { freePort } from '../../../src/temporal/dev-server';
 import { startControlPlane } from '../kubernetes/control-plane';
 import type { ControlPlane } from '../kubernetes/control-plane';
 import { ArmEndpoint } from './arm-endpoint';
@@ -127,15 +127,4 @@ export async function startAksTestbed(opts: Partial<ArmEndpointOptions> = {}): P
       if (!process.env.INFERCTL_KEEP_TEST_DATA) fs.rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
 }

@@ -97,26 +97,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     ]);
     await waitForApi(server, token, 90_000);
 
-    run('kube-controller-manager', [
+    // Both talk to the API server with the admin kubeconfig and serve nothing of their own.
+    const controlLoopFlags = [
       `--kubeconfig=${kubeconfigFile}`,
       `--authentication-kubeconfig=${kubeconfigFile}`,
       `--authorization-kubeconfig=${kubeconfigFile}`,
       '--leader-elect=false',
       '--bind-address=127.0.0.1',
       '--secure-port=0',
+    ];
+    run('kube-controller-manager', [
+      ...controlLoopFlags,
       `--service-account-private-key-file=${saKey}`,
       `--root-ca-file=${opts.tls.certFile}`,
       '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route',
       '--node-monitor-grace-period=60s',
     ]);
-    run('kube-scheduler', [
-      `--kubeconfig=${kubeconfigFile}`,
-      `--authentication-kubeconfig=${kubeconfigFile}`,
-      `--authorization-kubeconfig=${kubeconfigFile}`,
-      '--leader-elect=false',
-      '--bind-address=127.0.0.1',
-      '--secure-port=0',
-    ]);
+    run('kube-scheduler', [...controlLoopFlags]);
     run('kwok', [
       `--kubeconfig=${kubeconfigFile}`,
       `--config=${path.join(packageRoot(), 'tools', 'kubernetes', 'kwok-stages.yaml')}`,

@@ -6,49 +6,30 @@
  * and no node behind; the endpoint key never enters workflow history.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { WorkflowFailedError } from '@temporalio/client';
-import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { deployWorkflowId } from '../../../src/shared/deploy-types';
 import type { DeployInput } from '../../../src/shared/deploy-types';
 import { kubeConfigFromYaml, readApiKey } from '../../../src/targets/aks/kubernetes-deployment';
 import { deploy, statusQuery, teardownSignal } from '../../../workflows/deploy';
-import { TEST_RESOURCE_GROUP, startAksTestbed } from '../../helpers/azure/aks-testbed';
-import type { AksTestbed } from '../../helpers/azure/aks-testbed';
-import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../../helpers/workers';
-import type { WorkerProcess } from '../../helpers/workers';
+import { TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { aksSuite } from '../../helpers/azure/aks-suite';
+import { eventually, uniqueName } from '../../helpers/workers';
 
 describe('deploy workflow on the aks target', () => {
-  const taskQueue = uniqueName('aks-tq');
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  let worker: WorkerProcess;
-  let bed: AksTestbed;
-  let assets: Awaited<ReturnType<typeof demoAssets>>;
-
-  before(async () => {
-    assets = await demoAssets();
-    bed = await startAksTestbed();
-    ({ client, close: closeClient } = await testClient());
-    worker = await startControlWorker(taskQueue, [], { ...process.env, ...bed.workerEnv() });
-  });
-
-  after(async () => {
-    await worker?.stop();
-    await closeClient?.();
-    await bed?.stop();
-  });
+  const suite = aksSuite('aks-tq');
+  const { taskQueue } = suite;
 
   function start(input: Omit<DeployInput, 'modelPath' | 'target'> & Partial<DeployInput>) {
-    return client.workflow.start(deploy, {
+    return suite.client.workflow.start(deploy, {
       taskQueue,
       workflowId: deployWorkflowId(input.name),
       args: [
         {
-          modelPath: assets.modelPath,
+          modelPath: suite.assets.modelPath,
           target: 'aks',
           timings: { readyTimeoutSeconds: 90 },
           ...input,
@@ -59,7 +40,7 @@ describe('deploy workflow on the aks target', () => {
 
   test('provisions a GPU cluster, builds in the registry, serves through the LoadBalancer, tears everything down', async () => {
     const name = uniqueName('aks');
-    const red = assets.samples.find((s) => s.label === 'red')!;
+    const red = suite.assets.samples.find((s) => s.label === 'red')!;
     const handle = await start({
       name,
       replicas: 2,
@@ -81,18 +62,18 @@ describe('deploy workflow on the aks target', () => {
     assert.match(serving.imageRef ?? '', new RegExp(`^inferctltests\\.azurecr\\.io/inferctl-scorer:[0-9a-f]{64}$`));
     assert.match(serving.apiKeyRef ?? '', new RegExp(`secret inferctl-${name}/${name}-api-key`));
 
-    const key = await readApiKey(kubeConfigFromYaml(bed.controlPlane.kubeconfig), `inferctl-${name}`, name);
+    const key = await readApiKey(kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig), `inferctl-${name}`, name);
     assert.ok(key && key.length >= 32, 'the endpoint key is in the Kubernetes Secret');
 
     // The cluster carries the owner tag, a system pool and a tainted GPU pool, and has kwok nodes.
     const clusterName = `inferctl-${name}`;
-    assert.deepEqual(bed.arm.clusterTags(clusterName)?.['inferctl-owner'], deployWorkflowId(name));
-    const nodes = await bed.nodeNames();
+    assert.deepEqual(suite.bed.arm.clusterTags(clusterName)?.['inferctl-owner'], deployWorkflowId(name));
+    const nodes = await suite.bed.nodeNames();
     assert.equal(nodes.filter((n) => n.startsWith('aks-gpu-')).length, 2, 'one GPU node per replica');
     assert.equal(nodes.filter((n) => n.startsWith('aks-system-')).length, 1);
 
     // Wire protocol: every ARM call carried an api-version; creation was a long-running operation.
-    const armCalls = bed.arm.requests.filter((r) => r.path.startsWith('/subscriptions/'));
+    const armCalls = suite.bed.arm.requests.filter((r) => r.path.startsWith('/subscriptions/'));
     assert.ok(armCalls.length > 5);
     assert.deepEqual(
       armCalls.filter((r) => !r.apiVersion),
@@ -113,7 +94,7 @@ describe('deploy workflow on the aks target', () => {
       'the image was built by ACR Tasks',
     );
     assert.ok(
-      bed.arm.requests.some((r) => r.path === '/msi/token' && r.status === 200),
+      suite.bed.arm.requests.some((r) => r.path === '/msi/token' && r.status === 200),
       'DefaultAzureCredential got its token from the managed-identity endpoint',
     );
 
@@ -122,20 +103,20 @@ describe('deploy workflow on the aks target', () => {
     assert.equal(outcome.stage, 'done');
     assert.ok(outcome.teardownRemoved?.includes(`cluster ${clusterName}`), outcome.teardownRemoved?.join(', '));
     assert.ok(outcome.teardownRemoved?.includes(`namespace inferctl-${name}`));
-    assert.deepEqual(bed.arm.clusterNames(), [], 'the endpoint ends with zero clusters');
-    assert.ok(!(await bed.namespaces()).includes(`inferctl-${name}`));
+    assert.deepEqual(suite.bed.arm.clusterNames(), [], 'the endpoint ends with zero clusters');
+    assert.ok(!(await suite.bed.namespaces()).includes(`inferctl-${name}`));
     assert.deepEqual(
-      (await bed.nodeNames()).filter((n) => n.startsWith('aks-')),
+      (await suite.bed.nodeNames()).filter((n) => n.startsWith('aks-')),
       [],
       'the nodes went with the cluster',
     );
     assert.ok(
-      armCalls.length < bed.arm.requests.length &&
-        bed.arm.requests.some((r) => r.method === 'DELETE' && r.path.endsWith(`/managedClusters/${clusterName}`)),
+      armCalls.length < suite.bed.arm.requests.length &&
+        suite.bed.arm.requests.some((r) => r.method === 'DELETE' && r.path.endsWith(`/managedClusters/${clusterName}`)),
     );
 
     // The key lives in the Kubernetes Secret only: it is never in the workflow's history.
-    const history = JSON.stringify(await client.workflow.getHandle(deployWorkflowId(name)).fetchHistory());
+    const history = JSON.stringify(await suite.client.workflow.getHandle(deployWorkflowId(name)).fetchHistory());
     assert.ok(!history.includes(key), 'the endpoint key is not in the workflow history');
   });
 
@@ -144,25 +125,25 @@ describe('deploy workflow on the aks target', () => {
     const handle = await start({ name, replicas: 1, ttlSeconds: 1 });
     const first = await handle.result();
     assert.equal(first.stage, 'done');
-    const builds = bed.arm.requests.filter((r) => r.path.endsWith('/scheduleRun')).length;
+    const builds = suite.bed.arm.requests.filter((r) => r.path.endsWith('/scheduleRun')).length;
 
     const again = await start({ name: uniqueName('aks-reuse'), replicas: 1, ttlSeconds: 1 });
     const second = await again.result();
     assert.equal(second.imageRef, first.imageRef);
-    assert.equal(bed.arm.requests.filter((r) => r.path.endsWith('/scheduleRun')).length, builds, 'no new build');
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.equal(suite.bed.arm.requests.filter((r) => r.path.endsWith('/scheduleRun')).length, builds, 'no new build');
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
   });
 
   test('an existing cluster is deployed into and left standing; only the namespace is removed', async () => {
-    await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-gpu', { team: 'research' }, 1);
+    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-gpu', { team: 'research' }, 1);
     const name = uniqueName('aks-existing');
     const outcome = await (await start({ name, replicas: 1, ttlSeconds: 1, aks: { cluster: 'team-gpu' } })).result();
     assert.equal(outcome.stage, 'done');
     assert.deepEqual(outcome.teardownRemoved, [`namespace inferctl-${name}`]);
-    assert.deepEqual(bed.arm.clusterNames(), ['team-gpu'], 'the cluster we did not create is still there');
-    assert.ok(!(await bed.namespaces()).includes(`inferctl-${name}`));
+    assert.deepEqual(suite.bed.arm.clusterNames(), ['team-gpu'], 'the cluster we did not create is still there');
+    assert.ok(!(await suite.bed.namespaces()).includes(`inferctl-${name}`));
 
-    await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'cpu-only', {});
+    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'cpu-only', {});
     const handle = await start({
       name: uniqueName('aks-cpu'),
       replicas: 1,
@@ -175,7 +156,7 @@ describe('deploy workflow on the aks target', () => {
     );
     assert.ok(err instanceof WorkflowFailedError);
     assert.match(String(err.cause?.message), /Cluster cpu-only has no GPU node pool\. Add one \(az aks nodepool add/);
-    assert.deepEqual(bed.arm.clusterNames().sort(), ['cpu-only', 'team-gpu']);
+    assert.deepEqual(suite.bed.arm.clusterNames().sort(), ['cpu-only', 'team-gpu']);
   });
 
   test('replicas beyond the GPU pool are refused before anything is deployed, and the cluster is deleted', async () => {
@@ -189,6 +170,6 @@ describe('deploy workflow on the aks target', () => {
     assert.ok(err.cause instanceof ApplicationFailure);
     assert.match(err.cause.message, /3 replicas need 3 GPUs \(one each\), but the GPU pool .* has 1/);
     assert.match(err.cause.message, /Teardown completed/);
-    assert.ok(!bed.arm.clusterNames().includes(`inferctl-${name}`), 'the cluster it created is deleted');
+    assert.ok(!suite.bed.arm.clusterNames().includes(`inferctl-${name}`), 'the cluster it created is deleted');
   });
 });

@@ -6,51 +6,31 @@
  * ends with zero clusters at the endpoint.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { WorkflowFailedError } from '@temporalio/client';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { deployWorkflowId } from '../../../src/shared/deploy-types';
 import type { DeployInput } from '../../../src/shared/deploy-types';
 import { deploy } from '../../../workflows/deploy';
-import { startAksTestbed } from '../../helpers/azure/aks-testbed';
-import type { AksTestbed } from '../../helpers/azure/aks-testbed';
+import { aksSuite } from '../../helpers/azure/aks-suite';
 import { recordReliability } from '../../helpers/reliability';
-import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../../helpers/workers';
-import type { WorkerProcess } from '../../helpers/workers';
+import { eventually, startControlWorker, uniqueName } from '../../helpers/workers';
 
 describe('aks target fault handling', () => {
-  const taskQueue = uniqueName('aks-faults-tq');
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  let worker: WorkerProcess;
-  let bed: AksTestbed;
-  let assets: Awaited<ReturnType<typeof demoAssets>>;
-  const workerEnv = () => ({ ...process.env, ...bed.workerEnv(), INFERCTL_AKS_PROVISION_TIMEOUT_MS: '5000' });
-
-  before(async () => {
-    assets = await demoAssets();
-    bed = await startAksTestbed();
-    ({ client, close: closeClient } = await testClient());
-    worker = await startControlWorker(taskQueue, [], workerEnv());
-  });
-
-  after(async () => {
-    await worker?.stop();
-    await closeClient?.();
-    await bed?.stop();
-  });
+  const suite = aksSuite('aks-faults-tq', { INFERCTL_AKS_PROVISION_TIMEOUT_MS: '5000' });
+  const { taskQueue } = suite;
 
   function start(name: string, extra: Partial<DeployInput> = {}): Promise<WorkflowHandle<typeof deploy>> {
-    return client.workflow.start(deploy, {
+    return suite.client.workflow.start(deploy, {
       taskQueue,
       workflowId: deployWorkflowId(name),
       args: [
         {
           name,
-          modelPath: assets.modelPath,
+          modelPath: suite.assets.modelPath,
           target: 'aks',
           replicas: 1,
           ttlSeconds: 1,
@@ -73,26 +53,26 @@ describe('aks target fault handling', () => {
   }
 
   test('a failing image build fails the deployment with the build log tail, and the cluster is deleted', async () => {
-    bed.arm.faults.failBuildsWith = 'npm error code ETIMEDOUT (registry.npmjs.org)';
+    suite.bed.arm.faults.failBuildsWith = 'npm error code ETIMEDOUT (registry.npmjs.org)';
     try {
       const cause = await failure(await start(uniqueName('aks-build')));
       assert.match(cause.message, /Image build ca\d+ in registry inferctltests ended Failed/);
       assert.match(cause.message, /npm error code ETIMEDOUT/);
       assert.match(cause.message, /az acr task logs/);
     } finally {
-      bed.arm.faults.failBuildsWith = undefined;
+      suite.bed.arm.faults.failBuildsWith = undefined;
     }
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
   });
 
   test('429 storms (honouring Retry-After) and 500s are retried until the deployment succeeds', async () => {
-    const since = bed.arm.requests.length;
-    bed.arm.faults.throttle = { count: 4, retryAfterSeconds: 1, pathIncludes: '/managedClusters/' };
-    bed.arm.faults.serverErrors = { count: 3, pathIncludes: '/managedClusters/' };
+    const since = suite.bed.arm.requests.length;
+    suite.bed.arm.faults.throttle = { count: 4, retryAfterSeconds: 1, pathIncludes: '/managedClusters/' };
+    suite.bed.arm.faults.serverErrors = { count: 3, pathIncludes: '/managedClusters/' };
     const handle = await start(uniqueName('aks-storm'));
     const outcome = await handle.result();
     assert.equal(outcome.stage, 'done');
-    const calls = bed.arm.requests.slice(since);
+    const calls = suite.bed.arm.requests.slice(since);
     const throttled = calls.filter((r) => r.status === 429);
     assert.equal(throttled.length, 4);
     assert.equal(calls.filter((r) => r.status === 500).length, 3);
@@ -102,20 +82,20 @@ describe('aks target fault handling', () => {
       assert.ok(next, 'the throttled call was retried');
       assert.ok(next.at - t.at >= 900, `waited ${next.at - t.at} ms after a 429 with Retry-After: 1`);
     }
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
     recordReliability({
       test: 'aks: ARM 429 storm and 500s',
       faultsInjected: 7,
       survived: outcome.stage === 'done',
-      resourcesLeaked: bed.arm.clusterNames().length,
+      resourcesLeaked: suite.bed.arm.clusterNames().length,
     });
   });
 
   test('exhausted GPU quota is refused before anything is created, naming the quota to raise', async () => {
-    const quota = bed.arm.quotas.standardNCSv3Family!;
+    const quota = suite.bed.arm.quotas.standardNCSv3Family!;
     const used = quota.used;
     quota.used = quota.limit - 2;
-    const since = bed.arm.requests.length;
+    const since = suite.bed.arm.requests.length;
     try {
       const cause = await failure(await start(uniqueName('aks-quota')));
       assert.match(cause.message, /need 6 vCPUs of "standardNCSv3Family" but only 2 are free/);
@@ -123,14 +103,14 @@ describe('aks target fault handling', () => {
     } finally {
       quota.used = used;
     }
-    const created = bed.arm.requests
+    const created = suite.bed.arm.requests
       .slice(since)
       .filter((r) => r.method === 'PUT' && r.path.includes('managedClusters'));
     assert.deepEqual(created, [], 'no cluster was created');
   });
 
   test('a VM size not offered to the subscription is refused before anything is created', async () => {
-    const sku = bed.arm.skus.find((s) => s.name === 'Standard_NC4as_T4_v3')!;
+    const sku = suite.bed.arm.skus.find((s) => s.name === 'Standard_NC4as_T4_v3')!;
     sku.restricted = true;
     try {
       const cause = await failure(await start(uniqueName('aks-sku'), { aks: { gpuVmSize: 'Standard_NC4as_T4_v3' } }));
@@ -141,44 +121,44 @@ describe('aks target fault handling', () => {
     } finally {
       sku.restricted = false;
     }
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
   });
 
   test('a cluster stuck in Updating fails provisioning after the deadline and is deleted', async () => {
-    bed.arm.faults.stuckUpdating = true;
+    suite.bed.arm.faults.stuckUpdating = true;
     try {
       const cause = await failure(await start(uniqueName('aks-stuck')));
       assert.match(cause.message, /Cluster provisioning did not finish within 5 s \(provisioning state: Updating\)/);
     } finally {
-      bed.arm.faults.stuckUpdating = false;
+      suite.bed.arm.faults.stuckUpdating = false;
     }
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
   });
 
   test('a cluster delete that fails is retried until the cluster is gone', async () => {
-    bed.arm.faults.failNextDelete = true;
+    suite.bed.arm.faults.failNextDelete = true;
     const name = uniqueName('aks-delete');
     const outcome = await (await start(name)).result();
     assert.equal(outcome.stage, 'done');
-    const deletes = bed.arm.requests.filter(
+    const deletes = suite.bed.arm.requests.filter(
       (r) => r.method === 'DELETE' && r.path.endsWith(`/managedClusters/inferctl-${name}`) && r.status === 202,
     );
     assert.equal(deletes.length, 2, 'one failed delete, one that worked');
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
   });
 
   test('pods that cannot get a GPU are reported with the scheduler event, and everything is torn down', async () => {
-    bed.setAdvertiseGpus(false);
+    suite.bed.setAdvertiseGpus(false);
     try {
       const cause = await failure(await start(uniqueName('aks-nogpu')));
       assert.match(cause.message, /FailedScheduling: .*Insufficient nvidia\.com\/gpu/);
       assert.match(cause.message, /Each replica needs one GPU/);
     } finally {
-      bed.setAdvertiseGpus(true);
+      suite.bed.setAdvertiseGpus(true);
     }
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
     assert.deepEqual(
-      (await bed.nodeNames()).filter((n) => n.startsWith('aks-')),
+      (await suite.bed.nodeNames()).filter((n) => n.startsWith('aks-')),
       [],
     );
   });
@@ -189,23 +169,25 @@ describe('aks target fault handling', () => {
     const handle = await start(name, { ttlSeconds: 1 });
     await eventually(
       () =>
-        Promise.resolve(bed.arm.requests.some((r) => r.method === 'PUT' && r.path.endsWith(clusterPath)) || undefined),
+        Promise.resolve(
+          suite.bed.arm.requests.some((r) => r.method === 'PUT' && r.path.endsWith(clusterPath)) || undefined,
+        ),
       'the cluster create to be sent',
     );
-    await worker.kill();
-    worker = await startControlWorker(taskQueue, [], workerEnv());
+    await suite.worker.kill();
+    suite.worker = await startControlWorker(taskQueue, [], suite.workerEnv());
     const outcome = await handle.result();
     assert.equal(outcome.stage, 'done');
-    const creates = bed.arm.requests.filter(
+    const creates = suite.bed.arm.requests.filter(
       (r) => r.method === 'PUT' && r.path.endsWith(clusterPath) && r.status === 201,
     );
     assert.equal(creates.length, 1, 'the replacement worker adopted the cluster instead of creating another');
-    assert.deepEqual(bed.arm.clusterNames(), []);
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
     recordReliability({
       test: 'aks: control worker killed mid-provisioning',
       faultsInjected: 1,
       survived: outcome.stage === 'done' && creates.length === 1,
-      resourcesLeaked: bed.arm.clusterNames().length,
+      resourcesLeaked: suite.bed.arm.clusterNames().length,
     });
   });
 });

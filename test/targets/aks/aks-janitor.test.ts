@@ -6,49 +6,31 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
-
-import type { Client } from '@temporalio/client';
 
 import { deployWorkflowId } from '../../../src/shared/deploy-types';
 import type { DeployInput } from '../../../src/shared/deploy-types';
 import type { JanitorReport } from '../../../src/shared/janitor-types';
 import { deploy, statusQuery, teardownSignal } from '../../../workflows/deploy';
 import { janitor } from '../../../workflows/janitor';
-import { TEST_RESOURCE_GROUP, startAksTestbed } from '../../helpers/azure/aks-testbed';
-import type { AksTestbed } from '../../helpers/azure/aks-testbed';
-import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../../helpers/workers';
-import type { WorkerProcess } from '../../helpers/workers';
+import { TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { aksSuite } from '../../helpers/azure/aks-suite';
+import { eventually, uniqueName } from '../../helpers/workers';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'inferctl.js');
 
 describe('inferctl janitor', () => {
-  const taskQueue = uniqueName('aks-janitor-tq');
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  let worker: WorkerProcess;
-  let bed: AksTestbed;
-  let assets: Awaited<ReturnType<typeof demoAssets>>;
-
-  before(async () => {
-    assets = await demoAssets();
-    bed = await startAksTestbed();
-    ({ client, close: closeClient } = await testClient());
-    worker = await startControlWorker(taskQueue, [], { ...process.env, ...bed.workerEnv() });
-  });
-
-  after(async () => {
-    await worker?.stop();
-    await closeClient?.();
-    await bed?.stop();
-  });
+  const suite = aksSuite('aks-janitor-tq');
+  const { taskQueue } = suite;
 
   async function serving(name: string) {
-    const handle = await client.workflow.start(deploy, {
+    const handle = await suite.client.workflow.start(deploy, {
       taskQueue,
       workflowId: deployWorkflowId(name),
-      args: [{ name, modelPath: assets.modelPath, target: 'aks', replicas: 1, ttlSeconds: 3600 } satisfies DeployInput],
+      args: [
+        { name, modelPath: suite.assets.modelPath, target: 'aks', replicas: 1, ttlSeconds: 3600 } satisfies DeployInput,
+      ],
     });
     await eventually(
       async () => ((await handle.query(statusQuery)).stage === 'serving' ? true : undefined),
@@ -63,15 +45,17 @@ describe('inferctl janitor', () => {
     const live = uniqueName('live');
     await (await serving(orphaned)).terminate('simulating an operator terminating the workflow');
     const running = await serving(live);
-    await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'inferctl-ghost', { 'inferctl-owner': 'deploy-never-started' });
-    await bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-cluster', { team: 'research' });
+    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'inferctl-ghost', {
+      'inferctl-owner': 'deploy-never-started',
+    });
+    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-cluster', { team: 'research' });
     assert.deepEqual(
-      bed.arm.clusterNames().sort(),
+      suite.bed.arm.clusterNames().sort(),
       [`inferctl-${live}`, `inferctl-${orphaned}`, 'inferctl-ghost', 'team-cluster'].sort(),
     );
 
     // A dry run reports both orphans and deletes nothing.
-    const dry: JanitorReport = await client.workflow.execute(janitor, {
+    const dry: JanitorReport = await suite.client.workflow.execute(janitor, {
       taskQueue,
       workflowId: uniqueName('janitor-dry'),
       args: [{ dryRun: true }],
@@ -82,7 +66,7 @@ describe('inferctl janitor', () => {
       [`inferctl-${orphaned}:TERMINATED`, 'inferctl-ghost:UNKNOWN'].sort(),
     );
     assert.deepEqual(dry.deleted, []);
-    assert.equal(bed.arm.clusterNames().length, 4);
+    assert.equal(suite.bed.arm.clusterNames().length, 4);
 
     // The real run, through the CLI.
     const { stdout } = await promisify(execFile)(
@@ -94,13 +78,17 @@ describe('inferctl janitor', () => {
     );
     const report = JSON.parse(stdout) as JanitorReport;
     assert.deepEqual(report.deleted.sort(), [`cluster inferctl-${orphaned}`, 'cluster inferctl-ghost'].sort());
-    assert.deepEqual(bed.arm.clusterNames().sort(), [`inferctl-${live}`, 'team-cluster'].sort());
+    assert.deepEqual(suite.bed.arm.clusterNames().sort(), [`inferctl-${live}`, 'team-cluster'].sort());
     // Left: the live cluster's system and GPU node, and team-cluster's system node.
-    assert.equal((await bed.nodeNames()).filter((n) => n.startsWith('aks-')).length, 3, 'the orphans’ nodes are gone');
+    assert.equal(
+      (await suite.bed.nodeNames()).filter((n) => n.startsWith('aks-')).length,
+      3,
+      'the orphans’ nodes are gone',
+    );
 
     await running.signal(teardownSignal, { reason: 'test done' });
     assert.equal((await running.result()).stage, 'done');
-    assert.deepEqual(bed.arm.clusterNames(), ['team-cluster'], 'only the cluster inferctl never owned remains');
+    assert.deepEqual(suite.bed.arm.clusterNames(), ['team-cluster'], 'only the cluster inferctl never owned remains');
   });
 
   test('janitor --every puts it on a Temporal Schedule', async () => {
@@ -110,9 +98,9 @@ describe('inferctl janitor', () => {
       { env: process.env },
     );
     assert.deepEqual(JSON.parse(stdout), { scheduleId: 'inferctl-janitor', everySeconds: 6 * 3600 });
-    const description = await client.schedule.getHandle('inferctl-janitor').describe();
+    const description = await suite.client.schedule.getHandle('inferctl-janitor').describe();
     assert.equal(description.spec.intervals?.[0]?.every, 6 * 3600 * 1000);
     assert.equal(description.action.type, 'startWorkflow');
-    await client.schedule.getHandle('inferctl-janitor').delete();
+    await suite.client.schedule.getHandle('inferctl-janitor').delete();
   });
 });
