@@ -2,7 +2,9 @@
  * A real Kubernetes control plane for the aks target's tests: etcd, kube-apiserver, kube-controller-manager
  * and kube-scheduler built from the Go module proxy (tools/kubernetes, scripts/ensure-kubernetes-tools.ts),
  * plus kwok, which plays the kubelets: it keeps fake nodes Ready and moves scheduled pods to Running and
- * Ready, so a Deployment really rolls out and becomes Available. Nothing runs in the pods.
+ * Ready, so a Deployment really rolls out and becomes Available. Nothing runs in the pods. kwok also serves
+ * the kubelet's log endpoint, so `kubectl logs` (readNamespacedPodLog) goes apiserver → kubelet as on a real
+ * cluster; every container's log is the file `containerLogFile`, which a test writes.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -19,6 +21,8 @@ export interface ControlPlane {
   kubeconfig: string;
   kubeconfigFile: string;
   server: string;
+  /** The log every container on a kwok node shows, in the CRI format (`<RFC 3339 time> stdout F <line>`). */
+  containerLogFile: string;
   stop: () => Promise<void>;
 }
 
@@ -52,7 +56,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   };
 
   try {
-    const [etcdClient, etcdPeer, apiPort] = await freePorts(3);
+    const [etcdClient, etcdPeer, apiPort, kubeletPort] = await freePorts(4);
     run('etcd', [
       '--name=default',
       `--data-dir=${path.join(opts.dir, 'etcd')}`,
@@ -93,6 +97,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--service-account-issuer=https://kubernetes.default.svc.cluster.local',
       '--service-cluster-ip-range=10.96.0.0/16',
       '--allow-privileged=true',
+      // Logs are fetched from the node's kubelet, which kwok serves on 127.0.0.1 with the test certificate.
+      '--kubelet-preferred-address-types=InternalIP',
+      `--kubelet-certificate-authority=${opts.tls.certFile}`,
       '--v=0',
     ]);
     await waitForApi(server, token, 90_000);
@@ -114,18 +121,37 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--node-monitor-grace-period=60s',
     ]);
     run('kube-scheduler', [...controlLoopFlags]);
+    const containerLogFile = path.join(opts.dir, 'container.log');
+    fs.writeFileSync(containerLogFile, '');
+    const logsConfig = path.join(opts.dir, 'kwok-logs.yaml');
+    fs.writeFileSync(
+      logsConfig,
+      [
+        'apiVersion: kwok.x-k8s.io/v1alpha1',
+        'kind: ClusterLogs',
+        'metadata: {name: every-container}',
+        'spec:',
+        '  logs:',
+        `  - logsFile: ${JSON.stringify(containerLogFile)}`,
+        '',
+      ].join('\n'),
+    );
     run('kwok', [
       `--kubeconfig=${kubeconfigFile}`,
       `--config=${path.join(packageRoot(), 'tools', 'kubernetes', 'kwok-stages.yaml')}`,
+      `--config=${logsConfig}`,
       '--manage-all-nodes=false',
       '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
       '--cidr=10.244.0.0/16',
-      '--node-ip=10.0.0.1',
+      '--node-ip=127.0.0.1',
+      `--node-port=${kubeletPort}`,
       '--node-lease-duration-seconds=40',
-      '--server-address=127.0.0.1:0',
+      `--server-address=127.0.0.1:${kubeletPort}`,
+      `--tls-cert-file=${opts.tls.certFile}`,
+      `--tls-private-key-file=${opts.tls.keyFile}`,
     ]);
     log(`Kubernetes control plane at ${server}`);
-    return { kubeconfig, kubeconfigFile, server, stop };
+    return { kubeconfig, kubeconfigFile, server, containerLogFile, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -1,7 +1,8 @@
 /**
  * The Kubernetes half of the aks target against a real kube-apiserver (no Azure): server-side apply is
  * repeatable, the API key Secret keeps its first key, a rollout becomes ready once the LoadBalancer has an
- * address, and a crash-looping or image-less pod turns into a fatal report after the grace period.
+ * address, and a crash-looping or image-less pod turns into a fatal report after the grace period (a crash
+ * loop's with the container's log tail, fetched through the apiserver from the node's kubelet).
  */
 import assert from 'node:assert/strict';
 import os from 'node:os';
@@ -121,6 +122,10 @@ describe('Kubernetes rollout of the scoring deployment', () => {
           },
         ],
       };
+      // What the container printed before it exited, as the kubelet (kwok here) serves it.
+      const crash = `Error: cannot load /models/model.onnx (${name}): protobuf parsing failed`;
+      const at = new Date().toISOString();
+      fs.writeFileSync(plane.containerLogFile, `${at} stdout F starting scorer\n${at} stderr F ${crash}\n`);
       await core.replaceNamespacedPodStatus({
         name: pod.metadata!.name!,
         namespace: `ns-${name}`,
@@ -136,6 +141,11 @@ describe('Kubernetes rollout of the scoring deployment', () => {
       assert.equal(strict.fatal, true);
       assert.match(strict.reason ?? '', new RegExp(`pod ${name}-[a-z0-9-]+: ${reason}`));
       assert.match(strict.reason ?? '', reason === 'ImagePullBackOff' ? /--attach-acr/ : /exits on start/);
+      if (reason === 'CrashLoopBackOff') {
+        assert.ok(strict.reason?.includes(`--- log tail ---\nstarting scorer\n${crash}`), strict.reason);
+      } else {
+        assert.doesNotMatch(strict.reason ?? '', /log tail/, 'an image that never ran has no log');
+      }
       assert.equal(await deleteNamespace(kc, `ns-${name}`), true);
     });
   }
