@@ -17,6 +17,7 @@ import type {
   ImageResult,
   ProvisionResult,
   ReadinessReport,
+  StepProgress,
   Target,
   TargetKind,
   TeardownReport,
@@ -104,17 +105,23 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
 
     async provision(spec: DeploymentSpec): Promise<ProvisionResult> {
       const target = targetFor(spec.target);
-      return withHeartbeat((signal) => failingPermanentlyOnBadInput(() => target.provision(spec, signal)));
+      return targetStep((signal, progress) =>
+        failingPermanentlyOnBadInput(() => target.provision(spec, signal, progress)),
+      );
     },
 
     async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
       const target = targetFor(spec.target);
-      return withHeartbeat((signal) => failingPermanentlyOnBadInput(() => target.buildImage(spec, signal)));
+      return targetStep((signal, progress) =>
+        failingPermanentlyOnBadInput(() => target.buildImage(spec, signal, progress)),
+      );
     },
 
     async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
       const target = targetFor(spec.target);
-      return withHeartbeat((signal) => failingPermanentlyOnBadInput(() => target.deploy(spec, image, signal)));
+      return targetStep((signal, progress) =>
+        failingPermanentlyOnBadInput(() => target.deploy(spec, image, signal, progress)),
+      );
     },
 
     /**
@@ -207,11 +214,30 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
     /** Removes everything the deployment created; safe to repeat, retried until it succeeds. */
     async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
       const target = targetFor(spec.target);
-      const report = await withHeartbeat((signal) => target.teardown(spec, signal));
+      // Not failingPermanentlyOnBadInput: teardown keeps trying whatever the error.
+      const report = await targetStep((signal, progress) => target.teardown(spec, signal, progress));
       log.info('Deployment torn down', { name: spec.name, removed: report.removed.length });
       return report;
     },
   };
+}
+
+/**
+ * Runs one target step with heartbeats whose details are the step's latest progress line (`{ progress }`,
+ * shown by the Web UI under the pending activity, and logged).
+ */
+function targetStep<T>(work: (signal: AbortSignal, progress: StepProgress) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  let latest: { progress: string } | undefined;
+  const progress: StepProgress = (detail) => {
+    latest = { progress: detail };
+    log.info(detail);
+    ctx.heartbeat(latest);
+  };
+  return withHeartbeat(
+    (signal) => work(signal, progress),
+    () => latest,
+  );
 }
 
 function parsePredictions(text: string): Prediction[] | undefined {

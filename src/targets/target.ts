@@ -88,12 +88,23 @@ export interface EndpointAccess {
   apiKey: string;
 }
 
+/**
+ * What a long step is doing now, in a line ("creating cluster inferctl-x: InProgress, 4 min"). The
+ * activity heartbeats the latest one as `{ progress }`, which the Web UI shows under the pending activity.
+ */
+export type StepProgress = (detail: string) => void;
+
 export interface Target {
   readonly kind: TargetKind;
-  provision(spec: DeploymentSpec, signal?: AbortSignal): Promise<ProvisionResult>;
-  buildImage(spec: DeploymentSpec, signal?: AbortSignal): Promise<ImageResult>;
-  deploy(spec: DeploymentSpec, image: ImageResult, signal?: AbortSignal): Promise<DeployResult>;
+  provision(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ProvisionResult>;
+  buildImage(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ImageResult>;
+  deploy(
+    spec: DeploymentSpec,
+    image: ImageResult,
+    signal?: AbortSignal,
+    progress?: StepProgress,
+  ): Promise<DeployResult>;
   checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport>;
   endpointAccess(spec: DeploymentSpec): Promise<EndpointAccess>;
-  teardown(spec: DeploymentSpec, signal?: AbortSignal): Promise<TeardownReport>;
+  teardown(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<TeardownReport>;
 }

@@ -16,6 +16,7 @@ import type {
   ImageResult,
   ProvisionResult,
   ReadinessReport,
+  StepProgress,
   Target,
   TeardownReport,
 } from '../target';
@@ -64,10 +65,11 @@ export class AksTarget implements Target {
     return aksPlan(spec.name, spec.replicas, this.settings, spec.aks);
   }
 
-  async provision(spec: DeploymentSpec, signal?: AbortSignal): Promise<ProvisionResult> {
+  async provision(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ProvisionResult> {
     const plan = this.plan(spec);
+    progress?.(`checking resource group ${plan.resourceGroup}`);
     await ensureResourceGroup(this.azure(), plan, this.settings, spec.ownerId, signal);
-    const cluster = await ensureCluster(this.azure(), plan, this.settings, spec.ownerId, spec.name, signal);
+    const cluster = await ensureCluster(this.azure(), plan, this.settings, spec.ownerId, spec.name, signal, progress);
     this.kubeConfigs.delete(`${plan.resourceGroup}/${plan.clusterName}`); // a new cluster, new credentials
     return {
       clusterId: cluster.id,
@@ -76,13 +78,25 @@ export class AksTarget implements Target {
     };
   }
 
-  async buildImage(spec: DeploymentSpec, signal?: AbortSignal): Promise<ImageResult> {
+  async buildImage(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ImageResult> {
     const plan = this.plan(spec);
-    const image = await buildImageInRegistry(this.azure(), this.settings, plan.imageRepository, spec.modelPath, signal);
+    const image = await buildImageInRegistry(
+      this.azure(),
+      this.settings,
+      plan.imageRepository,
+      spec.modelPath,
+      signal,
+      progress,
+    );
     return { imageRef: image.imageRef, digest: image.digest, reused: image.reused };
   }
 
-  async deploy(spec: DeploymentSpec, image: ImageResult, signal?: AbortSignal): Promise<DeployResult> {
+  async deploy(
+    spec: DeploymentSpec,
+    image: ImageResult,
+    signal?: AbortSignal,
+    progress?: StepProgress,
+  ): Promise<DeployResult> {
     const plan = this.plan(spec);
     const gpus = await this.poolGpus(plan, signal);
     if (spec.replicas > gpus) {
@@ -93,7 +107,7 @@ export class AksTarget implements Target {
       );
     }
     const kc = await this.kubeConfig(plan, signal);
-    await ensureDevicePlugin(kc);
+    if (await ensureDevicePlugin(kc)) progress?.('installed the NVIDIA device plugin (the cluster had none)');
     const objects = scoringManifests({
       namespace: plan.namespace,
       name: spec.name,
@@ -104,6 +118,7 @@ export class AksTarget implements Target {
       servicePort: this.settings.servicePort,
     });
     const [namespace, secret, ...workload] = objects;
+    progress?.(`applying namespace ${plan.namespace}: API key Secret, Deployment (${spec.replicas} replicas), Service`);
     await applyObjects(kc, [namespace!]);
     await ensureApiKeySecret(kc, secret!, generateApiKey);
     await applyObjects(kc, workload);
@@ -136,7 +151,7 @@ export class AksTarget implements Target {
     return { endpoint: rollout.address, apiKey };
   }
 
-  async teardown(spec: DeploymentSpec, signal?: AbortSignal): Promise<TeardownReport> {
+  async teardown(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<TeardownReport> {
     const plan = this.plan(spec);
     const removed: string[] = [];
     const cluster = await this.azure()
@@ -151,11 +166,14 @@ export class AksTarget implements Target {
     if (cluster && (!clusterIsOurs || cluster.provisioningState === 'Succeeded')) {
       const kc = await this.kubeConfig(plan, signal);
       if (await this.namespaceIsOurs(kc, plan.namespace, spec.ownerId)) {
+        progress?.(`deleting namespace ${plan.namespace} (and its LoadBalancer)`);
         if (await deleteNamespace(kc, plan.namespace, signal)) removed.push(`namespace ${plan.namespace}`);
       }
     }
-    removed.push(...(await deleteCluster(this.azure(), plan, this.settings, spec.ownerId, signal)));
-    removed.push(...(await deleteResourceGroupIfOurs(this.azure(), plan, this.settings, spec.ownerId, signal)));
+    removed.push(...(await deleteCluster(this.azure(), plan, this.settings, spec.ownerId, signal, progress)));
+    removed.push(
+      ...(await deleteResourceGroupIfOurs(this.azure(), plan, this.settings, spec.ownerId, signal, progress)),
+    );
     this.kubeConfigs.delete(`${plan.resourceGroup}/${plan.clusterName}`);
     return { removed };
   }

@@ -5,7 +5,9 @@
  */
 import type { ManagedCluster } from '@azure/arm-containerservice';
 
+import { formatDuration } from '../../cli/duration';
 import { InvalidInputError } from '../../errors';
+import type { StepProgress } from '../target';
 import type { AksPlan, AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
@@ -112,6 +114,7 @@ export async function ensureCluster(
   ownerId: string,
   name: string,
   signal?: AbortSignal,
+  progress: StepProgress = () => undefined,
 ): Promise<ClusterHandle> {
   let cluster = await getCluster(clients, plan, signal);
   if (plan.existingCluster) {
@@ -142,6 +145,7 @@ export async function ensureCluster(
     );
   }
   if (!cluster || cluster.provisioningState === 'Failed') {
+    progress(`checking that ${settings.location} offers ${plan.gpuVmSize} and the quota covers it`);
     await preflightQuota(
       clients.compute,
       settings.location,
@@ -161,14 +165,20 @@ export async function ensureCluster(
       async (bounded) => {
         try {
           if (cluster && cluster.provisioningState !== 'Failed') {
-            return await waitForSettled(clients, plan, settings, bounded);
+            return await waitForSettled(clients, plan, settings, bounded, progress);
           }
-          return await clients.containerService.managedClusters.createOrUpdate(
+          const started = Date.now();
+          progress(`creating cluster ${plan.clusterName} (${plan.gpuNodeCount}× ${plan.gpuVmSize})`);
+          const poller = clients.containerService.managedClusters.createOrUpdate(
             plan.resourceGroup,
             plan.clusterName,
             body,
             { abortSignal: bounded, updateIntervalInMs: settings.pollIntervalMs },
           );
+          poller.onProgress((state) =>
+            progress(`creating cluster ${plan.clusterName}: ${state.status}, ${formatDuration(Date.now() - started)}`),
+          );
+          return await poller;
         } catch (err) {
           throw azureFailure(err, `creating cluster ${plan.clusterName}`);
         }
@@ -179,10 +189,21 @@ export async function ensureCluster(
 }
 
 /** An earlier attempt's create is still running: poll the resource until it settles. */
-async function waitForSettled(clients: AzureClients, plan: AksPlan, settings: AksSettings, signal?: AbortSignal) {
+async function waitForSettled(
+  clients: AzureClients,
+  plan: AksPlan,
+  settings: AksSettings,
+  signal: AbortSignal,
+  progress: StepProgress,
+) {
+  const started = Date.now();
   for (;;) {
     const cluster = await getCluster(clients, plan, signal);
     if (!cluster) throw new Error(`Cluster ${plan.clusterName} vanished while it was being created; retrying.`);
+    progress(
+      `waiting for cluster ${plan.clusterName} (an earlier attempt created it): ${cluster.provisioningState}, ` +
+        formatDuration(Date.now() - started),
+    );
     if (cluster.provisioningState === 'Succeeded') return cluster;
     if (cluster.provisioningState === 'Failed') throw new Error(`Cluster ${plan.clusterName} failed to provision.`);
     await sleep(settings.pollIntervalMs, signal);
@@ -237,11 +258,13 @@ export async function deleteCluster(
   settings: AksSettings,
   ownerId: string,
   signal?: AbortSignal,
+  progress: StepProgress = () => undefined,
 ): Promise<string[]> {
   if (plan.existingCluster) return [];
   const cluster = await getCluster(clients, plan, signal);
   if (!cluster) return [];
   if (cluster.tags?.[OWNER_TAG] !== ownerId) return []; // never delete what we did not create
+  progress(`deleting cluster ${plan.clusterName} (${cluster.provisioningState})`);
   try {
     await clients.containerService.managedClusters.delete(plan.resourceGroup, plan.clusterName, {
       abortSignal: signal,
@@ -261,11 +284,13 @@ export async function deleteResourceGroupIfOurs(
   settings: AksSettings,
   ownerId: string,
   signal?: AbortSignal,
+  progress: StepProgress = () => undefined,
 ): Promise<string[]> {
   if (!plan.createResourceGroup) return [];
   try {
     const group = await clients.resources.resourceGroups.get(plan.resourceGroup, { abortSignal: signal });
     if (group.tags?.[OWNER_TAG] !== ownerId) return [];
+    progress(`deleting resource group ${plan.resourceGroup} (inferctl created it)`);
     await clients.resources.resourceGroups.delete(plan.resourceGroup, {
       abortSignal: signal,
       updateIntervalInMs: settings.pollIntervalMs,

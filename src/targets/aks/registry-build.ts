@@ -7,7 +7,9 @@
  */
 import type { DockerBuildRequest, Run } from '@azure/arm-containerregistry';
 
+import { formatDuration } from '../../cli/duration';
 import { InvalidInputError } from '../../errors';
+import type { StepProgress } from '../target';
 import type { AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure } from './azure-errors';
@@ -29,6 +31,7 @@ export async function buildImageInRegistry(
   repository: string,
   modelPath: string,
   signal?: AbortSignal,
+  progress: StepProgress = () => undefined,
 ): Promise<RegistryImage> {
   const { registryResourceGroup: rg, registryName: registry } = settings;
   const context = await buildContext(modelPath);
@@ -39,7 +42,10 @@ export async function buildImageInRegistry(
   try {
     const filter = `Status eq 'Succeeded' and OutputImageManifests eq '${repository}:${tag}'`;
     for await (const run of clients.registry.runs.list(rg, registry, { filter, top: 1, abortSignal: signal })) {
-      if (pushed(run, repository, tag)) return { imageRef, digest, reused: true, runId: run.runId };
+      if (pushed(run, repository, tag)) {
+        progress(`image ${repository}:${tag.slice(0, 12)} was built by run ${run.runId}; reusing it`);
+        return { imageRef, digest, reused: true, runId: run.runId };
+      }
     }
   } catch (err) {
     throw azureFailure(err, `listing builds in registry ${registry}`);
@@ -49,6 +55,7 @@ export async function buildImageInRegistry(
   try {
     const upload = await clients.registry.registries.getBuildSourceUploadUrl(rg, registry, { abortSignal: signal });
     if (!upload.uploadUrl || !upload.relativePath) throw new Error('the registry returned no upload URL');
+    progress(`uploading the build context (${(context.archive.length / 1e6).toFixed(1)} MB) to registry ${registry}`);
     const put = await fetch(upload.uploadUrl, {
       method: 'PUT',
       body: context.archive,
@@ -74,8 +81,10 @@ export async function buildImageInRegistry(
     runId = scheduled.runId;
     if (!runId) throw new Error('the registry scheduled a run without an id');
 
+    const started = Date.now();
     for (;;) {
       const run = await clients.registry.runs.get(rg, registry, runId, { abortSignal: signal });
+      progress(`build run ${runId} in registry ${registry}: ${run.status}, ${formatDuration(Date.now() - started)}`);
       if (run.status && FINISHED.includes(run.status)) {
         if (run.status === 'Succeeded') return { imageRef, digest, reused: false, runId };
         const log = await runLogTail(clients, settings, runId, signal);

@@ -104,6 +104,17 @@ describe('deploy workflow on the aks target', () => {
     assert.ok(outcome.teardownRemoved?.includes(`cluster ${clusterName}`), outcome.teardownRemoved?.join(', '));
     assert.ok(outcome.teardownRemoved?.includes(`namespace inferctl-${name}`));
     assert.deepEqual(suite.bed.arm.clusterNames(), [], 'the endpoint ends with zero clusters');
+    // Each long step reported what it was doing (heartbeat details `{ progress }`, and the worker log).
+    const log = suite.worker.output();
+    for (const progress of [
+      new RegExp(`creating cluster ${clusterName}: running, \\d`),
+      new RegExp(`build run \\w+ in registry inferctltests: (Queued|Running|Succeeded), `),
+      new RegExp(`applying namespace inferctl-${name}: API key Secret, Deployment \\(2 replicas\\), Service`),
+      new RegExp(`deleting namespace inferctl-${name}`),
+      new RegExp(`deleting cluster ${clusterName} \\(Succeeded\\)`),
+    ]) {
+      assert.match(log, progress, 'the worker reported its progress');
+    }
     assert.ok(!(await suite.bed.namespaces()).includes(`inferctl-${name}`));
     assert.deepEqual(
       (await suite.bed.nodeNames()).filter((n) => n.startsWith('aks-')),
