@@ -153,7 +153,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
           );
         }
         log.info('Waiting for deployment', { name: spec.name, ready: report.readyReplicas, reason: report.reason });
-        await ctx.sleep(opts.pollIntervalMs ?? 500);
+        await ctx.sleep(opts.pollIntervalMs ?? target.readinessPollMs ?? 500);
       }
     },
 

@@ -54,7 +54,12 @@ export class AksTarget implements Target {
   private clients?: AzureClients;
   private readonly kubeConfigs = new Map<string, { kc: KubeConfig; until: number }>();
 
-  constructor(private readonly settings: AksSettings) {}
+  /** Each poll reads the cluster's API 2–4 times; every few seconds is plenty for a rollout of minutes. */
+  readonly readinessPollMs: number;
+
+  constructor(private readonly settings: AksSettings) {
+    this.readinessPollMs = Math.min(settings.pollIntervalMs, 5000);
+  }
 
   private azure(): AzureClients {
     this.clients ??= createAzureClients(this.settings);
