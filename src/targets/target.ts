@@ -89,7 +89,7 @@ export interface EndpointAccess {
 }
 
 /**
- * What a long step is doing now, in a line ("creating cluster inferctl-x: InProgress, 4 min"). The
+ * What a long step is doing now, in a line ("creating cluster inferctl-x: running, 4m10s"). The
  * activity heartbeats the latest one as `{ progress }`, which the Web UI shows under the pending activity.
  */
 export type StepProgress = (detail: string) => void;

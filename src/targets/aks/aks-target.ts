@@ -49,6 +49,11 @@ import { buildImageInRegistry } from './registry-build';
 
 const KUBECONFIG_CACHE_MS = 5 * 60_000;
 
+/** The key of a cluster's cached credentials. */
+function clusterKey(plan: AksPlan): string {
+  return `${plan.resourceGroup}/${plan.clusterName}`;
+}
+
 export class AksTarget implements Target {
   readonly kind = 'aks' as const;
   private clients?: AzureClients;
@@ -75,7 +80,7 @@ export class AksTarget implements Target {
     progress?.(`checking resource group ${plan.resourceGroup}`);
     await ensureResourceGroup(this.azure(), plan, this.settings, spec.ownerId, signal);
     const cluster = await ensureCluster(this.azure(), plan, this.settings, spec.ownerId, spec.name, signal, progress);
-    this.kubeConfigs.delete(`${plan.resourceGroup}/${plan.clusterName}`); // a new cluster, new credentials
+    this.kubeConfigs.delete(clusterKey(plan)); // a new cluster, new credentials
     return {
       clusterId: cluster.id,
       created: cluster.created,
@@ -179,7 +184,7 @@ export class AksTarget implements Target {
     removed.push(
       ...(await deleteResourceGroupIfOurs(this.azure(), plan, this.settings, spec.ownerId, signal, progress)),
     );
-    this.kubeConfigs.delete(`${plan.resourceGroup}/${plan.clusterName}`);
+    this.kubeConfigs.delete(clusterKey(plan));
     return { removed };
   }
 
@@ -198,7 +203,7 @@ export class AksTarget implements Target {
    * worker's memory for a few minutes so readiness polling does not call ARM on every poll.
    */
   private async kubeConfig(plan: AksPlan, signal?: AbortSignal): Promise<KubeConfig> {
-    const key = `${plan.resourceGroup}/${plan.clusterName}`;
+    const key = clusterKey(plan);
     const cached = this.kubeConfigs.get(key);
     if (cached && cached.until > Date.now()) return cached.kc;
     const kc = await this.fetchKubeConfig(plan, signal);

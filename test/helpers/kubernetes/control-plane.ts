@@ -120,7 +120,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       '--controllers=*,-nodeipam,-cloud-node-lifecycle,-service-lb-controller,-route',
       '--node-monitor-grace-period=60s',
     ]);
-    run('kube-scheduler', [...controlLoopFlags]);
+    run('kube-scheduler', controlLoopFlags);
     const containerLogFile = path.join(opts.dir, 'container.log');
     fs.writeFileSync(containerLogFile, '');
     const logsConfig = path.join(opts.dir, 'kwok-logs.yaml');
