@@ -11,17 +11,16 @@ import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { readModelInfo } from '../src/model/model-info';
 import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS } from '../src/shared/deploy-types';
 import type { DeployInput, Prediction, SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
+import type { StepProgress, Target } from '../src/targets/target';
 import type {
   DeployResult,
   DeploymentSpec,
   ImageResult,
   ProvisionResult,
   ReadinessReport,
-  StepProgress,
-  Target,
   TargetKind,
   TeardownReport,
-} from '../src/targets/target';
+} from '../src/shared/target-types';
 import { failingPermanentlyOnBadInput } from './failures';
 import { withHeartbeat } from './heartbeat';
 

@@ -16,8 +16,8 @@ import { promisify } from 'node:util';
 
 import { Client, Connection } from '@temporalio/client';
 
-import { writeSampleImages } from '../src/images/sample-images';
-import { buildResnet50Shaped } from '../src/model/resnet50';
+import { writeSampleImages } from '../src/demo/sample-images';
+import { buildResnet50Shaped } from '../src/demo/resnet50';
 import { batchWorkflowId } from '../src/shared/batch-types';
 import type { BatchScoreInput } from '../src/shared/batch-types';
 import { startDevServer } from '../src/temporal/dev-server';

@@ -16,9 +16,9 @@ import path from 'node:path';
 
 import autocannon from 'autocannon';
 
-import { makeColourJpeg } from '../src/images/sample-images';
-import { buildResnet50Shaped } from '../src/model/resnet50';
-import { TINY_CNN_LABELS, buildTinyCnn } from '../src/model/tiny-cnn';
+import { makeColourJpeg } from '../src/demo/sample-images';
+import { buildResnet50Shaped } from '../src/demo/resnet50';
+import { TINY_CNN_LABELS, buildTinyCnn } from '../src/demo/tiny-cnn';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WORK = path.join(ROOT, 'bench', 'work');

@@ -10,7 +10,7 @@ import { Client, Connection } from '@temporalio/client';
 
 import { deployCommand } from '../src/cli/commands/deploy';
 import { createOutput } from '../src/cli/output';
-import { ensureDemoAssets } from '../src/model/demo-assets';
+import { ensureDemoAssets } from '../src/demo/demo-assets';
 import { inferctlHome } from '../src/paths';
 import { LocalLayout } from '../src/targets/local/layout';
 import { findProcessesByMarker } from '../src/targets/local/processes';

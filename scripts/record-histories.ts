@@ -12,8 +12,8 @@ import { promisify } from 'node:util';
 
 import { Client, Connection } from '@temporalio/client';
 
-import { writeSampleImages } from '../src/images/sample-images';
-import { ensureDemoAssets } from '../src/model/demo-assets';
+import { writeSampleImages } from '../src/demo/sample-images';
+import { ensureDemoAssets } from '../src/demo/demo-assets';
 import { batchWorkflowId } from '../src/shared/batch-types';
 import { deployWorkflowId } from '../src/shared/deploy-types';
 import { findTemporalCli } from '../src/temporal/cli-binary';

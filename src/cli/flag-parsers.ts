@@ -1,7 +1,7 @@
 /** Commander argument parsers: each turns a bad value into a usage error that says what is accepted. */
 import { InvalidArgumentError } from 'commander';
 
-import { parseDurationSeconds } from './duration';
+import { parseDurationSeconds } from '../shared/duration';
 
 export function int(flag: string, min: number) {
   return (value: string): number => {

@@ -16,7 +16,7 @@ import { deployCommand, nameFromModel } from './commands/deploy';
 import { janitorCommand } from './commands/janitor';
 import { AKS_ENVIRONMENT } from '../targets/aks/aks-config';
 import { aksDryRun, formatDryRun } from '../targets/aks/dry-run';
-import type { AksDeploymentOptions } from '../targets/target';
+import type { AksDeploymentOptions } from '../shared/target-types';
 import { JANITOR_SCHEDULE_ID } from '../shared/janitor-types';
 import { scoreCommand, scoreStatusCommand } from './commands/score';
 import { extendCommand, listCommand, statusCommand, teardownCommand } from './commands/deployments';

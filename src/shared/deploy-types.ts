@@ -2,7 +2,7 @@
  * Types and constants the deploy workflow, its activities, the CLI and tests share.
  * Workflow-safe: no Node built-ins, plain data only (everything here travels through history).
  */
-import type { AksDeploymentOptions, DeploymentSpec, TargetKind } from '../targets/target';
+import type { AksDeploymentOptions, DeploymentSpec, TargetKind } from './target-types';
 
 export const CONTROL_TASK_QUEUE = 'inferctl-control';
 export const DEPLOY_WORKFLOW_TYPE = 'deploy';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { writeSampleImages } from '../../src/images/sample-images';
+import { writeSampleImages } from '../../src/demo/sample-images';
 import { readJsonl } from '../helpers/jsonl';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';

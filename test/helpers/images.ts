@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { makeColourJpeg } from '../../src/images/sample-images';
+import { makeColourJpeg } from '../../src/demo/sample-images';
 
 /** Writes `count` copies of a few distinct images (hard links: 20,000 files in well under a second). */
 export async function writeCopies(dir: string, count: number, size: number): Promise<void> {

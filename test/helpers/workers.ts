@@ -10,7 +10,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { Client, Connection } from '@temporalio/client';
 
-import { ensureDemoAssets } from '../../src/model/demo-assets';
+import { ensureDemoAssets } from '../../src/demo/demo-assets';
 import { inferctlHome } from '../../src/paths';
 
 const CONTROL_WORKER = path.resolve(__dirname, '..', '..', 'worker', 'control.js');

@@ -6,7 +6,7 @@ import sharp from 'sharp';
 
 import { ImageError } from '../../src/errors';
 import { preprocessImage } from '../../src/images/preprocess';
-import { makeColourJpeg } from '../../src/images/sample-images';
+import { makeColourJpeg } from '../../src/demo/sample-images';
 
 const INFO = {
   width: 8,

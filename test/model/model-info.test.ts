@@ -16,8 +16,8 @@ import { IMAGENET_NORMALISATION, LABELS_KEY, PREPROCESS_KEY, writeLabelsFile } f
 import { readModelInfo } from '../../src/model/model-info';
 import { ElemType, GraphBuilder } from '../../src/model/onnx-builder';
 import type { Dim } from '../../src/model/onnx-builder';
-import { seededRandom } from '../../src/model/seeded-random';
-import { buildTinyCnn, TINY_CNN_LABELS, TINY_CNN_PREPROCESS } from '../../src/model/tiny-cnn';
+import { seededRandom } from '../../src/demo/seeded-random';
+import { buildTinyCnn, TINY_CNN_LABELS, TINY_CNN_PREPROCESS } from '../../src/demo/tiny-cnn';
 
 /** Seeded random bytes: the same "random file" every run. */
 function noise(length: number): Buffer {

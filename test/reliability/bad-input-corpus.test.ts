@@ -17,9 +17,9 @@ import sharp from 'sharp';
 
 import { ImageError, ModelError } from '../../src/errors';
 import { preprocessImage } from '../../src/images/preprocess';
-import { makeColourJpeg } from '../../src/images/sample-images';
+import { makeColourJpeg } from '../../src/demo/sample-images';
 import { readModelInfo } from '../../src/model/model-info';
-import { buildTinyCnn } from '../../src/model/tiny-cnn';
+import { buildTinyCnn } from '../../src/demo/tiny-cnn';
 import { recordReliability } from '../helpers/reliability';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');

@@ -7,10 +7,10 @@ import { after, before, describe, test } from 'node:test';
 
 import { ModelError } from '../../src/errors';
 import { preprocessImage } from '../../src/images/preprocess';
-import { makeColourJpeg } from '../../src/images/sample-images';
+import { makeColourJpeg } from '../../src/demo/sample-images';
 import { LABELS_KEY, PREPROCESS_KEY } from '../../src/model/metadata';
 import { GraphBuilder } from '../../src/model/onnx-builder';
-import { buildTinyCnn, TINY_CNN_LABELS } from '../../src/model/tiny-cnn';
+import { buildTinyCnn, TINY_CNN_LABELS } from '../../src/demo/tiny-cnn';
 import { Classifier } from '../../src/scoring/classifier';
 
 /** [1,3,4,4] → per-channel mean → softmax: a model that only takes one image at a time. */

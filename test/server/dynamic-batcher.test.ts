@@ -12,8 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { makeColourJpeg } from '../../src/images/sample-images';
-import { TINY_CNN_LABELS, buildTinyCnn } from '../../src/model/tiny-cnn';
+import { makeColourJpeg } from '../../src/demo/sample-images';
+import { TINY_CNN_LABELS, buildTinyCnn } from '../../src/demo/tiny-cnn';
 import { Classifier } from '../../src/scoring/classifier';
 import { DynamicBatcher } from '../../src/server/dynamic-batcher';
 import type { BatchStats, BatchingOptions } from '../../src/server/dynamic-batcher';

@@ -7,8 +7,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { makeColourJpeg } from '../../src/images/sample-images';
-import { buildTinyCnn } from '../../src/model/tiny-cnn';
+import { makeColourJpeg } from '../../src/demo/sample-images';
+import { buildTinyCnn } from '../../src/demo/tiny-cnn';
 
 const KEY = 'main-test-key';
 const SERVER_MAIN = path.resolve(__dirname, '..', '..', 'src', 'server', 'main.js');

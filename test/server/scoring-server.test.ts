@@ -11,9 +11,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { makeColourJpeg } from '../../src/images/sample-images';
-import { seededRandom } from '../../src/model/seeded-random';
-import { buildTinyCnn } from '../../src/model/tiny-cnn';
+import { makeColourJpeg } from '../../src/demo/sample-images';
+import { seededRandom } from '../../src/demo/seeded-random';
+import { buildTinyCnn } from '../../src/demo/tiny-cnn';
 import { Classifier } from '../../src/scoring/classifier';
 import { createScoringServer } from '../../src/server/scoring-server';
 import type { ScoringServerOptions } from '../../src/server/scoring-server';

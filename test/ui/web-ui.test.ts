@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 import { chromium } from 'playwright-core';
 import type { Browser, Page } from 'playwright-core';
 
-import { writeSampleImages } from '../../src/images/sample-images';
+import { writeSampleImages } from '../../src/demo/sample-images';
 import { demoAssets, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 

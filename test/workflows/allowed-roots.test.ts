@@ -12,8 +12,8 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 
-import { writeSampleImages } from '../../src/images/sample-images';
-import { buildTinyCnn } from '../../src/model/tiny-cnn';
+import { writeSampleImages } from '../../src/demo/sample-images';
+import { buildTinyCnn } from '../../src/demo/tiny-cnn';
 import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput } from '../../src/shared/batch-types';
 import { deployWorkflowId } from '../../src/shared/deploy-types';

@@ -13,7 +13,7 @@ import { WorkflowFailedError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 
-import { writeSampleImages } from '../../src/images/sample-images';
+import { writeSampleImages } from '../../src/demo/sample-images';
 import { Classifier } from '../../src/scoring/classifier';
 import { preprocessImage } from '../../src/images/preprocess';
 import { batchWorkflowId } from '../../src/shared/batch-types';

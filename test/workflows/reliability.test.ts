@@ -14,7 +14,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import type { Client } from '@temporalio/client';
 
-import { writeSampleImages } from '../../src/images/sample-images';
+import { writeSampleImages } from '../../src/demo/sample-images';
 import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
 import { deployWorkflowId } from '../../src/shared/deploy-types';

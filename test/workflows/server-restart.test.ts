@@ -12,7 +12,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { Client, Connection } from '@temporalio/client';
 
-import { writeSampleImages } from '../../src/images/sample-images';
+import { writeSampleImages } from '../../src/demo/sample-images';
 import { batchWorkflowId } from '../../src/shared/batch-types';
 import { deployWorkflowId } from '../../src/shared/deploy-types';
 import type { DeployOutcome } from '../../src/shared/deploy-types';

@@ -10,12 +10,12 @@ import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } fr
 import { deploy, statusQuery } from '../../../workflows/deploy';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
-import type { AksDeploymentOptions, TargetKind } from '../../targets/target';
+import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
 import { startIndexed } from '../start-workflow';
-import { formatDuration } from '../duration';
+import { formatDuration } from '../../shared/duration';
 import { describeFailure, type Output } from '../output';
 import { ResultWatch } from '../result-watch';
 

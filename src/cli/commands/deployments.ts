@@ -12,7 +12,7 @@ import type { DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import { Stage, Target } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
 import { CliError } from '../cli-error';
-import { formatDuration } from '../duration';
+import { formatDuration } from '../../shared/duration';
 import { describeFailure, type Output } from '../output';
 
 interface Ctx {

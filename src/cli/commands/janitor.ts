@@ -9,7 +9,7 @@ import { janitor } from '../../../workflows/janitor';
 import { JANITOR_SCHEDULE_ID } from '../../shared/janitor-types';
 import type { JanitorInput, JanitorReport } from '../../shared/janitor-types';
 import { InferctlKind } from '../../shared/search-attributes';
-import { formatDuration } from '../duration';
+import { formatDuration } from '../../shared/duration';
 import type { Output } from '../output';
 import { startIndexed } from '../start-workflow';
 

@@ -17,7 +17,7 @@ import { webUiUrl } from '../../temporal/connection';
 import { InferctlKind, ItemsDone, ModelName, Stage } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
 import { startIndexed } from '../start-workflow';
-import { formatDuration } from '../duration';
+import { formatDuration } from '../../shared/duration';
 import { describeFailure, type Output } from '../output';
 import { ResultWatch } from '../result-watch';
 import { nameFromModel } from './deploy';

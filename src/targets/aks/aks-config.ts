@@ -4,7 +4,7 @@
  * reads the environment and so is only used by workers and the CLI.
  */
 import { InvalidInputError } from '../../errors';
-import type { AksDeploymentOptions } from '../target';
+import type { AksDeploymentOptions } from '../../shared/target-types';
 
 /** The worker-level settings, read once from the environment. */
 export interface AksSettings {

@@ -9,17 +9,15 @@ import type { KubeConfig } from '@kubernetes/client-node';
 
 import { InvalidInputError } from '../../errors';
 import { generateApiKey } from '../api-key';
+import type { EndpointAccess, StepProgress, Target } from '../target';
 import type {
   DeployResult,
   DeploymentSpec,
-  EndpointAccess,
   ImageResult,
   ProvisionResult,
   ReadinessReport,
-  StepProgress,
-  Target,
   TeardownReport,
-} from '../target';
+} from '../../shared/target-types';
 import { aksPlan } from './aks-config';
 import type { AksPlan, AksSettings } from './aks-config';
 import { createAzureClients } from './azure-clients';

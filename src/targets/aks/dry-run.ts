@@ -5,7 +5,7 @@
  * when set, placeholders otherwise).
  */
 import { AKS_DEFAULTS, aksPlan } from './aks-config';
-import type { AksDeploymentOptions } from '../target';
+import type { AksDeploymentOptions } from '../../shared/target-types';
 import { buildContext } from './build-context';
 import { scoringManifests } from './kubernetes-manifests';
 import { GPU_TAINT, OWNER_TAG } from './managed-cluster';

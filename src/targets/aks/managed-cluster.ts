@@ -5,7 +5,7 @@
  */
 import type { ManagedCluster } from '@azure/arm-containerservice';
 
-import { formatDuration } from '../../cli/duration';
+import { formatDuration } from '../../shared/duration';
 import { InvalidInputError } from '../../errors';
 import type { StepProgress } from '../target';
 import type { AksPlan, AksSettings } from './aks-config';

@@ -7,7 +7,7 @@
  */
 import type { DockerBuildRequest, Run } from '@azure/arm-containerregistry';
 
-import { formatDuration } from '../../cli/duration';
+import { formatDuration } from '../../shared/duration';
 import { InvalidInputError } from '../../errors';
 import type { StepProgress } from '../target';
 import type { AksSettings } from './aks-config';

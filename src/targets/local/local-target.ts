@@ -10,16 +10,15 @@ import path from 'node:path';
 import { InvalidInputError } from '../../errors';
 import { readModelInfo } from '../../model/model-info';
 import { generateApiKey, ensureSecretFile } from '../api-key';
+import type { EndpointAccess, Target } from '../target';
 import type {
   DeployResult,
   DeploymentSpec,
-  EndpointAccess,
   ImageResult,
   ProvisionResult,
   ReadinessReport,
-  Target,
   TeardownReport,
-} from '../target';
+} from '../../shared/target-types';
 import { logTail, spawnDetachedNode } from './detached-process';
 import { LocalLayout } from './layout';
 import { findProcessesByMarker, isAlive, stopProcess } from './processes';

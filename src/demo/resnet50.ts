@@ -5,9 +5,9 @@
  * exported inference graphs do. It does the same arithmetic as the real one; its answers mean nothing.
  * About 100 MB: generated on demand, never committed.
  */
-import { IMAGENET_NORMALISATION, modelMetadata } from './metadata';
-import type { PreprocessSpec } from './metadata';
-import { GraphBuilder } from './onnx-builder';
+import { IMAGENET_NORMALISATION, modelMetadata } from '../model/metadata';
+import type { PreprocessSpec } from '../model/metadata';
+import { GraphBuilder } from '../model/onnx-builder';
 import { gaussian, seededRandom } from './seeded-random';
 
 export const RESNET50_PREPROCESS: PreprocessSpec = {

@@ -9,8 +9,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { makeColourJpeg } from '../images/sample-images';
-import { labelsSidecarPath } from './metadata';
+import { makeColourJpeg } from './sample-images';
+import { labelsSidecarPath } from '../model/metadata';
 import { buildTinyCnn, TINY_CNN_LABELS } from './tiny-cnn';
 
 export interface DemoAssets {

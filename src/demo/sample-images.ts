@@ -8,8 +8,8 @@ import path from 'node:path';
 
 import sharp from 'sharp';
 
-import { seededRandom } from '../model/seeded-random';
-import { TINY_CNN_COLOURS, TINY_CNN_LABELS } from '../model/tiny-cnn';
+import { seededRandom } from './seeded-random';
+import { TINY_CNN_COLOURS, TINY_CNN_LABELS } from './tiny-cnn';
 
 export interface SampleImageOptions {
   /** Width and height in pixels (default 96). */

@@ -7,8 +7,8 @@ import { test } from 'node:test';
 
 import sharp from 'sharp';
 
-import { makeColourJpeg, writeSampleImages } from '../../src/images/sample-images';
-import { TINY_CNN_LABELS } from '../../src/model/tiny-cnn';
+import { makeColourJpeg, writeSampleImages } from '../../src/demo/sample-images';
+import { TINY_CNN_LABELS } from '../../src/demo/tiny-cnn';
 
 test('makeColourJpeg: same options, same bytes; another seed, another image; mostly the colour', async () => {
   const a = await makeColourJpeg('green', { size: 40, seed: 3 });

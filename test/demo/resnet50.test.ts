@@ -7,7 +7,7 @@ import { test } from 'node:test';
 
 import { onnx } from 'onnx-proto';
 
-import { buildResnet50Shaped } from '../../src/model/resnet50';
+import { buildResnet50Shaped } from '../../src/demo/resnet50';
 import { Classifier } from '../../src/scoring/classifier';
 
 test('the ResNet-50-shaped model loads in onnxruntime and answers a finite distribution', async () => {

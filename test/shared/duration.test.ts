@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { formatDuration, parseDurationSeconds } from '../../src/cli/duration';
+import { formatDuration, parseDurationSeconds } from '../../src/shared/duration';
 import { InvalidInputError } from '../../src/errors';
 
 test('durations parse in the forms the CLI documents', () => {

@@ -14,9 +14,9 @@
  * its mean colour is. The normalisation is deliberately not the identity, so a preprocessing bug
  * (mean/std ignored, channels swapped) shows up as wrong answers.
  */
-import { GraphBuilder } from './onnx-builder';
-import { modelMetadata } from './metadata';
-import type { PreprocessSpec } from './metadata';
+import { GraphBuilder } from '../model/onnx-builder';
+import { modelMetadata } from '../model/metadata';
+import type { PreprocessSpec } from '../model/metadata';
 
 export const TINY_CNN_LABELS = ['red', 'green', 'blue', 'yellow', 'cyan', 'magenta', 'white', 'black'];
 

@@ -5,9 +5,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
-import { ensureDemoAssets } from '../../src/model/demo-assets';
+import { ensureDemoAssets } from '../../src/demo/demo-assets';
 import { readModelInfo } from '../../src/model/model-info';
-import { TINY_CNN_LABELS } from '../../src/model/tiny-cnn';
+import { TINY_CNN_LABELS } from '../../src/demo/tiny-cnn';
 
 test('ensureDemoAssets writes the model, its labels and samples once, and repairs damage', async () => {
   const dir = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-demo-')), 'nested', 'assets');

@@ -10,9 +10,9 @@ import { after, before, describe, test } from 'node:test';
 
 import sharp from 'sharp';
 
-import { makeColourJpeg } from '../../src/images/sample-images';
+import { makeColourJpeg } from '../../src/demo/sample-images';
 import { readModelInfo } from '../../src/model/model-info';
-import { buildTinyCnn, TINY_CNN_LABELS } from '../../src/model/tiny-cnn';
+import { buildTinyCnn, TINY_CNN_LABELS } from '../../src/demo/tiny-cnn';
 import { Classifier } from '../../src/scoring/classifier';
 
 describe('tiny colour CNN', () => {

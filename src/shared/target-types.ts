@@ -1,0 +1,82 @@
+/**
+ * The plain data a deployment target takes and returns: what the deploy workflow asks for and what each
+ * step reports. Workflow-safe (no Node built-ins); it travels through workflow history. The `Target`
+ * interface that acts on it lives with the targets, in `src/targets/target.ts`.
+ */
+
+export type TargetKind = 'local' | 'aks';
+
+/** What the deploy workflow asks a target to run. Plain data: it travels through workflow history. */
+export interface DeploymentSpec {
+  /** Deployment name, DNS-label safe; also the resource name prefix. */
+  name: string;
+  /** Which target runs it; activities route on this. */
+  target: TargetKind;
+  /** The workflow id that owns every resource (tagged on cloud resources; recorded on disk locally). */
+  ownerId: string;
+  /** Absolute path to the ONNX model on the worker's filesystem. */
+  modelPath: string;
+  replicas: number;
+  /** Top-k labels each response returns. */
+  topK: number;
+  /** Choices for the aks target; ignored by others. */
+  aks?: AksDeploymentOptions;
+}
+
+/** What a user may choose per AKS deployment (the rest comes from the worker's environment). */
+export interface AksDeploymentOptions {
+  /** Deploy into this existing cluster instead of creating one; it is never deleted. */
+  cluster?: string;
+  /** Resource group for the cluster (default: the worker's INFERCTL_AKS_RESOURCE_GROUP). */
+  resourceGroup?: string;
+  /** Create the resource group when it does not exist (and delete it at teardown, since we made it). */
+  createResourceGroup?: boolean;
+  /** VM size of the GPU node pool; default Standard_NC6s_v3 (one V100 per node). */
+  gpuVmSize?: string;
+  /** GPU nodes; default one per replica. */
+  gpuNodeCount?: number;
+}
+
+export interface ProvisionResult {
+  /** Human-readable cluster identifier (a directory for local, an ARM id for aks). */
+  clusterId: string;
+  /** True when this deployment created the cluster (and so may delete it). */
+  created: boolean;
+  /** Where the endpoint key lives (a 0600 file for local, a Kubernetes Secret for aks); never the key. */
+  secretRef: string;
+}
+
+export interface ImageResult {
+  /** Image reference (local: bundle path; aks: registry/repo:tag). */
+  imageRef: string;
+  /** sha256 of the image's contents; the tag. */
+  digest: string;
+  /** True when an image with this digest already existed and nothing was built. */
+  reused: boolean;
+}
+
+export interface DeployResult {
+  /** How many replicas were started by this call (0 when all were already running). */
+  started: number;
+  /** How many replicas are meant to run. */
+  replicas: number;
+}
+
+export interface ReadinessReport {
+  ready: boolean;
+  readyReplicas: number;
+  desiredReplicas: number;
+  /** Why it is not ready yet, in words a user can act on. */
+  reason?: string;
+  /** True when waiting longer cannot help (a replica crashed on start, an image cannot be pulled). */
+  fatal?: boolean;
+  /** Base URL clients use (POST `${endpoint}/score`), once known. */
+  endpoint?: string;
+  /** Replica URLs when the target exposes them (local), else empty. */
+  replicaUrls: string[];
+}
+
+export interface TeardownReport {
+  /** What was removed, e.g. ['replica pid 1234', 'bundle sha256:…']; empty when nothing was left. */
+  removed: string[];
+}
