@@ -1,0 +1,52 @@
+/**
+ * Every `ApplicationFailure.type` inferctl raises, in one table. Workflows, activities, the CLI and tests
+ * name a failure through this table, never as a string literal, so a type is spelled once and stays
+ * stable (it is what a user's retry policy or alert would match on). Workflow-safe: plain data.
+ */
+export const FailureType = {
+  // Bad input: a flag, a file, a config value that cannot be used. Fix the input and run again.
+  InvalidInput: 'InvalidInput',
+  InvalidDeployment: 'InvalidDeployment',
+  InvalidBatchJob: 'InvalidBatchJob',
+  InvalidManifest: 'InvalidManifest',
+  InvalidTemporalConfig: 'InvalidTemporalConfig',
+  InputNotFound: 'InputNotFound',
+  EmptyInput: 'EmptyInput',
+  PathNotAllowed: 'PathNotAllowed',
+  OutputNotWritable: 'OutputNotWritable',
+  DeploymentNameInUse: 'DeploymentNameInUse',
+  // Bad model: missing, corrupt, or not something inferctl can serve.
+  ModelNotFound: 'ModelNotFound',
+  InvalidModel: 'InvalidModel',
+  UnsupportedModel: 'UnsupportedModel',
+  MissingLabels: 'MissingLabels',
+  // The worker cannot do it: its configuration or hardware does not allow it.
+  TargetUnavailable: 'TargetUnavailable',
+  CudaUnavailable: 'CudaUnavailable',
+  AksNotConfigured: 'AksNotConfigured',
+  // Azure refused: sign-in, roles, quota, sizes, names. Retrying the same request cannot help.
+  AzureAuthenticationFailed: 'AzureAuthenticationFailed',
+  AzurePermissionDenied: 'AzurePermissionDenied',
+  AzureQuotaExceeded: 'AzureQuotaExceeded',
+  AzureSkuNotAvailable: 'AzureSkuNotAvailable',
+  AzureBadRequest: 'AzureBadRequest',
+  AzureResourceGroupMissing: 'AzureResourceGroupMissing',
+  AksClusterNotFound: 'AksClusterNotFound',
+  AksClusterNameInUse: 'AksClusterNameInUse',
+  AksNoGpuPool: 'AksNoGpuPool',
+  NotEnoughGpus: 'NotEnoughGpus',
+  // A deployment step ran and its outcome is final.
+  AksProvisioningStuck: 'AksProvisioningStuck',
+  ImageBuildFailed: 'ImageBuildFailed',
+  InvalidImageName: 'InvalidImageName',
+  DeploymentNotReady: 'DeploymentNotReady',
+  EndpointUnprotected: 'EndpointUnprotected',
+  SmokeQueryFailed: 'SmokeQueryFailed',
+  SmokeQueryMismatch: 'SmokeQueryMismatch',
+  // What a workflow fails with, wrapping the step's failure as its cause.
+  DeploymentFailed: 'DeploymentFailed',
+  ShardFailed: 'ShardFailed',
+  ErrorThresholdExceeded: 'ErrorThresholdExceeded',
+} as const;
+
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
