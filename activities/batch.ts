@@ -15,8 +15,9 @@ import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
 import { readModelInfo } from '../src/model/model-info';
 import { DEPLOYMENT_NAME_PATTERN } from '../src/shared/deploy-types';
 import type { BatchScoreInput, BatchSummary, PreparedBatch, ShardResult } from '../src/shared/batch-types';
-import { failingPermanentlyOnBadInput } from './failures';
+import { failingPermanently } from './failures';
 import { readJsonFile, writeJsonFileAtomic } from '../src/json-file';
+import { FailureType } from '../src/shared/failure-types';
 
 interface JobFile extends PreparedBatch {
   jobToken: string;
@@ -31,13 +32,13 @@ export function createBatchActivities() {
      */
     async prepareBatch(input: BatchScoreInput, jobToken: string): Promise<PreparedBatch> {
       validate(input);
-      await failingPermanentlyOnBadInput(() => {
+      await failingPermanently(() => {
         assertInsideAllowedRoots('model', input.modelPath);
         assertInsideAllowedRoots('input', input.inputPath);
         assertInsideAllowedRoots('output directory', input.outputDir);
         return Promise.resolve();
       });
-      const info = await failingPermanentlyOnBadInput(() => readModelInfo(input.modelPath));
+      const info = await failingPermanently(() => readModelInfo(input.modelPath));
       const layout = new BatchLayout(input.outputDir);
       await ensureWritable(input.outputDir);
 
@@ -54,7 +55,7 @@ export function createBatchActivities() {
         await fs.rm(stale, { recursive: true, force: true });
       }
       const ctx = Context.current();
-      const { totalItems, shardCount } = await failingPermanentlyOnBadInput(() =>
+      const { totalItems, shardCount } = await failingPermanently(() =>
         writeShardManifests(
           input.inputPath,
           layout.manifestDir,
@@ -120,6 +121,7 @@ export function createBatchActivities() {
         executionProvider: providers.join(', ') || 'none',
         predictionsFile: layout.predictionsFile,
         errorsFile: layout.errorsFile,
+        summaryFile: layout.summaryFile,
         shardTimings: shards.map(
           ({ shard, itemsOk: ok, itemsFailed: failed, wallMs, decodeMs, inferMs, attempts, worker }) => ({
             shard,
@@ -165,7 +167,7 @@ function validate(input: BatchScoreInput): void {
     if (!path.isAbsolute(p)) problems.push(`${what} path must be absolute (got ${p})`);
   }
   if (problems.length > 0)
-    throw ApplicationFailure.nonRetryable(`Invalid batch job: ${problems.join('; ')}.`, 'InvalidBatchJob');
+    throw ApplicationFailure.nonRetryable(`Invalid batch job: ${problems.join('; ')}.`, FailureType.InvalidBatchJob);
 }
 
 async function ensureWritable(dir: string): Promise<void> {
@@ -178,7 +180,7 @@ async function ensureWritable(dir: string): Promise<void> {
     throw ApplicationFailure.nonRetryable(
       `Cannot write to the output directory ${dir} (${(err as NodeJS.ErrnoException).code ?? String(err)}). ` +
         'Choose another --output or fix its permissions.',
-      'OutputNotWritable',
+      FailureType.OutputNotWritable,
     );
   }
 }

@@ -9,6 +9,7 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { readModelInfo } from '../src/model/model-info';
+import { TARGET_TIMINGS } from '../src/shared/deploy-timings';
 import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS } from '../src/shared/deploy-types';
 import type { DeployInput, Prediction, SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
 import type { StepProgress, Target } from '../src/targets/target';
@@ -21,8 +22,9 @@ import type {
   TargetKind,
   TeardownReport,
 } from '../src/shared/target-types';
-import { failingPermanentlyOnBadInput } from './failures';
+import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
+import { FailureType } from '../src/shared/failure-types';
 
 export interface DeployActivityDeps {
   /** The targets this worker can drive; a deployment for another target fails with a clear message. */
@@ -37,6 +39,7 @@ export interface ValidatedDeployment {
 
 export interface WaitOptions {
   timeoutSeconds: number;
+  /** From the deploy workflow's timing table; the target's default when a workflow started before it passed one. */
   pollIntervalMs?: number;
 }
 
@@ -47,7 +50,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       throw ApplicationFailure.nonRetryable(
         `This worker cannot deploy to target "${kind}" (it serves: ${Object.keys(targets).join(', ') || 'none'}). ` +
           `Start a worker configured for "${kind}".`,
-        'TargetUnavailable',
+        FailureType.TargetUnavailable,
       );
     }
     return target;
@@ -71,23 +74,26 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       if (!(input.ttlSeconds > 0)) problems.push(`ttl must be positive (got ${input.ttlSeconds}s)`);
       if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
       if (problems.length > 0) {
-        throw ApplicationFailure.nonRetryable(`Invalid deployment: ${problems.join('; ')}.`, 'InvalidDeployment');
+        throw ApplicationFailure.nonRetryable(
+          `Invalid deployment: ${problems.join('; ')}.`,
+          FailureType.InvalidDeployment,
+        );
       }
       targetFor(input.target);
-      await failingPermanentlyOnBadInput(() => {
+      await failingPermanently(() => {
         assertInsideAllowedRoots('model', input.modelPath);
         if (input.smoke) assertInsideAllowedRoots('smoke sample', input.smoke.samplePath);
         return Promise.resolve();
       });
 
-      const info = await failingPermanentlyOnBadInput(() => readModelInfo(input.modelPath));
+      const info = await failingPermanently(() => readModelInfo(input.modelPath));
       if (input.smoke) {
         try {
           await fs.access(input.smoke.samplePath);
         } catch {
           throw ApplicationFailure.nonRetryable(
             `Smoke sample not found: ${input.smoke.samplePath}. Pass an existing JPEG or PNG with --smoke-sample.`,
-            'InvalidDeployment',
+            FailureType.InvalidDeployment,
           );
         }
         const expected = input.smoke.expectedLabel;
@@ -95,7 +101,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
           throw ApplicationFailure.nonRetryable(
             `Expected label "${expected}" is not one of the model's labels (${info.labels.slice(0, 10).join(', ')}` +
               `${info.labels.length > 10 ? ', …' : ''}).`,
-            'InvalidDeployment',
+            FailureType.InvalidDeployment,
           );
         }
       }
@@ -104,23 +110,17 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
 
     async provision(spec: DeploymentSpec): Promise<ProvisionResult> {
       const target = targetFor(spec.target);
-      return targetStep((signal, progress) =>
-        failingPermanentlyOnBadInput(() => target.provision(spec, signal, progress)),
-      );
+      return targetStep((signal, progress) => failingPermanently(() => target.provision(spec, signal, progress)));
     },
 
     async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
       const target = targetFor(spec.target);
-      return targetStep((signal, progress) =>
-        failingPermanentlyOnBadInput(() => target.buildImage(spec, signal, progress)),
-      );
+      return targetStep((signal, progress) => failingPermanently(() => target.buildImage(spec, signal, progress)));
     },
 
     async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
       const target = targetFor(spec.target);
-      return targetStep((signal, progress) =>
-        failingPermanentlyOnBadInput(() => target.deploy(spec, image, signal, progress)),
-      );
+      return targetStep((signal, progress) => failingPermanently(() => target.deploy(spec, image, signal, progress)));
     },
 
     /**
@@ -135,24 +135,24 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       const deadline = firstPolledAt + opts.timeoutSeconds * 1000;
       let report: ReadinessReport | undefined;
       for (;;) {
-        report = await failingPermanentlyOnBadInput(() => target.checkReadiness(spec, ctx.cancellationSignal));
+        report = await failingPermanently(() => target.checkReadiness(spec, ctx.cancellationSignal));
         ctx.heartbeat({ firstPolledAt, readyReplicas: report.readyReplicas, reason: report.reason });
         if (report.ready) return report;
         if (report.fatal) {
           throw ApplicationFailure.nonRetryable(
             `Deployment "${spec.name}" cannot become ready: ${report.reason}`,
-            'DeploymentFailed',
+            FailureType.DeploymentFailed,
           );
         }
         if (Date.now() >= deadline) {
           throw ApplicationFailure.nonRetryable(
             `Deployment "${spec.name}" was not ready after ${opts.timeoutSeconds}s ` +
               `(${report.readyReplicas}/${report.desiredReplicas} replicas ready): ${report.reason}`,
-            'DeploymentNotReady',
+            FailureType.DeploymentNotReady,
           );
         }
         log.info('Waiting for deployment', { name: spec.name, ready: report.readyReplicas, reason: report.reason });
-        await ctx.sleep(opts.pollIntervalMs ?? target.readinessPollMs ?? 500);
+        await ctx.sleep(opts.pollIntervalMs ?? TARGET_TIMINGS[spec.target].readinessPollSeconds * 1000);
       }
     },
 
@@ -172,7 +172,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       if (anonymous.status !== 401) {
         throw ApplicationFailure.nonRetryable(
           `The endpoint answered ${anonymous.status} to a request without a key; it must refuse with 401.`,
-          'EndpointUnprotected',
+          FailureType.EndpointUnprotected,
         );
       }
 
@@ -189,14 +189,14 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       if (res.status !== 200) {
         throw ApplicationFailure.nonRetryable(
           `Smoke query got ${res.status} from ${url}: ${text.slice(0, 300)}`,
-          'SmokeQueryFailed',
+          FailureType.SmokeQueryFailed,
         );
       }
       const predictions = parsePredictions(text);
       if (!predictions) {
         throw ApplicationFailure.nonRetryable(
           `Smoke query answer is not well formed (want {"predictions":[{"label","score"}…]}): ${text.slice(0, 300)}`,
-          'SmokeQueryFailed',
+          FailureType.SmokeQueryFailed,
         );
       }
       const top = predictions[0]!;
@@ -204,7 +204,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         throw ApplicationFailure.nonRetryable(
           `Smoke query expected top label "${smoke.expectedLabel}" but the model answered "${top.label}" ` +
             `(score ${top.score.toFixed(3)}). Check the model and the sample image.`,
-          'SmokeQueryMismatch',
+          FailureType.SmokeQueryMismatch,
         );
       }
       return { predictions, latencyMs };
@@ -213,7 +213,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
     /** Removes everything the deployment created; safe to repeat, retried until it succeeds. */
     async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
       const target = targetFor(spec.target);
-      // Not failingPermanentlyOnBadInput: teardown keeps trying whatever the error.
+      // Not failingPermanently: teardown keeps trying whatever the error.
       const report = await targetStep((signal, progress) => target.teardown(spec, signal, progress));
       log.info('Deployment torn down', { name: spec.name, removed: report.removed.length });
       return report;

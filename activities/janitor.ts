@@ -14,7 +14,7 @@ import { createAzureClients } from '../src/targets/aks/azure-clients';
 import type { AzureClients } from '../src/targets/aks/azure-clients';
 import { deleteTaggedResource, listTaggedResources } from '../src/targets/aks/tagged-resources';
 import { connectClient } from '../src/temporal/connection';
-import { failingPermanentlyOnBadInput } from './failures';
+import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
 
 export function createJanitorActivities() {
@@ -42,7 +42,7 @@ export function createJanitorActivities() {
     /** Every tagged resource with its owner's status. */
     async listOwnedResources(): Promise<OwnedResource[]> {
       return withHeartbeat((signal) =>
-        failingPermanentlyOnBadInput(async () => {
+        failingPermanently(async () => {
           const resources = await listTaggedResources(cloud().clients, signal);
           const statuses = new Map<string, string>();
           for (const owner of new Set(resources.map((r) => r.owner))) statuses.set(owner, await ownerStatus(owner));
@@ -60,7 +60,7 @@ export function createJanitorActivities() {
     /** Deletes one orphan, after checking again that its owner is not running (it may have been restarted). */
     async deleteOrphan(resource: OwnedResource): Promise<boolean> {
       return withHeartbeat((signal) =>
-        failingPermanentlyOnBadInput(async () => {
+        failingPermanently(async () => {
           const status = await ownerStatus(resource.owner);
           if (status === 'RUNNING') {
             log.info('Owner is running again; leaving it', { resource: resource.name, owner: resource.owner });

@@ -16,10 +16,11 @@ import type { MetricMeter } from '@temporalio/common';
 import { readShardManifest } from '../src/batch/input-listing';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
 import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
-import { InvalidInputError } from '../src/errors';
 import { readJsonFile } from '../src/json-file';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ShardCheckpoint, ShardResult, ShardTask } from '../src/shared/batch-types';
+import { failingPermanently } from './failures';
+import { FailureType } from '../src/shared/failure-types';
 
 export interface ScoringActivityDeps {
   classifiers: ClassifierPool;
@@ -39,18 +40,12 @@ export function createScoringActivities({
       const done = await readJsonFile<ShardResult>(path.join(finalDir, SHARD_FILES.done));
       if (done) return done;
 
-      let classifier;
-      try {
-        classifier = await classifiers.get(task.modelPath, task.modelDigest);
-      } catch (err) {
-        if (err instanceof InvalidInputError) throw ApplicationFailure.nonRetryable(err.message, err.type);
-        throw err;
-      }
+      const classifier = await failingPermanently(() => classifiers.get(task.modelPath, task.modelDigest));
       if (task.requireCuda && classifier.executionProvider !== 'cuda') {
         throw ApplicationFailure.nonRetryable(
           `Job "${task.jobName}" requires CUDA but worker ${workerName} runs the model on ${classifier.executionProvider}. ` +
             'Start GPU workers with --gpu (and the CUDA 12 provider installed), or drop --gpu from the job.',
-          'CudaUnavailable',
+          FailureType.CudaUnavailable,
         );
       }
       const metrics = scoringMetrics(ctx.metricMeter.withTags({ execution_provider: classifier.executionProvider }));

@@ -1,6 +1,7 @@
 import path from 'node:path';
 
 import { InvalidInputError } from './errors';
+import { FailureType } from './shared/failure-types';
 
 /**
  * Where workers may read models and inputs and write outputs: INFERCTL_ALLOWED_ROOTS, a list of
@@ -25,7 +26,7 @@ export function assertInsideAllowedRoots(what: string, p: string, roots = allowe
     throw new InvalidInputError(
       `The ${what} ${resolved} is outside the directories this worker may use (INFERCTL_ALLOWED_ROOTS: ${roots.join(', ')}). ` +
         'Move it under one of them, or ask the operator to allow its directory.',
-      'PathNotAllowed',
+      FailureType.PathNotAllowed,
     );
   }
 }

@@ -38,6 +38,7 @@ import type {
   BatchSummary,
   ShardResult,
 } from '../src/shared/batch-types';
+import { FailureType } from '../src/shared/failure-types';
 
 type BatchActivities = ReturnType<typeof createBatchActivities>;
 type ScoringActivities = ReturnType<typeof createScoringActivities>;
@@ -171,13 +172,13 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
   progress.stage = 'summarising';
   show(true);
   const summary = await control.summariseBatch(input, prepared, startedAt);
-  progress.summaryPath = `${input.outputDir}/summary.json`;
+  progress.summaryPath = summary.summaryFile;
 
   if (shardFailure !== undefined) {
     progress.stage = 'failed';
     show(true);
     throw ApplicationFailure.create({
-      type: 'ShardFailed',
+      type: FailureType.ShardFailed,
       message:
         `Batch job "${input.name}" stopped: a shard could not be scored (${rootMessage(shardFailure)}). ` +
         `Finished shards are kept in ${input.outputDir}.`,
@@ -191,7 +192,7 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
     throw ApplicationFailure.nonRetryable(
       `Batch job "${input.name}" failed: ${progress.itemsFailed} input(s) could not be scored, over the error threshold ` +
         `(${describeThreshold(input.errorThreshold)}). See ${summary.errorsFile} for each input and its reason.`,
-      'ErrorThresholdExceeded',
+      FailureType.ErrorThresholdExceeded,
     );
   }
   progress.stage = 'done';

@@ -9,6 +9,8 @@
 import {
   ApplicationFailure,
   CancellationScope,
+  CancelledFailure,
+  TemporalFailure,
   condition,
   defineQuery,
   defineSignal,
@@ -16,25 +18,25 @@ import {
   log,
   metricMeter,
   proxyActivities,
-  setCurrentDetails,
   setHandler,
-  upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 
-import { rootMessage } from '../src/shared/failure-message';
-import { InferctlKind, Stage } from '../src/shared/search-attributes';
 import type { createDeployActivities } from '../activities/deploy';
+import { deployTimings } from '../src/shared/deploy-timings';
+import type { ResolvedDeployTimings } from '../src/shared/deploy-timings';
 import type {
   DeployInput,
   DeployOutcome,
-  DeployStage,
   DeployStatus,
   DeploymentSpec,
   ExtendTtlRequest,
   TeardownRequest,
 } from '../src/shared/deploy-types';
+import { rootMessage } from '../src/shared/failure-message';
+import { FailureType } from '../src/shared/failure-types';
+import { DeployStatusRecorder } from './deploy-status';
 
 type DeployActivities = ReturnType<typeof createDeployActivities>;
 
@@ -42,35 +44,39 @@ export const statusQuery = defineQuery<DeployStatus>('status');
 export const extendTtlSignal = defineSignal<[ExtendTtlRequest]>('extendTtl');
 export const teardownSignal = defineSignal<[TeardownRequest]>('teardown');
 
-const DEFAULT_READY_TIMEOUT_SECONDS = 120;
-const DEFAULT_HEARTBEAT_TIMEOUT_SECONDS = 15;
+/**
+ * Timeouts and retries per kind of step: cloud provisioning is slow, smoke queries are fast, teardown
+ * never gives up.
+ */
+function stepOptions(timings: ResolvedDeployTimings) {
+  const heartbeatTimeout = `${timings.heartbeatTimeoutSeconds}s`;
+  return {
+    quick: { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } },
+    infra: {
+      startToCloseTimeout: '45 minutes',
+      heartbeatTimeout,
+      retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5 },
+    },
+    waiting: {
+      startToCloseTimeout: `${timings.readyTimeoutSeconds + 60}s`,
+      heartbeatTimeout,
+      retry: { initialInterval: '1s', maximumAttempts: 5 },
+    },
+    cleanup: {
+      startToCloseTimeout: '45 minutes',
+      heartbeatTimeout,
+      retry: { initialInterval: '1s', maximumInterval: '1 minute' }, // unlimited attempts
+    },
+  } satisfies Record<string, ActivityOptions>;
+}
 
-export async function deploy(input: DeployInput): Promise<DeployOutcome> {
-  const heartbeatTimeout = `${input.timings?.heartbeatTimeoutSeconds ?? DEFAULT_HEARTBEAT_TIMEOUT_SECONDS}s`;
-  const readyTimeoutSeconds = input.timings?.readyTimeoutSeconds ?? DEFAULT_READY_TIMEOUT_SECONDS;
+/** The activities with one group's options and a summary the Web UI shows for the step. */
+function activities(options: ActivityOptions, summary: string): DeployActivities {
+  return proxyActivities<DeployActivities>({ ...options, summary });
+}
 
-  // Timeouts and retries per kind of step: cloud provisioning is slow, smoke queries are fast,
-  // teardown never gives up.
-  const quick: ActivityOptions = { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } };
-  const infra: ActivityOptions = {
-    startToCloseTimeout: '45 minutes',
-    heartbeatTimeout,
-    retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5 },
-  };
-  const waiting: ActivityOptions = {
-    startToCloseTimeout: `${readyTimeoutSeconds + 60}s`,
-    heartbeatTimeout,
-    retry: { initialInterval: '1s', maximumAttempts: 5 },
-  };
-  const cleanup: ActivityOptions = {
-    startToCloseTimeout: '45 minutes',
-    heartbeatTimeout,
-    retry: { initialInterval: '1s', maximumInterval: '1 minute' }, // unlimited attempts
-  };
-  const activities = (options: ActivityOptions, summary: string) =>
-    proxyActivities<DeployActivities>({ ...options, summary });
-
-  const spec: DeploymentSpec = {
+function deploymentSpec(input: DeployInput): DeploymentSpec {
+  return {
     name: input.name,
     target: input.target,
     ownerId: workflowInfo().workflowId,
@@ -79,85 +85,75 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     topK: input.topK ?? 5,
     ...(input.aks ? { aks: input.aks } : {}),
   };
-  const status: DeployStatus = {
-    name: input.name,
-    target: input.target,
-    stage: 'validating',
-    replicas: input.replicas,
-    steps: [],
+}
+
+// Deployments live = served − torn down (both counters; the runtime's meter has no up-down counter).
+function deploymentCounters() {
+  return {
+    served: metricMeter.createCounter('inferctl_deployments_served', 'deployments', 'Deployments that started serving'),
+    tornDown: metricMeter.createCounter(
+      'inferctl_deployments_torn_down',
+      'deployments',
+      'Served deployments torn down',
+    ),
   };
-  let ttlSeconds = input.ttlSeconds;
-  let expiresAtMs: number | undefined;
-  let teardownRequested = false;
-  let provisioningStarted = false;
+}
 
-  // Upsert only what the workflow was started with: a cluster without inferctl's search attributes
-  // registered would otherwise fail every workflow task.
-  const indexed = workflowInfo().typedSearchAttributes.get(InferctlKind) !== undefined;
-  const setStage = (stage: DeployStage) => {
-    status.stage = stage;
-    setCurrentDetails(describe(status));
-    if (indexed) upsertSearchAttributes([{ key: Stage, value: stage }]);
-  };
-  setCurrentDetails(describe(status));
+/** How long the deployment serves: the TTL (extendable, never shortened) or until a teardown request. */
+class ServingPeriod {
+  teardownRequested = false;
+  private expiresAtMs: number | undefined;
 
-  const main = new CancellationScope();
+  constructor(
+    private ttlSeconds: number,
+    private readonly recorder: DeployStatusRecorder,
+  ) {}
 
-  setHandler(statusQuery, () => status);
-  setHandler(extendTtlSignal, ({ seconds }) => {
+  extend(seconds: number): void {
     if (!(seconds > 0)) return;
-    if (expiresAtMs === undefined) {
-      ttlSeconds = Math.max(ttlSeconds, seconds);
+    if (this.expiresAtMs === undefined) {
+      this.ttlSeconds = Math.max(this.ttlSeconds, seconds);
     } else {
-      expiresAtMs = Math.max(expiresAtMs, Date.now() + seconds * 1000);
-      status.expiresAt = new Date(expiresAtMs).toISOString();
-      setCurrentDetails(describe(status));
+      this.expiresAtMs = Math.max(this.expiresAtMs, Date.now() + seconds * 1000);
+      this.recorder.status.expiresAt = new Date(this.expiresAtMs).toISOString();
+      this.recorder.publish();
     }
     log.info('TTL extended', { seconds });
-  });
+  }
+
+  start(): void {
+    this.expiresAtMs = Date.now() + this.ttlSeconds * 1000;
+    this.recorder.status.expiresAt = new Date(this.expiresAtMs).toISOString();
+  }
+
+  async untilOver(): Promise<void> {
+    while (!this.teardownRequested && this.expiresAtMs! > Date.now()) {
+      await condition(() => this.teardownRequested, this.expiresAtMs! - Date.now());
+    }
+  }
+}
+
+export async function deploy(input: DeployInput): Promise<DeployOutcome> {
+  const timings = deployTimings(input.target, input.timings);
+  const { quick, infra, waiting, cleanup } = stepOptions(timings);
+  const spec = deploymentSpec(input);
+  const recorder = new DeployStatusRecorder(input);
+  const { status } = recorder;
+  const step = recorder.step.bind(recorder);
+  const counters = deploymentCounters();
+  const serving = new ServingPeriod(input.ttlSeconds, recorder);
+  let provisioningStarted = false;
+  let counted = false;
+
+  const main = new CancellationScope();
+  setHandler(statusQuery, () => status);
+  setHandler(extendTtlSignal, ({ seconds }) => serving.extend(seconds));
   setHandler(teardownSignal, ({ reason }) => {
-    teardownRequested = true;
+    serving.teardownRequested = true;
     log.info('Teardown requested', { reason });
     // Before serving, a teardown request stops the step in flight; while serving it ends the wait.
     if (status.stage !== 'serving') main.cancel();
   });
-
-  async function step<T>(
-    name: string,
-    stage: DeployStage,
-    fn: () => Promise<T>,
-    detail?: (r: T) => string,
-  ): Promise<T> {
-    setStage(stage);
-    const startedAt = Date.now();
-    const record: DeployStatus['steps'][number] = { step: name, startedAt: new Date(startedAt).toISOString() };
-    status.steps.push(record);
-    try {
-      const result = await fn();
-      record.ok = true;
-      if (detail) record.detail = detail(result);
-      return result;
-    } catch (err) {
-      record.ok = false;
-      status.lastError = `${name}: ${rootMessage(err)}`;
-      throw err;
-    } finally {
-      record.durationMs = Date.now() - startedAt;
-    }
-  }
-
-  // Deployments live = served − torn down (both counters; the runtime's meter has no up-down counter).
-  const served = metricMeter.createCounter(
-    'inferctl_deployments_served',
-    'deployments',
-    'Deployments that started serving',
-  );
-  const tornDown = metricMeter.createCounter(
-    'inferctl_deployments_torn_down',
-    'deployments',
-    'Served deployments torn down',
-  );
-  let counted = false;
 
   let failure: unknown;
   try {
@@ -184,7 +180,8 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
       );
       const ready = await step('waitForDeployment', 'waiting', () =>
         activities(waiting, 'Wait until every replica is ready').waitForDeployment(spec, {
-          timeoutSeconds: readyTimeoutSeconds,
+          timeoutSeconds: timings.readyTimeoutSeconds,
+          pollIntervalMs: timings.readinessPollSeconds * 1000,
         }),
       );
       status.endpoint = ready.endpoint;
@@ -199,15 +196,10 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
         );
       }
 
-      served.add(1, { target: input.target });
+      counters.served.add(1, { target: input.target });
       counted = true;
-      expiresAtMs = Date.now() + ttlSeconds * 1000;
-      status.expiresAt = new Date(expiresAtMs).toISOString();
-      await step('serve', 'serving', async () => {
-        while (!teardownRequested && expiresAtMs! > Date.now()) {
-          await condition(() => teardownRequested, expiresAtMs! - Date.now());
-        }
-      });
+      serving.start();
+      await step('serve', 'serving', () => serving.untilOver());
     });
   } catch (err) {
     failure = err;
@@ -219,41 +211,24 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     );
     status.teardownRemoved = report.removed;
   }
-  if (counted) tornDown.add(1, { target: input.target });
+  if (counted) counters.tornDown.add(1, { target: input.target });
   status.expiresAt = undefined;
 
-  const stoppedBySignal = teardownRequested && (failure === undefined || isCancellation(failure));
+  const stoppedBySignal = serving.teardownRequested && (failure === undefined || isCancellation(failure));
   if (failure !== undefined && !stoppedBySignal) {
     if (isCancellation(failure)) {
-      setStage('cancelled');
-      throw failure instanceof Error ? failure : new Error('cancelled');
+      recorder.setStage('cancelled');
+      // Rethrown as a Temporal failure, the workflow ends Cancelled rather than failing its task.
+      throw failure instanceof TemporalFailure ? failure : new CancelledFailure('Deployment cancelled');
     }
-    setStage('failed');
+    recorder.setStage('failed');
     throw ApplicationFailure.create({
-      type: 'DeploymentFailed',
-      message: `Deployment "${input.name}" failed (${status.lastError ?? rootMessage(failure)}). ${teardownSummary(status, provisioningStarted)}`,
+      type: FailureType.DeploymentFailed,
+      message: `Deployment "${input.name}" failed (${status.lastError ?? rootMessage(failure)}). ${recorder.teardownSummary(provisioningStarted)}`,
       nonRetryable: true,
       cause: failure instanceof Error ? failure : undefined,
     });
   }
-  setStage('done');
+  recorder.setStage('done');
   return { ...status, endedBy: stoppedBySignal ? 'signal' : 'ttl' };
-}
-
-function teardownSummary(status: DeployStatus, ran: boolean): string {
-  if (!ran) return 'Nothing was created.';
-  return `Teardown completed (${status.teardownRemoved?.length ?? 0} resource(s) removed).`;
-}
-
-/** The workflow's current details, shown by the Temporal Web UI. */
-function describe(status: DeployStatus): string {
-  const lines = [`- **Stage:** ${status.stage}`, `- **Target:** ${status.target}, ${status.replicas} replica(s)`];
-  if (status.endpoint) lines.push(`- **Endpoint:** ${status.endpoint}`);
-  if (status.smoke)
-    lines.push(
-      `- **Smoke answer:** ${status.smoke.predictions[0]?.label} (${status.smoke.predictions[0]?.score.toFixed(3)})`,
-    );
-  if (status.expiresAt) lines.push(`- **Serving until:** ${status.expiresAt}`);
-  if (status.lastError) lines.push(`- **Last error:** ${status.lastError}`);
-  return lines.join('\n');
 }

@@ -14,6 +14,7 @@ import { onnx } from 'onnx-proto';
 import { ModelError } from '../errors';
 import { IMAGENET_NORMALISATION, LABELS_KEY, PREPROCESS_KEY, labelsSidecarPath } from './metadata';
 import type { PreprocessSpec } from './metadata';
+import { FailureType } from '../shared/failure-types';
 
 export interface ModelInfo {
   path: string;
@@ -46,7 +47,7 @@ export async function readModelInfo(modelPath: string): Promise<ModelInfo> {
     throw new ModelError(
       `${modelPath}: the output "${output.name}" has ${output.classes} classes but there are ${labels.length} labels. ` +
         `Give one label per class, in output order (metadata "${LABELS_KEY}" or ${path.basename(labelsSidecarPath(modelPath))}).`,
-      'MissingLabels',
+      FailureType.MissingLabels,
     );
   }
   return {
@@ -66,14 +67,17 @@ async function readModelFile(modelPath: string): Promise<Buffer> {
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
-      throw new ModelError(`Model file not found: ${modelPath}. Pass the path to an .onnx file.`, 'ModelNotFound');
+      throw new ModelError(
+        `Model file not found: ${modelPath}. Pass the path to an .onnx file.`,
+        FailureType.ModelNotFound,
+      );
     }
     if (code === 'EISDIR') {
-      throw new ModelError(`${modelPath} is a directory. Pass the path to an .onnx file.`, 'ModelNotFound');
+      throw new ModelError(`${modelPath} is a directory. Pass the path to an .onnx file.`, FailureType.ModelNotFound);
     }
     throw new ModelError(
       `Cannot read the model ${modelPath} (${code ?? String(err)}). Check that it exists and is readable.`,
-      'ModelNotFound',
+      FailureType.ModelNotFound,
     );
   }
 }
@@ -85,7 +89,7 @@ function decodeGraph(
   const invalid = (why: string) =>
     new ModelError(
       `${modelPath} is not a valid ONNX model (${why}). Re-export it, e.g. with torch.onnx.export or tf2onnx.`,
-      'InvalidModel',
+      FailureType.InvalidModel,
     );
   if (bytes.length === 0) throw invalid('the file is empty');
   let model: onnx.ModelProto;
@@ -123,7 +127,7 @@ function imageInput(modelPath: string, graph: onnx.IGraphProto): { name: string;
     throw new ModelError(
       `${modelPath} has ${inputs.length} inputs (${inputs.map((i) => i.name).join(', ') || 'none'}); ` +
         'inferctl serves image classifiers with exactly one image input. Re-export the model with a single input.',
-      'UnsupportedModel',
+      FailureType.UnsupportedModel,
     );
   }
   const input = inputs[0]!;
@@ -135,7 +139,7 @@ function imageInput(modelPath: string, graph: onnx.IGraphProto): { name: string;
       throw new ModelError(
         `${modelPath}: input "${input.name}" has a fixed batch of ${batch}; inferctl needs a dynamic batch axis ` +
           'or a batch of 1. Re-export with a dynamic batch (torch.onnx.export(..., dynamic_axes={"input": {0: "batch"}})).',
-        'UnsupportedModel',
+        FailureType.UnsupportedModel,
       );
     }
     return { name: input.name ?? '', dims };
@@ -145,7 +149,7 @@ function imageInput(modelPath: string, graph: onnx.IGraphProto): { name: string;
   throw new ModelError(
     `${modelPath}: input "${input.name}" is ${found}; inferctl needs a float32 image input shaped ` +
       `[batch, 3, height, width] (NCHW).${hint}`,
-    'UnsupportedModel',
+    FailureType.UnsupportedModel,
   );
 }
 
@@ -157,7 +161,7 @@ function probabilityOutput(modelPath: string, graph: onnx.IGraphProto): { name: 
     const found = outputs.map((o) => `"${o.name}" ${typeName(o.type?.tensorType?.elemType)}`).join(', ');
     throw new ModelError(
       `${modelPath} has no float32 output (found ${found}); inferctl needs the class scores as [batch, classes].`,
-      'UnsupportedModel',
+      FailureType.UnsupportedModel,
     );
   }
   const dims = dimsOf(output) ?? [];
@@ -182,7 +186,7 @@ function preprocessSpec(modelPath: string, raw: string | undefined, inputDims: D
       throw new ModelError(
         `${modelPath}: metadata "${PREPROCESS_KEY}" is not a JSON object (${(err as Error).message}). ` +
           'Write it as {"width":224,"height":224,"layout":"NCHW","scale":0.00392156862745098,"mean":[...],"std":[...]}.',
-        'InvalidModel',
+        FailureType.InvalidModel,
       );
     }
   }
@@ -230,7 +234,7 @@ function preprocessSpec(modelPath: string, raw: string | undefined, inputDims: D
     const kind = raw ? `metadata "${PREPROCESS_KEY}" is unusable` : 'the input size cannot be determined';
     throw new ModelError(
       `${modelPath}: ${kind}: ${problems.join('; ')}. Fix the metadata and re-export.`,
-      'UnsupportedModel',
+      FailureType.UnsupportedModel,
     );
   }
   return { width, height, mean, std, scale: scale as number };
@@ -249,7 +253,7 @@ async function readLabels(modelPath: string, fromMetadata: string | undefined): 
     throw new ModelError(
       `${modelPath}: metadata "${LABELS_KEY}" must be a non-empty JSON array of strings. Fix it, or remove it and ` +
         `put the labels in ${path.basename(labelsSidecarPath(modelPath))} beside the model.`,
-      'MissingLabels',
+      FailureType.MissingLabels,
     );
   }
   const candidates = [labelsSidecarPath(modelPath), path.join(path.dirname(modelPath), 'labels.txt')];
@@ -261,7 +265,7 @@ async function readLabels(modelPath: string, fromMetadata: string | undefined): 
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw new ModelError(
         `Cannot read the labels file ${candidate} (${(err as NodeJS.ErrnoException).code ?? String(err)}). Check its permissions.`,
-        'MissingLabels',
+        FailureType.MissingLabels,
       );
     }
     const labels = text
@@ -271,12 +275,12 @@ async function readLabels(modelPath: string, fromMetadata: string | undefined): 
     if (labels.length > 0) return labels;
     throw new ModelError(
       `The labels file ${candidate} is empty. Put one label per line, in output order.`,
-      'MissingLabels',
+      FailureType.MissingLabels,
     );
   }
   throw new ModelError(
     `${modelPath} has no labels: add ${path.basename(candidates[0]!)} (one label per line, in output order) beside it, ` +
       `or set the "${LABELS_KEY}" metadata to a JSON array.`,
-    'MissingLabels',
+    FailureType.MissingLabels,
   );
 }

@@ -6,15 +6,16 @@
  */
 import * as ort from 'onnxruntime-node';
 
-import { ImageError, ModelError } from '../errors';
+import { ImageError, ModelError, WorkerCapabilityError } from '../errors';
 import { preprocessImage } from '../images/preprocess';
 import { readModelInfo } from '../model/model-info';
 import type { ModelInfo } from '../model/model-info';
+import { FailureType } from '../shared/failure-types';
 
 export interface ClassifierOptions {
   executionProvider?: 'cpu' | 'cuda';
   deviceId?: number;
-  /** When CUDA was asked for and cannot load: run on CPU (true) or fail with 'CudaUnavailable' (false, default). */
+  /** When CUDA was asked for and cannot load: run on CPU (true) or fail with FailureType.CudaUnavailable (false, default). */
   allowCpuFallback?: boolean;
   intraOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
@@ -54,10 +55,10 @@ export class Classifier {
         return new Classifier(info, session, 'cuda');
       } catch (err) {
         if (!opts.allowCpuFallback) {
-          throw new ModelError(
+          throw new WorkerCapabilityError(
             `The CUDA execution provider could not load (${firstLine(err)}). Install CUDA 12, cuDNN 9 and ` +
               "onnxruntime-node's CUDA provider (see README, GPU workers), or allow the CPU fallback.",
-            'CudaUnavailable',
+            FailureType.CudaUnavailable,
           );
         }
       }
@@ -69,7 +70,7 @@ export class Classifier {
       throw new ModelError(
         `onnxruntime ${ort.env.versions.node ?? ort.env.versions.common} cannot load ${modelPath} (${firstLine(err)}). Re-export it with ` +
           'standard ONNX operators and an opset this onnxruntime supports.',
-        'InvalidModel',
+        FailureType.InvalidModel,
       );
     }
   }

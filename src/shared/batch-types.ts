@@ -133,6 +133,8 @@ export interface BatchSummary {
   executionProvider: string;
   predictionsFile: string;
   errorsFile: string;
+  /** Where this summary is written (with the per-shard timings). */
+  summaryFile: string;
   shardTimings: Array<
     Pick<ShardResult, 'shard' | 'itemsOk' | 'itemsFailed' | 'wallMs' | 'decodeMs' | 'inferMs' | 'attempts' | 'worker'>
   >;

@@ -24,12 +24,14 @@ export interface SmokeSpec {
   expectedLabel?: string;
 }
 
-/** Durations in seconds; defaults fit the local target, the CLI raises them for aks. */
+/** Durations in seconds, each overriding the target's default in `TARGET_TIMINGS` (deploy-timings.ts). */
 export interface DeployTimings {
-  /** How long waitForDeployment may wait for every replica to be ready. Default 120. */
+  /** How long waitForDeployment may wait for every replica to be ready. */
   readyTimeoutSeconds?: number;
-  /** Heartbeat timeout of the long activities: how fast a dead worker is noticed. Default 15. */
+  /** Heartbeat timeout of the long activities: how fast a dead worker is noticed. */
   heartbeatTimeoutSeconds?: number;
+  /** How often the wait step checks readiness. */
+  readinessPollSeconds?: number;
 }
 
 export interface DeployInput {

@@ -38,7 +38,6 @@ export const FailureType = {
   // A deployment step ran and its outcome is final.
   AksProvisioningStuck: 'AksProvisioningStuck',
   ImageBuildFailed: 'ImageBuildFailed',
-  InvalidImageName: 'InvalidImageName',
   DeploymentNotReady: 'DeploymentNotReady',
   EndpointUnprotected: 'EndpointUnprotected',
   SmokeQueryFailed: 'SmokeQueryFailed',

@@ -29,8 +29,6 @@ export type StepProgress = (detail: string) => void;
 
 export interface Target {
   readonly kind: TargetKind;
-  /** How often the wait step polls readiness on this target (default 500 ms). */
-  readonly readinessPollMs?: number;
   provision(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ProvisionResult>;
   buildImage(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ImageResult>;
   deploy(

@@ -13,6 +13,7 @@ import { codecFromEnv } from './payload-codec';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 
 import { InvalidInputError } from '../errors';
+import { FailureType } from '../shared/failure-types';
 
 /** The dev server's defaults: gRPC on 7233, Web UI on 8233 (gRPC + 1000). */
 export const DEFAULT_ADDRESS = 'localhost:7233';
@@ -41,7 +42,7 @@ export class TemporalConfigError extends InvalidInputError {
       `Cannot load the Temporal connection settings (${reason(cause)}). Fix ${file}` +
         `${process.env.TEMPORAL_PROFILE ? ` (profile ${process.env.TEMPORAL_PROFILE})` : ''} or the TEMPORAL_* ` +
         'variables, or point TEMPORAL_CONFIG_FILE at another file.',
-      'InvalidTemporalConfig',
+      FailureType.InvalidTemporalConfig,
     );
     this.name = 'TemporalConfigError';
   }

@@ -3,8 +3,9 @@
  * the deploy command passes (`DeploymentSpec.aks`). Workflow-safe types live in ../target.ts; this file
  * reads the environment and so is only used by workers and the CLI.
  */
-import { InvalidInputError } from '../../errors';
+import { WorkerCapabilityError } from '../../errors';
 import type { AksDeploymentOptions } from '../../shared/target-types';
+import { FailureType } from '../../shared/failure-types';
 
 /** The worker-level settings, read once from the environment. */
 export interface AksSettings {
@@ -48,11 +49,11 @@ export const AKS_ENVIRONMENT = [
 export function aksSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AksSettings {
   const missing = AKS_ENVIRONMENT.filter(([name]) => name !== 'INFERCTL_ACR_RESOURCE_GROUP' && !env[name]);
   if (missing.length > 0) {
-    throw new InvalidInputError(
+    throw new WorkerCapabilityError(
       `The aks target needs ${missing.map(([n]) => n).join(', ')} in the worker's environment:\n` +
         AKS_ENVIRONMENT.map(([n, what]) => `  ${n}  ${what}`).join('\n') +
         '\nSee "Deploy to AKS" in the README.',
-      'AksNotConfigured',
+      FailureType.AksNotConfigured,
     );
   }
   const resourceGroup = env.INFERCTL_AKS_RESOURCE_GROUP!;

@@ -44,6 +44,7 @@ import {
 } from './managed-cluster';
 import { gpusPerVm } from './preflight';
 import { buildImageInRegistry } from './registry-build';
+import { FailureType } from '../../shared/failure-types';
 
 const KUBECONFIG_CACHE_MS = 5 * 60_000;
 
@@ -57,12 +58,7 @@ export class AksTarget implements Target {
   private clients?: AzureClients;
   private readonly kubeConfigs = new Map<string, { kc: KubeConfig; until: number }>();
 
-  /** Each poll reads the cluster's API 2–4 times; every few seconds is plenty for a rollout of minutes. */
-  readonly readinessPollMs: number;
-
-  constructor(private readonly settings: AksSettings) {
-    this.readinessPollMs = Math.min(settings.pollIntervalMs, 5000);
-  }
+  constructor(private readonly settings: AksSettings) {}
 
   private azure(): AzureClients {
     this.clients ??= createAzureClients(this.settings);
@@ -111,7 +107,7 @@ export class AksTarget implements Target {
       throw new InvalidInputError(
         `${spec.replicas} replicas need ${spec.replicas} GPUs (one each), but the GPU pool of ${plan.clusterName} ` +
           `has ${gpus}. Use --replicas ${gpus || 1} or more --gpu-nodes.`,
-        'NotEnoughGpus',
+        FailureType.NotEnoughGpus,
       );
     }
     const kc = await this.kubeConfig(plan, signal);

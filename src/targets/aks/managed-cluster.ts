@@ -6,12 +6,13 @@
 import type { ManagedCluster } from '@azure/arm-containerservice';
 
 import { formatDuration } from '../../shared/duration';
-import { InvalidInputError } from '../../errors';
+import { InvalidInputError, StepFailedError } from '../../errors';
 import type { StepProgress } from '../target';
 import type { AksPlan, AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
 import { preflightQuota } from './preflight';
+import { FailureType } from '../../shared/failure-types';
 
 /** The tag that names the workflow owning a resource; the janitor deletes by it. */
 export const OWNER_TAG = 'inferctl-owner';
@@ -90,7 +91,7 @@ export async function ensureResourceGroup(
     throw new InvalidInputError(
       `Resource group ${plan.resourceGroup} does not exist. Create it (az group create -n ${plan.resourceGroup} ` +
         `-l ${settings.location}) or pass --create-resource-group to have inferctl create and later delete it.`,
-      'AzureResourceGroupMissing',
+      FailureType.AzureResourceGroupMissing,
     );
   }
   try {
@@ -122,7 +123,7 @@ export async function ensureCluster(
       throw new InvalidInputError(
         `Cluster ${plan.clusterName} was not found in resource group ${plan.resourceGroup}. Check --cluster and ` +
           '--resource-group, or leave out --cluster to have inferctl create (and later delete) one.',
-        'AksClusterNotFound',
+        FailureType.AksClusterNotFound,
       );
     }
     const gpuNodes = gpuNodesOf(cluster, plan);
@@ -131,7 +132,7 @@ export async function ensureCluster(
         `Cluster ${plan.clusterName} has no GPU node pool. Add one (az aks nodepool add --cluster-name ` +
           `${plan.clusterName} -g ${plan.resourceGroup} -n gpu --node-vm-size ${plan.gpuVmSize} ` +
           `--node-taints ${GPU_TAINT} --labels ${GPU_POOL_LABEL}=gpu) or leave out --cluster.`,
-        'AksNoGpuPool',
+        FailureType.AksNoGpuPool,
       );
     }
     return { id: cluster.id ?? plan.clusterName, created: false, gpuNodes };
@@ -141,7 +142,7 @@ export async function ensureCluster(
     throw new InvalidInputError(
       `Cluster ${plan.clusterName} already exists and belongs to ${cluster.tags?.[OWNER_TAG] ?? 'someone else'}. ` +
         'Pick another deployment name, or pass --cluster to deploy into it without owning it.',
-      'AksClusterNameInUse',
+      FailureType.AksClusterNameInUse,
     );
   }
   if (!cluster || cluster.provisioningState === 'Failed') {
@@ -234,10 +235,10 @@ async function withDeadline<T>(
       void state().then((s) => {
         const took = ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${ms / 1000} s`;
         reject(
-          new InvalidInputError(
+          new StepFailedError(
             `Cluster provisioning did not finish within ${took} (provisioning state: ${s}). Check the ` +
               "cluster's activity log in the Azure portal; inferctl will now delete it.",
-            'AksProvisioningStuck',
+            FailureType.AksProvisioningStuck,
           ),
         );
         deadline.abort();

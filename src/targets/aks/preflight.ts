@@ -1,12 +1,12 @@
 /**
  * Checks, before anything bills, that the VM sizes are offered in the region and that the regional and
  * per-family vCPU quotas leave room for the node pools. Both failures are the user's to fix (a quota
- * request or another size), so they are InvalidInputErrors that say which.
+ * request or another size), so they are AzureRefusedErrors that say which.
  */
 import type { ComputeManagementClient } from '@azure/arm-compute';
 
-import { InvalidInputError } from '../../errors';
-import { azureFailure } from './azure-errors';
+import { AzureRefusedError, azureFailure } from './azure-errors';
+import { FailureType } from '../../shared/failure-types';
 
 export interface PoolRequest {
   vmSize: string;
@@ -36,11 +36,11 @@ export async function preflightQuota(
         (r) => r.type === 'Location' && (r.values ?? []).some((v) => v.toLowerCase() === location.toLowerCase()),
       );
       if (!offered || restricted) {
-        throw new InvalidInputError(
+        throw new AzureRefusedError(
           `VM size ${sku.name} is not available to this subscription in ${location}` +
             `${restricted?.reasonCode ? ` (${restricted.reasonCode})` : ''}. Pick another --gpu-vm-size or region ` +
             '(`az vm list-skus --location <region> --size Standard_NC --output table` lists what is offered).',
-          'AzureSkuNotAvailable',
+          FailureType.AzureSkuNotAvailable,
         );
       }
       const vCPUs = Number(sku.capabilities?.find((c) => c.name === 'vCPUs')?.value ?? NaN);
@@ -54,10 +54,10 @@ export async function preflightQuota(
   for (const pool of pools) {
     const size = sizes.get(pool.vmSize.toLowerCase());
     if (!size) {
-      throw new InvalidInputError(
+      throw new AzureRefusedError(
         `VM size ${pool.vmSize} is not offered in ${location}. Check the spelling (e.g. Standard_NC6s_v3) or pick ` +
           'another region.',
-        'AzureSkuNotAvailable',
+        FailureType.AzureSkuNotAvailable,
       );
     }
     const cores = size.vCPUs * pool.count;
@@ -77,11 +77,11 @@ export async function preflightQuota(
   for (const [quota, cores] of Object.entries(needed)) {
     const free = available[quota];
     if (free !== undefined && free < cores) {
-      throw new InvalidInputError(
+      throw new AzureRefusedError(
         `Not enough vCPU quota in ${location}: the node pools need ${cores} vCPUs of "${quota}" but only ${free} ` +
           `are free. Request an increase for "${quota}" in the portal (Subscriptions → Usage + quotas), ` +
           'or use fewer GPU nodes.',
-        'AzureQuotaExceeded',
+        FailureType.AzureQuotaExceeded,
       );
     }
   }

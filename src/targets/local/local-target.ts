@@ -23,6 +23,7 @@ import { logTail, spawnDetachedNode } from './detached-process';
 import { LocalLayout } from './layout';
 import { findProcessesByMarker, isAlive, stopProcess } from './processes';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
+import { FailureType } from '../../shared/failure-types';
 
 const SERVER_MAIN = require.resolve('../../server/main');
 const GATEWAY_MAIN = require.resolve('./gateway-main');
@@ -75,7 +76,7 @@ export class LocalTarget implements Target {
         throw new InvalidInputError(
           `Local deployment "${spec.name}" is still running for workflow ${existing.ownerId} ` +
             `(pids ${live.join(', ')}). Tear it down first: inferctl teardown ${spec.name}`,
-          'DeploymentNameInUse',
+          FailureType.DeploymentNameInUse,
         );
       }
     }

@@ -31,7 +31,7 @@ describe('deploy workflow on the aks target', () => {
         {
           modelPath: suite.assets.modelPath,
           target: 'aks',
-          timings: { readyTimeoutSeconds: 90 },
+          timings: { readyTimeoutSeconds: 90, readinessPollSeconds: 0.2 },
           ...input,
         } satisfies DeployInput,
       ],

@@ -34,7 +34,7 @@ describe('aks target fault handling', () => {
           target: 'aks',
           replicas: 1,
           ttlSeconds: 1,
-          timings: { readyTimeoutSeconds: 60 },
+          timings: { readyTimeoutSeconds: 60, readinessPollSeconds: 0.2 },
           ...extra,
         } satisfies DeployInput,
       ],

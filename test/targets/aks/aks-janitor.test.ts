@@ -29,7 +29,14 @@ describe('inferctl janitor', () => {
       taskQueue,
       workflowId: deployWorkflowId(name),
       args: [
-        { name, modelPath: suite.assets.modelPath, target: 'aks', replicas: 1, ttlSeconds: 3600 } satisfies DeployInput,
+        {
+          name,
+          modelPath: suite.assets.modelPath,
+          target: 'aks',
+          replicas: 1,
+          ttlSeconds: 3600,
+          timings: { readinessPollSeconds: 0.2 },
+        } satisfies DeployInput,
       ],
     });
     await eventually(
