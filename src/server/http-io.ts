@@ -1,0 +1,122 @@
+/**
+ * The scoring server's request and response plumbing on node:http: JSON answers, error answers that
+ * never read a body they refused, a body reader that stops at the limit, and the bearer-key check.
+ */
+import crypto from 'node:crypto';
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+
+/** Thrown inside the server for an answer other than 200; never escapes it. */
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+  }
+}
+
+export function sha256(value: string): Buffer {
+  return crypto.createHash('sha256').update(value, 'utf8').digest();
+}
+
+/** True when the request carries `Authorization: Bearer <key>` whose sha256 is `expected`, in constant time. */
+export function bearerMatches(req: http.IncomingMessage, expected: Buffer): boolean {
+  // Fixed-length digests make timingSafeEqual constant time whatever the presented key's length.
+  const match = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '');
+  const same = crypto.timingSafeEqual(sha256(match?.[1] ?? ''), expected);
+  return same && match !== null;
+}
+
+export function sendJson(
+  res: http.ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  if (res.headersSent || res.destroyed) return;
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/**
+ * Answers `err`: an HttpError with its status and code, anything else as a logged 500. A body still
+ * unread is never read: the connection closes once the answer is out. Never throws.
+ */
+export function answerError(
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  err: unknown,
+  onError: (err: unknown) => void,
+): void {
+  try {
+    if (!(err instanceof HttpError)) {
+      onError(err);
+      sendJson(res, 500, { error: { code: 'internal', message: 'The server failed on this request; it was logged.' } });
+      return;
+    }
+    const unread = !req.complete;
+    sendJson(
+      res,
+      err.status,
+      { error: { code: err.code, message: err.message } },
+      unread ? { ...err.headers, connection: 'close' } : err.headers,
+    );
+    if (unread) {
+      req.pause();
+      res.once('finish', () => req.socket.destroySoon());
+    }
+  } catch (failure) {
+    onError(failure);
+    res.destroy();
+  }
+}
+
+export function bodyTooLarge(maxBodyBytes: number): HttpError {
+  return new HttpError(413, 'body-too-large', `The body is over ${maxBodyBytes} bytes. Send a smaller image.`);
+}
+
+/** Reads the body up to the limit; past it, stops reading and rejects (the rest is never buffered). */
+export function readBody(req: http.IncomingMessage, maxBodyBytes: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const onData = (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > maxBodyBytes) {
+        req.off('data', onData);
+        req.pause();
+        chunks.length = 0;
+        reject(bodyTooLarge(maxBodyBytes));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    req.on('data', onData);
+    req.once('end', () => resolve(Buffer.concat(chunks)));
+    req.once('error', reject);
+    req.once('close', () => {
+      if (!req.complete) reject(new HttpError(400, 'aborted', 'The client closed the request before the body ended.'));
+    });
+  });
+}
+
+/** Answers malformed requests and timeouts if the socket can still take it; never throws. */
+export function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
+  const status =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? '431 Request Header Fields Too Large'
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? '408 Request Timeout'
+        : '400 Bad Request';
+  if (socket.writable) socket.end(`HTTP/1.1 ${status}\r\nconnection: close\r\ncontent-length: 0\r\n\r\n`);
+  else socket.destroy();
+}
