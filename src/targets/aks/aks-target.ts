@@ -37,6 +37,7 @@ import { OWNER_ANNOTATION, scoringManifests, secretName } from './kubernetes-man
 import {
   GPU_TAINT,
   OWNER_TAG,
+  type ClusterScope,
   deleteCluster,
   deleteResourceGroupIfOurs,
   ensureCluster,
@@ -69,11 +70,29 @@ export class AksTarget implements Target {
     return aksPlan(spec.name, spec.replicas, this.settings, spec.aks);
   }
 
+  private clusterScope(
+    spec: DeploymentSpec,
+    plan: AksPlan,
+    signal: AbortSignal | undefined,
+    progress: StepProgress = () => undefined,
+  ): ClusterScope {
+    return {
+      clients: this.azure(),
+      plan,
+      settings: this.settings,
+      ownerId: spec.ownerId,
+      name: spec.name,
+      signal,
+      progress,
+    };
+  }
+
   async provision(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ProvisionResult> {
     const plan = this.plan(spec);
     progress?.(`checking resource group ${plan.resourceGroup}`);
-    await ensureResourceGroup(this.azure(), plan, this.settings, spec.ownerId, signal);
-    const cluster = await ensureCluster(this.azure(), plan, this.settings, spec.ownerId, spec.name, signal, progress);
+    const scope = this.clusterScope(spec, plan, signal, progress);
+    await ensureResourceGroup(scope);
+    const cluster = await ensureCluster(scope);
     this.kubeConfigs.delete(clusterKey(plan)); // a new cluster, new credentials
     return {
       clusterId: cluster.id,
@@ -174,10 +193,9 @@ export class AksTarget implements Target {
         if (await deleteNamespace(kc, plan.namespace, signal)) removed.push(`namespace ${plan.namespace}`);
       }
     }
-    removed.push(...(await deleteCluster(this.azure(), plan, this.settings, spec.ownerId, signal, progress)));
-    removed.push(
-      ...(await deleteResourceGroupIfOurs(this.azure(), plan, this.settings, spec.ownerId, signal, progress)),
-    );
+    const scope = this.clusterScope(spec, plan, signal, progress);
+    removed.push(...(await deleteCluster(scope)));
+    removed.push(...(await deleteResourceGroupIfOurs(scope)));
     this.kubeConfigs.delete(clusterKey(plan));
     return { removed };
   }

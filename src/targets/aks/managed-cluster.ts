@@ -20,6 +20,19 @@ export const DEPLOYMENT_TAG = 'inferctl-deployment';
 export const GPU_TAINT = 'sku=gpu:NoSchedule';
 export const GPU_POOL_LABEL = 'inferctl.dev/pool';
 
+/** What every call about one deployment's cluster needs: the clients, the plan, and who owns it. */
+export interface ClusterScope {
+  clients: AzureClients;
+  plan: AksPlan;
+  settings: AksSettings;
+  /** The owning workflow id, tagged on what this deployment creates. */
+  ownerId: string;
+  /** The deployment name, tagged on the cluster. */
+  name: string;
+  signal?: AbortSignal;
+  progress: StepProgress;
+}
+
 export interface ClusterHandle {
   id: string;
   created: boolean;
@@ -73,13 +86,13 @@ function gpuNodesOf(cluster: ManagedCluster, plan: AksPlan): number {
     .reduce((n, p) => n + (p.count ?? 0), 0);
 }
 
-export async function ensureResourceGroup(
-  clients: AzureClients,
-  plan: AksPlan,
-  settings: AksSettings,
-  ownerId: string,
-  signal?: AbortSignal,
-): Promise<boolean> {
+export async function ensureResourceGroup({
+  clients,
+  plan,
+  settings,
+  ownerId,
+  signal,
+}: ClusterScope): Promise<boolean> {
   let exists: boolean;
   try {
     exists = (await clients.resources.resourceGroups.checkExistence(plan.resourceGroup, { abortSignal: signal })).body;
@@ -108,15 +121,8 @@ export async function ensureResourceGroup(
 }
 
 /** Creates the cluster (after the quota preflight) or adopts the one an earlier attempt created. */
-export async function ensureCluster(
-  clients: AzureClients,
-  plan: AksPlan,
-  settings: AksSettings,
-  ownerId: string,
-  name: string,
-  signal?: AbortSignal,
-  progress: StepProgress = () => undefined,
-): Promise<ClusterHandle> {
+export async function ensureCluster(scope: ClusterScope): Promise<ClusterHandle> {
+  const { clients, plan, settings, ownerId, name, signal, progress } = scope;
   let cluster = await getCluster(clients, plan, signal);
   if (plan.existingCluster) {
     if (!cluster) {
@@ -166,7 +172,7 @@ export async function ensureCluster(
       async (bounded) => {
         try {
           if (cluster && cluster.provisioningState !== 'Failed') {
-            return await waitForSettled(clients, plan, settings, bounded, progress);
+            return await waitForSettled({ ...scope, signal: bounded });
           }
           const started = Date.now();
           progress(`creating cluster ${plan.clusterName} (${plan.gpuNodeCount}× ${plan.gpuVmSize})`);
@@ -190,13 +196,7 @@ export async function ensureCluster(
 }
 
 /** An earlier attempt's create is still running: poll the resource until it settles. */
-async function waitForSettled(
-  clients: AzureClients,
-  plan: AksPlan,
-  settings: AksSettings,
-  signal: AbortSignal,
-  progress: StepProgress,
-) {
+async function waitForSettled({ clients, plan, settings, signal, progress }: ClusterScope) {
   const started = Date.now();
   for (;;) {
     const cluster = await getCluster(clients, plan, signal);
@@ -253,14 +253,14 @@ async function withDeadline<T>(
 }
 
 /** Deletes the cluster if this deployment created it; 404 means it is already gone. */
-export async function deleteCluster(
-  clients: AzureClients,
-  plan: AksPlan,
-  settings: AksSettings,
-  ownerId: string,
-  signal?: AbortSignal,
-  progress: StepProgress = () => undefined,
-): Promise<string[]> {
+export async function deleteCluster({
+  clients,
+  plan,
+  settings,
+  ownerId,
+  signal,
+  progress,
+}: ClusterScope): Promise<string[]> {
   if (plan.existingCluster) return [];
   const cluster = await getCluster(clients, plan, signal);
   if (!cluster) return [];
@@ -279,14 +279,14 @@ export async function deleteCluster(
 }
 
 /** Deletes the resource group only when its owner tag says this deployment created it. */
-export async function deleteResourceGroupIfOurs(
-  clients: AzureClients,
-  plan: AksPlan,
-  settings: AksSettings,
-  ownerId: string,
-  signal?: AbortSignal,
-  progress: StepProgress = () => undefined,
-): Promise<string[]> {
+export async function deleteResourceGroupIfOurs({
+  clients,
+  plan,
+  settings,
+  ownerId,
+  signal,
+  progress,
+}: ClusterScope): Promise<string[]> {
   if (!plan.createResourceGroup) return [];
   try {
     const group = await clients.resources.resourceGroups.get(plan.resourceGroup, { abortSignal: signal });
