@@ -15,7 +15,12 @@ export default tseslint.config(
     plugins: { 'import-x': importX },
     // The node resolver, as an object: it follows package "exports" (the Azure SDK and the Kubernetes
     // client are exports-only ESM/CJS packages).
-    settings: { 'import-x/resolver-next': [importX.createNodeResolver()] },
+    settings: {
+      'import-x/resolver-next': [importX.createNodeResolver({ extensions: ['.ts', '.js', '.json', '.node'] })],
+      // Parse TypeScript dependencies too, so that no-cycle follows imports through .ts files.
+      'import-x/extensions': ['.ts', '.js'],
+      'import-x/parsers': { '@typescript-eslint/parser': ['.ts'] },
+    },
     rules: {
       '@typescript-eslint/no-floating-promises': [
         'error',
@@ -28,8 +33,60 @@ export default tseslint.config(
       '@typescript-eslint/consistent-type-imports': 'error',
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'import-x/no-cycle': 'error',
+      // Dependencies point down: CLI → client → workflow → activity → target. Each zone is a room that
+      // must not import from the rooms listed in `from`.
+      'import-x/no-restricted-paths': [
+        'error',
+        {
+          zones: [
+            {
+              target: ['./src/!(cli)/**', './workflows/**', './activities/**', './worker/**'],
+              from: './src/cli',
+              message: 'Only the CLI is presentation: shared helpers live in src/shared/.',
+            },
+            {
+              target: './src/shared/**',
+              from: './src',
+              except: ['./shared', './errors.ts'],
+              message: 'src/shared is the contract: it depends on nothing below it.',
+            },
+            {
+              target: ['./src/targets/**', './src/server/**', './src/scoring/**', './src/batch/**'],
+              from: ['./workflows', './activities', './worker'],
+              message: 'Targets and the inference code sit below activities and workflows.',
+            },
+            {
+              target: './activities/**',
+              from: ['./workflows', './worker'],
+              message: 'Activities sit below workflows.',
+            },
+            {
+              target: './src/model/**',
+              from: ['./src/images', './src/demo'],
+              message: 'src/model depends on neither images nor demo.',
+            },
+            {
+              target: ['./src/!(demo)/**', './workflows/**', './activities/**', './worker/**'],
+              from: './src/demo',
+              message: 'Demo and test fixtures are used by scripts, benchmarks and tests, not by the product.',
+            },
+          ],
+        },
+      ],
       eqeqeq: ['error', 'always', { null: 'ignore' }],
     },
+  },
+  {
+    // One concept per file: split a file before it grows past a screenful of screens.
+    files: [
+      'src/**/*.ts',
+      'workflows/**/*.ts',
+      'activities/**/*.ts',
+      'worker/**/*.ts',
+      'scripts/**/*.ts',
+      'bench/**/*.ts',
+    ],
+    rules: { 'max-lines': ['error', { max: 400 }] },
   },
   {
     files: ['workflows/**/*.ts'],
