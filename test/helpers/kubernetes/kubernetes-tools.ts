@@ -33,12 +33,14 @@ export function missingKubernetesTools(): string[] {
 /**
  * Builds every tool with `go install tool` into the cache (Go's own module and build caches stay in their
  * default places, so a rebuild is incremental). etcd's main package is go.etcd.io/etcd/server/v3, so Go
- * names its binary `server`; it is renamed to `etcd`.
+ * names its binary `server`; it is renamed to `etcd`. Each build writes into a directory of its own and
+ * renames the finished binaries into place, so two test runs building at once cannot trip over each other.
  */
 export async function buildKubernetesTools(log: (line: string) => void): Promise<string> {
   const bin = kubernetesBinDir();
   if (missingKubernetesTools().length === 0) return bin;
   fs.mkdirSync(bin, { recursive: true });
+  const staging = fs.mkdtempSync(path.join(path.dirname(bin), `build-${process.pid}-`));
   const version = /k8s\.io\/kubernetes (v\S+)/.exec(fs.readFileSync(path.join(MODULE_DIR, 'go.mod'), 'utf8'))?.[1];
   const ldflags = version ? `-X k8s.io/component-base/version.gitVersion=${version}` : '';
   log(
@@ -47,7 +49,7 @@ export async function buildKubernetesTools(log: (line: string) => void): Promise
   await new Promise<void>((resolve, reject) => {
     const child = spawn('go', ['install', `-ldflags=${ldflags}`, 'tool'], {
       cwd: MODULE_DIR,
-      env: { ...process.env, GOBIN: bin, CGO_ENABLED: '0' },
+      env: { ...process.env, GOBIN: staging, CGO_ENABLED: '0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let tail = '';
@@ -61,7 +63,10 @@ export async function buildKubernetesTools(log: (line: string) => void): Promise
       code === 0 ? resolve() : reject(new Error(`go install tool failed (exit ${code}):\n${tail}`)),
     );
   });
-  fs.renameSync(path.join(bin, 'server'), path.join(bin, 'etcd'));
+  for (const tool of KUBERNETES_TOOLS) {
+    fs.renameSync(path.join(staging, tool === 'etcd' ? 'server' : tool), path.join(bin, tool));
+  }
+  fs.rmSync(staging, { recursive: true, force: true });
   const missing = missingKubernetesTools();
   if (missing.length > 0) throw new Error(`Build finished but ${missing.join(', ')} are missing from ${bin}`);
   return bin;
