@@ -23,6 +23,7 @@ import { CliError } from '../cli-error';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { describeFailure, type Output } from '../output';
+import { createProgressRenderer, progressLine } from '../progress';
 import { ResultWatch } from '../result-watch';
 import { startIndexed } from '../start-workflow';
 import { nameFromModel } from './deploy';
@@ -138,35 +139,31 @@ export async function scoreCommand(ctx: CommandContext, opts: ScoreCommandOption
   return { workflowId, uiUrl, summary };
 }
 
-/** Polls `progress` and draws a progress bar until the job ends; returns its summary or throws why it failed. */
+/** Polls `progress` and shows it (see ../progress) until the job ends; returns its summary or throws why it failed. */
 export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue: string): Promise<BatchOutcome> {
   const watch = new ResultWatch<BatchOutcome>(handle);
-
-  const tty = process.stdout.isTTY && !out.json;
+  const progress = createProgressRenderer(out);
   const started = Date.now();
-  let lastPrinted = 0;
   let hinted = false;
-  while (!watch.ended) {
-    try {
-      const p = await handle.query(progressQuery);
-      if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() - started > 10_000) {
-        out.note(
-          `No shard has finished yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`,
-        );
-        hinted = true;
+  try {
+    while (!watch.ended) {
+      try {
+        const p = await handle.query(progressQuery);
+        if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() - started > 10_000) {
+          progress.note(
+            `No shard has finished yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`,
+          );
+          hinted = true;
+        }
+        progress.update(p);
+      } catch {
+        // No run answered yet (starting, or between continue-as-new runs).
       }
-      if (tty) {
-        process.stdout.write(`\r${progressLine(p)}\x1b[K`);
-      } else if (Date.now() - lastPrinted > 5000) {
-        out.line(progressLine(p));
-        lastPrinted = Date.now();
-      }
-    } catch {
-      // No run answered yet (starting, or between continue-as-new runs).
+      await watch.pause(500);
     }
-    await watch.pause(500);
+  } finally {
+    progress.stop();
   }
-  if (tty) process.stdout.write('\n');
   const outcome = watch.outcome;
   if (!outcome) throw new CliError(describeFailure(watch.failure));
   out.line(
@@ -177,21 +174,6 @@ export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue:
   if (outcome.itemsFailed > 0) out.line(`Errors:      ${outcome.errorsFile}`);
   out.line(`Summary:     ${path.join(outcome.outputDir, 'summary.json')}`);
   return outcome;
-}
-
-export function progressLine(p: BatchProgress): string {
-  if (p.stage === 'listing') return 'Listing inputs…';
-  const fraction = p.totalItems > 0 ? p.itemsDone / p.totalItems : 0;
-  const width = 30;
-  const filled = Math.round(fraction * width);
-  const elapsed = (Date.now() - Date.parse(p.startedAt)) / 1000;
-  const rate = elapsed > 0 ? p.itemsDone / elapsed : 0;
-  const eta = rate > 0 ? formatDuration(((p.totalItems - p.itemsDone) / rate) * 1000) : '?';
-  return (
-    `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(1)}% ` +
-    `${p.itemsDone}/${p.totalItems} items, ${rate.toFixed(0)} items/s, ETA ${eta}, ` +
-    `${p.itemsFailed} failed, shards ${p.shardsDone}/${p.shardCount} (${p.shardsInFlight} running)`
-  );
 }
 
 export interface BatchStatusView {
