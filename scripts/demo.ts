@@ -60,19 +60,19 @@ async function main(): Promise<void> {
     const name = `demo-${Date.now().toString(36)}`;
     try {
       say(`Deploying "${name}": 2 replicas on the local target, smoke query, serve 5 s, teardown`);
-      const result = await deployCommand({
-        client,
-        namespace,
-        out,
-        modelPath: assets.modelPath,
-        name,
-        target: 'local',
-        replicas: 2,
-        ttlSeconds: 5,
-        smokeSample: sample.path,
-        expectLabel: sample.label,
-        follow: 'end',
-      });
+      const result = await deployCommand(
+        { client, namespace, out },
+        {
+          modelPath: assets.modelPath,
+          name,
+          target: 'local',
+          replicas: 2,
+          ttlSeconds: 5,
+          smokeSample: sample.path,
+          expectLabel: sample.label,
+          follow: 'end',
+        },
+      );
 
       const left = await findProcessesByMarker(new LocalLayout(name).processMarker);
       if (left.length > 0) throw new Error(`Processes left behind: ${left.join(', ')}`);

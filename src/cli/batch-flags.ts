@@ -1,12 +1,28 @@
 /** The batch job flags `inferctl score` and `inferctl schedule create` share. */
-import type { Command } from 'commander';
+import type { Command } from '@commander-js/extra-typings';
 
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CliError } from './cli-error';
-import type { BatchJobFlags } from './commands/score';
 import { int, threshold } from './flag-parsers';
 
-export function addBatchJobOptions(cmd: Command, outputHelp: string): Command {
+/** The job settings `score` and `schedule create` share. */
+export interface BatchJobFlags {
+  modelPath: string;
+  inputPath: string;
+  outputDir: string;
+  name?: string;
+  shardSize: number;
+  batchSize: number;
+  concurrency: number;
+  errorThreshold: number;
+  topK: number;
+  rawOutputs: boolean;
+  requireCuda: boolean;
+  gpuTaskQueue?: string;
+}
+
+/** Adds the batch job options to a freshly made command (its arguments, whatever they are, are kept). */
+export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, outputHelp: string) {
   return cmd
     .option('-m, --model <path>', 'ONNX image classifier')
     .option('-i, --input <dir|manifest>', 'directory of images (recursive) or a .jsonl/.csv/.txt manifest of paths')
@@ -26,21 +42,32 @@ export function addBatchJobOptions(cmd: Command, outputHelp: string): Command {
     .option('--gpu-queue <queue>', 'task queue of the GPU workers', GPU_TASK_QUEUE);
 }
 
-export function batchJobFlags(o: Record<string, unknown>, command: string): BatchJobFlags {
-  const missing = ['model', 'input', 'output'].filter((k) => !o[k]).map((k) => `--${k}`);
-  if (missing.length > 0)
+/** The option values `addBatchJobOptions` adds, as commander parses them. */
+export type BatchJobOptionValues = ReturnType<ReturnType<typeof addBatchJobOptions>['opts']>;
+
+/** The job settings from the parsed flags; a usage error (exit 2) naming every required flag that is missing. */
+export function batchJobFlags(o: BatchJobOptionValues, command: string): BatchJobFlags {
+  const { model, input, output } = o;
+  if (!model || !input || !output) {
+    const given: Array<[string, string | undefined]> = [
+      ['--model', model],
+      ['--input', input],
+      ['--output', output],
+    ];
+    const missing = given.filter(([, value]) => !value).map(([flag]) => flag);
     throw new CliError(`${command} needs ${missing.join(', ')} (see inferctl ${command} --help)`, 2);
+  }
   return {
-    modelPath: o.model as string,
-    inputPath: o.input as string,
-    outputDir: o.output as string,
-    shardSize: o.shardSize as number,
-    batchSize: o.batchSize as number,
-    concurrency: o.concurrency as number,
-    errorThreshold: o.errorThreshold as number,
-    topK: o.topK as number,
+    modelPath: model,
+    inputPath: input,
+    outputDir: output,
+    shardSize: o.shardSize,
+    batchSize: o.batchSize,
+    concurrency: o.concurrency,
+    errorThreshold: o.errorThreshold,
+    topK: o.topK,
     rawOutputs: Boolean(o.rawOutputs),
     requireCuda: Boolean(o.gpu),
-    gpuTaskQueue: o.gpuQueue as string,
+    gpuTaskQueue: o.gpuQueue,
   };
 }

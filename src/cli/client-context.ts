@@ -1,7 +1,17 @@
+import type { Client } from '@temporalio/client';
+
 import { connectClient } from '../temporal/connection';
 import { createOutput } from './output';
+import type { Output } from './output';
 
-/** What every command that talks to Temporal gets: a client, its namespace and the output. */
+/** What a command that talks to Temporal is given: a client, its namespace and the output. */
+export interface CommandContext {
+  client: Client;
+  namespace: string;
+  out: Output;
+}
+
+/** What `withClient` connects: a command's context and the connection it closes afterwards. */
 export type ClientContext = Awaited<ReturnType<typeof connect>>;
 
 /** Connects, runs `fn`, and always closes the connection. */

@@ -1,5 +1,5 @@
 /** Commander argument parsers: each turns a bad value into a usage error that says what is accepted. */
-import { InvalidArgumentError } from 'commander';
+import { InvalidArgumentError } from '@commander-js/extra-typings';
 
 import { parseDurationSeconds } from '../shared/duration';
 

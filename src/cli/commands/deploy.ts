@@ -1,27 +1,147 @@
 /**
- * `inferctl deploy`: starts the deploy workflow and follows it step by step.
+ * `inferctl deploy`: starts the deploy workflow and follows it step by step; with `--target aks --dry-run`
+ * prints what it would create and what that costs an hour, and creates nothing.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { Option } from '@commander-js/extra-typings';
+import type { Command } from '@commander-js/extra-typings';
 import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 
 import { deploy, statusQuery } from '../../../workflows/deploy';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
+import { aksDryRun, formatDryRun } from '../../targets/aks/dry-run';
+import type { DryRunReport } from '../../targets/aks/dry-run';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
+import { withClient } from '../client-context';
+import type { CommandContext } from '../client-context';
+import { duration, int } from '../flag-parsers';
+import { AKS_HELP } from '../help-text';
 import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
-import { describeFailure, type Output } from '../output';
+import { createOutput, describeFailure, type Output } from '../output';
 import { ResultWatch } from '../result-watch';
 
+const DEFAULT_GPU_VM_SIZE = 'Standard_NC6s_v3';
+
+/** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
+export function addDeployCommand(program: Command): void {
+  program
+    .command('deploy')
+    .description('Deploy a model: provision → build image → deploy → wait → smoke query → serve for --ttl → teardown')
+    .requiredOption('-m, --model <path>', 'ONNX image classifier to serve')
+    .option(
+      '-n, --name <name>',
+      'deployment name (default: from the model file name); the workflow id is deploy-<name>',
+    )
+    .addOption(new Option('-t, --target <target>', 'where to deploy').choices(['local', 'aks']).default('local'))
+    .option('-r, --replicas <n>', 'replicas to run', int('--replicas', 1), 1)
+    .option(
+      '--ttl <duration>',
+      'serve this long after the smoke query, then tear down (e.g. 30m, 2h)',
+      duration('--ttl'),
+      3600,
+    )
+    .option('--top-k <n>', 'labels in each answer', int('--top-k', 1), 5)
+    .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
+    .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this')
+    .option('--ready-timeout <duration>', 'how long replicas may take to become ready', duration('--ready-timeout'))
+    .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
+    .option('--detach', 'start and return at once')
+    .option('--follow', 'follow until the deployment has been torn down (default: until it serves)')
+    .option('--json', 'print one JSON document')
+    .option('--dry-run', 'aks: print the resources it would create and their hourly cost; create nothing')
+    .option('--cluster <name>', 'aks: deploy into this existing cluster (never deleted) instead of creating one')
+    .option('--resource-group <name>', 'aks: resource group (default: the worker’s INFERCTL_AKS_RESOURCE_GROUP)')
+    .option('--create-resource-group', 'aks: create the resource group if missing, and delete it at teardown')
+    .option('--gpu-vm-size <size>', 'aks: GPU node VM size', DEFAULT_GPU_VM_SIZE)
+    .option('--gpu-nodes <n>', 'aks: GPU nodes (default: one per replica)', int('--gpu-nodes', 1))
+    .addHelpText('after', AKS_HELP)
+    .action(async (o) => {
+      const aks = aksOptions(o);
+      if (o.dryRun) {
+        const out = createOutput(Boolean(o.json));
+        await deployDryRunCommand(
+          { out },
+          { target: o.target, modelPath: o.model, name: o.name, replicas: o.replicas, topK: o.topK, aks },
+        );
+        return;
+      }
+      await withClient(Boolean(o.json), async (ctx) => {
+        const result = await deployCommand(ctx, {
+          modelPath: o.model,
+          name: o.name,
+          target: o.target,
+          replicas: o.replicas,
+          ttlSeconds: o.ttl,
+          topK: o.topK,
+          smokeSample: o.smokeSample,
+          expectLabel: o.expectLabel,
+          readyTimeoutSeconds: o.readyTimeout,
+          aks: o.target === 'aks' ? aks : undefined,
+          taskQueue: o.taskQueue,
+          follow: o.detach ? 'detach' : o.follow ? 'end' : 'serving',
+        });
+        ctx.out.result(result);
+      });
+    });
+}
+
+/** The aks choices given on the command line; only what differs from the worker's defaults. */
+function aksOptions(o: {
+  cluster?: string;
+  resourceGroup?: string;
+  createResourceGroup?: true;
+  gpuVmSize: string;
+  gpuNodes?: number;
+}): AksDeploymentOptions {
+  const aks: AksDeploymentOptions = {};
+  if (o.cluster) aks.cluster = o.cluster;
+  if (o.resourceGroup) aks.resourceGroup = o.resourceGroup;
+  if (o.createResourceGroup) aks.createResourceGroup = true;
+  if (o.gpuVmSize && o.gpuVmSize !== DEFAULT_GPU_VM_SIZE) aks.gpuVmSize = o.gpuVmSize;
+  if (o.gpuNodes) aks.gpuNodeCount = o.gpuNodes;
+  return aks;
+}
+
+export interface DeployDryRunOptions {
+  target: TargetKind;
+  modelPath: string;
+  name?: string;
+  replicas: number;
+  topK: number;
+  aks: AksDeploymentOptions;
+}
+
+/** `deploy --target aks --dry-run`: needs neither Temporal nor Azure, and creates nothing. */
+export async function deployDryRunCommand(
+  ctx: Pick<CommandContext, 'out'>,
+  opts: DeployDryRunOptions,
+): Promise<DryRunReport> {
+  if (opts.target !== 'aks') throw new CliError('--dry-run is for --target aks (local deployments cost nothing).', 2);
+  const modelPath = path.resolve(opts.modelPath);
+  if (!fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) {
+    throw new CliError(`Model not found: ${modelPath}. Pass the ONNX file to deploy with --model.`, 2);
+  }
+  const report = await aksDryRun({
+    name: opts.name ?? nameFromModel(modelPath),
+    modelPath,
+    replicas: opts.replicas,
+    topK: opts.topK,
+    aks: opts.aks,
+  });
+  ctx.out.line(formatDryRun(report));
+  ctx.out.result(report);
+  return report;
+}
+
 export interface DeployCommandOptions {
-  client: Client;
-  namespace: string;
   modelPath: string;
   name?: string;
   target: TargetKind;
@@ -36,7 +156,6 @@ export interface DeployCommandOptions {
   taskQueue?: string;
   /** 'detach': return once started; 'serving': follow until it serves (default); 'end': follow until torn down. */
   follow: 'detach' | 'serving' | 'end';
-  out: Output;
 }
 
 export interface DeployCommandResult {
@@ -46,7 +165,7 @@ export interface DeployCommandResult {
   status?: DeployStatus | DeployOutcome;
 }
 
-export async function deployCommand(opts: DeployCommandOptions): Promise<DeployCommandResult> {
+export async function deployCommand(ctx: CommandContext, opts: DeployCommandOptions): Promise<DeployCommandResult> {
   const modelPath = path.resolve(opts.modelPath);
   const name = opts.name ?? nameFromModel(modelPath);
   const input: DeployInput = {
@@ -66,14 +185,14 @@ export async function deployCommand(opts: DeployCommandOptions): Promise<DeployC
     throw new CliError('--expect-label needs --smoke-sample: the label is checked against the sample’s answer.', 2);
   }
   if (!fs.existsSync(modelPath)) {
-    opts.out.note(`note: ${modelPath} does not exist here; the worker will check its own filesystem.`);
+    ctx.out.note(`note: ${modelPath} does not exist here; the worker will check its own filesystem.`);
   }
 
   const workflowId = deployWorkflowId(name);
   let handle: WorkflowHandleWithFirstExecutionRunId;
   try {
     handle = await startIndexed(
-      opts.client,
+      ctx.client,
       deploy,
       {
         taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
@@ -94,7 +213,7 @@ export async function deployCommand(opts: DeployCommandOptions): Promise<DeployC
         { key: Target, value: opts.target },
         { key: Stage, value: 'validating' },
       ],
-      opts.out,
+      ctx.out,
     );
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
@@ -106,13 +225,13 @@ export async function deployCommand(opts: DeployCommandOptions): Promise<DeployC
     throw err;
   }
 
-  const uiUrl = webUiUrl({ namespace: opts.namespace, workflowId, runId: handle.firstExecutionRunId });
+  const uiUrl = webUiUrl({ namespace: ctx.namespace, workflowId, runId: handle.firstExecutionRunId });
   const runId = handle.firstExecutionRunId;
-  opts.out.line(`Started ${workflowId} (run ${runId})`);
-  opts.out.line(`Web UI: ${uiUrl}`);
+  ctx.out.line(`Started ${workflowId} (run ${runId})`);
+  ctx.out.line(`Web UI: ${uiUrl}`);
   if (opts.follow === 'detach') return { workflowId, runId, uiUrl };
 
-  const status = await followDeployment(handle, opts.follow, opts.out, opts.taskQueue ?? CONTROL_TASK_QUEUE);
+  const status = await followDeployment(handle, opts.follow, ctx.out, opts.taskQueue ?? CONTROL_TASK_QUEUE);
   return { workflowId, runId, uiUrl, status };
 }
 

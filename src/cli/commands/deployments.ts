@@ -3,22 +3,65 @@
  */
 import { setTimeout as delay } from 'node:timers/promises';
 
+import { Option } from '@commander-js/extra-typings';
+import type { Command } from '@commander-js/extra-typings';
 import { WorkflowNotFoundError } from '@temporalio/client';
-import type { Client, WorkflowExecutionDescription } from '@temporalio/client';
+import type { WorkflowExecutionDescription } from '@temporalio/client';
 
 import { extendTtlSignal, statusQuery, teardownSignal } from '../../../workflows/deploy';
-import { DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../shared/deploy-types';
+import { DEPLOY_STAGES, DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import { Stage, Target } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
 import { CliError } from '../cli-error';
+import { withClient } from '../client-context';
+import type { CommandContext } from '../client-context';
 import { formatDuration } from '../../shared/duration';
-import { describeFailure, type Output } from '../output';
+import { duration, int } from '../flag-parsers';
+import { describeFailure } from '../output';
 
-interface Ctx {
-  client: Client;
-  namespace: string;
-  out: Output;
+/** `inferctl status | list | teardown | extend`: flags in, command functions out. */
+export function addDeploymentCommands(program: Command): void {
+  program
+    .command('status <name>')
+    .description('Show a deployment: stage, endpoint, per-step timings, last error, Web UI link')
+    .option('--json', 'print one JSON document')
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) => statusCommand(ctx, { name }));
+    });
+
+  program
+    .command('list')
+    .description('List running deployments (a Temporal visibility query)')
+    .option('-a, --all', 'include ended deployments')
+    .addOption(new Option('--stage <stage>', 'only deployments in this stage').choices(DEPLOY_STAGES))
+    .addOption(new Option('--target <target>', 'only deployments on this target').choices(['local', 'aks']))
+    .option('--limit <n>', 'at most this many', int('--limit', 1), 50)
+    .option('--json', 'print one JSON document')
+    .action(async (o) => {
+      await withClient(Boolean(o.json), (ctx) =>
+        listCommand(ctx, { all: Boolean(o.all), limit: o.limit, stage: o.stage, target: o.target }),
+      );
+    });
+
+  program
+    .command('teardown <name>')
+    .description('Stop serving now and delete everything the deployment created')
+    .option('--no-wait', 'return once the request is sent')
+    .option('--reason <text>', 'recorded in the workflow log')
+    .option('--json', 'print one JSON document')
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) => teardownCommand(ctx, { name, wait: o.wait, reason: o.reason }));
+    });
+
+  program
+    .command('extend <name>')
+    .description('Keep a deployment serving longer')
+    .requiredOption('--ttl <duration>', 'serve at least this long from now (e.g. 30m)', duration('--ttl'))
+    .option('--json', 'print one JSON document')
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) => extendCommand(ctx, { name, ttlSeconds: o.ttl }));
+    });
 }
 
 export interface DeploymentView {
@@ -34,7 +77,7 @@ export interface DeploymentView {
 }
 
 async function describeDeployment(
-  ctx: Ctx,
+  ctx: CommandContext,
   name: string,
 ): Promise<{ view: DeploymentView; desc: WorkflowExecutionDescription }> {
   const workflowId = deployWorkflowId(name);
@@ -73,8 +116,8 @@ async function describeDeployment(
   return { view, desc };
 }
 
-export async function statusCommand(ctx: Ctx, name: string): Promise<DeploymentView> {
-  const { view } = await describeDeployment(ctx, name);
+export async function statusCommand(ctx: CommandContext, opts: { name: string }): Promise<DeploymentView> {
+  const { view } = await describeDeployment(ctx, opts.name);
   const s = view.status;
   ctx.out.line(`${view.name}: ${view.execution.toLowerCase()}${s ? `, stage ${s.stage}` : ''}`);
   if (s) {
@@ -105,7 +148,7 @@ export interface ListedDeployment {
 }
 
 export async function listCommand(
-  ctx: Ctx,
+  ctx: CommandContext,
   opts: { all: boolean; limit: number; stage?: string; target?: string },
 ): Promise<ListedDeployment[]> {
   // A visibility query over the search attributes the deploy workflow keeps up to date.
@@ -146,10 +189,10 @@ export async function listCommand(
 }
 
 export async function teardownCommand(
-  ctx: Ctx,
-  name: string,
-  opts: { wait: boolean; reason?: string },
+  ctx: CommandContext,
+  opts: { name: string; wait: boolean; reason?: string },
 ): Promise<DeploymentView> {
+  const { name } = opts;
   const { view, desc } = await describeDeployment(ctx, name);
   if (desc.status.name !== 'RUNNING') {
     ctx.out.line(`${name} is already ${desc.status.name.toLowerCase()}; its teardown has run.`);
@@ -175,7 +218,11 @@ export async function teardownCommand(
   return view;
 }
 
-export async function extendCommand(ctx: Ctx, name: string, seconds: number): Promise<DeployStatus> {
+export async function extendCommand(
+  ctx: CommandContext,
+  opts: { name: string; ttlSeconds: number },
+): Promise<DeployStatus> {
+  const { name, ttlSeconds: seconds } = opts;
   const { view, desc } = await describeDeployment(ctx, name);
   if (desc.status.name !== 'RUNNING') {
     throw new CliError(

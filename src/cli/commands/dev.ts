@@ -2,7 +2,27 @@
  * `inferctl dev`: a local Temporal dev server in the foreground, with the Web UI and inferctl's
  * search attributes, persisted in a SQLite file so history survives restarts.
  */
+import path from 'node:path';
+
+import type { Command } from '@commander-js/extra-typings';
+
+import { inferctlHome } from '../../paths';
 import { startDevServer } from '../../temporal/dev-server';
+import { int } from '../flag-parsers';
+
+/** `inferctl dev`: flags in, `devCommand` out. */
+export function addDevCommand(program: Command): void {
+  program
+    .command('dev')
+    .description('Run a local Temporal dev server (SQLite file, Web UI, inferctl search attributes) until Ctrl-C')
+    .option('--data-dir <dir>', 'where the SQLite file lives', path.join(inferctlHome(), 'dev'))
+    .option('--port <port>', 'gRPC port', int('--port', 1), 7233)
+    .option('--ui-port <port>', 'Web UI port', int('--ui-port', 1), 8233)
+    .option('--ip <ip>', 'address to bind', '127.0.0.1')
+    .action(async (o) => {
+      await devCommand({ dataDir: path.resolve(o.dataDir), port: o.port, uiPort: o.uiPort, ip: o.ip });
+    });
+}
 
 export interface DevCommandOptions {
   dataDir: string;

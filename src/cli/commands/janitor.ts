@@ -2,21 +2,47 @@
  * `inferctl janitor`: runs the janitor workflow once and prints what it found and deleted, or with
  * `--every` puts it on a Temporal Schedule so orphans left by terminated workflows are reclaimed.
  */
+import type { Command } from '@commander-js/extra-typings';
 import { ScheduleOverlapPolicy } from '@temporalio/client';
-import type { Client } from '@temporalio/client';
 
 import { janitor } from '../../../workflows/janitor';
+import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { JANITOR_SCHEDULE_ID } from '../../shared/janitor-types';
 import type { JanitorInput, JanitorReport } from '../../shared/janitor-types';
 import { InferctlKind } from '../../shared/search-attributes';
 import { formatDuration } from '../../shared/duration';
-import type { Output } from '../output';
+import { withClient } from '../client-context';
+import type { CommandContext } from '../client-context';
+import { duration } from '../flag-parsers';
+import { AKS_HELP } from '../help-text';
 import { startIndexed } from '../start-workflow';
 
-interface Ctx {
-  client: Client;
-  namespace: string;
-  out: Output;
+/** `inferctl janitor`: flags in, `janitorCommand` out. */
+export function addJanitorCommand(program: Command): void {
+  program
+    .command('janitor')
+    .description(
+      'Delete AKS clusters and resource groups tagged inferctl-owner whose workflow is closed, terminated or unknown',
+    )
+    .option('--dry-run', 'list what would be deleted; delete nothing')
+    .option(
+      '--every <duration>',
+      `run it on a Temporal Schedule (id ${JANITOR_SCHEDULE_ID}) this often instead of now`,
+      duration('--every'),
+    )
+    .option('--task-queue <queue>', 'control worker task queue (its worker needs the aks settings)', CONTROL_TASK_QUEUE)
+    .option('--json', 'print one JSON document')
+    .addHelpText('after', AKS_HELP)
+    .action(async (o) => {
+      await withClient(Boolean(o.json), async (ctx) => {
+        const result = await janitorCommand(ctx, {
+          dryRun: Boolean(o.dryRun),
+          everySeconds: o.every,
+          taskQueue: o.taskQueue,
+        });
+        ctx.out.result(result);
+      });
+    });
 }
 
 export interface JanitorCommandOptions {
@@ -26,7 +52,7 @@ export interface JanitorCommandOptions {
 }
 
 export async function janitorCommand(
-  ctx: Ctx,
+  ctx: CommandContext,
   opts: JanitorCommandOptions,
 ): Promise<JanitorReport | { scheduleId: string; everySeconds: number }> {
   if (opts.everySeconds !== undefined) return scheduleJanitor(ctx, opts.everySeconds, opts);
@@ -59,7 +85,7 @@ export async function janitorCommand(
   return report;
 }
 
-async function scheduleJanitor(ctx: Ctx, everySeconds: number, opts: JanitorCommandOptions) {
+async function scheduleJanitor(ctx: CommandContext, everySeconds: number, opts: JanitorCommandOptions) {
   const spec = { intervals: [{ every: `${everySeconds}s` }] };
   const action = {
     type: 'startWorkflow' as const,

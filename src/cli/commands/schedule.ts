@@ -7,7 +7,6 @@ import path from 'node:path';
 
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type {
-  Client,
   ScheduleDescription,
   ScheduleOptions,
   ScheduleSpec,
@@ -20,10 +19,10 @@ import { batchWorkflowId } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE, DEPLOYMENT_NAME_PATTERN } from '../../shared/deploy-types';
 import { InferctlKind, ModelName } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
+import type { BatchJobFlags } from '../batch-flags';
 import { CliError } from '../cli-error';
-import type { Output } from '../output';
+import type { CommandContext } from '../client-context';
 import { batchJobInput } from './score';
-import type { BatchJobFlags } from './score';
 
 export type OverlapName = 'skip' | 'buffer-one' | 'buffer-all' | 'cancel-other' | 'terminate-other' | 'allow-all';
 
@@ -36,12 +35,6 @@ const OVERLAP: Record<OverlapName, ScheduleOverlapPolicy> = {
   'allow-all': ScheduleOverlapPolicy.ALLOW_ALL,
 };
 export const OVERLAP_NAMES = Object.keys(OVERLAP) as OverlapName[];
-
-interface Ctx {
-  client: Client;
-  namespace: string;
-  out: Output;
-}
 
 export interface ScheduleTiming {
   cron?: string;
@@ -88,7 +81,7 @@ function explainServerError(err: unknown): never {
   throw err;
 }
 
-async function handleFor(ctx: Ctx, name: string) {
+async function handleFor(ctx: CommandContext, name: string) {
   const handle = ctx.client.schedule.getHandle(name);
   try {
     return { handle, description: await handle.describe() };
@@ -100,7 +93,10 @@ async function handleFor(ctx: Ctx, name: string) {
   }
 }
 
-export async function scheduleCreateCommand(ctx: Ctx, opts: ScheduleCreateOptions): Promise<{ scheduleId: string }> {
+export async function scheduleCreateCommand(
+  ctx: CommandContext,
+  opts: ScheduleCreateOptions,
+): Promise<{ scheduleId: string }> {
   if (!DEPLOYMENT_NAME_PATTERN.test(opts.name)) {
     throw new CliError(`Schedule name "${opts.name}" must be 1-40 lowercase letters, digits or '-'.`, 2);
   }
@@ -155,7 +151,7 @@ export interface ScheduleView {
   recentRuns: Array<{ scheduledAt: string; workflowId: string; status?: string }>;
 }
 
-async function view(ctx: Ctx, name: string, description: ScheduleDescription): Promise<ScheduleView> {
+async function view(ctx: CommandContext, name: string, description: ScheduleDescription): Promise<ScheduleView> {
   const recentRuns = await Promise.all(
     description.info.recentActions.slice(-10).map(async (a) => {
       let status: string | undefined;
@@ -182,7 +178,8 @@ async function view(ctx: Ctx, name: string, description: ScheduleDescription): P
   };
 }
 
-export async function scheduleDescribeCommand(ctx: Ctx, name: string): Promise<ScheduleView> {
+export async function scheduleDescribeCommand(ctx: CommandContext, opts: { name: string }): Promise<ScheduleView> {
+  const { name } = opts;
   const { description } = await handleFor(ctx, name);
   const v = await view(ctx, name, description);
   ctx.out.line(
@@ -196,7 +193,7 @@ export async function scheduleDescribeCommand(ctx: Ctx, name: string): Promise<S
 }
 
 export async function scheduleListCommand(
-  ctx: Ctx,
+  ctx: CommandContext,
 ): Promise<Array<{ name: string; paused: boolean; nextRun?: string }>> {
   const rows: Array<{ name: string; paused: boolean; nextRun?: string; note?: string }> = [];
   for await (const s of ctx.client.schedule.list()) {
@@ -214,7 +211,11 @@ export async function scheduleListCommand(
   return rows;
 }
 
-export async function schedulePauseCommand(ctx: Ctx, name: string, pause: boolean, note?: string): Promise<void> {
+export async function schedulePauseCommand(
+  ctx: CommandContext,
+  opts: { name: string; pause: boolean; note?: string },
+): Promise<void> {
+  const { name, pause, note } = opts;
   const { handle } = await handleFor(ctx, name);
   if (pause) await handle.pause(note ?? 'paused by inferctl');
   else await handle.unpause(note ?? 'unpaused by inferctl');
@@ -222,7 +223,11 @@ export async function schedulePauseCommand(ctx: Ctx, name: string, pause: boolea
   ctx.out.result({ scheduleId: name, paused: pause });
 }
 
-export async function scheduleTriggerCommand(ctx: Ctx, name: string, overlap?: OverlapName): Promise<void> {
+export async function scheduleTriggerCommand(
+  ctx: CommandContext,
+  opts: { name: string; overlap?: OverlapName },
+): Promise<void> {
+  const { name, overlap } = opts;
   const { handle } = await handleFor(ctx, name);
   await handle.trigger(overlap ? OVERLAP[overlap] : undefined);
   ctx.out.line(`Schedule "${name}" triggered: a run starts now (see: inferctl schedule describe ${name}).`);
@@ -230,10 +235,10 @@ export async function scheduleTriggerCommand(ctx: Ctx, name: string, overlap?: O
 }
 
 export async function scheduleBackfillCommand(
-  ctx: Ctx,
-  name: string,
-  opts: { from: Date; to: Date; overlap: OverlapName },
+  ctx: CommandContext,
+  opts: { name: string; from: Date; to: Date; overlap: OverlapName },
 ): Promise<{ slots: string[] }> {
+  const { name } = opts;
   if (!(opts.from < opts.to))
     throw new CliError(`--from (${opts.from.toISOString()}) must be before --to (${opts.to.toISOString()}).`, 2);
   if (opts.to.getTime() > Date.now())
@@ -259,11 +264,13 @@ export async function scheduleBackfillCommand(
 
 export interface ScheduleUpdateOptions
   extends ScheduleTiming, Partial<Pick<BatchJobFlags, 'modelPath' | 'inputPath' | 'outputDir'>> {
+  name: string;
   overlap?: OverlapName;
   catchupWindowSeconds?: number;
 }
 
-export async function scheduleUpdateCommand(ctx: Ctx, name: string, opts: ScheduleUpdateOptions): Promise<void> {
+export async function scheduleUpdateCommand(ctx: CommandContext, opts: ScheduleUpdateOptions): Promise<void> {
+  const { name } = opts;
   const { handle } = await handleFor(ctx, name);
   try {
     await handle.update((previous) => {
@@ -296,7 +303,8 @@ export async function scheduleUpdateCommand(ctx: Ctx, name: string, opts: Schedu
   ctx.out.result({ scheduleId: name, updated: true });
 }
 
-export async function scheduleDeleteCommand(ctx: Ctx, name: string): Promise<void> {
+export async function scheduleDeleteCommand(ctx: CommandContext, opts: { name: string }): Promise<void> {
+  const { name } = opts;
   const { handle } = await handleFor(ctx, name);
   await handle.delete();
   ctx.out.line(`Schedule "${name}" deleted (runs it started are not affected).`);

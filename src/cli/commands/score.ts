@@ -4,8 +4,9 @@
  */
 import path from 'node:path';
 
+import type { Command } from '@commander-js/extra-typings';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
-import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 
 import { progressQuery } from '../../../workflows/batch-score';
 import { batchScore } from '../../../workflows/batch-score';
@@ -15,33 +16,52 @@ import type { BatchProgress, BatchScoreInput } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { webUiUrl } from '../../temporal/connection';
 import { InferctlKind, ItemsDone, ModelName, Stage } from '../../shared/search-attributes';
-import { CliError } from '../cli-error';
-import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
+import { addBatchJobOptions, batchJobFlags } from '../batch-flags';
+import type { BatchJobFlags } from '../batch-flags';
+import { CliError } from '../cli-error';
+import { withClient } from '../client-context';
+import type { CommandContext } from '../client-context';
 import { describeFailure, type Output } from '../output';
+import { createProgressRenderer, progressLine } from '../progress';
 import { ResultWatch } from '../result-watch';
+import { startIndexed } from '../start-workflow';
 import { nameFromModel } from './deploy';
 
-/** The job settings `score` and `schedule create` share. */
-export interface BatchJobFlags {
-  modelPath: string;
-  inputPath: string;
-  outputDir: string;
-  name?: string;
-  shardSize: number;
-  batchSize: number;
-  concurrency: number;
-  errorThreshold: number;
-  topK: number;
-  rawOutputs: boolean;
-  requireCuda: boolean;
-  gpuTaskQueue?: string;
+/** `inferctl score` and `inferctl score status`: flags in, command functions out. */
+export function addScoreCommands(program: Command): void {
+  const score = addBatchJobOptions(
+    program
+      .command('score')
+      .description('Score a directory or manifest of images with a model on the GPU workers, with a live progress bar'),
+    'where predictions.jsonl, errors.jsonl and summary.json go',
+  )
+    .option('-n, --name <name>', 'job name; the workflow id is score-<name> (default: from the input and the time)')
+    .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
+    .option('--detach', 'start and return at once')
+    .option('--json', 'print one JSON document')
+    .action(async (o) => {
+      const flags = batchJobFlags(o, 'score');
+      await withClient(Boolean(o.json), async (ctx) => {
+        const result = await scoreCommand(ctx, {
+          ...flags,
+          name: o.name,
+          taskQueue: o.taskQueue,
+          detach: Boolean(o.detach),
+        });
+        ctx.out.result(result);
+      });
+    });
+  score
+    .command('status <name>')
+    .description('Show a batch job: progress while it runs, its summary or failure once it ended')
+    .option('--json', 'print one JSON document')
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) => scoreStatusCommand(ctx, { name }));
+    });
 }
 
 export interface ScoreCommandOptions extends BatchJobFlags {
-  client: Client;
-  namespace: string;
-  out: Output;
   taskQueue?: string;
   detach: boolean;
 }
@@ -70,14 +90,14 @@ export interface ScoreCommandResult {
   summary?: BatchOutcome;
 }
 
-export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreCommandResult> {
+export async function scoreCommand(ctx: CommandContext, opts: ScoreCommandOptions): Promise<ScoreCommandResult> {
   const name = opts.name ?? `${nameFromModel(opts.inputPath).slice(0, 24)}-${Date.now().toString(36)}`;
   const input = batchJobInput(opts, name);
   const workflowId = batchWorkflowId(name);
   let handle: WorkflowHandle;
   try {
     handle = await startIndexed(
-      opts.client,
+      ctx.client,
       batchScore,
       {
         taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
@@ -98,7 +118,7 @@ export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreComm
         { key: Stage, value: 'listing' },
         { key: ItemsDone, value: 0 },
       ],
-      opts.out,
+      ctx.out,
     );
   } catch (err) {
     if (err instanceof WorkflowExecutionAlreadyStartedError) {
@@ -108,46 +128,42 @@ export async function scoreCommand(opts: ScoreCommandOptions): Promise<ScoreComm
     }
     throw err;
   }
-  const uiUrl = webUiUrl({ namespace: opts.namespace, workflowId });
-  opts.out.line(`Started ${workflowId}`);
-  opts.out.line(`Web UI: ${uiUrl}`);
+  const uiUrl = webUiUrl({ namespace: ctx.namespace, workflowId });
+  ctx.out.line(`Started ${workflowId}`);
+  ctx.out.line(`Web UI: ${uiUrl}`);
   if (opts.detach) {
-    opts.out.line(`Follow it with: inferctl score status ${name}`);
+    ctx.out.line(`Follow it with: inferctl score status ${name}`);
     return { workflowId, uiUrl };
   }
-  const summary = await followBatch(handle, opts.out, input.gpuTaskQueue!);
+  const summary = await followBatch(handle, ctx.out, input.gpuTaskQueue!);
   return { workflowId, uiUrl, summary };
 }
 
-/** Polls `progress` and draws a progress bar until the job ends; returns its summary or throws why it failed. */
+/** Polls `progress` and shows it (see ../progress) until the job ends; returns its summary or throws why it failed. */
 export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue: string): Promise<BatchOutcome> {
   const watch = new ResultWatch<BatchOutcome>(handle);
-
-  const tty = process.stdout.isTTY && !out.json;
+  const progress = createProgressRenderer(out);
   const started = Date.now();
-  let lastPrinted = 0;
   let hinted = false;
-  while (!watch.ended) {
-    try {
-      const p = await handle.query(progressQuery);
-      if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() - started > 10_000) {
-        out.note(
-          `No shard has finished yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`,
-        );
-        hinted = true;
+  try {
+    while (!watch.ended) {
+      try {
+        const p = await handle.query(progressQuery);
+        if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() - started > 10_000) {
+          progress.note(
+            `No shard has finished yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`,
+          );
+          hinted = true;
+        }
+        progress.update(p);
+      } catch {
+        // No run answered yet (starting, or between continue-as-new runs).
       }
-      if (tty) {
-        process.stdout.write(`\r${progressLine(p)}\x1b[K`);
-      } else if (Date.now() - lastPrinted > 5000) {
-        out.line(progressLine(p));
-        lastPrinted = Date.now();
-      }
-    } catch {
-      // No run answered yet (starting, or between continue-as-new runs).
+      await watch.pause(500);
     }
-    await watch.pause(500);
+  } finally {
+    progress.stop();
   }
-  if (tty) process.stdout.write('\n');
   const outcome = watch.outcome;
   if (!outcome) throw new CliError(describeFailure(watch.failure));
   out.line(
@@ -160,21 +176,6 @@ export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue:
   return outcome;
 }
 
-export function progressLine(p: BatchProgress): string {
-  if (p.stage === 'listing') return 'Listing inputs…';
-  const fraction = p.totalItems > 0 ? p.itemsDone / p.totalItems : 0;
-  const width = 30;
-  const filled = Math.round(fraction * width);
-  const elapsed = (Date.now() - Date.parse(p.startedAt)) / 1000;
-  const rate = elapsed > 0 ? p.itemsDone / elapsed : 0;
-  const eta = rate > 0 ? formatDuration(((p.totalItems - p.itemsDone) / rate) * 1000) : '?';
-  return (
-    `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${(fraction * 100).toFixed(1)}% ` +
-    `${p.itemsDone}/${p.totalItems} items, ${rate.toFixed(0)} items/s, ETA ${eta}, ` +
-    `${p.itemsFailed} failed, shards ${p.shardsDone}/${p.shardCount} (${p.shardsInFlight} running)`
-  );
-}
-
 export interface BatchStatusView {
   name: string;
   workflowId: string;
@@ -185,10 +186,8 @@ export interface BatchStatusView {
   failure?: string;
 }
 
-export async function scoreStatusCommand(
-  ctx: { client: Client; namespace: string; out: Output },
-  name: string,
-): Promise<BatchStatusView> {
+export async function scoreStatusCommand(ctx: CommandContext, opts: { name: string }): Promise<BatchStatusView> {
+  const { name } = opts;
   const workflowId = name.startsWith('score-') ? name : batchWorkflowId(name);
   const handle = ctx.client.workflow.getHandle(workflowId);
   let execution: string;

@@ -1,13 +1,14 @@
-/** `inferctl schedule …` subcommands: flags in, command functions out. */
+/** `inferctl schedule …` subcommands: flags in, the command functions of ./schedule out. */
 import path from 'node:path';
 
-import { Option } from 'commander';
-import type { Command } from 'commander';
+import { Option } from '@commander-js/extra-typings';
+import type { Command } from '@commander-js/extra-typings';
 
-import { CONTROL_TASK_QUEUE } from '../shared/deploy-types';
-import { OUTPUT_TEMPLATE_FIELDS } from '../shared/output-template';
-import { addBatchJobOptions, batchJobFlags } from './batch-flags';
-import { withClient } from './client-context';
+import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
+import { OUTPUT_TEMPLATE_FIELDS } from '../../shared/output-template';
+import { addBatchJobOptions, batchJobFlags } from '../batch-flags';
+import { withClient } from '../client-context';
+import { duration, isoDate } from '../flag-parsers';
 import {
   OVERLAP_NAMES,
   scheduleBackfillCommand,
@@ -19,9 +20,8 @@ import {
   scheduleTriggerCommand,
   scheduleSpec,
   scheduleUpdateCommand,
-} from './commands/schedule';
-import type { OverlapName } from './commands/schedule';
-import { duration, isoDate } from './flag-parsers';
+} from './schedule';
+import type { OverlapName } from './schedule';
 
 const json = () => new Option('--json', 'print one JSON document');
 const overlap = (fallback: OverlapName) =>
@@ -59,25 +59,25 @@ export function addScheduleCommands(program: Command): void {
     .option('--note <text>', 'a note shown with the schedule')
     .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
     .addOption(json())
-    .action(async (name: string, o: Record<string, unknown>) => {
+    .action(async (name, o) => {
       const flags = batchJobFlags(o, 'schedule create');
       // Check the calendar before connecting: a bad cron is a usage error whatever the server.
-      scheduleSpec({ cron: o.cron as string | undefined, intervalSeconds: o.interval as number | undefined });
+      scheduleSpec({ cron: o.cron, intervalSeconds: o.interval });
       await withClient(Boolean(o.json), (ctx) =>
         scheduleCreateCommand(ctx, {
           ...flags,
           // Keep the template's braces; make the path absolute where the user typed it.
           outputDir: path.resolve(flags.outputDir),
           name,
-          cron: o.cron as string | undefined,
-          intervalSeconds: o.interval as number | undefined,
-          jitterSeconds: o.jitter as number | undefined,
-          timezone: o.timezone as string | undefined,
-          overlap: o.overlap as OverlapName,
-          catchupWindowSeconds: o.catchupWindow as number,
+          cron: o.cron,
+          intervalSeconds: o.interval,
+          jitterSeconds: o.jitter,
+          timezone: o.timezone,
+          overlap: o.overlap,
+          catchupWindowSeconds: o.catchupWindow,
           paused: Boolean(o.paused),
-          note: o.note as string | undefined,
-          taskQueue: o.taskQueue as string,
+          note: o.note,
+          taskQueue: o.taskQueue,
         }),
       );
     });
@@ -86,7 +86,7 @@ export function addScheduleCommands(program: Command): void {
     .command('list')
     .description('List schedules')
     .addOption(json())
-    .action(async (o: { json?: boolean }) => {
+    .action(async (o) => {
       await withClient(Boolean(o.json), (ctx) => scheduleListCommand(ctx));
     });
 
@@ -94,8 +94,8 @@ export function addScheduleCommands(program: Command): void {
     .command('describe <name>')
     .description('Next runs, and recent runs with their results')
     .addOption(json())
-    .action(async (name: string, o: { json?: boolean }) => {
-      await withClient(Boolean(o.json), (ctx) => scheduleDescribeCommand(ctx, name));
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) => scheduleDescribeCommand(ctx, { name }));
     });
 
   for (const [verb, pause] of [
@@ -107,8 +107,8 @@ export function addScheduleCommands(program: Command): void {
       .description(pause ? 'Stop starting runs (running ones continue)' : 'Start runs again')
       .option('--note <text>', 'why')
       .addOption(json())
-      .action(async (name: string, o: { note?: string; json?: boolean }) => {
-        await withClient(Boolean(o.json), (ctx) => schedulePauseCommand(ctx, name, pause, o.note));
+      .action(async (name, o) => {
+        await withClient(Boolean(o.json), (ctx) => schedulePauseCommand(ctx, { name, pause, note: o.note }));
       });
   }
 
@@ -117,8 +117,8 @@ export function addScheduleCommands(program: Command): void {
     .description('Start a run now, outside the calendar')
     .addOption(new Option('--overlap <policy>', 'overlap policy for this run').choices(OVERLAP_NAMES))
     .addOption(json())
-    .action(async (name: string, o: { overlap?: OverlapName; json?: boolean }) => {
-      await withClient(Boolean(o.json), (ctx) => scheduleTriggerCommand(ctx, name, o.overlap));
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) => scheduleTriggerCommand(ctx, { name, overlap: o.overlap }));
     });
 
   schedule
@@ -128,8 +128,10 @@ export function addScheduleCommands(program: Command): void {
     .requiredOption('--to <time>', 'end, ISO 8601', isoDate('--to'))
     .addOption(overlap('allow-all'))
     .addOption(json())
-    .action(async (name: string, o: { from: Date; to: Date; overlap: OverlapName; json?: boolean }) => {
-      await withClient(Boolean(o.json), (ctx) => scheduleBackfillCommand(ctx, name, o));
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) =>
+        scheduleBackfillCommand(ctx, { name, from: o.from, to: o.to, overlap: o.overlap }),
+      );
     });
 
   schedule
@@ -145,18 +147,19 @@ export function addScheduleCommands(program: Command): void {
     .option('-i, --input <dir|manifest>', 'new input')
     .option('-o, --output <dir>', 'new output template')
     .addOption(json())
-    .action(async (name: string, o: Record<string, unknown>) => {
+    .action(async (name, o) => {
       await withClient(Boolean(o.json), (ctx) =>
-        scheduleUpdateCommand(ctx, name, {
-          cron: o.cron as string | undefined,
-          intervalSeconds: o.interval as number | undefined,
-          jitterSeconds: o.jitter as number | undefined,
-          timezone: o.timezone as string | undefined,
-          overlap: o.overlap as OverlapName | undefined,
-          catchupWindowSeconds: o.catchupWindow as number | undefined,
-          modelPath: o.model as string | undefined,
-          inputPath: o.input as string | undefined,
-          outputDir: o.output as string | undefined,
+        scheduleUpdateCommand(ctx, {
+          name,
+          cron: o.cron,
+          intervalSeconds: o.interval,
+          jitterSeconds: o.jitter,
+          timezone: o.timezone,
+          overlap: o.overlap,
+          catchupWindowSeconds: o.catchupWindow,
+          modelPath: o.model,
+          inputPath: o.input,
+          outputDir: o.output,
         }),
       );
     });
@@ -165,7 +168,7 @@ export function addScheduleCommands(program: Command): void {
     .command('delete <name>')
     .description('Delete a schedule (runs it started are not affected)')
     .addOption(json())
-    .action(async (name: string, o: { json?: boolean }) => {
-      await withClient(Boolean(o.json), (ctx) => scheduleDeleteCommand(ctx, name));
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) => scheduleDeleteCommand(ctx, { name }));
     });
 }

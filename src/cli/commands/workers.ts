@@ -1,0 +1,79 @@
+/**
+ * `inferctl worker` and `inferctl gpu-worker`: run a worker in the foreground until Ctrl-C. The worker
+ * modules are loaded when the command runs, not at the top: the worker SDK is heavy and only these need it.
+ */
+import type { Command } from '@commander-js/extra-typings';
+
+import { GPU_TASK_QUEUE } from '../../shared/batch-types';
+import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
+import { int } from '../flag-parsers';
+import type * as ControlWorkerModule from '../../../worker/control';
+import type * as GpuWorkerModule from '../../../worker/gpu';
+import type { GpuWorkerFlags } from '../../../worker/gpu';
+
+/** `inferctl worker`: flags in, `workerCommand` out. */
+export function addWorkerCommand(program: Command): void {
+  program
+    .command('worker')
+    .description('Run the control worker (deploy workflows and their activities) until Ctrl-C')
+    .option('--task-queue <queue>', 'task queue to poll', CONTROL_TASK_QUEUE)
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics on 127.0.0.1:<port>/metrics (default: INFERCTL_METRICS_PORT)',
+      int('--metrics-port', 1),
+    )
+    .action(async (o) => {
+      await workerCommand({ taskQueue: o.taskQueue, metricsPort: o.metricsPort });
+    });
+}
+
+/** `inferctl gpu-worker`: flags in, `gpuWorkerCommand` out (the worker checks its own flags, all at once). */
+export function addGpuWorkerCommand(program: Command): void {
+  program
+    .command('gpu-worker')
+    .description('Run a GPU scoring worker (batch shards, onnxruntime-node) until Ctrl-C')
+    .option('--task-queue <queue>', 'task queue to poll', GPU_TASK_QUEUE)
+    .option('--gpu', 'use the CUDA execution provider (CUDA 12 + cuDNN 9 and the CUDA provider install; see README)')
+    .option('--device-id <n>', 'CUDA device', '0')
+    .option('--allow-cpu-fallback', 'with --gpu: run on CPU when CUDA cannot load instead of failing')
+    .option('--max-concurrent-shards <n>', 'shards this process scores at once', '2')
+    .option('--intra-op-threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)')
+    .option('--graph-optimization <level>', 'disabled | basic | extended | all', 'all')
+    .option(
+      '--metrics-port <port>',
+      'serve Prometheus metrics on 127.0.0.1:<port>/metrics (default: INFERCTL_METRICS_PORT)',
+    )
+    .action(async (o) => {
+      await gpuWorkerCommand({ ...o, gpu: Boolean(o.gpu), allowCpuFallback: Boolean(o.allowCpuFallback) });
+    });
+}
+
+export interface WorkerCommandOptions {
+  taskQueue: string;
+  metricsPort?: number;
+}
+
+export async function workerCommand(opts: WorkerCommandOptions): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runControlWorker } = require('../../../worker/control') as typeof ControlWorkerModule;
+  await runControlWorker({
+    taskQueue: opts.taskQueue,
+    metricsPort: opts.metricsPort,
+    onReady: ({ address, namespace, taskQueue }) =>
+      process.stdout.write(
+        `Control worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`,
+      ),
+  });
+}
+
+export async function gpuWorkerCommand(flags: GpuWorkerFlags): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const gpu = require('../../../worker/gpu') as typeof GpuWorkerModule;
+  await gpu.runGpuWorker({
+    ...gpu.gpuWorkerOptions(flags),
+    onReady: ({ address, namespace, taskQueue }) =>
+      process.stdout.write(
+        `GPU worker polling "${taskQueue}" on ${address} (namespace ${namespace}). Ctrl-C stops it.\n`,
+      ),
+  });
+}

@@ -1,0 +1,16 @@
+/** Help text shown after the options: the connection settings (every command) and the aks settings. */
+import { AKS_ENVIRONMENT } from '../targets/aks/aks-config';
+
+export const ENV_HELP = `
+Temporal connection (client and workers alike), from the SDK's environment configuration:
+  TEMPORAL_ADDRESS     host:port of the frontend (default localhost:7233, as started by \`inferctl dev\`)
+  TEMPORAL_NAMESPACE   namespace (default "default")
+  TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE   for Temporal Cloud or TLS clusters
+  INFERCTL_UI_URL      base URL of the Temporal Web UI used in printed links (default http://localhost:8233)
+  INFERCTL_HOME        where local deployments keep their state (default ~/.inferctl)`;
+
+export const AKS_HELP = `
+The aks target (the control worker's environment, not this command's, except for --dry-run):
+${AKS_ENVIRONMENT.map(([name, what]) => `  ${name.padEnd(28)} ${what}`).join('\n')}
+  Azure sign-in: DefaultAzureCredential (az login, a service principal in AZURE_CLIENT_ID/SECRET/TENANT_ID,
+  or a managed/workload identity). GPU clusters bill by the hour: see "Deploy to AKS" in the README.`;
