@@ -11,6 +11,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 
 import { deploy, statusQuery } from '../../../workflows/deploy';
+import { TARGET_TIMINGS } from '../../shared/deploy-timings';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
@@ -51,7 +52,11 @@ export function addDeployCommand(program: Command): void {
     .option('--top-k <n>', 'labels in each answer', int('--top-k', 1), 5)
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this')
-    .option('--ready-timeout <duration>', 'how long replicas may take to become ready', duration('--ready-timeout'))
+    .option(
+      '--ready-timeout <duration>',
+      `how long replicas may take to become ready (default: ${formatDuration(TARGET_TIMINGS.local.readyTimeoutSeconds * 1000)} on local, ${formatDuration(TARGET_TIMINGS.aks.readyTimeoutSeconds * 1000)} on aks)`,
+      duration('--ready-timeout'),
+    )
     .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
     .option('--detach', 'start and return at once')
     .option('--follow', 'follow until the deployment has been torn down (default: until it serves)')
@@ -178,7 +183,8 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     smoke: opts.smokeSample
       ? { samplePath: path.resolve(opts.smokeSample), expectedLabel: opts.expectLabel }
       : undefined,
-    timings: deployTimings(opts),
+    // Only what the user chose: the workflow fills in the rest from the per-target timing table.
+    ...(opts.readyTimeoutSeconds ? { timings: { readyTimeoutSeconds: opts.readyTimeoutSeconds } } : {}),
     ...(opts.aks && Object.keys(opts.aks).length > 0 ? { aks: opts.aks } : {}),
   };
   if (opts.expectLabel && !opts.smokeSample) {
@@ -239,12 +245,6 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
  * The local target's defaults fit seconds-long steps. A cloud GPU rollout pulls a multi-gigabyte CUDA image
  * onto fresh nodes, so aks waits up to 20 minutes for readiness and a minute between heartbeats.
  */
-function deployTimings(opts: DeployCommandOptions): DeployInput['timings'] {
-  if (opts.target === 'aks') {
-    return { readyTimeoutSeconds: opts.readyTimeoutSeconds ?? 20 * 60, heartbeatTimeoutSeconds: 60 };
-  }
-  return opts.readyTimeoutSeconds ? { readyTimeoutSeconds: opts.readyTimeoutSeconds } : undefined;
-}
 
 /** Derives a valid deployment name from a model file name: `ResNet_50.onnx` → `resnet-50`. */
 export function nameFromModel(modelPath: string): string {
