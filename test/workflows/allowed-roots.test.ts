@@ -8,107 +8,63 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { WorkflowFailedError } from '@temporalio/client';
-import type { Client } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-
 import { writeSampleImages } from '../../src/demo/sample-images';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
-import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput } from '../../src/shared/batch-types';
-import { deployWorkflowId } from '../../src/shared/deploy-types';
-import { batchScore } from '../../workflows/batch-score';
-import { deploy } from '../../workflows/deploy';
+import { FailureType } from '../../src/shared/failure-types';
+import { expectWorkflowFailure } from '../helpers/failure-chain';
 import { readJsonl } from '../helpers/jsonl';
-import { startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
+import { workflowSuite } from '../helpers/workflow-suite';
+import { uniqueName } from '../helpers/workers';
 
 describe('allowed roots', () => {
-  const controlQueue = uniqueName('roots-control');
-  const gpuQueue = uniqueName('roots-gpu');
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  const workers: WorkerProcess[] = [];
-  let allowed: string;
+  const allowed = path.join(os.tmpdir(), uniqueName('inferctl-allowed'));
   let outside: string;
-
   before(async () => {
-    allowed = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-allowed-'));
+    await fs.mkdir(allowed);
     outside = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-outside-'));
     for (const dir of [allowed, outside]) await fs.writeFile(path.join(dir, 'model.onnx'), buildTinyCnn());
-    const env = { ...process.env, INFERCTL_ALLOWED_ROOTS: allowed };
-    ({ client, close: closeClient } = await testClient());
-    workers.push(await startControlWorker(controlQueue, [], env), await startGpuWorker(gpuQueue, [], env));
   });
+  // Both workers may use `allowed` only.
+  const suite = workflowSuite('roots', { env: { INFERCTL_ALLOWED_ROOTS: allowed }, gpu: {} });
   after(async () => {
-    for (const w of workers) await w.stop();
-    await closeClient?.();
     for (const dir of [allowed, outside]) await fs.rm(dir, { recursive: true, force: true });
   });
 
-  async function refusal(run: Promise<unknown>): Promise<ApplicationFailure> {
-    const err = await run.then(
-      () => assert.fail('should be refused'),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof WorkflowFailedError);
-    let cause: unknown = err.cause;
-    while (
-      cause instanceof ActivityFailure ||
-      (cause instanceof ApplicationFailure && cause.type === 'DeploymentFailed')
-    )
-      cause = cause.cause;
-    assert.ok(cause instanceof ApplicationFailure);
-    return cause;
-  }
-
   test('a deployment whose model is outside the roots is refused', async () => {
     const name = uniqueName('roots');
-    const failure = await refusal(
-      client.workflow.execute(deploy, {
-        taskQueue: controlQueue,
-        workflowId: deployWorkflowId(name),
-        args: [{ name, modelPath: path.join(outside, 'model.onnx'), target: 'local', replicas: 1, ttlSeconds: 1 }],
-      }),
+    const handle = await suite.startDeploy(
+      suite.deployInput({ name, modelPath: path.join(outside, 'model.onnx'), ttlSeconds: 1 }),
     );
-    assert.equal(failure.type, 'PathNotAllowed');
-    assert.match(failure.message, /outside the directories this worker may use/);
+    const { workflow, activity, root } = await expectWorkflowFailure(handle, 'the deployment');
+    assert.equal(workflow?.type, FailureType.DeploymentFailed);
+    assert.equal(activity?.activityType, 'validateDeployment', 'refused by validation, before anything ran');
+    assert.equal(root.type, FailureType.PathNotAllowed);
+    assert.match(root.message, /outside the directories this worker may use/);
   });
 
   test('a batch job writing outside the roots is refused; a manifest entry outside is that input’s error', async () => {
-    const job = (name: string, extra: Partial<BatchScoreInput>): BatchScoreInput => ({
-      name,
-      modelPath: path.join(allowed, 'model.onnx'),
-      inputPath: path.join(allowed, 'in'),
-      outputDir: path.join(allowed, 'out', name),
-      shardSize: 10,
-      batchSize: 4,
-      maxShardsInFlight: 1,
-      errorThreshold: -1,
-      topK: 1,
-      gpuTaskQueue: gpuQueue,
-      ...extra,
-    });
+    const job = (name: string, extra: Partial<BatchScoreInput>): BatchScoreInput =>
+      suite.batchInput({
+        name,
+        modelPath: path.join(allowed, 'model.onnx'),
+        inputPath: path.join(allowed, 'in'),
+        outputDir: path.join(allowed, 'out', name),
+        maxShardsInFlight: 1,
+        ...extra,
+      });
     const samples = await writeSampleImages(path.join(allowed, 'in'), 4);
     const name = uniqueName('roots-out');
-    const failure = await refusal(
-      client.workflow.execute(batchScore, {
-        taskQueue: controlQueue,
-        workflowId: batchWorkflowId(name),
-        args: [job(name, { outputDir: path.join(outside, 'out') })],
-      }),
-    );
-    assert.equal(failure.type, 'PathNotAllowed');
+    const refused = await suite.startBatch(job(name, { outputDir: path.join(outside, 'out') }));
+    const { activity, root } = await expectWorkflowFailure(refused, 'the job');
+    assert.ok(activity, 'refused in an activity');
+    assert.equal(root.type, FailureType.PathNotAllowed);
 
     const [escapee] = await writeSampleImages(path.join(outside, 'images'), 1);
     const manifest = path.join(allowed, 'manifest.txt');
     await fs.writeFile(manifest, [...samples.map((s) => s.path), escapee!.path].join('\n'));
     const ok = uniqueName('roots-manifest');
-    const outcome = await client.workflow.execute(batchScore, {
-      taskQueue: controlQueue,
-      workflowId: batchWorkflowId(ok),
-      args: [job(ok, { inputPath: manifest })],
-    });
+    const outcome = await (await suite.startBatch(job(ok, { inputPath: manifest }))).result();
     assert.equal(outcome.itemsOk, 4);
     assert.equal(outcome.itemsFailed, 1);
     const [error] = await readJsonl<{ path: string; reason: string }>(outcome.errorsFile);

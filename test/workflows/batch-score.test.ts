@@ -5,25 +5,19 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-
-import { WorkflowFailedError } from '@temporalio/client';
-import type { Client } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
+import { describe, test } from 'node:test';
 
 import { writeSampleImages } from '../../src/demo/sample-images';
 import { Classifier } from '../../src/scoring/classifier';
 import { preprocessImage } from '../../src/images/preprocess';
-import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
-import { batchScore } from '../../workflows/batch-score';
+import { FailureType } from '../../src/shared/failure-types';
 import type { BatchOutcome } from '../../workflows/batch-score';
-import { freePort } from '../../src/temporal/dev-server';
-import { demoAssets, startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
+import { expectWorkflowFailure } from '../helpers/failure-chain';
 import { readJsonl } from '../helpers/jsonl';
+import { workflowSuite } from '../helpers/workflow-suite';
+import { uniqueName } from '../helpers/workers';
 
 interface PredictionRow {
   index: number;
@@ -32,59 +26,20 @@ interface PredictionRow {
 }
 
 describe('batchScore workflow', () => {
-  const controlQueue = uniqueName('batch-control');
-  const gpuQueue = uniqueName('batch-gpu');
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  const workers: WorkerProcess[] = [];
-  let assets: Awaited<ReturnType<typeof demoAssets>>;
-  let scratch: string;
-  let metricsPort: number;
+  const suite = workflowSuite('batch', { gpu: { metrics: true } });
 
-  before(async () => {
-    assets = await demoAssets();
-    scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-batch-'));
-    ({ client, close: closeClient } = await testClient());
-    metricsPort = await freePort();
-    workers.push(
-      await startControlWorker(controlQueue),
-      await startGpuWorker(gpuQueue, ['--metrics-port', String(metricsPort)]),
-    );
-  });
-
-  after(async () => {
-    for (const w of workers) await w.stop();
-    await closeClient?.();
-    await fs.rm(scratch, { recursive: true, force: true });
-  });
-
+  /** Shards of 7 and batches of 4 (40 inputs make 6 shards, the last one short), top-3. */
   function job(name: string, inputPath: string, extra: Partial<BatchScoreInput> = {}): BatchScoreInput {
-    return {
-      name,
-      modelPath: assets.modelPath,
-      inputPath,
-      outputDir: path.join(scratch, name, 'out'),
-      shardSize: 7,
-      batchSize: 4,
-      maxShardsInFlight: 3,
-      errorThreshold: -1,
-      topK: 3,
-      gpuTaskQueue: gpuQueue,
-      ...extra,
-    };
+    return suite.batchInput({ name, inputPath, shardSize: 7, batchSize: 4, maxShardsInFlight: 3, topK: 3, ...extra });
   }
 
-  function run(input: BatchScoreInput) {
-    return client.workflow.execute(batchScore, {
-      taskQueue: controlQueue,
-      workflowId: batchWorkflowId(input.name),
-      args: [input],
-    });
+  async function run(input: BatchScoreInput): Promise<BatchOutcome> {
+    return (await suite.startBatch(input)).result();
   }
 
   test('scores every input once, with the same answers as onnxruntime called directly', async () => {
     const name = uniqueName('equal');
-    const dir = path.join(scratch, name, 'in');
+    const dir = path.join(suite.scratch, name, 'in');
     const samples = await writeSampleImages(dir, 40);
     const outcome: BatchOutcome = await run(job(name, dir));
     assert.equal(outcome.totalItems, 40);
@@ -101,7 +56,7 @@ describe('batchScore workflow', () => {
     );
     assert.deepEqual(new Set(rows.map((r) => r.path)), new Set(samples.map((s) => s.path)));
 
-    const direct = await Classifier.load(assets.modelPath);
+    const direct = await Classifier.load(suite.assets.modelPath);
     try {
       for (const row of rows) {
         const tensor = await preprocessImage(await fs.readFile(row.path), direct.info);
@@ -129,7 +84,7 @@ describe('batchScore workflow', () => {
   });
 
   test('the GPU worker serves Prometheus metrics: the SDK runtime and inferctl scoring', async () => {
-    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const text = await suite.metrics('gpu');
     const scored = /^inferctl_items_scored_total\{[^}]*execution_provider="cpu"[^}]*outcome="ok"[^}]*\} (\d+)/m.exec(
       text,
     );
@@ -147,9 +102,9 @@ describe('batchScore workflow', () => {
 
   test('bad inputs are recorded with their reason and do not stop the job', async () => {
     const name = uniqueName('bad');
-    const dir = path.join(scratch, name, 'in');
+    const dir = path.join(suite.scratch, name, 'in');
     await writeSampleImages(dir, 5);
-    const good = await fs.readFile(assets.samples[0]!.path);
+    const good = await fs.readFile(suite.assets.samples[0]!.path);
     await fs.writeFile(path.join(dir, 'zero.jpg'), Buffer.alloc(0));
     await fs.writeFile(path.join(dir, 'truncated.jpg'), good.subarray(0, Math.floor(good.length / 3)));
     await fs.writeFile(path.join(dir, 'notes.txt'), 'not an image');
@@ -178,44 +133,42 @@ describe('batchScore workflow', () => {
 
   test('exceeding the error threshold fails the job and names the errors file', async () => {
     const name = uniqueName('threshold');
-    const dir = path.join(scratch, name, 'in');
+    const dir = path.join(suite.scratch, name, 'in');
     await writeSampleImages(dir, 4);
     for (let i = 0; i < 3; i++) await fs.writeFile(path.join(dir, `broken-${i}.jpg`), Buffer.from('garbage'));
-    const err = await run(job(name, dir, { errorThreshold: 2 })).then(
-      () => assert.fail('the job should fail'),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof WorkflowFailedError);
-    assert.ok(err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, 'ErrorThresholdExceeded');
-    assert.match(err.cause.message, /3 input\(s\) could not be scored, over the error threshold \(2 input\(s\)\)/);
-    assert.ok(err.cause.message.includes(path.join(scratch, name, 'out', 'errors.jsonl')), err.cause.message);
-    assert.equal((await readJsonl(path.join(scratch, name, 'out', 'errors.jsonl'))).length, 3);
+    const handle = await suite.startBatch(job(name, dir, { errorThreshold: 2 }));
+    const { workflow, activity, root } = await expectWorkflowFailure(handle, 'the job');
+    assert.ok(workflow, 'the workflow itself failed the job');
+    assert.equal(workflow.type, FailureType.ErrorThresholdExceeded);
+    assert.equal(root, workflow, 'not the failure of a step');
+    assert.equal(activity, undefined, 'every activity succeeded');
+    assert.match(workflow.message, /3 input\(s\) could not be scored, over the error threshold \(2 input\(s\)\)/);
+    const errorsFile = path.join(suite.scratch, name, 'out', 'errors.jsonl');
+    assert.ok(workflow.message.includes(errorsFile), workflow.message);
+    assert.equal((await readJsonl(errorsFile)).length, 3);
   });
 
   test('missing model, empty input directory and unwritable output fail with what to fix', async () => {
-    const empty = path.join(scratch, 'empty-in');
+    const empty = path.join(suite.scratch, 'empty-in');
     await fs.mkdir(empty, { recursive: true });
-    const aFile = path.join(scratch, 'a-file');
+    const aFile = path.join(suite.scratch, 'a-file');
     await fs.writeFile(aFile, 'x');
-    const cases: Array<[Partial<BatchScoreInput> & { inputPath?: string }, string, RegExp]> = [
-      [{ modelPath: path.join(scratch, 'missing.onnx') }, 'ModelNotFound', /missing\.onnx/],
-      [{ inputPath: empty }, 'EmptyInput', /No inputs found in .*empty-in/],
-      [{ inputPath: path.join(scratch, 'no-such-dir') }, 'InputNotFound', /Input not found/],
-      [{ outputDir: path.join(aFile, 'out') }, 'OutputNotWritable', /Cannot write to the output directory/],
+    const cases: Array<[Partial<BatchScoreInput>, FailureType, RegExp]> = [
+      [{ modelPath: path.join(suite.scratch, 'missing.onnx') }, FailureType.ModelNotFound, /missing\.onnx/],
+      [{ inputPath: empty }, FailureType.EmptyInput, /No inputs found in .*empty-in/],
+      [{ inputPath: path.join(suite.scratch, 'no-such-dir') }, FailureType.InputNotFound, /Input not found/],
+      [{ outputDir: path.join(aFile, 'out') }, FailureType.OutputNotWritable, /Cannot write to the output directory/],
     ];
     for (const [extra, type, message] of cases) {
       const name = uniqueName('invalid');
-      const err = await run(job(name, extra.inputPath ?? path.dirname(assets.samples[0]!.path), extra)).then(
-        () => assert.fail(`${type}: the job should fail`),
-        (e: unknown) => e,
-      );
-      assert.ok(err instanceof WorkflowFailedError);
-      assert.ok(err.cause instanceof ActivityFailure, `${type}: fails in an activity`);
-      assert.ok(err.cause.cause instanceof ApplicationFailure);
-      assert.equal(err.cause.cause.type, type);
-      assert.equal(err.cause.cause.nonRetryable, true);
-      assert.match(err.cause.cause.message, message);
+      const input = job(name, extra.inputPath ?? path.dirname(suite.assets.samples[0]!.path), extra);
+      const { error, activity, root } = await expectWorkflowFailure(await suite.startBatch(input), `${type}: the job`);
+      assert.ok(activity, `${type}: fails in an activity`);
+      assert.equal(error.cause, activity, `${type}: the workflow lets the activity failure through`);
+      assert.equal(activity.cause, root, `${type}: the activity's own failure`);
+      assert.equal(root.type, type);
+      assert.equal(root.nonRetryable, true);
+      assert.match(root.message, message);
     }
   });
 });

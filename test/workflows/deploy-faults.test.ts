@@ -3,51 +3,28 @@
  * SIGKILLed mid-deploy (the workflow resumes on a new worker). Real processes, real kills.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { WorkflowFailedError } from '@temporalio/client';
-import type { Client } from '@temporalio/client';
 import { CancelledFailure } from '@temporalio/common';
 
-import { deployWorkflowId } from '../../src/shared/deploy-types';
-import type { DeployInput, DeployOutcome } from '../../src/shared/deploy-types';
+import type { DeployOutcome } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { deploy, statusQuery } from '../../workflows/deploy';
+import { statusQuery } from '../../workflows/deploy';
+import { expectWorkflowFailedError } from '../helpers/failure-chain';
 import { recordReliability } from '../helpers/reliability';
-import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
+import { workflowSuite } from '../helpers/workflow-suite';
+import { eventually, uniqueName } from '../helpers/workers';
 
 describe('deploy workflow faults', () => {
-  const taskQueue = uniqueName('faults-tq');
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  const workers: WorkerProcess[] = [];
-  let assets: Awaited<ReturnType<typeof demoAssets>>;
-
-  before(async () => {
-    assets = await demoAssets();
-    ({ client, close: closeClient } = await testClient());
-  });
-
-  after(async () => {
-    for (const w of workers) await w.stop();
-    await closeClient?.();
-  });
-
-  function input(name: string, extra: Partial<DeployInput> = {}): DeployInput {
-    return { name, modelPath: assets.modelPath, target: 'local', replicas: 2, ttlSeconds: 2, ...extra };
-  }
+  // Each test starts its own control workers, since one of them kills its worker.
+  const suite = workflowSuite('faults', { control: false });
 
   test('cancel while waiting for readiness: teardown runs and stops the hung replicas', async () => {
-    workers.push(await startControlWorker(taskQueue));
+    await suite.startControlWorker();
     const name = uniqueName('cancel');
     const marker = new LocalLayout(name).processMarker;
-    const handle = await client.workflow.start(deploy, {
-      taskQueue,
-      workflowId: deployWorkflowId(name),
-      args: [input(name, { ttlSeconds: 300 })],
-    });
+    const handle = await suite.startDeploy(suite.deployInput({ name, replicas: 2, ttlSeconds: 300 }));
 
     // Freeze every process of the deployment the moment it appears: the replicas hang before they
     // listen, so the deployment can never become ready.
@@ -73,11 +50,7 @@ describe('deploy workflow faults', () => {
     assert.equal(waiting.endpoint, undefined, 'not ready while frozen');
 
     await handle.cancel();
-    const err = await handle.result().then(
-      () => assert.fail('a cancelled deployment does not complete'),
-      (e: unknown) => e,
-    );
-    assert.ok(err instanceof WorkflowFailedError);
+    const err = await expectWorkflowFailedError(handle, 'a cancelled deployment');
     assert.ok(err.cause instanceof CancelledFailure, `cancelled, got ${String(err.cause)}`);
 
     const events = (await handle.fetchHistory()).events ?? [];
@@ -100,15 +73,12 @@ describe('deploy workflow faults', () => {
   });
 
   test('control worker SIGKILLed mid-deploy: a new worker finishes the deployment and its teardown', async () => {
-    const first = await startControlWorker(taskQueue);
-    workers.push(first);
+    const first = await suite.startControlWorker();
     const name = uniqueName('crash');
     const marker = new LocalLayout(name).processMarker;
-    const handle = await client.workflow.start(deploy, {
-      taskQueue,
-      workflowId: deployWorkflowId(name),
-      args: [input(name, { ttlSeconds: 2, timings: { heartbeatTimeoutSeconds: 3 } })],
-    });
+    const handle = await suite.startDeploy(
+      suite.deployInput({ name, replicas: 2, ttlSeconds: 2, timings: { heartbeatTimeoutSeconds: 3 } }),
+    );
 
     // Kill the worker as soon as it has started replicas: provisioning and the build are done, the
     // deployment is mid-flight, and the replicas (detached processes) outlive the worker.
@@ -116,7 +86,7 @@ describe('deploy workflow faults', () => {
     await first.kill();
     assert.equal(first.child.signalCode, 'SIGKILL');
 
-    workers.push(await startControlWorker(taskQueue));
+    await suite.startControlWorker();
     const outcome: DeployOutcome = await handle.result();
     assert.equal(outcome.stage, 'done');
     assert.equal(outcome.endedBy, 'ttl');

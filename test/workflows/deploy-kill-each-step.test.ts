@@ -5,19 +5,17 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import type { Client } from '@temporalio/client';
-
-import { DEPLOY_STAGES, deployWorkflowId } from '../../src/shared/deploy-types';
+import { DEPLOY_STAGES } from '../../src/shared/deploy-types';
 import type { DeployStage } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { deploy, statusQuery } from '../../workflows/deploy';
+import { statusQuery } from '../../workflows/deploy';
 import { recordReliability } from '../helpers/reliability';
-import { demoAssets, startControlWorker, testClient, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
+import { workflowSuite } from '../helpers/workflow-suite';
+import { uniqueName } from '../helpers/workers';
 
 const STAGES: DeployStage[] = [
   'provisioning',
@@ -30,41 +28,22 @@ const STAGES: DeployStage[] = [
 ];
 
 describe('control worker SIGKILLed at each deploy stage', () => {
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  const workers: WorkerProcess[] = [];
-  let assets: Awaited<ReturnType<typeof demoAssets>>;
-
-  before(async () => {
-    assets = await demoAssets();
-    ({ client, close: closeClient } = await testClient());
-  });
-  after(async () => {
-    for (const w of workers) await w.stop();
-    await closeClient?.();
-  });
+  // Every scenario starts (and kills) its own workers on its own queue.
+  const suite = workflowSuite('kill', { control: false });
 
   async function killAt(stage: DeployStage): Promise<{ killedAt: DeployStage; name: string }> {
     const taskQueue = uniqueName(`kill-${stage}`);
-    const first = await startControlWorker(taskQueue);
-    workers.push(first);
+    const first = await suite.startControlWorker({ taskQueue });
     const name = uniqueName('kill');
-    const red = assets.samples.find((s) => s.label === 'red')!;
-    const handle = await client.workflow.start(deploy, {
+    const handle = await suite.startDeploy(
+      suite.deployInput({
+        name,
+        ttlSeconds: 2,
+        smoke: { samplePath: suite.sample('red').path, expectedLabel: 'red' },
+        timings: { heartbeatTimeoutSeconds: 3 },
+      }),
       taskQueue,
-      workflowId: deployWorkflowId(name),
-      args: [
-        {
-          name,
-          modelPath: assets.modelPath,
-          target: 'local',
-          replicas: 1,
-          ttlSeconds: 2,
-          smoke: { samplePath: red.path, expectedLabel: 'red' },
-          timings: { heartbeatTimeoutSeconds: 3 },
-        },
-      ],
-    });
+    );
     // Watch closely and kill the worker the moment the deployment is at (or, for the fastest steps,
     // just past) the stage.
     let killedAt: DeployStage | undefined;
@@ -79,7 +58,7 @@ describe('control worker SIGKILLed at each deploy stage', () => {
       }
     }
     assert.ok(killedAt, `reached ${stage}`);
-    workers.push(await startControlWorker(taskQueue));
+    await suite.startControlWorker({ taskQueue });
     const outcome = await handle.result();
     assert.equal(outcome.stage, 'done', `${stage}: the deployment completed after the crash`);
     assert.ok(

@@ -5,64 +5,26 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
-import { WorkflowFailedError } from '@temporalio/client';
-import type { Client } from '@temporalio/client';
-import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
-
-import { deployWorkflowId } from '../../src/shared/deploy-types';
-import type { DeployInput, DeployOutcome } from '../../src/shared/deploy-types';
+import { FailureType } from '../../src/shared/failure-types';
+import type { DeployOutcome } from '../../src/shared/deploy-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { deploy, statusQuery, teardownSignal } from '../../workflows/deploy';
-import { freePort } from '../../src/temporal/dev-server';
-import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
+import { statusQuery, teardownSignal } from '../../workflows/deploy';
+import { expectWorkflowFailure } from '../helpers/failure-chain';
+import { workflowSuite } from '../helpers/workflow-suite';
+import { eventually, uniqueName } from '../helpers/workers';
 
 describe('deploy workflow on the local target', () => {
-  const taskQueue = uniqueName('deploy-tq');
-  let client: Client;
-  let closeClient: () => Promise<void>;
-  let worker: WorkerProcess;
-  let assets: Awaited<ReturnType<typeof demoAssets>>;
-  let metricsPort: number;
-
-  before(async () => {
-    assets = await demoAssets();
-    ({ client, close: closeClient } = await testClient());
-    metricsPort = await freePort();
-    worker = await startControlWorker(taskQueue, ['--metrics-port', String(metricsPort)]);
-  });
-
-  after(async () => {
-    await worker?.stop();
-    await closeClient?.();
-  });
-
-  function sample(label: string) {
-    const found = assets.samples.find((s) => s.label === label);
-    assert.ok(found, `demo assets have a ${label} sample`);
-    return found;
-  }
-
-  async function start(input: Omit<DeployInput, 'modelPath' | 'target'> & Partial<DeployInput>) {
-    return client.workflow.start(deploy, {
-      taskQueue,
-      workflowId: deployWorkflowId(input.name),
-      args: [{ modelPath: assets.modelPath, target: 'local', ...input } satisfies DeployInput],
-    });
-  }
+  const suite = workflowSuite('deploy', { control: { metrics: true } });
 
   test('deploys replicas that answer with the key, refuse without it, and tears down completely', async () => {
     const name = uniqueName('full');
-    const red = sample('red');
-    const handle = await start({
-      name,
-      replicas: 2,
-      ttlSeconds: 300,
-      smoke: { samplePath: red.path, expectedLabel: 'red' },
-    });
+    const red = suite.sample('red');
+    const handle = await suite.startDeploy(
+      suite.deployInput({ name, replicas: 2, ttlSeconds: 300, smoke: { samplePath: red.path, expectedLabel: 'red' } }),
+    );
 
     const serving = await eventually(async () => {
       const s = await handle.query(statusQuery);
@@ -120,14 +82,14 @@ describe('deploy workflow on the local target', () => {
     assert.deepEqual(await findProcessesByMarker(marker), [], 'no process is left');
     await assert.rejects(fs.access(new LocalLayout(name).dir), 'the deployment directory is gone');
 
-    const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const metrics = await suite.metrics('control');
     assert.match(metrics, /^inferctl_deployments_served_total\{[^}]*target="local"[^}]*\} [1-9]/m);
     assert.match(metrics, /^inferctl_deployments_torn_down_total\{[^}]*target="local"[^}]*\} [1-9]/m);
   });
 
   test('a TTL that runs out tears the deployment down by itself', async () => {
     const name = uniqueName('ttl');
-    const handle = await start({ name, replicas: 1, ttlSeconds: 2 });
+    const handle = await suite.startDeploy(suite.deployInput({ name, ttlSeconds: 2 }));
     const outcome: DeployOutcome = await handle.result();
     assert.equal(outcome.endedBy, 'ttl');
     const serve = outcome.steps.find((s) => s.step === 'serve');
@@ -137,24 +99,22 @@ describe('deploy workflow on the local target', () => {
 
   test('a wrong smoke answer fails the workflow, after teardown, with the reason', async () => {
     const name = uniqueName('smoke');
-    const handle = await start({
-      name,
-      replicas: 1,
-      ttlSeconds: 300,
-      smoke: { samplePath: sample('red').path, expectedLabel: 'blue' },
-    });
-    const err = await handle.result().then(
-      () => assert.fail('the workflow should fail'),
-      (e: unknown) => e,
+    const handle = await suite.startDeploy(
+      suite.deployInput({
+        name,
+        ttlSeconds: 300,
+        smoke: { samplePath: suite.sample('red').path, expectedLabel: 'blue' },
+      }),
     );
-    assert.ok(err instanceof WorkflowFailedError);
-    assert.ok(err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, 'DeploymentFailed');
-    assert.match(err.cause.message, /expected top label "blue" but the model answered "red"/);
-    assert.match(err.cause.message, /Teardown completed/);
-    assert.ok(err.cause.cause instanceof ActivityFailure);
-    assert.ok(err.cause.cause.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.cause.cause.type, 'SmokeQueryMismatch');
+    const { workflow, activity, root } = await expectWorkflowFailure(handle);
+    assert.ok(workflow && activity, 'the workflow failed with the failure of an activity');
+    assert.equal(workflow.type, FailureType.DeploymentFailed);
+    assert.match(workflow.message, /expected top label "blue" but the model answered "red"/);
+    assert.match(workflow.message, /Teardown completed/);
+    assert.equal(workflow.cause, activity, 'the workflow failure wraps the activity failure');
+    assert.equal(activity.activityType, 'smokeQuery');
+    assert.equal(activity.cause, root, "the activity failure wraps the smoke query's own");
+    assert.equal(root.type, FailureType.SmokeQueryMismatch);
 
     const events = (await handle.fetchHistory()).events ?? [];
     const scheduledId = (type: string) =>
