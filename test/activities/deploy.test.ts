@@ -19,6 +19,7 @@ import { DefaultLogger } from '@temporalio/worker';
 
 import { createDeployActivities } from '../../activities/deploy';
 import type { WaitOptions } from '../../activities/deploy';
+import { TARGET_TIMINGS } from '../../src/shared/deploy-timings';
 import { FailureType } from '../../src/shared/failure-types';
 import type { SmokeResult, SmokeSpec } from '../../src/shared/deploy-types';
 import type { DeploymentSpec, ProvisionResult, ReadinessReport } from '../../src/shared/target-types';
@@ -80,13 +81,14 @@ function permanent(err: unknown, type: FailureType): ApplicationFailure {
 }
 
 describe('waitForDeployment activity', () => {
-  test('polls until every replica is ready, heartbeating each report, at the target’s poll interval', async () => {
+  test('polls until every replica is ready, heartbeating each report, at the target’s poll interval from the timing table', async () => {
     const reports = [
       readiness(0, 2, 'replicas starting'),
       readiness(1, 2, '1 of 2 replicas starting'),
       readiness(2, 2),
     ];
-    const { target, activities } = activitiesWith({ readinessPollMs: 80, readiness: (n) => reports[n - 1]! });
+    const { target, activities } = activitiesWith({ readiness: (n) => reports[n - 1]! });
+    const pollMs = TARGET_TIMINGS[spec.target].readinessPollSeconds * 1000;
     const { env, heartbeats } = environment();
     const startedAt = Date.now();
 
@@ -103,7 +105,7 @@ describe('waitForDeployment activity', () => {
     }
     for (let i = 1; i < checks.length; i++) {
       const gap = checks[i]!.at - checks[i - 1]!.at;
-      assert.ok(gap >= 75, `polls ${target.readinessPollMs} ms apart (gap ${gap} ms)`);
+      assert.ok(gap >= pollMs - 5, `polls ${pollMs} ms apart (gap ${gap} ms)`);
     }
 
     const details = heartbeats as WaitDetails[];
@@ -124,9 +126,8 @@ describe('waitForDeployment activity', () => {
     );
   });
 
-  test('the wait’s own poll interval overrides the target’s', async () => {
+  test('the wait’s own poll interval (the workflow passes it) overrides the table’s default', async () => {
     const { target, activities } = activitiesWith({
-      readinessPollMs: 60_000,
       readiness: (n) => (n < 3 ? readiness(0, 2, 'starting') : readiness(2, 2)),
     });
     const { env } = environment();
@@ -135,7 +136,8 @@ describe('waitForDeployment activity', () => {
     const report: ReadinessReport = await env.run(activities.waitForDeployment, spec, options);
     assert.equal(report.ready, true);
     assert.equal(target.callsOf('checkReadiness').length, 3);
-    assert.ok(Date.now() - started < 10_000, 'did not wait the target’s minute');
+    const tableMs = TARGET_TIMINGS[spec.target].readinessPollSeconds * 1000;
+    assert.ok(Date.now() - started < 2 * tableMs, `polled every 20 ms, not every ${tableMs} ms`);
   });
 
   test('a deployment that cannot become ready fails at once with DeploymentFailed', async () => {

@@ -15,7 +15,7 @@ import type {
 } from '../../src/shared/target-types';
 
 export interface FakeTargetCall {
-  method: keyof Omit<Target, 'kind' | 'readinessPollMs'>;
+  method: keyof Omit<Target, 'kind'>;
   spec: DeploymentSpec;
   signal?: AbortSignal;
   /** Date.now() when the call was made. */
@@ -30,7 +30,6 @@ export type ReadinessScript = (
 
 export interface FakeTargetOptions {
   kind?: TargetKind;
-  readinessPollMs?: number;
   readiness?: ReadinessScript;
   /** What `endpointAccess` returns (a test's HTTP server, say). */
   access?: EndpointAccess;
@@ -52,14 +51,12 @@ export function readiness(ready: number, desired: number, reason?: string): Read
 
 export class FakeTarget implements Target {
   readonly kind: TargetKind;
-  readonly readinessPollMs?: number;
   readonly calls: FakeTargetCall[] = [];
   private readonly options: FakeTargetOptions;
 
   constructor(options: FakeTargetOptions = {}) {
     this.options = options;
     this.kind = options.kind ?? 'local';
-    if (options.readinessPollMs !== undefined) this.readinessPollMs = options.readinessPollMs;
   }
 
   /** The calls of one method, in order. */
