@@ -235,13 +235,14 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
             allow: 'GET, HEAD',
           });
         }
-        const text = metrics.render();
-        res.writeHead(200, {
-          'content-type': METRICS_CONTENT_TYPE,
-          'content-length': Buffer.byteLength(text),
-          'cache-control': 'no-store',
-        });
-        res.end(req.method === 'HEAD' ? undefined : text);
+        metrics.render().then((text) => {
+          res.writeHead(200, {
+            'content-type': METRICS_CONTENT_TYPE,
+            'content-length': Buffer.byteLength(text),
+            'cache-control': 'no-store',
+          });
+          res.end(req.method === 'HEAD' ? undefined : text);
+        }, safeFail);
         return;
       }
       if (url !== '/score') {
