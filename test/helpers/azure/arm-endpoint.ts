@@ -22,6 +22,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import zlib from 'node:zlib';
 
+import * as tar from 'tar-stream';
+
 import type { TestTls } from './test-tls';
 
 export interface VmSku {
@@ -573,7 +575,7 @@ export class ArmEndpoint {
       };
       this.runs.set(runId, run);
       // The build itself: the uploaded context must hold the Dockerfile; the image gets the context's digest.
-      setTimeout(() => this.build(registry, runId, json), 300);
+      setTimeout(() => void this.build(registry, runId, json), 300);
       return send(200, run);
     }
     let m: RegExpExecArray | null;
@@ -593,7 +595,7 @@ export class ArmEndpoint {
     send(404, armError('NotFound', `No route for ${method} ${tail} on registry ${registry}`));
   }
 
-  private build(registry: string, runId: string, request: Record<string, unknown>): void {
+  private async build(registry: string, runId: string, request: Record<string, unknown>): Promise<void> {
     const run = this.runs.get(runId)!;
     const props = run.properties as Record<string, unknown>;
     const log: string[] = [`2026/01/01 00:00:00 Downloading source code...`];
@@ -610,7 +612,7 @@ export class ArmEndpoint {
     }
     let files: Map<string, Buffer>;
     try {
-      files = readTar(zlib.gunzipSync(source));
+      files = await readTar(zlib.gunzipSync(source));
     } catch (err) {
       log.push(`failed to read the build context: ${err instanceof Error ? err.message : String(err)}`);
       return finish('Failed');
@@ -796,26 +798,33 @@ async function readBody(req: IncomingMessage): Promise<Buffer> {
   return Buffer.concat(chunks);
 }
 
-/** Reads a ustar archive into a map of regular files (what the registry's builder sees). */
-export function readTar(archive: Buffer): Map<string, Buffer> {
+/** One entry of a tar archive, as tar-stream's extract reads it. */
+export interface TarEntry {
+  header: tar.Header;
+  data: Buffer;
+}
+
+/** Every entry of a tar archive, in order. */
+export async function tarEntries(archive: Buffer): Promise<TarEntry[]> {
+  const extract = tar.extract();
+  const entries: TarEntry[] = [];
+  const reading = (async () => {
+    for await (const entry of extract) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of entry) chunks.push(chunk as Buffer);
+      entries.push({ header: entry.header, data: Buffer.concat(chunks) });
+    }
+  })();
+  extract.end(archive);
+  await reading;
+  return entries;
+}
+
+/** The regular files of a tar archive (what the registry's builder sees); refuses an empty or unreadable one. */
+export async function readTar(archive: Buffer): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
-  let offset = 0;
-  while (offset + 512 <= archive.length) {
-    const header = archive.subarray(offset, offset + 512);
-    if (header.every((b) => b === 0)) break;
-    const field = (start: number, len: number) =>
-      header
-        .subarray(start, start + len)
-        .toString('utf8')
-        .replace(/\0.*$/s, '');
-    const name = field(0, 100);
-    const prefix = field(345, 155);
-    const size = parseInt(field(124, 12).trim() || '0', 8);
-    const type = field(156, 1) || '0';
-    const full = prefix ? `${prefix}/${name}` : name;
-    const data = archive.subarray(offset + 512, offset + 512 + size);
-    if (type === '0') files.set(full.replace(/^\.\//, ''), Buffer.from(data));
-    offset += 512 + Math.ceil(size / 512) * 512;
+  for (const { header, data } of await tarEntries(archive)) {
+    if (header.type === 'file') files.set(header.name.replace(/^\.\//, ''), data);
   }
   if (files.size === 0) throw new Error('empty or unreadable tar archive');
   return files;
