@@ -32,6 +32,7 @@ import type { ResourceGroup } from './resource-groups';
 import type { TestTls } from './test-tls';
 
 export type { ArmFaults } from './arm-protocol';
+export type { BlobStorage, BlobWriteRecord } from './blob-storage';
 export type { VmSku } from './compute';
 export type { ImageRecord, TarEntry } from './container-registry';
 export { readTar, tarEntries } from './container-registry';
@@ -63,6 +64,8 @@ export class ArmEndpoint {
   readonly images: Map<string, ImageRecord>;
   readonly resourceGroups: Map<string, ResourceGroup>;
   readonly identityHeader = crypto.randomBytes(16).toString('hex');
+  /** The blob storage behind the registry's SAS URLs: its writes, and SAS URLs for tests to try. */
+  readonly blobs: BlobStorage;
   /** What resourceSkus.list reports; tests may restrict a size. */
   readonly skus: VmSku[];
   /** What usage.list reports; tests may use quota up. */
@@ -70,7 +73,6 @@ export class ArmEndpoint {
   private readonly tokens = new Set<string>();
   private readonly server: https.Server;
   private readonly operations: Operations;
-  private readonly blobs: BlobStorage;
   private readonly compute: Compute;
   private readonly groups: ResourceGroups;
   private readonly clusters: ManagedClusters;

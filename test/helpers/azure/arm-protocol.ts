@@ -21,6 +21,8 @@ export interface ArmFaults {
   failNextDelete?: boolean;
   /** Image builds fail with this line in their log. */
   failBuildsWith?: string;
+  /** The next `count` build source upload URLs carry a SAS that has already expired. */
+  expiredUploadSas?: { count: number };
 }
 
 export function armError(code: string, message: string) {

@@ -58,7 +58,14 @@ export class ContainerRegistries {
     const base = `/subscriptions/${this.opts.subscriptionId}/resourceGroups/${group}/providers/Microsoft.ContainerRegistry/registries/${registry}`;
     if (method === 'POST' && tail === '/listBuildSourceUploadUrl') {
       const relativePath = `source/${new Date().toISOString().slice(0, 10)}/${crypto.randomUUID()}.tar.gz`;
-      return send(200, { uploadUrl: this.blobs.sasUrl(relativePath), relativePath });
+      // ACR's upload URL: a SAS for that one blob, to create or write it, valid for an hour.
+      const expired = this.faults.expiredUploadSas;
+      let ttlMs = 3_600_000;
+      if (expired && expired.count > 0) {
+        expired.count--;
+        ttlMs = -60_000;
+      }
+      return send(200, { uploadUrl: this.blobs.sasUrl(relativePath, 'cw', ttlMs), relativePath });
     }
     if (method === 'POST' && tail === '/scheduleRun') {
       const runId = `ca${++this.runCounter}`;
@@ -85,7 +92,7 @@ export class ContainerRegistries {
     }
     if ((m = /^\/runs\/([^/]+)\/listLogSasUrl$/.exec(tail)) && method === 'POST') {
       if (!this.runs.has(m[1]!)) return send(404, notFound('runs', m[1]!));
-      return send(200, { logLink: this.blobs.sasUrl(`logs/${m[1]}.log`) });
+      return send(200, { logLink: this.blobs.sasUrl(`logs/${m[1]}.log`, 'r') });
     }
     send(404, armError('NotFound', `No route for ${method} ${tail} on registry ${registry}`));
   }
@@ -98,7 +105,7 @@ export class ContainerRegistries {
       props.status = status;
       props.finishTime = new Date().toISOString();
       props.outputImages = outputImages;
-      this.blobs.set(`logs/${runId}.log`, Buffer.from(log.join('\n') + '\n'));
+      this.blobs.set(`logs/${runId}.log`, Buffer.from(log.join('\n') + '\n'), 'text/plain; charset=utf-8');
     };
     const source = this.blobs.get(String(request.sourceLocation));
     if (!source) {
