@@ -6,9 +6,14 @@ import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
 import readline from 'node:readline';
+import { pipeline } from 'node:stream';
+
+import { CsvError, parse as parseCsv } from 'csv-parse';
+import type { Info } from 'csv-parse';
 
 import { InvalidInputError } from '../errors';
 import { shardName } from './output-layout';
+import { FailureType } from '../shared/failure-types';
 
 const MANIFEST_EXTENSIONS = new Set(['.jsonl', '.csv', '.txt']);
 
@@ -23,7 +28,7 @@ export async function* listInputs(inputPath: string, exclude?: string): AsyncGen
   } catch {
     throw new InvalidInputError(
       `Input not found: ${inputPath}. Pass a directory of images or a .jsonl/.csv/.txt manifest of image paths.`,
-      'InputNotFound',
+      FailureType.InputNotFound,
     );
   }
   if (stat.isDirectory()) {
@@ -33,7 +38,7 @@ export async function* listInputs(inputPath: string, exclude?: string): AsyncGen
   } else {
     throw new InvalidInputError(
       `Input ${inputPath} is neither a directory nor a manifest (.jsonl, .csv or .txt).`,
-      'InvalidInput',
+      FailureType.InvalidInput,
     );
   }
 }
@@ -52,43 +57,89 @@ async function* walk(dir: string, exclude: string | undefined): AsyncGenerator<s
 
 /**
  * A manifest lists one input per line: a path (.txt), a CSV row whose first column is the path (a
- * header row naming `path` is skipped), or a JSON line that is a string or an object with `path`.
- * Relative paths are relative to the manifest's directory.
+ * header row naming `path` is skipped; quoted fields may hold commas, quotes and newlines), or a JSON
+ * line that is a string or an object with `path`. Relative paths are relative to the manifest's directory.
+ * Lines that are empty or start with `#` are skipped.
  */
 async function* readManifest(file: string): AsyncGenerator<string> {
   const base = path.dirname(file);
   const ext = path.extname(file).toLowerCase();
+  for await (const { entry, line, text } of ext === '.csv' ? csvRows(file) : textLines(file, ext)) {
+    if (typeof entry !== 'string' || entry.length === 0) {
+      throw new InvalidInputError(
+        `${file}:${line}: expected ${ext === '.jsonl' ? 'a JSON string or {"path": …}' : 'a path'}, got: ${text.slice(0, 120)}`,
+        FailureType.InvalidManifest,
+      );
+    }
+    yield path.resolve(base, entry);
+  }
+}
+
+/** One manifest row: the path it names (if any), the line it starts on and its text, for messages. */
+interface ManifestRow {
+  entry: string | undefined;
+  line: number;
+  text: string;
+}
+
+async function* textLines(file: string, ext: string): AsyncGenerator<ManifestRow> {
   const lines = readline.createInterface({ input: fs.createReadStream(file), crlfDelay: Infinity });
-  let lineNo = 0;
+  let line = 0;
   for await (const raw of lines) {
-    lineNo++;
-    const line = raw.trim();
-    if (!line || line.startsWith('#')) continue;
-    let entry: string | undefined;
+    line++;
+    const text = raw.trim();
+    if (!text || text.startsWith('#')) continue;
+    let entry: string | undefined = text;
     if (ext === '.jsonl') {
       try {
-        const parsed = JSON.parse(line) as unknown;
+        const parsed = JSON.parse(text) as unknown;
         entry = typeof parsed === 'string' ? parsed : ((parsed as { path?: unknown }).path as string | undefined);
       } catch {
         entry = undefined;
       }
-    } else if (ext === '.csv') {
-      const first = line
-        .split(',')[0]!
-        .trim()
-        .replace(/^"(.*)"$/, '$1');
-      if (lineNo === 1 && first.toLowerCase() === 'path') continue;
-      entry = first;
-    } else {
-      entry = line;
     }
-    if (typeof entry !== 'string' || entry.length === 0) {
-      throw new InvalidInputError(
-        `${file}:${lineNo}: expected ${ext === '.jsonl' ? 'a JSON string or {"path": …}' : 'a path'}, got: ${line.slice(0, 120)}`,
-        'InvalidManifest',
-      );
+    yield { entry, line, text };
+  }
+}
+
+/** The rows of a CSV manifest, streamed through csv-parse: the first field of each row is the path. */
+async function* csvRows(file: string): AsyncGenerator<ManifestRow> {
+  const parser = parseCsv({
+    bom: true,
+    comment: '#',
+    comment_no_infix: true,
+    info: true,
+    raw: true,
+    relax_column_count: true,
+    relax_quotes: true,
+    skip_empty_lines: true,
+    trim: true,
+  });
+  // pipeline, not pipe: when the reader stops early (or fails) the file is closed too. Its errors reach
+  // the loop below through the parser.
+  pipeline(fs.createReadStream(file), parser, () => undefined);
+  // csv-parse counts a row's lines at its end and hands the skipped lines before it in its raw text.
+  let lastLine = 0;
+  let skippedBefore = 0;
+  try {
+    for await (const { record, info, raw } of parser as AsyncIterable<{ record: string[]; info: Info; raw: string }>) {
+      const skipped = info.comment_lines + info.empty_lines;
+      const line = lastLine + skipped - skippedBefore + 1;
+      const text = raw
+        .split(/\r?\n/)
+        .slice(skipped - skippedBefore)
+        .join('\n')
+        .trim();
+      lastLine = info.lines;
+      skippedBefore = skipped;
+      const entry = record[0];
+      if (info.lines === 1 && entry?.toLowerCase() === 'path') continue;
+      yield { entry, line, text };
     }
-    yield path.resolve(base, entry);
+  } catch (err) {
+    if (!(err instanceof CsvError)) throw err;
+    const line = typeof err.lines === 'number' ? err.lines : '?';
+    throw new InvalidInputError(`${file}:${line}: ${err.message}`, FailureType.InvalidManifest);
   }
 }
 
@@ -129,7 +180,7 @@ export async function writeShardManifests(
   if (current.length > 0) await flush();
   if (totalItems === 0) {
     await fsp.rm(tmp, { recursive: true, force: true });
-    throw new InvalidInputError(`No inputs found in ${inputPath}: nothing to score.`, 'EmptyInput');
+    throw new InvalidInputError(`No inputs found in ${inputPath}: nothing to score.`, FailureType.EmptyInput);
   }
   await fsp.rm(manifestDir, { recursive: true, force: true });
   await fsp.rename(tmp, manifestDir);

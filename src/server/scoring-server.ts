@@ -178,8 +178,8 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
     '/metrics': {
       methods: ['GET', 'HEAD'],
       otherMethod: 'use GET',
-      handle: ({ req, res }) => {
-        const text = metrics.render();
+      handle: async ({ req, res }) => {
+        const text = await metrics.render();
         res.writeHead(200, {
           'content-type': METRICS_CONTENT_TYPE,
           'content-length': Buffer.byteLength(text),

@@ -76,10 +76,15 @@ async function startWorkerProcess(
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
 
-  const deadline = Date.now() + 30_000;
+  // Generous for a loaded 2-core machine; a worker that misses it is killed, never left running.
+  const deadline = Date.now() + 60_000;
   while (!output.includes('polling')) {
     if (child.exitCode !== null) throw new Error(`${path.basename(script)} exited early:\n${output}`);
-    if (Date.now() > deadline) throw new Error(`${path.basename(script)} did not start in 30 s:\n${output}`);
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      await exited;
+      throw new Error(`${path.basename(script)} did not start in 60 s (killed):\n${output}`);
+    }
     await delay(50);
   }
   return {

@@ -1,19 +1,21 @@
 /**
  * The scoring image's build context: a Dockerfile, the compiled scoring server, the package manifests
- * and the model, packed as a deterministic gzipped tar (sorted entries, fixed mode, owner and mtime), so
- * the same inputs always give the same digest, which is the image tag: an unchanged model and server
- * never rebuild.
+ * and the model, packed by tar-stream as a deterministic gzipped tar (sorted entries; mode 0644, owner
+ * 0:0 with no names, mtime the epoch), so the same inputs always give the same digest, which is the image
+ * tag: an unchanged model and server never rebuild.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import zlib from 'node:zlib';
 
+import * as tar from 'tar-stream';
+
 import { packageRoot } from '../../paths';
 
 export const DOCKERFILE = `# Built by inferctl in Azure Container Registry (ACR Tasks). CUDA 12 + cuDNN 9 runtime for onnxruntime-node's
 # CUDA execution provider; Node.js and the production dependencies come from the official Node image.
-FROM node:20-bookworm-slim AS deps
+FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install
@@ -47,10 +49,10 @@ export async function buildContext(modelPath: string): Promise<BuildContext> {
   for (const file of await listJs(path.join(root, 'dist', 'src'))) {
     entries.set(path.relative(root, file).split(path.sep).join('/'), await fs.readFile(file));
   }
-  const tar = writeTar([...entries].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const uncompressed = await packTar(entries);
   return {
-    archive: zlib.gzipSync(tar, { level: 9 }),
-    digest: crypto.createHash('sha256').update(tar).digest('hex'),
+    archive: zlib.gzipSync(uncompressed, { level: 9 }),
+    digest: crypto.createHash('sha256').update(uncompressed).digest('hex'),
     files: [...entries.keys()].sort(),
   };
 }
@@ -65,34 +67,26 @@ async function listJs(dir: string): Promise<string[]> {
   return out;
 }
 
-/** A POSIX ustar archive of regular files: names up to 255 bytes (split into prefix and name). */
-export function writeTar(files: [string, Buffer][]): Buffer {
-  const blocks: Buffer[] = [];
-  for (const [name, data] of files) {
-    const header = Buffer.alloc(512);
-    let base = name;
-    let prefix = '';
-    if (Buffer.byteLength(name) > 100) {
-      const cut = name.lastIndexOf('/', 155);
-      if (cut <= 0 || Buffer.byteLength(name.slice(cut + 1)) > 100) throw new Error(`path too long for tar: ${name}`);
-      prefix = name.slice(0, cut);
-      base = name.slice(cut + 1);
-    }
-    header.write(base, 0, 100, 'utf8');
-    header.write('0000644\0', 100, 8, 'ascii'); // mode
-    header.write('0000000\0', 108, 8, 'ascii'); // uid
-    header.write('0000000\0', 116, 8, 'ascii'); // gid
-    header.write(`${data.length.toString(8).padStart(11, '0')}\0`, 124, 12, 'ascii');
-    header.write('00000000000\0', 136, 12, 'ascii'); // mtime: fixed, for a stable digest
-    header.write('        ', 148, 8, 'ascii'); // checksum placeholder
-    header.write('0', 156, 1, 'ascii'); // regular file
-    header.write('ustar\0', 257, 6, 'ascii');
-    header.write('00', 263, 2, 'ascii');
-    header.write(prefix, 345, 155, 'utf8');
-    const sum = header.reduce((a, b) => a + b, 0);
-    header.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 8, 'ascii');
-    blocks.push(header, data, Buffer.alloc((512 - (data.length % 512)) % 512));
+/** Every file's header but its name and size: what could vary from one machine or run to the next. */
+const FIXED_HEADER = { type: 'file', mode: 0o644, uid: 0, gid: 0, uname: '', gname: '', mtime: new Date(0) } as const;
+
+/**
+ * A tar of regular files, sorted by name, whose bytes depend only on the names and contents (ustar
+ * headers; a name too long or not ASCII gets a pax header, as deterministic).
+ */
+export async function packTar(files: ReadonlyMap<string, Buffer>): Promise<Buffer> {
+  const pack = tar.pack();
+  const chunks: Buffer[] = [];
+  const collected = (async () => {
+    for await (const chunk of pack) chunks.push(chunk as Buffer);
+  })();
+  for (const name of [...files.keys()].sort()) {
+    const data = files.get(name)!;
+    pack.entry({ ...FIXED_HEADER, name, size: data.length }, data, (err) => {
+      if (err) pack.destroy(err);
+    });
   }
-  blocks.push(Buffer.alloc(1024));
-  return Buffer.concat(blocks);
+  pack.finalize();
+  await collected;
+  return Buffer.concat(chunks);
 }

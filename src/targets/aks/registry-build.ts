@@ -1,19 +1,23 @@
 /**
  * Builds the scoring image in Azure Container Registry with ACR Tasks: upload the build context to the
- * registry's source upload URL, schedule a Docker build run, poll it, and on failure fetch the run log's
- * tail. The tag is the context's digest, so when a succeeded run already pushed that tag nothing is built.
+ * registry's source upload URL (a SAS blob URL, written with @azure/storage-blob), schedule a Docker build
+ * run, poll it, and on failure fetch the run log's tail. The tag is the context's digest, so when a
+ * succeeded run already pushed that tag nothing is built.
  *
  * ACR Tasks (runs, scheduleRun) are in @azure/arm-containerregistry 11; version 12 dropped them.
  */
 import type { DockerBuildRequest, Run } from '@azure/arm-containerregistry';
+import { isRestError } from '@azure/core-rest-pipeline';
+import { BlockBlobClient } from '@azure/storage-blob';
 
 import { formatDuration } from '../../shared/duration';
-import { InvalidInputError } from '../../errors';
+import { StepFailedError } from '../../errors';
 import type { StepProgress } from '../target';
 import type { AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure } from './azure-errors';
 import { buildContext } from './build-context';
+import { FailureType } from '../../shared/failure-types';
 
 export interface RegistryImage {
   imageRef: string;
@@ -56,13 +60,7 @@ export async function buildImageInRegistry(
     const upload = await clients.registry.registries.getBuildSourceUploadUrl(rg, registry, { abortSignal: signal });
     if (!upload.uploadUrl || !upload.relativePath) throw new Error('the registry returned no upload URL');
     progress(`uploading the build context (${(context.archive.length / 1e6).toFixed(1)} MB) to registry ${registry}`);
-    const put = await fetch(upload.uploadUrl, {
-      method: 'PUT',
-      body: context.archive,
-      headers: { 'x-ms-blob-type': 'BlockBlob', 'content-type': 'application/gzip' },
-      signal,
-    });
-    if (!put.ok) throw new Error(`uploading the build context failed: ${put.status} ${await put.text()}`);
+    await uploadContext(upload.uploadUrl, context.archive, signal);
 
     const request: DockerBuildRequest = {
       type: 'DockerBuildRequest',
@@ -88,10 +86,10 @@ export async function buildImageInRegistry(
       if (run.status && FINISHED.includes(run.status)) {
         if (run.status === 'Succeeded') return { imageRef, digest, reused: false, runId };
         const log = await runLogTail(clients, settings, runId, signal);
-        throw new InvalidInputError(
+        throw new StepFailedError(
           `Image build ${runId} in registry ${registry} ended ${run.status}:\n${log}\n` +
             `Full log: az acr task logs -r ${registry} --run-id ${runId}`,
-          'ImageBuildFailed',
+          FailureType.ImageBuildFailed,
         );
       }
       await new Promise((r) => setTimeout(r, settings.pollIntervalMs));
@@ -99,6 +97,25 @@ export async function buildImageInRegistry(
     }
   } catch (err) {
     throw azureFailure(err, `building image ${repository}:${tag.slice(0, 12)} in registry ${registry}`);
+  }
+}
+
+/**
+ * Puts the context at the registry's SAS URL as a block blob. A refusal (an expired SAS, say) is thrown
+ * plainly, so the attempt is retried with a fresh upload URL, rather than read as the worker's own
+ * permission problem.
+ */
+async function uploadContext(sasUrl: string, archive: Buffer, signal?: AbortSignal): Promise<void> {
+  try {
+    await new BlockBlobClient(sasUrl).uploadData(archive, {
+      abortSignal: signal,
+      blobHTTPHeaders: { blobContentType: 'application/gzip' },
+    });
+  } catch (err) {
+    if (!isRestError(err)) throw err;
+    throw new Error(
+      `uploading the build context failed: ${err.statusCode ?? 'no answer'} ${err.code ?? ''} ${err.message.split('\n')[0]}`,
+    );
   }
 }
 

@@ -97,7 +97,7 @@ export class CloudLoadBalancer {
     }
     const root = path.join(this.dir, `${namespace}-${name}`);
     fs.rmSync(root, { recursive: true, force: true });
-    for (const [file, data] of readTar(zlib.gunzipSync(record.context))) {
+    for (const [file, data] of await readTar(zlib.gunzipSync(record.context))) {
       fs.mkdirSync(path.dirname(path.join(root, 'app', file)), { recursive: true });
       fs.writeFileSync(path.join(root, 'app', file), data);
     }

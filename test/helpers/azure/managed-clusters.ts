@@ -1,0 +1,292 @@
+/**
+ * Microsoft.ContainerService for the local ARM endpoint: managed clusters and their agent pools (PUT →
+ * 201 + Azure-AsyncOperation, DELETE → 202 + Location and Azure-AsyncOperation, GET → 200/404, 409 while
+ * another operation is in progress, a delete superseding a create), the subscription-wide cluster list,
+ * and listClusterUserCredential. Lifecycle events go to hooks so a test can make Kubernetes nodes appear
+ * and vanish with the cluster, as AKS does.
+ */
+import { armError, notFound } from './arm-protocol';
+import type { ArmFaults, Operation, Operations, Send } from './arm-protocol';
+import type { VmSku } from './compute';
+import type { ResourceGroups } from './resource-groups';
+
+export interface ClusterEvent {
+  name: string;
+  resourceGroup: string;
+  tags: Record<string, string>;
+  pools: {
+    name: string;
+    vmSize: string;
+    count: number;
+    gpusPerNode: number;
+    taints: string[];
+    labels: Record<string, string>;
+  }[];
+}
+
+export interface ManagedClustersOptions {
+  subscriptionId: string;
+  location: string;
+  /** Kubeconfig (YAML) that listClusterUserCredential returns for every cluster. */
+  kubeconfig: string;
+  onClusterReady?: (event: ClusterEvent) => Promise<void>;
+  onClusterDeleted?: (event: ClusterEvent) => Promise<void>;
+}
+
+interface ClusterState {
+  resourceGroup: string;
+  name: string;
+  body: Record<string, unknown>;
+  provisioningState: string;
+  pools: Map<string, Record<string, unknown>>;
+  operation?: Operation;
+}
+
+export class ManagedClusters {
+  private readonly clusters = new Map<string, ClusterState>();
+
+  constructor(
+    private readonly opts: ManagedClustersOptions,
+    private readonly faults: ArmFaults,
+    private readonly skus: VmSku[],
+    private readonly operations: Operations,
+    private readonly groups: ResourceGroups,
+  ) {}
+
+  names(): string[] {
+    return [...this.clusters.values()].map((c) => c.name);
+  }
+
+  tags(name: string): Record<string, string> | undefined {
+    const c = [...this.clusters.values()].find((x) => x.name === name);
+    return c ? ((c.body.tags as Record<string, string>) ?? {}) : undefined;
+  }
+
+  /** Forgets every cluster in a resource group (ARM deletes them with the group). */
+  deleteGroup(groupKey: string): void {
+    for (const [k, c] of this.clusters) if (c.resourceGroup.toLowerCase() === groupKey) this.clusters.delete(k);
+  }
+
+  /** Makes a cluster exist at once, as if someone (or an earlier run) had created it; optionally with a GPU pool. */
+  async seed(resourceGroup: string, name: string, tags: Record<string, string>, gpuNodes = 0): Promise<void> {
+    this.groups.ensure(resourceGroup);
+    const pools: Record<string, unknown>[] = [{ name: 'system', vmSize: 'Standard_D2s_v3', count: 1, mode: 'System' }];
+    if (gpuNodes > 0) {
+      pools.push({
+        name: 'gpu',
+        vmSize: 'Standard_NC6s_v3',
+        count: gpuNodes,
+        mode: 'User',
+        nodeTaints: ['sku=gpu:NoSchedule'],
+        nodeLabels: { 'inferctl.dev/pool': 'gpu' },
+      });
+    }
+    const state: ClusterState = {
+      resourceGroup,
+      name,
+      body: { location: this.opts.location, tags, properties: { dnsPrefix: name, agentPoolProfiles: pools } },
+      provisioningState: 'Succeeded',
+      pools: new Map(pools.map((p) => [String(p.name), p])),
+    };
+    this.clusters.set(clusterKey(resourceGroup, name), state);
+    await this.opts.onClusterReady?.(this.event(state));
+  }
+
+  /** Serves the subscription-wide cluster list; false when `rest` is not it. */
+  routeSubscription(rest: string, send: Send): boolean {
+    if (!/^\/providers\/Microsoft\.ContainerService\/managedClusters$/i.test(rest)) return false;
+    send(200, { value: [...this.clusters.values()].map((c) => this.json(c)) });
+    return true;
+  }
+
+  /** Serves the routes under a resource group; false when `tail` is not a managed cluster's. */
+  route(method: string, group: string, tail: string, json: Record<string, unknown>, send: Send): boolean {
+    let m: RegExpExecArray | null;
+    if ((m = /^\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)$/i.exec(tail))) {
+      this.managedCluster(method, group, m[1]!, json, send);
+      return true;
+    }
+    if (
+      (m = /^\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)\/listClusterUserCredential$/i.exec(
+        tail,
+      ))
+    ) {
+      const cluster = this.clusters.get(clusterKey(group, m[1]!));
+      if (!cluster) {
+        send(404, notFound('managedClusters', m[1]!));
+        return true;
+      }
+      const value = Buffer.from(this.opts.kubeconfig).toString('base64');
+      send(200, { kubeconfigs: [{ name: 'clusterUser', value }] });
+      return true;
+    }
+    if ((m = /^\/providers\/Microsoft\.ContainerService\/managedClusters\/([^/]+)\/agentPools\/([^/]+)$/i.exec(tail))) {
+      this.agentPool(method, group, m[1]!, m[2]!, json, send);
+      return true;
+    }
+    return false;
+  }
+
+  private managedCluster(method: string, group: string, name: string, json: Record<string, unknown>, send: Send): void {
+    const key = clusterKey(group, name);
+    const cluster = this.clusters.get(key);
+    if (method === 'GET') return cluster ? send(200, this.json(cluster)) : send(404, notFound('managedClusters', name));
+    if (method === 'PUT') {
+      if (cluster?.operation?.status === 'InProgress') return send(409, operationInProgress(name));
+      const props = (json.properties ?? {}) as Record<string, unknown>;
+      const profiles = (props.agentPoolProfiles ?? []) as Record<string, unknown>[];
+      const problems = validateCluster(json, profiles, this.skus);
+      if (problems) return send(400, armError('InvalidParameter', problems));
+      const state: ClusterState = cluster ?? {
+        resourceGroup: group,
+        name,
+        body: json,
+        provisioningState: 'Creating',
+        pools: new Map(),
+      };
+      state.body = json;
+      state.provisioningState = cluster ? 'Updating' : 'Creating';
+      for (const p of profiles) state.pools.set(String(p.name), p);
+      this.clusters.set(key, state);
+      const stuck = Boolean(this.faults.stuckUpdating);
+      if (stuck) state.provisioningState = 'Updating';
+      state.operation = this.operations.start(
+        async () => {
+          state.provisioningState = 'Succeeded';
+          await this.opts.onClusterReady?.(this.event(state));
+        },
+        stuck ? Number.POSITIVE_INFINITY : undefined,
+      );
+      return send(cluster ? 200 : 201, this.json(state), this.operations.headers(state.operation, false));
+    }
+    if (method === 'DELETE') {
+      if (!cluster) return send(204);
+      if (cluster.provisioningState === 'Deleting' && cluster.operation?.status === 'InProgress') {
+        return send(202, undefined, this.operations.headers(cluster.operation));
+      }
+      if (cluster.operation?.status === 'InProgress') {
+        // AKS lets a delete supersede a create or update in progress; that operation ends Canceled.
+        cluster.operation.status = 'Failed';
+        cluster.operation.error = { code: 'Canceled', message: 'The operation was superseded by a delete.' };
+      }
+      cluster.provisioningState = 'Deleting';
+      const fail = Boolean(this.faults.failNextDelete);
+      this.faults.failNextDelete = false;
+      cluster.operation = this.operations.start(async () => {
+        if (fail) {
+          cluster.provisioningState = 'Failed';
+          throw Object.assign(new Error('Deleting the node resource group failed: a VM scale set is still in use.'), {
+            code: 'DeleteFailed',
+          });
+        }
+        this.clusters.delete(key);
+        await this.opts.onClusterDeleted?.(this.event(cluster));
+      });
+      return send(202, undefined, this.operations.headers(cluster.operation));
+    }
+    send(405, armError('MethodNotAllowed', `${method} is not supported on managed clusters`));
+  }
+
+  private agentPool(
+    method: string,
+    group: string,
+    clusterName: string,
+    pool: string,
+    json: Record<string, unknown>,
+    send: Send,
+  ): void {
+    const cluster = this.clusters.get(clusterKey(group, clusterName));
+    if (!cluster) return send(404, notFound('managedClusters', clusterName));
+    const view = (p: Record<string, unknown>, state: string) => ({
+      id: `${this.id(cluster)}/agentPools/${pool}`,
+      name: pool,
+      type: 'Microsoft.ContainerService/managedClusters/agentPools',
+      properties: { ...((p.properties as object) ?? p), provisioningState: state },
+    });
+    const existing = cluster.pools.get(pool);
+    if (method === 'GET')
+      return existing ? send(200, view(existing, 'Succeeded')) : send(404, notFound('agentPools', pool));
+    if (method === 'PUT') {
+      if (cluster.operation?.status === 'InProgress') return send(409, operationInProgress(clusterName));
+      const props = { name: pool, ...((json.properties as Record<string, unknown>) ?? {}) };
+      const problems = validateCluster({ location: this.opts.location }, [props], this.skus);
+      if (problems) return send(400, armError('InvalidParameter', problems));
+      cluster.pools.set(pool, props);
+      cluster.operation = this.operations.start(async () => {
+        await this.opts.onClusterReady?.(this.event(cluster));
+      });
+      return send(existing ? 200 : 201, view(props, 'Creating'), this.operations.headers(cluster.operation, false));
+    }
+    if (method === 'DELETE') {
+      if (!existing) return send(204);
+      const before = this.event(cluster);
+      cluster.pools.delete(pool);
+      cluster.operation = this.operations.start(async () => {
+        const gone = before.pools.filter((p) => p.name === pool);
+        await this.opts.onClusterDeleted?.({ ...before, pools: gone });
+      });
+      return send(202, undefined, this.operations.headers(cluster.operation));
+    }
+    send(405, armError('MethodNotAllowed', `${method} is not supported on agent pools`));
+  }
+
+  private id(c: ClusterState): string {
+    return `/subscriptions/${this.opts.subscriptionId}/resourcegroups/${c.resourceGroup}/providers/Microsoft.ContainerService/managedClusters/${c.name}`;
+  }
+
+  private json(c: ClusterState): Record<string, unknown> {
+    const props = (c.body.properties ?? {}) as Record<string, unknown>;
+    return {
+      id: this.id(c),
+      name: c.name,
+      type: 'Microsoft.ContainerService/ManagedClusters',
+      location: c.body.location ?? this.opts.location,
+      tags: c.body.tags ?? {},
+      properties: {
+        ...props,
+        agentPoolProfiles: [...c.pools.values()],
+        provisioningState: c.provisioningState,
+        powerState: { code: 'Running' },
+        fqdn: `${c.name}-dns.hcp.${this.opts.location}.azmk8s.io`,
+        nodeResourceGroup: `MC_${c.resourceGroup}_${c.name}_${this.opts.location}`,
+      },
+    };
+  }
+
+  private event(c: ClusterState): ClusterEvent {
+    return {
+      name: c.name,
+      resourceGroup: c.resourceGroup,
+      tags: (c.body.tags as Record<string, string>) ?? {},
+      pools: [...c.pools.values()].map((p) => ({
+        name: String(p.name),
+        vmSize: String(p.vmSize),
+        count: Number(p.count ?? 1),
+        gpusPerNode: this.skus.find((s) => s.name === p.vmSize)?.gpus ?? 0,
+        taints: (p.nodeTaints as string[]) ?? [],
+        labels: (p.nodeLabels as Record<string, string>) ?? {},
+      })),
+    };
+  }
+}
+
+function clusterKey(group: string, name: string): string {
+  return `${group}/${name}`.toLowerCase();
+}
+
+function operationInProgress(name: string) {
+  return armError(
+    'OperationNotAllowed',
+    `Operation is not allowed because there's an in progress operation on managed cluster '${name}'.`,
+  );
+}
+
+function validateCluster(json: Record<string, unknown>, profiles: Record<string, unknown>[], skus: VmSku[]) {
+  if (!json.location) return 'location is required';
+  if (profiles.length === 0) return 'at least one agent pool profile is required';
+  for (const p of profiles) {
+    if (!/^[a-z][a-z0-9]{0,11}$/.test(String(p.name))) return `agent pool name '${String(p.name)}' is invalid`;
+    if (!skus.some((s) => s.name === p.vmSize)) return `VM size '${String(p.vmSize)}' is not supported`;
+  }
+  return undefined;
+}
