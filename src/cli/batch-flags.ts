@@ -37,7 +37,10 @@ export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, o
       -1,
     )
     .option('--top-k <n>', 'labels per input', int('--top-k', 1), 5)
-    .option('--raw-outputs', 'also write every raw float32 output vector (raw.f32)')
+    .option(
+      '--raw-outputs',
+      "also write raw.npy: every scored input's output row (NumPy float32 [rows, classes], in predictions.jsonl order)",
+    )
     .option('--gpu', 'require the CUDA execution provider: fail rather than score on CPU')
     .option('--gpu-queue <queue>', 'task queue of the GPU workers', GPU_TASK_QUEUE);
 }
