@@ -26,11 +26,11 @@ import fs from 'node:fs';
 import type http from 'node:http';
 import path from 'node:path';
 
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 
 import { packageRoot } from '../paths';
 import { readBody, sendJson } from './http-io';
-import { defaultModelName, describeTensors } from './v2-model';
+import { defaultModelName, describeTensors, ortTensor } from './v2-model';
 import type { TensorMetadata, V2Model } from './v2-model';
 import { V2_DATATYPES, V2Error, encodeInferResponse, isV2Datatype, parseInferRequest } from './v2-tensors';
 import type { OutputTensor, V2Tensor } from './v2-tensors';
@@ -239,8 +239,7 @@ async function infer(
   }
   const feeds: Record<string, ort.Tensor> = {};
   for (const input of inputs) {
-    const type = V2_DATATYPES[input.datatype].ort;
-    feeds[input.name] = new ort.Tensor(type, input.data, input.shape);
+    feeds[input.name] = ortTensor(V2_DATATYPES[input.datatype].ort, input.data, input.shape);
   }
   const started = process.hrtime.bigint();
   let results: ort.InferenceSession.ReturnType;
