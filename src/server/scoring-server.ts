@@ -237,7 +237,8 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
       ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
       maxBodyBytes: opts.maxBodyBytes,
       admit,
-      onInference: (seconds) => metrics.recordBatch(1, seconds),
+      ...(batching ? { batching } : {}),
+      onBatch: (rows, seconds, delays) => metrics.recordBatch(rows, seconds, delays),
     }),
   };
 

@@ -19,8 +19,8 @@
  * (`outputs[i].parameters.binary_data`, or `parameters.binary_data_output` for all, which the Triton
  * client sends when it lists no outputs); the response then has the same header and layout.
  *
- * Not done here: dynamic batching of V2 requests (each infer runs alone on the session); /score keeps
- * its batcher.
+ * With `batching` on, concurrent infer requests of equal shape are run together on axis 0 (v2-batcher.ts),
+ * when every input and output of the model is dynamic on it and the request's inputs agree on its size.
  */
 import fs from 'node:fs';
 import type http from 'node:http';
@@ -29,7 +29,10 @@ import path from 'node:path';
 import type * as ort from 'onnxruntime-node';
 
 import { packageRoot } from '../paths';
+import type { BatchingOptions } from './dynamic-batcher';
 import { readBody, sendJson } from './http-io';
+import { V2Batcher } from './v2-batcher';
+import type { BatchInput, Outputs } from './v2-batcher';
 import { defaultModelName, describeTensors, ortTensor } from './v2-model';
 import type { TensorMetadata, V2Model } from './v2-model';
 import { V2_DATATYPES, V2Error, encodeInferResponse, isV2Datatype, parseInferRequest } from './v2-tensors';
@@ -54,8 +57,10 @@ export interface V2RoutesOptions {
   maxBodyBytes: number;
   /** The checks made before reading a byte of the body (key: 401, declared size: 413); throws an HttpError. */
   admit(req: http.IncomingMessage): void;
-  /** Told how long each inference took, in seconds. */
-  onInference?(seconds: number): void;
+  /** Dynamic batching of equal-shape requests on axis 0 (v2-batcher.ts); left out or off: each runs alone. */
+  batching?: BatchingOptions;
+  /** Told about each inference: rows on axis 0, seconds, and each request's queue delay in seconds. */
+  onBatch?: (rows: number, inferenceSeconds: number, queueDelaysSeconds: number[]) => void;
 }
 
 /** True for the paths whose answers (errors included) are in V2's shape. */
@@ -89,18 +94,35 @@ interface Served {
   model: V2Model;
   inputs: TensorMetadata[];
   outputs: TensorMetadata[];
+  /** Set when batching is on and every input and output is dynamic on axis 0. */
+  batcher?: V2Batcher;
 }
+
+const dynamicFirstAxis = (tensors: TensorMetadata[]) => tensors.every((t) => t.shape.length > 0 && t.shape[0] === -1);
 
 export function createV2Routes(opts: V2RoutesOptions): Record<string, V2Route> {
   let served: Served | undefined;
   let loadError: string | undefined;
   Promise.resolve(opts.model).then(
     (model) => {
+      const inputs = describeTensors(model.inputMetadata);
+      const outputs = describeTensors(model.outputMetadata);
+      const batching = opts.batching;
+      const batcher =
+        batching?.enabled && batching.maxBatchSize > 1 && dynamicFirstAxis(inputs) && dynamicFirstAxis(outputs)
+          ? new V2Batcher({
+              maxBatchSize: batching.maxBatchSize,
+              maxQueueDelayMicros: batching.maxQueueDelayMicros,
+              run: (feeds, fetches) => runModel(model, feeds, fetches),
+              ...(opts.onBatch ? { onBatch: opts.onBatch } : {}),
+            })
+          : undefined;
       served = {
         name: opts.modelName ?? defaultModelName(model.path),
         model,
-        inputs: describeTensors(model.inputMetadata),
-        outputs: describeTensors(model.outputMetadata),
+        inputs,
+        outputs,
+        ...(batcher ? { batcher } : {}),
       };
     },
     (err: unknown) => {
@@ -237,24 +259,22 @@ async function infer(
       throw new V2Error(`The model has no output "${w.name}"; it has ${names}.`);
     }
   }
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const input of inputs) {
-    feeds[input.name] = ortTensor(V2_DATATYPES[input.datatype].ort, input.data, input.shape);
+  const feeds: BatchInput[] = inputs.map((i) => ({
+    name: i.name,
+    type: V2_DATATYPES[i.datatype].ort,
+    shape: i.shape,
+    data: i.data,
+  }));
+  const fetches = wanted.map((w) => w.name);
+  const rows = inputs[0]?.shape[0];
+  let results: Outputs;
+  if (served.batcher && rows !== undefined && rows > 0 && inputs.every((i) => i.shape[0] === rows)) {
+    results = await served.batcher.submit(feeds, fetches, rows);
+  } else {
+    const started = process.hrtime.bigint();
+    results = await runModel(served.model, feeds, fetches);
+    opts.onBatch?.(rows ?? 1, Number(process.hrtime.bigint() - started) / 1e9, []);
   }
-  const started = process.hrtime.bigint();
-  let results: ort.InferenceSession.ReturnType;
-  try {
-    results = await served.model.runFeeds(
-      feeds,
-      wanted.map((w) => w.name),
-    );
-  } catch (err) {
-    // The inputs fit the model's declared types and shapes, so what is left is how they combine
-    // (two dynamic axes that must agree, a value an operator refuses): the request's fault.
-    const why = (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
-    throw new V2Error(`The model could not run on these inputs: ${why}`);
-  }
-  opts.onInference?.(Number(process.hrtime.bigint() - started) / 1e9);
   return wanted.map(({ name, binary }) => {
     const value = results[name];
     if (!value || typeof value !== 'object' || !('dims' in value)) {
@@ -263,6 +283,20 @@ async function infer(
     const datatype = value.type;
     const v2 = Object.entries(V2_DATATYPES).find(([, d]) => d.ort === datatype)?.[0];
     if (!isV2Datatype(v2)) throw new Error(`Output "${name}" is ${datatype}, which V2 infer cannot return.`);
-    return { name, datatype: v2, shape: value.dims.map(Number), data: value.data as ArrayBufferView, binary };
+    return { name, datatype: v2, shape: value.dims.map(Number), data: value.data, binary };
   });
+}
+
+/** One inference on the session; a failure is the request's 400. */
+async function runModel(model: V2Model, inputs: BatchInput[], fetches: readonly string[]): Promise<Outputs> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of inputs) feeds[input.name] = ortTensor(input.type, input.data, input.shape);
+  try {
+    return (await model.runFeeds(feeds, fetches)) as unknown as Outputs;
+  } catch (err) {
+    // The inputs fit the model's declared types and shapes, so what is left is how they combine
+    // (two dynamic axes that must agree, a value an operator refuses): the request's fault.
+    const why = (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+    throw new V2Error(`The model could not run on these inputs: ${why}`);
+  }
 }

@@ -412,4 +412,62 @@ describe('Open Inference Protocol on the scoring server', () => {
       await stop(late.server);
     }
   });
+
+  test('with batching on, concurrent requests of equal shape run together on axis 0, each answered its own rows', async () => {
+    const batched = await listen({
+      v2Model: multi,
+      batching: { enabled: true, maxBatchSize: 8, maxQueueDelayMicros: 100_000 },
+    });
+    try {
+      /** A request of `rows` rows whose values all derive from `seed`, and the sums it must get back. */
+      const make = (seed: number, rows: number) => {
+        const a = Array.from({ length: rows * 3 }, (_, k) => seed * 100 + k);
+        const b = Array.from({ length: rows * 3 }, (_, k) => seed + k / 4);
+        const body = {
+          inputs: [
+            { name: 'a', shape: [rows, 3], datatype: 'INT64', data: a },
+            { name: 'b', shape: [rows, 3], datatype: 'FP32', data: b },
+            { name: 'h', shape: [rows, 2], datatype: 'FP16', data: Array(rows * 2).fill(seed % 8) },
+            { name: 'u', shape: [rows, 2], datatype: 'UINT8', data: Array(rows * 2).fill(seed) },
+            { name: 'i', shape: [rows, 2], datatype: 'INT32', data: Array(rows * 2).fill(-seed) },
+            { name: 'flag', shape: [rows, 2], datatype: 'BOOL', data: Array(rows * 2).fill(seed % 2 === 0) },
+          ],
+          outputs: [{ name: 'sum' }, { name: 'isum' }, { name: 'square' }],
+        };
+        return { body, sum: a.map((v, k) => Math.fround(v + b[k]!)), rows };
+      };
+      const requests = [...Array.from({ length: 10 }, (_, k) => make(k + 1, 1)), make(20, 2), make(21, 2), make(22, 3)];
+      const answers = await Promise.all(
+        requests.map(async (r) => {
+          const res = await fetch(`${batched.url}/v2/models/adder/infer`, {
+            method: 'POST',
+            headers: AUTH,
+            body: JSON.stringify(r.body),
+          });
+          return { status: res.status, body: (await res.json()) as V2Response };
+        }),
+      );
+      answers.forEach(({ status, body }, k) => {
+        const r = requests[k]!;
+        const seed = r.body.inputs[3]!.data[0] as number;
+        assert.equal(status, 200, JSON.stringify(body));
+        const [sum, isum, square] = body.outputs;
+        assert.deepEqual(sum, { name: 'sum', datatype: 'FP32', shape: [r.rows, 3], data: r.sum }, `request ${k}`);
+        assert.deepEqual(isum?.data, Array(r.rows * 2).fill(0), `request ${k}: u + i = seed - seed`);
+        assert.deepEqual(square?.data, Array(r.rows * 2).fill((seed % 8) ** 2), `request ${k}`);
+      });
+      const metrics = new Map(
+        (await (await fetch(`${batched.url}/metrics`)).text())
+          .split('\n')
+          .filter((l) => l && !l.startsWith('#'))
+          .map((l) => [l.slice(0, l.lastIndexOf(' ')), Number(l.slice(l.lastIndexOf(' ') + 1))]),
+      );
+      const calls = metrics.get('inferctl_server_batch_size_count')!;
+      assert.equal(metrics.get('inferctl_server_batch_size_sum'), 10 + 2 + 2 + 3, 'every row inferred once');
+      assert.ok(calls < requests.length, `${requests.length} requests ran in ${calls} inference calls`);
+      assert.equal(metrics.get('inferctl_server_batch_size_bucket{le="8"}'), calls, 'no batch over maxBatchSize rows');
+    } finally {
+      await stop(batched.server);
+    }
+  });
 });
