@@ -10,6 +10,9 @@
  * tensors). 64-bit integers stay exact in JSON both ways (BigInt, written as raw JSON numbers).
  */
 import { HttpError } from './http-io';
+import { float16Bits, float16Value } from './v2-float16';
+
+export { float16Bits, float16Value } from './v2-float16';
 
 /** A V2 datatype with its onnxruntime tensor type and size in bytes. */
 export const V2_DATATYPES = {
@@ -199,44 +202,6 @@ export function tensorToJson(datatype: V2Datatype, data: ArrayBufferView): unkno
 }
 
 const rawJson = (JSON as unknown as { rawJSON(this: void, text: string): unknown }).rawJSON;
-
-/** IEEE 754 half-precision bits of `value`, rounded to nearest even (as Math.f16round). */
-export function float16Bits(value: number): number {
-  const f32 = new Float32Array([value]);
-  const x = new Uint32Array(f32.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  const mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  // Round from the double, not the float32, to avoid double rounding.
-  const abs = Math.abs(value);
-  if (abs >= 65520) return sign | 0x7c00;
-  if (abs < 2 ** -14) {
-    // Subnormal: a multiple of 2^-24; Math.round would round halves up, so round half to even by hand.
-    const scaled = abs * 2 ** 24;
-    let m = Math.floor(scaled);
-    const rest = scaled - m;
-    if (rest > 0.5 || (rest === 0.5 && m % 2 === 1)) m++;
-    return sign | m;
-  }
-  const e = Math.floor(Math.log2(abs));
-  const exponent = abs >= 2 ** (e + 1) ? e + 1 : abs < 2 ** e ? e - 1 : e;
-  const scaled = (abs / 2 ** exponent - 1) * 1024;
-  let m = Math.floor(scaled);
-  const rest = scaled - m;
-  if (rest > 0.5 || (rest === 0.5 && m % 2 === 1)) m++;
-  return sign | ((exponent + 15) * 1024 + m);
-}
-
-/** The number a half-precision bit pattern stands for. */
-export function float16Value(bits: number): number {
-  const sign = bits & 0x8000 ? -1 : 1;
-  const exp = (bits >>> 10) & 0x1f;
-  const mant = bits & 0x3ff;
-  if (exp === 0) return sign * mant * 2 ** -24;
-  if (exp === 0x1f) return mant ? NaN : sign * Infinity;
-  return sign * (1 + mant / 1024) * 2 ** (exp - 15);
-}
 
 /** JSON.parse keeping integers beyond 2^53 exact, as BigInt (for INT64/UINT64 data). */
 function parseJson(text: string): unknown {

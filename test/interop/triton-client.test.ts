@@ -36,17 +36,25 @@ const KEY = 'interop-key-0123456789';
 
 const hasPython = spawnSync('python3', ['--version']).status === 0;
 
-/** test/.venv with the pinned requirements, (re)installed when requirements.txt changes. */
-async function ensureVenv(): Promise<void> {
+/**
+ * test/.venv with the pinned requirements, (re)installed when requirements.txt changes. Answers why the
+ * test must be skipped when python3 cannot make a venv (no `venv` module); a failing install fails.
+ */
+async function ensureVenv(): Promise<string | undefined> {
   const requirements = await fs.readFile(REQUIREMENTS);
   const digest = crypto.createHash('sha256').update(requirements).digest('hex');
   const stamp = path.join(VENV, '.requirements-sha256');
-  if ((await fs.readFile(stamp, 'utf8').catch(() => '')) === digest) return;
-  await execFileAsync('python3', ['-m', 'venv', VENV]);
+  if ((await fs.readFile(stamp, 'utf8').catch(() => '')) === digest) return undefined;
+  try {
+    await execFileAsync('python3', ['-m', 'venv', VENV]);
+  } catch (err) {
+    return `skipped: python3 cannot create a venv (${String((err as Error).message).split('\n')[0]})`;
+  }
   await execFileAsync(PYTHON, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '-r', REQUIREMENTS], {
     maxBuffer: 16 << 20,
   });
   await fs.writeFile(stamp, digest);
+  return undefined;
 }
 
 interface Replica {
@@ -127,13 +135,14 @@ async function runClient(dir: string, replica: Replica, model: string, inputs: I
 describe('Triton HTTP client against a replica', { skip: hasPython ? false : 'python3 not found: skipped' }, () => {
   let dir: string;
   const replicas: Replica[] = [];
+  let unavailable: string | undefined;
 
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-interop-'));
     await fs.writeFile(path.join(dir, 'key'), `${KEY}\n`, { mode: 0o600 });
     await fs.writeFile(path.join(dir, 'tiny.onnx'), buildTinyCnn());
     await fs.writeFile(path.join(dir, 'adder.onnx'), buildMultiInputModel());
-    await ensureVenv();
+    unavailable = await ensureVenv();
   });
   after(async () => {
     for (const r of replicas) r.child.kill('SIGKILL');
@@ -150,7 +159,8 @@ describe('Triton HTTP client against a replica', { skip: hasPython ? false : 'py
     }
   }
 
-  test('the image classifier: metadata, health, and the same probabilities as onnxruntime, binary and JSON', async () => {
+  test('the image classifier: metadata, health, and the same probabilities as onnxruntime, binary and JSON', async (t) => {
+    if (unavailable) return t.skip(unavailable);
     const replica = await startReplica(dir, 'tiny', ['--model', path.join(dir, 'tiny.onnx')]);
     replicas.push(replica);
     const random = seededRandom(4242);
@@ -180,7 +190,8 @@ describe('Triton HTTP client against a replica', { skip: hasPython ? false : 'py
     assert.match(report.bad_input_error.message, /The model has no input "nope"; it takes "image"/);
   });
 
-  test('a six-input model that is not a classifier (--v2-only): INT64, FP32, FP16, UINT8, INT32, BOOL', async () => {
+  test('a six-input model that is not a classifier (--v2-only): INT64, FP32, FP16, UINT8, INT32, BOOL', async (t) => {
+    if (unavailable) return t.skip(unavailable);
     const replica = await startReplica(dir, 'adder', [
       '--model',
       path.join(dir, 'adder.onnx'),
