@@ -191,6 +191,10 @@ export function createV2Routes(opts: V2RoutesOptions): Record<string, V2Route> {
       handle: async ({ req, res, expectsContinue }) => {
         opts.admit(req);
         const target = modelAt(path(req));
+        const encoding = req.headers['content-encoding'];
+        if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+          throw new V2Error(`Content-Encoding ${encoding} is not supported; send the request uncompressed.`);
+        }
         if (expectsContinue) res.writeContinue();
         const body = await readBody(req, opts.maxBodyBytes);
         const header = req.headers['inference-header-content-length'];

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import zlib from 'node:zlib';
 
 import * as ort from 'onnxruntime-node';
 
@@ -379,6 +380,15 @@ describe('Open Inference Protocol on the scoring server', () => {
         /over 2000000 bytes/,
       ],
       [fetch(`${multiUrl}/v2/nope`, { headers: AUTH }), 404, /No route \/v2\/nope.*POST \/v2\/models\/\{name\}\/infer/],
+      [
+        fetch(`${multiUrl}/v2/models/adder/infer`, {
+          method: 'POST',
+          headers: { ...AUTH, 'content-encoding': 'gzip' },
+          body: zlib.gzipSync(JSON.stringify({ inputs: good() })),
+        }),
+        400,
+        /Content-Encoding gzip is not supported; send the request uncompressed/,
+      ],
     ];
     for (const [pending, status, message] of cases) {
       const res = await pending;
