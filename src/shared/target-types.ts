@@ -31,7 +31,7 @@ export interface AksDeploymentOptions {
   resourceGroup?: string;
   /** Create the resource group when it does not exist (and delete it at teardown, since we made it). */
   createResourceGroup?: boolean;
-  /** VM size of the GPU node pool; default Standard_NC6s_v3 (one V100 per node). */
+  /** VM size of the GPU node pool; default Standard_NC4as_T4_v3 (one T4 per node). */
   gpuVmSize?: string;
   /** GPU nodes; default one per replica. */
   gpuNodeCount?: number;

@@ -11,6 +11,7 @@ import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 
 import { deploy, statusQuery } from '../../../workflows/deploy';
+import { DEFAULT_GPU_VM_SIZE } from '../../targets/aks/gpu-sizes';
 import { TARGET_TIMINGS } from '../../shared/deploy-timings';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
@@ -28,8 +29,6 @@ import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
 import { createOutput, describeFailure, type Output } from '../output';
 import { ResultWatch } from '../result-watch';
-
-const DEFAULT_GPU_VM_SIZE = 'Standard_NC6s_v3';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
 export function addDeployCommand(program: Command): void {

@@ -3,6 +3,7 @@
  * the deploy command passes (`DeploymentSpec.aks`). Workflow-safe types live in ../target.ts; this file
  * reads the environment and so is only used by workers and the CLI.
  */
+import { DEFAULT_GPU_VM_SIZE } from './gpu-sizes';
 import { WorkerCapabilityError } from '../../errors';
 import type { AksDeploymentOptions } from '../../shared/target-types';
 import { FailureType } from '../../shared/failure-types';
@@ -30,7 +31,7 @@ export interface AksSettings {
 }
 
 export const AKS_DEFAULTS = {
-  gpuVmSize: 'Standard_NC6s_v3',
+  gpuVmSize: DEFAULT_GPU_VM_SIZE,
   systemVmSize: 'Standard_D2s_v3',
   systemNodeCount: 1,
   kubernetesNamespacePrefix: 'inferctl-',

@@ -7,6 +7,7 @@
 import { AKS_DEFAULTS, aksPlan } from './aks-config';
 import type { AksDeploymentOptions } from '../../shared/target-types';
 import { buildContext } from './build-context';
+import { assertNotRetired } from './gpu-sizes';
 import { scoringManifests } from './kubernetes-manifests';
 import { GPU_TAINT, OWNER_TAG } from './managed-cluster';
 import { estimateHourlyCost } from './price-table';
@@ -36,6 +37,7 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
   const resourceGroup = env.INFERCTL_AKS_RESOURCE_GROUP ?? '<INFERCTL_AKS_RESOURCE_GROUP>';
   const registry = env.INFERCTL_ACR_NAME?.toLowerCase() ?? '<INFERCTL_ACR_NAME>';
   const plan = aksPlan(input.name, input.replicas, { resourceGroup }, input.aks);
+  if (!plan.existingCluster) assertNotRetired(plan.gpuVmSize);
   const owner = `deploy-${input.name}`;
   const context = await buildContext(input.modelPath);
   const image = `${registry}.azurecr.io/${plan.imageRepository}:${context.digest}`;

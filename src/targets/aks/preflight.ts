@@ -5,6 +5,7 @@
  */
 import type { ComputeManagementClient } from '@azure/arm-compute';
 
+import { assertNotRetired } from './gpu-sizes';
 import { AzureRefusedError, azureFailure } from './azure-errors';
 import { FailureType } from '../../shared/failure-types';
 
@@ -26,6 +27,7 @@ export async function preflightQuota(
   pools: PoolRequest[],
   signal?: AbortSignal,
 ): Promise<PreflightReport> {
+  for (const pool of pools) assertNotRetired(pool.vmSize);
   const sizes = new Map<string, { family: string; vCPUs: number }>();
   try {
     for await (const sku of compute.resourceSkus.list({ filter: `location eq '${location}'`, abortSignal: signal })) {
@@ -55,7 +57,7 @@ export async function preflightQuota(
     const size = sizes.get(pool.vmSize.toLowerCase());
     if (!size) {
       throw new AzureRefusedError(
-        `VM size ${pool.vmSize} is not offered in ${location}. Check the spelling (e.g. Standard_NC6s_v3) or pick ` +
+        `VM size ${pool.vmSize} is not offered in ${location}. Check the spelling (e.g. Standard_NC4as_T4_v3) or pick ` +
           'another region.',
         FailureType.AzureSkuNotAvailable,
       );

@@ -18,9 +18,7 @@ export const PRICE_TABLE = {
     Standard_DS2_v2: 0.146,
     Standard_NC4as_T4_v3: 0.526,
     Standard_NC8as_T4_v3: 0.752,
-    Standard_NC6s_v3: 3.06,
-    Standard_NC12s_v3: 6.12,
-    Standard_NC24s_v3: 12.24,
+    // NCv3 (V100) is gone: retired 2025-09-30 (gpu-sizes.ts). NC H100 v5 has no recorded price: unpriced.
     Standard_NC24ads_A100_v4: 3.673,
   } as Record<string, number>,
   /** AKS control plane: the Free tier costs nothing; Standard is per cluster per hour. */

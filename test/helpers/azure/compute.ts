@@ -17,16 +17,19 @@ export type Quotas = Record<string, { limit: number; used: number }>;
 
 export const DEFAULT_SKUS: VmSku[] = [
   { name: 'Standard_D2s_v3', family: 'standardDSv3Family', vCPUs: 2, gpus: 0 },
-  { name: 'Standard_NC6s_v3', family: 'standardNCSv3Family', vCPUs: 6, gpus: 1 },
+  // What eastus offers today: NCv3 (Standard_NC6s_v3 …) was retired on 2025-09-30 and is not listed.
   { name: 'Standard_NC4as_T4_v3', family: 'standardNCASv3_T4Family', vCPUs: 4, gpus: 1 },
+  { name: 'Standard_NC24ads_A100_v4', family: 'standardNCADSA100v4Family', vCPUs: 24, gpus: 1 },
+  { name: 'Standard_NC40ads_H100_v5', family: 'standardNCadsH100v5Family', vCPUs: 40, gpus: 1 },
 ];
 
 export function defaultQuotas(): Quotas {
   return {
     cores: { limit: 100, used: 4 },
     standardDSv3Family: { limit: 50, used: 0 },
-    standardNCSv3Family: { limit: 48, used: 0 },
     standardNCASv3_T4Family: { limit: 16, used: 0 },
+    standardNCADSA100v4Family: { limit: 48, used: 0 },
+    standardNCadsH100v5Family: { limit: 80, used: 0 },
   };
 }
 

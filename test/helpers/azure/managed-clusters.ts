@@ -74,7 +74,7 @@ export class ManagedClusters {
     if (gpuNodes > 0) {
       pools.push({
         name: 'gpu',
-        vmSize: 'Standard_NC6s_v3',
+        vmSize: 'Standard_NC4as_T4_v3',
         count: gpuNodes,
         mode: 'User',
         nodeTaints: ['sku=gpu:NoSchedule'],

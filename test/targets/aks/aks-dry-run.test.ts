@@ -31,7 +31,7 @@ describe('deploy --target aks --dry-run', () => {
     const report = JSON.parse(stdout) as DryRunReport;
     const cluster = report.resources.find((r) => r.kind === 'AKS cluster');
     assert.equal(cluster?.name, 'inferctl-colours');
-    assert.match(cluster?.detail ?? '', /gpu 2 × Standard_NC6s_v3 \(taint sku=gpu:NoSchedule\)/);
+    assert.match(cluster?.detail ?? '', /gpu 2 × Standard_NC4as_T4_v3 \(taint sku=gpu:NoSchedule\)/);
     assert.match(report.image, /inferctl-scorer:[0-9a-f]{64}$/);
     assert.deepEqual(
       report.kubernetes.map((k) => k.kind),
@@ -39,7 +39,7 @@ describe('deploy --target aks --dry-run', () => {
     );
     const expected =
       PRICE_TABLE.vmHourly.Standard_D2s_v3! +
-      2 * PRICE_TABLE.vmHourly.Standard_NC6s_v3! +
+      2 * PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! +
       PRICE_TABLE.loadBalancerHourly;
     assert.ok(Math.abs(report.cost.hourly - expected) < 0.001, `${report.cost.hourly} ≈ ${expected}`);
     assert.match(report.cost.note, new RegExp(`dated ${PRICE_TABLE.asOf}`));
@@ -51,6 +51,19 @@ describe('deploy --target aks --dry-run', () => {
     assert.match(stdout, /AKS cluster: team-gpu\n\s+existing: used, never deleted/);
     assert.doesNotMatch(stdout, /Standard_NC4as_T4_v3 VM/);
     assert.match(stdout, /total\s+\$0\.030\/h/);
+  });
+
+  test('a retired VM size (the NCv3 series, once the default) is refused with the sizes to use instead', async () => {
+    const err = await dryRun(['--gpu-vm-size', 'Standard_NC6s_v3']).then(
+      () => assert.fail('the dry run accepted a retired size'),
+      (e: unknown) => e as { code: number; stderr: string },
+    );
+    assert.equal(err.code, 2);
+    assert.match(err.stderr, /Standard_NC6s_v3 was retired by Azure on 2025-09-30/);
+    assert.match(
+      err.stderr,
+      /Standard_NC4as_T4_v3 \(1× T4 16 GB\).*Standard_NC24ads_A100_v4.*Standard_NC40ads_H100_v5/,
+    );
   });
 
   test('an unpriced VM size is said to be unpriced, not guessed', async () => {

@@ -92,13 +92,13 @@ describe('aks target fault handling', () => {
   });
 
   test('exhausted GPU quota is refused before anything is created, naming the quota to raise', async () => {
-    const quota = suite.bed.arm.quotas.standardNCSv3Family!;
+    const quota = suite.bed.arm.quotas.standardNCASv3_T4Family!;
     const used = quota.used;
     quota.used = quota.limit - 2;
     const since = suite.bed.arm.requests.length;
     try {
       const cause = await failure(await start(uniqueName('aks-quota')));
-      assert.match(cause.message, /need 6 vCPUs of "standardNCSv3Family" but only 2 are free/);
+      assert.match(cause.message, /need 4 vCPUs of "standardNCASv3_T4Family" but only 2 are free/);
       assert.match(cause.message, /Usage \+ quotas/);
     } finally {
       quota.used = used;
