@@ -8,7 +8,7 @@ import path from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
-import { readModelInfo } from '../src/model/model-info';
+import { readModelInfo, readOverrides } from '../src/model/model-info';
 import { TARGET_TIMINGS } from '../src/shared/deploy-timings';
 import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS } from '../src/shared/deploy-types';
 import type { DeployInput, Prediction, SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
@@ -73,6 +73,9 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       }
       if (!(input.ttlSeconds > 0)) problems.push(`ttl must be positive (got ${input.ttlSeconds}s)`);
       if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
+      if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
+        problems.push(`labels path must be absolute (got ${input.labelsPath})`);
+      }
       if (problems.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `Invalid deployment: ${problems.join('; ')}.`,
@@ -83,10 +86,11 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       await failingPermanently(() => {
         assertInsideAllowedRoots('model', input.modelPath);
         if (input.smoke) assertInsideAllowedRoots('smoke sample', input.smoke.samplePath);
+        if (input.labelsPath) assertInsideAllowedRoots('labels file', input.labelsPath);
         return Promise.resolve();
       });
 
-      const info = await failingPermanently(() => readModelInfo(input.modelPath));
+      const info = await failingPermanently(async () => readModelInfo(input.modelPath, await readOverrides(input)));
       if (input.smoke) {
         try {
           await fs.access(input.smoke.samplePath);

@@ -3,6 +3,9 @@
  *   node dist/src/server/main.js --model PATH --api-key-file PATH [--host 127.0.0.1] [--port 0]
  *        [--ready-file PATH] [--top-k 5] [--max-body-bytes 10485760]
  *        [--max-batch-size 8] [--max-queue-delay-us 2000] [--no-batching]
+ *        [--preprocess spec.json] [--labels labels.txt]
+ * --preprocess and --labels (what a deployment's bundle keeps) win over the model's sidecars and
+ * metadata. A model whose batch dimension is fixed at 1 is served without batching, and says so.
  * Dynamic batching is on by default (DEFAULT_BATCHING): concurrent requests are inferred together, up
  * to --max-batch-size at once, a request waiting at most --max-queue-delay-us for company.
  * --no-batching (or --max-batch-size 1) infers every request alone.
@@ -15,6 +18,8 @@ import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 
+import { parseLabelsText } from '../model/labels';
+import type { ModelOverrides } from '../model/model-info';
 import { Classifier } from '../scoring/classifier';
 import { DEFAULT_BATCHING } from './dynamic-batcher';
 import type { BatchingOptions } from './dynamic-batcher';
@@ -59,6 +64,22 @@ function writeReadyFile(file: string, value: unknown): void {
   fs.renameSync(tmp, file);
 }
 
+/** The bundle's spec (JSON) and labels (one per line), read once at startup. */
+function readOverrides(specFile: string | undefined, labelsFile: string | undefined): ModelOverrides {
+  const overrides: ModelOverrides = {};
+  try {
+    if (specFile) overrides.preprocess = JSON.parse(fs.readFileSync(specFile, 'utf8')) as ModelOverrides['preprocess'];
+  } catch (err) {
+    fail(`cannot read the preprocessing spec ${specFile} (${errorMessage(err)})`);
+  }
+  try {
+    if (labelsFile) overrides.labels = parseLabelsText(fs.readFileSync(labelsFile, 'utf8'));
+  } catch (err) {
+    fail(`cannot read the labels ${labelsFile} (${errorMessage(err)})`);
+  }
+  return overrides;
+}
+
 async function main(): Promise<void> {
   let values;
   try {
@@ -76,6 +97,8 @@ async function main(): Promise<void> {
         'no-batching': { type: 'boolean', default: false },
         gpu: { type: 'boolean', default: false },
         'allow-cpu-fallback': { type: 'boolean', default: false },
+        preprocess: { type: 'string' },
+        labels: { type: 'string' },
       },
     }));
   } catch (err) {
@@ -90,23 +113,26 @@ async function main(): Promise<void> {
   const maxBodyBytes = positiveInt('max-body-bytes', values['max-body-bytes']);
   const maxBatchSize = positiveInt('max-batch-size', values['max-batch-size']);
   const maxQueueDelayMicros = positiveInt('max-queue-delay-us', values['max-queue-delay-us'], 0);
-  const batching: BatchingOptions = {
-    enabled: !values['no-batching'] && maxBatchSize > 1,
-    maxBatchSize,
-    maxQueueDelayMicros,
-  };
   const host = values.host;
   const apiKey = readApiKey(keyFile);
+  const overrides = readOverrides(values.preprocess, values.labels);
 
   let classifier: Classifier;
   try {
     classifier = await Classifier.load(modelPath, {
       executionProvider: values.gpu ? 'cuda' : 'cpu',
       allowCpuFallback: values['allow-cpu-fallback'],
+      overrides,
     });
   } catch (err) {
     fail(`cannot load the model: ${errorMessage(err)}`);
   }
+  const fixedBatch = !classifier.info.dynamicBatch;
+  const batching: BatchingOptions = {
+    enabled: !values['no-batching'] && maxBatchSize > 1 && !fixedBatch,
+    maxBatchSize,
+    maxQueueDelayMicros,
+  };
   const server = createScoringServer({ classifier, apiKey, topK, maxBodyBytes, batching });
   server.once('error', (err) => fail(`cannot listen on ${host}:${port} (${errorMessage(err)})`));
   server.listen(port, host, () => {
@@ -122,7 +148,8 @@ async function main(): Promise<void> {
     }
     process.stdout.write(
       `scoring server ready on ${url} (model ${classifier.info.digest.slice(0, 19)}, ${classifier.executionProvider}, ` +
-        `${batching.enabled ? `batching ≤ ${maxBatchSize} within ${maxQueueDelayMicros} µs` : 'no batching'})\n`,
+        `${batching.enabled ? `batching ≤ ${maxBatchSize} within ${maxQueueDelayMicros} µs` : fixedBatch ? "no batching: the model's batch dimension is fixed at 1" : 'no batching'}, ` +
+        `preprocess from ${classifier.info.preprocessSource})\n`,
     );
   });
 
