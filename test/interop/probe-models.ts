@@ -4,8 +4,22 @@
  * probabilities. Seeded weights; spatially and channel sensitive (an 8x8 stride-8 convolution, then a
  * dense layer over the whole map), so a layout, crop or channel-order mistake changes the answer.
  */
+import * as ort from 'onnxruntime-node';
+
 import { seededRandom } from '../../src/demo/seeded-random';
 import { ElemType, GraphBuilder } from '../../src/model/onnx-builder';
+import { softmax } from '../../src/scoring/output-scores';
+import { inputTensor, outputAsFloat32 } from '../../src/scoring/tensor-dtype';
+import { toNhwc } from './npy';
+import type { NpyArray } from './npy';
+
+/**
+ * The largest difference of a served score (after softmax) from onnxruntime's on the reference tensor.
+ * Measured: at most 0.004 (the probes amplify the preprocessing differences above, a few pixel levels).
+ */
+export const SCORE_TOLERANCE = 0.02;
+/** The probes' top scores stay below this, so that comparing scores means something (no saturated softmax). */
+export const MAX_TOP_SCORE = 0.99;
 
 export interface ProbeOptions {
   layout: 'NCHW' | 'NHWC';
@@ -67,4 +81,22 @@ export function buildProbe(opts: ProbeOptions): Uint8Array {
 /** Output labels for a probe with `classes` classes. */
 export function probeLabels(classes = 5): string[] {
   return Array.from({ length: classes }, (_, i) => `class-${i}`);
+}
+
+/**
+ * onnxruntime run directly on a reference tensor ([1, 3, H, W] from the Python pipeline, transposed for an
+ * NHWC probe): the scores row, softmax applied to logits.
+ */
+export async function directScores(modelFile: string, opts: ProbeOptions, ref: NpyArray): Promise<Float32Array> {
+  const size = opts.size ?? 224;
+  const session = await ort.InferenceSession.create(modelFile);
+  try {
+    const data = opts.layout === 'NHWC' ? toNhwc(ref.data, size, size) : ref.data;
+    const dims = opts.layout === 'NHWC' ? [1, size, size, 3] : [1, 3, size, size];
+    const out = await session.run({ image: inputTensor(opts.inputType, data, dims) });
+    const row = outputAsFloat32(out.scores!.data);
+    return opts.output === 'logits' ? softmax(row) : row;
+  } finally {
+    await session.release();
+  }
 }

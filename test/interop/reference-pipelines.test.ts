@@ -4,8 +4,8 @@
  * through the convention's own pipeline in Pillow + NumPy (reference_preprocess.py: torchvision's
  * Resize(256) + CenterCrop(224) + ToTensor + Normalize; Keras imagenet_utils.preprocess_input caffe / tf
  * / torch on a bilinear 224x224 resize). Then models in both layouts and every input dtype, ending in
- * logits or probabilities, answer as onnxruntime does run directly on the reference tensors; and a
- * NHWC/BGR logits model deploys on the local target with --preprocess spec.json --labels labels.txt.
+ * logits or probabilities, answer as onnxruntime does run directly on the reference tensors (the
+ * deployment and the batch job of such a model: bring-your-model.test.ts).
  *
  * Measured (libvips via sharp against Pillow, both bilinear with antialiasing, in 0-255 pixel levels):
  * mean |difference| 0.20-0.23 levels; 99.8% of values within 1 level; the largest 2 levels (torchvision
@@ -18,23 +18,16 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import * as ort from 'onnxruntime-node';
-
 import { preprocessImage } from '../../src/images/preprocess';
 import { fitPreprocess } from '../../src/model/preprocess-spec';
 import { Classifier } from '../../src/scoring/classifier';
-import { softmax } from '../../src/scoring/output-scores';
-import type { PreprocessConfig, PreprocessPreset } from '../../src/shared/preprocess-types';
+import type { PreprocessPreset } from '../../src/shared/preprocess-types';
 import { PREPROCESS_PRESETS } from '../../src/shared/preprocess-types';
-import { inputTensor, outputAsFloat32 } from '../../src/scoring/tensor-dtype';
-import { statusQuery, teardownSignal } from '../../workflows/deploy';
-import { workflowSuite } from '../helpers/workflow-suite';
-import { eventually, uniqueName } from '../helpers/workers';
-import { readNpy, toNhwc } from './npy';
-import type { NpyArray } from './npy';
-import { buildProbe, probeLabels } from './probe-models';
+import { toNhwc } from './npy';
+import { MAX_TOP_SCORE, SCORE_TOLERANCE, buildProbe, directScores, probeLabels } from './probe-models';
 import type { ProbeOptions } from './probe-models';
-import { pythonMissing, referencePhotos, referencePython, writeReferenceTensors } from './python-reference';
+import { referenceSet } from './python-reference';
+import type { ReferenceSet } from './python-reference';
 
 /** Mean |ours − reference| over a tensor, in 0-255 pixel levels. */
 const MEAN_LEVELS = 0.3;
@@ -42,32 +35,19 @@ const MEAN_LEVELS = 0.3;
 const MAX_LEVELS = 8;
 /** The share of values within one level of the reference. */
 const WITHIN_ONE_LEVEL = 0.995;
-/** The largest difference of a served score (after softmax) from onnxruntime's on the reference tensor. */
-const SCORE_TOLERANCE = 0.02;
-/** The probes' top scores stay below this, so that the comparison of scores means something. */
-const MAX_TOP_SCORE = 0.99;
 
 const SIZE = 224;
 const NCHW_INPUT = { dims: [1, 3, SIZE, SIZE], layout: 'NCHW' as const };
 
+let refs: ReferenceSet;
 let skip: string | undefined;
 let photos: string[] = [];
-let refDir = '';
-
-/** The reference tensor `<stem>.<name>.npy` of a photo. */
-function reference(photo: string, name: string): Promise<NpyArray> {
-  return readNpy(path.join(refDir, `${path.basename(photo, path.extname(photo))}.${name}.npy`));
-}
 
 before(async () => {
-  skip = await pythonMissing();
-  if (skip) return;
-  const python = await referencePython();
-  photos = await referencePhotos(python);
-  refDir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-reference-'));
-  await writeReferenceTensors(python, refDir, photos);
+  refs = await referenceSet();
+  ({ skip, photos } = refs);
 });
-after(() => (refDir ? fs.rm(refDir, { recursive: true, force: true }) : undefined));
+after(() => refs.dispose());
 
 describe('each preset matches its convention’s reference pipeline on real photographs', () => {
   for (const preset of PREPROCESS_PRESETS) {
@@ -77,7 +57,7 @@ describe('each preset matches its convention’s reference pipeline on real phot
       assert.deepEqual(problems, []);
       for (const photo of photos) {
         const ours = await preprocessImage(await fs.readFile(photo), spec);
-        const ref = await reference(photo, preset);
+        const ref = await refs.tensor(photo, preset);
         assert.deepEqual(ref.shape, [1, 3, SIZE, SIZE]);
         assert.equal(ours.length, ref.data.length);
         const plane = SIZE * SIZE;
@@ -121,20 +101,6 @@ describe('each preset matches its convention’s reference pipeline on real phot
     }
   });
 });
-
-/** onnxruntime run directly on a reference tensor: the scores row (softmax applied to logits). */
-async function direct(modelFile: string, opts: ProbeOptions, ref: NpyArray): Promise<Float32Array> {
-  const session = await ort.InferenceSession.create(modelFile);
-  try {
-    const data = opts.layout === 'NHWC' ? toNhwc(ref.data, SIZE, SIZE) : ref.data;
-    const dims = opts.layout === 'NHWC' ? [1, SIZE, SIZE, 3] : [1, 3, SIZE, SIZE];
-    const out = await session.run({ image: inputTensor(opts.inputType, data, dims) });
-    const row = outputAsFloat32(out.scores!.data);
-    return opts.output === 'logits' ? softmax(row) : row;
-  } finally {
-    await session.release();
-  }
-}
 
 describe('models in both layouts and every input dtype answer as onnxruntime does on the reference tensors', () => {
   let dir = '';
@@ -180,7 +146,7 @@ describe('models in both layouts and every input dtype answer as onnxruntime doe
         for (const [i, photo] of photos.entries()) {
           const result = results[i]!;
           assert.ok(result.ok, JSON.stringify(result));
-          const expected = await direct(file, v, await reference(photo, v.reference));
+          const expected = await directScores(file, v, await refs.tensor(photo, v.reference));
           const best = expected.indexOf(Math.max(...expected));
           assert.equal(result.predictions[0]!.label, labels[best], `${photo}: the same top label`);
           let worst = 0;
@@ -199,64 +165,4 @@ describe('models in both layouts and every input dtype answer as onnxruntime doe
       }
     });
   }
-});
-
-describe('a third-party-style NHWC/BGR logits classifier deploys with --preprocess spec.json --labels labels.txt', () => {
-  const suite = workflowSuite('byom');
-
-  test('its smoke query passes and its answer is onnxruntime’s on the reference tensor', async (t) => {
-    if (skip) return t.skip(skip);
-    const opts: ProbeOptions = { layout: 'NHWC', inputType: 'float32', output: 'logits', inputGain: 1 / 64 };
-    const modelPath = path.join(suite.scratch, 'keras-style.onnx');
-    await fs.writeFile(modelPath, buildProbe(opts));
-    const labels = ['tabby', 'espresso', 'lynx', 'mug', 'plate'];
-    const labelsPath = path.join(suite.scratch, 'labels.txt');
-    await fs.writeFile(labelsPath, labels.join('\n') + '\n');
-    // What the model's author would write: Keras caffe preprocessing, spelled out field by field.
-    const spec: PreprocessConfig = {
-      resize: { width: SIZE, height: SIZE },
-      channelOrder: 'BGR',
-      scale: 1,
-      mean: [103.939, 116.779, 123.68],
-      std: [1, 1, 1],
-      layout: 'NHWC',
-      interpolation: 'bilinear',
-      orientation: 'ignore',
-      output: 'logits',
-    };
-    await fs.writeFile(path.join(suite.scratch, 'spec.json'), JSON.stringify(spec));
-
-    const photo = path.join(suite.scratch, path.basename(photos[0]!));
-    await fs.copyFile(photos[0]!, photo);
-    const expected = await direct(modelPath, opts, await reference(photo, 'keras-caffe'));
-    const best = labels[expected.indexOf(Math.max(...expected))]!;
-    const handle = await suite.startDeploy(
-      suite.deployInput({
-        name: uniqueName('byom'),
-        modelPath,
-        preprocess: JSON.parse(await fs.readFile(path.join(suite.scratch, 'spec.json'), 'utf8')) as PreprocessConfig,
-        labelsPath,
-        smoke: { samplePath: photo, expectedLabel: best },
-      }),
-    );
-    const serving = await eventually(async () => {
-      const s = await handle.query(statusQuery);
-      return s.stage === 'serving' || s.stage === 'failed' ? s : undefined;
-    }, 'the deployment to serve');
-    assert.equal(serving.stage, 'serving', serving.lastError);
-    const predictions = serving.smoke!.predictions;
-    assert.equal(predictions[0]!.label, best);
-    assert.equal(predictions.length, labels.length);
-    let worst = 0;
-    for (const p of predictions) worst = Math.max(worst, Math.abs(p.score - expected[labels.indexOf(p.label)]!));
-    t.diagnostic(
-      `served scores within ${worst.toFixed(4)} of onnxruntime on the reference tensor (top ${predictions[0]!.score.toFixed(3)})`,
-    );
-    assert.ok(predictions[0]!.score < MAX_TOP_SCORE, 'not a saturated softmax');
-    assert.ok(worst <= SCORE_TOLERANCE, `scores differ by up to ${worst}`);
-
-    await handle.signal(teardownSignal, { reason: 'test' });
-    const outcome = await handle.result();
-    assert.equal(outcome.stage, 'done');
-  });
 });
