@@ -82,6 +82,7 @@ export function addDeployCommand(program: Command): void {
         );
         return;
       }
+      const preprocess = o.preprocess ? preprocessFlag(o.preprocess) : undefined;
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await deployCommand(ctx, {
           modelPath: o.model,
@@ -90,7 +91,7 @@ export function addDeployCommand(program: Command): void {
           replicas: o.replicas,
           ttlSeconds: o.ttl,
           topK: o.topK,
-          preprocess: o.preprocess ? preprocessFlag(o.preprocess) : undefined,
+          preprocess,
           labelsPath: o.labels,
           smokeSample: o.smokeSample,
           expectLabel: o.expectLabel,
