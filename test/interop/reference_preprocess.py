@@ -3,6 +3,7 @@
     python reference_preprocess.py OUT_DIR IMAGE...
 
 For each image and each convention writes OUT_DIR/<image stem>.<preset>.npy (float32, NCHW [1,3,224,224]),
+<stem>.torchvision-nearest.npy and -bicubic.npy (the same with those kernels),
 and <stem>.torchvision.f16.npy (float16) and <stem>.raw.u8.npy (uint8) for the other input dtypes:
   torchvision  transforms.Resize(256) (bilinear, on the shorter side, longer side int(256 * long / short)),
                CenterCrop(224) (offsets int(round((size - 224) / 2.0))), ToTensor (/255), Normalize(ImageNet)
@@ -26,12 +27,12 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 
 
-def torchvision(img: Image.Image) -> np.ndarray:
+def torchvision(img: Image.Image, resample=Image.BILINEAR) -> np.ndarray:
     w, h = img.size
     short, long = (w, h) if w <= h else (h, w)
     new_short, new_long = 256, int(256 * long / short)
     new_w, new_h = (new_short, new_long) if w <= h else (new_long, new_short)
-    img = img.resize((new_w, new_h), Image.BILINEAR)
+    img = img.resize((new_w, new_h), resample)
     top = int(round((new_h - 224) / 2.0))
     left = int(round((new_w - 224) / 2.0))
     img = img.crop((left, top, left + 224, top + 224))
@@ -75,6 +76,9 @@ def main() -> None:
         img = Image.open(path).convert("RGB")
         stem = os.path.splitext(os.path.basename(path))[0]
         tensors = {"torchvision": torchvision(img)}
+        # transforms.Resize(256, interpolation=InterpolationMode.NEAREST / BICUBIC)
+        tensors["torchvision-nearest"] = torchvision(img, Image.NEAREST)
+        tensors["torchvision-bicubic"] = torchvision(img, Image.BICUBIC)
         for mode in ("caffe", "tf", "torch"):
             tensors[f"keras-{mode}"] = keras(img, mode)
         tensors["raw"] = keras(img, "raw")
