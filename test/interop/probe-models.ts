@@ -30,6 +30,8 @@ export interface ProbeOptions {
   classes?: number;
   /** Multiplies the dense weights: larger logits, a sharper softmax. */
   gain?: number;
+  /** The scores' element type (default float32). */
+  outputType?: 'float32' | 'float16';
   /** Multiplies the input first (1/64 brings caffe-style ±128 values to about a normalised image's range). */
   inputGain?: number;
   metadata?: Record<string, string>;
@@ -62,7 +64,8 @@ export function buildProbe(opts: ProbeOptions): Uint8Array {
   });
   const cells = 4 * (size / 8) * (size / 8);
   const flat = g.node('Flatten', [g.node('Relu', [conv])], { axis: 1 });
-  const logitsName = opts.output === 'logits' ? 'scores' : undefined;
+  const half = opts.outputType === 'float16';
+  const logitsName = opts.output === 'logits' && !half ? 'scores' : undefined;
   const logits = g.node(
     'Gemm',
     [
@@ -73,8 +76,11 @@ export function buildProbe(opts: ProbeOptions): Uint8Array {
     {},
     logitsName,
   );
-  if (opts.output === 'probabilities') g.node('Softmax', [logits], { axis: 1 }, 'scores');
-  g.output('scores', [batch, classes]);
+  const scores =
+    opts.output === 'probabilities' ? g.node('Softmax', [logits], { axis: 1 }, half ? undefined : 'scores') : logits;
+  // A float16 export's scores are float16 too.
+  if (half) g.node('Cast', [scores], { to: ElemType.FLOAT16 }, 'scores');
+  g.output('scores', [batch, classes], half ? ElemType.FLOAT16 : ElemType.FLOAT);
   return g.build(opts.metadata ?? {});
 }
 

@@ -126,6 +126,16 @@ describe('models in both layouts and every input dtype answer as onnxruntime doe
       variants.push({ layout, output, inputType: 'uint8', preset: 'raw', reference: 'raw.u8' });
     }
   }
+  for (const output of ['logits', 'probabilities'] as const) {
+    variants.push({
+      layout: 'NCHW',
+      output,
+      inputType: 'float16',
+      outputType: 'float16',
+      preset: 'torchvision',
+      reference: 'torchvision.f16',
+    });
+  }
   variants.push({
     layout: 'NHWC',
     output: 'logits',
@@ -137,7 +147,9 @@ describe('models in both layouts and every input dtype answer as onnxruntime doe
   });
 
   for (const v of variants) {
-    const name = `${v.layout} ${v.inputType} ${v.output}${v.batch === 1 ? ' batch 1' : ''} (${v.preset})`;
+    const name =
+      `${v.layout} ${v.inputType} ${v.output}${v.outputType === 'float16' ? ' (float16 out)' : ''}` +
+      `${v.batch === 1 ? ' batch 1' : ''} (${v.preset})`;
     test(name, async (t) => {
       if (skip) return t.skip(skip);
       const file = path.join(dir, `${name.replace(/[^a-z0-9]+/gi, '-')}.onnx`);
