@@ -2,8 +2,6 @@
  * The batchScore workflow's control-plane activities (they run on the control worker): list the
  * inputs into shard manifests before scoring, and gather the shards into the job's outputs after.
  */
-import { createReadStream, createWriteStream } from 'node:fs';
-import { once } from 'node:events';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -12,9 +10,10 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { writeShardManifests } from '../src/batch/input-listing';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
+import { concatFiles, mergeRawOutputs } from '../src/batch/shard-merge';
 import { readModelInfo, readOverrides } from '../src/model/model-info';
 import { DEPLOYMENT_NAME_PATTERN } from '../src/shared/deploy-types';
-import type { BatchScoreInput, BatchSummary, PreparedBatch, ShardResult } from '../src/shared/batch-types';
+import type { BatchScoreInput, BatchSummary, PreparedBatch, ShardRecord } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
 import { readJsonFile, writeJsonFileAtomic } from '../src/json-file';
 import { FailureType } from '../src/shared/failure-types';
@@ -52,6 +51,7 @@ export function createBatchActivities() {
         layout.shardsDir,
         layout.predictionsFile,
         layout.errorsFile,
+        layout.rawFile,
         layout.summaryFile,
       ]) {
         await fs.rm(stale, { recursive: true, force: true });
@@ -78,8 +78,9 @@ export function createBatchActivities() {
     },
 
     /**
-     * Concatenates the finished shards, in order, into predictions.jsonl / errors.jsonl (and raw.f32),
-     * and writes summary.json with per-shard timings. Returns the summary without the per-shard list.
+     * Concatenates the finished shards, in order, into predictions.jsonl / errors.jsonl (and raw.npy),
+     * and writes summary.json with per-shard timings, the model output and the preprocessing the shards
+     * used. Returns the summary without the per-shard list.
      */
     async summariseBatch(
       input: BatchScoreInput,
@@ -88,20 +89,26 @@ export function createBatchActivities() {
     ): Promise<Omit<BatchSummary, 'shardTimings'>> {
       const layout = new BatchLayout(input.outputDir);
       const ctx = Context.current();
-      const shards: ShardResult[] = [];
+      const shards: ShardRecord[] = [];
       const missing: number[] = [];
       for (let shard = 0; shard < prepared.shardCount; shard++) {
-        const done = await readJsonFile<ShardResult>(path.join(layout.shardDir(shard), SHARD_FILES.done));
+        const done = await readJsonFile<ShardRecord>(path.join(layout.shardDir(shard), SHARD_FILES.done));
         if (done) shards.push(done);
         else missing.push(shard);
       }
       const complete = missing.length === 0;
-      await concatShards(layout, shards, SHARD_FILES.predictions, layout.predictionsFile, () => ctx.heartbeat());
-      await concatShards(layout, shards, SHARD_FILES.errors, layout.errorsFile, () => ctx.heartbeat());
-      if (input.rawOutputs) {
-        await concatShards(layout, shards, SHARD_FILES.raw, path.join(input.outputDir, 'raw.f32'), () =>
-          ctx.heartbeat(),
+      const heartbeat = () => ctx.heartbeat();
+      const shardFiles = (name: string) => shards.map((s) => path.join(layout.shardDir(s.shard), name));
+      const concat = { skipMissing: true, onFile: heartbeat };
+      await concatFiles(shardFiles(SHARD_FILES.predictions), layout.predictionsFile, concat);
+      await concatFiles(shardFiles(SHARD_FILES.errors), layout.errorsFile, concat);
+      const model = shards.find((s) => s.model)?.model;
+      let raw: Pick<BatchSummary, 'rawFile' | 'rawShape'> = {};
+      if (input.rawOutputs && model) {
+        const rawShape = await failingPermanently(() =>
+          mergeRawOutputs(layout, shards, model.output.classes, heartbeat),
         );
+        raw = { rawFile: layout.rawFile, rawShape };
       }
 
       const itemsOk = shards.reduce((n, s) => n + s.itemsOk, 0);
@@ -123,6 +130,8 @@ export function createBatchActivities() {
         executionProvider: providers.join(', ') || 'none',
         predictionsFile: layout.predictionsFile,
         errorsFile: layout.errorsFile,
+        ...(model ? { modelOutput: model.output, preprocess: model.preprocess } : {}),
+        ...raw,
         summaryFile: layout.summaryFile,
         shardTimings: shards.map(
           ({ shard, itemsOk: ok, itemsFailed: failed, wallMs, decodeMs, inferMs, attempts, worker }) => ({
@@ -185,32 +194,6 @@ async function ensureWritable(dir: string): Promise<void> {
       FailureType.OutputNotWritable,
     );
   }
-}
-
-async function concatShards(
-  layout: BatchLayout,
-  shards: ShardResult[],
-  name: string,
-  target: string,
-  onShard: () => void,
-): Promise<void> {
-  const tmp = `${target}.${process.pid}.tmp`;
-  const out = createWriteStream(tmp);
-  for (const s of shards) {
-    const file = path.join(layout.shardDir(s.shard), name);
-    try {
-      await fs.access(file);
-    } catch {
-      continue;
-    }
-    // Copy chunk by chunk into the one output stream (no per-shard listeners on it), honouring backpressure.
-    for await (const chunk of createReadStream(file)) {
-      if (!out.write(chunk as Buffer)) await once(out, 'drain');
-    }
-    onShard();
-  }
-  await new Promise<void>((resolve, reject) => out.end((err?: Error | null) => (err ? reject(err) : resolve())));
-  await fs.rename(tmp, target);
 }
 
 function withoutToken({ jobToken: _token, ...prepared }: JobFile): PreparedBatch {

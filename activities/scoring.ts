@@ -3,7 +3,9 @@
  *  - a finished shard (its directory renamed into place) is returned as is;
  *  - an attempt resumes from the checkpoint the previous attempt heartbeated, truncating whatever that
  *    attempt wrote after it, so every input appears exactly once in the shard's outputs;
- *  - outputs are written into `<shard>.partial/` and renamed to `<shard>/` in one step at the end.
+ *  - outputs are written into `<shard>.partial/` and renamed to `<shard>/` in one step at the end, with
+ *    done.json: the result, plus the model output and preprocessing it scored with (for summary.json;
+ *    they stay out of the result, hence out of the workflow's history).
  */
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -14,12 +16,13 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 
 import { readShardManifest } from '../src/batch/input-listing';
+import { batchModelRecord } from '../src/batch/model-record';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
 import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
 import { readJsonFile } from '../src/json-file';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
-import type { ShardCheckpoint, ShardResult, ShardTask } from '../src/shared/batch-types';
+import type { ShardCheckpoint, ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
 import { FailureType } from '../src/shared/failure-types';
 
@@ -38,8 +41,8 @@ export function createScoringActivities({
       const ctx = Context.current();
       const layout = new BatchLayout(task.outputDir);
       const finalDir = layout.shardDir(task.shard);
-      const done = await readJsonFile<ShardResult>(path.join(finalDir, SHARD_FILES.done));
-      if (done) return done;
+      const done = await readJsonFile<ShardRecord>(path.join(finalDir, SHARD_FILES.done));
+      if (done) return withoutModel(done);
 
       const classifier = await failingPermanently(async () =>
         classifiers.get(task.modelPath, task.modelDigest, await readOverrides(task)),
@@ -108,7 +111,12 @@ export function createScoringActivities({
         executionProvider: classifier.executionProvider,
         worker: workerName,
       };
-      await fs.writeFile(path.join(partialDir, SHARD_FILES.done), JSON.stringify(result));
+      // Values per output row: as seen in this attempt, else what the checkpointed raw rows hold, else one per label.
+      const cp = stats.checkpoint;
+      const classes =
+        stats.outputClasses ?? (raw && cp.itemsOk > 0 ? cp.rawBytes / 4 / cp.itemsOk : classifier.info.labels.length);
+      const record: ShardRecord = { ...result, model: batchModelRecord(classifier.info, classes) };
+      await fs.writeFile(path.join(partialDir, SHARD_FILES.done), JSON.stringify(record));
       await fs.rm(finalDir, { recursive: true, force: true });
       await fs.rename(partialDir, finalDir);
       log.info('Shard scored', {
@@ -138,6 +146,10 @@ function scoringMetrics(meter: MetricMeter) {
       '1 for the execution provider this worker runs',
     ),
   };
+}
+
+function withoutModel({ model: _model, ...result }: ShardRecord): ShardResult {
+  return result;
 }
 
 /** True when the partial files hold at least the checkpointed bytes (else the checkpoint is unusable). */

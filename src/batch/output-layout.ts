@@ -4,10 +4,13 @@
  *   <out>/manifest/job.json            the job token and counts (listing is idempotent per job)
  *   <out>/manifest/shard-000000.jsonl  one input path per line, as a JSON string
  *   <out>/shards/shard-000000.partial/ a shard being scored: predictions.jsonl, errors.jsonl, raw.f32
+ *                                      (raw.f32: the shard's output rows, bare little-endian float32)
  *   <out>/shards/shard-000000/         a finished shard (renamed atomically), with done.json
  *   <out>/predictions.jsonl            every input's top-k, in input order, once the job ends
  *   <out>/errors.jsonl                 every input that could not be scored, with the reason
- *   <out>/summary.json                 counts, timings, execution provider
+ *   <out>/raw.npy                      with --raw-outputs: every scored input's output row, NumPy float32
+ *                                      [rows, classes]; row i belongs to line i of predictions.jsonl
+ *   <out>/summary.json                 counts, timings, execution provider, model output, preprocessing
  */
 import path from 'node:path';
 
@@ -48,6 +51,11 @@ export class BatchLayout {
 
   get errorsFile(): string {
     return path.join(this.outputDir, 'errors.jsonl');
+  }
+
+  /** The job's raw outputs (with --raw-outputs), NumPy .npy. */
+  get rawFile(): string {
+    return path.join(this.outputDir, 'raw.npy');
   }
 
   get summaryFile(): string {

@@ -45,6 +45,8 @@ export interface ShardScoringStats {
   /** Time inference waited for decode (ms): near zero when decode keeps up. */
   decodeWaitMs: number;
   inferMs: number;
+  /** Values per output row, as the model returned them (undefined when this attempt scored no input). */
+  outputClasses?: number;
 }
 
 type Decoded = { ok: true; tensor: Float32Array } | { ok: false; reason: string; message: string };
@@ -65,6 +67,7 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   const cp: ShardCheckpoint = { ...opts.from };
   let decodeWaitMs = 0;
   let inferMs = 0;
+  let outputClasses: number | undefined;
 
   const roots = allowedRoots();
   const decodeOne = async (file: string): Promise<Decoded> => {
@@ -119,6 +122,7 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       const file = inputs[start + i]!;
       if (d.ok) {
         const probs = outputs[o++]!;
+        outputClasses ??= probs.length;
         predictionRows.push(JSON.stringify({ index, path: file, predictions: classifier.topK(probs, opts.topK) }));
         if (sinks.raw) rawChunks.push(Buffer.from(probs.buffer, probs.byteOffset, probs.byteLength));
       } else {
@@ -144,7 +148,7 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       inferMs: batchInferMs,
     });
   }
-  return { checkpoint: cp, decodeWaitMs, inferMs };
+  return { checkpoint: cp, decodeWaitMs, inferMs, outputClasses };
 }
 
 async function append(handle: fs.FileHandle, rows: string[], position: number): Promise<number> {

@@ -45,7 +45,10 @@ export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, o
     .option('--top-k <n>', 'labels per input', int('--top-k', 1), 5)
     .option('--preprocess <preset|file.json>', PREPROCESS_HELP)
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
-    .option('--raw-outputs', 'also write every raw float32 output vector (raw.f32)')
+    .option(
+      '--raw-outputs',
+      "also write raw.npy: every scored input's output row (NumPy float32 [rows, classes], in predictions.jsonl order)",
+    )
     .option('--gpu', 'require the CUDA execution provider: fail rather than score on CPU')
     .option('--gpu-queue <queue>', 'task queue of the GPU workers', GPU_TASK_QUEUE);
 }

@@ -39,7 +39,10 @@ export interface BatchScoreInput {
   preprocess?: PreprocessConfig;
   /** Absolute path, on the workers' filesystem like modelPath, to a labels file given with --labels. */
   labelsPath?: string;
-  /** Also write each input's raw float32 output vector (outputs/shard-N.f32). */
+  /**
+   * Also write each scored input's raw output row to `<outputDir>/raw.npy` (NumPy, float32, shape
+   * [rows, classes]; row i belongs to line i of predictions.jsonl).
+   */
   rawOutputs?: boolean;
   /** Task queue of the GPU workers. */
   gpuTaskQueue?: string;
@@ -88,6 +91,38 @@ export interface ShardResult {
   attempts: number;
   executionProvider: string;
   worker: string;
+}
+
+/**
+ * The model output a job scored: its name in the ONNX graph, the values per row (classes; the second
+ * axis of raw.npy) and their type.
+ */
+export interface BatchModelOutput {
+  name: string;
+  classes: number;
+  dtype: 'float32';
+}
+
+/**
+ * The preprocessing the shards applied to every image, in the field names of the preprocessing spec
+ * (resize, crop, channelOrder, layout, scale, mean, std, …). An object that grows with the spec:
+ * readers should ignore fields they do not know.
+ */
+export interface BatchPreprocess {
+  resize?: { width: number; height: number } | { shorterSide: number };
+  crop?: { width: number; height: number };
+  channelOrder?: string;
+  layout?: string;
+  /** Pixels (0-255) become (pixel * scale - mean) / std, per channel. */
+  scale?: number;
+  mean?: number[];
+  std?: number[];
+  [field: string]: unknown;
+}
+
+/** What a finished shard's done.json holds: its result, and what its worker scored with. */
+export interface ShardRecord extends ShardResult {
+  model?: { output: BatchModelOutput; preprocess: BatchPreprocess };
 }
 
 /** The checkpoint a shard heartbeats: where to resume and what to truncate. */
@@ -141,6 +176,17 @@ export interface BatchSummary {
   executionProvider: string;
   predictionsFile: string;
   errorsFile: string;
+  /** The model output scored (absent only when no shard finished). */
+  modelOutput?: BatchModelOutput;
+  /** The preprocessing used (absent only when no shard finished). */
+  preprocess?: BatchPreprocess;
+  /**
+   * With rawOutputs: raw.npy, float32, shape `rawShape` = [rows, classes]. Its rows are the scored inputs
+   * in input order, exactly the lines of predictions.jsonl (row i ↔ line i, whose `index` is the input's);
+   * inputs that could not be scored (errors.jsonl) have no row.
+   */
+  rawFile?: string;
+  rawShape?: [number, number];
   /** Where this summary is written (with the per-shard timings). */
   summaryFile: string;
   shardTimings: Array<

@@ -44,6 +44,7 @@ export const FailureType = {
   EndpointUnprotected: 'EndpointUnprotected',
   SmokeQueryFailed: 'SmokeQueryFailed',
   SmokeQueryMismatch: 'SmokeQueryMismatch',
+  BatchOutputsInconsistent: 'BatchOutputsInconsistent',
   // What a workflow fails with, wrapping the step's failure as its cause.
   DeploymentFailed: 'DeploymentFailed',
   ShardFailed: 'ShardFailed',

@@ -1,6 +1,7 @@
 /**
  * The shard activity in MockActivityEnvironment: heartbeated checkpoints, resuming from one after a
- * crash (the half-written tail is truncated, nothing is duplicated), idempotent completion, cancellation.
+ * crash (the half-written tail is truncated, nothing is duplicated, raw output rows included), idempotent
+ * completion, cancellation, and the model facts done.json records for the summary.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -12,13 +13,15 @@ import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 
 import { createScoringActivities } from '../../activities/scoring';
-import { writeShardManifests } from '../../src/batch/input-listing';
+import { readShardManifest, writeShardManifests } from '../../src/batch/input-listing';
 import { BatchLayout } from '../../src/batch/output-layout';
 import { writeSampleImages } from '../../src/demo/sample-images';
+import { preprocessImage } from '../../src/images/preprocess';
 import { readModelInfo } from '../../src/model/model-info';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
+import { Classifier } from '../../src/scoring/classifier';
 import { ClassifierPool } from '../../src/scoring/classifier-pool';
-import type { ShardCheckpoint, ShardResult, ShardTask } from '../../src/shared/batch-types';
+import type { ShardCheckpoint, ShardRecord, ShardResult, ShardTask } from '../../src/shared/batch-types';
 import { readJsonl } from '../helpers/jsonl';
 
 describe('scoreShard activity', () => {
@@ -117,5 +120,66 @@ describe('scoreShard activity', () => {
       path.join(new BatchLayout(other.outputDir).shardDir(0), 'predictions.jsonl'),
     );
     assert.equal(rows.length, 30);
+  });
+
+  test("raw outputs resume too: each input's output row once, in order, equal to direct inference", async () => {
+    const other: ShardTask = { ...task, rawOutputs: true, outputDir: path.join(dir, 'out-raw') };
+    other.manifestDir = path.join(other.outputDir, 'manifest');
+    await fs.cp(task.manifestDir, other.manifestDir, { recursive: true });
+    const partialDir = new BatchLayout(other.outputDir).shardPartialDir(0);
+
+    const first = new MockActivityEnvironment({ attempt: 1 });
+    const checkpoints: ShardCheckpoint[] = [];
+    first.on('heartbeat', (d: ShardCheckpoint) => {
+      checkpoints.push(d);
+      if (checkpoints.length === 3) first.cancel();
+    });
+    await assert.rejects(first.run(scoreShard, other), CancelledFailure);
+    const checkpoint = checkpoints[1]!;
+    const classes = (await readModelInfo(task.modelPath)).labels.length;
+    assert.equal(checkpoint.rawBytes, checkpoint.itemsOk * classes * 4, 'the checkpoint counts whole rows');
+    // The dead attempt wrote a third batch and half a row after the checkpoint the server kept.
+    const rawPartial = path.join(partialDir, 'raw.f32');
+    await fs.appendFile(rawPartial, Buffer.from(new Float32Array([9, 9]).buffer));
+    assert.ok((await fs.stat(rawPartial)).size > checkpoint.rawBytes);
+
+    const result: ShardResult = await new MockActivityEnvironment({ attempt: 2, heartbeatDetails: checkpoint }).run(
+      scoreShard,
+      other,
+    );
+    assert.equal(result.itemsOk, 30);
+    assert.equal('model' in result, false, "the model facts stay in done.json, out of the workflow's history");
+
+    const shardDir = new BatchLayout(other.outputDir).shardDir(0);
+    const raw = await fs.readFile(path.join(shardDir, 'raw.f32'));
+    assert.equal(raw.length, 30 * classes * 4, 'one row per input, the torn tail dropped');
+    const rows = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.length));
+    const inputs = await readShardManifest(new BatchLayout(other.outputDir).shardManifest(0));
+    const direct = await Classifier.load(task.modelPath);
+    try {
+      for (const [i, file] of inputs.entries()) {
+        const [expected] = await direct.infer([await preprocessImage(await fs.readFile(file), direct.info)]);
+        const got = rows.subarray(i * classes, (i + 1) * classes);
+        expected!.forEach((v, c) => assert.ok(Math.abs(got[c]! - v) < 1e-6, `input ${i} class ${c}`));
+      }
+    } finally {
+      await direct.release();
+    }
+
+    const done = JSON.parse(await fs.readFile(path.join(shardDir, 'done.json'), 'utf8')) as ShardRecord;
+    const info = await readModelInfo(task.modelPath);
+    assert.deepEqual(done.model, {
+      output: { name: info.outputName, classes, dtype: 'float32' },
+      preprocess: {
+        resize: { width: info.width, height: info.height },
+        channelOrder: 'RGB',
+        layout: 'NCHW',
+        scale: info.scale,
+        mean: info.mean,
+        std: info.std,
+      },
+    });
+    const again: ShardResult = await new MockActivityEnvironment({ attempt: 3 }).run(scoreShard, other);
+    assert.deepEqual(again, result, 'a finished shard returns the same result, without the model facts');
   });
 });

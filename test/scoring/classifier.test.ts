@@ -5,7 +5,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { ModelError } from '../../src/errors';
+import { ModelError, PermanentError, WorkerCapabilityError } from '../../src/errors';
+import { FailureType } from '../../src/shared/failure-types';
 import { preprocessImage } from '../../src/images/preprocess';
 import { makeColourJpeg } from '../../src/demo/sample-images';
 import { LABELS_KEY, PREPROCESS_KEY } from '../../src/model/metadata';
@@ -125,8 +126,10 @@ describe('Classifier', () => {
       assert.equal(strict.executionProvider, 'cuda');
       await strict.release();
     } else {
-      assert.ok(strict instanceof ModelError, String(strict));
-      assert.equal(strict.type, 'CudaUnavailable');
+      // Not the model's fault but this worker's: a permanent error of its own kind, with the same type.
+      assert.ok(strict instanceof WorkerCapabilityError, String(strict));
+      assert.ok(strict instanceof PermanentError);
+      assert.equal(strict.type, FailureType.CudaUnavailable);
       assert.match(strict.message, /CUDA execution provider could not load .*allow the CPU fallback/);
     }
     const lenient = await Classifier.load(tinyPath, { executionProvider: 'cuda', allowCpuFallback: true });

@@ -11,6 +11,7 @@ import { after, before, describe, test } from 'node:test';
 
 import type { Client } from '@temporalio/client';
 
+import { parseNpyHeader } from '../../src/batch/npy';
 import { readModelInfo } from '../../src/model/model-info';
 import { batchWorkflowId } from '../../src/shared/batch-types';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
@@ -108,9 +109,17 @@ describe('batchScore at scale and under faults', () => {
       [...Array(total).keys()],
       'each index exactly once, in order',
     );
-    const raw = await fs.stat(path.join(input.outputDir, 'raw.f32'));
+    const raw = await fs.readFile(path.join(input.outputDir, 'raw.npy'));
     const classes = (await readModelInfo(assets.modelPath)).labels.length;
-    assert.equal(raw.size, total * classes * 4, 'one float32 vector per input');
+    const header = parseNpyHeader(raw);
+    assert.deepEqual(header.shape, [total, classes], 'one float32 row per input');
+    assert.equal(raw.length, header.dataOffset + total * classes * 4, 'no row lost or duplicated in raw.npy');
+    const values = new Float32Array(raw.buffer.slice(raw.byteOffset + header.dataOffset, raw.byteOffset + raw.length));
+    const scored = await readJsonl<{ predictions: Array<{ score: number }> }>(outcome.predictionsFile);
+    scored.forEach((r, i) => {
+      const row = values.subarray(i * classes, (i + 1) * classes);
+      assert.equal(Math.max(...row), r.predictions[0]!.score, `raw row ${i} is predictions line ${i}'s`);
+    });
 
     const summary = JSON.parse(await fs.readFile(path.join(input.outputDir, 'summary.json'), 'utf8')) as BatchSummary;
     const first = summary.shardTimings.find((s) => s.shard === 0)!;

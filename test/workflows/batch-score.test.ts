@@ -1,14 +1,17 @@
 /**
  * The batchScore workflow through a real control worker and a real GPU worker process (CPU provider):
  * results equal direct onnxruntime, bad inputs are recorded and not fatal, the error threshold fails
- * the job with a message naming the errors file, and bad job settings fail clearly.
+ * the job with a message naming the errors file, bad job settings fail clearly, and --raw-outputs
+ * writes raw.npy row for row with predictions.jsonl, the summary naming the model output and preprocessing.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
+import { parseNpyHeader } from '../../src/batch/npy';
 import { writeSampleImages } from '../../src/demo/sample-images';
+import { readModelInfo } from '../../src/model/model-info';
 import { Classifier } from '../../src/scoring/classifier';
 import { preprocessImage } from '../../src/images/preprocess';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
@@ -129,6 +132,59 @@ describe('batchScore workflow', () => {
     const rows = await readJsonl<PredictionRow>(outcome.predictionsFile);
     const indices = [...rows.map((r) => r.index), ...errors.map((e) => e.index)].sort((a, b) => a - b);
     assert.deepEqual(indices, [...Array(9).keys()], 'every input is in exactly one of the two files');
+  });
+
+  test('raw outputs: raw.npy holds one float32 row per predictions.jsonl line; the summary says what it is', async () => {
+    const name = uniqueName('raw');
+    const dir = path.join(suite.scratch, name, 'in');
+    await writeSampleImages(dir, 17);
+    await fs.writeFile(path.join(dir, 'a-broken.jpg'), Buffer.from('garbage'));
+    await fs.writeFile(path.join(dir, 'm-empty.png'), Buffer.alloc(0));
+    const outcome: BatchOutcome = await run(job(name, dir, { rawOutputs: true, topK: 2 }));
+    assert.equal(outcome.totalItems, 19);
+    assert.equal(outcome.itemsFailed, 2);
+    const info = await readModelInfo(suite.assets.modelPath);
+    const classes = info.labels.length;
+
+    const summary = JSON.parse(await fs.readFile(outcome.summaryFile, 'utf8')) as BatchSummary;
+    assert.equal(summary.rawFile, path.join(outcome.outputDir, 'raw.npy'));
+    assert.deepEqual(summary.rawShape, [17, classes]);
+    assert.deepEqual(summary.modelOutput, { name: info.outputName, classes, dtype: 'float32' });
+    assert.deepEqual(summary.preprocess, {
+      resize: { width: info.width, height: info.height },
+      channelOrder: 'RGB',
+      layout: 'NCHW',
+      scale: info.scale,
+      mean: info.mean,
+      std: info.std,
+    });
+    assert.equal(outcome.rawFile, summary.rawFile, 'the workflow result names it too');
+
+    const file = await fs.readFile(summary.rawFile);
+    const header = parseNpyHeader(file);
+    assert.deepEqual(header, { descr: '<f4', fortranOrder: false, shape: [17, classes], dataOffset: 128 });
+    assert.equal(file.length, header.dataOffset + 17 * classes * 4);
+    const values = new Float32Array(
+      file.buffer.slice(file.byteOffset + header.dataOffset, file.byteOffset + file.length),
+    );
+    const rows = await readJsonl<PredictionRow>(outcome.predictionsFile);
+    assert.equal(rows.length, 17);
+    const errors = await readJsonl<{ index: number }>(outcome.errorsFile);
+    assert.ok(
+      errors.some((e) => e.index < rows[rows.length - 1]!.index),
+      'a failed input sits between scored ones',
+    );
+    rows.forEach((r, i) => {
+      const row = values.subarray(i * classes, (i + 1) * classes);
+      r.predictions.forEach((p) => {
+        const c = info.labels.indexOf(p.label);
+        assert.equal(row[c], p.score, `raw row ${i} (input ${r.index}) holds ${p.label}'s score`);
+      });
+      assert.ok(
+        row.every((v) => v <= r.predictions[0]!.score),
+        `raw row ${i}: the top-1 score is the row's max`,
+      );
+    });
   });
 
   test('exceeding the error threshold fails the job and names the errors file', async () => {
