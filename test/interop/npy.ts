@@ -1,5 +1,7 @@
-/** Reads NumPy .npy files (format 1.0/2.0/3.0) of little-endian float32, float16 or uint8 in C order. */
+/** Reads the reference tensors: NumPy .npy files of little-endian float32, float16 or uint8 in C order. */
 import fs from 'node:fs/promises';
+
+import { parseNpyHeader } from '../../src/batch/npy';
 
 export interface NpyArray {
   shape: number[];
@@ -8,38 +10,26 @@ export interface NpyArray {
   dtype: 'float32' | 'float16' | 'uint8';
 }
 
-const DTYPES = { '<f4': 'float32', '<f2': 'float16', '|u1': 'uint8' } as const;
+const DTYPES: Record<string, NpyArray['dtype']> = { '<f4': 'float32', '<f2': 'float16', '|u1': 'uint8' };
 
 export async function readNpy(file: string): Promise<NpyArray> {
   const bytes = await fs.readFile(file);
-  if (bytes.subarray(0, 6).toString('latin1') !== '\x93NUMPY') throw new Error(`${file} is not a .npy file`);
-  const major = bytes[6]!;
-  const headerLength = major === 1 ? bytes.readUInt16LE(8) : bytes.readUInt32LE(8);
-  const start = major === 1 ? 10 : 12;
-  const header = bytes.subarray(start, start + headerLength).toString('latin1');
-  const descr = /'descr':\s*'([^']+)'/.exec(header)?.[1] as keyof typeof DTYPES | undefined;
-  const fortran = /'fortran_order':\s*(True|False)/.exec(header)?.[1];
-  const shape = /'shape':\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (descr === undefined || !(descr in DTYPES) || fortran !== 'False' || shape === undefined) {
-    throw new Error(`${file}: want little-endian float32, float16 or uint8 in C order, got ${header.trim()}`);
+  const header = parseNpyHeader(bytes);
+  const dtype = DTYPES[header.descr];
+  if (dtype === undefined || header.fortranOrder) {
+    throw new Error(`${file}: want little-endian float32, float16 or uint8 in C order, got ${JSON.stringify(header)}`);
   }
-  const dims = shape
-    .split(',')
-    .map((d) => d.trim())
-    .filter((d) => d.length > 0)
-    .map(Number);
-  const body = bytes.subarray(start + headerLength);
+  const body = bytes.subarray(header.dataOffset);
   const buffer = body.buffer.slice(body.byteOffset, body.byteOffset + body.byteLength);
-  const dtype = DTYPES[descr];
   const data =
     dtype === 'float32'
       ? new Float32Array(buffer)
       : dtype === 'float16'
         ? new Uint16Array(buffer)
         : new Uint8Array(buffer);
-  const count = dims.reduce((a, b) => a * b, 1);
-  if (data.length !== count) throw new Error(`${file}: ${data.length} values for shape [${dims.join(', ')}]`);
-  return { shape: dims, data, dtype };
+  const count = header.shape.reduce((a, b) => a * b, 1);
+  if (data.length !== count) throw new Error(`${file}: ${data.length} values for shape [${header.shape.join(', ')}]`);
+  return { shape: [...header.shape], data, dtype };
 }
 
 /** [1, 3, H, W] → [1, H, W, 3], any element type. */
