@@ -214,7 +214,7 @@ function scoreOutput(
   if (!output) {
     const found = outputs.map((o) => `"${o.name}" ${typeName(o.type?.tensorType?.elemType)}`).join(', ');
     throw new ModelError(
-      `${modelPath} has no float32 output (found ${found}); inferctl needs the class scores as [batch, classes].`,
+      `${modelPath} has no float32 or float16 output (found ${found}); inferctl needs the class scores as [batch, classes].`,
       FailureType.UnsupportedModel,
     );
   }

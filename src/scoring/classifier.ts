@@ -112,7 +112,7 @@ export class Classifier {
     const results = await this.session.run({ [this.info.inputName]: input });
     const output = results[this.info.outputName];
     if (!output || (output.type !== 'float32' && output.type !== 'float16')) {
-      throw new Error(`The model returned no float32 output "${this.info.outputName}".`);
+      throw new Error(`The model returned no float32 or float16 output "${this.info.outputName}".`);
     }
     const values = outputAsFloat32(output.data);
     const classes = values.length / batch.length;
