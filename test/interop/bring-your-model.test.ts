@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 
 import type { ApplicationFailure } from '@temporalio/common';
 
+import type { BatchSummary } from '../../src/shared/batch-types';
 import type { BatchOutcome } from '../../workflows/batch-score';
 import type { DeployInput } from '../../src/shared/deploy-types';
 import { FailureType } from '../../src/shared/failure-types';
@@ -141,6 +142,8 @@ describe('a third-party-style NHWC/BGR logits classifier with --preprocess spec.
       )
     ).result();
     assert.equal(outcome.itemsOk, photos.length);
+    const summary = JSON.parse(await fs.readFile(outcome.summaryFile, 'utf8')) as BatchSummary;
+    assert.deepEqual(summary.preprocess, SPEC, 'the summary records the spec the shards applied');
     const rows = await readJsonl<PredictionRow>(outcome.predictionsFile);
     assert.equal(rows.length, photos.length);
     for (const row of rows) {
