@@ -159,4 +159,25 @@ export class Classifier {
   async release(): Promise<void> {
     await this.session.release();
   }
+
+  /** The model's inputs as onnxruntime reads them: name, tensor type, shape (symbolic axes as names). */
+  get inputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
+    return this.session.inputMetadata;
+  }
+
+  /** The model's outputs, as `inputMetadata`. */
+  get outputMetadata(): readonly ort.InferenceSession.ValueMetadata[] {
+    return this.session.outputMetadata;
+  }
+
+  /**
+   * Runs any feeds on the session, not only images (the Open Inference Protocol routes use it);
+   * answers every output, or only those named in `fetches`.
+   */
+  runFeeds(
+    feeds: ort.InferenceSession.FeedsType,
+    fetches?: readonly string[],
+  ): Promise<ort.InferenceSession.ReturnType> {
+    return fetches ? this.session.run(feeds, [...fetches]) : this.session.run(feeds);
+  }
 }

@@ -49,25 +49,28 @@ export function sendJson(
 
 /**
  * Answers `err`: an HttpError with its status and code, anything else as a logged 500. A body still
- * unread is never read: the connection closes once the answer is out. Never throws.
+ * unread is never read: the connection closes once the answer is out. Never throws. The body is
+ * `{"error":{"code","message"}}`, or the Open Inference Protocol's `{"error":"message"}` for `shape: 'v2'`.
  */
 export function answerError(
   req: http.IncomingMessage,
   res: http.ServerResponse,
   err: unknown,
   onError: (err: unknown) => void,
+  shape: 'inferctl' | 'v2' = 'inferctl',
 ): void {
+  const body = (code: string, message: string) => ({ error: shape === 'v2' ? message : { code, message } });
   try {
     if (!(err instanceof HttpError)) {
       onError(err);
-      sendJson(res, 500, { error: { code: 'internal', message: 'The server failed on this request; it was logged.' } });
+      sendJson(res, 500, body('internal', 'The server failed on this request; it was logged.'));
       return;
     }
     const unread = !req.complete;
     sendJson(
       res,
       err.status,
-      { error: { code: err.code, message: err.message } },
+      body(err.code, err.message),
       unread ? { ...err.headers, connection: 'close' } : err.headers,
     );
     if (unread) {

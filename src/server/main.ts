@@ -2,18 +2,22 @@
  * A scoring-server replica process (what the local target starts, and what the AKS image runs):
  *   node dist/src/server/main.js --model PATH --api-key-file PATH [--host 127.0.0.1] [--port 0]
  *        [--ready-file PATH] [--top-k 5] [--max-body-bytes 10485760]
- *        [--max-batch-size 8] [--max-queue-delay-us 2000] [--no-batching]
+ *        [--max-batch-size 8] [--max-queue-delay-us 2000] [--no-batching] [--model-name NAME] [--v2-only]
  *        [--preprocess spec.json] [--labels labels.txt]
  * --preprocess and --labels (what a deployment's bundle keeps) win over the model's sidecars and
  * metadata. A model whose batch dimension is fixed at 1 is served without batching, and says so.
  * Dynamic batching is on by default (DEFAULT_BATCHING): concurrent requests are inferred together, up
  * to --max-batch-size at once, a request waiting at most --max-queue-delay-us for company.
  * --no-batching (or --max-batch-size 1) infers every request alone.
+ * Every replica also speaks the Open Inference Protocol (KServe V2) under /v2 (v2-protocol.ts), its model
+ * named --model-name (default: the file name without .onnx). --v2-only serves any ONNX model, not only
+ * an image classifier, on the /v2 routes alone (/score answers 404).
  * Reads the key (refusing a file that group or others can access), loads the model once (init),
  * listens, then writes the ready file atomically: {"pid","port","url","modelDigest"}. Any startup
  * failure is one line on stderr and exit code 1. SIGTERM/SIGINT: stop accepting, let requests in
  * flight finish (up to 5 s), exit 0; a second signal exits at once.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
@@ -24,6 +28,7 @@ import { Classifier } from '../scoring/classifier';
 import { DEFAULT_BATCHING } from './dynamic-batcher';
 import type { BatchingOptions } from './dynamic-batcher';
 import { createScoringServer } from './scoring-server';
+import { loadOnnxModel } from './v2-model';
 
 const DRAIN_MS = 5_000;
 
@@ -97,6 +102,8 @@ async function main(): Promise<void> {
         'no-batching': { type: 'boolean', default: false },
         gpu: { type: 'boolean', default: false },
         'allow-cpu-fallback': { type: 'boolean', default: false },
+        'model-name': { type: 'string' },
+        'v2-only': { type: 'boolean', default: false },
         preprocess: { type: 'string' },
         labels: { type: 'string' },
       },
@@ -117,23 +124,42 @@ async function main(): Promise<void> {
   const apiKey = readApiKey(keyFile);
   const overrides = readOverrides(values.preprocess, values.labels);
 
-  let classifier: Classifier;
+  const modelName = values['model-name'];
+  let model: { classifier?: Classifier; v2Model?: Awaited<ReturnType<typeof loadOnnxModel>> };
+  let modelDigest: string;
   try {
-    classifier = await Classifier.load(modelPath, {
-      executionProvider: values.gpu ? 'cuda' : 'cpu',
-      allowCpuFallback: values['allow-cpu-fallback'],
-      overrides,
-    });
+    if (values['v2-only']) {
+      const bytes = await fs.promises.readFile(modelPath);
+      modelDigest = `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`;
+      model = { v2Model: await loadOnnxModel(modelPath) };
+    } else {
+      const classifier = await Classifier.load(modelPath, {
+        executionProvider: values.gpu ? 'cuda' : 'cpu',
+        allowCpuFallback: values['allow-cpu-fallback'],
+        overrides,
+      });
+      model = { classifier };
+      modelDigest = classifier.info.digest;
+    }
   } catch (err) {
     fail(`cannot load the model: ${errorMessage(err)}`);
   }
-  const fixedBatch = !classifier.info.dynamicBatch;
+  const fixedBatch = model.classifier !== undefined && !model.classifier.info.dynamicBatch;
   const batching: BatchingOptions = {
     enabled: !values['no-batching'] && maxBatchSize > 1 && !fixedBatch,
     maxBatchSize,
     maxQueueDelayMicros,
   };
-  const server = createScoringServer({ classifier, apiKey, topK, maxBodyBytes, batching });
+  const release = () => (model.classifier ?? model.v2Model)!.release();
+  const served = model.classifier ? `${model.classifier.executionProvider}, ` : 'V2 only, cpu, ';
+  const server = createScoringServer({
+    ...model,
+    ...(modelName ? { modelName } : {}),
+    apiKey,
+    topK,
+    maxBodyBytes,
+    batching,
+  });
   server.once('error', (err) => fail(`cannot listen on ${host}:${port} (${errorMessage(err)})`));
   server.listen(port, host, () => {
     const actualPort = (server.address() as AddressInfo).port;
@@ -141,15 +167,15 @@ async function main(): Promise<void> {
     const readyFile = values['ready-file'];
     if (readyFile) {
       try {
-        writeReadyFile(readyFile, { pid: process.pid, port: actualPort, url, modelDigest: classifier.info.digest });
+        writeReadyFile(readyFile, { pid: process.pid, port: actualPort, url, modelDigest });
       } catch (err) {
         fail(`cannot write the ready file ${readyFile} (${errorMessage(err)})`);
       }
     }
     process.stdout.write(
-      `scoring server ready on ${url} (model ${classifier.info.digest.slice(0, 19)}, ${classifier.executionProvider}, ` +
-        `${batching.enabled ? `batching ≤ ${maxBatchSize} within ${maxQueueDelayMicros} µs` : fixedBatch ? "no batching: the model's batch dimension is fixed at 1" : 'no batching'}, ` +
-        `preprocess from ${classifier.info.preprocessSource})\n`,
+      `scoring server ready on ${url} (model ${modelDigest.slice(0, 19)}, ${served}` +
+        `${batching.enabled ? `batching ≤ ${maxBatchSize} within ${maxQueueDelayMicros} µs` : fixedBatch ? "no batching: the model's batch dimension is fixed at 1" : 'no batching'}` +
+        `${model.classifier ? `, preprocess from ${model.classifier.info.preprocessSource}` : ''})\n`,
     );
   });
 
@@ -159,7 +185,7 @@ async function main(): Promise<void> {
     stopping = true;
     server.close(() => {
       const exit = () => process.exit(0);
-      classifier.release().then(exit, exit);
+      release().then(exit, exit);
     });
     server.closeIdleConnections();
     setTimeout(() => {

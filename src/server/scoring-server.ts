@@ -9,6 +9,8 @@
  *   GET /healthz   200 while the process runs;   GET /readyz 200 once the model is loaded, else 503
  *   GET /metrics   Prometheus text (see metrics.ts); like /healthz it needs no key, and it holds no secrets:
  *                  counts and durations only, no key, path, body or label
+ *   /v2/…          the Open Inference Protocol (KServe V2) for the same model: see v2-protocol.ts; its
+ *                  errors are V2's {"error":"…"}
  *   anything else  404
  * Errors are JSON: {"error":{"code":"unsupported-format","message":"…"}}. Requires
  * `Authorization: Bearer <key>`, compared in constant time, and checks it and the declared size
@@ -38,9 +40,16 @@ import {
   sha256,
 } from './http-io';
 import { METRICS_CONTENT_TYPE, ServerMetrics } from './metrics';
+import { v2ModelOf } from './v2-model';
+import type { V2Model } from './v2-model';
+import { createV2Routes, isV2Path, v2RouteKey } from './v2-protocol';
 
 export interface ScoringServerOptions {
-  classifier: Classifier | Promise<Classifier>;
+  /**
+   * The image classifier /score serves. Left out (a model that is not an image classifier), the server
+   * serves `v2Model` on the /v2 routes only and /score answers 404.
+   */
+  classifier?: Classifier | Promise<Classifier>;
   apiKey: string;
   topK: number;
   maxBodyBytes: number;
@@ -52,6 +61,10 @@ export interface ScoringServerOptions {
   onError?: (err: unknown) => void;
   /** Dynamic batching (DEFAULT_BATCHING is the replica default); left out: every request is inferred alone. */
   batching?: BatchingOptions;
+  /** The Open Inference Protocol's model name (/v2/models/{name}); default: the model file's name without .onnx. */
+  modelName?: string;
+  /** The model the /v2 routes serve (see v2-protocol.ts); default: the classifier. */
+  v2Model?: V2Model | Promise<V2Model>;
 }
 
 const IMAGE_ERROR_STATUS: Record<string, number> = { 'unsupported-format': 415, 'too-large': 413 };
@@ -65,31 +78,46 @@ class ModelSlot {
   classifier: Classifier | undefined;
   batcher: DynamicBatcher | undefined;
   loadError: string | undefined;
+  /** Once the model is loaded: the classifier, or the V2 model of a server without one. */
+  loaded = false;
+  readonly v2Only: boolean;
 
   constructor(opts: ScoringServerOptions, metrics: ServerMetrics, onError: (err: unknown) => void) {
     const batching = opts.batching;
-    Promise.resolve(opts.classifier).then(
-      (c) => {
-        if (batching?.enabled && batching.maxBatchSize > 1) {
-          this.batcher = new DynamicBatcher({
-            maxBatchSize: batching.maxBatchSize,
-            maxQueueDelayMicros: batching.maxQueueDelayMicros,
-            run: (tensors) => c.infer(tensors),
-            onBatch: (b) => metrics.recordBatch(b.size, b.inferenceSeconds, b.queueDelaysSeconds),
-          });
-        }
-        this.classifier = c;
-      },
-      (err: unknown) => {
-        this.loadError = err instanceof Error ? err.message : String(err);
-        onError(err);
-      },
-    );
+    const failed = (err: unknown) => {
+      this.loadError = err instanceof Error ? err.message : String(err);
+      onError(err);
+    };
+    this.v2Only = opts.classifier === undefined;
+    if (opts.classifier === undefined) {
+      Promise.resolve(opts.v2Model).then(() => (this.loaded = true), failed);
+      return;
+    }
+    Promise.resolve(opts.classifier).then((c) => {
+      if (batching?.enabled && batching.maxBatchSize > 1) {
+        this.batcher = new DynamicBatcher({
+          maxBatchSize: batching.maxBatchSize,
+          maxQueueDelayMicros: batching.maxQueueDelayMicros,
+          run: (tensors) => c.infer(tensors),
+          onBatch: (b) => metrics.recordBatch(b.size, b.inferenceSeconds, b.queueDelaysSeconds),
+        });
+      }
+      this.classifier = c;
+      this.loaded = true;
+    }, failed);
   }
 
-  /** The loaded classifier, or the 503 that says why there is none yet. */
+  /** The loaded classifier, or the 503 that says why there is none yet (404 when there is none to wait for). */
   ready(): Classifier {
     if (this.classifier) return this.classifier;
+    if (this.v2Only) {
+      throw new HttpError(
+        404,
+        'not-a-classifier',
+        'This deployment serves a model that is not an image classifier, so it has no /score. Use the Open ' +
+          'Inference Protocol: POST /v2/models/{name}/infer (GET /v2/models/{name} lists its inputs).',
+      );
+    }
     const message = this.loadError
       ? `The model failed to load: ${this.loadError}`
       : 'The model is still loading; retry shortly.';
@@ -125,6 +153,7 @@ interface Route {
 
 export function createScoringServer(opts: ScoringServerOptions): http.Server {
   if (!opts.apiKey) throw new Error('createScoringServer needs a non-empty apiKey.');
+  if (!opts.classifier && !opts.v2Model) throw new Error('createScoringServer needs a classifier or a v2Model.');
   if (!(opts.maxBodyBytes > 0) || !(opts.topK > 0)) throw new Error('maxBodyBytes and topK must be positive.');
   const onError =
     opts.onError ??
@@ -137,8 +166,8 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
   const slot = new ModelSlot(opts, metrics, onError);
   const expectedKey = sha256(opts.apiKey);
 
-  /** The checks made before reading a byte of the body: key, declared size, readiness. */
-  const precheck = (req: http.IncomingMessage): Classifier => {
+  /** The checks made before reading a byte of the body: key and declared size (precheck adds readiness). */
+  const admit = (req: http.IncomingMessage): void => {
     if (!bearerMatches(req, expectedKey)) {
       throw new HttpError(401, 'unauthorized', 'Send the deployment key as "Authorization: Bearer <key>".', {
         'www-authenticate': 'Bearer',
@@ -146,6 +175,9 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
     }
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > opts.maxBodyBytes) throw bodyTooLarge(opts.maxBodyBytes);
+  };
+  const precheck = (req: http.IncomingMessage): Classifier => {
+    admit(req);
     return slot.ready();
   };
 
@@ -168,8 +200,11 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
     '/healthz': { handle: ({ res }) => sendJson(res, 200, { status: 'ok' }) },
     '/readyz': {
       handle: ({ res }) =>
-        slot.classifier
-          ? sendJson(res, 200, { status: 'ready', modelDigest: slot.classifier.info.digest })
+        slot.loaded
+          ? sendJson(res, 200, {
+              status: 'ready',
+              ...(slot.classifier ? { modelDigest: slot.classifier.info.digest } : {}),
+            })
           : sendJson(res, 503, {
               status: slot.loadError ? 'failed' : 'loading',
               ...(slot.loadError ? { error: slot.loadError } : {}),
@@ -197,20 +232,31 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
         sendJson(res, 200, await score(req, model));
       },
     },
+    ...createV2Routes({
+      model: opts.v2Model ?? Promise.resolve(opts.classifier!).then(v2ModelOf),
+      ...(opts.modelName !== undefined ? { modelName: opts.modelName } : {}),
+      maxBodyBytes: opts.maxBodyBytes,
+      admit,
+      ...(batching ? { batching } : {}),
+      onBatch: (rows, seconds, delays) => metrics.recordBatch(rows, seconds, delays),
+    }),
   };
 
   const handle = (exchange: Exchange): void => {
     const { req, res } = exchange;
     res.once('finish', () => metrics.countRequest(res.statusCode));
-    const fail = (err: unknown) => answerError(req, res, err, onError);
+    const url = (req.url ?? '/').split('?')[0]!;
+    const fail = (err: unknown) => answerError(req, res, err, onError, isV2Path(url) ? 'v2' : 'inferctl');
     try {
-      const url = (req.url ?? '/').split('?')[0]!;
-      const route = Object.hasOwn(routes, url) ? routes[url] : undefined;
+      const key = isV2Path(url) ? v2RouteKey(url) : url;
+      const route = Object.hasOwn(routes, key) ? routes[key] : undefined;
       if (!route) {
         throw new HttpError(
           404,
           'not-found',
-          `No route ${url}. Use POST /score, GET /healthz, GET /readyz or GET /metrics.`,
+          `No route ${url}. Use POST /score, GET /healthz, GET /readyz, GET /metrics, or the Open Inference ` +
+            'Protocol: GET /v2, /v2/health/live, /v2/health/ready, /v2/models/{name}, /v2/models/{name}/ready, ' +
+            'POST /v2/models/{name}/infer.',
         );
       }
       if (route.methods && !route.methods.includes(req.method ?? '')) {

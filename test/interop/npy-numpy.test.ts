@@ -16,8 +16,8 @@ import type { BatchOutcome } from '../../workflows/batch-score';
 import { readJsonl } from '../helpers/jsonl';
 import { uniqueName } from '../helpers/workers';
 import { workflowSuite } from '../helpers/workflow-suite';
-import { REPO_ROOT, pythonVenv, runPythonJson } from './npy-venv';
-import type { PythonEnv } from './npy-venv';
+import { REPO_ROOT, pythonVenv, runPythonJson } from '../helpers/python-venv';
+import type { PythonEnv } from '../helpers/python-venv';
 
 interface NumpyView {
   numpy: string;

@@ -1,6 +1,6 @@
 /**
  * The Python reference pipelines (reference_preprocess.py) in the interop tests' venv, test/.venv
- * (npy-venv.ts), from reference-requirements.txt (Pillow, NumPy) and photo-requirements.txt
+ * (test/helpers/python-venv.ts), from reference-requirements.txt (Pillow, NumPy) and photo-requirements.txt
  * (scikit-image, installed without its dependencies for the real photographs its wheel ships).
  */
 import { execFile } from 'node:child_process';
@@ -11,7 +11,7 @@ import { promisify } from 'node:util';
 
 import { readNpy } from './npy';
 import type { NpyArray } from './npy';
-import { REPO_ROOT, pythonVenv } from './npy-venv';
+import { REPO_ROOT, pythonVenv } from '../helpers/python-venv';
 
 const execFileAsync = promisify(execFile);
 

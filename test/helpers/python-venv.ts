@@ -13,6 +13,7 @@ import { promisify } from 'node:util';
 const execFileAsync = promisify(execFile);
 
 export const REPO_ROOT = path.resolve(__dirname, '..', '..', '..');
+export const INTEROP_REQUIREMENTS = path.join(REPO_ROOT, 'test', 'interop', 'requirements.txt');
 export const TEST_VENV = path.join(REPO_ROOT, 'test', '.venv');
 const LOCK_STALE_MS = 15 * 60_000;
 
@@ -26,7 +27,7 @@ export async function pythonVenv(requirementsFile: string, opts: { noDeps?: bool
   try {
     await execFileAsync('python3', ['--version']);
   } catch {
-    return { skip: 'python3 not found on the PATH: install Python 3 (with venv) to run the NumPy interop check' };
+    return { skip: 'python3 not found on the PATH: install Python 3 (with venv) to run the Python interop checks' };
   }
   const python = path.join(TEST_VENV, 'bin', 'python');
   const requirements = await fs.readFile(requirementsFile);

@@ -1,0 +1,103 @@
+/**
+ * What the Open Inference Protocol routes serve: any ONNX model on an onnxruntime session, described by
+ * the session's own input/output metadata and run with arbitrary named feeds. A Classifier is one
+ * (v2ModelOf); `loadOnnxModel` opens one for a model that is not an image classifier (several inputs,
+ * integer tensors, no labels), with the same CPU session options.
+ */
+import path from 'node:path';
+
+import * as ort from 'onnxruntime-node';
+
+import { ModelError } from '../errors';
+import type { Classifier } from '../scoring/classifier';
+import { FailureType } from '../shared/failure-types';
+import { v2DatatypeOf } from './v2-tensors';
+import type { V2Datatype } from './v2-tensors';
+
+export interface V2Model {
+  /** The model file; its basename without `.onnx` is the model's name unless the server is given one. */
+  readonly path: string;
+  readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  runFeeds(
+    feeds: ort.InferenceSession.FeedsType,
+    fetches?: readonly string[],
+  ): Promise<ort.InferenceSession.ReturnType>;
+}
+
+/** A tensor as `GET /v2/models/{name}` lists it: `-1` for a dynamic axis. */
+export interface TensorMetadata {
+  name: string;
+  /** 'BYTES' for string tensors, which infer refuses; undefined for a type V2 cannot express. */
+  datatype: V2Datatype | 'BYTES' | undefined;
+  shape: number[];
+}
+
+export function v2ModelOf(classifier: Classifier): V2Model {
+  return {
+    path: classifier.info.path,
+    inputMetadata: classifier.inputMetadata,
+    outputMetadata: classifier.outputMetadata,
+    runFeeds: (feeds, fetches) => classifier.runFeeds(feeds, fetches),
+  };
+}
+
+/** The model's default V2 name: its file name without `.onnx`. */
+export function defaultModelName(modelPath: string): string {
+  return path.basename(modelPath).replace(/\.onnx$/i, '');
+}
+
+export function describeTensors(metadata: readonly ort.InferenceSession.ValueMetadata[]): TensorMetadata[] {
+  return metadata.map((m) =>
+    m.isTensor
+      ? {
+          name: m.name,
+          datatype: v2DatatypeOf(m.type),
+          shape: m.shape.map((d) => (typeof d === 'number' && d > 0 ? d : -1)),
+        }
+      : { name: m.name, datatype: undefined, shape: [] },
+  );
+}
+
+export interface LoadedOnnxModel extends V2Model {
+  release(): Promise<void>;
+}
+
+/** Opens any ONNX model on a CPU session (what a replica serves when the model is not a classifier). */
+export async function loadOnnxModel(
+  modelPath: string,
+  opts: { intraOpNumThreads?: number } = {},
+): Promise<LoadedOnnxModel> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelPath, {
+      graphOptimizationLevel: 'all',
+      executionProviders: ['cpu'],
+      ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
+    });
+  } catch (err) {
+    const why = (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
+    throw new ModelError(
+      `onnxruntime cannot load ${modelPath} (${why}). Check that it is an ONNX model with an opset this onnxruntime supports.`,
+      FailureType.InvalidModel,
+    );
+  }
+  return {
+    path: modelPath,
+    inputMetadata: session.inputMetadata,
+    outputMetadata: session.outputMetadata,
+    runFeeds: (feeds, fetches) => (fetches ? session.run(feeds, [...fetches]) : session.run(feeds)),
+    release: () => session.release(),
+  };
+}
+
+/**
+ * An onnxruntime tensor over `data`. For float16 this works around onnxruntime-node 1.30 on Node ≥ 24:
+ * its Tensor wraps Uint16Array bits in the now-global Float16Array, which the native binding reads as
+ * zero bytes ("not enough space: expected 8, got 0"); the tensor is handed the Uint16Array itself.
+ */
+export function ortTensor(type: ort.Tensor.Type, data: ArrayBufferView, dims: readonly number[]): ort.Tensor {
+  const tensor = new ort.Tensor(type, data as ort.Tensor.DataTypeMap['float32'], dims);
+  if (type === 'float16' && data instanceof Uint16Array) (tensor as unknown as { cpuData: Uint16Array }).cpuData = data;
+  return tensor;
+}
