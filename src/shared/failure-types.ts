@@ -37,6 +37,10 @@ export const FailureType = {
   AksClusterNameInUse: 'AksClusterNameInUse',
   AksNoGpuPool: 'AksNoGpuPool',
   NotEnoughGpus: 'NotEnoughGpus',
+  // The cluster's Kubernetes API refused: credentials, RBAC, an object it will not accept.
+  KubernetesUnauthorized: 'KubernetesUnauthorized',
+  KubernetesForbidden: 'KubernetesForbidden',
+  KubernetesInvalidObject: 'KubernetesInvalidObject',
   // A deployment step ran and its outcome is final.
   AksProvisioningStuck: 'AksProvisioningStuck',
   ImageBuildFailed: 'ImageBuildFailed',

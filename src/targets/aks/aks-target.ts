@@ -43,6 +43,7 @@ import {
   ensureCluster,
   ensureResourceGroup,
 } from './managed-cluster';
+import { KubernetesRefusedError, kubernetesFailure } from './kubernetes-errors';
 import { gpusPerVm } from './preflight';
 import { buildImageInRegistry } from './registry-build';
 import { FailureType } from '../../shared/failure-types';
@@ -68,6 +69,27 @@ export class AksTarget implements Target {
 
   plan(spec: DeploymentSpec): AksPlan {
     return aksPlan(spec.name, spec.replicas, this.settings, spec.aks);
+  }
+
+  /**
+   * Runs Kubernetes calls on the deployment's cluster. Refusals that another attempt cannot change (401,
+   * 403, 422) become permanent errors saying what to do; the cached credentials are dropped on a 401.
+   */
+  private async onCluster<T>(
+    plan: AksPlan,
+    doing: string,
+    signal: AbortSignal | undefined,
+    fn: (kc: KubeConfig) => Promise<T>,
+  ): Promise<T> {
+    const kc = await this.kubeConfig(plan, signal);
+    try {
+      return await fn(kc);
+    } catch (err) {
+      const failure = kubernetesFailure(err, doing);
+      if (failure instanceof KubernetesRefusedError && failure.status === 401)
+        this.kubeConfigs.delete(clusterKey(plan));
+      throw failure;
+    }
   }
 
   private clusterScope(
@@ -129,8 +151,6 @@ export class AksTarget implements Target {
         FailureType.NotEnoughGpus,
       );
     }
-    const kc = await this.kubeConfig(plan, signal);
-    if (await ensureDevicePlugin(kc)) progress?.('installed the NVIDIA device plugin (the cluster had none)');
     const objects = scoringManifests({
       namespace: plan.namespace,
       name: spec.name,
@@ -141,17 +161,23 @@ export class AksTarget implements Target {
       servicePort: this.settings.servicePort,
     });
     const [namespace, secret, ...workload] = objects;
-    progress?.(`applying namespace ${plan.namespace}: API key Secret, Deployment (${spec.replicas} replicas), Service`);
-    await applyObjects(kc, [namespace!]);
-    await ensureApiKeySecret(kc, secret!, generateApiKey);
-    await applyObjects(kc, workload);
+    await this.onCluster(plan, `deploying ${spec.name} to cluster ${plan.clusterName}`, signal, async (kc) => {
+      if (await ensureDevicePlugin(kc)) progress?.('installed the NVIDIA device plugin (the cluster had none)');
+      progress?.(
+        `applying namespace ${plan.namespace}: API key Secret, Deployment (${spec.replicas} replicas), Service`,
+      );
+      await applyObjects(kc, [namespace!]);
+      await ensureApiKeySecret(kc, secret!, generateApiKey);
+      await applyObjects(kc, workload);
+    });
     return { started: spec.replicas, replicas: spec.replicas };
   }
 
   async checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport> {
     const plan = this.plan(spec);
-    const kc = await this.kubeConfig(plan, signal);
-    const rollout = await rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, this.settings.podFailureGraceMs);
+    const rollout = await this.onCluster(plan, `reading the rollout of ${spec.name}`, signal, (kc) =>
+      rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, this.settings.podFailureGraceMs),
+    );
     return {
       ready: rollout.ready,
       readyReplicas: rollout.readyReplicas,
@@ -165,9 +191,15 @@ export class AksTarget implements Target {
 
   async endpointAccess(spec: DeploymentSpec): Promise<EndpointAccess> {
     const plan = this.plan(spec);
-    const kc = await this.kubeConfig(plan);
-    const rollout = await rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, Number.POSITIVE_INFINITY);
-    const apiKey = await readApiKey(kc, plan.namespace, spec.name);
+    const { rollout, apiKey } = await this.onCluster(
+      plan,
+      `reading the endpoint of ${spec.name}`,
+      undefined,
+      async (kc) => ({
+        rollout: await rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, Number.POSITIVE_INFINITY),
+        apiKey: await readApiKey(kc, plan.namespace, spec.name),
+      }),
+    );
     if (!rollout.address || !apiKey) {
       throw new Error(`Deployment "${spec.name}" has no ${rollout.address ? 'key' : 'LoadBalancer address'} yet.`);
     }

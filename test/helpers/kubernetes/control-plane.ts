@@ -20,6 +20,8 @@ import { kubernetesToolPath } from './kubernetes-tools';
 export interface ControlPlane {
   kubeconfig: string;
   kubeconfigFile: string;
+  /** A kubeconfig whose user authenticates but holds no RBAC role: every call is 403, as on a real cluster. */
+  unprivilegedKubeconfig: string;
   server: string;
   /** The log every container on a kwok node shows, in the CRI format (`<RFC 3339 time> stdout F <line>`). */
   containerLogFile: string;
@@ -76,7 +78,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     fs.writeFileSync(saPub, publicKey.export({ type: 'spki', format: 'pem' }));
     const token = crypto.randomBytes(24).toString('hex');
     const tokens = path.join(opts.dir, 'tokens.csv');
-    fs.writeFileSync(tokens, `${token},admin,admin,system:masters\n`, { mode: 0o600 });
+    const nobodyToken = crypto.randomBytes(24).toString('hex');
+    fs.writeFileSync(tokens, `${token},admin,admin,system:masters\n${nobodyToken},nobody,nobody\n`, { mode: 0o600 });
 
     const server = `https://127.0.0.1:${apiPort}`;
     const kubeconfig = kubeconfigYaml(server, fs.readFileSync(opts.tls.certFile), token);
@@ -151,7 +154,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       `--tls-private-key-file=${opts.tls.keyFile}`,
     ]);
     log(`Kubernetes control plane at ${server}`);
-    return { kubeconfig, kubeconfigFile, server, containerLogFile, stop };
+    const unprivilegedKubeconfig = kubeconfigYaml(server, fs.readFileSync(opts.tls.certFile), nobodyToken);
+    return { kubeconfig, kubeconfigFile, unprivilegedKubeconfig, server, containerLogFile, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -11,15 +11,18 @@ import fs from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 
 import { CoreV1Api } from '@kubernetes/client-node';
-import type { KubeConfig, V1Pod } from '@kubernetes/client-node';
+import type { KubeConfig, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 
 import {
   applyObjects,
   deleteNamespace,
   ensureApiKeySecret,
+  isKubeNotFound,
   kubeConfigFromYaml,
   rolloutStatus,
 } from '../../../src/targets/aks/kubernetes-deployment';
+import { KubernetesRefusedError, kubernetesFailure } from '../../../src/targets/aks/kubernetes-errors';
+import { FailureType } from '../../../src/shared/failure-types';
 import { scoringManifests } from '../../../src/targets/aks/kubernetes-manifests';
 import { testTlsFromEnv } from '../../helpers/azure/test-tls';
 import { startControlPlane } from '../../helpers/kubernetes/control-plane';
@@ -149,4 +152,52 @@ describe('Kubernetes rollout of the scoring deployment', () => {
       assert.equal(await deleteNamespace(kc, `ns-${name}`), true);
     });
   }
+
+  test('the API server’s 401, 403 and 422 become permanent errors that say what to do; a 404 does not', async () => {
+    const refused = async (call: Promise<unknown>, doing: string) => {
+      const err = await call.then(
+        () => assert.fail('the API server accepted the call'),
+        (e: unknown) => e,
+      );
+      return kubernetesFailure(err, doing);
+    };
+
+    const stranger = kubeConfigFromYaml(plane.kubeconfig.replace(/token: \S+/, 'token: not-a-token-of-this-cluster'));
+    const unauthorised = await refused(rolloutStatus(stranger, 'ns-x', 'x', 1, 1000), 'reading the rollout');
+    assert.ok(unauthorised instanceof KubernetesRefusedError, String(unauthorised));
+    assert.equal(unauthorised.type, FailureType.KubernetesUnauthorized);
+    assert.equal(unauthorised.status, 401);
+    assert.match(
+      unauthorised.message,
+      /rejected inferctl's credentials while reading the rollout \(401.*Cluster User Role/,
+    );
+
+    const nobody = kubeConfigFromYaml(plane.unprivilegedKubeconfig);
+    const [namespace] = manifests('rbac');
+    const forbidden = await refused(applyObjects(nobody, [namespace!]), 'applying the namespace');
+    assert.ok(forbidden instanceof KubernetesRefusedError, String(forbidden));
+    assert.equal(forbidden.type, FailureType.KubernetesForbidden);
+    assert.match(forbidden.message, /RBAC forbids .* \(403: .*"nobody".*\)\. Give the worker's identity/);
+
+    const [ns, , ...workload] = manifests('invalid');
+    await applyObjects(kc, [ns!]);
+    const deployment = workload.find((o) => o.kind === 'Deployment') as KubernetesObject & {
+      spec: { replicas: number };
+    };
+    const invalid = await refused(
+      applyObjects(kc, [{ ...deployment, spec: { ...deployment.spec, replicas: -1 } } as KubernetesObject]),
+      'applying the Deployment',
+    );
+    assert.ok(invalid instanceof KubernetesRefusedError, String(invalid));
+    assert.equal(invalid.type, FailureType.KubernetesInvalidObject);
+    assert.match(invalid.message, /refused an object while applying the Deployment \(422: .*replicas.*\)/);
+    assert.equal(await deleteNamespace(kc, 'ns-invalid'), true);
+
+    // Not found is not a refusal: callers decide what it means ("not there yet", "already gone").
+    const missing = await refused(
+      kc.makeApiClient(CoreV1Api).readNamespacedSecret({ name: 'none', namespace: 'default' }),
+      'reading a Secret',
+    );
+    assert.ok(!(missing instanceof KubernetesRefusedError) && isKubeNotFound(missing));
+  });
 });
