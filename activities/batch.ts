@@ -11,7 +11,7 @@ import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { writeShardManifests } from '../src/batch/input-listing';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
 import { concatFiles, mergeRawOutputs } from '../src/batch/shard-merge';
-import { readModelInfo } from '../src/model/model-info';
+import { readModelInfo, readOverrides } from '../src/model/model-info';
 import { DEPLOYMENT_NAME_PATTERN } from '../src/shared/deploy-types';
 import type { BatchScoreInput, BatchSummary, PreparedBatch, ShardRecord } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
@@ -35,9 +35,11 @@ export function createBatchActivities() {
         assertInsideAllowedRoots('model', input.modelPath);
         assertInsideAllowedRoots('input', input.inputPath);
         assertInsideAllowedRoots('output directory', input.outputDir);
+        if (input.labelsPath) assertInsideAllowedRoots('labels file', input.labelsPath);
         return Promise.resolve();
       });
-      const info = await failingPermanently(() => readModelInfo(input.modelPath));
+      // The job's spec and labels are checked against the model here, before any shard runs.
+      const info = await failingPermanently(async () => readModelInfo(input.modelPath, await readOverrides(input)));
       const layout = new BatchLayout(input.outputDir);
       await ensureWritable(input.outputDir);
 

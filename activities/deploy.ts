@@ -8,10 +8,12 @@ import path from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
-import { readModelInfo } from '../src/model/model-info';
+import { readModelInfo, readOverrides } from '../src/model/model-info';
+import { configOf } from '../src/model/preprocess-spec';
 import { TARGET_TIMINGS } from '../src/shared/deploy-timings';
 import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS } from '../src/shared/deploy-types';
 import type { DeployInput, Prediction, SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
+import type { PreprocessConfig, PreprocessSource } from '../src/shared/preprocess-types';
 import type { StepProgress, Target } from '../src/targets/target';
 import type {
   DeployResult,
@@ -35,6 +37,13 @@ export interface ValidatedDeployment {
   modelName: string;
   modelDigest: string;
   labels: number;
+  /** The preprocessing spec the replicas will use, resolved, and where it came from. */
+  preprocess?: PreprocessConfig;
+  preprocessSource?: PreprocessSource;
+  /** The model's input, e.g. "float32 NHWC 224x224". */
+  input?: string;
+  /** False when the model's batch dimension is fixed at 1: served without dynamic batching. */
+  batching?: boolean;
 }
 
 export interface WaitOptions {
@@ -73,6 +82,9 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       }
       if (!(input.ttlSeconds > 0)) problems.push(`ttl must be positive (got ${input.ttlSeconds}s)`);
       if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
+      if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
+        problems.push(`labels path must be absolute (got ${input.labelsPath})`);
+      }
       if (problems.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `Invalid deployment: ${problems.join('; ')}.`,
@@ -83,10 +95,11 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       await failingPermanently(() => {
         assertInsideAllowedRoots('model', input.modelPath);
         if (input.smoke) assertInsideAllowedRoots('smoke sample', input.smoke.samplePath);
+        if (input.labelsPath) assertInsideAllowedRoots('labels file', input.labelsPath);
         return Promise.resolve();
       });
 
-      const info = await failingPermanently(() => readModelInfo(input.modelPath));
+      const info = await failingPermanently(async () => readModelInfo(input.modelPath, await readOverrides(input)));
       if (input.smoke) {
         try {
           await fs.access(input.smoke.samplePath);
@@ -105,7 +118,17 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
           );
         }
       }
-      return { modelName: path.basename(input.modelPath), modelDigest: info.digest, labels: info.labels.length };
+      const validated: ValidatedDeployment = {
+        modelName: path.basename(input.modelPath),
+        modelDigest: info.digest,
+        labels: info.labels.length,
+        preprocess: configOf(info),
+        preprocessSource: info.preprocessSource,
+        input: `${info.inputType} ${info.layout} ${info.width}x${info.height}`,
+        batching: info.dynamicBatch,
+      };
+      if (!info.dynamicBatch) log.info('The model takes one image at a time: served without dynamic batching');
+      return validated;
     },
 
     async provision(spec: DeploymentSpec): Promise<ProvisionResult> {

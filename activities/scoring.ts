@@ -20,6 +20,7 @@ import { batchModelRecord } from '../src/batch/model-record';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
 import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
 import { readJsonFile } from '../src/json-file';
+import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ShardCheckpoint, ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
@@ -43,7 +44,9 @@ export function createScoringActivities({
       const done = await readJsonFile<ShardRecord>(path.join(finalDir, SHARD_FILES.done));
       if (done) return withoutModel(done);
 
-      const classifier = await failingPermanently(() => classifiers.get(task.modelPath, task.modelDigest));
+      const classifier = await failingPermanently(async () =>
+        classifiers.get(task.modelPath, task.modelDigest, await readOverrides(task)),
+      );
       if (task.requireCuda && classifier.executionProvider !== 'cuda') {
         throw ApplicationFailure.nonRetryable(
           `Job "${task.jobName}" requires CUDA but worker ${workerName} runs the model on ${classifier.executionProvider}. ` +

@@ -135,6 +135,8 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
           topK: input.topK,
           rawOutputs: input.rawOutputs ?? false,
           requireCuda: input.requireCuda ?? false,
+          ...(input.preprocess ? { preprocess: input.preprocess } : {}),
+          ...(input.labelsPath ? { labelsPath: input.labelsPath } : {}),
         })
         .then(
           (r: ShardResult) => {

@@ -83,6 +83,8 @@ function deploymentSpec(input: DeployInput): DeploymentSpec {
     modelPath: input.modelPath,
     replicas: input.replicas,
     topK: input.topK ?? 5,
+    ...(input.preprocess ? { preprocess: input.preprocess } : {}),
+    ...(input.labelsPath ? { labelsPath: input.labelsPath } : {}),
     ...(input.aks ? { aks: input.aks } : {}),
   };
 }

@@ -1,25 +1,16 @@
 /**
  * What a shard's worker scored with, written into its done.json and gathered into summary.json: the
- * model output (name, classes) and the preprocessing applied to every image. Today's pipeline
- * (src/images/preprocess.ts) stretches to the input size, keeps RGB, lays out NCHW and normalises as
- * (pixel * scale - mean) / std; the record says so in the preprocessing spec's field names.
+ * model output (name, classes) and the preprocessing applied to every image: the resolved spec
+ * (src/model/preprocess-spec.ts), in the spec's own field names.
  */
 import type { ModelInfo } from '../model/model-info';
+import { configOf } from '../model/preprocess-spec';
 import type { BatchModelOutput, BatchPreprocess } from '../shared/batch-types';
 
 export function batchModelRecord(
   info: ModelInfo,
   classes: number,
 ): { output: BatchModelOutput; preprocess: BatchPreprocess } {
-  return {
-    output: { name: info.outputName, classes, dtype: 'float32' },
-    preprocess: {
-      resize: { width: info.width, height: info.height },
-      channelOrder: 'RGB',
-      layout: 'NCHW',
-      scale: info.scale,
-      mean: [...info.mean],
-      std: [...info.std],
-    },
-  };
+  // Raw rows are float32 whatever the model's output dtype (a float16 output is widened).
+  return { output: { name: info.outputName, classes, dtype: 'float32' }, preprocess: { ...configOf(info) } };
 }

@@ -4,6 +4,8 @@ import type { Command } from '@commander-js/extra-typings';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CliError } from './cli-error';
 import { int, threshold } from './flag-parsers';
+import { PREPROCESS_HELP, preprocessFlag } from './preprocess-flag';
+import type { PreprocessConfig } from '../shared/preprocess-types';
 
 /** The job settings `score` and `schedule create` share. */
 export interface BatchJobFlags {
@@ -19,6 +21,10 @@ export interface BatchJobFlags {
   rawOutputs: boolean;
   requireCuda: boolean;
   gpuTaskQueue?: string;
+  /** --preprocess, read and checked (a preset becomes `{ preset }`). */
+  preprocess?: PreprocessConfig;
+  /** --labels, as typed (made absolute with the other paths). */
+  labelsPath?: string;
 }
 
 /** Adds the batch job options to a freshly made command (its arguments, whatever they are, are kept). */
@@ -37,6 +43,8 @@ export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, o
       -1,
     )
     .option('--top-k <n>', 'labels per input', int('--top-k', 1), 5)
+    .option('--preprocess <preset|file.json>', PREPROCESS_HELP)
+    .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option(
       '--raw-outputs',
       "also write raw.npy: every scored input's output row (NumPy float32 [rows, classes], in predictions.jsonl order)",
@@ -72,5 +80,7 @@ export function batchJobFlags(o: BatchJobOptionValues, command: string): BatchJo
     rawOutputs: Boolean(o.rawOutputs),
     requireCuda: Boolean(o.gpu),
     gpuTaskQueue: o.gpuQueue,
+    ...(o.preprocess ? { preprocess: preprocessFlag(o.preprocess) } : {}),
+    ...(o.labels ? { labelsPath: o.labels } : {}),
   };
 }

@@ -8,14 +8,16 @@
  *     not a grey bottom half);
  *   - CMYK, 16-bit, greyscale and palette images are converted to 8-bit sRGB; an alpha channel is
  *     dropped (the colour under it is kept, as PIL's convert('RGB') does);
- *   - resized to the model's width × height (stretched, no crop), then (pixel * scale - mean) / std,
- *     laid out CHW.
- * EXIF orientation is not applied, matching the PIL pipelines most models are trained with.
+ *   - then the preprocessing spec (src/model/preprocess-spec.ts): EXIF orientation applied or not
+ *     (default not, as PIL's Image.open does), resized (shorter side kept in proportion, as torchvision's
+ *     Resize(n); or stretched) with the spec's kernel, centre-cropped (torchvision's CenterCrop offsets),
+ *     channels in RGB or BGR order, (pixel * scale - mean) / std, laid out CHW or HWC.
+ * The result is float32; the classifier converts it to the model's input dtype (float16, uint8).
  */
 import sharp from 'sharp';
 
 import { ImageError } from '../errors';
-import type { ModelInfo } from '../model/model-info';
+import type { ResolvedPreprocess } from '../shared/preprocess-types';
 
 const SUPPORTED = new Set(['jpeg', 'png', 'webp']);
 /** Larger images are refused before decoding (50 megapixels: a 8660×5773 photo, 150 MB decoded). */
@@ -33,9 +35,15 @@ export interface PreprocessOptions {
   maxInputPixels?: number;
 }
 
+/** What preprocessImage needs: the tensor size and normalisation, and optionally the rest of a spec. */
+export type ImageTransform = Pick<ResolvedPreprocess, 'width' | 'height' | 'mean' | 'std' | 'scale'> &
+  Partial<Omit<ResolvedPreprocess, 'width' | 'height' | 'mean' | 'std' | 'scale'>>;
+
+const KERNELS = { nearest: 'nearest', bilinear: 'linear', bicubic: 'cubic' } as const;
+
 export async function preprocessImage(
   bytes: Buffer,
-  info: Pick<ModelInfo, 'width' | 'height' | 'mean' | 'std' | 'scale'>,
+  info: ImageTransform,
   opts: PreprocessOptions = {},
 ): Promise<Float32Array> {
   if (bytes.length === 0) throw new ImageError('empty', 'The image is empty (0 bytes). Send the image file itself.');
@@ -43,8 +51,13 @@ export async function preprocessImage(
   const load = () => sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', pages: 1 });
 
   let format: string | undefined;
+  let size: { width: number; height: number };
   try {
-    ({ format } = await load().metadata());
+    const meta = await load().metadata();
+    format = meta.format;
+    // EXIF orientations 5-8 swap width and height when applied.
+    const swap = info.orientation === 'exif' && (meta.orientation ?? 1) >= 5;
+    size = swap ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height };
   } catch (err) {
     throw asImageError(err, maxPixels);
   }
@@ -55,15 +68,24 @@ export async function preprocessImage(
     );
   }
 
+  const resized = resizedSize(size, info);
+  const crop = info.crop ? centreCrop(resized, info.crop) : undefined;
   let data: Buffer;
   let channels: number;
   try {
-    const out = await load()
-      .toColourspace('srgb')
-      .removeAlpha()
-      .resize(info.width, info.height, { fit: 'fill' })
-      .raw({ depth: 'uchar' })
-      .toBuffer({ resolveWithObject: true });
+    let pipeline = load();
+    if (info.orientation === 'exif') pipeline = pipeline.rotate();
+    pipeline = pipeline.toColourspace('srgb').removeAlpha();
+    if (resized.width !== size.width || resized.height !== size.height) {
+      // No shrink-on-load: a JPEG decoded at 1/2 or 1/8 scale is not what a PIL pipeline resamples.
+      pipeline = pipeline.resize(resized.width, resized.height, {
+        fit: 'fill',
+        kernel: KERNELS[info.interpolation ?? 'bilinear'],
+        fastShrinkOnLoad: false,
+      });
+    }
+    if (crop) pipeline = pipeline.extract(crop);
+    const out = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     data = out.data;
     channels = out.info.channels;
   } catch (err) {
@@ -75,14 +97,67 @@ export async function preprocessImage(
   }
 
   const tensor = new Float32Array(3 * plane);
+  const bgr = info.channelOrder === 'BGR';
+  const hwc = info.layout === 'NHWC';
   for (let c = 0; c < 3; c++) {
     const scale = info.scale / info.std[c]!;
     const shift = info.mean[c]! / info.std[c]!;
-    const source = channels >= 3 ? c : 0; // a single-channel result feeds all three channels
-    const offset = c * plane;
-    for (let i = 0; i < plane; i++) tensor[offset + i] = data[i * channels + source]! * scale - shift;
+    const rgb = bgr ? 2 - c : c;
+    const source = channels >= 3 ? rgb : 0; // a single-channel result feeds all three channels
+    if (hwc) {
+      for (let i = 0; i < plane; i++) tensor[i * 3 + c] = data[i * channels + source]! * scale - shift;
+    } else {
+      const offset = c * plane;
+      for (let i = 0; i < plane; i++) tensor[offset + i] = data[i * channels + source]! * scale - shift;
+    }
   }
   return tensor;
+}
+
+/**
+ * The size the image is resized to: torchvision's Resize(n) for a shorter side (the longer side is
+ * n * long / short, rounded down), a stretch for width × height, the input size without a resize spec
+ * unless the spec only crops.
+ */
+export function resizedSize(
+  image: { width: number; height: number },
+  info: Pick<ImageTransform, 'width' | 'height' | 'resize' | 'crop'>,
+): { width: number; height: number } {
+  const resize = info.resize ?? (info.crop ? undefined : { width: info.width, height: info.height });
+  if (!resize) return image;
+  if ('width' in resize) return { width: resize.width, height: resize.height };
+  const n = resize.shorterSide;
+  if (image.width <= image.height) {
+    return { width: n, height: Math.floor((n * image.height) / image.width) };
+  }
+  return { width: Math.floor((n * image.width) / image.height), height: n };
+}
+
+/** torchvision's CenterCrop offsets: int(round((size - crop) / 2.0)), Python's round (half to even). */
+export function centreCrop(
+  image: { width: number; height: number },
+  crop: { width: number; height: number },
+): { left: number; top: number; width: number; height: number } {
+  if (crop.width > image.width || crop.height > image.height) {
+    throw new ImageError(
+      'too-small',
+      `The image is ${image.width}x${image.height} after resizing, smaller than the crop ${crop.width}x${crop.height}. ` +
+        'Send a larger image.',
+    );
+  }
+  return {
+    left: roundHalfEven((image.width - crop.width) / 2),
+    top: roundHalfEven((image.height - crop.height) / 2),
+    width: crop.width,
+    height: crop.height,
+  };
+}
+
+function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const diff = x - floor;
+  if (diff !== 0.5) return Math.round(x);
+  return floor % 2 === 0 ? floor : floor + 1;
 }
 
 /** sharp's errors → stable reasons. Its messages are not an API, so anything unrecognised is 'decode-failed'. */

@@ -1,8 +1,11 @@
 /**
  * inferctl's model metadata convention: two ONNX `metadata_props` that make a model self-describing.
- *   inferctl.preprocess  JSON {"width","height","layout":"NCHW","scale","mean":[3],"std":[3]}
+ *   inferctl.preprocess  JSON: a preprocessing spec (docs/preprocessing.md: resize, crop, channelOrder,
+ *                        scale, mean, std, layout, interpolation, orientation, output, or a preset), or the
+ *                        original form {"width","height","layout":"NCHW","scale","mean":[3],"std":[3]}
  *   inferctl.labels      JSON array of label strings, in output order
- * A model without `inferctl.labels` takes its labels from a sidecar, `<model>.labels.txt` (one per line).
+ * A model without `inferctl.labels` takes its labels from a sidecar, `<model>.labels.txt` (one per line);
+ * `--preprocess` and a sidecar `<model>.preprocess.json` come before the metadata (model-preprocess.ts).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -1,9 +1,10 @@
 /**
  * What inferctl needs to know about an image classifier, read from the ONNX protobuf itself (no
  * onnxruntime session, so it is fast and safe to run in a control-plane activity): its image input
- * (name, size, NCHW), its probability output, preprocessing and labels. Every way a model can be
- * unusable becomes a ModelError whose `type` is stable (ModelNotFound, InvalidModel, UnsupportedModel,
- * MissingLabels) and whose message says what to fix.
+ * (name, size, layout NCHW or NHWC, dtype float32, float16 or uint8), its score output, the preprocessing
+ * spec it is served with (model-preprocess.ts) and its labels. Every way a model can be unusable becomes a
+ * ModelError whose `type` is stable (ModelNotFound, InvalidModel, UnsupportedModel, MissingLabels) and
+ * whose message says what to fix; a given spec that does not fit is an InvalidPreprocess error.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -11,42 +12,80 @@ import path from 'node:path';
 
 import { onnx } from 'onnx-proto';
 
-import { ModelError } from '../errors';
-import { IMAGENET_NORMALISATION, LABELS_KEY, PREPROCESS_KEY, labelsSidecarPath } from './metadata';
-import type { PreprocessSpec } from './metadata';
+import { InvalidInputError, ModelError } from '../errors';
+import { readLabels, readLabelsFile } from './labels';
+import { LABELS_KEY, PREPROCESS_KEY, labelsSidecarPath } from './metadata';
+import { modelPreprocess } from './model-preprocess';
 import { FailureType } from '../shared/failure-types';
+import type { PreprocessConfig, PreprocessSource, ResolvedPreprocess, TensorLayout } from '../shared/preprocess-types';
 
-export interface ModelInfo {
+/** The input element types inferctl can feed. */
+export type InputType = 'float32' | 'float16' | 'uint8';
+
+export interface ModelInfo extends ResolvedPreprocess {
   path: string;
   /** 'sha256:<hex>' of the file. */
   digest: string;
   inputName: string;
+  inputType: InputType;
   outputName: string;
-  width: number;
-  height: number;
-  mean: [number, number, number];
-  std: [number, number, number];
-  scale: number;
+  outputType: 'float32' | 'float16';
   labels: string[];
-  /** True when the batch dimension is symbolic; false when the model takes one image at a time. */
+  /** True when the batch dimension is symbolic; false when the model takes one image at a time (no batching). */
   dynamicBatch: boolean;
+  /** Where the preprocessing spec came from (flag, sidecar, metadata, defaults). */
+  preprocessSource: PreprocessSource;
+}
+
+/** A deployment's or job's spec and labels file, read into ModelOverrides (the labels file is read here). */
+export async function readOverrides(given: {
+  preprocess?: PreprocessConfig;
+  labelsPath?: string;
+}): Promise<ModelOverrides> {
+  return {
+    ...(given.preprocess ? { preprocess: given.preprocess } : {}),
+    ...(given.labelsPath ? { labels: await readLabelsFile(given.labelsPath) } : {}),
+  };
+}
+
+/** What a deployment or a job says instead of what the model and its sidecars say. */
+export interface ModelOverrides {
+  /** A spec as written (`--preprocess`): wins over the sidecar and the metadata. */
+  preprocess?: PreprocessConfig;
+  /** Labels in output order (`--labels`): win over the metadata and the sidecars. */
+  labels?: string[];
 }
 
 type Dim = number | string;
-const FLOAT = onnx.TensorProto.DataType.FLOAT;
+const DataType = onnx.TensorProto.DataType;
+const INPUT_TYPES = new Map<number, InputType>([
+  [DataType.FLOAT, 'float32'],
+  [DataType.FLOAT16, 'float16'],
+  [DataType.UINT8, 'uint8'],
+]);
 
-export async function readModelInfo(modelPath: string): Promise<ModelInfo> {
+export async function readModelInfo(modelPath: string, overrides: ModelOverrides = {}): Promise<ModelInfo> {
   const bytes = await readModelFile(modelPath);
   const graph = decodeGraph(modelPath, bytes);
-  const input = imageInput(modelPath, graph.model);
-  const output = probabilityOutput(modelPath, graph.model);
+  const input = imageInput(modelPath, graph.model, overrides.preprocess?.layout);
+  const output = scoreOutput(modelPath, graph.model);
   const props = new Map(graph.props.map((p) => [p.key ?? '', p.value ?? '']));
-  const preprocess = preprocessSpec(modelPath, props.get(PREPROCESS_KEY), input.dims);
-  const labels = await readLabels(modelPath, props.get(LABELS_KEY));
+  const { spec, source } = await modelPreprocess(modelPath, input, overrides.preprocess, props.get(PREPROCESS_KEY));
+  const labels = overrides.labels ?? (await readLabels(modelPath, props.get(LABELS_KEY)));
+  if (overrides.labels !== undefined && labels.length === 0) {
+    throw new InvalidInputError(
+      'The given labels (--labels) are empty: put one label per line, in output order.',
+      FailureType.MissingLabels,
+    );
+  }
   if (typeof output.classes === 'number' && output.classes !== labels.length) {
+    const where =
+      overrides.labels !== undefined
+        ? 'the given labels (--labels)'
+        : `metadata "${LABELS_KEY}" or ${path.basename(labelsSidecarPath(modelPath))}`;
     throw new ModelError(
       `${modelPath}: the output "${output.name}" has ${output.classes} classes but there are ${labels.length} labels. ` +
-        `Give one label per class, in output order (metadata "${LABELS_KEY}" or ${path.basename(labelsSidecarPath(modelPath))}).`,
+        `Give one label per class, in output order (${where}).`,
       FailureType.MissingLabels,
     );
   }
@@ -54,10 +93,13 @@ export async function readModelInfo(modelPath: string): Promise<ModelInfo> {
     path: modelPath,
     digest: `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`,
     inputName: input.name,
+    inputType: input.type,
     outputName: output.name,
-    ...preprocess,
+    outputType: output.type,
+    ...spec,
     labels,
     dynamicBatch: typeof input.dims[0] !== 'number',
+    preprocessSource: source,
   };
 }
 
@@ -120,7 +162,15 @@ function typeName(elemType: number | null | undefined): string {
   return name ? name.toLowerCase().replace(/^float$/, 'float32') : 'non-tensor';
 }
 
-function imageInput(modelPath: string, graph: onnx.IGraphProto): { name: string; dims: Dim[] } {
+/**
+ * The one image input: [batch, 3, H, W] (NCHW) or [batch, H, W, 3] (NHWC), float32, float16 or uint8, a
+ * dynamic batch or a batch of 1. The layout is the shape's unless the spec names one (then checked later).
+ */
+function imageInput(
+  modelPath: string,
+  graph: onnx.IGraphProto,
+  layoutGiven: TensorLayout | undefined,
+): { name: string; dims: Dim[]; type: InputType; layout: TensorLayout | undefined } {
   const initializers = new Set((graph.initializer ?? []).map((t) => t.name));
   const inputs = (graph.input ?? []).filter((i) => !initializers.has(i.name));
   if (inputs.length !== 1) {
@@ -133,7 +183,9 @@ function imageInput(modelPath: string, graph: onnx.IGraphProto): { name: string;
   const input = inputs[0]!;
   const dims = dimsOf(input) ?? [];
   const elemType = input.type?.tensorType?.elemType;
-  if (elemType === FLOAT && dims.length === 4 && dims[1] === 3) {
+  const type = elemType != null ? INPUT_TYPES.get(elemType) : undefined;
+  const layout = dims[1] === 3 ? 'NCHW' : dims[3] === 3 ? 'NHWC' : undefined;
+  if (type && dims.length === 4 && (layout || layoutGiven)) {
     const batch = dims[0];
     if (typeof batch === 'number' && batch !== 1) {
       throw new ModelError(
@@ -142,145 +194,31 @@ function imageInput(modelPath: string, graph: onnx.IGraphProto): { name: string;
         FailureType.UnsupportedModel,
       );
     }
-    return { name: input.name ?? '', dims };
+    return { name: input.name ?? '', dims, type, layout: layoutGiven ?? layout };
   }
   const found = `${typeName(elemType)} [${dims.join(', ')}]`;
-  const hint = dims.length === 4 && dims[3] === 3 ? ' It looks channels-last (NHWC): export it channels-first.' : '';
   throw new ModelError(
-    `${modelPath}: input "${input.name}" is ${found}; inferctl needs a float32 image input shaped ` +
-      `[batch, 3, height, width] (NCHW).${hint}`,
+    `${modelPath}: input "${input.name}" is ${found}; inferctl needs a float32, float16 or uint8 image input with ` +
+      '3 channels, shaped [batch, 3, height, width] (NCHW) or [batch, height, width, 3] (NHWC).',
     FailureType.UnsupportedModel,
   );
 }
 
-/** The first float32 output (classifiers exported from sklearn and the like also emit a label tensor). */
-function probabilityOutput(modelPath: string, graph: onnx.IGraphProto): { name: string; classes: Dim | undefined } {
+/** The first float32 or float16 output (classifiers exported from sklearn and the like also emit a label tensor). */
+function scoreOutput(
+  modelPath: string,
+  graph: onnx.IGraphProto,
+): { name: string; type: 'float32' | 'float16'; classes: Dim | undefined } {
   const outputs = graph.output ?? [];
-  const output = outputs.find((o) => o.type?.tensorType?.elemType === FLOAT);
+  const output = outputs.find((o) => [DataType.FLOAT, DataType.FLOAT16].includes(o.type?.tensorType?.elemType ?? -1));
   if (!output) {
     const found = outputs.map((o) => `"${o.name}" ${typeName(o.type?.tensorType?.elemType)}`).join(', ');
     throw new ModelError(
-      `${modelPath} has no float32 output (found ${found}); inferctl needs the class scores as [batch, classes].`,
+      `${modelPath} has no float32 or float16 output (found ${found}); inferctl needs the class scores as [batch, classes].`,
       FailureType.UnsupportedModel,
     );
   }
   const dims = dimsOf(output) ?? [];
-  return { name: output.name ?? '', classes: dims[dims.length - 1] };
-}
-
-type Preprocess = Pick<ModelInfo, 'width' | 'height' | 'scale' | 'mean' | 'std'>;
-
-/**
- * The `inferctl.preprocess` metadata, checked field by field (every problem reported at once). Without
- * it: the input's static height and width, and ImageNet normalisation.
- */
-function preprocessSpec(modelPath: string, raw: string | undefined, inputDims: Dim[]): Preprocess {
-  const [, , staticHeight, staticWidth] = inputDims;
-  let spec: Partial<Record<keyof PreprocessSpec, unknown>> = {};
-  if (raw) {
-    try {
-      const parsed = JSON.parse(raw) as unknown;
-      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
-      spec = parsed;
-    } catch (err) {
-      throw new ModelError(
-        `${modelPath}: metadata "${PREPROCESS_KEY}" is not a JSON object (${(err as Error).message}). ` +
-          'Write it as {"width":224,"height":224,"layout":"NCHW","scale":0.00392156862745098,"mean":[...],"std":[...]}.',
-        FailureType.InvalidModel,
-      );
-    }
-  }
-  const problems: string[] = [];
-  const positiveInt = (key: 'width' | 'height', fallback: Dim | undefined): number => {
-    const value = spec[key] ?? fallback;
-    if (typeof value === 'number' && Number.isInteger(value) && value > 0) return value;
-    problems.push(
-      spec[key] === undefined
-        ? `the input's ${key} is not fixed (${String(fallback)}) and "${PREPROCESS_KEY}" gives no ${key}`
-        : `${key} must be a positive integer, not ${JSON.stringify(spec[key])}`,
-    );
-    return 0;
-  };
-  const triple = (key: 'mean' | 'std', nonZero: boolean): [number, number, number] => {
-    const value = spec[key] ?? IMAGENET_NORMALISATION[key];
-    const ok =
-      Array.isArray(value) &&
-      value.length === 3 &&
-      value.every((v) => typeof v === 'number' && Number.isFinite(v) && (!nonZero || v !== 0));
-    if (ok) return value as [number, number, number];
-    problems.push(`${key} must be 3 finite numbers${nonZero ? ', none zero' : ''}, not ${JSON.stringify(value)}`);
-    return [0, 0, 0];
-  };
-  const width = positiveInt('width', staticWidth);
-  const height = positiveInt('height', staticHeight);
-  const mean = triple('mean', false);
-  const std = triple('std', true);
-  const scale = spec.scale ?? IMAGENET_NORMALISATION.scale;
-  if (typeof scale !== 'number' || !Number.isFinite(scale) || scale <= 0) {
-    problems.push(`scale must be a positive number, not ${JSON.stringify(scale)}`);
-  }
-  if (spec.layout !== undefined && spec.layout !== 'NCHW') {
-    problems.push(`layout ${JSON.stringify(spec.layout)} is not supported (only "NCHW")`);
-  }
-  for (const [key, value, fixed] of [
-    ['width', width, staticWidth],
-    ['height', height, staticHeight],
-  ] as const) {
-    if (typeof fixed === 'number' && value > 0 && value !== fixed) {
-      problems.push(`${key} ${value} disagrees with the input's fixed ${key} ${fixed}`);
-    }
-  }
-  if (problems.length > 0) {
-    const kind = raw ? `metadata "${PREPROCESS_KEY}" is unusable` : 'the input size cannot be determined';
-    throw new ModelError(
-      `${modelPath}: ${kind}: ${problems.join('; ')}. Fix the metadata and re-export.`,
-      FailureType.UnsupportedModel,
-    );
-  }
-  return { width, height, mean, std, scale: scale as number };
-}
-
-/** Labels from the "inferctl.labels" metadata, else `<model>.labels.txt` or `labels.txt` beside it. */
-async function readLabels(modelPath: string, fromMetadata: string | undefined): Promise<string[]> {
-  if (fromMetadata) {
-    let labels: unknown;
-    try {
-      labels = JSON.parse(fromMetadata);
-    } catch {
-      // reported below
-    }
-    if (Array.isArray(labels) && labels.length > 0 && labels.every((l) => typeof l === 'string')) return labels;
-    throw new ModelError(
-      `${modelPath}: metadata "${LABELS_KEY}" must be a non-empty JSON array of strings. Fix it, or remove it and ` +
-        `put the labels in ${path.basename(labelsSidecarPath(modelPath))} beside the model.`,
-      FailureType.MissingLabels,
-    );
-  }
-  const candidates = [labelsSidecarPath(modelPath), path.join(path.dirname(modelPath), 'labels.txt')];
-  for (const candidate of candidates) {
-    let text: string;
-    try {
-      text = await fs.readFile(candidate, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw new ModelError(
-        `Cannot read the labels file ${candidate} (${(err as NodeJS.ErrnoException).code ?? String(err)}). Check its permissions.`,
-        FailureType.MissingLabels,
-      );
-    }
-    const labels = text
-      .split('\n')
-      .map((l) => l.trim())
-      .filter((l) => l.length > 0);
-    if (labels.length > 0) return labels;
-    throw new ModelError(
-      `The labels file ${candidate} is empty. Put one label per line, in output order.`,
-      FailureType.MissingLabels,
-    );
-  }
-  throw new ModelError(
-    `${modelPath} has no labels: add ${path.basename(candidates[0]!)} (one label per line, in output order) beside it, ` +
-      `or set the "${LABELS_KEY}" metadata to a JSON array.`,
-    FailureType.MissingLabels,
-  );
+  const type = output.type?.tensorType?.elemType === DataType.FLOAT16 ? 'float16' : 'float32';
+  return { name: output.name ?? '', type, classes: dims[dims.length - 1] };
 }

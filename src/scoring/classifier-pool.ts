@@ -2,6 +2,9 @@
  * One onnxruntime session per model per process, shared by every shard the process scores.
  * The first load says, once and plainly, which execution provider runs.
  */
+import crypto from 'node:crypto';
+
+import type { ModelOverrides } from '../model/model-info';
 import { Classifier } from './classifier';
 
 export interface ExecutionConfig {
@@ -22,11 +25,17 @@ export class ClassifierPool {
     private readonly announce: (line: string) => void = (line) => console.log(line),
   ) {}
 
-  /** The session for this model, loading it on first use. `key` tells versions of a path apart. */
-  get(modelPath: string, key = modelPath): Promise<Classifier> {
+  /**
+   * The session for this model, loading it on first use. `key` tells versions of a path apart; a job's
+   * own preprocessing spec and labels (`overrides`) get a session of their own.
+   */
+  get(modelPath: string, key = modelPath, overrides?: ModelOverrides): Promise<Classifier> {
+    if (overrides && (overrides.preprocess || overrides.labels)) {
+      key += `#${crypto.createHash('sha256').update(JSON.stringify(overrides)).digest('hex').slice(0, 16)}`;
+    }
     let session = this.sessions.get(key);
     if (!session) {
-      session = Classifier.load(modelPath, this.config).then((classifier) => {
+      session = Classifier.load(modelPath, { ...this.config, overrides }).then((classifier) => {
         if (!this.announced) {
           this.announced = true;
           const asked = this.config.executionProvider;

@@ -9,8 +9,10 @@ import * as ort from 'onnxruntime-node';
 import { ImageError, ModelError, WorkerCapabilityError } from '../errors';
 import { preprocessImage } from '../images/preprocess';
 import { readModelInfo } from '../model/model-info';
-import type { ModelInfo } from '../model/model-info';
+import type { ModelInfo, ModelOverrides } from '../model/model-info';
 import { FailureType } from '../shared/failure-types';
+import { outputScores } from './output-scores';
+import { inputTensor, outputAsFloat32, toInputData } from './tensor-dtype';
 
 export interface ClassifierOptions {
   executionProvider?: 'cpu' | 'cuda';
@@ -19,6 +21,8 @@ export interface ClassifierOptions {
   allowCpuFallback?: boolean;
   intraOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** The deployment's or job's preprocessing spec and labels, over the model's own (readModelInfo). */
+  overrides?: ModelOverrides;
 }
 
 export interface Prediction {
@@ -41,7 +45,7 @@ export class Classifier {
 
   /** Reads and checks the model (readModelInfo's ModelErrors), then opens one session on it. */
   static async load(modelPath: string, opts: ClassifierOptions = {}): Promise<Classifier> {
-    const info = await readModelInfo(modelPath);
+    const info = await readModelInfo(modelPath, opts.overrides);
     const base: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
       ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
@@ -81,8 +85,9 @@ export class Classifier {
   }
 
   /**
-   * The model's output row (class probabilities) for each preprocessed CHW image, in order. One run of
-   * shape [N, 3, H, W]; a model with a fixed batch of 1 is run once per image.
+   * The model's raw output row for each preprocessed image (CHW or HWC, as the spec's layout), in order.
+   * One run of shape [N, 3, H, W] or [N, H, W, 3] in the input's dtype; a model with a fixed batch of 1
+   * is run once per image. `scores` turns a row into what top-k ranks.
    */
   async infer(batch: Float32Array[]): Promise<Float32Array[]> {
     if (batch.length === 0) return [];
@@ -101,19 +106,27 @@ export class Classifier {
     }
     const data = new Float32Array(batch.length * plane);
     batch.forEach((t, i) => data.set(t, i * plane));
-    const input = new ort.Tensor('float32', data, [batch.length, 3, this.info.height, this.info.width]);
+    const { height, width } = this.info;
+    const dims = this.info.layout === 'NHWC' ? [batch.length, height, width, 3] : [batch.length, 3, height, width];
+    const input = inputTensor(this.info.inputType, toInputData(data, this.info.inputType), dims);
     const results = await this.session.run({ [this.info.inputName]: input });
     const output = results[this.info.outputName];
-    if (!output || output.type !== 'float32') {
-      throw new Error(`The model returned no float32 output "${this.info.outputName}".`);
+    if (!output || (output.type !== 'float32' && output.type !== 'float16')) {
+      throw new Error(`The model returned no float32 or float16 output "${this.info.outputName}".`);
     }
-    const values = output.data as Float32Array;
+    const values = outputAsFloat32(output.data);
     const classes = values.length / batch.length;
     return batch.map((_, i) => values.slice(i * classes, (i + 1) * classes));
   }
 
-  /** The k highest scores with their labels, best first (ties keep class order). */
-  topK(probs: Float32Array, k: number): Prediction[] {
+  /** An output row as scores, by the spec's `output` (softmax for logits, sigmoid, or as is). */
+  scores(row: Float32Array): Float32Array {
+    return outputScores(row, this.info.output);
+  }
+
+  /** The k highest scores of an output row (after `scores`) with their labels, best first (ties keep class order). */
+  topK(row: Float32Array, k: number): Prediction[] {
+    const probs = this.scores(row);
     const count = Math.max(0, Math.min(Math.floor(k), probs.length));
     const order = Array.from(probs.keys()).sort((a, b) => probs[b]! - probs[a]! || a - b);
     return order.slice(0, count).map((i) => ({ label: this.info.labels[i] ?? `class_${i}`, score: probs[i]! }));

@@ -3,6 +3,9 @@
  *   node dist/src/server/main.js --model PATH --api-key-file PATH [--host 127.0.0.1] [--port 0]
  *        [--ready-file PATH] [--top-k 5] [--max-body-bytes 10485760]
  *        [--max-batch-size 8] [--max-queue-delay-us 2000] [--no-batching] [--model-name NAME] [--v2-only]
+ *        [--preprocess spec.json] [--labels labels.txt]
+ * --preprocess and --labels (what a deployment's bundle keeps) win over the model's sidecars and
+ * metadata. A model whose batch dimension is fixed at 1 is served without batching, and says so.
  * Dynamic batching is on by default (DEFAULT_BATCHING): concurrent requests are inferred together, up
  * to --max-batch-size at once, a request waiting at most --max-queue-delay-us for company.
  * --no-batching (or --max-batch-size 1) infers every request alone.
@@ -19,6 +22,8 @@ import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 
+import { parseLabelsText } from '../model/labels';
+import type { ModelOverrides } from '../model/model-info';
 import { Classifier } from '../scoring/classifier';
 import { DEFAULT_BATCHING } from './dynamic-batcher';
 import type { BatchingOptions } from './dynamic-batcher';
@@ -64,6 +69,22 @@ function writeReadyFile(file: string, value: unknown): void {
   fs.renameSync(tmp, file);
 }
 
+/** The bundle's spec (JSON) and labels (one per line), read once at startup. */
+function readOverrides(specFile: string | undefined, labelsFile: string | undefined): ModelOverrides {
+  const overrides: ModelOverrides = {};
+  try {
+    if (specFile) overrides.preprocess = JSON.parse(fs.readFileSync(specFile, 'utf8')) as ModelOverrides['preprocess'];
+  } catch (err) {
+    fail(`cannot read the preprocessing spec ${specFile} (${errorMessage(err)})`);
+  }
+  try {
+    if (labelsFile) overrides.labels = parseLabelsText(fs.readFileSync(labelsFile, 'utf8'));
+  } catch (err) {
+    fail(`cannot read the labels ${labelsFile} (${errorMessage(err)})`);
+  }
+  return overrides;
+}
+
 async function main(): Promise<void> {
   let values;
   try {
@@ -83,6 +104,8 @@ async function main(): Promise<void> {
         'allow-cpu-fallback': { type: 'boolean', default: false },
         'model-name': { type: 'string' },
         'v2-only': { type: 'boolean', default: false },
+        preprocess: { type: 'string' },
+        labels: { type: 'string' },
       },
     }));
   } catch (err) {
@@ -97,13 +120,9 @@ async function main(): Promise<void> {
   const maxBodyBytes = positiveInt('max-body-bytes', values['max-body-bytes']);
   const maxBatchSize = positiveInt('max-batch-size', values['max-batch-size']);
   const maxQueueDelayMicros = positiveInt('max-queue-delay-us', values['max-queue-delay-us'], 0);
-  const batching: BatchingOptions = {
-    enabled: !values['no-batching'] && maxBatchSize > 1,
-    maxBatchSize,
-    maxQueueDelayMicros,
-  };
   const host = values.host;
   const apiKey = readApiKey(keyFile);
+  const overrides = readOverrides(values.preprocess, values.labels);
 
   const modelName = values['model-name'];
   let model: { classifier?: Classifier; v2Model?: Awaited<ReturnType<typeof loadOnnxModel>> };
@@ -117,6 +136,7 @@ async function main(): Promise<void> {
       const classifier = await Classifier.load(modelPath, {
         executionProvider: values.gpu ? 'cuda' : 'cpu',
         allowCpuFallback: values['allow-cpu-fallback'],
+        overrides,
       });
       model = { classifier };
       modelDigest = classifier.info.digest;
@@ -124,6 +144,12 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`cannot load the model: ${errorMessage(err)}`);
   }
+  const fixedBatch = model.classifier !== undefined && !model.classifier.info.dynamicBatch;
+  const batching: BatchingOptions = {
+    enabled: !values['no-batching'] && maxBatchSize > 1 && !fixedBatch,
+    maxBatchSize,
+    maxQueueDelayMicros,
+  };
   const release = () => (model.classifier ?? model.v2Model)!.release();
   const served = model.classifier ? `${model.classifier.executionProvider}, ` : 'V2 only, cpu, ';
   const server = createScoringServer({
@@ -148,7 +174,8 @@ async function main(): Promise<void> {
     }
     process.stdout.write(
       `scoring server ready on ${url} (model ${modelDigest.slice(0, 19)}, ${served}` +
-        `${batching.enabled ? `batching ≤ ${maxBatchSize} within ${maxQueueDelayMicros} µs` : 'no batching'})\n`,
+        `${batching.enabled ? `batching ≤ ${maxBatchSize} within ${maxQueueDelayMicros} µs` : fixedBatch ? "no batching: the model's batch dimension is fixed at 1" : 'no batching'}` +
+        `${model.classifier ? `, preprocess from ${model.classifier.info.preprocessSource}` : ''})\n`,
     );
   });
 

@@ -3,6 +3,7 @@
  * Workflow-safe: plain data only. Item lists and tensors never travel through history: the workflow
  * sees counts and shard numbers, the activities read and write files.
  */
+import type { PreprocessConfig } from './preprocess-types';
 
 export const GPU_TASK_QUEUE = 'inferctl-gpu';
 export const BATCH_WORKFLOW_TYPE = 'batchScore';
@@ -34,6 +35,10 @@ export interface BatchScoreInput {
    */
   errorThreshold: number;
   topK: number;
+  /** The preprocessing spec given with --preprocess, as plain data (see DeployInput.preprocess). */
+  preprocess?: PreprocessConfig;
+  /** Absolute path, on the workers' filesystem like modelPath, to a labels file given with --labels. */
+  labelsPath?: string;
   /**
    * Also write each scored input's raw output row to `<outputDir>/raw.npy` (NumPy, float32, shape
    * [rows, classes]; row i belongs to line i of predictions.jsonl).
@@ -70,6 +75,9 @@ export interface ShardTask {
   topK: number;
   rawOutputs: boolean;
   requireCuda: boolean;
+  /** The job's own preprocessing spec and labels file (BatchScoreInput), when it has them. */
+  preprocess?: PreprocessConfig;
+  labelsPath?: string;
 }
 
 export interface ShardResult {

@@ -2,6 +2,7 @@
  * Types and constants the deploy workflow, its activities, the CLI and tests share.
  * Workflow-safe: no Node built-ins, plain data only (everything here travels through history).
  */
+import type { PreprocessConfig } from './preprocess-types';
 import type { AksDeploymentOptions, DeploymentSpec, TargetKind } from './target-types';
 
 export const CONTROL_TASK_QUEUE = 'inferctl-control';
@@ -43,6 +44,16 @@ export interface DeployInput {
   /** How long to serve after the smoke query before tearing down. */
   ttlSeconds: number;
   topK?: number;
+  /**
+   * The preprocessing spec given with --preprocess (a preset name expanded to `{ preset }`, or the file's
+   * JSON), as plain data: validated against the model at validate, kept in the deployment's bundle.
+   */
+  preprocess?: PreprocessConfig;
+  /**
+   * Absolute path, on the workers' filesystem like modelPath, to a labels file given with --labels (one
+   * per line, in output order): over the model's own. The bundle keeps a copy.
+   */
+  labelsPath?: string;
   smoke?: SmokeSpec;
   timings?: DeployTimings;
   /** Choices for the aks target (cluster, resource group, GPU pool). */

@@ -9,6 +9,8 @@ export const FailureType = {
   InvalidDeployment: 'InvalidDeployment',
   InvalidBatchJob: 'InvalidBatchJob',
   InvalidManifest: 'InvalidManifest',
+  /** A preprocessing spec (flag, sidecar) that is malformed or cannot produce the model's input. */
+  InvalidPreprocess: 'InvalidPreprocess',
   InvalidTemporalConfig: 'InvalidTemporalConfig',
   InputNotFound: 'InputNotFound',
   EmptyInput: 'EmptyInput',

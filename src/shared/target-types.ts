@@ -4,6 +4,8 @@
  * interface that acts on it lives with the targets, in `src/targets/target.ts`.
  */
 
+import type { PreprocessConfig } from './preprocess-types';
+
 export type TargetKind = 'local' | 'aks';
 
 /** What the deploy workflow asks a target to run. Plain data: it travels through workflow history. */
@@ -19,6 +21,10 @@ export interface DeploymentSpec {
   replicas: number;
   /** Top-k labels each response returns. */
   topK: number;
+  /** The deployment's own preprocessing spec (--preprocess), over the model's sidecar and metadata. */
+  preprocess?: PreprocessConfig;
+  /** The deployment's own labels file (--labels, absolute, on the worker), over the model's labels. */
+  labelsPath?: string;
   /** Choices for the aks target; ignored by others. */
   aks?: AksDeploymentOptions;
 }

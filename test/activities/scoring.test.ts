@@ -177,6 +177,10 @@ describe('scoreShard activity', () => {
         scale: info.scale,
         mean: info.mean,
         std: info.std,
+        // The rest of the resolved spec (issue #13): what a reader needs to redo the preprocessing.
+        interpolation: info.interpolation,
+        orientation: info.orientation,
+        output: info.output,
       },
     });
     const again: ShardResult = await new MockActivityEnvironment({ attempt: 3 }).run(scoreShard, other);

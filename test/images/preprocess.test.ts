@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import sharp from 'sharp';
 
 import { ImageError } from '../../src/errors';
-import { preprocessImage } from '../../src/images/preprocess';
+import { centreCrop, preprocessImage, resizedSize } from '../../src/images/preprocess';
 import { makeColourJpeg } from '../../src/demo/sample-images';
 
 const INFO = {
@@ -122,5 +122,65 @@ describe('preprocessImage', () => {
     const small = await solid({ r: 255, g: 255, b: 255 }, 3, 100).png().toBuffer();
     await rejectsWith(small, 'too-large', /more than 5000 pixels/, { maxInputPixels: 5000 });
     assert.equal((await preprocessImage(small, INFO, { maxInputPixels: 10_000 })).length, 3 * PLANE);
+  });
+
+  test('the spec: shorter-side resize and centre crop, BGR and HWC, EXIF orientation when asked', async () => {
+    // Three vertical bands, red | green | blue: the centre crop of a shorter-side resize is all green.
+    const bands = (width: number, height: number) =>
+      sharp({ create: { width, height, channels: 3, background: { r: 0, g: 0, b: 0 } } })
+        .composite(
+          (['#ff0000', '#00ff00', '#0000ff'] as const).map((colour, i) => ({
+            input: { create: { width: width / 3, height, channels: 3 as const, background: colour } },
+            left: (i * width) / 3,
+            top: 0,
+          })),
+        )
+        .png()
+        .toBuffer();
+    const spec = {
+      width: 8,
+      height: 8,
+      scale: 1,
+      mean: [0, 0, 0] as [number, number, number],
+      std: [1, 1, 1] as [number, number, number],
+      resize: { shorterSide: 12 },
+      crop: { width: 8, height: 8 },
+    };
+    const wide = await preprocessImage(await bands(300, 120), spec);
+    assert.ok(Math.abs(wide[0]! - 0) < 1 && Math.abs(wide[64]! - 255) < 1, 'green in the middle, CHW');
+    const bgr = await preprocessImage(await bands(300, 120), { ...spec, channelOrder: 'BGR', layout: 'NHWC' });
+    assert.deepEqual([...bgr.subarray(0, 3)].map(Math.round), [0, 255, 0], 'B, G, R of the first pixel');
+    const stretched = await preprocessImage(await bands(300, 120), { ...spec, resize: undefined, crop: undefined });
+    assert.ok(stretched[0]! > 250, 'without a crop the red band is at the left edge');
+
+    // A JPEG stored sideways (orientation 6: rotate 90° clockwise to view): its left half is red.
+    const halves = await sharp({ create: { width: 40, height: 20, channels: 3, background: '#0000ff' } })
+      .composite([
+        { input: { create: { width: 20, height: 20, channels: 3, background: '#ff0000' } }, left: 0, top: 0 },
+      ])
+      .jpeg({ quality: 95 })
+      .withMetadata({ orientation: 6 })
+      .toBuffer();
+    const flat = { ...spec, resize: { width: 8, height: 8 }, crop: undefined };
+    const ignored = await preprocessImage(halves, flat);
+    assert.ok(ignored[0]! > 200 && ignored[7]! < 50, 'as stored: red on the left');
+    const applied = await preprocessImage(halves, { ...flat, orientation: 'exif' });
+    assert.ok(applied[0]! > 200 && applied[63]! < 50, 'as viewed: red on top');
+  });
+
+  test('resize and crop geometry follows torchvision', () => {
+    assert.deepEqual(resizedSize({ width: 451, height: 300 }, { width: 0, height: 0, resize: { shorterSide: 256 } }), {
+      width: 384,
+      height: 256,
+    });
+    assert.deepEqual(resizedSize({ width: 300, height: 451 }, { width: 0, height: 0, resize: { shorterSide: 256 } }), {
+      width: 256,
+      height: 384,
+    });
+    // int(round((size - crop) / 2.0)): Python rounds half to even.
+    assert.equal(centreCrop({ width: 225, height: 224 }, { width: 224, height: 224 }).left, 0);
+    assert.equal(centreCrop({ width: 227, height: 224 }, { width: 224, height: 224 }).left, 2);
+    assert.equal(centreCrop({ width: 384, height: 256 }, { width: 224, height: 224 }).top, 16);
+    assert.throws(() => centreCrop({ width: 100, height: 300 }, { width: 224, height: 224 }), /smaller than the crop/);
   });
 });

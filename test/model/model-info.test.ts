@@ -39,6 +39,18 @@ function smallModel(
   return g.build(metadata);
 }
 
+/** input (NHWC) → Transpose → GlobalAveragePool → Flatten → Softmax over 3 classes (after a Cast when not float). */
+function nhwcModel(dims: Dim[], elemType: onnx.TensorProto.DataType = ElemType.FLOAT): Uint8Array {
+  const g = new GraphBuilder('nhwc');
+  let x = g.input('pixels', dims, elemType);
+  if (elemType !== ElemType.FLOAT) x = g.node('Cast', [x], { to: ElemType.FLOAT });
+  const nchw = g.node('Transpose', [x], { perm: [0, 3, 1, 2] });
+  const pooled = g.node('Flatten', [g.node('GlobalAveragePool', [nchw])], { axis: 1 });
+  g.node('Softmax', [pooled], { axis: 1 }, 'scores');
+  g.output('scores', [dims[0]!, 3]);
+  return g.build({ [LABELS_KEY]: '["a","b","c"]' });
+}
+
 describe('readModelInfo', () => {
   let dir: string;
   let n = 0;
@@ -69,7 +81,9 @@ describe('readModelInfo', () => {
       path: file,
       digest: `sha256:${crypto.createHash('sha256').update(bytes).digest('hex')}`,
       inputName: 'image',
+      inputType: 'float32',
       outputName: 'probabilities',
+      outputType: 'float32',
       width: 64,
       height: 64,
       scale: TINY_CNN_PREPROCESS.scale,
@@ -77,6 +91,14 @@ describe('readModelInfo', () => {
       std: TINY_CNN_PREPROCESS.std,
       labels: TINY_CNN_LABELS,
       dynamicBatch: true,
+      // The rest of the spec: the old metadata form is a stretch to its width × height, with the defaults.
+      resize: { width: 64, height: 64 },
+      channelOrder: 'RGB',
+      layout: 'NCHW',
+      interpolation: 'bilinear',
+      orientation: 'ignore',
+      output: 'auto',
+      preprocessSource: 'metadata',
     });
   });
 
@@ -104,25 +126,32 @@ describe('readModelInfo', () => {
     await refuses(await write(hollow), 'InvalidModel', /no graph/);
   });
 
-  test('inputs that are not one float32 NCHW image', async () => {
+  test('inputs that are not one float32, float16 or uint8 NCHW or NHWC image', async () => {
     await refuses(
       await write(smallModel({ input: ['batch', 3] })),
       'UnsupportedModel',
       /input "pixels" is float32 \[batch, 3\]; .*\[batch, 3, height, width\] \(NCHW\)/,
     );
-    await refuses(
-      await write(smallModel({ input: ['batch', 32, 32, 3] })),
-      'UnsupportedModel',
-      /channels-last \(NHWC\)/,
-    );
     await refuses(await write(smallModel({ input: ['batch', 1, 32, 32] })), 'UnsupportedModel', /\[batch, 1, 32, 32\]/);
+    // uint8 inputs are accepted now (below); a dtype inferctl cannot feed is still refused.
     await refuses(
-      await write(smallModel({ elemType: ElemType.UINT8 })),
+      await write(smallModel({ elemType: ElemType.DOUBLE })),
       'UnsupportedModel',
-      /is uint8 \[batch, 3, 32, 32\]/,
+      /is double \[batch, 3, 32, 32\]; inferctl needs a float32, float16 or uint8 image input/,
     );
     await refuses(await write(smallModel({ extraInput: true })), 'UnsupportedModel', /has 2 inputs \(pixels, mask\)/);
     await refuses(await write(smallModel({ input: [8, 3, 32, 32] })), 'UnsupportedModel', /fixed batch of 8/);
+  });
+
+  test('channels-last (NHWC) inputs, float16 and uint8 inputs, and a batch fixed at 1 are accepted', async () => {
+    // Was refused before issue #13 ("It looks channels-last (NHWC): export it channels-first").
+    const nhwc = await readModelInfo(await write(nhwcModel(['batch', 32, 24, 3])));
+    assert.deepEqual([nhwc.layout, nhwc.width, nhwc.height, nhwc.inputType], ['NHWC', 24, 32, 'float32']);
+    assert.equal(nhwc.dynamicBatch, true);
+    const half = await readModelInfo(await write(smallModel({ elemType: ElemType.FLOAT16 })));
+    assert.deepEqual([half.layout, half.inputType], ['NCHW', 'float16']);
+    const bytes = await readModelInfo(await write(nhwcModel([1, 32, 32, 3], ElemType.UINT8)));
+    assert.deepEqual([bytes.layout, bytes.inputType, bytes.dynamicBatch], ['NHWC', 'uint8', false]);
   });
 
   test('labels: metadata, then <model>.labels.txt or labels.txt, and their count must match', async () => {

@@ -157,6 +157,10 @@ describe('batchScore workflow', () => {
       scale: info.scale,
       mean: info.mean,
       std: info.std,
+      // The rest of the resolved spec (issue #13): what a reader needs to redo the preprocessing.
+      interpolation: info.interpolation,
+      orientation: info.orientation,
+      output: info.output,
     });
     assert.equal(outcome.rawFile, summary.rawFile, 'the workflow result names it too');
 

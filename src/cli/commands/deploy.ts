@@ -24,6 +24,8 @@ import { CliError } from '../cli-error';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { duration, int } from '../flag-parsers';
+import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
+import type { PreprocessConfig } from '../../shared/preprocess-types';
 import { AKS_HELP } from '../help-text';
 import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
@@ -49,6 +51,8 @@ export function addDeployCommand(program: Command): void {
       3600,
     )
     .option('--top-k <n>', 'labels in each answer', int('--top-k', 1), 5)
+    .option('--preprocess <preset|file.json>', PREPROCESS_HELP)
+    .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this')
     .option(
@@ -77,6 +81,7 @@ export function addDeployCommand(program: Command): void {
         );
         return;
       }
+      const preprocess = o.preprocess ? preprocessFlag(o.preprocess) : undefined;
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await deployCommand(ctx, {
           modelPath: o.model,
@@ -85,6 +90,8 @@ export function addDeployCommand(program: Command): void {
           replicas: o.replicas,
           ttlSeconds: o.ttl,
           topK: o.topK,
+          preprocess,
+          labelsPath: o.labels,
           smokeSample: o.smokeSample,
           expectLabel: o.expectLabel,
           readyTimeoutSeconds: o.readyTimeout,
@@ -152,6 +159,10 @@ export interface DeployCommandOptions {
   replicas: number;
   ttlSeconds: number;
   topK?: number;
+  /** --preprocess, read and checked (preprocessFlag); fitted to the model at validate. */
+  preprocess?: PreprocessConfig;
+  /** --labels, as typed; made absolute here. */
+  labelsPath?: string;
   smokeSample?: string;
   expectLabel?: string;
   readyTimeoutSeconds?: number;
@@ -179,6 +190,8 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     replicas: opts.replicas,
     ttlSeconds: opts.ttlSeconds,
     topK: opts.topK,
+    ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
+    ...(opts.labelsPath ? { labelsPath: path.resolve(opts.labelsPath) } : {}),
     smoke: opts.smokeSample
       ? { samplePath: path.resolve(opts.smokeSample), expectedLabel: opts.expectLabel }
       : undefined,

@@ -81,6 +81,8 @@ export function batchJobInput(flags: BatchJobFlags, name: string): BatchScoreInp
     rawOutputs: flags.rawOutputs,
     requireCuda: flags.requireCuda,
     gpuTaskQueue: flags.gpuTaskQueue ?? GPU_TASK_QUEUE,
+    ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
+    ...(flags.labelsPath ? { labelsPath: path.resolve(flags.labelsPath) } : {}),
   };
 }
 

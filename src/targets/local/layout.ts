@@ -5,7 +5,7 @@
  *   <INFERCTL_HOME>/local/<name>/
  *     cluster.json                 who owns this "cluster" (the workflow id)
  *     api-key                      the endpoint key, 0600
- *     bundles/<digest>/            the content-addressed "image": model.onnx, model.labels.txt, server.json
+ *     bundles/<digest>/            the content-addressed "image": model.onnx, model.labels.txt, preprocess.json, server.json
  *     replicas.json                pid and files of every replica started
  *     replicas/<i>/ready.json      written by the replica once it listens: pid, port, url
  *     replicas/<i>/replica.log     its stdout and stderr

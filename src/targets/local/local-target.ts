@@ -8,7 +8,8 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { InvalidInputError } from '../../errors';
-import { readModelInfo } from '../../model/model-info';
+import { readModelInfo, readOverrides } from '../../model/model-info';
+import { configOf } from '../../model/preprocess-spec';
 import { generateApiKey, ensureSecretFile } from '../api-key';
 import type { EndpointAccess, Target } from '../target';
 import type {
@@ -94,10 +95,13 @@ export class LocalTarget implements Target {
 
   async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
     const layout = this.layout(spec.name);
-    const info = await readModelInfo(spec.modelPath);
+    const info = await readModelInfo(spec.modelPath, await readOverrides(spec));
+    // The bundle keeps the spec and labels the deployment was validated with, resolved: the replicas read
+    // them with --preprocess and --labels, whatever the model's sidecars or metadata say.
     const files: Record<string, Buffer> = {
       'model.onnx': await fs.readFile(spec.modelPath),
       'model.labels.txt': Buffer.from(info.labels.join('\n') + '\n'),
+      'preprocess.json': Buffer.from(JSON.stringify(configOf(info), null, 2) + '\n'),
       'server.json': Buffer.from(JSON.stringify({ topK: spec.topK, maxBodyBytes: MAX_BODY_BYTES }, null, 2)),
     };
     const hash = crypto.createHash('sha256');
@@ -154,6 +158,10 @@ export class LocalTarget implements Target {
           String(spec.topK),
           '--max-body-bytes',
           String(MAX_BODY_BYTES),
+          '--preprocess',
+          path.join(image.imageRef, 'preprocess.json'),
+          '--labels',
+          path.join(image.imageRef, 'model.labels.txt'),
         ],
         path.join(dir, 'replica.log'),
       );

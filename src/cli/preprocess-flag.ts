@@ -1,0 +1,36 @@
+/**
+ * `--preprocess <preset|file.json>`: a preset name becomes `{ preset }`, a file is read and checked field
+ * by field here, where the user typed it (every problem at once, exit 2); either way the spec travels as
+ * plain data in the workflow input, and is fitted to the model at validate.
+ */
+import fs from 'node:fs';
+
+import { isPreset, parsePreprocessConfig } from '../model/preprocess-spec';
+import { PREPROCESS_PRESETS } from '../shared/preprocess-types';
+import type { PreprocessConfig } from '../shared/preprocess-types';
+import { CliError } from './cli-error';
+
+export const PREPROCESS_HELP = `preprocessing: a preset (${PREPROCESS_PRESETS.join(', ')}) or a spec .json file`;
+
+export function preprocessFlag(value: string): PreprocessConfig {
+  if (isPreset(value)) return { preset: value };
+  let text: string;
+  try {
+    text = fs.readFileSync(value, 'utf8');
+  } catch (err) {
+    throw new CliError(
+      `--preprocess ${value}: not a preset (${PREPROCESS_PRESETS.join(', ')}) and not a readable file ` +
+        `(${(err as NodeJS.ErrnoException).code ?? String(err)}).`,
+      2,
+    );
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new CliError(`--preprocess ${value} is not JSON (${(err as Error).message}).`, 2);
+  }
+  const { config, problems } = parsePreprocessConfig(raw);
+  if (problems.length > 0) throw new CliError(`--preprocess ${value}: ${problems.join('; ')}.`, 2);
+  return config;
+}

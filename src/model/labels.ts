@@ -1,0 +1,84 @@
+/**
+ * A model's labels, in output order: given (`--labels`), else the "inferctl.labels" metadata, else a
+ * sidecar `<model>.labels.txt` or `labels.txt` beside the model (one label per line).
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { InvalidInputError, ModelError } from '../errors';
+import { LABELS_KEY, labelsSidecarPath } from './metadata';
+import { FailureType } from '../shared/failure-types';
+
+/** One label per line (CRLF tolerated, blank lines skipped): the format of --labels and of the sidecars. */
+export function parseLabelsText(text: string): string[] {
+  return text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+}
+
+/** A labels file given with --labels: one label per line, in output order. */
+export async function readLabelsFile(file: string): Promise<string[]> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new InvalidInputError(
+      code === 'ENOENT'
+        ? `Labels file not found: ${file}. Pass a text file with one label per line, in output order, with --labels.`
+        : `Cannot read the labels file ${file} (${code ?? String(err)}). Check that it exists and is readable.`,
+      FailureType.MissingLabels,
+    );
+  }
+  const labels = parseLabelsText(text);
+  if (labels.length === 0) {
+    throw new InvalidInputError(
+      `The labels file ${file} is empty. Put one label per line, in output order.`,
+      FailureType.MissingLabels,
+    );
+  }
+  return labels;
+}
+
+/** Labels from the "inferctl.labels" metadata, else `<model>.labels.txt` or `labels.txt` beside it. */
+export async function readLabels(modelPath: string, fromMetadata: string | undefined): Promise<string[]> {
+  if (fromMetadata) {
+    let labels: unknown;
+    try {
+      labels = JSON.parse(fromMetadata);
+    } catch {
+      // reported below
+    }
+    if (Array.isArray(labels) && labels.length > 0 && labels.every((l) => typeof l === 'string')) return labels;
+    throw new ModelError(
+      `${modelPath}: metadata "${LABELS_KEY}" must be a non-empty JSON array of strings. Fix it, or remove it and ` +
+        `put the labels in ${path.basename(labelsSidecarPath(modelPath))} beside the model.`,
+      FailureType.MissingLabels,
+    );
+  }
+  const candidates = [labelsSidecarPath(modelPath), path.join(path.dirname(modelPath), 'labels.txt')];
+  for (const candidate of candidates) {
+    let text: string;
+    try {
+      text = await fs.readFile(candidate, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
+      throw new ModelError(
+        `Cannot read the labels file ${candidate} (${(err as NodeJS.ErrnoException).code ?? String(err)}). Check its permissions.`,
+        FailureType.MissingLabels,
+      );
+    }
+    const labels = parseLabelsText(text);
+    if (labels.length > 0) return labels;
+    throw new ModelError(
+      `The labels file ${candidate} is empty. Put one label per line, in output order.`,
+      FailureType.MissingLabels,
+    );
+  }
+  throw new ModelError(
+    `${modelPath} has no labels: add ${path.basename(candidates[0]!)} (one label per line, in output order) beside it, ` +
+      `or set the "${LABELS_KEY}" metadata to a JSON array.`,
+    FailureType.MissingLabels,
+  );
+}

@@ -1,0 +1,67 @@
+/**
+ * The preprocessing spec as plain data: what a user writes (`--preprocess spec.json`, a sidecar
+ * `<model>.preprocess.json`, the model's `inferctl.preprocess` metadata) and what travels in a deploy or
+ * batch workflow input. Workflow-safe: types and constants only. Parsing, presets and fitting a spec to a
+ * model live in src/model/preprocess-spec.ts.
+ */
+
+export const PREPROCESS_PRESETS = ['torchvision', 'keras-caffe', 'keras-tf', 'keras-torch', 'raw', 'unit'] as const;
+export type PreprocessPreset = (typeof PREPROCESS_PRESETS)[number];
+
+export type TensorLayout = 'NCHW' | 'NHWC';
+export type ChannelOrder = 'RGB' | 'BGR';
+export type Interpolation = 'nearest' | 'bilinear' | 'bicubic';
+export type Orientation = 'ignore' | 'exif';
+/** How the model's output rows become scores: as is, softmax, per-class sigmoid, or softmax unless already a distribution. */
+export type OutputScores = 'auto' | 'probabilities' | 'logits' | 'sigmoid';
+
+/** `{ shorterSide }` keeps the aspect ratio (torchvision's Resize(256)); `{ width, height }` stretches. */
+export type ResizeSpec = { shorterSide: number } | { width: number; height: number };
+
+export interface CropSpec {
+  width: number;
+  height: number;
+}
+
+/**
+ * A spec as written: every field optional. `preset` starts from a preset's values, and the other fields
+ * override it. `width`/`height` at the top level are the old metadata form: a stretch to that size.
+ */
+export interface PreprocessConfig {
+  preset?: PreprocessPreset;
+  resize?: ResizeSpec;
+  crop?: CropSpec;
+  channelOrder?: ChannelOrder;
+  /** Pixel values (0-255) are multiplied by this, then normalised: (pixel * scale - mean) / std. */
+  scale?: number;
+  /** Per channel, in the model's channel order (after channelOrder). */
+  mean?: [number, number, number];
+  std?: [number, number, number];
+  layout?: TensorLayout;
+  interpolation?: Interpolation;
+  orientation?: Orientation;
+  output?: OutputScores;
+  /** The old metadata form (a stretch to width × height). */
+  width?: number;
+  height?: number;
+}
+
+/** A spec fitted to one model: every field decided, `width` × `height` the model's input size. */
+export interface ResolvedPreprocess {
+  width: number;
+  height: number;
+  /** Absent only with a crop: the centre of the image as decoded is cut out. */
+  resize?: ResizeSpec;
+  crop?: CropSpec;
+  channelOrder: ChannelOrder;
+  scale: number;
+  mean: [number, number, number];
+  std: [number, number, number];
+  layout: TensorLayout;
+  interpolation: Interpolation;
+  orientation: Orientation;
+  output: OutputScores;
+}
+
+/** Where the spec a model is served with came from, in precedence order. */
+export type PreprocessSource = 'flag' | 'sidecar' | 'metadata' | 'defaults';
