@@ -133,7 +133,11 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
 
     async provision(spec: DeploymentSpec): Promise<ProvisionResult> {
       const target = targetFor(spec.target);
-      return targetStep((signal, progress) => failingPermanently(() => target.provision(spec, signal, progress)));
+      // The first attempt's schedule time: the provisioning deadline holds across retries and worker crashes.
+      const firstAttemptAt = Context.current().info.scheduledTimestampMs;
+      return targetStep((signal, progress) =>
+        failingPermanently(() => target.provision(spec, signal, progress, firstAttemptAt)),
+      );
     },
 
     async buildImage(spec: DeploymentSpec): Promise<ImageResult> {

@@ -29,7 +29,16 @@ export type StepProgress = (detail: string) => void;
 
 export interface Target {
   readonly kind: TargetKind;
-  provision(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ProvisionResult>;
+  /**
+   * `firstAttemptAt` (ms since the epoch) is when the step's first attempt was scheduled: a deadline on
+   * provisioning counts from it, so a retried attempt never restarts the clock.
+   */
+  provision(
+    spec: DeploymentSpec,
+    signal?: AbortSignal,
+    progress?: StepProgress,
+    firstAttemptAt?: number,
+  ): Promise<ProvisionResult>;
   buildImage(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ImageResult>;
   deploy(
     spec: DeploymentSpec,

@@ -77,7 +77,15 @@ export function addDeployCommand(program: Command): void {
         const out = createOutput(Boolean(o.json));
         await deployDryRunCommand(
           { out },
-          { target: o.target, modelPath: o.model, name: o.name, replicas: o.replicas, topK: o.topK, aks },
+          {
+            target: o.target,
+            modelPath: o.model,
+            name: o.name,
+            replicas: o.replicas,
+            ttlSeconds: o.ttl,
+            topK: o.topK,
+            aks,
+          },
         );
         return;
       }
@@ -126,6 +134,8 @@ export interface DeployDryRunOptions {
   modelPath: string;
   name?: string;
   replicas: number;
+  /** Priced as well as the hour: what the deployment costs if it serves its whole TTL. */
+  ttlSeconds: number;
   topK: number;
   aks: AksDeploymentOptions;
 }
@@ -144,6 +154,7 @@ export async function deployDryRunCommand(
     name: opts.name ?? nameFromModel(modelPath),
     modelPath,
     replicas: opts.replicas,
+    ttlSeconds: opts.ttlSeconds,
     topK: opts.topK,
     aks: opts.aks,
   });

@@ -109,10 +109,18 @@ export class AksTarget implements Target {
     };
   }
 
-  async provision(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ProvisionResult> {
+  async provision(
+    spec: DeploymentSpec,
+    signal?: AbortSignal,
+    progress?: StepProgress,
+    firstAttemptAt = Date.now(),
+  ): Promise<ProvisionResult> {
     const plan = this.plan(spec);
     progress?.(`checking resource group ${plan.resourceGroup}`);
-    const scope = this.clusterScope(spec, plan, signal, progress);
+    const scope = {
+      ...this.clusterScope(spec, plan, signal, progress),
+      deadlineAt: firstAttemptAt + this.settings.provisionTimeoutMs,
+    };
     await ensureResourceGroup(scope);
     const cluster = await ensureCluster(scope);
     this.kubeConfigs.delete(clusterKey(plan)); // a new cluster, new credentials

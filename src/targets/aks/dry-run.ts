@@ -6,6 +6,7 @@
  */
 import { AKS_DEFAULTS, aksPlan } from './aks-config';
 import type { AksDeploymentOptions } from '../../shared/target-types';
+import { formatDuration } from '../../shared/duration';
 import { buildContext } from './build-context';
 import { assertNotRetired } from './gpu-sizes';
 import { scoringManifests } from './kubernetes-manifests';
@@ -17,6 +18,8 @@ export interface DryRunInput {
   name: string;
   modelPath: string;
   replicas: number;
+  /** How long it would serve; the estimate prices it (when left out, the hour alone). */
+  ttlSeconds?: number;
   topK: number;
   aks?: AksDeploymentOptions;
   env?: NodeJS.ProcessEnv;
@@ -29,6 +32,8 @@ export interface DryRunReport {
   kubernetes: { kind: string; name: string }[];
   image: string;
   cost: CostEstimate;
+  /** The cost of serving the whole TTL at that rate (provisioning and teardown time not included). */
+  ttlCost?: { ttlSeconds: number; total: number };
 }
 
 export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
@@ -105,6 +110,9 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
     kubernetes,
     image,
     cost,
+    ...(input.ttlSeconds
+      ? { ttlCost: { ttlSeconds: input.ttlSeconds, total: (cost.hourly * input.ttlSeconds) / 3600 } }
+      : {}),
   };
 }
 
@@ -125,6 +133,12 @@ export function formatDryRun(report: DryRunReport): string {
         (l.hourly === undefined ? 'no price in the table' : `$${l.hourly.toFixed(3)}/h`),
     ),
     `  ${'total'.padEnd(41)} $${report.cost.hourly.toFixed(3)}/h  (≈ $${(report.cost.hourly * 24).toFixed(2)} a day)`,
+    ...(report.ttlCost
+      ? [
+          `  ${`for the TTL (${formatDuration(report.ttlCost.ttlSeconds * 1000)})`.padEnd(41)} $${report.ttlCost.total.toFixed(2)}` +
+            (report.cost.unknown.length ? '  (plus the unpriced items)' : ''),
+        ]
+      : []),
     ...(report.cost.unknown.length ? [`  (unpriced: ${report.cost.unknown.join(', ')})`] : []),
     `  ${report.cost.note}`,
     '',

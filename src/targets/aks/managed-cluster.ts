@@ -31,6 +31,8 @@ export interface ClusterScope {
   name: string;
   signal?: AbortSignal;
   progress: StepProgress;
+  /** When cluster creation is declared stuck (ms since the epoch), counted from the step's first attempt. */
+  deadlineAt?: number;
 }
 
 export interface ClusterHandle {
@@ -167,6 +169,7 @@ export async function ensureCluster(scope: ClusterScope): Promise<ClusterHandle>
     const body = managedClusterBody(plan, settings, ownerId, name);
     cluster = await withDeadline(
       settings.provisionTimeoutMs,
+      (scope.deadlineAt ?? Date.now() + settings.provisionTimeoutMs) - Date.now(),
       signal,
       () => lastKnownState(clients, plan),
       async (bounded) => {
@@ -217,12 +220,14 @@ async function lastKnownState(clients: AzureClients, plan: AksPlan): Promise<str
 }
 
 /**
- * Runs `work` with a signal that aborts at the activity's cancellation or after `ms`, whichever is first.
+ * Runs `work` with a signal that aborts at the activity's cancellation or once `remainingMs` of the step's
+ * `ms` are left, whichever is first (a retried attempt gets only what its predecessors left over).
  * At the deadline the result is an AksProvisioningStuck error naming the last provisioning state, and the
  * poller is stopped (the cluster itself is deleted by the workflow's teardown).
  */
 async function withDeadline<T>(
   ms: number,
+  remainingMs: number,
   signal: AbortSignal | undefined,
   state: () => Promise<string>,
   work: (signal: AbortSignal) => Promise<T>,
@@ -231,19 +236,22 @@ async function withDeadline<T>(
   const bounded = signal ? AbortSignal.any([signal, deadline.signal]) : deadline.signal;
   let timer: NodeJS.Timeout | undefined;
   const expired = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      void state().then((s) => {
-        const took = ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${ms / 1000} s`;
-        reject(
-          new StepFailedError(
-            `Cluster provisioning did not finish within ${took} (provisioning state: ${s}). Check the ` +
-              "cluster's activity log in the Azure portal; inferctl will now delete it.",
-            FailureType.AksProvisioningStuck,
-          ),
-        );
-        deadline.abort();
-      });
-    }, ms);
+    timer = setTimeout(
+      () => {
+        void state().then((s) => {
+          const took = ms >= 60_000 ? `${Math.round(ms / 60_000)} min` : `${ms / 1000} s`;
+          reject(
+            new StepFailedError(
+              `Cluster provisioning did not finish within ${took} (provisioning state: ${s}). Check the ` +
+                "cluster's activity log in the Azure portal; inferctl will now delete it.",
+              FailureType.AksProvisioningStuck,
+            ),
+          );
+          deadline.abort();
+        });
+      },
+      Math.max(0, remainingMs),
+    );
   });
   try {
     return await Promise.race([work(bounded), expired]);

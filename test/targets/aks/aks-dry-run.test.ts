@@ -43,6 +43,18 @@ describe('deploy --target aks --dry-run', () => {
       PRICE_TABLE.loadBalancerHourly;
     assert.ok(Math.abs(report.cost.hourly - expected) < 0.001, `${report.cost.hourly} ≈ ${expected}`);
     assert.match(report.cost.note, new RegExp(`dated ${PRICE_TABLE.asOf}`));
+    // The default TTL is an hour: the deployment's whole cost at that rate.
+    assert.equal(report.ttlCost?.ttlSeconds, 3600);
+    assert.ok(Math.abs(report.ttlCost.total - expected) < 0.001);
+  });
+
+  test('the estimate prices the TTL as well as the hour', async () => {
+    const { stdout } = await dryRun(['--ttl', '90m']);
+    const hourly =
+      PRICE_TABLE.vmHourly.Standard_D2s_v3! +
+      PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! +
+      PRICE_TABLE.loadBalancerHourly;
+    assert.match(stdout, new RegExp(`for the TTL \\(1h30m\\)\\s+\\$${(hourly * 1.5).toFixed(2).replace('.', '\\.')}`));
   });
 
   test('an existing cluster is used, never deleted, and adds no node cost', async () => {

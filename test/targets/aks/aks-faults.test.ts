@@ -34,7 +34,8 @@ describe('aks target fault handling', () => {
           target: 'aks',
           replicas: 1,
           ttlSeconds: 1,
-          timings: { readyTimeoutSeconds: 60, readinessPollSeconds: 0.2 },
+          // A dead worker noticed in 15 s (the aks default is 60 s); readiness polled fast.
+          timings: { readyTimeoutSeconds: 60, heartbeatTimeoutSeconds: 15, readinessPollSeconds: 0.2 },
           ...extra,
         } satisfies DeployInput,
       ],
@@ -129,6 +130,37 @@ describe('aks target fault handling', () => {
     try {
       const cause = await failure(await start(uniqueName('aks-stuck')));
       assert.match(cause.message, /Cluster provisioning did not finish within 5 s \(provisioning state: Updating\)/);
+    } finally {
+      suite.bed.arm.faults.stuckUpdating = false;
+    }
+    assert.deepEqual(suite.bed.arm.clusterNames(), []);
+  });
+
+  test('the provisioning deadline counts from the first attempt: a replacement worker does not restart it', async () => {
+    suite.bed.arm.faults.stuckUpdating = true;
+    const name = uniqueName('aks-deadline');
+    const clusterPath = `/managedClusters/inferctl-${name}`;
+    try {
+      const handle = await start(name);
+      await eventually(
+        () =>
+          Promise.resolve(
+            suite.bed.arm.requests.some((r) => r.method === 'PUT' && r.path.endsWith(clusterPath)) || undefined,
+          ),
+        'the cluster create to be sent',
+      );
+      await suite.worker.kill();
+      const killedAt = Date.now();
+      suite.worker = await startControlWorker(taskQueue, [], suite.workerEnv());
+      const cause = await failure(handle);
+      assert.match(cause.message, /Cluster provisioning did not finish within 5 s \(provisioning state: Updating\)/);
+      // The retry comes after the 15 s heartbeat timeout, past the 5 s deadline of the first attempt: it
+      // must give up at once instead of polling the stuck cluster (every 200 ms) for 5 s of its own.
+      const deleteAt = suite.bed.arm.requests.find((r) => r.method === 'DELETE' && r.path.endsWith(clusterPath))!.at;
+      const polls = suite.bed.arm.requests.filter(
+        (r) => r.method === 'GET' && r.path.endsWith(clusterPath) && r.at > killedAt && r.at < deleteAt,
+      );
+      assert.ok(polls.length < 10, `the retried attempt polled the stuck cluster ${polls.length} times`);
     } finally {
       suite.bed.arm.faults.stuckUpdating = false;
     }
