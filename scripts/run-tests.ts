@@ -4,7 +4,7 @@
  *   node dist/scripts/run-tests.js [substring …]   only the test files whose path contains one of them
  * INFERCTL_TEST_CONCURRENCY sets how many test files run at once (default 2, for 2-core machines).
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,7 +117,22 @@ function testFiles(dir: string): string[] {
     .sort();
 }
 
+/** Under an older `node` (the machine's, not the project's), runs again on the Node that `npm ci` installed. */
+function onProjectNode(): number | undefined {
+  if (Number(process.versions.node.split('.')[0]) >= 22) return undefined;
+  const own = path.resolve(__dirname, '..', '..', 'node_modules', 'node', 'bin', 'node');
+  if (!fs.existsSync(own)) {
+    console.error(
+      `Node ${process.versions.node} is too old for the tests (need 22+): run \`npm ci\`, then \`npm test\`.`,
+    );
+    return 2;
+  }
+  return spawnSync(own, [__filename, ...process.argv.slice(2)], { stdio: 'inherit' }).status ?? 1;
+}
+
 async function main(): Promise<number> {
+  const handedOver = onProjectNode();
+  if (handedOver !== undefined) return handedOver;
   const filters = process.argv.slice(2);
   const files = testFiles(TEST_ROOT).filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)));
   if (files.length === 0) {

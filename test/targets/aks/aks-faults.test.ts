@@ -67,6 +67,22 @@ describe('aks target fault handling', () => {
   });
 
   test('429 storms (honouring Retry-After) and 500s are retried until the deployment succeeds', async () => {
+    // The retries take longer than this file's 5 s provisioning deadline, which holds across attempts:
+    // this test runs on a worker with a deadline of minutes, as a real one has.
+    await suite.worker.stop();
+    suite.worker = await startControlWorker(taskQueue, [], {
+      ...suite.workerEnv(),
+      INFERCTL_AKS_PROVISION_TIMEOUT_MS: String(10 * 60_000),
+    });
+    try {
+      await stormedDeployment();
+    } finally {
+      await suite.worker.stop();
+      suite.worker = await startControlWorker(taskQueue, [], suite.workerEnv());
+    }
+  });
+
+  async function stormedDeployment() {
     const since = suite.bed.arm.requests.length;
     suite.bed.arm.faults.throttle = { count: 4, retryAfterSeconds: 1, pathIncludes: '/managedClusters/' };
     suite.bed.arm.faults.serverErrors = { count: 3, pathIncludes: '/managedClusters/' };
@@ -90,7 +106,7 @@ describe('aks target fault handling', () => {
       survived: outcome.stage === 'done',
       resourcesLeaked: suite.bed.arm.clusterNames().length,
     });
-  });
+  }
 
   test('exhausted GPU quota is refused before anything is created, naming the quota to raise', async () => {
     const quota = suite.bed.arm.quotas.standardNCASv3_T4Family!;
