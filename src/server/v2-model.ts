@@ -90,14 +90,3 @@ export async function loadOnnxModel(
     release: () => session.release(),
   };
 }
-
-/**
- * An onnxruntime tensor over `data`. For float16 this works around onnxruntime-node 1.30 on Node ≥ 24:
- * its Tensor wraps Uint16Array bits in the now-global Float16Array, which the native binding reads as
- * zero bytes ("not enough space: expected 8, got 0"); the tensor is handed the Uint16Array itself.
- */
-export function ortTensor(type: ort.Tensor.Type, data: ArrayBufferView, dims: readonly number[]): ort.Tensor {
-  const tensor = new ort.Tensor(type, data as ort.Tensor.DataTypeMap['float32'], dims);
-  if (type === 'float16' && data instanceof Uint16Array) (tensor as unknown as { cpuData: Uint16Array }).cpuData = data;
-  return tensor;
-}

@@ -10,9 +10,9 @@
  * tensors). 64-bit integers stay exact in JSON both ways (BigInt, written as raw JSON numbers).
  */
 import { HttpError } from './http-io';
-import { float16Bits, float16Value } from './v2-float16';
+import { float16Bits, float16Value } from '../scoring/float16';
 
-export { float16Bits, float16Value } from './v2-float16';
+export { float16Bits, float16Value } from '../scoring/float16';
 
 /** A V2 datatype with its onnxruntime tensor type and size in bytes. */
 export const V2_DATATYPES = {

@@ -20,7 +20,7 @@ import * as ort from 'onnxruntime-node';
 
 import { seededRandom } from '../../src/demo/seeded-random';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
-import { ortTensor } from '../../src/server/v2-model';
+import { ortTensor } from '../../src/scoring/tensor-dtype';
 import { INTEROP_REQUIREMENTS, TEST_VENV, pythonVenv } from '../helpers/python-venv';
 import { float16Bits } from '../../src/server/v2-tensors';
 import { buildMultiInputModel } from '../server/v2-fixtures';

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
 import { isDistribution, outputScores, sigmoid, softmax } from '../../src/scoring/output-scores';
-import { float16Bits, float16ToNumber, outputAsFloat32, toInputData } from '../../src/scoring/tensor-dtype';
+import { float16Bits, float16Value } from '../../src/scoring/float16';
+import { outputAsFloat32, toInputData } from '../../src/scoring/tensor-dtype';
 
 const close = (a: ArrayLike<number>, b: number[], tol = 1e-6) =>
   b.forEach((v, i) => assert.ok(Math.abs(a[i]! - v) <= tol, `index ${i}: ${a[i]} vs ${v}`));
@@ -51,7 +52,7 @@ describe('output scores', () => {
       assert.equal(float16Bits(value), bits, `${value}`);
     }
     for (const v of [0.1, -1.7, 2.2489, 123.4])
-      assert.ok(Math.abs(float16ToNumber(float16Bits(v)) - v) < Math.abs(v) * 1e-3);
+      assert.ok(Math.abs(float16Value(float16Bits(v)) - v) < Math.abs(v) * 1e-3);
     assert.deepEqual([...toInputData(Float32Array.of(-3, 0.4, 0.6, 254.5, 300), 'uint8')], [0, 0, 1, 255, 255]);
     assert.deepEqual([...toInputData(Float32Array.of(1, 0.5), 'float16')], [0x3c00, 0x3800]);
     close(outputAsFloat32(Uint16Array.of(0x3c00, 0xc000)), [1, -2]);

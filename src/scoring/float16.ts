@@ -1,5 +1,6 @@
 /**
- * IEEE 754 half precision (the Open Inference Protocol's FP16) to and from JavaScript numbers, by hand:
+ * IEEE 754 half precision (float16 model inputs and outputs, the Open Inference Protocol's FP16) to and
+ * from JavaScript numbers, by hand:
  * the project's TypeScript lib (ES2022) has neither Float16Array nor DataView.setFloat16, and
  * onnxruntime takes float16 tensors as their bits in a Uint16Array.
  */
