@@ -17,6 +17,7 @@ import { addDeployCommand } from './commands/deploy';
 import { addDeploymentCommands } from './commands/deployments';
 import { addDevCommand } from './commands/dev';
 import { addJanitorCommand } from './commands/janitor';
+import { addModelCommands } from './commands/model';
 import { addScheduleCommands } from './commands/schedule-program';
 import { addScoreCommands } from './commands/score';
 import { addGpuWorkerCommand, addWorkerCommand } from './commands/workers';
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
   addScoreCommands(program);
   addGpuWorkerCommand(program);
   addJanitorCommand(program);
+  addModelCommands(program);
   addScheduleCommands(program);
   addCodecServerCommand(program);
   addDevCommand(program);

@@ -1,0 +1,80 @@
+/** `inferctl model inspect`, through the binary: what it reads from a model, and the answer for a sample. */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { promisify } from 'node:util';
+
+import type { ModelInspectResult } from '../../src/cli/commands/model';
+import { demoAssets } from '../helpers/workers';
+
+const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
+// No Temporal: an unreachable address proves none is needed.
+const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' };
+const run = (args: string[]) => promisify(execFile)(process.execPath, [BIN, 'model', 'inspect', ...args], { env });
+
+describe('inferctl model inspect', () => {
+  test('prints the input, output, spec and its source, and the top-k answer for each sample', async () => {
+    const assets = await demoAssets();
+    for (const sample of assets.samples.slice(0, 3)) {
+      const { stdout } = await run([assets.modelPath, '--sample', sample.path, '--top-k', '2', '--json']);
+      const result = JSON.parse(stdout) as ModelInspectResult;
+      assert.equal(result.model.inputName, 'image');
+      assert.equal(result.model.layout, 'NCHW');
+      assert.equal(result.model.labelCount, 8);
+      assert.equal(result.model.preprocessSource, 'metadata');
+      assert.equal(result.sample?.predictions.length, 2);
+      assert.equal(result.sample?.predictions[0]?.label, sample.label, `${sample.path} is ${sample.label}`);
+    }
+    const { stdout } = await run([assets.modelPath]);
+    assert.match(stdout, /input {3}image: float32, NCHW, 64×64, batch dynamic/);
+    assert.match(stdout, /Preprocessing \(from metadata\):/);
+    assert.doesNotMatch(stdout, /Sample/);
+  });
+
+  test('a spec from --preprocess or a sidecar says where it came from; one that cannot fit is exit 2', async () => {
+    const assets = await demoAssets();
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-inspect-'));
+    try {
+      const model = path.join(dir, 'colours.onnx');
+      await fs.copyFile(assets.modelPath, model);
+      await fs.copyFile(assets.labelsPath, path.join(dir, 'colours.labels.txt'));
+      await fs.writeFile(path.join(dir, 'colours.preprocess.json'), JSON.stringify({ preset: 'unit' }));
+      const sidecar = JSON.parse((await run([model, '--json'])).stdout) as ModelInspectResult;
+      assert.equal(sidecar.model.preprocessSource, 'sidecar');
+      assert.equal(sidecar.model.scale, 1 / 255);
+      assert.deepEqual(sidecar.model.mean, [0, 0, 0]);
+
+      const flagged = JSON.parse((await run([model, '--preprocess', 'raw', '--json'])).stdout) as ModelInspectResult;
+      assert.equal(flagged.model.preprocessSource, 'flag');
+      assert.equal(flagged.model.scale, 1);
+
+      const refused = await run([model, '--preprocess', 'torchvision']).then(
+        () => assert.fail('a 224×224 spec was accepted for a 64×64 model'),
+        (e: unknown) => e as { code: number; stderr: string },
+      );
+      assert.equal(refused.code, 2);
+      assert.match(refused.stderr, /width 224 disagrees with the input's fixed width 64/);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a missing model or sample is exit 2 saying what to pass', async () => {
+    const missing = await run(['/nonexistent/model.onnx']).then(
+      () => assert.fail('accepted a missing model'),
+      (e: unknown) => e as { code: number; stderr: string },
+    );
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /Model file not found: \/nonexistent\/model\.onnx/);
+    const { modelPath } = await demoAssets();
+    const noSample = await run([modelPath, '--sample', '/nonexistent/cat.jpg']).then(
+      () => assert.fail('accepted a missing sample'),
+      (e: unknown) => e as { code: number; stderr: string },
+    );
+    assert.equal(noSample.code, 2);
+    assert.match(noSample.stderr, /Sample image not found: \/nonexistent\/cat\.jpg/);
+  });
+});
