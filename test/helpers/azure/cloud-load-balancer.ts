@@ -28,6 +28,7 @@ export class CloudLoadBalancer {
   private readonly running = new Map<string, Running>();
   private timer?: NodeJS.Timeout;
   private busy = false;
+  private stopped = false;
   readonly events: string[] = [];
 
   constructor(
@@ -42,14 +43,17 @@ export class CloudLoadBalancer {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     clearInterval(this.timer);
+    // A reconcile in flight may be starting a container: let it finish, so none outlives the stop (a live
+    // child would keep the test file's process from ever exiting).
+    while (this.busy) await new Promise((resolve) => setTimeout(resolve, 20));
     for (const r of this.running.values()) r.child.kill('SIGKILL');
     this.running.clear();
-    await Promise.resolve();
   }
 
   private async reconcile(): Promise<void> {
-    if (this.busy) return;
+    if (this.busy || this.stopped) return;
     this.busy = true;
     try {
       const core = this.kc.makeApiClient(CoreV1Api);
@@ -65,6 +69,7 @@ export class CloudLoadBalancer {
         if (r?.child.exitCode === null && r.address && !svc.status?.loadBalancer?.ingress?.length) {
           await this.publish(core, svc, r.address);
         }
+        if (this.stopped) return;
         if (!r || r.child.exitCode !== null) await this.startContainer(svc);
       }
       for (const [key, r] of this.running) {
