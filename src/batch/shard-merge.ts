@@ -17,6 +17,7 @@ import { FailureType } from '../shared/failure-types';
 import { npyHeader } from './npy';
 import { SHARD_FILES } from './output-layout';
 import type { BatchLayout } from './output-layout';
+import { fileExists } from '../file-exists';
 
 const FLOAT32_BYTES = 4;
 
@@ -38,7 +39,7 @@ export async function concatFiles(files: string[], target: string, opts: ConcatO
   try {
     if (opts.prefix && !out.write(opts.prefix)) await Promise.race([once(out, 'drain'), failed]);
     for (const file of files) {
-      if (opts.skipMissing && !(await exists(file))) continue;
+      if (opts.skipMissing && !(await fileExists(file))) continue;
       // Copy chunk by chunk into the one output stream (no per-file listeners on it), honouring backpressure.
       for await (const chunk of createReadStream(file)) {
         if (!out.write(chunk as Buffer)) await Promise.race([once(out, 'drain'), failed]);
@@ -93,13 +94,4 @@ export async function mergeRawOutputs(
   const shape: [number, number] = [rows, classes];
   await concatFiles(files, layout.rawFile, { prefix: npyHeader(shape, '<f4'), onFile: onShard });
   return shape;
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.access(file);
-    return true;
-  } catch {
-    return false;
-  }
 }

@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { fileExists } from '../../src/file-exists';
 
 const execFileAsync = promisify(execFile);
 
@@ -40,13 +41,13 @@ export async function pythonVenv(requirementsFile: string, opts: { noDeps?: bool
       .digest('hex')
       .slice(0, 16)}`,
   );
-  if (await exists(stamp)) return { python };
+  if (await fileExists(stamp)) return { python };
 
   const lock = `${TEST_VENV}.lock`;
   await acquire(lock);
   try {
-    if (!(await exists(python))) await execFileAsync('python3', ['-m', 'venv', TEST_VENV]);
-    if (!(await exists(stamp))) {
+    if (!(await fileExists(python))) await execFileAsync('python3', ['-m', 'venv', TEST_VENV]);
+    if (!(await fileExists(stamp))) {
       try {
         const noDeps = opts.noDeps ? ['--no-deps'] : [];
         await execFileAsync(python, ['-m', 'pip', 'install', '--quiet', ...noDeps, '-r', requirementsFile], {
@@ -85,14 +86,5 @@ async function acquire(lock: string): Promise<void> {
       if (age > LOCK_STALE_MS) await fs.rm(lock, { recursive: true, force: true });
       else await new Promise((resolve) => setTimeout(resolve, 500));
     }
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.access(file);
-    return true;
-  } catch {
-    return false;
   }
 }

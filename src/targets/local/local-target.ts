@@ -25,6 +25,7 @@ import { LocalLayout } from './layout';
 import { findProcessesByMarker, isAlive, stopProcess } from './processes';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import { FailureType } from '../../shared/failure-types';
+import { fileExists } from '../../file-exists';
 
 const SERVER_MAIN = require.resolve('../../server/main');
 const GATEWAY_MAIN = require.resolve('./gateway-main');
@@ -110,7 +111,7 @@ export class LocalTarget implements Target {
     }
     const digest = `sha256:${hash.digest('hex')}`;
     const dir = layout.bundleDir(digest);
-    if (await exists(path.join(dir, '.complete'))) return { imageRef: dir, digest, reused: true };
+    if (await fileExists(path.join(dir, '.complete'))) return { imageRef: dir, digest, reused: true };
 
     const tmp = `${dir}.${process.pid}.tmp`;
     await fs.rm(tmp, { recursive: true, force: true });
@@ -264,7 +265,7 @@ export class LocalTarget implements Target {
     await Promise.all(pids.map((pid) => stopProcess(pid)));
     removed.push(...pids.map((pid) => `process ${pid}`));
     for (const entry of await listDir(layout.bundlesDir)) removed.push(`bundle sha256:${entry}`);
-    if (await exists(layout.dir)) {
+    if (await fileExists(layout.dir)) {
       await fs.rm(layout.dir, { recursive: true, force: true });
       removed.push(`directory ${layout.dir}`);
     }
@@ -277,15 +278,6 @@ async function answers(url: string): Promise<boolean> {
     const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
     await res.arrayBuffer();
     return res.ok;
-  } catch {
-    return false;
-  }
-}
-
-async function exists(file: string): Promise<boolean> {
-  try {
-    await fs.access(file);
-    return true;
   } catch {
     return false;
   }
