@@ -95,15 +95,17 @@ export async function v2SmokeProblems(smoke: V2SmokeSpec, model: ModelSignature)
   }
   const request = await readText('smoke request', smoke.requestPath, '--smoke-request');
   if (request.problem) problems.push(request.problem);
-  else
-    problems.push(...smokeRequestProblems(request.text!, model).map((p) => `smoke request ${smoke.requestPath}: ${p}`));
+  else {
+    const found = smokeRequestProblems(request.text!, model);
+    if (found.length > 0) problems.push(`smoke request ${smoke.requestPath}: ${found.join('; ')}`);
+  }
   if (smoke.expectPath) {
     const expect = await readText('expected outputs', smoke.expectPath, '--smoke-expect');
     if (expect.problem) problems.push(expect.problem);
     else {
       const requested = request.text === undefined ? undefined : requestedOutputs(request.text);
       const { problems: found } = parseExpectedOutputs(expect.text!, model, requested);
-      problems.push(...found.map((p) => `expected outputs ${smoke.expectPath}: ${p}`));
+      if (found.length > 0) problems.push(`expected outputs ${smoke.expectPath}: ${found.join('; ')}`);
     }
   }
   return problems;

@@ -81,7 +81,7 @@ export function printV2Serving(status: DeployStatus, out: Output): boolean {
       .map(
         (o) =>
           `${o.name} ${o.datatype} [${o.shape.join(', ')}]` +
-          (o.maxDifference !== undefined ? ` (max difference ${o.maxDifference})` : ''),
+          (o.maxDifference !== undefined ? ` (max difference ${Number(o.maxDifference.toPrecision(3))})` : ''),
       )
       .join(', ');
     out.line(`Smoke answer (V2): ${outputs} (${status.v2Smoke.latencyMs} ms)`);
