@@ -164,7 +164,9 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
         'validate',
         'validating',
         () => activities(quick, `Validate ${input.name}`).validateDeployment(input),
-        (v) => (v.protocol === 'v2' ? `V2 only (not an image classifier): ${v.input}` : `image classifier, ${v.input}`),
+        (v) =>
+          (v.protocol === 'v2' ? 'V2 only (not an image classifier)' : 'image classifier') +
+          (v.input ? `: ${v.input}` : ''),
       );
       status.modelDigest = validated.modelDigest;
       status.protocol = validated.protocol ?? 'classifier';

@@ -150,6 +150,24 @@ describe('deploy workflow with a model that is not an image classifier (V2 only)
     await assert.rejects(fs.access(new LocalLayout(name).dir), 'the deployment directory is gone');
   });
 
+  test('an image classifier takes a V2 smoke request too, on the same /v2 routes', async () => {
+    const name = uniqueName('v2cls');
+    const image = { name: 'image', datatype: 'FP32', shape: [1, 3, 64, 64], data: new Array(3 * 64 * 64).fill(0.5) };
+    const handle = await suite.startDeploy(
+      suite.deployInput({
+        name,
+        ttlSeconds: 1,
+        smokeRequest: { requestPath: await writeJson(`${name}-request.json`, { inputs: [image] }) },
+      }),
+    );
+    const outcome: DeployOutcome = await handle.result();
+    assert.equal(outcome.protocol, 'classifier');
+    assert.equal(outcome.v2ModelName, 'tiny-cnn');
+    assert.match(outcome.steps[0]!.detail!, /^image classifier: float32 NCHW 64x64$/);
+    assert.deepEqual(outcome.v2Smoke?.outputs, [{ name: 'probabilities', datatype: 'FP32', shape: [1, 8] }]);
+    assert.equal(outcome.smoke, undefined);
+  });
+
   /** Runs a deployment that must fail validation; returns validation's own failure. */
   async function refused(extra: Partial<DeployInput>): Promise<ApplicationFailure> {
     const input = suite.deployInput({ name: uniqueName('v2inv'), modelPath, ...extra });
