@@ -8,11 +8,19 @@ import path from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
-import { readModelInfo, readOverrides } from '../src/model/model-info';
+import type { ModelSignature } from '../src/model/model-signature';
 import { configOf } from '../src/model/preprocess-spec';
 import { TARGET_TIMINGS } from '../src/shared/deploy-timings';
-import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS } from '../src/shared/deploy-types';
-import type { DeployInput, Prediction, SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
+import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS, v2ModelName } from '../src/shared/deploy-types';
+import type {
+  DeployInput,
+  DeployProtocol,
+  Prediction,
+  SmokeResult,
+  SmokeSpec,
+  V2SmokeResult,
+  V2SmokeSpec,
+} from '../src/shared/deploy-types';
 import type { PreprocessConfig, PreprocessSource } from '../src/shared/preprocess-types';
 import type { StepProgress, Target } from '../src/targets/target';
 import type {
@@ -26,6 +34,7 @@ import type {
 } from '../src/shared/target-types';
 import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
+import { readServedModel, v2FlagProblems, v2SmokeProblems, v2SmokeQuery } from './v2-deployment';
 import { FailureType } from '../src/shared/failure-types';
 
 export interface DeployActivityDeps {
@@ -44,6 +53,10 @@ export interface ValidatedDeployment {
   input?: string;
   /** False when the model's batch dimension is fixed at 1: served without dynamic batching. */
   batching?: boolean;
+  /** How the replicas serve it: an image classifier, or any model on the Open Inference Protocol only. */
+  protocol?: DeployProtocol;
+  /** The model's name in /v2/models/{name}. */
+  v2ModelName?: string;
 }
 
 export interface WaitOptions {
@@ -85,6 +98,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
         problems.push(`labels path must be absolute (got ${input.labelsPath})`);
       }
+      problems.push(...v2FlagProblems(input));
       if (problems.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `Invalid deployment: ${problems.join('; ')}.`,
@@ -96,10 +110,23 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         assertInsideAllowedRoots('model', input.modelPath);
         if (input.smoke) assertInsideAllowedRoots('smoke sample', input.smoke.samplePath);
         if (input.labelsPath) assertInsideAllowedRoots('labels file', input.labelsPath);
+        if (input.smokeRequest) assertInsideAllowedRoots('smoke request', input.smokeRequest.requestPath);
+        if (input.smokeRequest?.expectPath) assertInsideAllowedRoots('expected outputs', input.smokeRequest.expectPath);
         return Promise.resolve();
       });
 
-      const info = await failingPermanently(async () => readModelInfo(input.modelPath, await readOverrides(input)));
+      const model = await failingPermanently(() => readServedModel(input));
+      if (input.smokeRequest) {
+        const smokeProblems = await v2SmokeProblems(input.smokeRequest, model.signature);
+        if (smokeProblems.length > 0) {
+          throw ApplicationFailure.nonRetryable(
+            `Invalid V2 smoke query: ${smokeProblems.join('; ')}.`,
+            FailureType.InvalidDeployment,
+          );
+        }
+      }
+      const { info, signature } = model;
+      if (!info) return validatedV2(input, signature);
       if (input.smoke) {
         try {
           await fs.access(input.smoke.samplePath);
@@ -126,6 +153,8 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         preprocessSource: info.preprocessSource,
         input: `${info.inputType} ${info.layout} ${info.width}x${info.height}`,
         batching: info.dynamicBatch,
+        protocol: 'classifier',
+        v2ModelName: v2ModelName(input.modelPath),
       };
       if (!info.dynamicBatch) log.info('The model takes one image at a time: served without dynamic batching');
       return validated;
@@ -237,6 +266,16 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       return { predictions, latencyMs };
     },
 
+    /**
+     * The Open Inference Protocol's smoke query: the request file POSTed to /v2/models/{name}/infer without
+     * the key (401) and with it (200), the answer compared with the expected outputs within the tolerance.
+     */
+    async smokeQueryV2(spec: DeploymentSpec, smoke: V2SmokeSpec): Promise<V2SmokeResult> {
+      const target = targetFor(spec.target);
+      const access = await failingPermanently(() => target.endpointAccess(spec));
+      return v2SmokeQuery(access, v2ModelName(spec.modelPath), smoke, Context.current().cancellationSignal);
+    },
+
     /** Removes everything the deployment created; safe to repeat, retried until it succeeds. */
     async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
       const target = targetFor(spec.target);
@@ -283,4 +322,24 @@ function parsePredictions(text: string): Prediction[] | undefined {
       (p as Prediction).score <= 1,
   );
   return wellFormed ? (predictions as Prediction[]) : undefined;
+}
+
+function validatedV2(input: DeployInput, signature: ModelSignature): ValidatedDeployment {
+  if (input.target !== 'local') {
+    throw ApplicationFailure.nonRetryable(
+      `A model served on the Open Inference Protocol only runs on the local target for now (not "${input.target}"). ` +
+        'Deploy it with --target local.',
+      FailureType.InvalidDeployment,
+    );
+  }
+  const dynamic = [...signature.inputs, ...signature.outputs].every((t) => t.shape[0] === -1);
+  return {
+    modelName: path.basename(input.modelPath),
+    modelDigest: signature.digest,
+    labels: 0,
+    input: signature.inputs.map((i) => `${i.name} ${i.datatype ?? '?'} [${i.shape.join(', ')}]`).join(', '),
+    batching: dynamic,
+    protocol: 'v2',
+    v2ModelName: v2ModelName(input.modelPath),
+  };
 }

@@ -160,10 +160,18 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
   let failure: unknown;
   try {
     await main.run(async () => {
-      const validated = await step('validate', 'validating', () =>
-        activities(quick, `Validate ${input.name}`).validateDeployment(input),
+      const validated = await step(
+        'validate',
+        'validating',
+        () => activities(quick, `Validate ${input.name}`).validateDeployment(input),
+        (v) =>
+          (v.protocol === 'v2' ? 'V2 only (not an image classifier)' : 'image classifier') +
+          (v.input ? `: ${v.input}` : ''),
       );
       status.modelDigest = validated.modelDigest;
+      status.protocol = validated.protocol ?? 'classifier';
+      status.v2ModelName = validated.v2ModelName;
+      if (validated.protocol === 'v2') spec.protocol = 'v2';
 
       provisioningStarted = true;
       const provisioned = await step('provision', 'provisioning', () =>
@@ -195,6 +203,14 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
           'smoke-testing',
           () => activities(quick, 'Smoke query with the sample image').smokeQuery(spec, smoke),
           (r) => `${r.predictions[0]?.label} ${r.predictions[0]?.score.toFixed(3)}`,
+        );
+      } else if (input.smokeRequest) {
+        const smoke = input.smokeRequest;
+        status.v2Smoke = await step(
+          'smokeQuery',
+          'smoke-testing',
+          () => activities(quick, 'Smoke query with the V2 request').smokeQueryV2(spec, smoke),
+          (r) => r.outputs.map((o) => `${o.name} ${o.datatype} [${o.shape.join(', ')}]`).join(', '),
         );
       }
 

@@ -103,7 +103,7 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
   };
 }
 
-async function readModelFile(modelPath: string): Promise<Buffer> {
+export async function readModelFile(modelPath: string): Promise<Buffer> {
   try {
     return await fs.readFile(modelPath);
   } catch (err) {
@@ -124,7 +124,7 @@ async function readModelFile(modelPath: string): Promise<Buffer> {
   }
 }
 
-function decodeGraph(
+export function decodeGraph(
   modelPath: string,
   bytes: Buffer,
 ): { model: onnx.IGraphProto; props: onnx.IStringStringEntryProto[] } {

@@ -1,10 +1,13 @@
 /**
  * The scoring server's request and response plumbing on node:http: JSON answers, error answers that
- * never read a body they refused, a body reader that stops at the limit, and the bearer-key check.
+ * never read a body they refused, a body reader that stops at the limit, compressed bodies
+ * (`Content-Encoding: gzip` or `deflate`) decoded within the same limit, and the bearer-key check.
  */
 import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
+import { promisify } from 'node:util';
+import zlib from 'node:zlib';
 
 /** Thrown inside the server for an answer other than 200; never escapes it. */
 export class HttpError extends Error {
@@ -110,6 +113,60 @@ export function readBody(req: http.IncomingMessage, maxBodyBytes: number): Promi
       if (!req.complete) reject(new HttpError(400, 'aborted', 'The client closed the request before the body ended.'));
     });
   });
+}
+
+const DECODERS: Record<string, (body: Buffer, opts: zlib.ZlibOptions) => Promise<Buffer>> = {
+  gzip: promisify(zlib.gunzip),
+  'x-gzip': promisify(zlib.gunzip),
+  deflate: promisify(zlib.inflate),
+};
+
+/** The request's content codings, in the order they were applied ('identity' left out). */
+function contentCodings(req: http.IncomingMessage): string[] {
+  const header = req.headers['content-encoding'];
+  return (header ?? '')
+    .split(',')
+    .map((c) => c.trim().toLowerCase())
+    .filter((c) => c !== '' && c !== 'identity');
+}
+
+/**
+ * Checks the request's Content-Encoding before a byte of the body is read (415 for a coding other than
+ * gzip and deflate) and returns what decodes the body once read. The limit applies to the decoded size
+ * too: a body that inflates past `maxBodyBytes` is a 413, whatever its compressed size.
+ */
+export function bodyDecoder(req: http.IncomingMessage, maxBodyBytes: number): (body: Buffer) => Promise<Buffer> {
+  const codings = contentCodings(req);
+  const unknown = codings.filter((c) => !Object.hasOwn(DECODERS, c));
+  if (unknown.length > 0) {
+    throw new HttpError(
+      415,
+      'unsupported-encoding',
+      `Content-Encoding ${unknown.join(', ')} is not supported; send the body uncompressed, gzip or deflate.`,
+    );
+  }
+  return async (body) => {
+    let decoded = body;
+    for (const coding of [...codings].reverse()) {
+      try {
+        decoded = await DECODERS[coding]!(decoded, { maxOutputLength: maxBodyBytes });
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+          throw new HttpError(
+            413,
+            'body-too-large',
+            `The body decompresses to over ${maxBodyBytes} bytes. Send a smaller request.`,
+          );
+        }
+        throw new HttpError(
+          400,
+          'bad-encoding',
+          `The body is not valid ${coding} (${(err as Error).message}). Compress it again, or send it uncompressed.`,
+        );
+      }
+    }
+    return decoded;
+  };
 }
 
 /** Answers malformed requests and timeouts if the socket can still take it; never throws. */

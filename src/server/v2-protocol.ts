@@ -11,6 +11,8 @@
  *   (each /v2/models/{name}… also as /v2/models/{name}/versions/1…, the one version there is)
  * Keys: `/v2/health/*` needs none, like /healthz (probes carry no secrets); everything else needs the
  * deployment's `Authorization: Bearer <key>` (401), and infer has the body limit of /score (413).
+ * Infer bodies may be compressed (`Content-Encoding: gzip` or `deflate`, as the Triton client's
+ * `request_compression_algorithm` sends them): the limit holds for the compressed and the decoded size.
  * Errors are V2's `{"error":"…"}`: 400 for a request the model cannot take (unknown input, wrong
  * datatype or shape, bad sizes), 404 for another model name, 503 while loading.
  *
@@ -30,7 +32,7 @@ import type * as ort from 'onnxruntime-node';
 
 import { packageRoot } from '../paths';
 import type { BatchingOptions } from './dynamic-batcher';
-import { readBody, sendJson } from './http-io';
+import { bodyDecoder, readBody, sendJson } from './http-io';
 import { V2Batcher } from './v2-batcher';
 import type { BatchInput, Outputs } from './v2-batcher';
 import { ortTensor } from '../scoring/tensor-dtype';
@@ -192,12 +194,9 @@ export function createV2Routes(opts: V2RoutesOptions): Record<string, V2Route> {
       handle: async ({ req, res, expectsContinue }) => {
         opts.admit(req);
         const target = modelAt(path(req));
-        const encoding = req.headers['content-encoding'];
-        if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-          throw new V2Error(`Content-Encoding ${encoding} is not supported; send the request uncompressed.`);
-        }
+        const decode = bodyDecoder(req, opts.maxBodyBytes);
         if (expectsContinue) res.writeContinue();
-        const body = await readBody(req, opts.maxBodyBytes);
+        const body = await decode(await readBody(req, opts.maxBodyBytes));
         const header = req.headers['inference-header-content-length'];
         const request = parseInferRequest(body, Array.isArray(header) ? header[0] : header);
         const outputs = await infer(target, request.inputs, request.outputs, request.binaryOutputs, opts);

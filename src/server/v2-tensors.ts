@@ -204,7 +204,7 @@ export function tensorToJson(datatype: V2Datatype, data: ArrayBufferView): unkno
 const rawJson = (JSON as unknown as { rawJSON(this: void, text: string): unknown }).rawJSON;
 
 /** JSON.parse keeping integers beyond 2^53 exact, as BigInt (for INT64/UINT64 data). */
-function parseJson(text: string): unknown {
+export function parseJson(text: string): unknown {
   return JSON.parse(text, function (this: unknown, _key: string, value: unknown, context?: { source?: string }) {
     const source = context?.source;
     if (typeof value === 'number' && !Number.isSafeInteger(value) && source && /^-?\d+$/.test(source)) {

@@ -25,6 +25,37 @@ export interface SmokeSpec {
   expectedLabel?: string;
 }
 
+/**
+ * How a deployment's replicas serve the model: `classifier` (an image classifier: POST /score, and the
+ * Open Inference Protocol next to it) or `v2` (any ONNX model, on the /v2 routes only).
+ */
+export type DeployProtocol = 'classifier' | 'v2';
+
+/**
+ * The smoke query of the Open Inference Protocol (KServe V2): a request sent to /v2/models/{name}/infer
+ * through the endpoint with the key, and the outputs it must answer. Files on the worker's filesystem,
+ * like the sample image; validate reads and checks both against the model before anything is created.
+ */
+export interface V2SmokeSpec {
+  /** Absolute path to a V2 inference request (JSON: {"inputs":[{"name","datatype","shape","data"}…]}). */
+  requestPath: string;
+  /** Absolute path to the expected outputs (JSON: {"outputs":[{"name","data"[, "datatype", "shape"]}…]}). */
+  expectPath?: string;
+  /**
+   * Floating-point elements pass when |answer − expected| ≤ tolerance × max(1, |expected|): absolute
+   * below 1, relative above (default V2_SMOKE_TOLERANCE). Integers and BOOL must be equal.
+   */
+  tolerance?: number;
+}
+
+/** A model's name on the Open Inference Protocol (/v2/models/{name}): its file name without `.onnx`. */
+export function v2ModelName(modelPath: string): string {
+  return (modelPath.split(/[\\/]/).pop() ?? modelPath).replace(/\.onnx$/i, '');
+}
+
+/** The default `V2SmokeSpec.tolerance`. */
+export const V2_SMOKE_TOLERANCE = 1e-5;
+
 /** Durations in seconds, each overriding the target's default in `TARGET_TIMINGS` (deploy-timings.ts). */
 export interface DeployTimings {
   /** How long waitForDeployment may wait for every replica to be ready. */
@@ -55,6 +86,10 @@ export interface DeployInput {
    */
   labelsPath?: string;
   smoke?: SmokeSpec;
+  /** The V2 smoke query (--smoke-request, --smoke-expect); instead of `smoke`. */
+  smokeRequest?: V2SmokeSpec;
+  /** --protocol; left out, validate decides from the model (an image classifier, or V2 only). */
+  protocol?: DeployProtocol;
   timings?: DeployTimings;
   /** Choices for the aks target (cluster, resource group, GPU pool). */
   aks?: AksDeploymentOptions;
@@ -96,6 +131,21 @@ export interface SmokeResult {
   latencyMs: number;
 }
 
+/** One output of a V2 smoke answer; `maxDifference` when it was compared with an expected tensor. */
+export interface V2SmokeOutput {
+  name: string;
+  datatype: string;
+  shape: number[];
+  maxDifference?: number;
+}
+
+export interface V2SmokeResult {
+  /** The model's name in /v2/models/{name}. */
+  modelName: string;
+  outputs: V2SmokeOutput[];
+  latencyMs: number;
+}
+
 export interface DeployStatus {
   name: string;
   target: TargetKind;
@@ -108,6 +158,12 @@ export interface DeployStatus {
   modelDigest?: string;
   imageRef?: string;
   smoke?: SmokeResult;
+  /** How the replicas serve the model, once validate has decided. */
+  protocol?: DeployProtocol;
+  /** The model's name on the Open Inference Protocol: POST {endpoint}/v2/models/{v2ModelName}/infer. */
+  v2ModelName?: string;
+  /** The V2 smoke query's answer. */
+  v2Smoke?: V2SmokeResult;
   /** When the TTL ends (ISO 8601), while serving. */
   expiresAt?: string;
   steps: StepRecord[];

@@ -25,6 +25,8 @@ export interface DeploymentSpec {
   preprocess?: PreprocessConfig;
   /** The deployment's own labels file (--labels, absolute, on the worker), over the model's labels. */
   labelsPath?: string;
+  /** 'v2': a model that is not an image classifier, served on the Open Inference Protocol only (--v2-only). */
+  protocol?: 'v2';
   /** Choices for the aks target; ignored by others. */
   aks?: AksDeploymentOptions;
 }

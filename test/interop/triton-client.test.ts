@@ -3,8 +3,9 @@
  * PyPI, in test/.venv made from test/interop/requirements.txt on first run) against real replica
  * processes (dist/src/server/main.js) on loopback with the deployment's bearer key: the tiny image
  * classifier, and a six-input model that is not a classifier served with --v2-only. The client infers
- * with binary tensors (its default) and with JSON, and each output tensor it decodes must equal, byte for
- * byte, onnxruntime run directly on the same inputs. Skipped, with a note, where python3 is missing.
+ * with binary tensors (its default), with JSON, and with binary requests it compresses with gzip and with
+ * deflate (`request_compression_algorithm`), and each output tensor it decodes must equal, byte for byte,
+ * onnxruntime run directly on the same inputs. Skipped, with a note, where python3 is missing.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, spawnSync } from 'node:child_process';
@@ -137,7 +138,7 @@ describe('Triton HTTP client against a replica', { skip: hasPython ? false : 'py
     }
   }
 
-  test('the image classifier: metadata, health, and the same probabilities as onnxruntime, binary and JSON', async (t) => {
+  test('the image classifier: metadata, health, and the same probabilities as onnxruntime, binary, JSON, gzip and deflate', async (t) => {
     if (unavailable) return t.skip(unavailable);
     const replica = await startReplica(dir, 'tiny', ['--model', path.join(dir, 'tiny.onnx')]);
     replicas.push(replica);
@@ -155,11 +156,11 @@ describe('Triton HTTP client against a replica', { skip: hasPython ? false : 'py
     assert.deepEqual(report.metadata.outputs, [{ name: 'probabilities', datatype: 'FP32', shape: [-1, 8] }]);
 
     const expected = bytes((await direct('tiny.onnx', inputs)).probabilities!.data as Float32Array);
-    for (const mode of ['binary', 'json']) {
+    for (const mode of ['binary', 'json', 'gzip', 'deflate']) {
       const seen = report.outputs[mode]!;
       assert.equal(seen.id, `interop-${mode}`);
       assert.equal(seen.model_name, 'tiny');
-      assert.deepEqual(seen.tensors.probabilities, { datatype: 'FP32', shape: [3, 8], binary: mode === 'binary' });
+      assert.deepEqual(seen.tensors.probabilities, { datatype: 'FP32', shape: [3, 8], binary: mode !== 'json' });
       assert.deepEqual(await read(mode, 'probabilities'), expected, `${mode}: byte for byte what onnxruntime answers`);
     }
     assert.equal(report.no_key_error?.status, '401');
@@ -232,14 +233,14 @@ describe('Triton HTTP client against a replica', { skip: hasPython ? false : 'py
     assert.equal(report.metadata.inputs.length, 6);
     const expected = await direct('adder.onnx', inputs);
     const datatypes: Record<string, string> = { sum: 'FP32', neg: 'INT64', square: 'FP16', isum: 'INT32', not: 'BOOL' };
-    for (const mode of ['binary', 'json']) {
+    for (const mode of ['binary', 'json', 'gzip', 'deflate']) {
       const seen = report.outputs[mode]!;
       assert.deepEqual(Object.keys(seen.tensors), outputs, mode);
       for (const name of outputs) {
         const shape = name === 'sum' || name === 'neg' ? [rows, 3] : [rows, 2];
         assert.deepEqual(
           seen.tensors[name],
-          { datatype: datatypes[name], shape, binary: mode === 'binary' },
+          { datatype: datatypes[name], shape, binary: mode !== 'json' },
           `${mode} ${name}`,
         );
         assert.deepEqual(

@@ -4,8 +4,9 @@ Uses NVIDIA's tritonclient.http.InferenceServerClient (what Triton users run) wi
 bearer key. Reads the request from SPEC (a JSON file written by triton-client.test.ts: the model name
 and each input's name, datatype, shape and raw little-endian bytes file), then:
   - checks is_server_live / is_server_ready / is_model_ready, server and model metadata;
-  - infers twice, binary (the client's default) and JSON (binary_data=False for inputs and outputs),
-    and writes each output tensor's bytes to OUT/<mode>/<name>.bin;
+  - infers four times, binary (the client's default), JSON (binary_data=False for inputs and outputs),
+    and binary compressed with gzip and with deflate (request_compression_algorithm), and writes each
+    output tensor's bytes to OUT/<mode>/<name>.bin;
   - checks that a request without the key and one with an unknown input fail with the server's message.
 Prints one JSON line: what it saw (metadata, each output's datatype and shape, the error messages).
 """
@@ -40,8 +41,10 @@ def main() -> None:
         dtype = triton_to_np_dtype(t["datatype"])
         arrays[t["name"]] = np.fromfile(t["file"], dtype=dtype).reshape(t["shape"])
 
-    for mode in ("binary", "json"):
-        binary = mode == "binary"
+    # gzip and deflate: binary requests compressed by the client (request_compression_algorithm).
+    for mode in ("binary", "json", "gzip", "deflate"):
+        binary = mode != "json"
+        compression = mode if mode in ("gzip", "deflate") else None
         inputs = []
         for t in spec["inputs"]:
             tensor = httpclient.InferInput(t["name"], t["shape"], t["datatype"])
@@ -51,7 +54,14 @@ def main() -> None:
         outputs = None if binary else [httpclient.InferRequestedOutput(o, binary_data=False) for o in spec["outputs"]]
         # A copy: the client writes Inference-Header-Content-Length into the dict it is given, and a stale
         # one would describe the next (JSON) request wrongly.
-        result = client.infer(model, inputs, outputs=outputs, headers=dict(headers), request_id=f"interop-{mode}")
+        result = client.infer(
+            model,
+            inputs,
+            outputs=outputs,
+            headers=dict(headers),
+            request_id=f"interop-{mode}",
+            request_compression_algorithm=compression,
+        )
         response = result.get_response()
         os.makedirs(os.path.join(out_dir, mode), exist_ok=True)
         seen = {}

@@ -384,11 +384,30 @@ describe('Open Inference Protocol on the scoring server', () => {
       [
         fetch(`${multiUrl}/v2/models/adder/infer`, {
           method: 'POST',
+          headers: { ...AUTH, 'content-encoding': 'br' },
+          body: zlib.brotliCompressSync(JSON.stringify({ inputs: good() })),
+        }),
+        415,
+        /Content-Encoding br is not supported; send the body uncompressed, gzip or deflate/,
+      ],
+      [
+        // 2 kB of gzip that inflates past the limit: refused for its decoded size.
+        fetch(`${multiUrl}/v2/models/adder/infer`, {
+          method: 'POST',
           headers: { ...AUTH, 'content-encoding': 'gzip' },
-          body: zlib.gzipSync(JSON.stringify({ inputs: good() })),
+          body: zlib.gzipSync(Buffer.alloc(LIMIT + 1, 32)),
+        }),
+        413,
+        /decompresses to over 2000000 bytes/,
+      ],
+      [
+        fetch(`${multiUrl}/v2/models/adder/infer`, {
+          method: 'POST',
+          headers: { ...AUTH, 'content-encoding': 'gzip' },
+          body: zlib.gzipSync(JSON.stringify({ inputs: good() })).subarray(0, 20),
         }),
         400,
-        /Content-Encoding gzip is not supported; send the request uncompressed/,
+        /The body is not valid gzip/,
       ],
     ];
     for (const [pending, status, message] of cases) {
@@ -400,6 +419,42 @@ describe('Open Inference Protocol on the scoring server', () => {
     }
     // Still serving after all that.
     assert.equal((await infer({ inputs: good() })).status, 200);
+  });
+
+  test('gzip and deflate bodies, JSON and binary, are answered as their uncompressed form is', async () => {
+    const a = BigInt64Array.from([1n, 2n, 3n]);
+    const inputs = [
+      { name: 'a', shape: [1, 3], datatype: 'INT64', parameters: { binary_data_size: 24 } },
+      { name: 'b', shape: [1, 3], datatype: 'FP32', data: [0.5, 0.25, -1] },
+      { name: 'h', shape: [1, 2], datatype: 'FP16', data: [1.5, -2] },
+      { name: 'u', shape: [1, 2], datatype: 'UINT8', data: [200, 7] },
+      { name: 'i', shape: [1, 2], datatype: 'INT32', data: [-100, 3] },
+      { name: 'flag', shape: [1, 2], datatype: 'BOOL', data: [true, false] },
+    ];
+    const header = Buffer.from(JSON.stringify({ inputs, outputs: [{ name: 'sum' }, { name: 'isum' }] }));
+    const plain = Buffer.concat([header, Buffer.from(a.buffer)]);
+    const binary = { ...AUTH, 'inference-header-content-length': String(header.length) };
+    const answer = async (body: Buffer, encoding?: string) => {
+      const res = await fetch(`${multiUrl}/v2/models/adder/infer`, {
+        method: 'POST',
+        headers: encoding ? { ...binary, 'content-encoding': encoding } : binary,
+        body,
+      });
+      assert.equal(res.status, 200, await res.clone().text());
+      return (await res.json()) as V2Response;
+    };
+    const expected = await answer(plain);
+    assert.deepEqual(
+      expected.outputs.map((o) => o.data),
+      [
+        [1.5, 2.25, 2],
+        [100, 10],
+      ],
+    );
+    assert.deepEqual(await answer(zlib.gzipSync(plain), 'gzip'), expected);
+    assert.deepEqual(await answer(zlib.deflateSync(plain), 'deflate'), expected);
+    assert.deepEqual(await answer(zlib.gzipSync(plain), 'identity, GZIP'), expected, 'codings are case-insensitive');
+    assert.deepEqual(await answer(zlib.gzipSync(zlib.deflateSync(plain)), 'deflate, gzip'), expected, 'in order');
   });
 
   test('while the model loads: /v2/health/ready and model routes are 503, live is 200; then ready', async () => {

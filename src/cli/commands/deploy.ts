@@ -31,13 +31,15 @@ import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
 import { createOutput, describeFailure, type Output } from '../output';
 import { ResultWatch } from '../result-watch';
+import { addV2SmokeOptions, printV2Serving, v2SmokeInput } from '../v2-smoke-flags';
+import type { V2SmokeFlags } from '../v2-smoke-flags';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
 export function addDeployCommand(program: Command): void {
-  program
+  const command = program
     .command('deploy')
     .description('Deploy a model: provision → build image → deploy → wait → smoke query → serve for --ttl → teardown')
-    .requiredOption('-m, --model <path>', 'ONNX image classifier to serve')
+    .requiredOption('-m, --model <path>', 'ONNX model to serve: an image classifier, or any model on V2 only')
     .option(
       '-n, --name <name>',
       'deployment name (default: from the model file name); the workflow id is deploy-<name>',
@@ -54,7 +56,8 @@ export function addDeployCommand(program: Command): void {
     .option('--preprocess <preset|file.json>', PREPROCESS_HELP)
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
-    .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this')
+    .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this');
+  addV2SmokeOptions(command)
     .option(
       '--ready-timeout <duration>',
       `how long replicas may take to become ready (default: ${formatDuration(TARGET_TIMINGS.local.readyTimeoutSeconds * 1000)} on local, ${formatDuration(TARGET_TIMINGS.aks.readyTimeoutSeconds * 1000)} on aks)`,
@@ -102,6 +105,10 @@ export function addDeployCommand(program: Command): void {
           labelsPath: o.labels,
           smokeSample: o.smokeSample,
           expectLabel: o.expectLabel,
+          protocol: o.protocol,
+          smokeRequest: o.smokeRequest,
+          smokeExpect: o.smokeExpect,
+          smokeTolerance: o.smokeTolerance,
           readyTimeoutSeconds: o.readyTimeout,
           aks: o.target === 'aks' ? aks : undefined,
           taskQueue: o.taskQueue,
@@ -163,7 +170,7 @@ export async function deployDryRunCommand(
   return report;
 }
 
-export interface DeployCommandOptions {
+export interface DeployCommandOptions extends V2SmokeFlags {
   modelPath: string;
   name?: string;
   target: TargetKind;
@@ -206,6 +213,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     smoke: opts.smokeSample
       ? { samplePath: path.resolve(opts.smokeSample), expectedLabel: opts.expectLabel }
       : undefined,
+    ...v2SmokeInput(opts),
     // Only what the user chose: the workflow fills in the rest from the per-target timing table.
     ...(opts.readyTimeoutSeconds ? { timings: { readyTimeoutSeconds: opts.readyTimeoutSeconds } } : {}),
     ...(opts.aks && Object.keys(opts.aks).length > 0 ? { aks: opts.aks } : {}),
@@ -232,6 +240,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
           `- **Model:** ${modelPath}`,
           `- **Target:** ${opts.target}`,
           `- **Replicas:** ${opts.replicas}`,
+          ...(input.smokeRequest ? [`- **V2 smoke request:** ${input.smokeRequest.requestPath}`] : []),
           `- **Smoke sample:** ${input.smoke ? `${input.smoke.samplePath}${input.smoke.expectedLabel ? ` (expect "${input.smoke.expectedLabel}")` : ''}` : 'none'}`,
         ].join('\n'),
       },
@@ -320,7 +329,7 @@ export async function followDeployment(
   const outcome = watch.outcome;
   if (outcome) {
     printSteps(outcome, printed, out);
-    if (outcome.smoke) printServing({ ...outcome, endpoint: undefined, expiresAt: undefined }, out);
+    if (outcome.smoke || outcome.v2Smoke) printServing({ ...outcome, endpoint: undefined, expiresAt: undefined }, out);
     if (outcome.endpoint) out.line(`Served at ${outcome.endpoint} until the teardown.`);
     out.line(
       `Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`,
@@ -354,6 +363,8 @@ function printServing(status: DeployStatus, out: Output): void {
       .join(', ');
     out.line(`Smoke answer: ${answer} (${status.smoke.latencyMs} ms)`);
   }
-  if (status.endpoint) out.line(`Endpoint: POST ${status.endpoint}/score  (key: ${status.apiKeyRef ?? 'see target'})`);
+  if (!printV2Serving(status, out) && status.endpoint) {
+    out.line(`Endpoint: POST ${status.endpoint}/score  (key: ${status.apiKeyRef ?? 'see target'})`);
+  }
   if (status.expiresAt) out.line(`Serving until ${status.expiresAt}. Stop sooner: inferctl teardown ${status.name}`);
 }

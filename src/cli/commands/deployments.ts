@@ -121,7 +121,10 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
   const s = view.status;
   ctx.out.line(`${view.name}: ${view.execution.toLowerCase()}${s ? `, stage ${s.stage}` : ''}`);
   if (s) {
-    ctx.out.line(`  target ${s.target}, ${s.replicas} replica(s)${s.endpoint ? `, endpoint ${s.endpoint}` : ''}`);
+    const protocol = s.protocol === 'v2' ? `, V2 only (/v2/models/${s.v2ModelName}/infer)` : '';
+    ctx.out.line(
+      `  target ${s.target}, ${s.replicas} replica(s)${s.endpoint ? `, endpoint ${s.endpoint}` : ''}${protocol}`,
+    );
     if (s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
     if (s.smoke)
       ctx.out.line(`  smoke answer: ${s.smoke.predictions[0]?.label} (${s.smoke.predictions[0]?.score.toFixed(3)})`);

@@ -25,6 +25,7 @@ import { LocalLayout } from './layout';
 import { findProcessesByMarker, isAlive, stopProcess } from './processes';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import { FailureType } from '../../shared/failure-types';
+import { v2ModelName } from '../../shared/deploy-types';
 import { fileExists } from '../../file-exists';
 
 const SERVER_MAIN = require.resolve('../../server/main');
@@ -96,15 +97,18 @@ export class LocalTarget implements Target {
 
   async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
     const layout = this.layout(spec.name);
-    const info = await readModelInfo(spec.modelPath, await readOverrides(spec));
-    // The bundle keeps the spec and labels the deployment was validated with, resolved: the replicas read
-    // them with --preprocess and --labels, whatever the model's sidecars or metadata say.
-    const files: Record<string, Buffer> = {
-      'model.onnx': await fs.readFile(spec.modelPath),
-      'model.labels.txt': Buffer.from(info.labels.join('\n') + '\n'),
-      'preprocess.json': Buffer.from(JSON.stringify(configOf(info), null, 2) + '\n'),
-      'server.json': Buffer.from(JSON.stringify({ topK: spec.topK, maxBodyBytes: MAX_BODY_BYTES }, null, 2)),
-    };
+    const files: Record<string, Buffer> = { 'model.onnx': await fs.readFile(spec.modelPath) };
+    if (spec.protocol === 'v2') {
+      // Any model, on the Open Inference Protocol only: no labels, no preprocessing.
+      files['server.json'] = Buffer.from(JSON.stringify({ protocol: 'v2', maxBodyBytes: MAX_BODY_BYTES }, null, 2));
+    } else {
+      const info = await readModelInfo(spec.modelPath, await readOverrides(spec));
+      // The bundle keeps the spec and labels the deployment was validated with, resolved: the replicas read
+      // them with --preprocess and --labels, whatever the model's sidecars or metadata say.
+      files['model.labels.txt'] = Buffer.from(info.labels.join('\n') + '\n');
+      files['preprocess.json'] = Buffer.from(JSON.stringify(configOf(info), null, 2) + '\n');
+      files['server.json'] = Buffer.from(JSON.stringify({ topK: spec.topK, maxBodyBytes: MAX_BODY_BYTES }, null, 2));
+    }
     const hash = crypto.createHash('sha256');
     for (const [name, content] of Object.entries(files)) {
       hash.update(`${name}\0${content.length}\0`).update(content);
@@ -159,10 +163,16 @@ export class LocalTarget implements Target {
           String(spec.topK),
           '--max-body-bytes',
           String(MAX_BODY_BYTES),
-          '--preprocess',
-          path.join(image.imageRef, 'preprocess.json'),
-          '--labels',
-          path.join(image.imageRef, 'model.labels.txt'),
+          '--model-name',
+          v2ModelName(spec.modelPath),
+          ...(spec.protocol === 'v2'
+            ? ['--v2-only']
+            : [
+                '--preprocess',
+                path.join(image.imageRef, 'preprocess.json'),
+                '--labels',
+                path.join(image.imageRef, 'model.labels.txt'),
+              ]),
         ],
         path.join(dir, 'replica.log'),
       );
