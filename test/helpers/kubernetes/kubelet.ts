@@ -19,7 +19,7 @@
  *   - restarts: a container that exits is restarted with back-off (doubling up to 5 min) in
  *     CrashLoopBackOff, its restartCount and lastState.terminated kept (with FallbackToLogsOnError, the
  *     log's last lines as the message), a BackOff event written;
- *   - probes (httpGet): the startupProbe gates the others and restarts the container once it has failed
+ *   - probes (httpGet, probes.ts): the startupProbe gates the others and restarts the container once it has failed
  *     for failureThreshold × periodSeconds; readiness sets the container's and pod's Ready; liveness
  *     restarts a container failing for failureThreshold × periodSeconds.
  * What it does not do: there are no namespaces or chroot. Absolute paths in the args resolve inside the
@@ -37,12 +37,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import { CoreV1Api } from '@kubernetes/client-node';
-import type { KubeConfig, V1Container, V1Pod, V1Probe } from '@kubernetes/client-node';
+import type { KubeConfig, V1Container, V1Pod } from '@kubernetes/client-node';
 
 import { freePort } from '../../../src/temporal/dev-server';
 import { assembleImage, inRoot, resolveUser } from './image-filesystem';
 import type { ImageFilesystem } from './image-filesystem';
 import { ContainerStatusWriter } from './container-status';
+import { probeContainer } from './probes';
 import { MountError, mountSecretVolume } from './secret-volume';
 
 export type PullVerdict = { ok: true } | { ok: false; reason: string };
@@ -80,7 +81,6 @@ interface PodRun {
 }
 
 const MAX_BACKOFF_MS = 300_000;
-const PROBE_TICK_MS = 250;
 
 export class Kubelet {
   private readonly pods = new Map<string, PodRun>();
@@ -360,7 +360,7 @@ export class Kubelet {
     });
     await run.status.running(startedAt);
     this.events.push(`started ${podName(pod)} from ${container.image} as ${uid}:${gid} (groups ${groups.join(',')})`);
-    void this.probe(run, container, child, startedAt);
+    void probeContainer(run, container, child, startedAt);
     const exitCode = await exit;
     run.ready = false;
     const text = fs.readFileSync(logPath, 'utf8');
@@ -376,54 +376,6 @@ export class Kubelet {
       );
     }
     return { exitCode, log: text, startedAt };
-  }
-
-  private async probe(run: PodRun, container: V1Container, child: ChildProcess, startedAt: Date): Promise<void> {
-    const alive = () => !run.stopped && child.exitCode === null && child.signalCode === null;
-    const answers = async (probe: V1Probe) => {
-      const get = probe.httpGet;
-      if (!get) return true;
-      try {
-        const res = await fetch(`http://127.0.0.1:${run.hostPort}${get.path ?? '/'}`, {
-          signal: AbortSignal.timeout((probe.timeoutSeconds ?? 1) * 1000),
-        });
-        await res.arrayBuffer();
-        return res.status >= 200 && res.status < 400;
-      } catch {
-        return false;
-      }
-    };
-    const limitMs = (p: V1Probe) =>
-      ((p.initialDelaySeconds ?? 0) + (p.failureThreshold ?? 3) * (p.periodSeconds ?? 10)) * 1000;
-    const kill = async (which: string, p: V1Probe) => {
-      await run.status.event('Warning', 'Unhealthy', `${which} probe failed for ${limitMs(p) / 1000} s: restarting`);
-      child.kill('SIGKILL');
-    };
-    if (container.startupProbe) {
-      while (alive() && !(await answers(container.startupProbe))) {
-        if (Date.now() - startedAt.getTime() > limitMs(container.startupProbe))
-          return kill('Startup', container.startupProbe);
-        await new Promise((r) => setTimeout(r, PROBE_TICK_MS));
-      }
-    }
-    let failingSince: number | undefined;
-    while (alive()) {
-      const ready = container.readinessProbe ? await answers(container.readinessProbe) : true;
-      const live = container.livenessProbe ? await answers(container.livenessProbe) : true;
-      if (!alive()) return;
-      if (ready !== run.ready) {
-        run.ready = ready;
-        await run.status.ready(ready);
-      }
-      failingSince = live ? undefined : (failingSince ?? Date.now());
-      if (
-        failingSince !== undefined &&
-        Date.now() - failingSince > limitMs({ ...container.livenessProbe, initialDelaySeconds: 0 })
-      ) {
-        return kill('Liveness', container.livenessProbe!);
-      }
-      await new Promise((r) => setTimeout(r, PROBE_TICK_MS));
-    }
   }
 }
 
