@@ -1,6 +1,7 @@
 /**
- * Plays Azure's cloud side of a LoadBalancer Service for the aks tests, the part kwok cannot: for each
- * LoadBalancer Service it listens on 127.0.0.1 at the Service port and forwards each connection (TCP,
+ * Plays Azure's cloud side of a LoadBalancer Service for the aks tests, the part kwok cannot: each
+ * LoadBalancer Service gets its own address, as each gets its own public IP on Azure (a loopback address
+ * of its own, 127.0.0.1 for the first, 127.0.0.2 for the next, …); it listens there at the Service port and forwards each connection (TCP,
  * round robin) to a ready container of the Service's pods, as the kubelet stand-in runs them (an Azure
  * load balancer's health probe likewise keeps traffic off pods that are not ready). Once a backend is
  * ready it publishes that address in the Service's status, so the smoke query reaches a real scoring
@@ -15,6 +16,7 @@ import type { Kubelet } from '../kubernetes/kubelet';
 
 interface Listener {
   server: net.Server;
+  ip: string;
   next: number;
 }
 
@@ -55,8 +57,9 @@ export class CloudLoadBalancer {
         const key = `${svc.metadata!.namespace}/${svc.metadata!.name}`;
         seen.add(key);
         if (!this.listeners.has(key)) await this.listen(key, svc);
+        const ip = this.listeners.get(key)!.ip;
         const ready = this.backends(svc).length > 0;
-        if (ready && !svc.status?.loadBalancer?.ingress?.length && !this.stopped) await this.publish(core, svc);
+        if (ready && !svc.status?.loadBalancer?.ingress?.length && !this.stopped) await this.publish(core, svc, ip);
       }
       for (const key of [...this.listeners.keys()]) if (!seen.has(key)) this.close(key);
     } catch (err) {
@@ -71,7 +74,10 @@ export class CloudLoadBalancer {
   }
 
   private async listen(key: string, svc: V1Service): Promise<void> {
-    const listener: Listener = { server: net.createServer(), next: 0 };
+    const taken = new Set([...this.listeners.values()].map((l) => l.ip));
+    let n = 1;
+    while (taken.has(`127.0.0.${n}`)) n++;
+    const listener: Listener = { server: net.createServer(), ip: `127.0.0.${n}`, next: 0 };
     listener.server.on('connection', (socket) => {
       // The Service's current backends, looked up per connection: a pod that stopped being ready gets none.
       const core = this.kc.makeApiClient(CoreV1Api);
@@ -92,10 +98,10 @@ export class CloudLoadBalancer {
     const port = svc.spec!.ports![0]!.port;
     await new Promise<void>((resolve, reject) => {
       listener.server.once('error', reject);
-      listener.server.listen(port, '127.0.0.1', () => resolve());
+      listener.server.listen(port, listener.ip, () => resolve());
     });
     this.listeners.set(key, listener);
-    this.events.push(`listening for ${key} on 127.0.0.1:${port}`);
+    this.events.push(`listening for ${key} on ${listener.ip}:${port}`);
   }
 
   private close(key: string): void {
@@ -104,12 +110,12 @@ export class CloudLoadBalancer {
     this.events.push(`stopped ${key}`);
   }
 
-  private async publish(core: CoreV1Api, svc: V1Service): Promise<void> {
+  private async publish(core: CoreV1Api, svc: V1Service, ip: string): Promise<void> {
     await core.replaceNamespacedServiceStatus({
       name: svc.metadata!.name!,
       namespace: svc.metadata!.namespace!,
-      body: { ...svc, status: { loadBalancer: { ingress: [{ ip: '127.0.0.1' }] } } },
+      body: { ...svc, status: { loadBalancer: { ingress: [{ ip }] } } },
     });
-    this.events.push(`published ${svc.metadata!.namespace}/${svc.metadata!.name} at 127.0.0.1`);
+    this.events.push(`published ${svc.metadata!.namespace}/${svc.metadata!.name} at ${ip}`);
   }
 }
