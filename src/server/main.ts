@@ -12,7 +12,7 @@
  * Every replica also speaks the Open Inference Protocol (KServe V2) under /v2 (v2-protocol.ts), its model
  * named --model-name (default: the file name without .onnx). --v2-only serves any ONNX model, not only
  * an image classifier, on the /v2 routes alone (/score answers 404).
- * Reads the key (refusing a file that group or others can access), loads the model once (init),
+ * Reads the key (refusing a file others can read; group-readable only as a Kubernetes Secret mounts it), loads the model once (init),
  * listens, then writes the ready file atomically: {"pid","port","url","modelDigest"}. Any startup
  * failure is one line on stderr and exit code 1. SIGTERM/SIGINT: stop accepting, let requests in
  * flight finish (up to 5 s), exit 0; a second signal exits at once.
@@ -23,6 +23,7 @@ import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 
 import { parseLabelsText } from '../model/labels';
+import { keyFileProblem } from './key-file';
 import type { ModelOverrides } from '../model/model-info';
 import { Classifier } from '../scoring/classifier';
 import { DEFAULT_BATCHING } from './dynamic-batcher';
@@ -54,9 +55,15 @@ function readApiKey(keyFile: string): string {
   } catch (err) {
     fail(`cannot read the API key file ${keyFile} (${errorMessage(err)})`);
   }
-  if (process.platform !== 'win32' && (stat.mode & 0o077) !== 0) {
-    const mode = (stat.mode & 0o777).toString(8).padStart(3, '0');
-    fail(`API key file ${keyFile} is readable by others (mode ${mode}); chmod 600 it.`);
+  if (process.platform !== 'win32') {
+    const groups = [...new Set([process.getgid!(), ...process.getgroups!()])];
+    const problem = keyFileProblem(stat, groups);
+    if (problem) {
+      fail(
+        `API key file ${keyFile} is ${problem}; chmod 600 it, or mount it from a Kubernetes Secret with ` +
+          `defaultMode 0440 and the pod's securityContext.fsGroup set to this server's group (${process.getgid!()}).`,
+      );
+    }
   }
   const apiKey = fs.readFileSync(keyFile, 'utf8').trim();
   if (!apiKey) fail(`API key file ${keyFile} is empty; write the key into it.`);

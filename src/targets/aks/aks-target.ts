@@ -46,6 +46,7 @@ import {
 import { KubernetesRefusedError, kubernetesFailure } from './kubernetes-errors';
 import { gpusPerVm } from './preflight';
 import { buildImageInRegistry } from './registry-build';
+import { servedWith } from './build-context';
 import { FailureType } from '../../shared/failure-types';
 
 const KUBECONFIG_CACHE_MS = 5 * 60_000;
@@ -138,6 +139,7 @@ export class AksTarget implements Target {
       this.settings,
       plan.imageRepository,
       spec.modelPath,
+      await servedWith(spec),
       signal,
       progress,
     );

@@ -1,6 +1,7 @@
 /**
- * The scoring image's build context: a Dockerfile, the compiled scoring server, the package manifests
- * and the model, packed by tar-stream as a deterministic gzipped tar (sorted entries; mode 0644, owner
+ * The scoring image's build context: a Dockerfile, the compiled scoring server, the package manifests,
+ * the model and what it is served with (its resolved preprocessing spec and labels, as the local target's
+ * bundle keeps them: the replica reads them with --preprocess and --labels), packed by tar-stream as a deterministic gzipped tar (sorted entries; mode 0644, owner
  * 0:0 with no names, mtime the epoch), so the same inputs always give the same digest, which is the image
  * tag: an unchanged model and server never rebuild.
  */
@@ -11,14 +12,30 @@ import zlib from 'node:zlib';
 
 import * as tar from 'tar-stream';
 
+import { readModelInfo, readOverrides } from '../../model/model-info';
+import { configOf } from '../../model/preprocess-spec';
 import { packageRoot } from '../../paths';
+import type { DeploymentSpec } from '../../shared/target-types';
+
+/** The image's user and group: the pod runs as them, and its fsGroup (the key Secret's group) is IMAGE_GID. */
+export const IMAGE_UID = 1000;
+export const IMAGE_GID = 1000;
+
+/** Where the image keeps the model and what it is served with (the container's --model, --preprocess, --labels). */
+export const IMAGE_FILES = {
+  model: '/app/model.onnx',
+  preprocess: '/app/preprocess.json',
+  labels: '/app/model.labels.txt',
+} as const;
 
 export const DOCKERFILE = `# Built by inferctl in Azure Container Registry (ACR Tasks). CUDA 12 + cuDNN 9 runtime for onnxruntime-node's
 # CUDA execution provider; Node.js and the production dependencies come from the official Node image.
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund && ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install
+# npm ci keeps onnxruntime-node as published (CPU); the next step adds the CUDA provider, in a step of its own.
+RUN ONNXRUNTIME_NODE_INSTALL=skip npm ci --omit=dev --no-audit --no-fund
+RUN ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules/onnxruntime-node/script/install
 
 FROM nvcr.io/nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 COPY --from=deps /usr/local/bin/node /usr/local/bin/node
@@ -26,8 +43,8 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY dist/src ./dist/src
-COPY model.onnx ./
-USER 1000
+COPY model.onnx model.labels.txt preprocess.json ./
+USER ${IMAGE_UID}:${IMAGE_GID}
 EXPOSE 5001
 ENTRYPOINT ["node"]
 `;
@@ -40,11 +57,33 @@ export interface BuildContext {
   files: string[];
 }
 
-export async function buildContext(modelPath: string): Promise<BuildContext> {
+/** What the model is served with: the spec and labels the deployment was validated with, resolved. */
+export interface ServedWith {
+  /** The resolved preprocessing spec, as JSON. */
+  preprocess: Buffer;
+  /** One label per line, in output order. */
+  labels: Buffer;
+}
+
+/**
+ * The spec and labels a deployment serves its model with (flag, then sidecar, then metadata, then
+ * defaults), resolved now: the image carries them, whatever the model's own sidecars say.
+ */
+export async function servedWith(spec: Pick<DeploymentSpec, 'modelPath' | 'preprocess' | 'labelsPath'>) {
+  const info = await readModelInfo(spec.modelPath, await readOverrides(spec));
+  return {
+    preprocess: Buffer.from(JSON.stringify(configOf(info), null, 2) + '\n'),
+    labels: Buffer.from(info.labels.join('\n') + '\n'),
+  } satisfies ServedWith;
+}
+
+export async function buildContext(modelPath: string, served: ServedWith): Promise<BuildContext> {
   const root = packageRoot();
   const entries = new Map<string, Buffer>();
   entries.set('Dockerfile', Buffer.from(DOCKERFILE));
-  entries.set('model.onnx', await fs.readFile(modelPath));
+  entries.set(path.posix.basename(IMAGE_FILES.model), await fs.readFile(modelPath));
+  entries.set(path.posix.basename(IMAGE_FILES.preprocess), served.preprocess);
+  entries.set(path.posix.basename(IMAGE_FILES.labels), served.labels);
   for (const file of ['package.json', 'package-lock.json']) entries.set(file, await fs.readFile(path.join(root, file)));
   for (const file of await listJs(path.join(root, 'dist', 'src'))) {
     entries.set(path.relative(root, file).split(path.sep).join('/'), await fs.readFile(file));

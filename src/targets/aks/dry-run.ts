@@ -6,8 +6,9 @@
  */
 import { AKS_DEFAULTS, aksPlan } from './aks-config';
 import type { AksDeploymentOptions } from '../../shared/target-types';
+import type { PreprocessConfig } from '../../shared/preprocess-types';
 import { formatDuration } from '../../shared/duration';
-import { buildContext } from './build-context';
+import { buildContext, servedWith } from './build-context';
 import { assertNotRetired } from './gpu-sizes';
 import { scoringManifests } from './kubernetes-manifests';
 import { GPU_TAINT, OWNER_TAG } from './managed-cluster';
@@ -21,6 +22,9 @@ export interface DryRunInput {
   /** How long it would serve; the estimate prices it (when left out, the hour alone). */
   ttlSeconds?: number;
   topK: number;
+  /** The deployment's own spec and labels (--preprocess, --labels); the model's when left out. */
+  preprocess?: PreprocessConfig;
+  labelsPath?: string;
   aks?: AksDeploymentOptions;
   env?: NodeJS.ProcessEnv;
 }
@@ -44,7 +48,7 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
   const plan = aksPlan(input.name, input.replicas, { resourceGroup }, input.aks);
   if (!plan.existingCluster) assertNotRetired(plan.gpuVmSize);
   const owner = `deploy-${input.name}`;
-  const context = await buildContext(input.modelPath);
+  const context = await buildContext(input.modelPath, await servedWith(input));
   const image = `${registry}.azurecr.io/${plan.imageRepository}:${context.digest}`;
 
   const resources: DryRunReport['resources'] = [];

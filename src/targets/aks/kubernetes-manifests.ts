@@ -1,11 +1,14 @@
 /**
  * The Kubernetes objects of one AKS deployment, as plain data: a namespace, the endpoint key as a Secret,
- * the scoring Deployment (one GPU per replica, tolerating the GPU pool's taint, probed on the scoring
- * server's /readyz and /healthz) and a LoadBalancer Service. Also the NVIDIA device plugin, which makes
+ * the scoring Deployment (one GPU per replica, tolerating the GPU pool's taint; a startup probe that gives
+ * the model time to load, then readiness on /readyz and liveness on /healthz) and a LoadBalancer Service.
+ * The pod runs as the image's non-root user; the key Secret is mounted 0440 with the pod's fsGroup set to
+ * the image's group, so the server (and no other user) can read it: the server accepts exactly that. Also the NVIDIA device plugin, which makes
  * the nodes advertise `nvidia.com/gpu` when the cluster does not run it already.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 
+import { IMAGE_FILES, IMAGE_GID, IMAGE_UID } from './build-context';
 import { GPU_POOL_LABEL } from './managed-cluster';
 
 export const SCORER_PORT = 5001;
@@ -14,6 +17,11 @@ export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const OWNER_ANNOTATION = 'inferctl.dev/owner';
 export const DEVICE_PLUGIN_NAME = 'nvidia-device-plugin-daemonset';
 const DEVICE_PLUGIN_IMAGE = 'nvcr.io/nvidia/k8s-device-plugin:v0.17.1';
+/** Where the key Secret is mounted, and the key file's mode there: owner and group read, nobody else. */
+export const API_KEY_MOUNT = '/etc/inferctl';
+export const API_KEY_FILE_MODE = 0o440;
+/** How long a replica may take to load its model before the kubelet restarts it: 60 × 5 s. */
+export const STARTUP_PROBE = { periodSeconds: 5, failureThreshold: 60 } as const;
 
 export interface ScoringManifestInput {
   namespace: string;
@@ -63,6 +71,15 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
           spec: {
             nodeSelector: { [GPU_POOL_LABEL]: 'gpu' },
             tolerations: [{ key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }],
+            // The scoring server never calls the Kubernetes API: no service account token in its pod.
+            automountServiceAccountToken: false,
+            securityContext: {
+              runAsNonRoot: true,
+              runAsUser: IMAGE_UID,
+              runAsGroup: IMAGE_GID,
+              // The Secret's files get this group: the key is readable by the server's group, not others.
+              fsGroup: IMAGE_GID,
+            },
             containers: [
               {
                 name: 'scorer',
@@ -70,9 +87,13 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                 args: [
                   'dist/src/server/main.js',
                   '--model',
-                  '/app/model.onnx',
+                  IMAGE_FILES.model,
+                  '--preprocess',
+                  IMAGE_FILES.preprocess,
+                  '--labels',
+                  IMAGE_FILES.labels,
                   '--api-key-file',
-                  '/etc/inferctl/api-key',
+                  `${API_KEY_MOUNT}/api-key`,
                   '--host',
                   '0.0.0.0',
                   '--port',
@@ -88,12 +109,26 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                   requests: { cpu: '1', memory: '2Gi' },
                   limits: { 'nvidia.com/gpu': '1', memory: '8Gi' },
                 },
+                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                // The server listens only once the model is loaded: until then only the startup probe runs.
+                startupProbe: { ...probe('/healthz', STARTUP_PROBE.periodSeconds), ...STARTUP_PROBE },
                 readinessProbe: probe('/readyz', 5),
-                livenessProbe: { ...probe('/healthz', 10), initialDelaySeconds: 30 },
-                volumeMounts: [{ name: 'api-key', mountPath: '/etc/inferctl', readOnly: true }],
+                livenessProbe: probe('/healthz', 10),
+                // A server that exits on start says why in its last lines: they become the termination message.
+                terminationMessagePolicy: 'FallbackToLogsOnError',
+                volumeMounts: [{ name: 'api-key', mountPath: API_KEY_MOUNT, readOnly: true }],
               },
             ],
-            volumes: [{ name: 'api-key', secret: { secretName: secretName(input.name) } }],
+            volumes: [
+              {
+                name: 'api-key',
+                secret: {
+                  secretName: secretName(input.name),
+                  defaultMode: API_KEY_FILE_MODE,
+                  items: [{ key: 'api-key', path: 'api-key' }],
+                },
+              },
+            ],
           },
         },
       },

@@ -1,5 +1,6 @@
 /**
- * Builds the scoring image in Azure Container Registry with ACR Tasks: upload the build context to the
+ * Builds the scoring image (the model, served with `served`: its resolved spec and labels) in Azure
+ * Container Registry with ACR Tasks: upload the build context to the
  * registry's source upload URL (a SAS blob URL, written with @azure/storage-blob), schedule a Docker build
  * run, poll it, and on failure fetch the run log's tail. The tag is the context's digest, so when a
  * succeeded run already pushed that tag nothing is built.
@@ -17,6 +18,7 @@ import type { AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure } from './azure-errors';
 import { buildContext } from './build-context';
+import type { ServedWith } from './build-context';
 import { FailureType } from '../../shared/failure-types';
 
 export interface RegistryImage {
@@ -34,11 +36,12 @@ export async function buildImageInRegistry(
   settings: AksSettings,
   repository: string,
   modelPath: string,
+  served: ServedWith,
   signal?: AbortSignal,
   progress: StepProgress = () => undefined,
 ): Promise<RegistryImage> {
   const { registryResourceGroup: rg, registryName: registry } = settings;
-  const context = await buildContext(modelPath);
+  const context = await buildContext(modelPath, served);
   const tag = context.digest;
   const imageRef = `${registry.toLowerCase()}.azurecr.io/${repository}:${tag}`;
   const digest = `sha256:${context.digest}`;

@@ -1,13 +1,14 @@
 /**
  * Everything the aks target talks to, on this machine: the local ARM endpoint (real Azure SDK clients,
  * DefaultAzureCredential through the managed-identity protocol), a real Kubernetes control plane with
- * kwok nodes that appear when a cluster's pools are provisioned and vanish when it is deleted, and the
- * cloud load balancer. One per test file; the worker process gets `workerEnv()`.
+ * kwok nodes that appear when a cluster's pools are provisioned and vanish when it is deleted, the
+ * kubelet stand-in that runs the registry's images in the pods kwok schedules, and the cloud load balancer. One per test file; the worker process gets `workerEnv()`.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import zlib from 'node:zlib';
 
 import { CoreV1Api } from '@kubernetes/client-node';
 
@@ -15,7 +16,9 @@ import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployme
 import { freePort } from '../../../src/temporal/dev-server';
 import { startControlPlane } from '../kubernetes/control-plane';
 import type { ControlPlane } from '../kubernetes/control-plane';
-import { ArmEndpoint } from './arm-endpoint';
+import { Kubelet } from '../kubernetes/kubelet';
+import type { KubeletOptions } from '../kubernetes/kubelet';
+import { ArmEndpoint, readTar } from './arm-endpoint';
 import type { ArmEndpointOptions, ClusterEvent } from './arm-endpoint';
 import { CloudLoadBalancer } from './cloud-load-balancer';
 import { testTlsFromEnv } from './test-tls';
@@ -24,10 +27,13 @@ export const TEST_SUBSCRIPTION = '00000000-0000-0000-0000-00000000c0de';
 export const TEST_LOCATION = 'eastus';
 export const TEST_RESOURCE_GROUP = 'inferctl-tests';
 export const TEST_REGISTRY = 'inferctltests';
+/** An image of a registry of the ARM endpoint: `<registry>.azurecr.io/<repository>:<tag>`. */
+const REGISTRY_IMAGE = /^([^./]+)\.azurecr\.io\/(.+)$/;
 
 export interface AksTestbed {
   arm: ArmEndpoint;
   controlPlane: ControlPlane;
+  kubelet: Kubelet;
   lb: CloudLoadBalancer;
   /** When false, new GPU nodes come up without `nvidia.com/gpu` (as without a working device plugin). */
   setAdvertiseGpus: (on: boolean) => void;
@@ -37,8 +43,15 @@ export interface AksTestbed {
   stop: () => Promise<void>;
 }
 
-export async function startAksTestbed(opts: Partial<ArmEndpointOptions> = {}): Promise<AksTestbed> {
+export interface AksTestbedOptions extends Partial<ArmEndpointOptions> {
+  /** The kubelet's "may this cluster pull this image?" (the ARM double's AcrPull check); allowed when unset. */
+  canPull?: KubeletOptions['canPull'];
+}
+
+export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<AksTestbed> {
+  const { canPull, ...armOptions } = opts;
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferctl-aks-'));
+  fs.chmodSync(dir, 0o711); // the containers' user reaches their images and volumes below it
   const tls = testTlsFromEnv();
   const controlPlane = await startControlPlane({ dir: path.join(dir, 'k8s'), tls });
   const kc = kubeConfigFromYaml(controlPlane.kubeconfig);
@@ -100,14 +113,28 @@ export async function startAksTestbed(opts: Partial<ArmEndpointOptions> = {}): P
     operationMs: 800,
     onClusterReady: addNodes,
     onClusterDeleted: removeNodes,
-    ...opts,
+    ...armOptions,
   }).start();
-  const lb = new CloudLoadBalancer(kc, arm, path.join(dir, 'containers')).start();
+  const kubelet = new Kubelet({
+    kc,
+    dir: path.join(dir, 'kubelet'),
+    manages: (image) => REGISTRY_IMAGE.test(image),
+    imageContext: async (image) => {
+      const [, registry, repository] = REGISTRY_IMAGE.exec(image) ?? [];
+      const record = arm.images.get(`${registry}/${repository}`);
+      return record ? readTar(zlib.gunzipSync(record.context)) : undefined;
+    },
+    canPull,
+    backoffMs: 1000,
+    logFile: controlPlane.containerLogFile,
+  }).start();
+  const lb = new CloudLoadBalancer(kc, kubelet).start();
   const servicePort = await freePort();
 
   return {
     arm,
     controlPlane,
+    kubelet,
     lb,
     setAdvertiseGpus: (on) => {
       advertiseGpus = on;
@@ -122,6 +149,7 @@ export async function startAksTestbed(opts: Partial<ArmEndpointOptions> = {}): P
     namespaces: async () => (await core.listNamespace({})).items.map((n) => n.metadata!.name!),
     stop: async () => {
       await lb.stop();
+      await kubelet.stop();
       await arm.stop();
       await controlPlane.stop();
       if (!process.env.INFERCTL_KEEP_TEST_DATA) fs.rmSync(dir, { recursive: true, force: true });

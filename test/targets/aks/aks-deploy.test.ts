@@ -58,7 +58,7 @@ describe('deploy workflow on the aks target', () => {
       180_000,
     );
     assert.equal(serving.smoke?.predictions[0]?.label, 'red', 'a real scoring server answered through the LB');
-    assert.match(serving.endpoint ?? '', /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.match(serving.endpoint ?? '', /^http:\/\/127\.0\.0\.\d+:\d+$/, "the Service's own address");
     assert.match(serving.imageRef ?? '', new RegExp(`^inferctltests\\.azurecr\\.io/inferctl-scorer:[0-9a-f]{64}$`));
     assert.match(serving.apiKeyRef ?? '', new RegExp(`secret inferctl-${name}/${name}-api-key`));
 

@@ -16,6 +16,9 @@ import { packageRoot } from '../../../src/paths';
 import { buildContext, DOCKERFILE, packTar } from '../../../src/targets/aks/build-context';
 import { tarEntries } from '../../helpers/azure/arm-endpoint';
 
+/** What the model is served with (servedWith's output for a real model; these bytes stand in). */
+const SERVED = { preprocess: Buffer.from('{"resize":{"width":64,"height":64}}\n'), labels: Buffer.from('a\nb\n') };
+
 describe('AKS build context', () => {
   let dir: string;
   let modelPath: string;
@@ -32,7 +35,7 @@ describe('AKS build context', () => {
   });
 
   test('two builds of the same inputs give the same digest, whatever the mtimes and modes', async () => {
-    const first = await buildContext(modelPath);
+    const first = await buildContext(modelPath, SERVED);
     // Touch what the context is built from: the model (new mtime, another mode) and a compiled server file.
     await fs.utimes(modelPath, new Date('2001-02-03T04:05:06Z'), new Date('2001-02-03T04:05:06Z'));
     await fs.chmod(modelPath, 0o600);
@@ -41,7 +44,7 @@ describe('AKS build context', () => {
     await fs.utimes(serverJs, before.atime, new Date(before.mtimeMs + 3_600_000));
     let second;
     try {
-      second = await buildContext(modelPath);
+      second = await buildContext(modelPath, SERVED);
     } finally {
       await fs.utimes(serverJs, before.atime, before.mtime);
     }
@@ -52,16 +55,23 @@ describe('AKS build context', () => {
 
     const otherModel = path.join(dir, 'other.onnx');
     await fs.writeFile(otherModel, Buffer.concat([model, Buffer.from([1])]));
-    assert.notEqual((await buildContext(otherModel)).digest, first.digest, 'another model, another tag');
+    assert.notEqual((await buildContext(otherModel, SERVED)).digest, first.digest, 'another model, another tag');
   });
 
   test('the tar lists the Dockerfile, package manifests, model and compiled server, with fixed headers', async () => {
-    const context = await buildContext(modelPath);
+    const context = await buildContext(modelPath, SERVED);
     const entries = await tarEntries(zlib.gunzipSync(context.archive));
     const names = entries.map((e) => e.header.name);
     assert.deepEqual(names, context.files, 'the entries, in the order reported');
     assert.deepEqual(names, [...names].sort(), 'sorted');
-    for (const expected of ['Dockerfile', 'model.onnx', 'package.json', 'package-lock.json']) {
+    for (const expected of [
+      'Dockerfile',
+      'model.onnx',
+      'model.labels.txt',
+      'preprocess.json',
+      'package.json',
+      'package-lock.json',
+    ]) {
       assert.ok(names.includes(expected), expected);
     }
     for (const js of ['dist/src/server/main.js', 'dist/src/server/scoring-server.js', 'dist/src/server/metrics.js']) {
@@ -90,6 +100,8 @@ describe('AKS build context', () => {
     const file = (name: string) => entries.find((e) => e.header.name === name)!.data;
     assert.equal(file('Dockerfile').toString('utf8'), DOCKERFILE);
     assert.ok(file('model.onnx').equals(model));
+    assert.ok(file('model.labels.txt').equals(SERVED.labels), 'the labels the deployment serves with');
+    assert.ok(file('preprocess.json').equals(SERVED.preprocess), 'the resolved preprocessing spec');
     assert.ok(file('package.json').equals(await fs.readFile(path.join(packageRoot(), 'package.json'))));
     assert.ok(
       file('dist/src/server/metrics.js').equals(
@@ -99,7 +111,7 @@ describe('AKS build context', () => {
   });
 
   test('the image is built on Node 24, and every file the Dockerfile copies is in the context', async () => {
-    const context = await buildContext(modelPath);
+    const context = await buildContext(modelPath, SERVED);
     assert.match(DOCKERFILE, /^FROM node:24-bookworm-slim AS deps$/m);
     assert.doesNotMatch(DOCKERFILE, /node:20/);
     for (const [, source] of DOCKERFILE.matchAll(/^COPY (?!--from)(.+) \S+$/gm)) {

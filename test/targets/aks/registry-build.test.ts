@@ -24,6 +24,8 @@ import { ArmEndpoint } from '../../helpers/azure/arm-endpoint';
 import { TEST_LOCATION, TEST_REGISTRY, TEST_RESOURCE_GROUP, TEST_SUBSCRIPTION } from '../../helpers/azure/aks-testbed';
 import { testTlsFromEnv } from '../../helpers/azure/test-tls';
 
+const SERVED = { preprocess: Buffer.from('{}\n'), labels: Buffer.from('a\n') };
+
 describe('image build upload through @azure/storage-blob', () => {
   let arm: ArmEndpoint;
   let clients: AzureClients;
@@ -69,9 +71,9 @@ describe('image build upload through @azure/storage-blob', () => {
 
   test('the context goes up as one BlockBlob with x-ms-version, and the registry builds from it', async () => {
     const modelPath = await model('model.onnx');
-    const image = await buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath);
+    const image = await buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath, SERVED);
     assert.equal(image.reused, false);
-    const context = await buildContext(modelPath);
+    const context = await buildContext(modelPath, SERVED);
     assert.equal(image.digest, `sha256:${context.digest}`);
 
     const writes = arm.blobs.writes.filter((w) => w.path.startsWith('source/'));
@@ -162,13 +164,16 @@ describe('image build upload through @azure/storage-blob', () => {
   test('an upload refused for an expired SAS fails the attempt as retryable; the next attempt builds', async () => {
     const modelPath = await model('other.onnx');
     arm.faults.expiredUploadSas = { count: 1 };
-    await assert.rejects(buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath), (err: unknown) => {
-      assert.ok(err instanceof Error);
-      assert.equal(Object.getPrototypeOf(err), Error.prototype, 'a plain Error: the activity retries it');
-      assert.match(err.message, /uploading the build context failed: 403 AuthenticationFailed/);
-      return true;
-    });
-    const image = await buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath);
+    await assert.rejects(
+      buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath, SERVED),
+      (err: unknown) => {
+        assert.ok(err instanceof Error);
+        assert.equal(Object.getPrototypeOf(err), Error.prototype, 'a plain Error: the activity retries it');
+        assert.match(err.message, /uploading the build context failed: 403 AuthenticationFailed/);
+        return true;
+      },
+    );
+    const image = await buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath, SERVED);
     assert.equal(image.reused, false);
     assert.match(image.runId ?? '', /^ca\d+$/);
   });
