@@ -174,14 +174,15 @@ export class Classifier {
 
   /**
    * Runs any feeds on the session, not only images (the Open Inference Protocol routes use it);
-   * answers every output, or only those named in `fetches`. The feeds' buffers are transferred to the
-   * inference thread (see InferenceThreads.run): do not read them afterwards.
+   * answers every output, or only those named in `fetches`. The feeds are left as they were, unless
+   * `transfer` hands their buffers to the inference thread (no copy; the caller's arrays are detached).
    */
   runFeeds(
     feeds: ort.InferenceSession.FeedsType,
     fetches?: readonly string[],
+    { transfer = false }: { transfer?: boolean } = {},
   ): Promise<ort.InferenceSession.ReturnType> {
-    return this.session.run(feeds, fetches);
+    return this.session.run(feeds, fetches, { keep: !transfer });
   }
 
   /** Inference threads (each with its own session). */

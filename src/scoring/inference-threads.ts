@@ -64,13 +64,15 @@ export class InferenceThreads {
 
   /**
    * One run on a free thread. The feeds' buffers are transferred: a typed array that owns its whole
-   * buffer is detached here once sent, so callers must not read a feed after passing it.
+   * buffer is detached here once sent, so callers must not read a feed after passing it, unless they
+   * ask to `keep` the feeds (then each is copied once before it is sent).
    */
   async run(
     feeds: ort.InferenceSession.FeedsType,
     fetches?: readonly string[],
+    { keep = false }: { keep?: boolean } = {},
   ): Promise<ort.InferenceSession.ReturnType> {
-    const wire = wireTensors(feeds);
+    const wire = wireTensors(feeds, keep);
     const task: RunTask = { kind: 'run', feeds: wire.tensors, ...(fetches ? { fetches: [...fetches] } : {}) };
     const outputs = (await this.pool.run(task, { transferList: wire.transfer })) as Record<string, WireTensor>;
     const results: Record<string, ort.Tensor> = {};

@@ -42,8 +42,14 @@ export function ownedView<T extends ArrayBufferView>(view: T): T {
   return (view as unknown as View).slice() as unknown as T;
 }
 
-/** Tensors as they travel, each over a buffer of its own, and the buffers to transfer. */
-export function wireTensors(tensors: Record<string, { type: string; dims: readonly number[]; data: unknown }>): {
+/**
+ * Tensors as they travel, each over a buffer of its own, and the buffers to transfer. With `keep`, the
+ * senders' arrays are left intact (each is copied once, and the copy transferred).
+ */
+export function wireTensors(
+  tensors: Record<string, { type: string; dims: readonly number[]; data: unknown }>,
+  keep = false,
+): {
   tensors: Record<string, WireTensor>;
   transfer: ArrayBuffer[];
 } {
@@ -51,7 +57,7 @@ export function wireTensors(tensors: Record<string, { type: string; dims: readon
   const transfer = new Set<ArrayBuffer>();
   for (const [name, t] of Object.entries(tensors)) {
     if (ArrayBuffer.isView(t.data)) {
-      const data = ownedView(t.data);
+      const data = keep ? (t.data as unknown as View).slice() : ownedView(t.data);
       transfer.add(data.buffer as ArrayBuffer);
       out[name] = { type: t.type, dims: [...t.dims], data };
     } else {

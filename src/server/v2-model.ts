@@ -22,9 +22,14 @@ export interface V2Model {
   readonly path: string;
   readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
   readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  /**
+   * Runs on an inference thread. The feeds are left intact unless `transfer` hands their buffers over
+   * (no copy; the caller's arrays are detached).
+   */
   runFeeds(
     feeds: ort.InferenceSession.FeedsType,
     fetches?: readonly string[],
+    opts?: { transfer?: boolean },
   ): Promise<ort.InferenceSession.ReturnType>;
 }
 
@@ -41,7 +46,7 @@ export function v2ModelOf(classifier: Classifier): V2Model {
     path: classifier.info.path,
     inputMetadata: classifier.inputMetadata,
     outputMetadata: classifier.outputMetadata,
-    runFeeds: (feeds, fetches) => classifier.runFeeds(feeds, fetches),
+    runFeeds: (feeds, fetches, opts) => classifier.runFeeds(feeds, fetches, opts),
   };
 }
 
@@ -89,7 +94,7 @@ export async function loadOnnxModel(modelPath: string, opts: SessionThreading = 
     path: modelPath,
     inputMetadata: session.inputMetadata,
     outputMetadata: session.outputMetadata,
-    runFeeds: (feeds, fetches) => session.run(feeds, fetches),
+    runFeeds: (feeds, fetches, opts) => session.run(feeds, fetches, { keep: !opts?.transfer }),
     release: () => session.release(),
   };
 }
