@@ -4,7 +4,11 @@
  * all of them want every core at once and spend it switching. The defaults here let inference take the
  * cores while it runs and give them back as soon as it stops (no spinning), and decode several images
  * at once with one libvips thread each, which is how a pipeline keeps every core busy:
- *   - onnxruntime: intra-op threads C, inter-op threads 1, `session.intra_op.allow_spinning` 0;
+ *   - onnxruntime: one inference thread, intra-op threads C / inference threads, inter-op threads 1,
+ *     `session.intra_op.allow_spinning` 0. More inference threads (single-threaded sessions, one per
+ *     shard in flight) helped on camera-sized photos on 2 cores (8.9-11.0 against 8.2 items/s) and hurt
+ *     on 256² JPEGs (10.7-17.3 against 19.1-20.2: two copies of the weights share the caches), so one
+ *     session stays the default and --inference-threads chooses;
  *   - libvips (`sharp.concurrency`): 1 thread per image;
  *   - libuv's thread pool (UV_THREADPOOL_SIZE, where sharp decodes): max(4, C).
  * Every one can be set (flags or INFERCTL_* variables); `describeThreading` is the line the worker logs.
@@ -15,7 +19,7 @@ import type * as ort from 'onnxruntime-node';
 import sharp from 'sharp';
 
 export interface SessionThreading {
-  /** onnxruntime intra-op threads per session (default: the core count). */
+  /** onnxruntime intra-op threads per session (default: the cores divided among the inference threads). */
   intraOpNumThreads?: number;
   /** onnxruntime inter-op threads per session (default 1: operators run one after another). */
   interOpNumThreads?: number;
@@ -41,7 +45,7 @@ export function cores(): number {
 /** The settings in effect once defaults are filled in. */
 export function resolveThreading(t: Threading = {}): Required<Threading> {
   return {
-    intraOpNumThreads: t.intraOpNumThreads ?? cores(),
+    intraOpNumThreads: t.intraOpNumThreads ?? Math.max(1, Math.floor(cores() / (t.inferenceThreads ?? 1))),
     interOpNumThreads: t.interOpNumThreads ?? 1,
     allowSpinning: t.allowSpinning ?? false,
     inferenceThreads: t.inferenceThreads ?? 1,
