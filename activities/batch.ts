@@ -15,6 +15,7 @@ import { readModelInfo, readOverrides } from '../src/model/model-info';
 import { DEPLOYMENT_NAME_PATTERN } from '../src/shared/deploy-types';
 import type { BatchScoreInput, BatchSummary, PreparedBatch, ShardRecord } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
+import { fileExists } from '../src/file-exists';
 import { readJsonFile, writeJsonFileAtomic } from '../src/json-file';
 import { FailureType } from '../src/shared/failure-types';
 
@@ -79,8 +80,10 @@ export function createBatchActivities() {
 
     /**
      * Concatenates the finished shards, in order, into predictions.jsonl / errors.jsonl (and raw.npy),
-     * and writes summary.json with per-shard timings, the model output and the preprocessing the shards
-     * used. Returns the summary without the per-shard list.
+     * streaming, and writes summary.json with per-shard timings, the model output and the preprocessing
+     * the shards used. When every shard was there, the per-shard files and the manifest copy are then
+     * removed (unless `keepShards`), so the output is about the size of the predictions. Returns the
+     * summary without the per-shard list.
      */
     async summariseBatch(
       input: BatchScoreInput,
@@ -89,6 +92,12 @@ export function createBatchActivities() {
     ): Promise<Omit<BatchSummary, 'shardTimings'>> {
       const layout = new BatchLayout(input.outputDir);
       const ctx = Context.current();
+      // A retry after the shards were removed: the summary written before removing them is the answer.
+      const merged = await alreadyMerged(layout, prepared);
+      if (merged) {
+        await removeShardFiles(layout);
+        return merged;
+      }
       const shards: ShardRecord[] = [];
       const missing: number[] = [];
       for (let shard = 0; shard < prepared.shardCount; shard++) {
@@ -147,10 +156,47 @@ export function createBatchActivities() {
         ),
       };
       await writeJsonFileAtomic(layout.summaryFile, { ...summary, complete, missingShards: missing });
+      if (complete && !input.keepShards) await removeShardFiles(layout);
       const { shardTimings: _omitted, ...compact } = summary;
       return compact;
     },
   };
+}
+
+/** What summary.json keeps besides the summary. */
+interface SummaryFile extends BatchSummary {
+  complete: boolean;
+  missingShards: number[];
+}
+
+/**
+ * The summary of this job's merge, when it already happened and its shard files are gone or going:
+ * summary.json is complete and for this listing, and shards/ is no longer there (removal renames it
+ * away first, so shards/ is either whole or absent).
+ */
+async function alreadyMerged(
+  layout: BatchLayout,
+  prepared: PreparedBatch,
+): Promise<Omit<BatchSummary, 'shardTimings'> | undefined> {
+  if (await fileExists(layout.shardsDir)) return undefined;
+  const file = await readJsonFile<SummaryFile>(layout.summaryFile);
+  if (!file?.complete || file.totalItems !== prepared.totalItems || file.modelDigest !== prepared.modelDigest) {
+    return undefined;
+  }
+  const { shardTimings: _t, complete: _c, missingShards: _m, ...compact } = file;
+  return compact;
+}
+
+/** Removes shards/ and manifest/ (each renamed away first, then deleted). */
+async function removeShardFiles(layout: BatchLayout): Promise<void> {
+  for (const dir of [layout.shardsDir, layout.manifestDir]) {
+    const doomed = `${dir}.removing`;
+    if (await fileExists(dir)) {
+      await fs.rm(doomed, { recursive: true, force: true });
+      await fs.rename(dir, doomed);
+    }
+    await fs.rm(doomed, { recursive: true, force: true });
+  }
 }
 
 function validate(input: BatchScoreInput): void {

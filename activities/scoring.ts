@@ -24,17 +24,25 @@ import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ShardCheckpoint, ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
+import { HeartbeatKeeper } from './heartbeat';
+import { ShardProgressReporter } from './shard-progress';
 import { FailureType } from '../src/shared/failure-types';
 
 export interface ScoringActivityDeps {
   classifiers: ClassifierPool;
   /** Shown in results and logs; defaults to host:pid. */
   workerName?: string;
+  /**
+   * How often a shard heartbeats its last checkpoint between batches (default: a quarter of the
+   * heartbeat timeout, at most 5 s). Inference runs off the main thread, so this goes on during a batch.
+   */
+  heartbeatEveryMs?: number;
 }
 
 export function createScoringActivities({
   classifiers,
   workerName = `${os.hostname()}:${process.pid}`,
+  heartbeatEveryMs,
 }: ScoringActivityDeps) {
   return {
     async scoreShard(task: ShardTask): Promise<ShardResult> {
@@ -76,6 +84,10 @@ export function createScoringActivities({
       const errors = await openAt(path.join(partialDir, SHARD_FILES.errors), from.errorsBytes);
       const raw = task.rawOutputs ? await openAt(path.join(partialDir, SHARD_FILES.raw), from.rawBytes) : undefined;
       const started = performance.now();
+      const reporter = new ShardProgressReporter(ctx, task.shard, (task.progressIntervalSeconds ?? 10) * 1000);
+      const everyMs = heartbeatEveryMs ?? Math.min(5_000, Math.max(100, (ctx.info.heartbeatTimeoutMs ?? 20_000) / 4));
+      let latest = from;
+      const keeper = new HeartbeatKeeper(ctx, everyMs, () => latest);
       let stats;
       try {
         stats = await scoreShard({
@@ -86,7 +98,11 @@ export function createScoringActivities({
           topK: task.topK,
           sinks: { predictions, errors, raw },
           from,
-          onCheckpoint: (checkpoint) => ctx.heartbeat(checkpoint),
+          onCheckpoint: (checkpoint) => {
+            latest = checkpoint;
+            keeper.beat(checkpoint);
+            reporter.update(checkpoint);
+          },
           onBatch: (batch) => {
             metrics.items.withTags({ outcome: 'ok' }).add(batch.ok);
             if (batch.failed > 0) metrics.items.withTags({ outcome: 'failed' }).add(batch.failed);
@@ -97,6 +113,7 @@ export function createScoringActivities({
         });
         await Promise.all([predictions.sync(), errors.sync(), raw?.sync()]);
       } finally {
+        keeper.stop();
         await Promise.all([predictions.close(), errors.close(), raw?.close()]);
       }
 

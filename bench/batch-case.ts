@@ -3,20 +3,28 @@
  *   node dist/bench/batch-case.js --case bare|pipeline --model M --images DIR --batch-size B --shard-size S --concurrency C --out DIR
  * Prints one JSON line: { items, seconds, itemsPerSecond, peakRssMb, executionProvider }.
  *
- * bare:     onnxruntime-node inference on tensors decoded beforehand (the ceiling).
+ * bare:     onnxruntime-node inference on tensors decoded beforehand (the ceiling); also reports
+ *           inferMsPerImage (I: wall ms per image with the default C intra-op threads).
+ * decode:   read + decode + preprocess each image, one at a time on one libvips thread; reports
+ *           decodeCoreMsPerImage (D: CPU ms per image, user + system, from process.cpuUsage).
  * pipeline: the decode → infer → write shard pipeline inferctl's GPU worker runs, without Temporal,
- *           over the same shards with the same concurrency.
+ *           over the same shards with the same concurrency and the same thread settings.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 
+import sharp from 'sharp';
+
 import { listInputs } from '../src/batch/input-listing';
 import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
 import { preprocessImage } from '../src/images/preprocess';
 import { Classifier } from '../src/scoring/classifier';
+import { applyDecodeThreading, threadingReport } from '../src/scoring/thread-tuning';
 
 async function main(): Promise<void> {
+  applyDecodeThreading(); // first, before anything uses libuv's pool: as the GPU worker starts
+  const extra: Record<string, unknown> = {};
   const { values } = parseArgs({
     options: {
       case: { type: 'string' },
@@ -26,10 +34,16 @@ async function main(): Promise<void> {
       'shard-size': { type: 'string', default: '64' },
       concurrency: { type: 'string', default: '2' },
       out: { type: 'string' },
+      'inference-threads': { type: 'string' },
+      'intra-op-threads': { type: 'string' },
     },
   });
+  const threads = {
+    ...(values['inference-threads'] ? { inferenceThreads: Number(values['inference-threads']) } : {}),
+    ...(values['intra-op-threads'] ? { intraOpNumThreads: Number(values['intra-op-threads']) } : {}),
+  };
   const batchSize = Number(values['batch-size']);
-  const classifier = await Classifier.load(values.model!);
+  const classifier = await Classifier.load(values.model!, threads);
   const files: string[] = [];
   for await (const f of listInputs(values.images!)) files.push(f);
 
@@ -40,6 +54,15 @@ async function main(): Promise<void> {
     const started = performance.now();
     for (let i = 0; i < tensors.length; i += batchSize) await classifier.infer(tensors.slice(i, i + batchSize));
     seconds = (performance.now() - started) / 1000;
+    extra.inferMsPerImage = (seconds * 1000) / files.length;
+  } else if (values.case === 'decode') {
+    sharp.concurrency(1);
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    for (const f of files) await preprocessImage(await fs.readFile(f), classifier.info);
+    seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    extra.decodeCoreMsPerImage = (used.user + used.system) / 1000 / files.length;
   } else if (values.case === 'pipeline') {
     const shardSize = Number(values['shard-size']);
     const concurrency = Number(values.concurrency);
@@ -70,7 +93,7 @@ async function main(): Promise<void> {
     await Promise.all(workers);
     seconds = (performance.now() - started) / 1000;
   } else {
-    throw new Error(`--case must be bare or pipeline (got ${values.case})`);
+    throw new Error(`--case must be bare, decode or pipeline (got ${values.case})`);
   }
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(
@@ -80,6 +103,8 @@ async function main(): Promise<void> {
       itemsPerSecond: files.length / seconds,
       peakRssMb,
       executionProvider: classifier.executionProvider,
+      threading: threadingReport(threads),
+      ...extra,
     }) + '\n',
   );
   await classifier.release();

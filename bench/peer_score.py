@@ -1,8 +1,12 @@
-"""The Python peer for `npm run bench`: batch scoring as a user of Azure ML batch endpoints would write
+"""The Python peers for `npm run bench`: batch scoring as a user of Azure ML batch endpoints would write
 it (onnxruntime + Pillow + numpy in a plain loop over mini-batches), on the same model, the same JPEGs
 and the same preprocessing as inferctl (resize to the model's input, RGB, (x * scale - mean) / std).
+Two ways to open an image:
+  naive  Image.open -> convert("RGB") -> resize: the whole JPEG is decoded at full size first;
+  draft  Image.draft("RGB", size) first, so libjpeg decodes at 1/2, 1/4 or 1/8 scale (DCT scaling)
+         while staying at least the model's size: what a careful user writes for camera-sized photos.
 
-    python peer_score.py --model M.onnx --images DIR --batch-size 32 --output predictions.jsonl
+    python peer_score.py --model M.onnx --images DIR --batch-size 32 --output predictions.jsonl [--mode draft]
 Prints one JSON line: {"items": N, "seconds": S, "items_per_second": R, "peak_rss_mb": M}.
 """
 import argparse
@@ -24,8 +28,10 @@ def preprocess_spec(session):
     return spec, labels
 
 
-def load(path, spec):
+def load(path, spec, draft):
     with Image.open(path) as img:
+        if draft:
+            img.draft("RGB", (spec["width"], spec["height"]))
         img = img.convert("RGB").resize((spec["width"], spec["height"]), Image.BILINEAR)
         x = np.asarray(img, dtype=np.float32) * spec["scale"]
     x = (x - np.array(spec["mean"], dtype=np.float32)) / np.array(spec["std"], dtype=np.float32)
@@ -39,6 +45,7 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--output", required=True)
     ap.add_argument("--top-k", type=int, default=5)
+    ap.add_argument("--mode", choices=["naive", "draft"], default="naive")
     args = ap.parse_args()
 
     session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
@@ -52,7 +59,7 @@ def main():
     with open(args.output, "w") as out:
         for i in range(0, len(files), args.batch_size):
             chunk = files[i : i + args.batch_size]
-            batch = np.stack([load(f, spec) for f in chunk])
+            batch = np.stack([load(f, spec, args.mode == "draft") for f in chunk])
             probs = session.run(None, {input_name: batch})[0]
             for j, p in enumerate(probs):
                 top = np.argsort(-p)[: args.top_k]

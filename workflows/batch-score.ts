@@ -3,14 +3,17 @@
  * task queue through a sliding window of at most `maxShardsInFlight`, then gather the outputs and
  * write summary.json. The workflow only ever sees counts and shard numbers.
  *
- * History stays small for any input size: after SHARDS_PER_RUN shards the workflow drains its window
- * and continues as new, carrying only counters. A `progress` query answers at any time.
+ * History stays small for any input size: after SHARDS_PER_RUN shards (or HISTORY_EVENTS_PER_RUN events,
+ * whichever comes first) the workflow drains its window and continues as new, carrying only counters.
+ * A `progress` query answers at any time; it counts the items done inside running shards too, which
+ * each shard reports by signal every progressIntervalSeconds (SHARD_PROGRESS_SIGNAL).
  */
 import {
   ApplicationFailure,
   condition,
   continueAsNew,
   defineQuery,
+  defineSignal,
   log,
   proxyActivities,
   setCurrentDetails,
@@ -30,12 +33,13 @@ import {
   Stage,
   TemporalScheduledStartTime,
 } from '../src/shared/search-attributes';
-import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
+import { GPU_TASK_QUEUE, SHARD_PROGRESS_SIGNAL } from '../src/shared/batch-types';
 import type {
   BatchCarryOver,
   BatchProgress,
   BatchScoreInput,
   BatchSummary,
+  ShardProgress,
   ShardResult,
 } from '../src/shared/batch-types';
 import { FailureType } from '../src/shared/failure-types';
@@ -44,9 +48,12 @@ type BatchActivities = ReturnType<typeof createBatchActivities>;
 type ScoringActivities = ReturnType<typeof createScoringActivities>;
 
 export const progressQuery = defineQuery<BatchProgress>('progress');
+export const shardProgressSignal = defineSignal<[ShardProgress]>(SHARD_PROGRESS_SIGNAL);
 
 /** Shards scheduled per run before continue-as-new: ~6 history events each keeps a run well under 10k. */
 export const SHARDS_PER_RUN = 500;
+/** A run that has this many events schedules no more shards (progress signals add events as time passes). */
+export const HISTORY_EVENTS_PER_RUN = 7_000;
 
 export type BatchOutcome = Omit<BatchSummary, 'shardTimings'>;
 
@@ -96,11 +103,39 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
       { key: ItemsDone, value: progress.itemsDone },
     ]);
   };
+  // Items done inside each running shard, by shard number (only shards this run has in flight).
+  const inShard = new Map<number, ShardProgress>();
+  const inFlight = new Set<number>();
+  const countInShards = () => {
+    let done = 0;
+    let failed = 0;
+    for (const p of inShard.values()) {
+      done += p.itemsDone;
+      failed += p.itemsFailed;
+    }
+    return { done, failed };
+  };
+  /** Progress as answered: finished shards' counts plus what running shards reported. */
+  const current = (): BatchProgress => {
+    const { done, failed } = countInShards();
+    return {
+      ...progress,
+      itemsDone: progress.itemsDone + done,
+      itemsFailed: progress.itemsFailed + failed,
+      itemsInRunningShards: done,
+    };
+  };
   const show = (force = false) => {
-    setCurrentDetails(describe(progress));
+    setCurrentDetails(describe(current()));
     index(force);
   };
-  setHandler(progressQuery, () => progress);
+  setHandler(progressQuery, current);
+  setHandler(shardProgressSignal, (p) => {
+    if (!inFlight.has(p.shard)) return; // finished already, or not this run's
+    if ((inShard.get(p.shard)?.itemsDone ?? -1) >= p.itemsDone) return; // an older report, arriving late
+    inShard.set(p.shard, p);
+    show();
+  });
   show();
 
   const prepared = carry?.prepared ?? (await control.prepareBatch(input, workflowInfo().firstExecutionRunId));
@@ -116,11 +151,13 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
   const exceeded = () => overThreshold(progress.itemsFailed, prepared.totalItems, input.errorThreshold);
 
   const running: Promise<void>[] = [];
-  while (next < stopAt && shardFailure === undefined && !exceeded()) {
+  const historyFull = () => workflowInfo().historyLength >= HISTORY_EVENTS_PER_RUN;
+  while (next < stopAt && shardFailure === undefined && !exceeded() && !historyFull()) {
     await condition(() => progress.shardsInFlight < input.maxShardsInFlight);
-    if (shardFailure !== undefined || exceeded()) break;
+    if (shardFailure !== undefined || exceeded() || historyFull()) break;
     const shard = next++;
     progress.shardsInFlight++;
+    inFlight.add(shard);
     running.push(
       gpu
         .scoreShard({
@@ -135,6 +172,9 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
           topK: input.topK,
           rawOutputs: input.rawOutputs ?? false,
           requireCuda: input.requireCuda ?? false,
+          ...(input.progressIntervalSeconds !== undefined
+            ? { progressIntervalSeconds: input.progressIntervalSeconds }
+            : {}),
           ...(input.preprocess ? { preprocess: input.preprocess } : {}),
           ...(input.labelsPath ? { labelsPath: input.labelsPath } : {}),
         })
@@ -152,6 +192,8 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
         )
         .finally(() => {
           progress.shardsInFlight--;
+          inFlight.delete(shard);
+          inShard.delete(shard);
           show();
         }),
     );

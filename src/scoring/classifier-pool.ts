@@ -6,13 +6,13 @@ import crypto from 'node:crypto';
 
 import type { ModelOverrides } from '../model/model-info';
 import { Classifier } from './classifier';
+import type { SessionThreading } from './thread-tuning';
 
-export interface ExecutionConfig {
+export interface ExecutionConfig extends SessionThreading {
   executionProvider: 'cpu' | 'cuda';
   deviceId?: number;
   /** When CUDA was asked for and cannot load: run on CPU (true) or fail (false). */
   allowCpuFallback: boolean;
-  intraOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
 }
 

@@ -1,5 +1,6 @@
 /**
- * An image classifier on onnxruntime-node: one InferenceSession, batched inference, top-k labels.
+ * An image classifier on onnxruntime-node: one InferenceSession per inference thread (off the main
+ * thread, see inference-threads.ts), batched inference, top-k labels.
  * Execution provider: CPU, or CUDA when asked for. onnxruntime-node throws when the CUDA provider
  * cannot load (its libraries are not installed by default, see .npmrc), and then this falls back to
  * CPU only if the caller allowed it; `executionProvider` says which one runs.
@@ -11,15 +12,17 @@ import { preprocessImage } from '../images/preprocess';
 import { readModelInfo } from '../model/model-info';
 import type { ModelInfo, ModelOverrides } from '../model/model-info';
 import { FailureType } from '../shared/failure-types';
+import { InferenceThreads } from './inference-threads';
 import { outputScores } from './output-scores';
+import { sessionOptions } from './thread-tuning';
+import type { SessionThreading } from './thread-tuning';
 import { inputTensor, outputAsFloat32, toInputData } from './tensor-dtype';
 
-export interface ClassifierOptions {
+export interface ClassifierOptions extends SessionThreading {
   executionProvider?: 'cpu' | 'cuda';
   deviceId?: number;
   /** When CUDA was asked for and cannot load: run on CPU (true) or fail with FailureType.CudaUnavailable (false, default). */
   allowCpuFallback?: boolean;
-  intraOpNumThreads?: number;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** The deployment's or job's preprocessing spec and labels, over the model's own (readModelInfo). */
   overrides?: ModelOverrides;
@@ -39,23 +42,22 @@ function firstLine(err: unknown): string {
 export class Classifier {
   private constructor(
     readonly info: ModelInfo,
-    private readonly session: ort.InferenceSession,
+    private readonly session: InferenceThreads,
     readonly executionProvider: 'cpu' | 'cuda',
   ) {}
 
   /** Reads and checks the model (readModelInfo's ModelErrors), then opens one session on it. */
   static async load(modelPath: string, opts: ClassifierOptions = {}): Promise<Classifier> {
     const info = await readModelInfo(modelPath, opts.overrides);
-    const base: ort.InferenceSession.SessionOptions = {
-      graphOptimizationLevel: opts.graphOptimizationLevel ?? 'all',
-      ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
-    };
+    const base = sessionOptions(opts, opts.graphOptimizationLevel);
+    const threads = opts.inferenceThreads ?? 1;
     if (opts.executionProvider === 'cuda') {
       try {
-        const session = await ort.InferenceSession.create(modelPath, {
-          ...base,
-          executionProviders: [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }],
-        });
+        const session = await InferenceThreads.open(
+          modelPath,
+          { ...base, executionProviders: [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }] },
+          threads,
+        );
         return new Classifier(info, session, 'cuda');
       } catch (err) {
         if (!opts.allowCpuFallback) {
@@ -68,7 +70,7 @@ export class Classifier {
       }
     }
     try {
-      const session = await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ['cpu'] });
+      const session = await InferenceThreads.open(modelPath, { ...base, executionProviders: ['cpu'] }, threads);
       return new Classifier(info, session, 'cpu');
     } catch (err) {
       throw new ModelError(
@@ -109,7 +111,7 @@ export class Classifier {
     const { height, width } = this.info;
     const dims = this.info.layout === 'NHWC' ? [batch.length, height, width, 3] : [batch.length, 3, height, width];
     const input = inputTensor(this.info.inputType, toInputData(data, this.info.inputType), dims);
-    const results = await this.session.run({ [this.info.inputName]: input });
+    const results = await this.session.run({ [this.info.inputName]: input }); // `data` is transferred
     const output = results[this.info.outputName];
     if (!output || (output.type !== 'float32' && output.type !== 'float16')) {
       throw new Error(`The model returned no float32 or float16 output "${this.info.outputName}".`);
@@ -172,12 +174,19 @@ export class Classifier {
 
   /**
    * Runs any feeds on the session, not only images (the Open Inference Protocol routes use it);
-   * answers every output, or only those named in `fetches`.
+   * answers every output, or only those named in `fetches`. The feeds are left as they were, unless
+   * `transfer` hands their buffers to the inference thread (no copy; the caller's arrays are detached).
    */
   runFeeds(
     feeds: ort.InferenceSession.FeedsType,
     fetches?: readonly string[],
+    { transfer = false }: { transfer?: boolean } = {},
   ): Promise<ort.InferenceSession.ReturnType> {
-    return fetches ? this.session.run(feeds, [...fetches]) : this.session.run(feeds);
+    return this.session.run(feeds, fetches, { keep: !transfer });
+  }
+
+  /** Inference threads (each with its own session). */
+  get inferenceThreads(): number {
+    return this.session.threads;
   }
 }

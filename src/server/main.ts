@@ -26,6 +26,7 @@ import { parseLabelsText } from '../model/labels';
 import { keyFileProblem } from './key-file';
 import type { ModelOverrides } from '../model/model-info';
 import { Classifier } from '../scoring/classifier';
+import { applyDecodeThreading } from '../scoring/thread-tuning';
 import { DEFAULT_BATCHING } from './dynamic-batcher';
 import type { BatchingOptions } from './dynamic-batcher';
 import { createScoringServer } from './scoring-server';
@@ -93,6 +94,7 @@ function readOverrides(specFile: string | undefined, labelsFile: string | undefi
 }
 
 async function main(): Promise<void> {
+  applyDecodeThreading(); // before anything uses libuv's pool (thread-tuning.ts: decode and inference share the cores)
   let values;
   try {
     ({ values } = parseArgs({

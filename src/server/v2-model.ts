@@ -6,10 +6,13 @@
  */
 import path from 'node:path';
 
-import * as ort from 'onnxruntime-node';
+import type * as ort from 'onnxruntime-node';
 
 import { ModelError } from '../errors';
 import type { Classifier } from '../scoring/classifier';
+import { InferenceThreads } from '../scoring/inference-threads';
+import { sessionOptions } from '../scoring/thread-tuning';
+import type { SessionThreading } from '../scoring/thread-tuning';
 import { FailureType } from '../shared/failure-types';
 import { v2DatatypeOf } from './v2-tensors';
 import type { V2Datatype } from './v2-tensors';
@@ -19,9 +22,14 @@ export interface V2Model {
   readonly path: string;
   readonly inputMetadata: readonly ort.InferenceSession.ValueMetadata[];
   readonly outputMetadata: readonly ort.InferenceSession.ValueMetadata[];
+  /**
+   * Runs on an inference thread. The feeds are left intact unless `transfer` hands their buffers over
+   * (no copy; the caller's arrays are detached).
+   */
   runFeeds(
     feeds: ort.InferenceSession.FeedsType,
     fetches?: readonly string[],
+    opts?: { transfer?: boolean },
   ): Promise<ort.InferenceSession.ReturnType>;
 }
 
@@ -38,7 +46,7 @@ export function v2ModelOf(classifier: Classifier): V2Model {
     path: classifier.info.path,
     inputMetadata: classifier.inputMetadata,
     outputMetadata: classifier.outputMetadata,
-    runFeeds: (feeds, fetches) => classifier.runFeeds(feeds, fetches),
+    runFeeds: (feeds, fetches, opts) => classifier.runFeeds(feeds, fetches, opts),
   };
 }
 
@@ -63,18 +71,18 @@ export interface LoadedOnnxModel extends V2Model {
   release(): Promise<void>;
 }
 
-/** Opens any ONNX model on a CPU session (what a replica serves when the model is not a classifier). */
-export async function loadOnnxModel(
-  modelPath: string,
-  opts: { intraOpNumThreads?: number } = {},
-): Promise<LoadedOnnxModel> {
-  let session: ort.InferenceSession;
+/**
+ * Opens any ONNX model on a CPU session, off the main thread (what a replica serves when the model is
+ * not a classifier).
+ */
+export async function loadOnnxModel(modelPath: string, opts: SessionThreading = {}): Promise<LoadedOnnxModel> {
+  let session: InferenceThreads;
   try {
-    session = await ort.InferenceSession.create(modelPath, {
-      graphOptimizationLevel: 'all',
-      executionProviders: ['cpu'],
-      ...(opts.intraOpNumThreads ? { intraOpNumThreads: opts.intraOpNumThreads } : {}),
-    });
+    session = await InferenceThreads.open(
+      modelPath,
+      { ...sessionOptions(opts), executionProviders: ['cpu'] },
+      opts.inferenceThreads ?? 1,
+    );
   } catch (err) {
     const why = (err instanceof Error ? err.message : String(err)).split('\n')[0]!.trim();
     throw new ModelError(
@@ -86,7 +94,7 @@ export async function loadOnnxModel(
     path: modelPath,
     inputMetadata: session.inputMetadata,
     outputMetadata: session.outputMetadata,
-    runFeeds: (feeds, fetches) => (fetches ? session.run(feeds, [...fetches]) : session.run(feeds)),
+    runFeeds: (feeds, fetches, opts) => session.run(feeds, fetches, { keep: !opts?.transfer }),
     release: () => session.release(),
   };
 }

@@ -296,7 +296,8 @@ async function runModel(model: V2Model, inputs: BatchInput[], fetches: readonly 
   const feeds: Record<string, ort.Tensor> = {};
   for (const input of inputs) feeds[input.name] = ortTensor(input.type, input.data, input.shape);
   try {
-    return (await model.runFeeds(feeds, fetches)) as unknown as Outputs;
+    // The feeds were decoded for this run alone: their buffers go to the inference thread, not copies.
+    return (await model.runFeeds(feeds, fetches, { transfer: true })) as unknown as Outputs;
   } catch (err) {
     // The inputs fit the model's declared types and shapes, so what is left is how they combine
     // (two dynamic axes that must agree, a value an operator refuses): the request's fault.

@@ -50,6 +50,23 @@ export interface BatchScoreInput {
   requireCuda?: boolean;
   /** Fail a shard attempt whose worker stops heartbeating for this long. Default 30. */
   heartbeatTimeoutSeconds?: number;
+  /**
+   * How often a running shard tells the workflow how far it is (the SHARD_PROGRESS_SIGNAL), in seconds;
+   * a shard shorter than this sends nothing. Default 10; 0 turns it off.
+   */
+  progressIntervalSeconds?: number;
+  /** Keep the per-shard outputs and the manifest copy after a successful merge (default: removed). */
+  keepShards?: boolean;
+}
+
+/** The signal a running shard sends its workflow (at most every progressIntervalSeconds). */
+export const SHARD_PROGRESS_SIGNAL = 'shardProgress';
+
+/** Items done so far inside one running shard (this attempt's checkpoint). */
+export interface ShardProgress {
+  shard: number;
+  itemsDone: number;
+  itemsFailed: number;
 }
 
 /** What the listing activity returns: counts and where the shard lists are, never the items. */
@@ -75,6 +92,8 @@ export interface ShardTask {
   topK: number;
   rawOutputs: boolean;
   requireCuda: boolean;
+  /** See BatchScoreInput.progressIntervalSeconds (left out: 10). */
+  progressIntervalSeconds?: number;
   /** The job's own preprocessing spec and labels file (BatchScoreInput), when it has them. */
   preprocess?: PreprocessConfig;
   labelsPath?: string;
@@ -144,6 +163,8 @@ export interface BatchProgress {
   shardCount: number;
   shardsDone: number;
   shardsInFlight: number;
+  /** Of itemsDone, those inside shards still running (from their progress signals). */
+  itemsInRunningShards?: number;
   startedAt: string;
   executionProvider?: string;
   /** Set when the job ended: where summary.json is. */

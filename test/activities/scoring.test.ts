@@ -23,6 +23,7 @@ import { Classifier } from '../../src/scoring/classifier';
 import { ClassifierPool } from '../../src/scoring/classifier-pool';
 import type { ShardCheckpoint, ShardRecord, ShardResult, ShardTask } from '../../src/shared/batch-types';
 import { readJsonl } from '../helpers/jsonl';
+import { buildSlowCnn } from '../helpers/slow-model';
 
 describe('scoreShard activity', () => {
   let dir: string;
@@ -185,5 +186,53 @@ describe('scoreShard activity', () => {
     });
     const again: ShardResult = await new MockActivityEnvironment({ attempt: 3 }).run(scoreShard, other);
     assert.deepEqual(again, result, 'a finished shard returns the same result, without the model facts');
+  });
+
+  test('keeps heartbeating while a batch is in inference (inference runs off the main thread)', async () => {
+    const slowPath = path.join(dir, 'slow.onnx');
+    await fs.writeFile(slowPath, buildSlowCnn());
+    const slowPool = new ClassifierPool(
+      { executionProvider: 'cpu', allowCpuFallback: false, intraOpNumThreads: 1 },
+      () => undefined,
+    );
+    const slow = createScoringActivities({ classifiers: slowPool, workerName: 'test', heartbeatEveryMs: 40 });
+    const other: ShardTask = { ...task, outputDir: path.join(dir, 'out-slow'), modelPath: slowPath, batchSize: 3 };
+    other.modelDigest = (await readModelInfo(slowPath)).digest;
+    other.manifestDir = path.join(other.outputDir, 'manifest');
+    await fs.cp(task.manifestDir, other.manifestDir, { recursive: true });
+    await fs.writeFile(
+      new BatchLayout(other.outputDir).shardManifest(0),
+      (await readShardManifest(new BatchLayout(task.outputDir).shardManifest(0, task.manifestDir)))
+        .slice(0, 6)
+        .map((p) => JSON.stringify(p))
+        .join('\n') + '\n',
+    );
+    // Time each inference call as the activity makes it (the pool hands the activity this same classifier).
+    const classifier = await slowPool.get(slowPath, other.modelDigest);
+    const runs: Array<[number, number]> = [];
+    const infer = classifier.infer.bind(classifier);
+    classifier.infer = async (batch) => {
+      const started = performance.now();
+      try {
+        return await infer(batch);
+      } finally {
+        runs.push([started, performance.now()]);
+      }
+    };
+    const beats: number[] = [];
+    const env = new MockActivityEnvironment({ attempt: 1 });
+    env.on('heartbeat', () => beats.push(performance.now()));
+    try {
+      const result: ShardResult = await env.run((t: ShardTask) => slow.scoreShard(t), other);
+      assert.equal(result.itemsOk, 6);
+    } finally {
+      await slowPool.releaseAll();
+    }
+    assert.equal(runs.length, 2, 'two batches of 3');
+    for (const [start, end] of runs) {
+      assert.ok(end - start > 200, `an inference long enough to watch (${Math.round(end - start)} ms)`);
+      const during = beats.filter((t) => t > start && t < end).length;
+      assert.ok(during >= 2, `heartbeats during a ${Math.round(end - start)} ms inference: ${during}`);
+    }
   });
 });

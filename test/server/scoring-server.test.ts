@@ -15,8 +15,10 @@ import { makeColourJpeg } from '../../src/demo/sample-images';
 import { seededRandom } from '../../src/demo/seeded-random';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
 import { Classifier } from '../../src/scoring/classifier';
+import { DEFAULT_BATCHING } from '../../src/server/dynamic-batcher';
 import { createScoringServer } from '../../src/server/scoring-server';
 import type { ScoringServerOptions } from '../../src/server/scoring-server';
+import { buildSlowCnn } from '../helpers/slow-model';
 
 const KEY = 'test-key-0123456789';
 const AUTH = { authorization: `Bearer ${KEY}` };
@@ -306,4 +308,40 @@ describe('scoring server', () => {
   test('refuses to start without a key', () => {
     assert.throws(() => createScoringServer({ classifier, apiKey: '', topK: 1, maxBodyBytes: 1 }), /non-empty apiKey/);
   });
+
+  for (const batching of [DEFAULT_BATCHING, undefined]) {
+    test(`/healthz is answered while an inference is in flight (batching ${batching ? 'on' : 'off'})`, async () => {
+      const slowPath = path.join(dir, 'slow.onnx');
+      await fs.writeFile(slowPath, buildSlowCnn());
+      const slow = await Classifier.load(slowPath, { intraOpNumThreads: 1 });
+      let inferring!: () => void;
+      const started = new Promise<void>((resolve) => (inferring = resolve));
+      let inferenceEnded = Infinity;
+      const infer = slow.infer.bind(slow);
+      slow.infer = async (batch) => {
+        inferring();
+        try {
+          return await infer(batch);
+        } finally {
+          inferenceEnded = performance.now();
+        }
+      };
+      const live = await listen({ classifier: slow, ...(batching ? { batching } : {}) });
+      try {
+        const scored = fetch(`${live.url}/score`, { method: 'POST', body: await makeColourJpeg('red'), headers: AUTH });
+        await started;
+        const health = await fetch(`${live.url}/healthz`);
+        const answeredAt = performance.now();
+        assert.equal(health.status, 200);
+        assert.equal((await scored).status, 200);
+        assert.ok(
+          answeredAt < inferenceEnded,
+          `/healthz answered ${Math.round(inferenceEnded - answeredAt)} ms before the inference ended`,
+        );
+      } finally {
+        await stop(live.server);
+        await slow.release();
+      }
+    });
+  }
 });

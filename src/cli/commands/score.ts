@@ -39,12 +39,14 @@ export function addScoreCommands(program: Command): void {
     .option('-n, --name <name>', 'job name; the workflow id is score-<name> (default: from the input and the time)')
     .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
     .option('--detach', 'start and return at once')
+    .option('--keep-shards', 'keep the per-shard outputs and the manifest copy after the merge (default: removed)')
     .option('--json', 'print one JSON document')
     .action(async (o) => {
       const flags = batchJobFlags(o, 'score');
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await scoreCommand(ctx, {
           ...flags,
+          keepShards: Boolean(o.keepShards),
           name: o.name,
           taskQueue: o.taskQueue,
           detach: Boolean(o.detach),
@@ -64,6 +66,8 @@ export function addScoreCommands(program: Command): void {
 export interface ScoreCommandOptions extends BatchJobFlags {
   taskQueue?: string;
   detach: boolean;
+  /** Keep `<output>/shards/` and `<output>/manifest/` after a successful merge. */
+  keepShards?: boolean;
 }
 
 /** The workflow input for a job; paths are made absolute here, where the user typed them. */
@@ -94,7 +98,7 @@ export interface ScoreCommandResult {
 
 export async function scoreCommand(ctx: CommandContext, opts: ScoreCommandOptions): Promise<ScoreCommandResult> {
   const name = opts.name ?? `${nameFromModel(opts.inputPath).slice(0, 24)}-${Date.now().toString(36)}`;
-  const input = batchJobInput(opts, name);
+  const input: BatchScoreInput = { ...batchJobInput(opts, name), ...(opts.keepShards ? { keepShards: true } : {}) };
   const workflowId = batchWorkflowId(name);
   let handle: WorkflowHandle;
   try {
@@ -141,21 +145,31 @@ export async function scoreCommand(ctx: CommandContext, opts: ScoreCommandOption
   return { workflowId, uiUrl, summary };
 }
 
+/** True once a GPU worker has picked up one of the job's shards (its activity has a start time). */
+async function anyShardStarted(handle: WorkflowHandle): Promise<boolean> {
+  const { raw } = await handle.describe();
+  return (raw.pendingActivities ?? []).some((a) => a.lastStartedTime != null);
+}
+
 /** Polls `progress` and shows it (see ../progress) until the job ends; returns its summary or throws why it failed. */
 export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue: string): Promise<BatchOutcome> {
   const watch = new ResultWatch<BatchOutcome>(handle);
   const progress = createProgressRenderer(out);
-  const started = Date.now();
+  let nextHintCheck = Date.now() + 10_000;
   let hinted = false;
   try {
     while (!watch.ended) {
       try {
         const p = await handle.query(progressQuery);
-        if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() - started > 10_000) {
-          progress.note(
-            `No shard has finished yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`,
-          );
-          hinted = true;
+        // The hint is for a job no GPU worker has picked up; looked for at most every 10 s.
+        if (p.stage === 'scoring' && p.itemsDone === 0 && !hinted && Date.now() >= nextHintCheck) {
+          nextHintCheck = Date.now() + 10_000;
+          if (p.shardsDone === 0 && !(await anyShardStarted(handle))) {
+            progress.note(
+              `No shard has started yet. Is a GPU worker polling "${gpuQueue}"? Start one with: inferctl gpu-worker`,
+            );
+            hinted = true;
+          }
         }
         progress.update(p);
       } catch {

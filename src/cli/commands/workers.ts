@@ -37,14 +37,24 @@ export function addGpuWorkerCommand(program: Command): void {
     .option('--device-id <n>', 'CUDA device', '0')
     .option('--allow-cpu-fallback', 'with --gpu: run on CPU when CUDA cannot load instead of failing')
     .option('--max-concurrent-shards <n>', 'shards this process scores at once', '2')
-    .option('--intra-op-threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)')
+    .option('--inference-threads <n>', 'inference threads, each with its own onnxruntime session (default 1)')
+    .option('--intra-op-threads <n>', 'onnxruntime intra-op threads per session (default: the core count)')
+    .option('--inter-op-threads <n>', 'onnxruntime inter-op threads per session (default 1)')
+    .option('--allow-spinning', "let onnxruntime's idle threads spin (default off: they leave the cores to decode)")
+    .option('--sharp-concurrency <n>', 'libvips threads per image (default 1)')
+    .option('--uv-threadpool-size <n>', "libuv's thread pool, where images decode (default max(4, cores))")
     .option('--graph-optimization <level>', 'disabled | basic | extended | all', 'all')
     .option(
       '--metrics-port <port>',
       'serve Prometheus metrics on 127.0.0.1:<port>/metrics (default: INFERCTL_METRICS_PORT)',
     )
     .action(async (o) => {
-      await gpuWorkerCommand({ ...o, gpu: Boolean(o.gpu), allowCpuFallback: Boolean(o.allowCpuFallback) });
+      await gpuWorkerCommand({
+        ...o,
+        gpu: Boolean(o.gpu),
+        allowCpuFallback: Boolean(o.allowCpuFallback),
+        allowSpinning: Boolean(o.allowSpinning),
+      });
     });
 }
 
