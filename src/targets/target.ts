@@ -27,6 +27,16 @@ export interface EndpointAccess {
  */
 export type StepProgress = (detail: string) => void;
 
+/** The replicas' own counters of scoring requests (POST /score and V2 infer), summed over the replicas that answered. */
+export interface RequestCounts {
+  /** Answers of every status. */
+  total: number;
+  /** Answers with a 5xx status. */
+  errors: number;
+  /** Replicas whose counters were read. */
+  replicasRead: number;
+}
+
 export interface Target {
   readonly kind: TargetKind;
   /**
@@ -49,4 +59,9 @@ export interface Target {
   checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport>;
   endpointAccess(spec: DeploymentSpec): Promise<EndpointAccess>;
   teardown(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<TeardownReport>;
+  /**
+   * Reads the replicas' request counters (their /metrics). Optional: a target without it cannot serve an idle
+   * TTL, and validation says so before anything is created. A replica that restarted counts from zero again.
+   */
+  requestCount?(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts>;
 }

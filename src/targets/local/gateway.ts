@@ -2,6 +2,10 @@
  * The local target's endpoint: a round-robin HTTP proxy in front of the replicas, the loopback stand-in
  * for a Kubernetes Service of type LoadBalancer. It forwards requests untouched (the replicas check the
  * key), skips replicas that refuse connections, and answers 503 when none is up.
+ *
+ * How many replicas it routes to is read from a routes file (`{"replicas": N}`) when one is given, checked
+ * on every request: scaling rewrites the file and the endpoint keeps its address. A replica leaving is
+ * taken out of the file before it is stopped, one arriving is routed to once it has written its ready file.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -11,6 +15,8 @@ export interface GatewayOptions {
   /** The deployment's replicas/ directory; replica i writes replicas/<i>/ready.json. */
   replicasDir: string;
   replicas: number;
+  /** A JSON file `{"replicas": N}` that overrides `replicas` whenever it exists and parses. */
+  routesFile?: string;
   /** Requests larger than this are refused here with 413 (replicas have their own, smaller limit). */
   maxBodyBytes: number;
 }
@@ -22,9 +28,20 @@ interface ReadyFile {
 export function createGateway(opts: GatewayOptions): http.Server {
   let next = 0;
 
+  function replicaCount(): number {
+    if (!opts.routesFile) return opts.replicas;
+    try {
+      const routes = JSON.parse(fs.readFileSync(opts.routesFile, 'utf8')) as { replicas?: unknown };
+      return typeof routes.replicas === 'number' && routes.replicas >= 0 ? routes.replicas : opts.replicas;
+    } catch {
+      return opts.replicas;
+    }
+  }
+
   function upstreams(): string[] {
     const urls: string[] = [];
-    for (let i = 0; i < opts.replicas; i++) {
+    const count = replicaCount();
+    for (let i = 0; i < count; i++) {
       try {
         const ready = JSON.parse(
           fs.readFileSync(path.join(opts.replicasDir, String(i), 'ready.json'), 'utf8'),

@@ -10,6 +10,7 @@
  *     replicas/<i>/ready.json      written by the replica once it listens: pid, port, url
  *     replicas/<i>/replica.log     its stdout and stderr
  *     gateway/ready.json, gateway.log   the round-robin endpoint in front of the replicas
+ *     gateway/routes.json          how many replicas the gateway routes to (rewritten by a scale)
  */
 import path from 'node:path';
 
@@ -56,5 +57,9 @@ export class LocalLayout {
 
   get gatewayDir(): string {
     return path.join(this.dir, 'gateway');
+  }
+
+  get routesFile(): string {
+    return path.join(this.gatewayDir, 'routes.json');
   }
 }

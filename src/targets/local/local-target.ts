@@ -11,7 +11,7 @@ import { InvalidInputError } from '../../errors';
 import { readModelInfo, readOverrides } from '../../model/model-info';
 import { configOf } from '../../model/preprocess-spec';
 import { generateApiKey, ensureSecretFile } from '../api-key';
-import type { EndpointAccess, Target } from '../target';
+import type { EndpointAccess, RequestCounts, Target } from '../target';
 import type {
   DeployResult,
   DeploymentSpec,
@@ -46,7 +46,8 @@ interface ReplicaRecord {
 
 interface ReplicasRecord {
   replicas: ReplicaRecord[];
-  gateway?: { pid: number; replicas: number };
+  /** `routes`: the gateway reads gateway/routes.json, so a change of replica count needs no new gateway. */
+  gateway?: { pid: number; replicas: number; routes?: boolean };
 }
 
 interface ReadyFile {
@@ -135,6 +136,9 @@ export class LocalTarget implements Target {
       (r) => r.index < spec.replicas && r.digest === image.digest && live.has(r.pid) && isAlive(r.pid),
     );
     const keep = new Set([...state.replicas.map((r) => r.pid), ...(state.gateway ? [state.gateway.pid] : [])]);
+    // The gateway stops routing to a leaving replica before it is stopped (a scale down keeps serving).
+    await fs.mkdir(layout.gatewayDir, { recursive: true });
+    await writeJsonFileAtomic(layout.routesFile, { replicas: spec.replicas });
     await Promise.all([...live].filter((pid) => !keep.has(pid)).map((pid) => stopProcess(pid)));
 
     for (let index = 0; index < spec.replicas; index++) {
@@ -173,10 +177,13 @@ export class LocalTarget implements Target {
     }
 
     const gateway = state.gateway;
-    const gatewayUp = gateway && gateway.replicas === spec.replicas && live.has(gateway.pid) && isAlive(gateway.pid);
+    const gatewayUp =
+      gateway &&
+      (gateway.routes === true || gateway.replicas === spec.replicas) &&
+      live.has(gateway.pid) &&
+      isAlive(gateway.pid);
     if (!gatewayUp) {
       if (gateway) await stopProcess(gateway.pid);
-      await fs.mkdir(layout.gatewayDir, { recursive: true });
       await fs.rm(path.join(layout.gatewayDir, 'ready.json'), { force: true });
       const pid = await spawnDetachedNode(
         GATEWAY_MAIN,
@@ -187,10 +194,14 @@ export class LocalTarget implements Target {
           String(spec.replicas),
           '--ready-file',
           path.join(layout.gatewayDir, 'ready.json'),
+          '--routes-file',
+          layout.routesFile,
         ],
         path.join(layout.gatewayDir, 'gateway.log'),
       );
-      state.gateway = { pid, replicas: spec.replicas };
+      state.gateway = { pid, replicas: spec.replicas, routes: true };
+    } else if (gateway.replicas !== spec.replicas) {
+      state.gateway = { ...gateway, replicas: spec.replicas };
       started++;
     }
     await writeJsonFileAtomic(layout.replicasFile, state);
@@ -252,6 +263,33 @@ export class LocalTarget implements Target {
     return { endpoint: gateway.url, apiKey };
   }
 
+  /** Sums the scoring-request counters of every recorded replica that answers its /metrics. */
+  async requestCount(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts> {
+    const layout = this.layout(spec.name);
+    const state = await readJsonFile<ReplicasRecord>(layout.replicasFile);
+    const counts: RequestCounts = { total: 0, errors: 0, replicasRead: 0 };
+    for (const record of state?.replicas ?? []) {
+      const ready = await readJsonFile<ReadyFile>(path.join(layout.replicaDir(record.index), 'ready.json'));
+      if (!ready) continue;
+      let text: string;
+      try {
+        const res = await fetch(`${ready.url}/metrics`, {
+          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(2000)]) : AbortSignal.timeout(2000),
+        });
+        if (!res.ok) continue;
+        text = await res.text();
+      } catch {
+        if (signal?.aborted) throw signal.reason;
+        continue; // a replica that is restarting; the next read counts it
+      }
+      const read = scoringCounts(text);
+      counts.total += read.total;
+      counts.errors += read.errors;
+      counts.replicasRead++;
+    }
+    return counts;
+  }
+
   async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
     const layout = this.layout(spec.name);
     const removed: string[] = [];
@@ -271,6 +309,18 @@ export class LocalTarget implements Target {
     }
     return { removed };
   }
+}
+
+/** The scoring-request counter in a replica's Prometheus text: every answer, and those with a 5xx code. */
+export function scoringCounts(text: string): { total: number; errors: number } {
+  let total = 0;
+  let errors = 0;
+  for (const m of text.matchAll(/^inferctl_server_scoring_requests_total\{code="(\d+)"\} (\d+(?:\.\d+)?)$/gm)) {
+    const value = Number(m[2]);
+    total += value;
+    if (m[1]!.startsWith('5')) errors += value;
+  }
+  return { total, errors };
 }
 
 async function answers(url: string): Promise<boolean> {
