@@ -52,6 +52,27 @@ export interface WaitOptions {
   pollIntervalMs?: number;
 }
 
+export interface IdleWatchOptions {
+  idleSeconds: number;
+  /** How often the counters are read. */
+  pollSeconds: number;
+  /** The warning is logged this long before the idle TTL runs out. */
+  warnAheadSeconds: number;
+}
+
+/** What `waitUntilIdle` heartbeats: the last count seen and when it last changed (ms since the epoch). */
+interface IdleHeartbeat {
+  lastTotal?: number;
+  lastChangeAt: number;
+  warned: boolean;
+}
+
+export interface IdleReport {
+  /** When the counters last moved (or serving began), ISO 8601. */
+  lastRequestAt: string;
+  requests: number;
+}
+
 export function createDeployActivities({ targets }: DeployActivityDeps) {
   function targetFor(kind: TargetKind): Target {
     const target = targets[kind];
@@ -80,7 +101,17 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
           `replicas must be a whole number from 1 to ${limit} for target "${input.target}" (got ${input.replicas})`,
         );
       }
-      if (!(input.ttlSeconds > 0)) problems.push(`ttl must be positive (got ${input.ttlSeconds}s)`);
+      if (input.ttlSeconds !== null && !(input.ttlSeconds > 0)) {
+        problems.push(`ttl must be positive or none (got ${input.ttlSeconds}s)`);
+      }
+      if (input.idleTtlSeconds !== undefined && !(input.idleTtlSeconds > 0)) {
+        problems.push(`idle ttl must be positive (got ${input.idleTtlSeconds}s)`);
+      }
+      if (input.idleTtlSeconds !== undefined && targets[input.target] && !targets[input.target]!.requestCount) {
+        problems.push(
+          `--idle-ttl needs the replicas' request counters, which target "${input.target}" does not read yet`,
+        );
+      }
       if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
       if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
         problems.push(`labels path must be absolute (got ${input.labelsPath})`);
@@ -235,6 +266,54 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         );
       }
       return { predictions, latencyMs };
+    },
+
+    /**
+     * Returns once no scoring request has reached the replicas for `idleSeconds` (their own counters, read
+     * every `pollSeconds`); logs a warning `warnAheadSeconds` before. Heartbeats where it stands, so a retry
+     * on another worker keeps the idle clock.
+     */
+    async waitUntilIdle(spec: DeploymentSpec, opts: IdleWatchOptions): Promise<IdleReport> {
+      const target = targetFor(spec.target);
+      if (!target.requestCount) {
+        throw ApplicationFailure.nonRetryable(
+          `Target "${spec.target}" cannot read request counters; deploy without --idle-ttl.`,
+          FailureType.TargetUnavailable,
+        );
+      }
+      const ctx = Context.current();
+      const state: IdleHeartbeat = (ctx.info.heartbeatDetails as IdleHeartbeat | undefined) ?? {
+        lastChangeAt: Date.now(),
+        warned: false,
+      };
+      for (;;) {
+        const counts = await target.requestCount(spec, ctx.cancellationSignal).catch((err: unknown) => {
+          if (ctx.cancellationSignal.aborted) throw err;
+          log.warn('Request counters not read', { name: spec.name, error: String(err) });
+          return undefined;
+        });
+        if (counts && counts.replicasRead > 0 && counts.total !== state.lastTotal) {
+          if (state.lastTotal !== undefined) {
+            state.lastChangeAt = Date.now();
+            state.warned = false;
+          }
+          state.lastTotal = counts.total;
+        }
+        const idleMs = Date.now() - state.lastChangeAt;
+        if (idleMs >= opts.idleSeconds * 1000) {
+          log.info('Deployment idle: tearing down', { name: spec.name, idleSeconds: opts.idleSeconds });
+          return { lastRequestAt: new Date(state.lastChangeAt).toISOString(), requests: state.lastTotal ?? 0 };
+        }
+        if (!state.warned && idleMs >= (opts.idleSeconds - opts.warnAheadSeconds) * 1000) {
+          log.warn('Deployment idle: tears down soon unless a scoring request arrives', {
+            name: spec.name,
+            endsAt: new Date(state.lastChangeAt + opts.idleSeconds * 1000).toISOString(),
+          });
+          state.warned = true;
+        }
+        ctx.heartbeat({ ...state, idleEndsAt: new Date(state.lastChangeAt + opts.idleSeconds * 1000).toISOString() });
+        await ctx.sleep(Math.min(opts.pollSeconds * 1000, opts.idleSeconds * 1000 - idleMs + 50));
+      }
     },
 
     /** Removes everything the deployment created; safe to repeat, retried until it succeeds. */

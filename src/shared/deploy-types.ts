@@ -41,8 +41,13 @@ export interface DeployInput {
   modelPath: string;
   target: TargetKind;
   replicas: number;
-  /** How long to serve after the smoke query before tearing down. */
-  ttlSeconds: number;
+  /** How long to serve after the smoke query before tearing down; null serves until teardown (`--ttl none`). */
+  ttlSeconds: number | null;
+  /**
+   * Tear down after this long without a scoring request (`--idle-ttl`), read from the replicas' own request
+   * counters; on top of the TTL, whichever ends first.
+   */
+  idleTtlSeconds?: number;
   topK?: number;
   /**
    * The preprocessing spec given with --preprocess (a preset name expanded to `{ preset }`, or the file's
@@ -110,14 +115,18 @@ export interface DeployStatus {
   smoke?: SmokeResult;
   /** When the TTL ends (ISO 8601), while serving. */
   expiresAt?: string;
+  /** While serving: what ends it, in a sentence ("the TTL at …", "30m without a scoring request", "teardown only"). */
+  endsBecause?: string;
+  /** The idle TTL the deployment was started with (seconds), when it has one. */
+  idleTtlSeconds?: number;
   steps: StepRecord[];
   lastError?: string;
   teardownRemoved?: string[];
 }
 
 export interface DeployOutcome extends DeployStatus {
-  /** Why serving ended: the TTL ran out, or a teardown signal arrived. */
-  endedBy: 'ttl' | 'signal';
+  /** Why serving ended: the TTL ran out, a teardown request (Update or legacy signal), or no requests for the idle TTL. */
+  endedBy: 'ttl' | 'signal' | 'idle';
 }
 
 export interface ExtendTtlRequest {
@@ -128,5 +137,33 @@ export interface ExtendTtlRequest {
 export interface TeardownRequest {
   reason?: string;
 }
+
+/** The `extend` Update's answer. */
+export interface ExtendResult {
+  /** The new end of the TTL (ISO 8601), once serving. */
+  expiresAt?: string;
+  /** Before serving: the TTL the deployment will serve once it is ready. */
+  ttlSeconds?: number;
+}
+
+/** The `teardownNow` Update's answer, once teardown has run. */
+export interface TeardownResult {
+  removed: string[];
+}
+
+export interface ScaleRequest {
+  replicas: number;
+}
+
+/** The `scale` Update's answer, once every replica is ready. */
+export interface ScaleResult {
+  replicas: number;
+  previousReplicas: number;
+  replicaUrls: string[];
+  endpoint?: string;
+}
+
+/** Update names, in one place for the CLI, the tests and the workflow. */
+export const DEPLOY_UPDATES = { extend: 'extend', teardown: 'teardownNow', scale: 'scale', attach: 'attach' } as const;
 
 export type { AksDeploymentOptions, DeploymentSpec, TargetKind };
