@@ -64,4 +64,22 @@ export interface Target {
    * TTL, and validation says so before anything is created. A replica that restarted counts from zero again.
    */
   requestCount?(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts>;
+
+  /**
+   * Blue/green on one endpoint (optional; a target without it cannot roll out): a candidate replica set
+   * beside the serving one, its readiness and counters, the share of traffic the endpoint sends it, and
+   * its removal. Promotion is the serving set redeployed with the candidate's image (`deploy`) while the
+   * candidate carries all traffic.
+   */
+  readonly candidates?: CandidateSets;
+}
+
+export interface CandidateSets {
+  start(spec: DeploymentSpec, image: ImageResult, signal?: AbortSignal): Promise<DeployResult>;
+  readiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport>;
+  requestCount(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts>;
+  /** The percentage (0-100) of requests the endpoint sends to the candidate; the rest go to the serving set. */
+  route(spec: DeploymentSpec, candidatePercent: number): Promise<void>;
+  /** Routes nothing to the candidate, then stops and removes it. */
+  remove(spec: DeploymentSpec): Promise<void>;
 }

@@ -20,40 +20,27 @@ import type {
   ReadinessReport,
   TeardownReport,
 } from '../../shared/target-types';
+import { LocalCandidateSets } from './candidate-sets';
 import { logTail, spawnDetachedNode } from './detached-process';
 import { LocalLayout } from './layout';
 import { findProcessesByMarker, isAlive, stopProcess } from './processes';
+import { MAX_BODY_BYTES, answers, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
+import type { ReadyFile, ReplicaRecord } from './replica-set';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import { FailureType } from '../../shared/failure-types';
 import { fileExists } from '../../file-exists';
 
-const SERVER_MAIN = require.resolve('../../server/main');
 const GATEWAY_MAIN = require.resolve('./gateway-main');
-
-/** The scoring server's request body limit; the seed's JPEGs are far smaller. */
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 interface ClusterRecord {
   ownerId: string;
   createdAt: string;
 }
 
-interface ReplicaRecord {
-  index: number;
-  pid: number;
-  digest: string;
-}
-
 interface ReplicasRecord {
   replicas: ReplicaRecord[];
   /** `routes`: the gateway reads gateway/routes.json, so a change of replica count needs no new gateway. */
   gateway?: { pid: number; replicas: number; routes?: boolean };
-}
-
-interface ReadyFile {
-  pid: number;
-  port: number;
-  url: string;
 }
 
 export interface LocalTargetOptions {
@@ -64,7 +51,11 @@ export interface LocalTargetOptions {
 export class LocalTarget implements Target {
   readonly kind = 'local' as const;
 
-  constructor(private readonly opts: LocalTargetOptions = {}) {}
+  readonly candidates: LocalCandidateSets;
+
+  constructor(private readonly opts: LocalTargetOptions = {}) {
+    this.candidates = new LocalCandidateSets((name) => this.layout(name));
+  }
 
   layout(name: string): LocalLayout {
     return new LocalLayout(name, this.opts.root);
@@ -127,7 +118,9 @@ export class LocalTarget implements Target {
   async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
     const layout = this.layout(spec.name);
     const state = (await readJsonFile<ReplicasRecord>(layout.replicasFile)) ?? { replicas: [] };
-    const live = new Set(await findProcessesByMarker(layout.processMarker));
+    // A rollout's candidate set is not this set's to stop.
+    const candidates = new Set(await findProcessesByMarker(layout.candidateMarker));
+    const live = new Set((await findProcessesByMarker(layout.processMarker)).filter((pid) => !candidates.has(pid)));
     let started = 0;
 
     // Keep replicas that run this image at a wanted index; stop the rest, including processes a crashed
@@ -137,39 +130,12 @@ export class LocalTarget implements Target {
     );
     const keep = new Set([...state.replicas.map((r) => r.pid), ...(state.gateway ? [state.gateway.pid] : [])]);
     // The gateway stops routing to a leaving replica before it is stopped (a scale down keeps serving).
-    await fs.mkdir(layout.gatewayDir, { recursive: true });
-    await writeJsonFileAtomic(layout.routesFile, { replicas: spec.replicas });
+    await updateRoutes(layout, { replicas: spec.replicas });
     await Promise.all([...live].filter((pid) => !keep.has(pid)).map((pid) => stopProcess(pid)));
 
     for (let index = 0; index < spec.replicas; index++) {
       if (state.replicas.some((r) => r.index === index)) continue;
-      const dir = layout.replicaDir(index);
-      await fs.mkdir(dir, { recursive: true });
-      await fs.rm(path.join(dir, 'ready.json'), { force: true });
-      const pid = await spawnDetachedNode(
-        SERVER_MAIN,
-        [
-          '--model',
-          path.join(image.imageRef, 'model.onnx'),
-          '--api-key-file',
-          layout.apiKeyFile,
-          '--ready-file',
-          path.join(dir, 'ready.json'),
-          '--host',
-          '127.0.0.1',
-          '--port',
-          '0',
-          '--top-k',
-          String(spec.topK),
-          '--max-body-bytes',
-          String(MAX_BODY_BYTES),
-          '--preprocess',
-          path.join(image.imageRef, 'preprocess.json'),
-          '--labels',
-          path.join(image.imageRef, 'model.labels.txt'),
-        ],
-        path.join(dir, 'replica.log'),
-      );
+      const pid = await spawnReplica(layout, spec, image, layout.replicaDir(index));
       state.replicas.push({ index, pid, digest: image.digest });
       started++;
       // Record each pid as soon as it exists: teardown must find it even if this worker dies next.
@@ -214,26 +180,11 @@ export class LocalTarget implements Target {
     const report: ReadinessReport = { ready: false, readyReplicas: 0, desiredReplicas: spec.replicas, replicaUrls: [] };
     if (!state) return { ...report, reason: 'no replica has been started yet' };
 
-    const waiting: string[] = [];
-    for (const record of [...state.replicas].sort((a, b) => a.index - b.index)) {
-      const dir = layout.replicaDir(record.index);
-      const ready = await readJsonFile<ReadyFile>(path.join(dir, 'ready.json'));
-      if (!isAlive(record.pid)) {
-        const tail = await logTail(path.join(dir, 'replica.log'));
-        return {
-          ...report,
-          fatal: true,
-          reason: `replica ${record.index} (pid ${record.pid}) exited: ${tail || 'no output'}`,
-        };
-      }
-      if (!ready) {
-        waiting.push(`replica ${record.index} is loading the model`);
-        continue;
-      }
-      report.replicaUrls.push(ready.url);
-      if (await answers(`${ready.url}/readyz`)) report.readyReplicas++;
-      else waiting.push(`replica ${record.index} at ${ready.url} does not answer /readyz yet`);
-    }
+    const set = await setReadiness(state.replicas, (index) => layout.replicaDir(index));
+    if (set.fatal) return { ...report, fatal: true, reason: set.fatal };
+    const waiting = set.waiting;
+    report.readyReplicas = set.readyReplicas;
+    report.replicaUrls = set.replicaUrls;
 
     const gatewayReady = await readJsonFile<ReadyFile>(path.join(layout.gatewayDir, 'ready.json'));
     if (state.gateway && !isAlive(state.gateway.pid)) {
@@ -267,27 +218,7 @@ export class LocalTarget implements Target {
   async requestCount(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts> {
     const layout = this.layout(spec.name);
     const state = await readJsonFile<ReplicasRecord>(layout.replicasFile);
-    const counts: RequestCounts = { total: 0, errors: 0, replicasRead: 0 };
-    for (const record of state?.replicas ?? []) {
-      const ready = await readJsonFile<ReadyFile>(path.join(layout.replicaDir(record.index), 'ready.json'));
-      if (!ready) continue;
-      let text: string;
-      try {
-        const res = await fetch(`${ready.url}/metrics`, {
-          signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(2000)]) : AbortSignal.timeout(2000),
-        });
-        if (!res.ok) continue;
-        text = await res.text();
-      } catch {
-        if (signal?.aborted) throw signal.reason;
-        continue; // a replica that is restarting; the next read counts it
-      }
-      const read = scoringCounts(text);
-      counts.total += read.total;
-      counts.errors += read.errors;
-      counts.replicasRead++;
-    }
-    return counts;
+    return setCounts(state?.replicas ?? [], (index) => layout.replicaDir(index), signal);
   }
 
   async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
@@ -308,28 +239,6 @@ export class LocalTarget implements Target {
       removed.push(`directory ${layout.dir}`);
     }
     return { removed };
-  }
-}
-
-/** The scoring-request counter in a replica's Prometheus text: every answer, and those with a 5xx code. */
-export function scoringCounts(text: string): { total: number; errors: number } {
-  let total = 0;
-  let errors = 0;
-  for (const m of text.matchAll(/^inferctl_server_scoring_requests_total\{code="(\d+)"\} (\d+(?:\.\d+)?)$/gm)) {
-    const value = Number(m[2]);
-    total += value;
-    if (m[1]!.startsWith('5')) errors += value;
-  }
-  return { total, errors };
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await res.arrayBuffer();
-    return res.ok;
-  } catch {
-    return false;
   }
 }
 
