@@ -345,7 +345,7 @@ function targetStep<T>(work: (signal: AbortSignal, progress: StepProgress) => Pr
   );
 }
 
-function parsePredictions(text: string): Prediction[] | undefined {
+export function parsePredictions(text: string): Prediction[] | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

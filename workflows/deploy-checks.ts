@@ -53,6 +53,8 @@ export function scaleRefusal(
   if (stage !== 'serving') {
     return `Deployment "${running.name}" is ${stage}; scale it once it serves (inferctl status ${running.name}).`;
   }
-  if (changing) return `Deployment "${running.name}" is already being scaled; try again when that has finished.`;
+  if (changing) {
+    return `Deployment "${running.name}" is already changing (a scale or a rollout is in flight); try again when it has finished.`;
+  }
   return undefined;
 }

@@ -5,8 +5,10 @@
  *   teardownNow  end now: what teardown removed, once it has run
  *   scale        N replicas: the replicas ready (within the target's limits and GPU capacity)
  *   attach       `inferctl deploy` of a running name: the status when the spec is the same, refused otherwise
+ *   rollout      a new model version, canary first (rollout.ts): the outcome, or a failure once rolled back
  */
 import { ApplicationFailure, condition, defineUpdate, log, setHandler } from '@temporalio/workflow';
+import type { CancellationScope } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 
 import type { ResolvedDeployTimings } from '../src/shared/deploy-timings';
@@ -17,6 +19,8 @@ import type {
   DeploymentSpec,
   ExtendResult,
   ExtendTtlRequest,
+  RolloutRequest,
+  RolloutResult,
   ScaleRequest,
   ScaleResult,
   TeardownRequest,
@@ -28,19 +32,23 @@ import type { ImageResult } from '../src/shared/target-types';
 import { attachRefusal, isEnding, scaleRefusal } from './deploy-checks';
 import type { DeployStatusRecorder } from './deploy-status';
 import { activities } from './deploy-steps';
+import { rollout, rolloutRefusal } from './rollout';
 import type { ServingPeriod } from './serving-period';
 
 export const extendUpdate = defineUpdate<ExtendResult, [ExtendTtlRequest]>(DEPLOY_UPDATES.extend);
 export const teardownUpdate = defineUpdate<TeardownResult, [TeardownRequest]>(DEPLOY_UPDATES.teardown);
 export const scaleUpdate = defineUpdate<ScaleResult, [ScaleRequest]>(DEPLOY_UPDATES.scale);
 export const attachUpdate = defineUpdate<DeployStatus, [DeployInput]>(DEPLOY_UPDATES.attach);
+export const rolloutUpdate = defineUpdate<RolloutResult, [RolloutRequest]>(DEPLOY_UPDATES.rollout);
 
 /** What the Update handlers share with the workflow body. */
 export interface LiveState {
   /** The image the replicas run, once built: what a scale starts more of. */
   image?: ImageResult;
-  /** A scale is in flight: another is refused, teardown waits for it. */
+  /** A scale or rollout is in flight: another is refused, teardown waits for it. */
   changing: boolean;
+  /** The scope of a rollout in flight: a teardown request cancels it (it rolls back first). */
+  change?: CancellationScope;
   /** Teardown has run: a teardown Update in flight can answer. */
   ended: boolean;
 }
@@ -54,8 +62,10 @@ export interface UpdateContext {
   live: LiveState;
   requestTeardown: (reason: string | undefined) => void;
   step: DeployStatusRecorder['step'];
+  quick: ActivityOptions;
   waiting: ActivityOptions;
   infra: ActivityOptions;
+  cleanup: ActivityOptions;
   timings: ResolvedDeployTimings;
 }
 
@@ -137,6 +147,14 @@ export function setUpdateHandlers(ctx: UpdateContext): void {
       },
     },
   );
+
+  setHandler(rolloutUpdate, (request) => rollout(ctx, request), {
+    validator: (request) => {
+      refuseIfEnding('it can no longer be changed');
+      const refusal = rolloutRefusal(ctx, request);
+      if (refusal) refuse(refusal);
+    },
+  });
 
   async function scaleTo(replicas: number): Promise<ScaleResult> {
     const previousReplicas = spec.replicas;

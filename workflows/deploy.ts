@@ -46,7 +46,7 @@ import { DeployStatusRecorder } from './deploy-status';
 import { activities, stepOptions } from './deploy-steps';
 import { ServingPeriod, warnAheadSeconds } from './serving-period';
 
-export { attachUpdate, extendUpdate, scaleUpdate, teardownUpdate } from './deploy-updates';
+export { attachUpdate, extendUpdate, rolloutUpdate, scaleUpdate, teardownUpdate } from './deploy-updates';
 
 export const statusQuery = defineQuery<DeployStatus>('status');
 /** @deprecated Use `extendUpdate`: a signal with a bad value is dropped silently. Kept for in-flight clients. */
@@ -115,11 +115,25 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     log.info('Teardown requested', { reason });
     // Before serving, a teardown request stops the step in flight; while serving it ends the wait.
     if (status.stage !== 'serving') main.cancel();
+    live.change?.cancel(); // a rollout in flight rolls back, then teardown runs
   };
   setHandler(statusQuery, () => status);
   setHandler(extendTtlSignal, ({ seconds }) => void serving.extend(seconds));
   setHandler(teardownSignal, ({ reason }) => requestTeardown(reason));
-  setUpdateHandlers({ input, spec, status, serving, live, requestTeardown, step, waiting, infra, timings });
+  setUpdateHandlers({
+    input,
+    spec,
+    status,
+    serving,
+    live,
+    requestTeardown,
+    step,
+    quick,
+    waiting,
+    infra,
+    cleanup,
+    timings,
+  });
 
   let failure: unknown;
   try {
@@ -165,6 +179,9 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
 
       counters.served.add(1, { target: input.target });
       counted = true;
+      status.versions = [
+        { modelPath: input.modelPath, modelDigest: validated.modelDigest, from: new Date().toISOString() },
+      ];
       serving.start();
       await step('serve', 'serving', async () => {
         // Idle TTLs and the expiry warning add timers and an activity: deployments that started before

@@ -119,6 +119,10 @@ export interface DeployStatus {
   endsBecause?: string;
   /** The idle TTL the deployment was started with (seconds), when it has one. */
   idleTtlSeconds?: number;
+  /** Every version that has served, oldest first: the one serving has no `until`. */
+  versions?: ServedVersion[];
+  /** A rollout in progress. */
+  rollout?: { modelPath: string; stage: string; canaryPercent: number; modelDigest?: string };
   steps: StepRecord[];
   lastError?: string;
   teardownRemoved?: string[];
@@ -163,7 +167,52 @@ export interface ScaleResult {
   endpoint?: string;
 }
 
+/** One version of the model that served (or, as a canary, served part of the traffic). */
+export interface ServedVersion {
+  modelPath: string;
+  modelDigest?: string;
+  /** ISO 8601, workflow time. */
+  from: string;
+  until?: string;
+  /** How it stopped serving: replaced by the next version, or rolled back (with why). */
+  ended?: string;
+}
+
+export interface RolloutRequest {
+  /** Absolute path to the new model on the workers' filesystem. */
+  modelPath: string;
+  /** The preprocessing spec (as --preprocess); default: the deployment's own. */
+  preprocess?: PreprocessConfig;
+  /** Absolute path to a labels file; default: the deployment's own. */
+  labelsPath?: string;
+  /** The percentage of requests the new version gets during its bake (1-100, default 10). */
+  canaryPercent?: number;
+  /** How long the canary serves its share before it replaces the old version (default 300 s). */
+  bakeSeconds?: number;
+  /** The largest error rate (5xx / requests) the canary may show during its bake (default 0.01). */
+  maxErrorRate?: number;
+  /** The smoke query the new version must pass first; default: the deployment's own. */
+  smoke?: SmokeSpec;
+}
+
+export const ROLLOUT_DEFAULTS = { canaryPercent: 10, bakeSeconds: 300, maxErrorRate: 0.01 } as const;
+
+/** The `rollout` Update's answer once the new version serves alone. */
+export interface RolloutResult {
+  modelDigest?: string;
+  previousModelDigest?: string;
+  /** What the canary answered during its bake. */
+  bake: { requests: number; errors: number };
+  versions: ServedVersion[];
+}
+
 /** Update names, in one place for the CLI, the tests and the workflow. */
-export const DEPLOY_UPDATES = { extend: 'extend', teardown: 'teardownNow', scale: 'scale', attach: 'attach' } as const;
+export const DEPLOY_UPDATES = {
+  extend: 'extend',
+  teardown: 'teardownNow',
+  scale: 'scale',
+  attach: 'attach',
+  rollout: 'rollout',
+} as const;
 
 export type { AksDeploymentOptions, DeploymentSpec, TargetKind };
