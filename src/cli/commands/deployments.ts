@@ -3,6 +3,8 @@
  * extend and scale are the deploy workflow's Updates: a bad request is refused by its validator with the
  * reason, and the answer (what was removed, the new expiry, the replicas ready) is the Update's result.
  */
+import path from 'node:path';
+
 import { Option } from '@commander-js/extra-typings';
 import type { Command } from '@commander-js/extra-typings';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
@@ -91,7 +93,7 @@ export interface DeploymentView {
   idle?: { lastRequestAt: string; idleEndsAt: string };
 }
 
-async function describeDeployment(
+export async function describeDeployment(
   ctx: CommandContext,
   name: string,
 ): Promise<{ view: DeploymentView; desc: WorkflowExecutionDescription }> {
@@ -146,6 +148,12 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
         `  last scoring request ${view.idle.lastRequestAt}; idle teardown at ${view.idle.idleEndsAt} unless one arrives`,
       );
     }
+    for (const v of s.versions ?? []) {
+      const digest = v.modelDigest ? ` ${v.modelDigest.slice(0, 19)}` : '';
+      const ended = v.until ? `until ${v.until}${v.ended ? ` (${v.ended})` : ''}` : 'serving';
+      ctx.out.line(`  version ${path.basename(v.modelPath)}${digest}: from ${v.from} ${ended}`);
+    }
+    if (s.rollout) ctx.out.line(`  rolling out ${path.basename(s.rollout.modelPath)}: ${s.rollout.stage}`);
     if (s.smoke)
       ctx.out.line(`  smoke answer: ${s.smoke.predictions[0]?.label} (${s.smoke.predictions[0]?.score.toFixed(3)})`);
     for (const step of s.steps) {
@@ -291,7 +299,7 @@ export async function scaleCommand(
 }
 
 /** An Update refused by its validator, or failed in its handler, becomes the CLI error with its reason. */
-async function refusedAsCliError<T>(send: () => Promise<T>): Promise<T> {
+export async function refusedAsCliError<T>(send: () => Promise<T>): Promise<T> {
   try {
     return await send();
   } catch (err) {
