@@ -1,7 +1,7 @@
 /**
  * `npm run record-histories [-- <file>...]`: records the histories the replay test checks every workflow
  * change against (test/fixtures/histories/). Runs a deploy (TTL ends it), a deploy steered by Updates
- * (extend, scale, ended by its idle TTL) and a batch job end to end on a private dev server with the real
+ * (extend, scale, rollout, ended by its idle TTL) and a batch job end to end on a private dev server with the real
  * workers; given file names (e.g. `deploy-updates.json`), it writes only those. Re-record only for a new
  * workflow shape; keep the old files, so that workflows started on older code keep replaying (changes
  * that alter their commands are guarded with patched()).
@@ -21,7 +21,7 @@ import { deployWorkflowId } from '../src/shared/deploy-types';
 import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
 import { batchScore } from '../workflows/batch-score';
-import { deploy, extendUpdate, scaleUpdate, statusQuery } from '../workflows/deploy';
+import { deploy, extendUpdate, rolloutUpdate, scaleUpdate, statusQuery } from '../workflows/deploy';
 import { runControlWorker } from '../worker/control';
 import { runGpuWorker } from '../worker/gpu';
 import { installWorkerRuntime } from '../worker/runtime';
@@ -77,6 +77,9 @@ async function main(): Promise<void> {
     while ((await steered.query(statusQuery)).stage !== 'serving') await new Promise((r) => setTimeout(r, 200));
     await steered.executeUpdate(extendUpdate, { args: [{ seconds: 1200 }] });
     await steered.executeUpdate(scaleUpdate, { args: [{ replicas: 2 }] });
+    await steered.executeUpdate(rolloutUpdate, {
+      args: [{ modelPath: assets.modelPath, canaryPercent: 50, bakeSeconds: 1 }],
+    });
     await steered.result();
     const images = path.join(scratch, 'images');
     await writeSampleImages(images, 12);

@@ -1,6 +1,6 @@
 /**
- * Determinism guard: the recorded histories of a deploy, a deploy steered by Updates (extend, scale, an
- * idle TTL) and a batch job (test/fixtures/histories, made by `npm run record-histories`) must replay
+ * Determinism guard: the recorded histories of a deploy, a deploy steered by Updates (extend, scale,
+ * rollout, an idle TTL) and a batch job (test/fixtures/histories, made by `npm run record-histories`) must replay
  * against the current workflow code. deploy.json was recorded before Updates and idle TTLs existed: it
  * proves that a deployment started on older code keeps replaying (the new wait is behind patched()). A change that
  * alters the commands a workflow issues fails here unless it is guarded with patched(); the negative
@@ -29,12 +29,16 @@ test('recorded deploy and batch histories replay against the current workflows',
   const steered = recordedHistory('deploy-updates.json').events ?? [];
   assert.equal(
     steered.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length,
-    2,
-    'the Updates recording holds its extend and scale',
+    3,
+    'the Updates recording holds its extend, scale and rollout',
   );
   assert.ok(
     steered.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'waitUntilIdle'),
     'and its idle watch',
+  );
+  assert.ok(
+    steered.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bakeCandidate'),
+    'and its canary bake',
   );
   for (const file of files) {
     const history = recordedHistory(file);
