@@ -38,7 +38,7 @@ describe('inferctl CLI', () => {
   test('--help works for the program and every command', async () => {
     const top = await inferctl(['--help']);
     assert.equal(top.code, 0);
-    for (const cmd of ['deploy', 'status', 'list', 'teardown', 'extend', 'scale', 'worker', 'dev']) {
+    for (const cmd of ['deploy', 'status', 'list', 'teardown', 'extend', 'scale', 'rollout', 'worker', 'dev']) {
       assert.match(top.stdout, new RegExp(`\\b${cmd}\\b`), `top-level help lists ${cmd}`);
       const help = await inferctl([cmd, '--help']);
       assert.equal(help.code, 0, `${cmd} --help exits 0`);

@@ -83,7 +83,7 @@ describe('rollout on the local target', () => {
     return { handle, status, key, image: await fs.readFile(red.path) };
   }
 
-  test('a good version replaces the old one under load with no failed request', async () => {
+  test('a good version replaces the old one under load with no failed request', async (t) => {
     const name = uniqueName('roll');
     const { handle, status, key, image } = await deployed(name);
     // The same network under another graph name: a new file with a new digest that answers the same.
@@ -99,6 +99,9 @@ describe('rollout on the local target', () => {
       args: [{ modelPath: v2, canaryPercent: 50, bakeSeconds: 3 }],
     });
     const answers = await load.stop();
+    t.diagnostic(
+      `rollout under load: ${answers.length} requests, ${result.bake.requests} to the canary during the bake`,
+    );
 
     assert.notEqual(result.modelDigest, result.previousModelDigest);
     assert.equal(result.previousModelDigest, status.modelDigest);
@@ -130,7 +133,7 @@ describe('rollout on the local target', () => {
     await handle.result();
   });
 
-  test('a version with a wrong smoke answer is rolled back; the old one serves throughout', async () => {
+  test('a version with a wrong smoke answer is rolled back; the old one serves throughout', async (t) => {
     const name = uniqueName('rollback');
     const { handle, status, key, image } = await deployed(name);
     // The same model with its labels reversed: it answers, but with the wrong label.
@@ -163,6 +166,7 @@ describe('rollout on the local target', () => {
       },
     );
     const answers = await load.stop();
+    t.diagnostic(`rollback under load: ${answers.length} requests`);
     assert.ok(answers.length > 5, `the load loop ran (${answers.length} requests)`);
     assert.deepEqual(
       answers.filter((a) => a.status !== 200 || a.label !== 'red'),

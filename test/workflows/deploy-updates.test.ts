@@ -112,7 +112,7 @@ describe('deploy workflow Updates on the local target', () => {
     assert.deepEqual(await findProcessesByMarker(new LocalLayout(name).processMarker), []);
   });
 
-  test('scale up and down: every replica ready when it answers, the endpoint keeps its address and answers', async () => {
+  test('scale up and down: every replica ready when it answers, the endpoint keeps its address and answers', async (t) => {
     const name = uniqueName('scale');
     const red = suite.sample('red');
     const handle = await suite.startDeploy(suite.deployInput({ name, ttlSeconds: 300 }));
@@ -143,6 +143,7 @@ describe('deploy workflow Updates on the local target', () => {
     assert.equal((await findProcessesByMarker(marker)).length, 2, 'one replica and the gateway');
     loading = false;
     await load;
+    t.diagnostic(`scale 1 → 3 → 1 under load: ${statuses.length} requests`);
     assert.ok(statuses.length > 5, `the load loop ran (${statuses.length} requests)`);
     assert.deepEqual(
       statuses.filter((s) => s !== 200),
