@@ -186,4 +186,30 @@ describe('rollout on the local target', () => {
     await handle.executeUpdate(teardownUpdate, { args: [{}] });
     await handle.result();
   });
+
+  test('a teardown during the bake rolls the rollout back, then tears everything down', async () => {
+    const name = uniqueName('rollstop');
+    const { handle } = await deployed(name);
+    // Its failure arrives while the teardown Update is awaited: caught at once, checked after.
+    const rolling = handle
+      .executeUpdate(rolloutUpdate, {
+        args: [{ modelPath: suite.assets.modelPath, canaryPercent: 20, bakeSeconds: 120 }],
+      })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    await eventually(async () => {
+      const s = await handle.query(statusQuery);
+      return s.rollout?.stage.startsWith('baking') ? s : undefined;
+    }, 'the canary to bake');
+    const { removed } = await handle.executeUpdate(teardownUpdate, { args: [{ reason: 'test' }] });
+    const err = await rolling;
+    assert.ok(err instanceof WorkflowUpdateFailedError, `the rollout Update failed, got ${String(err)}`);
+    assert.match(String(err.cause?.message), /rolled back \(a teardown was requested\)/);
+    assert.ok(removed.length > 0);
+    const outcome = await handle.result();
+    assert.equal(outcome.endedBy, 'signal');
+    assert.deepEqual(await findProcessesByMarker(new LocalLayout(name).processMarker), [], 'nothing is left');
+  });
 });
