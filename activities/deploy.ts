@@ -33,6 +33,8 @@ import type {
   TeardownReport,
 } from '../src/shared/target-types';
 import { failingPermanently } from './failures';
+import { watchUntilIdle } from './idle-watch';
+import type { IdleReport, IdleWatchOptions } from './idle-watch';
 import { withHeartbeat } from './heartbeat';
 import { readServedModel, v2FlagProblems, v2SmokeProblems, v2SmokeQuery } from './v2-deployment';
 import { FailureType } from '../src/shared/failure-types';
@@ -93,7 +95,17 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
           `replicas must be a whole number from 1 to ${limit} for target "${input.target}" (got ${input.replicas})`,
         );
       }
-      if (!(input.ttlSeconds > 0)) problems.push(`ttl must be positive (got ${input.ttlSeconds}s)`);
+      if (input.ttlSeconds !== null && !(input.ttlSeconds > 0)) {
+        problems.push(`ttl must be positive or none (got ${input.ttlSeconds}s)`);
+      }
+      if (input.idleTtlSeconds !== undefined && !(input.idleTtlSeconds > 0)) {
+        problems.push(`idle ttl must be positive (got ${input.idleTtlSeconds}s)`);
+      }
+      if (input.idleTtlSeconds !== undefined && targets[input.target] && !targets[input.target]!.requestCount) {
+        problems.push(
+          `--idle-ttl needs the replicas' request counters, which target "${input.target}" does not read yet`,
+        );
+      }
       if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
       if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
         problems.push(`labels path must be absolute (got ${input.labelsPath})`);
@@ -276,6 +288,22 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       return v2SmokeQuery(access, v2ModelName(spec.modelPath), smoke, Context.current().cancellationSignal);
     },
 
+    /**
+     * Returns once no scoring request has reached the replicas for `idleSeconds` (their own counters, read
+     * every `pollSeconds`); logs a warning `warnAheadSeconds` before. Heartbeats where it stands, so a retry
+     * on another worker keeps the idle clock.
+     */
+    async waitUntilIdle(spec: DeploymentSpec, opts: IdleWatchOptions): Promise<IdleReport> {
+      const target = targetFor(spec.target);
+      if (!target.requestCount) {
+        throw ApplicationFailure.nonRetryable(
+          `Target "${spec.target}" cannot read request counters; deploy without --idle-ttl.`,
+          FailureType.TargetUnavailable,
+        );
+      }
+      return watchUntilIdle(target as Target & Required<Pick<Target, 'requestCount'>>, spec, opts);
+    },
+
     /** Removes everything the deployment created; safe to repeat, retried until it succeeds. */
     async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
       const target = targetFor(spec.target);
@@ -305,7 +333,7 @@ function targetStep<T>(work: (signal: AbortSignal, progress: StepProgress) => Pr
   );
 }
 
-function parsePredictions(text: string): Prediction[] | undefined {
+export function parsePredictions(text: string): Prediction[] | undefined {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);

@@ -1,8 +1,10 @@
 /**
- * `npm run record-histories`: records the histories the replay test checks every workflow change
- * against (test/fixtures/histories/). Runs one deploy and one batch job end to end on a private dev
- * server with the real workers. Re-record only when a change is meant to alter the workflows' commands,
- * and guard such changes with patched() so that running workflows keep replaying.
+ * `npm run record-histories [-- <file>...]`: records the histories the replay test checks every workflow
+ * change against (test/fixtures/histories/). Runs a deploy (TTL ends it), a deploy steered by Updates
+ * (extend, scale, rollout, ended by its idle TTL) and a batch job end to end on a private dev server with the real
+ * workers; given file names (e.g. `deploy-updates.json`), it writes only those. Re-record only for a new
+ * workflow shape; keep the old files, so that workflows started on older code keep replaying (changes
+ * that alter their commands are guarded with patched()).
  */
 import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -19,7 +21,7 @@ import { deployWorkflowId } from '../src/shared/deploy-types';
 import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
 import { batchScore } from '../workflows/batch-score';
-import { deploy } from '../workflows/deploy';
+import { deploy, extendUpdate, rolloutUpdate, scaleUpdate, statusQuery } from '../workflows/deploy';
 import { runControlWorker } from '../worker/control';
 import { runGpuWorker } from '../worker/gpu';
 import { installWorkerRuntime } from '../worker/runtime';
@@ -57,6 +59,28 @@ async function main(): Promise<void> {
       ],
     });
     await deployed.result();
+    const steered = await client.workflow.start(deploy, {
+      taskQueue: 'inferctl-control',
+      workflowId: deployWorkflowId('recorded-updates'),
+      args: [
+        {
+          name: 'recorded-updates',
+          modelPath: assets.modelPath,
+          target: 'local',
+          replicas: 1,
+          ttlSeconds: 600,
+          idleTtlSeconds: 3,
+          smoke: { samplePath: red.path, expectedLabel: 'red' },
+        },
+      ],
+    });
+    while ((await steered.query(statusQuery)).stage !== 'serving') await new Promise((r) => setTimeout(r, 200));
+    await steered.executeUpdate(extendUpdate, { args: [{ seconds: 1200 }] });
+    await steered.executeUpdate(scaleUpdate, { args: [{ replicas: 2 }] });
+    await steered.executeUpdate(rolloutUpdate, {
+      args: [{ modelPath: assets.modelPath, canaryPercent: 50, bakeSeconds: 1 }],
+    });
+    await steered.result();
     const images = path.join(scratch, 'images');
     await writeSampleImages(images, 12);
     const scored = await client.workflow.start(batchScore, {
@@ -80,10 +104,13 @@ async function main(): Promise<void> {
     await fs.mkdir(FIXTURES, { recursive: true });
     // The Temporal CLI's JSON export: the format the Web UI downloads and historyFromJSON reads.
     const cli = await findTemporalCli();
+    const wanted = process.argv.slice(2);
     for (const [file, workflowId] of [
       ['deploy.json', deployed.workflowId],
+      ['deploy-updates.json', steered.workflowId],
       ['batch-score.json', scored.workflowId],
     ] as const) {
+      if (wanted.length > 0 && !wanted.includes(file)) continue;
       const { stdout } = await execFileAsync(
         cli,
         ['workflow', 'show', '--workflow-id', workflowId, '--address', server.address, '--output', 'json'],

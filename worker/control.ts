@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 
 import { createBatchActivities } from '../activities/batch';
 import { createDeployActivities } from '../activities/deploy';
+import { createRolloutActivities } from '../activities/rollout';
 import { createJanitorActivities } from '../activities/janitor';
 import { CONTROL_TASK_QUEUE } from '../src/shared/deploy-types';
 import { aksConfigured, aksSettingsFromEnv } from '../src/targets/aks/aks-config';
@@ -30,13 +31,15 @@ function workerTargets(): Partial<Record<TargetKind, Target>> {
 }
 
 export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise<void> {
+  const targets = workerTargets();
   await runWorker({
     ...opts,
     taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
     worker: {
       workflowBundle: workflowBundle(),
       activities: {
-        ...createDeployActivities({ targets: workerTargets() }),
+        ...createDeployActivities({ targets }),
+        ...createRolloutActivities({ targets }),
         ...createBatchActivities(),
         ...createJanitorActivities(),
       },

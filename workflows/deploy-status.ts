@@ -66,7 +66,8 @@ function describe(status: DeployStatus): string {
     lines.push(
       `- **Smoke answer:** ${status.smoke.predictions[0]?.label} (${status.smoke.predictions[0]?.score.toFixed(3)})`,
     );
-  if (status.expiresAt) lines.push(`- **Serving until:** ${status.expiresAt}`);
+  if (status.endsBecause) lines.push(`- **Ends:** ${status.endsBecause}`);
+  else if (status.expiresAt) lines.push(`- **Serving until:** ${status.expiresAt}`);
   if (status.lastError) lines.push(`- **Last error:** ${status.lastError}`);
   return lines.join('\n');
 }

@@ -1,6 +1,11 @@
 /**
  * The deploy workflow: validate → provision → build image → deploy → wait for readiness → smoke query →
- * serve until the TTL ends or a teardown signal arrives → teardown.
+ * serve until the TTL ends, the replicas go idle, or a teardown request arrives → teardown.
+ *
+ * While it serves it is steered with Updates, each with a validator that refuses a bad request before it
+ * enters history, each answering with its result: `extend` (the new expiry), `teardownNow` (what teardown
+ * removed), `scale` (the replicas ready), `attach` (the status, for a deploy of the same spec). The older
+ * `extendTtl` and `teardown` signals are still handled for the clients and histories that use them.
  *
  * Teardown is compensation: once provisioning has started it runs, in a non-cancellable scope, on
  * success, on the failure of any step, on cancellation, and after any worker crash (the workflow simply
@@ -11,19 +16,18 @@ import {
   CancellationScope,
   CancelledFailure,
   TemporalFailure,
+  allHandlersFinished,
   condition,
   defineQuery,
   defineSignal,
   isCancellation,
   log,
   metricMeter,
-  proxyActivities,
+  patched,
   setHandler,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { ActivityOptions } from '@temporalio/workflow';
 
-import type { createDeployActivities } from '../activities/deploy';
 import { deployTimings } from '../src/shared/deploy-timings';
 import type { ResolvedDeployTimings } from '../src/shared/deploy-timings';
 import type {
@@ -36,43 +40,34 @@ import type {
 } from '../src/shared/deploy-types';
 import { rootMessage } from '../src/shared/failure-message';
 import { FailureType } from '../src/shared/failure-types';
+import { setUpdateHandlers } from './deploy-updates';
+import type { LiveState } from './deploy-updates';
 import { DeployStatusRecorder } from './deploy-status';
+import { activities, stepOptions } from './deploy-steps';
+import { ServingPeriod, warnAheadSeconds } from './serving-period';
 
-type DeployActivities = ReturnType<typeof createDeployActivities>;
+export { attachUpdate, extendUpdate, rolloutUpdate, scaleUpdate, teardownUpdate } from './deploy-updates';
 
 export const statusQuery = defineQuery<DeployStatus>('status');
+/** @deprecated Use `extendUpdate`: a signal with a bad value is dropped silently. Kept for in-flight clients. */
 export const extendTtlSignal = defineSignal<[ExtendTtlRequest]>('extendTtl');
+/** @deprecated Use `teardownUpdate`. Kept for in-flight clients. */
 export const teardownSignal = defineSignal<[TeardownRequest]>('teardown');
 
-/**
- * Timeouts and retries per kind of step: cloud provisioning is slow, smoke queries are fast, teardown
- * never gives up.
- */
-function stepOptions(timings: ResolvedDeployTimings) {
-  const heartbeatTimeout = `${timings.heartbeatTimeoutSeconds}s`;
-  return {
-    quick: { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } },
-    infra: {
-      startToCloseTimeout: '45 minutes',
-      heartbeatTimeout,
-      retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5 },
+/** The idle-watch activity for a deployment with an idle TTL; none without one. */
+function idleWatch(input: DeployInput, spec: DeploymentSpec, timings: ResolvedDeployTimings) {
+  const idleSeconds = input.idleTtlSeconds;
+  if (idleSeconds === undefined) return undefined;
+  const pollSeconds = Math.min(30, Math.max(1, idleSeconds / 10));
+  const watch = activities(
+    {
+      startToCloseTimeout: '3650 days',
+      heartbeatTimeout: `${Math.max(timings.heartbeatTimeoutSeconds, pollSeconds * 3)}s`,
+      retry: { initialInterval: '1s', maximumInterval: '1 minute' },
     },
-    waiting: {
-      startToCloseTimeout: `${timings.readyTimeoutSeconds + 60}s`,
-      heartbeatTimeout,
-      retry: { initialInterval: '1s', maximumAttempts: 5 },
-    },
-    cleanup: {
-      startToCloseTimeout: '45 minutes',
-      heartbeatTimeout,
-      retry: { initialInterval: '1s', maximumInterval: '1 minute' }, // unlimited attempts
-    },
-  } satisfies Record<string, ActivityOptions>;
-}
-
-/** The activities with one group's options and a summary the Web UI shows for the step. */
-function activities(options: ActivityOptions, summary: string): DeployActivities {
-  return proxyActivities<DeployActivities>({ ...options, summary });
+    `Watch the replicas' request counters (idle TTL ${idleSeconds}s)`,
+  );
+  return () => watch.waitUntilIdle(spec, { idleSeconds, pollSeconds, warnAheadSeconds: warnAheadSeconds(idleSeconds) });
 }
 
 function deploymentSpec(input: DeployInput): DeploymentSpec {
@@ -101,40 +96,6 @@ function deploymentCounters() {
   };
 }
 
-/** How long the deployment serves: the TTL (extendable, never shortened) or until a teardown request. */
-class ServingPeriod {
-  teardownRequested = false;
-  private expiresAtMs: number | undefined;
-
-  constructor(
-    private ttlSeconds: number,
-    private readonly recorder: DeployStatusRecorder,
-  ) {}
-
-  extend(seconds: number): void {
-    if (!(seconds > 0)) return;
-    if (this.expiresAtMs === undefined) {
-      this.ttlSeconds = Math.max(this.ttlSeconds, seconds);
-    } else {
-      this.expiresAtMs = Math.max(this.expiresAtMs, Date.now() + seconds * 1000);
-      this.recorder.status.expiresAt = new Date(this.expiresAtMs).toISOString();
-      this.recorder.publish();
-    }
-    log.info('TTL extended', { seconds });
-  }
-
-  start(): void {
-    this.expiresAtMs = Date.now() + this.ttlSeconds * 1000;
-    this.recorder.status.expiresAt = new Date(this.expiresAtMs).toISOString();
-  }
-
-  async untilOver(): Promise<void> {
-    while (!this.teardownRequested && this.expiresAtMs! > Date.now()) {
-      await condition(() => this.teardownRequested, this.expiresAtMs! - Date.now());
-    }
-  }
-}
-
 export async function deploy(input: DeployInput): Promise<DeployOutcome> {
   const timings = deployTimings(input.target, input.timings);
   const { quick, infra, waiting, cleanup } = stepOptions(timings);
@@ -143,18 +104,35 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
   const { status } = recorder;
   const step = recorder.step.bind(recorder);
   const counters = deploymentCounters();
-  const serving = new ServingPeriod(input.ttlSeconds, recorder);
+  const serving = new ServingPeriod(input.ttlSeconds, recorder, input.idleTtlSeconds);
+  const live: LiveState = { changing: false, ended: false };
   let provisioningStarted = false;
   let counted = false;
 
   const main = new CancellationScope();
-  setHandler(statusQuery, () => status);
-  setHandler(extendTtlSignal, ({ seconds }) => serving.extend(seconds));
-  setHandler(teardownSignal, ({ reason }) => {
+  const requestTeardown = (reason: string | undefined) => {
     serving.teardownRequested = true;
     log.info('Teardown requested', { reason });
     // Before serving, a teardown request stops the step in flight; while serving it ends the wait.
     if (status.stage !== 'serving') main.cancel();
+    live.change?.cancel(); // a rollout in flight rolls back, then teardown runs
+  };
+  setHandler(statusQuery, () => status);
+  setHandler(extendTtlSignal, ({ seconds }) => void serving.extend(seconds));
+  setHandler(teardownSignal, ({ reason }) => requestTeardown(reason));
+  setUpdateHandlers({
+    input,
+    spec,
+    status,
+    serving,
+    live,
+    requestTeardown,
+    step,
+    quick,
+    waiting,
+    infra,
+    cleanup,
+    timings,
   });
 
   let failure: unknown;
@@ -185,6 +163,7 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
         (r) => `${r.digest.slice(0, 19)}${r.reused ? ' (reused)' : ''}`,
       );
       status.imageRef = image.imageRef;
+      live.image = image;
       await step('deploy', 'deploying', () =>
         activities(infra, `Start ${input.replicas} replica(s)`).deploy(spec, image),
       );
@@ -216,8 +195,18 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
 
       counters.served.add(1, { target: input.target });
       counted = true;
+      status.versions = [
+        { modelPath: input.modelPath, modelDigest: validated.modelDigest, from: new Date().toISOString() },
+      ];
       serving.start();
-      await step('serve', 'serving', () => serving.untilOver());
+      await step('serve', 'serving', async () => {
+        // Idle TTLs and the expiry warning add timers and an activity: deployments that started before
+        // them keep the wait they were recorded with.
+        if (patched('serving-updates-idle-ttl')) await serving.untilOver(idleWatch(input, spec, timings));
+        else await serving.untilOverLegacy();
+        // A scale in flight finishes before teardown starts.
+        await condition(() => !live.changing);
+      });
     });
   } catch (err) {
     failure = err;
@@ -231,6 +220,10 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
   }
   if (counted) counters.tornDown.add(1, { target: input.target });
   status.expiresAt = undefined;
+  status.endsBecause = undefined;
+  live.ended = true;
+  // Every teardown Update in flight answers before the workflow closes.
+  await condition(allHandlersFinished);
 
   const stoppedBySignal = serving.teardownRequested && (failure === undefined || isCancellation(failure));
   if (failure !== undefined && !stoppedBySignal) {
@@ -248,5 +241,5 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
     });
   }
   recorder.setStage('done');
-  return { ...status, endedBy: stoppedBySignal ? 'signal' : 'ttl' };
+  return { ...status, endedBy: stoppedBySignal ? 'signal' : (serving.endedBy ?? 'ttl') };
 }

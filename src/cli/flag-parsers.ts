@@ -31,6 +31,12 @@ export function duration(flag: string) {
   };
 }
 
+/** A duration, or `none` (null): e.g. `--ttl none` serves until teardown. */
+export function durationOrNone(flag: string) {
+  const parse = duration(flag);
+  return (value: string): number | null => (value.trim().toLowerCase() === 'none' ? null : parse(value));
+}
+
 /** An ISO 8601 date or date-time, e.g. 2026-11-20 or 2026-11-20T02:00:00Z. */
 export function isoDate(flag: string) {
   return (value: string): Date => {

@@ -18,6 +18,7 @@ import { addDeploymentCommands } from './commands/deployments';
 import { addDevCommand } from './commands/dev';
 import { addJanitorCommand } from './commands/janitor';
 import { addModelCommands } from './commands/model';
+import { addRolloutCommand } from './commands/rollout';
 import { addScheduleCommands } from './commands/schedule-program';
 import { addScoreCommands } from './commands/score';
 import { addGpuWorkerCommand, addWorkerCommand } from './commands/workers';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   // In the order `inferctl --help` lists them.
   addDeployCommand(program);
   addDeploymentCommands(program);
+  addRolloutCommand(program);
   addWorkerCommand(program);
   addScoreCommands(program);
   addGpuWorkerCommand(program);

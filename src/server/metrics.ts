@@ -4,6 +4,8 @@
  * one process keep separate counts): a counter per status code and three histograms. Nothing here holds a
  * key, a path or a body.
  *   inferctl_server_requests_total{code}      answers sent, by HTTP status
+ *   inferctl_server_scoring_requests_total{code}  answers to scoring requests only (POST /score, V2 infer):
+ *                                             what an idle TTL and a rollout's error rate read
  *   inferctl_server_batch_size                tensors per executed inference call
  *   inferctl_server_queue_delay_seconds       per request: submit → start of its batch's inference
  *   inferctl_server_inference_seconds         per executed inference call
@@ -17,6 +19,12 @@ export class ServerMetrics {
   private readonly requests = new Counter({
     name: 'inferctl_server_requests_total',
     help: 'HTTP answers sent by the scoring server, by status code.',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  private readonly scoring = new Counter({
+    name: 'inferctl_server_scoring_requests_total',
+    help: 'Answers to scoring requests (POST /score and V2 infer), by status code; health and metrics reads excluded.',
     labelNames: ['code'] as const,
     registers: [this.registry],
   });
@@ -39,8 +47,9 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
-  countRequest(status: number): void {
+  countRequest(status: number, scoring = false): void {
     this.requests.inc({ code: status });
+    if (scoring) this.scoring.inc({ code: status });
   }
 
   /** One executed inference call of `size` images, and how long each of them had queued. */

@@ -244,8 +244,9 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
 
   const handle = (exchange: Exchange): void => {
     const { req, res } = exchange;
-    res.once('finish', () => metrics.countRequest(res.statusCode));
     const url = (req.url ?? '/').split('?')[0]!;
+    const scoring = url === '/score' || (isV2Path(url) && url.endsWith('/infer'));
+    res.once('finish', () => metrics.countRequest(res.statusCode, scoring));
     const fail = (err: unknown) => answerError(req, res, err, onError, isV2Path(url) ? 'v2' : 'inferctl');
     try {
       const key = isV2Path(url) ? v2RouteKey(url) : url;

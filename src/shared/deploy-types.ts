@@ -72,8 +72,13 @@ export interface DeployInput {
   modelPath: string;
   target: TargetKind;
   replicas: number;
-  /** How long to serve after the smoke query before tearing down. */
-  ttlSeconds: number;
+  /** How long to serve after the smoke query before tearing down; null serves until teardown (`--ttl none`). */
+  ttlSeconds: number | null;
+  /**
+   * Tear down after this long without a scoring request (`--idle-ttl`), read from the replicas' own request
+   * counters; on top of the TTL, whichever ends first.
+   */
+  idleTtlSeconds?: number;
   topK?: number;
   /**
    * The preprocessing spec given with --preprocess (a preset name expanded to `{ preset }`, or the file's
@@ -166,14 +171,22 @@ export interface DeployStatus {
   v2Smoke?: V2SmokeResult;
   /** When the TTL ends (ISO 8601), while serving. */
   expiresAt?: string;
+  /** While serving: what ends it, in a sentence ("the TTL at …", "30m without a scoring request", "teardown only"). */
+  endsBecause?: string;
+  /** The idle TTL the deployment was started with (seconds), when it has one. */
+  idleTtlSeconds?: number;
+  /** Every version that has served, oldest first: the one serving has no `until`. */
+  versions?: ServedVersion[];
+  /** A rollout in progress. */
+  rollout?: { modelPath: string; stage: string; canaryPercent: number; modelDigest?: string };
   steps: StepRecord[];
   lastError?: string;
   teardownRemoved?: string[];
 }
 
 export interface DeployOutcome extends DeployStatus {
-  /** Why serving ended: the TTL ran out, or a teardown signal arrived. */
-  endedBy: 'ttl' | 'signal';
+  /** Why serving ended: the TTL ran out, a teardown request (Update or legacy signal), or no requests for the idle TTL. */
+  endedBy: 'ttl' | 'signal' | 'idle';
 }
 
 export interface ExtendTtlRequest {
@@ -184,5 +197,78 @@ export interface ExtendTtlRequest {
 export interface TeardownRequest {
   reason?: string;
 }
+
+/** The `extend` Update's answer. */
+export interface ExtendResult {
+  /** The new end of the TTL (ISO 8601), once serving. */
+  expiresAt?: string;
+  /** Before serving: the TTL the deployment will serve once it is ready. */
+  ttlSeconds?: number;
+}
+
+/** The `teardownNow` Update's answer, once teardown has run. */
+export interface TeardownResult {
+  removed: string[];
+}
+
+export interface ScaleRequest {
+  replicas: number;
+}
+
+/** The `scale` Update's answer, once every replica is ready. */
+export interface ScaleResult {
+  replicas: number;
+  previousReplicas: number;
+  replicaUrls: string[];
+  endpoint?: string;
+}
+
+/** One version of the model that served (or, as a canary, served part of the traffic). */
+export interface ServedVersion {
+  modelPath: string;
+  modelDigest?: string;
+  /** ISO 8601, workflow time. */
+  from: string;
+  until?: string;
+  /** How it stopped serving: replaced by the next version, or rolled back (with why). */
+  ended?: string;
+}
+
+export interface RolloutRequest {
+  /** Absolute path to the new model on the workers' filesystem. */
+  modelPath: string;
+  /** The preprocessing spec (as --preprocess); default: the deployment's own. */
+  preprocess?: PreprocessConfig;
+  /** Absolute path to a labels file; default: the deployment's own. */
+  labelsPath?: string;
+  /** The percentage of requests the new version gets during its bake (1-100, default 10). */
+  canaryPercent?: number;
+  /** How long the canary serves its share before it replaces the old version (default 300 s). */
+  bakeSeconds?: number;
+  /** The largest error rate (5xx / requests) the canary may show during its bake (default 0.01). */
+  maxErrorRate?: number;
+  /** The smoke query the new version must pass first; default: the deployment's own. */
+  smoke?: SmokeSpec;
+}
+
+export const ROLLOUT_DEFAULTS = { canaryPercent: 10, bakeSeconds: 300, maxErrorRate: 0.01 } as const;
+
+/** The `rollout` Update's answer once the new version serves alone. */
+export interface RolloutResult {
+  modelDigest?: string;
+  previousModelDigest?: string;
+  /** What the canary answered during its bake. */
+  bake: { requests: number; errors: number };
+  versions: ServedVersion[];
+}
+
+/** Update names, in one place for the CLI, the tests and the workflow. */
+export const DEPLOY_UPDATES = {
+  extend: 'extend',
+  teardown: 'teardownNow',
+  scale: 'scale',
+  attach: 'attach',
+  rollout: 'rollout',
+} as const;
 
 export type { AksDeploymentOptions, DeploymentSpec, TargetKind };

@@ -49,8 +49,12 @@ export const FailureType = {
   SmokeQueryFailed: 'SmokeQueryFailed',
   SmokeQueryMismatch: 'SmokeQueryMismatch',
   BatchOutputsInconsistent: 'BatchOutputsInconsistent',
+  /** A rollout's candidate answered more errors during its bake than the threshold allows. */
+  CanaryErrorRate: 'CanaryErrorRate',
   // What a workflow fails with, wrapping the step's failure as its cause.
   DeploymentFailed: 'DeploymentFailed',
+  /** What a rollout Update fails with once it has rolled back, wrapping the step's failure. */
+  RolloutFailed: 'RolloutFailed',
   ShardFailed: 'ShardFailed',
   ErrorThresholdExceeded: 'ErrorThresholdExceeded',
 } as const;

@@ -27,6 +27,16 @@ export interface EndpointAccess {
  */
 export type StepProgress = (detail: string) => void;
 
+/** The replicas' own counters of scoring requests (POST /score and V2 infer), summed over the replicas that answered. */
+export interface RequestCounts {
+  /** Answers of every status. */
+  total: number;
+  /** Answers with a 5xx status. */
+  errors: number;
+  /** Replicas whose counters were read. */
+  replicasRead: number;
+}
+
 export interface Target {
   readonly kind: TargetKind;
   /**
@@ -49,4 +59,27 @@ export interface Target {
   checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport>;
   endpointAccess(spec: DeploymentSpec): Promise<EndpointAccess>;
   teardown(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<TeardownReport>;
+  /**
+   * Reads the replicas' request counters (their /metrics). Optional: a target without it cannot serve an idle
+   * TTL, and validation says so before anything is created. A replica that restarted counts from zero again.
+   */
+  requestCount?(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts>;
+
+  /**
+   * Blue/green on one endpoint (optional; a target without it cannot roll out): a candidate replica set
+   * beside the serving one, its readiness and counters, the share of traffic the endpoint sends it, and
+   * its removal. Promotion is the serving set redeployed with the candidate's image (`deploy`) while the
+   * candidate carries all traffic.
+   */
+  readonly candidates?: CandidateSets;
+}
+
+export interface CandidateSets {
+  start(spec: DeploymentSpec, image: ImageResult, signal?: AbortSignal): Promise<DeployResult>;
+  readiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport>;
+  requestCount(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts>;
+  /** The percentage (0-100) of requests the endpoint sends to the candidate; the rest go to the serving set. */
+  route(spec: DeploymentSpec, candidatePercent: number): Promise<void>;
+  /** Routes nothing to the candidate, then stops and removes it. */
+  remove(spec: DeploymentSpec): Promise<void>;
 }

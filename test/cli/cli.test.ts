@@ -1,6 +1,6 @@
 /**
  * The `inferctl` binary as a user runs it: help everywhere, exit codes, one-line reasons, and a whole
- * deploy → list → status → extend → teardown session against the run's dev server.
+ * deploy → list → status → extend → scale → deploy again → teardown session against the run's dev server.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -38,7 +38,7 @@ describe('inferctl CLI', () => {
   test('--help works for the program and every command', async () => {
     const top = await inferctl(['--help']);
     assert.equal(top.code, 0);
-    for (const cmd of ['deploy', 'status', 'list', 'teardown', 'extend', 'worker', 'dev']) {
+    for (const cmd of ['deploy', 'status', 'list', 'teardown', 'extend', 'scale', 'rollout', 'worker', 'dev']) {
       assert.match(top.stdout, new RegExp(`\\b${cmd}\\b`), `top-level help lists ${cmd}`);
       const help = await inferctl([cmd, '--help']);
       assert.equal(help.code, 0, `${cmd} --help exits 0`);
@@ -82,7 +82,7 @@ describe('inferctl CLI', () => {
       await worker?.stop();
     });
 
-    test('deploy, list, status, extend, duplicate, teardown', async () => {
+    test('deploy, list, status, extend, scale, deploy again (attach or refuse), teardown', async () => {
       const name = uniqueName('cli');
       const green = assets.samples.find((s) => s.label === 'green')!;
       const common = ['--task-queue', taskQueue];
@@ -141,9 +141,23 @@ describe('inferctl CLI', () => {
       const expiresAt = Date.parse((JSON.parse(extended.stdout) as { expiresAt: string }).expiresAt);
       assert.ok(expiresAt > Date.now() + 1.9 * 3600_000, 'the TTL now ends about two hours from now');
 
-      const dup = await inferctl(['deploy', '--model', assets.modelPath, '--name', name, '--detach', ...common]);
+      const scaled = await inferctl(['scale', name, '--replicas', '2', '--json']);
+      assert.equal(scaled.code, 0, scaled.stderr);
+      const scale = JSON.parse(scaled.stdout) as { replicas: number; previousReplicas: number; replicaUrls: string[] };
+      assert.deepEqual([scale.previousReplicas, scale.replicas, scale.replicaUrls.length], [1, 2, 2]);
+
+      const again = ['deploy', '--model', assets.modelPath, '--name', name, '--detach', ...common];
+      const same = await inferctl([...again, '--replicas', '2']);
+      assert.equal(same.code, 0, same.stderr);
+      assert.match(same.stdout, new RegExp(`${name} is already running with this spec: attached to deploy-${name}`));
+
+      const dup = await inferctl(again);
       assert.equal(dup.code, 1);
-      assert.match(dup.stderr, new RegExp(`A deployment named "${name}" is already running`));
+      assert.match(
+        dup.stderr,
+        new RegExp(`Deployment "${name}" is already running with a different spec: replicas 1 \\(it serves 2\\)`),
+      );
+      assert.match(dup.stderr, new RegExp(`inferctl scale ${name} --replicas 1`));
       assert.equal(dup.stderr.trim().split('\n').length, 1, 'one line');
 
       const down = await inferctl(['teardown', name, '--json']);

@@ -20,8 +20,8 @@ function samples(text: string): Map<string, number> {
 
 test('the exposition lists the request counter by code and the three histograms, with their help', async () => {
   const metrics = new ServerMetrics();
-  metrics.countRequest(200);
-  metrics.countRequest(415);
+  metrics.countRequest(200, true);
+  metrics.countRequest(415, true);
   metrics.countRequest(200);
   metrics.recordBatch(3, 0.004, [0.0003, 0.002, 0.002]);
   metrics.recordBatch(1, 0.03);
@@ -32,6 +32,8 @@ test('the exposition lists the request counter by code and the three histograms,
   assert.deepEqual(comments, [
     '# HELP inferctl_server_requests_total HTTP answers sent by the scoring server, by status code.',
     '# TYPE inferctl_server_requests_total counter',
+    '# HELP inferctl_server_scoring_requests_total Answers to scoring requests (POST /score and V2 infer), by status code; health and metrics reads excluded.',
+    '# TYPE inferctl_server_scoring_requests_total counter',
     '# HELP inferctl_server_batch_size Images per executed inference call.',
     '# TYPE inferctl_server_batch_size histogram',
     '# HELP inferctl_server_queue_delay_seconds Time a request waited in the batching queue before its inference started.',
@@ -43,6 +45,8 @@ test('the exposition lists the request counter by code and the three histograms,
   const m = samples(text);
   assert.equal(m.get('inferctl_server_requests_total{code="200"}'), 2);
   assert.equal(m.get('inferctl_server_requests_total{code="415"}'), 1);
+  assert.equal(m.get('inferctl_server_scoring_requests_total{code="200"}'), 1, 'only scoring answers');
+  assert.equal(m.get('inferctl_server_scoring_requests_total{code="415"}'), 1);
 
   const batch = [1, 2, 4, 8, 16, 32, 64, 128].map((le) => m.get(`inferctl_server_batch_size_bucket{le="${le}"}`));
   assert.deepEqual(batch, [1, 1, 2, 2, 2, 2, 2, 2], 'cumulative buckets');

@@ -1,6 +1,8 @@
 /**
- * Determinism guard: the recorded histories of a deploy and a batch job (test/fixtures/histories,
- * made by `npm run record-histories`) must replay against the current workflow code. A change that
+ * Determinism guard: the recorded histories of a deploy, a deploy steered by Updates (extend, scale,
+ * rollout, an idle TTL) and a batch job (test/fixtures/histories, made by `npm run record-histories`) must replay
+ * against the current workflow code. deploy.json was recorded before Updates and idle TTLs existed: it
+ * proves that a deployment started on older code keeps replaying (the new wait is behind patched()). A change that
  * alters the commands a workflow issues fails here unless it is guarded with patched(); the negative
  * case proves it: a deploy workflow with two steps swapped does not replay the recorded deploy.
  */
@@ -23,7 +25,21 @@ function recordedHistory(file: string): ReturnType<typeof historyFromJSON> {
 
 test('recorded deploy and batch histories replay against the current workflows', async () => {
   const files = fs.readdirSync(FIXTURES).filter((f) => f.endsWith('.json'));
-  assert.deepEqual(files.sort(), ['batch-score.json', 'deploy.json']);
+  assert.deepEqual(files.sort(), ['batch-score.json', 'deploy-updates.json', 'deploy.json']);
+  const steered = recordedHistory('deploy-updates.json').events ?? [];
+  assert.equal(
+    steered.filter((e) => e.workflowExecutionUpdateAcceptedEventAttributes).length,
+    3,
+    'the Updates recording holds its extend, scale and rollout',
+  );
+  assert.ok(
+    steered.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'waitUntilIdle'),
+    'and its idle watch',
+  );
+  assert.ok(
+    steered.some((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'bakeCandidate'),
+    'and its canary bake',
+  );
   for (const file of files) {
     const history = recordedHistory(file);
     assert.ok((history.events?.length ?? 0) > 20, `${file} is a whole history`);

@@ -7,10 +7,10 @@ import path from 'node:path';
 
 import { Option } from '@commander-js/extra-typings';
 import type { Command } from '@commander-js/extra-typings';
-import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
 
-import { deploy, statusQuery } from '../../../workflows/deploy';
+import { attachUpdate, deploy, statusQuery } from '../../../workflows/deploy';
 import { DEFAULT_GPU_VM_SIZE } from '../../targets/aks/gpu-sizes';
 import { TARGET_TIMINGS } from '../../shared/deploy-timings';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
@@ -23,7 +23,7 @@ import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../sh
 import { CliError } from '../cli-error';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
-import { duration, int } from '../flag-parsers';
+import { duration, durationOrNone, int } from '../flag-parsers';
 import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
 import { AKS_HELP } from '../help-text';
@@ -47,10 +47,15 @@ export function addDeployCommand(program: Command): void {
     .addOption(new Option('-t, --target <target>', 'where to deploy').choices(['local', 'aks']).default('local'))
     .option('-r, --replicas <n>', 'replicas to run', int('--replicas', 1), 1)
     .option(
-      '--ttl <duration>',
-      'serve this long after the smoke query, then tear down (e.g. 30m, 2h)',
-      duration('--ttl'),
-      3600,
+      '--ttl <duration|none>',
+      'serve this long after the smoke query, then tear down (e.g. 30m, 2h); none: until inferctl teardown',
+      durationOrNone('--ttl'),
+      3600 as number | null,
+    )
+    .option(
+      '--idle-ttl <duration>',
+      'tear down after this long without a scoring request (read from the replicas’ request counters; local target)',
+      duration('--idle-ttl'),
     )
     .option('--top-k <n>', 'labels in each answer', int('--top-k', 1), 5)
     .option('--preprocess <preset|file.json>', PREPROCESS_HELP)
@@ -85,7 +90,7 @@ export function addDeployCommand(program: Command): void {
             modelPath: o.model,
             name: o.name,
             replicas: o.replicas,
-            ttlSeconds: o.ttl,
+            ttlSeconds: o.ttl ?? undefined,
             topK: o.topK,
             aks,
           },
@@ -100,6 +105,7 @@ export function addDeployCommand(program: Command): void {
           target: o.target,
           replicas: o.replicas,
           ttlSeconds: o.ttl,
+          ...(o.idleTtl !== undefined ? { idleTtlSeconds: o.idleTtl } : {}),
           topK: o.topK,
           preprocess,
           labelsPath: o.labels,
@@ -141,8 +147,8 @@ export interface DeployDryRunOptions {
   modelPath: string;
   name?: string;
   replicas: number;
-  /** Priced as well as the hour: what the deployment costs if it serves its whole TTL. */
-  ttlSeconds: number;
+  /** Priced as well as the hour: what the deployment costs if it serves its whole TTL (none: not priced). */
+  ttlSeconds?: number;
   topK: number;
   aks: AksDeploymentOptions;
 }
@@ -175,7 +181,9 @@ export interface DeployCommandOptions extends V2SmokeFlags {
   name?: string;
   target: TargetKind;
   replicas: number;
-  ttlSeconds: number;
+  /** null: serve until teardown. */
+  ttlSeconds: number | null;
+  idleTtlSeconds?: number;
   topK?: number;
   /** --preprocess, read and checked (preprocessFlag); fitted to the model at validate. */
   preprocess?: PreprocessConfig;
@@ -207,6 +215,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     target: opts.target,
     replicas: opts.replicas,
     ttlSeconds: opts.ttlSeconds,
+    ...(opts.idleTtlSeconds !== undefined ? { idleTtlSeconds: opts.idleTtlSeconds } : {}),
     topK: opts.topK,
     ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
     ...(opts.labelsPath ? { labelsPath: path.resolve(opts.labelsPath) } : {}),
@@ -226,16 +235,17 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
   }
 
   const workflowId = deployWorkflowId(name);
-  let handle: WorkflowHandleWithFirstExecutionRunId;
+  let handle: WorkflowHandle<typeof deploy>;
+  let runId: string;
   try {
-    handle = await startIndexed(
+    const started = await startIndexed(
       ctx.client,
       deploy,
       {
         taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
         workflowId,
         args: [input],
-        staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${formatDuration(opts.ttlSeconds * 1000)})`,
+        staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${opts.ttlSeconds === null ? 'none' : formatDuration(opts.ttlSeconds * 1000)}${opts.idleTtlSeconds ? `, idle TTL ${formatDuration(opts.idleTtlSeconds * 1000)}` : ''})`,
         staticDetails: [
           `- **Model:** ${modelPath}`,
           `- **Target:** ${opts.target}`,
@@ -253,24 +263,41 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
       ],
       ctx.out,
     );
+    handle = started;
+    runId = started.firstExecutionRunId;
+    ctx.out.line(`Started ${workflowId} (run ${runId})`);
   } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) {
-      throw new CliError(
-        `A deployment named "${name}" is already running (workflow ${workflowId}). ` +
-          `Pick another --name, or tear it down first: inferctl teardown ${name}`,
-      );
-    }
-    throw err;
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    ({ handle, runId } = await attach(ctx, workflowId, input));
+    ctx.out.line(`${name} is already running with this spec: attached to ${workflowId} (run ${runId})`);
   }
 
-  const uiUrl = webUiUrl({ namespace: ctx.namespace, workflowId, runId: handle.firstExecutionRunId });
-  const runId = handle.firstExecutionRunId;
-  ctx.out.line(`Started ${workflowId} (run ${runId})`);
+  const uiUrl = webUiUrl({ namespace: ctx.namespace, workflowId, runId });
   ctx.out.line(`Web UI: ${uiUrl}`);
   if (opts.follow === 'detach') return { workflowId, runId, uiUrl };
 
   const status = await followDeployment(handle, opts.follow, ctx.out, opts.taskQueue ?? CONTROL_TASK_QUEUE);
   return { workflowId, runId, uiUrl, status };
+}
+
+/**
+ * Deploying a name that already runs: the workflow's `attach` Update accepts the same spec (the deploy is
+ * idempotent) and refuses a different one, before anything enters its history, saying what to use instead.
+ */
+async function attach(
+  ctx: CommandContext,
+  workflowId: string,
+  input: DeployInput,
+): Promise<{ handle: WorkflowHandle<typeof deploy>; runId: string }> {
+  const running = ctx.client.workflow.getHandle<typeof deploy>(workflowId);
+  try {
+    await running.executeUpdate(attachUpdate, { args: [input] });
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw new CliError(describeFailure(err.cause ?? err));
+    throw err;
+  }
+  const { runId } = await running.describe();
+  return { handle: ctx.client.workflow.getHandle<typeof deploy>(workflowId, runId), runId };
 }
 
 /**
@@ -332,7 +359,7 @@ export async function followDeployment(
     if (outcome.smoke || outcome.v2Smoke) printServing({ ...outcome, endpoint: undefined, expiresAt: undefined }, out);
     if (outcome.endpoint) out.line(`Served at ${outcome.endpoint} until the teardown.`);
     out.line(
-      `Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`,
+      `Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : outcome.endedBy === 'idle' ? 'idle TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`,
     );
     return outcome;
   }
@@ -366,5 +393,7 @@ function printServing(status: DeployStatus, out: Output): void {
   if (!printV2Serving(status, out) && status.endpoint) {
     out.line(`Endpoint: POST ${status.endpoint}/score  (key: ${status.apiKeyRef ?? 'see target'})`);
   }
-  if (status.expiresAt) out.line(`Serving until ${status.expiresAt}. Stop sooner: inferctl teardown ${status.name}`);
+  if (status.endsBecause) out.line(`It ${status.endsBecause}. Stop sooner: inferctl teardown ${status.name}`);
+  else if (status.expiresAt)
+    out.line(`Serving until ${status.expiresAt}. Stop sooner: inferctl teardown ${status.name}`);
 }

@@ -1,16 +1,18 @@
 /**
- * `inferctl status | list | teardown | extend`: look at and steer running deployments.
+ * `inferctl status | list | teardown | extend | scale`: look at and steer running deployments. Teardown,
+ * extend and scale are the deploy workflow's Updates: a bad request is refused by its validator with the
+ * reason, and the answer (what was removed, the new expiry, the replicas ready) is the Update's result.
  */
-import { setTimeout as delay } from 'node:timers/promises';
+import path from 'node:path';
 
 import { Option } from '@commander-js/extra-typings';
 import type { Command } from '@commander-js/extra-typings';
-import { WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError, WorkflowUpdateStage } from '@temporalio/client';
 import type { WorkflowExecutionDescription } from '@temporalio/client';
 
-import { extendTtlSignal, statusQuery, teardownSignal } from '../../../workflows/deploy';
+import { extendUpdate, scaleUpdate, statusQuery, teardownUpdate } from '../../../workflows/deploy';
 import { DEPLOY_STAGES, DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../shared/deploy-types';
-import type { DeployOutcome, DeployStatus } from '../../shared/deploy-types';
+import type { DeployOutcome, DeployStatus, ExtendResult, ScaleResult } from '../../shared/deploy-types';
 import { Stage, Target } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
 import { CliError } from '../cli-error';
@@ -20,7 +22,7 @@ import { formatDuration } from '../../shared/duration';
 import { duration, int } from '../flag-parsers';
 import { describeFailure } from '../output';
 
-/** `inferctl status | list | teardown | extend`: flags in, command functions out. */
+/** `inferctl status | list | teardown | extend | scale`: flags in, command functions out. */
 export function addDeploymentCommands(program: Command): void {
   program
     .command('status <name>')
@@ -62,6 +64,19 @@ export function addDeploymentCommands(program: Command): void {
     .action(async (name, o) => {
       await withClient(Boolean(o.json), (ctx) => extendCommand(ctx, { name, ttlSeconds: o.ttl }));
     });
+
+  program
+    .command('scale <name>')
+    .description('Change how many replicas serve a deployment; returns once every replica is ready')
+    .requiredOption(
+      '-r, --replicas <n>',
+      'replicas to run (within the target’s limit and GPU capacity)',
+      int('--replicas', 1),
+    )
+    .option('--json', 'print one JSON document')
+    .action(async (name, o) => {
+      await withClient(Boolean(o.json), (ctx) => scaleCommand(ctx, { name, replicas: o.replicas }));
+    });
 }
 
 export interface DeploymentView {
@@ -74,9 +89,11 @@ export interface DeploymentView {
   uiUrl: string;
   status?: DeployStatus | DeployOutcome;
   failure?: string;
+  /** With an idle TTL: where the idle watch stands (its latest heartbeat). */
+  idle?: { lastRequestAt: string; idleEndsAt: string };
 }
 
-async function describeDeployment(
+export async function describeDeployment(
   ctx: CommandContext,
   name: string,
 ): Promise<{ view: DeploymentView; desc: WorkflowExecutionDescription }> {
@@ -104,6 +121,8 @@ async function describeDeployment(
   };
   if (desc.status.name === 'RUNNING') {
     view.status = await handle.query(statusQuery);
+    const idle = idleWatchState(desc);
+    if (idle) view.idle = idle;
   } else if (desc.status.name === 'COMPLETED') {
     view.status = (await handle.result()) as DeployOutcome;
   } else {
@@ -125,7 +144,19 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
     ctx.out.line(
       `  target ${s.target}, ${s.replicas} replica(s)${s.endpoint ? `, endpoint ${s.endpoint}` : ''}${protocol}`,
     );
-    if (s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
+    if (s.endsBecause) ctx.out.line(`  ${s.endsBecause}`);
+    else if (s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
+    if (view.idle) {
+      ctx.out.line(
+        `  last scoring request ${view.idle.lastRequestAt}; idle teardown at ${view.idle.idleEndsAt} unless one arrives`,
+      );
+    }
+    for (const v of s.versions ?? []) {
+      const digest = v.modelDigest ? ` ${v.modelDigest.slice(0, 19)}` : '';
+      const ended = v.until ? `until ${v.until}${v.ended ? ` (${v.ended})` : ''}` : 'serving';
+      ctx.out.line(`  version ${path.basename(v.modelPath)}${digest}: from ${v.from} ${ended}`);
+    }
+    if (s.rollout) ctx.out.line(`  rolling out ${path.basename(s.rollout.modelPath)}: ${s.rollout.stage}`);
     if (s.smoke)
       ctx.out.line(`  smoke answer: ${s.smoke.predictions[0]?.label} (${s.smoke.predictions[0]?.score.toFixed(3)})`);
     for (const step of s.steps) {
@@ -203,20 +234,26 @@ export async function teardownCommand(
     return view;
   }
   const handle = ctx.client.workflow.getHandle(view.workflowId, view.runId);
-  await handle.signal(teardownSignal, { reason: opts.reason ?? 'inferctl teardown' });
-  ctx.out.line(`Teardown requested for ${name}.`);
-  if (opts.wait) {
-    try {
-      const outcome = (await handle.result()) as DeployOutcome;
-      view.status = outcome;
-      view.execution = 'COMPLETED';
-      ctx.out.line(`Torn down: ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`);
-    } catch (err) {
-      view.failure = describeFailure(err);
-      ctx.out.result(view);
-      throw new CliError(view.failure);
-    }
+  const request = { reason: opts.reason ?? 'inferctl teardown' };
+  if (!opts.wait) {
+    // Accepted: the validator has passed and the request is in history; teardown runs on its own.
+    await refusedAsCliError(() =>
+      handle.startUpdate(teardownUpdate, { args: [request], waitForStage: WorkflowUpdateStage.ACCEPTED }),
+    );
+    ctx.out.line(`Teardown requested for ${name}.`);
+    ctx.out.result(view);
+    return view;
   }
+  ctx.out.line(`Tearing down ${name}…`);
+  const { removed } = await refusedAsCliError(() => handle.executeUpdate(teardownUpdate, { args: [request] }));
+  try {
+    const outcome = (await handle.result()) as DeployOutcome;
+    view.status = outcome;
+    view.execution = 'COMPLETED';
+  } catch (err) {
+    view.failure = describeFailure(err);
+  }
+  ctx.out.line(`Torn down: ${removed.length} resource(s) removed.`);
   ctx.out.result(view);
   return view;
 }
@@ -224,7 +261,7 @@ export async function teardownCommand(
 export async function extendCommand(
   ctx: CommandContext,
   opts: { name: string; ttlSeconds: number },
-): Promise<DeployStatus> {
+): Promise<ExtendResult> {
   const { name, ttlSeconds: seconds } = opts;
   const { view, desc } = await describeDeployment(ctx, name);
   if (desc.status.name !== 'RUNNING') {
@@ -233,19 +270,60 @@ export async function extendCommand(
     );
   }
   const handle = ctx.client.workflow.getHandle(view.workflowId, view.runId);
-  const wanted = Date.now() + seconds * 1000 - 5000;
-  await handle.signal(extendTtlSignal, { seconds });
-  // A query may be answered before the signal is processed: look again briefly until it shows.
-  let status = await handle.query(statusQuery);
-  for (let i = 0; i < 20 && status.expiresAt && Date.parse(status.expiresAt) < wanted; i++) {
-    await delay(150);
-    status = await handle.query(statusQuery);
-  }
+  const result = await refusedAsCliError(() => handle.executeUpdate(extendUpdate, { args: [{ seconds }] }));
   ctx.out.line(
-    status.expiresAt
-      ? `${name} now serves until ${status.expiresAt}.`
-      : `${name} will serve for at least ${formatDuration(seconds * 1000)} once it is ready (stage: ${status.stage}).`,
+    result.expiresAt
+      ? `${name} now serves until ${result.expiresAt}.`
+      : `${name} will serve for ${formatDuration((result.ttlSeconds ?? seconds) * 1000)} once it is ready.`,
   );
-  ctx.out.result(status);
-  return status;
+  ctx.out.result(result);
+  return result;
+}
+
+export async function scaleCommand(
+  ctx: CommandContext,
+  opts: { name: string; replicas: number },
+): Promise<ScaleResult> {
+  const { view, desc } = await describeDeployment(ctx, opts.name);
+  if (desc.status.name !== 'RUNNING') {
+    throw new CliError(`${opts.name} has ended (${desc.status.name.toLowerCase()}); only a running deployment scales.`);
+  }
+  const handle = ctx.client.workflow.getHandle(view.workflowId, view.runId);
+  ctx.out.line(`Scaling ${opts.name} to ${opts.replicas} replica(s)…`);
+  const result = await refusedAsCliError(() =>
+    handle.executeUpdate(scaleUpdate, { args: [{ replicas: opts.replicas }] }),
+  );
+  ctx.out.line(
+    `${opts.name} serves ${result.replicas} replica(s) (was ${result.previousReplicas}), all ready` +
+      `${result.endpoint ? ` behind ${result.endpoint}` : ''}.`,
+  );
+  ctx.out.result(result);
+  return result;
+}
+
+/** An Update refused by its validator, or failed in its handler, becomes the CLI error with its reason. */
+export async function refusedAsCliError<T>(send: () => Promise<T>): Promise<T> {
+  try {
+    return await send();
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) throw new CliError(describeFailure(err.cause ?? err));
+    throw err;
+  }
+}
+
+/** The idle watch's latest heartbeat, from the workflow's pending activities; none without an idle TTL. */
+function idleWatchState(desc: WorkflowExecutionDescription): DeploymentView['idle'] {
+  const pending = desc.raw.pendingActivities?.find((a) => a.activityType?.name === 'waitUntilIdle');
+  const payload = pending?.heartbeatDetails?.payloads?.[0];
+  if (!payload?.data) return undefined;
+  try {
+    const details = JSON.parse(Buffer.from(payload.data).toString('utf8')) as {
+      lastChangeAt?: number;
+      idleEndsAt?: string;
+    };
+    if (details.lastChangeAt === undefined || !details.idleEndsAt) return undefined;
+    return { lastRequestAt: new Date(details.lastChangeAt).toISOString(), idleEndsAt: details.idleEndsAt };
+  } catch {
+    return undefined; // an encrypted payload (a codec server is in use): the status still says the rule
+  }
 }

@@ -1,6 +1,7 @@
 /**
  * Entry of the local gateway process:
- *   node dist/src/targets/local/gateway-main.js --replicas-dir DIR --replicas N --ready-file FILE [--port 0]
+ *   node dist/src/targets/local/gateway-main.js --replicas-dir DIR --replicas N --ready-file FILE [--routes-file FILE]
+ *     [--port 0]
  * Writes FILE ({pid, port, url}) once it listens; exits on SIGTERM.
  */
 import fs from 'node:fs';
@@ -15,6 +16,7 @@ function main(): void {
       'replicas-dir': { type: 'string' },
       replicas: { type: 'string' },
       'ready-file': { type: 'string' },
+      'routes-file': { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       port: { type: 'string', default: '0' },
       'max-body-bytes': { type: 'string', default: String(16 * 1024 * 1024) },
@@ -27,7 +29,12 @@ function main(): void {
     process.stderr.write('gateway: --replicas-dir, --replicas (>= 1) and --ready-file are required\n');
     process.exit(2);
   }
-  const server = createGateway({ replicasDir, replicas, maxBodyBytes: Number(values['max-body-bytes']) });
+  const server = createGateway({
+    replicasDir,
+    replicas,
+    maxBodyBytes: Number(values['max-body-bytes']),
+    ...(values['routes-file'] ? { routesFile: values['routes-file'] } : {}),
+  });
   server.listen(Number(values.port), values.host, () => {
     const { port } = server.address() as AddressInfo;
     const tmp = `${readyFile}.tmp`;

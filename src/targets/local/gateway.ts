@@ -2,6 +2,12 @@
  * The local target's endpoint: a round-robin HTTP proxy in front of the replicas, the loopback stand-in
  * for a Kubernetes Service of type LoadBalancer. It forwards requests untouched (the replicas check the
  * key), skips replicas that refuse connections, and answers 503 when none is up.
+ *
+ * How many replicas it routes to is read from a routes file (`{"replicas": N, "candidate"?: {dir, replicas,
+ * weight}}`) when one is given, checked on every request: scaling rewrites the file and the endpoint keeps
+ * its address. A replica leaving is taken out of the file before it is stopped, one arriving is routed to
+ * once it has written its ready file. During a rollout the candidate set gets `weight` percent of the
+ * requests; when the chosen set has no replica up, the other one answers.
  */
 import fs from 'node:fs';
 import http from 'node:http';
@@ -11,6 +17,8 @@ export interface GatewayOptions {
   /** The deployment's replicas/ directory; replica i writes replicas/<i>/ready.json. */
   replicasDir: string;
   replicas: number;
+  /** A JSON file `{"replicas": N}` that overrides `replicas` whenever it exists and parses. */
+  routesFile?: string;
   /** Requests larger than this are refused here with 413 (replicas have their own, smaller limit). */
   maxBodyBytes: number;
 }
@@ -19,22 +27,55 @@ interface ReadyFile {
   url: string;
 }
 
+interface Routes {
+  replicas?: unknown;
+  /** A rollout's candidate set, and the percentage of requests it gets. */
+  candidate?: { dir: string; replicas: number; weight: number };
+}
+
 export function createGateway(opts: GatewayOptions): http.Server {
   let next = 0;
+  // Smooth weighting: each request adds the candidate's weight; at 100 one request goes to it.
+  let credit = 0;
 
-  function upstreams(): string[] {
+  function readRoutes(): Routes {
+    if (!opts.routesFile) return {};
+    try {
+      return JSON.parse(fs.readFileSync(opts.routesFile, 'utf8')) as Routes;
+    } catch {
+      return {};
+    }
+  }
+
+  function urlsIn(dir: string, count: number): string[] {
     const urls: string[] = [];
-    for (let i = 0; i < opts.replicas; i++) {
+    for (let i = 0; i < count; i++) {
       try {
-        const ready = JSON.parse(
-          fs.readFileSync(path.join(opts.replicasDir, String(i), 'ready.json'), 'utf8'),
-        ) as ReadyFile;
-        urls.push(ready.url);
+        urls.push((JSON.parse(fs.readFileSync(path.join(dir, String(i), 'ready.json'), 'utf8')) as ReadyFile).url);
       } catch {
         // Not started yet, or torn down.
       }
     }
     return urls;
+  }
+
+  /** The replicas to try, in order: the chosen set's (round robin), then the other's as a fallback. */
+  function upstreams(): string[] {
+    const routes = readRoutes();
+    const count = typeof routes.replicas === 'number' && routes.replicas >= 0 ? routes.replicas : opts.replicas;
+    const serving = urlsIn(opts.replicasDir, count);
+    const candidate = routes.candidate ? urlsIn(routes.candidate.dir, routes.candidate.replicas) : [];
+    let toCandidate = false;
+    if (routes.candidate && candidate.length > 0) {
+      credit += Math.min(100, Math.max(0, routes.candidate.weight));
+      if (credit >= 100) {
+        credit -= 100;
+        toCandidate = true;
+      }
+    }
+    const turn = next++;
+    const rotate = (urls: string[]) => urls.map((_, k) => urls[(turn + k) % urls.length]!);
+    return toCandidate ? [...rotate(candidate), ...rotate(serving)] : [...rotate(serving), ...rotate(candidate)];
   }
 
   const server = http.createServer((req, res) => {
@@ -58,9 +99,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
     });
     req.on('end', () => {
       if (refused) return;
-      const urls = upstreams();
-      const start = next++;
-      forward(req, res, Buffer.concat(chunks), urls, start, 0);
+      forward(req, res, Buffer.concat(chunks), upstreams(), 0, 0);
     });
     req.on('error', () => res.destroy());
   });

@@ -10,6 +10,9 @@
  *     replicas/<i>/ready.json      written by the replica once it listens: pid, port, url
  *     replicas/<i>/replica.log     its stdout and stderr
  *     gateway/ready.json, gateway.log   the round-robin endpoint in front of the replicas
+ *     gateway/routes.json          how many replicas the gateway routes to (rewritten by a scale), and the
+ *                                  candidate set's share of traffic during a rollout
+ *     candidate/                   a rollout's candidate: replicas.json, replicas/<i>/ like the serving set
  */
 import path from 'node:path';
 
@@ -56,5 +59,30 @@ export class LocalLayout {
 
   get gatewayDir(): string {
     return path.join(this.dir, 'gateway');
+  }
+
+  get routesFile(): string {
+    return path.join(this.gatewayDir, 'routes.json');
+  }
+
+  get candidateDir(): string {
+    return path.join(this.dir, 'candidate');
+  }
+
+  /** In the command line of the candidate set's processes (and of no serving one). */
+  get candidateMarker(): string {
+    return this.candidateDir + path.sep;
+  }
+
+  get candidateReplicasFile(): string {
+    return path.join(this.candidateDir, 'replicas.json');
+  }
+
+  get candidateReplicasDir(): string {
+    return path.join(this.candidateDir, 'replicas');
+  }
+
+  candidateReplicaDir(index: number): string {
+    return path.join(this.candidateReplicasDir, String(index));
   }
 }

@@ -11,7 +11,7 @@ import { InvalidInputError } from '../../errors';
 import { readModelInfo, readOverrides } from '../../model/model-info';
 import { configOf } from '../../model/preprocess-spec';
 import { generateApiKey, ensureSecretFile } from '../api-key';
-import type { EndpointAccess, Target } from '../target';
+import type { EndpointAccess, RequestCounts, Target } from '../target';
 import type {
   DeployResult,
   DeploymentSpec,
@@ -20,40 +20,27 @@ import type {
   ReadinessReport,
   TeardownReport,
 } from '../../shared/target-types';
+import { LocalCandidateSets } from './candidate-sets';
 import { logTail, spawnDetachedNode } from './detached-process';
 import { LocalLayout } from './layout';
 import { findProcessesByMarker, isAlive, stopProcess } from './processes';
+import { MAX_BODY_BYTES, answers, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
+import type { ReadyFile, ReplicaRecord } from './replica-set';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import { FailureType } from '../../shared/failure-types';
-import { v2ModelName } from '../../shared/deploy-types';
 import { fileExists } from '../../file-exists';
 
-const SERVER_MAIN = require.resolve('../../server/main');
 const GATEWAY_MAIN = require.resolve('./gateway-main');
-
-/** The scoring server's request body limit; the seed's JPEGs are far smaller. */
-const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 interface ClusterRecord {
   ownerId: string;
   createdAt: string;
 }
 
-interface ReplicaRecord {
-  index: number;
-  pid: number;
-  digest: string;
-}
-
 interface ReplicasRecord {
   replicas: ReplicaRecord[];
-  gateway?: { pid: number; replicas: number };
-}
-
-interface ReadyFile {
-  pid: number;
-  port: number;
-  url: string;
+  /** `routes`: the gateway reads gateway/routes.json, so a change of replica count needs no new gateway. */
+  gateway?: { pid: number; replicas: number; routes?: boolean };
 }
 
 export interface LocalTargetOptions {
@@ -64,7 +51,11 @@ export interface LocalTargetOptions {
 export class LocalTarget implements Target {
   readonly kind = 'local' as const;
 
-  constructor(private readonly opts: LocalTargetOptions = {}) {}
+  readonly candidates: LocalCandidateSets;
+
+  constructor(private readonly opts: LocalTargetOptions = {}) {
+    this.candidates = new LocalCandidateSets((name) => this.layout(name));
+  }
 
   layout(name: string): LocalLayout {
     return new LocalLayout(name, this.opts.root);
@@ -130,7 +121,9 @@ export class LocalTarget implements Target {
   async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
     const layout = this.layout(spec.name);
     const state = (await readJsonFile<ReplicasRecord>(layout.replicasFile)) ?? { replicas: [] };
-    const live = new Set(await findProcessesByMarker(layout.processMarker));
+    // A rollout's candidate set is not this set's to stop.
+    const candidates = new Set(await findProcessesByMarker(layout.candidateMarker));
+    const live = new Set((await findProcessesByMarker(layout.processMarker)).filter((pid) => !candidates.has(pid)));
     let started = 0;
 
     // Keep replicas that run this image at a wanted index; stop the rest, including processes a crashed
@@ -139,43 +132,13 @@ export class LocalTarget implements Target {
       (r) => r.index < spec.replicas && r.digest === image.digest && live.has(r.pid) && isAlive(r.pid),
     );
     const keep = new Set([...state.replicas.map((r) => r.pid), ...(state.gateway ? [state.gateway.pid] : [])]);
+    // The gateway stops routing to a leaving replica before it is stopped (a scale down keeps serving).
+    await updateRoutes(layout, { replicas: spec.replicas });
     await Promise.all([...live].filter((pid) => !keep.has(pid)).map((pid) => stopProcess(pid)));
 
     for (let index = 0; index < spec.replicas; index++) {
       if (state.replicas.some((r) => r.index === index)) continue;
-      const dir = layout.replicaDir(index);
-      await fs.mkdir(dir, { recursive: true });
-      await fs.rm(path.join(dir, 'ready.json'), { force: true });
-      const pid = await spawnDetachedNode(
-        SERVER_MAIN,
-        [
-          '--model',
-          path.join(image.imageRef, 'model.onnx'),
-          '--api-key-file',
-          layout.apiKeyFile,
-          '--ready-file',
-          path.join(dir, 'ready.json'),
-          '--host',
-          '127.0.0.1',
-          '--port',
-          '0',
-          '--top-k',
-          String(spec.topK),
-          '--max-body-bytes',
-          String(MAX_BODY_BYTES),
-          '--model-name',
-          v2ModelName(spec.modelPath),
-          ...(spec.protocol === 'v2'
-            ? ['--v2-only']
-            : [
-                '--preprocess',
-                path.join(image.imageRef, 'preprocess.json'),
-                '--labels',
-                path.join(image.imageRef, 'model.labels.txt'),
-              ]),
-        ],
-        path.join(dir, 'replica.log'),
-      );
+      const pid = await spawnReplica(layout, spec, image, layout.replicaDir(index));
       state.replicas.push({ index, pid, digest: image.digest });
       started++;
       // Record each pid as soon as it exists: teardown must find it even if this worker dies next.
@@ -183,10 +146,13 @@ export class LocalTarget implements Target {
     }
 
     const gateway = state.gateway;
-    const gatewayUp = gateway && gateway.replicas === spec.replicas && live.has(gateway.pid) && isAlive(gateway.pid);
+    const gatewayUp =
+      gateway &&
+      (gateway.routes === true || gateway.replicas === spec.replicas) &&
+      live.has(gateway.pid) &&
+      isAlive(gateway.pid);
     if (!gatewayUp) {
       if (gateway) await stopProcess(gateway.pid);
-      await fs.mkdir(layout.gatewayDir, { recursive: true });
       await fs.rm(path.join(layout.gatewayDir, 'ready.json'), { force: true });
       const pid = await spawnDetachedNode(
         GATEWAY_MAIN,
@@ -197,10 +163,14 @@ export class LocalTarget implements Target {
           String(spec.replicas),
           '--ready-file',
           path.join(layout.gatewayDir, 'ready.json'),
+          '--routes-file',
+          layout.routesFile,
         ],
         path.join(layout.gatewayDir, 'gateway.log'),
       );
-      state.gateway = { pid, replicas: spec.replicas };
+      state.gateway = { pid, replicas: spec.replicas, routes: true };
+    } else if (gateway.replicas !== spec.replicas) {
+      state.gateway = { ...gateway, replicas: spec.replicas };
       started++;
     }
     await writeJsonFileAtomic(layout.replicasFile, state);
@@ -213,26 +183,11 @@ export class LocalTarget implements Target {
     const report: ReadinessReport = { ready: false, readyReplicas: 0, desiredReplicas: spec.replicas, replicaUrls: [] };
     if (!state) return { ...report, reason: 'no replica has been started yet' };
 
-    const waiting: string[] = [];
-    for (const record of [...state.replicas].sort((a, b) => a.index - b.index)) {
-      const dir = layout.replicaDir(record.index);
-      const ready = await readJsonFile<ReadyFile>(path.join(dir, 'ready.json'));
-      if (!isAlive(record.pid)) {
-        const tail = await logTail(path.join(dir, 'replica.log'));
-        return {
-          ...report,
-          fatal: true,
-          reason: `replica ${record.index} (pid ${record.pid}) exited: ${tail || 'no output'}`,
-        };
-      }
-      if (!ready) {
-        waiting.push(`replica ${record.index} is loading the model`);
-        continue;
-      }
-      report.replicaUrls.push(ready.url);
-      if (await answers(`${ready.url}/readyz`)) report.readyReplicas++;
-      else waiting.push(`replica ${record.index} at ${ready.url} does not answer /readyz yet`);
-    }
+    const set = await setReadiness(state.replicas, (index) => layout.replicaDir(index));
+    if (set.fatal) return { ...report, fatal: true, reason: set.fatal };
+    const waiting = set.waiting;
+    report.readyReplicas = set.readyReplicas;
+    report.replicaUrls = set.replicaUrls;
 
     const gatewayReady = await readJsonFile<ReadyFile>(path.join(layout.gatewayDir, 'ready.json'));
     if (state.gateway && !isAlive(state.gateway.pid)) {
@@ -262,6 +217,13 @@ export class LocalTarget implements Target {
     return { endpoint: gateway.url, apiKey };
   }
 
+  /** Sums the scoring-request counters of every recorded replica that answers its /metrics. */
+  async requestCount(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts> {
+    const layout = this.layout(spec.name);
+    const state = await readJsonFile<ReplicasRecord>(layout.replicasFile);
+    return setCounts(state?.replicas ?? [], (index) => layout.replicaDir(index), signal);
+  }
+
   async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
     const layout = this.layout(spec.name);
     const removed: string[] = [];
@@ -280,16 +242,6 @@ export class LocalTarget implements Target {
       removed.push(`directory ${layout.dir}`);
     }
     return { removed };
-  }
-}
-
-async function answers(url: string): Promise<boolean> {
-  try {
-    const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
-    await res.arrayBuffer();
-    return res.ok;
-  } catch {
-    return false;
   }
 }
 

@@ -1,0 +1,160 @@
+/**
+ * A rollout's activities: start a candidate replica set beside the serving one, wait for it, smoke-query
+ * each candidate replica, set its share of the endpoint's traffic, watch its error rate through the bake,
+ * remove it. Each is idempotent and delegates to the target's `candidates` (target.ts).
+ */
+import fs from 'node:fs/promises';
+
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+
+import type { SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
+import { FailureType } from '../src/shared/failure-types';
+import type {
+  DeployResult,
+  DeploymentSpec,
+  ImageResult,
+  ReadinessReport,
+  TargetKind,
+} from '../src/shared/target-types';
+import type { CandidateSets, Target } from '../src/targets/target';
+import type { WaitOptions } from './deploy';
+import { parsePredictions } from './deploy';
+import { failingPermanently } from './failures';
+
+export interface RolloutActivityDeps {
+  targets: Partial<Record<TargetKind, Target>>;
+}
+
+export interface BakeOptions {
+  seconds: number;
+  /** The rollout fails once errors / requests exceeds this (with at least `minRequests` answered). */
+  maxErrorRate: number;
+  minRequests: number;
+}
+
+export interface BakeReport {
+  requests: number;
+  errors: number;
+}
+
+/** What bakeCandidate heartbeats: the counters at the bake's start, and when it started (ms since the epoch). */
+interface BakeHeartbeat {
+  startedAt: number;
+  baseTotal: number;
+  baseErrors: number;
+}
+
+export function createRolloutActivities({ targets }: RolloutActivityDeps) {
+  function candidatesOf(kind: TargetKind): { target: Target; candidates: CandidateSets } {
+    const target = targets[kind];
+    if (!target?.candidates) {
+      throw ApplicationFailure.nonRetryable(
+        `Target "${kind}" cannot run a candidate beside the serving version (rollout is not supported there yet).`,
+        FailureType.TargetUnavailable,
+      );
+    }
+    return { target, candidates: target.candidates };
+  }
+
+  return {
+    async startCandidate(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
+      const { candidates } = candidatesOf(spec.target);
+      return failingPermanently(() => candidates.start(spec, image, Context.current().cancellationSignal));
+    },
+
+    /** Polls the candidate's readiness, heartbeating; the deadline counts from the first attempt. */
+    async waitForCandidate(spec: DeploymentSpec, opts: WaitOptions): Promise<ReadinessReport> {
+      const { candidates } = candidatesOf(spec.target);
+      const ctx = Context.current();
+      const previous = ctx.info.heartbeatDetails as { firstPolledAt?: number } | undefined;
+      const firstPolledAt = previous?.firstPolledAt ?? Date.now();
+      for (;;) {
+        const report = await failingPermanently(() => candidates.readiness(spec, ctx.cancellationSignal));
+        ctx.heartbeat({ firstPolledAt, readyReplicas: report.readyReplicas });
+        if (report.ready) return report;
+        if (report.fatal || Date.now() >= firstPolledAt + opts.timeoutSeconds * 1000) {
+          throw ApplicationFailure.nonRetryable(
+            `The candidate was not ready (${report.readyReplicas}/${report.desiredReplicas} replicas): ${report.reason}`,
+            FailureType.DeploymentNotReady,
+          );
+        }
+        await ctx.sleep(opts.pollIntervalMs ?? 500);
+      }
+    },
+
+    /** POSTs the sample to every candidate replica with the key; each must answer, with the expected label. */
+    async smokeCandidate(spec: DeploymentSpec, replicaUrls: string[], smoke: SmokeSpec): Promise<SmokeResult> {
+      const { target } = candidatesOf(spec.target);
+      const { apiKey } = await failingPermanently(() => target.endpointAccess(spec));
+      const body = await fs.readFile(smoke.samplePath);
+      let result: SmokeResult | undefined;
+      for (const url of replicaUrls) {
+        const started = Date.now();
+        const res = await fetch(`${url}/score`, {
+          method: 'POST',
+          body,
+          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'image/jpeg' },
+          signal: Context.current().cancellationSignal,
+        });
+        const text = await res.text();
+        const predictions = res.status === 200 ? parsePredictions(text) : undefined;
+        if (!predictions) {
+          throw ApplicationFailure.nonRetryable(
+            `The candidate's smoke query got ${res.status} from ${url}: ${text.slice(0, 300)}`,
+            FailureType.SmokeQueryFailed,
+          );
+        }
+        const top = predictions[0]!;
+        if (smoke.expectedLabel !== undefined && top.label !== smoke.expectedLabel) {
+          throw ApplicationFailure.nonRetryable(
+            `The candidate's smoke query expected top label "${smoke.expectedLabel}" but it answered "${top.label}" ` +
+              `(score ${top.score.toFixed(3)}).`,
+            FailureType.SmokeQueryMismatch,
+          );
+        }
+        result = { predictions, latencyMs: Date.now() - started };
+      }
+      return result!;
+    },
+
+    async routeToCandidate(spec: DeploymentSpec, percent: number): Promise<void> {
+      const { candidates } = candidatesOf(spec.target);
+      await failingPermanently(() => candidates.route(spec, percent));
+      log.info('Candidate traffic set', { name: spec.name, percent });
+    },
+
+    /**
+     * Watches the candidate's own counters for `seconds`; fails (not retried) as soon as its error rate
+     * passes the threshold. Heartbeats the counters at its start, so a retry keeps the bake's clock.
+     */
+    async bakeCandidate(spec: DeploymentSpec, opts: BakeOptions): Promise<BakeReport> {
+      const { candidates } = candidatesOf(spec.target);
+      const ctx = Context.current();
+      let base = ctx.info.heartbeatDetails as BakeHeartbeat | undefined;
+      if (!base) {
+        const counts = await candidates.requestCount(spec, ctx.cancellationSignal);
+        base = { startedAt: Date.now(), baseTotal: counts.total, baseErrors: counts.errors };
+      }
+      for (;;) {
+        const counts = await candidates.requestCount(spec, ctx.cancellationSignal);
+        const report = { requests: counts.total - base.baseTotal, errors: counts.errors - base.baseErrors };
+        ctx.heartbeat(base);
+        if (report.requests >= opts.minRequests && report.errors / report.requests > opts.maxErrorRate) {
+          throw ApplicationFailure.nonRetryable(
+            `The candidate answered ${report.errors} error(s) in ${report.requests} request(s) during its bake ` +
+              `(${((100 * report.errors) / report.requests).toFixed(1)}%, over the ${(100 * opts.maxErrorRate).toFixed(1)}% allowed).`,
+            FailureType.CanaryErrorRate,
+          );
+        }
+        if (Date.now() >= base.startedAt + opts.seconds * 1000) return report;
+        await ctx.sleep(Math.min(1000, base.startedAt + opts.seconds * 1000 - Date.now() + 10));
+      }
+    },
+
+    async removeCandidate(spec: DeploymentSpec): Promise<void> {
+      const { candidates } = candidatesOf(spec.target);
+      await candidates.remove(spec);
+      log.info('Candidate removed', { name: spec.name });
+    },
+  };
+}

@@ -1,0 +1,84 @@
+/**
+ * The local target's rollout candidates: a second replica set under `<deployment>/candidate/`, beside the
+ * serving one, behind the same gateway, which sends it the share of traffic written in its routes file.
+ * Idempotent like the rest of the target: a retried start keeps the candidate replicas that run the wanted
+ * bundle, and removal finds every candidate process by its command line.
+ */
+import fs from 'node:fs/promises';
+
+import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
+import type { DeployResult, DeploymentSpec, ImageResult, ReadinessReport } from '../../shared/target-types';
+import type { CandidateSets, RequestCounts } from '../target';
+import type { LocalLayout } from './layout';
+import { findProcessesByMarker, isAlive, stopProcess } from './processes';
+import { setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
+import type { ReplicaRecord } from './replica-set';
+
+interface CandidateRecord {
+  replicas: ReplicaRecord[];
+}
+
+export class LocalCandidateSets implements CandidateSets {
+  constructor(private readonly layoutOf: (name: string) => LocalLayout) {}
+
+  async start(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
+    const layout = this.layoutOf(spec.name);
+    const state = (await readJsonFile<CandidateRecord>(layout.candidateReplicasFile)) ?? { replicas: [] };
+    const live = new Set(await findProcessesByMarker(layout.candidateMarker));
+    state.replicas = state.replicas.filter(
+      (r) => r.index < spec.replicas && r.digest === image.digest && live.has(r.pid) && isAlive(r.pid),
+    );
+    const keep = new Set(state.replicas.map((r) => r.pid));
+    await Promise.all([...live].filter((pid) => !keep.has(pid)).map((pid) => stopProcess(pid)));
+    await fs.mkdir(layout.candidateDir, { recursive: true });
+    let started = 0;
+    for (let index = 0; index < spec.replicas; index++) {
+      if (state.replicas.some((r) => r.index === index)) continue;
+      const pid = await spawnReplica(layout, spec, image, layout.candidateReplicaDir(index));
+      state.replicas.push({ index, pid, digest: image.digest });
+      started++;
+      await writeJsonFileAtomic(layout.candidateReplicasFile, state);
+    }
+    await writeJsonFileAtomic(layout.candidateReplicasFile, state);
+    return { started, replicas: spec.replicas };
+  }
+
+  async readiness(spec: DeploymentSpec): Promise<ReadinessReport> {
+    const layout = this.layoutOf(spec.name);
+    const state = await readJsonFile<CandidateRecord>(layout.candidateReplicasFile);
+    const report: ReadinessReport = { ready: false, readyReplicas: 0, desiredReplicas: spec.replicas, replicaUrls: [] };
+    if (!state) return { ...report, reason: 'no candidate replica has been started yet' };
+    const set = await setReadiness(state.replicas, (index) => layout.candidateReplicaDir(index));
+    if (set.fatal) return { ...report, fatal: true, reason: `candidate ${set.fatal}` };
+    report.readyReplicas = set.readyReplicas;
+    report.replicaUrls = set.replicaUrls;
+    report.ready = set.waiting.length === 0 && set.readyReplicas === spec.replicas;
+    if (!report.ready) report.reason = set.waiting.join('; ') || 'candidate replicas not started';
+    return report;
+  }
+
+  async requestCount(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts> {
+    const layout = this.layoutOf(spec.name);
+    const state = await readJsonFile<CandidateRecord>(layout.candidateReplicasFile);
+    return setCounts(state?.replicas ?? [], (index) => layout.candidateReplicaDir(index), signal);
+  }
+
+  async route(spec: DeploymentSpec, candidatePercent: number): Promise<void> {
+    const layout = this.layoutOf(spec.name);
+    await updateRoutes(
+      layout,
+      candidatePercent > 0
+        ? { candidate: { dir: layout.candidateReplicasDir, replicas: spec.replicas, weight: candidatePercent } }
+        : { candidate: null },
+    );
+  }
+
+  async remove(spec: DeploymentSpec): Promise<void> {
+    const layout = this.layoutOf(spec.name);
+    await updateRoutes(layout, { candidate: null });
+    // Stopped after the gateway stops routing to them; a request in flight finishes (SIGTERM drains).
+    const pids = await findProcessesByMarker(layout.candidateMarker);
+    await Promise.all(pids.map((pid) => stopProcess(pid)));
+    await fs.rm(layout.candidateDir, { recursive: true, force: true });
+  }
+}
