@@ -7,7 +7,8 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
-import type { ModelInspectResult } from '../../src/cli/commands/model';
+import type { ModelInspectResult, V2InspectResult } from '../../src/cli/commands/model';
+import { buildMultiInputModel } from '../server/v2-fixtures';
 import { demoAssets } from '../helpers/workers';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
@@ -76,5 +77,32 @@ describe('inferctl model inspect', () => {
     );
     assert.equal(noSample.code, 2);
     assert.match(noSample.stderr, /Sample image not found: \/nonexistent\/cat\.jpg/);
+  });
+  test('a model that is not an image classifier prints its V2 signature; classifier flags on it are exit 2', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-inspect-v2-'));
+    try {
+      const model = path.join(dir, 'tabular.onnx');
+      await fs.writeFile(model, buildMultiInputModel());
+      const result = JSON.parse((await run([model, '--json'])).stdout) as V2InspectResult;
+      assert.equal(result.protocol, 'v2');
+      assert.deepEqual(
+        result.signature.inputs.map((t) => `${t.name} ${t.datatype} ${t.shape.join('x')}`),
+        ['a INT64 -1x3', 'b FP32 -1x3', 'h FP16 -1x2', 'u UINT8 -1x2', 'i INT32 -1x2', 'flag BOOL -1x2'],
+      );
+      assert.deepEqual(
+        result.signature.outputs.map((t) => t.name),
+        ['sum', 'neg', 'square', 'isum', 'not'],
+      );
+      const { stdout } = await run([model]);
+      assert.match(stdout, /served on the Open Inference Protocol only/);
+      assert.match(stdout, /input {3}h: FP16 \[-1, 2\]/);
+      const refused = await run([model, '--preprocess', 'unit']).then(
+        () => assert.fail('a preprocessing spec was accepted for a model without an image input'),
+        (e: unknown) => e as { code: number },
+      );
+      assert.equal(refused.code, 2);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -9,8 +9,12 @@ import path from 'node:path';
 
 import type { Command } from '@commander-js/extra-typings';
 
+import { ModelError } from '../../errors';
 import { readModelInfo, readOverrides } from '../../model/model-info';
 import type { ModelInfo } from '../../model/model-info';
+import { readModelSignature } from '../../model/model-signature';
+import type { ModelSignature } from '../../model/model-signature';
+import { FailureType } from '../../shared/failure-types';
 import { Classifier } from '../../scoring/classifier';
 import type { Prediction } from '../../scoring/classifier';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
@@ -60,13 +64,37 @@ export interface ModelInspectResult {
   sample?: { path: string; predictions: Prediction[] };
 }
 
+/** What `inspect` prints for a model that is not an image classifier: it is served on V2 only. */
+export interface V2InspectResult {
+  protocol: 'v2';
+  path: string;
+  /** Why it is not served as an image classifier. */
+  reason: string;
+  signature: ModelSignature;
+}
+
 export async function modelInspectCommand(
   ctx: { out: Output },
   opts: ModelInspectOptions,
-): Promise<ModelInspectResult> {
+): Promise<ModelInspectResult | V2InspectResult> {
   const modelPath = path.resolve(opts.modelPath);
   const overrides = await readOverrides({ preprocess: opts.preprocess, labelsPath: opts.labelsPath });
-  const info = await readModelInfo(modelPath, overrides);
+  let info: ModelInfo;
+  try {
+    info = await readModelInfo(modelPath, overrides);
+  } catch (err) {
+    const classifierFlags = opts.preprocess || opts.labelsPath || opts.samplePath;
+    if (!(err instanceof ModelError && err.type === FailureType.UnsupportedModel) || classifierFlags) throw err;
+    const v2: V2InspectResult = {
+      protocol: 'v2',
+      path: modelPath,
+      reason: err.message,
+      signature: await readModelSignature(modelPath),
+    };
+    for (const line of describeV2(v2)) ctx.out.line(line);
+    ctx.out.result(v2);
+    return v2;
+  }
   const { labels, ...rest } = info;
   const result: ModelInspectResult = {
     model: { ...rest, labelCount: labels.length, firstLabels: labels.slice(0, 10) },
@@ -107,4 +135,16 @@ function describe({ model: m, sample }: ModelInspectResult): string[] {
     for (const p of sample.predictions) lines.push(`  ${p.label.padEnd(24)} ${p.score.toFixed(4)}`);
   }
   return lines;
+}
+
+function describeV2({ path: modelPath, reason, signature }: V2InspectResult): string[] {
+  const tensor = (t: ModelSignature['inputs'][number]) =>
+    `${t.name}: ${t.datatype ?? 'not expressible in V2'} [${t.shape.join(', ')}]`;
+  return [
+    `Model ${modelPath} (${signature.digest.slice(0, 19)}…)`,
+    `  not an image classifier (${reason})`,
+    '  served on the Open Inference Protocol only: POST /v2/models/{name}/infer; deploy it with --smoke-request',
+    ...signature.inputs.map((t) => `  input   ${tensor(t)}`),
+    ...signature.outputs.map((t) => `  output  ${tensor(t)}`),
+  ];
 }
