@@ -102,7 +102,15 @@ export async function startAksTestbed(opts: Partial<ArmEndpointOptions> = {}): P
     onClusterDeleted: removeNodes,
     ...opts,
   }).start();
-  const lb = new CloudLoadBalancer(kc, arm, path.join(dir, 'containers')).start();
+  // A node's kubelet pulls with its cluster's kubelet identity: the registry decides (AcrPull).
+  const canPull = async (image: string, nodeName?: string) => {
+    const node = nodeName ? await core.readNode({ name: nodeName }).catch(() => undefined) : undefined;
+    const cluster = node?.metadata?.labels?.['kubernetes.azure.com/cluster'];
+    if (!cluster)
+      return { ok: false as const, reason: `no node of a known cluster runs the pod (${nodeName ?? 'unscheduled'})` };
+    return arm.canPull(cluster, image);
+  };
+  const lb = new CloudLoadBalancer(kc, arm, path.join(dir, 'containers'), canPull).start();
   const servicePort = await freePort();
 
   return {

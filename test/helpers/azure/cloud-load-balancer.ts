@@ -35,6 +35,11 @@ export class CloudLoadBalancer {
     private readonly kc: KubeConfig,
     private readonly arm: ArmEndpoint,
     private readonly dir: string,
+    /** Whether the node's kubelet may pull the image (AcrPull); when refused, the container does not start. */
+    private readonly canPull?: (
+      image: string,
+      nodeName?: string,
+    ) => Promise<{ ok: true } | { ok: false; reason: string }>,
   ) {}
 
   start(): this {
@@ -94,6 +99,16 @@ export class CloudLoadBalancer {
     const deployment = await apps.readNamespacedDeployment({ name, namespace }).catch(() => undefined);
     if (!deployment || (deployment.status?.availableReplicas ?? 0) < 1) return;
     const container = deployment.spec!.template.spec!.containers[0]!;
+    if (this.canPull) {
+      const selector = Object.entries(deployment.spec!.selector.matchLabels ?? {}).map(([k, v]) => `${k}=${v}`);
+      const pods = await core.listNamespacedPod({ namespace, labelSelector: selector.join(',') });
+      const pull = await this.canPull(container.image ?? '', pods.items.find((p) => p.spec?.nodeName)?.spec?.nodeName);
+      if (!pull.ok) {
+        const event = `ImagePullBackOff ${namespace}/${name}: ${pull.reason}`;
+        if (!this.events.includes(event)) this.events.push(event);
+        return;
+      }
+    }
     const image = /^([^.]+)\.azurecr\.io\/(.+)$/.exec(container.image ?? '');
     const record = image ? this.arm.images.get(`${image[1]}/${image[2]}`) : undefined;
     if (!record) {
