@@ -18,6 +18,7 @@ import type {
   ReadinessReport,
   TeardownReport,
 } from '../../shared/target-types';
+import { grantAcrPull } from './acr-pull';
 import { aksPlan } from './aks-config';
 import type { AksPlan, AksSettings } from './aks-config';
 import { createAzureClients } from './azure-clients';
@@ -123,6 +124,10 @@ export class AksTarget implements Target {
     };
     await ensureResourceGroup(scope);
     const cluster = await ensureCluster(scope);
+    if (cluster.created) {
+      progress?.(`granting cluster ${plan.clusterName} AcrPull on registry ${this.settings.registryName}`);
+      await grantAcrPull(this.azure(), this.settings, cluster.cluster, signal);
+    }
     this.kubeConfigs.delete(clusterKey(plan)); // a new cluster, new credentials
     return {
       clusterId: cluster.id,

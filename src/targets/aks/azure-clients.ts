@@ -3,6 +3,7 @@
  * tokens; making one per call would fetch a token per call). The ARM endpoint is Azure's unless the
  * settings name another (a sovereign cloud, or the local endpoint the tests run against).
  */
+import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { ContainerRegistryManagementClient } from '@azure/arm-containerregistry';
 import { ContainerServiceClient } from '@azure/arm-containerservice';
@@ -25,6 +26,7 @@ export interface AzureClients {
   compute: ComputeManagementClient;
   resources: ResourceManagementClient;
   registry: ContainerRegistryManagementClient;
+  authorization: AuthorizationManagementClient;
 }
 
 export function createAzureClients(settings: AksSettings): AzureClients {
@@ -37,5 +39,6 @@ export function createAzureClients(settings: AksSettings): AzureClients {
     compute: new ComputeManagementClient(cred, settings.subscriptionId, endpoint),
     resources: new ResourceManagementClient(cred, settings.subscriptionId, endpoint),
     registry: new ContainerRegistryManagementClient(cred, settings.subscriptionId, { ...endpoint, ...scopes }),
+    authorization: new AuthorizationManagementClient(cred, settings.subscriptionId, { ...endpoint, ...scopes }),
   };
 }

@@ -11,6 +11,7 @@ import type { StepProgress } from '../target';
 import type { AksPlan, AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
+import { assertCanPull } from './acr-pull';
 import { preflightQuota } from './preflight';
 import { FailureType } from '../../shared/failure-types';
 
@@ -39,6 +40,8 @@ export interface ClusterHandle {
   id: string;
   created: boolean;
   gpuNodes: number;
+  /** The cluster as ARM returned it (its kubelet identity is what AcrPull is granted to). */
+  cluster: ManagedCluster;
 }
 
 /** The create-or-update body: a small system pool and a tainted GPU user pool. */
@@ -143,7 +146,9 @@ export async function ensureCluster(scope: ClusterScope): Promise<ClusterHandle>
         FailureType.AksNoGpuPool,
       );
     }
-    return { id: cluster.id ?? plan.clusterName, created: false, gpuNodes };
+    progress(`checking that cluster ${plan.clusterName} may pull from registry ${settings.registryName}`);
+    await assertCanPull(clients, settings, plan, cluster, signal);
+    return { id: cluster.id ?? plan.clusterName, created: false, gpuNodes, cluster };
   }
 
   if (cluster && cluster.tags?.[OWNER_TAG] !== ownerId) {
@@ -195,7 +200,7 @@ export async function ensureCluster(scope: ClusterScope): Promise<ClusterHandle>
       },
     );
   }
-  return { id: cluster.id ?? plan.clusterName, created: true, gpuNodes: gpuNodesOf(cluster, plan) };
+  return { id: cluster.id ?? plan.clusterName, created: true, gpuNodes: gpuNodesOf(cluster, plan), cluster };
 }
 
 /** An earlier attempt's create is still running: poll the resource until it settles. */
