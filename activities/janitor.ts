@@ -1,7 +1,10 @@
 /**
- * The janitor's activities: find AKS resources tagged `inferctl-owner` whose owning workflow is closed,
- * terminated or unknown, and delete them. This is the guarantee that still holds when someone terminates
- * a deploy workflow (no teardown runs then). An owner that is still running is never touched.
+ * The janitor's activities: find AKS resources tagged `inferctl-owner` (and inferctl's namespaces in
+ * clusters it did not create) whose owning workflow is closed, terminated or unknown, and delete them. This
+ * is the guarantee that still holds when someone terminates a deploy workflow (no teardown runs then). An
+ * owner that is still running is never touched, and neither is anything another installation made: a
+ * resource tagged with another environment (Temporal address/namespace), or one with no environment tag
+ * whose owner this namespace does not know.
  */
 import { log } from '@temporalio/activity';
 import { WorkflowNotFoundError } from '@temporalio/client';
@@ -16,6 +19,15 @@ import { deleteTaggedResource, listTaggedResources } from '../src/targets/aks/ta
 import { connectClient } from '../src/temporal/connection';
 import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
+
+/** Why a resource is left alone although its owner is not running here; nothing when it is this installation's. */
+function skipReason(environment: string | undefined, ownerStatus: string, ours: string): { skipReason?: string } {
+  if (environment && environment !== ours) return { skipReason: `made by another installation (${environment})` };
+  if (!environment && ownerStatus === 'UNKNOWN') {
+    return { skipReason: `no environment tag, and its owner is unknown to ${ours}: it may be another installation's` };
+  }
+  return {};
+}
 
 export function createJanitorActivities() {
   let azure: { settings: AksSettings; clients: AzureClients } | undefined;
@@ -39,20 +51,30 @@ export function createJanitorActivities() {
   }
 
   return {
-    /** Every tagged resource with its owner's status. */
+    /** Every resource inferctl made, with its owner's status and, for another installation's, why it stays. */
     async listOwnedResources(): Promise<OwnedResource[]> {
       return withHeartbeat((signal) =>
         failingPermanently(async () => {
-          const resources = await listTaggedResources(cloud().clients, signal);
+          const { settings, clients } = cloud();
+          const scan = await listTaggedResources(clients, signal);
+          for (const u of scan.unreadable) log.warn('Cannot read the namespaces of a cluster', { ...u });
           const statuses = new Map<string, string>();
-          for (const owner of new Set(resources.map((r) => r.owner))) statuses.set(owner, await ownerStatus(owner));
-          return resources.map((r) => ({
-            kind: r.kind,
-            name: r.name,
-            resourceGroup: r.resourceGroup,
-            owner: r.owner,
-            ownerStatus: statuses.get(r.owner)!,
-          }));
+          for (const owner of new Set(scan.resources.map((r) => r.owner))) {
+            statuses.set(owner, await ownerStatus(owner));
+          }
+          return scan.resources.map((r) => {
+            const status = statuses.get(r.owner)!;
+            return {
+              kind: r.kind,
+              name: r.name,
+              resourceGroup: r.resourceGroup,
+              ...(r.cluster ? { cluster: r.cluster } : {}),
+              owner: r.owner,
+              ...(r.environment ? { environment: r.environment } : {}),
+              ownerStatus: status,
+              ...skipReason(r.environment, status, settings.environment),
+            };
+          });
         }),
       );
     },

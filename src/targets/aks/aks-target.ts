@@ -172,6 +172,8 @@ export class AksTarget implements Target {
       replicas: spec.replicas,
       topK: spec.topK,
       servicePort: this.settings.servicePort,
+      environment: this.settings.environment,
+      cluster: plan.clusterName,
     });
     const [namespace, secret, ...workload] = objects;
     await this.onCluster(plan, `deploying ${spec.name} to cluster ${plan.clusterName}`, signal, async (kc) => {

@@ -12,6 +12,7 @@ import type { AksPlan, AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
 import { assertCanPull } from './acr-pull';
+import { ENVIRONMENT_TAG } from './environment-tag';
 import { preflightQuota } from './preflight';
 import { FailureType } from '../../shared/failure-types';
 
@@ -45,10 +46,15 @@ export interface ClusterHandle {
 }
 
 /** The create-or-update body: a small system pool and a tainted GPU user pool. */
-export function managedClusterBody(plan: AksPlan, settings: AksSettings, ownerId: string, name: string) {
+export function managedClusterBody(
+  plan: AksPlan,
+  settings: Pick<AksSettings, 'location' | 'environment'>,
+  ownerId: string,
+  name: string,
+) {
   const body: ManagedCluster = {
     location: settings.location,
-    tags: { [OWNER_TAG]: ownerId, [DEPLOYMENT_TAG]: name },
+    tags: { [OWNER_TAG]: ownerId, [DEPLOYMENT_TAG]: name, [ENVIRONMENT_TAG]: settings.environment },
     identity: { type: 'SystemAssigned' },
     dnsPrefix: plan.clusterName,
     enableRbac: true,
@@ -116,7 +122,7 @@ export async function ensureResourceGroup({
     // The owner tag is how teardown knows this deployment made the group, even after a worker crash.
     await clients.resources.resourceGroups.createOrUpdate(
       plan.resourceGroup,
-      { location: settings.location, tags: { [OWNER_TAG]: ownerId } },
+      { location: settings.location, tags: { [OWNER_TAG]: ownerId, [ENVIRONMENT_TAG]: settings.environment } },
       { abortSignal: signal },
     );
   } catch (err) {
