@@ -10,6 +10,7 @@ import { ContainerServiceClient } from '@azure/arm-containerservice';
 import { ResourceManagementClient } from '@azure/arm-resources';
 import { DefaultAzureCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
+import type { HttpClient } from '@azure/core-rest-pipeline';
 
 import type { AksSettings } from './aks-config';
 
@@ -29,9 +30,19 @@ export interface AzureClients {
   authorization: AuthorizationManagementClient;
 }
 
-export function createAzureClients(settings: AksSettings): AzureClients {
-  const cred = azureCredential();
-  const endpoint = settings.armEndpoint ? { endpoint: settings.armEndpoint } : {};
+/**
+ * The clients, signed in with the process-wide credential; `via` replaces the credential and the HTTP
+ * client (the dry run records the requests the same calls would send instead of sending them).
+ */
+export function createAzureClients(
+  settings: Pick<AksSettings, 'subscriptionId' | 'armEndpoint'>,
+  via?: { credential: TokenCredential; httpClient: HttpClient },
+): AzureClients {
+  const cred = via?.credential ?? azureCredential();
+  const endpoint = {
+    ...(settings.armEndpoint ? { endpoint: settings.armEndpoint } : {}),
+    ...(via ? { httpClient: via.httpClient } : {}),
+  };
   // The older registry client derives its token scope from the endpoint; ARM's scope is the same everywhere.
   const scopes = { credentialScopes: ['https://management.azure.com/.default'] };
   return {

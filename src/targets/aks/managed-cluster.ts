@@ -80,6 +80,11 @@ export function managedClusterBody(
   return body;
 }
 
+/** The resource group inferctl creates when asked: tagged so teardown and the janitor know it is ours. */
+export function resourceGroupBody(settings: Pick<AksSettings, 'location' | 'environment'>, ownerId: string) {
+  return { location: settings.location, tags: { [OWNER_TAG]: ownerId, [ENVIRONMENT_TAG]: settings.environment } };
+}
+
 async function getCluster(clients: AzureClients, plan: AksPlan, signal?: AbortSignal) {
   try {
     return await clients.containerService.managedClusters.get(plan.resourceGroup, plan.clusterName, {
@@ -120,11 +125,9 @@ export async function ensureResourceGroup({
   }
   try {
     // The owner tag is how teardown knows this deployment made the group, even after a worker crash.
-    await clients.resources.resourceGroups.createOrUpdate(
-      plan.resourceGroup,
-      { location: settings.location, tags: { [OWNER_TAG]: ownerId, [ENVIRONMENT_TAG]: settings.environment } },
-      { abortSignal: signal },
-    );
+    await clients.resources.resourceGroups.createOrUpdate(plan.resourceGroup, resourceGroupBody(settings, ownerId), {
+      abortSignal: signal,
+    });
   } catch (err) {
     throw azureFailure(err, `creating resource group ${plan.resourceGroup}`);
   }

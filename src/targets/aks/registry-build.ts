@@ -29,6 +29,19 @@ export interface RegistryImage {
 
 const FINISHED = ['Succeeded', 'Failed', 'Canceled', 'Error', 'Timeout'];
 
+/** The ACR Tasks run that builds and pushes `repository:tag` from the uploaded context. */
+export function dockerBuildRequest(sourceLocation: string, repository: string, tag: string): DockerBuildRequest {
+  return {
+    type: 'DockerBuildRequest',
+    sourceLocation,
+    dockerFilePath: 'Dockerfile',
+    imageNames: [`${repository}:${tag}`],
+    isPushEnabled: true,
+    platform: { os: 'Linux', architecture: 'amd64' },
+    timeout: 3600,
+  };
+}
+
 export async function buildImageInRegistry(
   clients: AzureClients,
   settings: AksSettings,
@@ -62,15 +75,7 @@ export async function buildImageInRegistry(
     progress(`uploading the build context (${(context.archive.length / 1e6).toFixed(1)} MB) to registry ${registry}`);
     await uploadContext(upload.uploadUrl, context.archive, signal);
 
-    const request: DockerBuildRequest = {
-      type: 'DockerBuildRequest',
-      sourceLocation: upload.relativePath,
-      dockerFilePath: 'Dockerfile',
-      imageNames: [`${repository}:${tag}`],
-      isPushEnabled: true,
-      platform: { os: 'Linux', architecture: 'amd64' },
-      timeout: 3600,
-    };
+    const request = dockerBuildRequest(upload.relativePath, repository, tag);
     const poller = await clients.registry.registries.beginScheduleRun(rg, registry, request, {
       abortSignal: signal,
       updateIntervalInMs: settings.pollIntervalMs,
