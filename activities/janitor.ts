@@ -11,11 +11,13 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 
 import type { OwnedResource } from '../src/shared/janitor-types';
-import { aksSettingsFromEnv } from '../src/targets/aks/aks-config';
+import { AKS_DEFAULTS, aksSettingsFromEnv } from '../src/targets/aks/aks-config';
 import type { AksSettings } from '../src/targets/aks/aks-config';
 import { createAzureClients } from '../src/targets/aks/azure-clients';
 import type { AzureClients } from '../src/targets/aks/azure-clients';
+import { deleteRegistryImage, listRegistryTags } from '../src/targets/aks/registry-images';
 import { deleteTaggedResource, listTaggedResources } from '../src/targets/aks/tagged-resources';
+import type { TaggedScan } from '../src/targets/aks/tagged-resources';
 import { connectClient } from '../src/temporal/connection';
 import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
@@ -27,6 +29,34 @@ function skipReason(environment: string | undefined, ownerStatus: string, ours: 
     return { skipReason: `no environment tag, and its owner is unknown to ${ours}: it may be another installation's` };
   }
   return {};
+}
+
+function imageRef(settings: AksSettings, name: string): string {
+  return `${settings.registryName.toLowerCase()}.azurecr.io/${name}`;
+}
+
+/**
+ * The scoring images no Deployment in the subscription's clusters runs, older than the grace period (a
+ * deployment may be between its build and its apply). None when some cluster could not be read.
+ */
+async function unusedImages(settings: AksSettings, scan: TaggedScan, signal: AbortSignal): Promise<OwnedResource[]> {
+  if (scan.unreadable.length > 0) {
+    log.warn('Not every cluster could be read; no image counts as unused', { clusters: scan.unreadable.length });
+    return [];
+  }
+  const repository = AKS_DEFAULTS.imageRepository;
+  const tags = await listRegistryTags(settings, repository, signal);
+  return tags
+    .filter((t) => !scan.imagesInUse.has(imageRef(settings, `${repository}:${t.tag}`)))
+    .filter((t) => Date.now() - t.createdAt >= settings.imageGraceMs)
+    .map((t) => ({
+      kind: 'image' as const,
+      name: `${repository}:${t.tag}`,
+      resourceGroup: settings.registryResourceGroup,
+      digest: t.digest,
+      owner: `no Deployment uses it (pushed ${new Date(t.createdAt).toISOString()})`,
+      ownerStatus: 'UNUSED',
+    }));
 }
 
 export function createJanitorActivities() {
@@ -62,7 +92,7 @@ export function createJanitorActivities() {
           for (const owner of new Set(scan.resources.map((r) => r.owner))) {
             statuses.set(owner, await ownerStatus(owner));
           }
-          return scan.resources.map((r) => {
+          const resources: OwnedResource[] = scan.resources.map((r) => {
             const status = statuses.get(r.owner)!;
             return {
               kind: r.kind,
@@ -75,6 +105,7 @@ export function createJanitorActivities() {
               ...skipReason(r.environment, status, settings.environment),
             };
           });
+          return [...resources, ...(await unusedImages(settings, scan, signal))];
         }),
       );
     },
@@ -83,13 +114,30 @@ export function createJanitorActivities() {
     async deleteOrphan(resource: OwnedResource): Promise<boolean> {
       return withHeartbeat((signal) =>
         failingPermanently(async () => {
+          const { clients, settings } = cloud();
+          if (resource.kind === 'image') {
+            // Look again: a deployment may have started on it since it was listed.
+            const scan = await listTaggedResources(clients, signal);
+            const ref = imageRef(settings, resource.name);
+            if (scan.unreadable.length > 0 || scan.imagesInUse.has(ref)) {
+              log.info('Image is in use again, or not every cluster could be read; leaving it', { image: ref });
+              return false;
+            }
+            const deleted = await deleteRegistryImage(settings, AKS_DEFAULTS.imageRepository, resource.digest!, signal);
+            log.info('Deleted unused image', { image: ref, digest: resource.digest });
+            return deleted;
+          }
           const status = await ownerStatus(resource.owner);
           if (status === 'RUNNING') {
             log.info('Owner is running again; leaving it', { resource: resource.name, owner: resource.owner });
             return false;
           }
-          const { clients, settings } = cloud();
-          const deleted = await deleteTaggedResource(clients, settings, resource, signal);
+          const deleted = await deleteTaggedResource(
+            clients,
+            settings,
+            resource as OwnedResource & { kind: 'cluster' | 'resource group' | 'namespace' },
+            signal,
+          );
           log.info('Deleted orphan', { kind: resource.kind, name: resource.name, owner: resource.owner, status });
           return deleted;
         }),

@@ -1,7 +1,7 @@
 /**
  * The janitor workflow: lists AKS resources tagged `inferctl-owner` and inferctl's namespaces in users'
  * clusters, keeps those whose owning workflow runs and those of another installation (reported as skipped),
- * and deletes the rest (namespaces, then clusters, then resource groups). `inferctl janitor` runs it once;
+ * and the scoring images no Deployment runs, and deletes the rest (namespaces, clusters, resource groups, images). `inferctl janitor` runs it once;
  * `inferctl janitor --every 1h` puts it on a Temporal Schedule.
  */
 import { proxyActivities } from '@temporalio/workflow';
@@ -32,7 +32,8 @@ export async function janitor(input: JanitorInput = {}): Promise<JanitorReport> 
   const deleted: string[] = [];
   if (!input.dryRun) {
     // Namespaces, then clusters: a resource group goes with everything in it, so it is the last resort.
-    for (const kind of ['namespace', 'cluster', 'resource group'] as const) {
+    // Images last: what the deleted namespaces and clusters ran is unused from then on (the next run takes it).
+    for (const kind of ['namespace', 'cluster', 'resource group', 'image'] as const) {
       for (const orphan of orphans.filter((o) => o.kind === kind)) {
         if (await deleteOrphan(orphan)) deleted.push(resourceLabel(orphan));
       }

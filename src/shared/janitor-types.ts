@@ -13,14 +13,18 @@ export interface JanitorInput {
 
 /**
  * A resource inferctl made, and what Temporal says about the workflow that owns it: an AKS cluster or
- * resource group (tagged inferctl-owner), or a Kubernetes namespace in a cluster inferctl did not create.
+ * resource group (tagged inferctl-owner), a Kubernetes namespace in a cluster inferctl did not create, or a
+ * scoring image in the registry that no deployment in the subscription's clusters uses (status UNUSED).
  */
 export interface OwnedResource {
-  kind: 'cluster' | 'resource group' | 'namespace';
+  kind: 'cluster' | 'resource group' | 'namespace' | 'image';
   name: string;
   resourceGroup: string;
   /** For a namespace: the cluster it is in. */
   cluster?: string;
+  /** For an image (name `<repository>:<tag>`): its digest, which deleting it goes by. */
+  digest?: string;
+  /** The owner workflow's id; for an image, what it was found to be (no deployment uses it). */
   owner: string;
   /** The installation that made it (`<Temporal address>/<namespace>`), when it says. */
   environment?: string;

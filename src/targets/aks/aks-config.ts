@@ -22,6 +22,10 @@ export interface AksSettings {
   registryResourceGroup: string;
   /** ARM endpoint; only set to reach a sovereign cloud or the local test endpoint. */
   armEndpoint?: string;
+  /** The registry's login server URL (default https://<registry>.azurecr.io; the tests' is local). */
+  registryEndpoint?: string;
+  /** How old an unused scoring image must be before the janitor deletes it (a deployment may be between build and apply). */
+  imageGraceMs: number;
   /** How often long-running operations are polled. */
   pollIntervalMs: number;
   /** How long cluster creation may take before it is declared stuck. */
@@ -75,6 +79,8 @@ export function aksSettingsFromEnv(
     registryName: env.INFERCTL_ACR_NAME!,
     registryResourceGroup: env.INFERCTL_ACR_RESOURCE_GROUP ?? resourceGroup,
     armEndpoint: env.INFERCTL_ARM_ENDPOINT,
+    registryEndpoint: env.INFERCTL_ACR_ENDPOINT,
+    imageGraceMs: positive(env.INFERCTL_JANITOR_IMAGE_GRACE_MS, 24 * 3_600_000),
     pollIntervalMs: positive(env.INFERCTL_AKS_POLL_MS, 10_000),
     provisionTimeoutMs: positive(env.INFERCTL_AKS_PROVISION_TIMEOUT_MS, 45 * 60_000),
     servicePort: positive(env.INFERCTL_AKS_SERVICE_PORT, 80),

@@ -17,6 +17,7 @@ import type { AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure } from './azure-errors';
 import { buildContext } from './build-context';
+import { registryTagExists } from './registry-images';
 import { FailureType } from '../../shared/failure-types';
 
 export interface RegistryImage {
@@ -59,7 +60,8 @@ export async function buildImageInRegistry(
   try {
     const filter = `Status eq 'Succeeded' and OutputImageManifests eq '${repository}:${tag}'`;
     for await (const run of clients.registry.runs.list(rg, registry, { filter, top: 1, abortSignal: signal })) {
-      if (pushed(run, repository, tag)) {
+      // The run history outlives the image (the janitor deletes unused ones): reuse only what is still there.
+      if (pushed(run, repository, tag) && (await registryTagExists(settings, repository, tag, signal))) {
         progress(`image ${repository}:${tag.slice(0, 12)} was built by run ${run.runId}; reusing it`);
         return { imageRef, digest, reused: true, runId: run.runId };
       }

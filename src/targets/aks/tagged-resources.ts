@@ -1,10 +1,11 @@
 /**
  * What the janitor sees and removes: AKS clusters and resource groups in the subscription that carry the
  * `inferctl-owner` tag (with the `inferctl-environment` tag saying which installation made them), and the
- * namespaces inferctl created in clusters it did not create. Deleting is idempotent (404 means gone) and
+ * namespaces inferctl created in clusters it did not create, and the images inferctl's Deployments run in
+ * every cluster it can read (so the janitor knows which scoring images are unused). Deleting is idempotent (404 means gone) and
  * waits for the delete to finish.
  */
-import { CoreV1Api } from '@kubernetes/client-node';
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 import type { AksSettings } from './aks-config';
@@ -31,23 +32,24 @@ export interface TaggedResource {
 
 export interface TaggedScan {
   resources: TaggedResource[];
-  /** Clusters whose namespaces could not be read, and why. */
+  /** The images inferctl's Deployments run, in every cluster of the subscription that could be read. */
+  imagesInUse: Set<string>;
+  /** Clusters whose namespaces could not be read, and why (then no image counts as unused). */
   unreadable: { cluster: string; reason: string }[];
 }
 
 /** The tagged clusters and groups, and inferctl's namespaces in the untagged (users') clusters. */
 export async function listTaggedResources(clients: AzureClients, signal?: AbortSignal): Promise<TaggedScan> {
   const found: TaggedResource[] = [];
-  const untagged: { name: string; resourceGroup: string }[] = [];
+  const running: { name: string; resourceGroup: string; tagged: boolean }[] = [];
   try {
     for await (const cluster of clients.containerService.managedClusters.list({ abortSignal: signal })) {
       if (!cluster.id || !cluster.name) continue;
       const owner = cluster.tags?.[OWNER_TAG];
       const resourceGroup = /\/resourcegroups\/([^/]+)\//i.exec(cluster.id)?.[1] ?? '';
-      if (!owner) {
-        if (cluster.provisioningState === 'Succeeded') untagged.push({ name: cluster.name, resourceGroup });
-        continue;
-      }
+      if (cluster.provisioningState === 'Succeeded')
+        running.push({ name: cluster.name, resourceGroup, tagged: !!owner });
+      if (!owner) continue;
       const environment = cluster.tags?.[ENVIRONMENT_TAG];
       found.push({ kind: 'cluster', name: cluster.name, resourceGroup, owner, environment, id: cluster.id });
     }
@@ -71,9 +73,12 @@ export async function listTaggedResources(clients: AzureClients, signal?: AbortS
     throw azureFailure(err, 'listing resources tagged inferctl-owner');
   }
   const unreadable: TaggedScan['unreadable'] = [];
-  for (const cluster of untagged) {
+  const imagesInUse = new Set<string>();
+  for (const cluster of running) {
     try {
-      found.push(...(await inferctlNamespaces(clients, cluster, signal)));
+      const kc = await clusterKubeConfig(clients, cluster, signal);
+      if (!cluster.tagged) found.push(...(await inferctlNamespaces(kc, cluster)));
+      for (const image of await inferctlImages(kc, cluster.name)) imagesInUse.add(image);
     } catch (err) {
       unreadable.push({
         cluster: cluster.name,
@@ -81,16 +86,26 @@ export async function listTaggedResources(clients: AzureClients, signal?: AbortS
       });
     }
   }
-  return { resources: found, unreadable };
+  return { resources: found, imagesInUse, unreadable };
+}
+
+/** The images of inferctl's Deployments in a cluster. */
+async function inferctlImages(kc: KubeConfig, cluster: string): Promise<string[]> {
+  try {
+    const list = await kc
+      .makeApiClient(AppsV1Api)
+      .listDeploymentForAllNamespaces({ labelSelector: `${MANAGED_BY_LABEL}=inferctl` });
+    return list.items.flatMap((d) => (d.spec?.template.spec?.containers ?? []).map((c) => c.image ?? ''));
+  } catch (err) {
+    throw kubernetesFailure(err, `listing the Deployments of cluster ${cluster}`);
+  }
 }
 
 /** The namespaces inferctl created in a cluster, as the cluster's user credentials list them. */
 async function inferctlNamespaces(
-  clients: AzureClients,
+  kc: KubeConfig,
   cluster: { name: string; resourceGroup: string },
-  signal?: AbortSignal,
 ): Promise<TaggedResource[]> {
-  const kc = await clusterKubeConfig(clients, cluster, signal);
   let items;
   try {
     items = (await kc.makeApiClient(CoreV1Api).listNamespace({ labelSelector: `${MANAGED_BY_LABEL}=inferctl` })).items;

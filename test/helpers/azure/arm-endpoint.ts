@@ -11,7 +11,8 @@
  * - Microsoft.Resources (resource-groups.ts), Microsoft.ContainerService (managed-clusters.ts),
  *   Microsoft.Compute (compute.ts), Microsoft.ContainerRegistry (container-registry.ts), and the blob
  *   storage behind the registry's SAS URLs (blob-storage.ts), Microsoft.Authorization role assignments
- *   (role-assignments.ts);
+ *   (role-assignments.ts), and the registries' data plane (registry-data-plane.ts: token exchange, tag
+ *   listing, manifest deletion) under /_acr/<registry>;
  * - image pulls (`canPull`): a cluster's kubelet identity pulls from a registry only when it holds AcrPull
  *   (or a role that includes it) on the registry, its resource group or the subscription; otherwise the
  *   registry answers 401, as ACR does, and the kubelet reports ImagePullBackOff.
@@ -33,6 +34,7 @@ import { ManagedClusters } from './managed-clusters';
 import type { ManagedClustersOptions } from './managed-clusters';
 import { ResourceGroups } from './resource-groups';
 import type { ResourceGroup } from './resource-groups';
+import { RegistryDataPlane } from './registry-data-plane';
 import { RoleAssignments } from './role-assignments';
 import type { TestTls } from './test-tls';
 
@@ -90,6 +92,7 @@ export class ArmEndpoint {
   private readonly registries: ContainerRegistries;
   /** Role assignments; `roles.callerMayAssignRoles = false` takes the worker's right to assign them. */
   readonly roles: RoleAssignments;
+  private readonly dataPlane: RegistryDataPlane;
   private baseUrl = '';
 
   constructor(private readonly opts: ArmEndpointOptions) {
@@ -105,6 +108,7 @@ export class ArmEndpoint {
     );
     this.registries = new ContainerRegistries(opts, this.faults, this.blobs);
     this.images = this.registries.images;
+    this.dataPlane = new RegistryDataPlane(this.images, (token) => this.tokens.has(token));
     this.resourceGroups = this.groups.groups;
     for (const r of opts.registries ?? []) this.groups.ensure(r.split('/')[0]!);
     this.server = https.createServer(
@@ -136,6 +140,7 @@ export class ArmEndpoint {
       INFERCTL_AKS_RESOURCE_GROUP: resourceGroup,
       INFERCTL_ACR_NAME: registry,
       INFERCTL_ARM_ENDPOINT: this.baseUrl,
+      INFERCTL_ACR_ENDPOINT: `${this.baseUrl}/_acr/${registry.toLowerCase()}`,
       IDENTITY_ENDPOINT: `${this.baseUrl}/msi/token`,
       IDENTITY_HEADER: this.identityHeader,
     };
@@ -162,6 +167,19 @@ export class ArmEndpoint {
   ): Promise<void> {
     await this.clusters.seed(resourceGroup, name, tags, gpuNodes);
     for (const r of attachedRegistries) this.attachRegistry(name, r);
+  }
+
+  /** Makes an image exist in a registry as if a deployment had pushed it `ageMs` ago. */
+  seedImage(registry: string, repository: string, tag: string, ageMs: number): void {
+    const digest = `sha256:${crypto.createHash('sha256').update(`${repository}:${tag}`).digest('hex')}`;
+    const pushedAt = Date.now() - ageMs;
+    this.images.set(`${registry.toLowerCase()}/${repository}:${tag}`, {
+      repository,
+      tag,
+      digest,
+      context: Buffer.alloc(0),
+      pushedAt,
+    });
   }
 
   /** What `az aks update --attach-acr` does: AcrPull for the cluster's kubelet identity on the registry. */
@@ -247,6 +265,11 @@ export class ArmEndpoint {
     try {
       if (url.pathname === '/msi/token') return this.issueToken(req, url, send);
       if (url.pathname.startsWith('/_blob/')) return this.blobs.handle(req, url, body, res, (status) => record(status));
+      if (url.pathname.startsWith('/_acr/')) {
+        this.dataPlane.handle(req.method ?? 'GET', url, body, req.headers.authorization, res);
+        record(res.statusCode);
+        return;
+      }
 
       if (!url.searchParams.get('api-version')) {
         return send(400, armError('MissingApiVersionParameter', 'The api-version query parameter is required.'));

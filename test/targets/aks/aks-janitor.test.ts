@@ -29,7 +29,8 @@ import { eventually, startControlWorker, uniqueName } from '../../helpers/worker
 const BIN = path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'inferctl.js');
 
 describe('inferctl janitor', () => {
-  const suite = aksSuite('aks-janitor-tq');
+  // No grace for unused images: the image a running deployment uses must be kept for being in use.
+  const suite = aksSuite('aks-janitor-tq', { INFERCTL_JANITOR_IMAGE_GRACE_MS: '1' });
   const { taskQueue } = suite;
 
   async function serving(name: string, cluster?: string, installation?: { client: Client; queue: string }) {
@@ -96,6 +97,10 @@ describe('inferctl janitor', () => {
     });
     await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'inferctl-legacy', { 'inferctl-owner': 'deploy-before-tags' });
     await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-cluster', { team: 'research' });
+    // An image a deployment pushed last month, which nothing runs any more.
+    const staleTag = 'e'.repeat(64);
+    suite.bed.arm.seedImage(TEST_REGISTRY, 'inferctl-scorer', staleTag, 30 * 86_400_000);
+    const liveImage = (await running.query(statusQuery)).imageRef!;
     assert.equal(
       suite.bed.arm.clusterTags(`inferctl-${theirs}`)?.['inferctl-environment'],
       environmentOf({ address: connectionSettings().address, namespace: other.namespace }),
@@ -108,13 +113,14 @@ describe('inferctl janitor', () => {
       workflowId: uniqueName('janitor-dry'),
       args: [{ dryRun: true }],
     });
-    assert.equal(dry.checked, 6, 'five tagged clusters and one namespace in a user’s cluster');
+    assert.equal(dry.checked, 7, 'five tagged clusters, one namespace in a user’s cluster, one unused image');
     assert.deepEqual(
       dry.orphans.map((o) => `${resourceLabel(o)}:${o.ownerStatus}`).sort(),
       [
         `cluster inferctl-${orphaned}:TERMINATED`,
         'cluster inferctl-ghost:UNKNOWN',
         `namespace inferctl-${tenant} in cluster team-shared:TERMINATED`,
+        `image inferctl-scorer:${staleTag}:UNUSED`,
       ].sort(),
     );
     assert.deepEqual(
@@ -134,6 +140,10 @@ describe('inferctl janitor', () => {
     assert.match(listing.stdout, new RegExp(`would delete  namespace inferctl-${tenant} in cluster team-shared`));
     assert.match(
       listing.stdout,
+      new RegExp(`would delete  image inferctl-scorer:${staleTag} \\(owner no Deployment uses it`),
+    );
+    assert.match(
+      listing.stdout,
       new RegExp(`skipped  cluster inferctl-${theirs} .*another installation \\(.*/${other.namespace}\\)`),
     );
 
@@ -150,7 +160,14 @@ describe('inferctl janitor', () => {
         `cluster inferctl-${orphaned}`,
         'cluster inferctl-ghost',
         `namespace inferctl-${tenant} in cluster team-shared`,
+        `image inferctl-scorer:${staleTag}`,
       ].sort(),
+    );
+    // Deleted through ACR's data plane; the image the live deployment runs stays.
+    assert.ok(!suite.bed.arm.images.has(`${TEST_REGISTRY}/inferctl-scorer:${staleTag}`));
+    assert.ok(suite.bed.arm.images.has(liveImage.replace('.azurecr.io', '')), liveImage);
+    assert.ok(
+      suite.bed.arm.requests.some((r) => r.method === 'DELETE' && r.path.includes('/_acr/') && r.status === 202),
     );
     assert.deepEqual(
       suite.bed.arm.clusterNames().sort(),
