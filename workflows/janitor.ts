@@ -1,11 +1,13 @@
 /**
- * The janitor workflow: lists AKS resources tagged `inferctl-owner`, keeps those whose owning workflow
- * runs, and deletes the rest (clusters before resource groups). `inferctl janitor` runs it once;
+ * The janitor workflow: lists AKS resources tagged `inferctl-owner` and inferctl's namespaces in users'
+ * clusters, keeps those whose owning workflow runs and those of another installation (reported as skipped),
+ * and the scoring images no Deployment runs, and deletes the rest (namespaces, clusters, resource groups, images). `inferctl janitor` runs it once;
  * `inferctl janitor --every 1h` puts it on a Temporal Schedule.
  */
 import { proxyActivities } from '@temporalio/workflow';
 
 import type { createJanitorActivities } from '../activities/janitor';
+import { resourceLabel } from '../src/shared/janitor-types';
 import type { JanitorInput, JanitorReport } from '../src/shared/janitor-types';
 
 type JanitorActivities = ReturnType<typeof createJanitorActivities>;
@@ -25,15 +27,17 @@ export async function janitor(input: JanitorInput = {}): Promise<JanitorReport> 
   });
 
   const owned = await listOwnedResources();
-  const orphans = owned.filter((r) => r.ownerStatus !== 'RUNNING');
+  const skipped = owned.filter((r) => r.skipReason);
+  const orphans = owned.filter((r) => !r.skipReason && r.ownerStatus !== 'RUNNING');
   const deleted: string[] = [];
   if (!input.dryRun) {
-    // Clusters first: a resource group goes with everything in it, so it is the last resort.
-    for (const kind of ['cluster', 'resource group'] as const) {
+    // Namespaces, then clusters: a resource group goes with everything in it, so it is the last resort.
+    // Images last: what the deleted namespaces and clusters ran is unused from then on (the next run takes it).
+    for (const kind of ['namespace', 'cluster', 'resource group', 'image'] as const) {
       for (const orphan of orphans.filter((o) => o.kind === kind)) {
-        if (await deleteOrphan(orphan)) deleted.push(`${orphan.kind} ${orphan.name}`);
+        if (await deleteOrphan(orphan)) deleted.push(resourceLabel(orphan));
       }
     }
   }
-  return { dryRun: Boolean(input.dryRun), checked: owned.length, orphans, deleted };
+  return { dryRun: Boolean(input.dryRun), checked: owned.length, orphans, skipped, deleted };
 }

@@ -36,6 +36,8 @@ export const FailureType = {
   AksClusterNotFound: 'AksClusterNotFound',
   AksClusterNameInUse: 'AksClusterNameInUse',
   AksNoGpuPool: 'AksNoGpuPool',
+  /** An existing cluster's kubelet identity holds no AcrPull on the registry. */
+  AksAcrPullMissing: 'AksAcrPullMissing',
   NotEnoughGpus: 'NotEnoughGpus',
   // The cluster's Kubernetes API refused: credentials, RBAC, an object it will not accept.
   KubernetesUnauthorized: 'KubernetesUnauthorized',

@@ -72,7 +72,10 @@ export function addDeployCommand(program: Command): void {
     .option('--detach', 'start and return at once')
     .option('--follow', 'follow until the deployment has been torn down (default: until it serves)')
     .option('--json', 'print one JSON document')
-    .option('--dry-run', 'aks: print the resources it would create and their hourly cost; create nothing')
+    .option(
+      '--dry-run',
+      'aks: print what it would create, the ARM requests and Kubernetes objects (in full with --json), and the cost per hour and for the TTL; create nothing',
+    )
     .option('--cluster <name>', 'aks: deploy into this existing cluster (never deleted) instead of creating one')
     .option('--resource-group <name>', 'aks: resource group (default: the worker’s INFERCTL_AKS_RESOURCE_GROUP)')
     .option('--create-resource-group', 'aks: create the resource group if missing, and delete it at teardown')

@@ -8,6 +8,7 @@ import { ScheduleOverlapPolicy } from '@temporalio/client';
 import { janitor } from '../../../workflows/janitor';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { JANITOR_SCHEDULE_ID } from '../../shared/janitor-types';
+import { resourceLabel } from '../../shared/janitor-types';
 import type { JanitorInput, JanitorReport } from '../../shared/janitor-types';
 import { InferctlKind } from '../../shared/search-attributes';
 import { formatDuration } from '../../shared/duration';
@@ -22,9 +23,10 @@ export function addJanitorCommand(program: Command): void {
   program
     .command('janitor')
     .description(
-      'Delete AKS clusters and resource groups tagged inferctl-owner whose workflow is closed, terminated or unknown',
+      'Delete the AKS clusters, resource groups and namespaces this installation made whose workflow is closed, ' +
+        'terminated or unknown; those of another installation (environment tag) are listed and left alone',
     )
-    .option('--dry-run', 'list what would be deleted; delete nothing')
+    .option('--dry-run', 'list what would be deleted (and what is skipped); delete nothing')
     .option(
       '--every <duration>',
       `run it on a Temporal Schedule (id ${JANITOR_SCHEDULE_ID}) this often instead of now`,
@@ -72,16 +74,19 @@ export async function janitorCommand(
   );
   ctx.out.line(`Started ${workflowId}`);
   const report = await handle.result();
+  const skipped = report.skipped ?? [];
   ctx.out.line(
-    `Checked ${report.checked} resource(s) tagged inferctl-owner; ${report.orphans.length} orphaned` +
+    `Checked ${report.checked} resource(s) inferctl made; ${report.orphans.length} orphaned, ${skipped.length} ` +
+      `another installation's` +
       (report.dryRun ? ' (dry run: nothing deleted)' : `; deleted ${report.deleted.length}`),
   );
   for (const o of report.orphans) {
-    const done = report.deleted.includes(`${o.kind} ${o.name}`);
+    const done = report.deleted.includes(resourceLabel(o));
     ctx.out.line(
-      `  ${done ? 'deleted' : report.dryRun ? 'would delete' : 'kept'}  ${o.kind} ${o.name} (owner ${o.owner}: ${o.ownerStatus})`,
+      `  ${done ? 'deleted' : report.dryRun ? 'would delete' : 'kept'}  ${resourceLabel(o)} (owner ${o.owner}: ${o.ownerStatus})`,
     );
   }
+  for (const o of skipped) ctx.out.line(`  skipped  ${resourceLabel(o)} (owner ${o.owner}): ${o.skipReason}`);
   return report;
 }
 

@@ -3,6 +3,8 @@
  * the deploy command passes (`DeploymentSpec.aks`). Workflow-safe types live in ../target.ts; this file
  * reads the environment and so is only used by workers and the CLI.
  */
+import { connectionSettings } from '../../temporal/connection';
+import { environmentOf } from './environment-tag';
 import { DEFAULT_GPU_VM_SIZE } from './gpu-sizes';
 import { WorkerCapabilityError } from '../../errors';
 import type { AksDeploymentOptions } from '../../shared/target-types';
@@ -20,6 +22,10 @@ export interface AksSettings {
   registryResourceGroup: string;
   /** ARM endpoint; only set to reach a sovereign cloud or the local test endpoint. */
   armEndpoint?: string;
+  /** The registry's login server URL (default https://<registry>.azurecr.io; the tests' is local). */
+  registryEndpoint?: string;
+  /** How old an unused scoring image must be before the janitor deletes it (a deployment may be between build and apply). */
+  imageGraceMs: number;
   /** How often long-running operations are polled. */
   pollIntervalMs: number;
   /** How long cluster creation may take before it is declared stuck. */
@@ -28,6 +34,8 @@ export interface AksSettings {
   servicePort: number;
   /** How long a pod may sit in ImagePullBackOff, CrashLoopBackOff or unschedulable before that is fatal. */
   podFailureGraceMs: number;
+  /** This installation (`<Temporal address>/<namespace>`), tagged on everything it creates. */
+  environment: string;
 }
 
 export const AKS_DEFAULTS = {
@@ -46,8 +54,14 @@ export const AKS_ENVIRONMENT = [
   ['INFERCTL_ACR_RESOURCE_GROUP', "the registry's resource group (default: INFERCTL_AKS_RESOURCE_GROUP)"],
 ] as const;
 
-/** Reads the settings, naming every missing variable at once. */
-export function aksSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AksSettings {
+/**
+ * Reads the settings, naming every missing variable at once. `temporal` is where this process's workflows
+ * run (default: the SDK's environment configuration, as the worker connects).
+ */
+export function aksSettingsFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  temporal: { address: string; namespace: string } = connectionSettings(),
+): AksSettings {
   const missing = AKS_ENVIRONMENT.filter(([name]) => name !== 'INFERCTL_ACR_RESOURCE_GROUP' && !env[name]);
   if (missing.length > 0) {
     throw new WorkerCapabilityError(
@@ -65,10 +79,13 @@ export function aksSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): AksSet
     registryName: env.INFERCTL_ACR_NAME!,
     registryResourceGroup: env.INFERCTL_ACR_RESOURCE_GROUP ?? resourceGroup,
     armEndpoint: env.INFERCTL_ARM_ENDPOINT,
+    registryEndpoint: env.INFERCTL_ACR_ENDPOINT,
+    imageGraceMs: positive(env.INFERCTL_JANITOR_IMAGE_GRACE_MS, 24 * 3_600_000),
     pollIntervalMs: positive(env.INFERCTL_AKS_POLL_MS, 10_000),
     provisionTimeoutMs: positive(env.INFERCTL_AKS_PROVISION_TIMEOUT_MS, 45 * 60_000),
     servicePort: positive(env.INFERCTL_AKS_SERVICE_PORT, 80),
     podFailureGraceMs: positive(env.INFERCTL_AKS_POD_FAILURE_GRACE_MS, 3 * 60_000),
+    environment: environmentOf(temporal),
   };
 }
 

@@ -18,6 +18,7 @@ import type {
   ReadinessReport,
   TeardownReport,
 } from '../../shared/target-types';
+import { grantAcrPull } from './acr-pull';
 import { aksPlan } from './aks-config';
 import type { AksPlan, AksSettings } from './aks-config';
 import { createAzureClients } from './azure-clients';
@@ -124,6 +125,10 @@ export class AksTarget implements Target {
     };
     await ensureResourceGroup(scope);
     const cluster = await ensureCluster(scope);
+    if (cluster.created) {
+      progress?.(`granting cluster ${plan.clusterName} AcrPull on registry ${this.settings.registryName}`);
+      await grantAcrPull(this.azure(), this.settings, cluster.cluster, signal);
+    }
     this.kubeConfigs.delete(clusterKey(plan)); // a new cluster, new credentials
     return {
       clusterId: cluster.id,
@@ -169,6 +174,8 @@ export class AksTarget implements Target {
       replicas: spec.replicas,
       topK: spec.topK,
       servicePort: this.settings.servicePort,
+      environment: this.settings.environment,
+      cluster: plan.clusterName,
     });
     const [namespace, secret, ...workload] = objects;
     await this.onCluster(plan, `deploying ${spec.name} to cluster ${plan.clusterName}`, signal, async (kc) => {

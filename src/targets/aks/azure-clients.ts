@@ -3,12 +3,14 @@
  * tokens; making one per call would fetch a token per call). The ARM endpoint is Azure's unless the
  * settings name another (a sovereign cloud, or the local endpoint the tests run against).
  */
+import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { ContainerRegistryManagementClient } from '@azure/arm-containerregistry';
 import { ContainerServiceClient } from '@azure/arm-containerservice';
 import { ResourceManagementClient } from '@azure/arm-resources';
 import { DefaultAzureCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
+import type { HttpClient } from '@azure/core-rest-pipeline';
 
 import type { AksSettings } from './aks-config';
 
@@ -25,11 +27,22 @@ export interface AzureClients {
   compute: ComputeManagementClient;
   resources: ResourceManagementClient;
   registry: ContainerRegistryManagementClient;
+  authorization: AuthorizationManagementClient;
 }
 
-export function createAzureClients(settings: AksSettings): AzureClients {
-  const cred = azureCredential();
-  const endpoint = settings.armEndpoint ? { endpoint: settings.armEndpoint } : {};
+/**
+ * The clients, signed in with the process-wide credential; `via` replaces the credential and the HTTP
+ * client (the dry run records the requests the same calls would send instead of sending them).
+ */
+export function createAzureClients(
+  settings: Pick<AksSettings, 'subscriptionId' | 'armEndpoint'>,
+  via?: { credential: TokenCredential; httpClient: HttpClient },
+): AzureClients {
+  const cred = via?.credential ?? azureCredential();
+  const endpoint = {
+    ...(settings.armEndpoint ? { endpoint: settings.armEndpoint } : {}),
+    ...(via ? { httpClient: via.httpClient } : {}),
+  };
   // The older registry client derives its token scope from the endpoint; ARM's scope is the same everywhere.
   const scopes = { credentialScopes: ['https://management.azure.com/.default'] };
   return {
@@ -37,5 +50,6 @@ export function createAzureClients(settings: AksSettings): AzureClients {
     compute: new ComputeManagementClient(cred, settings.subscriptionId, endpoint),
     resources: new ResourceManagementClient(cred, settings.subscriptionId, endpoint),
     registry: new ContainerRegistryManagementClient(cred, settings.subscriptionId, { ...endpoint, ...scopes }),
+    authorization: new AuthorizationManagementClient(cred, settings.subscriptionId, { ...endpoint, ...scopes }),
   };
 }

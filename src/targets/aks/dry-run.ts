@@ -1,16 +1,23 @@
 /**
  * `inferctl deploy --target aks --dry-run`: what a deployment would create, and what its node pools cost
- * per hour, computed locally from the same plan, manifests and build context the target uses. Creates
- * nothing and needs no Azure sign-in (the registry, subscription and region come from the environment
- * when set, placeholders otherwise).
+ * per hour and for the TTL, computed locally from the same plan, manifests and build context the target
+ * uses. `--json` carries the full ARM requests (dry-run-requests.ts: the real SDK calls, recorded instead
+ * of sent) and the full Kubernetes objects. Creates nothing and needs no Azure sign-in (the registry,
+ * subscription and region come from the environment when set, placeholders otherwise).
  */
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+import { connectionSettings } from '../../temporal/connection';
 import { AKS_DEFAULTS, aksPlan } from './aks-config';
+import { armRequests } from './dry-run-requests';
+import type { ArmRequest } from './dry-run-requests';
+import { environmentOf } from './environment-tag';
 import type { AksDeploymentOptions } from '../../shared/target-types';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
 import { formatDuration } from '../../shared/duration';
 import { buildContext, servedWith } from './build-context';
 import { assertNotRetired } from './gpu-sizes';
-import { scoringManifests } from './kubernetes-manifests';
+import { devicePluginManifest, scoringManifests } from './kubernetes-manifests';
 import { GPU_TAINT, OWNER_TAG } from './managed-cluster';
 import { estimateHourlyCost } from './price-table';
 import type { CostEstimate } from './price-table';
@@ -34,6 +41,10 @@ export interface DryRunReport {
   location: string;
   resources: { kind: string; name: string; detail: string; createdByInferctl: boolean }[];
   kubernetes: { kind: string; name: string }[];
+  /** The requests to ARM, in order, as they would be sent (method, path with api-version, JSON body). */
+  armRequests: ArmRequest[];
+  /** The Kubernetes objects, in the order applied: the device plugin (only if missing), then the deployment's. */
+  kubernetesObjects: KubernetesObject[];
   image: string;
   cost: CostEstimate;
   /** The cost of serving the whole TTL at that rate (provisioning and teardown time not included). */
@@ -50,6 +61,14 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
   const owner = `deploy-${input.name}`;
   const context = await buildContext(input.modelPath, await servedWith(input));
   const image = `${registry}.azurecr.io/${plan.imageRepository}:${context.digest}`;
+  const settings = {
+    subscriptionId: env.AZURE_SUBSCRIPTION_ID ?? '<AZURE_SUBSCRIPTION_ID>',
+    location,
+    environment: environmentOf(connectionSettings()),
+    registryName: env.INFERCTL_ACR_NAME ?? '<INFERCTL_ACR_NAME>',
+    registryResourceGroup: env.INFERCTL_ACR_RESOURCE_GROUP ?? resourceGroup,
+    pollIntervalMs: 0,
+  };
 
   const resources: DryRunReport['resources'] = [];
   if (plan.createResourceGroup) {
@@ -83,17 +102,20 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
       createdByInferctl: true,
     },
   );
+  const manifests = scoringManifests({
+    namespace: plan.namespace,
+    name: input.name,
+    ownerId: owner,
+    image,
+    replicas: input.replicas,
+    topK: input.topK,
+    servicePort: 80,
+    environment: settings.environment,
+    cluster: plan.clusterName,
+  });
   const kubernetes = [
     { kind: 'DaemonSet', name: 'kube-system/nvidia-device-plugin-daemonset (only if missing)' },
-    ...scoringManifests({
-      namespace: plan.namespace,
-      name: input.name,
-      ownerId: owner,
-      image,
-      replicas: input.replicas,
-      topK: input.topK,
-      servicePort: 80,
-    }).map((o) => ({
+    ...manifests.map((o) => ({
       kind: o.kind ?? '?',
       name: `${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`,
     })),
@@ -108,10 +130,12 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
     location,
   );
   return {
-    subscription: env.AZURE_SUBSCRIPTION_ID ?? '<AZURE_SUBSCRIPTION_ID>',
+    subscription: settings.subscriptionId,
     location,
     resources,
     kubernetes,
+    armRequests: await armRequests(settings, plan, owner, input.name, context.digest),
+    kubernetesObjects: [devicePluginManifest(), ...manifests],
     image,
     cost,
     ...(input.ttlSeconds
@@ -127,7 +151,10 @@ export function formatDryRun(report: DryRunReport): string {
     'Azure resources:',
     ...report.resources.map((r) => `  ${r.kind}: ${r.name}\n      ${r.detail}`),
     '',
-    'Kubernetes objects (server-side apply, field manager inferctl):',
+    `ARM requests (${report.armRequests.length}; --json prints them in full):`,
+    ...report.armRequests.map((r) => `  ${r.method} ${r.path.split('?')[0]}\n      ${r.purpose}`),
+    '',
+    'Kubernetes objects (server-side apply, field manager inferctl; --json prints the manifests):',
     ...report.kubernetes.map((k) => `  ${k.kind} ${k.name}`),
     '',
     `Estimated cost while it exists (${report.cost.lines.length} items):`,

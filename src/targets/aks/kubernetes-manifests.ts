@@ -9,6 +9,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 
 import { IMAGE_FILES, IMAGE_GID, IMAGE_UID } from './build-context';
+import { CLUSTER_ANNOTATION, ENVIRONMENT_ANNOTATION } from './environment-tag';
 import { GPU_POOL_LABEL } from './managed-cluster';
 
 export const SCORER_PORT = 5001;
@@ -33,6 +34,9 @@ export interface ScoringManifestInput {
   servicePort: number;
   /** The endpoint key; left out for printing (dry run), where the Secret shows no data. */
   apiKey?: string;
+  /** The installation and the cluster, annotated on the namespace for the janitor (environment-tag.ts). */
+  environment?: string;
+  cluster?: string;
 }
 
 export function secretName(name: string): string {
@@ -50,7 +54,19 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
     failureThreshold: 3,
   });
   return [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: input.namespace, labels, annotations } },
+    {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: {
+        name: input.namespace,
+        labels,
+        annotations: {
+          ...annotations,
+          ...(input.environment ? { [ENVIRONMENT_ANNOTATION]: input.environment } : {}),
+          ...(input.cluster ? { [CLUSTER_ANNOTATION]: input.cluster } : {}),
+        },
+      },
+    },
     {
       apiVersion: 'v1',
       kind: 'Secret',

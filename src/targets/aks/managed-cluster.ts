@@ -11,6 +11,8 @@ import type { StepProgress } from '../target';
 import type { AksPlan, AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
+import { assertCanPull } from './acr-pull';
+import { ENVIRONMENT_TAG } from './environment-tag';
 import { preflightQuota } from './preflight';
 import { FailureType } from '../../shared/failure-types';
 
@@ -39,13 +41,20 @@ export interface ClusterHandle {
   id: string;
   created: boolean;
   gpuNodes: number;
+  /** The cluster as ARM returned it (its kubelet identity is what AcrPull is granted to). */
+  cluster: ManagedCluster;
 }
 
 /** The create-or-update body: a small system pool and a tainted GPU user pool. */
-export function managedClusterBody(plan: AksPlan, settings: AksSettings, ownerId: string, name: string) {
+export function managedClusterBody(
+  plan: AksPlan,
+  settings: Pick<AksSettings, 'location' | 'environment'>,
+  ownerId: string,
+  name: string,
+) {
   const body: ManagedCluster = {
     location: settings.location,
-    tags: { [OWNER_TAG]: ownerId, [DEPLOYMENT_TAG]: name },
+    tags: { [OWNER_TAG]: ownerId, [DEPLOYMENT_TAG]: name, [ENVIRONMENT_TAG]: settings.environment },
     identity: { type: 'SystemAssigned' },
     dnsPrefix: plan.clusterName,
     enableRbac: true,
@@ -69,6 +78,11 @@ export function managedClusterBody(plan: AksPlan, settings: AksSettings, ownerId
     ],
   };
   return body;
+}
+
+/** The resource group inferctl creates when asked: tagged so teardown and the janitor know it is ours. */
+export function resourceGroupBody(settings: Pick<AksSettings, 'location' | 'environment'>, ownerId: string) {
+  return { location: settings.location, tags: { [OWNER_TAG]: ownerId, [ENVIRONMENT_TAG]: settings.environment } };
 }
 
 async function getCluster(clients: AzureClients, plan: AksPlan, signal?: AbortSignal) {
@@ -111,11 +125,9 @@ export async function ensureResourceGroup({
   }
   try {
     // The owner tag is how teardown knows this deployment made the group, even after a worker crash.
-    await clients.resources.resourceGroups.createOrUpdate(
-      plan.resourceGroup,
-      { location: settings.location, tags: { [OWNER_TAG]: ownerId } },
-      { abortSignal: signal },
-    );
+    await clients.resources.resourceGroups.createOrUpdate(plan.resourceGroup, resourceGroupBody(settings, ownerId), {
+      abortSignal: signal,
+    });
   } catch (err) {
     throw azureFailure(err, `creating resource group ${plan.resourceGroup}`);
   }
@@ -143,7 +155,9 @@ export async function ensureCluster(scope: ClusterScope): Promise<ClusterHandle>
         FailureType.AksNoGpuPool,
       );
     }
-    return { id: cluster.id ?? plan.clusterName, created: false, gpuNodes };
+    progress(`checking that cluster ${plan.clusterName} may pull from registry ${settings.registryName}`);
+    await assertCanPull(clients, settings, plan, cluster, signal);
+    return { id: cluster.id ?? plan.clusterName, created: false, gpuNodes, cluster };
   }
 
   if (cluster && cluster.tags?.[OWNER_TAG] !== ownerId) {
@@ -195,7 +209,7 @@ export async function ensureCluster(scope: ClusterScope): Promise<ClusterHandle>
       },
     );
   }
-  return { id: cluster.id ?? plan.clusterName, created: true, gpuNodes: gpuNodesOf(cluster, plan) };
+  return { id: cluster.id ?? plan.clusterName, created: true, gpuNodes: gpuNodesOf(cluster, plan), cluster };
 }
 
 /** An earlier attempt's create is still running: poll the resource until it settles. */

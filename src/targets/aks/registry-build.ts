@@ -19,6 +19,7 @@ import type { AzureClients } from './azure-clients';
 import { azureFailure } from './azure-errors';
 import { buildContext } from './build-context';
 import type { ServedWith } from './build-context';
+import { registryTagExists } from './registry-images';
 import { FailureType } from '../../shared/failure-types';
 
 export interface RegistryImage {
@@ -30,6 +31,19 @@ export interface RegistryImage {
 }
 
 const FINISHED = ['Succeeded', 'Failed', 'Canceled', 'Error', 'Timeout'];
+
+/** The ACR Tasks run that builds and pushes `repository:tag` from the uploaded context. */
+export function dockerBuildRequest(sourceLocation: string, repository: string, tag: string): DockerBuildRequest {
+  return {
+    type: 'DockerBuildRequest',
+    sourceLocation,
+    dockerFilePath: 'Dockerfile',
+    imageNames: [`${repository}:${tag}`],
+    isPushEnabled: true,
+    platform: { os: 'Linux', architecture: 'amd64' },
+    timeout: 3600,
+  };
+}
 
 export async function buildImageInRegistry(
   clients: AzureClients,
@@ -49,7 +63,8 @@ export async function buildImageInRegistry(
   try {
     const filter = `Status eq 'Succeeded' and OutputImageManifests eq '${repository}:${tag}'`;
     for await (const run of clients.registry.runs.list(rg, registry, { filter, top: 1, abortSignal: signal })) {
-      if (pushed(run, repository, tag)) {
+      // The run history outlives the image (the janitor deletes unused ones): reuse only what is still there.
+      if (pushed(run, repository, tag) && (await registryTagExists(settings, repository, tag, signal))) {
         progress(`image ${repository}:${tag.slice(0, 12)} was built by run ${run.runId}; reusing it`);
         return { imageRef, digest, reused: true, runId: run.runId };
       }
@@ -65,15 +80,7 @@ export async function buildImageInRegistry(
     progress(`uploading the build context (${(context.archive.length / 1e6).toFixed(1)} MB) to registry ${registry}`);
     await uploadContext(upload.uploadUrl, context.archive, signal);
 
-    const request: DockerBuildRequest = {
-      type: 'DockerBuildRequest',
-      sourceLocation: upload.relativePath,
-      dockerFilePath: 'Dockerfile',
-      imageNames: [`${repository}:${tag}`],
-      isPushEnabled: true,
-      platform: { os: 'Linux', architecture: 'amd64' },
-      timeout: 3600,
-    };
+    const request = dockerBuildRequest(upload.relativePath, repository, tag);
     const poller = await clients.registry.registries.beginScheduleRun(rg, registry, request, {
       abortSignal: signal,
       updateIntervalInMs: settings.pollIntervalMs,

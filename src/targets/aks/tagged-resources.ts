@@ -1,29 +1,57 @@
 /**
  * What the janitor sees and removes: AKS clusters and resource groups in the subscription that carry the
- * `inferctl-owner` tag. Deleting is idempotent (404 means gone) and waits for the delete to finish.
+ * `inferctl-owner` tag (with the `inferctl-environment` tag saying which installation made them), and the
+ * namespaces inferctl created in clusters it did not create, and the images inferctl's Deployments run in
+ * every cluster it can read (so the janitor knows which scoring images are unused). Deleting is idempotent (404 means gone) and
+ * waits for the delete to finish.
  */
+import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+
 import type { AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
+import { CLUSTER_ANNOTATION, ENVIRONMENT_ANNOTATION, ENVIRONMENT_TAG } from './environment-tag';
+import { deleteNamespace, kubeConfigFromYaml } from './kubernetes-deployment';
+import { kubernetesFailure } from './kubernetes-errors';
+import { MANAGED_BY_LABEL, OWNER_ANNOTATION } from './kubernetes-manifests';
 import { OWNER_TAG } from './managed-cluster';
 
 export interface TaggedResource {
-  kind: 'cluster' | 'resource group';
+  kind: 'cluster' | 'resource group' | 'namespace';
   name: string;
   resourceGroup: string;
+  /** For a namespace: the cluster it is in. */
+  cluster?: string;
   /** The workflow id in the owner tag. */
   owner: string;
+  /** The installation in the environment tag (absent on resources made before it existed). */
+  environment?: string;
   id: string;
 }
 
-export async function listTaggedResources(clients: AzureClients, signal?: AbortSignal): Promise<TaggedResource[]> {
+export interface TaggedScan {
+  resources: TaggedResource[];
+  /** The images inferctl's Deployments run, in every cluster of the subscription that could be read. */
+  imagesInUse: Set<string>;
+  /** Clusters whose namespaces could not be read, and why (then no image counts as unused). */
+  unreadable: { cluster: string; reason: string }[];
+}
+
+/** The tagged clusters and groups, and inferctl's namespaces in the untagged (users') clusters. */
+export async function listTaggedResources(clients: AzureClients, signal?: AbortSignal): Promise<TaggedScan> {
   const found: TaggedResource[] = [];
+  const running: { name: string; resourceGroup: string; tagged: boolean }[] = [];
   try {
     for await (const cluster of clients.containerService.managedClusters.list({ abortSignal: signal })) {
+      if (!cluster.id || !cluster.name) continue;
       const owner = cluster.tags?.[OWNER_TAG];
-      if (!owner || !cluster.id || !cluster.name) continue;
       const resourceGroup = /\/resourcegroups\/([^/]+)\//i.exec(cluster.id)?.[1] ?? '';
-      found.push({ kind: 'cluster', name: cluster.name, resourceGroup, owner, id: cluster.id });
+      if (cluster.provisioningState === 'Succeeded')
+        running.push({ name: cluster.name, resourceGroup, tagged: !!owner });
+      if (!owner) continue;
+      const environment = cluster.tags?.[ENVIRONMENT_TAG];
+      found.push({ kind: 'cluster', name: cluster.name, resourceGroup, owner, environment, id: cluster.id });
     }
     for await (const group of clients.resources.resourceGroups.list({
       filter: `tagName eq '${OWNER_TAG}'`,
@@ -31,22 +59,115 @@ export async function listTaggedResources(clients: AzureClients, signal?: AbortS
     })) {
       const owner = group.tags?.[OWNER_TAG];
       if (!owner || !group.name) continue;
-      found.push({ kind: 'resource group', name: group.name, resourceGroup: group.name, owner, id: group.id ?? '' });
+      const environment = group.tags?.[ENVIRONMENT_TAG];
+      found.push({
+        kind: 'resource group',
+        name: group.name,
+        resourceGroup: group.name,
+        owner,
+        environment,
+        id: group.id ?? '',
+      });
     }
   } catch (err) {
     throw azureFailure(err, 'listing resources tagged inferctl-owner');
   }
+  const unreadable: TaggedScan['unreadable'] = [];
+  const imagesInUse = new Set<string>();
+  for (const cluster of running) {
+    try {
+      const kc = await clusterKubeConfig(clients, cluster, signal);
+      if (!cluster.tagged) found.push(...(await inferctlNamespaces(kc, cluster)));
+      for (const image of await inferctlImages(kc, cluster.name)) imagesInUse.add(image);
+    } catch (err) {
+      unreadable.push({
+        cluster: cluster.name,
+        reason: err instanceof Error ? err.message.split('\n')[0]! : String(err),
+      });
+    }
+  }
+  return { resources: found, imagesInUse, unreadable };
+}
+
+/** The images of inferctl's Deployments in a cluster. */
+async function inferctlImages(kc: KubeConfig, cluster: string): Promise<string[]> {
+  try {
+    const list = await kc
+      .makeApiClient(AppsV1Api)
+      .listDeploymentForAllNamespaces({ labelSelector: `${MANAGED_BY_LABEL}=inferctl` });
+    return list.items.flatMap((d) => (d.spec?.template.spec?.containers ?? []).map((c) => c.image ?? ''));
+  } catch (err) {
+    throw kubernetesFailure(err, `listing the Deployments of cluster ${cluster}`);
+  }
+}
+
+/** The namespaces inferctl created in a cluster, as the cluster's user credentials list them. */
+async function inferctlNamespaces(
+  kc: KubeConfig,
+  cluster: { name: string; resourceGroup: string },
+): Promise<TaggedResource[]> {
+  let items;
+  try {
+    items = (await kc.makeApiClient(CoreV1Api).listNamespace({ labelSelector: `${MANAGED_BY_LABEL}=inferctl` })).items;
+  } catch (err) {
+    throw kubernetesFailure(err, `listing the namespaces of cluster ${cluster.name}`);
+  }
+  const found: TaggedResource[] = [];
+  for (const ns of items) {
+    const a = ns.metadata?.annotations ?? {};
+    const owner = a[OWNER_ANNOTATION];
+    // A namespace is reclaimed only in the cluster it says it was deployed to.
+    if (!owner || !ns.metadata?.name || a[CLUSTER_ANNOTATION] !== cluster.name) continue;
+    found.push({
+      kind: 'namespace',
+      name: ns.metadata.name,
+      resourceGroup: cluster.resourceGroup,
+      cluster: cluster.name,
+      owner,
+      environment: a[ENVIRONMENT_ANNOTATION],
+      id: `${cluster.resourceGroup}/${cluster.name}/${ns.metadata.name}`,
+    });
+  }
   return found;
+}
+
+async function clusterKubeConfig(
+  clients: AzureClients,
+  cluster: { name: string; resourceGroup: string },
+  signal?: AbortSignal,
+): Promise<KubeConfig> {
+  try {
+    const creds = await clients.containerService.managedClusters.listClusterUserCredentials(
+      cluster.resourceGroup,
+      cluster.name,
+      { abortSignal: signal },
+    );
+    const value = creds.kubeconfigs?.[0]?.value;
+    if (!value) throw new Error(`cluster ${cluster.name} returned no kubeconfig`);
+    return kubeConfigFromYaml(Buffer.from(value).toString('utf8'));
+  } catch (err) {
+    throw azureFailure(err, `fetching credentials of cluster ${cluster.name}`);
+  }
 }
 
 export async function deleteTaggedResource(
   clients: AzureClients,
   settings: AksSettings,
-  resource: Pick<TaggedResource, 'kind' | 'name' | 'resourceGroup'>,
+  resource: Pick<TaggedResource, 'kind' | 'name' | 'resourceGroup' | 'cluster'>,
   signal?: AbortSignal,
 ): Promise<boolean> {
   const options = { abortSignal: signal, updateIntervalInMs: settings.pollIntervalMs };
   try {
+    if (resource.kind === 'namespace') {
+      const kc = await clusterKubeConfig(
+        clients,
+        { name: resource.cluster!, resourceGroup: resource.resourceGroup },
+        signal,
+      );
+      return await deleteNamespace(kc, resource.name, signal).catch((err: unknown) => {
+        throw kubernetesFailure(err, `deleting namespace ${resource.name} in cluster ${resource.cluster}`);
+      });
+    }
     if (resource.kind === 'cluster') {
       await clients.containerService.managedClusters.delete(resource.resourceGroup, resource.name, options);
     } else {

@@ -115,6 +115,14 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
     onClusterDeleted: removeNodes,
     ...armOptions,
   }).start();
+  // A node's kubelet pulls with its cluster's kubelet identity: the registry decides (AcrPull).
+  const armCanPull = async (image: string, nodeName?: string) => {
+    const node = nodeName ? await core.readNode({ name: nodeName }).catch(() => undefined) : undefined;
+    const cluster = node?.metadata?.labels?.['kubernetes.azure.com/cluster'];
+    if (!cluster)
+      return { ok: false as const, reason: `no node of a known cluster runs the pod (${nodeName ?? 'unscheduled'})` };
+    return arm.canPull(cluster, image);
+  };
   const kubelet = new Kubelet({
     kc,
     dir: path.join(dir, 'kubelet'),
@@ -124,7 +132,7 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
       const record = arm.images.get(`${registry}/${repository}`);
       return record ? readTar(zlib.gunzipSync(record.context)) : undefined;
     },
-    canPull,
+    canPull: canPull ?? armCanPull,
     backoffMs: 1000,
     logFile: controlPlane.containerLogFile,
   }).start();

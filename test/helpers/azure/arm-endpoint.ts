@@ -10,7 +10,12 @@
  *   failed delete, quota already used, a failing image build; long-running operations (arm-protocol.ts);
  * - Microsoft.Resources (resource-groups.ts), Microsoft.ContainerService (managed-clusters.ts),
  *   Microsoft.Compute (compute.ts), Microsoft.ContainerRegistry (container-registry.ts), and the blob
- *   storage behind the registry's SAS URLs (blob-storage.ts).
+ *   storage behind the registry's SAS URLs (blob-storage.ts), Microsoft.Authorization role assignments
+ *   (role-assignments.ts), and the registries' data plane (registry-data-plane.ts: token exchange, tag
+ *   listing, manifest deletion) under /_acr/<registry>;
+ * - image pulls (`canPull`): a cluster's kubelet identity pulls from a registry only when it holds AcrPull
+ *   (or a role that includes it) on the registry, its resource group or the subscription; otherwise the
+ *   registry answers 401, as ACR does, and the kubelet reports ImagePullBackOff.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -29,6 +34,8 @@ import { ManagedClusters } from './managed-clusters';
 import type { ManagedClustersOptions } from './managed-clusters';
 import { ResourceGroups } from './resource-groups';
 import type { ResourceGroup } from './resource-groups';
+import { RegistryDataPlane } from './registry-data-plane';
+import { RoleAssignments } from './role-assignments';
 import type { TestTls } from './test-tls';
 
 export type { ArmFaults } from './arm-protocol';
@@ -37,6 +44,12 @@ export type { VmSku } from './compute';
 export type { ImageRecord, TarEntry } from './container-registry';
 export { readTar, tarEntries } from './container-registry';
 export type { ClusterEvent } from './managed-clusters';
+export { BUILT_IN_ROLES } from './role-assignments';
+
+/** AcrPull, the built-in role that lets an identity pull from a registry. */
+export const ACR_PULL = '7f951dda-4ed3-4680-a7ca-43fe172d538d';
+
+export type PullCheck = { ok: true } | { ok: false; reason: string };
 
 export interface ArmEndpointOptions extends ManagedClustersOptions {
   tls: TestTls;
@@ -77,6 +90,9 @@ export class ArmEndpoint {
   private readonly groups: ResourceGroups;
   private readonly clusters: ManagedClusters;
   private readonly registries: ContainerRegistries;
+  /** Role assignments; `roles.callerMayAssignRoles = false` takes the worker's right to assign them. */
+  readonly roles: RoleAssignments;
+  private readonly dataPlane: RegistryDataPlane;
   private baseUrl = '';
 
   constructor(private readonly opts: ArmEndpointOptions) {
@@ -86,9 +102,13 @@ export class ArmEndpoint {
     this.blobs = new BlobStorage(() => this.baseUrl);
     this.compute = new Compute(opts.location, this.skus, this.quotas);
     this.groups = new ResourceGroups(opts, this.operations, (key) => this.clusters.deleteGroup(key));
-    this.clusters = new ManagedClusters(opts, this.faults, this.skus, this.operations, this.groups);
+    this.roles = new RoleAssignments(opts.subscriptionId, (scope) => this.scopeExists(scope));
+    this.clusters = new ManagedClusters(opts, this.faults, this.skus, this.operations, this.groups, (id) =>
+      this.roles.principals.add(id),
+    );
     this.registries = new ContainerRegistries(opts, this.faults, this.blobs);
     this.images = this.registries.images;
+    this.dataPlane = new RegistryDataPlane(this.images, (token) => this.tokens.has(token));
     this.resourceGroups = this.groups.groups;
     for (const r of opts.registries ?? []) this.groups.ensure(r.split('/')[0]!);
     this.server = https.createServer(
@@ -120,6 +140,7 @@ export class ArmEndpoint {
       INFERCTL_AKS_RESOURCE_GROUP: resourceGroup,
       INFERCTL_ACR_NAME: registry,
       INFERCTL_ARM_ENDPOINT: this.baseUrl,
+      INFERCTL_ACR_ENDPOINT: `${this.baseUrl}/_acr/${registry.toLowerCase()}`,
       IDENTITY_ENDPOINT: `${this.baseUrl}/msi/token`,
       IDENTITY_HEADER: this.identityHeader,
     };
@@ -133,9 +154,95 @@ export class ArmEndpoint {
     return this.clusters.tags(name);
   }
 
-  /** Makes a cluster exist at once, as if someone (or an earlier run) had created it; optionally with a GPU pool. */
-  seedCluster(resourceGroup: string, name: string, tags: Record<string, string>, gpuNodes = 0): Promise<void> {
-    return this.clusters.seed(resourceGroup, name, tags, gpuNodes);
+  /**
+   * Makes a cluster exist at once, as if someone (or an earlier run) had created it; optionally with a GPU pool,
+   * and attached to registries (`${resourceGroup}/${name}`: its kubelet identity holds AcrPull on them).
+   */
+  async seedCluster(
+    resourceGroup: string,
+    name: string,
+    tags: Record<string, string>,
+    gpuNodes = 0,
+    attachedRegistries: string[] = [],
+  ): Promise<void> {
+    await this.clusters.seed(resourceGroup, name, tags, gpuNodes);
+    for (const r of attachedRegistries) this.attachRegistry(name, r);
+  }
+
+  /** Makes an image exist in a registry as if a deployment had pushed it `ageMs` ago. */
+  seedImage(registry: string, repository: string, tag: string, ageMs: number): void {
+    const digest = `sha256:${crypto.createHash('sha256').update(`${repository}:${tag}`).digest('hex')}`;
+    const pushedAt = Date.now() - ageMs;
+    this.images.set(`${registry.toLowerCase()}/${repository}:${tag}`, {
+      repository,
+      tag,
+      digest,
+      context: Buffer.alloc(0),
+      pushedAt,
+    });
+  }
+
+  /** What `az aks update --attach-acr` does: AcrPull for the cluster's kubelet identity on the registry. */
+  attachRegistry(clusterName: string, registry: string): void {
+    const [group, reg] = registry.split('/') as [string, string];
+    this.roles.seed(this.registryId(group, reg), ACR_PULL, this.clusters.kubeletObjectId(clusterName)!);
+  }
+
+  /** The ARM id of a registry. */
+  registryId(resourceGroup: string, name: string): string {
+    return `/subscriptions/${this.opts.subscriptionId}/resourceGroups/${resourceGroup}/providers/Microsoft.ContainerRegistry/registries/${name}`;
+  }
+
+  /**
+   * Whether the kubelets of `clusterName` may pull `image` (`<registry>.azurecr.io/<repository>:<tag>`), as
+   * ACR decides it: the image must exist, and the kubelet identity must hold a pull role on the registry.
+   */
+  canPull(clusterName: string, image: string): PullCheck {
+    const m = /^([a-z0-9]+)\.azurecr\.io\/([^:]+):(.+)$/.exec(image);
+    const registry = m && (this.opts.registries ?? []).find((r) => r.split('/')[1]!.toLowerCase() === m[1]);
+    if (!m || !registry) return { ok: false, reason: `Failed to pull image "${image}": no such registry` };
+    const [group, name] = registry.split('/') as [string, string];
+    const kubelet = this.clusters.kubeletObjectId(clusterName);
+    if (!kubelet || !this.roles.canPull(kubelet, this.registryId(group, name))) {
+      return {
+        ok: false,
+        reason:
+          `Failed to pull image "${image}": failed to authorize: failed to fetch anonymous token: unexpected status ` +
+          `from GET request to https://${m[1]}.azurecr.io/oauth2/token?scope=repository%3A${m[2]}%3Apull&service=` +
+          `${m[1]}.azurecr.io: 401 Unauthorized`,
+      };
+    }
+    if (!this.images.has(`${m[1]}/${m[2]}:${m[3]}`)) {
+      return { ok: false, reason: `Failed to pull image "${image}": ${image}: not found: manifest unknown` };
+    }
+    return { ok: true };
+  }
+
+  private scopeExists(scope: string): { ok: true } | { ok: false; status: number; body: unknown } {
+    const m =
+      /^\/subscriptions\/[^/]+\/resourceGroups\/([^/]+)(?:\/providers\/Microsoft\.ContainerRegistry\/registries\/([^/]+))?/i.exec(
+        scope,
+      );
+    if (!m) return { ok: true };
+    if (!this.groups.has(m[1]!)) {
+      return {
+        ok: false,
+        status: 404,
+        body: armError('ResourceGroupNotFound', `Resource group '${m[1]}' could not be found.`),
+      };
+    }
+    const known = (this.opts.registries ?? []).some((r) => r.toLowerCase() === `${m[1]}/${m[2]}`.toLowerCase());
+    if (m[2] && !known) {
+      return {
+        ok: false,
+        status: 404,
+        body: armError(
+          'ResourceNotFound',
+          `The Resource 'Microsoft.ContainerRegistry/registries/${m[2]}' under resource group '${m[1]}' was not found.`,
+        ),
+      };
+    }
+    return { ok: true };
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -158,6 +265,11 @@ export class ArmEndpoint {
     try {
       if (url.pathname === '/msi/token') return this.issueToken(req, url, send);
       if (url.pathname.startsWith('/_blob/')) return this.blobs.handle(req, url, body, res, (status) => record(status));
+      if (url.pathname.startsWith('/_acr/')) {
+        this.dataPlane.handle(req.method ?? 'GET', url, body, req.headers.authorization, res);
+        record(res.statusCode);
+        return;
+      }
 
       if (!url.searchParams.get('api-version')) {
         return send(400, armError('MissingApiVersionParameter', 'The api-version query parameter is required.'));
@@ -224,6 +336,7 @@ export class ArmEndpoint {
       return send(404, armError('SubscriptionNotFound', `The subscription in ${p} could not be found.`));
     }
     const rest = p.slice(sub.length);
+    if (this.roles.route(method, p, url, json, send)) return;
     if (this.compute.route(rest, send)) return;
     if (await this.operations.route(rest, send)) return;
     if (this.clusters.routeSubscription(rest, send)) return;

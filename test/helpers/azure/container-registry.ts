@@ -19,6 +19,8 @@ export interface ImageRecord {
   digest: string;
   /** The build context (a gzipped tar) the image was built from. */
   context: Buffer;
+  /** When it was pushed (ms since the epoch). */
+  pushedAt: number;
 }
 
 export class ContainerRegistries {
@@ -140,7 +142,13 @@ export class ContainerRegistries {
     const digest = `sha256:${crypto.createHash('sha256').update(source).digest('hex')}`;
     const images = ((request.imageNames as string[]) ?? []).map((ref) => {
       const [repository, tag] = ref.split(':') as [string, string];
-      this.images.set(`${registry.toLowerCase()}/${ref}`, { repository, tag, digest, context: source });
+      this.images.set(`${registry.toLowerCase()}/${ref}`, {
+        repository,
+        tag,
+        digest,
+        context: source,
+        pushedAt: Date.now(),
+      });
       return { registry: `${registry.toLowerCase()}.azurecr.io`, repository, tag, digest };
     });
     log.push(`Successfully pushed ${images.length} image(s)`);

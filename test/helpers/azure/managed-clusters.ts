@@ -4,11 +4,22 @@
  * another operation is in progress, a delete superseding a create), the subscription-wide cluster list,
  * and listClusterUserCredential. Lifecycle events go to hooks so a test can make Kubernetes nodes appear
  * and vanish with the cluster, as AKS does.
+ *
+ * Bodies are validated as AKS validates them (cluster-validation.ts: pool names, dnsPrefix, identity, VM
+ * sizes the region offers). A cluster with a managed identity gets, as on AKS, its own identity
+ * (`identity.principalId`) and a kubelet identity (`properties.identityProfile.kubeletidentity`: resourceId
+ * in the node resource group, clientId, objectId); both become principals of the directory, so roles can be
+ * assigned to them. The kubelet identity is what pulls images.
  */
+import crypto from 'node:crypto';
+
 import { armError, notFound } from './arm-protocol';
 import type { ArmFaults, Operation, Operations, Send } from './arm-protocol';
+import { validateClusterBody, validatePool } from './cluster-validation';
+import type { ArmRefusal } from './cluster-validation';
 import type { VmSku } from './compute';
 import type { ResourceGroups } from './resource-groups';
+import { TEST_TENANT } from './role-assignments';
 
 export interface ClusterEvent {
   name: string;
@@ -40,6 +51,10 @@ interface ClusterState {
   provisioningState: string;
   pools: Map<string, Record<string, unknown>>;
   operation?: Operation;
+  /** The cluster's own managed identity (absent with a service principal). */
+  principalId?: string;
+  /** The identity the kubelets pull images with: a managed identity, or the service principal. */
+  kubelet: { objectId: string; clientId: string; resourceId?: string };
 }
 
 export class ManagedClusters {
@@ -51,7 +66,35 @@ export class ManagedClusters {
     private readonly skus: VmSku[],
     private readonly operations: Operations,
     private readonly groups: ResourceGroups,
+    /** Tells the directory about a new identity (role assignments check their principals there). */
+    private readonly addPrincipal: (objectId: string) => void,
   ) {}
+
+  /** The object id of a cluster's kubelet identity (what pulls its images), or undefined for no such cluster. */
+  kubeletObjectId(name: string): string | undefined {
+    return [...this.clusters.values()].find((x) => x.name.toLowerCase() === name.toLowerCase())?.kubelet.objectId;
+  }
+
+  /** The cluster's managed identity and kubelet identity, made once when the cluster is created. */
+  private identities(group: string, name: string, json: Record<string, unknown>) {
+    const identity = (json.identity ?? {}) as Record<string, unknown>;
+    const props = (json.properties ?? {}) as Record<string, unknown>;
+    const sp = (props.servicePrincipalProfile ?? {}) as Record<string, unknown>;
+    const managed = identity.type === 'SystemAssigned' || identity.type === 'UserAssigned';
+    const principalId = managed ? crypto.randomUUID() : undefined;
+    const kubelet = managed
+      ? {
+          objectId: crypto.randomUUID(),
+          clientId: crypto.randomUUID(),
+          resourceId:
+            `/subscriptions/${this.opts.subscriptionId}/resourcegroups/${nodeResourceGroup(group, name, this.opts.location)}` +
+            `/providers/Microsoft.ManagedIdentity/userAssignedIdentities/${name}-agentpool`,
+        }
+      : { objectId: String(sp.clientId), clientId: String(sp.clientId) };
+    if (principalId) this.addPrincipal(principalId);
+    this.addPrincipal(kubelet.objectId);
+    return { principalId, kubelet };
+  }
 
   names(): string[] {
     return [...this.clusters.values()].map((c) => c.name);
@@ -81,12 +124,19 @@ export class ManagedClusters {
         nodeLabels: { 'inferctl.dev/pool': 'gpu' },
       });
     }
+    const body = {
+      location: this.opts.location,
+      tags,
+      identity: { type: 'SystemAssigned' },
+      properties: { dnsPrefix: name, agentPoolProfiles: pools },
+    };
     const state: ClusterState = {
       resourceGroup,
       name,
-      body: { location: this.opts.location, tags, properties: { dnsPrefix: name, agentPoolProfiles: pools } },
+      body,
       provisioningState: 'Succeeded',
       pools: new Map(pools.map((p) => [String(p.name), p])),
+      ...this.identities(resourceGroup, name, body),
     };
     this.clusters.set(clusterKey(resourceGroup, name), state);
     await this.opts.onClusterReady?.(this.event(state));
@@ -135,14 +185,15 @@ export class ManagedClusters {
       if (cluster?.operation?.status === 'InProgress') return send(409, operationInProgress(name));
       const props = (json.properties ?? {}) as Record<string, unknown>;
       const profiles = (props.agentPoolProfiles ?? []) as Record<string, unknown>[];
-      const problems = validateCluster(json, profiles, this.skus);
-      if (problems) return send(400, armError('InvalidParameter', problems));
+      const problem = validateClusterBody(json, this.skus, this.opts.location);
+      if (problem) return send(400, refusal(problem));
       const state: ClusterState = cluster ?? {
         resourceGroup: group,
         name,
         body: json,
         provisioningState: 'Creating',
         pools: new Map(),
+        ...this.identities(group, name, json),
       };
       state.body = json;
       state.provisioningState = cluster ? 'Updating' : 'Creating';
@@ -209,8 +260,9 @@ export class ManagedClusters {
     if (method === 'PUT') {
       if (cluster.operation?.status === 'InProgress') return send(409, operationInProgress(clusterName));
       const props = { name: pool, ...((json.properties as Record<string, unknown>) ?? {}) };
-      const problems = validateCluster({ location: this.opts.location }, [props], this.skus);
-      if (problems) return send(400, armError('InvalidParameter', problems));
+      const others = new Set([...cluster.pools.keys()].filter((n) => n !== pool));
+      const problem = validatePool(props, others, this.skus, this.opts.location);
+      if (problem) return send(400, refusal(problem));
       cluster.pools.set(pool, props);
       cluster.operation = this.operations.start(async () => {
         await this.opts.onClusterReady?.(this.event(cluster));
@@ -242,13 +294,17 @@ export class ManagedClusters {
       type: 'Microsoft.ContainerService/ManagedClusters',
       location: c.body.location ?? this.opts.location,
       tags: c.body.tags ?? {},
+      ...(c.principalId
+        ? { identity: { ...(c.body.identity as object), principalId: c.principalId, tenantId: TEST_TENANT } }
+        : {}),
       properties: {
         ...props,
+        ...(c.kubelet.resourceId ? { identityProfile: { kubeletidentity: c.kubelet } } : {}),
         agentPoolProfiles: [...c.pools.values()],
         provisioningState: c.provisioningState,
         powerState: { code: 'Running' },
         fqdn: `${c.name}-dns.hcp.${this.opts.location}.azmk8s.io`,
-        nodeResourceGroup: `MC_${c.resourceGroup}_${c.name}_${this.opts.location}`,
+        nodeResourceGroup: nodeResourceGroup(c.resourceGroup, c.name, this.opts.location),
       },
     };
   }
@@ -281,12 +337,10 @@ function operationInProgress(name: string) {
   );
 }
 
-function validateCluster(json: Record<string, unknown>, profiles: Record<string, unknown>[], skus: VmSku[]) {
-  if (!json.location) return 'location is required';
-  if (profiles.length === 0) return 'at least one agent pool profile is required';
-  for (const p of profiles) {
-    if (!/^[a-z][a-z0-9]{0,11}$/.test(String(p.name))) return `agent pool name '${String(p.name)}' is invalid`;
-    if (!skus.some((s) => s.name === p.vmSize)) return `VM size '${String(p.vmSize)}' is not supported`;
-  }
-  return undefined;
+function nodeResourceGroup(group: string, name: string, location: string): string {
+  return `MC_${group}_${name}_${location}`;
+}
+
+function refusal(problem: ArmRefusal) {
+  return { error: problem };
 }

@@ -56,8 +56,8 @@ export interface KubeletOptions {
   manages: (image: string) => boolean;
   /** The build context (its files) the registry holds for `image`, or undefined when it has no such image. */
   imageContext: (image: string) => Promise<ReadonlyMap<string, Buffer> | undefined>;
-  /** May this cluster pull `image`? Asked before every pull; allowed when left out. */
-  canPull?: (image: string) => Promise<PullVerdict>;
+  /** May the kubelet of `nodeName` (its cluster's identity) pull `image`? Asked before every pull; allowed when left out. */
+  canPull?: (image: string, nodeName?: string) => Promise<PullVerdict>;
   /** The first restart (or pull retry) back-off; it doubles up to 5 min. The real kubelet's is 10 s. */
   backoffMs?: number;
   /** The file kwok serves as every container's log. */
@@ -211,7 +211,7 @@ export class Kubelet {
   private async pull(run: PodRun, container: V1Container): Promise<ImageFilesystem | undefined> {
     const ref = container.image!;
     for (let attempt = 0; !run.stopped; attempt++) {
-      const verdict = (await this.opts.canPull?.(ref)) ?? { ok: true };
+      const verdict = (await this.opts.canPull?.(ref, run.pod.spec?.nodeName)) ?? { ok: true };
       const context = verdict.ok ? await this.opts.imageContext(ref) : undefined;
       if (context) {
         const digest = crypto
@@ -236,6 +236,8 @@ export class Kubelet {
       }
       const reason = verdict.ok ? `${ref}: not found: manifest unknown` : verdict.reason;
       const message = `Failed to pull image "${ref}": ${reason}`;
+      const event = `ImagePullBackOff ${podName(run.pod)}: ${reason}`;
+      if (!this.events.includes(event)) this.events.push(event);
       await run.status.event('Warning', 'Failed', message);
       await run.status.waiting('ErrImagePull', message);
       await run.status.event('Warning', 'BackOff', `Back-off pulling image "${ref}"`);

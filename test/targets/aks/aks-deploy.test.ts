@@ -15,7 +15,7 @@ import { deployWorkflowId } from '../../../src/shared/deploy-types';
 import type { DeployInput } from '../../../src/shared/deploy-types';
 import { kubeConfigFromYaml, readApiKey } from '../../../src/targets/aks/kubernetes-deployment';
 import { deploy, statusQuery, teardownSignal } from '../../../workflows/deploy';
-import { TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { eventually, uniqueName } from '../../helpers/workers';
 
@@ -70,6 +70,21 @@ describe('deploy workflow on the aks target', () => {
     assert.deepEqual(suite.bed.arm.clusterTags(clusterName)?.['inferctl-owner'], deployWorkflowId(name));
     const nodes = await suite.bed.nodeNames();
     assert.equal(nodes.filter((n) => n.startsWith('aks-gpu-')).length, 2, 'one GPU node per replica');
+    // It served because inferctl granted the cluster's kubelet identity AcrPull on the registry.
+    assert.ok(
+      suite.bed.arm.roles
+        .list()
+        .some(
+          (a) =>
+            a.scope.endsWith(`/registries/${TEST_REGISTRY}`) &&
+            /7f951dda-4ed3-4680-a7ca-43fe172d538d$/.test(a.roleDefinitionId),
+        ),
+      'an AcrPull assignment on the registry',
+    );
+    assert.ok(
+      suite.bed.kubelet.events.every((e) => !e.startsWith('ImagePullBackOff')),
+      suite.bed.kubelet.events.join('\n'),
+    );
     assert.equal(nodes.filter((n) => n.startsWith('aks-system-')).length, 1);
 
     // Wire protocol: every ARM call carried an api-version; creation was a long-running operation.
@@ -146,7 +161,8 @@ describe('deploy workflow on the aks target', () => {
   });
 
   test('an existing cluster is deployed into and left standing; only the namespace is removed', async () => {
-    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-gpu', { team: 'research' }, 1);
+    const registry = `${TEST_RESOURCE_GROUP}/${TEST_REGISTRY}`;
+    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-gpu', { team: 'research' }, 1, [registry]);
     const name = uniqueName('aks-existing');
     const outcome = await (await start({ name, replicas: 1, ttlSeconds: 1, aks: { cluster: 'team-gpu' } })).result();
     assert.equal(outcome.stage, 'done');
@@ -167,7 +183,23 @@ describe('deploy workflow on the aks target', () => {
     );
     assert.ok(err instanceof WorkflowFailedError);
     assert.match(String(err.cause?.message), /Cluster cpu-only has no GPU node pool\. Add one \(az aks nodepool add/);
-    assert.deepEqual(suite.bed.arm.clusterNames().sort(), ['cpu-only', 'team-gpu']);
+
+    // A GPU cluster whose kubelet identity may not pull from the registry: refused before anything is applied.
+    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, 'team-noacr', {}, 1);
+    const noAcr = await (
+      await start({ name: uniqueName('aks-noacr'), replicas: 1, ttlSeconds: 1, aks: { cluster: 'team-noacr' } })
+    )
+      .result()
+      .then(
+        () => assert.fail('a cluster without AcrPull must be refused'),
+        (e: unknown) => e,
+      );
+    assert.ok(noAcr instanceof WorkflowFailedError);
+    assert.match(
+      String(noAcr.cause?.message),
+      /Cluster team-noacr cannot pull from registry inferctltests.*az aks update -n team-noacr -g inferctl-tests --attach-acr \/subscriptions\/.*\/registries\/inferctltests/,
+    );
+    assert.deepEqual(suite.bed.arm.clusterNames().sort(), ['cpu-only', 'team-gpu', 'team-noacr']);
   });
 
   test('replicas beyond the GPU pool are refused before anything is deployed, and the cluster is deleted', async () => {

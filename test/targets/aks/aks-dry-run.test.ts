@@ -8,16 +8,26 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
+import type { V1Deployment } from '@kubernetes/client-node';
+
+import { acrPullAssignmentBody, acrPullAssignmentName } from '../../../src/targets/aks/acr-pull';
 import type { DryRunReport } from '../../../src/targets/aks/dry-run';
+import { KUBELET_PLACEHOLDER } from '../../../src/targets/aks/dry-run-requests';
+import { scoringManifests } from '../../../src/targets/aks/kubernetes-manifests';
 import { PRICE_TABLE } from '../../../src/targets/aks/price-table';
 import { demoAssets } from '../../helpers/workers';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'inferctl.js');
 
-async function dryRun(args: string[]) {
+async function dryRun(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
   const { modelPath } = await demoAssets();
   // No Temporal and no Azure: an unreachable address proves neither is contacted.
-  const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1', INFERCTL_ARM_ENDPOINT: 'https://127.0.0.1:1' };
+  const env = {
+    ...process.env,
+    TEMPORAL_ADDRESS: '127.0.0.1:1',
+    INFERCTL_ARM_ENDPOINT: 'https://127.0.0.1:1',
+    ...extraEnv,
+  };
   return promisify(execFile)(
     process.execPath,
     [BIN, 'deploy', '-m', modelPath, '--target', 'aks', '--dry-run', '--name', 'colours', ...args],
@@ -46,6 +56,76 @@ describe('deploy --target aks --dry-run', () => {
     // The default TTL is an hour: the deployment's whole cost at that rate.
     assert.equal(report.ttlCost?.ttlSeconds, 3600);
     assert.ok(Math.abs(report.ttlCost.total - expected) < 0.001);
+  });
+
+  test('--json prints the ARM requests and the Kubernetes objects as they would be sent, and the TTL cost', async () => {
+    const sub = '11111111-2222-3333-4444-555555555555';
+    const env = {
+      AZURE_SUBSCRIPTION_ID: sub,
+      INFERCTL_AKS_RESOURCE_GROUP: 'ml',
+      INFERCTL_ACR_NAME: 'teamacr',
+      INFERCTL_AKS_LOCATION: 'westeurope',
+    };
+    const { stdout } = await dryRun(['--replicas', '1', '--ttl', '2h', '--json'], env);
+    const report = JSON.parse(stdout) as DryRunReport;
+    const rg = `/subscriptions/${sub}/resourceGroups/ml`;
+    const clusterPath = `${rg}/providers/Microsoft.ContainerService/managedClusters/inferctl-colours`;
+    const registryId = `${rg}/providers/Microsoft.ContainerRegistry/registries/teamacr`;
+
+    // The cluster PUT: the wire body (properties nested as ARM takes them), with its tags and identity.
+    const put = report.armRequests[0]!;
+    assert.equal(put.method, 'PUT');
+    assert.match(put.path, new RegExp(`^${clusterPath}\\?api-version=\\d{4}-\\d{2}-\\d{2}`));
+    const body = put.body as { identity: unknown; tags: Record<string, string>; properties: Record<string, unknown> };
+    assert.deepEqual(body.identity, { type: 'SystemAssigned' });
+    assert.equal(body.tags['inferctl-owner'], 'deploy-colours');
+    assert.equal(body.tags['inferctl-environment'], '127.0.0.1:1/default');
+    assert.equal(body.properties.dnsPrefix, 'inferctl-colours');
+
+    // The AcrPull assignment: the name every attempt uses, on the registry, for the kubelet identity.
+    const clusterId = `/subscriptions/${sub}/resourcegroups/ml/providers/Microsoft.ContainerService/managedClusters/inferctl-colours`;
+    const grant = report.armRequests[1]!;
+    assert.equal(grant.method, 'PUT');
+    assert.equal(
+      grant.path,
+      `${registryId}/providers/Microsoft.Authorization/roleAssignments/${acrPullAssignmentName(clusterId, registryId)}?api-version=2022-04-01`,
+    );
+    assert.deepEqual(grant.body, { properties: acrPullAssignmentBody(sub, KUBELET_PLACEHOLDER) });
+    assert.match(JSON.stringify(grant.body), /7f951dda-4ed3-4680-a7ca-43fe172d538d/);
+    assert.deepEqual(
+      report.armRequests.slice(2).map((r) => `${r.method} ${r.path.split('?')[0]!.replace(registryId, '')}`),
+      ['POST /listBuildSourceUploadUrl', 'POST /scheduleRun'],
+    );
+    assert.ok(report.armRequests.every((r) => /[?&]api-version=/.test(r.path)));
+
+    // The Kubernetes objects in full: what the target applies, probes and pod security context included.
+    assert.deepEqual(
+      report.kubernetesObjects.map((o) => o.kind),
+      ['DaemonSet', 'Namespace', 'Secret', 'Deployment', 'Service'],
+    );
+    const expected = scoringManifests({
+      namespace: 'inferctl-colours',
+      name: 'colours',
+      ownerId: 'deploy-colours',
+      image: report.image,
+      replicas: 1,
+      topK: 5,
+      servicePort: 80,
+      environment: '127.0.0.1:1/default',
+      cluster: 'inferctl-colours',
+    });
+    const deployment = report.kubernetesObjects[3] as V1Deployment;
+    const podSpec = deployment.spec!.template.spec!;
+    assert.deepEqual(podSpec.securityContext, (expected[2] as V1Deployment).spec!.template.spec!.securityContext);
+    assert.deepEqual(deployment, JSON.parse(JSON.stringify(expected[2])));
+    const scorer = podSpec.containers[0]!;
+    assert.equal(scorer.readinessProbe?.httpGet?.path, '/readyz');
+    assert.equal(scorer.livenessProbe?.httpGet?.path, '/healthz');
+    assert.equal((report.kubernetesObjects[2] as { stringData?: unknown }).stringData, undefined, 'no key printed');
+
+    // The cost: the hour and the whole TTL.
+    assert.equal(report.ttlCost?.ttlSeconds, 7200);
+    assert.ok(Math.abs(report.ttlCost.total - 2 * report.cost.hourly) < 1e-9);
   });
 
   test('the estimate prices the TTL as well as the hour', async () => {

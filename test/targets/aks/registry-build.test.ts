@@ -20,6 +20,7 @@ import { createAzureClients } from '../../../src/targets/aks/azure-clients';
 import type { AzureClients } from '../../../src/targets/aks/azure-clients';
 import { buildContext } from '../../../src/targets/aks/build-context';
 import { buildImageInRegistry } from '../../../src/targets/aks/registry-build';
+import { deleteRegistryImage, listRegistryTags } from '../../../src/targets/aks/registry-images';
 import { ArmEndpoint } from '../../helpers/azure/arm-endpoint';
 import { TEST_LOCATION, TEST_REGISTRY, TEST_RESOURCE_GROUP, TEST_SUBSCRIPTION } from '../../helpers/azure/aks-testbed';
 import { testTlsFromEnv } from '../../helpers/azure/test-tls';
@@ -176,5 +177,20 @@ describe('image build upload through @azure/storage-blob', () => {
     const image = await buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath, SERVED);
     assert.equal(image.reused, false);
     assert.match(image.runId ?? '', /^ca\d+$/);
+  });
+
+  test('an image deleted from the registry (the janitor) is built again, though its run history says it was pushed', async () => {
+    const modelPath = await model('deleted.onnx');
+    const first = await buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath, SERVED);
+    assert.equal((await buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath, SERVED)).reused, true);
+    // The manifest digest is the registry's (not the context's): the janitor takes it from the tag list.
+    const tag = first.imageRef.split(':').pop()!;
+    const listed = (await listRegistryTags(settings, 'inferctl-scorer')).find((t) => t.tag === tag)!;
+    assert.equal(await deleteRegistryImage(settings, 'inferctl-scorer', listed.digest), true);
+    assert.equal(await deleteRegistryImage(settings, 'inferctl-scorer', listed.digest), false, 'already gone');
+    const again = await buildImageInRegistry(clients, settings, 'inferctl-scorer', modelPath, SERVED);
+    assert.equal(again.reused, false);
+    assert.notEqual(again.runId, first.runId);
+    assert.ok(arm.images.has(`${TEST_REGISTRY}/${again.imageRef.split('/')[1]}`));
   });
 });
