@@ -1,12 +1,15 @@
 /**
  * The Kubernetes objects of one AKS deployment, as plain data: a namespace, the endpoint key as a Secret,
  * the scoring Deployment (one GPU per replica, tolerating the GPU pool's taint, probed on the scoring
- * server's /readyz and /healthz) and a LoadBalancer Service. Also the NVIDIA device plugin, which makes
+ * server's /readyz and /healthz) and a LoadBalancer Service, whose annotations, port and TLS come from the
+ * deployment's EndpointExposure (tls-exposure.ts; the TLS Secret itself is made at provision). Also the NVIDIA device plugin, which makes
  * the nodes advertise `nvidia.com/gpu` when the cluster does not run it already.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 
 import { GPU_POOL_LABEL } from './managed-cluster';
+import { serviceAnnotations } from './tls-exposure';
+import type { EndpointExposure } from './tls-exposure';
 
 export const SCORER_PORT = 5001;
 export const FIELD_MANAGER = 'inferctl';
@@ -25,24 +28,40 @@ export interface ScoringManifestInput {
   servicePort: number;
   /** The endpoint key; left out for printing (dry run), where the Secret shows no data. */
   apiKey?: string;
+  /** Internal or public, HTTPS or HTTP; left out, a public plain-HTTP Service. */
+  exposure?: EndpointExposure;
 }
+
+const TLS_MOUNT = '/etc/inferctl-tls';
 
 export function secretName(name: string): string {
   return `${name}-api-key`;
+}
+
+/** The deployment's namespace, owned by it: applied at provision (for the TLS Secret) and again at deploy. */
+export function namespaceManifest(namespace: string, name: string, ownerId: string): KubernetesObject {
+  const labels = { app: name, [MANAGED_BY_LABEL]: 'inferctl' };
+  return {
+    apiVersion: 'v1',
+    kind: 'Namespace',
+    metadata: { name: namespace, labels, annotations: { [OWNER_ANNOTATION]: ownerId } },
+  };
 }
 
 export function scoringManifests(input: ScoringManifestInput): KubernetesObject[] {
   const labels = { app: input.name, [MANAGED_BY_LABEL]: 'inferctl' };
   const annotations = { [OWNER_ANNOTATION]: input.ownerId };
   const meta = (name: string) => ({ name, namespace: input.namespace, labels, annotations });
+  const tlsSecret = input.exposure?.tls?.secretName;
   const probe = (path: string, periodSeconds: number) => ({
-    httpGet: { path, port: SCORER_PORT },
+    // The kubelet probes HTTPS without verifying the certificate, as Kubernetes does.
+    httpGet: { path, port: SCORER_PORT, ...(tlsSecret ? { scheme: 'HTTPS' } : {}) },
     periodSeconds,
     timeoutSeconds: 2,
     failureThreshold: 3,
   });
   return [
-    { apiVersion: 'v1', kind: 'Namespace', metadata: { name: input.namespace, labels, annotations } },
+    namespaceManifest(input.namespace, input.name, input.ownerId),
     {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -82,18 +101,25 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                   // CUDA when the node's GPU works; otherwise CPU, and the log says so plainly.
                   '--gpu',
                   '--allow-cpu-fallback',
+                  ...(tlsSecret ? ['--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`] : []),
                 ],
-                ports: [{ name: 'http', containerPort: SCORER_PORT }],
+                ports: [{ name: tlsSecret ? 'https' : 'http', containerPort: SCORER_PORT }],
                 resources: {
                   requests: { cpu: '1', memory: '2Gi' },
                   limits: { 'nvidia.com/gpu': '1', memory: '8Gi' },
                 },
                 readinessProbe: probe('/readyz', 5),
                 livenessProbe: { ...probe('/healthz', 10), initialDelaySeconds: 30 },
-                volumeMounts: [{ name: 'api-key', mountPath: '/etc/inferctl', readOnly: true }],
+                volumeMounts: [
+                  { name: 'api-key', mountPath: '/etc/inferctl', readOnly: true },
+                  ...(tlsSecret ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
+                ],
               },
             ],
-            volumes: [{ name: 'api-key', secret: { secretName: secretName(input.name) } }],
+            volumes: [
+              { name: 'api-key', secret: { secretName: secretName(input.name) } },
+              ...(tlsSecret ? [{ name: 'tls', secret: { secretName: tlsSecret } }] : []),
+            ],
           },
         },
       },
@@ -101,11 +127,17 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: meta(input.name),
+      metadata: {
+        ...meta(input.name),
+        annotations: { ...annotations, ...(input.exposure ? serviceAnnotations(input.exposure) : {}) },
+      },
       spec: {
         type: 'LoadBalancer',
         selector: { app: input.name },
-        ports: [{ name: 'http', port: input.servicePort, targetPort: SCORER_PORT }],
+        // TCP at the load balancer (Azure's is L4): TLS passes through to the scoring server.
+        ports: [
+          { name: tlsSecret ? 'https' : 'http', protocol: 'TCP', port: input.servicePort, targetPort: SCORER_PORT },
+        ],
       },
     } as KubernetesObject,
   ];
