@@ -102,7 +102,7 @@ export async function startAksTestbed(opts: Partial<ArmEndpointOptions> = {}): P
     onClusterDeleted: removeNodes,
     ...opts,
   }).start();
-  const lb = new CloudLoadBalancer(kc, arm, path.join(dir, 'containers')).start();
+  const lb = new CloudLoadBalancer(kc, arm, path.join(dir, 'containers'), TEST_LOCATION).start();
   const servicePort = await freePort();
 
   return {

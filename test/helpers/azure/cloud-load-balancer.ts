@@ -2,9 +2,10 @@
  * Plays Azure's cloud side of a LoadBalancer Service for the aks tests, the part kwok cannot: once the
  * Service's Deployment is available, it runs the container the Deployment describes — the scoring server
  * from the image the local registry built (the uploaded build context, unpacked) with the container's own
- * arguments, its mounted Secret as the key file — on 127.0.0.1 at the Service port, and publishes that
- * address in the Service's status. The smoke query then reaches a real scoring server through the
- * address Kubernetes reports. When the Service goes away, so does the process.
+ * arguments, its mounted Secrets as files — on the Service's frontend address at the Service port, and
+ * publishes that address in the Service's status once a TCP probe connects. The smoke query then reaches a
+ * real scoring server through the address Kubernetes reports. When the Service goes away, so does the
+ * process. The frontend (public or internal, DNS label, L4) follows Azure's rules: see lb-frontend.ts.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -18,6 +19,7 @@ import type { KubeConfig, V1Service } from '@kubernetes/client-node';
 import { packageRoot } from '../../../src/paths';
 import { readTar } from './arm-endpoint';
 import type { ArmEndpoint } from './arm-endpoint';
+import { LbFrontends, tcpProbe } from './lb-frontend';
 
 interface Running {
   child: ChildProcess;
@@ -30,12 +32,16 @@ export class CloudLoadBalancer {
   private busy = false;
   private stopped = false;
   readonly events: string[] = [];
+  readonly frontends: LbFrontends;
 
   constructor(
     private readonly kc: KubeConfig,
     private readonly arm: ArmEndpoint,
     private readonly dir: string,
-  ) {}
+    location = 'eastus',
+  ) {
+    this.frontends = new LbFrontends(location);
+  }
 
   start(): this {
     this.timer = setInterval(() => void this.reconcile(), 300);
@@ -76,6 +82,7 @@ export class CloudLoadBalancer {
         if (!seen.has(key)) {
           r.child.kill('SIGTERM');
           this.running.delete(key);
+          this.frontends.release(key);
           this.events.push(`stopped ${key}`);
         }
       }
@@ -93,6 +100,11 @@ export class CloudLoadBalancer {
     const core = this.kc.makeApiClient(CoreV1Api);
     const deployment = await apps.readNamespacedDeployment({ name, namespace }).catch(() => undefined);
     if (!deployment || (deployment.status?.availableReplicas ?? 0) < 1) return;
+    const frontend = this.frontends.allocate(svc);
+    if ('error' in frontend) {
+      this.events.push(`no frontend for ${namespace}/${name}: ${frontend.error}`);
+      return;
+    }
     const container = deployment.spec!.template.spec!.containers[0]!;
     const image = /^([^.]+)\.azurecr\.io\/(.+)$/.exec(container.image ?? '');
     const record = image ? this.arm.images.get(`${image[1]}/${image[2]}`) : undefined;
@@ -106,19 +118,26 @@ export class CloudLoadBalancer {
       fs.mkdirSync(path.dirname(path.join(root, 'app', file)), { recursive: true });
       fs.writeFileSync(path.join(root, 'app', file), data);
     }
-    const volume = deployment.spec!.template.spec!.volumes?.find((v) => v.secret);
-    const mount = container.volumeMounts?.find((m) => m.name === volume?.name);
-    const secret = await core.readNamespacedSecret({ name: volume!.secret!.secretName!, namespace });
-    fs.mkdirSync(path.join(root, 'secret'), { recursive: true });
-    for (const [k, v] of Object.entries(secret.data ?? {})) {
-      fs.writeFileSync(path.join(root, 'secret', k), Buffer.from(v, 'base64'), { mode: 0o600 });
+    const mounts: [string, string][] = [];
+    for (const volume of deployment.spec!.template.spec!.volumes?.filter((v) => v.secret) ?? []) {
+      const mount = container.volumeMounts?.find((m) => m.name === volume.name);
+      const secret = await core.readNamespacedSecret({ name: volume.secret!.secretName!, namespace });
+      const dir = path.join(root, `secret-${volume.name}`);
+      fs.mkdirSync(dir, { recursive: true });
+      for (const [k, v] of Object.entries(secret.data ?? {})) {
+        fs.writeFileSync(path.join(dir, k), Buffer.from(v, 'base64'), { mode: 0o600 });
+      }
+      if (mount) mounts.push([mount.mountPath, dir]);
     }
     const port = svc.spec!.ports![0]!.port;
     const args = (container.args ?? []).map((a) =>
-      a
+      mounts
+        .reduce(
+          (arg, [mountPath, dir]) => (arg.startsWith(`${mountPath}/`) ? dir + arg.slice(mountPath.length) : arg),
+          a,
+        )
         .replace(/^\/app\//, `${path.join(root, 'app')}/`)
-        .replace(mount!.mountPath, path.join(root, 'secret'))
-        .replace(/^0\.0\.0\.0$/, '127.0.0.1')
+        .replace(/^0\.0\.0\.0$/, frontend.ip)
         .replace(/^5001$/, String(port)),
     );
     const log = fs.openSync(path.join(root, 'container.log'), 'a');
@@ -131,18 +150,12 @@ export class CloudLoadBalancer {
     const entry: Running = { child };
     this.running.set(`${namespace}/${name}`, entry);
     this.events.push(`started ${namespace}/${name} from ${container.image}`);
-    const address = `127.0.0.1`;
+    const address = frontend.ip;
     for (let i = 0; i < 100 && child.exitCode === null; i++) {
-      try {
-        const res = await fetch(`http://${address}:${port}/healthz`);
-        await res.arrayBuffer();
-        if (res.ok) {
-          entry.address = address;
-          await this.publish(core, svc, address);
-          return;
-        }
-      } catch {
-        // not listening yet
+      if (await tcpProbe(address, port)) {
+        entry.address = address;
+        await this.publish(core, svc, address);
+        return;
       }
       await new Promise((r) => setTimeout(r, 200));
     }
