@@ -26,6 +26,7 @@ import type { CommandContext } from '../client-context';
 import { duration, int } from '../flag-parsers';
 import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
+import { checkEndpointFlags, describeTls, endpointOptions, writeCa } from '../endpoint-flags';
 import { AKS_HELP } from '../help-text';
 import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
@@ -70,9 +71,19 @@ export function addDeployCommand(program: Command): void {
     .option('--create-resource-group', 'aks: create the resource group if missing, and delete it at teardown')
     .option('--gpu-vm-size <size>', 'aks: GPU node VM size', DEFAULT_GPU_VM_SIZE)
     .option('--gpu-nodes <n>', 'aks: GPU nodes (default: one per replica)', int('--gpu-nodes', 1))
+    .option(
+      '--internal',
+      'aks: internal load balancer (a private VNet address; HTTP inside it unless given a certificate)',
+    )
+    .option('--insecure-http', 'aks: plain HTTP on the public IP, the key in clear (default: HTTPS)')
+    .option('--tls-cert <file>', 'aks: your certificate chain (PEM, on the worker) instead of a per-deployment one')
+    .option('--tls-key <file>', 'aks: the key of --tls-cert (PEM, on the worker)')
+    .option('--tls-secret <name>', 'aks, with --cluster: your kubernetes.io/tls Secret in namespace inferctl-<name>')
+    .option('--tls-ca-out <file>', 'aks: write the deployment’s CA certificate (PEM) here, for clients to trust')
     .addHelpText('after', AKS_HELP)
     .action(async (o) => {
       const aks = aksOptions(o);
+      checkEndpointFlags(o.target, aks, o);
       if (o.dryRun) {
         const out = createOutput(Boolean(o.json));
         await deployDryRunCommand(
@@ -104,6 +115,7 @@ export function addDeployCommand(program: Command): void {
           expectLabel: o.expectLabel,
           readyTimeoutSeconds: o.readyTimeout,
           aks: o.target === 'aks' ? aks : undefined,
+          tlsCaOut: o.tlsCaOut,
           taskQueue: o.taskQueue,
           follow: o.detach ? 'detach' : o.follow ? 'end' : 'serving',
         });
@@ -119,6 +131,11 @@ function aksOptions(o: {
   createResourceGroup?: true;
   gpuVmSize: string;
   gpuNodes?: number;
+  internal?: true;
+  insecureHttp?: true;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsSecret?: string;
 }): AksDeploymentOptions {
   const aks: AksDeploymentOptions = {};
   if (o.cluster) aks.cluster = o.cluster;
@@ -126,7 +143,7 @@ function aksOptions(o: {
   if (o.createResourceGroup) aks.createResourceGroup = true;
   if (o.gpuVmSize && o.gpuVmSize !== DEFAULT_GPU_VM_SIZE) aks.gpuVmSize = o.gpuVmSize;
   if (o.gpuNodes) aks.gpuNodeCount = o.gpuNodes;
-  return aks;
+  return { ...aks, ...endpointOptions(o) };
 }
 
 export interface DeployDryRunOptions {
@@ -179,6 +196,8 @@ export interface DeployCommandOptions {
   readyTimeoutSeconds?: number;
   /** Choices for the aks target. */
   aks?: AksDeploymentOptions;
+  /** Write the deployment's CA certificate (PEM) here once provisioning made it. */
+  tlsCaOut?: string;
   taskQueue?: string;
   /** 'detach': return once started; 'serving': follow until it serves (default); 'end': follow until torn down. */
   follow: 'detach' | 'serving' | 'end';
@@ -261,6 +280,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
   if (opts.follow === 'detach') return { workflowId, runId, uiUrl };
 
   const status = await followDeployment(handle, opts.follow, ctx.out, opts.taskQueue ?? CONTROL_TASK_QUEUE);
+  if (opts.tlsCaOut) writeCa(opts.tlsCaOut, status, ctx.out);
   return { workflowId, runId, uiUrl, status };
 }
 
@@ -355,5 +375,6 @@ function printServing(status: DeployStatus, out: Output): void {
     out.line(`Smoke answer: ${answer} (${status.smoke.latencyMs} ms)`);
   }
   if (status.endpoint) out.line(`Endpoint: POST ${status.endpoint}/score  (key: ${status.apiKeyRef ?? 'see target'})`);
+  if (status.tls) out.line(describeTls(status.tls));
   if (status.expiresAt) out.line(`Serving until ${status.expiresAt}. Stop sooner: inferctl teardown ${status.name}`);
 }
