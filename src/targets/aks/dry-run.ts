@@ -12,6 +12,7 @@ import { assertNotRetired } from './gpu-sizes';
 import { scoringManifests } from './kubernetes-manifests';
 import { GPU_TAINT, OWNER_TAG } from './managed-cluster';
 import { estimateHourlyCost } from './price-table';
+import { endpointExposure } from './tls-exposure';
 import type { CostEstimate } from './price-table';
 
 export interface DryRunInput {
@@ -79,6 +80,24 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
       createdByInferctl: true,
     },
   );
+  const exposure = endpointExposure(
+    { name: input.name, subscriptionId: env.AZURE_SUBSCRIPTION_ID ?? '', resourceGroup, location },
+    input.aks,
+  );
+  const tlsObjects = exposure.tls
+    ? [
+        {
+          kind: 'Secret',
+          name:
+            `${plan.namespace}/${exposure.tls.secretName} (kubernetes.io/tls, ` +
+            (exposure.tls.source === 'deployment-ca'
+              ? `made at provision for ${exposure.fqdn})`
+              : exposure.tls.source === 'user-files'
+                ? 'from --tls-cert/--tls-key)'
+                : 'yours, must exist)'),
+        },
+      ]
+    : [];
   const kubernetes = [
     { kind: 'DaemonSet', name: 'kube-system/nvidia-device-plugin-daemonset (only if missing)' },
     ...scoringManifests({
@@ -88,12 +107,14 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
       image,
       replicas: input.replicas,
       topK: input.topK,
-      servicePort: 80,
+      servicePort: exposure.port,
+      exposure,
     }).map((o) => ({
       kind: o.kind ?? '?',
       name: `${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`,
     })),
   ];
+  kubernetes.splice(2, 0, ...tlsObjects); // after the namespace: made at provision, before the rest
   const cost = estimateHourlyCost(
     plan.existingCluster
       ? []
