@@ -22,6 +22,7 @@ import type {
   V2SmokeSpec,
 } from '../src/shared/deploy-types';
 import type { PreprocessConfig, PreprocessSource } from '../src/shared/preprocess-types';
+import { endpointRequest } from '../src/targets/endpoint-request';
 import type { StepProgress, Target } from '../src/targets/target';
 import type {
   DeployResult,
@@ -230,13 +231,22 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
      */
     async smokeQuery(spec: DeploymentSpec, smoke: SmokeSpec): Promise<SmokeResult> {
       const target = targetFor(spec.target);
-      const { endpoint, apiKey } = await failingPermanently(() => target.endpointAccess(spec));
+      const access = await failingPermanently(() => target.endpointAccess(spec));
       const body = await fs.readFile(smoke.samplePath);
-      const url = `${endpoint}/score`;
+      const url = `${access.endpoint}/score`;
       const signal = Context.current().cancellationSignal;
+      // HTTPS endpoints are held to the deployment's pinned certificate (endpoint-request.ts).
+      const post = (headers: Record<string, string>) =>
+        endpointRequest(access, '/score', { method: 'POST', body, headers, signal }).catch((err: unknown) => {
+          if (!isCertificateRejection(err)) throw err;
+          throw ApplicationFailure.nonRetryable(
+            `The endpoint ${access.endpoint} presented a certificate that does not verify against the ` +
+              `deployment's own (${(err as Error).message}); something other than this deployment answers there.`,
+            FailureType.SmokeQueryFailed,
+          );
+        });
 
-      const anonymous = await fetch(url, { method: 'POST', body, headers: { 'content-type': 'image/jpeg' }, signal });
-      await anonymous.arrayBuffer();
+      const anonymous = await post({ 'content-type': 'image/jpeg' });
       if (anonymous.status !== 401) {
         throw ApplicationFailure.nonRetryable(
           `The endpoint answered ${anonymous.status} to a request without a key; it must refuse with 401.`,
@@ -245,14 +255,9 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       }
 
       const started = Date.now();
-      const res = await fetch(url, {
-        method: 'POST',
-        body,
-        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'image/jpeg' },
-        signal,
-      });
+      const res = await post({ authorization: `Bearer ${access.apiKey}`, 'content-type': 'image/jpeg' });
       const latencyMs = Date.now() - started;
-      const text = await res.text();
+      const { text } = res;
       if (res.status >= 500) throw new Error(`Smoke query got ${res.status} from ${url}: ${text.slice(0, 300)}`);
       if (res.status !== 200) {
         throw ApplicationFailure.nonRetryable(
@@ -330,6 +335,17 @@ function targetStep<T>(work: (signal: AbortSignal, progress: StepProgress) => Pr
   return withHeartbeat(
     (signal) => work(signal, progress),
     () => latest,
+  );
+}
+
+/** A TLS handshake refused because of the certificate (not a network error, which a retry may fix). */
+function isCertificateRejection(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return (
+    typeof code === 'string' &&
+    /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_\w+|UNABLE_TO_GET_ISSUER_CERT\w*)$/.test(
+      code,
+    )
   );
 }
 

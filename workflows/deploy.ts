@@ -156,6 +156,7 @@ export async function deploy(input: DeployInput): Promise<DeployOutcome> {
         activities(infra, `Provision ${input.target} cluster`).provision(spec),
       );
       status.apiKeyRef = provisioned.secretRef;
+      if (provisioned.tls) status.tls = provisioned.tls;
       const image = await step(
         'buildImage',
         'building',

@@ -13,4 +13,10 @@ export const AKS_HELP = `
 The aks target (the control worker's environment, not this command's, except for --dry-run):
 ${AKS_ENVIRONMENT.map(([name, what]) => `  ${name.padEnd(28)} ${what}`).join('\n')}
   Azure sign-in: DefaultAzureCredential (az login, a service principal in AZURE_CLIENT_ID/SECRET/TENANT_ID,
-  or a managed/workload identity). GPU clusters bill by the hour: see "Deploy to AKS" in the README.`;
+  or a managed/workload identity). GPU clusters bill by the hour: see "Deploy to AKS" in the README.
+HTTPS: a public aks endpoint serves HTTPS with a certificate made for it at provision (a one-use CA, kept
+  in the Kubernetes TLS Secret <name>-tls) for https://inferctl-<name>-<hash>.<region>.cloudapp.azure.com,
+  the Azure DNS name of its public IP. The CLI prints the CA's SHA-256 fingerprint; --tls-ca-out writes the
+  CA for clients (curl --cacert ca.pem). Bring your own with --tls-cert/--tls-key (files on the worker) or
+  --tls-secret (with --cluster). --internal: an internal load balancer (plain HTTP inside the VNet unless
+  given a certificate). Plain HTTP on a public IP only with --insecure-http.`;

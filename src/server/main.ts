@@ -3,7 +3,9 @@
  *   node dist/src/server/main.js --model PATH --api-key-file PATH [--host 127.0.0.1] [--port 0]
  *        [--ready-file PATH] [--top-k 5] [--max-body-bytes 10485760]
  *        [--max-batch-size 8] [--max-queue-delay-us 2000] [--no-batching] [--model-name NAME] [--v2-only]
- *        [--preprocess spec.json] [--labels labels.txt]
+ *        [--preprocess spec.json] [--labels labels.txt] [--tls-cert cert.pem --tls-key key.pem]
+ * --tls-cert/--tls-key (PEM; what the AKS pod mounts from the deployment's TLS Secret) serve HTTPS
+ * instead of HTTP; the key file is held to the same permissions as the API key file.
  * --preprocess and --labels (what a deployment's bundle keeps) win over the model's sidecars and
  * metadata. A model whose batch dimension is fixed at 1 is served without batching, and says so.
  * Dynamic batching is on by default (DEFAULT_BATCHING): concurrent requests are inferred together, up
@@ -20,6 +22,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import tls from 'node:tls';
 import { parseArgs } from 'node:util';
 
 import { parseLabelsText } from '../model/labels';
@@ -49,26 +52,46 @@ function positiveInt(name: string, value: string | undefined, min = 1): number {
   return n;
 }
 
-function readApiKey(keyFile: string): string {
+/** Refuses a secret file (the API key, the TLS key) that is missing or that others can read. */
+function checkPrivateFile(file: string, what: string): void {
   let stat: fs.Stats;
   try {
-    stat = fs.statSync(keyFile);
+    stat = fs.statSync(file);
   } catch (err) {
-    fail(`cannot read the API key file ${keyFile} (${errorMessage(err)})`);
+    fail(`cannot read the ${what} file ${file} (${errorMessage(err)})`);
   }
   if (process.platform !== 'win32') {
     const groups = [...new Set([process.getgid!(), ...process.getgroups!()])];
     const problem = keyFileProblem(stat, groups);
     if (problem) {
       fail(
-        `API key file ${keyFile} is ${problem}; chmod 600 it, or mount it from a Kubernetes Secret with ` +
+        `${what} file ${file} is ${problem}; chmod 600 it, or mount it from a Kubernetes Secret with ` +
           `defaultMode 0440 and the pod's securityContext.fsGroup set to this server's group (${process.getgid!()}).`,
       );
     }
   }
+}
+
+function readApiKey(keyFile: string): string {
+  checkPrivateFile(keyFile, 'API key');
   const apiKey = fs.readFileSync(keyFile, 'utf8').trim();
   if (!apiKey) fail(`API key file ${keyFile} is empty; write the key into it.`);
   return apiKey;
+}
+
+/** The certificate chain and key for HTTPS, or undefined for plain HTTP; both flags or neither. */
+function readTls(certFile: string | undefined, keyFile: string | undefined): { cert: Buffer; key: Buffer } | undefined {
+  if (!certFile && !keyFile) return undefined;
+  if (!certFile || !keyFile) fail('--tls-cert and --tls-key go together: pass both to serve HTTPS, or neither');
+  checkPrivateFile(keyFile, 'TLS key');
+  try {
+    const pair = { cert: fs.readFileSync(certFile), key: fs.readFileSync(keyFile) };
+    // Fails here, in one line, on a malformed PEM or a key that is not the certificate's.
+    tls.createSecureContext(pair);
+    return pair;
+  } catch (err) {
+    fail(`cannot use the TLS certificate ${certFile} with key ${keyFile} (${errorMessage(err)})`);
+  }
 }
 
 function writeReadyFile(file: string, value: unknown): void {
@@ -115,6 +138,8 @@ async function main(): Promise<void> {
         'v2-only': { type: 'boolean', default: false },
         preprocess: { type: 'string' },
         labels: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
       },
     }));
   } catch (err) {
@@ -132,6 +157,7 @@ async function main(): Promise<void> {
   const host = values.host;
   const apiKey = readApiKey(keyFile);
   const overrides = readOverrides(values.preprocess, values.labels);
+  const tlsFiles = readTls(values['tls-cert'], values['tls-key']);
 
   const modelName = values['model-name'];
   let model: { classifier?: Classifier; v2Model?: Awaited<ReturnType<typeof loadOnnxModel>> };
@@ -168,11 +194,12 @@ async function main(): Promise<void> {
     topK,
     maxBodyBytes,
     batching,
+    ...(tlsFiles ? { tls: tlsFiles } : {}),
   });
   server.once('error', (err) => fail(`cannot listen on ${host}:${port} (${errorMessage(err)})`));
   server.listen(port, host, () => {
     const actualPort = (server.address() as AddressInfo).port;
-    const url = `http://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
+    const url = `${tlsFiles ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${actualPort}`;
     const readyFile = values['ready-file'];
     if (readyFile) {
       try {

@@ -12,6 +12,8 @@
  *   /v2/…          the Open Inference Protocol (KServe V2) for the same model: see v2-protocol.ts; its
  *                  errors are V2's {"error":"…"}
  *   anything else  404
+ * With `tls` (a certificate chain and its key, PEM) the same routes are served over HTTPS (node:https) and
+ * nothing answers plain HTTP on that port; without it, plain HTTP (the local target's loopback replicas).
  * Errors are JSON: {"error":{"code":"unsupported-format","message":"…"}}. Requires
  * `Authorization: Bearer <key>`, compared in constant time, and checks it and the declared size
  * before reading a byte of the body (also on `Expect: 100-continue`). No body can crash it: every
@@ -23,6 +25,7 @@
  * left out, `enabled: false` or `maxBatchSize: 1`) every request is classified alone, as before.
  */
 import http from 'node:http';
+import https from 'node:https';
 
 import { ImageError } from '../errors';
 import { preprocessImage } from '../images/preprocess';
@@ -65,7 +68,12 @@ export interface ScoringServerOptions {
   modelName?: string;
   /** The model the /v2 routes serve (see v2-protocol.ts); default: the classifier. */
   v2Model?: V2Model | Promise<V2Model>;
+  /** Serve HTTPS with this certificate (PEM, leaf first) and private key (PEM); left out, plain HTTP. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
 }
+
+/** What createScoringServer returns: node:http's server, or node:https's when given `tls`. */
+export type ScoringServer = http.Server | https.Server;
 
 const IMAGE_ERROR_STATUS: Record<string, number> = { 'unsupported-format': 415, 'too-large': 413 };
 
@@ -151,7 +159,7 @@ interface Route {
   handle(exchange: Exchange): void | Promise<void>;
 }
 
-export function createScoringServer(opts: ScoringServerOptions): http.Server {
+export function createScoringServer(opts: ScoringServerOptions): ScoringServer {
   if (!opts.apiKey) throw new Error('createScoringServer needs a non-empty apiKey.');
   if (!opts.classifier && !opts.v2Model) throw new Error('createScoringServer needs a classifier or a v2Model.');
   if (!(opts.maxBodyBytes > 0) || !(opts.topK > 0)) throw new Error('maxBodyBytes and topK must be positive.');
@@ -273,15 +281,17 @@ export function createScoringServer(opts: ScoringServerOptions): http.Server {
 
   const requestTimeout = opts.requestTimeoutMs ?? 30_000;
   const headersTimeout = Math.min(opts.headersTimeoutMs ?? 10_000, requestTimeout || Infinity);
-  const server = http.createServer(
-    {
-      requestTimeout,
-      headersTimeout,
-      // How often node checks those deadlines (its default, 30 s, would let a slow client hold on far longer).
-      connectionsCheckingInterval: Math.max(100, Math.min(1_000, headersTimeout / 2)),
-    },
-    (req, res) => handle({ req, res, expectsContinue: false }),
-  );
+  const serverOptions: http.ServerOptions = {
+    requestTimeout,
+    headersTimeout,
+    // How often node checks those deadlines (its default, 30 s, would let a slow client hold on far longer).
+    connectionsCheckingInterval: Math.max(100, Math.min(1_000, headersTimeout / 2)),
+  };
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse) =>
+    handle({ req, res, expectsContinue: false });
+  const server: ScoringServer = opts.tls
+    ? https.createServer({ ...serverOptions, cert: opts.tls.cert, key: opts.tls.key, minVersion: 'TLSv1.2' }, listener)
+    : http.createServer(serverOptions, listener);
   // Without this listener node answers 100 Continue to everyone; with it, a client that waits for
   // 100 Continue (curl does, past 1 MB) is refused before it sends a byte it should not.
   server.on('checkContinue', (req: http.IncomingMessage, res: http.ServerResponse) =>

@@ -3,7 +3,7 @@
  * Workflow-safe: no Node built-ins, plain data only (everything here travels through history).
  */
 import type { PreprocessConfig } from './preprocess-types';
-import type { AksDeploymentOptions, DeploymentSpec, TargetKind } from './target-types';
+import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, TargetKind } from './target-types';
 
 export const CONTROL_TASK_QUEUE = 'inferctl-control';
 export const DEPLOY_WORKFLOW_TYPE = 'deploy';
@@ -160,6 +160,8 @@ export interface DeployStatus {
   replicaUrls?: string[];
   /** Where the endpoint key is kept (never the key itself). */
   apiKeyRef?: string;
+  /** How to trust an HTTPS endpoint (its CA or certificate fingerprint, host name). */
+  tls?: EndpointTls;
   modelDigest?: string;
   imageRef?: string;
   smoke?: SmokeResult;

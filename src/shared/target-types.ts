@@ -43,6 +43,32 @@ export interface AksDeploymentOptions {
   gpuVmSize?: string;
   /** GPU nodes; default one per replica. */
   gpuNodeCount?: number;
+  /**
+   * Put the Service on an internal load balancer (a private address in the cluster's VNet), not a public
+   * IP. Plain HTTP inside the VNet unless given a certificate (tlsSecret or tlsCertPath/tlsKeyPath).
+   */
+  internal?: boolean;
+  /** Serve plain HTTP on the public IP (the key travels in clear). Without it a public endpoint is HTTPS. */
+  insecureHttp?: boolean;
+  /** The user's certificate: a kubernetes.io/tls Secret already in the deployment's namespace (--cluster only). */
+  tlsSecret?: string;
+  /** The user's certificate chain and key, PEM files on the worker's filesystem (absolute paths, never contents). */
+  tlsCertPath?: string;
+  tlsKeyPath?: string;
+}
+
+/** How an HTTPS endpoint is to be trusted: public facts only (no key), shown by the CLI. */
+export interface EndpointTls {
+  /** Who made the certificate: inferctl at provision (a one-use CA per deployment), or the user. */
+  source: 'deployment-ca' | 'user-certificate';
+  /** The host name the certificate is for: what clients must connect by. */
+  hostname: string;
+  /** SHA-256 fingerprint (AB:CD:…) of what to trust: the deployment's CA, or the user's certificate. */
+  fingerprint: string;
+  /** The deployment's CA certificate (PEM), for clients to trust; only for source 'deployment-ca'. */
+  caPem?: string;
+  /** When the server certificate expires (ISO 8601). */
+  notAfter: string;
 }
 
 export interface ProvisionResult {
@@ -52,6 +78,8 @@ export interface ProvisionResult {
   created: boolean;
   /** Where the endpoint key lives (a 0600 file for local, a Kubernetes Secret for aks); never the key. */
   secretRef: string;
+  /** An HTTPS endpoint's trust (aks): made or checked at provision, so the CLI can show it before serving. */
+  tls?: EndpointTls;
 }
 
 export interface ImageResult {

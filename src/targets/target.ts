@@ -19,6 +19,20 @@ import type {
 export interface EndpointAccess {
   endpoint: string;
   apiKey: string;
+  /** Connect here (the load balancer's IP) instead of resolving the endpoint's host name. */
+  connectTo?: string;
+  /** How an HTTPS endpoint is verified: nothing but these anchors is trusted (see endpoint-request.ts). */
+  tls?: PinnedTls;
+}
+
+/** The trust an HTTPS endpoint is held to: pinned, not the system's roots. */
+export interface PinnedTls {
+  /** Trust anchors (PEM): the deployment's own CA, or the user's certificate (chain) itself. */
+  ca: string;
+  /** The name the server's certificate must carry. */
+  servername: string;
+  /** Accept an anchor that is not self-signed (a user's leaf or intermediate certificate, pinned). */
+  partialChain?: boolean;
 }
 
 /**

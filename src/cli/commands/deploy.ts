@@ -16,16 +16,17 @@ import { TARGET_TIMINGS } from '../../shared/deploy-timings';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
 import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
-import { aksDryRun, formatDryRun } from '../../targets/aks/dry-run';
-import type { DryRunReport } from '../../targets/aks/dry-run';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
+import { nameFromModel } from '../deployment-name';
+import { deployDryRunCommand } from './deploy-dry-run';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { duration, durationOrNone, int } from '../flag-parsers';
 import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
+import { checkEndpointFlags, describeTls, endpointOptions, writeCa } from '../endpoint-flags';
 import { AKS_HELP } from '../help-text';
 import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
@@ -81,9 +82,19 @@ export function addDeployCommand(program: Command): void {
     .option('--create-resource-group', 'aks: create the resource group if missing, and delete it at teardown')
     .option('--gpu-vm-size <size>', 'aks: GPU node VM size', DEFAULT_GPU_VM_SIZE)
     .option('--gpu-nodes <n>', 'aks: GPU nodes (default: one per replica)', int('--gpu-nodes', 1))
+    .option(
+      '--internal',
+      'aks: internal load balancer (a private VNet address; HTTP inside it unless given a certificate)',
+    )
+    .option('--insecure-http', 'aks: plain HTTP on the public IP, the key in clear (default: HTTPS)')
+    .option('--tls-cert <file>', 'aks: your certificate chain (PEM, on the worker) instead of a per-deployment one')
+    .option('--tls-key <file>', 'aks: the key of --tls-cert (PEM, on the worker)')
+    .option('--tls-secret <name>', 'aks, with --cluster: your kubernetes.io/tls Secret in namespace inferctl-<name>')
+    .option('--tls-ca-out <file>', 'aks: write the deployment’s CA certificate (PEM) here, for clients to trust')
     .addHelpText('after', AKS_HELP)
     .action(async (o) => {
       const aks = aksOptions(o);
+      checkEndpointFlags(o.target, aks, o);
       if (o.dryRun) {
         const out = createOutput(Boolean(o.json));
         await deployDryRunCommand(
@@ -95,6 +106,8 @@ export function addDeployCommand(program: Command): void {
             replicas: o.replicas,
             ttlSeconds: o.ttl ?? undefined,
             topK: o.topK,
+            preprocess: o.preprocess ? preprocessFlag(o.preprocess) : undefined,
+            labelsPath: o.labels,
             aks,
           },
         );
@@ -120,6 +133,7 @@ export function addDeployCommand(program: Command): void {
           smokeTolerance: o.smokeTolerance,
           readyTimeoutSeconds: o.readyTimeout,
           aks: o.target === 'aks' ? aks : undefined,
+          tlsCaOut: o.tlsCaOut,
           taskQueue: o.taskQueue,
           follow: o.detach ? 'detach' : o.follow ? 'end' : 'serving',
         });
@@ -135,6 +149,11 @@ function aksOptions(o: {
   createResourceGroup?: true;
   gpuVmSize: string;
   gpuNodes?: number;
+  internal?: true;
+  insecureHttp?: true;
+  tlsCert?: string;
+  tlsKey?: string;
+  tlsSecret?: string;
 }): AksDeploymentOptions {
   const aks: AksDeploymentOptions = {};
   if (o.cluster) aks.cluster = o.cluster;
@@ -142,41 +161,7 @@ function aksOptions(o: {
   if (o.createResourceGroup) aks.createResourceGroup = true;
   if (o.gpuVmSize && o.gpuVmSize !== DEFAULT_GPU_VM_SIZE) aks.gpuVmSize = o.gpuVmSize;
   if (o.gpuNodes) aks.gpuNodeCount = o.gpuNodes;
-  return aks;
-}
-
-export interface DeployDryRunOptions {
-  target: TargetKind;
-  modelPath: string;
-  name?: string;
-  replicas: number;
-  /** Priced as well as the hour: what the deployment costs if it serves its whole TTL (none: not priced). */
-  ttlSeconds?: number;
-  topK: number;
-  aks: AksDeploymentOptions;
-}
-
-/** `deploy --target aks --dry-run`: needs neither Temporal nor Azure, and creates nothing. */
-export async function deployDryRunCommand(
-  ctx: Pick<CommandContext, 'out'>,
-  opts: DeployDryRunOptions,
-): Promise<DryRunReport> {
-  if (opts.target !== 'aks') throw new CliError('--dry-run is for --target aks (local deployments cost nothing).', 2);
-  const modelPath = path.resolve(opts.modelPath);
-  if (!fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) {
-    throw new CliError(`Model not found: ${modelPath}. Pass the ONNX file to deploy with --model.`, 2);
-  }
-  const report = await aksDryRun({
-    name: opts.name ?? nameFromModel(modelPath),
-    modelPath,
-    replicas: opts.replicas,
-    ttlSeconds: opts.ttlSeconds,
-    topK: opts.topK,
-    aks: opts.aks,
-  });
-  ctx.out.line(formatDryRun(report));
-  ctx.out.result(report);
-  return report;
+  return { ...aks, ...endpointOptions(o) };
 }
 
 export interface DeployCommandOptions extends V2SmokeFlags {
@@ -197,6 +182,8 @@ export interface DeployCommandOptions extends V2SmokeFlags {
   readyTimeoutSeconds?: number;
   /** Choices for the aks target. */
   aks?: AksDeploymentOptions;
+  /** Write the deployment's CA certificate (PEM) here once provisioning made it. */
+  tlsCaOut?: string;
   taskQueue?: string;
   /** 'detach': return once started; 'serving': follow until it serves (default); 'end': follow until torn down. */
   follow: 'detach' | 'serving' | 'end';
@@ -280,6 +267,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
   if (opts.follow === 'detach') return { workflowId, runId, uiUrl };
 
   const status = await followDeployment(handle, opts.follow, ctx.out, opts.taskQueue ?? CONTROL_TASK_QUEUE);
+  if (opts.tlsCaOut) writeCa(opts.tlsCaOut, status, ctx.out);
   return { workflowId, runId, uiUrl, status };
 }
 
@@ -309,17 +297,6 @@ async function attach(
  */
 
 /** Derives a valid deployment name from a model file name: `ResNet_50.onnx` → `resnet-50`. */
-export function nameFromModel(modelPath: string): string {
-  const base = path
-    .basename(modelPath, path.extname(modelPath))
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 40)
-    .replace(/-+$/g, '');
-  return base || 'model';
-}
-
 /**
  * Polls the `status` query and prints each step as it starts and ends. Returns the status once the
  * deployment serves (mode 'serving') or the workflow's outcome once it has ended (mode 'end').
@@ -396,6 +373,7 @@ function printServing(status: DeployStatus, out: Output): void {
   if (!printV2Serving(status, out) && status.endpoint) {
     out.line(`Endpoint: POST ${status.endpoint}/score  (key: ${status.apiKeyRef ?? 'see target'})`);
   }
+  if (status.tls) out.line(describeTls(status.tls));
   if (status.endsBecause) out.line(`It ${status.endsBecause}. Stop sooner: inferctl teardown ${status.name}`);
   else if (status.expiresAt)
     out.line(`Serving until ${status.expiresAt}. Stop sooner: inferctl teardown ${status.name}`);

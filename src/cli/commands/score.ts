@@ -26,7 +26,7 @@ import { describeFailure, type Output } from '../output';
 import { createProgressRenderer, progressLine } from '../progress';
 import { ResultWatch } from '../result-watch';
 import { startIndexed } from '../start-workflow';
-import { nameFromModel } from './deploy';
+import { nameFromModel } from '../deployment-name';
 
 /** `inferctl score` and `inferctl score status`: flags in, command functions out. */
 export function addScoreCommands(program: Command): void {

@@ -30,8 +30,8 @@ export interface AksSettings {
   pollIntervalMs: number;
   /** How long cluster creation may take before it is declared stuck. */
   provisionTimeoutMs: number;
-  /** Port the LoadBalancer Service exposes. */
-  servicePort: number;
+  /** Port the LoadBalancer Service exposes (INFERCTL_AKS_SERVICE_PORT); unset: 443 for HTTPS, 80 for HTTP. */
+  servicePort?: number;
   /** How long a pod may sit in ImagePullBackOff, CrashLoopBackOff or unschedulable before that is fatal. */
   podFailureGraceMs: number;
   /** This installation (`<Temporal address>/<namespace>`), tagged on everything it creates. */
@@ -83,7 +83,7 @@ export function aksSettingsFromEnv(
     imageGraceMs: positive(env.INFERCTL_JANITOR_IMAGE_GRACE_MS, 24 * 3_600_000),
     pollIntervalMs: positive(env.INFERCTL_AKS_POLL_MS, 10_000),
     provisionTimeoutMs: positive(env.INFERCTL_AKS_PROVISION_TIMEOUT_MS, 45 * 60_000),
-    servicePort: positive(env.INFERCTL_AKS_SERVICE_PORT, 80),
+    ...(env.INFERCTL_AKS_SERVICE_PORT ? { servicePort: positive(env.INFERCTL_AKS_SERVICE_PORT, 443) } : {}),
     podFailureGraceMs: positive(env.INFERCTL_AKS_POD_FAILURE_GRACE_MS, 3 * 60_000),
     environment: environmentOf(temporal),
   };

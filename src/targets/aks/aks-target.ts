@@ -34,7 +34,7 @@ import {
   readApiKey,
   rolloutStatus,
 } from './kubernetes-deployment';
-import { OWNER_ANNOTATION, scoringManifests, secretName } from './kubernetes-manifests';
+import { OWNER_ANNOTATION, namespaceManifest, scoringManifests, secretName } from './kubernetes-manifests';
 import {
   GPU_TAINT,
   OWNER_TAG,
@@ -49,6 +49,9 @@ import { gpusPerVm } from './preflight';
 import { buildImageInRegistry } from './registry-build';
 import { servedWith } from './build-context';
 import { FailureType } from '../../shared/failure-types';
+import { endpointExposure, endpointUrl } from './tls-exposure';
+import type { EndpointExposure } from './tls-exposure';
+import { ensureTlsSecret, pinnedTls, readTlsSecret, tlsSummary } from './tls-secret';
 
 const KUBECONFIG_CACHE_MS = 5 * 60_000;
 
@@ -71,6 +74,20 @@ export class AksTarget implements Target {
 
   plan(spec: DeploymentSpec): AksPlan {
     return aksPlan(spec.name, spec.replicas, this.settings, spec.aks);
+  }
+
+  /** Public HTTPS, internal, or (asked for) public HTTP: see tls-exposure.ts. */
+  exposure(spec: DeploymentSpec, plan: AksPlan = this.plan(spec)): EndpointExposure {
+    return endpointExposure(
+      {
+        name: spec.name,
+        subscriptionId: this.settings.subscriptionId,
+        resourceGroup: plan.resourceGroup,
+        location: this.settings.location,
+        servicePort: this.settings.servicePort,
+      },
+      spec.aks,
+    );
   }
 
   /**
@@ -118,6 +135,7 @@ export class AksTarget implements Target {
     firstAttemptAt = Date.now(),
   ): Promise<ProvisionResult> {
     const plan = this.plan(spec);
+    const exposure = this.exposure(spec, plan); // contradictory options fail before anything is created
     progress?.(`checking resource group ${plan.resourceGroup}`);
     const scope = {
       ...this.clusterScope(spec, plan, signal, progress),
@@ -130,10 +148,29 @@ export class AksTarget implements Target {
       await grantAcrPull(this.azure(), this.settings, cluster.cluster, signal);
     }
     this.kubeConfigs.delete(clusterKey(plan)); // a new cluster, new credentials
+    const tls = exposure.tls
+      ? await this.onCluster(plan, `making the TLS Secret of ${spec.name}`, signal, async (kc) => {
+          progress?.(`TLS Secret ${plan.namespace}/${exposure.tls!.secretName} (${exposure.tls!.source})`);
+          await applyObjects(kc, [
+            namespaceManifest(plan.namespace, spec.name, spec.ownerId, {
+              environment: this.settings.environment,
+              cluster: plan.clusterName,
+            }),
+          ]);
+          const certs = await ensureTlsSecret(kc, {
+            namespace: plan.namespace,
+            name: spec.name,
+            ownerId: spec.ownerId,
+            exposure,
+          });
+          return tlsSummary(exposure, certs!);
+        })
+      : undefined;
     return {
       clusterId: cluster.id,
       created: cluster.created,
       secretRef: `Kubernetes secret ${plan.namespace}/${secretName(spec.name)} in cluster ${plan.clusterName}`,
+      ...(tls ? { tls } : {}),
     };
   }
 
@@ -158,6 +195,7 @@ export class AksTarget implements Target {
     progress?: StepProgress,
   ): Promise<DeployResult> {
     const plan = this.plan(spec);
+    const exposure = this.exposure(spec, plan);
     const gpus = await this.poolGpus(plan, signal);
     if (spec.replicas > gpus) {
       throw new InvalidInputError(
@@ -173,7 +211,8 @@ export class AksTarget implements Target {
       image: image.imageRef,
       replicas: spec.replicas,
       topK: spec.topK,
-      servicePort: this.settings.servicePort,
+      servicePort: exposure.port,
+      exposure,
       environment: this.settings.environment,
       cluster: plan.clusterName,
     });
@@ -192,35 +231,52 @@ export class AksTarget implements Target {
 
   async checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport> {
     const plan = this.plan(spec);
-    const rollout = await this.onCluster(plan, `reading the rollout of ${spec.name}`, signal, (kc) =>
-      rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, this.settings.podFailureGraceMs),
-    );
+    const exposure = this.exposure(spec, plan);
+    const { rollout, tls } = await this.onCluster(plan, `reading the rollout of ${spec.name}`, signal, async (kc) => {
+      const report = await rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, this.settings.podFailureGraceMs);
+      return { rollout: report, tls: report.loadBalancer && (await this.endpointTls(kc, plan, exposure)) };
+    });
     return {
       ready: rollout.ready,
       readyReplicas: rollout.readyReplicas,
       desiredReplicas: rollout.desiredReplicas,
       reason: rollout.reason,
       fatal: rollout.fatal,
-      endpoint: rollout.address,
+      endpoint: rollout.loadBalancer && endpointUrl(exposure, rollout.loadBalancer.address, tls?.servername),
       replicaUrls: [],
     };
   }
 
   async endpointAccess(spec: DeploymentSpec): Promise<EndpointAccess> {
     const plan = this.plan(spec);
-    const { rollout, apiKey } = await this.onCluster(
+    const exposure = this.exposure(spec, plan);
+    const { rollout, apiKey, tls } = await this.onCluster(
       plan,
       `reading the endpoint of ${spec.name}`,
       undefined,
       async (kc) => ({
         rollout: await rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, Number.POSITIVE_INFINITY),
         apiKey: await readApiKey(kc, plan.namespace, spec.name),
+        tls: await this.endpointTls(kc, plan, exposure),
       }),
     );
-    if (!rollout.address || !apiKey) {
-      throw new Error(`Deployment "${spec.name}" has no ${rollout.address ? 'key' : 'LoadBalancer address'} yet.`);
+    const lb = rollout.loadBalancer;
+    if (!lb || !apiKey) {
+      throw new Error(`Deployment "${spec.name}" has no ${lb ? 'key' : 'LoadBalancer address'} yet.`);
     }
-    return { endpoint: rollout.address, apiKey };
+    return {
+      endpoint: endpointUrl(exposure, lb.address, tls?.servername),
+      apiKey,
+      ...(tls ? { connectTo: lb.address, tls } : {}),
+    };
+  }
+
+  /** How an HTTPS endpoint is verified, from its TLS Secret (certificates only); undefined for HTTP. */
+  private async endpointTls(kc: KubeConfig, plan: AksPlan, exposure: EndpointExposure) {
+    if (!exposure.tls) return undefined;
+    const certs = await readTlsSecret(kc, plan.namespace, exposure.tls.secretName);
+    if (!certs) throw new Error(`TLS Secret ${plan.namespace}/${exposure.tls.secretName} is missing`);
+    return pinnedTls(exposure, certs);
   }
 
   async teardown(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<TeardownReport> {

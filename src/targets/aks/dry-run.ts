@@ -20,6 +20,7 @@ import { assertNotRetired } from './gpu-sizes';
 import { devicePluginManifest, scoringManifests } from './kubernetes-manifests';
 import { GPU_TAINT, OWNER_TAG } from './managed-cluster';
 import { estimateHourlyCost } from './price-table';
+import { endpointExposure } from './tls-exposure';
 import type { CostEstimate } from './price-table';
 
 export interface DryRunInput {
@@ -102,6 +103,24 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
       createdByInferctl: true,
     },
   );
+  const exposure = endpointExposure(
+    { name: input.name, subscriptionId: env.AZURE_SUBSCRIPTION_ID ?? '', resourceGroup, location },
+    input.aks,
+  );
+  const tlsObjects = exposure.tls
+    ? [
+        {
+          kind: 'Secret',
+          name:
+            `${plan.namespace}/${exposure.tls.secretName} (kubernetes.io/tls, ` +
+            (exposure.tls.source === 'deployment-ca'
+              ? `made at provision for ${exposure.fqdn})`
+              : exposure.tls.source === 'user-files'
+                ? 'from --tls-cert/--tls-key)'
+                : 'yours, must exist)'),
+        },
+      ]
+    : [];
   const manifests = scoringManifests({
     namespace: plan.namespace,
     name: input.name,
@@ -109,10 +128,23 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
     image,
     replicas: input.replicas,
     topK: input.topK,
-    servicePort: 80,
+    servicePort: exposure.port,
+    exposure,
     environment: settings.environment,
     cluster: plan.clusterName,
   });
+  // The TLS Secret's data is made at provision (a new CA and key each deployment): shown without it.
+  const tlsManifests: KubernetesObject[] =
+    exposure.tls && exposure.tls.source !== 'user-secret'
+      ? [
+          {
+            apiVersion: 'v1',
+            kind: 'Secret',
+            metadata: { name: exposure.tls.secretName, namespace: plan.namespace },
+            type: 'kubernetes.io/tls',
+          } as KubernetesObject,
+        ]
+      : [];
   const kubernetes = [
     { kind: 'DaemonSet', name: 'kube-system/nvidia-device-plugin-daemonset (only if missing)' },
     ...manifests.map((o) => ({
@@ -120,6 +152,7 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
       name: `${o.metadata?.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata?.name}`,
     })),
   ];
+  kubernetes.splice(2, 0, ...tlsObjects); // after the namespace: made at provision, before the rest
   const cost = estimateHourlyCost(
     plan.existingCluster
       ? []
@@ -135,7 +168,7 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
     resources,
     kubernetes,
     armRequests: await armRequests(settings, plan, owner, input.name, context.digest),
-    kubernetesObjects: [devicePluginManifest(), ...manifests],
+    kubernetesObjects: [devicePluginManifest(), manifests[0]!, ...tlsManifests, ...manifests.slice(1)],
     image,
     cost,
     ...(input.ttlSeconds

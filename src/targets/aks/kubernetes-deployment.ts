@@ -86,7 +86,8 @@ export interface RolloutReport {
   ready: boolean;
   readyReplicas: number;
   desiredReplicas: number;
-  address?: string;
+  /** The LoadBalancer's address (its ingress IP or host name) and the Service port, once it has one. */
+  loadBalancer?: { address: string; port: number };
   reason?: string;
   fatal?: boolean;
 }
@@ -133,7 +134,8 @@ export async function rolloutStatus(
   });
   const ingress = service?.status?.loadBalancer?.ingress?.[0];
   const port = service?.spec?.ports?.[0]?.port;
-  if (ingress && port) report.address = `http://${ingress.ip ?? ingress.hostname}:${port}`;
+  const address = ingress?.ip ?? ingress?.hostname;
+  if (address && port) report.loadBalancer = { address, port };
   else waiting.push('the LoadBalancer has no external address yet');
 
   if (waiting.length === 0) return { ...report, ready: true };

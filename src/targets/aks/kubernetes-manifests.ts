@@ -1,9 +1,11 @@
 /**
  * The Kubernetes objects of one AKS deployment, as plain data: a namespace, the endpoint key as a Secret,
  * the scoring Deployment (one GPU per replica, tolerating the GPU pool's taint; a startup probe that gives
- * the model time to load, then readiness on /readyz and liveness on /healthz) and a LoadBalancer Service.
- * The pod runs as the image's non-root user; the key Secret is mounted 0440 with the pod's fsGroup set to
- * the image's group, so the server (and no other user) can read it: the server accepts exactly that. Also the NVIDIA device plugin, which makes
+ * the model time to load, then readiness on /readyz and liveness on /healthz) and a LoadBalancer Service,
+ * whose annotations, port and TLS come from the deployment's EndpointExposure (tls-exposure.ts; the TLS
+ * Secret itself is made at provision). The pod runs as the image's non-root user; the key Secrets (the
+ * endpoint key, the TLS key) are mounted 0440 with the pod's fsGroup set to the image's group, so the server
+ * (and no other user) can read them: the server accepts exactly that. Also the NVIDIA device plugin, which makes
  * the nodes advertise `nvidia.com/gpu` when the cluster does not run it already.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -11,6 +13,8 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { IMAGE_FILES, IMAGE_GID, IMAGE_UID } from './build-context';
 import { CLUSTER_ANNOTATION, ENVIRONMENT_ANNOTATION } from './environment-tag';
 import { GPU_POOL_LABEL } from './managed-cluster';
+import { serviceAnnotations } from './tls-exposure';
+import type { EndpointExposure } from './tls-exposure';
 
 export const SCORER_PORT = 5001;
 export const FIELD_MANAGER = 'inferctl';
@@ -37,36 +41,47 @@ export interface ScoringManifestInput {
   /** The installation and the cluster, annotated on the namespace for the janitor (environment-tag.ts). */
   environment?: string;
   cluster?: string;
+  /** Internal or public, HTTPS or HTTP; left out, a public plain-HTTP Service. */
+  exposure?: EndpointExposure;
 }
+
+const TLS_MOUNT = '/etc/inferctl-tls';
 
 export function secretName(name: string): string {
   return `${name}-api-key`;
+}
+
+/** The deployment's namespace, owned by it: applied at provision (for the TLS Secret) and again at deploy. */
+/** The deployment's namespace, annotated with its owner and, for the janitor, its installation and cluster. */
+export function namespaceManifest(
+  namespace: string,
+  name: string,
+  ownerId: string,
+  tags: { environment?: string; cluster?: string } = {},
+): KubernetesObject {
+  const labels = { app: name, [MANAGED_BY_LABEL]: 'inferctl' };
+  const annotations = {
+    [OWNER_ANNOTATION]: ownerId,
+    ...(tags.environment ? { [ENVIRONMENT_ANNOTATION]: tags.environment } : {}),
+    ...(tags.cluster ? { [CLUSTER_ANNOTATION]: tags.cluster } : {}),
+  };
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: namespace, labels, annotations } };
 }
 
 export function scoringManifests(input: ScoringManifestInput): KubernetesObject[] {
   const labels = { app: input.name, [MANAGED_BY_LABEL]: 'inferctl' };
   const annotations = { [OWNER_ANNOTATION]: input.ownerId };
   const meta = (name: string) => ({ name, namespace: input.namespace, labels, annotations });
+  const tlsSecret = input.exposure?.tls?.secretName;
   const probe = (path: string, periodSeconds: number) => ({
-    httpGet: { path, port: SCORER_PORT },
+    // The kubelet probes HTTPS without verifying the certificate, as Kubernetes does.
+    httpGet: { path, port: SCORER_PORT, ...(tlsSecret ? { scheme: 'HTTPS' } : {}) },
     periodSeconds,
     timeoutSeconds: 2,
     failureThreshold: 3,
   });
   return [
-    {
-      apiVersion: 'v1',
-      kind: 'Namespace',
-      metadata: {
-        name: input.namespace,
-        labels,
-        annotations: {
-          ...annotations,
-          ...(input.environment ? { [ENVIRONMENT_ANNOTATION]: input.environment } : {}),
-          ...(input.cluster ? { [CLUSTER_ANNOTATION]: input.cluster } : {}),
-        },
-      },
-    },
+    namespaceManifest(input.namespace, input.name, input.ownerId, input),
     {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -119,8 +134,9 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                   // CUDA when the node's GPU works; otherwise CPU, and the log says so plainly.
                   '--gpu',
                   '--allow-cpu-fallback',
+                  ...(tlsSecret ? ['--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`] : []),
                 ],
-                ports: [{ name: 'http', containerPort: SCORER_PORT }],
+                ports: [{ name: tlsSecret ? 'https' : 'http', containerPort: SCORER_PORT }],
                 resources: {
                   requests: { cpu: '1', memory: '2Gi' },
                   limits: { 'nvidia.com/gpu': '1', memory: '8Gi' },
@@ -132,7 +148,10 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                 livenessProbe: probe('/healthz', 10),
                 // A server that exits on start says why in its last lines: they become the termination message.
                 terminationMessagePolicy: 'FallbackToLogsOnError',
-                volumeMounts: [{ name: 'api-key', mountPath: API_KEY_MOUNT, readOnly: true }],
+                volumeMounts: [
+                  { name: 'api-key', mountPath: API_KEY_MOUNT, readOnly: true },
+                  ...(tlsSecret ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
+                ],
               },
             ],
             volumes: [
@@ -144,6 +163,9 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                   items: [{ key: 'api-key', path: 'api-key' }],
                 },
               },
+              ...(tlsSecret
+                ? [{ name: 'tls', secret: { secretName: tlsSecret, defaultMode: API_KEY_FILE_MODE } }]
+                : []),
             ],
           },
         },
@@ -152,11 +174,17 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
     {
       apiVersion: 'v1',
       kind: 'Service',
-      metadata: meta(input.name),
+      metadata: {
+        ...meta(input.name),
+        annotations: { ...annotations, ...(input.exposure ? serviceAnnotations(input.exposure) : {}) },
+      },
       spec: {
         type: 'LoadBalancer',
         selector: { app: input.name },
-        ports: [{ name: 'http', port: input.servicePort, targetPort: SCORER_PORT }],
+        // TCP at the load balancer (Azure's is L4): TLS passes through to the scoring server.
+        ports: [
+          { name: tlsSecret ? 'https' : 'http', protocol: 'TCP', port: input.servicePort, targetPort: SCORER_PORT },
+        ],
       },
     } as KubernetesObject,
   ];

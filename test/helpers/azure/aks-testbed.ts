@@ -136,7 +136,7 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
     backoffMs: 1000,
     logFile: controlPlane.containerLogFile,
   }).start();
-  const lb = new CloudLoadBalancer(kc, kubelet).start();
+  const lb = new CloudLoadBalancer(kc, kubelet, TEST_LOCATION).start();
   const servicePort = await freePort();
 
   return {

@@ -1,11 +1,12 @@
 /**
  * Plays Azure's cloud side of a LoadBalancer Service for the aks tests, the part kwok cannot: each
- * LoadBalancer Service gets its own address, as each gets its own public IP on Azure (a loopback address
- * of its own, 127.0.0.1 for the first, 127.0.0.2 for the next, …); it listens there at the Service port and forwards each connection (TCP,
- * round robin) to a ready container of the Service's pods, as the kubelet stand-in runs them (an Azure
- * load balancer's health probe likewise keeps traffic off pods that are not ready). Once a backend is
- * ready it publishes that address in the Service's status, so the smoke query reaches a real scoring
- * server through the address Kubernetes reports. When the Service goes away, so does the listener.
+ * LoadBalancer Service gets the frontend Azure's rules give it (lb-frontend.ts: a public IP of its own, or
+ * with the internal annotation a private VNet address; a DNS label checked and unique; status carries the IP
+ * only); it listens there at the Service port and forwards each connection (L4 TCP, round robin, so TLS passes
+ * through) to a ready container of the Service's pods, as the kubelet stand-in runs them (an Azure load
+ * balancer's health probe, a TCP connect, likewise keeps traffic off backends that do not answer). Once a
+ * backend answers it publishes the address in the Service's status, so the smoke query reaches a real
+ * scoring server through the address Kubernetes reports. When the Service goes away, so does the listener.
  */
 import net from 'node:net';
 
@@ -13,6 +14,7 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig, V1Service } from '@kubernetes/client-node';
 
 import type { Kubelet } from '../kubernetes/kubelet';
+import { LbFrontends, tcpProbe } from './lb-frontend';
 
 interface Listener {
   server: net.Server;
@@ -26,11 +28,15 @@ export class CloudLoadBalancer {
   private busy = false;
   private stopped = false;
   readonly events: string[] = [];
+  readonly frontends: LbFrontends;
 
   constructor(
     private readonly kc: KubeConfig,
     private readonly kubelet: Kubelet,
-  ) {}
+    location = 'eastus',
+  ) {
+    this.frontends = new LbFrontends(location);
+  }
 
   start(): this {
     this.timer = setInterval(() => void this.reconcile(), 300);
@@ -56,9 +62,11 @@ export class CloudLoadBalancer {
       for (const svc of services) {
         const key = `${svc.metadata!.namespace}/${svc.metadata!.name}`;
         seen.add(key);
-        if (!this.listeners.has(key)) await this.listen(key, svc);
+        if (!this.listeners.has(key) && !(await this.listen(key, svc))) continue;
         const ip = this.listeners.get(key)!.ip;
-        const ready = this.backends(svc).length > 0;
+        const [backend] = this.backends(svc);
+        const [host, port] = (backend ?? ':').split(':') as [string, string];
+        const ready = backend !== undefined && (await tcpProbe(host, Number(port)));
         if (ready && !svc.status?.loadBalancer?.ingress?.length && !this.stopped) await this.publish(core, svc, ip);
       }
       for (const key of [...this.listeners.keys()]) if (!seen.has(key)) this.close(key);
@@ -73,11 +81,15 @@ export class CloudLoadBalancer {
     return this.kubelet.readyEndpoints(svc.metadata!.namespace!, svc.spec?.selector ?? {});
   }
 
-  private async listen(key: string, svc: V1Service): Promise<void> {
-    const taken = new Set([...this.listeners.values()].map((l) => l.ip));
-    let n = 1;
-    while (taken.has(`127.0.0.${n}`)) n++;
-    const listener: Listener = { server: net.createServer(), ip: `127.0.0.${n}`, next: 0 };
+  /** Listens on the Service's frontend; false when Azure would give it none (the reason is in `events`). */
+  private async listen(key: string, svc: V1Service): Promise<boolean> {
+    const frontend = this.frontends.allocate(svc);
+    if ('error' in frontend) {
+      const event = `no frontend for ${key}: ${frontend.error}`;
+      if (!this.events.includes(event)) this.events.push(event);
+      return false;
+    }
+    const listener: Listener = { server: net.createServer(), ip: frontend.ip, next: 0 };
     listener.server.on('connection', (socket) => {
       // The Service's current backends, looked up per connection: a pod that stopped being ready gets none.
       const core = this.kc.makeApiClient(CoreV1Api);
@@ -102,11 +114,13 @@ export class CloudLoadBalancer {
     });
     this.listeners.set(key, listener);
     this.events.push(`listening for ${key} on ${listener.ip}:${port}`);
+    return true;
   }
 
   private close(key: string): void {
     this.listeners.get(key)?.server.close();
     this.listeners.delete(key);
+    this.frontends.release(key);
     this.events.push(`stopped ${key}`);
   }
 

@@ -6,6 +6,8 @@
  * kubelet: every periodSeconds); the limits are real time.
  */
 import type { ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import https from 'node:https';
 
 import type { V1Container, V1Probe } from '@kubernetes/client-node';
 
@@ -31,15 +33,12 @@ export async function probeContainer(
   const answers = async (probe: V1Probe) => {
     const get = probe.httpGet;
     if (!get) return true;
-    try {
-      const res = await fetch(`http://127.0.0.1:${run.hostPort}${get.path ?? '/'}`, {
-        signal: AbortSignal.timeout((probe.timeoutSeconds ?? 1) * 1000),
-      });
-      await res.arrayBuffer();
-      return res.status >= 200 && res.status < 400;
-    } catch {
-      return false;
-    }
+    // scheme HTTPS: the kubelet does not verify the certificate (Kubernetes' documented probe behaviour).
+    const status = await httpStatus(
+      `${get.scheme === 'HTTPS' ? 'https' : 'http'}://127.0.0.1:${run.hostPort}${get.path ?? '/'}`,
+      (probe.timeoutSeconds ?? 1) * 1000,
+    );
+    return status !== undefined && status >= 200 && status < 400;
   };
   const limitMs = (p: V1Probe) =>
     ((p.initialDelaySeconds ?? 0) + (p.failureThreshold ?? 3) * (p.periodSeconds ?? 10)) * 1000;
@@ -72,4 +71,18 @@ export async function probeContainer(
     }
     await new Promise((r) => setTimeout(r, PROBE_TICK_MS));
   }
+}
+
+/** The status of a GET, or undefined when it did not answer in time; HTTPS without certificate checks. */
+function httpStatus(url: string, timeoutMs: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
+    const get = url.startsWith('https:') ? https.get : http.get;
+    const req = get(url, { timeout: timeoutMs, rejectUnauthorized: false }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode));
+      res.on('error', () => resolve(undefined));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(undefined));
+  });
 }

@@ -6,14 +6,17 @@
  * and no node behind; the endpoint key never enters workflow history.
  */
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { describe, test } from 'node:test';
 
+import { CoreV1Api } from '@kubernetes/client-node';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { deployWorkflowId } from '../../../src/shared/deploy-types';
 import type { DeployInput } from '../../../src/shared/deploy-types';
 import { kubeConfigFromYaml, readApiKey } from '../../../src/targets/aks/kubernetes-deployment';
+import { endpointRequest } from '../../../src/targets/endpoint-request';
 import { deploy, statusQuery, teardownSignal } from '../../../workflows/deploy';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { aksSuite } from '../../helpers/azure/aks-suite';
@@ -58,7 +61,38 @@ describe('deploy workflow on the aks target', () => {
       180_000,
     );
     assert.equal(serving.smoke?.predictions[0]?.label, 'red', 'a real scoring server answered through the LB');
-    assert.match(serving.endpoint ?? '', /^http:\/\/127\.0\.0\.\d+:\d+$/, "the Service's own address");
+    // A public endpoint is HTTPS by default, named by the DNS label its certificate was made for.
+    const fqdn = new RegExp(`^inferctl-${name}-[0-9a-f]{8}\\.eastus\\.cloudapp\\.azure\\.com$`);
+    assert.equal(serving.tls?.source, 'deployment-ca');
+    assert.match(serving.tls.hostname, fqdn);
+    assert.equal(serving.endpoint, `https://${serving.tls.hostname}:${new URL(serving.endpoint ?? 'x:').port}`);
+    const kc = kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig);
+    const tlsSecret = await kc
+      .makeApiClient(CoreV1Api)
+      .readNamespacedSecret({ name: `${name}-tls`, namespace: `inferctl-${name}` });
+    assert.equal(tlsSecret.type, 'kubernetes.io/tls');
+    const caPem = Buffer.from(tlsSecret.data!['ca.crt']!, 'base64').toString();
+    const tlsKey = Buffer.from(tlsSecret.data!['tls.key']!, 'base64').toString();
+    assert.equal(serving.tls.fingerprint, new crypto.X509Certificate(caPem).fingerprint256, 'the CLI shows this CA');
+    assert.equal(serving.tls.caPem, caPem);
+    const frontend = suite.bed.lb.frontends.frontends.get(`inferctl-${name}/${name}`);
+    assert.deepEqual(
+      { kind: frontend?.kind, fqdn: frontend?.fqdn },
+      { kind: 'public', fqdn: serving.tls.hostname },
+      'a public IP named by the Service’s DNS label',
+    );
+    // Through the load balancer (L4: TLS passes through), the CA pins the server; without it, no handshake.
+    const endpoint = serving.endpoint;
+    const pinned = { endpoint, connectTo: frontend!.ip, tls: { ca: caPem, servername: serving.tls.hostname } };
+    assert.equal((await endpointRequest(pinned, '/healthz', { method: 'GET' })).status, 200);
+    await assert.rejects(endpointRequest({ endpoint, connectTo: frontend!.ip }, '/healthz', { method: 'GET' }), {
+      code: 'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    });
+    const lbPort = new URL(endpoint).port;
+    await assert.rejects(
+      endpointRequest({ endpoint: `http://${frontend!.ip}:${lbPort}` }, '/healthz', { method: 'GET' }),
+      'no plain HTTP on the public IP',
+    );
     assert.match(serving.imageRef ?? '', new RegExp(`^inferctltests\\.azurecr\\.io/inferctl-scorer:[0-9a-f]{64}$`));
     assert.match(serving.apiKeyRef ?? '', new RegExp(`secret inferctl-${name}/${name}-api-key`));
 
@@ -144,6 +178,8 @@ describe('deploy workflow on the aks target', () => {
     // The key lives in the Kubernetes Secret only: it is never in the workflow's history.
     const history = JSON.stringify(await suite.client.workflow.getHandle(deployWorkflowId(name)).fetchHistory());
     assert.ok(!history.includes(key), 'the endpoint key is not in the workflow history');
+    const keyBody = tlsKey.replace(/-----[A-Z ]+-----/g, '').replace(/\s/g, '');
+    assert.ok(!history.replace(/\\n/g, '').includes(keyBody.slice(0, 40)), 'nor is the TLS private key');
   });
 
   test('a second deployment of the same model reuses the image its digest names', async () => {

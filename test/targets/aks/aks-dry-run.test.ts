@@ -45,8 +45,9 @@ describe('deploy --target aks --dry-run', () => {
     assert.match(report.image, /inferctl-scorer:[0-9a-f]{64}$/);
     assert.deepEqual(
       report.kubernetes.map((k) => k.kind),
-      ['DaemonSet', 'Namespace', 'Secret', 'Deployment', 'Service'],
+      ['DaemonSet', 'Namespace', 'Secret', 'Secret', 'Deployment', 'Service'],
     );
+    assert.match(report.kubernetes[2]!.name, /-tls \(kubernetes\.io\/tls, made at provision for inferctl-colours-/);
     const expected =
       PRICE_TABLE.vmHourly.Standard_D2s_v3! +
       2 * PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! +

@@ -98,7 +98,7 @@ describe('Kubernetes rollout of the scoring deployment', () => {
     });
     const ready = await rolloutStatus(kc, 'ns-ok', 'ok', 1, 60_000);
     assert.equal(ready.ready, true);
-    assert.equal(ready.address, 'http://20.1.2.3:8080');
+    assert.deepEqual(ready.loadBalancer, { address: '20.1.2.3', port: 8080 });
     assert.equal(await deleteNamespace(kc, 'ns-ok'), true);
     assert.equal(await deleteNamespace(kc, 'ns-ok'), false, 'deleting again finds nothing: done');
   });
