@@ -238,6 +238,24 @@ async function run(words: string[], stage: Stage, dockerfile: string, where: str
   copyTree(path.join(cached, 'node_modules'), path.join(cwd, 'node_modules'), undefined);
 }
 
+const BUILD_NETWORK_VARS = [
+  'NODE_EXTRA_CA_CERTS',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'HTTPS_PROXY',
+  'HTTP_PROXY',
+  'NO_PROXY',
+  'https_proxy',
+  'http_proxy',
+  'no_proxy',
+];
+
+function buildNetworkEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of BUILD_NETWORK_VARS) if (process.env[name]) env[name] = process.env[name];
+  return env;
+}
+
 function npm(args: string[], cwd: string, env: Record<string, string>, where: string): Promise<void> {
   // The image's npm is the host's (found on PATH), run by the project's Node, in the stage's environment.
   const npmCli = fs.realpathSync(whichOnPath('npm'));
@@ -246,6 +264,9 @@ function npm(args: string[], cwd: string, env: Record<string, string>, where: st
       cwd,
       env: {
         ...env,
+        // The build machine's network, as a real image build has it: its CAs (a TLS-inspecting proxy's
+        // included) and proxies. Nothing else of the host's environment reaches the image.
+        ...buildNetworkEnv(),
         HOME: process.env.HOME ?? '/root',
         PATH: `${path.dirname(process.execPath)}:${env.PATH ?? STANDARD_PATH}`,
       },

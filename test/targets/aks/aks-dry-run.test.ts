@@ -13,6 +13,7 @@ import type { V1Deployment } from '@kubernetes/client-node';
 import { acrPullAssignmentBody, acrPullAssignmentName } from '../../../src/targets/aks/acr-pull';
 import type { DryRunReport } from '../../../src/targets/aks/dry-run';
 import { KUBELET_PLACEHOLDER } from '../../../src/targets/aks/dry-run-requests';
+import { endpointExposure } from '../../../src/targets/aks/tls-exposure';
 import { scoringManifests } from '../../../src/targets/aks/kubernetes-manifests';
 import { PRICE_TABLE } from '../../../src/targets/aks/price-table';
 import { demoAssets } from '../../helpers/workers';
@@ -100,10 +101,19 @@ describe('deploy --target aks --dry-run', () => {
     assert.ok(report.armRequests.every((r) => /[?&]api-version=/.test(r.path)));
 
     // The Kubernetes objects in full: what the target applies, probes and pod security context included.
+    // A public endpoint is HTTPS by default: the TLS Secret (its data made at provision) follows the namespace.
     assert.deepEqual(
-      report.kubernetesObjects.map((o) => o.kind),
-      ['DaemonSet', 'Namespace', 'Secret', 'Deployment', 'Service'],
+      report.kubernetesObjects.map(
+        (o) => `${o.kind}${(o as { type?: string }).type ? ` ${(o as { type?: string }).type}` : ''}`,
+      ),
+      ['DaemonSet', 'Namespace', 'Secret kubernetes.io/tls', 'Secret', 'Deployment', 'Service'],
     );
+    const exposure = endpointExposure({
+      name: 'colours',
+      subscriptionId: sub,
+      resourceGroup: 'ml',
+      location: 'westeurope',
+    });
     const expected = scoringManifests({
       namespace: 'inferctl-colours',
       name: 'colours',
@@ -111,18 +121,33 @@ describe('deploy --target aks --dry-run', () => {
       image: report.image,
       replicas: 1,
       topK: 5,
-      servicePort: 80,
+      servicePort: exposure.port,
+      exposure,
       environment: '127.0.0.1:1/default',
       cluster: 'inferctl-colours',
     });
-    const deployment = report.kubernetesObjects[3] as V1Deployment;
+    const deployment = report.kubernetesObjects[4] as V1Deployment;
     const podSpec = deployment.spec!.template.spec!;
-    assert.deepEqual(podSpec.securityContext, (expected[2] as V1Deployment).spec!.template.spec!.securityContext);
     assert.deepEqual(deployment, JSON.parse(JSON.stringify(expected[2])));
+    // What a reader checks there: non-root with the key group-readable through fsGroup, probes over HTTPS.
+    assert.deepEqual(
+      { ...podSpec.securityContext },
+      { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 },
+    );
+    assert.deepEqual(
+      podSpec.volumes?.map((v) => [v.name, v.secret?.defaultMode]),
+      [
+        ['api-key', 0o440],
+        ['tls', 0o440],
+      ],
+    );
     const scorer = podSpec.containers[0]!;
+    assert.equal(scorer.startupProbe?.httpGet?.path, '/healthz');
     assert.equal(scorer.readinessProbe?.httpGet?.path, '/readyz');
+    assert.equal(scorer.readinessProbe?.httpGet?.scheme, 'HTTPS');
     assert.equal(scorer.livenessProbe?.httpGet?.path, '/healthz');
-    assert.equal((report.kubernetesObjects[2] as { stringData?: unknown }).stringData, undefined, 'no key printed');
+    assert.equal((report.kubernetesObjects[3] as { stringData?: unknown }).stringData, undefined, 'no key printed');
+    assert.equal((report.kubernetesObjects[2] as { data?: unknown }).data, undefined, 'no TLS key printed');
 
     // The cost: the hour and the whole TTL.
     assert.equal(report.ttlCost?.ttlSeconds, 7200);
