@@ -12,7 +12,7 @@
  * and the sum-of-parts limit on C cores, C / (D + C·I) items per ms: no pipeline can beat it, since each
  * image needs D core-ms of decode and C·I core-ms of inference. Writes bench/results/<date>.json and .md.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,6 +31,7 @@ import type { BatchOutcome } from '../workflows/batch-score';
 import { runControlWorker } from '../worker/control';
 import { installWorkerRuntime } from '../worker/runtime';
 import { ensurePhotoCorpus } from './photo-corpus';
+import { startGpuWorker } from './gpu-worker-process';
 import { scaleBench } from './scale-bench';
 
 const execFileAsync = promisify(execFile);
@@ -159,18 +160,9 @@ async function fullWorkflow(
   process.env.TEMPORAL_ADDRESS = server.address;
   let stopWorker!: () => void;
   const control = runControlWorker({ until: new Promise<void>((r) => (stopWorker = r)) });
-  const gpu = spawn(
-    process.execPath,
-    [path.join(ROOT, 'dist', 'worker', 'gpu.js'), '--max-concurrent-shards', String(opts.concurrency)],
-    { env: { INFERCTL_LOG_LEVEL: 'WARN', ...process.env }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  await new Promise<void>((resolve) =>
-    gpu.stdout.on('data', (d: Buffer) => {
-      const text = d.toString();
-      gpuThreads ||= /Threads: .*/.exec(text)?.[0] ?? '';
-      if (text.includes('polling')) resolve();
-    }),
-  );
+  const started = await startGpuWorker(opts.concurrency);
+  const gpu = started.gpu;
+  gpuThreads ||= started.threads;
   const connection = await Connection.connect({ address: server.address });
   try {
     const client = new Client({ connection });

@@ -7,7 +7,6 @@
  * worker's RSS after warm-up and at its peak, the output's size, and checks that every index 0…N-1
  * appears exactly once in predictions.jsonl + errors.jsonl. Writes bench/results/scale-<date>.json/.md.
  */
-import { spawn } from 'node:child_process';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import fs from 'node:fs/promises';
@@ -24,6 +23,7 @@ import type { BatchScoreInput } from '../src/shared/batch-types';
 import { startDevServer } from '../src/temporal/dev-server';
 import { batchScore } from '../workflows/batch-score';
 import { runControlWorker } from '../worker/control';
+import { startGpuWorker } from './gpu-worker-process';
 
 export interface ScaleBenchOptions {
   items: number;
@@ -32,7 +32,6 @@ export interface ScaleBenchOptions {
   log: (line: string) => void;
 }
 
-const ROOT = path.resolve(__dirname, '..', '..');
 
 function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
   return fs
@@ -98,19 +97,7 @@ export async function scaleBench({ items, work, results, log }: ScaleBenchOption
   process.env.TEMPORAL_ADDRESS = server.address;
   let stopWorker!: () => void;
   const control = runControlWorker({ until: new Promise<void>((r) => (stopWorker = r)) });
-  const gpu = spawn(
-    process.execPath,
-    [path.join(ROOT, 'dist', 'worker', 'gpu.js'), '--max-concurrent-shards', String(concurrency)],
-    { env: { INFERCTL_LOG_LEVEL: 'WARN', ...process.env }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let threads = '';
-  await new Promise<void>((resolve) =>
-    gpu.stdout.on('data', (d: Buffer) => {
-      const text = d.toString();
-      threads ||= /Threads: .*/.exec(text)?.[0] ?? '';
-      if (text.includes('polling')) resolve();
-    }),
-  );
+  const { gpu, threads } = await startGpuWorker(concurrency);
   const connection = await Connection.connect({ address: server.address });
   try {
     const client = new Client({ connection });
