@@ -32,7 +32,6 @@ export interface ScaleBenchOptions {
   log: (line: string) => void;
 }
 
-
 function rssMb(pid: number, field: 'VmRSS' | 'VmHWM'): Promise<number | undefined> {
   return fs
     .readFile(`/proc/${pid}/status`, 'utf8')
