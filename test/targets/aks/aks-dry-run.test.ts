@@ -106,7 +106,7 @@ describe('deploy --target aks --dry-run', () => {
       report.kubernetesObjects.map(
         (o) => `${o.kind}${(o as { type?: string }).type ? ` ${(o as { type?: string }).type}` : ''}`,
       ),
-      ['DaemonSet', 'Namespace', 'Secret kubernetes.io/tls', 'Secret', 'Deployment', 'Service'],
+      ['DaemonSet', 'Namespace', 'Secret kubernetes.io/tls', 'Secret Opaque', 'Deployment', 'Service'],
     );
     const exposure = endpointExposure({
       name: 'colours',
