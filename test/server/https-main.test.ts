@@ -14,21 +14,12 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { makeColourJpeg } from '../../src/demo/sample-images';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
+import { SERVER_MAIN, runServerMain } from '../helpers/server-main';
 import { mintDeploymentCertificate } from '../../src/targets/aks/tls-certificate';
 import { endpointRequest } from '../../src/targets/endpoint-request';
 
 const KEY = 'https-test-key';
 const DNS_NAME = 'inferctl-https-0000beef.eastus.cloudapp.azure.com';
-const SERVER_MAIN = path.resolve(__dirname, '..', '..', 'src', 'server', 'main.js');
-
-function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SERVER_MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (code) => resolve({ code, stderr }));
-  });
-}
 
 describe('scoring server process over HTTPS', () => {
   let dir: string;
@@ -137,7 +128,7 @@ describe('scoring server process over HTTPS', () => {
       [[...base, '--tls-key', tlsKeyFile], /--tls-cert and --tls-key go together/],
       [[...base, '--tls-cert', path.join(dir, 'none.crt'), '--tls-key', tlsKeyFile], /cannot use the TLS certificate/],
     ];
-    const results = await Promise.all(cases.map(([args]) => run(args)));
+    const results = await Promise.all(cases.map(([args]) => runServerMain(args)));
     results.forEach(({ code, stderr }, i) => {
       assert.equal(code, 1, cases[i]![0].join(' '));
       assert.match(stderr, cases[i]![1]);

@@ -9,24 +9,15 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { makeColourJpeg } from '../../src/demo/sample-images';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
+import { SERVER_MAIN, runServerMain } from '../helpers/server-main';
 
 const KEY = 'main-test-key';
-const SERVER_MAIN = path.resolve(__dirname, '..', '..', 'src', 'server', 'main.js');
 
 interface ReadyFile {
   pid: number;
   port: number;
   url: string;
   modelDigest: string;
-}
-
-function run(args: string[]): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [SERVER_MAIN, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (code) => resolve({ code, stderr }));
-  });
 }
 
 describe('scoring server process (main.js)', () => {
@@ -114,7 +105,7 @@ describe('scoring server process (main.js)', () => {
       [['--model', modelPath, '--api-key-file', keyFile, '--top-k', '0'], /--top-k must be an integer ≥ 1/],
       [['--model', modelPath, '--api-key-file', keyFile, '--bogus'], /Unknown option '--bogus'/],
     ];
-    const results = await Promise.all(cases.map(([args]) => run(args)));
+    const results = await Promise.all(cases.map(([args]) => runServerMain(args)));
     results.forEach(({ code, stderr }, i) => {
       const [args, message] = cases[i]!;
       assert.equal(code, 1, args.join(' '));
