@@ -16,7 +16,7 @@ export type DeployActivities = ReturnType<typeof createDeployActivities> & Retur
  * never gives up.
  */
 export function stepOptions(timings: ResolvedDeployTimings) {
-  const heartbeatTimeout = `${timings.heartbeatTimeoutSeconds}s`;
+  const heartbeatTimeout = timings.heartbeatTimeoutSeconds * 1000; // ms
   return {
     quick: { startToCloseTimeout: '1 minute', retry: { maximumAttempts: 3 } },
     infra: {
@@ -25,7 +25,7 @@ export function stepOptions(timings: ResolvedDeployTimings) {
       retry: { initialInterval: '1s', maximumInterval: '1 minute', maximumAttempts: 5 },
     },
     waiting: {
-      startToCloseTimeout: `${timings.readyTimeoutSeconds + 60}s`,
+      startToCloseTimeout: (timings.readyTimeoutSeconds + 60) * 1000,
       heartbeatTimeout,
       retry: { initialInterval: '1s', maximumAttempts: 5 },
     },

@@ -62,7 +62,7 @@ function idleWatch(input: DeployInput, spec: DeploymentSpec, timings: ResolvedDe
   const watch = activities(
     {
       startToCloseTimeout: '3650 days',
-      heartbeatTimeout: `${Math.max(timings.heartbeatTimeoutSeconds, pollSeconds * 3)}s`,
+      heartbeatTimeout: Math.max(timings.heartbeatTimeoutSeconds, pollSeconds * 3) * 1000,
       retry: { initialInterval: '1s', maximumInterval: '1 minute' },
     },
     `Watch the replicas' request counters (idle TTL ${idleSeconds}s)`,

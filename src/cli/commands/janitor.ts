@@ -91,7 +91,7 @@ export async function janitorCommand(
 }
 
 async function scheduleJanitor(ctx: CommandContext, everySeconds: number, opts: JanitorCommandOptions) {
-  const spec = { intervals: [{ every: `${everySeconds}s` }] };
+  const spec = { intervals: [{ every: everySeconds * 1000 }] }; // ms
   const action = {
     type: 'startWorkflow' as const,
     workflowType: janitor,
