@@ -5,6 +5,9 @@
  *     `maxQueueDelayMicros` (a request that arrives alone waits no longer than that);
  *   - one inference at a time: the next batch forms while the current one runs, and goes as soon as
  *     the runner is free if it is full or its oldest member has waited the delay;
+ *   - eager when nothing else is coming: given `arriving` (how many requests the server has accepted that
+ *     have not reached `submit` yet: still reading or decoding), a free runner does not wait the delay
+ *     when that is 0, since no one could join the batch; a lone client pays no queue delay;
  *   - each submit resolves with its own output row; an inference failure rejects only that batch.
  * Decoding is the caller's job, before `submit`, so a bad image never reaches a batch.
  */
@@ -37,6 +40,11 @@ export interface DynamicBatcherOptions {
   run: (batch: Float32Array[]) => Promise<Float32Array[]>;
   /** Told about each executed batch, after it settles; must not throw. */
   onBatch?: (stats: BatchStats) => void;
+  /**
+   * Requests on their way to `submit` (accepted, body or decode still running). When given and 0, a free
+   * runner takes what is queued at once instead of waiting for company that cannot come.
+   */
+  arriving?: () => number;
 }
 
 interface Pending {
@@ -98,7 +106,8 @@ export class DynamicBatcher {
     const oldest = this.queue[0];
     if (!oldest) return;
     const waited = process.hrtime.bigint() - oldest.enqueuedAt;
-    if (this.queue.length >= this.opts.maxBatchSize || waited >= this.maxDelayNs) {
+    const nothingComing = this.opts.arriving !== undefined && this.opts.arriving() === 0;
+    if (this.queue.length >= this.opts.maxBatchSize || waited >= this.maxDelayNs || nothingComing) {
       this.dispatch();
       return;
     }

@@ -86,6 +86,8 @@ class ModelSlot {
   classifier: Classifier | undefined;
   batcher: DynamicBatcher | undefined;
   loadError: string | undefined;
+  /** /score requests accepted that have not reached the batcher yet (reading the body, decoding). */
+  arriving = 0;
   /** Once the model is loaded: the classifier, or the V2 model of a server without one. */
   loaded = false;
   readonly v2Only: boolean;
@@ -108,6 +110,7 @@ class ModelSlot {
           maxQueueDelayMicros: batching.maxQueueDelayMicros,
           run: (tensors) => c.infer(tensors),
           onBatch: (b) => metrics.recordBatch(b.size, b.inferenceSeconds, b.queueDelaysSeconds),
+          arriving: () => this.arriving,
         });
       }
       this.classifier = c;
@@ -189,13 +192,25 @@ export function createScoringServer(opts: ScoringServerOptions): ScoringServer {
     return slot.ready();
   };
 
-  const score = async (req: http.IncomingMessage, model: Classifier): Promise<unknown> => {
+  const readScoreBody = async (req: http.IncomingMessage): Promise<Buffer> => {
     const body = await readBody(req, opts.maxBodyBytes);
     if (body.length === 0) throw new HttpError(400, 'empty', 'POST the image bytes (JPEG, PNG or WebP) as the body.');
+    return body;
+  };
+  const score = async (req: http.IncomingMessage, model: Classifier): Promise<unknown> => {
     if (slot.batcher) {
-      const probs = await slot.batcher.submit(await decode(body, model));
+      const batcher = slot.batcher;
+      slot.arriving++;
+      let tensor: Float32Array;
+      try {
+        tensor = await decode(await readScoreBody(req), model);
+      } finally {
+        slot.arriving--;
+      }
+      const probs = await batcher.submit(tensor);
       return { predictions: model.topK(probs, opts.topK), modelDigest: model.info.digest };
     }
+    const body = await readScoreBody(req);
     const started = process.hrtime.bigint();
     const [result] = await model.classify([body], opts.topK);
     if (!result) throw new Error('The classifier returned no result.');

@@ -85,6 +85,47 @@ describe('DynamicBatcher', () => {
     assert.ok((stats[0]?.queueDelaysSeconds[0] ?? 0) >= 0.025);
   });
 
+  test('eager when nothing else is coming: a lone request does not wait the delay when arriving() is 0', async () => {
+    const model = fakeModel();
+    const stats: BatchStats[] = [];
+    const batcher = new DynamicBatcher({
+      maxBatchSize: 8,
+      maxQueueDelayMicros: 60_000_000,
+      run: model.run,
+      onBatch: (s) => stats.push(s),
+      arriving: () => 0,
+    });
+    const row = await Promise.race([
+      batcher.submit(tensor(7)),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('waited for the 60 s delay')), 5_000)),
+    ]);
+    assert.equal(row[0], 70);
+    assert.deepEqual(model.batches, [[7]]);
+    assert.ok((stats[0]?.queueDelaysSeconds[0] ?? 1) < 1, `queue delay ${stats[0]?.queueDelaysSeconds[0]} s`);
+  });
+
+  test('with requests on their way, a free runner waits for them to join the batch', async () => {
+    const model = fakeModel();
+    let arriving = 1;
+    const batcher = new DynamicBatcher({
+      maxBatchSize: 8,
+      maxQueueDelayMicros: 60_000_000,
+      run: model.run,
+      arriving: () => arriving,
+    });
+    const first = batcher.submit(tensor(1));
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(model.batches, [], 'the first request waits while another is on its way');
+    arriving = 0; // the second one reaches submit: nothing else is coming
+    const second = batcher.submit(tensor(2));
+    const rows = await Promise.all([first, second]);
+    assert.deepEqual(
+      rows.map((r) => r[0]),
+      [10, 20],
+    );
+    assert.deepEqual(model.batches, [[1, 2]], 'both went in one batch, without waiting the 60 s delay');
+  });
+
   test('one inference at a time: the next batch forms while the current one runs', async () => {
     const model = fakeModel();
     const batcher = new DynamicBatcher({ maxBatchSize: 3, maxQueueDelayMicros: 0, run: model.run });
@@ -229,6 +270,15 @@ describe('scoring server with dynamic batching', () => {
     const ms = Date.now() - started;
     assert.deepEqual(lone, { status: 200, label: 'cyan', code: undefined });
     assert.ok(ms < 2_000, `a lone request took ${ms} ms (delay 20 ms)`);
+  });
+
+  test('a lone client pays no queue delay: with no other request on its way, its batch goes at once', async () => {
+    const { score, metrics } = await listen({ enabled: true, maxBatchSize: 8, maxQueueDelayMicros: 1_000_000 });
+    for (const label of labelsTimes(3)) assert.equal((await score(images.get(label)!)).label, label);
+    const m = await metrics();
+    assert.equal(m.get('inferctl_server_queue_delay_seconds_count'), 3);
+    const waited = m.get('inferctl_server_queue_delay_seconds_sum')!;
+    assert.ok(waited < 0.9, `3 sequential requests waited ${waited} s in all for a batch (the delay is 1 s each)`);
   });
 
   test('a corrupt or non-image body among good ones gets its own 4xx; the others 200', async () => {
