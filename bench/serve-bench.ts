@@ -6,12 +6,12 @@
  * colour CNN; this process drives it with autocannon, keep-alive connections at concurrency 1, 8, 32
  * and 64, posting real JPEGs in turn. Per cell: requests/s (2xx), p50/p95/p99 latency, errors (failed
  * or non-2xx requests), the average executed batch size (from the replica's /metrics), and /healthz's
- * p99 while the cell runs (probed every 100 ms from this process: inference runs off the replica's main
- * thread, so it must keep answering). Next to them, the same images decoded and inferred in one process
+ * p99 while the cell runs (probed every 100 ms from a process of its own, healthz-probe.ts: inference runs
+ * off the replica's main thread, so it must keep answering). Next to them, the same images decoded and inferred in one process
  * without HTTP (batch-case.js --case pipeline), what a replica at concurrency 32 is compared with.
  * Writes bench/results/serve-<date>.json and .md.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
@@ -43,6 +43,8 @@ interface Cell {
   errors: number;
   avgBatchSize: number;
   healthzP99Ms: number;
+  /** /healthz probes that got no 200 (refused, reset, or an error status). */
+  healthzFailures: number;
 }
 
 function log(line: string): void {
@@ -143,6 +145,16 @@ async function drive(url: string, bodies: Buffer[], concurrency: number, seconds
   return { result, latencies };
 }
 
+/** The /healthz prober, in its own process (healthz-probe.ts), for the length of one cell. */
+function startHealthzProbe(url: string) {
+  const child = fork(path.join(__dirname, 'healthz-probe.js'), [url, '100'], { stdio: 'inherit' });
+  const result = new Promise<{ latencies: number[]; failures: number }>((resolve, reject) => {
+    child.once('message', (m) => resolve(m as { latencies: number[]; failures: number }));
+    child.once('exit', (code) => reject(new Error(`the /healthz probe exited (${code}) without its figures`)));
+  }).then(({ latencies, failures }) => ({ latencies: [...latencies].sort((a, b) => a - b), failures }));
+  return { stop: () => child.send('stop'), result };
+}
+
 /** One cell: `concurrency` connections for `seconds` against one replica. */
 async function cell(
   model: string,
@@ -153,19 +165,9 @@ async function cell(
   seconds: number,
 ): Promise<Cell> {
   const before = await batchTotals(replica.url);
-  const health: number[] = [];
-  let driving = true;
-  const probe = (async () => {
-    while (driving) {
-      const started = performance.now();
-      await fetch(`${replica.url}/healthz`).then((r) => r.arrayBuffer());
-      health.push(performance.now() - started);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  })();
-  const { result, latencies } = await drive(replica.url, bodies, concurrency, seconds).finally(() => (driving = false));
-  await probe;
-  health.sort((a, b) => a - b);
+  const probe = startHealthzProbe(replica.url);
+  const { result, latencies } = await drive(replica.url, bodies, concurrency, seconds).finally(() => probe.stop());
+  const { latencies: health, failures: healthzFailures } = await probe.result;
   const after = await batchTotals(replica.url);
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
@@ -181,6 +183,7 @@ async function cell(
     errors: result.errors + result.non2xx,
     avgBatchSize: Math.round(((after.sum - before.sum) / (after.count - before.count)) * 100) / 100,
     healthzP99Ms: round(percentile(health, 99)),
+    healthzFailures,
   };
 }
 
@@ -241,7 +244,7 @@ function markdown(
     `# Scoring server: dynamic batching on vs off (${new Date().toISOString()})`,
     '',
     `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, node ${process.version}, CPU execution provider, loopback.`,
-    `Settings: ${JSON.stringify(settings)}. Load: autocannon in the bench process; the replica is its own process.`,
+    `Settings: ${JSON.stringify(settings)}. Load: autocannon in the bench process; the replica is its own process; /healthz is probed every 100 ms from a third process.`,
     `1-minute load average before the run, then before each cell (the bench's own load included): ` +
       `${loadAverages.map((l) => l.toFixed(1)).join(', ')}.`,
     // The bench keeps about 4 threads busy itself (autocannon, the replica's event loop, onnxruntime's pool).
@@ -253,11 +256,11 @@ function markdown(
         ]
       : []),
     '',
-    '| model | concurrency | batching | req/s | p50 ms | p95 ms | p99 ms | errors | avg batch | /healthz p99 ms |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| model | concurrency | batching | req/s | p50 ms | p95 ms | p99 ms | errors | avg batch | /healthz p99 ms | /healthz failed |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...cells.map(
       (c) =>
-        `| ${c.model} | ${c.concurrency} | ${c.batching} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p95Ms} | ${c.p99Ms} | ${c.errors} | ${c.avgBatchSize} | ${c.healthzP99Ms} |`,
+        `| ${c.model} | ${c.concurrency} | ${c.batching} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p95Ms} | ${c.p99Ms} | ${c.errors} | ${c.avgBatchSize} | ${c.healthzP99Ms} | ${c.healthzFailures} |`,
     ),
     '',
     `Single process, no HTTP (decode + infer, batches of 8): ${Object.entries(baselines)
