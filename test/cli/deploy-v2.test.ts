@@ -14,7 +14,7 @@ import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
-import { buildMultiInputModel } from '../server/v2-fixtures';
+import { MULTI_INPUT_REQUEST, buildMultiInputModel } from '../server/v2-fixtures';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
 
@@ -57,20 +57,7 @@ describe('inferctl deploy with a V2-only model', () => {
     const model = path.join(dir, 'sums.onnx');
     await fs.writeFile(model, buildMultiInputModel());
     const request = path.join(dir, 'request.json');
-    await fs.writeFile(
-      request,
-      JSON.stringify({
-        inputs: [
-          { name: 'a', datatype: 'INT64', shape: [1, 3], data: [1, 2, 3] },
-          { name: 'b', datatype: 'FP32', shape: [1, 3], data: [0.5, 0.25, -1] },
-          { name: 'h', datatype: 'FP16', shape: [1, 2], data: [1.5, -2] },
-          { name: 'u', datatype: 'UINT8', shape: [1, 2], data: [200, 7] },
-          { name: 'i', datatype: 'INT32', shape: [1, 2], data: [-100, 3] },
-          { name: 'flag', datatype: 'BOOL', shape: [1, 2], data: [true, false] },
-        ],
-        outputs: [{ name: 'sum' }],
-      }),
-    );
+    await fs.writeFile(request, JSON.stringify({ ...MULTI_INPUT_REQUEST, outputs: [{ name: 'sum' }] }));
     const expect = path.join(dir, 'expect.json');
     await fs.writeFile(expect, JSON.stringify({ outputs: [{ name: 'sum', data: [1.5, 2.25, 2] }] }));
     const deployed = await inferctl([

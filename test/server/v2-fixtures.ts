@@ -28,3 +28,27 @@ export function buildMultiInputModel(): Uint8Array {
   g.output('not', ['batch', 2], ElemType.BOOL);
   return g.build();
 }
+
+/**
+ * One row for each of the six inputs of the multi-input model (a V2 infer request body), and what the
+ * model answers to it: a smoke request and its expected outputs.
+ */
+export const MULTI_INPUT_REQUEST = {
+  inputs: [
+    { name: 'a', datatype: 'INT64', shape: [1, 3], data: [1, 2, 3] },
+    { name: 'b', datatype: 'FP32', shape: [1, 3], data: [0.5, 0.25, -1] },
+    { name: 'h', datatype: 'FP16', shape: [1, 2], data: [1.5, -2] },
+    { name: 'u', datatype: 'UINT8', shape: [1, 2], data: [200, 7] },
+    { name: 'i', datatype: 'INT32', shape: [1, 2], data: [-100, 3] },
+    { name: 'flag', datatype: 'BOOL', shape: [1, 2], data: [true, false] },
+  ],
+};
+export const MULTI_INPUT_ANSWER = {
+  outputs: [
+    { name: 'sum', datatype: 'FP32', shape: [1, 3], data: [1.5, 2.25, 2] },
+    { name: 'neg', datatype: 'INT64', shape: [1, 3], data: [-1, -2, -3] },
+    { name: 'square', datatype: 'FP16', shape: [1, 2], data: [2.25, 4] },
+    { name: 'isum', data: [[100, 10]] },
+    { name: 'not', data: [false, true] },
+  ],
+};

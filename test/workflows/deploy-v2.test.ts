@@ -21,28 +21,11 @@ import { statusQuery, teardownSignal } from '../../workflows/deploy';
 import { expectWorkflowFailure } from '../helpers/failure-chain';
 import { workflowSuite } from '../helpers/workflow-suite';
 import { eventually, uniqueName } from '../helpers/workers';
-import { buildMultiInputModel } from '../server/v2-fixtures';
-
-/** One row for each of the six inputs of the multi-input model (v2-fixtures.ts), and what it answers. */
-const REQUEST = {
-  inputs: [
-    { name: 'a', datatype: 'INT64', shape: [1, 3], data: [1, 2, 3] },
-    { name: 'b', datatype: 'FP32', shape: [1, 3], data: [0.5, 0.25, -1] },
-    { name: 'h', datatype: 'FP16', shape: [1, 2], data: [1.5, -2] },
-    { name: 'u', datatype: 'UINT8', shape: [1, 2], data: [200, 7] },
-    { name: 'i', datatype: 'INT32', shape: [1, 2], data: [-100, 3] },
-    { name: 'flag', datatype: 'BOOL', shape: [1, 2], data: [true, false] },
-  ],
-};
-const EXPECTED = {
-  outputs: [
-    { name: 'sum', datatype: 'FP32', shape: [1, 3], data: [1.5, 2.25, 2] },
-    { name: 'neg', datatype: 'INT64', shape: [1, 3], data: [-1, -2, -3] },
-    { name: 'square', datatype: 'FP16', shape: [1, 2], data: [2.25, 4] },
-    { name: 'isum', data: [[100, 10]] },
-    { name: 'not', data: [false, true] },
-  ],
-};
+import {
+  MULTI_INPUT_ANSWER as EXPECTED,
+  MULTI_INPUT_REQUEST as REQUEST,
+  buildMultiInputModel,
+} from '../server/v2-fixtures';
 
 describe('deploy workflow with a model that is not an image classifier (V2 only)', () => {
   const suite = workflowSuite('deployv2');
