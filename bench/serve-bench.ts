@@ -45,6 +45,9 @@ interface Cell {
   healthzP99Ms: number;
   /** /healthz probes that got no 200 (refused, reset, or an error status). */
   healthzFailures: number;
+  /** The replica's own main-thread event-loop delay during the cell (its /metrics), p99 and max. */
+  eventLoopDelayP99Ms: number;
+  eventLoopDelayMaxMs: number;
 }
 
 function log(line: string): void {
@@ -108,10 +111,19 @@ async function stopReplica(replica: Replica): Promise<void> {
 }
 
 /** Executed batches so far: the sum and count of inferctl_server_batch_size. */
-async function batchTotals(url: string): Promise<{ sum: number; count: number }> {
+/**
+ * The replica's batch totals and its main thread's event-loop delay since the previous scrape (each
+ * scrape starts a new window: the one before a cell resets it, the one after reads the cell's).
+ */
+async function replicaMetrics(url: string) {
   const text = await (await fetch(`${url}/metrics`)).text();
   const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return { sum: value('inferctl_server_batch_size_sum'), count: value('inferctl_server_batch_size_count') };
+  return {
+    sum: value('inferctl_server_batch_size_sum'),
+    count: value('inferctl_server_batch_size_count'),
+    loopDelayP99Ms: value('inferctl_server_event_loop_delay_seconds\\{stat="p99"\\}') * 1000,
+    loopDelayMaxMs: value('inferctl_server_event_loop_delay_seconds\\{stat="max"\\}') * 1000,
+  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -164,11 +176,11 @@ async function cell(
   concurrency: number,
   seconds: number,
 ): Promise<Cell> {
-  const before = await batchTotals(replica.url);
+  const before = await replicaMetrics(replica.url);
   const probe = startHealthzProbe(replica.url);
   const { result, latencies } = await drive(replica.url, bodies, concurrency, seconds).finally(() => probe.stop());
   const { latencies: health, failures: healthzFailures } = await probe.result;
-  const after = await batchTotals(replica.url);
+  const after = await replicaMetrics(replica.url);
   const round = (n: number) => Math.round(n * 10) / 10;
   return {
     model,
@@ -184,6 +196,8 @@ async function cell(
     avgBatchSize: Math.round(((after.sum - before.sum) / (after.count - before.count)) * 100) / 100,
     healthzP99Ms: round(percentile(health, 99)),
     healthzFailures,
+    eventLoopDelayP99Ms: round(after.loopDelayP99Ms),
+    eventLoopDelayMaxMs: round(after.loopDelayMaxMs),
   };
 }
 
@@ -256,11 +270,11 @@ function markdown(
         ]
       : []),
     '',
-    '| model | concurrency | batching | req/s | p50 ms | p95 ms | p99 ms | errors | avg batch | /healthz p99 ms | /healthz failed |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| model | concurrency | batching | req/s | p50 ms | p95 ms | p99 ms | errors | avg batch | /healthz p99 ms | /healthz failed | loop delay p99 / max ms |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...cells.map(
       (c) =>
-        `| ${c.model} | ${c.concurrency} | ${c.batching} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p95Ms} | ${c.p99Ms} | ${c.errors} | ${c.avgBatchSize} | ${c.healthzP99Ms} | ${c.healthzFailures} |`,
+        `| ${c.model} | ${c.concurrency} | ${c.batching} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p95Ms} | ${c.p99Ms} | ${c.errors} | ${c.avgBatchSize} | ${c.healthzP99Ms} | ${c.healthzFailures} | ${c.eventLoopDelayP99Ms} / ${c.eventLoopDelayMaxMs} |`,
     ),
     '',
     `Single process, no HTTP (decode + infer, batches of 8): ${Object.entries(baselines)
@@ -281,7 +295,7 @@ function markdown(
   }
   for (const c of cells.filter((x) => x.concurrency === 64 && x.model === 'resnet50-shaped')) {
     lines.push(
-      `- ${c.model} at concurrency 64, batching ${c.batching}: /healthz p99 ${c.healthzP99Ms} ms (target < 50: ${met(c.healthzP99Ms < 50)}).`,
+      `- ${c.model} at concurrency 64, batching ${c.batching}: /healthz p99 ${c.healthzP99Ms} ms (target < 50: ${met(c.healthzP99Ms < 50)}); the replica's own event-loop delay p99 ${c.eventLoopDelayP99Ms} ms, max ${c.eventLoopDelayMaxMs} ms.`,
     );
   }
   for (const model of new Set(cells.map((c) => c.model))) {

@@ -9,8 +9,14 @@
  *   inferctl_server_batch_size                tensors per executed inference call
  *   inferctl_server_queue_delay_seconds       per request: submit → start of its batch's inference
  *   inferctl_server_inference_seconds         per executed inference call
+ *   inferctl_server_event_loop_delay_seconds{stat="p99"|"max"}  the main thread's event-loop delay since
+ *                                             the previous scrape (perf_hooks.monitorEventLoopDelay, 10 ms
+ *                                             resolution): whether anything blocks the loop that answers
+ *                                             /healthz and forms batches, apart from the machine's load
  */
-import { Counter, Histogram, Registry } from 'prom-client';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
@@ -47,6 +53,32 @@ export class ServerMetrics {
     registers: [this.registry],
   });
 
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  private readonly loopDelayGauge = new Gauge({
+    name: 'inferctl_server_event_loop_delay_seconds',
+    help: "The scoring server main thread's event-loop delay since the previous scrape: p99 and max.",
+    labelNames: ['stat'] as const,
+    registers: [this.registry],
+    collect: () => this.collectLoopDelay(),
+  });
+
+  constructor() {
+    this.loopDelay.enable();
+  }
+
+  private collectLoopDelay(): void {
+    // The histogram is in nanoseconds; with no sample yet (a scrape right after start) both read 0.
+    const seconds = (ns: number) => (Number.isFinite(ns) && this.loopDelay.count > 0 ? ns / 1e9 : 0);
+    this.loopDelayGauge.set({ stat: 'p99' }, seconds(this.loopDelay.percentile(99)));
+    this.loopDelayGauge.set({ stat: 'max' }, seconds(this.loopDelay.max));
+    this.loopDelay.reset();
+  }
+
+  /** Stops sampling the event loop (the server closed). */
+  stop(): void {
+    this.loopDelay.disable();
+  }
+
   countRequest(status: number, scoring = false): void {
     this.requests.inc({ code: status });
     if (scoring) this.scoring.inc({ code: status });
@@ -59,7 +91,7 @@ export class ServerMetrics {
     for (const delay of queueDelaysSeconds) this.queueDelay.observe(delay);
   }
 
-  /** The exposition text: the counter first, then the histograms, in the order above. */
+  /** The exposition text: the counters first, then the histograms and the gauge, in the order above. */
   render(): Promise<string> {
     return this.registry.metrics();
   }

@@ -313,5 +313,6 @@ export function createScoringServer(opts: ScoringServerOptions): ScoringServer {
     handle({ req, res, expectsContinue: true }),
   );
   server.on('clientError', answerClientError);
+  server.once('close', () => metrics.stop());
   return server;
 }

@@ -40,6 +40,8 @@ test('the exposition lists the request counter by code and the three histograms,
     '# TYPE inferctl_server_queue_delay_seconds histogram',
     '# HELP inferctl_server_inference_seconds Duration of each inference call (per-request path without batching: decode included).',
     '# TYPE inferctl_server_inference_seconds histogram',
+    "# HELP inferctl_server_event_loop_delay_seconds The scoring server main thread's event-loop delay since the previous scrape: p99 and max.",
+    '# TYPE inferctl_server_event_loop_delay_seconds gauge',
   ]);
 
   const m = samples(text);
@@ -64,6 +66,28 @@ test('the exposition lists the request counter by code and the three histograms,
   assert.equal(m.get('inferctl_server_inference_seconds_bucket{le="0.05"}'), 2);
   assert.equal(m.get('inferctl_server_inference_seconds_bucket{le="10"}'), 2);
   assert.equal(m.get('inferctl_server_inference_seconds_count'), 2);
+});
+
+test('the event-loop delay gauge sees a blocked main thread, and measures afresh after each scrape', async () => {
+  const metrics = new ServerMetrics();
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+  try {
+    await metrics.render(); // starts a fresh window
+    await sleep(50);
+    const until = Date.now() + 250;
+    while (Date.now() < until); // what a synchronous inference on the main thread would do
+    await sleep(50);
+    const blocked = samples(await metrics.render());
+    const blockedMax = blocked.get('inferctl_server_event_loop_delay_seconds{stat="max"}')!;
+    assert.ok(blockedMax >= 0.2, `a 250 ms block read as a max delay of ${blockedMax} s`);
+    assert.ok(blocked.get('inferctl_server_event_loop_delay_seconds{stat="p99"}')! > 0);
+
+    await sleep(150);
+    const calmMax = samples(await metrics.render()).get('inferctl_server_event_loop_delay_seconds{stat="max"}')!;
+    assert.ok(calmMax < blockedMax, `the next window (nothing blocking) read ${calmMax} s, not the old block`);
+  } finally {
+    metrics.stop();
+  }
 });
 
 test('before any request the counter has no samples and the histograms count zero', async () => {
