@@ -213,7 +213,7 @@ describe('rollout on the local target', () => {
       failure.message,
       /rolled back \(The candidate answered \d+ error\(s\) in \d+ request\(s\) during its bake/,
     );
-    assert.match(failure.message, /over the 1\.0% allowed\); .*tiny-cnn\.onnx still serves/);
+    assert.match(failure.message, /\(\d+\.\d%, over the 1\.0% allowed\)\.\); \S*tiny-cnn\.onnx still serves\.$/);
     assert.ok(failure.cause instanceof ActivityFailure, 'caused by the bake activity');
     assert.equal((failure.cause.cause as ApplicationFailure | undefined)?.type, FailureType.CanaryErrorRate);
 
