@@ -1,12 +1,20 @@
 /**
  * `npm run record-histories [-- <file>...]`: records the histories the replay test checks every workflow
- * change against (test/fixtures/histories/). Runs a deploy (TTL ends it), a deploy steered by Updates
- * (extend, scale, rollout, ended by its idle TTL) and a batch job end to end on a private dev server with the real
- * workers; given file names (e.g. `deploy-updates.json`), it writes only those. Re-record only for a new
- * workflow shape; keep the old files, so that workflows started on older code keep replaying (changes
- * that alter their commands are guarded with patched()).
+ * change against (test/fixtures/histories/), on a private dev server with the real workers. Each file is
+ * one recording; given file names (e.g. `deploy-rollback.json`), it runs and writes only those:
+ *   deploy.json            a local deploy ended by its TTL
+ *   deploy-updates.json    a local deploy steered by Updates (extend, scale, rollout), ended by its idle TTL
+ *   deploy-rollback.json   a local deploy whose rollout is rolled back (wrong smoke answer), then torn down
+ *   batch-score.json       a batch job started by a client
+ *   batch-scheduled.json   a batch job started by a Schedule (scheduled-time search attribute, {date} output)
+ *   deploy-aks.json        an aks deploy (new GPU cluster, registry build, LoadBalancer), ended by its TTL
+ *   janitor.json           a janitor sweep that deletes the aks deploy's now unused image
+ * The aks recordings run against the aks testbed (test/helpers/azure/aks-testbed.ts: the ARM double, a
+ * real Kubernetes control plane, the kubelet stand-in), which needs the Kubernetes test binaries.
+ * Re-record only for a new workflow shape; keep the old files, so that workflows started on older code
+ * keep replaying (changes that alter their commands are guarded with patched()).
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,11 +25,18 @@ import { Client, Connection } from '@temporalio/client';
 import { writeSampleImages } from '../src/demo/sample-images';
 import { ensureDemoAssets } from '../src/demo/demo-assets';
 import { batchWorkflowId } from '../src/shared/batch-types';
-import { deployWorkflowId } from '../src/shared/deploy-types';
+import type { BatchScoreInput } from '../src/shared/batch-types';
+import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../src/shared/deploy-types';
+import type { DeployInput } from '../src/shared/deploy-types';
 import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
+import { startAksTestbed } from '../test/helpers/azure/aks-testbed';
+import type { AksTestbed } from '../test/helpers/azure/aks-testbed';
+import { ensureTestTls } from '../test/helpers/azure/test-tls';
+import { buildKubernetesTools } from '../test/helpers/kubernetes/kubernetes-tools';
 import { batchScore } from '../workflows/batch-score';
-import { deploy, extendUpdate, rolloutUpdate, scaleUpdate, statusQuery } from '../workflows/deploy';
+import { deploy, extendUpdate, rolloutUpdate, scaleUpdate, statusQuery, teardownUpdate } from '../workflows/deploy';
+import { janitor } from '../workflows/janitor';
 import { runControlWorker } from '../worker/control';
 import { runGpuWorker } from '../worker/gpu';
 import { installWorkerRuntime } from '../worker/runtime';
@@ -29,88 +44,204 @@ import { installWorkerRuntime } from '../worker/runtime';
 const execFileAsync = promisify(execFile);
 const FIXTURES = path.resolve(__dirname, '..', '..', 'test', 'fixtures', 'histories');
 
-async function main(): Promise<void> {
-  installWorkerRuntime({ logLevel: 'WARN' });
+interface Recorder {
+  client: Client;
+  scratch: string;
+  assets: Awaited<ReturnType<typeof ensureDemoAssets>>;
+  red: { path: string; label: string };
+}
+
+/** Each recording runs its workflow to the end and returns its workflow id. */
+const RECORDINGS: Record<string, { aks?: boolean; run: (r: Recorder) => Promise<string> }> = {
+  'deploy.json': { run: (r) => runDeploy(r, { name: 'recorded', ttlSeconds: 1 }) },
+  'deploy-updates.json': {
+    run: async (r) => {
+      const handle = await startDeploy(r, { name: 'recorded-updates', ttlSeconds: 600, idleTtlSeconds: 3 });
+      await servingOf(handle);
+      await handle.executeUpdate(extendUpdate, { args: [{ seconds: 1200 }] });
+      await handle.executeUpdate(scaleUpdate, { args: [{ replicas: 2 }] });
+      await handle.executeUpdate(rolloutUpdate, {
+        args: [{ modelPath: r.assets.modelPath, canaryPercent: 50, bakeSeconds: 1 }],
+      });
+      await handle.result();
+      return handle.workflowId;
+    },
+  },
+  'deploy-rollback.json': {
+    run: async (r) => {
+      const handle = await startDeploy(r, { name: 'recorded-rollback', ttlSeconds: null });
+      await servingOf(handle);
+      const labels = path.join(r.scratch, 'reversed-labels.txt');
+      await fs.writeFile(
+        labels,
+        (await fs.readFile(r.assets.labelsPath, 'utf8')).trim().split('\n').reverse().join('\n'),
+      );
+      const refused = await handle
+        .executeUpdate(rolloutUpdate, { args: [{ modelPath: r.assets.modelPath, labelsPath: labels, bakeSeconds: 1 }] })
+        .then(
+          () => false,
+          () => true,
+        );
+      if (!refused) throw new Error('the rollout with reversed labels was expected to roll back');
+      await handle.executeUpdate(teardownUpdate, { args: [{ reason: 'recorded' }] });
+      await handle.result();
+      return handle.workflowId;
+    },
+  },
+  'batch-score.json': {
+    run: async (r) => {
+      const handle = await r.client.workflow.start(batchScore, {
+        taskQueue: CONTROL_TASK_QUEUE,
+        workflowId: batchWorkflowId('recorded'),
+        args: [await batchJob(r, 'recorded', path.join(r.scratch, 'out'))],
+      });
+      await handle.result();
+      return handle.workflowId;
+    },
+  },
+  'batch-scheduled.json': {
+    run: async (r) => {
+      const schedule = await r.client.schedule.create({
+        scheduleId: 'recorded-nightly',
+        spec: { intervals: [{ every: '365 days' }] },
+        action: {
+          type: 'startWorkflow',
+          workflowType: batchScore,
+          args: [await batchJob(r, 'recorded-nightly', path.join(r.scratch, 'nightly', '{date}'))],
+          taskQueue: CONTROL_TASK_QUEUE,
+          workflowId: batchWorkflowId('recorded-nightly'),
+        },
+        state: { paused: true },
+      });
+      try {
+        await schedule.trigger();
+        let workflowId: string | undefined;
+        while (!workflowId) {
+          workflowId = (await schedule.describe()).info.recentActions[0]?.action.workflow.workflowId;
+          await new Promise((res) => setTimeout(res, 200));
+        }
+        await r.client.workflow.getHandle(workflowId).result();
+        return workflowId;
+      } finally {
+        await schedule.delete();
+      }
+    },
+  },
+  'deploy-aks.json': {
+    aks: true,
+    run: (r) =>
+      runDeploy(r, {
+        name: 'recorded-aks',
+        target: 'aks',
+        ttlSeconds: 1,
+        timings: { readyTimeoutSeconds: 90, readinessPollSeconds: 0.2 },
+      }),
+  },
+  'janitor.json': {
+    aks: true,
+    run: async (r) => {
+      const handle = await r.client.workflow.start(janitor, {
+        taskQueue: CONTROL_TASK_QUEUE,
+        workflowId: 'recorded-janitor',
+        args: [{}],
+      });
+      const report = await handle.result();
+      if (report.deleted.length === 0) throw new Error('the janitor was expected to delete the stale image');
+      return handle.workflowId;
+    },
+  },
+};
+
+function startDeploy(r: Recorder, input: Partial<DeployInput> & Pick<DeployInput, 'name' | 'ttlSeconds'>) {
+  return r.client.workflow.start(deploy, {
+    taskQueue: CONTROL_TASK_QUEUE,
+    workflowId: deployWorkflowId(input.name),
+    args: [
+      {
+        modelPath: r.assets.modelPath,
+        target: 'local',
+        replicas: 1,
+        smoke: { samplePath: r.red.path, expectedLabel: 'red' },
+        ...input,
+      },
+    ],
+  });
+}
+
+async function runDeploy(r: Recorder, input: Parameters<typeof startDeploy>[1]): Promise<string> {
+  const handle = await startDeploy(r, input);
+  await handle.result();
+  return handle.workflowId;
+}
+
+async function servingOf(handle: Awaited<ReturnType<typeof startDeploy>>): Promise<void> {
+  while ((await handle.query(statusQuery)).stage !== 'serving') await new Promise((res) => setTimeout(res, 200));
+}
+
+async function batchJob(r: Recorder, name: string, outputDir: string): Promise<BatchScoreInput> {
+  const images = path.join(r.scratch, 'images');
+  await writeSampleImages(images, 12);
+  return {
+    name,
+    modelPath: r.assets.modelPath,
+    inputPath: images,
+    outputDir,
+    shardSize: 5,
+    batchSize: 4,
+    maxShardsInFlight: 2,
+    errorThreshold: -1,
+    topK: 2,
+  };
+}
+
+async function main(): Promise<number> {
+  const wanted = process.argv.slice(2);
+  const unknown = wanted.filter((f) => !(f in RECORDINGS));
+  if (unknown.length > 0) {
+    console.error(`No recording named ${unknown.join(', ')}; known: ${Object.keys(RECORDINGS).join(', ')}`);
+    return 2;
+  }
+  const files = Object.keys(RECORDINGS).filter((f) => wanted.length === 0 || wanted.includes(f));
+  const aks = files.some((f) => RECORDINGS[f]!.aks);
   const scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-record-'));
+  // The aks testbed serves HTTPS with a certificate of its own, which Node trusts only from its start.
+  if (aks && !process.env.INFERCTL_TEST_TLS_KEY) {
+    await buildKubernetesTools((l) => console.error(l));
+    const tls = ensureTestTls(path.join(scratch, 'tls'));
+    const env = { ...process.env, NODE_EXTRA_CA_CERTS: tls.certFile, INFERCTL_TEST_TLS_KEY: tls.keyFile };
+    const status = spawnSync(process.execPath, process.argv.slice(1), { stdio: 'inherit', env }).status ?? 1;
+    await fs.rm(scratch, { recursive: true, force: true });
+    return status;
+  }
+
+  installWorkerRuntime({ logLevel: 'WARN' });
   process.env.INFERCTL_HOME = path.join(scratch, 'home');
   const server = await startDevServer({ dataDir: path.join(scratch, 'temporal'), headless: true, buildCli: true });
   process.env.TEMPORAL_ADDRESS = server.address;
+  let bed: AksTestbed | undefined;
   let stop!: () => void;
   const until = new Promise<void>((r) => (stop = r));
-  const control = runControlWorker({ until });
-  const gpu = runGpuWorker({ until, execution: { executionProvider: 'cpu', allowCpuFallback: false } });
-  const connection = await Connection.connect({ address: server.address });
+  let workers: Promise<unknown> = Promise.resolve();
+  let connection: Connection | undefined;
   try {
+    if (aks) {
+      bed = await startAksTestbed();
+      // The janitor deletes an image as soon as no Deployment runs it.
+      Object.assign(process.env, bed.workerEnv(), { INFERCTL_JANITOR_IMAGE_GRACE_MS: '1' });
+    }
+    workers = Promise.all([
+      runControlWorker({ until }),
+      runGpuWorker({ until, execution: { executionProvider: 'cpu', allowCpuFallback: false } }),
+    ]);
+    connection = await Connection.connect({ address: server.address });
     const client = new Client({ connection });
     const assets = await ensureDemoAssets(path.join(scratch, 'assets'));
-    const red = assets.samples.find((s) => s.label === 'red')!;
-    const deployed = await client.workflow.start(deploy, {
-      taskQueue: 'inferctl-control',
-      workflowId: deployWorkflowId('recorded'),
-      args: [
-        {
-          name: 'recorded',
-          modelPath: assets.modelPath,
-          target: 'local',
-          replicas: 1,
-          ttlSeconds: 1,
-          smoke: { samplePath: red.path, expectedLabel: 'red' },
-        },
-      ],
-    });
-    await deployed.result();
-    const steered = await client.workflow.start(deploy, {
-      taskQueue: 'inferctl-control',
-      workflowId: deployWorkflowId('recorded-updates'),
-      args: [
-        {
-          name: 'recorded-updates',
-          modelPath: assets.modelPath,
-          target: 'local',
-          replicas: 1,
-          ttlSeconds: 600,
-          idleTtlSeconds: 3,
-          smoke: { samplePath: red.path, expectedLabel: 'red' },
-        },
-      ],
-    });
-    while ((await steered.query(statusQuery)).stage !== 'serving') await new Promise((r) => setTimeout(r, 200));
-    await steered.executeUpdate(extendUpdate, { args: [{ seconds: 1200 }] });
-    await steered.executeUpdate(scaleUpdate, { args: [{ replicas: 2 }] });
-    await steered.executeUpdate(rolloutUpdate, {
-      args: [{ modelPath: assets.modelPath, canaryPercent: 50, bakeSeconds: 1 }],
-    });
-    await steered.result();
-    const images = path.join(scratch, 'images');
-    await writeSampleImages(images, 12);
-    const scored = await client.workflow.start(batchScore, {
-      taskQueue: 'inferctl-control',
-      workflowId: batchWorkflowId('recorded'),
-      args: [
-        {
-          name: 'recorded',
-          modelPath: assets.modelPath,
-          inputPath: images,
-          outputDir: path.join(scratch, 'out'),
-          shardSize: 5,
-          batchSize: 4,
-          maxShardsInFlight: 2,
-          errorThreshold: -1,
-          topK: 2,
-        },
-      ],
-    });
-    await scored.result();
+    const recorder: Recorder = { client, scratch, assets, red: assets.samples.find((s) => s.label === 'red')! };
     await fs.mkdir(FIXTURES, { recursive: true });
     // The Temporal CLI's JSON export: the format the Web UI downloads and historyFromJSON reads.
     const cli = await findTemporalCli();
-    const wanted = process.argv.slice(2);
-    for (const [file, workflowId] of [
-      ['deploy.json', deployed.workflowId],
-      ['deploy-updates.json', steered.workflowId],
-      ['batch-score.json', scored.workflowId],
-    ] as const) {
-      if (wanted.length > 0 && !wanted.includes(file)) continue;
+    for (const file of files) {
+      const workflowId = await RECORDINGS[file]!.run(recorder);
       const { stdout } = await execFileAsync(
         cli,
         ['workflow', 'show', '--workflow-id', workflowId, '--address', server.address, '--output', 'json'],
@@ -119,16 +250,21 @@ async function main(): Promise<void> {
       await fs.writeFile(path.join(FIXTURES, file), stdout);
       console.log(`recorded ${path.join('test/fixtures/histories', file)}`);
     }
+    return 0;
   } finally {
-    await connection.close();
+    await connection?.close();
     stop();
-    await Promise.all([control, gpu]);
+    await workers;
+    await bed?.stop();
     await server.stop();
     await fs.rm(scratch, { recursive: true, force: true });
   }
 }
 
-main().catch((err: unknown) => {
-  console.error(err);
-  process.exit(1);
-});
+main().then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

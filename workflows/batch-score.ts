@@ -18,6 +18,7 @@ import {
   proxyActivities,
   setCurrentDetails,
   setHandler,
+  setWorkflowOptions,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
@@ -57,6 +58,9 @@ export const HISTORY_EVENTS_PER_RUN = 7_000;
 
 export type BatchOutcome = Omit<BatchSummary, 'shardTimings'>;
 
+// Auto-upgrade: a job moves to the current worker version at its next workflow task, and each
+// continue-as-new run starts there; its changes are guarded with patched() and checked by the replay test.
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, batchScore);
 export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOver): Promise<BatchOutcome> {
   // The output path may be a template of the *scheduled* time (a schedule's slot), so that a re-run or a
   // backfill of the same slot overwrites that slot's output. Resolved once; later runs carry the result.

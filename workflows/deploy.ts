@@ -25,6 +25,7 @@ import {
   metricMeter,
   patched,
   setHandler,
+  setWorkflowOptions,
   workflowInfo,
 } from '@temporalio/workflow';
 
@@ -96,6 +97,9 @@ function deploymentCounters() {
   };
 }
 
+// Pinned: a deployment that serves for weeks is replayed only by the worker version it started on (README,
+// Upgrading workers with deployments in flight). Its Updates run there too.
+setWorkflowOptions({ versioningBehavior: 'PINNED' }, deploy);
 export async function deploy(input: DeployInput): Promise<DeployOutcome> {
   const timings = deployTimings(input.target, input.timings);
   const { quick, infra, waiting, cleanup } = stepOptions(timings);

@@ -4,7 +4,7 @@
  * and the scoring images no Deployment runs, and deletes the rest (namespaces, clusters, resource groups, images). `inferctl janitor` runs it once;
  * `inferctl janitor --every 1h` puts it on a Temporal Schedule.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { proxyActivities, setWorkflowOptions } from '@temporalio/workflow';
 
 import type { createJanitorActivities } from '../activities/janitor';
 import { resourceLabel } from '../src/shared/janitor-types';
@@ -12,6 +12,8 @@ import type { JanitorInput, JanitorReport } from '../src/shared/janitor-types';
 
 type JanitorActivities = ReturnType<typeof createJanitorActivities>;
 
+// Auto-upgrade: a sweep lasts minutes and holds no state worth pinning; a scheduled one runs on the current version.
+setWorkflowOptions({ versioningBehavior: 'AUTO_UPGRADE' }, janitor);
 export async function janitor(input: JanitorInput = {}): Promise<JanitorReport> {
   const { listOwnedResources } = proxyActivities<JanitorActivities>({
     startToCloseTimeout: '5 minutes',

@@ -78,7 +78,9 @@ async function startWorkerProcess(
 
   // Generous for a loaded 2-core machine; a worker that misses it is killed, never left running.
   const deadline = Date.now() + 60_000;
-  while (!output.includes('polling')) {
+  // The worker's own startup line ("… worker polling …"), printed once a versioned worker's version is current;
+  // not the SDK's log lines.
+  while (!output.includes('worker polling')) {
     if (child.exitCode !== null) throw new Error(`${path.basename(script)} exited early:\n${output}`);
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

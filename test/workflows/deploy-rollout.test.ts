@@ -1,7 +1,8 @@
 /**
  * `rollout` on the local target, against the run's real dev server and a real control worker: a good new
  * version replaces the old one under a steady load loop with no failed request, and a bad one (a wrong
- * smoke answer) is rolled back with the old version serving throughout. Versions and their digests are
+ * smoke answer, or errors on real traffic during the bake) is rolled back with the old version serving
+ * throughout. Versions and their digests are
  * read from the replicas themselves (/readyz), not only from the workflow's status.
  */
 import assert from 'node:assert/strict';
@@ -11,7 +12,7 @@ import { describe, test } from 'node:test';
 
 import { WorkflowUpdateFailedError } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 
 import type { DeployStatus } from '../../src/shared/deploy-types';
 import { FailureType } from '../../src/shared/failure-types';
@@ -19,6 +20,7 @@ import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import type { deploy } from '../../workflows/deploy';
 import { rolloutUpdate, statusQuery, teardownUpdate } from '../../workflows/deploy';
+import { buildGreenFailingCnn } from '../helpers/failing-model';
 import { workflowSuite } from '../helpers/workflow-suite';
 import { eventually, uniqueName } from '../helpers/workers';
 
@@ -182,6 +184,65 @@ describe('rollout on the local target', () => {
     assert.match(after.versions[1]!.ended!, /^rolled back: The candidate's smoke query/);
     assert.equal(after.versions[0]!.until, undefined, 'the first version still serves');
     assert.deepEqual(await findProcessesByMarker(new LocalLayout(name).candidateMarker), []);
+
+    await handle.executeUpdate(teardownUpdate, { args: [{}] });
+    await handle.result();
+  });
+
+  test('a version that passes its smoke query but serves errors during the bake is rolled back', async (t) => {
+    const name = uniqueName('rollerr');
+    const { handle, status, key } = await deployed(name);
+    // The new version answers the red smoke sample, but fails (a 500) on any image with a bright green channel.
+    const buggy = path.join(suite.scratch, `${name}-green-bug.onnx`);
+    await fs.writeFile(buggy, buildGreenFailingCnn());
+    const green = await fs.readFile(suite.sample('green').path);
+
+    const load = loadLoop(status.endpoint!, key, green);
+    const failed = await handle
+      .executeUpdate(rolloutUpdate, { args: [{ modelPath: buggy, canaryPercent: 50, bakeSeconds: 60 }] })
+      .then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    const during = (await load.stop()).slice();
+    assert.ok(failed instanceof WorkflowUpdateFailedError, `the rollout Update failed, got ${String(failed)}`);
+    const failure = failed.cause;
+    assert.ok(failure instanceof ApplicationFailure);
+    assert.equal(failure.type, FailureType.RolloutFailed);
+    assert.match(
+      failure.message,
+      /rolled back \(The candidate answered \d+ error\(s\) in \d+ request\(s\) during its bake/,
+    );
+    assert.match(failure.message, /\(\d+\.\d%, over the 1\.0% allowed\)\.\); \S*tiny-cnn\.onnx still serves\.$/);
+    assert.ok(failure.cause instanceof ActivityFailure, 'caused by the bake activity');
+    assert.equal((failure.cause.cause as ApplicationFailure | undefined)?.type, FailureType.CanaryErrorRate);
+
+    // During the bake the canary's share failed and the old version answered the rest; nothing else.
+    const errors = during.filter((a) => a.status !== 200);
+    t.diagnostic(`bake under load: ${during.length} requests, ${errors.length} failed on the canary`);
+    assert.ok(errors.length > 0, 'the canary served errors');
+    assert.ok(
+      during.some((a) => a.status === 200 && a.label === 'green'),
+      'the old version answered part of the load',
+    );
+    assert.deepEqual([...new Set(errors.map((a) => a.status))], [500], "the only failures are the candidate's 500s");
+
+    // Rolled back: the old version serves every request again, on both replicas, and no candidate is left.
+    const after = await handle.query(statusQuery);
+    assert.equal(after.stage, 'serving');
+    assert.equal(after.modelDigest, status.modelDigest);
+    assert.deepEqual(await servedDigests(after), [status.modelDigest, status.modelDigest]);
+    assert.match(after.versions?.[1]?.ended ?? '', /^rolled back: The candidate answered \d+ error/);
+    assert.deepEqual(await findProcessesByMarker(new LocalLayout(name).candidateMarker), [], 'no candidate left');
+    const again = loadLoop(status.endpoint!, key, green);
+    await new Promise((r) => setTimeout(r, 1000));
+    const answers = await again.stop();
+    assert.ok(answers.length > 5, `the load loop ran (${answers.length} requests)`);
+    assert.deepEqual(
+      answers.filter((a) => a.status !== 200 || a.label !== 'green'),
+      [],
+      'after the rollback every request is answered by the old version',
+    );
 
     await handle.executeUpdate(teardownUpdate, { args: [{}] });
     await handle.result();
