@@ -24,8 +24,10 @@ import {
   AccountSASResourceTypes,
   AccountSASServices,
   BlobServiceClient,
+  ContainerSASPermissions,
   StorageSharedKeyCredential,
   generateAccountSASQueryParameters,
+  generateBlobSASQueryParameters,
 } from '@azure/storage-blob';
 
 import { freePort } from '../../src/temporal/dev-server';
@@ -77,6 +79,22 @@ export class Azurite {
     ).toString();
   }
 
+  /**
+   * A container SAS (service SAS: read, add, create, write, delete, list) valid for an hour. Azurite
+   * reads a Put Block From URL source through a service SAS only (an account SAS there answers 500;
+   * Azure itself takes either).
+   */
+  containerSas(container: string, permissions = 'racwdl'): string {
+    return generateBlobSASQueryParameters(
+      {
+        containerName: container,
+        expiresOn: new Date(Date.now() + 60 * 60 * 1000),
+        permissions: ContainerSASPermissions.parse(permissions),
+      },
+      new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+    ).toString();
+  }
+
   /** `az://devstoreaccount1/<container>/<prefix>` (the connection string maps the account to Azurite). */
   url(container: string, ...prefix: string[]): string {
     return [`az://${AZURITE_ACCOUNT}`, container, ...prefix].join('/');
@@ -109,7 +127,7 @@ export class Azurite {
     child.stdout.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr.on('data', (d: Buffer) => (this.log += d.toString()));
     const deadline = Date.now() + 60_000;
-    while (!this.log.includes('successfully listening')) {
+    while (!this.log.includes('successfully listens')) {
       if (child.exitCode !== null) throw new Error(`Azurite exited early:\n${this.log}`);
       if (Date.now() > deadline) {
         await this.stop();
