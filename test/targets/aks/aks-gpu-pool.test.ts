@@ -1,0 +1,239 @@
+/**
+ * `score --target aks --gpu-nodes N`: the gpuPoolBatchScore workflow end to end. The real Temporal dev
+ * server and control worker; the real Azure SDK against the local ARM endpoint, where the job adds an
+ * agent pool to a cluster that has none; the real Kubernetes control plane, where the pool's nodes appear
+ * with `nvidia.com/gpu` and the GPU-worker pods (built in the registry, pulled with AcrPull) are scheduled
+ * onto them only, and really run the GPU worker (CPU provider) through the kubelet stand-in, scoring the
+ * job's inputs. Every path ends with the pods and the pool gone and the user's cluster left standing:
+ * success, a failed job, a cancelled job, and a control worker SIGKILLed while the job runs.
+ *
+ * Inputs and outputs: blob storage (az://, Azurite) has not landed on this branch yet, so the job reads a
+ * local directory and writes a local one; the pods reach them because the kubelet stand-in has no mount
+ * namespace (made readable and writable for the pods' user 1000 here). On AKS they must be az:// (or on a
+ * shared volume): see the README.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+
+import { CoreV1Api } from '@kubernetes/client-node';
+import { WorkflowFailedError } from '@temporalio/client';
+import type { WorkflowHandle } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+
+import { writeSampleImages } from '../../../src/demo/sample-images';
+import type { BatchScoreInput } from '../../../src/shared/batch-types';
+import { FailureType } from '../../../src/shared/failure-types';
+import type { GpuPoolBatchInput } from '../../../src/shared/gpu-pool-types';
+import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
+import { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
+import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { aksSuite } from '../../helpers/azure/aks-suite';
+import { readJsonl } from '../../helpers/jsonl';
+import { eventually, startControlWorker, uniqueName } from '../../helpers/workers';
+
+const CLUSTER = 'team-cpu';
+
+interface Row {
+  index: number;
+  path: string;
+  predictions: Array<{ label: string; score: number }>;
+}
+
+describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
+  const suite = aksSuite('aks-gpupool');
+  const { taskQueue } = suite;
+  let seeded = false;
+
+  async function scratch(name: string, images: number) {
+    if (!seeded) {
+      // The user's cluster: a system pool only, attached to the registry (az aks update --attach-acr).
+      await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, CLUSTER, { team: 'research' }, 0, [
+        `${TEST_RESOURCE_GROUP}/${TEST_REGISTRY}`,
+      ]);
+      seeded = true;
+    }
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), `inferctl-gpupool-${name}-`));
+    const input = path.join(dir, 'in');
+    const output = path.join(dir, 'out');
+    const samples = await writeSampleImages(input, images);
+    await fs.mkdir(output);
+    // The pods run as the image's user (1000): they read the inputs and write the shards.
+    await fs.chmod(dir, 0o755);
+    await fs.chmod(output, 0o777);
+    return { input, output, samples };
+  }
+
+  function start(name: string, batch: Pick<BatchScoreInput, 'inputPath' | 'outputDir'> & Partial<BatchScoreInput>) {
+    const input: GpuPoolBatchInput = {
+      batch: {
+        name,
+        modelPath: suite.assets.modelPath,
+        shardSize: 4,
+        batchSize: 2,
+        maxShardsInFlight: 2,
+        errorThreshold: -1,
+        topK: 1,
+        heartbeatTimeoutSeconds: 10,
+        ...batch,
+      },
+      pool: { cluster: CLUSTER, gpuNodes: 2 },
+      readyTimeoutSeconds: 240,
+      heartbeatTimeoutSeconds: 10,
+      pollIntervalSeconds: 0.5,
+    };
+    return suite.client.workflow.start(gpuPoolBatchScore, {
+      taskQueue,
+      workflowId: `score-${name}`,
+      args: [input],
+    });
+  }
+
+  const core = () => kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig).makeApiClient(CoreV1Api);
+
+  /** The job's worker pods once all of them run, with the nodes they run on. */
+  async function runningWorkers(handle: WorkflowHandle, wanted: number) {
+    return eventually(
+      async () => {
+        const desc = await handle.describe();
+        if (desc.status.name !== 'RUNNING') throw new Error(`the job ended early: ${desc.status.name}`);
+        const pods = (await core().listPodForAllNamespaces({ labelSelector: 'app=gpu-worker' })).items.filter(
+          (p) => p.metadata?.annotations?.['inferctl.dev/owner'] === handle.workflowId,
+        );
+        const running = pods.filter((p) => p.status?.phase === 'Running' && p.spec?.nodeName);
+        return running.length >= wanted ? running : undefined;
+      },
+      'the GPU-worker pods to run',
+      240_000,
+    );
+  }
+
+  /** Nothing of the job is left: no pool in ARM, no pool nodes, no namespace; the cluster is still there. */
+  async function assertAllGone(poolName: string, namespace: string) {
+    assert.ok(suite.bed.arm.clusterNames().includes(CLUSTER), 'the user’s cluster is left standing');
+    const pools = suite.bed.arm.requests.filter((r) => r.path.includes(`/agentPools/${poolName}`));
+    assert.ok(
+      pools.some((r) => r.method === 'DELETE' && r.status === 202),
+      'the pool was deleted through ARM',
+    );
+    const get = pools.filter((r) => r.method === 'GET').at(-1);
+    assert.equal(get?.status, 404, 'the last look at the pool found it gone');
+    const nodes = await suite.bed.nodeNames();
+    assert.deepEqual(
+      nodes.filter((n) => n.startsWith(`aks-${poolName}-`)),
+      [],
+      'the pool’s nodes are gone',
+    );
+    assert.ok(!(await suite.bed.namespaces()).includes(namespace), `namespace ${namespace} is gone`);
+  }
+
+  test('adds a pool, runs the worker pods on its GPU nodes only, scores every input, removes pods and pool', async () => {
+    const name = uniqueName('gp');
+    const { input, output, samples } = await scratch(name, 12);
+    const handle = await start(name, { inputPath: input, outputDir: output });
+
+    const pods = await runningWorkers(handle, 2);
+    const nodes = await core().listNode({});
+    for (const pod of pods) {
+      const node = nodes.items.find((n) => n.metadata?.name === pod.spec?.nodeName);
+      const pool = node?.metadata?.labels?.['kubernetes.azure.com/agentpool'] ?? '';
+      assert.match(pool, /^g[0-9a-f]{11}$/, `pod ${pod.metadata?.name} runs on the job's pool, not ${pool}`);
+      assert.equal(node?.status?.allocatable?.['nvidia.com/gpu'], '1', 'a GPU node');
+      assert.equal(pod.spec?.containers[0]?.resources?.limits?.['nvidia.com/gpu'], '1');
+    }
+    assert.equal(new Set(pods.map((p) => p.spec?.nodeName)).size, 2, 'one pod per GPU node');
+    // The pods got the Temporal connection from the Secret, not from their spec.
+    const env = pods[0]!.spec!.containers[0]!.env ?? [];
+    assert.ok(env.length > 0 && env.every((e) => e.valueFrom?.secretKeyRef?.name === 'temporal-connection'));
+
+    const outcome = await handle.result();
+    assert.equal(outcome.batch.totalItems, 12);
+    assert.equal(outcome.batch.itemsOk, 12);
+    assert.equal(outcome.batch.itemsFailed, 0);
+    assert.equal(outcome.batch.executionProvider, 'cpu', 'the CPU fallback: this machine has no GPU');
+    const rows = await readJsonl<Row>(outcome.batch.predictionsFile);
+    assert.deepEqual(
+      rows.map((r) => r.index),
+      [...Array(12).keys()],
+      'every input once, in order',
+    );
+    const truth = new Map(samples.map((s) => [s.path, s.label]));
+    for (const row of rows) assert.equal(row.predictions[0]?.label, truth.get(row.path), row.path);
+
+    const poolName = outcome.pool.poolName;
+    const namespace = `inferctl-${name}-`;
+    assert.ok(outcome.pool.removed.includes(`agent pool ${poolName}`), outcome.pool.removed.join(', '));
+    const ns = outcome.pool.removed.find((r) => r.startsWith(`namespace ${namespace}`));
+    assert.ok(ns, outcome.pool.removed.join(', '));
+    assert.match(outcome.pool.imageRef ?? '', /^inferctltests\.azurecr\.io\/inferctl-gpu-worker:[0-9a-f]{64}$/);
+    await assertAllGone(poolName, ns.slice('namespace '.length));
+    const put = suite.bed.arm.requests.find((r) => r.method === 'PUT' && r.path.endsWith(`/agentPools/${poolName}`));
+    assert.equal(put?.status, 201, 'the pool was created through ARM');
+    // The shards were scored by the pods: their worker names are the pod names.
+    const workers = suite.bed.kubelet.events.filter((e) => e.startsWith(`started ${ns.slice('namespace '.length)}/`));
+    assert.ok(workers.length >= 2, suite.bed.kubelet.events.join('\n'));
+  });
+
+  test('a failed job still removes its pods and pool', async () => {
+    const name = uniqueName('gpfail');
+    const { input, output } = await scratch(name, 4);
+    await fs.writeFile(path.join(input, 'broken.jpg'), 'not an image');
+    const handle = await start(name, { inputPath: input, outputDir: output, errorThreshold: 0 });
+    const err = await handle.result().then(
+      () => assert.fail('the job must fail: one input is not an image and no error is tolerated'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.ok(err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, FailureType.ShardFailed);
+    assert.match(
+      err.cause.message,
+      /The GPU pool and its pods were removed \(namespace inferctl-gpfail-.*, agent pool g[0-9a-f]{11}\)/,
+    );
+    const poolName = /agent pool (g[0-9a-f]{11})/.exec(err.cause.message)![1]!;
+    const ns = /namespace (\S+),/.exec(err.cause.message)![1]!;
+    await assertAllGone(poolName, ns);
+  });
+
+  test('a cancelled job removes its pods and pool, and a control worker SIGKILLed mid-job changes nothing', async () => {
+    // Cancel once the workers run.
+    const name = uniqueName('gpcancel');
+    const { input, output } = await scratch(name, 40);
+    const handle = await start(name, { inputPath: input, outputDir: output, shardSize: 2, maxShardsInFlight: 1 });
+    await runningWorkers(handle, 2);
+    await handle.cancel();
+    const err = await handle.result().then(
+      () => assert.fail('the job must end cancelled'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError);
+    assert.ok(err.cause instanceof CancelledFailure, String(err.cause));
+    const history = JSON.stringify(await handle.fetchHistory());
+    const poolName = /"(g[0-9a-f]{11})"/.exec(history)?.[1];
+    assert.ok(poolName, 'the pool was named in the history');
+    const nsName = /"namespace (inferctl-gpcancel-[^"]+)"/.exec(history)?.[1];
+    assert.ok(nsName, 'teardown reported the namespace it removed');
+    await assertAllGone(poolName, nsName);
+
+    // SIGKILL the control worker while the pods score; a new one finishes the job and removes everything.
+    const killed = uniqueName('gpkill');
+    const k = await scratch(killed, 16);
+    const job = await start(killed, { inputPath: k.input, outputDir: k.output, shardSize: 2, maxShardsInFlight: 1 });
+    await runningWorkers(job, 2);
+    await suite.worker.kill();
+    await new Promise((r) => setTimeout(r, 2000));
+    suite.worker = await startControlWorker(taskQueue, [], suite.workerEnv());
+    const outcome = await job.result();
+    assert.equal(outcome.batch.itemsOk, 16, 'every input scored once despite the crash');
+    const rows = await readJsonl<Row>(outcome.batch.predictionsFile);
+    assert.deepEqual(
+      rows.map((r) => r.index),
+      [...Array(16).keys()],
+    );
+    const ns = outcome.pool.removed.find((r) => r.startsWith('namespace '))?.slice('namespace '.length);
+    assert.ok(ns && outcome.pool.removed.includes(`agent pool ${outcome.pool.poolName}`), outcome.pool.removed.join());
+    await assertAllGone(outcome.pool.poolName, ns);
+  });
+});
