@@ -5,7 +5,8 @@
  * with `nvidia.com/gpu` and the GPU-worker pods (built in the registry, pulled with AcrPull) are scheduled
  * onto them only, and really run the GPU worker (CPU provider) through the kubelet stand-in, scoring the
  * job's inputs. Every path ends with the pods and the pool gone and the user's cluster left standing:
- * success, a failed job, a cancelled job, and a control worker SIGKILLed while the job runs.
+ * success, a failed job, a cancelled job, and a control worker SIGKILLed while the job runs; and when a
+ * job is terminated (no teardown runs), the janitor removes them.
  *
  * Inputs and outputs: blob storage (az://, Azurite) has not landed on this branch yet, so the job reads a
  * local directory and writes a local one; the pods reach them because the kubelet stand-in has no mount
@@ -29,6 +30,8 @@ import { FailureType } from '../../../src/shared/failure-types';
 import type { GpuPoolBatchInput } from '../../../src/shared/gpu-pool-types';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
 import { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
+import { janitor } from '../../../workflows/janitor';
+import type { JanitorReport } from '../../../src/shared/janitor-types';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { readJsonl } from '../../helpers/jsonl';
@@ -235,5 +238,27 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     const ns = outcome.pool.removed.find((r) => r.startsWith('namespace '))?.slice('namespace '.length);
     assert.ok(ns && outcome.pool.removed.includes(`agent pool ${outcome.pool.poolName}`), outcome.pool.removed.join());
     await assertAllGone(outcome.pool.poolName, ns);
+  });
+
+  test('a terminated job runs no teardown: the janitor removes its pool and pods', async () => {
+    const name = uniqueName('gpterm');
+    const { input, output } = await scratch(name, 40);
+    const handle = await start(name, { inputPath: input, outputDir: output, shardSize: 2, maxShardsInFlight: 1 });
+    const pods = await runningWorkers(handle, 2);
+    const namespace = pods[0]!.metadata!.namespace!;
+    await handle.terminate('test: no teardown runs');
+    const node = (await core().readNode({ name: pods[0]!.spec!.nodeName! })).metadata?.labels;
+    const poolName = node?.['kubernetes.azure.com/agentpool'] ?? '';
+    assert.match(poolName, /^g[0-9a-f]{11}$/);
+    assert.ok((await suite.bed.namespaces()).includes(namespace), 'terminated: the namespace is still there');
+
+    const report: JanitorReport = await suite.client.workflow.execute(janitor, {
+      taskQueue,
+      workflowId: uniqueName('janitor-gpupool'),
+      args: [{}],
+    });
+    assert.ok(report.deleted.includes(`namespace ${namespace} in cluster ${CLUSTER}`), report.deleted.join(', '));
+    assert.ok(report.deleted.includes(`agent pool ${poolName} in cluster ${CLUSTER}`), report.deleted.join(', '));
+    await assertAllGone(poolName, namespace);
   });
 });
