@@ -20,6 +20,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { CoreV1Api } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 import { WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -28,6 +29,7 @@ import { writeSampleImages } from '../../../src/demo/sample-images';
 import type { BatchScoreInput } from '../../../src/shared/batch-types';
 import { FailureType } from '../../../src/shared/failure-types';
 import type { GpuPoolBatchInput } from '../../../src/shared/gpu-pool-types';
+import { formatGpuPoolDryRun, gpuPoolDryRun } from '../../../src/targets/aks/gpu-pool-dry-run';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
 import { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
 import { janitor } from '../../../workflows/janitor';
@@ -35,7 +37,7 @@ import type { JanitorReport } from '../../../src/shared/janitor-types';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { readJsonl } from '../../helpers/jsonl';
-import { eventually, startControlWorker, uniqueName } from '../../helpers/workers';
+import { demoAssets, eventually, startControlWorker, uniqueName } from '../../helpers/workers';
 
 const CLUSTER = 'team-cpu';
 
@@ -260,5 +262,61 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     assert.ok(report.deleted.includes(`namespace ${namespace} in cluster ${CLUSTER}`), report.deleted.join(', '));
     assert.ok(report.deleted.includes(`agent pool ${poolName} in cluster ${CLUSTER}`), report.deleted.join(', '));
     await assertAllGone(poolName, namespace);
+  });
+});
+
+describe('score --target aks --dry-run', () => {
+  test('prints the pool request, the worker objects without secrets, and the GPU cost; refuses a retired size', async () => {
+    const assets = await demoAssets();
+    const env = { AZURE_SUBSCRIPTION_ID: 'sub', INFERCTL_AKS_RESOURCE_GROUP: 'ml', INFERCTL_ACR_NAME: 'reg' };
+    const pool = { cluster: 'ml-aks', gpuNodes: 4 };
+    const report = await gpuPoolDryRun({ jobName: 'nightly', modelPath: assets.modelPath, pool, hours: 2, env });
+    const [put, build, del] = report.armRequests;
+    assert.equal(put?.method, 'PUT');
+    assert.match(put.path, /\/managedClusters\/ml-aks\/agentPools\/g[0-9a-f]{11}\?api-version=/);
+    const body = put.body as { properties: Record<string, unknown> };
+    assert.deepEqual(
+      {
+        count: body.properties.count,
+        vmSize: body.properties.vmSize,
+        mode: body.properties.mode,
+        taints: body.properties.nodeTaints,
+        owner: (body.properties.tags as Record<string, string>)['inferctl-owner'],
+      },
+      {
+        count: 4,
+        vmSize: 'Standard_NC4as_T4_v3',
+        mode: 'User',
+        taints: ['sku=gpu:NoSchedule'],
+        owner: 'score-nightly',
+      },
+    );
+    assert.match(build!.path, /\/registries\/reg\/scheduleRun/);
+    assert.equal(del?.method, 'DELETE');
+    assert.equal(del?.path, put?.path);
+    const secret = report.kubernetesObjects.find((o) => o.kind === 'Secret') as KubernetesObject & {
+      stringData?: unknown;
+    };
+    assert.equal(secret.stringData, undefined, 'the Secret is shown without values');
+    const deployment = report.kubernetesObjects.find((o) => o.kind === 'Deployment') as KubernetesObject & {
+      spec: { replicas: number; template: { spec: { nodeSelector: Record<string, string> } } };
+    };
+    assert.equal(deployment.spec.replicas, 4);
+    assert.deepEqual(deployment.spec.template.spec.nodeSelector, { 'inferctl.dev/pool': report.plan.poolName });
+    assert.equal(report.cost.hourly, 4 * 0.526);
+    assert.equal(report.jobCost.total, Math.round(4 * 0.526 * 2 * 100) / 100);
+    const text = formatGpuPoolDryRun(report);
+    assert.match(text, /Standard_NC4as_T4_v3 VM +× {2}4 {2}\$2\.104\/h/);
+    assert.match(text, /for 2 h of job +\$4\.21/);
+
+    await assert.rejects(
+      gpuPoolDryRun({
+        jobName: 'old',
+        modelPath: assets.modelPath,
+        pool: { ...pool, gpuVmSize: 'Standard_NC6s_v3' },
+        env,
+      }),
+      /VM size Standard_NC6s_v3 was retired by Azure on 2025-09-30/,
+    );
   });
 });
