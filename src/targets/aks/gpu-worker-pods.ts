@@ -73,7 +73,7 @@ export function gpuWorkerManifests(input: GpuWorkerManifestInput): KubernetesObj
         replicas: input.replicas,
         selector: { matchLabels: { app: GPU_WORKER_NAME } },
         template: {
-          metadata: { labels },
+          metadata: { labels, annotations: { [OWNER_ANNOTATION]: input.ownerId } },
           spec: {
             nodeSelector: { [GPU_POOL_LABEL]: input.poolName },
             tolerations: [{ key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }],

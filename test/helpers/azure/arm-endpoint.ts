@@ -156,6 +156,11 @@ export class ArmEndpoint {
     return this.clusters.names();
   }
 
+  /** The agent pools of a cluster, as ARM has them; undefined for no such cluster. */
+  clusterPools(name: string): string[] | undefined {
+    return this.clusters.poolNames(name);
+  }
+
   clusterTags(name: string): Record<string, string> | undefined {
     return this.clusters.tags(name);
   }

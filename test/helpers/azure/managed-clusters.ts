@@ -107,6 +107,12 @@ export class ManagedClusters {
     return [...this.clusters.values()].map((c) => c.name);
   }
 
+  /** The agent pools a cluster has (one being deleted included, until its delete completes). */
+  poolNames(name: string): string[] | undefined {
+    const c = [...this.clusters.values()].find((x) => x.name === name);
+    return c ? [...c.pools.keys()] : undefined;
+  }
+
   tags(name: string): Record<string, string> | undefined {
     const c = [...this.clusters.values()].find((x) => x.name === name);
     return c ? ((c.body.tags as Record<string, string>) ?? {}) : undefined;
