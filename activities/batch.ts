@@ -8,20 +8,22 @@ import path from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
+import { buildSummary, compactSummary } from '../src/batch/batch-summary';
+import type { SummaryFile } from '../src/batch/batch-summary';
+import { isBlobLocation, parseBlobLocation } from '../src/batch/blob-location';
+import { withLocalModel } from '../src/batch/blob-model';
 import { writeShardManifests } from '../src/batch/input-listing';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
+import type { JobFile } from '../src/batch/output-layout';
 import { concatFiles, mergeRawOutputs } from '../src/batch/shard-merge';
 import { readModelInfo, readOverrides } from '../src/model/model-info';
 import { DEPLOYMENT_NAME_PATTERN } from '../src/shared/deploy-types';
 import type { BatchScoreInput, BatchSummary, PreparedBatch, ShardRecord } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
+import { prepareBlobBatch, summariseBlobBatch } from './blob-batch';
 import { fileExists } from '../src/file-exists';
 import { readJsonFile, writeJsonFileAtomic } from '../src/json-file';
 import { FailureType } from '../src/shared/failure-types';
-
-interface JobFile extends PreparedBatch {
-  jobToken: string;
-}
 
 export function createBatchActivities() {
   return {
@@ -33,14 +35,22 @@ export function createBatchActivities() {
     async prepareBatch(input: BatchScoreInput, jobToken: string): Promise<PreparedBatch> {
       validate(input);
       await failingPermanently(() => {
-        assertInsideAllowedRoots('model', input.modelPath);
-        assertInsideAllowedRoots('input', input.inputPath);
-        assertInsideAllowedRoots('output directory', input.outputDir);
-        if (input.labelsPath) assertInsideAllowedRoots('labels file', input.labelsPath);
+        for (const [what, p] of [
+          ['model', input.modelPath],
+          ['input', input.inputPath],
+          ['output directory', input.outputDir],
+          ['labels file', input.labelsPath],
+        ] as const) {
+          if (p && !isBlobLocation(p)) assertInsideAllowedRoots(what, p);
+        }
         return Promise.resolve();
       });
       // The job's spec and labels are checked against the model here, before any shard runs.
-      const info = await failingPermanently(async () => readModelInfo(input.modelPath, await readOverrides(input)));
+      const info = await failingPermanently(async () => {
+        const local = await withLocalModel(input);
+        return readModelInfo(local.modelPath, await readOverrides(local));
+      });
+      if (isBlobLocation(input.outputDir)) return prepareBlobBatch(input, jobToken, info.digest);
       const layout = new BatchLayout(input.outputDir);
       await ensureWritable(input.outputDir);
 
@@ -89,7 +99,9 @@ export function createBatchActivities() {
       input: BatchScoreInput,
       prepared: PreparedBatch,
       startedAt: string,
+      shardOwners: Record<string, number> = {},
     ): Promise<Omit<BatchSummary, 'shardTimings'>> {
+      if (isBlobLocation(input.outputDir)) return summariseBlobBatch(input, prepared, startedAt, shardOwners);
       const layout = new BatchLayout(input.outputDir);
       const ctx = Context.current();
       // A retry after the shards were removed: the summary written before removing them is the answer.
@@ -119,54 +131,17 @@ export function createBatchActivities() {
         );
         raw = { rawFile: layout.rawFile, rawShape };
       }
-
-      const itemsOk = shards.reduce((n, s) => n + s.itemsOk, 0);
-      const itemsFailed = shards.reduce((n, s) => n + s.itemsFailed, 0);
-      const wallSeconds = Math.max(0.001, (Date.now() - Date.parse(startedAt)) / 1000);
-      const providers = [...new Set(shards.map((s) => s.executionProvider))];
-      const summary: BatchSummary = {
-        name: input.name,
-        modelPath: input.modelPath,
-        modelDigest: prepared.modelDigest,
-        inputPath: input.inputPath,
-        outputDir: input.outputDir,
-        totalItems: prepared.totalItems,
-        itemsOk,
-        itemsFailed,
-        shards: prepared.shardCount,
-        wallSeconds: Number(wallSeconds.toFixed(3)),
-        itemsPerSecond: Number(((itemsOk + itemsFailed) / wallSeconds).toFixed(1)),
-        executionProvider: providers.join(', ') || 'none',
+      const summary = buildSummary(input, prepared, startedAt, shards, {
         predictionsFile: layout.predictionsFile,
         errorsFile: layout.errorsFile,
-        ...(model ? { modelOutput: model.output, preprocess: model.preprocess } : {}),
-        ...raw,
         summaryFile: layout.summaryFile,
-        shardTimings: shards.map(
-          ({ shard, itemsOk: ok, itemsFailed: failed, wallMs, decodeMs, inferMs, attempts, worker }) => ({
-            shard,
-            itemsOk: ok,
-            itemsFailed: failed,
-            wallMs,
-            decodeMs,
-            inferMs,
-            attempts,
-            worker,
-          }),
-        ),
-      };
+        raw,
+      });
       await writeJsonFileAtomic(layout.summaryFile, { ...summary, complete, missingShards: missing });
       if (complete && !input.keepShards) await removeShardFiles(layout);
-      const { shardTimings: _omitted, ...compact } = summary;
-      return compact;
+      return compactSummary(summary);
     },
   };
-}
-
-/** What summary.json keeps besides the summary. */
-interface SummaryFile extends BatchSummary {
-  complete: boolean;
-  missingShards: number[];
 }
 
 /**
@@ -183,8 +158,7 @@ async function alreadyMerged(
   if (!file?.complete || file.totalItems !== prepared.totalItems || file.modelDigest !== prepared.modelDigest) {
     return undefined;
   }
-  const { shardTimings: _t, complete: _c, missingShards: _m, ...compact } = file;
-  return compact;
+  return compactSummary(file);
 }
 
 /** Removes shards/ and manifest/ (each renamed away first, then deleted). */
@@ -221,7 +195,13 @@ function validate(input: BatchScoreInput): void {
     ['input', input.inputPath],
     ['output', input.outputDir],
   ] as const) {
-    if (!path.isAbsolute(p)) problems.push(`${what} path must be absolute (got ${p})`);
+    if (isBlobLocation(p)) {
+      try {
+        parseBlobLocation(p);
+      } catch (err) {
+        problems.push((err as Error).message.replace(/\.$/, ''));
+      }
+    } else if (!path.isAbsolute(p)) problems.push(`${what} path must be absolute (got ${p})`);
   }
   if (problems.length > 0)
     throw ApplicationFailure.nonRetryable(`Invalid batch job: ${problems.join('; ')}.`, FailureType.InvalidBatchJob);

@@ -1,11 +1,14 @@
 /**
  * The GPU worker's activity: score one shard of a batch job. Idempotent and resumable:
  *  - a finished shard (its directory renamed into place) is returned as is;
- *  - an attempt resumes from the checkpoint the previous attempt heartbeated, truncating whatever that
- *    attempt wrote after it, so every input appears exactly once in the shard's outputs;
- *  - outputs are written into `<shard>.partial/` and renamed to `<shard>/` in one step at the end, with
+ *  - each attempt writes into a directory of its own, `<shard>.attempt-<n>.partial/`; it first fences the
+ *    earlier attempts (renames their directories away, so a lost attempt that wakes up cannot commit) and
+ *    resumes from the checkpoint the previous attempt heartbeated: a copy of that attempt's files up to
+ *    it, dropping whatever was written after, so every input appears exactly once in the shard's outputs;
+ *  - the attempt's directory is renamed to `<shard>/` in one step at the end, with
  *    done.json: the result, plus the model output and preprocessing it scored with (for summary.json;
  *    they stay out of the result, hence out of the workflow's history).
+ * On Blob Storage the same contract holds with attempt-scoped blobs (./blob-shard.ts).
  */
 import { constants as fsConstants } from 'node:fs';
 import fs from 'node:fs/promises';
@@ -15,16 +18,21 @@ import path from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 
+import { isBlobLocation } from '../src/batch/blob-location';
+import { withLocalModel } from '../src/batch/blob-model';
+import { BlobBatchOutput } from '../src/batch/blob-output';
 import { readShardManifest } from '../src/batch/input-listing';
 import { batchModelRecord } from '../src/batch/model-record';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';
 import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
+import { fileExists } from '../src/file-exists';
 import { readJsonFile } from '../src/json-file';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ShardCheckpoint, ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
 import { HeartbeatKeeper } from './heartbeat';
+import { scoreBlobShard } from './blob-shard';
 import { ShardProgressReporter } from './shard-progress';
 import { FailureType } from '../src/shared/failure-types';
 
@@ -47,14 +55,18 @@ export function createScoringActivities({
   return {
     async scoreShard(task: ShardTask): Promise<ShardResult> {
       const ctx = Context.current();
+      const blob = isBlobLocation(task.outputDir) ? new BlobBatchOutput(task.outputDir) : undefined;
       const layout = new BatchLayout(task.outputDir);
       const finalDir = layout.shardDir(task.shard);
-      const done = await readJsonFile<ShardRecord>(path.join(finalDir, SHARD_FILES.done));
+      const done = blob
+        ? await failingPermanently(() => blob.anyDoneRecord(task.shard))
+        : await readJsonFile<ShardRecord>(path.join(finalDir, SHARD_FILES.done));
       if (done) return withoutModel(done);
 
-      const classifier = await failingPermanently(async () =>
-        classifiers.get(task.modelPath, task.modelDigest, await readOverrides(task)),
-      );
+      const classifier = await failingPermanently(async () => {
+        const local = await withLocalModel(task, ctx.cancellationSignal);
+        return classifiers.get(local.modelPath, task.modelDigest, await readOverrides(local));
+      });
       if (task.requireCuda && classifier.executionProvider !== 'cuda') {
         throw ApplicationFailure.nonRetryable(
           `Job "${task.jobName}" requires CUDA but worker ${workerName} runs the model on ${classifier.executionProvider}. ` +
@@ -64,20 +76,34 @@ export function createScoringActivities({
       }
       const metrics = scoringMetrics(ctx.metricMeter.withTags({ execution_provider: classifier.executionProvider }));
       metrics.provider.set(1);
+      const onBatch = (batch: { ok: number; failed: number; inferMs: number }) => {
+        metrics.items.withTags({ outcome: 'ok' }).add(batch.ok);
+        if (batch.failed > 0) metrics.items.withTags({ outcome: 'failed' }).add(batch.failed);
+        if (batch.ok > 0) metrics.inferenceLatency.record(batch.inferMs);
+        metrics.batchSize.record(batch.ok);
+      };
+      const everyMs = heartbeatEveryMs ?? Math.min(5_000, Math.max(100, (ctx.info.heartbeatTimeoutMs ?? 20_000) / 4));
+      if (blob) return scoreBlobShard({ task, output: blob, classifier, workerName, everyMs, onBatch });
       const inputs = await readShardManifest(layout.shardManifest(task.shard, task.manifestDir));
 
-      // Resume from the last checkpoint this shard heartbeated, if the partial outputs are still there.
-      const partialDir = layout.shardPartialDir(task.shard);
+      // Fence the earlier attempts, then resume from the last checkpoint one of them heartbeated (a copy
+      // of its files up to it), if those files are still there.
+      const attempt = ctx.info.attempt;
+      const partialDir = layout.shardPartialDir(task.shard, attempt);
       const previous = ctx.info.heartbeatDetails as ShardCheckpoint | undefined;
-      const from = previous && (await sizesAtLeast(partialDir, previous)) ? previous : EMPTY_CHECKPOINT;
-      if (from === EMPTY_CHECKPOINT) await fs.rm(partialDir, { recursive: true, force: true });
+      const fenced = await fenceEarlierAttempts(layout, task.shard, attempt);
+      const source = previous ? fenced.get(previous.attempt ?? attempt - 1) : undefined;
+      await fs.rm(partialDir, { recursive: true, force: true });
       await fs.mkdir(partialDir, { recursive: true });
+      let from: ShardCheckpoint = EMPTY_CHECKPOINT;
+      if (previous && source && (await sizesAtLeast(source, previous))) {
+        await copyUpTo(source, partialDir, previous);
+        from = previous;
+      }
+      for (const dir of fenced.values()) await fs.rm(dir, { recursive: true, force: true });
+      from = { ...from, attempt };
       if (from.itemsDone > 0) {
-        log.info('Resuming shard from checkpoint', {
-          shard: task.shard,
-          itemsDone: from.itemsDone,
-          attempt: ctx.info.attempt,
-        });
+        log.info('Resuming shard from checkpoint', { shard: task.shard, itemsDone: from.itemsDone, attempt });
       }
 
       const predictions = await openAt(path.join(partialDir, SHARD_FILES.predictions), from.predictionsBytes);
@@ -85,7 +111,6 @@ export function createScoringActivities({
       const raw = task.rawOutputs ? await openAt(path.join(partialDir, SHARD_FILES.raw), from.rawBytes) : undefined;
       const started = performance.now();
       const reporter = new ShardProgressReporter(ctx, task.shard, (task.progressIntervalSeconds ?? 10) * 1000);
-      const everyMs = heartbeatEveryMs ?? Math.min(5_000, Math.max(100, (ctx.info.heartbeatTimeoutMs ?? 20_000) / 4));
       let latest = from;
       const keeper = new HeartbeatKeeper(ctx, everyMs, () => latest);
       let stats;
@@ -103,12 +128,7 @@ export function createScoringActivities({
             keeper.beat(checkpoint);
             reporter.update(checkpoint);
           },
-          onBatch: (batch) => {
-            metrics.items.withTags({ outcome: 'ok' }).add(batch.ok);
-            if (batch.failed > 0) metrics.items.withTags({ outcome: 'failed' }).add(batch.failed);
-            if (batch.ok > 0) metrics.inferenceLatency.record(batch.inferMs);
-            metrics.batchSize.record(batch.ok);
-          },
+          onBatch,
           signal: ctx.cancellationSignal,
         });
         await Promise.all([predictions.sync(), errors.sync(), raw?.sync()]);
@@ -165,8 +185,11 @@ function scoringMetrics(meter: MetricMeter) {
   };
 }
 
-function withoutModel({ model: _model, ...result }: ShardRecord): ShardResult {
-  return result;
+function withoutModel(record: ShardRecord): ShardResult {
+  const { model: _model, ...result } = record as ShardRecord & { bytes?: unknown; attempt?: number };
+  const { bytes: _bytes, attempt, ...rest } = result;
+  // On blob storage the record names its attempt: the result says which attempt's output the shard's is.
+  return attempt === undefined ? rest : { ...rest, attempts: attempt };
 }
 
 /** True when the partial files hold at least the checkpointed bytes (else the checkpoint is unusable). */
@@ -183,6 +206,48 @@ async function sizesAtLeast(dir: string, cp: ShardCheckpoint): Promise<boolean> 
     (await size(SHARD_FILES.errors)) >= cp.errorsBytes &&
     (cp.rawBytes === 0 || (await size(SHARD_FILES.raw)) >= cp.rawBytes)
   );
+}
+
+/**
+ * Fencing on the file system: renames every earlier attempt's directory of this shard away (atomic),
+ * so an attempt that lost the shard (paused past its heartbeat timeout, then resumed) can no longer
+ * write its done.json nor rename its output into place: both name a path that is gone. Its open files
+ * now belong to the renamed directory, which this attempt only copies from. Returns the fenced
+ * directories by attempt (ones an earlier fencing left too).
+ */
+async function fenceEarlierAttempts(layout: BatchLayout, shard: number, attempt: number): Promise<Map<number, string>> {
+  const base = path.basename(layout.shardDir(shard));
+  const pattern = new RegExp(`^${base}\\.attempt-(\\d+)\\.(partial|fenced-\\d+)$`);
+  const fenced = new Map<number, string>();
+  const names = await fs.readdir(layout.shardsDir).catch(() => [] as string[]);
+  for (const name of names) {
+    const m = pattern.exec(name);
+    const earlier = Number(m?.[1]);
+    if (!m || !(earlier < attempt)) continue;
+    let dir = path.join(layout.shardsDir, name);
+    if (m[2] === 'partial') {
+      const away = path.join(layout.shardsDir, `${base}.attempt-${earlier}.fenced-${attempt}`);
+      await fs.rename(dir, away);
+      dir = away;
+    }
+    fenced.set(earlier, dir);
+  }
+  return fenced;
+}
+
+/** Copies the first bytes of each output file, as many as the checkpoint counts, from `source` to `dir`. */
+async function copyUpTo(source: string, dir: string, cp: ShardCheckpoint): Promise<void> {
+  for (const [name, bytes] of [
+    [SHARD_FILES.predictions, cp.predictionsBytes],
+    [SHARD_FILES.errors, cp.errorsBytes],
+    [SHARD_FILES.raw, cp.rawBytes],
+  ] as const) {
+    const from = path.join(source, name);
+    if (bytes === 0 && !(await fileExists(from))) continue;
+    const to = path.join(dir, name);
+    await fs.copyFile(from, to);
+    await fs.truncate(to, bytes);
+  }
 }
 
 /** Opens (creating) a file for writing at explicit offsets, truncated to `length`. */

@@ -147,6 +147,9 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
   let next = carry?.nextShard ?? 0;
   const stopAt = Math.min(prepared.shardCount, next + SHARDS_PER_RUN);
   let itemsOk = carry?.itemsOk ?? 0;
+  // Which attempt's output is each shard's: the attempt whose result Temporal accepted (a lost attempt's
+  // completion is refused). Only shards not done by attempt 1 are listed, so this stays small.
+  const shardOwners: Record<string, number> = { ...carry?.shardOwners };
   let shardFailure: unknown;
   const exceeded = () => overThreshold(progress.itemsFailed, prepared.totalItems, input.errorThreshold);
 
@@ -181,6 +184,7 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
         .then(
           (r: ShardResult) => {
             itemsOk += r.itemsOk;
+            if (r.attempts !== 1) shardOwners[String(shard)] = r.attempts;
             progress.itemsFailed += r.itemsFailed;
             progress.itemsDone += r.itemsOk + r.itemsFailed;
             progress.shardsDone++;
@@ -210,12 +214,13 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
       itemsFailed: progress.itemsFailed,
       startedAt,
       executionProvider: progress.executionProvider,
+      ...(Object.keys(shardOwners).length > 0 ? { shardOwners } : {}),
     });
   }
 
   progress.stage = 'summarising';
   show(true);
-  const summary = await control.summariseBatch(input, prepared, startedAt);
+  const summary = await control.summariseBatch(input, prepared, startedAt, shardOwners);
   progress.summaryPath = summary.summaryFile;
 
   if (shardFailure !== undefined) {

@@ -14,6 +14,8 @@ import type { Info } from 'csv-parse';
 import { InvalidInputError } from '../errors';
 import { shardName } from './output-layout';
 import { FailureType } from '../shared/failure-types';
+import { listBlobInputs } from './blob-listing';
+import { isBlobLocation, parseBlobLocation } from './blob-location';
 
 const MANIFEST_EXTENSIONS = new Set(['.jsonl', '.csv', '.txt']);
 
@@ -22,6 +24,12 @@ const MANIFEST_EXTENSIONS = new Set(['.jsonl', '.csv', '.txt']);
  * `exclude` is a directory never to descend into: the job's own output, when it lies inside the input.
  */
 export async function* listInputs(inputPath: string, exclude?: string): AsyncGenerator<string> {
+  if (isBlobLocation(inputPath)) {
+    const outside = exclude && isBlobLocation(exclude) ? parseBlobLocation(exclude) : undefined;
+    yield* listBlobInputs(parseBlobLocation(inputPath), outside);
+    return;
+  }
+  if (exclude && isBlobLocation(exclude)) exclude = undefined;
   let stat: fs.Stats;
   try {
     stat = await fsp.stat(inputPath);
@@ -71,7 +79,7 @@ async function* readManifest(file: string): AsyncGenerator<string> {
         FailureType.InvalidManifest,
       );
     }
-    yield path.resolve(base, entry);
+    yield isBlobLocation(entry) ? entry : path.resolve(base, entry);
   }
 }
 
@@ -143,55 +151,93 @@ async function* csvRows(file: string): AsyncGenerator<ManifestRow> {
   }
 }
 
+/** Where a listing's shard lists go: a directory on disk, or blobs (src/batch/blob-output.ts). */
+export interface ManifestSink {
+  /** Stores shard `shard`'s list (called in shard order). */
+  write(shard: number, body: string): Promise<void>;
+  /** Makes the whole listing visible, once every shard is written. */
+  commit(): Promise<void>;
+  /** Drops what was written (nothing to score). */
+  abort(): Promise<void>;
+}
+
+/** Shard lists in a directory: written into a temp dir renamed into place at the end. */
+export function directoryManifestSink(manifestDir: string): ManifestSink {
+  const tmp = `${manifestDir}.${process.pid}.tmp`;
+  let ready: Promise<void> | undefined;
+  const start = () =>
+    (ready ??= fsp
+      .rm(tmp, { recursive: true, force: true })
+      .then(() => fsp.mkdir(tmp, { recursive: true }))
+      .then(() => undefined));
+  return {
+    async write(shard, body) {
+      await start();
+      await fsp.writeFile(path.join(tmp, `${shardName(shard)}.jsonl`), body);
+    },
+    async commit() {
+      await start();
+      await fsp.rm(manifestDir, { recursive: true, force: true });
+      await fsp.rename(tmp, manifestDir);
+    },
+    async abort() {
+      await fsp.rm(tmp, { recursive: true, force: true });
+    },
+  };
+}
+
 /**
- * Writes shard-<n>.jsonl files of `shardSize` paths each into `manifestDir` (atomically: a temp dir
- * renamed at the end) and returns the counts. Fails clearly when there is nothing to score.
+ * Writes shard-<n>.jsonl lists of `shardSize` inputs each (into `manifest`: a directory, atomically, or
+ * any sink) and returns the counts. Fails clearly when there is nothing to score.
  */
 export async function writeShardManifests(
   inputPath: string,
-  manifestDir: string,
+  manifest: string | ManifestSink,
   shardSize: number,
   onProgress?: (items: number) => void,
   exclude?: string,
 ): Promise<{ totalItems: number; shardCount: number }> {
-  const tmp = `${manifestDir}.${process.pid}.tmp`;
-  await fsp.rm(tmp, { recursive: true, force: true });
-  await fsp.mkdir(tmp, { recursive: true });
+  const sink = typeof manifest === 'string' ? directoryManifestSink(manifest) : manifest;
   let totalItems = 0;
   let shardCount = 0;
   let current: string[] = [];
   const flush = async () => {
     // One JSON string per line: a path may contain any character, newlines included.
-    await fsp.writeFile(
-      path.join(tmp, `${shardName(shardCount)}.jsonl`),
-      current.map((p) => JSON.stringify(p)).join('\n') + '\n',
-    );
+    await sink.write(shardCount, current.map((p) => JSON.stringify(p)).join('\n') + '\n');
     shardCount++;
     current = [];
   };
-  for await (const input of listInputs(inputPath, exclude)) {
-    current.push(input);
-    totalItems++;
-    if (current.length === shardSize) {
-      await flush();
-      onProgress?.(totalItems);
+  try {
+    for await (const input of listInputs(inputPath, exclude)) {
+      current.push(input);
+      totalItems++;
+      if (current.length === shardSize) {
+        await flush();
+        onProgress?.(totalItems);
+      }
     }
+    if (current.length > 0) await flush();
+  } catch (err) {
+    await sink.abort();
+    throw err;
   }
-  if (current.length > 0) await flush();
   if (totalItems === 0) {
-    await fsp.rm(tmp, { recursive: true, force: true });
+    await sink.abort();
     throw new InvalidInputError(`No inputs found in ${inputPath}: nothing to score.`, FailureType.EmptyInput);
   }
-  await fsp.rm(manifestDir, { recursive: true, force: true });
-  await fsp.rename(tmp, manifestDir);
+  await sink.commit();
   return { totalItems, shardCount };
 }
 
-/** The paths of one shard, in order. */
-export async function readShardManifest(file: string): Promise<string[]> {
-  const text = await fsp.readFile(file, 'utf8');
+/** The paths of one shard list's text, in order. */
+export function parseShardManifest(text: string): string[] {
   return text
     .split('\n')
     .filter((line) => line.length > 0)
     .map((line) => JSON.parse(line) as string);
+}
+
+/** The paths of one shard, in order. */
+export async function readShardManifest(file: string): Promise<string[]> {
+  return parseShardManifest(await fsp.readFile(file, 'utf8'));
 }

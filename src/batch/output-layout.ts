@@ -3,8 +3,12 @@
  *
  *   <out>/manifest/job.json            the job token and counts (listing is idempotent per job)
  *   <out>/manifest/shard-000000.jsonl  one input path per line, as a JSON string
- *   <out>/shards/shard-000000.partial/ a shard being scored: predictions.jsonl, errors.jsonl, raw.f32
+ *   <out>/shards/shard-000000.attempt-2.partial/
+ *                                      attempt 2 scoring the shard: predictions.jsonl, errors.jsonl, raw.f32
  *                                      (raw.f32: the shard's output rows, bare little-endian float32)
+ *   <out>/shards/shard-000000.attempt-1.fenced-2/
+ *                                      an earlier attempt's directory, renamed away by attempt 2 (fencing:
+ *                                      that attempt can no longer commit), copied up to its checkpoint
  *   <out>/shards/shard-000000/         a finished shard (renamed atomically), with done.json
  *   <out>/predictions.jsonl            every input's top-k, in input order, once the job ends
  *   <out>/errors.jsonl                 every input that could not be scored, with the reason
@@ -13,6 +17,13 @@
  *   <out>/summary.json                 counts, timings, execution provider, model output, preprocessing
  */
 import path from 'node:path';
+
+import type { PreparedBatch } from '../shared/batch-types';
+
+/** What manifest/job.json holds: the listing, and the job it is for. */
+export interface JobFile extends PreparedBatch {
+  jobToken: string;
+}
 
 export function shardName(shard: number): string {
   return `shard-${String(shard).padStart(6, '0')}`;
@@ -41,8 +52,9 @@ export class BatchLayout {
     return path.join(this.shardsDir, shardName(shard));
   }
 
-  shardPartialDir(shard: number): string {
-    return `${this.shardDir(shard)}.partial`;
+  /** Where attempt `attempt` (default 1) of a shard writes until it renames the directory into place. */
+  shardPartialDir(shard: number, attempt = 1): string {
+    return `${this.shardDir(shard)}.attempt-${attempt}.partial`;
   }
 
   get predictionsFile(): string {

@@ -16,10 +16,17 @@ import { preprocessImage } from '../images/preprocess';
 import type { Classifier } from '../scoring/classifier';
 import type { ShardCheckpoint } from '../shared/batch-types';
 
+/** Where a shard's rows go when not a file: bytes at explicit offsets (a blob's staged blocks). */
+export interface ByteSink {
+  writeAt(buf: Buffer, position: number): Promise<void>;
+}
+
+export type ShardSink = fs.FileHandle | ByteSink;
+
 export interface ShardSinks {
-  predictions: fs.FileHandle;
-  errors: fs.FileHandle;
-  raw?: fs.FileHandle;
+  predictions: ShardSink;
+  errors: ShardSink;
+  raw?: ShardSink;
 }
 
 export interface ShardScoringOptions {
@@ -38,6 +45,11 @@ export interface ShardScoringOptions {
   /** Called after each batch with what it did (for metrics). */
   onBatch?: (batch: { size: number; ok: number; failed: number; inferMs: number }) => void;
   signal?: AbortSignal;
+  /**
+   * Reads input `inputs[position]` (default: the file, checked against the allowed roots). A reader may
+   * fetch ahead (blob downloads); it throws an ImageError for an input that cannot be read.
+   */
+  readInput?: (file: string, position: number) => Promise<Buffer>;
 }
 
 export interface ShardScoringStats {
@@ -70,10 +82,13 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   let outputClasses: number | undefined;
 
   const roots = allowedRoots();
-  const decodeOne = async (file: string): Promise<Decoded> => {
+  const readFile = (file: string) => {
+    assertInsideAllowedRoots('input', file, roots);
+    return fs.readFile(file);
+  };
+  const decodeOne = async (file: string, position: number): Promise<Decoded> => {
     try {
-      assertInsideAllowedRoots('input', file, roots);
-      const bytes = await fs.readFile(file);
+      const bytes = await (opts.readInput ? opts.readInput(file, position) : readFile(file));
       const tensor = await preprocessImage(bytes, info);
       if (tensor.length !== expectedLength) {
         return {
@@ -94,7 +109,7 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     }
   };
   const decodeBatch = (start: number) => {
-    const batch = Promise.all(inputs.slice(start, start + batchSize).map(decodeOne));
+    const batch = Promise.all(inputs.slice(start, start + batchSize).map((file, i) => decodeOne(file, start + i)));
     batch.catch(() => undefined); // awaited later; don't let a failure count as unhandled meanwhile
     return batch;
   };
@@ -151,14 +166,15 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   return { checkpoint: cp, decodeWaitMs, inferMs, outputClasses };
 }
 
-async function append(handle: fs.FileHandle, rows: string[], position: number): Promise<number> {
+async function append(handle: ShardSink, rows: string[], position: number): Promise<number> {
   if (rows.length === 0) return 0;
   const buf = Buffer.from(rows.join('\n') + '\n');
   await writeAll(handle, buf, position);
   return buf.length;
 }
 
-async function writeAll(handle: fs.FileHandle, buf: Buffer, position: number): Promise<void> {
+async function writeAll(handle: ShardSink, buf: Buffer, position: number): Promise<void> {
+  if ('writeAt' in handle) return handle.writeAt(buf, position);
   let written = 0;
   while (written < buf.length) {
     const { bytesWritten } = await handle.write(buf, written, buf.length - written, position + written);

@@ -1,6 +1,9 @@
 /** The batch job flags `inferctl score` and `inferctl schedule create` share. */
 import type { Command } from '@commander-js/extra-typings';
 
+import path from 'node:path';
+
+import { BlobLocationError, isBlobLocation, normaliseBlobLocation } from '../batch/blob-location';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CliError } from './cli-error';
 import { int, threshold } from './flag-parsers';
@@ -30,8 +33,11 @@ export interface BatchJobFlags {
 /** Adds the batch job options to a freshly made command (its arguments, whatever they are, are kept). */
 export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, outputHelp: string) {
   return cmd
-    .option('-m, --model <path>', 'ONNX image classifier')
-    .option('-i, --input <dir|manifest>', 'directory of images (recursive) or a .jsonl/.csv/.txt manifest of paths')
+    .option('-m, --model <path|az://…>', 'ONNX image classifier (a file, or a blob)')
+    .option(
+      '-i, --input <dir|manifest|az://…>',
+      'directory of images (recursive), a .jsonl/.csv/.txt manifest of paths, or a blob prefix az://<account>/<container>/<prefix>',
+    )
     .option('-o, --output <dir>', outputHelp)
     .option('--shard-size <n>', 'inputs per shard (one activity)', int('--shard-size', 1), 1000)
     .option('--batch-size <n>', 'images per inference call', int('--batch-size', 1), 32)
@@ -83,4 +89,19 @@ export function batchJobFlags(o: BatchJobOptionValues, command: string): BatchJo
     ...(o.preprocess ? { preprocess: preprocessFlag(o.preprocess) } : {}),
     ...(o.labels ? { labelsPath: o.labels } : {}),
   };
+}
+
+/**
+ * A location as the user typed it, ready for the workflow: a file path made absolute (here, where it was
+ * typed), a blob location checked and written canonically; a bad blob URL is a usage error (exit 2).
+ * `{…}` template fields survive both.
+ */
+export function jobLocation(given: string): string {
+  if (!isBlobLocation(given)) return path.resolve(given);
+  try {
+    return normaliseBlobLocation(given);
+  } catch (err) {
+    if (err instanceof BlobLocationError) throw new CliError(err.message, 2);
+    throw err;
+  }
 }

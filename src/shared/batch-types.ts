@@ -17,11 +17,17 @@ export type ExecutionProviderRequest = 'cpu' | 'cuda';
 export interface BatchScoreInput {
   /** Job name; the workflow id is `score-<name>`. */
   name: string;
-  /** Absolute path to the ONNX model on the GPU workers' filesystem. */
+  /**
+   * The ONNX model: an absolute path on the GPU workers' filesystem, or a blob
+   * (`az://<account>/<container>/<name>` or its https URL; each worker downloads it once).
+   */
   modelPath: string;
-  /** A directory of images (searched recursively), or a .jsonl / .csv / .txt manifest of image paths. */
+  /**
+   * A directory of images (searched recursively), a .jsonl / .csv / .txt manifest of image paths, or a
+   * blob prefix (`az://<account>/<container>/<prefix>`, every blob under it).
+   */
   inputPath: string;
-  /** Where predictions, errors and summary.json go. */
+  /** Where predictions, errors and summary.json go: a directory, or a blob prefix. */
   outputDir: string;
   /** Inputs per shard (one activity each). */
   shardSize: number;
@@ -151,6 +157,8 @@ export interface ShardRecord extends ShardResult {
 
 /** The checkpoint a shard heartbeats: where to resume and what to truncate. */
 export interface ShardCheckpoint {
+  /** The attempt that wrote the files this checkpoint describes (absent in checkpoints of older workers). */
+  attempt?: number;
   itemsDone: number;
   itemsOk: number;
   itemsFailed: number;
@@ -185,6 +193,8 @@ export interface BatchCarryOver {
   itemsFailed: number;
   startedAt: string;
   executionProvider?: string;
+  /** Shard number → the attempt whose output is the shard's, for shards attempt 1 did not finish. */
+  shardOwners?: Record<string, number>;
 }
 
 export interface BatchSummary {

@@ -39,6 +39,11 @@ export const FailureType = {
   /** An existing cluster's kubelet identity holds no AcrPull on the registry. */
   AksAcrPullMissing: 'AksAcrPullMissing',
   NotEnoughGpus: 'NotEnoughGpus',
+  // Azure Blob Storage refused a batch job's input, output or model location.
+  StorageNotConfigured: 'StorageNotConfigured',
+  StorageAccessDenied: 'StorageAccessDenied',
+  StorageAccountNotFound: 'StorageAccountNotFound',
+  StorageContainerNotFound: 'StorageContainerNotFound',
   // The cluster's Kubernetes API refused: credentials, RBAC, an object it will not accept.
   KubernetesUnauthorized: 'KubernetesUnauthorized',
   KubernetesForbidden: 'KubernetesForbidden',

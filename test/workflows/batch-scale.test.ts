@@ -75,7 +75,7 @@ describe('batchScore at scale and under faults', () => {
     });
 
     // Kill the worker once the first shard has written some rows, but long before it is done.
-    const partial = path.join(input.outputDir, 'shards', 'shard-000000.partial', 'predictions.jsonl');
+    const partial = path.join(input.outputDir, 'shards', 'shard-000000.attempt-1.partial', 'predictions.jsonl');
     await eventually(
       async () => {
         const size = (await fs.stat(partial).catch(() => undefined))?.size ?? 0;

@@ -1,12 +1,10 @@
 /** `inferctl schedule …` subcommands: flags in, the command functions of ./schedule out. */
-import path from 'node:path';
-
 import { Option } from '@commander-js/extra-typings';
 import type { Command } from '@commander-js/extra-typings';
 
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { OUTPUT_TEMPLATE_FIELDS } from '../../shared/output-template';
-import { addBatchJobOptions, batchJobFlags } from '../batch-flags';
+import { addBatchJobOptions, batchJobFlags, jobLocation } from '../batch-flags';
 import { withClient } from '../client-context';
 import { duration, isoDate } from '../flag-parsers';
 import {
@@ -42,7 +40,7 @@ export function addScheduleCommands(program: Command): void {
       .description(
         'Create a schedule that runs batch scoring at each slot (workflow ids score-<name>-<scheduled time>)',
       ),
-    `output directory; may use the slot's scheduled time (UTC): ${OUTPUT_TEMPLATE_FIELDS.map((f) => `{${f}}`).join(' ')}, e.g. 'out/{date}'`,
+    `output directory or blob prefix (az://<account>/<container>/<prefix>); may use the slot's scheduled time (UTC): ${OUTPUT_TEMPLATE_FIELDS.map((f) => `{${f}}`).join(' ')}, e.g. 'out/{date}'`,
   )
     .option('--cron <expr>', 'five-field cron, e.g. "0 2 * * *" (02:00 every day)')
     .option('--interval <duration>', 'or every so often, e.g. 6h', duration('--interval'))
@@ -67,7 +65,7 @@ export function addScheduleCommands(program: Command): void {
         scheduleCreateCommand(ctx, {
           ...flags,
           // Keep the template's braces; make the path absolute where the user typed it.
-          outputDir: path.resolve(flags.outputDir),
+          outputDir: jobLocation(flags.outputDir),
           name,
           cron: o.cron,
           intervalSeconds: o.interval,

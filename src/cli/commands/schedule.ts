@@ -3,8 +3,6 @@
  * Each slot starts a batchScore workflow `score-<name>-<scheduled time>`; `--output` may be a template
  * of the slot's scheduled time (`out/{date}`), so a re-run or backfill of a slot overwrites that slot.
  */
-import path from 'node:path';
-
 import { ScheduleNotFoundError, ScheduleOverlapPolicy } from '@temporalio/client';
 import type {
   ScheduleDescription,
@@ -19,6 +17,7 @@ import { batchWorkflowId } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE, DEPLOYMENT_NAME_PATTERN } from '../../shared/deploy-types';
 import { InferctlKind, ModelName } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
+import { jobLocation } from '../batch-flags';
 import type { BatchJobFlags } from '../batch-flags';
 import { CliError } from '../cli-error';
 import type { CommandContext } from '../client-context';
@@ -289,9 +288,9 @@ export async function scheduleUpdateCommand(ctx: CommandContext, opts: ScheduleU
       if (next.action.type === 'startWorkflow') {
         const [input] = next.action.args as Parameters<typeof batchScore>;
         const changed = { ...input };
-        if (opts.modelPath) changed.modelPath = path.resolve(opts.modelPath);
-        if (opts.inputPath) changed.inputPath = path.resolve(opts.inputPath);
-        if (opts.outputDir) changed.outputDir = path.resolve(opts.outputDir);
+        if (opts.modelPath) changed.modelPath = jobLocation(opts.modelPath);
+        if (opts.inputPath) changed.inputPath = jobLocation(opts.inputPath);
+        if (opts.outputDir) changed.outputDir = jobLocation(opts.outputDir);
         next.action = { ...next.action, args: [changed] };
       }
       return next;

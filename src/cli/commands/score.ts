@@ -17,7 +17,7 @@ import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { webUiUrl } from '../../temporal/connection';
 import { InferctlKind, ItemsDone, ModelName, Stage } from '../../shared/search-attributes';
 import { formatDuration } from '../../shared/duration';
-import { addBatchJobOptions, batchJobFlags } from '../batch-flags';
+import { addBatchJobOptions, batchJobFlags, jobLocation } from '../batch-flags';
 import type { BatchJobFlags } from '../batch-flags';
 import { CliError } from '../cli-error';
 import { withClient } from '../client-context';
@@ -35,7 +35,7 @@ export function addScoreCommands(program: Command): void {
     program
       .command('score')
       .description('Score a directory or manifest of images with a model on the GPU workers, with a live progress bar'),
-    'where predictions.jsonl, errors.jsonl and summary.json go',
+    'where predictions.jsonl, errors.jsonl and summary.json go: a directory, or a blob prefix az://<account>/<container>/<prefix>',
   )
     .option('-n, --name <name>', 'job name; the workflow id is score-<name> (default: from the input and the time)')
     .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
@@ -107,9 +107,9 @@ export interface ScoreCommandOptions extends BatchJobFlags {
 export function batchJobInput(flags: BatchJobFlags, name: string): BatchScoreInput {
   return {
     name,
-    modelPath: path.resolve(flags.modelPath),
-    inputPath: path.resolve(flags.inputPath),
-    outputDir: path.resolve(flags.outputDir),
+    modelPath: jobLocation(flags.modelPath),
+    inputPath: jobLocation(flags.inputPath),
+    outputDir: jobLocation(flags.outputDir),
     shardSize: flags.shardSize,
     batchSize: flags.batchSize,
     maxShardsInFlight: flags.concurrency,
@@ -119,7 +119,7 @@ export function batchJobInput(flags: BatchJobFlags, name: string): BatchScoreInp
     requireCuda: flags.requireCuda,
     gpuTaskQueue: flags.gpuTaskQueue ?? GPU_TASK_QUEUE,
     ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
-    ...(flags.labelsPath ? { labelsPath: path.resolve(flags.labelsPath) } : {}),
+    ...(flags.labelsPath ? { labelsPath: jobLocation(flags.labelsPath) } : {}),
   };
 }
 
@@ -221,7 +221,7 @@ export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue:
   );
   out.line(`Predictions: ${outcome.predictionsFile}`);
   if (outcome.itemsFailed > 0) out.line(`Errors:      ${outcome.errorsFile}`);
-  out.line(`Summary:     ${path.join(outcome.outputDir, 'summary.json')}`);
+  out.line(`Summary:     ${outcome.summaryFile}`);
   return outcome;
 }
 
