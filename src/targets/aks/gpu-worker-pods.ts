@@ -1,7 +1,8 @@
 /**
  * The GPU-worker pods of a batch job on its AKS GPU pool: a namespace owned by the job, a Secret with the
  * Temporal connection (address, namespace, and the API key and payload-codec keys when the control worker
- * has them: read from its environment here, never from workflow history), and a Deployment of one pod per
+ * has them) and the blob storage credentials (a connection string or SAS, when the control worker has one):
+ * read from its environment here, never from workflow history; and a Deployment of one pod per
  * GPU node running the GPU worker (`node dist/worker/gpu.js`) on the job's own task queue. The pods select
  * the job's pool by its node label and tolerate its taint; each asks for one `nvidia.com/gpu`, so they can
  * only be scheduled on the pool's GPU nodes. Apply is server-side (kubernetes-deployment.ts), so a retried
@@ -29,6 +30,9 @@ export const CONNECTION_VARIABLES = [
   'TEMPORAL_TLS',
   'TEMPORAL_TLS_SERVER_NAME',
   'INFERCTL_CODEC_KEYS',
+  // Blob inputs and outputs (src/batch/blob-client.ts): the account key or SAS, when the job uses one.
+  'AZURE_STORAGE_CONNECTION_STRING',
+  'AZURE_STORAGE_SAS_TOKEN',
 ] as const;
 
 export interface GpuWorkerManifestInput {

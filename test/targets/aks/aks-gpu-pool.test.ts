@@ -8,10 +8,10 @@
  * success, a failed job, a cancelled job, and a control worker SIGKILLed while the job runs; and when a
  * job is terminated (no teardown runs), the janitor removes them.
  *
- * Inputs and outputs: blob storage (az://, Azurite) has not landed on this branch yet, so the job reads a
- * local directory and writes a local one; the pods reach them because the kubelet stand-in has no mount
- * namespace (made readable and writable for the pods' user 1000 here). On AKS they must be az:// (or on a
- * shared volume): see the README.
+ * Inputs and outputs: the first job scores Azurite to Azurite (az:// inputs and outputs; the storage
+ * connection string reaches the pods through their Secret). The fault cases read and write local
+ * directories, which the pods reach only because the kubelet stand-in has no mount namespace (made
+ * readable and writable for the pods' user 1000 here); on AKS they must be az:// or a shared volume.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -36,6 +36,7 @@ import { janitor } from '../../../workflows/janitor';
 import type { JanitorReport } from '../../../src/shared/janitor-types';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { aksSuite } from '../../helpers/azure/aks-suite';
+import { useAzurite } from '../../helpers/azurite';
 import { readJsonl } from '../../helpers/jsonl';
 import { demoAssets, eventually, startControlWorker, uniqueName } from '../../helpers/workers';
 
@@ -49,6 +50,7 @@ interface Row {
 
 describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
   const suite = aksSuite('aks-gpupool');
+  const azurite = useAzurite();
   const { taskQueue } = suite;
   let seeded = false;
 
@@ -141,10 +143,25 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     assert.ok(!(await suite.bed.namespaces()).includes(namespace), `namespace ${namespace} is gone`);
   }
 
-  test('adds a pool, runs the worker pods on its GPU nodes only, scores every input, removes pods and pool', async () => {
+  test('adds a pool, runs the worker pods on its GPU nodes only, scores Azurite to Azurite, removes pods and pool', async () => {
     const name = uniqueName('gp');
-    const { input, output, samples } = await scratch(name, 12);
-    const handle = await start(name, { inputPath: input, outputDir: output });
+    const { samples } = await scratch(name, 12);
+    // The inputs in blob storage; the control worker has the storage connection string, the pods get it
+    // through their Secret.
+    await azurite.container('inputs');
+    await azurite.container('scores');
+    const blobOf = new Map<string, string>();
+    for (const [i, s] of samples.entries()) {
+      const blob = `day1/${String(i).padStart(3, '0')}-${path.basename(s.path)}`;
+      await azurite.put('inputs', blob, await fs.readFile(s.path));
+      blobOf.set(azurite.url('inputs', blob), s.label);
+    }
+    await suite.worker.stop();
+    suite.worker = await startControlWorker(taskQueue, [], { ...suite.workerEnv(), ...azurite.env });
+    const handle = await start(name, {
+      inputPath: azurite.url('inputs', 'day1'),
+      outputDir: azurite.url('scores', name),
+    });
 
     const pods = await runningWorkers(handle, 2);
     const nodes = await core().listNode({});
@@ -165,14 +182,22 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     assert.equal(outcome.batch.itemsOk, 12);
     assert.equal(outcome.batch.itemsFailed, 0);
     assert.equal(outcome.batch.executionProvider, 'cpu', 'the CPU fallback: this machine has no GPU');
-    const rows = await readJsonl<Row>(outcome.batch.predictionsFile);
+    assert.equal(outcome.batch.predictionsFile, azurite.url('scores', `${name}/predictions.jsonl`));
+    const text = await azurite.text('scores', `${name}/predictions.jsonl`);
+    const rows = (text ?? '')
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l) as Row);
     assert.deepEqual(
       rows.map((r) => r.index),
       [...Array(12).keys()],
-      'every input once, in order',
+      'every input once, in order, in the blob output',
     );
-    const truth = new Map(samples.map((s) => [s.path, s.label]));
-    for (const row of rows) assert.equal(row.predictions[0]?.label, truth.get(row.path), row.path);
+    for (const row of rows) assert.equal(row.predictions[0]?.label, blobOf.get(row.path), row.path);
+    assert.ok(
+      suite.bed.kubelet.events.every((e) => !e.includes('CreateContainerConfigError')),
+      'the pods found every Secret key',
+    );
 
     const poolName = outcome.pool.poolName;
     const namespace = `inferctl-${name}-`;
