@@ -13,6 +13,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 
 import type { BatchOutcome } from '../../../workflows/batch-score';
 import { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
+import { isBlobLocation } from '../../batch/blob-location';
 import { batchWorkflowId } from '../../shared/batch-types';
 import type { BatchScoreInput } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
@@ -56,8 +57,19 @@ export function gpuPoolFlags(o: { cluster?: string; resourceGroup?: string; gpuN
   return pool;
 }
 
+/** The worker image carries the model, so it must be a file here (the inputs and outputs may be blobs). */
+function assertLocalModel(input: BatchScoreInput): void {
+  if (!isBlobLocation(input.modelPath)) return;
+  throw new CliError(
+    `--target aks builds the model into the GPU workers' image, so --model must be a local ONNX file ` +
+      `(got ${input.modelPath}). Download it first; --input and --output may stay in blob storage.`,
+    2,
+  );
+}
+
 export async function scoreOnAksCommand(ctx: CommandContext, opts: ScoreOnAksOptions): Promise<ScoreOnAksResult> {
   const { input } = opts;
+  assertLocalModel(input);
   const workflowId = batchWorkflowId(input.name);
   let handle;
   try {
@@ -111,6 +123,7 @@ export async function scoreOnAksDryRun(
   ctx: Pick<CommandContext, 'out'>,
   opts: { input: BatchScoreInput; pool: GpuPoolOptions; hours?: number },
 ): Promise<GpuPoolDryRunReport> {
+  assertLocalModel(opts.input);
   const modelPath = path.resolve(opts.input.modelPath);
   if (!fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) {
     throw new CliError(`Model not found: ${modelPath}. Pass the ONNX file to score with with --model.`, 2);
