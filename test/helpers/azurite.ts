@@ -109,7 +109,7 @@ export class Azurite {
     child.stdout.on('data', (d: Buffer) => (this.log += d.toString()));
     child.stderr.on('data', (d: Buffer) => (this.log += d.toString()));
     const deadline = Date.now() + 60_000;
-    while (!this.log.includes('successfully listening')) {
+    while (!this.log.includes('successfully listens')) {
       if (child.exitCode !== null) throw new Error(`Azurite exited early:\n${this.log}`);
       if (Date.now() > deadline) {
         await this.stop();
