@@ -117,7 +117,7 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
         : new CancelledFailure(`Batch job "${spec.jobName}" cancelled`);
     }
     throw ApplicationFailure.create({
-      type: FailureType.ShardFailed,
+      type: FailureType.GpuPoolJobFailed,
       message:
         `Batch job "${spec.jobName}" on a GPU pool of ${spec.cluster} failed (${rootMessage(failure)}). ` +
         `The GPU pool and its pods were removed (${pool.removed.join(', ') || 'nothing was left'}).`,

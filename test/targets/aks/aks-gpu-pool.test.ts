@@ -28,7 +28,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { writeSampleImages } from '../../../src/demo/sample-images';
 import type { BatchScoreInput } from '../../../src/shared/batch-types';
 import { FailureType } from '../../../src/shared/failure-types';
-import type { GpuPoolBatchInput } from '../../../src/shared/gpu-pool-types';
+import type { GpuPoolBatchInput, GpuPoolOptions } from '../../../src/shared/gpu-pool-types';
 import { formatGpuPoolDryRun, gpuPoolDryRun } from '../../../src/targets/aks/gpu-pool-dry-run';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
 import { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
@@ -73,7 +73,11 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     return { input, output, samples };
   }
 
-  function start(name: string, batch: Pick<BatchScoreInput, 'inputPath' | 'outputDir'> & Partial<BatchScoreInput>) {
+  function start(
+    name: string,
+    batch: Pick<BatchScoreInput, 'inputPath' | 'outputDir'> & Partial<BatchScoreInput>,
+    pool: Partial<GpuPoolOptions> = {},
+  ) {
     const input: GpuPoolBatchInput = {
       batch: {
         name,
@@ -86,7 +90,7 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
         heartbeatTimeoutSeconds: 10,
         ...batch,
       },
-      pool: { cluster: CLUSTER, gpuNodes: 2 },
+      pool: { cluster: CLUSTER, gpuNodes: 2, ...pool },
       readyTimeoutSeconds: 240,
       heartbeatTimeoutSeconds: 10,
       pollIntervalSeconds: 0.5,
@@ -224,7 +228,8 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     );
     assert.ok(err instanceof WorkflowFailedError);
     assert.ok(err.cause instanceof ApplicationFailure);
-    assert.equal(err.cause.type, FailureType.ShardFailed);
+    assert.equal(err.cause.type, FailureType.GpuPoolJobFailed);
+    assert.match(err.cause.message, /input\(s\) could not be scored, over the error threshold/, 'names the cause');
     assert.match(
       err.cause.message,
       /The GPU pool and its pods were removed \(namespace inferctl-gpfail-.*, agent pool g[0-9a-f]{11}\)/,
@@ -232,6 +237,41 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     const poolName = /agent pool (g[0-9a-f]{11})/.exec(err.cause.message)![1]!;
     const ns = /namespace (\S+),/.exec(err.cause.message)![1]!;
     await assertAllGone(poolName, ns);
+  });
+
+  test('a pool the quota cannot cover, or a retired size, is refused before anything is created', async () => {
+    const name = uniqueName('gpquota');
+    const { input, output } = await scratch(name, 2);
+    const puts = () =>
+      suite.bed.arm.requests.filter((r) => r.method === 'PUT' && r.path.includes('/agentPools/')).length;
+    const before = puts();
+    // 3 × 24 vCPUs of A100 against the family's quota of 48.
+    const handle = await start(
+      name,
+      { inputPath: input, outputDir: output },
+      { gpuVmSize: 'Standard_NC24ads_A100_v4', gpuNodes: 3 },
+    );
+    const err = await handle.result().then(
+      () => assert.fail('the job must be refused'),
+      (e: unknown) => e,
+    );
+    assert.ok(err instanceof WorkflowFailedError && err.cause instanceof ApplicationFailure);
+    assert.equal(err.cause.type, FailureType.GpuPoolJobFailed);
+    assert.match(err.cause.message, /Not enough vCPU quota in eastus: the node pools need 72 vCPUs .* only 48 /);
+    assert.match(err.cause.message, /nothing was left/);
+    const retired = await start(
+      uniqueName('gpold'),
+      { inputPath: input, outputDir: output },
+      { gpuVmSize: 'Standard_NC6s_v3' },
+    );
+    const old = await retired.result().then(
+      () => assert.fail('a retired size must be refused'),
+      (e: unknown) => e,
+    );
+    assert.ok(old instanceof WorkflowFailedError);
+    assert.match(String(old.cause?.message), /VM size Standard_NC6s_v3 was retired by Azure on 2025-09-30/);
+    assert.equal(puts(), before, 'no agent pool was asked for');
+    assert.deepEqual(suite.bed.arm.clusterPools(CLUSTER), ['system']);
   });
 
   test('a cancelled job removes its pods and pool, and a control worker SIGKILLed mid-job changes nothing', async () => {
