@@ -24,8 +24,10 @@ import {
   AccountSASResourceTypes,
   AccountSASServices,
   BlobServiceClient,
+  ContainerSASPermissions,
   StorageSharedKeyCredential,
   generateAccountSASQueryParameters,
+  generateBlobSASQueryParameters,
 } from '@azure/storage-blob';
 
 import { freePort } from '../../src/temporal/dev-server';
@@ -72,6 +74,22 @@ export class Azurite {
         permissions: AccountSASPermissions.parse(permissions),
         resourceTypes: AccountSASResourceTypes.parse('sco').toString(),
         services: AccountSASServices.parse('b').toString(),
+      },
+      new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
+    ).toString();
+  }
+
+  /**
+   * A container SAS (service SAS: read, add, create, write, delete, list) valid for an hour. Azurite
+   * reads a Put Block From URL source through a service SAS only (an account SAS there answers 500;
+   * Azure itself takes either).
+   */
+  containerSas(container: string, permissions = 'racwdl'): string {
+    return generateBlobSASQueryParameters(
+      {
+        containerName: container,
+        expiresOn: new Date(Date.now() + 60 * 60 * 1000),
+        permissions: ContainerSASPermissions.parse(permissions),
       },
       new StorageSharedKeyCredential(AZURITE_ACCOUNT, AZURITE_KEY),
     ).toString();

@@ -2,14 +2,16 @@
  * Batch scoring from Blob Storage to Blob Storage, against Azurite (strict mode): inputs listed from a
  * prefix, the model read from a blob, per-shard blobs committed once, predictions.jsonl composed
  * server-side from the shards' blobs (its committed blocks are the shards'), shard blobs removed after;
- * with the account key (connection string) and with a SAS only; and a GPU worker SIGKILLed mid-shard:
+ * with the account key (connection string) and with a container SAS only; and a GPU worker SIGKILLed mid-shard:
  * every input exactly once in the blob output.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import { describe, test } from 'node:test';
 
+import { parseNpyHeader } from '../../src/batch/npy';
 import { makeColourJpeg } from '../../src/demo/sample-images';
+import { readModelInfo } from '../../src/model/model-info';
 import type { BatchSummary } from '../../src/shared/batch-types';
 import type { BatchOutcome } from '../../workflows/batch-score';
 import { useAzurite } from '../helpers/azurite';
@@ -42,8 +44,7 @@ describe('batchScore on Blob Storage (Azurite)', () => {
 
   test('blob to blob with a connection string: each input once, in order, composed server-side', async () => {
     const env = azurite.env;
-    await suite.startControlWorker({ env });
-    await suite.startGpuWorker({ env });
+    const workers = [await suite.startControlWorker({ env }), await suite.startGpuWorker({ env })];
     const names = await uploadImages('inputs', 'day1', 23);
     await azurite.put('inputs', 'day1/broken.jpg', 'not an image');
     await azurite.container('models');
@@ -84,7 +85,7 @@ describe('batchScore on Blob Storage (Azurite)', () => {
     const errors = lines<{ path: string; reason: string }>(await azurite.text('scores', 'run-1/errors.jsonl'));
     assert.deepEqual(
       errors.map((e) => [e.path, e.reason]),
-      [[azurite.url('inputs', 'day1/broken.jpg'), 'corrupt']],
+      [[azurite.url('inputs', 'day1/broken.jpg'), 'unsupported-format']],
     );
 
     // Composed from the shards' blobs: one committed block per shard, none downloaded and re-uploaded.
@@ -95,26 +96,28 @@ describe('batchScore on Blob Storage (Azurite)', () => {
     assert.ok(raw.subarray(0, 6).equals(Buffer.from('\x93NUMPY', 'latin1')), 'raw.npy is NumPy');
     const summary = JSON.parse((await azurite.text('scores', 'run-1/summary.json'))!) as BatchSummary;
     assert.equal(summary.itemsOk, 23);
-    assert.deepEqual(summary.rawShape, [23, 4]);
+    assert.deepEqual(summary.rawShape, [23, (await readModelInfo(suite.assets.modelPath)).labels.length]);
+    assert.equal(raw.length, parseNpyHeader(raw).dataOffset + 23 * summary.rawShape[1] * 4, 'a row per scored input');
     assert.deepEqual(await azurite.names('scores', 'run-1/shards/'), [], 'shard blobs removed');
     assert.deepEqual(await azurite.names('scores', 'run-1/manifest/'), [], 'shard lists removed');
     assert.deepEqual(
       (await azurite.names('scores', 'run-1/')).sort(),
       ['errors.jsonl', 'predictions.jsonl', 'raw.npy', 'summary.json'].map((n) => `run-1/${n}`),
     );
+    for (const w of workers) await w.stop(); // the next test's workers know Azurite by a SAS only
   });
 
   test('SAS only, a GPU worker SIGKILLed mid-shard: every input exactly once in the blob output', async () => {
-    // These workers know Azurite only by a SAS; the locations name its endpoint.
-    const env = { AZURE_STORAGE_SAS_TOKEN: azurite.sas(), AZURE_STORAGE_CONNECTION_STRING: '' };
+    // These workers know Azurite only by a container SAS; the locations name its endpoint.
+    await azurite.container('kill');
+    const env = { AZURE_STORAGE_SAS_TOKEN: azurite.containerSas('kill'), AZURE_STORAGE_CONNECTION_STRING: '' };
     const gpuTaskQueue = uniqueName('blob-kill-gpu');
     await suite.startControlWorker({ env });
     const total = 120;
-    await uploadImages('kill-in', 'imgs', total, 512);
-    await azurite.container('kill-out');
+    await uploadImages('kill', 'imgs', total, 512);
     const input = suite.batchInput({
-      inputPath: azurite.httpUrl('kill-in', 'imgs'),
-      outputDir: azurite.httpUrl('kill-out', 'job'),
+      inputPath: azurite.httpUrl('kill', 'imgs'),
+      outputDir: azurite.httpUrl('kill', 'job'),
       shardSize: 60,
       batchSize: 4,
       maxShardsInFlight: 1,
@@ -128,7 +131,7 @@ describe('batchScore on Blob Storage (Azurite)', () => {
     // Kill once shard 0's first attempt has staged rows, long before it commits.
     const staged = azurite
       .service()
-      .getContainerClient('kill-out')
+      .getContainerClient('kill')
       .getBlockBlobClient('job/shards/shard-000000/attempt-1/predictions.jsonl');
     const blocksAtKill = await eventually(
       async () => {
@@ -144,7 +147,7 @@ describe('batchScore on Blob Storage (Azurite)', () => {
 
     await suite.startGpuWorker({ taskQueue: gpuTaskQueue, env });
     const outcome: BatchOutcome = await handle.result();
-    const rows = lines<{ index: number }>(await azurite.text('kill-out', 'job/predictions.jsonl'));
+    const rows = lines<{ index: number }>(await azurite.text('kill', 'job/predictions.jsonl'));
     recordReliability({
       test: 'batch on blob storage: GPU worker SIGKILLed mid-shard',
       faultsInjected: 1,
@@ -160,7 +163,7 @@ describe('batchScore on Blob Storage (Azurite)', () => {
       [...Array(total).keys()],
       'each index exactly once, in order',
     );
-    const summary = JSON.parse((await azurite.text('kill-out', 'job/summary.json'))!) as BatchSummary;
+    const summary = JSON.parse((await azurite.text('kill', 'job/summary.json'))!) as BatchSummary;
     const first = summary.shardTimings.find((s) => s.shard === 0)!;
     assert.ok(first.attempts >= 2, `shard 0's output is a later attempt's (attempt ${first.attempts})`);
   });
