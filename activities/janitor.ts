@@ -135,7 +135,7 @@ export function createJanitorActivities() {
           const deleted = await deleteTaggedResource(
             clients,
             settings,
-            resource as OwnedResource & { kind: 'cluster' | 'resource group' | 'namespace' },
+            resource as OwnedResource & { kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool' },
             signal,
           );
           log.info('Deleted orphan', { kind: resource.kind, name: resource.name, owner: resource.owner, status });

@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { createBatchActivities } from '../activities/batch';
 import { createDeployActivities } from '../activities/deploy';
 import { createRolloutActivities } from '../activities/rollout';
+import { createGpuPoolActivities } from '../activities/gpu-pool';
 import { createJanitorActivities } from '../activities/janitor';
 import { CONTROL_TASK_QUEUE } from '../src/shared/deploy-types';
 import { aksConfigured, aksSettingsFromEnv } from '../src/targets/aks/aks-config';
@@ -63,6 +64,7 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
         ...createRolloutActivities({ targets }),
         ...createBatchActivities(),
         ...createJanitorActivities(),
+        ...createGpuPoolActivities({ settings: aksConfigured() ? aksSettingsFromEnv() : undefined }),
       },
     },
   });

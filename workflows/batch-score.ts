@@ -173,7 +173,7 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
           baseIndex: shard * input.shardSize,
           manifestDir: prepared.manifestDir,
           outputDir: input.outputDir,
-          modelPath: input.modelPath,
+          modelPath: input.onWorkers?.modelPath ?? input.modelPath,
           modelDigest: prepared.modelDigest,
           batchSize: input.batchSize,
           topK: input.topK,
@@ -183,7 +183,7 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
             ? { progressIntervalSeconds: input.progressIntervalSeconds }
             : {}),
           ...(input.preprocess ? { preprocess: input.preprocess } : {}),
-          ...(input.labelsPath ? { labelsPath: input.labelsPath } : {}),
+          ...(input.labelsPath ? { labelsPath: input.onWorkers?.labelsPath ?? input.labelsPath } : {}),
         })
         .then(
           (r: ShardResult) => {

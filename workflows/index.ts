@@ -2,3 +2,4 @@
 export * from './batch-score';
 export * from './deploy';
 export * from './janitor';
+export * from './gpu-pool';

@@ -63,6 +63,11 @@ export interface BatchScoreInput {
   progressIntervalSeconds?: number;
   /** Keep the per-shard outputs and the manifest copy after a successful merge (default: removed). */
   keepShards?: boolean;
+  /**
+   * Where the GPU workers find the model and labels when their copy is not at modelPath (a worker image
+   * built for the job: workflows/gpu-pool.ts); the control worker keeps using modelPath and labelsPath.
+   */
+  onWorkers?: { modelPath: string; labelsPath?: string };
 }
 
 /** The signal a running shard sends its workflow (at most every progressIntervalSeconds). */

@@ -64,6 +64,8 @@ export const FailureType = {
   RolloutFailed: 'RolloutFailed',
   ShardFailed: 'ShardFailed',
   ErrorThresholdExceeded: 'ErrorThresholdExceeded',
+  /** What a batch job on its own AKS GPU pool fails with (after removing the pool), wrapping the cause. */
+  GpuPoolJobFailed: 'GpuPoolJobFailed',
 } as const;
 
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];

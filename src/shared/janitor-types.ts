@@ -17,10 +17,10 @@ export interface JanitorInput {
  * scoring image in the registry that no deployment in the subscription's clusters uses (status UNUSED).
  */
 export interface OwnedResource {
-  kind: 'cluster' | 'resource group' | 'namespace' | 'image';
+  kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool' | 'image';
   name: string;
   resourceGroup: string;
-  /** For a namespace: the cluster it is in. */
+  /** For a namespace or an agent pool (a batch job's GPU pool): the cluster it is in. */
   cluster?: string;
   /** For an image (name `<repository>:<tag>`): its digest, which deleting it goes by. */
   digest?: string;

@@ -22,11 +22,12 @@ import type { BatchJobFlags } from '../batch-flags';
 import { CliError } from '../cli-error';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
-import { describeFailure, type Output } from '../output';
+import { createOutput, describeFailure, type Output } from '../output';
 import { createProgressRenderer, progressLine } from '../progress';
 import { ResultWatch } from '../result-watch';
 import { startIndexed } from '../start-workflow';
 import { nameFromModel } from '../deployment-name';
+import { gpuPoolFlags, scoreOnAksCommand, scoreOnAksDryRun } from './score-aks';
 
 /** `inferctl score` and `inferctl score status`: flags in, command functions out. */
 export function addScoreCommands(program: Command): void {
@@ -41,8 +42,40 @@ export function addScoreCommands(program: Command): void {
     .option('--detach', 'start and return at once')
     .option('--keep-shards', 'keep the per-shard outputs and the manifest copy after the merge (default: removed)')
     .option('--json', 'print one JSON document')
+    .option('--target <target>', 'where the GPU workers run: local (yours) or aks (a GPU pool the job adds)', 'local')
+    .option('--cluster <name>', '--target aks: the AKS cluster to add the GPU pool to (it is kept)')
+    .option('--resource-group <group>', "--target aks: the cluster's resource group (default: the worker's)")
+    .option('--gpu-nodes <n>', '--target aks: GPU nodes in the pool, one GPU worker each')
+    .option('--gpu-vm-size <size>', '--target aks: GPU VM size (default Standard_NC4as_T4_v3)')
+    .option('--dry-run', '--target aks: print the requests and the estimated GPU cost, create nothing')
+    .option('--expected-hours <h>', '--dry-run: hours the job is expected to run, for its cost', Number)
     .action(async (o) => {
       const flags = batchJobFlags(o, 'score');
+      if (o.target === 'aks' || o.dryRun) {
+        // A job on an AKS GPU pool (score-aks.ts): the pool's lifecycle lives there.
+        if (o.target !== 'aks')
+          throw new CliError('--dry-run is for --target aks (local GPU workers cost nothing).', 2);
+        const pool = gpuPoolFlags(o);
+        const name = o.name ?? `${nameFromModel(flags.inputPath).slice(0, 24)}-${Date.now().toString(36)}`;
+        const input = { ...batchJobInput(flags, name), ...(o.keepShards ? { keepShards: true } : {}) };
+        delete input.gpuTaskQueue;
+        if (o.dryRun) {
+          await scoreOnAksDryRun({ out: createOutput(Boolean(o.json)) }, { input, pool, hours: o.expectedHours });
+          return;
+        }
+        await withClient(Boolean(o.json), async (ctx) => {
+          ctx.out.result(
+            await scoreOnAksCommand(ctx, {
+              input,
+              pool,
+              taskQueue: o.taskQueue,
+              detach: Boolean(o.detach),
+              follow: (batch, out) => followBatch(batch, out, 'the job’s own GPU pool'),
+            }),
+          );
+        });
+        return;
+      }
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await scoreCommand(ctx, {
           ...flags,

@@ -36,8 +36,8 @@ export type DryRunSettings = Pick<
 > &
   Partial<AksSettings>;
 
-/** Records the requests without sending them; `answer` says what Azure would reply. */
-class RecordingHttpClient implements HttpClient {
+/** Records the requests without sending them; `answer` says what Azure would reply (also the GPU pool dry run). */
+export class RecordingHttpClient implements HttpClient {
   readonly requests: Omit<ArmRequest, 'purpose'>[] = [];
 
   sendRequest(request: PipelineRequest): Promise<PipelineResponse> {
@@ -65,7 +65,7 @@ function answer(path: string, method: string, body: unknown): unknown {
   return { ...b, properties: { ...((b.properties as object) ?? {}), provisioningState: 'Succeeded' } };
 }
 
-const credential: TokenCredential = {
+export const credential: TokenCredential = {
   getToken: () => Promise.resolve({ token: 'dry-run', expiresOnTimestamp: Date.now() + 3_600_000 }),
 };
 

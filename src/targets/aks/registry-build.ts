@@ -18,7 +18,7 @@ import type { AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure } from './azure-errors';
 import { buildContext } from './build-context';
-import type { ServedWith } from './build-context';
+import type { BuildContext, ServedWith } from './build-context';
 import { registryTagExists } from './registry-images';
 import { FailureType } from '../../shared/failure-types';
 
@@ -54,8 +54,20 @@ export async function buildImageInRegistry(
   signal?: AbortSignal,
   progress: StepProgress = () => undefined,
 ): Promise<RegistryImage> {
-  const { registryResourceGroup: rg, registryName: registry } = settings;
   const context = await buildContext(modelPath, served);
+  return buildContextInRegistry(clients, settings, repository, context, signal, progress);
+}
+
+/** Builds `repository:<context digest>` from a build context (any image's), or reuses the tag a run pushed. */
+export async function buildContextInRegistry(
+  clients: AzureClients,
+  settings: AksSettings,
+  repository: string,
+  context: BuildContext,
+  signal?: AbortSignal,
+  progress: StepProgress = () => undefined,
+): Promise<RegistryImage> {
+  const { registryResourceGroup: rg, registryName: registry } = settings;
   const tag = context.digest;
   const imageRef = `${registry.toLowerCase()}.azurecr.io/${repository}:${tag}`;
   const digest = `sha256:${context.digest}`;

@@ -1,12 +1,13 @@
 /**
  * What the janitor sees and removes: AKS clusters and resource groups in the subscription that carry the
  * `inferctl-owner` tag (with the `inferctl-environment` tag saying which installation made them), and the
- * namespaces inferctl created in clusters it did not create, and the images inferctl's Deployments run in
+ * namespaces and GPU agent pools (batch jobs') inferctl created in clusters it did not create, and the images inferctl's Deployments run in
  * every cluster it can read (so the janitor knows which scoring images are unused). Deleting is idempotent (404 means gone) and
  * waits for the delete to finish.
  */
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { ManagedCluster } from '@azure/arm-containerservice';
 
 import type { AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
@@ -18,10 +19,10 @@ import { MANAGED_BY_LABEL, OWNER_ANNOTATION } from './kubernetes-manifests';
 import { OWNER_TAG } from './managed-cluster';
 
 export interface TaggedResource {
-  kind: 'cluster' | 'resource group' | 'namespace';
+  kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool';
   name: string;
   resourceGroup: string;
-  /** For a namespace: the cluster it is in. */
+  /** For a namespace or an agent pool: the cluster it is in. */
   cluster?: string;
   /** The workflow id in the owner tag. */
   owner: string;
@@ -49,6 +50,8 @@ export async function listTaggedResources(clients: AzureClients, signal?: AbortS
       const resourceGroup = /\/resourcegroups\/([^/]+)\//i.exec(cluster.id)?.[1] ?? '';
       if (cluster.provisioningState === 'Succeeded')
         running.push({ name: cluster.name, resourceGroup, tagged: !!owner });
+      // A batch job's GPU pool in a user's cluster (gpu-node-pool.ts) carries the owner tag itself.
+      if (!owner) found.push(...ownedPools(cluster, resourceGroup));
       if (!owner) continue;
       const environment = cluster.tags?.[ENVIRONMENT_TAG];
       found.push({ kind: 'cluster', name: cluster.name, resourceGroup, owner, environment, id: cluster.id });
@@ -87,6 +90,25 @@ export async function listTaggedResources(clients: AzureClients, signal?: AbortS
     }
   }
   return { resources: found, imagesInUse, unreadable };
+}
+
+/** The agent pools inferctl added to a cluster it did not create (owner-tagged pools). */
+function ownedPools(cluster: ManagedCluster, resourceGroup: string): TaggedResource[] {
+  return (cluster.agentPoolProfiles ?? []).flatMap((pool) => {
+    const owner = pool.tags?.[OWNER_TAG];
+    if (!owner || !pool.name) return [];
+    return [
+      {
+        kind: 'agent pool' as const,
+        name: pool.name,
+        resourceGroup,
+        cluster: cluster.name!,
+        owner,
+        environment: pool.tags?.[ENVIRONMENT_TAG],
+        id: `${cluster.id}/agentPools/${pool.name}`,
+      },
+    ];
+  });
 }
 
 /** The images of inferctl's Deployments in a cluster. */
@@ -168,7 +190,14 @@ export async function deleteTaggedResource(
         throw kubernetesFailure(err, `deleting namespace ${resource.name} in cluster ${resource.cluster}`);
       });
     }
-    if (resource.kind === 'cluster') {
+    if (resource.kind === 'agent pool') {
+      await clients.containerService.agentPools.delete(
+        resource.resourceGroup,
+        resource.cluster!,
+        resource.name,
+        options,
+      );
+    } else if (resource.kind === 'cluster') {
       await clients.containerService.managedClusters.delete(resource.resourceGroup, resource.name, options);
     } else {
       await clients.resources.resourceGroups.delete(resource.name, options);

@@ -103,8 +103,14 @@ export class ArmEndpoint {
     this.compute = new Compute(opts.location, this.skus, this.quotas);
     this.groups = new ResourceGroups(opts, this.operations, (key) => this.clusters.deleteGroup(key));
     this.roles = new RoleAssignments(opts.subscriptionId, (scope) => this.scopeExists(scope));
-    this.clusters = new ManagedClusters(opts, this.faults, this.skus, this.operations, this.groups, (id) =>
-      this.roles.principals.add(id),
+    this.clusters = new ManagedClusters(
+      opts,
+      this.faults,
+      this.skus,
+      this.operations,
+      this.groups,
+      (id) => this.roles.principals.add(id),
+      this.quotas,
     );
     this.registries = new ContainerRegistries(opts, this.faults, this.blobs);
     this.images = this.registries.images;
@@ -148,6 +154,11 @@ export class ArmEndpoint {
 
   clusterNames(): string[] {
     return this.clusters.names();
+  }
+
+  /** The agent pools of a cluster, as ARM has them; undefined for no such cluster. */
+  clusterPools(name: string): string[] | undefined {
+    return this.clusters.poolNames(name);
   }
 
   clusterTags(name: string): Record<string, string> | undefined {

@@ -15,9 +15,11 @@ import crypto from 'node:crypto';
 
 import { armError, notFound } from './arm-protocol';
 import type { ArmFaults, Operation, Operations, Send } from './arm-protocol';
-import { validateClusterBody, validatePool } from './cluster-validation';
+import { validateClusterBody } from './cluster-validation';
 import type { ArmRefusal } from './cluster-validation';
-import type { VmSku } from './compute';
+import { AgentPools } from './agent-pools';
+import type { PoolStates } from './agent-pools';
+import type { Quotas, VmSku } from './compute';
 import type { ResourceGroups } from './resource-groups';
 import { TEST_TENANT } from './role-assignments';
 
@@ -68,7 +70,12 @@ export class ManagedClusters {
     private readonly groups: ResourceGroups,
     /** Tells the directory about a new identity (role assignments check their principals there). */
     private readonly addPrincipal: (objectId: string) => void,
+    /** The regional quota agent pools are created against (agent-pools.ts); unchecked when left out. */
+    private readonly quotas?: Quotas,
   ) {}
+
+  /** Each agent pool's own provisioning state and quota, kept across requests (agent-pools.ts). */
+  private readonly poolStates: PoolStates = new Map();
 
   /** The object id of a cluster's kubelet identity (what pulls its images), or undefined for no such cluster. */
   kubeletObjectId(name: string): string | undefined {
@@ -98,6 +105,12 @@ export class ManagedClusters {
 
   names(): string[] {
     return [...this.clusters.values()].map((c) => c.name);
+  }
+
+  /** The agent pools a cluster has (one being deleted included, until its delete completes). */
+  poolNames(name: string): string[] | undefined {
+    const c = [...this.clusters.values()].find((x) => x.name === name);
+    return c ? [...c.pools.keys()] : undefined;
   }
 
   tags(name: string): Record<string, string> | undefined {
@@ -231,6 +244,7 @@ export class ManagedClusters {
           });
         }
         this.clusters.delete(key);
+        this.agentPools(cluster).forget(Object.assign(cluster, { id: this.id(cluster) }));
         await this.opts.onClusterDeleted?.(this.event(cluster));
       });
       return send(202, undefined, this.operations.headers(cluster.operation));
@@ -248,38 +262,19 @@ export class ManagedClusters {
   ): void {
     const cluster = this.clusters.get(clusterKey(group, clusterName));
     if (!cluster) return send(404, notFound('managedClusters', clusterName));
-    const view = (p: Record<string, unknown>, state: string) => ({
-      id: `${this.id(cluster)}/agentPools/${pool}`,
-      name: pool,
-      type: 'Microsoft.ContainerService/managedClusters/agentPools',
-      properties: { ...((p.properties as object) ?? p), provisioningState: state },
+    const host = Object.assign(cluster, { id: this.id(cluster) });
+    this.agentPools(cluster).route(method, host, pool, json, send);
+  }
+
+  /** The agent-pool routes of one cluster (agent-pools.ts), with its node hooks. */
+  private agentPools(cluster: ClusterState): AgentPools {
+    return new AgentPools(this.skus, this.quotas, this.opts.location, this.operations, this.poolStates, {
+      ready: async () => this.opts.onClusterReady?.(this.event(cluster)),
+      deleted: async (names) => {
+        const event = this.event(cluster);
+        await this.opts.onClusterDeleted?.({ ...event, pools: event.pools.filter((p) => names.includes(p.name)) });
+      },
     });
-    const existing = cluster.pools.get(pool);
-    if (method === 'GET')
-      return existing ? send(200, view(existing, 'Succeeded')) : send(404, notFound('agentPools', pool));
-    if (method === 'PUT') {
-      if (cluster.operation?.status === 'InProgress') return send(409, operationInProgress(clusterName));
-      const props = { name: pool, ...((json.properties as Record<string, unknown>) ?? {}) };
-      const others = new Set([...cluster.pools.keys()].filter((n) => n !== pool));
-      const problem = validatePool(props, others, this.skus, this.opts.location);
-      if (problem) return send(400, refusal(problem));
-      cluster.pools.set(pool, props);
-      cluster.operation = this.operations.start(async () => {
-        await this.opts.onClusterReady?.(this.event(cluster));
-      });
-      return send(existing ? 200 : 201, view(props, 'Creating'), this.operations.headers(cluster.operation, false));
-    }
-    if (method === 'DELETE') {
-      if (!existing) return send(204);
-      const before = this.event(cluster);
-      cluster.pools.delete(pool);
-      cluster.operation = this.operations.start(async () => {
-        const gone = before.pools.filter((p) => p.name === pool);
-        await this.opts.onClusterDeleted?.({ ...before, pools: gone });
-      });
-      return send(202, undefined, this.operations.headers(cluster.operation));
-    }
-    send(405, armError('MethodNotAllowed', `${method} is not supported on agent pools`));
   }
 
   private id(c: ClusterState): string {

@@ -7,7 +7,8 @@
  *     Failed and BackOff events say) and never starts; pulls are retried with back-off;
  *   - the image's filesystem is what its Dockerfile builds (image-filesystem.ts), nothing of the host's:
  *     no host node_modules, no NODE_PATH, no host environment (only the image's ENV, the container's
- *     `env` values, HOSTNAME and HOME);
+ *     `env` values and those from `valueFrom.secretKeyRef`, read at start: a missing Secret or key is
+ *     CreateContainerConfigError; HOSTNAME and HOME);
  *   - command and args: `command` replaces ENTRYPOINT (and drops CMD), `args` replaces CMD; the executable
  *     is looked up on the image's PATH inside the image;
  *   - the user: runAsUser/runAsGroup (container over pod) else the image's USER; runAsNonRoot refuses
@@ -335,6 +336,12 @@ export class Kubelet {
       HOME: hostPath(user?.home ?? '/'),
     };
     for (const e of container.env ?? []) if (e.value !== undefined) env[e.name] = e.value;
+    const fromSecrets = await this.secretEnv(pod, container);
+    if (typeof fromSecrets === 'string') {
+      await run.status.waiting('CreateContainerConfigError', fromSecrets);
+      return 'config-error';
+    }
+    Object.assign(env, fromSecrets);
 
     fs.mkdirSync(path.join(run.dir, 'logs'), { recursive: true });
     const logPath = path.join(run.dir, 'logs', `${run.status.restartCount}.log`);
@@ -378,6 +385,30 @@ export class Kubelet {
       );
     }
     return { exitCode, log: text, startedAt };
+  }
+
+  /**
+   * The container's `env[].valueFrom.secretKeyRef` values, read from the Secret when the container starts
+   * (as the kubelet does); a missing Secret or key (not optional) is the kubelet's CreateContainerConfigError.
+   */
+  private async secretEnv(pod: V1Pod, container: V1Container): Promise<Record<string, string> | string> {
+    const env: Record<string, string> = {};
+    for (const e of container.env ?? []) {
+      const ref = e.valueFrom?.secretKeyRef;
+      if (!ref) continue;
+      const secret = await this.opts.kc
+        .makeApiClient(CoreV1Api)
+        .readNamespacedSecret({ name: ref.name!, namespace: pod.metadata!.namespace! })
+        .catch(() => undefined);
+      const value = secret?.data?.[ref.key];
+      if (value !== undefined) env[e.name] = Buffer.from(value, 'base64').toString('utf8');
+      else if (!ref.optional) {
+        return secret
+          ? `couldn't find key ${ref.key} in Secret ${pod.metadata!.namespace}/${ref.name}`
+          : `secret "${ref.name}" not found`;
+      }
+    }
+    return env;
   }
 }
 

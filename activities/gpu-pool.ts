@@ -1,0 +1,223 @@
+/**
+ * The activities of a batch job's AKS GPU pool (workflows/gpu-pool.ts): add the pool, build the worker
+ * image and start the worker pods, wait until they run, and remove pods and pool. Each looks before it
+ * acts, so a retry (or a new attempt on another worker after a crash) converges; each heartbeats its
+ * progress; teardown is retried until it succeeds. The Temporal connection (API key and codec keys
+ * included) is read here, from this worker's environment, and goes only into the pods' Secret.
+ */
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import type { KubeConfig } from '@kubernetes/client-node';
+
+import { connectionSettings } from '../src/temporal/connection';
+import { FailureType } from '../src/shared/failure-types';
+import type { GpuPoolReport, GpuPoolSpec } from '../src/shared/gpu-pool-types';
+import type { PreprocessConfig } from '../src/shared/preprocess-types';
+import type { AksSettings } from '../src/targets/aks/aks-config';
+import { createAzureClients } from '../src/targets/aks/azure-clients';
+import type { AzureClients } from '../src/targets/aks/azure-clients';
+import { azureFailure, isNotFound } from '../src/targets/aks/azure-errors';
+import { servedWith } from '../src/targets/aks/build-context';
+import { deleteGpuPool, ensureGpuPool, gpuPoolPlan } from '../src/targets/aks/gpu-node-pool';
+import type { PoolScope } from '../src/targets/aks/gpu-node-pool';
+import { GPU_WORKER_REPOSITORY, gpuWorkerContext } from '../src/targets/aks/gpu-worker-image';
+import { CONNECTION_VARIABLES, gpuWorkerManifests, workerPodsStatus } from '../src/targets/aks/gpu-worker-pods';
+import type { WorkerConnection } from '../src/targets/aks/gpu-worker-pods';
+import {
+  applyObjects,
+  deleteNamespace,
+  ensureDevicePlugin,
+  kubeConfigFromYaml,
+} from '../src/targets/aks/kubernetes-deployment';
+import { OWNER_ANNOTATION } from '../src/targets/aks/kubernetes-manifests';
+import { buildContextInRegistry } from '../src/targets/aks/registry-build';
+import type { StepProgress } from '../src/targets/target';
+import { failingPermanently } from './failures';
+import { withHeartbeat } from './heartbeat';
+import { CoreV1Api } from '@kubernetes/client-node';
+import { isKubeNotFound } from '../src/targets/aks/kubernetes-deployment';
+
+export interface GpuPoolActivityDeps {
+  /** The aks settings; absent when this worker has none (each activity then fails saying so). */
+  settings?: AksSettings;
+  /** The Temporal connection the pods get (default: this worker's, from the environment). */
+  connection?: () => WorkerConnection;
+}
+
+/** What starting the workers gives the workflow: the image, and what the shards name on the workers. */
+export interface StartedWorkers {
+  imageRef: string;
+  /** The model's resolved preprocessing spec, as baked into the image (the shards pass it as data). */
+  preprocess: PreprocessConfig;
+}
+
+export interface WaitForWorkersOptions {
+  timeoutSeconds: number;
+  pollIntervalMs: number;
+}
+
+/** This worker's connection settings, as the pods' environment variables. */
+export function workerConnectionFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConnection {
+  const settings = connectionSettings();
+  const connection: WorkerConnection = { TEMPORAL_ADDRESS: settings.address, TEMPORAL_NAMESPACE: settings.namespace };
+  for (const name of CONNECTION_VARIABLES) if (!(name in connection) && env[name]) connection[name] = env[name];
+  return connection;
+}
+
+export function createGpuPoolActivities({ settings, connection = workerConnectionFromEnv }: GpuPoolActivityDeps) {
+  let clients: AzureClients | undefined;
+  const aks = (): { settings: AksSettings; clients: AzureClients } => {
+    if (!settings) {
+      throw ApplicationFailure.nonRetryable(
+        'This worker has no aks settings (AZURE_SUBSCRIPTION_ID, INFERCTL_AKS_RESOURCE_GROUP, INFERCTL_ACR_NAME). ' +
+          'Start a control worker configured for aks (see "Deploy to AKS" in the README).',
+        FailureType.TargetUnavailable,
+      );
+    }
+    clients ??= createAzureClients(settings);
+    return { settings, clients };
+  };
+  const scope = (spec: GpuPoolSpec, signal: AbortSignal, progress: StepProgress): PoolScope => {
+    const { settings: s, clients: c } = aks();
+    return { clients: c, settings: s, plan: gpuPoolPlan(spec, s), spec, signal, progress };
+  };
+  const kubeConfig = async ({ clients: c, plan }: PoolScope, signal?: AbortSignal): Promise<KubeConfig> => {
+    try {
+      const creds = await c.containerService.managedClusters.listClusterUserCredentials(
+        plan.resourceGroup,
+        plan.clusterName,
+        { abortSignal: signal },
+      );
+      const value = creds.kubeconfigs?.[0]?.value;
+      if (!value) throw new Error(`cluster ${plan.clusterName} returned no kubeconfig`);
+      return kubeConfigFromYaml(Buffer.from(value).toString('utf8'));
+    } catch (err) {
+      throw azureFailure(err, `fetching credentials of cluster ${plan.clusterName}`);
+    }
+  };
+
+  return {
+    /** Adds the job's GPU pool to the cluster (after the size and quota checks) and waits for its nodes. */
+    async addGpuPool(spec: GpuPoolSpec): Promise<GpuPoolReport> {
+      return step(async (signal, progress) => {
+        const s = scope(spec, signal, progress);
+        await failingPermanently(() => ensureGpuPool(s));
+        return { poolName: s.plan.poolName, vmSize: s.plan.vmSize, nodes: s.plan.nodes, removed: [] };
+      });
+    },
+
+    /** Builds (or reuses) the worker image in the registry and applies the namespace, Secret and Deployment. */
+    async startGpuWorkers(spec: GpuPoolSpec): Promise<StartedWorkers> {
+      return step(async (signal, progress) => {
+        const s = scope(spec, signal, progress);
+        const served = await failingPermanently(() => servedWith(spec));
+        const context = await failingPermanently(() => gpuWorkerContext(spec.modelPath, served));
+        const image = await failingPermanently(() =>
+          buildContextInRegistry(s.clients, s.settings, GPU_WORKER_REPOSITORY, context, signal, progress),
+        );
+        const env = connection();
+        const objects = gpuWorkerManifests({
+          namespace: s.plan.namespace,
+          jobName: spec.jobName,
+          ownerId: spec.ownerId,
+          poolName: s.plan.poolName,
+          image: image.imageRef,
+          replicas: spec.gpuNodes,
+          taskQueue: spec.taskQueue,
+          shardsPerWorker: spec.shardsPerWorker ?? 1,
+          connection: env,
+          connectionKeys: Object.keys(env).sort(),
+          environment: s.settings.environment,
+          cluster: s.plan.clusterName,
+        });
+        const kc = await kubeConfig(s, signal);
+        if (await ensureDevicePlugin(kc)) progress('installed the NVIDIA device plugin (the cluster had none)');
+        progress(
+          `applying namespace ${s.plan.namespace}: Temporal connection Secret, ${spec.gpuNodes} GPU-worker pod(s) ` +
+            `on pool ${s.plan.poolName} polling ${spec.taskQueue}`,
+        );
+        await applyObjects(kc, objects);
+        return {
+          imageRef: image.imageRef,
+          preprocess: JSON.parse(served.preprocess.toString('utf8')) as PreprocessConfig,
+        };
+      });
+    },
+
+    /** Polls until every worker pod runs; a pod that cannot start fails the step once the grace period is over. */
+    async waitForGpuWorkers(spec: GpuPoolSpec, opts: WaitForWorkersOptions): Promise<number> {
+      const ctx = Context.current();
+      const s = scope(spec, ctx.cancellationSignal, () => undefined);
+      const firstPolledAt =
+        (ctx.info.heartbeatDetails as { firstPolledAt?: number } | undefined)?.firstPolledAt ?? Date.now();
+      const kc = await kubeConfig(s, ctx.cancellationSignal);
+      for (;;) {
+        const report = await workerPodsStatus(kc, s.plan.namespace, spec.gpuNodes, s.settings.podFailureGraceMs);
+        ctx.heartbeat({ firstPolledAt, running: report.running });
+        if (report.running >= spec.gpuNodes) return report.running;
+        if (report.problem?.fatal) {
+          throw ApplicationFailure.nonRetryable(
+            `The GPU workers of job "${spec.jobName}" cannot start: ${report.problem.reason}`,
+            FailureType.DeploymentFailed,
+          );
+        }
+        if (Date.now() - firstPolledAt > opts.timeoutSeconds * 1000) {
+          throw ApplicationFailure.nonRetryable(
+            `Only ${report.running} of ${spec.gpuNodes} GPU workers of job "${spec.jobName}" run after ` +
+              `${opts.timeoutSeconds}s${report.problem ? ` (${report.problem.reason})` : ''}.`,
+            FailureType.DeploymentNotReady,
+          );
+        }
+        log.info('Waiting for GPU workers', { job: spec.jobName, running: report.running, wanted: spec.gpuNodes });
+        await ctx.sleep(opts.pollIntervalMs);
+      }
+    },
+
+    /** Deletes the job's namespace (its pods) and then its pool; safe to repeat, retried until it succeeds. */
+    async removeGpuPool(spec: GpuPoolSpec): Promise<string[]> {
+      return step(async (signal, progress) => {
+        const s = scope(spec, signal, progress);
+        const removed: string[] = [];
+        const cluster = await s.clients.containerService.managedClusters
+          .get(s.plan.resourceGroup, s.plan.clusterName, { abortSignal: signal })
+          .catch((err: unknown) => {
+            if (isNotFound(err)) return undefined;
+            throw azureFailure(err, `reading cluster ${s.plan.clusterName}`);
+          });
+        if (!cluster) return removed; // the cluster (and so the pool) is gone
+        const kc = await kubeConfig(s, signal);
+        if (await namespaceIsOurs(kc, s.plan.namespace, spec.ownerId)) {
+          progress(`deleting namespace ${s.plan.namespace} (the GPU-worker pods)`);
+          if (await deleteNamespace(kc, s.plan.namespace, signal)) removed.push(`namespace ${s.plan.namespace}`);
+        }
+        removed.push(...(await deleteGpuPool(s)));
+        log.info('GPU pool removed', { job: spec.jobName, removed });
+        return removed;
+      });
+    },
+  };
+}
+
+async function namespaceIsOurs(kc: KubeConfig, namespace: string, ownerId: string): Promise<boolean> {
+  try {
+    const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace });
+    return ns.metadata?.annotations?.[OWNER_ANNOTATION] === ownerId;
+  } catch (err) {
+    if (isKubeNotFound(err)) return false;
+    throw err;
+  }
+}
+
+/** One step with heartbeats whose details are its latest progress line (as the deploy activities do). */
+function step<T>(work: (signal: AbortSignal, progress: StepProgress) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  let latest: { progress: string } | undefined;
+  const progress: StepProgress = (detail) => {
+    latest = { progress: detail };
+    log.info(detail);
+    ctx.heartbeat(latest);
+  };
+  return withHeartbeat(
+    (signal) => work(signal, progress),
+    () => latest,
+  );
+}
