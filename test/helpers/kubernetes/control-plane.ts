@@ -16,6 +16,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { packageRoot } from '../../../src/paths';
 import { kubernetesToolPath } from './kubernetes-tools';
+import { egressSelectorConfig } from './pod-network';
 
 export interface ControlPlane {
   kubeconfig: string;
@@ -33,6 +34,8 @@ export interface ControlPlaneOptions {
   /** A certificate (SAN 127.0.0.1) and key the apiserver serves with. */
   tls: { certFile: string; keyFile: string };
   log?: (line: string) => void;
+  /** The unix socket of an HTTP CONNECT proxy the API server reaches pods and kubelets through (pod-network.ts). */
+  egressProxySocket?: string;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -86,6 +89,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const kubeconfigFile = path.join(opts.dir, 'kubeconfig.yaml');
     fs.writeFileSync(kubeconfigFile, kubeconfig, { mode: 0o600 });
 
+    const egressConfig = opts.egressProxySocket ? path.join(opts.dir, 'egress-selector.yaml') : undefined;
+    if (egressConfig) fs.writeFileSync(egressConfig, egressSelectorConfig(opts.egressProxySocket!));
     run('kube-apiserver', [
       `--etcd-servers=http://127.0.0.1:${etcdClient}`,
       '--bind-address=127.0.0.1',
@@ -103,6 +108,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       // Logs are fetched from the node's kubelet, which kwok serves on 127.0.0.1 with the test certificate.
       '--kubelet-preferred-address-types=InternalIP',
       `--kubelet-certificate-authority=${opts.tls.certFile}`,
+      ...(egressConfig ? [`--egress-selector-config-file=${egressConfig}`] : []),
       '--v=0',
     ]);
     await waitForApi(server, token, 90_000);
