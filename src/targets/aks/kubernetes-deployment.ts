@@ -126,6 +126,9 @@ export async function rolloutStatus(
   if (!generationSeen) waiting.push('the deployment controller has not seen the latest spec');
   if ((status.updatedReplicas ?? 0) < replicas)
     waiting.push(`${status.updatedReplicas ?? 0}/${replicas} replicas updated`);
+  // As `kubectl rollout status`: old replicas still counted (a lagging old ReplicaSet) mean not done yet.
+  if ((status.replicas ?? 0) > (status.updatedReplicas ?? 0))
+    waiting.push(`${(status.replicas ?? 0) - (status.updatedReplicas ?? 0)} old replica(s) pending termination`);
   if (report.readyReplicas < replicas) waiting.push(`${report.readyReplicas}/${replicas} replicas available`);
 
   const service = await core.readNamespacedService({ name, namespace }).catch((err: unknown) => {
