@@ -62,6 +62,7 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
     dir: path.join(dir, 'k8s'),
     tls,
     egressProxySocket: await podNetwork.start(path.join(dir, 'pod-network.sock')),
+    readinessByKubelet: true, // the kubelet stand-in reports Ready once the readiness probe passes
   });
   const kc = kubeConfigFromYaml(controlPlane.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
