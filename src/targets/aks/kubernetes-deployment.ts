@@ -173,9 +173,13 @@ async function podProblem(
       };
     }
   }
-  const scheduling = events.filter((e) => e.reason === 'FailedScheduling' && e.involvedObject?.kind === 'Pod');
+  // Only a pod that is still Pending: an earlier pod's scheduling wait (a rolling update's) is over.
+  const pending = new Set(pods.filter((p) => p.status?.phase === 'Pending').map((p) => p.metadata?.uid));
+  const scheduling = events.filter(
+    (e) => e.reason === 'FailedScheduling' && e.involvedObject?.kind === 'Pod' && pending.has(e.involvedObject.uid),
+  );
   const latest = scheduling.sort((a, b) => eventTime(b) - eventTime(a))[0];
-  if (latest && pods.some((p) => p.status?.phase === 'Pending')) {
+  if (latest) {
     const since = Date.now() - eventFirstTime(latest);
     const gpu = /nvidia\.com\/gpu/.test(latest.message ?? '');
     return {
