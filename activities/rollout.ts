@@ -16,10 +16,12 @@ import type {
   ReadinessReport,
   TargetKind,
 } from '../src/shared/target-types';
+import { endpointRequest } from '../src/targets/endpoint-request';
 import type { CandidateSets, Target } from '../src/targets/target';
 import type { WaitOptions } from './deploy';
 import { parsePredictions } from './deploy';
 import { failingPermanently } from './failures';
+import { withHeartbeat } from './heartbeat';
 
 export interface RolloutActivityDeps {
   targets: Partial<Record<TargetKind, Target>>;
@@ -82,21 +84,28 @@ export function createRolloutActivities({ targets }: RolloutActivityDeps) {
       }
     },
 
-    /** POSTs the sample to every candidate replica with the key; each must answer, with the expected label. */
+    /**
+     * POSTs the sample to every candidate replica with the key (or, where the target reaches the candidate
+     * only as a whole, to its own address: `candidates.access`); each must answer, with the expected label.
+     */
     async smokeCandidate(spec: DeploymentSpec, replicaUrls: string[], smoke: SmokeSpec): Promise<SmokeResult> {
-      const { target } = candidatesOf(spec.target);
-      const { apiKey } = await failingPermanently(() => target.endpointAccess(spec));
+      const { target, candidates } = candidatesOf(spec.target);
+      const signal = Context.current().cancellationSignal;
+      const access = candidates.access
+        ? await failingPermanently(() => candidates.access!(spec, signal))
+        : await failingPermanently(() => target.endpointAccess(spec));
+      const urls = candidates.access ? [access.endpoint] : replicaUrls;
       const body = await fs.readFile(smoke.samplePath);
       let result: SmokeResult | undefined;
-      for (const url of replicaUrls) {
+      for (const url of urls) {
         const started = Date.now();
-        const res = await fetch(`${url}/score`, {
+        const res = await endpointRequest({ ...access, endpoint: url }, '/score', {
           method: 'POST',
           body,
-          headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'image/jpeg' },
-          signal: Context.current().cancellationSignal,
+          headers: { authorization: `Bearer ${access.apiKey}`, 'content-type': 'image/jpeg' },
+          signal,
         });
-        const text = await res.text();
+        const { text } = res;
         const predictions = res.status === 200 ? parsePredictions(text) : undefined;
         if (!predictions) {
           throw ApplicationFailure.nonRetryable(
@@ -153,7 +162,7 @@ export function createRolloutActivities({ targets }: RolloutActivityDeps) {
 
     async removeCandidate(spec: DeploymentSpec): Promise<void> {
       const { candidates } = candidatesOf(spec.target);
-      await candidates.remove(spec);
+      await withHeartbeat((signal) => candidates.remove(spec, signal));
       log.info('Candidate removed', { name: spec.name });
     },
   };

@@ -20,9 +20,6 @@ import { activities } from './deploy-steps';
 export function rolloutRefusal(ctx: UpdateContext, request: unknown): string | undefined {
   const r = request as Partial<RolloutRequest> | undefined;
   const { input, status, live } = ctx;
-  if (input.target !== 'local') {
-    return `rollout runs on the local target only for now; on ${input.target}, deploy the new model under another name.`;
-  }
   if (!r || typeof r.modelPath !== 'string' || !r.modelPath.startsWith('/')) {
     return `rollout needs the new model's absolute path (got ${JSON.stringify(r?.modelPath)}).`;
   }
@@ -128,6 +125,7 @@ export async function rollout(ctx: UpdateContext, request: RolloutRequest): Prom
       if (!spec.labelsPath) delete input.labelsPath;
       const previousModelDigest = status.modelDigest;
       status.modelDigest = validated.modelDigest;
+      status.v2ModelName = validated.v2ModelName; // the V2 name follows the model's file name
       status.imageRef = image.imageRef;
       live.image = image;
       log.info('Rollout done', { modelDigest: validated.modelDigest, requests: bake.requests, errors: bake.errors });

@@ -95,5 +95,10 @@ export interface CandidateSets {
   /** The percentage (0-100) of requests the endpoint sends to the candidate; the rest go to the serving set. */
   route(spec: DeploymentSpec, candidatePercent: number): Promise<void>;
   /** Routes nothing to the candidate, then stops and removes it. */
-  remove(spec: DeploymentSpec): Promise<void>;
+  remove(spec: DeploymentSpec, signal?: AbortSignal): Promise<void>;
+  /**
+   * Where the candidate alone answers, for a target whose replicas have no address of their own (aks: the
+   * candidate's own load balancer); the smoke query goes there instead of to each replica URL.
+   */
+  access?(spec: DeploymentSpec, signal?: AbortSignal): Promise<EndpointAccess>;
 }

@@ -9,7 +9,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 
 import { InvalidInputError } from '../../errors';
 import { generateApiKey } from '../api-key';
-import type { EndpointAccess, StepProgress, Target } from '../target';
+import type { EndpointAccess, RequestCounts, StepProgress, Target } from '../target';
 import type {
   DeployResult,
   DeploymentSpec,
@@ -34,7 +34,16 @@ import {
   readApiKey,
   rolloutStatus,
 } from './kubernetes-deployment';
-import { OWNER_ANNOTATION, namespaceManifest, scoringManifests, secretName } from './kubernetes-manifests';
+import {
+  ENDPOINT_LABEL,
+  OWNER_ANNOTATION,
+  namespaceManifest,
+  scoringManifests,
+  secretName,
+} from './kubernetes-manifests';
+import { AksCandidates } from './candidate-deployment';
+import type { AksClusterAccess } from './candidate-deployment';
+import { podRequestCounts } from './pod-metrics';
 import {
   GPU_TAINT,
   OWNER_TAG,
@@ -49,6 +58,7 @@ import { gpusPerVm } from './preflight';
 import { buildImageInRegistry } from './registry-build';
 import { servedWith } from './build-context';
 import { FailureType } from '../../shared/failure-types';
+import { v2ModelName } from '../../shared/deploy-types';
 import { endpointExposure, endpointUrl } from './tls-exposure';
 import type { EndpointExposure } from './tls-exposure';
 import { ensureTlsSecret, pinnedTls, readTlsSecret, tlsSummary } from './tls-secret';
@@ -60,8 +70,10 @@ function clusterKey(plan: AksPlan): string {
   return `${plan.resourceGroup}/${plan.clusterName}`;
 }
 
-export class AksTarget implements Target {
+export class AksTarget implements Target, AksClusterAccess {
   readonly kind = 'aks' as const;
+  /** A rollout's candidate: a second Deployment beside the serving one (candidate-deployment.ts). */
+  readonly candidates: AksCandidates = new AksCandidates(this);
   private clients?: AzureClients;
   private readonly kubeConfigs = new Map<string, { kc: KubeConfig; until: number }>();
 
@@ -94,7 +106,7 @@ export class AksTarget implements Target {
    * Runs Kubernetes calls on the deployment's cluster. Refusals that another attempt cannot change (401,
    * 403, 422) become permanent errors saying what to do; the cached credentials are dropped on a 401.
    */
-  private async onCluster<T>(
+  async onCluster<T>(
     plan: AksPlan,
     doing: string,
     signal: AbortSignal | undefined,
@@ -204,18 +216,7 @@ export class AksTarget implements Target {
         FailureType.NotEnoughGpus,
       );
     }
-    const objects = scoringManifests({
-      namespace: plan.namespace,
-      name: spec.name,
-      ownerId: spec.ownerId,
-      image: image.imageRef,
-      replicas: spec.replicas,
-      topK: spec.topK,
-      servicePort: exposure.port,
-      exposure,
-      environment: this.settings.environment,
-      cluster: plan.clusterName,
-    });
+    const objects = this.scoringObjects(spec, image, plan, exposure);
     const [namespace, secret, ...workload] = objects;
     await this.onCluster(plan, `deploying ${spec.name} to cluster ${plan.clusterName}`, signal, async (kc) => {
       if (await ensureDevicePlugin(kc)) progress?.('installed the NVIDIA device plugin (the cluster had none)');
@@ -227,6 +228,35 @@ export class AksTarget implements Target {
       await applyObjects(kc, workload);
     });
     return { started: spec.replicas, replicas: spec.replicas };
+  }
+
+  scoringObjects(spec: DeploymentSpec, image: ImageResult, plan: AksPlan, exposure: EndpointExposure) {
+    return scoringManifests({
+      namespace: plan.namespace,
+      name: spec.name,
+      ownerId: spec.ownerId,
+      image: image.imageRef,
+      replicas: spec.replicas,
+      topK: spec.topK,
+      modelName: v2ModelName(spec.modelPath),
+      servicePort: exposure.port,
+      exposure,
+      environment: this.settings.environment,
+      cluster: plan.clusterName,
+    });
+  }
+
+  get podFailureGraceMs(): number {
+    return this.settings.podFailureGraceMs;
+  }
+
+  /** The scoring-request counters of every pod answering the endpoint, read through the API server. */
+  async requestCount(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts> {
+    const plan = this.plan(spec);
+    const https = Boolean(this.exposure(spec, plan).tls);
+    return this.onCluster(plan, `reading the request counters of ${spec.name}`, signal, (kc) =>
+      podRequestCounts(kc, plan.namespace, `${ENDPOINT_LABEL}=${spec.name}`, https),
+    );
   }
 
   async checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport> {
@@ -272,7 +302,7 @@ export class AksTarget implements Target {
   }
 
   /** How an HTTPS endpoint is verified, from its TLS Secret (certificates only); undefined for HTTP. */
-  private async endpointTls(kc: KubeConfig, plan: AksPlan, exposure: EndpointExposure) {
+  async endpointTls(kc: KubeConfig, plan: AksPlan, exposure: EndpointExposure) {
     if (!exposure.tls) return undefined;
     const certs = await readTlsSecret(kc, plan.namespace, exposure.tls.secretName);
     if (!certs) throw new Error(`TLS Secret ${plan.namespace}/${exposure.tls.secretName} is missing`);
@@ -343,7 +373,7 @@ export class AksTarget implements Target {
     }
   }
 
-  private async poolGpus(plan: AksPlan, signal?: AbortSignal): Promise<number> {
+  async poolGpus(plan: AksPlan, signal?: AbortSignal): Promise<number> {
     let cluster;
     try {
       cluster = await this.azure().containerService.managedClusters.get(plan.resourceGroup, plan.clusterName, {

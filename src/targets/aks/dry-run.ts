@@ -8,6 +8,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 
 import { connectionSettings } from '../../temporal/connection';
+import { v2ModelName } from '../../shared/deploy-types';
 import { AKS_DEFAULTS, aksPlan } from './aks-config';
 import { armRequests } from './dry-run-requests';
 import type { ArmRequest } from './dry-run-requests';
@@ -128,6 +129,7 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
     image,
     replicas: input.replicas,
     topK: input.topK,
+    modelName: v2ModelName(input.modelPath),
     servicePort: exposure.port,
     exposure,
     environment: settings.environment,

@@ -126,6 +126,9 @@ export async function rolloutStatus(
   if (!generationSeen) waiting.push('the deployment controller has not seen the latest spec');
   if ((status.updatedReplicas ?? 0) < replicas)
     waiting.push(`${status.updatedReplicas ?? 0}/${replicas} replicas updated`);
+  // As `kubectl rollout status`: old replicas still counted (a lagging old ReplicaSet) mean not done yet.
+  if ((status.replicas ?? 0) > (status.updatedReplicas ?? 0))
+    waiting.push(`${(status.replicas ?? 0) - (status.updatedReplicas ?? 0)} old replica(s) pending termination`);
   if (report.readyReplicas < replicas) waiting.push(`${report.readyReplicas}/${replicas} replicas available`);
 
   const service = await core.readNamespacedService({ name, namespace }).catch((err: unknown) => {
@@ -170,9 +173,13 @@ async function podProblem(
       };
     }
   }
-  const scheduling = events.filter((e) => e.reason === 'FailedScheduling' && e.involvedObject?.kind === 'Pod');
+  // Only a pod that is still Pending: an earlier pod's scheduling wait (a rolling update's) is over.
+  const pending = new Set(pods.filter((p) => p.status?.phase === 'Pending').map((p) => p.metadata?.uid));
+  const scheduling = events.filter(
+    (e) => e.reason === 'FailedScheduling' && e.involvedObject?.kind === 'Pod' && pending.has(e.involvedObject.uid),
+  );
   const latest = scheduling.sort((a, b) => eventTime(b) - eventTime(a))[0];
-  if (latest && pods.some((p) => p.status?.phase === 'Pending')) {
+  if (latest) {
     const since = Date.now() - eventFirstTime(latest);
     const gpu = /nvidia\.com\/gpu/.test(latest.message ?? '');
     return {

@@ -3,7 +3,8 @@
  * the scoring Deployment (one GPU per replica, tolerating the GPU pool's taint; a startup probe that gives
  * the model time to load, then readiness on /readyz and liveness on /healthz) and a LoadBalancer Service,
  * whose annotations, port and TLS come from the deployment's EndpointExposure (tls-exposure.ts; the TLS
- * Secret itself is made at provision). The pod runs as the image's non-root user; the key Secrets (the
+ * Secret itself is made at provision; the Service selects the endpoint label, which a rollout's candidate pods
+ * carry too). The pod runs as the image's non-root user; the key Secrets (the
  * endpoint key, the TLS key) are mounted 0440 with the pod's fsGroup set to the image's group, so the server
  * (and no other user) can read them: the server accepts exactly that. Also the NVIDIA device plugin, which makes
  * the nodes advertise `nvidia.com/gpu` when the cluster does not run it already.
@@ -20,6 +21,11 @@ export const SCORER_PORT = 5001;
 export const FIELD_MANAGER = 'inferctl';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const OWNER_ANNOTATION = 'inferctl.dev/owner';
+/**
+ * The label every pod answering a deployment's endpoint carries, the serving Deployment's and a rollout's
+ * candidate's alike (candidate-deployment.ts): the LoadBalancer Service selects it, so both share the traffic.
+ */
+export const ENDPOINT_LABEL = 'inferctl.dev/endpoint';
 export const DEVICE_PLUGIN_NAME = 'nvidia-device-plugin-daemonset';
 const DEVICE_PLUGIN_IMAGE = 'nvcr.io/nvidia/k8s-device-plugin:v0.17.1';
 /** Where the key Secret is mounted, and the key file's mode there: owner and group read, nobody else. */
@@ -27,6 +33,8 @@ export const API_KEY_MOUNT = '/etc/inferctl';
 export const API_KEY_FILE_MODE = 0o440;
 /** How long a replica may take to load its model before the kubelet restarts it: 60 × 5 s. */
 export const STARTUP_PROBE = { periodSeconds: 5, failureThreshold: 60 } as const;
+/** How long a leaving replica keeps serving before SIGTERM, while the endpoints stop sending it connections. */
+export const PRE_STOP_SECONDS = 5;
 
 export interface ScoringManifestInput {
   namespace: string;
@@ -35,6 +43,8 @@ export interface ScoringManifestInput {
   image: string;
   replicas: number;
   topK: number;
+  /** The model's name on the Open Inference Protocol (/v2/models/{name}): the user's file name, not the image's. */
+  modelName?: string;
   servicePort: number;
   /** The endpoint key; left out for printing (dry run), where the Secret shows no data. */
   apiKey?: string;
@@ -98,7 +108,7 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
         selector: { matchLabels: { app: input.name } },
         strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
         template: {
-          metadata: { labels },
+          metadata: { labels: { ...labels, [ENDPOINT_LABEL]: input.name } },
           spec: {
             nodeSelector: { [GPU_POOL_LABEL]: 'gpu' },
             tolerations: [{ key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }],
@@ -131,6 +141,7 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                   String(SCORER_PORT),
                   '--top-k',
                   String(input.topK),
+                  ...(input.modelName ? ['--model-name', input.modelName] : []),
                   // CUDA when the node's GPU works; otherwise CPU, and the log says so plainly.
                   '--gpu',
                   '--allow-cpu-fallback',
@@ -146,6 +157,10 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                 startupProbe: { ...probe('/healthz', STARTUP_PROBE.periodSeconds), ...STARTUP_PROBE },
                 readinessProbe: probe('/readyz', 5),
                 livenessProbe: probe('/healthz', 10),
+                // A leaving pod first stops getting new connections (its endpoint turns not-ready; the load
+                // balancer and kube-proxy follow within seconds), then gets SIGTERM and drains: no request is
+                // sent to a closed listener during a rollout, a scale-down or a rolling update.
+                lifecycle: { preStop: { sleep: { seconds: PRE_STOP_SECONDS } } },
                 // A server that exits on start says why in its last lines: they become the termination message.
                 terminationMessagePolicy: 'FallbackToLogsOnError',
                 volumeMounts: [
@@ -180,7 +195,7 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
       },
       spec: {
         type: 'LoadBalancer',
-        selector: { app: input.name },
+        selector: { [ENDPOINT_LABEL]: input.name },
         // TCP at the load balancer (Azure's is L4): TLS passes through to the scoring server.
         ports: [
           { name: tlsSecret ? 'https' : 'http', protocol: 'TCP', port: input.servicePort, targetPort: SCORER_PORT },

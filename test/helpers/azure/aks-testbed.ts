@@ -2,7 +2,8 @@
  * Everything the aks target talks to, on this machine: the local ARM endpoint (real Azure SDK clients,
  * DefaultAzureCredential through the managed-identity protocol), a real Kubernetes control plane with
  * kwok nodes that appear when a cluster's pools are provisioned and vanish when it is deleted, the
- * kubelet stand-in that runs the registry's images in the pods kwok schedules, and the cloud load balancer. One per test file; the worker process gets `workerEnv()`.
+ * kubelet stand-in that runs the registry's images in the pods kwok schedules, the pod network the API
+ * server reaches them through (pod-network.ts), and the cloud load balancer. One per test file; the worker process gets `workerEnv()`.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -18,6 +19,7 @@ import { startControlPlane } from '../kubernetes/control-plane';
 import type { ControlPlane } from '../kubernetes/control-plane';
 import { Kubelet } from '../kubernetes/kubelet';
 import type { KubeletOptions } from '../kubernetes/kubelet';
+import { PodNetwork } from '../kubernetes/pod-network';
 import { ArmEndpoint, readTar } from './arm-endpoint';
 import type { ArmEndpointOptions, ClusterEvent } from './arm-endpoint';
 import { CloudLoadBalancer } from './cloud-load-balancer';
@@ -35,6 +37,8 @@ export interface AksTestbed {
   controlPlane: ControlPlane;
   kubelet: Kubelet;
   lb: CloudLoadBalancer;
+  /** The API server's way into the pod network (pod and service proxy, kubelet logs). */
+  podNetwork: PodNetwork;
   /** When false, new GPU nodes come up without `nvidia.com/gpu` (as without a working device plugin). */
   setAdvertiseGpus: (on: boolean) => void;
   workerEnv: () => NodeJS.ProcessEnv;
@@ -53,7 +57,13 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inferctl-aks-'));
   fs.chmodSync(dir, 0o711); // the containers' user reaches their images and volumes below it
   const tls = testTlsFromEnv();
-  const controlPlane = await startControlPlane({ dir: path.join(dir, 'k8s'), tls });
+  const podNetwork = new PodNetwork();
+  const controlPlane = await startControlPlane({
+    dir: path.join(dir, 'k8s'),
+    tls,
+    egressProxySocket: await podNetwork.start(path.join(dir, 'pod-network.sock')),
+    readinessByKubelet: true, // the kubelet stand-in reports Ready once the readiness probe passes
+  });
   const kc = kubeConfigFromYaml(controlPlane.kubeconfig);
   const core = kc.makeApiClient(CoreV1Api);
   let advertiseGpus = true;
@@ -136,6 +146,7 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
     backoffMs: 1000,
     logFile: controlPlane.containerLogFile,
   }).start();
+  podNetwork.route({ podAddress: (ip, port) => kubelet.podAddress(ip, port), nodeAddresses: ['127.0.0.1'] });
   const lb = new CloudLoadBalancer(kc, kubelet, TEST_LOCATION).start();
   const servicePort = await freePort();
 
@@ -144,6 +155,7 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
     controlPlane,
     kubelet,
     lb,
+    podNetwork,
     setAdvertiseGpus: (on) => {
       advertiseGpus = on;
     },
@@ -160,6 +172,7 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
       await kubelet.stop();
       await arm.stop();
       await controlPlane.stop();
+      await podNetwork.stop();
       if (!process.env.INFERCTL_KEEP_TEST_DATA) fs.rmSync(dir, { recursive: true, force: true });
     },
   };

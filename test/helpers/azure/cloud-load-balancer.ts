@@ -98,7 +98,10 @@ export class CloudLoadBalancer {
         .then((current) => {
           const backends = this.backends(current);
           const target = backends[listener.next++ % Math.max(backends.length, 1)];
-          if (!target) return socket.destroy();
+          if (!target) {
+            this.events.push(`${new Date().toISOString()} no ready backend for ${key}: connection closed`);
+            return socket.destroy();
+          }
           const [host, port] = target.split(':') as [string, string];
           const upstream = net.connect(Number(port), host);
           socket.pipe(upstream).pipe(socket);

@@ -16,6 +16,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { packageRoot } from '../../../src/paths';
 import { kubernetesToolPath } from './kubernetes-tools';
+import { egressSelectorConfig } from './pod-network';
 
 export interface ControlPlane {
   kubeconfig: string;
@@ -33,6 +34,13 @@ export interface ControlPlaneOptions {
   /** A certificate (SAN 127.0.0.1) and key the apiserver serves with. */
   tls: { certFile: string; keyFile: string };
   log?: (line: string) => void;
+  /** The unix socket of an HTTP CONNECT proxy the API server reaches pods and kubelets through (pod-network.ts). */
+  egressProxySocket?: string;
+  /**
+   * A kubelet stand-in owns the pods' readiness (kubelet.ts): kwok then starts pods Running but not Ready, as a
+   * kubelet reports a container whose readiness probe has not passed yet. Left out, kwok marks them Ready.
+   */
+  readinessByKubelet?: boolean;
 }
 
 export async function startControlPlane(opts: ControlPlaneOptions): Promise<ControlPlane> {
@@ -86,6 +94,8 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     const kubeconfigFile = path.join(opts.dir, 'kubeconfig.yaml');
     fs.writeFileSync(kubeconfigFile, kubeconfig, { mode: 0o600 });
 
+    const egressConfig = opts.egressProxySocket ? path.join(opts.dir, 'egress-selector.yaml') : undefined;
+    if (egressConfig) fs.writeFileSync(egressConfig, egressSelectorConfig(opts.egressProxySocket!));
     run('kube-apiserver', [
       `--etcd-servers=http://127.0.0.1:${etcdClient}`,
       '--bind-address=127.0.0.1',
@@ -103,6 +113,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       // Logs are fetched from the node's kubelet, which kwok serves on 127.0.0.1 with the test certificate.
       '--kubelet-preferred-address-types=InternalIP',
       `--kubelet-certificate-authority=${opts.tls.certFile}`,
+      ...(egressConfig ? [`--egress-selector-config-file=${egressConfig}`] : []),
       '--v=0',
     ]);
     await waitForApi(server, token, 90_000);
@@ -141,7 +152,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     );
     run('kwok', [
       `--kubeconfig=${kubeconfigFile}`,
-      `--config=${path.join(packageRoot(), 'tools', 'kubernetes', 'kwok-stages.yaml')}`,
+      `--config=${kwokStages(opts.dir, opts.readinessByKubelet ?? false)}`,
       `--config=${logsConfig}`,
       '--manage-all-nodes=false',
       '--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake',
@@ -160,6 +171,23 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
     await stop();
     throw err;
   }
+}
+
+/** kwok's stages; with `readinessByKubelet`, a started pod is Running with its container not ready. */
+function kwokStages(dir: string, readinessByKubelet: boolean): string {
+  const stages = path.join(packageRoot(), 'tools', 'kubernetes', 'kwok-stages.yaml');
+  if (!readinessByKubelet) return stages;
+  const text = fs.readFileSync(stages, 'utf8');
+  const notReady = text
+    .replace('status: "True"\n        type: Ready\n', 'status: "False"\n        type: Ready\n')
+    .replace('status: "True"\n        type: ContainersReady\n', 'status: "False"\n        type: ContainersReady\n')
+    .replace('        ready: true\n', '        ready: false\n');
+  if (notReady.split('"False"').length !== 3 || !notReady.includes('ready: false')) {
+    throw new Error(`${stages} changed: its pod-ready stage no longer has the conditions this rewrites`);
+  }
+  const file = path.join(dir, 'kwok-stages-not-ready.yaml');
+  fs.writeFileSync(file, notReady);
+  return file;
 }
 
 function kubeconfigYaml(server: string, caPem: Buffer, token: string): string {

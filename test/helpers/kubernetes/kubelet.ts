@@ -20,6 +20,9 @@
  *   - restarts: a container that exits is restarted with back-off (doubling up to 5 min) in
  *     CrashLoopBackOff, its restartCount and lastState.terminated kept (with FallbackToLogsOnError, the
  *     log's last lines as the message), a BackOff event written;
+ *   - termination: a deleted pod's container turns not-ready at once (its endpoint gets no new connections),
+ *     runs its preStop hook (the `sleep` action; other handlers are not played), then gets SIGTERM, and
+ *     SIGKILL once the grace period (at most 5 s here) is over;
  *   - probes (httpGet, probes.ts): the startupProbe gates the others and restarts the container once it has failed
  *     for failureThreshold × periodSeconds; readiness sets the container's and pod's Ready; liveness
  *     restarts a container failing for failureThreshold × periodSeconds.
@@ -123,6 +126,19 @@ export class Kubelet {
       .map((r) => `127.0.0.1:${r.hostPort}`);
   }
 
+  /**
+   * Where the pod network delivers a connection to `podIp:port` (pod-network.ts): `127.0.0.1:<host port>` of
+   * the running container of the pod with that IP whose container port it is; undefined when there is none
+   * (no such pod, not started, another port), as a real pod IP refuses a port nothing listens on.
+   */
+  podAddress(podIp: string, port: number): string | undefined {
+    const run = [...this.pods.values()].find(
+      (r) => !r.stopped && r.child && r.hostPort && r.pod.status?.podIP === podIp,
+    );
+    if (run?.pod.spec?.containers[0]?.ports?.[0]?.containerPort !== port) return undefined;
+    return `127.0.0.1:${run.hostPort}`;
+  }
+
   private async reconcile(): Promise<void> {
     if (this.busy || this.stopped) return;
     this.busy = true;
@@ -160,12 +176,16 @@ export class Kubelet {
 
   private async stopPod(run: PodRun, graceMs: number): Promise<void> {
     run.stopped = true;
-    run.ready = false;
+    run.ready = false; // a terminating pod's endpoint is not ready: no new connections
     const child = run.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    // The preStop hook runs before SIGTERM, within the grace period (only the `sleep` action is played here).
+    const preStopMs = (run.pod.spec?.containers[0]?.lifecycle?.preStop?.sleep?.seconds ?? 0) * 1000;
+    if (graceMs > 0 && preStopMs > 0) await new Promise((r) => setTimeout(r, Math.min(preStopMs, graceMs)));
+    if (child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise((resolve) => child.once('exit', resolve));
     child.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
-    const timer = setTimeout(() => child.kill('SIGKILL'), Math.min(graceMs, 5000));
+    const timer = setTimeout(() => child.kill('SIGKILL'), Math.min(graceMs - Math.min(preStopMs, graceMs), 5000));
     await exited;
     clearTimeout(timer);
     this.events.push(`stopped ${podName(run.pod)}`);

@@ -10,6 +10,7 @@ import { promisify } from 'node:util';
 
 import type { V1Deployment } from '@kubernetes/client-node';
 
+import { v2ModelName } from '../../../src/shared/deploy-types';
 import { acrPullAssignmentBody, acrPullAssignmentName } from '../../../src/targets/aks/acr-pull';
 import type { DryRunReport } from '../../../src/targets/aks/dry-run';
 import { KUBELET_PLACEHOLDER } from '../../../src/targets/aks/dry-run-requests';
@@ -121,6 +122,7 @@ describe('deploy --target aks --dry-run', () => {
       image: report.image,
       replicas: 1,
       topK: 5,
+      modelName: v2ModelName((await demoAssets()).modelPath),
       servicePort: exposure.port,
       exposure,
       environment: '127.0.0.1:1/default',
