@@ -1,7 +1,9 @@
 /**
  * The local ARM endpoint refuses managed-cluster and agent-pool bodies as AKS does (pool names, dnsPrefix,
  * identity, VM sizes the region offers), with AKS's error codes, through the real SDK client; and the bodies
- * inferctl sends pass, for the longest deployment name it allows.
+ * inferctl sends pass, for the longest deployment name it allows. An agent pool on its own: quota held and
+ * given back, count limits, 409 while the cluster is busy or the pool is being deleted, 204 on deleting a
+ * missing pool (what a GPU-pool job's retried teardown relies on).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -154,5 +156,59 @@ describe('managed-cluster bodies are validated as AKS validates them', () => {
     assert.deepEqual([dup.statusCode, dup.code], [400, 'BadRequest'], 'a PUT of an existing pool may keep its name');
     const ok = await pool({ name: 'extra', vmSize: 'Standard_NC4as_T4_v3', count: 1, mode: 'User' });
     assert.equal(ok.provisioningState, 'Succeeded');
+  });
+  test('an agent pool holds its quota until deleted; busy and being-deleted pools are 409; a missing one deletes as 204', async () => {
+    await put(body('lifecycle'));
+    const cluster = `c${n}`;
+    const pools = clients.containerService.agentPools;
+    const t4 = arm.quotas['standardNCASv3_T4Family']!;
+    const gpuPool = (name: string, count: number): AgentPool => ({
+      name,
+      vmSize: 'Standard_NC4as_T4_v3', // 4 vCPUs
+      count,
+      mode: 'User',
+    });
+    const refusedWith = (p: Promise<unknown>) =>
+      p.then(
+        () => assert.fail('accepted'),
+        (e: unknown) => e as RestError,
+      );
+
+    const usedBefore = t4.used;
+    const tooMany = Math.floor((t4.limit - t4.used) / 4) + 1;
+    const over = await refusedWith(pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'big', gpuPool('big', tooMany)));
+    assert.deepEqual([over.statusCode, over.code], [400, 'InsufficientVCPUQuota']);
+    assert.match(
+      over.message,
+      /Insufficient vcpu quota requested \d+, remaining \d+ for family standardNCASv3_T4Family/,
+    );
+
+    const tooLarge = await refusedWith(
+      pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'huge', gpuPool('huge', 1001)),
+    );
+    assert.equal(tooLarge.statusCode, 400, 'count over 1000');
+
+    // A create in progress makes the cluster busy for every other pool operation.
+    const creating = await pools.beginCreateOrUpdate(TEST_RESOURCE_GROUP, cluster, 'gpu', gpuPool('gpu', 1), {
+      updateIntervalInMs: 20,
+    });
+    const busy = await refusedWith(pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'other', gpuPool('other', 1)));
+    assert.deepEqual([busy.statusCode, busy.code], [409, 'OperationNotAllowed']);
+    assert.match(busy.message, /in progress operation on managed cluster/);
+    assert.equal((await creating.pollUntilDone()).provisioningState, 'Succeeded');
+    assert.equal(t4.used, usedBefore + 4, 'the pool holds count × vCPUs of its family');
+
+    // A pool being deleted cannot be updated; once deleted it is gone and its quota given back.
+    const deleting = await pools.beginDelete(TEST_RESOURCE_GROUP, cluster, 'gpu', { updateIntervalInMs: 20 });
+    const update = await refusedWith(pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'gpu', gpuPool('gpu', 2)));
+    assert.deepEqual([update.statusCode, update.code], [409, 'OperationNotAllowed']);
+    assert.match(update.message, /agent pool 'gpu' is being deleted/);
+    await deleting.pollUntilDone();
+    const gone = await refusedWith(pools.get(TEST_RESOURCE_GROUP, cluster, 'gpu'));
+    assert.equal(gone.statusCode, 404);
+    assert.equal(t4.used, usedBefore, 'the quota is given back');
+
+    // Deleting it again answers 204, which the SDK's poller takes as done: how a retried teardown is idempotent.
+    await pools.beginDeleteAndWait(TEST_RESOURCE_GROUP, cluster, 'gpu', { updateIntervalInMs: 20 });
   });
 });
