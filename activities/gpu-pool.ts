@@ -17,22 +17,18 @@ import { createAzureClients } from '../src/targets/aks/azure-clients';
 import type { AzureClients } from '../src/targets/aks/azure-clients';
 import { azureFailure, isNotFound } from '../src/targets/aks/azure-errors';
 import { servedWith } from '../src/targets/aks/build-context';
+import { clusterKubeConfig } from '../src/targets/aks/cluster-credentials';
 import { deleteGpuPool, ensureGpuPool, gpuPoolPlan } from '../src/targets/aks/gpu-node-pool';
 import type { PoolScope } from '../src/targets/aks/gpu-node-pool';
 import { GPU_WORKER_REPOSITORY, gpuWorkerContext } from '../src/targets/aks/gpu-worker-image';
 import { CONNECTION_VARIABLES, gpuWorkerManifests, workerPodsStatus } from '../src/targets/aks/gpu-worker-pods';
 import type { WorkerConnection } from '../src/targets/aks/gpu-worker-pods';
-import {
-  applyObjects,
-  deleteNamespace,
-  ensureDevicePlugin,
-  kubeConfigFromYaml,
-} from '../src/targets/aks/kubernetes-deployment';
+import { applyObjects, deleteNamespace, ensureDevicePlugin } from '../src/targets/aks/kubernetes-deployment';
 import { OWNER_ANNOTATION } from '../src/targets/aks/kubernetes-manifests';
 import { buildContextInRegistry } from '../src/targets/aks/registry-build';
 import type { StepProgress } from '../src/targets/target';
 import { failingPermanently } from './failures';
-import { withHeartbeat } from './heartbeat';
+import { targetStep } from './heartbeat';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { isKubeNotFound } from '../src/targets/aks/kubernetes-deployment';
 
@@ -80,25 +76,13 @@ export function createGpuPoolActivities({ settings, connection = workerConnectio
     const { settings: s, clients: c } = aks();
     return { clients: c, settings: s, plan: gpuPoolPlan(spec, s), spec, signal, progress };
   };
-  const kubeConfig = async ({ clients: c, plan }: PoolScope, signal?: AbortSignal): Promise<KubeConfig> => {
-    try {
-      const creds = await c.containerService.managedClusters.listClusterUserCredentials(
-        plan.resourceGroup,
-        plan.clusterName,
-        { abortSignal: signal },
-      );
-      const value = creds.kubeconfigs?.[0]?.value;
-      if (!value) throw new Error(`cluster ${plan.clusterName} returned no kubeconfig`);
-      return kubeConfigFromYaml(Buffer.from(value).toString('utf8'));
-    } catch (err) {
-      throw azureFailure(err, `fetching credentials of cluster ${plan.clusterName}`);
-    }
-  };
+  const kubeConfig = ({ clients: c, plan }: PoolScope, signal?: AbortSignal): Promise<KubeConfig> =>
+    clusterKubeConfig(c, { name: plan.clusterName, resourceGroup: plan.resourceGroup }, signal);
 
   return {
     /** Adds the job's GPU pool to the cluster (after the size and quota checks) and waits for its nodes. */
     async addGpuPool(spec: GpuPoolSpec): Promise<GpuPoolReport> {
-      return step(async (signal, progress) => {
+      return targetStep(async (signal, progress) => {
         const s = scope(spec, signal, progress);
         await failingPermanently(() => ensureGpuPool(s));
         return { poolName: s.plan.poolName, vmSize: s.plan.vmSize, nodes: s.plan.nodes, removed: [] };
@@ -107,7 +91,7 @@ export function createGpuPoolActivities({ settings, connection = workerConnectio
 
     /** Builds (or reuses) the worker image in the registry and applies the namespace, Secret and Deployment. */
     async startGpuWorkers(spec: GpuPoolSpec): Promise<StartedWorkers> {
-      return step(async (signal, progress) => {
+      return targetStep(async (signal, progress) => {
         const s = scope(spec, signal, progress);
         const served = await failingPermanently(() => servedWith(spec));
         const context = await failingPermanently(() => gpuWorkerContext(spec.modelPath, served));
@@ -174,7 +158,7 @@ export function createGpuPoolActivities({ settings, connection = workerConnectio
 
     /** Deletes the job's namespace (its pods) and then its pool; safe to repeat, retried until it succeeds. */
     async removeGpuPool(spec: GpuPoolSpec): Promise<string[]> {
-      return step(async (signal, progress) => {
+      return targetStep(async (signal, progress) => {
         const s = scope(spec, signal, progress);
         const removed: string[] = [];
         const cluster = await s.clients.containerService.managedClusters
@@ -205,19 +189,4 @@ async function namespaceIsOurs(kc: KubeConfig, namespace: string, ownerId: strin
     if (isKubeNotFound(err)) return false;
     throw err;
   }
-}
-
-/** One step with heartbeats whose details are its latest progress line (as the deploy activities do). */
-function step<T>(work: (signal: AbortSignal, progress: StepProgress) => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  let latest: { progress: string } | undefined;
-  const progress: StepProgress = (detail) => {
-    latest = { progress: detail };
-    log.info(detail);
-    ctx.heartbeat(latest);
-  };
-  return withHeartbeat(
-    (signal) => work(signal, progress),
-    () => latest,
-  );
 }

@@ -24,13 +24,13 @@ import type { AksPlan, AksSettings } from './aks-config';
 import { createAzureClients } from './azure-clients';
 import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
+import { clusterKubeConfig } from './cluster-credentials';
 import {
   applyObjects,
   deleteNamespace,
   ensureApiKeySecret,
   ensureDevicePlugin,
   isKubeNotFound,
-  kubeConfigFromYaml,
   readApiKey,
   rolloutStatus,
 } from './kubernetes-deployment';
@@ -358,19 +358,8 @@ export class AksTarget implements Target, AksClusterAccess {
     return kc;
   }
 
-  private async fetchKubeConfig(plan: AksPlan, signal?: AbortSignal): Promise<KubeConfig> {
-    try {
-      const creds = await this.azure().containerService.managedClusters.listClusterUserCredentials(
-        plan.resourceGroup,
-        plan.clusterName,
-        { abortSignal: signal },
-      );
-      const value = creds.kubeconfigs?.[0]?.value;
-      if (!value) throw new Error(`cluster ${plan.clusterName} returned no kubeconfig`);
-      return kubeConfigFromYaml(Buffer.from(value).toString('utf8'));
-    } catch (err) {
-      throw azureFailure(err, `fetching credentials of cluster ${plan.clusterName}`);
-    }
+  private fetchKubeConfig(plan: AksPlan, signal?: AbortSignal): Promise<KubeConfig> {
+    return clusterKubeConfig(this.azure(), { name: plan.clusterName, resourceGroup: plan.resourceGroup }, signal);
   }
 
   async poolGpus(plan: AksPlan, signal?: AbortSignal): Promise<number> {

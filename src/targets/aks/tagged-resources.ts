@@ -13,7 +13,8 @@ import type { AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
 import { CLUSTER_ANNOTATION, ENVIRONMENT_ANNOTATION, ENVIRONMENT_TAG } from './environment-tag';
-import { deleteNamespace, kubeConfigFromYaml } from './kubernetes-deployment';
+import { clusterKubeConfig } from './cluster-credentials';
+import { deleteNamespace } from './kubernetes-deployment';
 import { kubernetesFailure } from './kubernetes-errors';
 import { MANAGED_BY_LABEL, OWNER_ANNOTATION } from './kubernetes-manifests';
 import { OWNER_TAG } from './managed-cluster';
@@ -151,25 +152,6 @@ async function inferctlNamespaces(
     });
   }
   return found;
-}
-
-async function clusterKubeConfig(
-  clients: AzureClients,
-  cluster: { name: string; resourceGroup: string },
-  signal?: AbortSignal,
-): Promise<KubeConfig> {
-  try {
-    const creds = await clients.containerService.managedClusters.listClusterUserCredentials(
-      cluster.resourceGroup,
-      cluster.name,
-      { abortSignal: signal },
-    );
-    const value = creds.kubeconfigs?.[0]?.value;
-    if (!value) throw new Error(`cluster ${cluster.name} returned no kubeconfig`);
-    return kubeConfigFromYaml(Buffer.from(value).toString('utf8'));
-  } catch (err) {
-    throw azureFailure(err, `fetching credentials of cluster ${cluster.name}`);
-  }
 }
 
 export async function deleteTaggedResource(
