@@ -23,7 +23,7 @@ import type {
 } from '../src/shared/deploy-types';
 import type { PreprocessConfig, PreprocessSource } from '../src/shared/preprocess-types';
 import { endpointRequest } from '../src/targets/endpoint-request';
-import type { StepProgress, Target } from '../src/targets/target';
+import type { Target } from '../src/targets/target';
 import type {
   DeployResult,
   DeploymentSpec,
@@ -36,7 +36,7 @@ import type {
 import { failingPermanently } from './failures';
 import { watchUntilIdle } from './idle-watch';
 import type { IdleReport, IdleWatchOptions } from './idle-watch';
-import { withHeartbeat } from './heartbeat';
+import { targetStep } from './heartbeat';
 import { readServedModel, v2FlagProblems, v2SmokeProblems, v2SmokeQuery } from './v2-deployment';
 import { FailureType } from '../src/shared/failure-types';
 
@@ -318,24 +318,6 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       return report;
     },
   };
-}
-
-/**
- * Runs one target step with heartbeats whose details are the step's latest progress line (`{ progress }`,
- * shown by the Web UI under the pending activity, and logged).
- */
-function targetStep<T>(work: (signal: AbortSignal, progress: StepProgress) => Promise<T>): Promise<T> {
-  const ctx = Context.current();
-  let latest: { progress: string } | undefined;
-  const progress: StepProgress = (detail) => {
-    latest = { progress: detail };
-    log.info(detail);
-    ctx.heartbeat(latest);
-  };
-  return withHeartbeat(
-    (signal) => work(signal, progress),
-    () => latest,
-  );
 }
 
 /** A TLS handshake refused because of the certificate (not a network error, which a retry may fix). */

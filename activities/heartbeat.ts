@@ -1,4 +1,6 @@
-import { Context } from '@temporalio/activity';
+import { Context, log } from '@temporalio/activity';
+
+import type { StepProgress } from '../src/targets/target';
 
 /**
  * Runs `work` while heartbeating every `everyMs`, so a hung call or a dead worker is noticed within the
@@ -49,4 +51,22 @@ export class HeartbeatKeeper {
   stop(): void {
     clearInterval(this.timer);
   }
+}
+
+/**
+ * Runs one target step with heartbeats whose details are the step's latest progress line (`{ progress }`,
+ * shown by the Web UI under the pending activity, and logged).
+ */
+export function targetStep<T>(work: (signal: AbortSignal, progress: StepProgress) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  let latest: { progress: string } | undefined;
+  const progress: StepProgress = (detail) => {
+    latest = { progress: detail };
+    log.info(detail);
+    ctx.heartbeat(latest);
+  };
+  return withHeartbeat(
+    (signal) => work(signal, progress),
+    () => latest,
+  );
 }
