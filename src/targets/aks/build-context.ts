@@ -77,16 +77,32 @@ export async function servedWith(spec: Pick<DeploymentSpec, 'modelPath' | 'prepr
   } satisfies ServedWith;
 }
 
-export async function buildContext(modelPath: string, served: ServedWith): Promise<BuildContext> {
+export function buildContext(modelPath: string, served: ServedWith): Promise<BuildContext> {
+  return packImageContext(DOCKERFILE, modelPath, served, ['dist/src']);
+}
+
+/**
+ * An image's build context: `dockerfile`, the model with its preprocessing spec and labels, the package
+ * manifests and every compiled .js under `jsDirs` (relative to the package root), packed deterministically
+ * (packTar) so that the same inputs give the same digest, the image's tag.
+ */
+export async function packImageContext(
+  dockerfile: string,
+  modelPath: string,
+  served: ServedWith,
+  jsDirs: readonly string[],
+): Promise<BuildContext> {
   const root = packageRoot();
   const entries = new Map<string, Buffer>();
-  entries.set('Dockerfile', Buffer.from(DOCKERFILE));
+  entries.set('Dockerfile', Buffer.from(dockerfile));
   entries.set(path.posix.basename(IMAGE_FILES.model), await fs.readFile(modelPath));
   entries.set(path.posix.basename(IMAGE_FILES.preprocess), served.preprocess);
   entries.set(path.posix.basename(IMAGE_FILES.labels), served.labels);
   for (const file of ['package.json', 'package-lock.json']) entries.set(file, await fs.readFile(path.join(root, file)));
-  for (const file of await listJs(path.join(root, 'dist', 'src'))) {
-    entries.set(path.relative(root, file).split(path.sep).join('/'), await fs.readFile(file));
+  for (const dir of jsDirs) {
+    for (const file of await listJs(path.join(root, dir))) {
+      entries.set(path.relative(root, file).split(path.sep).join('/'), await fs.readFile(file));
+    }
   }
   const uncompressed = await packTar(entries);
   return {

@@ -5,13 +5,9 @@
  * registers. Packed as deterministically as the scoring image, so an unchanged model and worker never
  * rebuild: the tag is the context's digest.
  */
-import fs from 'node:fs/promises';
 import path from 'node:path';
-import crypto from 'node:crypto';
-import zlib from 'node:zlib';
 
-import { packageRoot } from '../../paths';
-import { DOCKERFILE, IMAGE_FILES, packTar } from './build-context';
+import { DOCKERFILE, IMAGE_FILES, packImageContext } from './build-context';
 import type { BuildContext, ServedWith } from './build-context';
 
 export const GPU_WORKER_REPOSITORY = 'inferctl-gpu-worker';
@@ -48,33 +44,6 @@ export const WORKER_MODEL_FILES = {
   labelsPath: path.posix.basename(IMAGE_FILES.labels),
 } as const;
 
-export async function gpuWorkerContext(modelPath: string, served: ServedWith): Promise<BuildContext> {
-  const root = packageRoot();
-  const entries = new Map<string, Buffer>();
-  entries.set('Dockerfile', Buffer.from(GPU_WORKER_DOCKERFILE));
-  entries.set(path.posix.basename(IMAGE_FILES.model), await fs.readFile(modelPath));
-  entries.set(path.posix.basename(IMAGE_FILES.preprocess), served.preprocess);
-  entries.set(path.posix.basename(IMAGE_FILES.labels), served.labels);
-  for (const file of ['package.json', 'package-lock.json']) entries.set(file, await fs.readFile(path.join(root, file)));
-  for (const dir of WORKER_DIRS) {
-    for (const file of await listJs(path.join(root, dir))) {
-      entries.set(path.relative(root, file).split(path.sep).join('/'), await fs.readFile(file));
-    }
-  }
-  const uncompressed = await packTar(entries);
-  return {
-    archive: zlib.gzipSync(uncompressed, { level: 9 }),
-    digest: crypto.createHash('sha256').update(uncompressed).digest('hex'),
-    files: [...entries.keys()].sort(),
-  };
-}
-
-async function listJs(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await fs.readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await listJs(full)));
-    else if (entry.name.endsWith('.js')) out.push(full);
-  }
-  return out;
+export function gpuWorkerContext(modelPath: string, served: ServedWith): Promise<BuildContext> {
+  return packImageContext(GPU_WORKER_DOCKERFILE, modelPath, served, WORKER_DIRS);
 }
