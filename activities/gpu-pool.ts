@@ -23,14 +23,16 @@ import type { PoolScope } from '../src/targets/aks/gpu-node-pool';
 import { GPU_WORKER_REPOSITORY, gpuWorkerContext } from '../src/targets/aks/gpu-worker-image';
 import { CONNECTION_VARIABLES, gpuWorkerManifests, workerPodsStatus } from '../src/targets/aks/gpu-worker-pods';
 import type { WorkerConnection } from '../src/targets/aks/gpu-worker-pods';
-import { applyObjects, deleteNamespace, ensureDevicePlugin } from '../src/targets/aks/kubernetes-deployment';
-import { OWNER_ANNOTATION } from '../src/targets/aks/kubernetes-manifests';
+import {
+  applyObjects,
+  deleteNamespace,
+  ensureDevicePlugin,
+  namespaceOwnedBy,
+} from '../src/targets/aks/kubernetes-deployment';
 import { buildContextInRegistry } from '../src/targets/aks/registry-build';
 import type { StepProgress } from '../src/targets/target';
 import { failingPermanently } from './failures';
 import { targetStep } from './heartbeat';
-import { CoreV1Api } from '@kubernetes/client-node';
-import { isKubeNotFound } from '../src/targets/aks/kubernetes-deployment';
 
 export interface GpuPoolActivityDeps {
   /** The aks settings; absent when this worker has none (each activity then fails saying so). */
@@ -169,7 +171,7 @@ export function createGpuPoolActivities({ settings, connection = workerConnectio
           });
         if (!cluster) return removed; // the cluster (and so the pool) is gone
         const kc = await kubeConfig(s, signal);
-        if (await namespaceIsOurs(kc, s.plan.namespace, spec.ownerId)) {
+        if (await namespaceOwnedBy(kc, s.plan.namespace, spec.ownerId)) {
           progress(`deleting namespace ${s.plan.namespace} (the GPU-worker pods)`);
           if (await deleteNamespace(kc, s.plan.namespace, signal)) removed.push(`namespace ${s.plan.namespace}`);
         }
@@ -179,14 +181,4 @@ export function createGpuPoolActivities({ settings, connection = workerConnectio
       });
     },
   };
-}
-
-async function namespaceIsOurs(kc: KubeConfig, namespace: string, ownerId: string): Promise<boolean> {
-  try {
-    const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace });
-    return ns.metadata?.annotations?.[OWNER_ANNOTATION] === ownerId;
-  } catch (err) {
-    if (isKubeNotFound(err)) return false;
-    throw err;
-  }
 }

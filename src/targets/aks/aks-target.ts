@@ -4,7 +4,6 @@
  * method looks before it acts, so a retried activity converges; teardown deletes only what this
  * deployment created (its namespace, and the cluster and resource group when it made them).
  */
-import { CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
 
 import { InvalidInputError } from '../../errors';
@@ -30,17 +29,11 @@ import {
   deleteNamespace,
   ensureApiKeySecret,
   ensureDevicePlugin,
-  isKubeNotFound,
+  namespaceOwnedBy,
   readApiKey,
   rolloutStatus,
 } from './kubernetes-deployment';
-import {
-  ENDPOINT_LABEL,
-  OWNER_ANNOTATION,
-  namespaceManifest,
-  scoringManifests,
-  secretName,
-} from './kubernetes-manifests';
+import { ENDPOINT_LABEL, namespaceManifest, scoringManifests, secretName } from './kubernetes-manifests';
 import { AksCandidates } from './candidate-deployment';
 import type { AksClusterAccess } from './candidate-deployment';
 import { podRequestCounts } from './pod-metrics';
@@ -323,7 +316,7 @@ export class AksTarget implements Target, AksClusterAccess {
     // anyway and is not running, skip it rather than wait on an API server that may never answer.
     if (cluster && (!clusterIsOurs || cluster.provisioningState === 'Succeeded')) {
       const kc = await this.kubeConfig(plan, signal);
-      if (await this.namespaceIsOurs(kc, plan.namespace, spec.ownerId)) {
+      if (await namespaceOwnedBy(kc, plan.namespace, spec.ownerId)) {
         progress?.(`deleting namespace ${plan.namespace} (and its LoadBalancer)`);
         if (await deleteNamespace(kc, plan.namespace, signal)) removed.push(`namespace ${plan.namespace}`);
       }
@@ -333,16 +326,6 @@ export class AksTarget implements Target, AksClusterAccess {
     removed.push(...(await deleteResourceGroupIfOurs(scope)));
     this.kubeConfigs.delete(clusterKey(plan));
     return { removed };
-  }
-
-  private async namespaceIsOurs(kc: KubeConfig, namespace: string, ownerId: string): Promise<boolean> {
-    try {
-      const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace });
-      return ns.metadata?.annotations?.[OWNER_ANNOTATION] === ownerId;
-    } catch (err) {
-      if (isKubeNotFound(err)) return false;
-      throw err;
-    }
   }
 
   /**

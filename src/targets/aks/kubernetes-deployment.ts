@@ -15,7 +15,13 @@ import {
 } from '@kubernetes/client-node';
 import type { CoreV1Event, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 
-import { DEVICE_PLUGIN_NAME, FIELD_MANAGER, devicePluginManifest, secretName } from './kubernetes-manifests';
+import {
+  DEVICE_PLUGIN_NAME,
+  FIELD_MANAGER,
+  OWNER_ANNOTATION,
+  devicePluginManifest,
+  secretName,
+} from './kubernetes-manifests';
 
 export function kubeConfigFromYaml(yaml: string): KubeConfig {
   const kc = new KubeConfig();
@@ -223,6 +229,20 @@ function eventTime(e: CoreV1Event): number {
 function eventFirstTime(e: CoreV1Event): number {
   const t = e.firstTimestamp ?? e.eventTime ?? e.metadata?.creationTimestamp;
   return t ? new Date(t).getTime() : Date.now();
+}
+
+/**
+ * Whether `namespace` exists and carries `ownerId` in its owner annotation: teardown deletes only a
+ * namespace its own workflow created, never one that happens to share the name.
+ */
+export async function namespaceOwnedBy(kc: KubeConfig, namespace: string, ownerId: string): Promise<boolean> {
+  try {
+    const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace });
+    return ns.metadata?.annotations?.[OWNER_ANNOTATION] === ownerId;
+  } catch (err) {
+    if (isKubeNotFound(err)) return false;
+    throw err;
+  }
 }
 
 /** Deletes the namespace (and so everything in it) and waits until it is gone; 404 means done. */
