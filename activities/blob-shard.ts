@@ -13,10 +13,9 @@ import type { BlobBatchOutput } from '../src/batch/blob-output';
 import { batchModelRecord } from '../src/batch/model-record';
 import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
 import type { Classifier } from '../src/scoring/classifier';
-import type { ShardCheckpoint, ShardResult, ShardTask } from '../src/shared/batch-types';
+import type { ShardResult, ShardTask } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
-import { HeartbeatKeeper } from './heartbeat';
-import { ShardProgressReporter } from './shard-progress';
+import { shardCheckpointing } from './shard-progress';
 
 export interface BlobShardOptions {
   task: ShardTask;
@@ -38,9 +37,7 @@ export async function scoreBlobShard(opts: BlobShardOptions): Promise<ShardResul
     concurrency: 16,
     signal: ctx.cancellationSignal,
   });
-  const reporter = new ShardProgressReporter(ctx, task.shard, (task.progressIntervalSeconds ?? 10) * 1000);
-  let latest: ShardCheckpoint = EMPTY_CHECKPOINT;
-  const keeper = new HeartbeatKeeper(ctx, opts.everyMs, () => latest);
+  const checkpointing = shardCheckpointing(ctx, task, opts.everyMs, EMPTY_CHECKPOINT);
   const started = performance.now();
   let stats;
   try {
@@ -54,17 +51,13 @@ export async function scoreBlobShard(opts: BlobShardOptions): Promise<ShardResul
         sinks: blobs.sinks,
         from: EMPTY_CHECKPOINT,
         readInput: (file, position) => reader.read(file, position),
-        onCheckpoint: (checkpoint) => {
-          latest = checkpoint;
-          keeper.beat(checkpoint);
-          reporter.update(checkpoint);
-        },
+        onCheckpoint: checkpointing.onCheckpoint,
         onBatch: opts.onBatch,
         signal: ctx.cancellationSignal,
       }),
     );
   } finally {
-    keeper.stop();
+    checkpointing.stop();
   }
   const result: ShardResult = {
     shard: task.shard,

@@ -31,9 +31,8 @@ import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ShardCheckpoint, ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
-import { HeartbeatKeeper } from './heartbeat';
 import { scoreBlobShard } from './blob-shard';
-import { ShardProgressReporter } from './shard-progress';
+import { shardCheckpointing } from './shard-progress';
 import { FailureType } from '../src/shared/failure-types';
 
 export interface ScoringActivityDeps {
@@ -110,9 +109,7 @@ export function createScoringActivities({
       const errors = await openAt(path.join(partialDir, SHARD_FILES.errors), from.errorsBytes);
       const raw = task.rawOutputs ? await openAt(path.join(partialDir, SHARD_FILES.raw), from.rawBytes) : undefined;
       const started = performance.now();
-      const reporter = new ShardProgressReporter(ctx, task.shard, (task.progressIntervalSeconds ?? 10) * 1000);
-      let latest = from;
-      const keeper = new HeartbeatKeeper(ctx, everyMs, () => latest);
+      const checkpointing = shardCheckpointing(ctx, task, everyMs, from);
       let stats;
       try {
         stats = await scoreShard({
@@ -123,17 +120,13 @@ export function createScoringActivities({
           topK: task.topK,
           sinks: { predictions, errors, raw },
           from,
-          onCheckpoint: (checkpoint) => {
-            latest = checkpoint;
-            keeper.beat(checkpoint);
-            reporter.update(checkpoint);
-          },
+          onCheckpoint: checkpointing.onCheckpoint,
           onBatch,
           signal: ctx.cancellationSignal,
         });
         await Promise.all([predictions.sync(), errors.sync(), raw?.sync()]);
       } finally {
-        keeper.stop();
+        checkpointing.stop();
         await Promise.all([predictions.close(), errors.close(), raw?.close()]);
       }
 

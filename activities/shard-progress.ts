@@ -9,7 +9,8 @@ import type { Context } from '@temporalio/activity';
 import { log } from '@temporalio/activity';
 
 import { SHARD_PROGRESS_SIGNAL } from '../src/shared/batch-types';
-import type { ShardCheckpoint, ShardProgress } from '../src/shared/batch-types';
+import type { ShardCheckpoint, ShardProgress, ShardTask } from '../src/shared/batch-types';
+import { HeartbeatKeeper } from './heartbeat';
 
 export class ShardProgressReporter {
   private lastSent = performance.now();
@@ -52,4 +53,28 @@ export class ShardProgressReporter {
       })
       .finally(() => (this.sending = false));
   }
+}
+
+/**
+ * What a shard attempt does with each checkpoint, in both shard runners (files and blob): heartbeat it
+ * (and keep heartbeating the latest one while a batch runs in an inference thread) and report it to the
+ * workflow as progress inside the shard. `stop` ends the heartbeat timer.
+ */
+export function shardCheckpointing(
+  ctx: Context,
+  task: Pick<ShardTask, 'shard' | 'progressIntervalSeconds'>,
+  heartbeatEveryMs: number,
+  from: ShardCheckpoint,
+): { onCheckpoint: (checkpoint: ShardCheckpoint) => void; stop: () => void } {
+  const reporter = new ShardProgressReporter(ctx, task.shard, (task.progressIntervalSeconds ?? 10) * 1000);
+  let latest = from;
+  const keeper = new HeartbeatKeeper(ctx, heartbeatEveryMs, () => latest);
+  return {
+    onCheckpoint: (checkpoint) => {
+      latest = checkpoint;
+      keeper.beat(checkpoint);
+      reporter.update(checkpoint);
+    },
+    stop: () => keeper.stop(),
+  };
 }
