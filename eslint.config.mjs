@@ -51,7 +51,16 @@ export default tseslint.config(
               message: 'src/shared is the contract: it depends on nothing below it.',
             },
             {
-              target: ['./src/targets/**', './src/server/**', './src/scoring/**', './src/batch/**'],
+              target: [
+                './src/targets/**',
+                './src/server/**',
+                './src/inference-protocol/**',
+                './src/scoring/**',
+                './src/batch/**',
+                './src/storage/**',
+                './src/preprocess/**',
+                './src/model/**',
+              ],
               from: ['./workflows', './activities', './worker'],
               message: 'Targets and the inference code sit below activities and workflows.',
             },
@@ -61,9 +70,54 @@ export default tseslint.config(
               message: 'Activities sit below workflows.',
             },
             {
+              target: './src/preprocess/**',
+              from: './src',
+              except: ['./preprocess', './shared', './errors.ts', './model/metadata.ts'],
+              message:
+                'Preprocessing (spec, image pipeline, which spec a model gets) depends only on src/shared, src/errors.ts ' +
+                'and the model metadata keys (src/model/metadata.ts).',
+            },
+            {
+              target: './src/inference-protocol/**',
+              from: './src/server',
+              except: ['./http-io.ts', './dynamic-batcher.ts'],
+              message:
+                'The Open Inference Protocol uses only the HTTP helpers of src/server (http-io, dynamic-batcher); ' +
+                'the server mounts the protocol, not the other way round.',
+            },
+            {
+              target: './src/inference-protocol/client/**',
+              from: ['./src/inference-protocol/server', './src/server', './src/scoring'],
+              message:
+                'The protocol client side (the smoke check) shares only the wire format (tensors.ts) with the server side.',
+            },
+            {
+              target: './src/inference-protocol/tensors.ts',
+              from: ['./src/inference-protocol/server', './src/inference-protocol/client'],
+              message: 'tensors.ts is the wire format both sides share: it imports neither side.',
+            },
+            {
+              target: './src/storage/**',
+              from: [
+                './src/targets',
+                './src/server',
+                './src/inference-protocol',
+                './src/scoring',
+                './src/preprocess',
+                './src/model',
+                './src/temporal',
+              ],
+              message: 'Blob Storage is an adapter: it knows the batch output format (src/batch), nothing above it.',
+            },
+            {
+              target: ['./src/scoring/**', './src/preprocess/**', './src/model/**', './src/inference-protocol/**'],
+              from: './src/storage',
+              message: 'Scoring, preprocessing, models and the protocol do not know where bytes live (src/storage).',
+            },
+            {
               target: './src/model/**',
-              from: ['./src/images', './src/demo'],
-              message: 'src/model depends on neither images nor demo.',
+              from: './src/demo',
+              message: 'src/model does not depend on the demo.',
             },
             {
               target: ['./src/!(demo)/**', './workflows/**', './activities/**', './worker/**'],

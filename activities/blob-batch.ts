@@ -9,8 +9,8 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { buildSummary, compactSummary } from '../src/batch/batch-summary';
 import type { SummaryFile } from '../src/batch/batch-summary';
-import { BlobBatchOutput, MAX_BLOB_SHARDS } from '../src/batch/blob-output';
-import type { BlobShardRecord } from '../src/batch/blob-output';
+import { BlobBatchOutput, MAX_BLOB_SHARDS } from '../src/storage/blob-output';
+import type { BlobShardRecord } from '../src/storage/blob-output';
 import { writeShardManifests } from '../src/batch/input-listing';
 import type { JobFile } from '../src/batch/output-layout';
 import type { BatchScoreInput, BatchSummary, PreparedBatch } from '../src/shared/batch-types';

@@ -8,8 +8,8 @@
  */
 import { Context, log } from '@temporalio/activity';
 
-import { InputPrefetcher } from '../src/batch/blob-reader';
-import type { BlobBatchOutput } from '../src/batch/blob-output';
+import { InputPrefetcher } from '../src/storage/blob-reader';
+import type { BlobBatchOutput } from '../src/storage/blob-output';
 import { batchModelRecord } from '../src/batch/model-record';
 import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
 import type { Classifier } from '../src/scoring/classifier';

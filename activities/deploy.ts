@@ -9,7 +9,7 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import type { ModelSignature } from '../src/model/model-signature';
-import { configOf } from '../src/model/preprocess-spec';
+import { configOf } from '../src/preprocess/preprocess-spec';
 import { TARGET_TIMINGS } from '../src/shared/deploy-timings';
 import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS, v2ModelName } from '../src/shared/deploy-types';
 import type {

@@ -18,9 +18,9 @@ import path from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 
-import { isBlobLocation } from '../src/batch/blob-location';
-import { withLocalModel } from '../src/batch/blob-model';
-import { BlobBatchOutput } from '../src/batch/blob-output';
+import { isBlobLocation } from '../src/storage/blob-location';
+import { withLocalModel } from '../src/storage/blob-model';
+import { BlobBatchOutput } from '../src/storage/blob-output';
 import { readShardManifest } from '../src/batch/input-listing';
 import { batchModelRecord } from '../src/batch/model-record';
 import { BatchLayout, SHARD_FILES } from '../src/batch/output-layout';

@@ -21,7 +21,7 @@ import {
   parseExpectedOutputs,
   requestedOutputs,
   smokeRequestProblems,
-} from '../src/server/v2-smoke';
+} from '../src/inference-protocol/client/smoke';
 import { V2_SMOKE_TOLERANCE } from '../src/shared/deploy-types';
 import type { DeployInput, V2SmokeResult, V2SmokeSpec } from '../src/shared/deploy-types';
 import { FailureType } from '../src/shared/failure-types';

@@ -18,7 +18,7 @@ import sharp from 'sharp';
 
 import { listInputs } from '../src/batch/input-listing';
 import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
-import { preprocessImage } from '../src/images/preprocess';
+import { preprocessImage } from '../src/preprocess/preprocess-image';
 import { Classifier } from '../src/scoring/classifier';
 import { applyDecodeThreading, threadingReport } from '../src/scoring/thread-tuning';
 

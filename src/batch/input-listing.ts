@@ -14,8 +14,8 @@ import type { Info } from 'csv-parse';
 import { InvalidInputError } from '../errors';
 import { shardName } from './output-layout';
 import { FailureType } from '../shared/failure-types';
-import { listBlobInputs } from './blob-listing';
-import { isBlobLocation, parseBlobLocation } from './blob-location';
+import { listBlobInputs } from '../storage/blob-listing';
+import { isBlobLocation, parseBlobLocation } from '../storage/blob-location';
 
 const MANIFEST_EXTENSIONS = new Set(['.jsonl', '.csv', '.txt']);
 

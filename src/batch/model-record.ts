@@ -4,7 +4,7 @@
  * (src/model/preprocess-spec.ts), in the spec's own field names.
  */
 import type { ModelInfo } from '../model/model-info';
-import { configOf } from '../model/preprocess-spec';
+import { configOf } from '../preprocess/preprocess-spec';
 import type { BatchModelOutput, BatchPreprocess } from '../shared/batch-types';
 
 export function batchModelRecord(

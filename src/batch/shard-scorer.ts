@@ -12,7 +12,7 @@ import fs from 'node:fs/promises';
 
 import { assertInsideAllowedRoots, allowedRoots } from '../allowed-roots';
 import { ImageError, InvalidInputError } from '../errors';
-import { preprocessImage } from '../images/preprocess';
+import { preprocessImage } from '../preprocess/preprocess-image';
 import type { Classifier } from '../scoring/classifier';
 import type { ShardCheckpoint } from '../shared/batch-types';
 

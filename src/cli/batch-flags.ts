@@ -3,7 +3,7 @@ import type { Command } from '@commander-js/extra-typings';
 
 import path from 'node:path';
 
-import { BlobLocationError, isBlobLocation, normaliseBlobLocation } from '../batch/blob-location';
+import { BlobLocationError, isBlobLocation, normaliseBlobLocation } from '../storage/blob-location';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CliError } from './cli-error';
 import { int, threshold } from './flag-parsers';

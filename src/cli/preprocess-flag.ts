@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 
-import { isPreset, parsePreprocessConfig } from '../model/preprocess-spec';
+import { isPreset, parsePreprocessConfig } from '../preprocess/preprocess-spec';
 import { PREPROCESS_PRESETS } from '../shared/preprocess-types';
 import type { PreprocessConfig } from '../shared/preprocess-types';
 import { CliError } from './cli-error';

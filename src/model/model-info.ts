@@ -15,7 +15,7 @@ import { onnx } from 'onnx-proto';
 import { InvalidInputError, ModelError } from '../errors';
 import { readLabels, readLabelsFile } from './labels';
 import { LABELS_KEY, PREPROCESS_KEY, labelsSidecarPath } from './metadata';
-import { modelPreprocess } from './model-preprocess';
+import { modelPreprocess } from '../preprocess/model-preprocess';
 import { FailureType } from '../shared/failure-types';
 import type { PreprocessConfig, PreprocessSource, ResolvedPreprocess, TensorLayout } from '../shared/preprocess-types';
 

@@ -8,7 +8,7 @@
 import * as ort from 'onnxruntime-node';
 
 import { ImageError, ModelError, WorkerCapabilityError } from '../errors';
-import { preprocessImage } from '../images/preprocess';
+import { preprocessImage } from '../preprocess/preprocess-image';
 import { readModelInfo } from '../model/model-info';
 import type { ModelInfo, ModelOverrides } from '../model/model-info';
 import { FailureType } from '../shared/failure-types';

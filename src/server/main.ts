@@ -33,7 +33,7 @@ import { applyDecodeThreading } from '../scoring/thread-tuning';
 import { DEFAULT_BATCHING } from './dynamic-batcher';
 import type { BatchingOptions } from './dynamic-batcher';
 import { createScoringServer } from './scoring-server';
-import { loadOnnxModel } from './v2-model';
+import { loadOnnxModel } from '../inference-protocol/server/model';
 
 const DRAIN_MS = 5_000;
 

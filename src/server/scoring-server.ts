@@ -28,7 +28,7 @@ import http from 'node:http';
 import https from 'node:https';
 
 import { ImageError } from '../errors';
-import { preprocessImage } from '../images/preprocess';
+import { preprocessImage } from '../preprocess/preprocess-image';
 import type { Classifier } from '../scoring/classifier';
 import { DynamicBatcher } from './dynamic-batcher';
 import type { BatchingOptions } from './dynamic-batcher';
@@ -43,9 +43,9 @@ import {
   sha256,
 } from './http-io';
 import { METRICS_CONTENT_TYPE, ServerMetrics } from './metrics';
-import { v2ModelOf } from './v2-model';
-import type { V2Model } from './v2-model';
-import { createV2Routes, isV2Path, v2RouteKey } from './v2-protocol';
+import { v2ModelOf } from '../inference-protocol/server/model';
+import type { V2Model } from '../inference-protocol/server/model';
+import { createV2Routes, isV2Path, v2RouteKey } from '../inference-protocol/server/routes';
 
 export interface ScoringServerOptions {
   /**

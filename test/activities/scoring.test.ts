@@ -16,7 +16,7 @@ import { createScoringActivities } from '../../activities/scoring';
 import { readShardManifest, writeShardManifests } from '../../src/batch/input-listing';
 import { BatchLayout } from '../../src/batch/output-layout';
 import { writeSampleImages } from '../../src/demo/sample-images';
-import { preprocessImage } from '../../src/images/preprocess';
+import { preprocessImage } from '../../src/preprocess/preprocess-image';
 import { readModelInfo } from '../../src/model/model-info';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
 import { Classifier } from '../../src/scoring/classifier';

@@ -17,7 +17,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 
 import { createDeployActivities } from '../../activities/deploy';
-import { encodeInferResponse } from '../../src/server/v2-tensors';
+import { encodeInferResponse } from '../../src/inference-protocol/tensors';
 import { FailureType } from '../../src/shared/failure-types';
 import type { V2SmokeResult, V2SmokeSpec } from '../../src/shared/deploy-types';
 import type { DeploymentSpec } from '../../src/shared/target-types';

@@ -14,7 +14,7 @@ import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
-import { MULTI_INPUT_REQUEST, buildMultiInputModel } from '../server/v2-fixtures';
+import { MULTI_INPUT_REQUEST, buildMultiInputModel } from '../inference-protocol/fixtures';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
 

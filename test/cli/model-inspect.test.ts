@@ -8,7 +8,7 @@ import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
 import type { ModelInspectResult, V2InspectResult } from '../../src/cli/commands/model';
-import { buildMultiInputModel } from '../server/v2-fixtures';
+import { buildMultiInputModel } from '../inference-protocol/fixtures';
 import { demoAssets } from '../helpers/workers';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');

@@ -19,8 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { preprocessImage } from '../../src/images/preprocess';
-import { fitPreprocess } from '../../src/model/preprocess-spec';
+import { preprocessImage } from '../../src/preprocess/preprocess-image';
+import { fitPreprocess } from '../../src/preprocess/preprocess-spec';
 import { Classifier } from '../../src/scoring/classifier';
 import type { PreprocessConfig, PreprocessPreset } from '../../src/shared/preprocess-types';
 import { PREPROCESS_PRESETS } from '../../src/shared/preprocess-types';

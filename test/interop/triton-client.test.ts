@@ -23,8 +23,8 @@ import { seededRandom } from '../../src/demo/seeded-random';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
 import { ortTensor } from '../../src/scoring/tensor-dtype';
 import { INTEROP_REQUIREMENTS, TEST_VENV, pythonVenv } from '../helpers/python-venv';
-import { float16Bits } from '../../src/server/v2-tensors';
-import { buildMultiInputModel } from '../server/v2-fixtures';
+import { float16Bits } from '../../src/inference-protocol/tensors';
+import { buildMultiInputModel } from '../inference-protocol/fixtures';
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..', '..');

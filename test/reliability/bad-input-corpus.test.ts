@@ -16,7 +16,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import sharp from 'sharp';
 
 import { ImageError, ModelError } from '../../src/errors';
-import { preprocessImage } from '../../src/images/preprocess';
+import { preprocessImage } from '../../src/preprocess/preprocess-image';
 import { makeColourJpeg } from '../../src/demo/sample-images';
 import { readModelInfo } from '../../src/model/model-info';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';

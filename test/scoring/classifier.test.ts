@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { ModelError, PermanentError, WorkerCapabilityError } from '../../src/errors';
 import { FailureType } from '../../src/shared/failure-types';
-import { preprocessImage } from '../../src/images/preprocess';
+import { preprocessImage } from '../../src/preprocess/preprocess-image';
 import { makeColourJpeg } from '../../src/demo/sample-images';
 import { LABELS_KEY, PREPROCESS_KEY } from '../../src/model/metadata';
 import { GraphBuilder } from '../../src/model/onnx-builder';

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { buildMultiInputModel } from './v2-fixtures';
+import { buildMultiInputModel } from '../inference-protocol/fixtures';
 
 const KEY = 'v2-main-key';
 const AUTH = { authorization: `Bearer ${KEY}` };

@@ -13,7 +13,7 @@ import { parseNpyHeader } from '../../src/batch/npy';
 import { writeSampleImages } from '../../src/demo/sample-images';
 import { readModelInfo } from '../../src/model/model-info';
 import { Classifier } from '../../src/scoring/classifier';
-import { preprocessImage } from '../../src/images/preprocess';
+import { preprocessImage } from '../../src/preprocess/preprocess-image';
 import type { BatchScoreInput, BatchSummary } from '../../src/shared/batch-types';
 import { FailureType } from '../../src/shared/failure-types';
 import type { BatchOutcome } from '../../workflows/batch-score';

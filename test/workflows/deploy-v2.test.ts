@@ -25,7 +25,7 @@ import {
   MULTI_INPUT_ANSWER as EXPECTED,
   MULTI_INPUT_REQUEST as REQUEST,
   buildMultiInputModel,
-} from '../server/v2-fixtures';
+} from '../inference-protocol/fixtures';
 
 describe('deploy workflow with a model that is not an image classifier (V2 only)', () => {
   const suite = workflowSuite('deployv2');

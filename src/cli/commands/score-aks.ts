@@ -13,7 +13,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 
 import type { BatchOutcome } from '../../../workflows/batch-score';
 import { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
-import { isBlobLocation } from '../../batch/blob-location';
+import { isBlobLocation } from '../../storage/blob-location';
 import { batchWorkflowId } from '../../shared/batch-types';
 import type { BatchScoreInput } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';

@@ -13,7 +13,7 @@ import zlib from 'node:zlib';
 import * as tar from 'tar-stream';
 
 import { readModelInfo, readOverrides } from '../../model/model-info';
-import { configOf } from '../../model/preprocess-spec';
+import { configOf } from '../../preprocess/preprocess-spec';
 import { packageRoot } from '../../paths';
 import type { DeploymentSpec } from '../../shared/target-types';
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 
 import { InvalidInputError } from '../../errors';
 import { readModelInfo, readOverrides } from '../../model/model-info';
-import { configOf } from '../../model/preprocess-spec';
+import { configOf } from '../../preprocess/preprocess-spec';
 import { generateApiKey, ensureSecretFile } from '../api-key';
 import type { EndpointAccess, RequestCounts, Target } from '../target';
 import type {

@@ -14,8 +14,8 @@ import {
   float16Bits,
   float16Value,
   parseInferRequest,
-} from '../../src/server/v2-tensors';
-import type { V2Datatype } from '../../src/server/v2-tensors';
+} from '../../src/inference-protocol/tensors';
+import type { V2Datatype } from '../../src/inference-protocol/tensors';
 
 /** JSON values and their little-endian bytes, per datatype (2 × 2 each, including the extremes). */
 const SAMPLES: Record<V2Datatype, { json: unknown[]; bytes: number[] }> = {

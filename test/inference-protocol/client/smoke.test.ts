@@ -9,17 +9,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { readModelSignature } from '../../src/model/model-signature';
+import { readModelSignature } from '../../../src/model/model-signature';
 import {
   compareOutputs,
   decodeInferResponse,
   parseExpectedOutputs,
   requestedOutputs,
   smokeRequestProblems,
-} from '../../src/server/v2-smoke';
-import type { AnswerTensor } from '../../src/server/v2-smoke';
-import { encodeInferResponse } from '../../src/server/v2-tensors';
-import { buildMultiInputModel } from './v2-fixtures';
+} from '../../../src/inference-protocol/client/smoke';
+import type { AnswerTensor } from '../../../src/inference-protocol/client/smoke';
+import { encodeInferResponse } from '../../../src/inference-protocol/tensors';
+import { buildMultiInputModel } from '../fixtures';
 
 async function signature() {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-v2smoke-'));

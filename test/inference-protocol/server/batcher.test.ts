@@ -6,8 +6,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { V2Batcher } from '../../src/server/v2-batcher';
-import type { BatchInput, Outputs } from '../../src/server/v2-batcher';
+import { V2Batcher } from '../../../src/inference-protocol/server/batcher';
+import type { BatchInput, Outputs } from '../../../src/inference-protocol/server/batcher';
 
 function doubler() {
   const batches: number[][] = [];

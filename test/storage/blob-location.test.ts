@@ -9,7 +9,7 @@ import {
   isBlobLocation,
   normaliseBlobLocation,
   parseBlobLocation,
-} from '../../src/batch/blob-location';
+} from '../../src/storage/blob-location';
 import { resolveOutputTemplate } from '../../src/shared/output-template';
 
 describe('blob locations', () => {

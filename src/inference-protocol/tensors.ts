@@ -9,7 +9,7 @@
  * a Uint16Array, which onnxruntime takes for 'float16'), FP32, FP64. BYTES is refused (no string
  * tensors). 64-bit integers stay exact in JSON both ways (BigInt, written as raw JSON numbers).
  */
-import { HttpError } from './http-io';
+import { HttpError } from '../server/http-io';
 import { float16Bits, float16Value } from '../scoring/float16';
 
 export { float16Bits, float16Value } from '../scoring/float16';

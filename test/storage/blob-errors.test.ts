@@ -6,11 +6,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { StorageError } from '../../src/batch/blob-client';
-import { listBlobInputs } from '../../src/batch/blob-listing';
-import { parseBlobLocation } from '../../src/batch/blob-location';
-import { BlobBatchOutput } from '../../src/batch/blob-output';
-import { InputPrefetcher } from '../../src/batch/blob-reader';
+import { StorageError } from '../../src/storage/blob-client';
+import { listBlobInputs } from '../../src/storage/blob-listing';
+import { parseBlobLocation } from '../../src/storage/blob-location';
+import { BlobBatchOutput } from '../../src/storage/blob-output';
+import { InputPrefetcher } from '../../src/storage/blob-reader';
 import { ImageError } from '../../src/errors';
 import { FailureType } from '../../src/shared/failure-types';
 import { useAzurite } from '../helpers/azurite';

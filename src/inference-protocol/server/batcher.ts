@@ -10,7 +10,7 @@
  *   - when a batch fails, each of its requests is retried alone, so a request the model refuses is
  *     refused alone and never fails its neighbours.
  */
-import type { OrtTensorType, TensorData } from './v2-tensors';
+import type { OrtTensorType, TensorData } from '../tensors';
 
 export interface BatchInput {
   name: string;

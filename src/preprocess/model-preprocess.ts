@@ -9,7 +9,7 @@
 import fs from 'node:fs/promises';
 
 import { InvalidInputError, ModelError } from '../errors';
-import { PREPROCESS_KEY } from './metadata';
+import { PREPROCESS_KEY } from '../model/metadata';
 import { fitPreprocess, parsePreprocessConfig } from './preprocess-spec';
 import type { InputShape } from './preprocess-spec';
 import { FailureType } from '../shared/failure-types';

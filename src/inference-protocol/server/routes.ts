@@ -30,16 +30,16 @@ import path from 'node:path';
 
 import type * as ort from 'onnxruntime-node';
 
-import { packageRoot } from '../paths';
-import type { BatchingOptions } from './dynamic-batcher';
-import { bodyDecoder, readBody, sendJson } from './http-io';
-import { V2Batcher } from './v2-batcher';
-import type { BatchInput, Outputs } from './v2-batcher';
-import { ortTensor } from '../scoring/tensor-dtype';
-import { defaultModelName, describeTensors } from './v2-model';
-import type { TensorMetadata, V2Model } from './v2-model';
-import { V2_DATATYPES, V2Error, encodeInferResponse, isV2Datatype, parseInferRequest } from './v2-tensors';
-import type { OutputTensor, V2Tensor } from './v2-tensors';
+import { packageRoot } from '../../paths';
+import type { BatchingOptions } from '../../server/dynamic-batcher';
+import { bodyDecoder, readBody, sendJson } from '../../server/http-io';
+import { V2Batcher } from './batcher';
+import type { BatchInput, Outputs } from './batcher';
+import { ortTensor } from '../../scoring/tensor-dtype';
+import { defaultModelName, describeTensors } from './model';
+import type { TensorMetadata, V2Model } from './model';
+import { V2_DATATYPES, V2Error, encodeInferResponse, isV2Datatype, parseInferRequest } from '../tensors';
+import type { OutputTensor, V2Tensor } from '../tensors';
 
 export interface V2Exchange {
   req: http.IncomingMessage;

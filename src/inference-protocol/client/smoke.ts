@@ -10,7 +10,7 @@
  * Floating-point elements pass when |answer − expected| ≤ tolerance × max(1, |expected|) (NaN matches
  * NaN); integers and BOOL must be equal.
  */
-import type { ModelSignature, TensorSignature } from '../model/model-signature';
+import type { ModelSignature, TensorSignature } from '../../model/model-signature';
 import {
   V2_DATATYPES,
   elementCount,
@@ -19,7 +19,7 @@ import {
   parseInferRequest,
   parseJson,
   tensorFromBytes,
-} from './v2-tensors';
+} from '../tensors';
 
 export type Element = number | bigint | boolean;
 

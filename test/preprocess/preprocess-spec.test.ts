@@ -12,10 +12,10 @@ import { after, before, describe, test } from 'node:test';
 import { InvalidInputError, ModelError } from '../../src/errors';
 import { LABELS_KEY, PREPROCESS_KEY } from '../../src/model/metadata';
 import { readModelInfo } from '../../src/model/model-info';
-import { preprocessSidecarPath } from '../../src/model/model-preprocess';
+import { preprocessSidecarPath } from '../../src/preprocess/model-preprocess';
 import { GraphBuilder } from '../../src/model/onnx-builder';
 import type { Dim } from '../../src/model/onnx-builder';
-import { PRESETS, configOf, fitPreprocess, parsePreprocessConfig } from '../../src/model/preprocess-spec';
+import { PRESETS, configOf, fitPreprocess, parsePreprocessConfig } from '../../src/preprocess/preprocess-spec';
 import { FailureType } from '../../src/shared/failure-types';
 
 const NCHW_224 = { dims: ['batch', 3, 224, 224], layout: 'NCHW' as const };

@@ -32,11 +32,11 @@ import {
 } from './blob-client';
 import { blobChild, directoryPrefix, formatBlobLocation, parseBlobLocation } from './blob-location';
 import type { BlobLocation } from './blob-location';
-import type { ManifestSink } from './input-listing';
-import { parseShardManifest } from './input-listing';
-import { npyHeader } from './npy';
-import { SHARD_FILES, shardName } from './output-layout';
-import type { ByteSink, ShardSinks } from './shard-scorer';
+import type { ManifestSink } from '../batch/input-listing';
+import { parseShardManifest } from '../batch/input-listing';
+import { npyHeader } from '../batch/npy';
+import { SHARD_FILES, shardName } from '../batch/output-layout';
+import type { ByteSink, ShardSinks } from '../batch/shard-scorer';
 
 /** Put Block List takes at most 50,000 blocks: one per shard (plus raw.npy's header). */
 export const MAX_BLOB_SHARDS = 49_999;

@@ -15,16 +15,16 @@ import zlib from 'node:zlib';
 
 import * as ort from 'onnxruntime-node';
 
-import { seededRandom } from '../../src/demo/seeded-random';
-import { buildTinyCnn } from '../../src/demo/tiny-cnn';
-import { Classifier } from '../../src/scoring/classifier';
-import { createScoringServer } from '../../src/server/scoring-server';
-import type { ScoringServerOptions } from '../../src/server/scoring-server';
-import { ortTensor } from '../../src/scoring/tensor-dtype';
-import { loadOnnxModel } from '../../src/server/v2-model';
-import type { LoadedOnnxModel, V2Model } from '../../src/server/v2-model';
-import { float16Bits, float16Value } from '../../src/server/v2-tensors';
-import { buildMultiInputModel } from './v2-fixtures';
+import { seededRandom } from '../../../src/demo/seeded-random';
+import { buildTinyCnn } from '../../../src/demo/tiny-cnn';
+import { Classifier } from '../../../src/scoring/classifier';
+import { createScoringServer } from '../../../src/server/scoring-server';
+import type { ScoringServerOptions } from '../../../src/server/scoring-server';
+import { ortTensor } from '../../../src/scoring/tensor-dtype';
+import { loadOnnxModel } from '../../../src/inference-protocol/server/model';
+import type { LoadedOnnxModel, V2Model } from '../../../src/inference-protocol/server/model';
+import { float16Bits, float16Value } from '../../../src/inference-protocol/tensors';
+import { buildMultiInputModel } from '../fixtures';
 
 const KEY = 'v2-test-key-0123456789';
 const AUTH = { authorization: `Bearer ${KEY}` };

@@ -8,14 +8,14 @@ import path from 'node:path';
 
 import type * as ort from 'onnxruntime-node';
 
-import { ModelError } from '../errors';
-import type { Classifier } from '../scoring/classifier';
-import { InferenceThreads } from '../scoring/inference-threads';
-import { sessionOptions } from '../scoring/thread-tuning';
-import type { SessionThreading } from '../scoring/thread-tuning';
-import { FailureType } from '../shared/failure-types';
-import { v2DatatypeOf } from './v2-tensors';
-import type { V2Datatype } from './v2-tensors';
+import { ModelError } from '../../errors';
+import type { Classifier } from '../../scoring/classifier';
+import { InferenceThreads } from '../../scoring/inference-threads';
+import { sessionOptions } from '../../scoring/thread-tuning';
+import type { SessionThreading } from '../../scoring/thread-tuning';
+import { FailureType } from '../../shared/failure-types';
+import { v2DatatypeOf } from '../tensors';
+import type { V2Datatype } from '../tensors';
 
 export interface V2Model {
   /** The model file; its basename without `.onnx` is the model's name unless the server is given one. */

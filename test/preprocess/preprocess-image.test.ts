@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import sharp from 'sharp';
 
 import { ImageError } from '../../src/errors';
-import { centreCrop, preprocessImage, resizedSize } from '../../src/images/preprocess';
+import { centreCrop, preprocessImage, resizedSize } from '../../src/preprocess/preprocess-image';
 import { makeColourJpeg } from '../../src/demo/sample-images';
 
 const INFO = {
