@@ -10,12 +10,12 @@
  *
  * The endpoint is the location's own (an https/http URL) or https://<account>.blob.core.windows.net.
  */
-import { DefaultAzureCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
 import { RestError } from '@azure/core-rest-pipeline';
 import { BlobSASPermissions, BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
 import type { BlockBlobClient, ContainerClient, HttpAuthorization } from '@azure/storage-blob';
 
+import { azureCredential } from '../azure/credential';
 import { PermanentError } from '../errors';
 import { FailureType } from '../shared/failure-types';
 import { formatBlobLocation } from './blob-location';
@@ -29,7 +29,6 @@ interface AccountClient {
 }
 
 const clients = new Map<string, AccountClient>();
-let defaultCredential: DefaultAzureCredential | undefined;
 
 /** The client for `loc`'s account (cached per account and endpoint). */
 export function accountClient(loc: BlobLocation, env: NodeJS.ProcessEnv = process.env): AccountClient {
@@ -56,7 +55,7 @@ function createAccountClient(loc: BlobLocation, env: NodeJS.ProcessEnv): Account
   const endpoint = loc.endpoint ?? `https://${loc.account}.blob.core.windows.net`;
   const sas = env.AZURE_STORAGE_SAS_TOKEN?.replace(/^\?/, '');
   if (sas) return { service: new BlobServiceClient(`${endpoint}?${sas}`), auth: { kind: 'sas' } };
-  defaultCredential ??= new DefaultAzureCredential();
+  const defaultCredential = azureCredential();
   return {
     service: new BlobServiceClient(endpoint, defaultCredential),
     auth: { kind: 'token', credential: defaultCredential },

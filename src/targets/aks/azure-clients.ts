@@ -1,26 +1,19 @@
 /**
- * The Azure SDK clients the aks target uses, all sharing one DefaultAzureCredential per process (it caches
- * tokens; making one per call would fetch a token per call). The ARM endpoint is Azure's unless the
- * settings name another (a sovereign cloud, or the local endpoint the tests run against).
+ * The Azure SDK clients the aks target uses, all sharing the process's one credential (src/azure/credential.ts,
+ * shared with Blob Storage: it caches tokens; making one per call would fetch a token per call). The ARM
+ * endpoint is Azure's unless the settings name another (a sovereign cloud, or the local endpoint the tests
+ * run against).
  */
 import { AuthorizationManagementClient } from '@azure/arm-authorization';
 import { ComputeManagementClient } from '@azure/arm-compute';
 import { ContainerRegistryManagementClient } from '@azure/arm-containerregistry';
 import { ContainerServiceClient } from '@azure/arm-containerservice';
 import { ResourceManagementClient } from '@azure/arm-resources';
-import { DefaultAzureCredential } from '@azure/identity';
 import type { TokenCredential } from '@azure/identity';
 import type { HttpClient } from '@azure/core-rest-pipeline';
 
+import { azureCredential } from '../../azure/credential';
 import type { AksSettings } from './aks-config';
-
-let credential: TokenCredential | undefined;
-
-/** The process-wide credential: environment, workload identity, managed identity, Azure CLI… in that order. */
-export function azureCredential(): TokenCredential {
-  credential ??= new DefaultAzureCredential();
-  return credential;
-}
 
 export interface AzureClients {
   containerService: ContainerServiceClient;

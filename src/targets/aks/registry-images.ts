@@ -7,7 +7,7 @@
  * every tag naming it. The identity needs AcrDelete (or Contributor) on the registry to delete.
  */
 import type { AksSettings } from './aks-config';
-import { azureCredential } from './azure-clients';
+import { azureCredential } from '../../azure/credential';
 import { AzureRefusedError } from './azure-errors';
 import { FailureType } from '../../shared/failure-types';
 
