@@ -115,6 +115,23 @@ export default tseslint.config(
               message: 'Scoring, preprocessing, models and the protocol do not know where bytes live (src/storage).',
             },
             {
+              target: './src/azure/**',
+              from: './src',
+              except: ['./azure'],
+              message: 'src/azure (the process-wide Azure credential) depends on nothing else in src.',
+            },
+            {
+              target: [
+                './src/!(targets|storage|azure)/**',
+                './src/targets/!(aks)/**',
+                './workflows/**',
+                './activities/**',
+                './worker/**',
+              ],
+              from: './src/azure',
+              message: 'Only the AKS target and Blob Storage sign in to Azure (src/azure/credential.ts).',
+            },
+            {
               target: './src/model/**',
               from: './src/demo',
               message: 'src/model does not depend on the demo.',
@@ -142,6 +159,32 @@ export default tseslint.config(
     ],
     rules: { 'max-lines': ['error', { max: 400 }] },
   },
+  // One entry per AKS capability: an activity reaches src/targets/aks/ through its one facade (deploy through
+  // the Target interface, which worker/control.ts fills with AksTarget; the GPU pool through aks-gpu-pool.ts;
+  // the janitor through aks-janitor.ts), never through the modules behind it.
+  ...[
+    { files: ['activities/**/*.ts'], facade: undefined },
+    { files: ['activities/gpu-pool.ts'], facade: 'aks-gpu-pool' },
+    { files: ['activities/janitor.ts'], facade: 'aks-janitor' },
+  ].map(({ files, facade }) => ({
+    files,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/targets/aks/*', ...(facade ? [`!../src/targets/aks/${facade}`] : [])],
+              message: facade
+                ? `This activity reaches AKS only through its facade, src/targets/aks/${facade}.ts.`
+                : 'Activities reach AKS through a facade: the Target interface (deploy), aks-gpu-pool.ts or ' +
+                  'aks-janitor.ts, each from its own activity file (see docs/architecture.md).',
+            },
+          ],
+        },
+      ],
+    },
+  })),
   {
     files: ['workflows/**/*.ts'],
     rules: {

@@ -11,13 +11,7 @@ import { WorkflowNotFoundError } from '@temporalio/client';
 import type { Client } from '@temporalio/client';
 
 import type { OwnedResource } from '../src/shared/janitor-types';
-import { AKS_DEFAULTS, aksSettingsFromEnv } from '../src/targets/aks/aks-config';
-import type { AksSettings } from '../src/targets/aks/aks-config';
-import { createAzureClients } from '../src/targets/aks/azure-clients';
-import type { AzureClients } from '../src/targets/aks/azure-clients';
-import { deleteRegistryImage, listRegistryTags } from '../src/targets/aks/registry-images';
-import { deleteTaggedResource, listTaggedResources } from '../src/targets/aks/tagged-resources';
-import type { TaggedScan } from '../src/targets/aks/tagged-resources';
+import { AksJanitor } from '../src/targets/aks/aks-janitor';
 import { connectClient } from '../src/temporal/connection';
 import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
@@ -31,44 +25,10 @@ function skipReason(environment: string | undefined, ownerStatus: string, ours: 
   return {};
 }
 
-function imageRef(settings: AksSettings, name: string): string {
-  return `${settings.registryName.toLowerCase()}.azurecr.io/${name}`;
-}
-
-/**
- * The scoring images no Deployment in the subscription's clusters runs, older than the grace period (a
- * deployment may be between its build and its apply). None when some cluster could not be read.
- */
-async function unusedImages(settings: AksSettings, scan: TaggedScan, signal: AbortSignal): Promise<OwnedResource[]> {
-  if (scan.unreadable.length > 0) {
-    log.warn('Not every cluster could be read; no image counts as unused', { clusters: scan.unreadable.length });
-    return [];
-  }
-  const repository = AKS_DEFAULTS.imageRepository;
-  const tags = await listRegistryTags(settings, repository, signal);
-  return tags
-    .filter((t) => !scan.imagesInUse.has(imageRef(settings, `${repository}:${t.tag}`)))
-    .filter((t) => Date.now() - t.createdAt >= settings.imageGraceMs)
-    .map((t) => ({
-      kind: 'image' as const,
-      name: `${repository}:${t.tag}`,
-      resourceGroup: settings.registryResourceGroup,
-      digest: t.digest,
-      owner: `no Deployment uses it (pushed ${new Date(t.createdAt).toISOString()})`,
-      ownerStatus: 'UNUSED',
-    }));
-}
-
 export function createJanitorActivities() {
-  let azure: { settings: AksSettings; clients: AzureClients } | undefined;
+  let aks: AksJanitor | undefined;
   let temporal: Promise<Client> | undefined;
-  const cloud = () => {
-    if (!azure) {
-      const settings = aksSettingsFromEnv();
-      azure = { settings, clients: createAzureClients(settings) };
-    }
-    return azure;
-  };
+  const cloud = () => (aks ??= AksJanitor.fromEnv());
   const client = () => (temporal ??= connectClient().then((c) => c.client));
 
   async function ownerStatus(owner: string): Promise<string> {
@@ -85,8 +45,8 @@ export function createJanitorActivities() {
     async listOwnedResources(): Promise<OwnedResource[]> {
       return withHeartbeat((signal) =>
         failingPermanently(async () => {
-          const { settings, clients } = cloud();
-          const scan = await listTaggedResources(clients, signal);
+          const janitor = cloud();
+          const scan = await janitor.scan(signal);
           for (const u of scan.unreadable) log.warn('Cannot read the namespaces of a cluster', { ...u });
           const statuses = new Map<string, string>();
           for (const owner of new Set(scan.resources.map((r) => r.owner))) {
@@ -102,10 +62,15 @@ export function createJanitorActivities() {
               owner: r.owner,
               ...(r.environment ? { environment: r.environment } : {}),
               ownerStatus: status,
-              ...skipReason(r.environment, status, settings.environment),
+              ...skipReason(r.environment, status, janitor.environment),
             };
           });
-          return [...resources, ...(await unusedImages(settings, scan, signal))];
+          if (scan.unreadable.length > 0) {
+            log.warn('Not every cluster could be read; no image counts as unused', {
+              clusters: scan.unreadable.length,
+            });
+          }
+          return [...resources, ...(await janitor.unusedImages(scan, signal))];
         }),
       );
     },
@@ -114,17 +79,14 @@ export function createJanitorActivities() {
     async deleteOrphan(resource: OwnedResource): Promise<boolean> {
       return withHeartbeat((signal) =>
         failingPermanently(async () => {
-          const { clients, settings } = cloud();
+          const janitor = cloud();
           if (resource.kind === 'image') {
-            // Look again: a deployment may have started on it since it was listed.
-            const scan = await listTaggedResources(clients, signal);
-            const ref = imageRef(settings, resource.name);
-            if (scan.unreadable.length > 0 || scan.imagesInUse.has(ref)) {
-              log.info('Image is in use again, or not every cluster could be read; leaving it', { image: ref });
+            const { image, deleted, inUse } = await janitor.deleteImage(resource, signal);
+            if (inUse) {
+              log.info('Image is in use again, or not every cluster could be read; leaving it', { image });
               return false;
             }
-            const deleted = await deleteRegistryImage(settings, AKS_DEFAULTS.imageRepository, resource.digest!, signal);
-            log.info('Deleted unused image', { image: ref, digest: resource.digest });
+            log.info('Deleted unused image', { image, digest: resource.digest });
             return deleted;
           }
           const status = await ownerStatus(resource.owner);
@@ -132,9 +94,7 @@ export function createJanitorActivities() {
             log.info('Owner is running again; leaving it', { resource: resource.name, owner: resource.owner });
             return false;
           }
-          const deleted = await deleteTaggedResource(
-            clients,
-            settings,
+          const deleted = await janitor.deleteResource(
             resource as OwnedResource & { kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool' },
             signal,
           );
