@@ -1,5 +1,5 @@
 /**
- * The batch activities' steps when the job's output is a blob prefix (src/batch/blob-output.ts): the
+ * The batch activities' steps when the job's output is a blob prefix (src/storage/blob-output.ts): the
  * same contract as on files. Listing is idempotent per job token; a new job on the same prefix (a
  * re-run of a scheduled slot) first removes the previous job's blobs. The summary composes the final
  * files server-side from the attempt of each shard the workflow accepted, then writes summary.json and

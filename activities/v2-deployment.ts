@@ -3,7 +3,7 @@
  * image classifier or is served on V2 only, the flags that cannot go with that, and the V2 smoke
  * request and expected outputs checked against the model (every problem at once). Once the deployment
  * is ready: the smoke request sent through the endpoint (refused without the key, answered with it) and
- * the answer compared with the expectation. The checks themselves are src/server/v2-smoke.ts.
+ * the answer compared with the expectation. The checks themselves are src/inference-protocol/client/smoke.ts.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

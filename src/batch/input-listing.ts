@@ -151,7 +151,7 @@ async function* csvRows(file: string): AsyncGenerator<ManifestRow> {
   }
 }
 
-/** Where a listing's shard lists go: a directory on disk, or blobs (src/batch/blob-output.ts). */
+/** Where a listing's shard lists go: a directory on disk, or blobs (src/storage/blob-output.ts). */
 export interface ManifestSink {
   /** Stores shard `shard`'s list (called in shard order). */
   write(shard: number, body: string): Promise<void>;

@@ -1,7 +1,7 @@
 /**
  * What a shard's worker scored with, written into its done.json and gathered into summary.json: the
  * model output (name, classes) and the preprocessing applied to every image: the resolved spec
- * (src/model/preprocess-spec.ts), in the spec's own field names.
+ * (src/preprocess/preprocess-spec.ts), in the spec's own field names.
  */
 import type { ModelInfo } from '../model/model-info';
 import { configOf } from '../preprocess/preprocess-spec';

@@ -5,7 +5,7 @@
  *                        original form {"width","height","layout":"NCHW","scale","mean":[3],"std":[3]}
  *   inferctl.labels      JSON array of label strings, in output order
  * A model without `inferctl.labels` takes its labels from a sidecar, `<model>.labels.txt` (one per line);
- * `--preprocess` and a sidecar `<model>.preprocess.json` come before the metadata (model-preprocess.ts).
+ * `--preprocess` and a sidecar `<model>.preprocess.json` come before the metadata (src/preprocess/model-preprocess.ts).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -2,7 +2,7 @@
  * What inferctl needs to know about an image classifier, read from the ONNX protobuf itself (no
  * onnxruntime session, so it is fast and safe to run in a control-plane activity): its image input
  * (name, size, layout NCHW or NHWC, dtype float32, float16 or uint8), its score output, the preprocessing
- * spec it is served with (model-preprocess.ts) and its labels. Every way a model can be unusable becomes a
+ * spec it is served with (src/preprocess/model-preprocess.ts) and its labels. Every way a model can be unusable becomes a
  * ModelError whose `type` is stable (ModelNotFound, InvalidModel, UnsupportedModel, MissingLabels) and
  * whose message says what to fix; a given spec that does not fit is an InvalidPreprocess error.
  */

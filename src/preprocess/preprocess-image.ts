@@ -8,7 +8,7 @@
  *     not a grey bottom half);
  *   - CMYK, 16-bit, greyscale and palette images are converted to 8-bit sRGB; an alpha channel is
  *     dropped (the colour under it is kept, as PIL's convert('RGB') does);
- *   - then the preprocessing spec (src/model/preprocess-spec.ts): EXIF orientation applied or not
+ *   - then the preprocessing spec (src/preprocess/preprocess-spec.ts): EXIF orientation applied or not
  *     (default not, as PIL's Image.open does), resized (shorter side kept in proportion, as torchvision's
  *     Resize(n); or stretched) with the spec's kernel, centre-cropped (torchvision's CenterCrop offsets),
  *     channels in RGB or BGR order, (pixel * scale - mean) / std, laid out CHW or HWC.

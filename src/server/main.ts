@@ -11,7 +11,7 @@
  * Dynamic batching is on by default (DEFAULT_BATCHING): concurrent requests are inferred together, up
  * to --max-batch-size at once, a request waiting at most --max-queue-delay-us for company.
  * --no-batching (or --max-batch-size 1) infers every request alone.
- * Every replica also speaks the Open Inference Protocol (KServe V2) under /v2 (v2-protocol.ts), its model
+ * Every replica also speaks the Open Inference Protocol (KServe V2) under /v2 (src/inference-protocol/server/routes.ts), its model
  * named --model-name (default: the file name without .onnx). --v2-only serves any ONNX model, not only
  * an image classifier, on the /v2 routes alone (/score answers 404).
  * Reads the key (refusing a file others can read; group-readable only as a Kubernetes Secret mounts it), loads the model once (init),

@@ -9,7 +9,7 @@
  *   GET /healthz   200 while the process runs;   GET /readyz 200 once the model is loaded, else 503
  *   GET /metrics   Prometheus text (see metrics.ts); like /healthz it needs no key, and it holds no secrets:
  *                  counts and durations only, no key, path, body or label
- *   /v2/…          the Open Inference Protocol (KServe V2) for the same model: see v2-protocol.ts; its
+ *   /v2/…          the Open Inference Protocol (KServe V2) for the same model: see src/inference-protocol/server/routes.ts; its
  *                  errors are V2's {"error":"…"}
  *   anything else  404
  * With `tls` (a certificate chain and its key, PEM) the same routes are served over HTTPS (node:https) and
@@ -66,7 +66,7 @@ export interface ScoringServerOptions {
   batching?: BatchingOptions;
   /** The Open Inference Protocol's model name (/v2/models/{name}); default: the model file's name without .onnx. */
   modelName?: string;
-  /** The model the /v2 routes serve (see v2-protocol.ts); default: the classifier. */
+  /** The model the /v2 routes serve (see src/inference-protocol/server/routes.ts); default: the classifier. */
   v2Model?: V2Model | Promise<V2Model>;
   /** Serve HTTPS with this certificate (PEM, leaf first) and private key (PEM); left out, plain HTTP. */
   tls?: { cert: string | Buffer; key: string | Buffer };

@@ -2,7 +2,7 @@
  * The preprocessing spec as plain data: what a user writes (`--preprocess spec.json`, a sidecar
  * `<model>.preprocess.json`, the model's `inferctl.preprocess` metadata) and what travels in a deploy or
  * batch workflow input. Workflow-safe: types and constants only. Parsing, presets and fitting a spec to a
- * model live in src/model/preprocess-spec.ts.
+ * model live in src/preprocess/preprocess-spec.ts.
  */
 
 export const PREPROCESS_PRESETS = ['torchvision', 'keras-caffe', 'keras-tf', 'keras-torch', 'raw', 'unit'] as const;

@@ -6,7 +6,7 @@
  *   - a group runs as soon as it holds `maxBatchSize` rows, or when its oldest request has waited
  *     `maxQueueDelayMicros`; a request as large as `maxBatchSize` alone is not queued;
  *   - the caller decides what may be batched (every input and output dynamic on axis 0, every input of
- *     the request the same size on it: see v2-protocol.ts);
+ *     the request the same size on it: see routes.ts);
  *   - when a batch fails, each of its requests is retried alone, so a request the model refuses is
  *     refused alone and never fails its neighbours.
  */

@@ -21,7 +21,7 @@
  * (`outputs[i].parameters.binary_data`, or `parameters.binary_data_output` for all, which the Triton
  * client sends when it lists no outputs); the response then has the same header and layout.
  *
- * With `batching` on, concurrent infer requests of equal shape are run together on axis 0 (v2-batcher.ts),
+ * With `batching` on, concurrent infer requests of equal shape are run together on axis 0 (batcher.ts),
  * when every input and output of the model is dynamic on it and the request's inputs agree on its size.
  */
 import fs from 'node:fs';
@@ -60,7 +60,7 @@ export interface V2RoutesOptions {
   maxBodyBytes: number;
   /** The checks made before reading a byte of the body (key: 401, declared size: 413); throws an HttpError. */
   admit(req: http.IncomingMessage): void;
-  /** Dynamic batching of equal-shape requests on axis 0 (v2-batcher.ts); left out or off: each runs alone. */
+  /** Dynamic batching of equal-shape requests on axis 0 (batcher.ts); left out or off: each runs alone. */
   batching?: BatchingOptions;
   /** Told about each inference: rows on axis 0, seconds, and each request's queue delay in seconds. */
   onBatch?: (rows: number, inferenceSeconds: number, queueDelaysSeconds: number[]) => void;
