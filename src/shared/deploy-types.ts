@@ -98,6 +98,11 @@ export interface DeployInput {
   timings?: DeployTimings;
   /** Choices for the aks target (cluster, resource group, GPU pool). */
   aks?: AksDeploymentOptions;
+  /**
+   * While serving, continue as new once a run's history holds this many events (default 10,000, or sooner
+   * when the server suggests it; at least 50). Tests set it low; no CLI flag.
+   */
+  historyEventsPerRun?: number;
 }
 
 /** Every stage of a deployment, in the order a successful one passes through them (then the two ends). */

@@ -5,10 +5,11 @@
  */
 import { CancellationScope, condition, isCancellation, log } from '@temporalio/workflow';
 
-import type { IdleReport } from '../activities/idle-watch';
-import type { DeployOutcome, ExtendResult } from '../src/shared/deploy-types';
-import { formatDuration } from '../src/shared/duration';
-import type { DeployStatusRecorder } from './deploy-status';
+import type { IdleReport } from '../../activities/idle-watch';
+import type { DeployOutcome, ExtendResult } from '../../src/shared/deploy-types';
+import { formatDuration } from '../../src/shared/duration';
+import type { ServingCarry } from './carry';
+import type { DeployStatusRecorder } from './status';
 
 /** The longest single extension accepted: a year. */
 const MAX_EXTEND_SECONDS = 365 * 86400;
@@ -21,7 +22,11 @@ export function warnAheadSeconds(periodSeconds: number): number {
 export class ServingPeriod {
   teardownRequested = false;
   endedBy: DeployOutcome['endedBy'] | undefined;
+  /** The wait stopped for the run to continue as new (its history is long), not because serving ended. */
+  continuing = false;
   private expiresAtMs: number | undefined;
+  /** The deadline the expiry warning was logged for. */
+  private warnedFor: number | undefined;
   /** Bumped by each extension, so the wait recomputes its timer. */
   private changes = 0;
 
@@ -29,7 +34,23 @@ export class ServingPeriod {
     private ttlSeconds: number | null,
     private readonly recorder: DeployStatusRecorder,
     private readonly idleTtlSeconds?: number,
-  ) {}
+    carried?: ServingCarry,
+  ) {
+    if (carried) {
+      this.ttlSeconds = carried.ttlSeconds;
+      this.expiresAtMs = carried.expiresAtMs;
+      this.warnedFor = carried.warnedFor;
+    }
+  }
+
+  /** Where the period stands, for the next run (continue-as-new). */
+  carry(): ServingCarry {
+    return {
+      ttlSeconds: this.ttlSeconds,
+      ...(this.expiresAtMs !== undefined ? { expiresAtMs: this.expiresAtMs } : {}),
+      ...(this.warnedFor !== undefined ? { warnedFor: this.warnedFor } : {}),
+    };
+  }
 
   /** The `extend` Update's validator: throws the reason a request is refused. */
   checkExtend(seconds: unknown): void {
@@ -76,8 +97,9 @@ export class ServingPeriod {
   /**
    * Waits until the TTL ends, `watchIdle` (the idle-watch activity) reports the replicas idle, or a teardown
    * request arrives; sets `endedBy`. A failure of the idle watch other than its cancellation is thrown.
+   * Stops early, setting `continuing`, once `historyFull` says the run should continue as new.
    */
-  async untilOver(watchIdle?: () => Promise<IdleReport>): Promise<void> {
+  async untilOver(watchIdle?: () => Promise<IdleReport>, historyFull?: () => boolean): Promise<void> {
     let idle: IdleReport | undefined;
     let idleError: unknown;
     const idleScope = new CancellationScope();
@@ -87,26 +109,33 @@ export class ServingPeriod {
         (err: unknown) => (idleError = err),
       );
     }
-    let warnedFor: number | undefined;
     for (;;) {
       if (this.teardownRequested) this.endedBy = 'signal';
       else if (idle) this.endedBy = 'idle';
       else if (this.expiresAtMs !== undefined && Date.now() >= this.expiresAtMs) this.endedBy = 'ttl';
       if (this.endedBy || idleError !== undefined) break;
+      if (historyFull?.()) {
+        this.continuing = true;
+        break;
+      }
 
       let wakeAt = this.expiresAtMs;
-      if (this.expiresAtMs !== undefined && warnedFor !== this.expiresAtMs) {
+      if (this.expiresAtMs !== undefined && this.warnedFor !== this.expiresAtMs) {
         const warnAt = this.expiresAtMs - warnAheadSeconds(this.ttlSeconds!) * 1000;
         if (Date.now() >= warnAt) {
           log.warn('Deployment ends soon: its TTL runs out', { expiresAt: this.recorder.status.expiresAt });
-          warnedFor = this.expiresAtMs;
+          this.warnedFor = this.expiresAtMs;
           continue;
         }
         wakeAt = warnAt;
       }
       const seen = this.changes;
       const woken = () =>
-        this.teardownRequested || idle !== undefined || idleError !== undefined || this.changes !== seen;
+        this.teardownRequested ||
+        idle !== undefined ||
+        idleError !== undefined ||
+        this.changes !== seen ||
+        historyFull?.() === true;
       if (wakeAt === undefined) await condition(woken);
       else await condition(woken, wakeAt - Date.now());
     }

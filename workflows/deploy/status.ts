@@ -5,9 +5,9 @@
  */
 import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 
-import { rootMessage } from '../src/shared/failure-message';
-import { InferctlKind, Stage } from '../src/shared/search-attributes';
-import type { DeployInput, DeployStage, DeployStatus, StepRecord } from '../src/shared/deploy-types';
+import { rootMessage } from '../../src/shared/failure-message';
+import { InferctlKind, Stage } from '../../src/shared/search-attributes';
+import type { DeployInput, DeployStage, DeployStatus, StepRecord } from '../../src/shared/deploy-types';
 
 export class DeployStatusRecorder {
   readonly status: DeployStatus;
@@ -15,8 +15,15 @@ export class DeployStatusRecorder {
   // registered would otherwise fail every workflow task.
   private readonly indexed = workflowInfo().typedSearchAttributes.get(InferctlKind) !== undefined;
 
-  constructor(input: DeployInput) {
-    this.status = { name: input.name, target: input.target, stage: 'validating', replicas: input.replicas, steps: [] };
+  /** `carried`: the status the previous run ended with, when this run continues it (continue-as-new). */
+  constructor(input: DeployInput, carried?: DeployStatus) {
+    this.status = carried ?? {
+      name: input.name,
+      target: input.target,
+      stage: 'validating',
+      replicas: input.replicas,
+      steps: [],
+    };
     this.publish();
   }
 

@@ -5,11 +5,13 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 
-import type { createDeployActivities } from '../activities/deploy';
-import type { createRolloutActivities } from '../activities/rollout';
-import type { ResolvedDeployTimings } from '../src/shared/deploy-timings';
+import type { createDeployActivities } from '../../activities/deploy';
+import type { createRolloutActivities } from '../../activities/rollout';
+import type { ResolvedDeployTimings } from '../../src/shared/deploy-timings';
 
 export type DeployActivities = ReturnType<typeof createDeployActivities> & ReturnType<typeof createRolloutActivities>;
+export type StepOptions = ReturnType<typeof stepOptions>;
+export type StepKind = keyof StepOptions;
 
 /**
  * Timeouts and retries per kind of step: cloud provisioning is slow, smoke queries are fast, teardown

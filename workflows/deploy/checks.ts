@@ -2,8 +2,8 @@
  * What the deploy workflow's Update validators check, as pure functions: each returns the sentence a
  * refused request is answered with (what is wrong and what to do), or undefined to accept it.
  */
-import { REPLICA_LIMITS } from '../src/shared/deploy-types';
-import type { DeployInput, DeployStage } from '../src/shared/deploy-types';
+import { REPLICA_LIMITS } from '../../src/shared/deploy-types';
+import type { DeployInput, DeployStage } from '../../src/shared/deploy-types';
 
 const ENDING: readonly DeployStage[] = ['tearing-down', 'done', 'failed', 'cancelled'];
 
