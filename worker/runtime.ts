@@ -18,11 +18,14 @@ export interface WorkerRuntimeOptions {
   logFile?: string;
 }
 
-/** One log line, as the SDK's default logger writes it, appended to `file`. */
+/** One log line per entry, as the SDK's default logger writes it (its attributes on the same line), appended to `file`. */
 function appendTo(file: string): (entry: LogEntry) => void {
   return ({ level, timestampNanos, message, meta }) => {
     const at = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
-    fs.appendFileSync(file, `${at} [${level}] ${message}${meta === undefined ? '' : ` ${inspect(meta)}`}\n`);
+    fs.appendFileSync(
+      file,
+      `${at} [${level}] ${message}${meta === undefined ? '' : ` ${inspect(meta, { breakLength: Infinity })}`}\n`,
+    );
   };
 }
 
