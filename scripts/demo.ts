@@ -4,6 +4,7 @@
  * classifier and sample images, deploys two replicas on the local target, smoke-queries them, serves
  * for a few seconds, tears everything down, and checks that no process was left behind.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 
 import { Client, Connection } from '@temporalio/client';
@@ -20,10 +21,15 @@ import { runControlWorker } from '../worker/control';
 import { installWorkerRuntime } from '../worker/runtime';
 
 async function main(): Promise<void> {
-  installWorkerRuntime({ logLevel: 'WARN' });
   const home = inferctlHome();
+  // The terminal shows the steps; the worker's log lines (the SDK's and inferctl's) go to this file.
+  const logFile = path.join(home, 'demo-worker.log');
+  fs.mkdirSync(home, { recursive: true });
+  fs.writeFileSync(logFile, '');
+  installWorkerRuntime({ logLevel: 'INFO', logFile });
   const out = createOutput(false);
   const say = (text: string) => out.line(`\x1b[1m==> ${text}\x1b[0m`);
+  out.line(`    worker log: ${logFile}`);
 
   let server: DevServer | undefined;
   if (process.env.TEMPORAL_ADDRESS) {
@@ -49,7 +55,7 @@ async function main(): Promise<void> {
     const sample = assets.samples.find((s) => s.label === 'red') ?? assets.samples[0]!;
     out.line(`    model ${assets.modelPath}\n    sample ${sample.path} (expected "${sample.label}")`);
 
-    say('Starting the control worker');
+    say(`Starting the control worker (its log: ${logFile})`);
     let stopWorker!: () => void;
     const workerStopped = new Promise<void>((resolve) => (stopWorker = resolve));
     const worker = runControlWorker({ until: workerStopped });
@@ -78,6 +84,7 @@ async function main(): Promise<void> {
       if (left.length > 0) throw new Error(`Processes left behind: ${left.join(', ')}`);
       say('Done. No replica process was left behind.');
       out.line(`    Web UI for this run: ${result.uiUrl}`);
+      out.line(`    The worker's log: ${logFile}`);
       if (server) {
         out.line(`    The dev server stops now; its history is kept. Browse it again with:`);
         out.line(`      npx inferctl dev --data-dir ${path.join(home, 'dev')}   # then open the link above`);

@@ -15,8 +15,11 @@ import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
 import { ensureTestTls } from '../test/helpers/azure/test-tls';
 import { buildKubernetesTools } from '../test/helpers/kubernetes/kubernetes-tools';
+import { FIGURES_FILE, writeReliabilityFigures } from './reliability-figures';
+import type { ReliabilityReport, ReportRecord } from './reliability-figures';
 
 const TEST_ROOT = path.resolve(__dirname, '..', 'test');
+const REPO_ROOT = path.resolve(__dirname, '..', '..');
 
 /**
  * Collects every endpoint key the local target writes while the tests run (keys live only as long as
@@ -53,14 +56,12 @@ class KeyCollector {
 }
 
 /** Gathers the fault tests' records into test-artifacts/reliability-report.json and prints the totals. */
-function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: number): void {
-  let records: Array<Record<string, number | boolean | string>> = [];
+function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: number): ReliabilityReport | undefined {
+  let records: ReportRecord[] = [];
   try {
-    records = fs
-      .readdirSync(dir)
-      .map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as Record<string, number | boolean | string>);
+    records = fs.readdirSync(dir).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as ReportRecord);
   } catch {
-    return; // no fault test ran (a filtered run)
+    return undefined; // no fault test ran (a filtered run)
   }
   const sum = (key: string) => records.reduce((n, r) => n + (typeof r[key] === 'number' ? r[key] : 0), 0);
   const totals = {
@@ -75,10 +76,12 @@ function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: n
     endpointKeysChecked: keysChecked,
     secretLeaks,
   };
-  const out = path.resolve(__dirname, '..', '..', 'test-artifacts', 'reliability-report.json');
+  const out = path.resolve(REPO_ROOT, 'test-artifacts', 'reliability-report.json');
+  const report = { date: new Date().toISOString(), totals, records };
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), totals, records }, null, 2) + '\n');
+  fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   console.log(`reliability: ${JSON.stringify(totals)} (test-artifacts/reliability-report.json)`);
+  return report;
 }
 
 /** Every workflow history of the run, searched for every key seen; returns how many histories leak one. */
@@ -185,7 +188,12 @@ async function main(): Promise<number> {
   let leaks = 0;
   try {
     leaks = await checkSecretHygiene(server.address, server.namespace, keys.keys);
-    writeReliabilityReport(path.join(tmp, 'reliability'), keys.keys.size, leaks);
+    const report = writeReliabilityReport(path.join(tmp, 'reliability'), keys.keys.size, leaks);
+    // Only a full run speaks for the whole suite; a filtered one leaves the committed page as it is.
+    if (report && filters.length === 0) {
+      await writeReliabilityFigures(REPO_ROOT, report);
+      console.log(`reliability figures written to ${FIGURES_FILE} (commit it)`);
+    }
   } finally {
     await stopAll();
   }

@@ -1,5 +1,8 @@
+import fs from 'node:fs';
+import { inspect } from 'node:util';
+
 import { DefaultLogger, Runtime } from '@temporalio/worker';
-import type { LogLevel } from '@temporalio/worker';
+import type { LogEntry, LogLevel } from '@temporalio/worker';
 
 let installed = false;
 
@@ -11,6 +14,19 @@ export interface WorkerRuntimeOptions {
    * INFERCTL_METRICS_PORT, else none. Bound to INFERCTL_METRICS_HOST (default 127.0.0.1).
    */
   metricsPort?: number;
+  /** Append the SDK's and inferctl's log lines to this file instead of stderr (the demo keeps its terminal for steps). */
+  logFile?: string;
+}
+
+/** One log line per entry, as the SDK's default logger writes it (its attributes on the same line), appended to `file`. */
+function appendTo(file: string): (entry: LogEntry) => void {
+  return ({ level, timestampNanos, message, meta }) => {
+    const at = new Date(Number(timestampNanos / 1_000_000n)).toISOString();
+    fs.appendFileSync(
+      file,
+      `${at} [${level}] ${message}${meta === undefined ? '' : ` ${inspect(meta, { breakLength: Infinity })}`}\n`,
+    );
+  };
 }
 
 /** Sets up the worker SDK's runtime (logging, metrics) once per process, before any worker starts. */
@@ -22,7 +38,7 @@ export function installWorkerRuntime(opts: WorkerRuntimeOptions = {}): void {
     opts.metricsPort ?? (process.env.INFERCTL_METRICS_PORT ? Number(process.env.INFERCTL_METRICS_PORT) : undefined);
   const host = process.env.INFERCTL_METRICS_HOST ?? '127.0.0.1';
   Runtime.install({
-    logger: new DefaultLogger(level),
+    logger: opts.logFile ? new DefaultLogger(level, appendTo(opts.logFile)) : new DefaultLogger(level),
     ...(port
       ? { telemetryOptions: { metrics: { prometheus: { bindAddress: `${host}:${port}`, countersTotalSuffix: true } } } }
       : {}),

@@ -31,10 +31,18 @@ export function duration(flag: string) {
   };
 }
 
-/** A duration, or `none` (null): e.g. `--ttl none` serves until teardown. */
+/** What `durationOrNone` gives for `none`: a parser must not return null, which commander replaces with ''. */
+export const NONE = 'none';
+
+/** A duration, or `none` (`NONE`): e.g. `--ttl none` serves until teardown; `noneAsNull` turns it into null. */
 export function durationOrNone(flag: string) {
   const parse = duration(flag);
-  return (value: string): number | null => (value.trim().toLowerCase() === 'none' ? null : parse(value));
+  return (value: string): number | typeof NONE => (value.trim().toLowerCase() === NONE ? NONE : parse(value));
+}
+
+/** A `durationOrNone` value as the workflow takes it: seconds, or null for none. */
+export function noneAsNull(value: number | typeof NONE): number | null {
+  return value === NONE ? null : value;
 }
 
 /** An ISO 8601 date or date-time, e.g. 2026-11-20 or 2026-11-20T02:00:00Z. */

@@ -18,6 +18,12 @@ export interface ReliabilityRecord {
   rowsDuplicated?: number;
   /** Replica processes, bundles or directories left behind. */
   resourcesLeaked?: number;
+  /** A security test: the kind of attack tried, e.g. 'symlink-escape' (docs/reliability-figures.md counts per kind). */
+  attack?: string;
+  /** How many attempts of that attack the test made. */
+  attacksTried?: number;
+  /** How many of them were refused as they must be. */
+  attacksRefused?: number;
 }
 
 export function recordReliability(record: ReliabilityRecord): void {

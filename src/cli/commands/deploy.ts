@@ -23,7 +23,7 @@ import { nameFromModel } from '../deployment-name';
 import { deployDryRunCommand } from './deploy-dry-run';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
-import { duration, durationOrNone, int } from '../flag-parsers';
+import { duration, durationOrNone, int, noneAsNull, type NONE } from '../flag-parsers';
 import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
 import { checkEndpointFlags, describeTls, endpointOptions, writeCa } from '../endpoint-flags';
@@ -51,7 +51,7 @@ export function addDeployCommand(program: Command): void {
       '--ttl <duration|none>',
       'serve this long after the smoke query, then tear down (e.g. 30m, 2h); none: until inferctl teardown',
       durationOrNone('--ttl'),
-      3600 as number | null,
+      3600 as number | typeof NONE,
     )
     .option(
       '--idle-ttl <duration>',
@@ -104,7 +104,7 @@ export function addDeployCommand(program: Command): void {
             modelPath: o.model,
             name: o.name,
             replicas: o.replicas,
-            ttlSeconds: o.ttl ?? undefined,
+            ttlSeconds: noneAsNull(o.ttl) ?? undefined,
             topK: o.topK,
             preprocess: o.preprocess ? preprocessFlag(o.preprocess) : undefined,
             labelsPath: o.labels,
@@ -120,7 +120,7 @@ export function addDeployCommand(program: Command): void {
           name: o.name,
           target: o.target,
           replicas: o.replicas,
-          ttlSeconds: o.ttl,
+          ttlSeconds: noneAsNull(o.ttl),
           ...(o.idleTtl !== undefined ? { idleTtlSeconds: o.idleTtl } : {}),
           topK: o.topK,
           preprocess,
