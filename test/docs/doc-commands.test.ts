@@ -19,7 +19,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { ensureDemoAssets } from '../../src/demo/demo-assets';
-import { MULTI_INPUT_ANSWER, MULTI_INPUT_REQUEST, buildMultiInputModel } from '../server/v2-fixtures';
+import { MULTI_INPUT_ANSWER, MULTI_INPUT_REQUEST, buildMultiInputModel } from '../inference-protocol/fixtures';
 import { eventually, testClient } from '../helpers/workers';
 import { INFERCTL_COMMAND, docBlocks } from './doc-blocks';
 import type { DocBlock, DocCommand } from './doc-blocks';
