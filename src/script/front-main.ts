@@ -155,7 +155,7 @@ async function main(): Promise<void> {
   child.once('exit', (code, signal) => {
     if (stopping) return;
     state.ready = false;
-    state.failed = scriptFailure(pythonLog, code, signal);
+    state.failed = scriptFailure(pythonLog, code, signal, app);
     process.stderr.write(`script front: ${state.failed}\n`);
     process.exit(1);
   });
