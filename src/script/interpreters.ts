@@ -64,7 +64,7 @@ async function candidates(env: NodeJS.ProcessEnv): Promise<string[]> {
 
 let cached: Promise<Interpreter[]> | undefined;
 
-/** Every working Python 3 interpreter, one per real executable, newest minor first. */
+/** Every working Python 3 interpreter, one per real executable, in the order found: the PATH's first, then pyenv's. */
 export function findInterpreters(env: NodeJS.ProcessEnv = process.env): Promise<Interpreter[]> {
   cached ??= (async () => {
     const seen = new Set<string>();
@@ -75,14 +75,14 @@ export function findInterpreters(env: NodeJS.ProcessEnv = process.env): Promise<
       seen.add(found.real);
       out.push({ executable: found.executable, minor: found.minor, version: found.version });
     }
-    return out.sort((a, b) => Number(b.minor.split('.')[1]) - Number(a.minor.split('.')[1]));
+    return out;
   })();
   return cached;
 }
 
 /**
- * The interpreter for an environment: one of the pinned minor version, or without a pin the `python3` on
- * the PATH (the first found). Throws naming the versions there are.
+ * The interpreter for an environment: the first found of the pinned minor version, or without a pin the
+ * first found (the PATH's `python3`). Throws naming the versions there are.
  */
 export async function pickInterpreter(minor: string | undefined): Promise<Interpreter> {
   const all = await findInterpreters();
@@ -92,10 +92,12 @@ export async function pickInterpreter(minor: string | undefined): Promise<Interp
       FailureType.InvalidDeployment,
     );
   }
-  if (minor === undefined) return all.find((i) => path.basename(i.executable) === 'python3') ?? all[0]!;
+  if (minor === undefined) return all[0]!;
   const match = all.find((i) => i.minor === minor);
   if (match) return match;
-  const versions = [...new Set(all.map((i) => i.minor))].join(', ');
+  const versions = [...new Set(all.map((i) => i.minor))]
+    .sort((a, b) => Number(a.split('.')[1]) - Number(b.split('.')[1]))
+    .join(', ');
   throw new InvalidInputError(
     `The environment pins python=${minor}, which this worker does not have (it has Python ${versions}). ` +
       `Pin one of those, or install Python ${minor} on the worker.`,
