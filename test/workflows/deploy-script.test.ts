@@ -16,7 +16,7 @@ import type { DeployInput, DeployOutcome } from '../../src/shared/deploy-types';
 import { FailureType } from '../../src/shared/failure-types';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { statusQuery, teardownSignal } from '../../workflows/deploy';
+import { scaleUpdate, statusQuery, teardownSignal } from '../../workflows/deploy';
 import { expectWorkflowFailure } from '../helpers/failure-chain';
 import { SCRIPT_WORKER_ENV, fixture, pythonGroups, pythonServersUnder } from '../helpers/script-fixtures';
 import { workflowSuite } from '../helpers/workflow-suite';
@@ -115,6 +115,34 @@ describe('deploy workflow with a scoring script (azureml-inference-server-http)'
     );
     assert.deepEqual(await findProcessesByMarker(layout.processMarker), []);
     assert.deepEqual(await pythonServersUnder(layout.dir), [], 'no Python server is left');
+  });
+
+  test('scale starts and stops script replicas with their Python servers; an idle TTL reads the front’s counters', async () => {
+    const input = scriptInput({ ttlSeconds: null });
+    const handle = await suite.startDeploy(input);
+    await eventually(
+      async () => ((await handle.query(statusQuery)).stage === 'serving' ? true : undefined),
+      'the deployment to serve',
+      240_000,
+    );
+    const layout = new LocalLayout(input.name);
+    const up = await handle.executeUpdate(scaleUpdate, { args: [{ replicas: 2 }] });
+    assert.equal(up.replicaUrls.length, 2);
+    const two = await pythonGroups(layout.dir);
+    assert.equal(two.filter((g) => g.live.length > 0).length, 2, 'two Python servers run');
+    await handle.executeUpdate(scaleUpdate, { args: [{ replicas: 1 }] });
+    const [kept, removed] = await pythonGroups(layout.dir);
+    assert.ok(kept && kept.live.length > 0, 'the first replica’s server still runs');
+    assert.deepEqual(removed?.live, [], 'the second replica’s server stopped with its front');
+    await handle.signal(teardownSignal, { reason: 'test' });
+    await handle.result();
+    assert.deepEqual(await pythonServersUnder(layout.dir), []);
+
+    const idle = scriptInput({ ttlSeconds: null, idleTtlSeconds: 3 });
+    const idleHandle = await suite.startDeploy(idle);
+    const outcome: DeployOutcome = await idleHandle.result();
+    assert.equal(outcome.endedBy, 'idle');
+    assert.deepEqual(await pythonServersUnder(new LocalLayout(idle.name).dir), []);
   });
 
   test("init() raising fails the deployment with the script's traceback, once, and teardown runs", async () => {
