@@ -88,10 +88,10 @@ describe('script front', () => {
   test('before init() has finished: /readyz 503 loading, /score 503; once failed, the reason', async () => {
     const readyz = await request(port, { method: 'GET', path: '/readyz' });
     assert.equal(readyz.status, 503);
-    assert.equal(JSON.parse(readyz.body.toString()).status, 'loading');
+    assert.equal((JSON.parse(readyz.body.toString()) as { status: string }).status, 'loading');
     assert.equal((await request(port, { headers: auth, body: Buffer.from('x') })).status, 503);
     state.failed = 'init() raised: ValueError: x';
-    const failed = JSON.parse((await request(port, { method: 'GET', path: '/readyz' })).body.toString());
+    const failed: unknown = JSON.parse((await request(port, { method: 'GET', path: '/readyz' })).body.toString());
     assert.deepEqual(failed, { status: 'failed', error: 'init() raised: ValueError: x' });
     delete state.failed;
     state.ready = true;
