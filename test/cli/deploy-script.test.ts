@@ -14,7 +14,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { SCRIPT_WORKER_ENV, fixture, pythonServersUnder } from '../helpers/script-fixtures';
+import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonServersUnder } from '../helpers/script-fixtures';
 import { demoAssets, startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -28,7 +28,7 @@ function inferctl(args: string[], timeout = 600_000): Promise<{ code: number; st
   });
 }
 
-describe('inferctl deploy --entry-script', () => {
+describe('inferctl deploy --entry-script', { skip: PYTHON_SKIP }, () => {
   const taskQueue = uniqueName('cli-script-tq');
   let worker: WorkerProcess;
   let dir: string;

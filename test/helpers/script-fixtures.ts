@@ -4,6 +4,7 @@
  * built from PyPI once per content hash and reused, in CI as here. The how-to's environment (onnxruntime,
  * azureml-core) takes minutes to build the first time; the server-only one well under one.
  */
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
@@ -16,6 +17,16 @@ export const SCRIPT_ENVS = path.join(REPO_ROOT, 'test', '.script-envs');
 
 /** What the tests set on the workers: the shared environment cache, and a secret the script must not see. */
 export const SCRIPT_WORKER_ENV = { INFERCTL_PYTHON_ENVS: SCRIPT_ENVS, INFERCTL_TEST_WORKER_SECRET: 'worker-only' };
+
+/** Why the scoring-script tests cannot run here (no python3 to build environments with), or undefined. */
+export const PYTHON_SKIP: string | undefined = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import venv'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'python3 with venv not found on the PATH: install Python 3 to run the scoring-script tests';
+  }
+})();
 
 export function fixture(...parts: string[]): string {
   return path.join(SCRIPT_FIXTURES, ...parts);

@@ -18,11 +18,11 @@ import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { scaleUpdate, statusQuery, teardownSignal } from '../../workflows/deploy';
 import { expectWorkflowFailure } from '../helpers/failure-chain';
-import { SCRIPT_WORKER_ENV, fixture, pythonGroups, pythonServersUnder } from '../helpers/script-fixtures';
+import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonGroups, pythonServersUnder } from '../helpers/script-fixtures';
 import { workflowSuite } from '../helpers/workflow-suite';
 import { eventually, uniqueName } from '../helpers/workers';
 
-describe('deploy workflow with a scoring script (azureml-inference-server-http)', () => {
+describe('deploy workflow with a scoring script (azureml-inference-server-http)', { skip: PYTHON_SKIP }, () => {
   const suite = workflowSuite('deployscript', { env: SCRIPT_WORKER_ENV });
 
   function scriptInput(overrides: Partial<DeployInput> = {}): DeployInput {
