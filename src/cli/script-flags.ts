@@ -40,6 +40,12 @@ function jsonExpectation(value: string): { path: string; value: string } {
   return parsed;
 }
 
+/** The scoring-script flags out of commander's options. */
+export function scriptFlags(o: ScriptFlags): ScriptFlags {
+  const { entryScript, sourceDir, environment, modelName, modelVersion, expectStatus, expectJson, expectContains } = o;
+  return { entryScript, sourceDir, environment, modelName, modelVersion, expectStatus, expectJson, expectContains };
+}
+
 /** Adds the scoring-script flags to `deploy`, in one group. */
 export function addScriptOptions<Args extends unknown[], Opts extends OptionValues>(cmd: Command<Args, Opts>) {
   return cmd

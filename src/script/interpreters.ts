@@ -73,7 +73,8 @@ export function findInterpreters(env: NodeJS.ProcessEnv = process.env): Promise<
       const found = await probe(file);
       if (!found || seen.has(found.real)) continue;
       seen.add(found.real);
-      out.push({ executable: found.executable, minor: found.minor, version: found.version });
+      // The interpreter itself, not a launcher (a pyenv shim follows whatever version is selected later).
+      out.push({ executable: found.real, minor: found.minor, version: found.version });
     }
     return out;
   })();

@@ -21,6 +21,7 @@ import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../sh
 import { CliError } from '../cli-error';
 import { nameFromModel } from '../deployment-name';
 import { deployDryRunCommand } from './deploy-dry-run';
+import { scriptDryRunFromFlags } from './script-dry-run';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { duration, durationOrNone, int } from '../flag-parsers';
@@ -34,7 +35,7 @@ import { createOutput, describeFailure, type Output } from '../output';
 import { ResultWatch } from '../result-watch';
 import { addV2SmokeOptions, printV2Serving, v2SmokeInput } from '../v2-smoke-flags';
 import type { V2SmokeFlags } from '../v2-smoke-flags';
-import { addScriptOptions, printScriptServing, scriptInput } from '../script-flags';
+import { addScriptOptions, printScriptServing, scriptFlags, scriptInput } from '../script-flags';
 import type { ScriptFlags } from '../script-flags';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
@@ -100,6 +101,7 @@ export function addDeployCommand(program: Command): void {
     .action(async (o) => {
       const aks = aksOptions(o);
       checkEndpointFlags(o.target, aks, o);
+      if (o.dryRun && o.entryScript) return void (await scriptDryRunFromFlags(o));
       if (o.dryRun) {
         const out = createOutput(Boolean(o.json));
         await deployDryRunCommand(
@@ -136,14 +138,7 @@ export function addDeployCommand(program: Command): void {
           smokeRequest: o.smokeRequest,
           smokeExpect: o.smokeExpect,
           smokeTolerance: o.smokeTolerance,
-          entryScript: o.entryScript,
-          sourceDir: o.sourceDir,
-          environment: o.environment,
-          modelName: o.modelName,
-          modelVersion: o.modelVersion,
-          expectStatus: o.expectStatus,
-          expectJson: o.expectJson,
-          expectContains: o.expectContains,
+          ...scriptFlags(o),
           readyTimeoutSeconds: o.readyTimeout,
           aks: o.target === 'aks' ? aks : undefined,
           tlsCaOut: o.tlsCaOut,
