@@ -8,7 +8,18 @@ import { builtinModules } from 'node:module';
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/.venv/**', 'test/.venv/**', 'test/.script-envs/**', 'bench/work/**', 'bin/**', '*.mjs'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'bench/.venv/**',
+      'test/.venv/**',
+      'test/.script-envs/**',
+      'bench/work/**',
+      'bin/**',
+      '*.mjs',
+    ],
+  },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
