@@ -14,6 +14,7 @@ export default tseslint.config(
       'node_modules/**',
       'bench/.venv/**',
       'test/.venv/**',
+      'test/.script-envs/**',
       'bench/work/**',
       'bin/**',
       '*.mjs',

@@ -18,6 +18,8 @@ import type {
   Prediction,
   SmokeResult,
   SmokeSpec,
+  ScriptSmokeResult,
+  ScriptSmokeSpec,
   V2SmokeResult,
   V2SmokeSpec,
 } from '../src/shared/deploy-types';
@@ -39,6 +41,7 @@ import type { IdleReport, IdleWatchOptions } from './idle-watch';
 import { targetStep } from './heartbeat';
 import { readServedModel, v2FlagProblems, v2SmokeProblems, v2SmokeQuery } from './v2-deployment';
 import { FailureType } from '../src/shared/failure-types';
+import { scriptInputProblems, scriptSmokeQuery, validateScriptDeployment } from './script-deployment';
 
 export interface DeployActivityDeps {
   /** The targets this worker can drive; a deployment for another target fails with a clear message. */
@@ -111,7 +114,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
         problems.push(`labels path must be absolute (got ${input.labelsPath})`);
       }
-      problems.push(...v2FlagProblems(input));
+      problems.push(...(input.script ? scriptInputProblems(input) : v2FlagProblems(input)));
       if (problems.length > 0) {
         throw ApplicationFailure.nonRetryable(
           `Invalid deployment: ${problems.join('; ')}.`,
@@ -119,6 +122,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         );
       }
       targetFor(input.target);
+      if (input.script) return validateScriptDeployment(input);
       await failingPermanently(() => {
         assertInsideAllowedRoots('model', input.modelPath);
         if (input.smoke) assertInsideAllowedRoots('smoke sample', input.smoke.samplePath);
@@ -291,6 +295,12 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       const target = targetFor(spec.target);
       const access = await failingPermanently(() => target.endpointAccess(spec));
       return v2SmokeQuery(access, v2ModelName(spec.modelPath), smoke, Context.current().cancellationSignal);
+    },
+
+    /** A scoring script's smoke query: the sample to /score without the key (401), then with it. */
+    async smokeQueryScript(spec: DeploymentSpec, smoke: ScriptSmokeSpec): Promise<ScriptSmokeResult> {
+      const access = await failingPermanently(() => targetFor(spec.target).endpointAccess(spec));
+      return scriptSmokeQuery(access, smoke, Context.current().cancellationSignal);
     },
 
     /**

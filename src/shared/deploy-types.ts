@@ -3,7 +3,7 @@
  * Workflow-safe: no Node built-ins, plain data only (everything here travels through history).
  */
 import type { PreprocessConfig } from './preprocess-types';
-import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, TargetKind } from './target-types';
+import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, ScriptSpec, TargetKind } from './target-types';
 
 export const CONTROL_TASK_QUEUE = 'inferctl-control';
 export const DEPLOY_WORKFLOW_TYPE = 'deploy';
@@ -29,7 +29,7 @@ export interface SmokeSpec {
  * How a deployment's replicas serve the model: `classifier` (an image classifier: POST /score, and the
  * Open Inference Protocol next to it) or `v2` (any ONNX model, on the /v2 routes only).
  */
-export type DeployProtocol = 'classifier' | 'v2';
+export type DeployProtocol = 'classifier' | 'v2' | 'script';
 
 /**
  * The smoke query of the Open Inference Protocol (KServe V2): a request sent to /v2/models/{name}/infer
@@ -51,6 +51,35 @@ export interface V2SmokeSpec {
 /** A model's name on the Open Inference Protocol (/v2/models/{name}): its file name without `.onnx`. */
 export function v2ModelName(modelPath: string): string {
   return (modelPath.split(/[\\/]/).pop() ?? modelPath).replace(/\.onnx$/i, '');
+}
+
+/**
+ * The smoke query of a script deployment: the sample's bytes POSTed to /score (without the key: 401; with
+ * it: `expectStatus`) and at most one check of the answer.
+ */
+export interface ScriptSmokeSpec {
+  /** Absolute path to the sample (any bytes: a JPEG, a JSON document). */
+  samplePath: string;
+  /** The Content-Type sent with it; default from the file's extension. */
+  contentType?: string;
+  /** Default 200. */
+  expectStatus?: number;
+  /** The top-1 label of a classifier-shaped answer. */
+  expectLabel?: string;
+  /** A JSON path (`predictions.0.label`, `$.label`) and the value it must hold (JSON, or a bare string). */
+  expectJson?: { path: string; value: string };
+  /** Text the answer's body must contain. */
+  expectContains?: string;
+}
+
+export interface ScriptSmokeResult {
+  status: number;
+  latencyMs: number;
+  contentType?: string;
+  /** The first 200 characters of the answer. */
+  excerpt: string;
+  /** What was checked, in a phrase. */
+  checked?: string;
 }
 
 /** The default `V2SmokeSpec.tolerance`. */
@@ -91,6 +120,10 @@ export interface DeployInput {
    */
   labelsPath?: string;
   smoke?: SmokeSpec;
+  /** The user's scoring script (--entry-script): served by azureml-inference-server-http, not an ONNX model. */
+  script?: ScriptSpec;
+  /** A script deployment's smoke query (--smoke-sample with --expect-*); instead of `smoke`. */
+  scriptSmoke?: ScriptSmokeSpec;
   /** The V2 smoke query (--smoke-request, --smoke-expect); instead of `smoke`. */
   smokeRequest?: V2SmokeSpec;
   /** --protocol; left out, validate decides from the model (an image classifier, or V2 only). */
@@ -176,6 +209,8 @@ export interface DeployStatus {
   v2ModelName?: string;
   /** The V2 smoke query's answer. */
   v2Smoke?: V2SmokeResult;
+  /** A script deployment's smoke answer. */
+  scriptSmoke?: ScriptSmokeResult;
   /** When the TTL ends (ISO 8601), while serving. */
   expiresAt?: string;
   /** While serving: what ends it, in a sentence ("the TTL at …", "30m without a scoring request", "teardown only"). */
@@ -278,4 +313,4 @@ export const DEPLOY_UPDATES = {
   rollout: 'rollout',
 } as const;
 
-export type { AksDeploymentOptions, DeploymentSpec, TargetKind };
+export type { AksDeploymentOptions, DeploymentSpec, ScriptSpec, TargetKind };

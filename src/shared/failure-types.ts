@@ -51,6 +51,8 @@ export const FailureType = {
   // A deployment step ran and its outcome is final.
   AksProvisioningStuck: 'AksProvisioningStuck',
   ImageBuildFailed: 'ImageBuildFailed',
+  /** pip could not install the scoring script's environment (a package or version that does not exist). */
+  ScriptEnvironmentFailed: 'ScriptEnvironmentFailed',
   DeploymentNotReady: 'DeploymentNotReady',
   EndpointUnprotected: 'EndpointUnprotected',
   SmokeQueryFailed: 'SmokeQueryFailed',

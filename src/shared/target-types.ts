@@ -8,6 +8,24 @@ import type { PreprocessConfig } from './preprocess-types';
 
 export type TargetKind = 'local' | 'aks';
 
+/**
+ * A deployment of the user's own scoring script (`--entry-script`), run by Microsoft's
+ * azureml-inference-server-http behind inferctl's front (src/script/). Paths are absolute, on the workers'
+ * filesystem; the model is `DeployInput.modelPath` (a file or a folder).
+ */
+export interface ScriptSpec {
+  /** The entry script (score.py): init() and run(). */
+  entryScript: string;
+  /** The folder copied with it (its imports, files); default: the entry script's folder. */
+  sourceDir?: string;
+  /** A requirements file or a conda environment file (.yml/.yaml); left out, the server alone. */
+  environmentFile?: string;
+  /** The name Model.get_model_path(name) finds it by; default: the model file or folder name. */
+  modelName?: string;
+  /** Its version under azureml-models/<name>/ (default 1). */
+  modelVersion?: string;
+}
+
 /** What the deploy workflow asks a target to run. Plain data: it travels through workflow history. */
 export interface DeploymentSpec {
   /** Deployment name, DNS-label safe; also the resource name prefix. */
@@ -27,6 +45,8 @@ export interface DeploymentSpec {
   labelsPath?: string;
   /** 'v2': a model that is not an image classifier, served on the Open Inference Protocol only (--v2-only). */
   protocol?: 'v2';
+  /** The user's scoring script: replicas run it in azureml-inference-server-http behind inferctl's front. */
+  script?: ScriptSpec;
   /** Choices for the aks target; ignored by others. */
   aks?: AksDeploymentOptions;
 }

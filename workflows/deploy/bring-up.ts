@@ -18,6 +18,7 @@ export function deploymentSpec(input: DeployInput): DeploymentSpec {
     topK: input.topK ?? 5,
     ...(input.preprocess ? { preprocess: input.preprocess } : {}),
     ...(input.labelsPath ? { labelsPath: input.labelsPath } : {}),
+    ...(input.script ? { script: input.script } : {}),
     ...(input.aks ? { aks: input.aks } : {}),
   };
 }
@@ -30,8 +31,11 @@ export async function validate(d: DeployState): Promise<void> {
     'validating',
     () => d.activities('quick', `Validate ${input.name}`).validateDeployment(input),
     (v) =>
-      (v.protocol === 'v2' ? 'V2 only (not an image classifier)' : 'image classifier') +
-      (v.input ? `: ${v.input}` : ''),
+      (v.protocol === 'v2'
+        ? 'V2 only (not an image classifier)'
+        : v.protocol === 'script'
+          ? 'scoring script'
+          : 'image classifier') + (v.input ? `: ${v.input}` : ''),
   );
   status.modelDigest = validated.modelDigest;
   status.protocol = validated.protocol ?? 'classifier';
@@ -80,6 +84,14 @@ export async function smokeQuery(d: DeployState): Promise<void> {
       'smoke-testing',
       () => d.activities('quick', 'Smoke query with the sample image').smokeQuery(spec, smoke),
       (r) => `${r.predictions[0]?.label} ${r.predictions[0]?.score.toFixed(3)}`,
+    );
+  } else if (input.scriptSmoke) {
+    const smoke = input.scriptSmoke;
+    status.scriptSmoke = await d.step(
+      'smokeQuery',
+      'smoke-testing',
+      () => d.activities('quick', 'Smoke query with the sample').smokeQueryScript(spec, smoke),
+      (r) => `${r.status}${r.checked ? `, ${r.checked}` : ''}`,
     );
   } else if (input.smokeRequest) {
     const smoke = input.smokeRequest;

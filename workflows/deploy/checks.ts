@@ -30,6 +30,7 @@ export function attachRefusal(running: DeployInput, replicas: number, wanted: un
   differ('top-k', w.topK ?? 5, running.topK ?? 5);
   differ('preprocessing', w.preprocess ?? null, running.preprocess ?? null);
   differ('labels', w.labelsPath ?? null, running.labelsPath ?? null);
+  differ('scoring script', w.script ?? null, running.script ?? null);
   if (differences.length === 0) return undefined;
   const hints = [
     ...(differences.some((d) => d.startsWith('replicas'))

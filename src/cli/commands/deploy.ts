@@ -21,6 +21,7 @@ import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../sh
 import { CliError } from '../cli-error';
 import { nameFromModel } from '../deployment-name';
 import { deployDryRunCommand } from './deploy-dry-run';
+import { scriptDryRunFromFlags } from './script-dry-run';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { duration, durationOrNone, int, noneAsNull, type NONE } from '../flag-parsers';
@@ -34,13 +35,18 @@ import { createOutput, describeFailure, type Output } from '../output';
 import { ResultWatch } from '../result-watch';
 import { addV2SmokeOptions, printV2Serving, v2SmokeInput } from '../v2-smoke-flags';
 import type { V2SmokeFlags } from '../v2-smoke-flags';
+import { addScriptOptions, printScriptServing, scriptFlags, scriptInput } from '../script-flags';
+import type { ScriptFlags } from '../script-flags';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
 export function addDeployCommand(program: Command): void {
   const command = program
     .command('deploy')
     .description('Deploy a model: provision → build image → deploy → wait → smoke query → serve for --ttl → teardown')
-    .requiredOption('-m, --model <path>', 'ONNX model to serve: an image classifier, or any model on V2 only')
+    .requiredOption(
+      '-m, --model <path>',
+      'ONNX model to serve: an image classifier, or any model on V2 only; with --entry-script, the file or folder your script loads',
+    )
     .option(
       '-n, --name <name>',
       'deployment name (default: from the model file name); the workflow id is deploy-<name>',
@@ -63,7 +69,7 @@ export function addDeployCommand(program: Command): void {
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this');
-  addV2SmokeOptions(command)
+  addScriptOptions(addV2SmokeOptions(command))
     .option(
       '--ready-timeout <duration>',
       `how long replicas may take to become ready (default: ${formatDuration(TARGET_TIMINGS.local.readyTimeoutSeconds * 1000)} on local, ${formatDuration(TARGET_TIMINGS.aks.readyTimeoutSeconds * 1000)} on aks)`,
@@ -95,6 +101,7 @@ export function addDeployCommand(program: Command): void {
     .action(async (o) => {
       const aks = aksOptions(o);
       checkEndpointFlags(o.target, aks, o);
+      if (o.dryRun && o.entryScript) return void (await scriptDryRunFromFlags(o));
       if (o.dryRun) {
         const out = createOutput(Boolean(o.json));
         await deployDryRunCommand(
@@ -131,6 +138,7 @@ export function addDeployCommand(program: Command): void {
           smokeRequest: o.smokeRequest,
           smokeExpect: o.smokeExpect,
           smokeTolerance: o.smokeTolerance,
+          ...scriptFlags(o),
           readyTimeoutSeconds: o.readyTimeout,
           aks: o.target === 'aks' ? aks : undefined,
           tlsCaOut: o.tlsCaOut,
@@ -164,7 +172,7 @@ function aksOptions(o: {
   return { ...aks, ...endpointOptions(o) };
 }
 
-export interface DeployCommandOptions extends V2SmokeFlags {
+export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
   modelPath: string;
   name?: string;
   target: TargetKind;
@@ -199,6 +207,7 @@ export interface DeployCommandResult {
 export async function deployCommand(ctx: CommandContext, opts: DeployCommandOptions): Promise<DeployCommandResult> {
   const modelPath = path.resolve(opts.modelPath);
   const name = opts.name ?? nameFromModel(modelPath);
+  const script = scriptInput(opts);
   const input: DeployInput = {
     name,
     modelPath,
@@ -209,15 +218,17 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     topK: opts.topK,
     ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
     ...(opts.labelsPath ? { labelsPath: path.resolve(opts.labelsPath) } : {}),
-    smoke: opts.smokeSample
-      ? { samplePath: path.resolve(opts.smokeSample), expectedLabel: opts.expectLabel }
-      : undefined,
+    ...script,
+    smoke:
+      opts.smokeSample && !script.script
+        ? { samplePath: path.resolve(opts.smokeSample), expectedLabel: opts.expectLabel }
+        : undefined,
     ...v2SmokeInput(opts),
     // Only what the user chose: the workflow fills in the rest from the per-target timing table.
     ...(opts.readyTimeoutSeconds ? { timings: { readyTimeoutSeconds: opts.readyTimeoutSeconds } } : {}),
     ...(opts.aks && Object.keys(opts.aks).length > 0 ? { aks: opts.aks } : {}),
   };
-  if (opts.expectLabel && !opts.smokeSample) {
+  if (opts.expectLabel && !opts.smokeSample && !script.script) {
     throw new CliError('--expect-label needs --smoke-sample: the label is checked against the sample’s answer.', 2);
   }
   if (!fs.existsSync(modelPath)) {
@@ -238,6 +249,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
         staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${opts.ttlSeconds === null ? 'none' : formatDuration(opts.ttlSeconds * 1000)}${opts.idleTtlSeconds ? `, idle TTL ${formatDuration(opts.idleTtlSeconds * 1000)}` : ''})`,
         staticDetails: [
           `- **Model:** ${modelPath}`,
+          ...(input.script ? [`- **Entry script:** ${input.script.entryScript}`] : []),
           `- **Target:** ${opts.target}`,
           `- **Replicas:** ${opts.replicas}`,
           ...(input.smokeRequest ? [`- **V2 smoke request:** ${input.smokeRequest.requestPath}`] : []),
@@ -336,7 +348,8 @@ export async function followDeployment(
   const outcome = watch.outcome;
   if (outcome) {
     printSteps(outcome, printed, out);
-    if (outcome.smoke || outcome.v2Smoke) printServing({ ...outcome, endpoint: undefined, expiresAt: undefined }, out);
+    if (outcome.smoke || outcome.v2Smoke || outcome.scriptSmoke)
+      printServing({ ...outcome, endpoint: undefined, expiresAt: undefined }, out);
     if (outcome.endpoint) out.line(`Served at ${outcome.endpoint} until the teardown.`);
     out.line(
       `Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : outcome.endedBy === 'idle' ? 'idle TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`,
@@ -370,7 +383,7 @@ function printServing(status: DeployStatus, out: Output): void {
       .join(', ');
     out.line(`Smoke answer: ${answer} (${status.smoke.latencyMs} ms)`);
   }
-  if (!printV2Serving(status, out) && status.endpoint) {
+  if (!printScriptServing(status, out) && !printV2Serving(status, out) && status.endpoint) {
     out.line(`Endpoint: POST ${status.endpoint}/score  (key: ${status.apiKeyRef ?? 'see target'})`);
   }
   if (status.tls) out.line(describeTls(status.tls));

@@ -55,7 +55,7 @@ export interface ScoringManifestInput {
   exposure?: EndpointExposure;
 }
 
-const TLS_MOUNT = '/etc/inferctl-tls';
+export const TLS_MOUNT = '/etc/inferctl-tls';
 
 export function secretName(name: string): string {
   return `${name}-api-key`;

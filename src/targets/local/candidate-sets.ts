@@ -12,6 +12,7 @@ import type { CandidateSets, RequestCounts } from '../target';
 import type { LocalLayout } from './layout';
 import { findProcessesByMarker, isAlive, stopProcess } from './processes';
 import { setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
+import { sweepScriptChildren } from './script-replica';
 import type { ReplicaRecord } from './replica-set';
 
 interface CandidateRecord {
@@ -79,6 +80,7 @@ export class LocalCandidateSets implements CandidateSets {
     // Stopped after the gateway stops routing to them; a request in flight finishes (SIGTERM drains).
     const pids = await findProcessesByMarker(layout.candidateMarker);
     await Promise.all(pids.map((pid) => stopProcess(pid)));
+    await sweepScriptChildren(layout, false);
     await fs.rm(layout.candidateDir, { recursive: true, force: true });
   }
 }

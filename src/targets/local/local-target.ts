@@ -11,7 +11,7 @@ import { InvalidInputError } from '../../errors';
 import { readModelInfo, readOverrides } from '../../model/model-info';
 import { configOf } from '../../preprocess/preprocess-spec';
 import { generateApiKey, ensureSecretFile } from '../api-key';
-import type { EndpointAccess, RequestCounts, Target } from '../target';
+import type { EndpointAccess, RequestCounts, StepProgress, Target } from '../target';
 import type {
   DeployResult,
   DeploymentSpec,
@@ -26,6 +26,7 @@ import { LocalLayout } from './layout';
 import { findProcessesByMarker, isAlive, stopProcess } from './processes';
 import { MAX_BODY_BYTES, answers, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
 import type { ReadyFile, ReplicaRecord } from './replica-set';
+import { buildScriptImage, pythonEnvCache, sweepScriptChildren } from './script-replica';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import { FailureType } from '../../shared/failure-types';
 import { fileExists } from '../../file-exists';
@@ -46,6 +47,8 @@ interface ReplicasRecord {
 export interface LocalTargetOptions {
   /** Parent of the per-deployment directories; default `<INFERCTL_HOME>/local`. */
   root?: string;
+  /** Where script deployments' Python environments are kept; default INFERCTL_PYTHON_ENVS, else `<root>/.python-envs`. */
+  pythonEnvs?: string;
 }
 
 export class LocalTarget implements Target {
@@ -86,8 +89,12 @@ export class LocalTarget implements Target {
     };
   }
 
-  async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
+  async buildImage(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ImageResult> {
     const layout = this.layout(spec.name);
+    if (spec.script) {
+      const envs = this.opts.pythonEnvs ?? pythonEnvCache(path.dirname(layout.dir));
+      return buildScriptImage(layout, { ...spec, script: spec.script }, envs, signal, progress);
+    }
     const files: Record<string, Buffer> = { 'model.onnx': await fs.readFile(spec.modelPath) };
     if (spec.protocol === 'v2') {
       // Any model, on the Open Inference Protocol only: no labels, no preprocessing.
@@ -135,6 +142,8 @@ export class LocalTarget implements Target {
     // The gateway stops routing to a leaving replica before it is stopped (a scale down keeps serving).
     await updateRoutes(layout, { replicas: spec.replicas });
     await Promise.all([...live].filter((pid) => !keep.has(pid)).map((pid) => stopProcess(pid)));
+    // The Python servers of script replicas whose front is gone (a front killed outright leaves its group).
+    await sweepScriptChildren(layout, false);
 
     for (let index = 0; index < spec.replicas; index++) {
       if (state.replicas.some((r) => r.index === index)) continue;
@@ -236,6 +245,8 @@ export class LocalTarget implements Target {
     const pids = await findProcessesByMarker(layout.processMarker);
     await Promise.all(pids.map((pid) => stopProcess(pid)));
     removed.push(...pids.map((pid) => `process ${pid}`));
+    // Script replicas' Python servers, by the process group each front recorded (not by command line).
+    removed.push(...(await sweepScriptChildren(layout, true)));
     for (const entry of await listDir(layout.bundlesDir)) removed.push(`bundle sha256:${entry}`);
     if (await fileExists(layout.dir)) {
       await fs.rm(layout.dir, { recursive: true, force: true });

@@ -14,6 +14,7 @@ import type { RequestCounts } from '../target';
 import { logTail, spawnDetachedNode } from './detached-process';
 import type { LocalLayout } from './layout';
 import { isAlive } from './processes';
+import { spawnScriptReplica } from './script-replica';
 
 const SERVER_MAIN = require.resolve('../../server/main');
 
@@ -45,6 +46,7 @@ export async function spawnReplica(
   image: ImageResult,
   dir: string,
 ): Promise<number> {
+  if (spec.script) return spawnScriptReplica(layout, image, dir);
   await fs.mkdir(dir, { recursive: true });
   await fs.rm(path.join(dir, 'ready.json'), { force: true });
   return spawnDetachedNode(

@@ -1,0 +1,59 @@
+/**
+ * The scoring-script tests' fixtures (test/fixtures/scripts/) and where their Python environments are
+ * kept: test/.script-envs, shared by every test file and run (INFERCTL_PYTHON_ENVS), so an environment is
+ * built from PyPI once per content hash and reused, in CI as here. The how-to's environment (onnxruntime,
+ * azureml-core) takes minutes to build the first time; the server-only one well under one.
+ */
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { liveMembers } from '../../src/script/child-group';
+import type { ChildRecord } from '../../src/script/child-group';
+import { REPO_ROOT } from './python-venv';
+
+export const SCRIPT_FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'scripts');
+export const SCRIPT_ENVS = path.join(REPO_ROOT, 'test', '.script-envs');
+
+/** What the tests set on the workers: the shared environment cache, and a secret the script must not see. */
+export const SCRIPT_WORKER_ENV = { INFERCTL_PYTHON_ENVS: SCRIPT_ENVS, INFERCTL_TEST_WORKER_SECRET: 'worker-only' };
+
+/** Why the scoring-script tests cannot run here (no python3 to build environments with), or undefined. */
+export const PYTHON_SKIP: string | undefined = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import venv'], { stdio: 'ignore' });
+    return undefined;
+  } catch {
+    return 'python3 with venv not found on the PATH: install Python 3 to run the scoring-script tests';
+  }
+})();
+
+export function fixture(...parts: string[]): string {
+  return path.join(SCRIPT_FIXTURES, ...parts);
+}
+
+/** The Python server groups recorded under a deployment's directory, with their live members. */
+export async function pythonGroups(deploymentDir: string): Promise<Array<ChildRecord & { live: number[] }>> {
+  const found: Array<ChildRecord & { live: number[] }> = [];
+  const replicas = path.join(deploymentDir, 'replicas');
+  for (const entry of await fs.readdir(replicas).catch(() => [] as string[])) {
+    const file = path.join(replicas, entry, 'python.json');
+    const record = JSON.parse(await fs.readFile(file, 'utf8').catch(() => 'null')) as ChildRecord | null;
+    if (record) found.push({ ...record, live: await liveMembers(record) });
+  }
+  return found;
+}
+
+/**
+ * Processes whose environment names `dir` as their app root: what a test, as an outside observer, uses to
+ * see that no Python server of a deployment is left (the product itself knows them by group and start time).
+ */
+export async function pythonServersUnder(dir: string): Promise<number[]> {
+  const found: number[] = [];
+  for (const entry of await fs.readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(entry)) continue;
+    const environ = await fs.readFile(`/proc/${entry}/environ`, 'utf8').catch(() => '');
+    if (environ.split('\0').some((v) => v.startsWith('AML_APP_ROOT=') && v.includes(dir))) found.push(Number(entry));
+  }
+  return found;
+}
