@@ -5,6 +5,8 @@
  *   deploy.json            a local deploy ended by its TTL
  *   deploy-updates.json    a local deploy steered by Updates (extend, scale, rollout), ended by its idle TTL
  *   deploy-rollback.json   a local deploy whose rollout is rolled back (wrong smoke answer), then torn down
+ *   deploy-continued.json  the second run of a local deploy that continued as new (a small history bound and
+ *                          extend Updates), scaled, then torn down: a run that starts from the carried state
  *   batch-score.json       a batch job started by a client
  *   batch-scheduled.json   a batch job started by a Schedule (scheduled-time search attribute, {date} output)
  *   deploy-aks.json        an aks deploy (new GPU cluster, registry build, LoadBalancer), ended by its TTL
@@ -86,6 +88,25 @@ const RECORDINGS: Record<string, { aks?: boolean; run: (r: Recorder) => Promise<
       await handle.executeUpdate(teardownUpdate, { args: [{ reason: 'recorded' }] });
       await handle.result();
       return handle.workflowId;
+    },
+  },
+  'deploy-continued.json': {
+    run: async (r) => {
+      const handle = await startDeploy(r, {
+        name: 'recorded-continued',
+        ttlSeconds: 600,
+        idleTtlSeconds: 3600,
+        historyEventsPerRun: 50,
+      });
+      await servingOf(handle);
+      for (let i = 0; (await handle.describe()).runId === handle.firstExecutionRunId; i++) {
+        if (i >= 30) throw new Error('the deployment was expected to continue as new');
+        await handle.executeUpdate(extendUpdate, { args: [{ seconds: 1200 }] });
+      }
+      await handle.executeUpdate(scaleUpdate, { args: [{ replicas: 2 }] });
+      await handle.executeUpdate(teardownUpdate, { args: [{ reason: 'recorded' }] });
+      await handle.result();
+      return handle.workflowId; // `temporal workflow show` shows its latest run: the continued one
     },
   },
   'batch-score.json': {

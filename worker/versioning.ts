@@ -4,9 +4,9 @@
  *
  * A version is `<deployment name>.<build id>`. The build id defaults to the package version and the
  * workflow bundle's hash (workflowBuildId), so any change to the workflow code is a new version; the
- * deployment name defaults to the task queue. Each workflow declares its behaviour (workflows/*.ts:
- * deploy PINNED, batch and janitor AUTO_UPGRADE): a pinned deployment is only ever replayed by the
- * code it started on, on workers of its own version.
+ * deployment name defaults to the task queue. Each workflow declares its behaviour (its setWorkflowOptions
+ * in workflows/: deploy PINNED, batch and janitor AUTO_UPGRADE): a pinned deployment is only ever replayed
+ * by the code it started on, on workers of its own version; so is every run it continues as new into.
  *
  * Promotion: a version that has never been current or ramping makes itself current once its worker polls
  * (SetWorkerDeploymentCurrentVersion), so that a plain `inferctl worker` of a new build takes new

@@ -1,7 +1,8 @@
 /**
  * Determinism guard: the recorded histories (test/fixtures/histories, made by `npm run record-histories`) of
  * every workflow type must replay against the current workflow code: a local deploy, a deploy steered by
- * Updates (extend, scale, rollout, an idle TTL), a deploy whose rollout was rolled back, an aks deploy, the
+ * Updates (extend, scale, rollout, an idle TTL), a deploy whose rollout was rolled back, the run a deploy
+ * continued as new into (it starts from the carried state), an aks deploy, the
  * janitor, a batch job and a schedule-started one. deploy.json was recorded before Updates and idle TTLs
  * existed: it proves that a deployment started on older code keeps replaying (the new wait is behind
  * patched()). A change that alters the commands a workflow issues fails here unless it is guarded with
@@ -38,6 +39,7 @@ test('recorded histories of every workflow type replay against the current workf
     'batch-scheduled.json',
     'batch-score.json',
     'deploy-aks.json',
+    'deploy-continued.json',
     'deploy-rollback.json',
     'deploy-updates.json',
     'deploy.json',
@@ -72,6 +74,14 @@ test('recorded histories of every workflow type replay against the current workf
   assert.ok(activityNames('deploy-aks.json').includes('teardown'));
   assert.ok(activityNames('janitor.json').includes('deleteOrphan'), 'the janitor recording deletes something');
   assert.ok(activityNames('deploy-rollback.json').includes('removeCandidate'), 'the rollback removes its candidate');
+  const continued = recordedHistory('deploy-continued.json').events?.[0]?.workflowExecutionStartedEventAttributes;
+  assert.ok(continued?.continuedExecutionRunId, 'deploy-continued.json is a run that a deployment continued as new');
+  assert.equal(continued.input?.payloads?.length, 2, 'started with its input and the carried state');
+  assert.deepEqual(
+    activityNames('deploy-continued.json'),
+    ['waitUntilIdle', 'deploy', 'waitForDeployment', 'teardown'],
+    'it went straight back to serving (no second provision), scaled, and tore down',
+  );
   for (const file of files) {
     const history = recordedHistory(file);
     assert.ok((history.events?.length ?? 0) > 10, `${file} is a whole history`);

@@ -1,7 +1,8 @@
 /**
  * The deploy workflow's one state object: what was asked, what runs, how long it serves, and what is in
- * flight. The workflow body, the Update handlers and the rollout all read and steer this one object; none
- * of them imports another.
+ * flight. The workflow body and every handler (updates.ts, scale.ts, rollout.ts) read and steer this one
+ * object, which imports none of them: deploy.ts → updates.ts → scale.ts, rollout.ts → state.ts. A continued
+ * run builds it from the carried state (carry.ts).
  */
 import { CancellationScope, log } from '@temporalio/workflow';
 
