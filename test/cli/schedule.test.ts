@@ -99,8 +99,11 @@ describe('inferctl schedule', () => {
       `next runs at 02:00 UTC: ${next.join(', ')}`,
     );
 
-    const listed = await inferctl(['schedule', 'list', '--json']);
-    assert.ok((JSON.parse(listed.stdout) as Array<{ name: string }>).some((s) => s.name === name));
+    // Schedule listing is a visibility query, eventually consistent: a new schedule shows up soon, not at once.
+    await eventually(async () => {
+      const listed = await inferctl(['schedule', 'list', '--json']);
+      return (JSON.parse(listed.stdout) as Array<{ name: string }>).some((s) => s.name === name) ? true : undefined;
+    }, 'the new schedule in schedule list');
 
     // Trigger: one run now, writing today's slot.
     assert.equal((await inferctl(['schedule', 'trigger', name])).code, 0);
