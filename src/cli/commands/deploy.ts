@@ -19,6 +19,7 @@ import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
+import { workflowFailureExitCode } from '../exit-codes';
 import { nameFromModel } from '../deployment-name';
 import { deployDryRunCommand } from './deploy-dry-run';
 import { withClient } from '../client-context';
@@ -292,12 +293,6 @@ async function attach(
 }
 
 /**
- * The local target's defaults fit seconds-long steps. A cloud GPU rollout pulls a multi-gigabyte CUDA image
- * onto fresh nodes, so aks waits up to 20 minutes for readiness and a minute between heartbeats.
- */
-
-/** Derives a valid deployment name from a model file name: `ResNet_50.onnx` → `resnet-50`. */
-/**
  * Polls the `status` query and prints each step as it starts and ends. Returns the status once the
  * deployment serves (mode 'serving') or the workflow's outcome once it has ended (mode 'end').
  */
@@ -308,7 +303,20 @@ export async function followDeployment(
   taskQueue: string,
 ): Promise<DeployStatus | DeployOutcome> {
   const watch = new ResultWatch<DeployOutcome>(handle);
+  try {
+    return await followSteps(handle, watch, mode, out, taskQueue);
+  } finally {
+    watch.stop(); // returning at 'serving': the deployment runs on, the command is done
+  }
+}
 
+async function followSteps(
+  handle: WorkflowHandle,
+  watch: ResultWatch<DeployOutcome>,
+  mode: 'serving' | 'end',
+  out: Output,
+  taskQueue: string,
+): Promise<DeployStatus | DeployOutcome> {
   const printed = new Map<number, 'started' | 'ended'>();
   const startedAt = Date.now();
   let hinted = false;
@@ -343,7 +351,7 @@ export async function followDeployment(
     );
     return outcome;
   }
-  throw new CliError(describeFailure(watch.failure));
+  throw new CliError(describeFailure(watch.failure), workflowFailureExitCode(watch.failure));
 }
 
 function printSteps(status: DeployStatus, printed: Map<number, 'started' | 'ended'>, out: Output): void {
