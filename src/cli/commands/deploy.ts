@@ -48,11 +48,13 @@ export function addDeployCommand(program: Command): void {
     )
     .addOption(new Option('-t, --target <target>', 'where to deploy').choices(['local', 'aks']).default('local'))
     .option('-r, --replicas <n>', 'replicas to run', int('--replicas', 1), 1)
-    .option(
-      '--ttl <duration|none>',
-      'serve this long after the smoke query, then tear down (e.g. 30m, 2h); none: until inferctl teardown',
-      durationOrNone('--ttl'),
-      3600 as number | null,
+    .addOption(
+      new Option(
+        '--ttl <duration|none>',
+        'serve this long after the smoke query, then tear down (e.g. 30m, 2h); none: until inferctl teardown',
+      )
+        .argParser(durationOrNone('--ttl'))
+        .default(3600, '1h'),
     )
     .option(
       '--idle-ttl <duration>',

@@ -84,7 +84,9 @@ export async function scoreStatusCommand(ctx: CommandContext, opts: { name: stri
   } else if (execution === 'COMPLETED') {
     const summary = (await handle.result()) as BatchOutcome;
     view.summary = summary;
-    ctx.out.line(`${workflowId}: completed, ${summary.itemsOk}/${summary.totalItems} scored, ${summary.itemsFailed} failed`);
+    ctx.out.line(
+      `${workflowId}: completed, ${summary.itemsOk}/${summary.totalItems} scored, ${summary.itemsFailed} failed`,
+    );
     ctx.out.line(`  predictions: ${summary.predictionsFile}`);
     ctx.out.line(
       `  errors:      ${summary.errorsFile} (${summary.itemsFailed === 0 ? 'empty' : `${summary.itemsFailed} input(s) that could not be scored, one JSON line each`})`,
@@ -144,10 +146,22 @@ export async function scoreListCommand(
     ctx.out.line(opts.running ? 'No running batch jobs (drop --running to see ended ones).' : 'No batch jobs.');
   } else {
     const items = (r: ListedJob) =>
-      r.itemsTotal !== undefined ? `${r.itemsDone ?? 0}/${r.itemsTotal}` : r.itemsDone !== undefined ? `${r.itemsDone}` : '';
+      r.itemsTotal !== undefined
+        ? `${r.itemsDone ?? 0}/${r.itemsTotal}`
+        : r.itemsDone !== undefined
+          ? `${r.itemsDone}`
+          : '';
     for (const line of table(
       ['NAME', 'STATUS', 'STAGE', 'ITEMS', 'MODEL', 'STARTED', 'ENDED'],
-      rows.map((r) => [r.name, r.execution.toLowerCase(), r.stage ?? '', items(r), r.model ?? '', r.startedAt, r.closedAt ?? '']),
+      rows.map((r) => [
+        r.name,
+        r.execution.toLowerCase(),
+        r.stage ?? '',
+        items(r),
+        r.model ?? '',
+        r.startedAt,
+        r.closedAt ?? '',
+      ]),
     )) {
       ctx.out.line(line);
     }
