@@ -68,13 +68,14 @@ export function createBatchActivities() {
         await fs.rm(stale, { recursive: true, force: true });
       }
       const ctx = Context.current();
-      const { totalItems, shardCount } = await failingPermanently(() =>
+      const { totalItems, shardCount, skippedFiles } = await failingPermanently(() =>
         writeShardManifests(
           input.inputPath,
           layout.manifestDir,
           input.shardSize,
           (items) => ctx.heartbeat({ listed: items }),
           input.outputDir, // an output directory inside the input is not input
+          { allFiles: input.allFiles },
         ),
       );
       const prepared: PreparedBatch = {
@@ -82,9 +83,10 @@ export function createBatchActivities() {
         shardCount,
         manifestDir: layout.manifestDir,
         modelDigest: info.digest,
+        ...(skippedFiles > 0 ? { skippedFiles } : {}),
       };
       await writeJsonFileAtomic(layout.jobFile, { ...prepared, jobToken } satisfies JobFile);
-      log.info('Inputs listed', { totalItems, shardCount });
+      log.info('Inputs listed', { totalItems, shardCount, skippedFiles });
       return prepared;
     },
 

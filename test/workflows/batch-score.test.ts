@@ -113,7 +113,12 @@ describe('batchScore workflow', () => {
     await fs.writeFile(path.join(dir, 'notes.txt'), 'not an image');
     await fs.writeFile(path.join(dir, 'noise.png'), Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 37) % 256)));
 
-    const outcome: BatchOutcome = await run(job(name, dir));
+    // notes.txt is not an image by name: skipped and counted, unless the job asks for every file.
+    const skipping: BatchOutcome = await run(job(`${name}-images`, dir));
+    assert.deepEqual([skipping.totalItems, skipping.itemsFailed, skipping.skippedFiles], [8, 3, 1]);
+
+    const outcome: BatchOutcome = await run({ ...job(name, dir), allFiles: true });
+    assert.equal(outcome.skippedFiles, undefined);
     assert.equal(outcome.totalItems, 9);
     assert.equal(outcome.itemsOk, 5);
     assert.equal(outcome.itemsFailed, 4);

@@ -87,6 +87,7 @@ export async function scoreStatusCommand(ctx: CommandContext, opts: { name: stri
     ctx.out.line(
       `${workflowId}: completed, ${summary.itemsOk}/${summary.totalItems} scored, ${summary.itemsFailed} failed`,
     );
+    if (summary.skippedFiles) ctx.out.line(`  ${skippedLine(summary.skippedFiles)}`);
     ctx.out.line(`  predictions: ${summary.predictionsFile}`);
     ctx.out.line(
       `  errors:      ${summary.errorsFile} (${summary.itemsFailed === 0 ? 'empty' : `${summary.itemsFailed} input(s) that could not be scored, one JSON line each`})`,
@@ -105,6 +106,11 @@ export async function scoreStatusCommand(ctx: CommandContext, opts: { name: stri
   const code = executionExitCode(execution);
   if (code !== ExitCode.Ok) throw new CliError(`batch job ${view.name} ${execution.toLowerCase()}`, code);
   return view;
+}
+
+/** The line that says how many files of the input were not scored for their names. */
+export function skippedLine(count: number): string {
+  return `Skipped ${count} file(s) whose names are not images (--all-files scores every file).`;
 }
 
 export interface ListedJob {

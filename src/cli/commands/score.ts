@@ -29,7 +29,7 @@ import { ResultWatch } from '../result-watch';
 import { startIndexed } from '../start-workflow';
 import { nameFromModel } from '../deployment-name';
 import { gpuPoolFlags, scoreOnAksCommand, scoreOnAksDryRun } from './score-aks';
-import { addScoreJobCommands } from './score-jobs';
+import { addScoreJobCommands, skippedLine } from './score-jobs';
 
 /** `inferctl score` and `inferctl score status`: flags in, command functions out. */
 export function addScoreCommands(program: Command): void {
@@ -116,6 +116,7 @@ export function batchJobInput(flags: BatchJobFlags, name: string): BatchScoreInp
     gpuTaskQueue: flags.gpuTaskQueue ?? GPU_TASK_QUEUE,
     ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
     ...(flags.labelsPath ? { labelsPath: jobLocation(flags.labelsPath) } : {}),
+    ...(flags.allFiles ? { allFiles: true } : {}),
   };
 }
 
@@ -216,6 +217,7 @@ export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue:
     `Scored ${outcome.itemsOk} of ${outcome.totalItems} inputs (${outcome.itemsFailed} failed) in ${formatDuration(outcome.wallSeconds * 1000)}: ` +
       `${outcome.itemsPerSecond} items/s on ${outcome.executionProvider}.`,
   );
+  if (outcome.skippedFiles) out.line(skippedLine(outcome.skippedFiles));
   out.line(`Predictions: ${outcome.predictionsFile}`);
   if (outcome.itemsFailed > 0) out.line(`Errors:      ${outcome.errorsFile}`);
   out.line(`Summary:     ${outcome.summaryFile}`);
