@@ -152,7 +152,7 @@ describe('inferctl CLI', () => {
       assert.match(same.stdout, new RegExp(`${name} is already running with this spec: attached to deploy-${name}`));
 
       const dup = await inferctl(again);
-      assert.equal(dup.code, 1);
+      assert.equal(dup.code, 2, 'a different spec under a running name is bad input');
       assert.match(
         dup.stderr,
         new RegExp(`Deployment "${name}" is already running with a different spec: replicas 1 \\(it serves 2\\)`),

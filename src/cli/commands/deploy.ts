@@ -287,7 +287,9 @@ async function attach(
   try {
     await running.executeUpdate(attachUpdate, { args: [input] });
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError) throw new CliError(describeFailure(err.cause ?? err));
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new CliError(describeFailure(err.cause ?? err), workflowFailureExitCode(err.cause ?? err));
+    }
     throw err;
   }
   const { runId } = await running.describe();

@@ -16,7 +16,7 @@ import type { DeployOutcome, DeployStatus, ExtendResult, ScaleResult } from '../
 import { Stage, Target } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
 import { CliError } from '../cli-error';
-import { ExitCode, executionExitCode } from '../exit-codes';
+import { ExitCode, executionExitCode, workflowFailureExitCode } from '../exit-codes';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { formatDuration } from '../../shared/duration';
@@ -348,7 +348,9 @@ export async function refusedAsCliError<T>(send: () => Promise<T>): Promise<T> {
   try {
     return await send();
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError) throw new CliError(describeFailure(err.cause ?? err));
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new CliError(describeFailure(err.cause ?? err), workflowFailureExitCode(err.cause ?? err));
+    }
     throw err;
   }
 }
