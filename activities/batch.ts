@@ -68,13 +68,14 @@ export function createBatchActivities() {
         await fs.rm(stale, { recursive: true, force: true });
       }
       const ctx = Context.current();
-      const { totalItems, shardCount } = await failingPermanently(() =>
+      const { totalItems, shardCount, skippedFiles } = await failingPermanently(() =>
         writeShardManifests(
           input.inputPath,
           layout.manifestDir,
           input.shardSize,
           (items) => ctx.heartbeat({ listed: items }),
           input.outputDir, // an output directory inside the input is not input
+          { allFiles: input.allFiles },
         ),
       );
       const prepared: PreparedBatch = {
@@ -82,9 +83,10 @@ export function createBatchActivities() {
         shardCount,
         manifestDir: layout.manifestDir,
         modelDigest: info.digest,
+        ...(skippedFiles > 0 ? { skippedFiles } : {}),
       };
       await writeJsonFileAtomic(layout.jobFile, { ...prepared, jobToken } satisfies JobFile);
-      log.info('Inputs listed', { totalItems, shardCount });
+      log.info('Inputs listed', { totalItems, shardCount, skippedFiles });
       return prepared;
     },
 
@@ -214,11 +216,25 @@ async function ensureWritable(dir: string): Promise<void> {
     await fs.writeFile(probe, '');
     await fs.rm(probe);
   } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const file = code === 'EEXIST' || code === 'ENOTDIR' ? await fileInTheWay(dir) : undefined;
     throw ApplicationFailure.nonRetryable(
-      `Cannot write to the output directory ${dir} (${(err as NodeJS.ErrnoException).code ?? String(err)}). ` +
-        'Choose another --output or fix its permissions.',
+      file
+        ? `The output ${dir} must be a directory, but ${file === dir ? 'it' : file} is a file. ` +
+            'Choose another --output (a directory, created if missing).'
+        : `Cannot write to the output directory ${dir} (${code ?? String(err)}). ` +
+            'Choose another --output or fix its permissions.',
       FailureType.OutputNotWritable,
     );
+  }
+}
+
+/** The output path itself or the nearest of its parents that exists, when that is a file (not a directory). */
+async function fileInTheWay(dir: string): Promise<string | undefined> {
+  for (let p = dir; ; p = path.dirname(p)) {
+    const stat = await fs.stat(p).catch(() => undefined);
+    if (stat) return stat.isDirectory() ? undefined : p;
+    if (path.dirname(p) === p) return undefined;
   }
 }
 

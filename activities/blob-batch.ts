@@ -33,12 +33,13 @@ export async function prepareBlobBatch(
     }
     await out.removeJobOutputs();
     ctx.heartbeat({ listed: 0 });
-    const { totalItems, shardCount } = await writeShardManifests(
+    const { totalItems, shardCount, skippedFiles } = await writeShardManifests(
       input.inputPath,
       out.manifestSink(),
       input.shardSize,
       (items) => ctx.heartbeat({ listed: items }),
       input.outputDir, // an output prefix inside the input is not input
+      { allFiles: input.allFiles },
     );
     if (shardCount > MAX_BLOB_SHARDS) {
       throw ApplicationFailure.nonRetryable(
@@ -47,7 +48,13 @@ export async function prepareBlobBatch(
         FailureType.InvalidBatchJob,
       );
     }
-    const prepared: PreparedBatch = { totalItems, shardCount, manifestDir: out.manifestDir, modelDigest };
+    const prepared: PreparedBatch = {
+      totalItems,
+      shardCount,
+      manifestDir: out.manifestDir,
+      modelDigest,
+      ...(skippedFiles > 0 ? { skippedFiles } : {}),
+    };
     await out.writeJson({ ...prepared, jobToken } satisfies JobFile, 'manifest', 'job.json');
     log.info('Inputs listed', { totalItems, shardCount, output: input.outputDir });
     return prepared;

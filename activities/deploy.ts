@@ -8,6 +8,7 @@ import path from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
+import { describeLabelsSource, describePreprocessSource } from '../src/model/model-info';
 import type { ModelSignature } from '../src/model/model-signature';
 import { configOf } from '../src/preprocess/preprocess-spec';
 import { TARGET_TIMINGS } from '../src/shared/deploy-timings';
@@ -55,7 +56,7 @@ export interface ValidatedDeployment {
   /** The preprocessing spec the replicas will use, resolved, and where it came from. */
   preprocess?: PreprocessConfig;
   preprocessSource?: PreprocessSource;
-  /** The model's input, e.g. "float32 NHWC 224x224". */
+  /** The model's input and where its spec and labels came from: "float32 NHWC 224x224; preprocessing from …, labels from …". */
   input?: string;
   /** False when the model's batch dimension is fixed at 1: served without dynamic batching. */
   batching?: boolean;
@@ -168,7 +169,10 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         labels: info.labels.length,
         preprocess: configOf(info),
         preprocessSource: info.preprocessSource,
-        input: `${info.inputType} ${info.layout} ${info.width}x${info.height}`,
+        input:
+          `${info.inputType} ${info.layout} ${info.width}x${info.height}; preprocessing from ` +
+          `${describePreprocessSource(input.modelPath, info.preprocessSource)}, labels from ` +
+          describeLabelsSource(input.modelPath, info.labelsSource),
         batching: info.dynamicBatch,
         protocol: 'classifier',
         v2ModelName: v2ModelName(input.modelPath),

@@ -6,26 +6,28 @@
  *        [--unversioned] [--metrics-port P]            (or: inferctl worker …)
  *
  * It is a Worker Deployment version (worker/versioning.ts): deployment D (default: the task queue),
- * build id B (default: package version + workflow bundle hash), made current on its first start.
+ * build id B (default: package version + workflow bundle hash), made current on its first start. The flags
+ * are one table with `inferctl worker` (worker/control-flags.ts), each also read from its INFERCTL_* variable.
  */
-import { parseArgs } from 'node:util';
-
 import { createBatchActivities } from '../activities/batch';
 import { createDeployActivities } from '../activities/deploy';
 import { createRolloutActivities } from '../activities/rollout';
 import { createGpuPoolActivities } from '../activities/gpu-pool';
 import { createJanitorActivities } from '../activities/janitor';
+import { InvalidInputError } from '../src/errors';
 import { CONTROL_TASK_QUEUE } from '../src/shared/deploy-types';
 import { aksConfigured, aksSettingsFromEnv } from '../src/targets/aks/aks-config';
 import { AksTarget } from '../src/targets/aks/aks-target';
 import { LocalTarget } from '../src/targets/local/local-target';
 import type { Target } from '../src/targets/target';
 import type { TargetKind } from '../src/shared/target-types';
+import { CONTROL_WORKER_FLAGS, controlWorkerSettings } from './control-flags';
 import { runWorker } from './run-worker';
 import type { RunWorkerOptions } from './run-worker';
 import { versionLabel, workerVersion } from './versioning';
 import type { VersionFlags, VersionStanding } from './versioning';
 import { workflowBundle } from './workflow-bundle';
+import { parseWorkerArgv } from './worker-flags';
 
 /**
  * How to run it: the process-level options every worker takes; the task queue defaults to
@@ -71,31 +73,19 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
 }
 
 if (require.main === module) {
-  const { values } = parseArgs({
-    options: {
-      'task-queue': { type: 'string', default: CONTROL_TASK_QUEUE },
-      'metrics-port': { type: 'string' },
-      'deployment-name': { type: 'string' },
-      'build-id': { type: 'string' },
-      'no-make-current': { type: 'boolean', default: false },
-      unversioned: { type: 'boolean', default: false },
-    },
-  });
-  runControlWorker({
-    taskQueue: values['task-queue'],
-    metricsPort: values['metrics-port'] ? Number(values['metrics-port']) : undefined,
-    versioning: {
-      deploymentName: values['deployment-name'],
-      buildId: values['build-id'],
-      makeCurrent: !values['no-make-current'],
-      unversioned: values.unversioned,
-    },
-    onReady: ({ address, namespace, taskQueue, versioning }) =>
-      console.log(
-        `inferctl control worker polling ${taskQueue} on ${address} (namespace ${namespace}); ${describeStanding(versioning)}`,
-      ),
-  }).catch((err: unknown) => {
-    console.error(`inferctl worker: ${err instanceof Error ? err.message : String(err)}`);
-    process.exit(1);
-  });
+  Promise.resolve()
+    .then(() => controlWorkerSettings(parseWorkerArgv(CONTROL_WORKER_FLAGS, process.argv.slice(2))))
+    .then((settings) =>
+      runControlWorker({
+        ...settings,
+        onReady: ({ address, namespace, taskQueue, versioning }) =>
+          console.log(
+            `inferctl control worker polling ${taskQueue} on ${address} (namespace ${namespace}); ${describeStanding(versioning)}`,
+          ),
+      }),
+    )
+    .catch((err: unknown) => {
+      console.error(`inferctl worker: ${err instanceof Error ? err.message : String(err)}`);
+      process.exit(err instanceof InvalidInputError ? 2 : 1);
+    });
 }

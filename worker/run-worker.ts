@@ -8,7 +8,7 @@ import type { VersionStanding, WorkerVersion } from './versioning';
 
 export interface RunWorkerOptions {
   taskQueue: string;
-  /** Serve Prometheus metrics on this port (default INFERCTL_METRICS_PORT). */
+  /** Serve Prometheus metrics on this port (none by default; the flag tables read INFERCTL_METRICS_PORT). */
   metricsPort?: number;
   /** Stop (gracefully) once this settles; by default the worker runs until SIGINT/SIGTERM. */
   until?: Promise<unknown>;

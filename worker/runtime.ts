@@ -10,8 +10,8 @@ export interface WorkerRuntimeOptions {
   /** Log level when INFERCTL_LOG_LEVEL is not set (workers: INFO; the demo: WARN). */
   logLevel?: LogLevel;
   /**
-   * Serve Prometheus metrics (the SDK's and inferctl's) on this port, at /metrics. Default:
-   * INFERCTL_METRICS_PORT, else none. Bound to INFERCTL_METRICS_HOST (default 127.0.0.1).
+   * Serve Prometheus metrics (the SDK's and inferctl's) on this port, at /metrics (the workers' flag
+   * tables read INFERCTL_METRICS_PORT); none by default. Bound to INFERCTL_METRICS_HOST (default 127.0.0.1).
    */
   metricsPort?: number;
   /** Append the SDK's and inferctl's log lines to this file instead of stderr (the demo keeps its terminal for steps). */
@@ -34,8 +34,7 @@ export function installWorkerRuntime(opts: WorkerRuntimeOptions = {}): void {
   if (installed) return;
   installed = true;
   const level = (process.env.INFERCTL_LOG_LEVEL?.toUpperCase() ?? opts.logLevel ?? 'INFO') as LogLevel;
-  const port =
-    opts.metricsPort ?? (process.env.INFERCTL_METRICS_PORT ? Number(process.env.INFERCTL_METRICS_PORT) : undefined);
+  const port = opts.metricsPort;
   const host = process.env.INFERCTL_METRICS_HOST ?? '127.0.0.1';
   Runtime.install({
     logger: opts.logFile ? new DefaultLogger(level, appendTo(opts.logFile)) : new DefaultLogger(level),

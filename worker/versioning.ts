@@ -38,9 +38,9 @@ export interface VersionStanding {
 
 export interface VersionFlags {
   taskQueue: string;
-  /** Default INFERCTL_WORKER_DEPLOYMENT, else the task queue. */
+  /** Default the task queue (INFERCTL_WORKER_DEPLOYMENT is read with the flags: worker/control-flags.ts). */
   deploymentName?: string;
-  /** Default INFERCTL_BUILD_ID, else the package version and the workflow bundle's hash. */
+  /** Default the package version and the workflow bundle's hash (INFERCTL_BUILD_ID: worker/control-flags.ts). */
   buildId?: string;
   /** Default true. */
   makeCurrent?: boolean;
@@ -48,12 +48,12 @@ export interface VersionFlags {
   unversioned?: boolean;
 }
 
-/** The version a control worker declares, from its flags and environment; undefined when unversioned. */
+/** The version a control worker declares, from its flags; undefined when unversioned. */
 export function workerVersion(flags: VersionFlags): WorkerVersion | undefined {
-  if (flags.unversioned || process.env.INFERCTL_UNVERSIONED_WORKER === '1') return undefined;
+  if (flags.unversioned) return undefined;
   return {
-    deploymentName: flags.deploymentName || process.env.INFERCTL_WORKER_DEPLOYMENT || flags.taskQueue,
-    buildId: flags.buildId || process.env.INFERCTL_BUILD_ID || workflowBuildId(),
+    deploymentName: flags.deploymentName || flags.taskQueue,
+    buildId: flags.buildId || workflowBuildId(),
     makeCurrent: flags.makeCurrent ?? true,
   };
 }

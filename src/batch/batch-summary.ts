@@ -39,6 +39,7 @@ export function buildSummary(
     executionProvider: providers.join(', ') || 'none',
     predictionsFile: files.predictionsFile,
     errorsFile: files.errorsFile,
+    ...(prepared.skippedFiles ? { skippedFiles: prepared.skippedFiles } : {}),
     ...(model ? { modelOutput: model.output, preprocess: model.preprocess } : {}),
     ...files.raw,
     summaryFile: files.summaryFile,

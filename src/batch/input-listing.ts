@@ -19,14 +19,48 @@ import { isBlobLocation, parseBlobLocation } from '../storage/blob-location';
 
 const MANIFEST_EXTENSIONS = new Set(['.jsonl', '.csv', '.txt']);
 
+/** Names an input folder's walk takes as images; other files are skipped unless the job asks for every file. */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.jpg',
+  '.jpeg',
+  '.jpe',
+  '.png',
+  '.webp',
+  '.gif',
+  '.avif',
+  '.heic',
+  '.heif',
+  '.tif',
+  '.tiff',
+  '.bmp',
+]);
+
+/** How a folder or blob prefix is walked: every file, or only images by name (each skipped one reported). */
+export interface ListingOptions {
+  /** Take every file, not only image names. */
+  allFiles?: boolean;
+  /** Called for each file left out because its name is not an image's. */
+  onSkipped?: (path: string) => void;
+}
+
 /**
- * Every input path, in a stable order: a directory is walked recursively (sorted, hidden names skipped).
+ * Every input path, in a stable order: a directory is walked recursively (sorted, hidden names skipped),
+ * taking only image names unless `allFiles`; a manifest's lines are taken as they are.
  * `exclude` is a directory never to descend into: the job's own output, when it lies inside the input.
  */
-export async function* listInputs(inputPath: string, exclude?: string): AsyncGenerator<string> {
+export async function* listInputs(
+  inputPath: string,
+  exclude?: string,
+  listing: ListingOptions = {},
+): AsyncGenerator<string> {
+  const keep = (p: string) => {
+    if (listing.allFiles || IMAGE_EXTENSIONS.has(path.extname(p).toLowerCase())) return true;
+    listing.onSkipped?.(p);
+    return false;
+  };
   if (isBlobLocation(inputPath)) {
     const outside = exclude && isBlobLocation(exclude) ? parseBlobLocation(exclude) : undefined;
-    yield* listBlobInputs(parseBlobLocation(inputPath), outside);
+    for await (const p of listBlobInputs(parseBlobLocation(inputPath), outside)) if (keep(p)) yield p;
     return;
   }
   if (exclude && isBlobLocation(exclude)) exclude = undefined;
@@ -40,7 +74,7 @@ export async function* listInputs(inputPath: string, exclude?: string): AsyncGen
     );
   }
   if (stat.isDirectory()) {
-    yield* walk(inputPath, exclude ? path.resolve(exclude) : undefined);
+    for await (const p of walk(inputPath, exclude ? path.resolve(exclude) : undefined)) if (keep(p)) yield p;
   } else if (MANIFEST_EXTENSIONS.has(path.extname(inputPath).toLowerCase())) {
     yield* readManifest(inputPath);
   } else {
@@ -196,10 +230,12 @@ export async function writeShardManifests(
   shardSize: number,
   onProgress?: (items: number) => void,
   exclude?: string,
-): Promise<{ totalItems: number; shardCount: number }> {
+  listing: Pick<ListingOptions, 'allFiles'> = {},
+): Promise<{ totalItems: number; shardCount: number; skippedFiles: number }> {
   const sink = typeof manifest === 'string' ? directoryManifestSink(manifest) : manifest;
   let totalItems = 0;
   let shardCount = 0;
+  let skippedFiles = 0;
   let current: string[] = [];
   const flush = async () => {
     // One JSON string per line: a path may contain any character, newlines included.
@@ -208,7 +244,8 @@ export async function writeShardManifests(
     current = [];
   };
   try {
-    for await (const input of listInputs(inputPath, exclude)) {
+    const options: ListingOptions = { ...listing, onSkipped: () => skippedFiles++ };
+    for await (const input of listInputs(inputPath, exclude, options)) {
       current.push(input);
       totalItems++;
       if (current.length === shardSize) {
@@ -223,10 +260,14 @@ export async function writeShardManifests(
   }
   if (totalItems === 0) {
     await sink.abort();
-    throw new InvalidInputError(`No inputs found in ${inputPath}: nothing to score.`, FailureType.EmptyInput);
+    const why =
+      skippedFiles > 0
+        ? ` (${skippedFiles} file(s) skipped: their names are not images'; --all-files scores every file)`
+        : '';
+    throw new InvalidInputError(`No inputs found in ${inputPath}${why}: nothing to score.`, FailureType.EmptyInput);
   }
   await sink.commit();
-  return { totalItems, shardCount };
+  return { totalItems, shardCount, skippedFiles };
 }
 
 /** The paths of one shard list's text, in order. */

@@ -28,6 +28,8 @@ export interface BatchJobFlags {
   preprocess?: PreprocessConfig;
   /** --labels, as typed (made absolute with the other paths). */
   labelsPath?: string;
+  /** --all-files: score every file of an input folder, not only image names. */
+  allFiles?: boolean;
 }
 
 /** Adds the batch job options to a freshly made command (its arguments, whatever they are, are kept). */
@@ -56,7 +58,11 @@ export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, o
       "also write raw.npy: every scored input's output row (NumPy float32 [rows, classes], in predictions.jsonl order)",
     )
     .option('--gpu', 'require the CUDA execution provider: fail rather than score on CPU')
-    .option('--gpu-queue <queue>', 'task queue of the GPU workers', GPU_TASK_QUEUE);
+    .option('--gpu-queue <queue>', 'task queue of the GPU workers', GPU_TASK_QUEUE)
+    .option(
+      '--all-files',
+      'score every file of an input folder or prefix (default: files whose names are not images are skipped and counted)',
+    );
 }
 
 /** The option values `addBatchJobOptions` adds, as commander parses them. */
@@ -88,6 +94,7 @@ export function batchJobFlags(o: BatchJobOptionValues, command: string): BatchJo
     gpuTaskQueue: o.gpuQueue,
     ...(o.preprocess ? { preprocess: preprocessFlag(o.preprocess) } : {}),
     ...(o.labels ? { labelsPath: o.labels } : {}),
+    ...(o.allFiles ? { allFiles: true } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 /**
  * The `inferctl` command line. This file only builds the program, registers the commands (each command
  * file adds its own subcommand with typed flags and calls its exported async function) and maps errors to
- * exit codes: 0 ok, 1 failed, 2 bad usage.
+ * exit codes: 0 done, 1 failed, 2 bad input (src/cli/exit-codes.ts, docs/cli.md).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -12,6 +12,7 @@ import type { CommandUnknownOpts } from '@commander-js/extra-typings';
 import { InvalidInputError } from '../errors';
 import { packageRoot } from '../paths';
 import { CliError } from './cli-error';
+import { ExitCode } from './exit-codes';
 import { addCodecServerCommand } from './commands/codec-server';
 import { addDeployCommand } from './commands/deploy';
 import { addDeploymentCommands } from './commands/deployments';
@@ -78,11 +79,11 @@ export async function main(argv: string[]): Promise<number> {
 /** Says why on stderr (commander already printed its own usage errors) and picks the exit code. */
 function exitCode(err: unknown): number {
   // Help and version exit 0; usage errors are bad usage.
-  if (err instanceof CommanderError) return err.exitCode === 0 ? 0 : 2;
+  if (err instanceof CommanderError) return err.exitCode === 0 ? ExitCode.Ok : ExitCode.BadInput;
   process.stderr.write(`inferctl: ${err instanceof Error ? err.message : String(err)}\n`);
   if (err instanceof CliError) return err.exitCode;
-  if (err instanceof InvalidInputError) return 2;
-  return 1;
+  if (err instanceof InvalidInputError) return ExitCode.BadInput;
+  return ExitCode.Failed;
 }
 
 if (require.main === module) {

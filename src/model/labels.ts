@@ -1,6 +1,7 @@
 /**
- * A model's labels, in output order: given (`--labels`), else the "inferctl.labels" metadata, else a
- * sidecar `<model>.labels.txt` or `labels.txt` beside the model (one label per line).
+ * A model's labels, in output order, by the rule the preprocessing spec follows too (model-preprocess.ts):
+ * given (`--labels`), else the model's sidecar `<model>.labels.txt`, else its "inferctl.labels" metadata,
+ * else a `labels.txt` in the model's directory (one label per line).
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import { InvalidInputError, ModelError } from '../errors';
 import { LABELS_KEY, labelsSidecarPath } from './metadata';
 import { FailureType } from '../shared/failure-types';
+import type { LabelsSource } from '../shared/preprocess-types';
 
 /** One label per line (CRLF tolerated, blank lines skipped): the format of --labels and of the sidecars. */
 export function parseLabelsText(text: string): string[] {
@@ -41,8 +43,36 @@ export async function readLabelsFile(file: string): Promise<string[]> {
   return labels;
 }
 
-/** Labels from the "inferctl.labels" metadata, else `<model>.labels.txt` or `labels.txt` beside it. */
-export async function readLabels(modelPath: string, fromMetadata: string | undefined): Promise<string[]> {
+/** Reads a labels sidecar; undefined where it does not exist. */
+async function readSidecar(file: string): Promise<string[] | undefined> {
+  let text: string;
+  try {
+    text = await fs.readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new ModelError(
+      `Cannot read the labels file ${file} (${(err as NodeJS.ErrnoException).code ?? String(err)}). Check its permissions.`,
+      FailureType.MissingLabels,
+    );
+  }
+  const labels = parseLabelsText(text);
+  if (labels.length > 0) return labels;
+  throw new ModelError(
+    `The labels file ${file} is empty. Put one label per line, in output order.`,
+    FailureType.MissingLabels,
+  );
+}
+
+/**
+ * A model's own labels (no --labels): `<model>.labels.txt`, else the "inferctl.labels" metadata, else
+ * `labels.txt` in its directory; and where they came from.
+ */
+export async function readLabels(
+  modelPath: string,
+  fromMetadata: string | undefined,
+): Promise<{ labels: string[]; source: LabelsSource }> {
+  const sidecar = await readSidecar(labelsSidecarPath(modelPath));
+  if (sidecar) return { labels: sidecar, source: 'sidecar' };
   if (fromMetadata) {
     let labels: unknown;
     try {
@@ -50,34 +80,19 @@ export async function readLabels(modelPath: string, fromMetadata: string | undef
     } catch {
       // reported below
     }
-    if (Array.isArray(labels) && labels.length > 0 && labels.every((l) => typeof l === 'string')) return labels;
+    if (Array.isArray(labels) && labels.length > 0 && labels.every((l) => typeof l === 'string')) {
+      return { labels, source: 'metadata' };
+    }
     throw new ModelError(
       `${modelPath}: metadata "${LABELS_KEY}" must be a non-empty JSON array of strings. Fix it, or remove it and ` +
         `put the labels in ${path.basename(labelsSidecarPath(modelPath))} beside the model.`,
       FailureType.MissingLabels,
     );
   }
-  const candidates = [labelsSidecarPath(modelPath), path.join(path.dirname(modelPath), 'labels.txt')];
-  for (const candidate of candidates) {
-    let text: string;
-    try {
-      text = await fs.readFile(candidate, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw new ModelError(
-        `Cannot read the labels file ${candidate} (${(err as NodeJS.ErrnoException).code ?? String(err)}). Check its permissions.`,
-        FailureType.MissingLabels,
-      );
-    }
-    const labels = parseLabelsText(text);
-    if (labels.length > 0) return labels;
-    throw new ModelError(
-      `The labels file ${candidate} is empty. Put one label per line, in output order.`,
-      FailureType.MissingLabels,
-    );
-  }
+  const directory = await readSidecar(path.join(path.dirname(modelPath), 'labels.txt'));
+  if (directory) return { labels: directory, source: 'directory' };
   throw new ModelError(
-    `${modelPath} has no labels: add ${path.basename(candidates[0]!)} (one label per line, in output order) beside it, ` +
+    `${modelPath} has no labels: add ${path.basename(labelsSidecarPath(modelPath))} (one label per line, in output order) beside it, ` +
       `or set the "${LABELS_KEY}" metadata to a JSON array.`,
     FailureType.MissingLabels,
   );

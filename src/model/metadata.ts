@@ -4,8 +4,9 @@
  *                        scale, mean, std, layout, interpolation, orientation, output, or a preset), or the
  *                        original form {"width","height","layout":"NCHW","scale","mean":[3],"std":[3]}
  *   inferctl.labels      JSON array of label strings, in output order
- * A model without `inferctl.labels` takes its labels from a sidecar, `<model>.labels.txt` (one per line);
- * `--preprocess` and a sidecar `<model>.preprocess.json` come before the metadata (src/preprocess/model-preprocess.ts).
+ * One rule for both: the flag (`--preprocess`, `--labels`), then the model's sidecar (`<model>.preprocess.json`,
+ * `<model>.labels.txt`, one label per line), then this metadata, then a fallback (defaults from the input
+ * shape; a `labels.txt` in the model's directory): model-preprocess.ts and labels.ts.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

@@ -15,9 +15,15 @@ import { onnx } from 'onnx-proto';
 import { InvalidInputError, ModelError } from '../errors';
 import { readLabels, readLabelsFile } from './labels';
 import { LABELS_KEY, PREPROCESS_KEY, labelsSidecarPath } from './metadata';
-import { modelPreprocess } from '../preprocess/model-preprocess';
+import { modelPreprocess, preprocessSidecarPath } from '../preprocess/model-preprocess';
 import { FailureType } from '../shared/failure-types';
-import type { PreprocessConfig, PreprocessSource, ResolvedPreprocess, TensorLayout } from '../shared/preprocess-types';
+import type {
+  LabelsSource,
+  PreprocessConfig,
+  PreprocessSource,
+  ResolvedPreprocess,
+  TensorLayout,
+} from '../shared/preprocess-types';
 
 /** The input element types inferctl can feed. */
 export type InputType = 'float32' | 'float16' | 'uint8';
@@ -35,6 +41,8 @@ export interface ModelInfo extends ResolvedPreprocess {
   dynamicBatch: boolean;
   /** Where the preprocessing spec came from (flag, sidecar, metadata, defaults). */
   preprocessSource: PreprocessSource;
+  /** Where the labels came from (flag, sidecar, metadata, directory): the same rule as the spec. */
+  labelsSource: LabelsSource;
 }
 
 /** A deployment's or job's spec and labels file, read into ModelOverrides (the labels file is read here). */
@@ -52,7 +60,7 @@ export async function readOverrides(given: {
 export interface ModelOverrides {
   /** A spec as written (`--preprocess`): wins over the sidecar and the metadata. */
   preprocess?: PreprocessConfig;
-  /** Labels in output order (`--labels`): win over the metadata and the sidecars. */
+  /** Labels in output order (`--labels`): win over the sidecars and the metadata. */
   labels?: string[];
 }
 
@@ -71,7 +79,10 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
   const output = scoreOutput(modelPath, graph.model);
   const props = new Map(graph.props.map((p) => [p.key ?? '', p.value ?? '']));
   const { spec, source } = await modelPreprocess(modelPath, input, overrides.preprocess, props.get(PREPROCESS_KEY));
-  const labels = overrides.labels ?? (await readLabels(modelPath, props.get(LABELS_KEY)));
+  const { labels, source: labelsSource } =
+    overrides.labels !== undefined
+      ? { labels: overrides.labels, source: 'flag' as const }
+      : await readLabels(modelPath, props.get(LABELS_KEY));
   if (overrides.labels !== undefined && labels.length === 0) {
     throw new InvalidInputError(
       'The given labels (--labels) are empty: put one label per line, in output order.',
@@ -80,9 +91,7 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
   }
   if (typeof output.classes === 'number' && output.classes !== labels.length) {
     const where =
-      overrides.labels !== undefined
-        ? 'the given labels (--labels)'
-        : `metadata "${LABELS_KEY}" or ${path.basename(labelsSidecarPath(modelPath))}`;
+      overrides.labels !== undefined ? 'the given labels (--labels)' : describeLabelsSource(modelPath, labelsSource);
     throw new ModelError(
       `${modelPath}: the output "${output.name}" has ${output.classes} classes but there are ${labels.length} labels. ` +
         `Give one label per class, in output order (${where}).`,
@@ -100,7 +109,36 @@ export async function readModelInfo(modelPath: string, overrides: ModelOverrides
     labels,
     dynamicBatch: typeof input.dims[0] !== 'number',
     preprocessSource: source,
+    labelsSource,
   };
+}
+
+/** Where a model's labels came from, as a user finds it: `the sidecar resnet.labels.txt`, … */
+export function describeLabelsSource(modelPath: string, source: LabelsSource): string {
+  switch (source) {
+    case 'flag':
+      return 'the given labels (--labels)';
+    case 'sidecar':
+      return `the sidecar ${path.basename(labelsSidecarPath(modelPath))}`;
+    case 'metadata':
+      return `the model's metadata "${LABELS_KEY}"`;
+    case 'directory':
+      return `${path.join(path.basename(path.dirname(modelPath)), 'labels.txt')} in the model's directory`;
+  }
+}
+
+/** Where a model's preprocessing spec came from, as a user finds it. */
+export function describePreprocessSource(modelPath: string, source: PreprocessSource): string {
+  switch (source) {
+    case 'flag':
+      return 'the given spec (--preprocess)';
+    case 'sidecar':
+      return `the sidecar ${path.basename(preprocessSidecarPath(modelPath))}`;
+    case 'metadata':
+      return `the model's metadata "${PREPROCESS_KEY}"`;
+    case 'defaults':
+      return "defaults from the model's input shape";
+  }
 }
 
 export async function readModelFile(modelPath: string): Promise<Buffer> {

@@ -2,7 +2,8 @@
  * Which preprocessing spec a model is served with, in precedence order: the one given (`--preprocess`,
  * carried in the workflow input), then a sidecar `<model>.preprocess.json`, then the model's
  * `inferctl.preprocess` metadata (the old {"width","height","layout","scale","mean","std"} form included),
- * then defaults from the input shape (a stretch to the input size, ImageNet normalisation).
+ * then defaults from the input shape (a stretch to the input size, ImageNet normalisation). The labels follow
+ * the same rule (labels.ts).
  * A bad given or sidecar spec is an InvalidInputError (InvalidPreprocess); bad metadata a ModelError, as
  * before; each lists every problem at once.
  */

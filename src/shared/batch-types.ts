@@ -63,6 +63,8 @@ export interface BatchScoreInput {
   progressIntervalSeconds?: number;
   /** Keep the per-shard outputs and the manifest copy after a successful merge (default: removed). */
   keepShards?: boolean;
+  /** Score every file of an input folder or prefix, not only image names (default: other files are skipped). */
+  allFiles?: boolean;
   /**
    * Where the GPU workers find the model and labels when their copy is not at modelPath (a worker image
    * built for the job: workflows/gpu-pool.ts); the control worker keeps using modelPath and labelsPath.
@@ -87,6 +89,8 @@ export interface PreparedBatch {
   /** Directory holding shard-<n>.txt, one input path per line. */
   manifestDir: string;
   modelDigest: string;
+  /** Files of the input folder or prefix left out because their names are not images' (absent: none). */
+  skippedFiles?: number;
 }
 
 /** What the workflow passes a shard activity. */
@@ -212,6 +216,8 @@ export interface BatchSummary {
   executionProvider: string;
   predictionsFile: string;
   errorsFile: string;
+  /** Files of the input folder or prefix left out because their names are not images' (absent: none). */
+  skippedFiles?: number;
   /** The model output scored (absent only when no shard finished). */
   modelOutput?: BatchModelOutput;
   /** The preprocessing used (absent only when no shard finished). */

@@ -63,5 +63,12 @@ export interface ResolvedPreprocess {
   output: OutputScores;
 }
 
-/** Where the spec a model is served with came from, in precedence order. */
+/**
+ * Where the spec a model is served with came from. One rule for the spec and the labels, in precedence
+ * order: the flag (`--preprocess`, `--labels`), the model's sidecar (`<model>.preprocess.json`,
+ * `<model>.labels.txt`), the model's metadata (`inferctl.preprocess`, `inferctl.labels`), then a fallback.
+ */
 export type PreprocessSource = 'flag' | 'sidecar' | 'metadata' | 'defaults';
+
+/** Where a model's labels came from, by the same rule; the fallback is a `labels.txt` in the model's directory. */
+export type LabelsSource = 'flag' | 'sidecar' | 'metadata' | 'directory';

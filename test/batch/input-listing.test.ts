@@ -107,6 +107,8 @@ test('a listing stopped early closes the manifest', async () => {
       break;
     }
   }
-  await new Promise((r) => setTimeout(r, 50));
+  // The stream closes asynchronously: wait for it (up to 10 s on a loaded machine), not a fixed 50 ms.
+  const deadline = Date.now() + 10_000;
+  while ((await fds()) > open && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   assert.ok((await fds()) <= open, 'no file descriptor left open');
 });

@@ -9,7 +9,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { demoAssets, startControlWorker, uniqueName } from '../helpers/workers';
+import { demoAssets, eventually, startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
@@ -125,11 +125,11 @@ describe('inferctl CLI', () => {
       const rows = JSON.parse(listed.stdout) as Array<{ name: string; stage: string }>;
       assert.equal(rows.find((r) => r.name === name)?.stage, 'serving');
 
-      const serving = await inferctl(['list', '--stage', 'serving', '--json']);
-      assert.ok(
-        (JSON.parse(serving.stdout) as Array<{ name: string }>).some((r) => r.name === name),
-        'found by its Stage',
-      );
+      // Visibility is eventually consistent: the Stage upserted on reaching serving shows up soon, not at once.
+      await eventually(async () => {
+        const serving = await inferctl(['list', '--stage', 'serving', '--json']);
+        return (JSON.parse(serving.stdout) as Array<{ name: string }>).some((r) => r.name === name) ? true : undefined;
+      }, 'the deployment found by its Stage');
       const waiting = await inferctl(['list', '--stage', 'waiting', '--json']);
       assert.ok(
         !(JSON.parse(waiting.stdout) as Array<{ name: string }>).some((r) => r.name === name),
@@ -152,7 +152,7 @@ describe('inferctl CLI', () => {
       assert.match(same.stdout, new RegExp(`${name} is already running with this spec: attached to deploy-${name}`));
 
       const dup = await inferctl(again);
-      assert.equal(dup.code, 1);
+      assert.equal(dup.code, 2, 'a different spec under a running name is bad input');
       assert.match(
         dup.stderr,
         new RegExp(`Deployment "${name}" is already running with a different spec: replicas 1 \\(it serves 2\\)`),
@@ -168,7 +168,7 @@ describe('inferctl CLI', () => {
       assert.deepEqual(await findProcessesByMarker(new LocalLayout(name).processMarker), []);
 
       const missing = await inferctl(['status', uniqueName('never-deployed')]);
-      assert.equal(missing.code, 1);
+      assert.equal(missing.code, 2, 'a name that does not exist is bad input');
       assert.match(missing.stderr, /No deployment named/);
     });
   });

@@ -31,7 +31,8 @@ describe('inferctl model inspect', () => {
     }
     const { stdout } = await run([assets.modelPath]);
     assert.match(stdout, /input {3}image: float32, NCHW, 64×64, batch dynamic/);
-    assert.match(stdout, /Preprocessing \(from metadata\):/);
+    assert.match(stdout, /Preprocessing \(from the model's metadata "inferctl\.preprocess"\):/);
+    assert.match(stdout, /labels from the sidecar tiny-cnn\.labels\.txt/);
     assert.doesNotMatch(stdout, /Sample/);
   });
 
@@ -101,6 +102,43 @@ describe('inferctl model inspect', () => {
         (e: unknown) => e as { code: number },
       );
       assert.equal(refused.code, 2);
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('one rule for the spec and the labels: flag, sidecar, metadata; inspect names where each came from', async () => {
+    const assets = await demoAssets();
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-rule-'));
+    try {
+      // The demo model carries both in its metadata (inferctl.preprocess, inferctl.labels).
+      const model = path.join(dir, 'colours.onnx');
+      await fs.copyFile(assets.modelPath, model);
+      const renamed = ['c0', 'c1', 'c2', 'c3', 'c4', 'c5', 'c6', 'c7'];
+      // A directory-wide labels.txt is the fallback: the metadata comes before it.
+      await fs.writeFile(path.join(dir, 'labels.txt'), renamed.map((l) => `dir-${l}`).join('\n'));
+      const own = JSON.parse((await run([model, '--json'])).stdout) as ModelInspectResult;
+      assert.deepEqual([own.model.preprocessSource, own.model.labelsSource], ['metadata', 'metadata']);
+      assert.notEqual(own.model.firstLabels[0], 'dir-c0');
+
+      // The sidecars come before the metadata, for the labels as for the spec.
+      await fs.writeFile(path.join(dir, 'colours.labels.txt'), renamed.join('\n'));
+      await fs.writeFile(path.join(dir, 'colours.preprocess.json'), JSON.stringify({ preset: 'unit' }));
+      const sidecars = JSON.parse((await run([model, '--json'])).stdout) as ModelInspectResult;
+      assert.deepEqual([sidecars.model.preprocessSource, sidecars.model.labelsSource], ['sidecar', 'sidecar']);
+      assert.deepEqual(sidecars.model.firstLabels, renamed);
+      const text = (await run([model])).stdout;
+      assert.match(text, /labels from the sidecar colours\.labels\.txt/);
+      assert.match(text, /Preprocessing \(from the sidecar colours\.preprocess\.json\)/);
+
+      // The flags come before both.
+      const labels = path.join(dir, 'given.txt');
+      await fs.writeFile(labels, renamed.map((l) => `flag-${l}`).join('\n'));
+      const flagged = JSON.parse(
+        (await run([model, '--labels', labels, '--preprocess', 'raw', '--json'])).stdout,
+      ) as ModelInspectResult;
+      assert.deepEqual([flagged.model.preprocessSource, flagged.model.labelsSource], ['flag', 'flag']);
+      assert.equal(flagged.model.firstLabels[0], 'flag-c0');
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
     }

@@ -99,8 +99,11 @@ describe('inferctl schedule', () => {
       `next runs at 02:00 UTC: ${next.join(', ')}`,
     );
 
-    const listed = await inferctl(['schedule', 'list', '--json']);
-    assert.ok((JSON.parse(listed.stdout) as Array<{ name: string }>).some((s) => s.name === name));
+    // Schedule listing is a visibility query, eventually consistent: a new schedule shows up soon, not at once.
+    await eventually(async () => {
+      const listed = await inferctl(['schedule', 'list', '--json']);
+      return (JSON.parse(listed.stdout) as Array<{ name: string }>).some((s) => s.name === name) ? true : undefined;
+    }, 'the new schedule in schedule list');
 
     // Trigger: one run now, writing today's slot.
     assert.equal((await inferctl(['schedule', 'trigger', name])).code, 0);
@@ -152,7 +155,7 @@ describe('inferctl schedule', () => {
       '--to',
       '2020-01-01T04:00:00Z',
     ]);
-    assert.equal(empty.code, 1);
+    assert.equal(empty.code, 2, 'a range without a slot is bad input');
     assert.match(empty.stderr, /No slot of schedule .* nothing to backfill/);
     const badCron = await inferctl([
       'schedule',
@@ -170,7 +173,7 @@ describe('inferctl schedule', () => {
     assert.equal(badCron.code, 2);
     assert.match(badCron.stderr, /Invalid cron "every night"/);
     const unknown = await inferctl(['schedule', 'describe', uniqueName('missing')]);
-    assert.equal(unknown.code, 1);
+    assert.equal(unknown.code, 2, 'a name that does not exist is bad input');
     assert.match(unknown.stderr, /No schedule named/);
 
     // Pause, then delete.
@@ -178,6 +181,6 @@ describe('inferctl schedule', () => {
     assert.equal((await describeSchedule()).paused, true);
     assert.equal((await inferctl(['schedule', 'delete', name])).code, 0);
     const gone = await inferctl(['schedule', 'describe', name]);
-    assert.equal(gone.code, 1);
+    assert.equal(gone.code, 2, 'a deleted schedule is a name that does not exist');
   });
 });

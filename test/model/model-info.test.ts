@@ -99,6 +99,7 @@ describe('readModelInfo', () => {
       orientation: 'ignore',
       output: 'auto',
       preprocessSource: 'metadata',
+      labelsSource: 'metadata',
     });
   });
 
@@ -154,7 +155,7 @@ describe('readModelInfo', () => {
     assert.deepEqual([bytes.layout, bytes.inputType, bytes.dynamicBatch], ['NHWC', 'uint8', false]);
   });
 
-  test('labels: metadata, then <model>.labels.txt or labels.txt, and their count must match', async () => {
+  test('labels: <model>.labels.txt, then metadata, then labels.txt, and their count must match', async () => {
     const unlabelled = smallModel({}, {});
     const sub = path.join(dir, 'labels');
     await fs.mkdir(sub);
@@ -167,9 +168,27 @@ describe('readModelInfo', () => {
     );
 
     await fs.writeFile(path.join(sub, 'labels.txt'), 'x\r\ny\r\nz\r\n');
-    assert.deepEqual((await readModelInfo(file)).labels, ['x', 'y', 'z'], 'labels.txt, CRLF tolerated');
+    const fromDir = await readModelInfo(file);
+    assert.deepEqual(
+      [fromDir.labels, fromDir.labelsSource],
+      [['x', 'y', 'z'], 'directory'],
+      'labels.txt, CRLF tolerated',
+    );
     assert.equal(await writeLabelsFile(file, ['cat', 'dog', 'emu']), path.join(sub, 'net.labels.txt'));
-    assert.deepEqual((await readModelInfo(file)).labels, ['cat', 'dog', 'emu'], '<model>.labels.txt comes first');
+    const fromSidecar = await readModelInfo(file);
+    assert.deepEqual([fromSidecar.labels, fromSidecar.labelsSource], [['cat', 'dog', 'emu'], 'sidecar']);
+
+    // With metadata too: the sidecar still comes first (as <model>.preprocess.json does), then the metadata,
+    // then the directory's labels.txt.
+    const both = path.join(sub, 'both.onnx');
+    await fs.writeFile(both, smallModel({}, { [LABELS_KEY]: '["m1","m2","m3"]' }));
+    const metadataOverDir = await readModelInfo(both);
+    assert.deepEqual([metadataOverDir.labels, metadataOverDir.labelsSource], [['m1', 'm2', 'm3'], 'metadata']);
+    await writeLabelsFile(both, ['s1', 's2', 's3']);
+    const sidecarOverMetadata = await readModelInfo(both);
+    assert.deepEqual([sidecarOverMetadata.labels, sidecarOverMetadata.labelsSource], [['s1', 's2', 's3'], 'sidecar']);
+    const flag = await readModelInfo(both, { labels: ['f1', 'f2', 'f3'] });
+    assert.deepEqual([flag.labels, flag.labelsSource], [['f1', 'f2', 'f3'], 'flag']);
 
     await writeLabelsFile(file, ['one', 'two']);
     await refuses(file, 'MissingLabels', /"scores" has 3 classes but there are 2 labels/);

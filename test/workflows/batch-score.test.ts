@@ -113,7 +113,12 @@ describe('batchScore workflow', () => {
     await fs.writeFile(path.join(dir, 'notes.txt'), 'not an image');
     await fs.writeFile(path.join(dir, 'noise.png'), Buffer.from(Array.from({ length: 500 }, (_, i) => (i * 37) % 256)));
 
-    const outcome: BatchOutcome = await run(job(name, dir));
+    // notes.txt is not an image by name: skipped and counted, unless the job asks for every file.
+    const skipping: BatchOutcome = await run(job(`${name}-images`, dir));
+    assert.deepEqual([skipping.totalItems, skipping.itemsFailed, skipping.skippedFiles], [8, 3, 1]);
+
+    const outcome: BatchOutcome = await run({ ...job(name, dir), allFiles: true });
+    assert.equal(outcome.skippedFiles, undefined);
     assert.equal(outcome.totalItems, 9);
     assert.equal(outcome.itemsOk, 5);
     assert.equal(outcome.itemsFailed, 4);
@@ -217,7 +222,12 @@ describe('batchScore workflow', () => {
       [{ modelPath: path.join(suite.scratch, 'missing.onnx') }, FailureType.ModelNotFound, /missing\.onnx/],
       [{ inputPath: empty }, FailureType.EmptyInput, /No inputs found in .*empty-in/],
       [{ inputPath: path.join(suite.scratch, 'no-such-dir') }, FailureType.InputNotFound, /Input not found/],
-      [{ outputDir: path.join(aFile, 'out') }, FailureType.OutputNotWritable, /Cannot write to the output directory/],
+      [
+        { outputDir: path.join(aFile, 'out') },
+        FailureType.OutputNotWritable,
+        // A file in the way is named as such, not as a permissions problem.
+        /must be a directory, but \S+ is a file\. Choose another --output/,
+      ],
     ];
     for (const [extra, type, message] of cases) {
       const name = uniqueName('invalid');

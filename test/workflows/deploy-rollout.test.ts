@@ -235,7 +235,11 @@ describe('rollout on the local target', () => {
     assert.match(after.versions?.[1]?.ended ?? '', /^rolled back: The candidate answered \d+ error/);
     assert.deepEqual(await findProcessesByMarker(new LocalLayout(name).candidateMarker), [], 'no candidate left');
     const again = loadLoop(status.endpoint!, key, green);
-    await new Promise((r) => setTimeout(r, 1000));
+    // A count of answers, not a fixed second: a loaded machine answers fewer requests in a second.
+    await eventually(
+      () => Promise.resolve(again.answers.length > 5 ? true : undefined),
+      'six answers after the rollback',
+    );
     const answers = await again.stop();
     assert.ok(answers.length > 5, `the load loop ran (${answers.length} requests)`);
     assert.deepEqual(

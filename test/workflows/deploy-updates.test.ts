@@ -177,8 +177,10 @@ describe('deploy workflow Updates on the local target', () => {
     const busyUntil = Date.now() + (idleSeconds + 3) * 1000;
     let lastRequest = 0;
     while (Date.now() < busyUntil) {
+      // Taken before the request is sent: the replica counts it on arrival, so the idle clock starts after this.
+      const sentAt = Date.now();
       assert.equal(await score(first.endpoint!, key, image), 200);
-      lastRequest = Date.now();
+      lastRequest = sentAt;
       await new Promise((r) => setTimeout(r, 500));
     }
     assert.equal((await handle.query(statusQuery)).stage, 'serving', 'still serving after longer than the idle TTL');

@@ -146,7 +146,10 @@ describe('deploy workflow with a model that is not an image classifier (V2 only)
     const outcome: DeployOutcome = await handle.result();
     assert.equal(outcome.protocol, 'classifier');
     assert.equal(outcome.v2ModelName, 'tiny-cnn');
-    assert.match(outcome.steps[0]!.detail!, /^image classifier: float32 NCHW 64x64$/);
+    assert.match(
+      outcome.steps[0]!.detail!,
+      /^image classifier: float32 NCHW 64x64; preprocessing from the model's metadata "inferctl\.preprocess", labels from the sidecar tiny-cnn\.labels\.txt$/,
+    );
     assert.deepEqual(outcome.v2Smoke?.outputs, [{ name: 'probabilities', datatype: 'FP32', shape: [1, 8] }]);
     assert.equal(outcome.smoke, undefined);
   });

@@ -19,6 +19,7 @@ import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
 import { CliError } from '../cli-error';
+import { workflowFailureExitCode } from '../exit-codes';
 import { nameFromModel } from '../deployment-name';
 import { deployDryRunCommand } from './deploy-dry-run';
 import { scriptDryRunFromFlags } from './script-dry-run';
@@ -53,11 +54,13 @@ export function addDeployCommand(program: Command): void {
     )
     .addOption(new Option('-t, --target <target>', 'where to deploy').choices(['local', 'aks']).default('local'))
     .option('-r, --replicas <n>', 'replicas to run', int('--replicas', 1), 1)
-    .option(
-      '--ttl <duration|none>',
-      'serve this long after the smoke query, then tear down (e.g. 30m, 2h); none: until inferctl teardown',
-      durationOrNone('--ttl'),
-      3600 as number | typeof NONE,
+    .addOption(
+      new Option(
+        '--ttl <duration|none>',
+        'serve this long after the smoke query, then tear down (e.g. 30m, 2h); none: until inferctl teardown',
+      )
+        .argParser(durationOrNone('--ttl'))
+        .default(3600 as number | typeof NONE, '1h'),
     )
     .option(
       '--idle-ttl <duration>',
@@ -296,19 +299,15 @@ async function attach(
   try {
     await running.executeUpdate(attachUpdate, { args: [input] });
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError) throw new CliError(describeFailure(err.cause ?? err));
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new CliError(describeFailure(err.cause ?? err), workflowFailureExitCode(err.cause ?? err));
+    }
     throw err;
   }
   const { runId } = await running.describe();
   return { handle: ctx.client.workflow.getHandle<typeof deploy>(workflowId, runId), runId };
 }
 
-/**
- * The local target's defaults fit seconds-long steps. A cloud GPU rollout pulls a multi-gigabyte CUDA image
- * onto fresh nodes, so aks waits up to 20 minutes for readiness and a minute between heartbeats.
- */
-
-/** Derives a valid deployment name from a model file name: `ResNet_50.onnx` → `resnet-50`. */
 /**
  * Polls the `status` query and prints each step as it starts and ends. Returns the status once the
  * deployment serves (mode 'serving') or the workflow's outcome once it has ended (mode 'end').
@@ -320,7 +319,20 @@ export async function followDeployment(
   taskQueue: string,
 ): Promise<DeployStatus | DeployOutcome> {
   const watch = new ResultWatch<DeployOutcome>(handle);
+  try {
+    return await followSteps(handle, watch, mode, out, taskQueue);
+  } finally {
+    watch.stop(); // returning at 'serving': the deployment runs on, the command is done
+  }
+}
 
+async function followSteps(
+  handle: WorkflowHandle,
+  watch: ResultWatch<DeployOutcome>,
+  mode: 'serving' | 'end',
+  out: Output,
+  taskQueue: string,
+): Promise<DeployStatus | DeployOutcome> {
   const printed = new Map<number, 'started' | 'ended'>();
   const startedAt = Date.now();
   let hinted = false;
@@ -356,7 +368,7 @@ export async function followDeployment(
     );
     return outcome;
   }
-  throw new CliError(describeFailure(watch.failure));
+  throw new CliError(describeFailure(watch.failure), workflowFailureExitCode(watch.failure));
 }
 
 function printSteps(status: DeployStatus, printed: Map<number, 'started' | 'ended'>, out: Output): void {

@@ -16,11 +16,13 @@ import type { DeployOutcome, DeployStatus, ExtendResult, ScaleResult } from '../
 import { Stage, Target } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
 import { CliError } from '../cli-error';
+import { ExitCode, executionExitCode, workflowFailureExitCode } from '../exit-codes';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { formatDuration } from '../../shared/duration';
 import { duration, int } from '../flag-parsers';
 import { describeFailure } from '../output';
+import { table } from '../table';
 
 /** `inferctl status | list | teardown | extend | scale`: flags in, command functions out. */
 export function addDeploymentCommands(program: Command): void {
@@ -105,7 +107,8 @@ export async function describeDeployment(
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
       throw new CliError(
-        `No deployment named "${name}" (workflow ${workflowId}). See running ones with: inferctl list`,
+        `No deployment named "${name}" (workflow ${workflowId}). See them with: inferctl list --all`,
+        ExitCode.BadInput,
       );
     }
     throw err;
@@ -138,14 +141,17 @@ export async function describeDeployment(
 export async function statusCommand(ctx: CommandContext, opts: { name: string }): Promise<DeploymentView> {
   const { view } = await describeDeployment(ctx, opts.name);
   const s = view.status;
-  ctx.out.line(`${view.name}: ${view.execution.toLowerCase()}${s ? `, stage ${s.stage}` : ''}`);
+  const running = view.execution === 'RUNNING';
+  const ended = running ? '' : ` at ${view.closedAt}${s && 'endedBy' in s ? ` (${endedBy(s.endedBy)})` : ''}`;
+  ctx.out.line(`${view.name}: ${view.execution.toLowerCase()}${ended}${s ? `, stage ${s.stage}` : ''}`);
   if (s) {
     const protocol = s.protocol === 'v2' ? `, V2 only (/v2/models/${s.v2ModelName}/infer)` : '';
-    ctx.out.line(
-      `  target ${s.target}, ${s.replicas} replica(s)${s.endpoint ? `, endpoint ${s.endpoint}` : ''}${protocol}`,
-    );
-    if (s.endsBecause) ctx.out.line(`  ${s.endsBecause}`);
-    else if (s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
+    // An ended deployment's endpoint is gone: say where it was, not where it is.
+    const endpoint = s.endpoint ? (running ? `, endpoint ${s.endpoint}` : `, was at ${s.endpoint} (removed)`) : '';
+    ctx.out.line(`  target ${s.target}, ${s.replicas} replica(s)${endpoint}${protocol}`);
+    if (running && s.endsBecause) ctx.out.line(`  ${s.endsBecause}`);
+    else if (running && s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
+    if (!running && s.teardownRemoved?.length) ctx.out.line(`  removed: ${s.teardownRemoved.join(', ')}`);
     if (view.idle) {
       ctx.out.line(
         `  last scoring request ${view.idle.lastRequestAt}; idle teardown at ${view.idle.idleEndsAt} unless one arrives`,
@@ -153,7 +159,11 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
     }
     for (const v of s.versions ?? []) {
       const digest = v.modelDigest ? ` ${v.modelDigest.slice(0, 19)}` : '';
-      const ended = v.until ? `until ${v.until}${v.ended ? ` (${v.ended})` : ''}` : 'serving';
+      const ended = v.until
+        ? `until ${v.until}${v.ended ? ` (${v.ended})` : ''}`
+        : running
+          ? 'serving'
+          : `until ${view.closedAt} (torn down)`;
       ctx.out.line(`  version ${path.basename(v.modelPath)}${digest}: from ${v.from} ${ended}`);
     }
     if (s.rollout) ctx.out.line(`  rolling out ${path.basename(s.rollout.modelPath)}: ${s.rollout.stage}`);
@@ -169,6 +179,9 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
   if (view.failure) ctx.out.line(`  failure: ${view.failure}`);
   ctx.out.line(`  Web UI: ${view.uiUrl}`);
   ctx.out.result(view);
+  // The answer is printed either way; a deployment that failed (or was cancelled, terminated) exits 1.
+  const code = executionExitCode(view.execution);
+  if (code !== ExitCode.Ok) throw new CliError(`deployment ${view.name} ${view.execution.toLowerCase()}`, code);
   return view;
 }
 
@@ -177,8 +190,18 @@ export interface ListedDeployment {
   workflowId: string;
   execution: string;
   startedAt: string;
+  closedAt?: string;
   stage?: string;
+  target?: string;
+  /** Running deployments only: an ended one's endpoint is gone. */
   endpoint?: string;
+}
+
+/** Stages a deployment is in only once it has ended: `list --stage failed` looks among ended ones too. */
+const ENDED_STAGES: readonly string[] = ['done', 'failed', 'cancelled'];
+
+function endedBy(by: DeployOutcome['endedBy']): string {
+  return by === 'ttl' ? 'TTL ended' : by === 'idle' ? 'idle TTL ended' : 'teardown requested';
 }
 
 export async function listCommand(
@@ -187,7 +210,8 @@ export async function listCommand(
 ): Promise<ListedDeployment[]> {
   // A visibility query over the search attributes the deploy workflow keeps up to date.
   const clauses = [`WorkflowType = '${DEPLOY_WORKFLOW_TYPE}'`];
-  if (!opts.all) clauses.push(`ExecutionStatus = 'Running'`);
+  const ended = opts.stage !== undefined && ENDED_STAGES.includes(opts.stage);
+  if (!opts.all && !ended) clauses.push(`ExecutionStatus = 'Running'`);
   if (opts.stage) clauses.push(`${Stage.name} = '${opts.stage}'`);
   if (opts.target) clauses.push(`${Target.name} = '${opts.target}'`);
   const query = clauses.join(' AND ');
@@ -198,6 +222,9 @@ export async function listCommand(
       workflowId: wf.workflowId,
       execution: wf.status.name,
       startedAt: wf.startTime.toISOString(),
+      closedAt: wf.closeTime?.toISOString(),
+      stage: wf.typedSearchAttributes.get(Stage),
+      target: wf.typedSearchAttributes.get(Target),
     };
     if (wf.status.name === 'RUNNING') {
       try {
@@ -211,12 +238,26 @@ export async function listCommand(
     rows.push(row);
     if (rows.length >= opts.limit) break;
   }
-  if (rows.length === 0)
-    ctx.out.line(opts.all ? 'No deployments.' : 'No running deployments (use --all to see ended ones).');
-  for (const r of rows) {
+  if (rows.length === 0) {
+    const what = opts.stage ? ` in stage ${opts.stage}` : '';
     ctx.out.line(
-      `${r.name.padEnd(24)} ${r.execution.toLowerCase().padEnd(11)} ${(r.stage ?? '').padEnd(14)} ${r.endpoint ?? ''}`,
+      opts.all || ended ? `No deployments${what}.` : `No running deployments${what} (use --all to see ended ones).`,
     );
+  } else {
+    for (const line of table(
+      ['NAME', 'STATUS', 'STAGE', 'TARGET', 'ENDPOINT', 'STARTED', 'ENDED'],
+      rows.map((r) => [
+        r.name,
+        r.execution.toLowerCase(),
+        r.stage ?? '',
+        r.target ?? '',
+        r.endpoint ?? '',
+        r.startedAt,
+        r.closedAt ?? '',
+      ]),
+    )) {
+      ctx.out.line(line);
+    }
   }
   ctx.out.result(rows);
   return rows;
@@ -254,6 +295,7 @@ export async function teardownCommand(
     view.failure = describeFailure(err);
   }
   ctx.out.line(`Torn down: ${removed.length} resource(s) removed.`);
+  for (const resource of removed) ctx.out.line(`  removed ${resource}`);
   ctx.out.result(view);
   return view;
 }
@@ -306,7 +348,9 @@ export async function refusedAsCliError<T>(send: () => Promise<T>): Promise<T> {
   try {
     return await send();
   } catch (err) {
-    if (err instanceof WorkflowUpdateFailedError) throw new CliError(describeFailure(err.cause ?? err));
+    if (err instanceof WorkflowUpdateFailedError) {
+      throw new CliError(describeFailure(err.cause ?? err), workflowFailureExitCode(err.cause ?? err));
+    }
     throw err;
   }
 }

@@ -46,7 +46,11 @@ export async function devCommand(opts: DevCommandOptions): Promise<void> {
       `Temporal dev server on ${server.address} (namespace ${server.namespace})`,
       `Web UI:   ${server.uiUrl ?? '(headless)'}`,
       `Data:     ${server.dbFile}`,
-      'Next, in another terminal: inferctl worker',
+      // Anything but the default address must be named to the workers and the CLI.
+      server.address === 'localhost:7233' || server.address === '127.0.0.1:7233'
+        ? 'Next, in another terminal: inferctl worker'
+        : `Next, in another terminal: export TEMPORAL_ADDRESS=${server.address}; then inferctl worker ` +
+          '(every inferctl command and worker needs that address)',
       'Ctrl-C stops the server.',
       '',
     ].join('\n'),

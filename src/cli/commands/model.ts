@@ -10,7 +10,7 @@ import path from 'node:path';
 import type { Command } from '@commander-js/extra-typings';
 
 import { ModelError } from '../../errors';
-import { readModelInfo, readOverrides } from '../../model/model-info';
+import { describeLabelsSource, describePreprocessSource, readModelInfo, readOverrides } from '../../model/model-info';
 import type { ModelInfo } from '../../model/model-info';
 import { readModelSignature } from '../../model/model-signature';
 import type { ModelSignature } from '../../model/model-signature';
@@ -125,7 +125,8 @@ function describe({ model: m, sample }: ModelInspectResult): string[] {
     `  input   ${m.inputName}: ${m.inputType}, ${m.layout}, ${size}, batch ${m.dynamicBatch ? 'dynamic' : 'fixed at 1 (served without batching)'}`,
     `  output  ${m.outputName}: ${m.outputType}, ${m.labelCount} classes, scores as ${m.output}`,
     `  labels  ${m.firstLabels.join(', ')}${m.labelCount > m.firstLabels.length ? ', …' : ''}`,
-    `Preprocessing (from ${m.preprocessSource}):`,
+    `  labels from ${describeLabelsSource(m.path, m.labelsSource)}`,
+    `Preprocessing (from ${describePreprocessSource(m.path, m.preprocessSource)}):`,
     `  resize  ${m.resize ? ('shorterSide' in m.resize ? `shorter side to ${m.resize.shorterSide}` : `stretch to ${m.resize.width}×${m.resize.height}`) : 'none'}` +
       `${m.crop ? `, centre crop ${m.crop.width}×${m.crop.height}` : ''} (${m.interpolation}), orientation ${m.orientation}`,
     `  pixels  ${m.channelOrder}, (pixel × ${m.scale} − [${m.mean.join(', ')}]) / [${m.std.join(', ')}]`,

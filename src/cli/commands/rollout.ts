@@ -5,6 +5,7 @@
  */
 import path from 'node:path';
 
+import { Option } from '@commander-js/extra-typings';
 import type { Command } from '@commander-js/extra-typings';
 
 import { rolloutUpdate } from '../../../workflows/deploy';
@@ -23,22 +24,20 @@ export function addRolloutCommand(program: Command): void {
     .command('rollout <name>')
     .description(
       'Serve a new model version behind the same endpoint: beside the old one, smoke query, canary share, bake, ' +
-        'then replace it (or roll back, saying why). Local target.',
+        'then replace it (or roll back, saying why). Local and aks targets.',
     )
     .requiredOption('-m, --model <path>', 'the new ONNX model')
     .option('--preprocess <preset|file.json>', `${PREPROCESS_HELP} (default: the deployment's)`)
     .option('--labels <file>', "labels, one per line (default: the deployment's)")
-    .option(
-      '--canary <percent>',
-      `share of requests the new version gets during the bake`,
-      int('--canary', 1),
-      ROLLOUT_DEFAULTS.canaryPercent,
+    .addOption(
+      new Option('--canary <percent>', 'share of requests the new version gets during the bake, in percent')
+        .argParser(int('--canary', 1))
+        .default(ROLLOUT_DEFAULTS.canaryPercent, `${ROLLOUT_DEFAULTS.canaryPercent}%`),
     )
-    .option(
-      '--bake <duration>',
-      'how long the canary serves before it replaces the old version',
-      duration('--bake'),
-      300,
+    .addOption(
+      new Option('--bake <duration>', 'how long the canary serves before it replaces the old version (e.g. 90s, 5m)')
+        .argParser(duration('--bake'))
+        .default(300, '5m'),
     )
     .option(
       '--max-error-rate <fraction>',

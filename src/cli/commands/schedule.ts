@@ -86,7 +86,7 @@ async function handleFor(ctx: CommandContext, name: string) {
     return { handle, description: await handle.describe() };
   } catch (err) {
     if (err instanceof ScheduleNotFoundError) {
-      throw new CliError(`No schedule named "${name}". See them with: inferctl schedule list`);
+      throw new CliError(`No schedule named "${name}". See them with: inferctl schedule list`, 2);
     }
     throw err;
   }
@@ -253,6 +253,7 @@ export async function scheduleBackfillCommand(
   if (slots.length === 0) {
     throw new CliError(
       `No slot of schedule "${name}" falls between ${opts.from.toISOString()} and ${opts.to.toISOString()}: nothing to backfill.`,
+      2,
     );
   }
   await handle.backfill({ start: opts.from, end: opts.to, overlap: OVERLAP[opts.overlap] });

@@ -1,18 +1,18 @@
 /**
  * `inferctl score`: start a batch scoring job and show a live progress bar from its `progress` query;
- * `inferctl score status <name>`: where a job stands.
+ * `inferctl score status <name>` and `inferctl score list`: where jobs stand (score-jobs.ts).
  */
 import path from 'node:path';
 
 import type { Command } from '@commander-js/extra-typings';
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 
 import { progressQuery } from '../../../workflows/batch-score';
 import { batchScore } from '../../../workflows/batch-score';
 import type { BatchOutcome } from '../../../workflows/batch-score';
 import { GPU_TASK_QUEUE, batchWorkflowId } from '../../shared/batch-types';
-import type { BatchProgress, BatchScoreInput } from '../../shared/batch-types';
+import type { BatchScoreInput } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { webUiUrl } from '../../temporal/connection';
 import { InferctlKind, ItemsDone, ModelName, Stage } from '../../shared/search-attributes';
@@ -20,14 +20,16 @@ import { formatDuration } from '../../shared/duration';
 import { addBatchJobOptions, batchJobFlags, jobLocation } from '../batch-flags';
 import type { BatchJobFlags } from '../batch-flags';
 import { CliError } from '../cli-error';
+import { workflowFailureExitCode } from '../exit-codes';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { createOutput, describeFailure, type Output } from '../output';
-import { createProgressRenderer, progressLine } from '../progress';
+import { createProgressRenderer } from '../progress';
 import { ResultWatch } from '../result-watch';
 import { startIndexed } from '../start-workflow';
 import { nameFromModel } from '../deployment-name';
 import { gpuPoolFlags, scoreOnAksCommand, scoreOnAksDryRun } from './score-aks';
+import { addScoreJobCommands, skippedLine } from './score-jobs';
 
 /** `inferctl score` and `inferctl score status`: flags in, command functions out. */
 export function addScoreCommands(program: Command): void {
@@ -87,13 +89,7 @@ export function addScoreCommands(program: Command): void {
         ctx.out.result(result);
       });
     });
-  score
-    .command('status <name>')
-    .description('Show a batch job: progress while it runs, its summary or failure once it ended')
-    .option('--json', 'print one JSON document')
-    .action(async (name, o) => {
-      await withClient(Boolean(o.json), (ctx) => scoreStatusCommand(ctx, { name }));
-    });
+  addScoreJobCommands(score);
 }
 
 export interface ScoreCommandOptions extends BatchJobFlags {
@@ -120,6 +116,7 @@ export function batchJobInput(flags: BatchJobFlags, name: string): BatchScoreInp
     gpuTaskQueue: flags.gpuTaskQueue ?? GPU_TASK_QUEUE,
     ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
     ...(flags.labelsPath ? { labelsPath: jobLocation(flags.labelsPath) } : {}),
+    ...(flags.allFiles ? { allFiles: true } : {}),
   };
 }
 
@@ -212,65 +209,17 @@ export async function followBatch(handle: WorkflowHandle, out: Output, gpuQueue:
     }
   } finally {
     progress.stop();
+    watch.stop();
   }
   const outcome = watch.outcome;
-  if (!outcome) throw new CliError(describeFailure(watch.failure));
+  if (!outcome) throw new CliError(describeFailure(watch.failure), workflowFailureExitCode(watch.failure));
   out.line(
     `Scored ${outcome.itemsOk} of ${outcome.totalItems} inputs (${outcome.itemsFailed} failed) in ${formatDuration(outcome.wallSeconds * 1000)}: ` +
       `${outcome.itemsPerSecond} items/s on ${outcome.executionProvider}.`,
   );
+  if (outcome.skippedFiles) out.line(skippedLine(outcome.skippedFiles));
   out.line(`Predictions: ${outcome.predictionsFile}`);
   if (outcome.itemsFailed > 0) out.line(`Errors:      ${outcome.errorsFile}`);
   out.line(`Summary:     ${outcome.summaryFile}`);
   return outcome;
-}
-
-export interface BatchStatusView {
-  name: string;
-  workflowId: string;
-  execution: string;
-  uiUrl: string;
-  progress?: BatchProgress;
-  summary?: BatchOutcome;
-  failure?: string;
-}
-
-export async function scoreStatusCommand(ctx: CommandContext, opts: { name: string }): Promise<BatchStatusView> {
-  const { name } = opts;
-  const workflowId = name.startsWith('score-') ? name : batchWorkflowId(name);
-  const handle = ctx.client.workflow.getHandle(workflowId);
-  let execution: string;
-  try {
-    execution = (await handle.describe()).status.name;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError)
-      throw new CliError(`No batch job named "${name}" (workflow ${workflowId}).`);
-    throw err;
-  }
-  const view: BatchStatusView = {
-    name,
-    workflowId,
-    execution,
-    uiUrl: webUiUrl({ namespace: ctx.namespace, workflowId }),
-  };
-  if (execution === 'RUNNING') {
-    view.progress = await handle.query(progressQuery);
-    ctx.out.line(`${workflowId}: running, ${progressLine(view.progress)}`);
-  } else if (execution === 'COMPLETED') {
-    view.summary = (await handle.result()) as BatchOutcome;
-    ctx.out.line(
-      `${workflowId}: completed, ${view.summary.itemsOk}/${view.summary.totalItems} scored, ${view.summary.itemsFailed} failed`,
-    );
-    ctx.out.line(`  predictions: ${view.summary.predictionsFile}`);
-  } else {
-    try {
-      await handle.result();
-    } catch (err) {
-      view.failure = describeFailure(err);
-    }
-    ctx.out.line(`${workflowId}: ${execution.toLowerCase()}${view.failure ? `: ${view.failure}` : ''}`);
-  }
-  ctx.out.line(`  Web UI: ${view.uiUrl}`);
-  ctx.out.result(view);
-  return view;
 }
