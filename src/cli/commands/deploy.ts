@@ -25,10 +25,11 @@ import { deployDryRunCommand } from './deploy-dry-run';
 import { scriptDryRunFromFlags } from './script-dry-run';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
-import { duration, durationOrNone, int, noneAsNull, type NONE } from '../flag-parsers';
+import { duration, durationOrNone, int, noneAsNull } from '../flag-parsers';
 import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
-import { checkEndpointFlags, describeTls, endpointOptions, writeCa } from '../endpoint-flags';
+import { aksOptions } from '../aks-flags';
+import { checkEndpointFlags, describeTls, writeCa } from '../endpoint-flags';
 import { AKS_HELP } from '../help-text';
 import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
@@ -60,7 +61,7 @@ export function addDeployCommand(program: Command): void {
         'serve this long after the smoke query, then tear down (e.g. 30m, 2h); none: until inferctl teardown',
       )
         .argParser(durationOrNone('--ttl'))
-        .default(3600 as number | typeof NONE, '1h'),
+        .default(3600, '1h'),
     )
     .option(
       '--idle-ttl <duration>',
@@ -151,28 +152,6 @@ export function addDeployCommand(program: Command): void {
         ctx.out.result(result);
       });
     });
-}
-
-/** The aks choices given on the command line; only what differs from the worker's defaults. */
-function aksOptions(o: {
-  cluster?: string;
-  resourceGroup?: string;
-  createResourceGroup?: true;
-  gpuVmSize: string;
-  gpuNodes?: number;
-  internal?: true;
-  insecureHttp?: true;
-  tlsCert?: string;
-  tlsKey?: string;
-  tlsSecret?: string;
-}): AksDeploymentOptions {
-  const aks: AksDeploymentOptions = {};
-  if (o.cluster) aks.cluster = o.cluster;
-  if (o.resourceGroup) aks.resourceGroup = o.resourceGroup;
-  if (o.createResourceGroup) aks.createResourceGroup = true;
-  if (o.gpuVmSize && o.gpuVmSize !== DEFAULT_GPU_VM_SIZE) aks.gpuVmSize = o.gpuVmSize;
-  if (o.gpuNodes) aks.gpuNodeCount = o.gpuNodes;
-  return { ...aks, ...endpointOptions(o) };
 }
 
 export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
