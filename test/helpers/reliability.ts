@@ -18,6 +18,12 @@ export interface ReliabilityRecord {
   rowsDuplicated?: number;
   /** Replica processes, bundles or directories left behind. */
   resourcesLeaked?: number;
+  /** The class of attack a security test tried (symlink-escape, credential-harvest-url, …). */
+  attack?: string;
+  /** Attempts of that class the test made. */
+  attacksTried?: number;
+  /** Attempts refused or contained (nothing read, written, sent or killed that should not have been). */
+  attacksRefused?: number;
 }
 
 export function recordReliability(record: ReliabilityRecord): void {
