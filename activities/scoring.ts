@@ -18,6 +18,7 @@ import path from 'node:path';
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 
+import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { isBlobLocation } from '../src/batch/blob-location';
 import { withLocalModel } from '../src/batch/blob-model';
 import { BlobBatchOutput } from '../src/batch/blob-output';
@@ -54,6 +55,14 @@ export function createScoringActivities({
   return {
     async scoreShard(task: ShardTask): Promise<ShardResult> {
       const ctx = Context.current();
+      // This worker's own roots (it may have other ones than the control worker that validated the job).
+      await failingPermanently(() => {
+        if (!isBlobLocation(task.outputDir)) assertInsideAllowedRoots('output directory', task.outputDir);
+        if (!isBlobLocation(task.modelPath)) assertInsideAllowedRoots('model', task.modelPath);
+        if (task.labelsPath && !isBlobLocation(task.labelsPath))
+          assertInsideAllowedRoots('labels file', task.labelsPath);
+        return Promise.resolve();
+      });
       const blob = isBlobLocation(task.outputDir) ? new BlobBatchOutput(task.outputDir) : undefined;
       const layout = new BatchLayout(task.outputDir);
       const finalDir = layout.shardDir(task.shard);

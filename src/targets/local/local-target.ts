@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { InvalidInputError } from '../../errors';
-import { readModelInfo, readOverrides } from '../../model/model-info';
+import { readModelFile, readModelInfo, readOverrides } from '../../model/model-info';
 import { configOf } from '../../model/preprocess-spec';
 import { generateApiKey, ensureSecretFile } from '../api-key';
 import type { EndpointAccess, RequestCounts, Target } from '../target';
@@ -88,7 +88,7 @@ export class LocalTarget implements Target {
 
   async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
     const layout = this.layout(spec.name);
-    const files: Record<string, Buffer> = { 'model.onnx': await fs.readFile(spec.modelPath) };
+    const files: Record<string, Buffer> = { 'model.onnx': await readModelFile(spec.modelPath) };
     if (spec.protocol === 'v2') {
       // Any model, on the Open Inference Protocol only: no labels, no preprocessing.
       files['server.json'] = Buffer.from(JSON.stringify({ protocol: 'v2', maxBodyBytes: MAX_BODY_BYTES }, null, 2));
