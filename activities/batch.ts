@@ -10,6 +10,7 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { buildSummary, compactSummary } from '../src/batch/batch-summary';
 import type { SummaryFile } from '../src/batch/batch-summary';
+import { assertTrustedEndpoint } from '../src/batch/blob-client';
 import { isBlobLocation, parseBlobLocation } from '../src/batch/blob-location';
 import { withLocalModel } from '../src/batch/blob-model';
 import { writeShardManifests } from '../src/batch/input-listing';
@@ -196,10 +197,13 @@ function validate(input: BatchScoreInput): void {
     ['model', input.modelPath],
     ['input', input.inputPath],
     ['output', input.outputDir],
+    ['labels', input.labelsPath],
   ] as const) {
+    if (p === undefined) continue;
     if (isBlobLocation(p)) {
       try {
-        parseBlobLocation(p);
+        // Refused here, before any client exists: an endpoint that may not receive the workers' credentials.
+        assertTrustedEndpoint(parseBlobLocation(p));
       } catch (err) {
         problems.push((err as Error).message.replace(/\.$/, ''));
       }

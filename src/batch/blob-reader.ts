@@ -6,7 +6,7 @@
  * Local paths in the same shard are read from the file system.
  */
 import { ImageError } from '../errors';
-import { blockBlob, explainStorageError, statusOf, storageErrorCode } from './blob-client';
+import { assertTrustedEndpoint, blockBlob, explainStorageError, statusOf, storageErrorCode } from './blob-client';
 import { isBlobLocation, parseBlobLocation } from './blob-location';
 import { MAX_INPUT_BYTES, readLocalInput } from './local-input';
 
@@ -57,6 +57,7 @@ export class InputPrefetcher {
   private async fetch(file: string): Promise<Buffer> {
     if (!isBlobLocation(file)) return (await readLocalInput(file, { maxBytes: this.maxBytes })).bytes;
     const loc = parseBlobLocation(file);
+    assertTrustedEndpoint(loc); // a manifest line naming another host is that input's error ('not-allowed')
     return this.limit.run(async () => {
       const blob = blockBlob(loc);
       try {
