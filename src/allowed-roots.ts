@@ -35,7 +35,7 @@ export function rootsAndHome(env: NodeJS.ProcessEnv = process.env): string[] | u
  * `p` with every symbolic link resolved. For a path that does not exist yet (an output to be created),
  * its nearest existing ancestor is resolved and the rest appended.
  */
-export function realPath(p: string): string {
+export function realPath(p: string, depth = 0): string {
   const rest: string[] = [];
   let current = path.resolve(p);
   for (;;) {
@@ -45,9 +45,22 @@ export function realPath(p: string): string {
       const code = (err as NodeJS.ErrnoException).code;
       const parent = path.dirname(current);
       if ((code !== 'ENOENT' && code !== 'ENOTDIR') || parent === current) return path.join(current, ...rest.reverse());
+      // A dangling link is judged by where it points (what a write through it would create).
+      const target = danglingLinkTarget(current);
+      if (target !== undefined && depth < 40) return path.join(realPath(target, depth + 1), ...rest.reverse());
       rest.push(path.basename(current));
       current = parent;
     }
+  }
+}
+
+/** The absolute target of `p` when it is a symbolic link, else undefined. */
+function danglingLinkTarget(p: string): string | undefined {
+  try {
+    if (!fs.lstatSync(p).isSymbolicLink()) return undefined;
+    return path.resolve(path.dirname(p), fs.readlinkSync(p));
+  } catch {
+    return undefined;
   }
 }
 

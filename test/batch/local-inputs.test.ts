@@ -111,6 +111,12 @@ describe('local inputs', () => {
     const roots = [await fs.realpath(root)];
     assert.doesNotThrow(() => assertInsideAllowedRoots('input', file, roots), 'a plain file inside is fine');
     assert.equal((await readFileInsideAllowedRoots('input', file, roots)).toString(), 'an image');
+    // A dangling link is judged by where a write through it would land.
+    await fs.symlink(path.join(dir, 'not-yet', 'out'), path.join(root, 'dangling'));
+    assert.throws(
+      () => assertInsideAllowedRoots('output directory', path.join(root, 'dangling', 'x'), roots),
+      InvalidInputError,
+    );
 
     // The swap lands after the name was checked and before the file is opened: fs.open is wrapped to do it.
     const api = fs as unknown as { open: typeof fs.open };
@@ -138,8 +144,8 @@ describe('local inputs', () => {
       faultsInjected: 0,
       survived: true,
       attack: 'symlink-escape',
-      attacksTried: 1,
-      attacksRefused: 1,
+      attacksTried: 2,
+      attacksRefused: 2,
     });
   });
 
