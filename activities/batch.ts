@@ -10,6 +10,7 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { buildSummary, compactSummary } from '../src/batch/batch-summary';
 import type { SummaryFile } from '../src/batch/batch-summary';
+import { assertTrustedEndpoint } from '../src/storage/blob-client';
 import { isBlobLocation, parseBlobLocation } from '../src/storage/blob-location';
 import { withLocalModel } from '../src/storage/blob-model';
 import { writeShardManifests } from '../src/batch/input-listing';
@@ -22,15 +23,16 @@ import type { BatchScoreInput, BatchSummary, PreparedBatch, ShardRecord } from '
 import { failingPermanently } from './failures';
 import { prepareBlobBatch, summariseBlobBatch } from './blob-batch';
 import { fileExists } from '../src/file-exists';
-import { readJsonFile, writeJsonFileAtomic } from '../src/json-file';
+import { readJsonFile, syncDirectory, writeJsonFileAtomic } from '../src/json-file';
 import { FailureType } from '../src/shared/failure-types';
 
 export function createBatchActivities() {
   return {
     /**
-     * Validates the job, then lists its inputs into shard manifests. Idempotent per job: a retry (same
-     * token) reuses the listing; a new job on the same output directory (a re-run of a scheduled slot)
-     * replaces the previous job's files instead of adding to them.
+     * Validates the job, claims its output directory, then lists its inputs into shard manifests.
+     * Idempotent per job: a retry (same token) reuses the listing; a new run of the same job (the same
+     * workflow id: a re-run of a scheduled slot) replaces the previous run's files instead of adding to
+     * them. Another job's output directory, or a non-empty one no job claimed, is refused, never wiped.
      */
     async prepareBatch(input: BatchScoreInput, jobToken: string): Promise<PreparedBatch> {
       validate(input);
@@ -53,6 +55,7 @@ export function createBatchActivities() {
       if (isBlobLocation(input.outputDir)) return prepareBlobBatch(input, jobToken, info.digest);
       const layout = new BatchLayout(input.outputDir);
       await ensureWritable(input.outputDir);
+      await claimOutput(input.outputDir, Context.current().info.workflowExecution?.workflowId ?? jobToken);
 
       const existing = await readJsonFile<JobFile>(layout.jobFile);
       if (existing && existing.jobToken === jobToken) return withoutToken(existing);
@@ -196,10 +199,13 @@ function validate(input: BatchScoreInput): void {
     ['model', input.modelPath],
     ['input', input.inputPath],
     ['output', input.outputDir],
+    ['labels', input.labelsPath],
   ] as const) {
+    if (p === undefined) continue;
     if (isBlobLocation(p)) {
       try {
-        parseBlobLocation(p);
+        // Refused here, before any client exists: an endpoint that may not receive the workers' credentials.
+        assertTrustedEndpoint(parseBlobLocation(p));
       } catch (err) {
         problems.push((err as Error).message.replace(/\.$/, ''));
       }
@@ -236,6 +242,55 @@ async function fileInTheWay(dir: string): Promise<string | undefined> {
     if (stat) return stat.isDirectory() ? undefined : p;
     if (path.dirname(p) === p) return undefined;
   }
+}
+
+/** The file in a local output directory that says which job (workflow id) it belongs to. */
+export const OUTPUT_CLAIM_FILE = '.inferctl-job.json';
+
+interface OutputClaim {
+  workflowId: string;
+  claimedAt: string;
+}
+
+/**
+ * Claims `dir` for the job `workflowId`: proceeds when the job already holds it; claims it when it is
+ * empty (created exclusively, so two jobs cannot both win); refuses another job's directory, and a
+ * non-empty one no job claimed, since everything a job's preparation removes there is someone else's.
+ */
+async function claimOutput(dir: string, workflowId: string): Promise<void> {
+  const file = path.join(dir, OUTPUT_CLAIM_FILE);
+  const refuse = (why: string) =>
+    ApplicationFailure.nonRetryable(
+      `The output directory ${dir} ${why}; this job (${workflowId}) will not overwrite it. ` +
+        'Choose an empty or new --output, or remove that directory first if its contents are no longer needed.',
+      FailureType.OutputInUse,
+    );
+  const existing = await readJsonFile<OutputClaim>(file);
+  if (existing) {
+    if (existing.workflowId === workflowId) return;
+    throw refuse(`belongs to another job (${existing.workflowId})`);
+  }
+  const entries = (await fs.readdir(dir)).filter((e) => !e.startsWith('.inferctl-write-test-'));
+  if (entries.length > 0) {
+    throw refuse(
+      `already holds files no inferctl job claimed (${entries.slice(0, 5).join(', ')}${entries.length > 5 ? ', …' : ''})`,
+    );
+  }
+  try {
+    await fs.writeFile(
+      file,
+      JSON.stringify({ workflowId, claimedAt: new Date().toISOString() } satisfies OutputClaim),
+      {
+        flag: 'wx',
+      },
+    );
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    const winner = await readJsonFile<OutputClaim>(file);
+    if (winner?.workflowId !== workflowId)
+      throw refuse(`was just claimed by another job (${winner?.workflowId ?? 'unknown'})`);
+  }
+  await syncDirectory(dir);
 }
 
 function withoutToken({ jobToken: _token, ...prepared }: JobFile): PreparedBatch {

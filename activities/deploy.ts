@@ -7,7 +7,7 @@ import path from 'node:path';
 
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
-import { assertInsideAllowedRoots } from '../src/allowed-roots';
+import { assertInsideAllowedRoots, readFileInsideAllowedRoots } from '../src/allowed-roots';
 import { describeLabelsSource, describePreprocessSource } from '../src/model/model-info';
 import type { ModelSignature } from '../src/model/model-signature';
 import { configOf } from '../src/preprocess/preprocess-spec';
@@ -240,7 +240,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
     async smokeQuery(spec: DeploymentSpec, smoke: SmokeSpec): Promise<SmokeResult> {
       const target = targetFor(spec.target);
       const access = await failingPermanently(() => target.endpointAccess(spec));
-      const body = await fs.readFile(smoke.samplePath);
+      const body = await readFileInsideAllowedRoots('smoke sample', smoke.samplePath);
       const url = `${access.endpoint}/score`;
       const signal = Context.current().cancellationSignal;
       // HTTPS endpoints are held to the deployment's pinned certificate (endpoint-request.ts).

@@ -9,6 +9,7 @@ import os from 'node:os';
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 
+import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
@@ -40,6 +41,14 @@ export function createScoringActivities({
   return {
     async scoreShard(task: ShardTask): Promise<ShardResult> {
       const ctx = Context.current();
+      // This worker's own roots (it may have other ones than the control worker that validated the job).
+      await failingPermanently(() => {
+        if (!isBlobLocation(task.outputDir)) assertInsideAllowedRoots('output directory', task.outputDir);
+        if (!isBlobLocation(task.modelPath)) assertInsideAllowedRoots('model', task.modelPath);
+        if (task.labelsPath && !isBlobLocation(task.labelsPath))
+          assertInsideAllowedRoots('labels file', task.labelsPath);
+        return Promise.resolve();
+      });
       const store = isBlobLocation(task.outputDir)
         ? blobShardStore(new BlobBatchOutput(task.outputDir))
         : fileShardStore(task.outputDir);

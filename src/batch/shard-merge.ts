@@ -1,6 +1,7 @@
 /**
- * Gathers finished shards into the job's output files, in shard order, each written to a temp name and
- * renamed into place (a retry of the summary rewrites them whole; a reader never sees half a file).
+ * Gathers finished shards into the job's output files, in shard order, each written to a temp name,
+ * fsynced and renamed into place, then the directory fsynced (a retry of the summary rewrites them whole; a
+ * reader never sees half a file; after a power loss the shards are only gone once the outputs are on disk).
  *
  * raw.npy: the shards' raw.f32 files are bare float32 rows (appended at checkpoints, so a resumed shard
  * holds each row once); the merge writes the .npy header, which needs the total row count, then streams
@@ -18,6 +19,7 @@ import { npyHeader } from './npy';
 import { SHARD_FILES } from './output-layout';
 import type { BatchLayout } from './output-layout';
 import { fileExists } from '../file-exists';
+import { syncDirectory, syncFile } from '../json-file';
 
 const FLOAT32_BYTES = 4;
 
@@ -30,7 +32,7 @@ export interface ConcatOptions {
   skipMissing?: boolean;
 }
 
-/** Writes `files`, in order, into `target` (temp name, then rename), streaming with backpressure. */
+/** Writes `files`, in order, into `target` (temp name, fsync, rename, fsync of the directory), streaming. */
 export async function concatFiles(files: string[], target: string, opts: ConcatOptions = {}): Promise<void> {
   const tmp = `${target}.${process.pid}.tmp`;
   const out = createWriteStream(tmp);
@@ -55,7 +57,9 @@ export async function concatFiles(files: string[], target: string, opts: ConcatO
     await fs.rm(tmp, { force: true });
     throw err;
   }
+  await syncFile(tmp);
   await fs.rename(tmp, target);
+  await syncDirectory(path.dirname(target));
 }
 
 /** A finished shard as the merge sees it: its number and how many inputs it scored (its raw rows). */

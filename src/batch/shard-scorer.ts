@@ -8,13 +8,14 @@
  * checkpoint (items done, byte offsets) that is only reported once the bytes are written, so resuming
  * from it after a crash (truncating whatever came after) yields every input exactly once.
  */
-import fs from 'node:fs/promises';
+import type fs from 'node:fs/promises';
 
-import { assertInsideAllowedRoots, allowedRoots } from '../allowed-roots';
+import { allowedRoots } from '../allowed-roots';
 import { ImageError, InvalidInputError } from '../errors';
 import { preprocessImage } from '../preprocess/preprocess-image';
 import type { Classifier } from '../scoring/classifier';
 import type { ShardCheckpoint } from '../shared/batch-types';
+import { ByteBudget, MAX_INPUT_BYTES, readLocalInput } from './local-input';
 
 /** Where a shard's rows go when not a file: bytes at explicit offsets (a blob's staged blocks). */
 export interface ByteSink {
@@ -45,8 +46,11 @@ export interface ShardScoringOptions {
   /** Called after each batch with what it did (for metrics). */
   onBatch?: (batch: { size: number; ok: number; failed: number; inferMs: number }) => void;
   signal?: AbortSignal;
+  /** Bytes of local input one shard reads and decodes at once (default 2 × MAX_INPUT_BYTES). */
+  maxBytesInFlight?: number;
   /**
-   * Reads input `inputs[position]` (default: the file, checked against the allowed roots). A reader may
+   * Reads input `inputs[position]` (default: the file, checked against the allowed roots, regular files of
+   * at most MAX_INPUT_BYTES only, within maxBytesInFlight). A reader may
    * fetch ahead (blob downloads); it throws an ImageError for an input that cannot be read.
    */
   readInput?: (file: string, position: number) => Promise<Buffer>;
@@ -82,14 +86,17 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   let outputClasses: number | undefined;
 
   const roots = allowedRoots();
-  const readFile = (file: string) => {
-    assertInsideAllowedRoots('input', file, roots);
-    return fs.readFile(file);
-  };
+  const budget = new ByteBudget(opts.maxBytesInFlight ?? 2 * MAX_INPUT_BYTES);
+  const read = async (file: string, position: number) =>
+    opts.readInput
+      ? { bytes: await opts.readInput(file, position), release: () => undefined }
+      : readLocalInput(file, { roots, budget });
   const decodeOne = async (file: string, position: number): Promise<Decoded> => {
+    let release = () => undefined as void;
     try {
-      const bytes = await (opts.readInput ? opts.readInput(file, position) : readFile(file));
-      const tensor = await preprocessImage(bytes, info);
+      const input = await read(file, position);
+      release = input.release;
+      const tensor = await preprocessImage(input.bytes, info);
       if (tensor.length !== expectedLength) {
         return {
           ok: false,
@@ -106,6 +113,8 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
         return { ok: false, reason: 'unreadable', message: `${code}: cannot read ${file}` };
       }
       throw err;
+    } finally {
+      release();
     }
   };
   const decodeBatch = (start: number) => {

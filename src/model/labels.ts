@@ -6,6 +6,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
+import { readFileInsideAllowedRoots, rootsAndHome } from '../allowed-roots';
 import { InvalidInputError, ModelError } from '../errors';
 import { LABELS_KEY, labelsSidecarPath } from './metadata';
 import { FailureType } from '../shared/failure-types';
@@ -23,8 +24,10 @@ export function parseLabelsText(text: string): string[] {
 export async function readLabelsFile(file: string): Promise<string[]> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    // Checked by what is opened (INFERCTL_ALLOWED_ROOTS), so a link swapped in after validation is refused.
+    text = (await readFileInsideAllowedRoots('labels file', file, rootsAndHome())).toString('utf8');
   } catch (err) {
+    if (err instanceof InvalidInputError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     throw new InvalidInputError(
       code === 'ENOENT'

@@ -7,11 +7,11 @@
  * whose message says what to fix; a given spec that does not fit is an InvalidPreprocess error.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { onnx } from 'onnx-proto';
 
+import { readFileInsideAllowedRoots, rootsAndHome } from '../allowed-roots';
 import { InvalidInputError, ModelError } from '../errors';
 import { readLabels, readLabelsFile } from './labels';
 import { LABELS_KEY, PREPROCESS_KEY, labelsSidecarPath } from './metadata';
@@ -141,10 +141,16 @@ export function describePreprocessSource(modelPath: string, source: PreprocessSo
   }
 }
 
+/**
+ * The model's bytes. With INFERCTL_ALLOWED_ROOTS set, the file opened is checked against the roots and
+ * inferctl's own home (bundles, the blob cache), so a link swapped in after validation cannot make a
+ * worker read another file as the model.
+ */
 export async function readModelFile(modelPath: string): Promise<Buffer> {
   try {
-    return await fs.readFile(modelPath);
+    return await readFileInsideAllowedRoots('model', modelPath, rootsAndHome());
   } catch (err) {
+    if (err instanceof InvalidInputError) throw err;
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') {
       throw new ModelError(

@@ -16,6 +16,10 @@ export const FailureType = {
   EmptyInput: 'EmptyInput',
   PathNotAllowed: 'PathNotAllowed',
   OutputNotWritable: 'OutputNotWritable',
+  /** A batch job's --output holds another job's output, or files no inferctl job claimed. */
+  OutputInUse: 'OutputInUse',
+  /** A blob location names an endpoint the operator did not name: no credential is sent there. */
+  BlobEndpointNotAllowed: 'BlobEndpointNotAllowed',
   DeploymentNameInUse: 'DeploymentNameInUse',
   // Bad model: missing, corrupt, or not something inferctl can serve.
   ModelNotFound: 'ModelNotFound',

@@ -9,6 +9,11 @@
  *     identity on AKS), built once per process; the identity needs "Storage Blob Data Contributor".
  *
  * The endpoint is the location's own (an https/http URL) or https://<account>.blob.core.windows.net.
+ * A credential is only ever sent to a trusted endpoint (assertTrustedEndpoint): Azure's own blob
+ * endpoints over https (https://<account>.blob.core.windows.net and the sovereign clouds' suffixes), the
+ * connection string's own BlobEndpoint, and the endpoints the operator names in INFERCTL_BLOB_ENDPOINTS
+ * (Azurite, a private endpoint's custom domain). A location naming any other host is refused before a
+ * client exists for it, so a manifest line or an --input cannot harvest the workers' SAS or token.
  */
 import type { TokenCredential } from '@azure/identity';
 import { RestError } from '@azure/core-rest-pipeline';
@@ -16,7 +21,7 @@ import { BlobSASPermissions, BlobServiceClient, StorageSharedKeyCredential } fro
 import type { BlockBlobClient, ContainerClient, HttpAuthorization } from '@azure/storage-blob';
 
 import { azureCredential } from '../azure/credential';
-import { PermanentError } from '../errors';
+import { InvalidInputError, PermanentError } from '../errors';
 import { FailureType } from '../shared/failure-types';
 import { formatBlobLocation } from './blob-location';
 import type { BlobLocation } from './blob-location';
@@ -30,8 +35,94 @@ interface AccountClient {
 
 const clients = new Map<string, AccountClient>();
 
-/** The client for `loc`'s account (cached per account and endpoint). */
+/** Azure's blob endpoints: the public cloud's and the sovereign clouds' (China, US Government, Germany). */
+const AZURE_BLOB_HOST =
+  /^[a-z0-9]{3,24}\.blob\.core\.(windows\.net|chinacloudapi\.cn|usgovcloudapi\.net|cloudapi\.de)$/i;
+
+/** Thrown when a blob location names an endpoint that may not receive the workers' credentials. */
+export class BlobEndpointNotAllowedError extends InvalidInputError {
+  readonly endpoint: string;
+  constructor(endpoint: string, location: string) {
+    const origin = safeOrigin(endpoint);
+    super(
+      `The blob location ${location} names the endpoint ${endpoint}, which is not an Azure Blob Storage endpoint ` +
+        '(https://<account>.blob.core.windows.net or a sovereign cloud’s) nor one the operator named, so no ' +
+        `storage credential is sent there. If it is yours (Azurite, a private endpoint), set INFERCTL_BLOB_ENDPOINTS=${origin} ` +
+        'on the workers (comma-separated), or give them a connection string whose BlobEndpoint it is.',
+      FailureType.BlobEndpointNotAllowed,
+    );
+    this.name = 'BlobEndpointNotAllowedError';
+    this.endpoint = endpoint;
+  }
+}
+
+function safeOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return url;
+  }
+}
+
+/** The endpoints named by the operator: INFERCTL_BLOB_ENDPOINTS and the connection string's BlobEndpoint. */
+export function namedBlobEndpoints(env: NodeJS.ProcessEnv = process.env): URL[] {
+  const named: URL[] = [];
+  for (const entry of (env.INFERCTL_BLOB_ENDPOINTS ?? '').split(/[\s,]+/).filter(Boolean)) {
+    try {
+      named.push(new URL(entry));
+    } catch {
+      // Not a URL: it names nothing (the setting is documented as a list of URLs).
+    }
+  }
+  const own = env.AZURE_STORAGE_CONNECTION_STRING
+    ? connectionStringEndpoint(env.AZURE_STORAGE_CONNECTION_STRING)
+    : undefined;
+  if (own) named.push(own);
+  return named;
+}
+
+const connectionEndpoints = new Map<string, URL | undefined>();
+
+/** The blob endpoint a connection string names (its BlobEndpoint, or the one its account implies). */
+function connectionStringEndpoint(connection: string): URL | undefined {
+  if (!connectionEndpoints.has(connection)) {
+    let url: URL | undefined;
+    try {
+      url = new URL(BlobServiceClient.fromConnectionString(connection).url);
+    } catch {
+      url = undefined; // a connection string the SDK cannot read names no endpoint
+    }
+    connectionEndpoints.set(connection, url);
+  }
+  return connectionEndpoints.get(connection);
+}
+
+/** True when credentials may be sent to `endpoint` (see the file's comment). */
+export function isTrustedEndpoint(endpoint: string, env: NodeJS.ProcessEnv = process.env): boolean {
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return false;
+  }
+  if (url.username || url.password) return false;
+  if (url.protocol === 'https:' && url.port === '' && AZURE_BLOB_HOST.test(url.hostname)) return true;
+  const dir = (p: string) => (p.endsWith('/') ? p : `${p}/`);
+  return namedBlobEndpoints(env).some(
+    (named) => named.origin === url.origin && dir(url.pathname).startsWith(dir(named.pathname)),
+  );
+}
+
+/** Throws BlobEndpointNotAllowedError when `loc` names an endpoint that may not receive credentials. */
+export function assertTrustedEndpoint(loc: BlobLocation, env: NodeJS.ProcessEnv = process.env): void {
+  if (loc.endpoint !== undefined && !isTrustedEndpoint(loc.endpoint, env)) {
+    throw new BlobEndpointNotAllowedError(loc.endpoint, formatBlobLocation(loc));
+  }
+}
+
+/** The client for `loc`'s account (cached per account and endpoint); refuses an untrusted endpoint first. */
 export function accountClient(loc: BlobLocation, env: NodeJS.ProcessEnv = process.env): AccountClient {
+  assertTrustedEndpoint(loc, env);
   const key = `${loc.account}|${loc.endpoint ?? ''}`;
   let client = clients.get(key);
   if (!client) {

@@ -5,15 +5,12 @@
  * and a blob larger than `maxBytes` is refused from its properties without downloading it.
  * Local paths in the same shard are read from the file system.
  */
-import fs from 'node:fs/promises';
-
-import { assertInsideAllowedRoots } from '../allowed-roots';
 import { ImageError } from '../errors';
-import { blockBlob, explainStorageError, statusOf, storageErrorCode } from './blob-client';
+import { assertTrustedEndpoint, blockBlob, explainStorageError, statusOf, storageErrorCode } from './blob-client';
 import { isBlobLocation, parseBlobLocation } from './blob-location';
+import { MAX_INPUT_BYTES, readLocalInput } from '../batch/local-input';
 
-/** Larger inputs are refused as 'too-large' (a 50-megapixel JPEG is well under this). */
-export const MAX_INPUT_BYTES = 256 * 1024 * 1024;
+export { MAX_INPUT_BYTES };
 
 export interface PrefetchOptions {
   /** Inputs downloaded ahead of the one being read (default 64). */
@@ -58,11 +55,9 @@ export class InputPrefetcher {
   }
 
   private async fetch(file: string): Promise<Buffer> {
-    if (!isBlobLocation(file)) {
-      assertInsideAllowedRoots('input', file);
-      return fs.readFile(file);
-    }
+    if (!isBlobLocation(file)) return (await readLocalInput(file, { maxBytes: this.maxBytes })).bytes;
     const loc = parseBlobLocation(file);
+    assertTrustedEndpoint(loc); // a manifest line naming another host is that input's error ('not-allowed')
     return this.limit.run(async () => {
       const blob = blockBlob(loc);
       try {

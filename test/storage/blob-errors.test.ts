@@ -40,6 +40,7 @@ describe('Blob Storage errors', () => {
     // Locations on Azurite's endpoint, known by a read-and-list SAS only.
     process.env.AZURE_STORAGE_CONNECTION_STRING = '';
     process.env.AZURE_STORAGE_SAS_TOKEN = azurite.sas('rl');
+    process.env.INFERCTL_BLOB_ENDPOINTS = azurite.endpoint; // the operator names Azurite: the SAS may go there
     await assert.rejects(
       new BlobBatchOutput(azurite.httpUrl('readonly', 'out')).checkWritable(),
       refused(

@@ -110,7 +110,11 @@ describe('batchScore on Blob Storage (Azurite)', () => {
   test('SAS only, a GPU worker SIGKILLed mid-shard: every input exactly once in the blob output', async () => {
     // These workers know Azurite only by a container SAS; the locations name its endpoint.
     await azurite.container('kill');
-    const env = { AZURE_STORAGE_SAS_TOKEN: azurite.containerSas('kill'), AZURE_STORAGE_CONNECTION_STRING: '' };
+    const env = {
+      AZURE_STORAGE_SAS_TOKEN: azurite.containerSas('kill'),
+      AZURE_STORAGE_CONNECTION_STRING: '',
+      INFERCTL_BLOB_ENDPOINTS: azurite.endpoint, // the operator names the endpoint that may receive the SAS
+    };
     const gpuTaskQueue = uniqueName('blob-kill-gpu');
     await suite.startControlWorker({ env });
     const total = 120;

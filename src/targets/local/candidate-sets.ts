@@ -2,7 +2,7 @@
  * The local target's rollout candidates: a second replica set under `<deployment>/candidate/`, beside the
  * serving one, behind the same gateway, which sends it the share of traffic written in its routes file.
  * Idempotent like the rest of the target: a retried start keeps the candidate replicas that run the wanted
- * bundle, and removal finds every candidate process by its command line.
+ * bundle, and removal finds every candidate process by the marker it was started with (processes.ts).
  */
 import fs from 'node:fs/promises';
 
@@ -10,8 +10,8 @@ import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import type { DeployResult, DeploymentSpec, ImageResult, ReadinessReport } from '../../shared/target-types';
 import type { CandidateSets, RequestCounts } from '../target';
 import type { LocalLayout } from './layout';
-import { findProcessesByMarker, isAlive, stopProcess } from './processes';
-import { setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
+import { findOwnProcesses, stopProcess } from './processes';
+import { isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
 import { sweepScriptChildren } from './script-replica';
 import type { ReplicaRecord } from './replica-set';
 
@@ -25,18 +25,24 @@ export class LocalCandidateSets implements CandidateSets {
   async start(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
     const layout = this.layoutOf(spec.name);
     const state = (await readJsonFile<CandidateRecord>(layout.candidateReplicasFile)) ?? { replicas: [] };
-    const live = new Set(await findProcessesByMarker(layout.candidateMarker));
+    const live = await findOwnProcesses(layout.candidateMarker, { ownerId: spec.ownerId });
     state.replicas = state.replicas.filter(
-      (r) => r.index < spec.replicas && r.digest === image.digest && live.has(r.pid) && isAlive(r.pid),
+      (r) => r.index < spec.replicas && r.digest === image.digest && isRunning(r, live),
     );
     const keep = new Set(state.replicas.map((r) => r.pid));
-    await Promise.all([...live].filter((pid) => !keep.has(pid)).map((pid) => stopProcess(pid)));
+    await Promise.all(live.filter((p) => !keep.has(p.pid)).map((p) => stopProcess(p.pid, undefined, p.startTime)));
     await fs.mkdir(layout.candidateDir, { recursive: true });
     let started = 0;
     for (let index = 0; index < spec.replicas; index++) {
       if (state.replicas.some((r) => r.index === index)) continue;
-      const pid = await spawnReplica(layout, spec, image, layout.candidateReplicaDir(index));
-      state.replicas.push({ index, pid, digest: image.digest });
+      const { pid, startTime } = await spawnReplica(
+        layout,
+        spec,
+        image,
+        layout.candidateReplicaDir(index),
+        layout.candidateDir,
+      );
+      state.replicas.push({ index, pid, digest: image.digest, ...(startTime !== undefined ? { startTime } : {}) });
       started++;
       await writeJsonFileAtomic(layout.candidateReplicasFile, state);
     }
@@ -78,8 +84,8 @@ export class LocalCandidateSets implements CandidateSets {
     const layout = this.layoutOf(spec.name);
     await updateRoutes(layout, { candidate: null });
     // Stopped after the gateway stops routing to them; a request in flight finishes (SIGTERM drains).
-    const pids = await findProcessesByMarker(layout.candidateMarker);
-    await Promise.all(pids.map((pid) => stopProcess(pid)));
+    const found = await findOwnProcesses(layout.candidateMarker, { ownerId: spec.ownerId });
+    await Promise.all(found.map((p) => stopProcess(p.pid, undefined, p.startTime)));
     await sweepScriptChildren(layout, false);
     await fs.rm(layout.candidateDir, { recursive: true, force: true });
   }

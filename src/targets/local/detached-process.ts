@@ -4,15 +4,21 @@ import fsp from 'node:fs/promises';
 
 /**
  * Starts a Node script as a detached process (its own process group) that outlives the worker that
- * started it, like a pod outlives the kubectl that created it. Output goes to `logFile`.
+ * started it, like a pod outlives the kubectl that created it. Output goes to `logFile`; `env` is added to
+ * this process's environment (the marker that identifies it later: processes.ts).
  */
-export async function spawnDetachedNode(script: string, args: string[], logFile: string): Promise<number> {
+export async function spawnDetachedNode(
+  script: string,
+  args: string[],
+  logFile: string,
+  env: Record<string, string> = {},
+): Promise<number> {
   const log = fs.openSync(logFile, 'a');
   try {
     const child = spawn(process.execPath, [script, ...args], {
       detached: true,
       stdio: ['ignore', log, log],
-      env: { ...process.env, NODE_ENV: 'production' },
+      env: { ...process.env, NODE_ENV: 'production', ...env },
     });
     const pid = await new Promise<number>((resolve, reject) => {
       child.once('spawn', () => resolve(child.pid!));

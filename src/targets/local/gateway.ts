@@ -8,10 +8,15 @@
  * its address. A replica leaving is taken out of the file before it is stopped, one arriving is routed to
  * once it has written its ready file. During a rollout the candidate set gets `weight` percent of the
  * requests; when the chosen set has no replica up, the other one answers.
+ *
+ * Only paths are routed: a request whose target is not origin-form (`GET http://other-host/…`, an https:
+ * URL, a CONNECT authority, `*`) is answered 400 here and goes nowhere, so the endpoint is never a proxy
+ * to another host.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 
 export interface GatewayOptions {
   /** The deployment's replicas/ directory; replica i writes replicas/<i>/ready.json. */
@@ -79,6 +84,16 @@ export function createGateway(opts: GatewayOptions): http.Server {
   }
 
   const server = http.createServer((req, res) => {
+    if (!req.url?.startsWith('/')) {
+      req.resume();
+      res.setHeader('connection', 'close');
+      return sendJson(res, 400, {
+        error: {
+          code: 'bad-request-target',
+          message: 'Only paths are served here (a request target starting with /).',
+        },
+      });
+    }
     if (req.url === '/healthz') return sendJson(res, 200, { status: 'ok' });
     const chunks: Buffer[] = [];
     let size = 0;
@@ -103,6 +118,14 @@ export function createGateway(opts: GatewayOptions): http.Server {
     });
     req.on('error', () => res.destroy());
   });
+  // A request the HTTP parser cannot read (CONNECT included) is answered 400; the gateway keeps serving.
+  server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
+    socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+  });
+  server.on('clientError', (_err, socket: Duplex) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    else socket.destroy();
+  });
   server.requestTimeout = 60_000;
   server.headersTimeout = 10_000;
   return server;
@@ -120,10 +143,12 @@ function forward(
     sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
     return;
   }
-  const target = new URL(req.url ?? '/', urls[(start + tried) % urls.length]);
-  const headers = { ...req.headers, host: target.host, 'content-length': String(body.length) };
+  // The replica's address, with the request's path as written (never resolved against it as a URL).
+  const replica = new URL(urls[(start + tried) % urls.length]!);
+  const headers = { ...req.headers, host: replica.host, 'content-length': String(body.length) };
   delete headers['transfer-encoding'];
-  const upstream = http.request(target, { method: req.method, headers }, (upstreamRes) => {
+  const target = { hostname: replica.hostname, port: replica.port, path: req.url, method: req.method, headers };
+  const upstream = http.request(target, (upstreamRes) => {
     res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
     upstreamRes.pipe(res);
   });

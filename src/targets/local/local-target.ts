@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { InvalidInputError } from '../../errors';
-import { readModelInfo, readOverrides } from '../../model/model-info';
+import { readModelFile, readModelInfo, readOverrides } from '../../model/model-info';
 import { configOf } from '../../preprocess/preprocess-spec';
 import { generateApiKey, ensureSecretFile } from '../api-key';
 import type { EndpointAccess, RequestCounts, StepProgress, Target } from '../target';
@@ -23,8 +23,15 @@ import type {
 import { LocalCandidateSets } from './candidate-sets';
 import { logTail, spawnDetachedNode } from './detached-process';
 import { LocalLayout } from './layout';
-import { findProcessesByMarker, isAlive, stopProcess } from './processes';
-import { MAX_BODY_BYTES, answers, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
+import {
+  findOwnProcesses,
+  findProcessesByMarker,
+  isAlive,
+  markerEnv,
+  processStartTime,
+  stopProcess,
+} from './processes';
+import { MAX_BODY_BYTES, answers, isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
 import type { ReadyFile, ReplicaRecord } from './replica-set';
 import { buildScriptImage, pythonEnvCache, sweepScriptChildren } from './script-replica';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
@@ -41,7 +48,7 @@ interface ClusterRecord {
 interface ReplicasRecord {
   replicas: ReplicaRecord[];
   /** `routes`: the gateway reads gateway/routes.json, so a change of replica count needs no new gateway. */
-  gateway?: { pid: number; replicas: number; routes?: boolean };
+  gateway?: { pid: number; replicas: number; routes?: boolean; startTime?: number };
 }
 
 export interface LocalTargetOptions {
@@ -68,7 +75,7 @@ export class LocalTarget implements Target {
     const layout = this.layout(spec.name);
     const existing = await readJsonFile<ClusterRecord>(layout.clusterFile);
     if (existing && existing.ownerId !== spec.ownerId) {
-      const live = await findProcessesByMarker(layout.processMarker);
+      const live = await findProcessesByMarker(layout.processMarker); // any owner's: the name is taken while they run
       if (live.length > 0) {
         throw new InvalidInputError(
           `Local deployment "${spec.name}" is still running for workflow ${existing.ownerId} ` +
@@ -95,7 +102,7 @@ export class LocalTarget implements Target {
       const envs = this.opts.pythonEnvs ?? pythonEnvCache(path.dirname(layout.dir));
       return buildScriptImage(layout, { ...spec, script: spec.script }, envs, signal, progress);
     }
-    const files: Record<string, Buffer> = { 'model.onnx': await fs.readFile(spec.modelPath) };
+    const files: Record<string, Buffer> = { 'model.onnx': await readModelFile(spec.modelPath) };
     if (spec.protocol === 'v2') {
       // Any model, on the Open Inference Protocol only: no labels, no preprocessing.
       files['server.json'] = Buffer.from(JSON.stringify({ protocol: 'v2', maxBodyBytes: MAX_BODY_BYTES }, null, 2));
@@ -128,40 +135,39 @@ export class LocalTarget implements Target {
   async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
     const layout = this.layout(spec.name);
     const state = (await readJsonFile<ReplicasRecord>(layout.replicasFile)) ?? { replicas: [] };
-    // A rollout's candidate set is not this set's to stop.
-    const candidates = new Set(await findProcessesByMarker(layout.candidateMarker));
-    const live = new Set((await findProcessesByMarker(layout.processMarker)).filter((pid) => !candidates.has(pid)));
+    const candidates = new Set(await findProcessesByMarker(layout.candidateMarker, { ownerId: spec.ownerId }));
+    // The serving set's own processes (replicas and the gateway; a rollout's candidate set is not this
+    // set's to stop), by the marker they were started with.
+    const live = await findOwnProcesses(layout.dir, { ownerId: spec.ownerId });
+    const serving = live.filter((p) => !candidates.has(p.pid));
     let started = 0;
 
     // Keep replicas that run this image at a wanted index; stop the rest, including processes a crashed
-    // earlier attempt started but did not get to record.
+    // earlier attempt started but did not get to record (they carry this deployment's marker too).
     state.replicas = state.replicas.filter(
-      (r) => r.index < spec.replicas && r.digest === image.digest && live.has(r.pid) && isAlive(r.pid),
+      (r) => r.index < spec.replicas && r.digest === image.digest && isRunning(r, serving),
     );
-    const keep = new Set([...state.replicas.map((r) => r.pid), ...(state.gateway ? [state.gateway.pid] : [])]);
+    const gatewayRunning = state.gateway !== undefined && isRunning(state.gateway, serving);
+    const keep = new Set([...state.replicas.map((r) => r.pid), ...(gatewayRunning ? [state.gateway!.pid] : [])]);
     // The gateway stops routing to a leaving replica before it is stopped (a scale down keeps serving).
     await updateRoutes(layout, { replicas: spec.replicas });
-    await Promise.all([...live].filter((pid) => !keep.has(pid)).map((pid) => stopProcess(pid)));
+    await Promise.all(serving.filter((p) => !keep.has(p.pid)).map((p) => stopProcess(p.pid, undefined, p.startTime)));
     // The Python servers of script replicas whose front is gone (a front killed outright leaves its group).
     await sweepScriptChildren(layout, false);
 
     for (let index = 0; index < spec.replicas; index++) {
       if (state.replicas.some((r) => r.index === index)) continue;
-      const pid = await spawnReplica(layout, spec, image, layout.replicaDir(index));
-      state.replicas.push({ index, pid, digest: image.digest });
+      const { pid, startTime } = await spawnReplica(layout, spec, image, layout.replicaDir(index));
+      state.replicas.push({ index, pid, digest: image.digest, ...(startTime !== undefined ? { startTime } : {}) });
       started++;
       // Record each pid as soon as it exists: teardown must find it even if this worker dies next.
       await writeJsonFileAtomic(layout.replicasFile, state);
     }
 
     const gateway = state.gateway;
-    const gatewayUp =
-      gateway &&
-      (gateway.routes === true || gateway.replicas === spec.replicas) &&
-      live.has(gateway.pid) &&
-      isAlive(gateway.pid);
+    const gatewayUp = gateway && (gateway.routes === true || gateway.replicas === spec.replicas) && gatewayRunning;
     if (!gatewayUp) {
-      if (gateway) await stopProcess(gateway.pid);
+      if (gateway && gatewayRunning) await stopProcess(gateway.pid, undefined, gateway.startTime);
       await fs.rm(path.join(layout.gatewayDir, 'ready.json'), { force: true });
       const pid = await spawnDetachedNode(
         GATEWAY_MAIN,
@@ -176,8 +182,10 @@ export class LocalTarget implements Target {
           layout.routesFile,
         ],
         path.join(layout.gatewayDir, 'gateway.log'),
+        markerEnv({ deployment: layout.dir, set: layout.dir, ownerId: spec.ownerId }),
       );
-      state.gateway = { pid, replicas: spec.replicas, routes: true };
+      const startTime = await processStartTime(pid);
+      state.gateway = { pid, replicas: spec.replicas, routes: true, ...(startTime !== undefined ? { startTime } : {}) };
     } else if (gateway.replicas !== spec.replicas) {
       state.gateway = { ...gateway, replicas: spec.replicas };
       started++;
@@ -241,10 +249,11 @@ export class LocalTarget implements Target {
       // Another workflow owns this name now: never touch what is not ours.
       return { removed };
     }
-    // Every process whose command line names this deployment's directory, recorded or not.
-    const pids = await findProcessesByMarker(layout.processMarker);
-    await Promise.all(pids.map((pid) => stopProcess(pid)));
-    removed.push(...pids.map((pid) => `process ${pid}`));
+    // Every process started for this deployment (its marker and entry script), recorded or not; nothing
+    // that merely names the directory on its command line.
+    const found = await findOwnProcesses(layout.processMarker, { ownerId: spec.ownerId });
+    await Promise.all(found.map((p) => stopProcess(p.pid, undefined, p.startTime)));
+    removed.push(...found.map((p) => `process ${p.pid}`));
     // Script replicas' Python servers, by the process group each front recorded (not by command line).
     removed.push(...(await sweepScriptChildren(layout, true)));
     for (const entry of await listDir(layout.bundlesDir)) removed.push(`bundle sha256:${entry}`);

@@ -13,7 +13,8 @@ import type { DeploymentSpec, ImageResult } from '../../shared/target-types';
 import type { RequestCounts } from '../target';
 import { logTail, spawnDetachedNode } from './detached-process';
 import type { LocalLayout } from './layout';
-import { isAlive } from './processes';
+import { isAlive, markerEnv, processStartTime } from './processes';
+import type { FoundProcess } from './processes';
 import { spawnScriptReplica } from './script-replica';
 
 const SERVER_MAIN = require.resolve('../../server/main');
@@ -25,6 +26,8 @@ export interface ReplicaRecord {
   index: number;
   pid: number;
   digest: string;
+  /** The process's start time (processes.ts): a recorded pid is only this replica while it matches. */
+  startTime?: number;
 }
 
 export interface ReadyFile {
@@ -39,17 +42,26 @@ export interface Routes {
   candidate?: { dir: string; replicas: number; weight: number };
 }
 
-/** Starts one scoring server for `image` in `dir`; resolves with its pid once it is spawned. */
+/**
+ * Starts one scoring server for `image` in `dir`, marked as a process of the set at `setDir` (the
+ * deployment's directory, or its candidate/ directory) owned by `spec.ownerId`; resolves with its pid and
+ * start time once it is spawned.
+ */
 export async function spawnReplica(
   layout: LocalLayout,
   spec: DeploymentSpec,
   image: ImageResult,
   dir: string,
-): Promise<number> {
-  if (spec.script) return spawnScriptReplica(layout, image, dir);
+  setDir = layout.dir,
+): Promise<{ pid: number; startTime?: number }> {
+  const marker = markerEnv({ deployment: layout.dir, set: setDir, ownerId: spec.ownerId });
+  if (spec.script) {
+    const pid = await spawnScriptReplica(layout, image, dir, marker);
+    return { pid, startTime: await processStartTime(pid) };
+  }
   await fs.mkdir(dir, { recursive: true });
   await fs.rm(path.join(dir, 'ready.json'), { force: true });
-  return spawnDetachedNode(
+  const pid = await spawnDetachedNode(
     SERVER_MAIN,
     [
       '--model',
@@ -78,7 +90,9 @@ export async function spawnReplica(
           ]),
     ],
     path.join(dir, 'replica.log'),
+    marker,
   );
+  return { pid, startTime: await processStartTime(pid) };
 }
 
 export interface SetReadiness {
@@ -173,4 +187,12 @@ export async function answers(url: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/**
+ * True when a recorded replica is one of the set's live processes (`live`, from findOwnProcesses): the same
+ * pid with the same start time, when the record has one (a pid reused by another process is not it).
+ */
+export function isRunning(record: { pid: number; startTime?: number }, live: readonly FoundProcess[]): boolean {
+  return live.some((p) => p.pid === record.pid && (record.startTime === undefined || p.startTime === record.startTime));
 }

@@ -85,7 +85,12 @@ export async function buildScriptImage(
 }
 
 /** Starts one script replica (the front, which starts its Python server) in `dir`; its pid. */
-export async function spawnScriptReplica(layout: LocalLayout, image: ImageResult, dir: string): Promise<number> {
+export async function spawnScriptReplica(
+  layout: LocalLayout,
+  image: ImageResult,
+  dir: string,
+  marker: Record<string, string>,
+): Promise<number> {
   await fs.mkdir(dir, { recursive: true });
   await fs.rm(path.join(dir, 'ready.json'), { force: true });
   return spawnDetachedNode(
@@ -109,6 +114,7 @@ export async function spawnScriptReplica(layout: LocalLayout, image: ImageResult
       String(SCRIPT_MAX_BODY_BYTES),
     ],
     path.join(dir, 'replica.log'),
+    marker,
   );
 }
 
