@@ -1,11 +1,13 @@
 /**
  * The scoring-script tests' fixtures (test/fixtures/scripts/) and where their Python environments are
- * kept: test/.script-envs, shared by every test file and run (INFERCTL_PYTHON_ENVS), so an environment is
- * built from PyPI once per content hash and reused, in CI as here. The how-to's environment (onnxruntime,
+ * kept: ~/.cache/inferctl/test-script-envs (or INFERCTL_TEST_SCRIPT_ENVS), outside the clone like the
+ * Temporal CLI, shared by every test file and run (INFERCTL_PYTHON_ENVS), so an environment is built from
+ * PyPI once per content hash and reused, in CI's fresh clones as here. The how-to's environment (onnxruntime,
  * azureml-core) takes minutes to build the first time; the server-only one well under one.
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 
 import { liveMembers } from '../../src/script/child-group';
@@ -13,7 +15,8 @@ import type { ChildRecord } from '../../src/script/child-group';
 import { REPO_ROOT } from './python-venv';
 
 export const SCRIPT_FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'scripts');
-export const SCRIPT_ENVS = path.join(REPO_ROOT, 'test', '.script-envs');
+export const SCRIPT_ENVS =
+  process.env.INFERCTL_TEST_SCRIPT_ENVS ?? path.join(os.homedir(), '.cache', 'inferctl', 'test-script-envs');
 
 /** What the tests set on the workers: the shared environment cache, and a secret the script must not see. */
 export const SCRIPT_WORKER_ENV = { INFERCTL_PYTHON_ENVS: SCRIPT_ENVS, INFERCTL_TEST_WORKER_SECRET: 'worker-only' };
