@@ -3,36 +3,16 @@
  * deploy → list → status → extend → scale → deploy again → teardown session against the run's dev server.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { demoAssets, eventually, startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
+import { runInferctl } from '../helpers/cli';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function inferctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, ...env }, timeout: 120_000 },
-      (err, stdout, stderr) => {
-        const code = err ? (typeof err.code === 'number' ? err.code : 1) : 0;
-        resolve({ code, stdout, stderr });
-      },
-    );
-  });
-}
+const inferctl = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  runInferctl(args, { env: { ...process.env, ...env } });
 
 describe('inferctl CLI', () => {
   test('--help works for the program and every command', async () => {

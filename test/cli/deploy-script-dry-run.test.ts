@@ -5,7 +5,6 @@
  * mounted 0440 as the ONNX server's are. A script that does not compile is exit 2, as at validate.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,16 +14,9 @@ import { DockerfileParser } from 'dockerfile-ast';
 
 import type { ScriptDryRunReport } from '../../src/cli/commands/script-dry-run';
 import { PYTHON_SKIP, fixture } from '../helpers/script-fixtures';
+import { runInferctl } from '../helpers/cli';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
-
-function inferctl(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000, env }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const inferctl = (args: string[], env: NodeJS.ProcessEnv) => runInferctl(args, { env });
 
 describe('inferctl deploy --entry-script --dry-run', { skip: PYTHON_SKIP }, () => {
   let home: string;

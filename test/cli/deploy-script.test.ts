@@ -6,7 +6,6 @@
  * the flags that need one another refused with exit 2.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,16 +16,9 @@ import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonServersUnder } from '../helpers/script-fixtures';
 import { demoAssets, startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
+import { runInferctl } from '../helpers/cli';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
-
-function inferctl(args: string[], timeout = 600_000): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const inferctl = (args: string[], timeoutMs = 600_000) => runInferctl(args, { timeoutMs });
 
 describe('inferctl deploy --entry-script', { skip: PYTHON_SKIP }, () => {
   const taskQueue = uniqueName('cli-script-tq');

@@ -4,7 +4,6 @@
  * step, the smoke answer, the /v2 endpoint) and in `inferctl status`.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,16 +14,9 @@ import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 import { MULTI_INPUT_REQUEST, buildMultiInputModel } from '../inference-protocol/fixtures';
+import { runInferctl } from '../helpers/cli';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
-
-function inferctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const inferctl = (args: string[]) => runInferctl(args);
 
 describe('inferctl deploy with a V2-only model', () => {
   const taskQueue = uniqueName('cli-v2-tq');

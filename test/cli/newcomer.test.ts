@@ -14,28 +14,16 @@ import { writeSampleImages } from '../../src/demo/sample-images';
 import { freePort } from '../../src/temporal/dev-server';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
+import { runInferctl } from '../helpers/cli';
+import type { CliRun } from '../helpers/cli';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
 const BIN = path.join(ROOT, 'bin', 'inferctl.js');
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
+type Run = CliRun;
 
-function inferctl(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: { ...process.env, ...env }, timeout: 180_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const inferctl = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+  runInferctl(args, { env: { ...process.env, ...env }, timeoutMs: 180_000 });
 
 /** Runs the command and measures how long the process lived after the last thing it printed. */
 function timedRun(args: string[]): Promise<Run & { lingerMs: number }> {

@@ -3,7 +3,6 @@
  * user typed it (every problem at once, exit 2, before any workflow starts).
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,18 +10,11 @@ import { after, before, describe, test } from 'node:test';
 
 import { CliError } from '../../src/cli/cli-error';
 import { preprocessFlag } from '../../src/cli/preprocess-flag';
+import { runInferctl } from '../helpers/cli';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
-
-function inferctl(args: string[]): Promise<{ code: number; stderr: string }> {
-  return new Promise((resolve) => {
-    // No Temporal here: the flag must be refused before any connection is tried.
-    const env = { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' };
-    execFile(process.execPath, [BIN, ...args], { env, timeout: 60_000 }, (err, _stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stderr });
-    });
-  });
-}
+// No Temporal here: the flag must be refused before any connection is tried.
+const inferctl = (args: string[]) =>
+  runInferctl(args, { env: { ...process.env, TEMPORAL_ADDRESS: '127.0.0.1:1' }, timeoutMs: 60_000 });
 
 describe('--preprocess', () => {
   let dir: string;

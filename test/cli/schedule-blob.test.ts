@@ -5,24 +5,15 @@
  * usage errors that say how to write them; a SAS in the URL is refused.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { makeColourJpeg } from '../../src/demo/sample-images';
 import { useAzurite } from '../helpers/azurite';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
+import { runInferctl } from '../helpers/cli';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
-
-function inferctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const inferctl = (args: string[]) => runInferctl(args);
 
 const day = (d: Date) => d.toISOString().slice(0, 10);
 

@@ -4,7 +4,6 @@
  * slot instead of adding a copy), the clear errors, and delete.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,16 +13,9 @@ import { writeSampleImages } from '../../src/demo/sample-images';
 import { readJsonl } from '../helpers/jsonl';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
+import { runInferctl } from '../helpers/cli';
 
-const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
-
-function inferctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const inferctl = (args: string[]) => runInferctl(args);
 
 interface ScheduleView {
   paused: boolean;

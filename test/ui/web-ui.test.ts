@@ -5,7 +5,6 @@
  * test-artifacts/; with INFERCTL_UPDATE_SCREENSHOTS=1 they also refresh docs/ for the README.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -17,9 +16,9 @@ import type { Browser, Page } from 'playwright-core';
 import { writeSampleImages } from '../../src/demo/sample-images';
 import { demoAssets, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
+import { runInferctl } from '../helpers/cli';
 
 const ROOT = path.resolve(__dirname, '..', '..', '..');
-const BIN = path.join(ROOT, 'bin', 'inferctl.js');
 const ARTIFACTS = path.join(ROOT, 'test-artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // Chromium's own background traffic is refused on a closed network; keep it quiet and local.
@@ -37,13 +36,7 @@ const haveChromium = fs.existsSync(CHROMIUM);
 // CI installs Chromium (.ci/run); only a developer machine without it may skip this test.
 const skip = !haveChromium && !process.env.CI ? `no Chromium at ${CHROMIUM} (apt-get install chromium)` : false;
 
-function inferctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { timeout: 120_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
-}
+const inferctl = (args: string[]) => runInferctl(args);
 
 describe('the Temporal Web UI tells the story', { skip }, () => {
   const controlQueue = uniqueName('ui-control');
