@@ -19,6 +19,7 @@ export function deploymentSpec(input: DeployInput): DeploymentSpec {
     ...(input.preprocess ? { preprocess: input.preprocess } : {}),
     ...(input.labelsPath ? { labelsPath: input.labelsPath } : {}),
     ...(input.aks ? { aks: input.aks } : {}),
+    ...(input.scaleToZero ? { hold: { wakeTimeoutSeconds: input.scaleToZero.wakeTimeoutSeconds } } : {}),
   };
 }
 

@@ -3,7 +3,7 @@
  * refused request is answered with (what is wrong and what to do), or undefined to accept it.
  */
 import { REPLICA_LIMITS } from '../../src/shared/deploy-types';
-import type { DeployInput, DeployStage } from '../../src/shared/deploy-types';
+import type { DeployInput, DeployStage, DeployStatus } from '../../src/shared/deploy-types';
 
 const ENDING: readonly DeployStage[] = ['tearing-down', 'done', 'failed', 'cancelled'];
 
@@ -55,6 +55,19 @@ export function scaleRefusal(
   }
   if (changing) {
     return `Deployment "${running.name}" is already changing (a scale or a rollout is in flight); try again when it has finished.`;
+  }
+  return undefined;
+}
+
+/** A deployment that scales to zero is scaled within its bounds, and only while it is warm. */
+export function scaleToZeroRefusal(running: DeployInput, status: DeployStatus, replicas: unknown): string | undefined {
+  const z = running.scaleToZero;
+  if (!z) return undefined;
+  if (typeof replicas === 'number' && replicas > z.maxReplicas) {
+    return `Deployment "${running.name}" runs at most ${z.maxReplicas} replica(s) (--max-replicas); got ${replicas}.`;
+  }
+  if (status.scaleToZero && status.scaleToZero.state !== 'warm') {
+    return `Deployment "${running.name}" is ${status.scaleToZero.state} (no replica serves yet); it wakes on its next request, then scale it.`;
   }
   return undefined;
 }

@@ -21,6 +21,7 @@ import type { CommandContext } from '../client-context';
 import { formatDuration } from '../../shared/duration';
 import { duration, int } from '../flag-parsers';
 import { describeFailure } from '../output';
+import { scaleToZeroLines } from '../scale-to-zero-flags';
 
 /** `inferctl status | list | teardown | extend | scale`: flags in, command functions out. */
 export function addDeploymentCommands(program: Command): void {
@@ -146,6 +147,7 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
     );
     if (s.endsBecause) ctx.out.line(`  ${s.endsBecause}`);
     else if (s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
+    for (const line of scaleToZeroLines(s)) ctx.out.line(line);
     if (view.idle) {
       ctx.out.line(
         `  last scoring request ${view.idle.lastRequestAt}; idle teardown at ${view.idle.idleEndsAt} unless one arrives`,

@@ -8,10 +8,18 @@
  * its address. A replica leaving is taken out of the file before it is stopped, one arriving is routed to
  * once it has written its ready file. During a rollout the candidate set gets `weight` percent of the
  * requests; when the chosen set has no replica up, the other one answers.
+ *
+ * With `hold` (a deployment that scales to zero), a request that finds no replica waits for one
+ * (held-requests.ts) instead of a 503, and `GET /gateway/metrics` gives the gateway's own counters (requests,
+ * in flight, held): what the workflow reads to wake the replicas and to let them go. They carry no key and
+ * no request content.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
+
+import { HeldRequests } from './held-requests';
+import type { HoldOptions } from './held-requests';
 
 export interface GatewayOptions {
   /** The deployment's replicas/ directory; replica i writes replicas/<i>/ready.json. */
@@ -21,7 +29,12 @@ export interface GatewayOptions {
   routesFile?: string;
   /** Requests larger than this are refused here with 413 (replicas have their own, smaller limit). */
   maxBodyBytes: number;
+  /** Hold requests while no replica runs (scale to zero), instead of answering 503 at once. */
+  hold?: HoldOptions;
 }
+
+/** The path of the gateway's own counters (answered by the gateway, never forwarded). */
+export const GATEWAY_METRICS_PATH = '/gateway/metrics';
 
 interface ReadyFile {
   url: string;
@@ -62,8 +75,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
   /** The replicas to try, in order: the chosen set's (round robin), then the other's as a fallback. */
   function upstreams(): string[] {
     const routes = readRoutes();
-    const count = typeof routes.replicas === 'number' && routes.replicas >= 0 ? routes.replicas : opts.replicas;
-    const serving = urlsIn(opts.replicasDir, count);
+    const serving = urlsIn(opts.replicasDir, routedReplicas(routes, opts.replicas));
     const candidate = routes.candidate ? urlsIn(routes.candidate.dir, routes.candidate.replicas) : [];
     let toCandidate = false;
     if (routes.candidate && candidate.length > 0) {
@@ -78,8 +90,30 @@ export function createGateway(opts: GatewayOptions): http.Server {
     return toCandidate ? [...rotate(candidate), ...rotate(serving)] : [...rotate(serving), ...rotate(candidate)];
   }
 
+  // Scoring requests (POSTs) the gateway received, and those not answered yet.
+  let scoringTotal = 0;
+  let inFlight = 0;
+  const replicaUp = () => urlsIn(opts.replicasDir, routedReplicas(readRoutes(), opts.replicas)).length > 0;
+  const held: HeldRequests | undefined = opts.hold
+    ? new HeldRequests(opts.hold, replicaUp, (req, res, body) => send(req, res, body))
+    : undefined;
+  const noReplica = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
+    if (held) held.hold(req, res, body);
+    else sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
+  };
+  const send = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) =>
+    forward(req, res, body, upstreams(), 0, 0, noReplica);
+
   const server = http.createServer((req, res) => {
     if (req.url === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (req.url === GATEWAY_METRICS_PATH && req.method === 'GET') {
+      return sendText(res, gatewayMetrics({ scoringTotal, inFlight, held }));
+    }
+    if (req.method === 'POST') {
+      scoringTotal++;
+      inFlight++;
+      res.once('close', () => inFlight--);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -99,13 +133,35 @@ export function createGateway(opts: GatewayOptions): http.Server {
     });
     req.on('end', () => {
       if (refused) return;
-      forward(req, res, Buffer.concat(chunks), upstreams(), 0, 0);
+      send(req, res, Buffer.concat(chunks));
     });
     req.on('error', () => res.destroy());
   });
   server.requestTimeout = 60_000;
   server.headersTimeout = 10_000;
+  server.on('close', () => held?.close());
   return server;
+}
+
+function routedReplicas(routes: Routes, replicas: number): number {
+  return typeof routes.replicas === 'number' && routes.replicas >= 0 ? routes.replicas : replicas;
+}
+
+/** The gateway's counters in the Prometheus text format, as the replicas' /metrics. */
+function gatewayMetrics(c: { scoringTotal: number; inFlight: number; held: HeldRequests | undefined }): string {
+  const lines = [
+    `inferctl_gateway_scoring_requests_total ${c.scoringTotal}`,
+    `inferctl_gateway_in_flight ${c.inFlight}`,
+  ];
+  if (c.held) {
+    lines.push(
+      `inferctl_gateway_held ${c.held.held}`,
+      `inferctl_gateway_held_total ${c.held.heldTotal}`,
+      `inferctl_gateway_held_answered_total ${c.held.answeredTotal}`,
+      `inferctl_gateway_held_refused_total ${c.held.refusedTotal}`,
+    );
+  }
+  return lines.join('\n') + '\n';
 }
 
 function forward(
@@ -115,9 +171,10 @@ function forward(
   urls: string[],
   start: number,
   tried: number,
+  noReplica: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void,
 ): void {
   if (tried >= urls.length) {
-    sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
+    noReplica(req, res, body);
     return;
   }
   const target = new URL(req.url ?? '/', urls[(start + tried) % urls.length]);
@@ -129,7 +186,7 @@ function forward(
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     if (!res.headersSent && (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET')) {
-      forward(req, res, body, urls, start, tried + 1);
+      forward(req, res, body, urls, start, tried + 1, noReplica);
     } else if (!res.headersSent) {
       sendJson(res, 502, { error: { code: 'upstream-error', message: err.message } });
     } else {
@@ -143,5 +200,10 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   if (res.headersSent) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendText(res: http.ServerResponse, text: string): void {
+  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }
