@@ -132,13 +132,14 @@ describe('scale to zero (local)', () => {
       'the wake recorded',
     );
     assert.equal(warm.scaleToZero?.wakes, 1);
-    assert.ok(warm.scaleToZero!.lastWakeMs! > 0);
+    assert.ok(warm.scaleToZero.lastWakeMs! > 0);
     console.log(
       `FIGURE cold start (local, demo model): first request answered in ${first.ms.toFixed(0)} ms ` +
-        `(the workflow's wake took ${warm.scaleToZero!.lastWakeMs} ms)`,
+        `(the workflow's wake took ${warm.scaleToZero.lastWakeMs} ms)`,
     );
     const after = await inferctl(['status', name]);
-    assert.match(after.stdout, /scale to zero: warm/);
+    // (warm, or cold again already: the quiet period is 3 s and the CLI takes its time to start)
+    assert.match(after.stdout, /scale to zero: (warm|cold)/);
     assert.match(after.stdout, /last wake .* \(took [\d.]+m?s; \d+ request\(s\) held; 1 wake\(s\)\)/);
 
     // Back to zero; then twenty requests at once during the next wake, all answered.
