@@ -120,6 +120,12 @@ describe('scale to zero (local)', () => {
     const human = await inferctl(['status', name]);
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /scale to zero: cold \(0-2 replicas; to zero after 3\.0s/);
+    const scaleCold = await inferctl(['scale', name, '--replicas', '2']);
+    assert.equal(scaleCold.code, 1);
+    assert.match(scaleCold.stderr, /is cold \(no replica serves\); it wakes on its next request/);
+    const scaleOver = await inferctl(['scale', name, '--replicas', '3']);
+    assert.equal(scaleOver.code, 1);
+    assert.match(scaleOver.stderr, /runs at most 2 replica\(s\) \(--max-replicas\); got 3/);
 
     // The first request at zero replicas: held, answered 200 once a replica is up.
     const image = fs.readFileSync(assets.samples.find((s) => s.label === 'red')!.path);

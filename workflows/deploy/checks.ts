@@ -66,8 +66,12 @@ export function scaleToZeroRefusal(running: DeployInput, status: DeployStatus, r
   if (typeof replicas === 'number' && replicas > z.maxReplicas) {
     return `Deployment "${running.name}" runs at most ${z.maxReplicas} replica(s) (--max-replicas); got ${replicas}.`;
   }
-  if (status.scaleToZero && status.scaleToZero.state !== 'warm') {
-    return `Deployment "${running.name}" is ${status.scaleToZero.state} (no replica serves yet); it wakes on its next request, then scale it.`;
-  }
-  return undefined;
+  return coldRefusal(running, status);
+}
+
+/** A deployment at zero replicas (or waking) is changed once it is warm: it wakes on its next request. */
+export function coldRefusal(running: DeployInput, status: DeployStatus): string | undefined {
+  const state = status.scaleToZero?.state;
+  if (state === undefined || state === 'warm') return undefined;
+  return `Deployment "${running.name}" is ${state} (no replica serves); it wakes on its next request: change it then.`;
 }

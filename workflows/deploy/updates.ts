@@ -11,7 +11,7 @@ import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow'
 
 import type { ExtendTtlRequest, ScaleRequest } from '../../src/shared/deploy-types';
 import { FailureType } from '../../src/shared/failure-types';
-import { attachRefusal, isEnding, scaleRefusal, scaleToZeroRefusal } from './checks';
+import { attachRefusal, coldRefusal, isEnding, scaleRefusal, scaleToZeroRefusal } from './checks';
 import {
   attachUpdate,
   extendTtlSignal,
@@ -93,7 +93,7 @@ export function setMessageHandlers(d: DeployState): void {
   setHandler(rolloutUpdate, (request) => rollout(d, request), {
     validator: (request) => {
       refuseIfEnding(d, 'it can no longer be changed');
-      const refusal = rolloutRefusal(d, request);
+      const refusal = rolloutRefusal(d, request) ?? coldRefusal(d.input, d.status);
       if (refusal) refuse(refusal);
     },
   });
