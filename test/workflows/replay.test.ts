@@ -1,7 +1,7 @@
 /**
  * Determinism guard: the recorded histories (test/fixtures/histories, made by `npm run record-histories`) of
  * every workflow type must replay against the current workflow code: a local deploy, a deploy steered by
- * Updates (extend, scale, rollout, an idle TTL), a deploy whose rollout was rolled back, an aks deploy, the
+ * Updates (extend, scale, rollout, an idle TTL), a deploy that scales to zero and wakes, a deploy whose rollout was rolled back, an aks deploy, the
  * janitor, a batch job and a schedule-started one. deploy.json was recorded before Updates and idle TTLs
  * existed: it proves that a deployment started on older code keeps replaying (the new wait is behind
  * patched()). A change that alters the commands a workflow issues fails here unless it is guarded with
@@ -39,6 +39,7 @@ test('recorded histories of every workflow type replay against the current workf
     'batch-score.json',
     'deploy-aks.json',
     'deploy-rollback.json',
+    'deploy-scale-to-zero.json',
     'deploy-updates.json',
     'deploy.json',
     'janitor.json',
@@ -72,6 +73,11 @@ test('recorded histories of every workflow type replay against the current workf
   assert.ok(activityNames('deploy-aks.json').includes('teardown'));
   assert.ok(activityNames('janitor.json').includes('deleteOrphan'), 'the janitor recording deletes something');
   assert.ok(activityNames('deploy-rollback.json').includes('removeCandidate'), 'the rollback removes its candidate');
+  const zero = activityNames('deploy-scale-to-zero.json');
+  assert.ok(
+    zero.includes('waitUntilQuiet') && zero.includes('waitForDemand') && zero.filter((a) => a === 'deploy').length >= 4,
+    'the scale-to-zero recording goes to zero, wakes and goes to zero again',
+  );
   for (const file of files) {
     const history = recordedHistory(file);
     assert.ok((history.events?.length ?? 0) > 10, `${file} is a whole history`);
