@@ -6,7 +6,7 @@
  * each scale is the `scale` Update's step (scale.ts), recorded in the status as `scale-to-zero` or `wake`.
  * Deterministic: workflow time only.
  */
-import { CancellationScope, condition, isCancellation, log } from '@temporalio/workflow';
+import { CancellationScope, condition, isCancellation, log, sleep } from '@temporalio/workflow';
 
 import type { ScaleToZeroInput, ScaleToZeroStatus } from '../../src/shared/deploy-types';
 import { rootMessage } from '../../src/shared/failure-message';
@@ -16,6 +16,8 @@ import { activities } from './steps';
 
 /** How often the endpoint's counters are read for a waiting request: part of every cold start. */
 const DEMAND_POLL_SECONDS = 0.25;
+/** After a wake that failed (its requests get 503 with Retry-After once their wait ends), the next try. */
+const WAKE_RETRY_PAUSE = '10s';
 
 /** A replica a wake starts: one, within the bounds. */
 export function wakeReplicas(z: ScaleToZeroInput): number {
@@ -69,9 +71,10 @@ async function scaleToZeroLoop(d: DeployState): Promise<void> {
       try {
         await resize(d, wakeReplicas(z), 'wake');
       } catch (err) {
-        // Back at zero (the scale rolled back); the next held request tries again.
+        // Back at zero (the scale rolled back); a held request tries again after a pause, not in a tight loop.
         log.warn('Wake failed', { error: rootMessage(err) });
         s.state = 'cold';
+        await sleep(WAKE_RETRY_PAUSE);
         continue;
       }
       Object.assign(s, { state: 'warm', lastWakeMs: Date.now() - startedAt, wakes: s.wakes + 1 });

@@ -98,7 +98,9 @@ export function createGateway(opts: GatewayOptions): http.Server {
     ? new HeldRequests(opts.hold, replicaUp, (req, res, body) => send(req, res, body))
     : undefined;
   const noReplica = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
-    if (held) held.hold(req, res, body);
+    // Held only while no replica is routed and up (scaled to zero, or waking); replicas that are routed but
+    // refuse (crashed) get the 503 at once, as without scale to zero.
+    if (held && !replicaUp()) held.hold(req, res, body);
     else sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
   };
   const send = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) =>

@@ -121,4 +121,26 @@ describe('gateway hold (scale to zero)', () => {
       await close(server);
     }
   });
+
+  test('a routed replica that refuses connections (crashed) gets a 503 at once, not a hold', async () => {
+    const { server } = gatewayAt('crashed', { timeoutMs: 10_000, maxHeld: 5 });
+    const url = await listen(server);
+    const gone = http.createServer();
+    const goneUrl = await listen(gone);
+    await close(gone); // nothing listens there any more
+    const replicasDir = path.join(dir, 'crashed', 'replicas');
+    fs.mkdirSync(path.join(replicasDir, '0'), { recursive: true });
+    fs.writeFileSync(path.join(replicasDir, '0', 'ready.json'), JSON.stringify({ url: goneUrl }));
+    fs.writeFileSync(path.join(dir, 'crashed', 'routes.json'), JSON.stringify({ replicas: 1 }));
+    try {
+      const started = Date.now();
+      const res = await fetch(`${url}/score`, { method: 'POST', body: 'x' });
+      assert.equal(res.status, 503);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'no-replica');
+      assert.ok(Date.now() - started < 2000, 'answered at once');
+      assert.equal((await readGatewayCounts(url)).heldTotal, 0);
+    } finally {
+      await close(server);
+    }
+  });
 });
