@@ -39,6 +39,8 @@ import type {
 import { failingPermanently } from './failures';
 import { watchUntilIdle } from './idle-watch';
 import type { IdleReport, IdleWatchOptions } from './idle-watch';
+import { scaleToZeroProblems, watchForDemand, watchUntilQuiet } from './wake-watch';
+import type { DemandReport, GatewayTarget, QuietReport } from './wake-watch';
 import { targetStep } from './heartbeat';
 import { readServedModel, v2FlagProblems, v2SmokeProblems, v2SmokeQuery } from './v2-deployment';
 import { FailureType } from '../src/shared/failure-types';
@@ -73,6 +75,17 @@ export interface WaitOptions {
 }
 
 export function createDeployActivities({ targets }: DeployActivityDeps) {
+  function gatewayTarget(spec: DeploymentSpec): GatewayTarget {
+    const target = targetFor(spec.target);
+    if (!target.gatewayCounts) {
+      throw ApplicationFailure.nonRetryable(
+        `Target "${spec.target}" cannot scale to zero yet; deploy without --min-replicas 0.`,
+        FailureType.TargetUnavailable,
+      );
+    }
+    return target as GatewayTarget;
+  }
+
   function targetFor(kind: TargetKind): Target {
     const target = targets[kind];
     if (!target) {
@@ -111,6 +124,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
           `--idle-ttl needs the replicas' request counters, which target "${input.target}" does not read yet`,
         );
       }
+      problems.push(...scaleToZeroProblems(input, targets[input.target]));
       if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
       if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
         problems.push(`labels path must be absolute (got ${input.labelsPath})`);
@@ -321,6 +335,19 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         );
       }
       return watchUntilIdle(target as Target & Required<Pick<Target, 'requestCount'>>, spec, opts);
+    },
+
+    /** Scale to zero: returns once the endpoint has had no scoring request for `quietSeconds`. */
+    async waitUntilQuiet(
+      spec: DeploymentSpec,
+      opts: { quietSeconds: number; pollSeconds: number },
+    ): Promise<QuietReport> {
+      return watchUntilQuiet(gatewayTarget(spec), spec, opts);
+    },
+
+    /** Scale to zero: returns once the endpoint holds a request while no replica runs. */
+    async waitForDemand(spec: DeploymentSpec, opts: { pollSeconds: number }): Promise<DemandReport> {
+      return watchForDemand(gatewayTarget(spec), spec, opts);
     },
 
     /** Removes everything the deployment created; safe to repeat, retried until it succeeds. */

@@ -3,6 +3,7 @@
  * change against (test/fixtures/histories/), on a private dev server with the real workers. Each file is
  * one recording; given file names (e.g. `deploy-rollback.json`), it runs and writes only those:
  *   deploy.json            a local deploy ended by its TTL
+ *   deploy-scale-to-zero.json  a local deploy with --min-replicas 0: to zero, a held request wakes it, to zero again
  *   deploy-updates.json    a local deploy steered by Updates (extend, scale, rollout), ended by its idle TTL
  *   deploy-rollback.json   a local deploy whose rollout is rolled back (wrong smoke answer), then torn down
  *   deploy-continued.json  the second run of a local deploy that continued as new (a small history bound and
@@ -32,6 +33,7 @@ import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../src/shared/deploy-types
 import type { DeployInput } from '../src/shared/deploy-types';
 import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
+import { LocalLayout } from '../src/targets/local/layout';
 import { startAksTestbed } from '../test/helpers/azure/aks-testbed';
 import type { AksTestbed } from '../test/helpers/azure/aks-testbed';
 import { ensureTestTls } from '../test/helpers/azure/test-tls';
@@ -65,6 +67,33 @@ const RECORDINGS: Record<string, { aks?: boolean; run: (r: Recorder) => Promise<
       await handle.executeUpdate(rolloutUpdate, {
         args: [{ modelPath: r.assets.modelPath, canaryPercent: 50, bakeSeconds: 1 }],
       });
+      await handle.result();
+      return handle.workflowId;
+    },
+  },
+  'deploy-scale-to-zero.json': {
+    run: async (r) => {
+      const handle = await startDeploy(r, {
+        name: 'recorded-zero',
+        ttlSeconds: 600,
+        scaleToZero: { maxReplicas: 1, scaleDownAfterSeconds: 2, wakeTimeoutSeconds: 60 },
+      });
+      const zero = async (state: string) => {
+        while ((await handle.query(statusQuery)).scaleToZero?.state !== state)
+          await new Promise((res) => setTimeout(res, 200));
+      };
+      await zero('cold');
+      // One request at zero replicas: held, a wake, answered.
+      const layout = new LocalLayout('recorded-zero');
+      const res = await fetch(`${(await handle.query(statusQuery)).endpoint!}/score`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${(await fs.readFile(layout.apiKeyFile, 'utf8')).trim()}` },
+        body: await fs.readFile(r.red.path),
+      });
+      if (res.status !== 200) throw new Error(`the held request was answered ${res.status}: ${await res.text()}`);
+      await zero('warm');
+      await zero('cold');
+      await handle.executeUpdate(teardownUpdate, { args: [{ reason: 'recorded' }] });
       await handle.result();
       return handle.workflowId;
     },

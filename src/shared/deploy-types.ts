@@ -109,6 +109,8 @@ export interface DeployInput {
    */
   idleTtlSeconds?: number;
   topK?: number;
+  /** `--min-replicas 0`: the replicas go to zero when unused and wake on the next request (local target). */
+  scaleToZero?: ScaleToZeroInput;
   /**
    * The preprocessing spec given with --preprocess (a preset name expanded to `{ preset }`, or the file's
    * JSON), as plain data: validated against the model at validate, kept in the deployment's bundle.
@@ -136,6 +138,36 @@ export interface DeployInput {
    * when the server suggests it; at least 50). Tests set it low; no CLI flag.
    */
   historyEventsPerRun?: number;
+}
+
+/** `--min-replicas 0 --max-replicas N [--scale-down-after 10m] [--wake-timeout 15m]`. */
+export interface ScaleToZeroInput {
+  /** The most replicas it may run; a wake starts one. */
+  maxReplicas: number;
+  /** Replicas go to zero after this long without a scoring request. */
+  scaleDownAfterSeconds: number;
+  /** How long the endpoint holds a request while the replicas wake, before it answers 503 with Retry-After. */
+  wakeTimeoutSeconds: number;
+}
+
+export const SCALE_TO_ZERO_DEFAULTS = { scaleDownAfterSeconds: 600, wakeTimeoutSeconds: 900 } as const;
+
+/** Where a deployment that scales to zero stands: no replica (cold), starting one (waking), serving (warm). */
+export interface ScaleToZeroStatus {
+  state: 'cold' | 'waking' | 'warm';
+  minReplicas: 0;
+  maxReplicas: number;
+  scaleDownAfterSeconds: number;
+  wakeTimeoutSeconds: number;
+  /** Wakes so far. */
+  wakes: number;
+  /** When the last wake began (the first held request seen), ISO 8601, and how long until a replica was ready. */
+  lastWakeAt?: string;
+  lastWakeMs?: number;
+  /** The requests the gateway was holding when the last wake began. */
+  lastWakeHeld?: number;
+  /** When the replicas last went to zero, ISO 8601. */
+  coldSince?: string;
 }
 
 /** Every stage of a deployment, in the order a successful one passes through them (then the two ends). */
@@ -215,6 +247,8 @@ export interface DeployStatus {
   expiresAt?: string;
   /** While serving: what ends it, in a sentence ("the TTL at …", "30m without a scoring request", "teardown only"). */
   endsBecause?: string;
+  /** With `--min-replicas 0`: cold, waking or warm, and the last wake. */
+  scaleToZero?: ScaleToZeroStatus;
   /** The idle TTL the deployment was started with (seconds), when it has one. */
   idleTtlSeconds?: number;
   /** Every version that has served, oldest first: the one serving has no `until`. */

@@ -49,6 +49,11 @@ export interface DeploymentSpec {
   script?: ScriptSpec;
   /** Choices for the aks target; ignored by others. */
   aks?: AksDeploymentOptions;
+  /**
+   * Scale to zero: the endpoint stays while no replica runs and holds requests this long (seconds) for a
+   * replica to wake, then answers 503 with Retry-After.
+   */
+  hold?: { wakeTimeoutSeconds: number };
 }
 
 /** What a user may choose per AKS deployment (the rest comes from the worker's environment). */

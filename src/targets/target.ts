@@ -51,6 +51,20 @@ export interface RequestCounts {
   replicasRead: number;
 }
 
+/** The endpoint's own counters, which stay while no replica runs. A restarted endpoint counts from zero. */
+export interface GatewayCounts {
+  /** Scoring requests (POSTs) received. */
+  scoringTotal: number;
+  /** Received and not answered yet (held ones included). */
+  inFlight: number;
+  /** Waiting now for a replica. */
+  held: number;
+  /** Ever held, ever answered after waiting, ever refused with 503 (wake timeout or queue full). */
+  heldTotal: number;
+  heldAnsweredTotal: number;
+  heldRefusedTotal: number;
+}
+
 export interface Target {
   readonly kind: TargetKind;
   /**
@@ -78,6 +92,11 @@ export interface Target {
    * TTL, and validation says so before anything is created. A replica that restarted counts from zero again.
    */
   requestCount?(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts>;
+  /**
+   * Reads the endpoint's own counters (scale to zero: requests held while no replica runs). Optional: a
+   * target without it cannot scale to zero, and validation says so. Read without the endpoint's key.
+   */
+  gatewayCounts?(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayCounts>;
 
   /**
    * Blue/green on one endpoint (optional; a target without it cannot roll out): a candidate replica set

@@ -1,8 +1,9 @@
 /**
  * Determinism guard: the recorded histories (test/fixtures/histories, made by `npm run record-histories`) of
  * every workflow type must replay against the current workflow code: a local deploy, a deploy steered by
- * Updates (extend, scale, rollout, an idle TTL), a deploy whose rollout was rolled back, the run a deploy
- * continued as new into (it starts from the carried state), an aks deploy, the
+ * Updates (extend, scale, rollout, an idle TTL), a deploy that scales to zero and wakes, a deploy whose
+ * rollout was rolled back, the run a deploy continued as new into (it starts from the carried state), an
+ * aks deploy, the
  * janitor, a batch job and a schedule-started one. deploy.json was recorded before Updates and idle TTLs
  * existed: it proves that a deployment started on older code keeps replaying (the new wait is behind
  * patched()). A change that alters the commands a workflow issues fails here unless it is guarded with
@@ -41,6 +42,7 @@ test('recorded histories of every workflow type replay against the current workf
     'deploy-aks.json',
     'deploy-continued.json',
     'deploy-rollback.json',
+    'deploy-scale-to-zero.json',
     'deploy-updates.json',
     'deploy.json',
     'janitor.json',
@@ -81,6 +83,11 @@ test('recorded histories of every workflow type replay against the current workf
     activityNames('deploy-continued.json'),
     ['waitUntilIdle', 'deploy', 'waitForDeployment', 'teardown'],
     'it went straight back to serving (no second provision), scaled, and tore down',
+  );
+  const zero = activityNames('deploy-scale-to-zero.json');
+  assert.ok(
+    zero.includes('waitUntilQuiet') && zero.includes('waitForDemand') && zero.filter((a) => a === 'deploy').length >= 4,
+    'the scale-to-zero recording goes to zero, wakes and goes to zero again',
   );
   for (const file of files) {
     const history = recordedHistory(file);

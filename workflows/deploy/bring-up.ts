@@ -20,6 +20,7 @@ export function deploymentSpec(input: DeployInput): DeploymentSpec {
     ...(input.labelsPath ? { labelsPath: input.labelsPath } : {}),
     ...(input.script ? { script: input.script } : {}),
     ...(input.aks ? { aks: input.aks } : {}),
+    ...(input.scaleToZero ? { hold: { wakeTimeoutSeconds: input.scaleToZero.wakeTimeoutSeconds } } : {}),
   };
 }
 

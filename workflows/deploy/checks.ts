@@ -3,7 +3,7 @@
  * refused request is answered with (what is wrong and what to do), or undefined to accept it.
  */
 import { REPLICA_LIMITS } from '../../src/shared/deploy-types';
-import type { DeployInput, DeployStage } from '../../src/shared/deploy-types';
+import type { DeployInput, DeployStage, DeployStatus } from '../../src/shared/deploy-types';
 
 const ENDING: readonly DeployStage[] = ['tearing-down', 'done', 'failed', 'cancelled'];
 
@@ -58,4 +58,21 @@ export function scaleRefusal(
     return `Deployment "${running.name}" is already changing (a scale or a rollout is in flight); try again when it has finished.`;
   }
   return undefined;
+}
+
+/** A deployment that scales to zero is scaled within its bounds, and only while it is warm. */
+export function scaleToZeroRefusal(running: DeployInput, status: DeployStatus, replicas: unknown): string | undefined {
+  const z = running.scaleToZero;
+  if (!z) return undefined;
+  if (typeof replicas === 'number' && replicas > z.maxReplicas) {
+    return `Deployment "${running.name}" runs at most ${z.maxReplicas} replica(s) (--max-replicas); got ${replicas}.`;
+  }
+  return coldRefusal(running, status);
+}
+
+/** A deployment at zero replicas (or waking) is changed once it is warm: it wakes on its next request. */
+export function coldRefusal(running: DeployInput, status: DeployStatus): string | undefined {
+  const state = status.scaleToZero?.state;
+  if (state === undefined || state === 'warm') return undefined;
+  return `Deployment "${running.name}" is ${state} (no replica serves); it wakes on its next request: change it then.`;
 }

@@ -39,6 +39,7 @@ import { warnAheadSeconds } from './serving-period';
 import { deploymentSpec, provision, smokeQuery, startReplicas, validate } from './bring-up';
 import { DeployState } from './state';
 import { activities } from './steps';
+import { initialScaleToZeroStatus, startScaleToZero } from './scale-to-zero';
 import { setMessageHandlers } from './updates';
 
 // Pinned: a deployment that serves for weeks is replayed only by the worker version it started on (README,
@@ -98,6 +99,7 @@ function deploymentCounters() {
 function startServing(d: DeployState): void {
   const { input, status } = d;
   status.versions = [{ modelPath: input.modelPath, modelDigest: status.modelDigest, from: new Date().toISOString() }];
+  if (input.scaleToZero) d.status.scaleToZero = initialScaleToZeroStatus(input.scaleToZero);
   d.serving.start();
 }
 
@@ -111,12 +113,15 @@ async function serve(d: DeployState): Promise<void> {
   await d.step('serve', 'serving', async () => {
     // Idle TTLs and the expiry warning add timers and an activity, continue-as-new its command: deployments
     // that started before them keep the wait they were recorded with.
+    // Scale to zero runs beside the wait: only deployments started with it (and this code) run it.
+    const zero = d.input.scaleToZero && patched('scale-to-zero') ? startScaleToZero(d) : undefined;
     if (patched('serving-updates-idle-ttl')) {
       const full = patched('deploy-continue-as-new') ? historyFull(d) : undefined;
       await serving.untilOver(idleWatch(d), full);
     } else await serving.untilOverLegacy();
     // A scale in flight finishes before teardown starts.
     await condition(() => !d.changing);
+    zero?.cancel();
     if (serving.continuing) await settleBeforeContinuing(d);
   });
   if (serving.continuing) d.status.steps[record]!.detail = `continues as new (run ${d.continuedRuns + 2})`;

@@ -31,7 +31,8 @@ export async function scale(d: DeployState, replicas: number): Promise<ScaleResu
   }
 }
 
-async function scaleTo(d: DeployState, replicas: number): Promise<ScaleResult> {
+/** Redeploys at `replicas` and waits for them; on a failure, back to the count before, then throws. */
+export async function scaleTo(d: DeployState, replicas: number): Promise<ScaleResult> {
   const { spec, status } = d;
   const previousReplicas = spec.replicas;
   const image = d.image!;

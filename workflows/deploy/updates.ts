@@ -11,7 +11,7 @@ import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow'
 
 import type { ExtendTtlRequest, ScaleRequest } from '../../src/shared/deploy-types';
 import { FailureType } from '../../src/shared/failure-types';
-import { attachRefusal, isEnding, scaleRefusal } from './checks';
+import { attachRefusal, coldRefusal, isEnding, scaleRefusal, scaleToZeroRefusal } from './checks';
 import {
   attachUpdate,
   extendTtlSignal,
@@ -84,7 +84,8 @@ export function setMessageHandlers(d: DeployState): void {
     validator: (request) => {
       refuseIfEnding(d, 'it can no longer be scaled');
       const replicas = (request as Partial<ScaleRequest> | undefined)?.replicas;
-      const refusal = scaleRefusal(d.input, d.status.stage, d.changing, replicas);
+      const refusal =
+        scaleRefusal(d.input, d.status.stage, d.changing, replicas) ?? scaleToZeroRefusal(d.input, d.status, replicas);
       if (refusal) refuse(refusal);
     },
   });
@@ -92,7 +93,7 @@ export function setMessageHandlers(d: DeployState): void {
   setHandler(rolloutUpdate, (request) => rollout(d, request), {
     validator: (request) => {
       refuseIfEnding(d, 'it can no longer be changed');
-      const refusal = rolloutRefusal(d, request);
+      const refusal = rolloutRefusal(d, request) ?? coldRefusal(d.input, d.status);
       if (refusal) refuse(refusal);
     },
   });

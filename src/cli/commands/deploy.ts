@@ -14,7 +14,7 @@ import { attachUpdate, deploy, statusQuery } from '../../../workflows/deploy';
 import { DEFAULT_GPU_VM_SIZE } from '../../targets/aks/gpu-sizes';
 import { TARGET_TIMINGS } from '../../shared/deploy-timings';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
-import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
+import type { DeployInput, DeployOutcome, DeployStatus, ScaleToZeroInput } from '../../shared/deploy-types';
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
@@ -39,6 +39,7 @@ import { addV2SmokeOptions, printV2Serving, v2SmokeInput } from '../v2-smoke-fla
 import type { V2SmokeFlags } from '../v2-smoke-flags';
 import { addScriptOptions, printScriptServing, scriptFlags, scriptInput } from '../script-flags';
 import type { ScriptFlags } from '../script-flags';
+import { addScaleToZeroOptions, scaleToZeroInput } from '../scale-to-zero-flags';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
 export function addDeployCommand(program: Command): void {
@@ -73,7 +74,7 @@ export function addDeployCommand(program: Command): void {
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this');
-  addScriptOptions(addV2SmokeOptions(command))
+  addScaleToZeroOptions(addScriptOptions(addV2SmokeOptions(command)))
     .option(
       '--ready-timeout <duration>',
       `how long replicas may take to become ready (default: ${formatDuration(TARGET_TIMINGS.local.readyTimeoutSeconds * 1000)} on local, ${formatDuration(TARGET_TIMINGS.aks.readyTimeoutSeconds * 1000)} on aks)`,
@@ -133,6 +134,7 @@ export function addDeployCommand(program: Command): void {
           replicas: o.replicas,
           ttlSeconds: noneAsNull(o.ttl),
           ...(o.idleTtl !== undefined ? { idleTtlSeconds: o.idleTtl } : {}),
+          scaleToZero: scaleToZeroInput(o, o.target, o.replicas),
           topK: o.topK,
           preprocess,
           labelsPath: o.labels,
@@ -162,6 +164,8 @@ export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
   /** null: serve until teardown. */
   ttlSeconds: number | null;
   idleTtlSeconds?: number;
+  /** --min-replicas 0 and its companions (scaleToZeroInput). */
+  scaleToZero?: ScaleToZeroInput;
   topK?: number;
   /** --preprocess, read and checked (preprocessFlag); fitted to the model at validate. */
   preprocess?: PreprocessConfig;
@@ -197,6 +201,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     replicas: opts.replicas,
     ttlSeconds: opts.ttlSeconds,
     ...(opts.idleTtlSeconds !== undefined ? { idleTtlSeconds: opts.idleTtlSeconds } : {}),
+    ...(opts.scaleToZero ? { scaleToZero: opts.scaleToZero } : {}),
     topK: opts.topK,
     ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
     ...(opts.labelsPath ? { labelsPath: path.resolve(opts.labelsPath) } : {}),

@@ -23,6 +23,7 @@ import { formatDuration } from '../../shared/duration';
 import { duration, int } from '../flag-parsers';
 import { describeFailure } from '../output';
 import { table } from '../table';
+import { scaleToZeroLines } from '../scale-to-zero-flags';
 
 /** `inferctl status | list | teardown | extend | scale`: flags in, command functions out. */
 export function addDeploymentCommands(program: Command): void {
@@ -152,6 +153,7 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
     if (running && s.endsBecause) ctx.out.line(`  ${s.endsBecause}`);
     else if (running && s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
     if (!running && s.teardownRemoved?.length) ctx.out.line(`  removed: ${s.teardownRemoved.join(', ')}`);
+    if (running) for (const line of scaleToZeroLines(s)) ctx.out.line(line);
     if (view.idle) {
       ctx.out.line(
         `  last scoring request ${view.idle.lastRequestAt}; idle teardown at ${view.idle.idleEndsAt} unless one arrives`,

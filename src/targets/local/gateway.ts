@@ -12,11 +12,19 @@
  * Only paths are routed: a request whose target is not origin-form (`GET http://other-host/…`, an https:
  * URL, a CONNECT authority, `*`) is answered 400 here and goes nowhere, so the endpoint is never a proxy
  * to another host.
+ *
+ * With `hold` (a deployment that scales to zero), a request that finds no replica waits for one
+ * (held-requests.ts) instead of a 503, and `GET /gateway/metrics` gives the gateway's own counters (requests,
+ * in flight, held): what the workflow reads to wake the replicas and to let them go. They carry no key and
+ * no request content.
  */
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
+
+import { HeldRequests } from './held-requests';
+import type { HoldOptions } from './held-requests';
 
 export interface GatewayOptions {
   /** The deployment's replicas/ directory; replica i writes replicas/<i>/ready.json. */
@@ -26,7 +34,12 @@ export interface GatewayOptions {
   routesFile?: string;
   /** Requests larger than this are refused here with 413 (replicas have their own, smaller limit). */
   maxBodyBytes: number;
+  /** Hold requests while no replica runs (scale to zero), instead of answering 503 at once. */
+  hold?: HoldOptions;
 }
+
+/** The path of the gateway's own counters (answered by the gateway, never forwarded). */
+export const GATEWAY_METRICS_PATH = '/gateway/metrics';
 
 interface ReadyFile {
   url: string;
@@ -67,8 +80,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
   /** The replicas to try, in order: the chosen set's (round robin), then the other's as a fallback. */
   function upstreams(): string[] {
     const routes = readRoutes();
-    const count = typeof routes.replicas === 'number' && routes.replicas >= 0 ? routes.replicas : opts.replicas;
-    const serving = urlsIn(opts.replicasDir, count);
+    const serving = urlsIn(opts.replicasDir, routedReplicas(routes, opts.replicas));
     const candidate = routes.candidate ? urlsIn(routes.candidate.dir, routes.candidate.replicas) : [];
     let toCandidate = false;
     if (routes.candidate && candidate.length > 0) {
@@ -83,6 +95,22 @@ export function createGateway(opts: GatewayOptions): http.Server {
     return toCandidate ? [...rotate(candidate), ...rotate(serving)] : [...rotate(serving), ...rotate(candidate)];
   }
 
+  // Scoring requests (POSTs) the gateway received, and those not answered yet.
+  let scoringTotal = 0;
+  let inFlight = 0;
+  const replicaUp = () => urlsIn(opts.replicasDir, routedReplicas(readRoutes(), opts.replicas)).length > 0;
+  const held: HeldRequests | undefined = opts.hold
+    ? new HeldRequests(opts.hold, replicaUp, (req, res, body) => send(req, res, body))
+    : undefined;
+  const noReplica = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
+    // Held only while no replica is routed and up (scaled to zero, or waking); replicas that are routed but
+    // refuse (crashed) get the 503 at once, as without scale to zero.
+    if (held && !replicaUp()) held.hold(req, res, body);
+    else sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
+  };
+  const send = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) =>
+    forward(req, res, body, upstreams(), 0, 0, noReplica);
+
   const server = http.createServer((req, res) => {
     if (!req.url?.startsWith('/')) {
       req.resume();
@@ -95,6 +123,14 @@ export function createGateway(opts: GatewayOptions): http.Server {
       });
     }
     if (req.url === '/healthz') return sendJson(res, 200, { status: 'ok' });
+    if (req.url === GATEWAY_METRICS_PATH && req.method === 'GET') {
+      return sendText(res, gatewayMetrics({ scoringTotal, inFlight, held }));
+    }
+    if (req.method === 'POST') {
+      scoringTotal++;
+      inFlight++;
+      res.once('close', () => inFlight--);
+    }
     const chunks: Buffer[] = [];
     let size = 0;
     let refused = false;
@@ -114,7 +150,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
     });
     req.on('end', () => {
       if (refused) return;
-      forward(req, res, Buffer.concat(chunks), upstreams(), 0, 0);
+      send(req, res, Buffer.concat(chunks));
     });
     req.on('error', () => res.destroy());
   });
@@ -128,7 +164,29 @@ export function createGateway(opts: GatewayOptions): http.Server {
   });
   server.requestTimeout = 60_000;
   server.headersTimeout = 10_000;
+  server.on('close', () => held?.close());
   return server;
+}
+
+function routedReplicas(routes: Routes, replicas: number): number {
+  return typeof routes.replicas === 'number' && routes.replicas >= 0 ? routes.replicas : replicas;
+}
+
+/** The gateway's counters in the Prometheus text format, as the replicas' /metrics. */
+function gatewayMetrics(c: { scoringTotal: number; inFlight: number; held: HeldRequests | undefined }): string {
+  const lines = [
+    `inferctl_gateway_scoring_requests_total ${c.scoringTotal}`,
+    `inferctl_gateway_in_flight ${c.inFlight}`,
+  ];
+  if (c.held) {
+    lines.push(
+      `inferctl_gateway_held ${c.held.held}`,
+      `inferctl_gateway_held_total ${c.held.heldTotal}`,
+      `inferctl_gateway_held_answered_total ${c.held.answeredTotal}`,
+      `inferctl_gateway_held_refused_total ${c.held.refusedTotal}`,
+    );
+  }
+  return lines.join('\n') + '\n';
 }
 
 function forward(
@@ -138,9 +196,10 @@ function forward(
   urls: string[],
   start: number,
   tried: number,
+  noReplica: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void,
 ): void {
   if (tried >= urls.length) {
-    sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
+    noReplica(req, res, body);
     return;
   }
   // The replica's address, with the request's path as written (never resolved against it as a URL).
@@ -154,7 +213,7 @@ function forward(
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     if (!res.headersSent && (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET')) {
-      forward(req, res, body, urls, start, tried + 1);
+      forward(req, res, body, urls, start, tried + 1, noReplica);
     } else if (!res.headersSent) {
       sendJson(res, 502, { error: { code: 'upstream-error', message: err.message } });
     } else {
@@ -168,5 +227,10 @@ function sendJson(res: http.ServerResponse, status: number, body: unknown): void
   if (res.headersSent) return;
   const text = JSON.stringify(body);
   res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+function sendText(res: http.ServerResponse, text: string): void {
+  res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4', 'content-length': Buffer.byteLength(text) });
   res.end(text);
 }

@@ -11,7 +11,7 @@ import { InvalidInputError } from '../../errors';
 import { readModelFile, readModelInfo, readOverrides } from '../../model/model-info';
 import { configOf } from '../../preprocess/preprocess-spec';
 import { generateApiKey, ensureSecretFile } from '../api-key';
-import type { EndpointAccess, RequestCounts, StepProgress, Target } from '../target';
+import type { EndpointAccess, GatewayCounts, RequestCounts, StepProgress, Target } from '../target';
 import type {
   DeployResult,
   DeploymentSpec,
@@ -21,6 +21,7 @@ import type {
   TeardownReport,
 } from '../../shared/target-types';
 import { LocalCandidateSets } from './candidate-sets';
+import { readGatewayCounts } from './gateway-counts';
 import { logTail, spawnDetachedNode } from './detached-process';
 import { LocalLayout } from './layout';
 import {
@@ -40,6 +41,14 @@ import { fileExists } from '../../file-exists';
 
 const GATEWAY_MAIN = require.resolve('./gateway-main');
 
+/** Scale to zero: the most requests the gateway holds while the replicas wake, and the Retry-After of a 503. */
+export const MAX_HELD_REQUESTS = 100;
+export const RETRY_AFTER_SECONDS = 10;
+
+function holdMs(spec: DeploymentSpec): number {
+  return spec.hold ? Math.round(spec.hold.wakeTimeoutSeconds * 1000) : 0;
+}
+
 interface ClusterRecord {
   ownerId: string;
   createdAt: string;
@@ -48,7 +57,7 @@ interface ClusterRecord {
 interface ReplicasRecord {
   replicas: ReplicaRecord[];
   /** `routes`: the gateway reads gateway/routes.json, so a change of replica count needs no new gateway. */
-  gateway?: { pid: number; replicas: number; routes?: boolean; startTime?: number };
+  gateway?: { pid: number; replicas: number; routes?: boolean; startTime?: number; holdMs?: number };
 }
 
 export interface LocalTargetOptions {
@@ -165,7 +174,11 @@ export class LocalTarget implements Target {
     }
 
     const gateway = state.gateway;
-    const gatewayUp = gateway && (gateway.routes === true || gateway.replicas === spec.replicas) && gatewayRunning;
+    const gatewayUp =
+      gateway &&
+      (gateway.routes === true || gateway.replicas === spec.replicas) &&
+      (gateway.holdMs ?? 0) === holdMs(spec) &&
+      gatewayRunning;
     if (!gatewayUp) {
       if (gateway && gatewayRunning) await stopProcess(gateway.pid, undefined, gateway.startTime);
       await fs.rm(path.join(layout.gatewayDir, 'ready.json'), { force: true });
@@ -180,12 +193,20 @@ export class LocalTarget implements Target {
           path.join(layout.gatewayDir, 'ready.json'),
           '--routes-file',
           layout.routesFile,
+          ...(spec.hold ? ['--hold-ms', String(Math.round(spec.hold.wakeTimeoutSeconds * 1000))] : []),
+          ...(spec.hold ? ['--max-held', String(MAX_HELD_REQUESTS), '--retry-after', String(RETRY_AFTER_SECONDS)] : []),
         ],
         path.join(layout.gatewayDir, 'gateway.log'),
         markerEnv({ deployment: layout.dir, set: layout.dir, ownerId: spec.ownerId }),
       );
       const startTime = await processStartTime(pid);
-      state.gateway = { pid, replicas: spec.replicas, routes: true, ...(startTime !== undefined ? { startTime } : {}) };
+      state.gateway = {
+        pid,
+        replicas: spec.replicas,
+        routes: true,
+        ...(startTime !== undefined ? { startTime } : {}),
+        ...(spec.hold ? { holdMs: holdMs(spec) } : {}),
+      };
     } else if (gateway.replicas !== spec.replicas) {
       state.gateway = { ...gateway, replicas: spec.replicas };
       started++;
@@ -239,6 +260,13 @@ export class LocalTarget implements Target {
     const layout = this.layout(spec.name);
     const state = await readJsonFile<ReplicasRecord>(layout.replicasFile);
     return setCounts(state?.replicas ?? [], (index) => layout.replicaDir(index), signal);
+  }
+
+  /** The gateway's own counters (GET /gateway/metrics, no key): what a deployment at zero replicas wakes on. */
+  async gatewayCounts(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayCounts> {
+    const gateway = await readJsonFile<ReadyFile>(path.join(this.layout(spec.name).gatewayDir, 'ready.json'));
+    if (!gateway) throw new Error(`Deployment "${spec.name}" has no endpoint (no gateway ready file).`);
+    return readGatewayCounts(gateway.url, signal);
   }
 
   async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
