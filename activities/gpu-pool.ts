@@ -171,7 +171,7 @@ export function createGpuPoolActivities({ settings, connection = workerConnectio
           });
         if (!cluster) return removed; // the cluster (and so the pool) is gone
         const kc = await kubeConfig(s, signal);
-        if (await namespaceOwnedBy(kc, s.plan.namespace, spec.ownerId)) {
+        if (await namespaceOwnedBy(kc, s.plan.namespace, { id: spec.ownerId, environment: s.settings.environment })) {
           progress(`deleting namespace ${s.plan.namespace} (the GPU-worker pods)`);
           if (await deleteNamespace(kc, s.plan.namespace, signal)) removed.push(`namespace ${s.plan.namespace}`);
         }

@@ -15,6 +15,8 @@ import { AKS_DEFAULTS, aksSettingsFromEnv } from '../src/targets/aks/aks-config'
 import type { AksSettings } from '../src/targets/aks/aks-config';
 import { createAzureClients } from '../src/targets/aks/azure-clients';
 import type { AzureClients } from '../src/targets/aks/azure-clients';
+import { deleteAcrPullAssignment } from '../src/targets/aks/acr-pull';
+import { orphanedAcrPullGrants } from '../src/targets/aks/acr-pull-orphans';
 import { deleteRegistryImage, listRegistryTags } from '../src/targets/aks/registry-images';
 import { deleteTaggedResource, listTaggedResources } from '../src/targets/aks/tagged-resources';
 import type { TaggedScan } from '../src/targets/aks/tagged-resources';
@@ -88,10 +90,21 @@ export function createJanitorActivities() {
           const { settings, clients } = cloud();
           const scan = await listTaggedResources(clients, signal);
           for (const u of scan.unreadable) log.warn('Cannot read the namespaces of a cluster', { ...u });
+          const grants = await orphanedAcrPullGrants(clients, settings, signal);
           const statuses = new Map<string, string>();
-          for (const owner of new Set(scan.resources.map((r) => r.owner))) {
+          for (const owner of new Set([...scan.resources, ...grants].map((r) => r.owner))) {
             statuses.set(owner, await ownerStatus(owner));
           }
+          const granted: OwnedResource[] = grants.map((g) => ({
+            kind: 'role assignment',
+            name: g.name,
+            resourceGroup: settings.registryResourceGroup,
+            cluster: g.clusterId.split('/').pop()!,
+            owner: g.owner,
+            ...(g.environment ? { environment: g.environment } : {}),
+            ownerStatus: statuses.get(g.owner)!,
+            ...skipReason(g.environment, statuses.get(g.owner)!, settings.environment),
+          }));
           const resources: OwnedResource[] = scan.resources.map((r) => {
             const status = statuses.get(r.owner)!;
             return {
@@ -105,7 +118,7 @@ export function createJanitorActivities() {
               ...skipReason(r.environment, status, settings.environment),
             };
           });
-          return [...resources, ...(await unusedImages(settings, scan, signal))];
+          return [...resources, ...granted, ...(await unusedImages(settings, scan, signal))];
         }),
       );
     },
@@ -132,11 +145,22 @@ export function createJanitorActivities() {
             log.info('Owner is running again; leaving it', { resource: resource.name, owner: resource.owner });
             return false;
           }
+          if (resource.kind === 'role assignment') {
+            // Look again: only a grant whose kubelet identity still belongs to no cluster goes.
+            const still = await orphanedAcrPullGrants(clients, settings, signal);
+            if (!still.some((g) => g.name === resource.name)) return false;
+            const deleted = await deleteAcrPullAssignment(clients, settings, resource.name, signal);
+            log.info('Deleted orphaned AcrPull grant', { name: resource.name, cluster: resource.cluster });
+            return deleted !== undefined;
+          }
           const deleted = await deleteTaggedResource(
             clients,
             settings,
-            resource as OwnedResource & { kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool' },
+            resource as OwnedResource & { kind: Exclude<OwnedResource['kind'], 'image' | 'role assignment'> },
             signal,
+            (detail) => {
+              log.info('Leaving a resource group that holds others’ resources', { detail });
+            },
           );
           log.info('Deleted orphan', { kind: resource.kind, name: resource.name, owner: resource.owner, status });
           return deleted;

@@ -18,6 +18,11 @@ export interface ReliabilityRecord {
   rowsDuplicated?: number;
   /** Replica processes, bundles or directories left behind. */
   resourcesLeaked?: number;
+  /** The attack this test tried (e.g. 'shared-group-teardown', 'foreign-owner', 'unencrypted-start'). */
+  attack?: string;
+  /** How many attempts of that attack the test made, and how many were refused or contained. */
+  attacksTried?: number;
+  attacksRefused?: number;
 }
 
 export function recordReliability(record: ReliabilityRecord): void {

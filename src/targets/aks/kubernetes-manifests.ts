@@ -14,13 +14,14 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { IMAGE_FILES, IMAGE_GID, IMAGE_UID } from './build-context';
 import { CLUSTER_ANNOTATION, ENVIRONMENT_ANNOTATION } from './environment-tag';
 import { GPU_POOL_LABEL } from './managed-cluster';
+import { OWNER_ANNOTATION } from './ownership';
 import { serviceAnnotations } from './tls-exposure';
 import type { EndpointExposure } from './tls-exposure';
 
 export const SCORER_PORT = 5001;
 export const FIELD_MANAGER = 'inferctl';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const OWNER_ANNOTATION = 'inferctl.dev/owner';
+export { OWNER_ANNOTATION } from './ownership';
 /**
  * The label every pod answering a deployment's endpoint carries, the serving Deployment's and a rollout's
  * candidate's alike (candidate-deployment.ts): the LoadBalancer Service selects it, so both share the traffic.

@@ -85,15 +85,19 @@ describe('deploy --target aks --dry-run', () => {
     assert.equal(body.tags['inferctl-environment'], '127.0.0.1:1/default');
     assert.equal(body.properties.dnsPrefix, 'inferctl-colours');
 
-    // The AcrPull assignment: the name every attempt uses, on the registry, for the kubelet identity.
+    // The AcrPull assignment: the name every attempt uses (of cluster, registry and kubelet identity), on the
+    // registry, for the kubelet identity, described with the cluster and its owner for the janitor.
     const clusterId = `/subscriptions/${sub}/resourcegroups/ml/providers/Microsoft.ContainerService/managedClusters/inferctl-colours`;
     const grant = report.armRequests[1]!;
     assert.equal(grant.method, 'PUT');
     assert.equal(
       grant.path,
-      `${registryId}/providers/Microsoft.Authorization/roleAssignments/${acrPullAssignmentName(clusterId, registryId)}?api-version=2022-04-01`,
+      `${registryId}/providers/Microsoft.Authorization/roleAssignments/${acrPullAssignmentName(clusterId, registryId, KUBELET_PLACEHOLDER)}?api-version=2022-04-01`,
     );
-    assert.deepEqual(grant.body, { properties: acrPullAssignmentBody(sub, KUBELET_PLACEHOLDER) });
+    const description =
+      `inferctl AcrPull for the kubelet identity of cluster ${clusterId}; inferctl-owner=deploy-colours; ` +
+      'inferctl-environment=127.0.0.1:1/default';
+    assert.deepEqual(grant.body, { properties: acrPullAssignmentBody(sub, KUBELET_PLACEHOLDER, description) });
     assert.match(JSON.stringify(grant.body), /7f951dda-4ed3-4680-a7ca-43fe172d538d/);
     assert.deepEqual(
       report.armRequests.slice(2).map((r) => `${r.method} ${r.path.split('?')[0]!.replace(registryId, '')}`),
