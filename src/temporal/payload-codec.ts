@@ -56,6 +56,11 @@ export class AesGcmCodec implements PayloadCodec {
       throw new InvalidInputError(`Codec key "${currentKeyId}" is not among the configured keys.`);
   }
 
+  /** A key for another purpose (`info` names it), derived from the current key with HKDF-SHA-256. */
+  derivedKey(info: string): Buffer {
+    return Buffer.from(crypto.hkdfSync('sha256', this.keys.get(this.currentKeyId)!, Buffer.alloc(0), info, 32));
+  }
+
   encode(payloads: Payload[]): Promise<Payload[]> {
     const key = this.keys.get(this.currentKeyId)!;
     return Promise.resolve().then(() =>
@@ -95,7 +100,10 @@ export class AesGcmCodec implements PayloadCodec {
 }
 
 /** The codec the environment configures, or undefined when encryption is off. */
-export function codecFromEnv(env: NodeJS.ProcessEnv = process.env, role: CodecRole = 'client'): AesGcmCodec | undefined {
+export function codecFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  role: CodecRole = 'client',
+): AesGcmCodec | undefined {
   let entries: Array<[string, string]>;
   let current: string | undefined;
   if (env.INFERCTL_CODEC_KEYS_FILE) {

@@ -6,7 +6,10 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import { execFile } from 'node:child_process';
 import http from 'node:http';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
@@ -15,9 +18,11 @@ import { defaultPayloadConverter } from '@temporalio/common';
 
 import { deployWorkflowId } from '../../src/shared/deploy-types';
 import type { DeployInput } from '../../src/shared/deploy-types';
+import { DeploymentName, ModelName } from '../../src/shared/search-attributes';
 import { CodecServerTokenError, createCodecServer } from '../../src/temporal/codec-server';
 import { FAILURE_CONVERTER_PATH } from '../../src/temporal/connection';
 import { codecFromEnv, ENCRYPTED_ENCODING, UnencryptedPayloadError } from '../../src/temporal/payload-codec';
+import { searchAttributeText } from '../../src/temporal/search-attribute-privacy';
 import { deploy } from '../../workflows/deploy';
 import { recordReliability } from '../helpers/reliability';
 import { demoAssets, eventually, requireTemporalAddress, startControlWorker, uniqueName } from '../helpers/workers';
@@ -108,9 +113,33 @@ describe('payload encryption refuses and hides', () => {
     assert.equal(Buffer.from(raw.encodedAttributes!.metadata!.encoding!).toString(), ENCRYPTED_ENCODING);
   });
 
+  test('INFERCTL_HASH_SEARCH_ATTRIBUTES=1: the CLI stores the names as keyed hashes', async () => {
+    const assets = await demoAssets();
+    const name = uniqueName('hashed');
+    const hashing = { ...env, INFERCTL_HASH_SEARCH_ATTRIBUTES: '1' };
+    const bin = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
+    const args = ['deploy', '--model', assets.modelPath, '--name', name, '--ttl', '1s', '--detach'];
+    await promisify(execFile)(process.execPath, [bin, ...args, '--task-queue', taskQueue], {
+      env: { ...process.env, ...hashing },
+    });
+    const handle = plain.workflow.getHandle(deployWorkflowId(name));
+    const attrs = (await handle.describe()).typedSearchAttributes;
+    const deploymentName = attrs.get(DeploymentName);
+    const modelName = attrs.get(ModelName);
+    assert.match(deploymentName ?? '', /^h:[0-9a-f]{16}$/);
+    assert.equal(deploymentName, searchAttributeText(name, hashing), 'the same name gives the same hash');
+    assert.equal(modelName, searchAttributeText(path.basename(assets.modelPath), hashing));
+    assert.equal(searchAttributeText(name, {}), name, 'in clear unless asked');
+    assert.throws(() => searchAttributeText(name, { INFERCTL_HASH_SEARCH_ATTRIBUTES: '1' }), /INFERCTL_CODEC_KEYS/);
+    assert.equal((await sealed.workflow.getHandle(deployWorkflowId(name)).result()).stage, 'done');
+  });
+
   test('the codec server: a token always, and only for its own host name', async () => {
     const codec = codecFromEnv(env)!;
-    assert.throws(() => createCodecServer({ codec, allowedOrigins: [], allowedHosts: [], token: '' }), CodecServerTokenError);
+    assert.throws(
+      () => createCodecServer({ codec, allowedOrigins: [], allowedHosts: [], token: '' }),
+      CodecServerTokenError,
+    );
     const token = crypto.randomBytes(18).toString('base64url');
     const hosts: string[] = [];
     const server = createCodecServer({ codec, allowedOrigins: [], token, allowedHosts: hosts });

@@ -18,6 +18,7 @@ import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/depl
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
+import { searchAttributeText } from '../../temporal/search-attribute-privacy';
 import { CliError } from '../cli-error';
 import { nameFromModel } from '../deployment-name';
 import { deployDryRunCommand } from './deploy-dry-run';
@@ -246,8 +247,8 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
       },
       [
         { key: InferctlKind, value: 'deploy' },
-        { key: DeploymentName, value: name },
-        { key: ModelName, value: path.basename(modelPath) },
+        { key: DeploymentName, value: searchAttributeText(name) },
+        { key: ModelName, value: searchAttributeText(path.basename(modelPath)) },
         { key: Target, value: opts.target },
         { key: Stage, value: 'validating' },
       ],
