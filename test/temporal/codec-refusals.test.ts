@@ -131,7 +131,7 @@ describe('payload encryption refuses and hides', () => {
     assert.equal(modelName, searchAttributeText(path.basename(assets.modelPath), hashing));
     assert.equal(searchAttributeText(name, {}), name, 'in clear unless asked');
     assert.throws(() => searchAttributeText(name, { INFERCTL_HASH_SEARCH_ATTRIBUTES: '1' }), /INFERCTL_CODEC_KEYS/);
-    assert.equal((await sealed.workflow.getHandle(deployWorkflowId(name)).result()).stage, 'done');
+    assert.equal((await sealed.workflow.getHandle<typeof deploy>(deployWorkflowId(name)).result()).stage, 'done');
   });
 
   test('the codec server: a token always, and only for its own host name', async () => {
@@ -153,7 +153,7 @@ describe('payload encryption refuses and hides', () => {
       payloads: [
         {
           metadata: Object.fromEntries(
-            Object.entries(sealedPayload!.metadata!).map(([k, v]) => [k, Buffer.from(v!).toString('base64')]),
+            Object.entries(sealedPayload!.metadata!).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
           ),
           data: Buffer.from(sealedPayload!.data!).toString('base64'),
         },
