@@ -8,7 +8,6 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { KubeConfig } from '@kubernetes/client-node';
 
-import { connectionSettings } from '../src/temporal/connection';
 import { FailureType } from '../src/shared/failure-types';
 import type { GpuPoolReport, GpuPoolSpec } from '../src/shared/gpu-pool-types';
 import type { PreprocessConfig } from '../src/shared/preprocess-types';
@@ -21,8 +20,10 @@ import { clusterKubeConfig } from '../src/targets/aks/cluster-credentials';
 import { deleteGpuPool, ensureGpuPool, gpuPoolPlan } from '../src/targets/aks/gpu-node-pool';
 import type { PoolScope } from '../src/targets/aks/gpu-node-pool';
 import { GPU_WORKER_REPOSITORY, gpuWorkerContext } from '../src/targets/aks/gpu-worker-image';
-import { CONNECTION_VARIABLES, gpuWorkerManifests, workerPodsStatus } from '../src/targets/aks/gpu-worker-pods';
+import { gpuWorkerManifests, workerPodsStatus } from '../src/targets/aks/gpu-worker-pods';
 import type { WorkerConnection } from '../src/targets/aks/gpu-worker-pods';
+import { gpuWorkerSecrets } from '../src/targets/aks/gpu-worker-secrets';
+import type { JobStorage } from '../src/targets/aks/gpu-worker-secrets';
 import {
   applyObjects,
   deleteNamespace,
@@ -37,8 +38,8 @@ import { targetStep } from './heartbeat';
 export interface GpuPoolActivityDeps {
   /** The aks settings; absent when this worker has none (each activity then fails saying so). */
   settings?: AksSettings;
-  /** The Temporal connection the pods get (default: this worker's, from the environment). */
-  connection?: () => WorkerConnection;
+  /** What the pods' Secret holds for a job's storage (default: gpu-worker-secrets.ts, from the environment). */
+  connection?: (storage: JobStorage) => WorkerConnection;
 }
 
 /** What starting the workers gives the workflow: the image, and what the shards name on the workers. */
@@ -53,15 +54,10 @@ export interface WaitForWorkersOptions {
   pollIntervalMs: number;
 }
 
-/** This worker's connection settings, as the pods' environment variables. */
-export function workerConnectionFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConnection {
-  const settings = connectionSettings();
-  const connection: WorkerConnection = { TEMPORAL_ADDRESS: settings.address, TEMPORAL_NAMESPACE: settings.namespace };
-  for (const name of CONNECTION_VARIABLES) if (!(name in connection) && env[name]) connection[name] = env[name];
-  return connection;
-}
-
-export function createGpuPoolActivities({ settings, connection = workerConnectionFromEnv }: GpuPoolActivityDeps) {
+export function createGpuPoolActivities({
+  settings,
+  connection = (storage) => gpuWorkerSecrets(storage),
+}: GpuPoolActivityDeps) {
   let clients: AzureClients | undefined;
   const aks = (): { settings: AksSettings; clients: AzureClients } => {
     if (!settings) {
@@ -100,7 +96,7 @@ export function createGpuPoolActivities({ settings, connection = workerConnectio
         const image = await failingPermanently(() =>
           buildContextInRegistry(s.clients, s.settings, GPU_WORKER_REPOSITORY, context, signal, progress),
         );
-        const env = connection();
+        const env = connection({ inputs: spec.storage?.inputs ?? [], outputs: spec.storage?.outputs ?? [] });
         const objects = gpuWorkerManifests({
           namespace: s.plan.namespace,
           jobName: spec.jobName,

@@ -56,6 +56,11 @@ export class AesGcmCodec implements PayloadCodec {
       throw new InvalidInputError(`Codec key "${currentKeyId}" is not among the configured keys.`);
   }
 
+  /** The current key alone, as INFERCTL_CODEC_KEYS spells it (`id=<base64>`): what a job's GPU workers get. */
+  currentKeySetting(): string {
+    return `${this.currentKeyId}=${this.keys.get(this.currentKeyId)!.toString('base64')}`;
+  }
+
   /** A key for another purpose (`info` names it), derived from the current key with HKDF-SHA-256. */
   derivedKey(info: string): Buffer {
     return Buffer.from(crypto.hkdfSync('sha256', this.keys.get(this.currentKeyId)!, Buffer.alloc(0), info, 32));
