@@ -91,6 +91,10 @@ export function addDeployCommand(program: Command): void {
     .option('--tls-cert <file>', 'aks: your certificate chain (PEM, on the worker) instead of a per-deployment one')
     .option('--tls-key <file>', 'aks: the key of --tls-cert (PEM, on the worker)')
     .option('--tls-secret <name>', 'aks, with --cluster: your kubernetes.io/tls Secret in namespace inferctl-<name>')
+    .option(
+      '--allow-from <cidr...>',
+      'aks: admit only clients from these address ranges (CIDR, e.g. 203.0.113.0/24) at the load balancer',
+    )
     .option('--tls-ca-out <file>', 'aks: write the deployment’s CA certificate (PEM) here, for clients to trust')
     .addHelpText('after', AKS_HELP)
     .action(async (o) => {
@@ -155,6 +159,7 @@ function aksOptions(o: {
   tlsCert?: string;
   tlsKey?: string;
   tlsSecret?: string;
+  allowFrom?: string[];
 }): AksDeploymentOptions {
   const aks: AksDeploymentOptions = {};
   if (o.cluster) aks.cluster = o.cluster;
