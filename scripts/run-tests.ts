@@ -75,9 +75,20 @@ function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: n
     endpointKeysChecked: keysChecked,
     secretLeaks,
   };
+  // "Attacks tried": per attack (shared-group-teardown, foreign-owner, unencrypted-start, …), tried and refused.
+  const attacks: Record<string, { tried: number; refused: number }> = {};
+  for (const r of records) {
+    if (typeof r.attack !== 'string') continue;
+    const a = (attacks[r.attack] ??= { tried: 0, refused: 0 });
+    a.tried += typeof r.attacksTried === 'number' ? r.attacksTried : 0;
+    a.refused += typeof r.attacksRefused === 'number' ? r.attacksRefused : 0;
+  }
   const out = path.resolve(__dirname, '..', '..', 'test-artifacts', 'reliability-report.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
-  fs.writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), totals, records }, null, 2) + '\n');
+  fs.writeFileSync(
+    out,
+    JSON.stringify({ date: new Date().toISOString(), totals, attacksTried: attacks, records }, null, 2) + '\n',
+  );
   console.log(`reliability: ${JSON.stringify(totals)} (test-artifacts/reliability-report.json)`);
 }
 
