@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import http from 'node:http';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,7 @@ import { DeploymentName, ModelName } from '../../src/shared/search-attributes';
 import { CodecServerTokenError, createCodecServer } from '../../src/temporal/codec-server';
 import { FAILURE_CONVERTER_PATH } from '../../src/temporal/connection';
 import { codecFromEnv, ENCRYPTED_ENCODING, UnencryptedPayloadError } from '../../src/temporal/payload-codec';
+import { freePort } from '../../src/temporal/dev-server';
 import { searchAttributeText } from '../../src/temporal/search-attribute-privacy';
 import { deploy } from '../../workflows/deploy';
 import { recordReliability } from '../helpers/reliability';
@@ -190,6 +191,45 @@ describe('payload encryption refuses and hides', () => {
       });
     } finally {
       await new Promise((r) => server.close(r));
+    }
+  });
+
+  test('inferctl codec-server makes a token, prints the URL that carries it, and answers only its --host-name', async () => {
+    const port = await freePort();
+    const bin = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
+    const server = spawn(process.execPath, [bin, 'codec-server', '--port', String(port), '--host-name', 'codec.test'], {
+      env: { ...process.env, ...env, INFERCTL_CODEC_SERVER_TOKEN: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    server.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    server.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const url = await eventually(
+        () => Promise.resolve(/(http:\/\/127\.0\.0\.1:\d+\/[A-Za-z0-9_-]{24,})/.exec(out)?.[1]),
+        'the codec server to print its URL',
+        30_000,
+      );
+      const token = new URL(url).pathname.slice(1);
+      const post = (host: string, urlPath: string) =>
+        new Promise<number>((resolve, reject) => {
+          const req = http.request(
+            { host: '127.0.0.1', port, path: urlPath, method: 'POST', headers: { host } },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
+          req.on('error', reject);
+          req.end('{"payloads":[]}');
+        });
+      assert.equal(await post(`codec.test:${port}`, `/${token}/decode`), 200, 'by the name it was given');
+      assert.equal(await post(`127.0.0.1:${port}`, `/${token}/decode`), 200, 'by its address');
+      assert.equal(await post(`attacker.example:${port}`, `/${token}/decode`), 421);
+      assert.equal(await post(`codec.test:${port}`, '/decode'), 401, 'no token');
+    } finally {
+      server.kill('SIGTERM');
+      await new Promise((r) => server.once('exit', r));
     }
   });
 });

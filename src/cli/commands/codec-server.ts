@@ -41,7 +41,7 @@ export async function codecServerCommand(opts: {
     );
   }
   // Whoever reaches the server can decrypt: a token always (a fresh one unless the operator gives one).
-  const given = process.env.INFERCTL_CODEC_SERVER_TOKEN;
+  const given = process.env.INFERCTL_CODEC_SERVER_TOKEN || undefined; // empty: unset
   if (given !== undefined && given.length < 16) {
     throw new CliError('INFERCTL_CODEC_SERVER_TOKEN must be at least 16 characters (or unset: one is made).', 2);
   }
