@@ -86,7 +86,12 @@ describe('payload encryption', () => {
 
       const hosts: string[] = [];
       const token = 'ui-token-0123456789abcdef';
-      const server = createCodecServer({ codec, allowedOrigins: ['http://localhost:8233'], token, allowedHosts: hosts });
+      const server = createCodecServer({
+        codec,
+        allowedOrigins: ['http://localhost:8233'],
+        token,
+        allowedHosts: hosts,
+      });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       hosts.push(new URL(url).host);
