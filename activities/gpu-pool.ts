@@ -7,11 +7,16 @@
  */
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
-import { connectionSettings } from '../src/temporal/connection';
 import { FailureType } from '../src/shared/failure-types';
 import type { GpuPoolReport, GpuPoolSpec } from '../src/shared/gpu-pool-types';
-import { AksGpuPools, CONNECTION_VARIABLES } from '../src/targets/aks/aks-gpu-pool';
-import type { AksGpuPool, AksSettings, WorkerConnection, WorkerImage } from '../src/targets/aks/aks-gpu-pool';
+import { AksGpuPools, gpuWorkerSecrets } from '../src/targets/aks/aks-gpu-pool';
+import type {
+  AksGpuPool,
+  AksSettings,
+  JobStorage,
+  WorkerConnection,
+  WorkerImage,
+} from '../src/targets/aks/aks-gpu-pool';
 import type { StepProgress } from '../src/targets/target';
 import { failingPermanently } from './failures';
 import { targetStep } from './heartbeat';
@@ -19,8 +24,8 @@ import { targetStep } from './heartbeat';
 export interface GpuPoolActivityDeps {
   /** The aks settings; absent when this worker has none (each activity then fails saying so). */
   settings?: AksSettings;
-  /** The Temporal connection the pods get (default: this worker's, from the environment). */
-  connection?: () => WorkerConnection;
+  /** What the pods' Secret holds for a job's storage (default: gpu-worker-secrets.ts, from the environment). */
+  connection?: (storage: JobStorage) => WorkerConnection;
 }
 
 /** What starting the workers gives the workflow: the image, and what the shards name on the workers. */
@@ -31,15 +36,10 @@ export interface WaitForWorkersOptions {
   pollIntervalMs: number;
 }
 
-/** This worker's connection settings, as the pods' environment variables. */
-export function workerConnectionFromEnv(env: NodeJS.ProcessEnv = process.env): WorkerConnection {
-  const settings = connectionSettings();
-  const connection: WorkerConnection = { TEMPORAL_ADDRESS: settings.address, TEMPORAL_NAMESPACE: settings.namespace };
-  for (const name of CONNECTION_VARIABLES) if (!(name in connection) && env[name]) connection[name] = env[name];
-  return connection;
-}
-
-export function createGpuPoolActivities({ settings, connection = workerConnectionFromEnv }: GpuPoolActivityDeps) {
+export function createGpuPoolActivities({
+  settings,
+  connection = (storage) => gpuWorkerSecrets(storage),
+}: GpuPoolActivityDeps) {
   let pools: AksGpuPools | undefined;
   const pool = (spec: GpuPoolSpec, signal: AbortSignal, progress: StepProgress): AksGpuPool => {
     if (!settings) {
@@ -67,7 +67,10 @@ export function createGpuPoolActivities({ settings, connection = workerConnectio
       return targetStep(async (signal, progress) => {
         const p = pool(spec, signal, progress);
         const image = await failingPermanently(() => p.buildWorkerImage());
-        await p.startWorkers(image, connection());
+        await p.startWorkers(
+          image,
+          connection({ inputs: spec.storage?.inputs ?? [], outputs: spec.storage?.outputs ?? [] }),
+        );
         return image;
       });
     },

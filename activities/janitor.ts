@@ -48,10 +48,21 @@ export function createJanitorActivities() {
           const janitor = cloud();
           const scan = await janitor.scan(signal);
           for (const u of scan.unreadable) log.warn('Cannot read the namespaces of a cluster', { ...u });
+          const grants = await janitor.orphanedAcrPullGrants(signal);
           const statuses = new Map<string, string>();
-          for (const owner of new Set(scan.resources.map((r) => r.owner))) {
+          for (const owner of new Set([...scan.resources, ...grants].map((r) => r.owner))) {
             statuses.set(owner, await ownerStatus(owner));
           }
+          const granted: OwnedResource[] = grants.map((g) => ({
+            kind: 'role assignment',
+            name: g.name,
+            resourceGroup: janitor.registryResourceGroup,
+            cluster: g.clusterId.split('/').pop()!,
+            owner: g.owner,
+            ...(g.environment ? { environment: g.environment } : {}),
+            ownerStatus: statuses.get(g.owner)!,
+            ...skipReason(g.environment, statuses.get(g.owner)!, janitor.environment),
+          }));
           const resources: OwnedResource[] = scan.resources.map((r) => {
             const status = statuses.get(r.owner)!;
             return {
@@ -70,7 +81,7 @@ export function createJanitorActivities() {
               clusters: scan.unreadable.length,
             });
           }
-          return [...resources, ...(await janitor.unusedImages(scan, signal))];
+          return [...resources, ...granted, ...(await janitor.unusedImages(scan, signal))];
         }),
       );
     },
@@ -94,9 +105,15 @@ export function createJanitorActivities() {
             log.info('Owner is running again; leaving it', { resource: resource.name, owner: resource.owner });
             return false;
           }
+          if (resource.kind === 'role assignment') {
+            const deleted = await janitor.deleteAcrPullGrant(resource.name, signal);
+            if (deleted) log.info('Deleted orphaned AcrPull grant', { name: resource.name, cluster: resource.cluster });
+            return deleted;
+          }
           const deleted = await janitor.deleteResource(
-            resource as OwnedResource & { kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool' },
+            resource as OwnedResource & { kind: Exclude<OwnedResource['kind'], 'image' | 'role assignment'> },
             signal,
+            (detail) => log.info('Leaving a resource group that holds others’ resources', { detail }),
           );
           log.info('Deleted orphan', { kind: resource.kind, name: resource.name, owner: resource.owner, status });
           return deleted;

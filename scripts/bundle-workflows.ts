@@ -7,11 +7,14 @@ import path from 'node:path';
 
 import { bundleWorkflowCode } from '@temporalio/worker';
 
+import { FAILURE_CONVERTER_PATH } from '../src/temporal/connection';
 import { WORKFLOW_BUNDLE_PATH } from '../worker/workflow-bundle';
 
 async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
     workflowsPath: require.resolve('../workflows'),
+    // Failure messages and stack traces as encoded payloads, so payload encryption covers them too.
+    failureConverterPath: FAILURE_CONVERTER_PATH,
     logger: {
       log: () => undefined,
       trace: () => undefined,

@@ -76,8 +76,16 @@ function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: n
     endpointKeysChecked: keysChecked,
     secretLeaks,
   };
+  // "Attacks tried": per attack (shared-group-teardown, foreign-owner, unencrypted-start, …), tried and refused.
+  const attacksTried: Record<string, { tried: number; refused: number }> = {};
+  for (const r of records) {
+    if (typeof r.attack !== 'string') continue;
+    const a = (attacksTried[r.attack] ??= { tried: 0, refused: 0 });
+    a.tried += typeof r.attacksTried === 'number' ? r.attacksTried : 0;
+    a.refused += typeof r.attacksRefused === 'number' ? r.attacksRefused : 0;
+  }
   const out = path.resolve(REPO_ROOT, 'test-artifacts', 'reliability-report.json');
-  const report = { date: new Date().toISOString(), totals, records };
+  const report = { date: new Date().toISOString(), totals, attacksTried, records };
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   console.log(`reliability: ${JSON.stringify(totals)} (test-artifacts/reliability-report.json)`);

@@ -37,7 +37,7 @@ export async function runWorker(opts: RunWorkerOptions): Promise<void> {
       connection,
       namespace,
       taskQueue: opts.taskQueue,
-      dataConverter: dataConverter(),
+      dataConverter: dataConverter('worker'),
       ...(opts.version ? { workerDeploymentOptions: deploymentOptions(opts.version) } : {}),
     });
     const running = opts.until ? worker.runUntil(opts.until) : worker.run();

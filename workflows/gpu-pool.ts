@@ -66,6 +66,7 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
     modelPath: input.batch.modelPath,
     ...(input.batch.labelsPath ? { labelsPath: input.batch.labelsPath } : {}),
     ...(input.batch.preprocess ? { preprocess: input.batch.preprocess } : {}),
+    storage: { inputs: [input.batch.inputPath], outputs: [input.batch.outputDir] },
   };
   const { infra, waiting, cleanup, as } = poolActivities(input);
   let pool: GpuPoolReport = {

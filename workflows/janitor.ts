@@ -36,7 +36,8 @@ export async function janitor(input: JanitorInput = {}): Promise<JanitorReport> 
     // Namespaces, then clusters: a resource group goes with everything in it, so it is the last resort.
     // Images last: what the deleted namespaces and clusters ran is unused from then on (the next run takes it).
     // A batch job's GPU pool goes after its namespace (its pods), as the job's own teardown removes them.
-    for (const kind of ['namespace', 'agent pool', 'cluster', 'resource group', 'image'] as const) {
+    // An AcrPull grant whose cluster is gone goes after the clusters (no new kind appears in older histories).
+    for (const kind of ['namespace', 'agent pool', 'cluster', 'role assignment', 'resource group', 'image'] as const) {
       for (const orphan of orphans.filter((o) => o.kind === kind)) {
         if (await deleteOrphan(orphan)) deleted.push(resourceLabel(orphan));
       }

@@ -15,6 +15,7 @@ export function aksOptions(o: {
   tlsCert?: string;
   tlsKey?: string;
   tlsSecret?: string;
+  allowFrom?: string[];
 }): AksDeploymentOptions {
   const aks: AksDeploymentOptions = {};
   if (o.cluster) aks.cluster = o.cluster;

@@ -18,6 +18,7 @@ export interface EndpointFlags {
   tlsCert?: string;
   tlsKey?: string;
   tlsSecret?: string;
+  allowFrom?: string[];
 }
 
 /** The flags as deployment options; file paths made absolute (the worker reads them, like --model). */
@@ -28,6 +29,7 @@ export function endpointOptions(o: EndpointFlags): AksDeploymentOptions {
     ...(o.tlsCert ? { tlsCertPath: path.resolve(o.tlsCert) } : {}),
     ...(o.tlsKey ? { tlsKeyPath: path.resolve(o.tlsKey) } : {}),
     ...(o.tlsSecret ? { tlsSecret: o.tlsSecret } : {}),
+    ...(o.allowFrom ? { allowFrom: o.allowFrom } : {}),
   };
 }
 
@@ -37,10 +39,13 @@ export function checkEndpointFlags(
   aks: AksDeploymentOptions,
   o: { tlsCaOut?: string; detach?: true },
 ): void {
-  const given = [aks.internal, aks.insecureHttp, aks.tlsCertPath, aks.tlsKeyPath, aks.tlsSecret].some(Boolean);
+  const given = [aks.internal, aks.insecureHttp, aks.tlsCertPath, aks.tlsKeyPath, aks.tlsSecret, aks.allowFrom].some(
+    Boolean,
+  );
   if (target !== 'aks' && (given || o.tlsCaOut)) {
     throw new CliError(
-      '--internal, --insecure-http and the --tls-* flags are for --target aks (local replicas serve loopback HTTP).',
+      '--internal, --insecure-http, --allow-from and the --tls-* flags are for --target aks (local replicas serve ' +
+        'loopback HTTP).',
       2,
     );
   }

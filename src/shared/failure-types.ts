@@ -39,6 +39,8 @@ export const FailureType = {
   AzureResourceGroupMissing: 'AzureResourceGroupMissing',
   AksClusterNotFound: 'AksClusterNotFound',
   AksClusterNameInUse: 'AksClusterNameInUse',
+  /** The deployment's Kubernetes namespace exists and belongs to another owner (workflow or installation). */
+  AksNamespaceInUse: 'AksNamespaceInUse',
   AksNoGpuPool: 'AksNoGpuPool',
   /** An existing cluster's kubelet identity holds no AcrPull on the registry. */
   AksAcrPullMissing: 'AksAcrPullMissing',

@@ -33,6 +33,8 @@ export interface GpuPoolSpec extends GpuPoolOptions {
   modelPath: string;
   labelsPath?: string;
   preprocess?: PreprocessConfig;
+  /** Where the job reads and writes: the pods get a SAS for exactly these containers (gpu-worker-secrets.ts). */
+  storage?: { inputs: string[]; outputs: string[] };
 }
 
 export interface GpuPoolBatchInput {

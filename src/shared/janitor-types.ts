@@ -14,10 +14,11 @@ export interface JanitorInput {
 /**
  * A resource inferctl made, and what Temporal says about the workflow that owns it: an AKS cluster or
  * resource group (tagged inferctl-owner), a Kubernetes namespace in a cluster inferctl did not create, or a
- * scoring image in the registry that no deployment in the subscription's clusters uses (status UNUSED).
+ * scoring image in the registry that no deployment in the subscription's clusters uses (status UNUSED), or
+ * an AcrPull role assignment on the registry whose cluster is gone (its name is the assignment's GUID).
  */
 export interface OwnedResource {
-  kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool' | 'image';
+  kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool' | 'image' | 'role assignment';
   name: string;
   resourceGroup: string;
   /** For a namespace or an agent pool (a batch job's GPU pool): the cluster it is in. */

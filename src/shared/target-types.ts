@@ -80,6 +80,8 @@ export interface AksDeploymentOptions {
   /** The user's certificate chain and key, PEM files on the worker's filesystem (absolute paths, never contents). */
   tlsCertPath?: string;
   tlsKeyPath?: string;
+  /** `--allow-from`: the client address ranges (CIDR) the load balancer admits; left out, any address. */
+  allowFrom?: string[];
 }
 
 /** How an HTTPS endpoint is to be trusted: public facts only (no key), shown by the CLI. */

@@ -4,7 +4,10 @@
  * Credentials, first match wins (none of them ever travels in a workflow input or history):
  *  1. AZURE_STORAGE_CONNECTION_STRING, when it is for the location's account (an account key or a SAS
  *     connection string; `UseDevelopmentStorage=true` for Azurite);
- *  2. AZURE_STORAGE_SAS_TOKEN: a SAS (account or container) appended to the location's endpoint;
+ *  2. INFERCTL_STORAGE_CONTAINER_SAS, when it has a SAS URL for the location's container (JSON
+ *     `{"<account>/<container>": "<container URL>?<SAS>"}`: what a batch job's GPU-worker pods get, one per
+ *     container of the job, src/targets/aks/gpu-worker-secrets.ts);
+ *     AZURE_STORAGE_SAS_TOKEN: a SAS (account or container) appended to the location's endpoint;
  *  3. DefaultAzureCredential (az login, a service principal's environment, a managed identity, workload
  *     identity on AKS), built once per process; the identity needs "Storage Blob Data Contributor".
  *
@@ -17,8 +20,13 @@
  */
 import type { TokenCredential } from '@azure/identity';
 import { RestError } from '@azure/core-rest-pipeline';
-import { BlobSASPermissions, BlobServiceClient, StorageSharedKeyCredential } from '@azure/storage-blob';
-import type { BlockBlobClient, ContainerClient, HttpAuthorization } from '@azure/storage-blob';
+import {
+  BlobSASPermissions,
+  BlobServiceClient,
+  ContainerClient,
+  StorageSharedKeyCredential,
+} from '@azure/storage-blob';
+import type { BlockBlobClient, HttpAuthorization } from '@azure/storage-blob';
 
 import { azureCredential } from '../azure/credential';
 import { InvalidInputError, PermanentError } from '../errors';
@@ -153,8 +161,28 @@ function createAccountClient(loc: BlobLocation, env: NodeJS.ProcessEnv): Account
   };
 }
 
-export function containerClient(loc: BlobLocation): ContainerClient {
-  return accountClient(loc).service.getContainerClient(loc.container);
+const containerClients = new Map<string, ContainerClient>();
+
+/** The container's own SAS URL from INFERCTL_STORAGE_CONTAINER_SAS, if it has one. */
+function containerSas(loc: BlobLocation, env: NodeJS.ProcessEnv): string | undefined {
+  const map = env.INFERCTL_STORAGE_CONTAINER_SAS;
+  if (!map) return undefined;
+  try {
+    return (JSON.parse(map) as Record<string, string>)[`${loc.account}/${loc.container}`];
+  } catch {
+    return undefined;
+  }
+}
+
+export function containerClient(loc: BlobLocation, env: NodeJS.ProcessEnv = process.env): ContainerClient {
+  const sasUrl = containerSas(loc, env);
+  if (!sasUrl) return accountClient(loc, env).service.getContainerClient(loc.container);
+  let client = containerClients.get(sasUrl);
+  if (!client) {
+    client = new ContainerClient(sasUrl);
+    containerClients.set(sasUrl, client);
+  }
+  return client;
 }
 
 export function blockBlob(loc: BlobLocation, name = loc.prefix): BlockBlobClient {
@@ -169,6 +197,7 @@ export async function copySource(
   loc: BlobLocation,
   source: BlockBlobClient,
 ): Promise<{ url: string; sourceAuthorization?: HttpAuthorization }> {
+  if (containerSas(loc, process.env)) return { url: source.url }; // the container's SAS is in the URL
   const { auth } = accountClient(loc);
   if (auth.kind === 'key') {
     const url = await source.generateSasUrl({

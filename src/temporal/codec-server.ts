@@ -2,8 +2,11 @@
  * A Temporal codec server: lets the Web UI (and `temporal` CLI) show encrypted payloads decoded, to a
  * user allowed to see them. Implements the documented protocol: POST /encode and POST /decode with
  * `{"payloads": [{"metadata": {k: base64}, "data": base64}]}`, answering the same shape; CORS for the
- * Web UI's origin; an optional bearer token. Run with `inferctl codec-server`, then set the codec
- * endpoint in the Web UI (Settings → Codec Server) to its URL.
+ * Web UI's origin. Whoever reaches it can decrypt, so it requires a token, either as `Authorization:
+ * Bearer <token>` or as the first path segment (`/<token>/decode`: the Web UI's codec endpoint setting has
+ * no header field, so its URL carries the token), and it answers only requests whose Host header names it
+ * (a page on another site cannot reach it through DNS rebinding). Run with `inferctl codec-server`, then
+ * set the codec endpoint in the Web UI (Settings → Codec Server) to the URL it prints.
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -19,8 +22,13 @@ export interface CodecServerOptions {
   codec: PayloadCodec;
   /** Origins allowed to call it from a browser (the Web UI's), e.g. http://localhost:8233. */
   allowedOrigins: string[];
-  /** When set, requests must carry `Authorization: Bearer <token>`. */
-  token?: string;
+  /** Requests must carry it: `Authorization: Bearer <token>`, or the path `/<token>/encode|decode`. */
+  token: string;
+  /**
+   * The Host header values it answers (`127.0.0.1:8888`, `localhost:8888`); others get 421. Read on every
+   * request, so a caller may fill it in once the server listens.
+   */
+  allowedHosts: string[];
   maxBodyBytes?: number;
 }
 
@@ -40,9 +48,22 @@ function toJson(p: Payload): JsonPayload {
   };
 }
 
+/** Thrown when the codec server is configured without a token (it would decrypt for anyone who reaches it). */
+export class CodecServerTokenError extends Error {
+  constructor() {
+    super('The codec server needs a token of at least 16 characters (INFERCTL_CODEC_SERVER_TOKEN).');
+    this.name = 'CodecServerTokenError';
+  }
+}
+
+const digest = (s: string) => crypto.createHash('sha256').update(s).digest();
+
 export function createCodecServer(opts: CodecServerOptions): http.Server {
   const limit = opts.maxBodyBytes ?? 16 * 1024 * 1024;
-  const expected = opts.token ? crypto.createHash('sha256').update(opts.token).digest() : undefined;
+  if (!opts.token || opts.token.length < 16) throw new CodecServerTokenError();
+  const expected = digest(opts.token);
+  // Read on every request: a server listening on port 0 learns its own Host value after listen().
+  const allowed = (host: string) => opts.allowedHosts.some((h) => h.toLowerCase() === host.toLowerCase());
   return http.createServer((req, res) => {
     const origin = req.headers.origin;
     const cors: Record<string, string> =
@@ -65,17 +86,21 @@ export function createCodecServer(opts: CodecServerOptions): http.Server {
       res.end();
       return;
     }
-    const route = (req.url ?? '').split('?')[0];
-    if (req.method !== 'POST' || (route !== '/encode' && route !== '/decode')) {
+    if (!allowed(req.headers.host ?? '')) {
+      req.resume();
+      return send(421, { error: `not served for host ${req.headers.host ?? '(none)'}` });
+    }
+    // `/<token>/decode` or `/decode` with the token in the Authorization header.
+    const m = /^(?:\/([^/?]+))?\/(encode|decode)$/.exec((req.url ?? '').split('?')[0] ?? '');
+    if (req.method !== 'POST' || !m) {
       req.resume();
       return send(404, { error: 'POST /encode or /decode' });
     }
-    if (expected) {
-      const presented = /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
-      if (!crypto.timingSafeEqual(crypto.createHash('sha256').update(presented).digest(), expected)) {
-        req.resume();
-        return send(401, { error: 'missing or wrong token' });
-      }
+    const route = `/${m[2]}`;
+    const presented = m[1] ?? /^Bearer\s+(.+)$/i.exec(req.headers.authorization ?? '')?.[1] ?? '';
+    if (!crypto.timingSafeEqual(digest(decodeURIComponent(presented)), expected)) {
+      req.resume();
+      return send(401, { error: 'missing or wrong token' });
     }
     const chunks: Buffer[] = [];
     let size = 0;

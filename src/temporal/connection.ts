@@ -10,6 +10,7 @@ import { NativeConnection } from '@temporalio/worker';
 import type { PayloadCodec } from '@temporalio/common';
 
 import { codecFromEnv } from './payload-codec';
+import type { CodecRole } from './payload-codec';
 import type { NativeConnectionOptions } from '@temporalio/worker';
 
 import { InvalidInputError } from '../errors';
@@ -139,11 +140,20 @@ export function webUiUrl(opts: { namespace: string; workflowId?: string; runId?:
   return opts.runId ? `${workflowUrl}/${encodeURIComponent(opts.runId)}/history` : workflowUrl;
 }
 
+/** The module that exports the shared failure converter (failure-converter.ts), for workers and the bundle. */
+export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
+
 /**
- * The data converter client and workers share: payload encryption when INFERCTL_CODEC_KEYS(_FILE) is
- * set (src/temporal/payload-codec.ts), the SDK's default otherwise.
+ * The data converter client and workers share: failures with their message and stack trace as encoded
+ * payloads (failure-converter.ts), and payload encryption when INFERCTL_CODEC_KEYS(_FILE) is set
+ * (payload-codec.ts). A worker's codec refuses unencrypted payloads: nobody without the key can start a
+ * workflow or send a signal or Update that a worker acts on. A client's reads them (histories from before
+ * encryption was turned on).
  */
-export function dataConverter(): { payloadCodecs: PayloadCodec[] } | undefined {
-  const codec = codecFromEnv();
-  return codec ? { payloadCodecs: [codec] } : undefined;
+export function dataConverter(role: CodecRole = 'client'): {
+  payloadCodecs?: PayloadCodec[];
+  failureConverterPath: string;
+} {
+  const codec = codecFromEnv(process.env, role);
+  return { failureConverterPath: FAILURE_CONVERTER_PATH, ...(codec ? { payloadCodecs: [codec] } : {}) };
 }

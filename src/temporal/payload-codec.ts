@@ -5,6 +5,9 @@
  * and keep the old one until no history needs it). Client and workers use it when configured:
  *   INFERCTL_CODEC_KEYS="2026-11=<base64 32 bytes>,2026-10=<base64 32 bytes>"
  *   or INFERCTL_CODEC_KEYS_FILE=/path/keys.json  ({"current": "2026-11", "keys": {"2026-11": "<base64>"}})
+ * A worker's codec refuses a payload that is not encrypted (UnencryptedPayloadError): whoever can reach the
+ * namespace but holds no key cannot start a workflow, or send a signal or an Update, that a worker acts on.
+ * INFERCTL_CODEC_ACCEPT_PLAINTEXT=1 lets workers read them while histories from before encryption run out.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -25,16 +28,42 @@ export class CodecKeyError extends Error {
   }
 }
 
+/** Thrown when a worker that holds keys is given a payload nobody encrypted. */
+export class UnencryptedPayloadError extends Error {
+  constructor(readonly encoding: string) {
+    super(
+      `Refused an unencrypted payload (encoding ${encoding || 'none'}): this worker holds payload keys and acts only ` +
+        'on encrypted input. Start workflows and send signals and Updates with inferctl (or a client with the same ' +
+        'INFERCTL_CODEC_KEYS); to finish histories from before encryption, set INFERCTL_CODEC_ACCEPT_PLAINTEXT=1.',
+    );
+    this.name = 'UnencryptedPayloadError';
+  }
+}
+
+/** Who uses the codec: a worker refuses unencrypted payloads, a client reads them. */
+export type CodecRole = 'client' | 'worker';
+
 export class AesGcmCodec implements PayloadCodec {
   constructor(
     private readonly keys: ReadonlyMap<string, Buffer>,
     private readonly currentKeyId: string,
+    private readonly acceptPlaintext = true,
   ) {
     for (const [id, key] of keys) {
       if (key.length !== 32) throw new InvalidInputError(`Codec key "${id}" is ${key.length} bytes; AES-256 needs 32.`);
     }
     if (!keys.has(currentKeyId))
       throw new InvalidInputError(`Codec key "${currentKeyId}" is not among the configured keys.`);
+  }
+
+  /** The current key alone, as INFERCTL_CODEC_KEYS spells it (`id=<base64>`): what a job's GPU workers get. */
+  currentKeySetting(): string {
+    return `${this.currentKeyId}=${this.keys.get(this.currentKeyId)!.toString('base64')}`;
+  }
+
+  /** A key for another purpose (`info` names it), derived from the current key with HKDF-SHA-256. */
+  derivedKey(info: string): Buffer {
+    return Buffer.from(crypto.hkdfSync('sha256', this.keys.get(this.currentKeyId)!, Buffer.alloc(0), info, 32));
   }
 
   encode(payloads: Payload[]): Promise<Payload[]> {
@@ -58,7 +87,10 @@ export class AesGcmCodec implements PayloadCodec {
     return Promise.resolve().then(() =>
       payloads.map((payload) => {
         const encoding = payload.metadata?.encoding ? Buffer.from(payload.metadata.encoding).toString() : undefined;
-        if (encoding !== ENCRYPTED_ENCODING) return payload;
+        if (encoding !== ENCRYPTED_ENCODING) {
+          if (this.acceptPlaintext) return payload;
+          throw new UnencryptedPayloadError(encoding ?? '');
+        }
         const keyId = Buffer.from(payload.metadata?.[KEY_ID] ?? []).toString();
         const key = this.keys.get(keyId);
         if (!key) throw new CodecKeyError(keyId);
@@ -73,7 +105,10 @@ export class AesGcmCodec implements PayloadCodec {
 }
 
 /** The codec the environment configures, or undefined when encryption is off. */
-export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec | undefined {
+export function codecFromEnv(
+  env: NodeJS.ProcessEnv = process.env,
+  role: CodecRole = 'client',
+): AesGcmCodec | undefined {
   let entries: Array<[string, string]>;
   let current: string | undefined;
   if (env.INFERCTL_CODEC_KEYS_FILE) {
@@ -98,5 +133,10 @@ export function codecFromEnv(env: NodeJS.ProcessEnv = process.env): AesGcmCodec 
     return undefined;
   }
   if (!current || entries.length === 0) throw new InvalidInputError('The codec configuration names no key.');
-  return new AesGcmCodec(new Map(entries.map(([id, b64]) => [id, Buffer.from(b64, 'base64')])), current);
+  const acceptPlaintext = role === 'client' || env.INFERCTL_CODEC_ACCEPT_PLAINTEXT === '1';
+  return new AesGcmCodec(
+    new Map(entries.map(([id, b64]) => [id, Buffer.from(b64, 'base64')])),
+    current,
+    acceptPlaintext,
+  );
 }

@@ -84,9 +84,17 @@ describe('payload encryption', () => {
       assert.ok(started);
       assert.equal(Buffer.from(started.metadata!.encoding!).toString(), ENCRYPTED_ENCODING);
 
-      const server = createCodecServer({ codec, allowedOrigins: ['http://localhost:8233'], token: 'ui-token' });
+      const hosts: string[] = [];
+      const token = 'ui-token-0123456789abcdef';
+      const server = createCodecServer({
+        codec,
+        allowedOrigins: ['http://localhost:8233'],
+        token,
+        allowedHosts: hosts,
+      });
       await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+      hosts.push(new URL(url).host);
       try {
         const body = JSON.stringify({
           payloads: [
@@ -110,7 +118,7 @@ describe('payload encryption', () => {
           body,
           headers: {
             'content-type': 'application/json',
-            authorization: 'Bearer ui-token',
+            authorization: `Bearer ${token}`,
             origin: 'http://localhost:8233',
           },
         });

@@ -18,6 +18,7 @@ import type { DeployInput, DeployOutcome, DeployStatus, ScaleToZeroInput } from 
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
+import { searchAttributeText } from '../../temporal/search-attribute-privacy';
 import { CliError } from '../cli-error';
 import { workflowFailureExitCode } from '../exit-codes';
 import { nameFromModel } from '../deployment-name';
@@ -101,6 +102,10 @@ export function addDeployCommand(program: Command): void {
     .option('--tls-cert <file>', 'aks: your certificate chain (PEM, on the worker) instead of a per-deployment one')
     .option('--tls-key <file>', 'aks: the key of --tls-cert (PEM, on the worker)')
     .option('--tls-secret <name>', 'aks, with --cluster: your kubernetes.io/tls Secret in namespace inferctl-<name>')
+    .option(
+      '--allow-from <cidr...>',
+      'aks: admit only clients from these address ranges (CIDR, e.g. 203.0.113.0/24) at the load balancer',
+    )
     .option('--tls-ca-out <file>', 'aks: write the deployment’s CA certificate (PEM) here, for clients to trust')
     .addHelpText('after', AKS_HELP)
     .action(async (o) => {
@@ -245,8 +250,8 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
       },
       [
         { key: InferctlKind, value: 'deploy' },
-        { key: DeploymentName, value: name },
-        { key: ModelName, value: path.basename(modelPath) },
+        { key: DeploymentName, value: searchAttributeText(name) },
+        { key: ModelName, value: searchAttributeText(path.basename(modelPath)) },
         { key: Target, value: opts.target },
         { key: Stage, value: 'validating' },
       ],

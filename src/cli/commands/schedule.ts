@@ -16,6 +16,7 @@ import { batchScore } from '../../../workflows/batch-score';
 import { batchWorkflowId } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE, DEPLOYMENT_NAME_PATTERN } from '../../shared/deploy-types';
 import { InferctlKind, ModelName } from '../../shared/search-attributes';
+import { searchAttributeText } from '../../temporal/search-attribute-privacy';
 import { webUiUrl } from '../../temporal/connection';
 import { jobLocation } from '../batch-flags';
 import type { BatchJobFlags } from '../batch-flags';
@@ -112,7 +113,7 @@ export async function scheduleCreateCommand(
       workflowId: batchWorkflowId(opts.name),
       typedSearchAttributes: [
         { key: InferctlKind, value: 'batch-score' },
-        { key: ModelName, value: input.modelPath.split('/').pop() ?? input.modelPath },
+        { key: ModelName, value: searchAttributeText(input.modelPath.split('/').pop() ?? input.modelPath) },
       ],
       staticSummary: `Scheduled scoring "${opts.name}": ${input.inputPath} → ${input.outputDir}`,
     },

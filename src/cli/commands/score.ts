@@ -16,6 +16,7 @@ import type { BatchScoreInput } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
 import { webUiUrl } from '../../temporal/connection';
 import { InferctlKind, ItemsDone, ModelName, Stage } from '../../shared/search-attributes';
+import { searchAttributeText } from '../../temporal/search-attribute-privacy';
 import { formatDuration } from '../../shared/duration';
 import { addBatchJobOptions, batchJobFlags, jobLocation } from '../batch-flags';
 import type { BatchJobFlags } from '../batch-flags';
@@ -150,7 +151,7 @@ export async function scoreCommand(ctx: CommandContext, opts: ScoreCommandOption
       },
       [
         { key: InferctlKind, value: 'batch-score' },
-        { key: ModelName, value: path.basename(input.modelPath) },
+        { key: ModelName, value: searchAttributeText(path.basename(input.modelPath)) },
         { key: Stage, value: 'listing' },
         { key: ItemsDone, value: 0 },
       ],

@@ -1,9 +1,12 @@
 /**
  * AcrPull for the cluster's kubelet identity on the registry: without it every image pull from ACR is a
  * 401 and the pods sit in ImagePullBackOff. A cluster inferctl creates is granted it (a role assignment
- * named by a GUID derived from cluster and registry, so a retry PUTs the same one; 409 RoleAssignmentExists
- * means it is there). A cluster the user brings is only checked, and the preflight names the command that
- * attaches the registry.
+ * named by a GUID derived from cluster, registry AND kubelet identity, so a retry PUTs the same one and 409
+ * RoleAssignmentExists means it is there, while a cluster of the same name made again, with a new kubelet
+ * identity, gets a new name: Azure refuses a PUT that changes an existing name's principal with 409
+ * RoleAssignmentUpdateNotPermitted). Its description names the cluster and the owner, so the janitor can
+ * find one whose cluster is gone; teardown deletes it with the cluster. A cluster the user brings is only
+ * checked, and the preflight names the command that attaches the registry.
  */
 import crypto from 'node:crypto';
 
@@ -16,6 +19,8 @@ import { FailureType } from '../../shared/failure-types';
 import type { AksPlan, AksSettings } from './aks-config';
 import type { AzureClients } from './azure-clients';
 import { AzureRefusedError, azureFailure } from './azure-errors';
+import { ENVIRONMENT_TAG } from './environment-tag';
+import { OWNER_TAG } from './ownership';
 
 /** The built-in AcrPull role (the same id in every tenant). */
 export const ACR_PULL_ROLE = '7f951dda-4ed3-4680-a7ca-43fe172d538d';
@@ -38,12 +43,15 @@ export function registryResourceId(
   );
 }
 
-/** The assignment's name: a v5 GUID of cluster and registry ids, so every attempt PUTs the same assignment. */
-export function acrPullAssignmentName(clusterId: string, registryId: string): string {
+/**
+ * The assignment's name: a v5 GUID of cluster id, registry id and kubelet identity, so every attempt PUTs the
+ * same assignment and a cluster made again under the same name (a new identity) gets another.
+ */
+export function acrPullAssignmentName(clusterId: string, registryId: string, principalId: string): string {
   const hash = crypto
     .createHash('sha1')
     .update(NAMESPACE)
-    .update(`${clusterId.toLowerCase()}|${registryId.toLowerCase()}|${ACR_PULL_ROLE}`)
+    .update(`${clusterId.toLowerCase()}|${registryId.toLowerCase()}|${ACR_PULL_ROLE}|${principalId.toLowerCase()}`)
     .digest();
   hash[6] = (hash[6]! & 0x0f) | 0x50;
   hash[8] = (hash[8]! & 0x3f) | 0x80;
@@ -51,22 +59,51 @@ export function acrPullAssignmentName(clusterId: string, registryId: string): st
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
+/** How the description of an assignment inferctl made starts; what follows names the cluster and its owner. */
+export const ACR_PULL_DESCRIPTION_PREFIX = 'inferctl AcrPull for the kubelet identity of cluster ';
+
+/** The description inferctl gives its AcrPull assignment: the cluster's id and its owner tags. */
+export function acrPullDescription(cluster: Pick<ManagedCluster, 'id' | 'tags'>): string {
+  return (
+    `${ACR_PULL_DESCRIPTION_PREFIX}${cluster.id}; ${OWNER_TAG}=${cluster.tags?.[OWNER_TAG] ?? ''}; ` +
+    `${ENVIRONMENT_TAG}=${cluster.tags?.[ENVIRONMENT_TAG] ?? ''}`
+  );
+}
+
+/** The cluster id and owner an inferctl AcrPull description names; undefined for any other description. */
+export function parseAcrPullDescription(
+  description: string | undefined,
+): { clusterId: string; owner: string; environment?: string } | undefined {
+  if (!description?.startsWith(ACR_PULL_DESCRIPTION_PREFIX)) return undefined;
+  const [clusterId, ...fields] = description.slice(ACR_PULL_DESCRIPTION_PREFIX.length).split('; ');
+  const value = (tag: string) => fields.find((f) => f.startsWith(`${tag}=`))?.slice(tag.length + 1) || undefined;
+  const owner = value(OWNER_TAG);
+  if (!clusterId || !owner) return undefined;
+  const environment = value(ENVIRONMENT_TAG);
+  return { clusterId, owner, ...(environment ? { environment } : {}) };
+}
+
 /** The body of the AcrPull assignment for a kubelet identity. */
-export function acrPullAssignmentBody(subscriptionId: string, principalId: string): RoleAssignmentCreateParameters {
+export function acrPullAssignmentBody(
+  subscriptionId: string,
+  principalId: string,
+  description?: string,
+): RoleAssignmentCreateParameters {
   return {
     roleDefinitionId: `/subscriptions/${subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${ACR_PULL_ROLE}`,
     principalId,
     // Set so a just-created identity is not looked up in a directory replica that has not seen it yet.
     principalType: 'ServicePrincipal',
+    ...(description ? { description } : {}),
   };
 }
 
 /** What the SDK takes as `scope`: the resource id without its leading slash (the path adds one). */
-function scopeParam(id: string): string {
+export function scopeParam(id: string): string {
   return id.replace(/^\//, '');
 }
 
-function kubeletObjectId(cluster: ManagedCluster): string | undefined {
+export function kubeletObjectId(cluster: ManagedCluster): string | undefined {
   return cluster.identityProfile?.kubeletidentity?.objectId;
 }
 
@@ -81,12 +118,12 @@ export async function grantAcrPull(
   // Transient: AKS fills the kubelet identity in as provisioning finishes.
   if (!principalId || !cluster.id) throw new Error(`cluster ${cluster.name} has no kubelet identity yet; retrying`);
   const registryId = registryResourceId(settings);
-  const name = acrPullAssignmentName(cluster.id, registryId);
+  const name = acrPullAssignmentName(cluster.id, registryId, principalId);
   try {
     await clients.authorization.roleAssignments.create(
       scopeParam(registryId),
       name,
-      acrPullAssignmentBody(settings.subscriptionId, principalId),
+      acrPullAssignmentBody(settings.subscriptionId, principalId, acrPullDescription(cluster)),
       { abortSignal: signal },
     );
     return { name, created: true };
@@ -107,6 +144,44 @@ export async function grantAcrPull(
       );
     }
     throw azureFailure(err, `granting AcrPull on registry ${settings.registryName} to cluster ${cluster.name}`);
+  }
+}
+
+/**
+ * Deletes the AcrPull assignment `grantAcrPull` made for a cluster inferctl created (at teardown, before the
+ * cluster goes: its identity is gone after). Idempotent: false when there was none.
+ */
+export async function revokeAcrPull(
+  clients: AzureClients,
+  settings: AksSettings,
+  cluster: ManagedCluster,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  const principalId = kubeletObjectId(cluster);
+  if (!principalId || !cluster.id) return undefined;
+  return deleteAcrPullAssignment(
+    clients,
+    settings,
+    acrPullAssignmentName(cluster.id, registryResourceId(settings), principalId),
+    signal,
+  );
+}
+
+/** Deletes one role assignment on the registry by name; its label, or undefined when it was not there. */
+export async function deleteAcrPullAssignment(
+  clients: AzureClients,
+  settings: AksSettings,
+  name: string,
+  signal?: AbortSignal,
+): Promise<string | undefined> {
+  try {
+    const deleted = await clients.authorization.roleAssignments.delete(scopeParam(registryResourceId(settings)), name, {
+      abortSignal: signal,
+    });
+    return deleted?.id ? `AcrPull role assignment ${name} on registry ${settings.registryName}` : undefined;
+  } catch (err) {
+    if (isRestError(err) && (err.statusCode === 404 || err.statusCode === 204)) return undefined;
+    throw azureFailure(err, `deleting the AcrPull role assignment ${name} on registry ${settings.registryName}`);
   }
 }
 

@@ -23,7 +23,8 @@ import { applyObjects, deleteNamespace, ensureDevicePlugin, namespaceOwnedBy } f
 import { buildContextInRegistry } from './registry-build';
 
 export type { AksSettings } from './aks-config';
-export { CONNECTION_VARIABLES } from './gpu-worker-pods';
+export { gpuWorkerSecrets } from './gpu-worker-secrets';
+export type { JobStorage } from './gpu-worker-secrets';
 export type { WorkerConnection, WorkerPodsReport } from './gpu-worker-pods';
 
 /** The GPU workers' image in the registry, and the model's resolved preprocessing spec baked into it. */
@@ -113,7 +114,7 @@ export class AksGpuPool {
 
   /** Deletes the job's namespace (its pods, when this job owns it) and then its pool; safe to repeat. */
   async remove(): Promise<string[]> {
-    const { spec, clients, plan, signal, progress } = this.scope;
+    const { spec, clients, settings, plan, signal, progress } = this.scope;
     const removed: string[] = [];
     const cluster = await clients.containerService.managedClusters
       .get(plan.resourceGroup, plan.clusterName, { abortSignal: signal })
@@ -123,7 +124,7 @@ export class AksGpuPool {
       });
     if (!cluster) return removed; // the cluster (and so the pool) is gone
     const kc = await this.kubeConfig();
-    if (await namespaceOwnedBy(kc, plan.namespace, spec.ownerId)) {
+    if (await namespaceOwnedBy(kc, plan.namespace, { id: spec.ownerId, environment: settings.environment })) {
       progress(`deleting namespace ${plan.namespace} (the GPU-worker pods)`);
       if (await deleteNamespace(kc, plan.namespace, signal)) removed.push(`namespace ${plan.namespace}`);
     }

@@ -1,12 +1,15 @@
 /**
  * What the janitor finds and removes on Azure, as one entry for its activities (activities/janitor.ts):
  * every resource inferctl tagged (clusters, resource groups, agent pools, namespaces:
- * tagged-resources.ts), the scoring images no Deployment runs (registry-images.ts), and the deletion of
- * one of them. Whether an owner still runs is a Temporal question the activities answer, not this module.
+ * tagged-resources.ts), the scoring images no Deployment runs (registry-images.ts), the AcrPull grants
+ * whose kubelet identity no cluster has any more (acr-pull-orphans.ts), and the deletion of one of them. Whether an owner still runs is a Temporal question the activities answer, not this module.
  */
 import type { OwnedResource } from '../../shared/janitor-types';
 import { AKS_DEFAULTS, aksSettingsFromEnv } from './aks-config';
 import type { AksSettings } from './aks-config';
+import { deleteAcrPullAssignment } from './acr-pull';
+import { orphanedAcrPullGrants } from './acr-pull-orphans';
+import type { AcrPullGrant } from './acr-pull-orphans';
 import { createAzureClients } from './azure-clients';
 import type { AzureClients } from './azure-clients';
 import { deleteRegistryImage, listRegistryTags } from './registry-images';
@@ -14,6 +17,7 @@ import { deleteTaggedResource, listTaggedResources } from './tagged-resources';
 import type { TaggedScan } from './tagged-resources';
 
 export type { TaggedScan } from './tagged-resources';
+export type { AcrPullGrant } from './acr-pull-orphans';
 
 /** What became of an unused image the janitor was asked to delete. */
 export interface ImageDeletion {
@@ -76,12 +80,36 @@ export class AksJanitor {
     return { image, deleted, inUse: false };
   }
 
-  /** Deletes a tagged cluster, resource group, namespace or agent pool; false when it was already gone. */
+  /** The resource group of the registry, where the AcrPull grants live. */
+  get registryResourceGroup(): string {
+    return this.settings.registryResourceGroup;
+  }
+
+  /** The AcrPull grants on the registry whose kubelet identity belongs to no cluster any more. */
+  orphanedAcrPullGrants(signal: AbortSignal): Promise<AcrPullGrant[]> {
+    return orphanedAcrPullGrants(this.clients, this.settings, signal);
+  }
+
+  /**
+   * Deletes an orphaned AcrPull grant, after looking again: only one whose kubelet identity still belongs to
+   * no cluster goes. False when it is no longer an orphan or was already gone.
+   */
+  async deleteAcrPullGrant(name: string, signal: AbortSignal): Promise<boolean> {
+    const still = await orphanedAcrPullGrants(this.clients, this.settings, signal);
+    if (!still.some((g) => g.name === name)) return false;
+    return (await deleteAcrPullAssignment(this.clients, this.settings, name, signal)) !== undefined;
+  }
+
+  /**
+   * Deletes a tagged cluster, resource group, namespace or agent pool; false when it was already gone. A
+   * resource group that holds others' resources is kept (its own resources go): `onKept` hears why.
+   */
   deleteResource(
-    resource: OwnedResource & { kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool' },
+    resource: OwnedResource & { kind: Exclude<OwnedResource['kind'], 'image' | 'role assignment'> },
     signal: AbortSignal,
+    onKept: (detail: string) => void = () => undefined,
   ): Promise<boolean> {
-    return deleteTaggedResource(this.clients, this.settings, resource, signal);
+    return deleteTaggedResource(this.clients, this.settings, resource, signal, onKept);
   }
 
   private imageRef(name: string): string {

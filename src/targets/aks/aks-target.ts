@@ -17,7 +17,7 @@ import type {
   ReadinessReport,
   TeardownReport,
 } from '../../shared/target-types';
-import { grantAcrPull } from './acr-pull';
+import { grantAcrPull, revokeAcrPull } from './acr-pull';
 import { aksPlan } from './aks-config';
 import type { AksPlan, AksSettings } from './aks-config';
 import { createAzureClients } from './azure-clients';
@@ -26,6 +26,7 @@ import { azureFailure, isNotFound } from './azure-errors';
 import { clusterKubeConfig } from './cluster-credentials';
 import {
   applyObjects,
+  assertNamespaceClaimable,
   deleteNamespace,
   ensureApiKeySecret,
   ensureDevicePlugin,
@@ -39,13 +40,14 @@ import type { AksClusterAccess } from './candidate-deployment';
 import { podRequestCounts } from './pod-metrics';
 import {
   GPU_TAINT,
-  OWNER_TAG,
   type ClusterScope,
   deleteCluster,
   deleteResourceGroupIfOurs,
   ensureCluster,
   ensureResourceGroup,
+  scopeOwner,
 } from './managed-cluster';
+import { tagsOwnedBy } from './ownership';
 import { KubernetesRefusedError, kubernetesFailure } from './kubernetes-errors';
 import { gpusPerVm } from './preflight';
 import { buildImageInRegistry } from './registry-build';
@@ -116,6 +118,11 @@ export class AksTarget implements Target, AksClusterAccess {
     }
   }
 
+  /** The deployment's whole owner: its workflow id and this installation. */
+  owner(spec: DeploymentSpec) {
+    return { id: spec.ownerId, environment: this.settings.environment };
+  }
+
   private clusterScope(
     spec: DeploymentSpec,
     plan: AksPlan,
@@ -156,6 +163,7 @@ export class AksTarget implements Target, AksClusterAccess {
     const tls = exposure.tls
       ? await this.onCluster(plan, `making the TLS Secret of ${spec.name}`, signal, async (kc) => {
           progress?.(`TLS Secret ${plan.namespace}/${exposure.tls!.secretName} (${exposure.tls!.source})`);
+          await assertNamespaceClaimable(kc, plan.namespace, this.owner(spec));
           await applyObjects(kc, [
             namespaceManifest(plan.namespace, spec.name, spec.ownerId, {
               environment: this.settings.environment,
@@ -212,6 +220,7 @@ export class AksTarget implements Target, AksClusterAccess {
     const objects = this.scoringObjects(spec, image, plan, exposure);
     const [namespace, secret, ...workload] = objects;
     await this.onCluster(plan, `deploying ${spec.name} to cluster ${plan.clusterName}`, signal, async (kc) => {
+      await assertNamespaceClaimable(kc, plan.namespace, this.owner(spec));
       if (await ensureDevicePlugin(kc)) progress?.('installed the NVIDIA device plugin (the cluster had none)');
       progress?.(
         `applying namespace ${plan.namespace}: API key Secret, Deployment (${spec.replicas} replicas), Service`,
@@ -311,17 +320,22 @@ export class AksTarget implements Target, AksClusterAccess {
         if (isNotFound(err)) return undefined;
         throw azureFailure(err, `reading cluster ${plan.clusterName}`);
       });
-    const clusterIsOurs = !plan.existingCluster && cluster?.tags?.[OWNER_TAG] === spec.ownerId;
+    const scope = this.clusterScope(spec, plan, signal, progress);
+    const clusterIsOurs = !plan.existingCluster && tagsOwnedBy(cluster?.tags, scopeOwner(scope));
     // Delete the namespace first: its LoadBalancer releases the public IP. When the whole cluster goes
     // anyway and is not running, skip it rather than wait on an API server that may never answer.
     if (cluster && (!clusterIsOurs || cluster.provisioningState === 'Succeeded')) {
       const kc = await this.kubeConfig(plan, signal);
-      if (await namespaceOwnedBy(kc, plan.namespace, spec.ownerId)) {
+      if (await namespaceOwnedBy(kc, plan.namespace, this.owner(spec))) {
         progress?.(`deleting namespace ${plan.namespace} (and its LoadBalancer)`);
         if (await deleteNamespace(kc, plan.namespace, signal)) removed.push(`namespace ${plan.namespace}`);
       }
     }
-    const scope = this.clusterScope(spec, plan, signal, progress);
+    // The AcrPull grant goes before the cluster: its kubelet identity (which names it) goes with the cluster.
+    if (cluster && clusterIsOurs) {
+      const grant = await revokeAcrPull(this.azure(), this.settings, cluster, signal);
+      if (grant) removed.push(grant);
+    }
     removed.push(...(await deleteCluster(scope)));
     removed.push(...(await deleteResourceGroupIfOurs(scope)));
     this.kubeConfigs.delete(clusterKey(plan));

@@ -100,6 +100,7 @@ export async function armRequests(
       assertCanPull(clients, aks, plan, {
         name: plan.clusterName,
         location: settings.location,
+        tags: managedClusterBody(plan, settings, ownerId, name).tags,
         identityProfile: { kubeletidentity: { objectId: KUBELET_PLACEHOLDER } },
       }).catch((err: unknown) => {
         // The recorder lists no assignments, so the check refuses; only the request matters here.
@@ -123,6 +124,7 @@ export async function armRequests(
         id: clusterId,
         name: plan.clusterName,
         location: settings.location,
+        tags: managedClusterBody(plan, settings, ownerId, name).tags,
         identityProfile: { kubeletidentity: { objectId: KUBELET_PLACEHOLDER } },
       }),
     );

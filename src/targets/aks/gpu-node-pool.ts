@@ -20,6 +20,7 @@ import { azureFailure, isNotFound } from './azure-errors';
 import { ENVIRONMENT_TAG } from './environment-tag';
 import { GPU_POOL_LABEL, GPU_TAINT, OWNER_TAG } from './managed-cluster';
 import { preflightQuota } from './preflight';
+import { ownerOfTags, tagsOwnedBy } from './ownership';
 
 export const JOB_TAG = 'inferctl-job';
 
@@ -95,10 +96,10 @@ export async function ensureGpuPool(scope: PoolScope): Promise<{ created: boolea
     );
   }
   const existing = await getPool(scope);
-  if (existing && existing.tags?.[OWNER_TAG] !== spec.ownerId) {
+  if (existing && !tagsOwnedBy(existing.tags, { id: spec.ownerId, environment: settings.environment })) {
     throw new InvalidInputError(
       `Cluster ${plan.clusterName} already has an agent pool ${plan.poolName} that belongs to ` +
-        `${existing.tags?.[OWNER_TAG] ?? 'someone else'}. Pick another job name.`,
+        `${ownerOfTags(existing.tags)}. Pick another job name.`,
       FailureType.AksClusterNameInUse,
     );
   }
@@ -132,7 +133,8 @@ export async function deleteGpuPool(scope: PoolScope): Promise<string[]> {
   const { clients, settings, plan, spec, signal, progress } = scope;
   const pool = await getPool(scope);
   if (!pool) return [];
-  if (pool.tags?.[OWNER_TAG] !== spec.ownerId) return []; // never delete what we did not create
+  // Never delete what we did not create: the job's workflow, of this installation.
+  if (!tagsOwnedBy(pool.tags, { id: spec.ownerId, environment: settings.environment })) return [];
   progress(`deleting agent pool ${plan.poolName} of cluster ${plan.clusterName} (${pool.provisioningState})`);
   try {
     await clients.containerService.agentPools.delete(plan.resourceGroup, plan.clusterName, plan.poolName, {

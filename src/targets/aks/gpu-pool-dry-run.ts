@@ -21,7 +21,8 @@ import { gpuPoolBody, gpuPoolPlan } from './gpu-node-pool';
 import type { GpuPoolPlan } from './gpu-node-pool';
 import { assertNotRetired } from './gpu-sizes';
 import { GPU_WORKER_REPOSITORY, gpuWorkerContext } from './gpu-worker-image';
-import { CONNECTION_VARIABLES, gpuWorkerManifests } from './gpu-worker-pods';
+import { gpuWorkerManifests } from './gpu-worker-pods';
+import { gpuWorkerSecretNames } from './gpu-worker-secrets';
 import { devicePluginManifest } from './kubernetes-manifests';
 import { dockerBuildRequest } from './registry-build';
 import { estimateHourlyCost } from './price-table';
@@ -125,9 +126,7 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
     armRequests = JSON.parse(JSON.stringify(armRequests).replaceAll(ZERO_GUID, subscription)) as ArmRequest[];
   }
 
-  const connectionKeys = CONNECTION_VARIABLES.filter(
-    (k) => k === 'TEMPORAL_ADDRESS' || k === 'TEMPORAL_NAMESPACE' || env[k] !== undefined,
-  );
+  const connectionKeys = gpuWorkerSecretNames(env);
   const manifests = gpuWorkerManifests({
     namespace: plan.namespace,
     jobName: input.jobName,
@@ -137,7 +136,7 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
     replicas: plan.nodes,
     taskQueue: spec.taskQueue,
     shardsPerWorker: spec.shardsPerWorker ?? 1,
-    connectionKeys: [...connectionKeys].sort(),
+    connectionKeys,
     environment,
     cluster: plan.clusterName,
   });

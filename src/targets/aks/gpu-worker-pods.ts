@@ -1,8 +1,8 @@
 /**
- * The GPU-worker pods of a batch job on its AKS GPU pool: a namespace owned by the job, a Secret with the
- * Temporal connection (address, namespace, and the API key and payload-codec keys when the control worker
- * has them) and the blob storage credentials (a connection string or SAS, when the control worker has one):
- * read from its environment here, never from workflow history; and a Deployment of one pod per
+ * The GPU-worker pods of a batch job on its AKS GPU pool: a namespace owned by the job, a Secret with what
+ * the pods need and nothing more (gpu-worker-secrets.ts: the Temporal connection, the current payload key,
+ * a SAS per container of the job), made from the control worker's environment, never from workflow
+ * history; and a Deployment of one pod per
  * GPU node running the GPU worker (`node dist/worker/gpu.js`) on the job's own task queue. The pods select
  * the job's pool by its node label and tolerate its taint; each asks for one `nvidia.com/gpu`, so they can
  * only be scheduled on the pool's GPU nodes. Apply is server-side (kubernetes-deployment.ts), so a retried
@@ -21,19 +21,6 @@ export const TEMPORAL_SECRET = 'temporal-connection';
 
 /** The control worker's connection settings the pods get, by environment variable name. */
 export type WorkerConnection = Record<string, string>;
-
-/** The variables carried into the pods' Secret, when set: the SDK's envconfig and inferctl's codec keys. */
-export const CONNECTION_VARIABLES = [
-  'TEMPORAL_ADDRESS',
-  'TEMPORAL_NAMESPACE',
-  'TEMPORAL_API_KEY',
-  'TEMPORAL_TLS',
-  'TEMPORAL_TLS_SERVER_NAME',
-  'INFERCTL_CODEC_KEYS',
-  // Blob inputs and outputs (src/batch/blob-client.ts): the account key or SAS, when the job uses one.
-  'AZURE_STORAGE_CONNECTION_STRING',
-  'AZURE_STORAGE_SAS_TOKEN',
-] as const;
 
 export interface GpuWorkerManifestInput {
   namespace: string;

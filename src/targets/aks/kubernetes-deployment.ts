@@ -15,13 +15,10 @@ import {
 } from '@kubernetes/client-node';
 import type { CoreV1Event, KubernetesObject, V1Pod } from '@kubernetes/client-node';
 
-import {
-  DEVICE_PLUGIN_NAME,
-  FIELD_MANAGER,
-  OWNER_ANNOTATION,
-  devicePluginManifest,
-  secretName,
-} from './kubernetes-manifests';
+import { InvalidInputError } from '../../errors';
+import { FailureType } from '../../shared/failure-types';
+import { DEVICE_PLUGIN_NAME, FIELD_MANAGER, devicePluginManifest, secretName } from './kubernetes-manifests';
+import { type Owner, annotationsOwnedBy, ownerOfAnnotations } from './ownership';
 
 export function kubeConfigFromYaml(yaml: string): KubeConfig {
   const kc = new KubeConfig();
@@ -232,17 +229,37 @@ function eventFirstTime(e: CoreV1Event): number {
 }
 
 /**
- * Whether `namespace` exists and carries `ownerId` in its owner annotation: teardown deletes only a
- * namespace its own workflow created, never one that happens to share the name.
+ * Whether `namespace` exists and its annotations name `owner` (workflow and installation): teardown deletes
+ * only a namespace its own workflow of its own installation created, never one that happens to share the name.
  */
-export async function namespaceOwnedBy(kc: KubeConfig, namespace: string, ownerId: string): Promise<boolean> {
+export async function namespaceOwnedBy(kc: KubeConfig, namespace: string, owner: Owner): Promise<boolean> {
   try {
     const ns = await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace });
-    return ns.metadata?.annotations?.[OWNER_ANNOTATION] === ownerId;
+    return annotationsOwnedBy(ns.metadata?.annotations, owner);
   } catch (err) {
     if (isKubeNotFound(err)) return false;
     throw err;
   }
+}
+
+/**
+ * Refuses a namespace that exists and is not `owner`'s, before anything is applied to it: a forced
+ * server-side apply would re-annotate someone else's namespace as ours and reuse its Secrets.
+ */
+export async function assertNamespaceClaimable(kc: KubeConfig, namespace: string, owner: Owner): Promise<void> {
+  let annotations: Record<string, string> | undefined;
+  try {
+    annotations = (await kc.makeApiClient(CoreV1Api).readNamespace({ name: namespace })).metadata?.annotations ?? {};
+  } catch (err) {
+    if (isKubeNotFound(err)) return;
+    throw err;
+  }
+  if (annotationsOwnedBy(annotations, owner)) return;
+  throw new InvalidInputError(
+    `Namespace ${namespace} already exists in the cluster and belongs to ${ownerOfAnnotations(annotations)}, ` +
+      `not to ${owner.id} of ${owner.environment}. Pick another name, or remove that namespace if nobody uses it.`,
+    FailureType.AksNamespaceInUse,
+  );
 }
 
 /** Deletes the namespace (and so everything in it) and waits until it is gone; 404 means done. */

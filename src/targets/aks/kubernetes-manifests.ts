@@ -1,7 +1,9 @@
 /**
  * The Kubernetes objects of one AKS deployment, as plain data: a namespace, the endpoint key as a Secret,
  * the scoring Deployment (one GPU per replica, tolerating the GPU pool's taint; a startup probe that gives
- * the model time to load, then readiness on /readyz and liveness on /healthz) and a LoadBalancer Service,
+ * the model time to load, then readiness on /readyz and liveness on /healthz; a read-only root filesystem
+ * with an emptyDir at /tmp, the runtime's default seccomp profile) and a LoadBalancer Service (admitting
+ * only the --allow-from ranges when given),
  * whose annotations, port and TLS come from the deployment's EndpointExposure (tls-exposure.ts; the TLS
  * Secret itself is made at provision; the Service selects the endpoint label, which a rollout's candidate pods
  * carry too). The pod runs as the image's non-root user; the key Secrets (the
@@ -14,13 +16,14 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { IMAGE_FILES, IMAGE_GID, IMAGE_UID } from './build-context';
 import { CLUSTER_ANNOTATION, ENVIRONMENT_ANNOTATION } from './environment-tag';
 import { GPU_POOL_LABEL } from './managed-cluster';
+import { OWNER_ANNOTATION } from './ownership';
 import { serviceAnnotations } from './tls-exposure';
 import type { EndpointExposure } from './tls-exposure';
 
 export const SCORER_PORT = 5001;
 export const FIELD_MANAGER = 'inferctl';
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
-export const OWNER_ANNOTATION = 'inferctl.dev/owner';
+export { OWNER_ANNOTATION } from './ownership';
 /**
  * The label every pod answering a deployment's endpoint carries, the serving Deployment's and a rollout's
  * candidate's alike (candidate-deployment.ts): the LoadBalancer Service selects it, so both share the traffic.
@@ -120,6 +123,8 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
               runAsGroup: IMAGE_GID,
               // The Secret's files get this group: the key is readable by the server's group, not others.
               fsGroup: IMAGE_GID,
+              // The container runtime's default system-call filter.
+              seccompProfile: { type: 'RuntimeDefault' },
             },
             containers: [
               {
@@ -152,7 +157,12 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                   requests: { cpu: '1', memory: '2Gi' },
                   limits: { 'nvidia.com/gpu': '1', memory: '8Gi' },
                 },
-                securityContext: { allowPrivilegeEscalation: false, capabilities: { drop: ['ALL'] } },
+                // Nothing in the image can be changed: the only writable place is /tmp, an emptyDir.
+                securityContext: {
+                  allowPrivilegeEscalation: false,
+                  capabilities: { drop: ['ALL'] },
+                  readOnlyRootFilesystem: true,
+                },
                 // The server listens only once the model is loaded: until then only the startup probe runs.
                 startupProbe: { ...probe('/healthz', STARTUP_PROBE.periodSeconds), ...STARTUP_PROBE },
                 readinessProbe: probe('/readyz', 5),
@@ -164,12 +174,14 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                 // A server that exits on start says why in its last lines: they become the termination message.
                 terminationMessagePolicy: 'FallbackToLogsOnError',
                 volumeMounts: [
+                  { name: 'tmp', mountPath: '/tmp' },
                   { name: 'api-key', mountPath: API_KEY_MOUNT, readOnly: true },
                   ...(tlsSecret ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
                 ],
               },
             ],
             volumes: [
+              { name: 'tmp', emptyDir: { sizeLimit: '256Mi' } },
               {
                 name: 'api-key',
                 secret: {
@@ -196,6 +208,8 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
       spec: {
         type: 'LoadBalancer',
         selector: { [ENDPOINT_LABEL]: input.name },
+        // Only these client ranges reach the load balancer (--allow-from); left out, any address.
+        ...(input.exposure?.sourceRanges ? { loadBalancerSourceRanges: input.exposure.sourceRanges } : {}),
         // TCP at the load balancer (Azure's is L4): TLS passes through to the scoring server.
         ports: [
           { name: tlsSecret ? 'https' : 'http', protocol: 'TCP', port: input.servicePort, targetPort: SCORER_PORT },

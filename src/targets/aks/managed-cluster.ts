@@ -13,11 +13,12 @@ import type { AzureClients } from './azure-clients';
 import { azureFailure, isNotFound } from './azure-errors';
 import { assertCanPull } from './acr-pull';
 import { ENVIRONMENT_TAG } from './environment-tag';
+import { OWNER_TAG, type Owner, ownerOfTags, tagsOwnedBy } from './ownership';
 import { preflightQuota } from './preflight';
+import { describeForeign, foreignResources } from './resource-group-contents';
 import { FailureType } from '../../shared/failure-types';
 
-/** The tag that names the workflow owning a resource; the janitor deletes by it. */
-export const OWNER_TAG = 'inferctl-owner';
+export { OWNER_TAG } from './ownership';
 export const DEPLOYMENT_TAG = 'inferctl-deployment';
 export const GPU_TAINT = 'sku=gpu:NoSchedule';
 export const GPU_POOL_LABEL = 'inferctl.dev/pool';
@@ -35,6 +36,11 @@ export interface ClusterScope {
   progress: StepProgress;
   /** When cluster creation is declared stuck (ms since the epoch), counted from the step's first attempt. */
   deadlineAt?: number;
+}
+
+/** The scope's whole owner: its workflow id and this installation. */
+export function scopeOwner(scope: Pick<ClusterScope, 'ownerId' | 'settings'>): Owner {
+  return { id: scope.ownerId, environment: scope.settings.environment };
 }
 
 export interface ClusterHandle {
@@ -160,10 +166,11 @@ export async function ensureCluster(scope: ClusterScope): Promise<ClusterHandle>
     return { id: cluster.id ?? plan.clusterName, created: false, gpuNodes, cluster };
   }
 
-  if (cluster && cluster.tags?.[OWNER_TAG] !== ownerId) {
+  if (cluster && !tagsOwnedBy(cluster.tags, scopeOwner(scope))) {
     throw new InvalidInputError(
-      `Cluster ${plan.clusterName} already exists and belongs to ${cluster.tags?.[OWNER_TAG] ?? 'someone else'}. ` +
-        'Pick another deployment name, or pass --cluster to deploy into it without owning it.',
+      `Cluster ${plan.clusterName} already exists and belongs to ${ownerOfTags(cluster.tags)}, not to ` +
+        `${ownerId} of ${settings.environment}. Pick another deployment name, or pass --cluster to deploy into it ` +
+        'without owning it.',
       FailureType.AksClusterNameInUse,
     );
   }
@@ -274,19 +281,13 @@ async function withDeadline<T>(
   }
 }
 
-/** Deletes the cluster if this deployment created it; 404 means it is already gone. */
-export async function deleteCluster({
-  clients,
-  plan,
-  settings,
-  ownerId,
-  signal,
-  progress,
-}: ClusterScope): Promise<string[]> {
+/** Deletes the cluster if this deployment (workflow and installation) created it; 404 means it is already gone. */
+export async function deleteCluster(scope: ClusterScope): Promise<string[]> {
+  const { clients, plan, settings, signal, progress } = scope;
   if (plan.existingCluster) return [];
   const cluster = await getCluster(clients, plan, signal);
   if (!cluster) return [];
-  if (cluster.tags?.[OWNER_TAG] !== ownerId) return []; // never delete what we did not create
+  if (!tagsOwnedBy(cluster.tags, scopeOwner(scope))) return []; // never delete what we did not create
   progress(`deleting cluster ${plan.clusterName} (${cluster.provisioningState})`);
   try {
     await clients.containerService.managedClusters.delete(plan.resourceGroup, plan.clusterName, {
@@ -300,20 +301,25 @@ export async function deleteCluster({
   return [`cluster ${plan.clusterName}`];
 }
 
-/** Deletes the resource group only when its owner tag says this deployment created it. */
-export async function deleteResourceGroupIfOurs({
-  clients,
-  plan,
-  settings,
-  ownerId,
-  signal,
-  progress,
-}: ClusterScope): Promise<string[]> {
+/**
+ * Deletes the resource group only when this deployment created it (its owner tags, workflow and
+ * installation) and it holds nothing but this deployment's resources: a group that another deployment's
+ * cluster (or anything else) was put into stays, with only our own resources deleted (the cluster, before
+ * this is called). Deleting a group deletes everything in it.
+ */
+export async function deleteResourceGroupIfOurs(scope: ClusterScope): Promise<string[]> {
+  const { clients, plan, settings, signal, progress } = scope;
   if (!plan.createResourceGroup) return [];
   try {
     const group = await clients.resources.resourceGroups.get(plan.resourceGroup, { abortSignal: signal });
-    if (group.tags?.[OWNER_TAG] !== ownerId) return [];
-    progress(`deleting resource group ${plan.resourceGroup} (inferctl created it)`);
+    if (!tagsOwnedBy(group.tags, scopeOwner(scope))) return [];
+    const foreign = await foreignResources(clients, plan.resourceGroup, scopeOwner(scope), signal);
+    if (!foreign) return [];
+    if (foreign.length > 0) {
+      progress(`keeping resource group ${plan.resourceGroup}: it holds ${describeForeign(foreign)}`);
+      return [];
+    }
+    progress(`deleting resource group ${plan.resourceGroup} (inferctl created it, and it holds nothing else)`);
     await clients.resources.resourceGroups.delete(plan.resourceGroup, {
       abortSignal: signal,
       updateIntervalInMs: settings.pollIntervalMs,

@@ -18,6 +18,7 @@ import { deleteNamespace } from './kubernetes-deployment';
 import { kubernetesFailure } from './kubernetes-errors';
 import { MANAGED_BY_LABEL, OWNER_ANNOTATION } from './kubernetes-manifests';
 import { OWNER_TAG } from './managed-cluster';
+import { describeForeign, foreignResources } from './resource-group-contents';
 
 export interface TaggedResource {
   kind: 'cluster' | 'resource group' | 'namespace' | 'agent pool';
@@ -34,9 +35,9 @@ export interface TaggedResource {
 
 export interface TaggedScan {
   resources: TaggedResource[];
-  /** The images inferctl's Deployments run, in every cluster of the subscription that could be read. */
+  /** The images inferctl's Deployments run, in every cluster of the subscription (but those being deleted). */
   imagesInUse: Set<string>;
-  /** Clusters whose namespaces could not be read, and why (then no image counts as unused). */
+  /** Clusters that could not be read, in any state, and why (then no image counts as unused). */
   unreadable: { cluster: string; reason: string }[];
 }
 
@@ -49,7 +50,10 @@ export async function listTaggedResources(clients: AzureClients, signal?: AbortS
       if (!cluster.id || !cluster.name) continue;
       const owner = cluster.tags?.[OWNER_TAG];
       const resourceGroup = /\/resourcegroups\/([^/]+)\//i.exec(cluster.id)?.[1] ?? '';
-      if (cluster.provisioningState === 'Succeeded')
+      // Every cluster that may run pods is read, whatever operation is under way on it: an Updating or
+      // Upgrading (or Failed, or stopped) cluster keeps its Deployments. One that cannot be read counts as
+      // unreadable, and then no image counts as unused. Only a cluster being deleted is skipped.
+      if (cluster.provisioningState !== 'Deleting')
         running.push({ name: cluster.name, resourceGroup, tagged: !!owner });
       // A batch job's GPU pool in a user's cluster (gpu-node-pool.ts) carries the owner tag itself.
       if (!owner) found.push(...ownedPools(cluster, resourceGroup));
@@ -154,11 +158,16 @@ async function inferctlNamespaces(
   return found;
 }
 
+/**
+ * Deletes one resource; false when it was gone already, or (a resource group) when it holds anything that
+ * is not its owner's: deleting a group deletes everything in it, so such a group stays.
+ */
 export async function deleteTaggedResource(
   clients: AzureClients,
   settings: AksSettings,
-  resource: Pick<TaggedResource, 'kind' | 'name' | 'resourceGroup' | 'cluster'>,
+  resource: Pick<TaggedResource, 'kind' | 'name' | 'resourceGroup' | 'cluster' | 'owner' | 'environment'>,
   signal?: AbortSignal,
+  log: (message: string) => void = () => undefined,
 ): Promise<boolean> {
   const options = { abortSignal: signal, updateIntervalInMs: settings.pollIntervalMs };
   try {
@@ -182,6 +191,13 @@ export async function deleteTaggedResource(
     } else if (resource.kind === 'cluster') {
       await clients.containerService.managedClusters.delete(resource.resourceGroup, resource.name, options);
     } else {
+      const owner = { id: resource.owner, environment: resource.environment ?? '' };
+      const foreign = await foreignResources(clients, resource.name, owner, signal);
+      if (!foreign) return false;
+      if (foreign.length > 0) {
+        log(`keeping resource group ${resource.name}: it holds ${describeForeign(foreign)}`);
+        return false;
+      }
       await clients.resources.resourceGroups.delete(resource.name, options);
     }
     return true;

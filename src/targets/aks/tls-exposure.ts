@@ -12,8 +12,12 @@
  *
  * An internal load balancer's private address cannot be named in advance either, and Azure gives it no
  * DNS label: it serves plain HTTP inside the VNet unless the user brings a certificate.
+ *
+ * `--allow-from CIDR…` limits who can open a connection at all: the Service's loadBalancerSourceRanges,
+ * which Azure's cloud provider turns into the network security group's allow rules (everyone else dropped).
  */
 import crypto from 'node:crypto';
+import net from 'node:net';
 import path from 'node:path';
 
 import { InvalidInputError } from '../../errors';
@@ -37,6 +41,17 @@ export interface EndpointExposure {
   fqdn?: string;
   /** The Service port: INFERCTL_AKS_SERVICE_PORT, else 443 for HTTPS and 80 for HTTP. */
   port: number;
+  /** `--allow-from`: the only client address ranges the load balancer lets in (loadBalancerSourceRanges). */
+  sourceRanges?: string[];
+}
+
+/** The ranges of `--allow-from` that are not CIDRs (`10.0.0.0/8`, `203.0.113.7/32`, `2001:db8::/32`). */
+export function invalidCidrs(ranges: string[]): string[] {
+  return ranges.filter((r) => {
+    const m = /^([^/\s]+)\/(\d{1,3})$/.exec(r);
+    const version = m ? net.isIP(m[1]!) : 0;
+    return !m || version === 0 || Number(m[2]) > (version === 4 ? 32 : 128);
+  });
 }
 
 export interface ExposureScope {
@@ -83,6 +98,14 @@ export function endpointExposure(scope: ExposureScope, opts: AksDeploymentOption
   if (opts.insecureHttp && (opts.tlsSecret || files)) {
     problems.push('--insecure-http and a certificate contradict each other; drop one');
   }
+  const badRanges = invalidCidrs(opts.allowFrom ?? []);
+  if (badRanges.length > 0) {
+    problems.push(
+      `--allow-from takes address ranges in CIDR form (10.0.0.0/8, 203.0.113.7/32, 2001:db8::/32); not ` +
+        badRanges.map((r) => JSON.stringify(r)).join(', '),
+    );
+  }
+  if (opts.allowFrom && opts.allowFrom.length === 0) problems.push('--allow-from needs at least one range');
   if (problems.length > 0) throw new InvalidInputError(`Invalid endpoint options: ${problems.join('; ')}.`);
 
   const internal = Boolean(opts.internal);
@@ -102,6 +125,7 @@ export function endpointExposure(scope: ExposureScope, opts: AksDeploymentOption
     ...(tls ? { tls } : {}),
     ...(dnsLabel ? { dnsLabel, fqdn: `${dnsLabel}.${scope.location.toLowerCase()}.cloudapp.azure.com` } : {}),
     port: scope.servicePort ?? (tls ? 443 : 80),
+    ...(opts.allowFrom ? { sourceRanges: [...opts.allowFrom] } : {}),
   };
 }
 

@@ -101,7 +101,12 @@ export class ArmEndpoint {
     this.operations = new Operations(opts, () => this.baseUrl);
     this.blobs = new BlobStorage(() => this.baseUrl);
     this.compute = new Compute(opts.location, this.skus, this.quotas);
-    this.groups = new ResourceGroups(opts, this.operations, (key) => this.clusters.deleteGroup(key));
+    this.groups = new ResourceGroups(
+      opts,
+      this.operations,
+      (key) => this.clusters.deleteGroup(key),
+      (key) => [...this.clusters.inGroup(key), ...this.registriesIn(key)],
+    );
     this.roles = new RoleAssignments(opts.subscriptionId, (scope) => this.scopeExists(scope));
     this.clusters = new ManagedClusters(
       opts,
@@ -161,6 +166,11 @@ export class ArmEndpoint {
     return this.clusters.poolNames(name);
   }
 
+  /** An operation under way on a cluster, started by someone else (Upgrading, Updating), until set back. */
+  setClusterProvisioningState(name: string, state: string): void {
+    this.clusters.setProvisioningState(name, state);
+  }
+
   clusterTags(name: string): Record<string, string> | undefined {
     return this.clusters.tags(name);
   }
@@ -197,6 +207,20 @@ export class ArmEndpoint {
   attachRegistry(clusterName: string, registry: string): void {
     const [group, reg] = registry.split('/') as [string, string];
     this.roles.seed(this.registryId(group, reg), ACR_PULL, this.clusters.kubeletObjectId(clusterName)!);
+  }
+
+  /** The registries of a resource group, as its resource list shows them. */
+  private registriesIn(groupKey: string): Record<string, unknown>[] {
+    return (this.opts.registries ?? [])
+      .map((r) => r.split('/') as [string, string])
+      .filter(([group]) => group.toLowerCase() === groupKey)
+      .map(([group, name]) => ({
+        id: this.registryId(group, name),
+        name,
+        type: 'Microsoft.ContainerRegistry/registries',
+        location: this.opts.location,
+        tags: {},
+      }));
   }
 
   /** The ARM id of a registry. */

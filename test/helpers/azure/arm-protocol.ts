@@ -19,6 +19,11 @@ export interface ArmFaults {
   stuckUpdating?: boolean;
   /** The next cluster delete operation ends Failed; the one after succeeds. */
   failNextDelete?: boolean;
+  /**
+   * listClusterUserCredential of these clusters answers 403 AuthorizationFailed, as Azure does when the
+   * caller lacks "Azure Kubernetes Service Cluster User Role" on the cluster.
+   */
+  credentialsDenied?: string[];
   /** Image builds fail with this line in their log. */
   failBuildsWith?: string;
   /** The next `count` build source upload URLs carry a SAS that has already expired. */

@@ -118,9 +118,33 @@ export class ManagedClusters {
     return c ? ((c.body.tags as Record<string, string>) ?? {}) : undefined;
   }
 
+  /** The clusters in a resource group, as the group's resource list shows them. */
+  inGroup(groupKey: string): Record<string, unknown>[] {
+    return [...this.clusters.values()]
+      .filter((c) => c.resourceGroup.toLowerCase() === groupKey)
+      .map((c) => {
+        const { id, name, type, location, tags } = this.json(c);
+        return { id, name, type, location, tags };
+      });
+  }
+
+  /**
+   * Puts a cluster into a provisioning state as an operation someone else started would (`az aks upgrade`
+   * shows Upgrading, a node-pool change Updating) until it is set back; its API server keeps answering.
+   */
+  setProvisioningState(name: string, state: string): void {
+    const c = [...this.clusters.values()].find((x) => x.name === name);
+    if (!c) throw new Error(`no cluster ${name}`);
+    c.provisioningState = state;
+  }
+
   /** Forgets every cluster in a resource group (ARM deletes them with the group). */
   deleteGroup(groupKey: string): void {
-    for (const [k, c] of this.clusters) if (c.resourceGroup.toLowerCase() === groupKey) this.clusters.delete(k);
+    for (const [k, c] of this.clusters) {
+      if (c.resourceGroup.toLowerCase() !== groupKey) continue;
+      this.clusters.delete(k);
+      void this.opts.onClusterDeleted?.(this.event(c)); // its nodes go with it
+    }
   }
 
   /** Makes a cluster exist at once, as if someone (or an earlier run) had created it; optionally with a GPU pool. */
@@ -177,6 +201,17 @@ export class ManagedClusters {
       const cluster = this.clusters.get(clusterKey(group, m[1]!));
       if (!cluster) {
         send(404, notFound('managedClusters', m[1]!));
+        return true;
+      }
+      if (this.faults.credentialsDenied?.includes(cluster.name)) {
+        send(
+          403,
+          armError(
+            'AuthorizationFailed',
+            `The client does not have authorization to perform action 'Microsoft.ContainerService/managedClusters/` +
+              `listClusterUserCredential/action' over scope '${this.id(cluster)}' or the scope is invalid.`,
+          ),
+        );
         return true;
       }
       const value = Buffer.from(this.opts.kubeconfig).toString('base64');

@@ -1,6 +1,8 @@
 /**
  * Microsoft.Resources for the local ARM endpoint: resource groups (list with a tag filter, HEAD, GET, PUT,
- * and DELETE as a long-running operation that takes the group's resources with it).
+ * and DELETE as a long-running operation that takes the group's resources with it), and the resources a
+ * group holds (`GET /resourcegroups/{name}/resources`, 404 ResourceGroupNotFound for no such group). As in
+ * Azure, deleting a group deletes every resource in it, whoever made it: what the list shows is what goes.
  */
 import { armError, notFound } from './arm-protocol';
 import type { Operations, Send } from './arm-protocol';
@@ -20,6 +22,8 @@ export class ResourceGroups {
     private readonly operations: Operations,
     /** Deletes what the group holds (ARM deletes contained resources with the group). */
     private readonly deleteContents: (groupKey: string) => void,
+    /** What the group holds, as generic resources (id, name, type, location, tags). */
+    private readonly listContents: (groupKey: string) => Record<string, unknown>[] = () => [],
   ) {}
 
   has(name: string): boolean {
@@ -37,6 +41,14 @@ export class ResourceGroups {
       const tag = /tagName eq '([^']+)'/i.exec(url.searchParams.get('$filter') ?? '')?.[1];
       const groups = [...this.groups.values()].filter((g) => !tag || tag in g.tags);
       send(200, { value: groups.map((g) => this.json(g)) });
+      return true;
+    }
+    const contents = /^\/resourcegroups\/([^/]+)\/resources$/i.exec(rest);
+    if (contents && method === 'GET') {
+      const key = contents[1]!.toLowerCase();
+      if (!this.groups.has(key)) {
+        send(404, armError('ResourceGroupNotFound', `Resource group '${contents[1]}' could not be found.`));
+      } else send(200, { value: this.listContents(key) });
       return true;
     }
     const m = /^\/resourcegroups\/([^/]+)$/i.exec(rest);

@@ -11,6 +11,9 @@
  * - one assignment per principal + role + scope: another name for the same triple is 409
  *   RoleAssignmentExists, and so is a PUT repeating an existing one; changing the principal, role or scope
  *   of an existing name is 409 RoleAssignmentUpdateNotPermitted;
+ * - a description is kept as given (at most 2048 characters: 400 InvalidRoleAssignmentDescription);
+ * - deleting an assignment's principal (a cluster's kubelet identity goes with its cluster) leaves the
+ *   assignment in place, as Azure does ("Identity not found" in the portal): someone must delete it;
  * - the caller needs Microsoft.Authorization/roleAssignments/write (Owner, User Access Administrator):
  *   403 AuthorizationFailed when `callerMayAssignRoles` is false;
  * - a resource group scope must exist (404 ResourceGroupNotFound), and so must a registry scope;
@@ -47,6 +50,8 @@ interface Assignment {
   roleDefinitionId: string;
   principalId: string;
   principalType?: string;
+  /** Free text the creator gave it (Azure keeps it, up to 2048 characters). */
+  description?: string;
   createdOn: string;
 }
 
@@ -160,6 +165,10 @@ export class RoleAssignments {
         ),
       );
     }
+    const description = props.description === undefined ? undefined : text(props.description);
+    if (description !== undefined && description.length > 2048) {
+      return send(400, armError('InvalidRoleAssignmentDescription', 'The description is longer than 2048 characters.'));
+    }
     const existing = this.assignments.get(name.toLowerCase());
     if (existing) {
       const same =
@@ -190,6 +199,7 @@ export class RoleAssignments {
       roleDefinitionId: `/subscriptions/${this.subscriptionId}/providers/Microsoft.Authorization/roleDefinitions/${guid}`,
       principalId,
       principalType: props.principalType as string | undefined,
+      ...(description !== undefined ? { description } : {}),
       createdOn: new Date().toISOString(),
     };
     this.assignments.set(a.name, a);
@@ -241,7 +251,7 @@ export class RoleAssignments {
         createdBy: CALLER_OBJECT_ID,
         updatedBy: CALLER_OBJECT_ID,
         delegatedManagedIdentityResourceId: null,
-        description: null,
+        description: a.description ?? null,
       },
     };
   }

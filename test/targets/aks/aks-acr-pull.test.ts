@@ -81,7 +81,7 @@ describe('AcrPull for the kubelet identity', () => {
     const first = await grantAcrPull(clients, settings, cluster);
     const again = await grantAcrPull(clients, settings, cluster);
     assert.deepEqual([first.created, again.created], [true, false], 'the retry met 409 RoleAssignmentExists');
-    assert.equal(first.name, acrPullAssignmentName(cluster.id!, registryResourceId(settings)));
+    assert.equal(first.name, acrPullAssignmentName(cluster.id!, registryResourceId(settings), kubelet!.objectId!));
     assert.equal(bed.arm.roles.list().filter((a) => a.principalId === kubelet?.objectId).length, 1);
     const after = bed.arm.canPull(`inferctl-${name}`, IMAGE);
     assert.match(after.ok ? '' : after.reason, /manifest unknown/, 'authorized now; the image just is not built');

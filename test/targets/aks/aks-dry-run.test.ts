@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
 
-import type { V1Deployment } from '@kubernetes/client-node';
+import type { V1Deployment, V1Service } from '@kubernetes/client-node';
 
 import { v2ModelName } from '../../../src/shared/deploy-types';
 import { acrPullAssignmentBody, acrPullAssignmentName } from '../../../src/targets/aks/acr-pull';
@@ -18,6 +18,7 @@ import { endpointExposure } from '../../../src/targets/aks/tls-exposure';
 import { scoringManifests } from '../../../src/targets/aks/kubernetes-manifests';
 import { PRICE_TABLE } from '../../../src/targets/aks/price-table';
 import { demoAssets } from '../../helpers/workers';
+import { recordReliability } from '../../helpers/reliability';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'inferctl.js');
 
@@ -85,15 +86,19 @@ describe('deploy --target aks --dry-run', () => {
     assert.equal(body.tags['inferctl-environment'], '127.0.0.1:1/default');
     assert.equal(body.properties.dnsPrefix, 'inferctl-colours');
 
-    // The AcrPull assignment: the name every attempt uses, on the registry, for the kubelet identity.
+    // The AcrPull assignment: the name every attempt uses (of cluster, registry and kubelet identity), on the
+    // registry, for the kubelet identity, described with the cluster and its owner for the janitor.
     const clusterId = `/subscriptions/${sub}/resourcegroups/ml/providers/Microsoft.ContainerService/managedClusters/inferctl-colours`;
     const grant = report.armRequests[1]!;
     assert.equal(grant.method, 'PUT');
     assert.equal(
       grant.path,
-      `${registryId}/providers/Microsoft.Authorization/roleAssignments/${acrPullAssignmentName(clusterId, registryId)}?api-version=2022-04-01`,
+      `${registryId}/providers/Microsoft.Authorization/roleAssignments/${acrPullAssignmentName(clusterId, registryId, KUBELET_PLACEHOLDER)}?api-version=2022-04-01`,
     );
-    assert.deepEqual(grant.body, { properties: acrPullAssignmentBody(sub, KUBELET_PLACEHOLDER) });
+    const description =
+      `inferctl AcrPull for the kubelet identity of cluster ${clusterId}; inferctl-owner=deploy-colours; ` +
+      'inferctl-environment=127.0.0.1:1/default';
+    assert.deepEqual(grant.body, { properties: acrPullAssignmentBody(sub, KUBELET_PLACEHOLDER, description) });
     assert.match(JSON.stringify(grant.body), /7f951dda-4ed3-4680-a7ca-43fe172d538d/);
     assert.deepEqual(
       report.armRequests.slice(2).map((r) => `${r.method} ${r.path.split('?')[0]!.replace(registryId, '')}`),
@@ -134,11 +139,18 @@ describe('deploy --target aks --dry-run', () => {
     // What a reader checks there: non-root with the key group-readable through fsGroup, probes over HTTPS.
     assert.deepEqual(
       { ...podSpec.securityContext },
-      { runAsNonRoot: true, runAsUser: 1000, runAsGroup: 1000, fsGroup: 1000 },
+      {
+        runAsNonRoot: true,
+        runAsUser: 1000,
+        runAsGroup: 1000,
+        fsGroup: 1000,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
     );
     assert.deepEqual(
       podSpec.volumes?.map((v) => [v.name, v.secret?.defaultMode]),
       [
+        ['tmp', undefined],
         ['api-key', 0o440],
         ['tls', 0o440],
       ],
@@ -190,5 +202,42 @@ describe('deploy --target aks --dry-run', () => {
     const { stdout } = await dryRun(['--gpu-vm-size', 'Standard_ND96asr_v4']);
     assert.match(stdout, /Standard_ND96asr_v4 VM\s+×\s+1\s+no price in the table/);
     assert.match(stdout, /unpriced: Standard_ND96asr_v4/);
+  });
+
+  test('--allow-from puts the ranges on the Service; the scorer runs read-only under the default seccomp profile', async () => {
+    const { stdout } = await dryRun(['--allow-from', '203.0.113.0/24', '2001:db8::/48', '--json']);
+    const report = JSON.parse(stdout) as DryRunReport;
+    const service = report.kubernetesObjects.find((o) => o.kind === 'Service') as V1Service;
+    assert.deepEqual(service.spec?.loadBalancerSourceRanges, ['203.0.113.0/24', '2001:db8::/48']);
+    const deployment = report.kubernetesObjects.find((o) => o.kind === 'Deployment') as V1Deployment;
+    const pod = deployment.spec!.template.spec!;
+    assert.deepEqual(pod.securityContext?.seccompProfile, { type: 'RuntimeDefault' });
+    const scorer = pod.containers[0]!;
+    assert.equal(scorer.securityContext?.readOnlyRootFilesystem, true);
+    const tmp = scorer.volumeMounts?.find((m) => m.mountPath === '/tmp');
+    assert.ok(tmp && pod.volumes?.find((v) => v.name === tmp.name)?.emptyDir, 'the one writable place: an emptyDir');
+
+    const without = JSON.parse((await dryRun(['--json'])).stdout) as DryRunReport;
+    const open = without.kubernetesObjects.find((o) => o.kind === 'Service') as V1Service;
+    assert.equal(open.spec?.loadBalancerSourceRanges, undefined, 'no ranges unless asked');
+
+    // Not CIDRs: refused before anything, every bad one named.
+    const refused = await dryRun(['--allow-from', '10.0.0.1', '300.1.1.1/8', '10.0.0.0/33', '--json']).then(
+      () => assert.fail('bad ranges were accepted'),
+      (e: unknown) => e as { code: number; stderr: string },
+    );
+    assert.equal(refused.code, 2);
+    assert.match(
+      refused.stderr,
+      /--allow-from takes address ranges in CIDR form .*"10\.0\.0\.1", "300\.1\.1\.1\/8", "10\.0\.0\.0\/33"/,
+    );
+    recordReliability({
+      test: 'aks --allow-from: address ranges that are not CIDRs',
+      faultsInjected: 0,
+      survived: true,
+      attack: 'malformed-source-range',
+      attacksTried: 3,
+      attacksRefused: 3,
+    });
   });
 });

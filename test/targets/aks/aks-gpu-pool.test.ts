@@ -8,8 +8,9 @@
  * success, a failed job, a cancelled job, and a control worker SIGKILLed while the job runs; and when a
  * job is terminated (no teardown runs), the janitor removes them.
  *
- * Inputs and outputs: the first job scores Azurite to Azurite (az:// inputs and outputs; the storage
- * connection string reaches the pods through their Secret). The fault cases read and write local
+ * Inputs and outputs: the first job scores Azurite to Azurite (az:// inputs and outputs), with payload
+ * encryption on (keys from INFERCTL_CODEC_KEYS_FILE); the pods' Secret, as the API server holds it, has no
+ * storage connection string and no old payload key: a SAS per container of the job and the current key. The fault cases read and write local
  * directories, which the pods reach only because the kubelet stand-in has no mount namespace (made
  * readable and writable for the pods' user 1000 here); on AKS they must be az:// or a shared volume.
  */
@@ -21,7 +22,9 @@ import { describe, test } from 'node:test';
 
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
-import { WorkflowFailedError } from '@temporalio/client';
+import crypto from 'node:crypto';
+
+import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 
@@ -31,13 +34,16 @@ import { FailureType } from '../../../src/shared/failure-types';
 import type { GpuPoolBatchInput, GpuPoolOptions } from '../../../src/shared/gpu-pool-types';
 import { formatGpuPoolDryRun, gpuPoolDryRun } from '../../../src/targets/aks/gpu-pool-dry-run';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
+import { FAILURE_CONVERTER_PATH } from '../../../src/temporal/connection';
+import { codecFromEnv } from '../../../src/temporal/payload-codec';
 import { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
 import { janitor } from '../../../workflows/janitor';
 import type { JanitorReport } from '../../../src/shared/janitor-types';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { aksSuite } from '../../helpers/azure/aks-suite';
-import { useAzurite } from '../../helpers/azurite';
+import { AZURITE_KEY, useAzurite } from '../../helpers/azurite';
 import { readJsonl } from '../../helpers/jsonl';
+import { recordReliability } from '../../helpers/reliability';
 import { demoAssets, eventually, startControlWorker, uniqueName } from '../../helpers/workers';
 
 const CLUSTER = 'team-cpu';
@@ -77,6 +83,7 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     name: string,
     batch: Pick<BatchScoreInput, 'inputPath' | 'outputDir'> & Partial<BatchScoreInput>,
     pool: Partial<GpuPoolOptions> = {},
+    client: Client = suite.client,
   ) {
     const input: GpuPoolBatchInput = {
       batch: {
@@ -95,12 +102,14 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
       heartbeatTimeoutSeconds: 10,
       pollIntervalSeconds: 0.5,
     };
-    return suite.client.workflow.start(gpuPoolBatchScore, {
+    return client.workflow.start(gpuPoolBatchScore, {
       taskQueue,
       workflowId: `score-${name}`,
       args: [input],
     });
   }
+
+  const randomKey = () => crypto.randomBytes(32).toString('base64');
 
   const core = () => kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig).makeApiClient(CoreV1Api);
 
@@ -147,7 +156,7 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     assert.ok(!(await suite.bed.namespaces()).includes(namespace), `namespace ${namespace} is gone`);
   }
 
-  test('adds a pool, runs the worker pods on its GPU nodes only, scores Azurite to Azurite, removes pods and pool', async () => {
+  test('adds a pool, runs the worker pods on its GPU nodes only, scores Azurite to Azurite, removes pods and pool', async (t) => {
     const name = uniqueName('gp');
     const { samples } = await scratch(name, 12);
     // The inputs in blob storage; the control worker has the storage connection string, the pods get it
@@ -160,12 +169,29 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
       await azurite.put('inputs', blob, await fs.readFile(s.path));
       blobOf.set(azurite.url('inputs', blob), s.label);
     }
-    await suite.worker.stop();
-    suite.worker = await startControlWorker(taskQueue, [], { ...suite.workerEnv(), ...azurite.env });
-    const handle = await start(name, {
-      inputPath: azurite.url('inputs', 'day1'),
-      outputDir: azurite.url('scores', name),
+    // Payload encryption with a rotated key file: the control worker holds both keys, the pods only the current.
+    const keys = { current: 'k2', keys: { k2: randomKey(), k1: randomKey() } };
+    const keysFile = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-keys-')), 'keys.json');
+    await fs.writeFile(keysFile, JSON.stringify(keys), { mode: 0o600 });
+    const codecEnv = { INFERCTL_CODEC_KEYS_FILE: keysFile };
+    const sealed = new Client({
+      connection: suite.client.connection,
+      namespace: suite.client.options.namespace,
+      dataConverter: { payloadCodecs: [codecFromEnv(codecEnv)!], failureConverterPath: FAILURE_CONVERTER_PATH },
     });
+    await suite.worker.stop();
+    suite.worker = await startControlWorker(taskQueue, [], { ...suite.workerEnv(), ...azurite.env, ...codecEnv });
+    // The other tests start jobs without encryption, which a worker holding keys refuses: put it back after this one.
+    t.after(async () => {
+      await suite.worker.stop();
+      suite.worker = await startControlWorker(taskQueue, [], { ...suite.workerEnv(), ...azurite.env });
+    });
+    const handle = await start(
+      name,
+      { inputPath: azurite.url('inputs', 'day1'), outputDir: azurite.url('scores', name) },
+      {},
+      sealed,
+    );
 
     const pods = await runningWorkers(handle, 2);
     const nodes = await core().listNode({});
@@ -180,6 +206,47 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
     // The pods got the Temporal connection from the Secret, not from their spec.
     const env = pods[0]!.spec!.containers[0]!.env ?? [];
     assert.ok(env.length > 0 && env.every((e) => e.valueFrom?.secretKeyRef?.name === 'temporal-connection'));
+    // What landed in the cluster: the Secret as the API server holds it.
+    const secret = await core().readNamespacedSecret({
+      name: 'temporal-connection',
+      namespace: pods[0]!.metadata!.namespace!,
+    });
+    const held = Object.fromEntries(
+      Object.entries(secret.data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString()]),
+    );
+    assert.deepEqual(Object.keys(held).sort(), [
+      'INFERCTL_CODEC_KEYS',
+      'INFERCTL_STORAGE_CONTAINER_SAS',
+      'TEMPORAL_ADDRESS',
+      'TEMPORAL_NAMESPACE',
+    ]);
+    const everything = JSON.stringify(held);
+    assert.ok(!everything.includes(AZURITE_KEY), 'no account key, no connection string');
+    assert.ok(!everything.includes(keys.keys.k1), 'not the old payload key');
+    assert.equal(held.INFERCTL_CODEC_KEYS, `k2=${keys.keys.k2}`, 'only the current one');
+    const sas = JSON.parse(held.INFERCTL_STORAGE_CONTAINER_SAS!) as Record<string, string>;
+    assert.deepEqual(Object.keys(sas).sort(), ['devstoreaccount1/inputs', 'devstoreaccount1/scores']);
+    assert.ok(sas['devstoreaccount1/inputs']!.startsWith(`${azurite.endpoint}/inputs?`));
+    const inputs = new URL(sas['devstoreaccount1/inputs']!).searchParams;
+    const scores = new URL(sas['devstoreaccount1/scores']!).searchParams;
+    assert.deepEqual(
+      [inputs.get('sr'), inputs.get('sp'), scores.get('sr'), scores.get('sp')],
+      ['c', 'rl', 'c', 'racwdl'],
+    );
+    const lifetime = new Date(inputs.get('se')!).getTime() - Date.now();
+    assert.ok(lifetime > 23 * 3_600_000 && lifetime <= 24 * 3_600_000, `expires with the job (${lifetime} ms)`);
+    // The container SAS opens its container and no other.
+    const other = await fetch(`${azurite.endpoint}/other-container?restype=container&comp=list&${inputs.toString()}`);
+    await other.arrayBuffer();
+    assert.equal(other.status, 403, 'another container is refused with the inputs’ SAS');
+    recordReliability({
+      test: 'aks GPU-pool pods: only the job’s scoped credentials reach the user’s cluster',
+      faultsInjected: 0,
+      survived: true,
+      attack: 'credentials-in-user-cluster',
+      attacksTried: 3,
+      attacksRefused: 3,
+    });
 
     const outcome = await handle.result();
     assert.equal(outcome.batch.totalItems, 12);
