@@ -16,7 +16,6 @@ import { DEPLOYMENT_NAME_PATTERN, REPLICA_LIMITS, v2ModelName } from '../src/sha
 import type {
   DeployInput,
   DeployProtocol,
-  Prediction,
   SmokeResult,
   SmokeSpec,
   ScriptSmokeResult,
@@ -36,6 +35,7 @@ import type {
   TargetKind,
   TeardownReport,
 } from '../src/shared/target-types';
+import { isCertificateRejection, parsePredictions } from './endpoint-answers';
 import { failingPermanently } from './failures';
 import { watchUntilIdle } from './idle-watch';
 import type { IdleReport, IdleWatchOptions } from './idle-watch';
@@ -359,36 +359,6 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       return report;
     },
   };
-}
-
-/** A TLS handshake refused because of the certificate (not a network error, which a retry may fix). */
-function isCertificateRejection(err: unknown): boolean {
-  const code = (err as { code?: unknown }).code;
-  return (
-    typeof code === 'string' &&
-    /^(ERR_TLS_CERT_ALTNAME_INVALID|UNABLE_TO_VERIFY_LEAF_SIGNATURE|DEPTH_ZERO_SELF_SIGNED_CERT|SELF_SIGNED_CERT_IN_CHAIN|CERT_\w+|UNABLE_TO_GET_ISSUER_CERT\w*)$/.test(
-      code,
-    )
-  );
-}
-
-export function parsePredictions(text: string): Prediction[] | undefined {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(text);
-  } catch {
-    return undefined;
-  }
-  const predictions = (parsed as { predictions?: unknown }).predictions;
-  if (!Array.isArray(predictions) || predictions.length === 0) return undefined;
-  const wellFormed = predictions.every(
-    (p: unknown) =>
-      typeof (p as Prediction).label === 'string' &&
-      typeof (p as Prediction).score === 'number' &&
-      (p as Prediction).score >= 0 &&
-      (p as Prediction).score <= 1,
-  );
-  return wellFormed ? (predictions as Prediction[]) : undefined;
 }
 
 function validatedV2(input: DeployInput, signature: ModelSignature): ValidatedDeployment {

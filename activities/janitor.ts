@@ -113,7 +113,9 @@ export function createJanitorActivities() {
           const deleted = await janitor.deleteResource(
             resource as OwnedResource & { kind: Exclude<OwnedResource['kind'], 'image' | 'role assignment'> },
             signal,
-            (detail) => log.info('Leaving a resource group that holds others’ resources', { detail }),
+            (detail) => {
+              log.info('Leaving a resource group that holds others’ resources', { detail });
+            },
           );
           log.info('Deleted orphan', { kind: resource.kind, name: resource.name, owner: resource.owner, status });
           return deleted;

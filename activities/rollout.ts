@@ -19,7 +19,7 @@ import type {
 import { endpointRequest } from '../src/targets/endpoint-request';
 import type { CandidateSets, Target } from '../src/targets/target';
 import type { WaitOptions } from './deploy';
-import { parsePredictions } from './deploy';
+import { parsePredictions } from './endpoint-answers';
 import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
 

@@ -15,6 +15,8 @@ export interface ReliabilityReport {
   date: string;
   totals: Record<string, number>;
   records: ReportRecord[];
+  /** Figures the tests measured (test/helpers/reliability.ts recordFigure): test, figure, value, unit. */
+  figures?: ReportRecord[];
 }
 
 export const FIGURES_FILE = path.join('docs', 'reliability-figures.md');
@@ -118,6 +120,18 @@ export function renderReliabilityFigures(report: ReliabilityReport): string {
   } else {
     lines.push('| attack | tests | tried | refused |', '| --- | ---: | ---: | ---: |');
     for (const a of tried) lines.push(`| ${cell(a.attack)} | ${a.tests} | ${fmt(a.tried)} | ${fmt(a.refused)} |`);
+  }
+  lines.push('', '## Figures the tests measured', '');
+  const figures = report.figures ?? [];
+  if (figures.length === 0) {
+    lines.push('No test of this run recorded a figure.');
+  } else {
+    lines.push('| test | figure | value |', '| --- | --- | ---: |');
+    for (const f of figures) {
+      lines.push(
+        `| ${cell(String(f.test))} | ${cell(String(f.figure))} | ${fmt(num(f, 'value'))} ${cell(String(f.unit))} |`,
+      );
+    }
   }
   return lines.join('\n') + '\n';
 }

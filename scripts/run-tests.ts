@@ -57,12 +57,15 @@ class KeyCollector {
 
 /** Gathers the fault tests' records into test-artifacts/reliability-report.json and prints the totals. */
 function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: number): ReliabilityReport | undefined {
-  let records: ReportRecord[] = [];
+  let all: ReportRecord[] = [];
   try {
-    records = fs.readdirSync(dir).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as ReportRecord);
+    all = fs.readdirSync(dir).map((f) => JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8')) as ReportRecord);
   } catch {
     return undefined; // no fault test ran (a filtered run)
   }
+  // Figures the tests measured (recordFigure) are reported beside the records, not counted as runs.
+  const figures = all.filter((r) => typeof r.figure === 'string');
+  const records = all.filter((r) => typeof r.figure !== 'string');
   const sum = (key: string) => records.reduce((n, r) => n + (typeof r[key] === 'number' ? r[key] : 0), 0);
   const totals = {
     faultsInjected: sum('faultsInjected'),
@@ -85,7 +88,7 @@ function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: n
     a.refused += typeof r.attacksRefused === 'number' ? r.attacksRefused : 0;
   }
   const out = path.resolve(REPO_ROOT, 'test-artifacts', 'reliability-report.json');
-  const report = { date: new Date().toISOString(), totals, attacksTried, records };
+  const report = { date: new Date().toISOString(), totals, attacksTried, records, figures };
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify(report, null, 2) + '\n');
   console.log(`reliability: ${JSON.stringify(totals)} (test-artifacts/reliability-report.json)`);

@@ -17,6 +17,7 @@ import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { demoAssets, eventually, startControlWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
+import { recordFigure } from '../helpers/reliability';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
 
@@ -139,10 +140,19 @@ describe('scale to zero (local)', () => {
     );
     assert.equal(warm.scaleToZero?.wakes, 1);
     assert.ok(warm.scaleToZero.lastWakeMs! > 0);
-    console.log(
-      `FIGURE cold start (local, demo model): first request answered in ${first.ms.toFixed(0)} ms ` +
-        `(the workflow's wake took ${warm.scaleToZero.lastWakeMs} ms)`,
-    );
+    const test = 'scale-to-zero.test.ts';
+    recordFigure({
+      test,
+      figure: 'cold start: first request at 0 replicas to its answer',
+      value: Math.round(first.ms),
+      unit: 'ms',
+    });
+    recordFigure({
+      test,
+      figure: "the workflow's wake (0 → 1 replica ready)",
+      value: warm.scaleToZero.lastWakeMs!,
+      unit: 'ms',
+    });
     const after = await inferctl(['status', name]);
     // (warm, or cold again already: the quiet period is 3 s and the CLI takes its time to start)
     assert.match(after.stdout, /scale to zero: (warm|cold)/);
@@ -157,9 +167,12 @@ describe('scale to zero (local)', () => {
       Array<number>(20).fill(200),
     );
     const slowest = Math.max(...burst.map((b) => b.ms));
-    console.log(
-      `FIGURE wake with 20 concurrent requests: all 20 answered 200, the slowest in ${slowest.toFixed(0)} ms`,
-    );
+    recordFigure({
+      test,
+      figure: 'a wake with 20 concurrent requests (all 200): the slowest',
+      value: Math.round(slowest),
+      unit: 'ms',
+    });
     const again = await eventually(
       async () => ((await status(name)).scaleToZero?.wakes === 2 ? status(name) : undefined),
       'the second wake recorded',

@@ -65,6 +65,13 @@ test('the figures page: date, totals, one row per kind, attacks counted per kind
   assert.match(md, /\| tampered-payload \| 1 \| 3 \| 3 \|/);
   const none = renderReliabilityFigures({ ...REPORT, records: REPORT.records.filter((r) => !('attack' in r)) });
   assert.match(none, /No test of this run recorded an attack/);
+  assert.match(none, /No test of this run recorded a figure/);
+  const measured = renderReliabilityFigures({
+    ...REPORT,
+    figures: [{ test: 'scale-to-zero.test.ts', figure: 'cold start', value: 1234, unit: 'ms' }],
+  });
+  assert.match(measured, /## Figures the tests measured/);
+  assert.match(measured, /\| scale-to-zero\.test\.ts \| cold start \| 1,234 ms \|/);
 });
 
 test('the page is written Prettier-clean, so lint passes on the committed file', async () => {

@@ -38,3 +38,19 @@ export function rowAccounting(indices: number[], total: number): { rowsLost: num
   const unique = new Set(indices.filter((i) => i >= 0 && i < total)).size;
   return { rowsLost: total - unique, rowsDuplicated: indices.length - unique };
 }
+
+/** A figure a test measured, for the "Figures the tests measured" table of docs/reliability-figures.md. */
+export interface TestFigure {
+  test: string;
+  figure: string;
+  value: number;
+  unit: string;
+}
+
+/** Records a measured figure beside the reliability records (a full run writes it into the docs). */
+export function recordFigure(figure: TestFigure): void {
+  const dir = process.env.INFERCTL_RELIABILITY_DIR;
+  if (!dir) return;
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, `figure-${crypto.randomBytes(6).toString('hex')}.json`), JSON.stringify(figure));
+}
