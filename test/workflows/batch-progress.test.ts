@@ -102,6 +102,7 @@ describe('batchScore progress and output cleanup', () => {
     assert.equal(await fileExists(layout.shardsDir), false, 'shards/ removed');
     assert.equal(await fileExists(layout.manifestDir), false, 'manifest/ removed');
     assert.deepEqual((await fs.readdir(input.outputDir)).sort(), [
+      '.inferctl-job.json', // the job's claim on its output directory stays with the outputs
       'errors.jsonl',
       'predictions.jsonl',
       'raw.npy',
