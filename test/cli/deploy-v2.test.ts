@@ -67,7 +67,7 @@ describe('inferctl deploy with a V2-only model', () => {
     ]);
     try {
       assert.equal(deployed.code, 0, deployed.stderr);
-      assert.match(deployed.stdout, /✔ validate \(\d+ms\): V2 only \(not an image classifier\): a INT64 \[-1, 3\]/);
+      assert.match(deployed.stdout, /✔ validate \([\d.]+m?s\): V2 only \(not an image classifier\): a INT64 \[-1, 3\]/);
       assert.match(deployed.stdout, /Smoke answer \(V2\): sum FP32 \[1, 3\] \(max difference 0\)/);
       assert.match(
         deployed.stdout,
