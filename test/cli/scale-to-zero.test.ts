@@ -122,10 +122,10 @@ describe('scale to zero (local)', () => {
     assert.equal(human.code, 0, human.stderr);
     assert.match(human.stdout, /scale to zero: cold \(0-2 replicas; to zero after 3\.0s/);
     const scaleCold = await inferctl(['scale', name, '--replicas', '2']);
-    assert.equal(scaleCold.code, 1);
+    assert.equal(scaleCold.code, 2, 'a refused Update is bad input (docs/cli.md)');
     assert.match(scaleCold.stderr, /is cold \(no replica serves\); it wakes on its next request/);
     const scaleOver = await inferctl(['scale', name, '--replicas', '3']);
-    assert.equal(scaleOver.code, 1);
+    assert.equal(scaleOver.code, 2);
     assert.match(scaleOver.stderr, /runs at most 2 replica\(s\) \(--max-replicas\); got 3/);
 
     // The first request at zero replicas: held, answered 200 once a replica is up.
