@@ -166,7 +166,7 @@ describe('kubelet stand-in: the image as its Dockerfile builds it, run as a kube
     const old = await deploy('old-key', image, (d) => {
       const spec = d.spec!.template.spec!;
       delete spec.securityContext;
-      delete spec.volumes![0]!.secret!.defaultMode;
+      delete spec.volumes!.find((v) => v.name === 'api-key')!.secret!.defaultMode;
     });
     const status = await containerStatus(old, crashLooping);
     const last = status.containerStatuses![0]!.lastState!.terminated!;
