@@ -183,10 +183,16 @@ export class AksCandidates implements CandidateSets {
         .deleteNamespacedDeployment({ name, namespace: plan.namespace, propagationPolicy: 'Foreground' })
         .catch(gone);
       await core.deleteNamespacedService({ name, namespace: plan.namespace }).catch(gone);
-      // Done once its pods are gone (their GPUs free for a scale or the next rollout).
+      // Done once its pods are gone (their GPUs free for a scale or the next rollout) and so is the Deployment
+      // itself: with foreground deletion it stays until the garbage collector has removed its pods, and a
+      // next rollout's candidate of the same name could not be created while it is there.
       for (;;) {
         const pods = await core.listNamespacedPod({ namespace: plan.namespace, labelSelector: `app=${name}` });
-        if (pods.items.length === 0) return;
+        const deployment = await apps.readNamespacedDeployment({ name, namespace: plan.namespace }).catch((err) => {
+          if (isKubeNotFound(err)) return undefined;
+          throw err;
+        });
+        if (pods.items.length === 0 && !deployment) return;
         if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
