@@ -63,7 +63,8 @@ export function scaleToZeroInput(
       2,
     );
   }
-  if (target !== 'local') throw new CliError('--min-replicas 0 is for --target local for now.', 2);
+  // Both targets hold the endpoint at zero: the local gateway, and on aks the front on the system pool.
+  if (!['local', 'aks'].includes(target)) throw new CliError(`--min-replicas 0 is not for --target ${target}.`, 2);
   const max = maxReplicas ?? replicas;
   if (replicas > max) throw new CliError(`--replicas ${replicas} is more than --max-replicas ${max}.`, 2);
   return {

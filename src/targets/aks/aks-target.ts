@@ -8,7 +8,7 @@ import type { KubeConfig } from '@kubernetes/client-node';
 
 import { InvalidInputError } from '../../errors';
 import { generateApiKey } from '../api-key';
-import type { EndpointAccess, RequestCounts, StepProgress, Target } from '../target';
+import type { EndpointAccess, GatewayCounts, RequestCounts, StepProgress, Target } from '../target';
 import type {
   DeployResult,
   DeploymentSpec,
@@ -38,6 +38,8 @@ import { ENDPOINT_LABEL, namespaceManifest, scoringManifests, secretName } from 
 import { AksCandidates } from './candidate-deployment';
 import type { AksClusterAccess } from './candidate-deployment';
 import { podRequestCounts } from './pod-metrics';
+import { scaleToZeroManifests } from './front-manifests';
+import { frontCounts, frontReady, scaleGpuPool, waitForScorersGone } from './gpu-pool-scale';
 import {
   GPU_TAINT,
   type ClusterScope,
@@ -209,6 +211,9 @@ export class AksTarget implements Target, AksClusterAccess {
   ): Promise<DeployResult> {
     const plan = this.plan(spec);
     const exposure = this.exposure(spec, plan);
+    // Scale to zero: the GPU pool gets its nodes before the replicas (and loses them after, below).
+    const pool = { clients: this.azure(), settings: this.settings, plan, owner: this.owner(spec), signal, progress };
+    if (spec.hold && spec.replicas > 0) await scaleGpuPool(pool, spec.replicas);
     const gpus = await this.poolGpus(plan, signal);
     if (spec.replicas > gpus) {
       throw new InvalidInputError(
@@ -228,12 +233,14 @@ export class AksTarget implements Target, AksClusterAccess {
       await applyObjects(kc, [namespace!]);
       await ensureApiKeySecret(kc, secret!, generateApiKey);
       await applyObjects(kc, workload);
+      if (spec.hold && spec.replicas === 0) await waitForScorersGone(kc, plan.namespace, spec.name, signal, progress);
     });
+    if (spec.hold && spec.replicas === 0) await scaleGpuPool(pool, 0);
     return { started: spec.replicas, replicas: spec.replicas };
   }
 
   scoringObjects(spec: DeploymentSpec, image: ImageResult, plan: AksPlan, exposure: EndpointExposure) {
-    return scoringManifests({
+    const objects = {
       namespace: plan.namespace,
       name: spec.name,
       ownerId: spec.ownerId,
@@ -245,7 +252,9 @@ export class AksTarget implements Target, AksClusterAccess {
       exposure,
       environment: this.settings.environment,
       cluster: plan.clusterName,
-    });
+    };
+    // Scale to zero: the front on the system pool holds the endpoint (front-manifests.ts).
+    return spec.hold ? scaleToZeroManifests(objects, spec.hold.wakeTimeoutSeconds) : scoringManifests(objects);
   }
 
   get podFailureGraceMs(): number {
@@ -255,9 +264,18 @@ export class AksTarget implements Target, AksClusterAccess {
   /** The scoring-request counters of every pod answering the endpoint, read through the API server. */
   async requestCount(spec: DeploymentSpec, signal?: AbortSignal): Promise<RequestCounts> {
     const plan = this.plan(spec);
-    const https = Boolean(this.exposure(spec, plan).tls);
+    const https = Boolean(this.exposure(spec, plan).tls) && !spec.hold; // behind the front: plain HTTP
     return this.onCluster(plan, `reading the request counters of ${spec.name}`, signal, (kc) =>
       podRequestCounts(kc, plan.namespace, `${ENDPOINT_LABEL}=${spec.name}`, https),
+    );
+  }
+
+  /** The front's counters (scale to zero: requests received and held), read through the API server. */
+  async gatewayCounts(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayCounts> {
+    const plan = this.plan(spec);
+    const https = Boolean(this.exposure(spec, plan).tls);
+    return this.onCluster(plan, `reading the front's counters of ${spec.name}`, signal, (kc) =>
+      frontCounts(kc, plan.namespace, spec.name, https),
     );
   }
 
@@ -266,6 +284,9 @@ export class AksTarget implements Target, AksClusterAccess {
     const exposure = this.exposure(spec, plan);
     const { rollout, tls } = await this.onCluster(plan, `reading the rollout of ${spec.name}`, signal, async (kc) => {
       const report = await rolloutStatus(kc, plan.namespace, spec.name, spec.replicas, this.settings.podFailureGraceMs);
+      if (spec.hold && report.ready && !(await frontReady(kc, plan.namespace, spec.name))) {
+        Object.assign(report, { ready: false, reason: 'the front has no ready pod yet' });
+      }
       return { rollout: report, tls: report.loadBalancer && (await this.endpointTls(kc, plan, exposure)) };
     });
     return {

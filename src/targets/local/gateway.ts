@@ -20,6 +20,7 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import type https from 'node:https';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 
@@ -36,6 +37,16 @@ export interface GatewayOptions {
   maxBodyBytes: number;
   /** Hold requests while no replica runs (scale to zero), instead of answering 503 at once. */
   hold?: HoldOptions;
+  /**
+   * Where the replicas are, when not in `replicasDir` (the aks front: one in-cluster Service address, up when
+   * it answers): the addresses to try, and whether a replica is up now.
+   */
+  backends?: Backends;
+}
+
+export interface Backends {
+  urls: () => string[];
+  up: () => boolean;
 }
 
 /** The path of the gateway's own counters (answered by the gateway, never forwarded). */
@@ -52,6 +63,15 @@ interface Routes {
 }
 
 export function createGateway(opts: GatewayOptions): http.Server {
+  const gateway = gatewayHandler(opts);
+  const server = http.createServer(gateway.handle);
+  guardServer(server);
+  server.on('close', gateway.close);
+  return server;
+}
+
+/** The gateway's request handler, for a server of the caller's (HTTP here, HTTPS in the aks front). */
+export function gatewayHandler(opts: GatewayOptions): { handle: http.RequestListener; close: () => void } {
   let next = 0;
   // Smooth weighting: each request adds the candidate's weight; at 100 one request goes to it.
   let credit = 0;
@@ -79,6 +99,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
 
   /** The replicas to try, in order: the chosen set's (round robin), then the other's as a fallback. */
   function upstreams(): string[] {
+    if (opts.backends) return opts.backends.urls();
     const routes = readRoutes();
     const serving = urlsIn(opts.replicasDir, routedReplicas(routes, opts.replicas));
     const candidate = routes.candidate ? urlsIn(routes.candidate.dir, routes.candidate.replicas) : [];
@@ -98,7 +119,10 @@ export function createGateway(opts: GatewayOptions): http.Server {
   // Scoring requests (POSTs) the gateway received, and those not answered yet.
   let scoringTotal = 0;
   let inFlight = 0;
-  const replicaUp = () => urlsIn(opts.replicasDir, routedReplicas(readRoutes(), opts.replicas)).length > 0;
+  const replicaUp = () =>
+    opts.backends
+      ? opts.backends.up()
+      : urlsIn(opts.replicasDir, routedReplicas(readRoutes(), opts.replicas)).length > 0;
   const held: HeldRequests | undefined = opts.hold
     ? new HeldRequests(opts.hold, replicaUp, (req, res, body) => send(req, res, body))
     : undefined;
@@ -111,7 +135,7 @@ export function createGateway(opts: GatewayOptions): http.Server {
   const send = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) =>
     forward(req, res, body, upstreams(), 0, 0, noReplica);
 
-  const server = http.createServer((req, res) => {
+  const handle: http.RequestListener = (req, res) => {
     if (!req.url?.startsWith('/')) {
       req.resume();
       res.setHeader('connection', 'close');
@@ -153,7 +177,12 @@ export function createGateway(opts: GatewayOptions): http.Server {
       send(req, res, Buffer.concat(chunks));
     });
     req.on('error', () => res.destroy());
-  });
+  };
+  return { handle, close: () => held?.close() };
+}
+
+/** Parser errors and CONNECT answered 400, and the request and header timeouts, on the gateway's server. */
+export function guardServer(server: http.Server | https.Server): void {
   // A request the HTTP parser cannot read (CONNECT included) is answered 400; the gateway keeps serving.
   server.on('connect', (_req: http.IncomingMessage, socket: Duplex) => {
     socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
@@ -164,8 +193,6 @@ export function createGateway(opts: GatewayOptions): http.Server {
   });
   server.requestTimeout = 60_000;
   server.headersTimeout = 10_000;
-  server.on('close', () => held?.close());
-  return server;
 }
 
 function routedReplicas(routes: Routes, replicas: number): number {

@@ -4,10 +4,12 @@
  * agentPools.createOrUpdate / get / delete talk to. What AKS enforces here, enforced here too:
  *   - the body as AKS validates it (cluster-validation.ts validatePool): the name lowercase letters and
  *     digits, starting with a letter, at most 12 characters for Linux (6 for Windows), unique in the cluster;
- *     count 0–1000 (user) or 1–1000 (system); a vmSize the region offers this subscription (a retired size is
+ *     count 0–1000 (user) or 1–1000 (system), the autoscaler's minCount/maxCount; a vmSize the region offers this subscription (a retired size is
  *     not listed, so it is refused the same way): 400 InvalidParameter / BadRequest;
  *   - quota: a new pool (or a larger count) needs count × the size's vCPUs free in its family and in the
  *     regional total, else 400 InsufficientVCPUQuota; a pool holds its vCPUs until it is deleted;
+ *   - the cluster keeps a System pool: its last one can neither turn User nor be deleted (400
+ *     OperationNotAllowed), so a system pool never scales to 0 nodes and never goes;
  *   - one operation at a time per cluster: a PUT or DELETE while the cluster or another pool is busy is 409
  *     OperationNotAllowed; a pool being deleted cannot be updated (409 OperationNotAllowed), and a second
  *     DELETE of it answers 202 with the operation in progress;
@@ -69,9 +71,12 @@ export class AgentPools {
     if (method === 'PUT') {
       if (state?.provisioningState === 'Deleting') return send(409, poolBusy(pool, 'is being deleted'));
       if (host.operation?.status === 'InProgress') return send(409, clusterBusy(host.name));
-      const props = { ...((json.properties as Record<string, unknown>) ?? {}), name: pool };
+      const props: Record<string, unknown> = { ...((json.properties as Record<string, unknown>) ?? {}), name: pool };
       const others = new Set([...host.pools.keys()].filter((n) => n !== pool));
-      const problem = validatePool(props, others, this.skus, this.location) ?? this.quotaProblem(props, state);
+      const problem =
+        validatePool(props, others, this.skus, this.location) ??
+        this.lastSystemPool(host, pool, props.mode !== 'System') ??
+        this.quotaProblem(props, state);
       if (problem) return send(400, { error: problem });
       const held = this.hold(props, state);
       const next: PoolState = { provisioningState: existing ? 'Updating' : 'Creating', ...(held ? { held } : {}) };
@@ -89,6 +94,8 @@ export class AgentPools {
         return send(202, undefined, this.operations.headers(host.operation));
       }
       if (host.operation?.status === 'InProgress') return send(409, clusterBusy(host.name));
+      const lastSystem = this.lastSystemPool(host, pool, true);
+      if (lastSystem) return send(400, { error: lastSystem });
       const deleting: PoolState = { ...(state ?? {}), provisioningState: 'Deleting' };
       this.states.set(key(host, pool), deleting);
       host.operation = this.operations.start(async () => {
@@ -100,6 +107,17 @@ export class AgentPools {
       return send(202, undefined, this.operations.headers(host.operation));
     }
     send(405, armError('MethodNotAllowed', `${method} is not supported on agent pools`));
+  }
+
+  /** Refuses taking away (`leaving`) the cluster's last System pool: AKS needs one to run its system pods. */
+  private lastSystemPool(host: PoolHost, pool: string, leaving: boolean): ArmRefusal | undefined {
+    const wasSystem = host.pools.get(pool)?.mode === 'System';
+    const others = [...host.pools.entries()].filter(([n, p]) => n !== pool && p.mode === 'System');
+    if (!leaving || !wasSystem || others.length > 0) return undefined;
+    return {
+      code: 'OperationNotAllowed',
+      message: `Agent pool '${pool}' is the last System mode pool of cluster '${host.name}'; a cluster needs at least one.`,
+    };
   }
 
   /** Forgets a deleted cluster's pools, giving back their quota. */

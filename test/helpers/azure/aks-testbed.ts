@@ -87,6 +87,7 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
                   ...pool.labels,
                   'kubernetes.azure.com/agentpool': pool.name,
                   'kubernetes.azure.com/cluster': event.name,
+                  'kubernetes.azure.com/mode': pool.mode.toLowerCase(),
                   type: 'kwok',
                 },
               },
@@ -104,6 +105,13 @@ export async function startAksTestbed(opts: AksTestbedOptions = {}): Promise<Aks
             if ((err as { code?: number }).code !== 409) throw err;
           });
       }
+    }
+    // A pool scaled in (its count lowered, to 0 for a User pool) loses its highest-numbered VMs, as a VMSS does.
+    const nodes = await core.listNode({ labelSelector: `kubernetes.azure.com/cluster=${event.name}` });
+    for (const node of nodes.items) {
+      const pool = event.pools.find((p) => p.name === node.metadata?.labels?.['kubernetes.azure.com/agentpool']);
+      const index = Number(/vmss(\d+)$/.exec(node.metadata!.name!)?.[1]);
+      if (pool && index >= pool.count) await core.deleteNode({ name: node.metadata!.name! });
     }
   };
   const removeNodes = async (event: ClusterEvent) => {

@@ -7,6 +7,9 @@
  * - agent pool names: lowercase letters and digits, starting with a letter, at most 12 characters for Linux
  *   and 6 for Windows, unique within the cluster (400 InvalidParameter, target agentPoolProfile.name);
  * - count 0–1000 for user pools, 1–1000 for system pools (400 InvalidParameter, target agentPoolProfile.count);
+ * - the cluster autoscaler: with enableAutoScaling, minCount and maxCount are required, minCount ≤ maxCount ≤
+ *   1000, minCount ≥ 1 for a system pool (0 allowed for a user pool), and count within them; without it,
+ *   minCount and maxCount must be left out (400 InvalidParameter, target agentPoolProfile.minCount/maxCount/count);
  * - dnsPrefix: 1–54 characters, letters, digits and hyphens, starting and ending with a letter or digit
  *   (400 InvalidParameter, target dnsPrefix);
  * - identity: SystemAssigned, or UserAssigned naming its identities; without an identity there must be a
@@ -111,6 +114,8 @@ export function validatePool(
   if (!Number.isInteger(count) || count < min || count > 1000) {
     return invalid('agentPoolProfile.count', `Agent pool '${name}' count ${count} is outside ${min}–1000.`);
   }
+  const autoscaling = autoscalingProblem(p, name, count, min);
+  if (autoscaling) return autoscaling;
   const sku = skus.find((s) => s.name.toLowerCase() === text(p.vmSize).toLowerCase());
   if (!sku || sku.restricted) {
     return {
@@ -130,4 +135,39 @@ export function validatePool(
 /** A body field as text, whatever JSON put there. */
 export function text(v: unknown): string {
   return typeof v === 'string' ? v : v === undefined || v === null ? '' : JSON.stringify(v);
+}
+
+/** The cluster autoscaler's bounds, as AKS checks them (see the header). */
+function autoscalingProblem(p: Record<string, unknown>, name: string, count: number, min: number) {
+  const has = (v: unknown) => v !== undefined && v !== null;
+  if (p.enableAutoScaling !== true) {
+    if (has(p.minCount) || has(p.maxCount)) {
+      return invalid(
+        'agentPoolProfile.minCount',
+        `Agent pool '${name}': minCount and maxCount must be null when enableAutoScaling is false.`,
+      );
+    }
+    return undefined;
+  }
+  const lo = Number(p.minCount);
+  const hi = Number(p.maxCount);
+  if (!has(p.minCount) || !has(p.maxCount) || !Number.isInteger(lo) || !Number.isInteger(hi)) {
+    return invalid(
+      'agentPoolProfile.minCount',
+      `Agent pool '${name}': minCount and maxCount are required when enableAutoScaling is true.`,
+    );
+  }
+  if (lo < min || hi > 1000 || lo > hi) {
+    return invalid(
+      'agentPoolProfile.maxCount',
+      `Agent pool '${name}': minCount ${lo} and maxCount ${hi} must satisfy ${min} <= minCount <= maxCount <= 1000.`,
+    );
+  }
+  if (has(p.count) && (count < lo || count > hi)) {
+    return invalid(
+      'agentPoolProfile.count',
+      `Agent pool '${name}' count ${count} is outside minCount–maxCount (${lo}–${hi}).`,
+    );
+  }
+  return undefined;
 }

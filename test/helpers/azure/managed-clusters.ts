@@ -31,6 +31,8 @@ export interface ClusterEvent {
     name: string;
     vmSize: string;
     count: number;
+    /** System or User: AKS labels each node `kubernetes.azure.com/mode` with it, lowercased. */
+    mode: string;
     gpusPerNode: number;
     taints: string[];
     labels: Record<string, string>;
@@ -348,6 +350,7 @@ export class ManagedClusters {
         name: String(p.name),
         vmSize: String(p.vmSize),
         count: Number(p.count ?? 1),
+        mode: typeof p.mode === 'string' ? p.mode : 'User',
         gpusPerNode: this.skus.find((s) => s.name === p.vmSize)?.gpus ?? 0,
         taints: (p.nodeTaints as string[]) ?? [],
         labels: (p.nodeLabels as Record<string, string>) ?? {},

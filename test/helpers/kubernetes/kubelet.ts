@@ -28,7 +28,8 @@
  *     restarts a container failing for failureThreshold × periodSeconds.
  * What it does not do: there are no namespaces or chroot. Absolute paths in the args resolve inside the
  * image (or the mount that holds them) by rewriting, the container's port is rewritten to a free host
- * port and 0.0.0.0 to 127.0.0.1; probes are tried every 0.25 s (the limits above are in real time); the
+ * port and 0.0.0.0 to 127.0.0.1, a Service's cluster DNS URL to a loopback address standing for the Service
+ * (service-proxy.ts); probes are tried every 0.25 s (the limits above are in real time); the
  * first back-off is `backoffMs` (the real kubelet's is 10 s); only images `manages` accepts are run
  * (others are left as kwok reports them); and kwok serves one log file for every container, so the most
  * recent container exit's output is written there (`kubectl logs` is right while one pod crashes at once).
@@ -49,6 +50,7 @@ import type { ImageFilesystem } from './image-filesystem';
 import { ContainerStatusWriter } from './container-status';
 import { probeContainer } from './probes';
 import { MountError, mountSecretVolume } from './secret-volume';
+import { ServiceProxy } from './service-proxy';
 
 export type PullVerdict = { ok: true } | { ok: false; reason: string };
 
@@ -93,8 +95,11 @@ export class Kubelet {
   private busy = false;
   private stopped = false;
   readonly events: string[] = [];
+  /** Cluster DNS and kube-proxy for the containers' own connections to Services (service-proxy.ts). */
+  readonly services: ServiceProxy;
 
   constructor(private readonly opts: KubeletOptions) {
+    this.services = new ServiceProxy(opts.kc, (namespace, selector) => this.readyEndpoints(namespace, selector));
     fs.mkdirSync(opts.dir, { recursive: true });
     fs.chmodSync(opts.dir, 0o755);
     // The container's user must reach the image and its volumes, as on a node it reaches its own root.
@@ -116,6 +121,7 @@ export class Kubelet {
     while (this.busy) await new Promise((resolve) => setTimeout(resolve, 20));
     await Promise.all([...this.pods.values()].map((run) => this.stopPod(run, 0)));
     this.pods.clear();
+    await this.services.stop();
   }
 
   /** `127.0.0.1:<port>` of every ready container whose pod is in `namespace` and has all of `selector`'s labels. */
@@ -340,7 +346,8 @@ export class Kubelet {
     }
     const containerPort = container.ports?.[0]?.containerPort;
     run.hostPort ??= await freePort();
-    const argv = rest.map((a) =>
+    const resolved = await Promise.all(rest.map((a) => this.services.rewrite(a)));
+    const argv = resolved.map((a) =>
       a.startsWith('/')
         ? hostPath(a)
         : a === String(containerPort)

@@ -1,0 +1,162 @@
+/**
+ * The Kubernetes objects of an aks deployment that scales to zero (`--min-replicas 0`): the scoring
+ * Deployment as always (scoringManifests) but serving plain HTTP behind a ClusterIP Service of its own,
+ * `<name>-scorers`; the front (front.ts), a small CPU Deployment pinned to the system pool
+ * (`kubernetes.azure.com/mode: system`, the label AKS gives every system-pool node), which holds the public
+ * endpoint; and the public LoadBalancer Service `<name>`, now selecting the front. The front serves the
+ * deployment's TLS certificate and checks its key (both Secrets mounted 0440, the image's group as fsGroup, as
+ * the scorer mounts them). The endpoint (address, key, certificate, DNS label) stays while no scoring pod runs.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+
+import { IMAGE_GID, IMAGE_UID } from './build-context';
+import {
+  API_KEY_FILE_MODE,
+  API_KEY_MOUNT,
+  MANAGED_BY_LABEL,
+  SCORER_PORT,
+  TLS_MOUNT,
+  scoringManifests,
+  secretName,
+} from './kubernetes-manifests';
+import type { ScoringManifestInput } from './kubernetes-manifests';
+import { ENDPOINT_LABEL, OWNER_ANNOTATION } from './kubernetes-manifests';
+
+/** The label of the front's pods (never ENDPOINT_LABEL: the scoring pods' Service must not select them). */
+export const FRONT_LABEL = 'inferctl.dev/front';
+export const FRONT_PORT = 8080;
+/** The label AKS puts on every node of a System-mode pool. */
+export const SYSTEM_POOL_SELECTOR = { 'kubernetes.azure.com/mode': 'system' } as const;
+/** How many requests the front holds at once while the scoring pods wake, and the Retry-After of a refusal. */
+export const FRONT_MAX_HELD = 100;
+export const FRONT_RETRY_AFTER_SECONDS = 10;
+
+export function frontName(name: string): string {
+  return `${name}-front`;
+}
+
+export function scorersServiceName(name: string): string {
+  return `${name}-scorers`;
+}
+
+/** Where the front reaches the scoring pods: their Service's cluster DNS name. */
+export function scorersUrl(name: string, namespace: string): string {
+  return `http://${scorersServiceName(name)}.${namespace}.svc.cluster.local:${SCORER_PORT}`;
+}
+
+/** The objects of a deployment that scales to zero, in apply order: namespace and key Secret first. */
+export function scaleToZeroManifests(input: ScoringManifestInput, wakeTimeoutSeconds: number): KubernetesObject[] {
+  const tls = input.exposure?.tls;
+  // The scoring pods serve plain HTTP inside the cluster: TLS ends at the front.
+  const scoring = scoringManifests({
+    ...input,
+    ...(input.exposure ? { exposure: { ...input.exposure, tls: undefined } } : {}),
+  });
+  const publicService = scoring.find((o) => o.kind === 'Service')!;
+  const labels = { app: frontName(input.name), [MANAGED_BY_LABEL]: 'inferctl' };
+  const meta = (name: string) => ({
+    name,
+    namespace: input.namespace,
+    labels: { app: input.name, [MANAGED_BY_LABEL]: 'inferctl' },
+    annotations: { [OWNER_ANNOTATION]: input.ownerId },
+  });
+  const probe = (periodSeconds: number) => ({
+    httpGet: { path: '/healthz', port: FRONT_PORT, ...(tls ? { scheme: 'HTTPS' } : {}) },
+    periodSeconds,
+    timeoutSeconds: 2,
+    failureThreshold: 3,
+  });
+  const front = {
+    apiVersion: 'apps/v1',
+    kind: 'Deployment',
+    metadata: meta(frontName(input.name)),
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: { [FRONT_LABEL]: input.name } },
+      template: {
+        metadata: { labels: { ...labels, [FRONT_LABEL]: input.name } },
+        spec: {
+          nodeSelector: { ...SYSTEM_POOL_SELECTOR },
+          automountServiceAccountToken: false,
+          securityContext: {
+            runAsNonRoot: true,
+            runAsUser: IMAGE_UID,
+            runAsGroup: IMAGE_GID,
+            fsGroup: IMAGE_GID,
+            seccompProfile: { type: 'RuntimeDefault' },
+          },
+          containers: [
+            {
+              name: 'front',
+              image: input.image,
+              args: [
+                'dist/src/targets/aks/front-main.js',
+                '--upstream',
+                scorersUrl(input.name, input.namespace),
+                '--api-key-file',
+                `${API_KEY_MOUNT}/api-key`,
+                '--hold-ms',
+                String(Math.round(wakeTimeoutSeconds * 1000)),
+                '--max-held',
+                String(FRONT_MAX_HELD),
+                '--retry-after',
+                String(FRONT_RETRY_AFTER_SECONDS),
+                '--host',
+                '0.0.0.0',
+                '--port',
+                String(FRONT_PORT),
+                ...(tls ? ['--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`] : []),
+              ],
+              ports: [{ name: tls ? 'https' : 'http', containerPort: FRONT_PORT }],
+              // A proxy: a tenth of a core of the system pool, no GPU.
+              resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
+              securityContext: {
+                allowPrivilegeEscalation: false,
+                capabilities: { drop: ['ALL'] },
+                readOnlyRootFilesystem: true,
+              },
+              readinessProbe: probe(5),
+              livenessProbe: probe(10),
+              terminationMessagePolicy: 'FallbackToLogsOnError',
+              volumeMounts: [
+                { name: 'api-key', mountPath: API_KEY_MOUNT, readOnly: true },
+                ...(tls ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
+              ],
+            },
+          ],
+          volumes: [
+            {
+              name: 'api-key',
+              secret: {
+                secretName: secretName(input.name),
+                defaultMode: API_KEY_FILE_MODE,
+                items: [{ key: 'api-key', path: 'api-key' }],
+              },
+            },
+            ...(tls ? [{ name: 'tls', secret: { secretName: tls.secretName, defaultMode: API_KEY_FILE_MODE } }] : []),
+          ],
+        },
+      },
+    },
+  } as KubernetesObject;
+  const publicSpec = (publicService as { spec: Record<string, unknown> }).spec;
+  const frontService = {
+    ...publicService,
+    spec: {
+      ...publicSpec,
+      selector: { [FRONT_LABEL]: input.name },
+      ports: [{ name: tls ? 'https' : 'http', protocol: 'TCP', port: input.servicePort, targetPort: FRONT_PORT }],
+    },
+  } as KubernetesObject;
+  const scorersService = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: meta(scorersServiceName(input.name)),
+    spec: {
+      type: 'ClusterIP',
+      selector: { [ENDPOINT_LABEL]: input.name },
+      ports: [{ name: 'http', protocol: 'TCP', port: SCORER_PORT, targetPort: SCORER_PORT }],
+    },
+  } as KubernetesObject;
+  return [...scoring.filter((o) => o !== publicService), scorersService, front, frontService];
+}
