@@ -26,6 +26,8 @@ export interface DeployDryRunOptions {
   preprocess?: PreprocessConfig;
   labelsPath?: string;
   aks: AksDeploymentOptions;
+  /** Scale to zero (`--min-replicas 0`): the front's objects are shown too. */
+  wakeTimeoutSeconds?: number;
 }
 
 export async function deployDryRunCommand(
@@ -46,6 +48,7 @@ export async function deployDryRunCommand(
     preprocess: opts.preprocess,
     labelsPath: opts.labelsPath ? path.resolve(opts.labelsPath) : undefined,
     aks: opts.aks,
+    wakeTimeoutSeconds: opts.wakeTimeoutSeconds,
   });
   ctx.out.line(formatDryRun(report));
   ctx.out.result(report);

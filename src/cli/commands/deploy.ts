@@ -126,6 +126,7 @@ export function addDeployCommand(program: Command): void {
             preprocess: o.preprocess ? preprocessFlag(o.preprocess) : undefined,
             labelsPath: o.labels,
             aks,
+            wakeTimeoutSeconds: scaleToZeroInput(o, o.target, o.replicas)?.wakeTimeoutSeconds,
           },
         );
         return;

@@ -19,6 +19,7 @@ import { formatDuration } from '../../shared/duration';
 import { buildContext, servedWith } from './build-context';
 import { assertNotRetired } from './gpu-sizes';
 import { devicePluginManifest, scoringManifests } from './kubernetes-manifests';
+import { scaleToZeroManifests } from './front-manifests';
 import { GPU_TAINT, OWNER_TAG } from './managed-cluster';
 import { estimateHourlyCost } from './price-table';
 import { endpointExposure } from './tls-exposure';
@@ -36,6 +37,8 @@ export interface DryRunInput {
   labelsPath?: string;
   aks?: AksDeploymentOptions;
   env?: NodeJS.ProcessEnv;
+  /** Scale to zero: the front on the system pool and the scorers' ClusterIP Service (front-manifests.ts). */
+  wakeTimeoutSeconds?: number;
 }
 
 export interface DryRunReport {
@@ -122,7 +125,7 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
         },
       ]
     : [];
-  const manifests = scoringManifests({
+  const objects = {
     namespace: plan.namespace,
     name: input.name,
     ownerId: owner,
@@ -134,7 +137,10 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
     exposure,
     environment: settings.environment,
     cluster: plan.clusterName,
-  });
+  };
+  const manifests = input.wakeTimeoutSeconds
+    ? scaleToZeroManifests(objects, input.wakeTimeoutSeconds)
+    : scoringManifests(objects);
   // The TLS Secret's data is made at provision (a new CA and key each deployment): shown without it.
   const tlsManifests: KubernetesObject[] =
     exposure.tls && exposure.tls.source !== 'user-secret'
