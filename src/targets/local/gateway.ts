@@ -128,8 +128,9 @@ export function gatewayHandler(opts: GatewayOptions): { handle: http.RequestList
     : undefined;
   const noReplica = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
     // Held only while no replica is routed and up (scaled to zero, or waking); replicas that are routed but
-    // refuse (crashed) get the 503 at once, as without scale to zero.
-    if (held && !replicaUp()) held.hold(req, res, body);
+    // refuse (crashed) get the 503 at once, as without scale to zero. A request already held waits on until
+    // its deadline: released to a replica routed a moment before it listens (a wake's), it is held again.
+    if (held && (!replicaUp() || held.wasHeld(res))) held.hold(req, res, body);
     else sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
   };
   const send = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) =>

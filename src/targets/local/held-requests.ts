@@ -26,7 +26,10 @@ interface Held {
 const POLL_MS = 50;
 
 export class HeldRequests {
-  /** Requests ever held, answered once a replica was up, and refused (timeout or queue full). */
+  /**
+   * Requests ever held (each once, also when a replica refused it after its release and it was held again),
+   * answered once a replica was up (each once), and refused (timeout or queue full).
+   */
   heldTotal = 0;
   answeredTotal = 0;
   refusedTotal = 0;
@@ -47,12 +50,21 @@ export class HeldRequests {
     return this.queue.length;
   }
 
+  /** Whether this response was held before (and released to a replica that then refused it). */
+  wasHeld(res: http.ServerResponse): boolean {
+    return this.deadlines.has(res);
+  }
+
   hold(req: http.IncomingMessage, res: http.ServerResponse, body: Buffer): void {
     if (res.headersSent || res.destroyed) return;
+    // A request held again (its replica refused it after a release) is one request: held once, not yet answered.
+    const again = this.deadlines.has(res);
+    if (again) this.answeredTotal--;
     if (this.queue.length >= this.opts.maxHeld) {
       this.refuse(res, `${this.opts.maxHeld} requests are already waiting for the deployment to wake.`);
       return;
     }
+    if (!again) this.heldTotal++;
     const deadline = this.deadlines.get(res) ?? Date.now() + this.opts.timeoutMs;
     this.deadlines.set(res, deadline);
     const entry: Held = {
@@ -69,7 +81,6 @@ export class HeldRequests {
     // A client that gives up leaves the queue.
     res.once('close', () => this.remove(entry));
     this.queue.push(entry);
-    this.heldTotal++;
     this.poller ??= setInterval(() => this.release(), POLL_MS);
   }
 
