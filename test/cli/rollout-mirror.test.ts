@@ -118,11 +118,15 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
       const stopBad = new AbortController();
       const badLoad = clientLoad(endpoint, key, samples, stopBad.signal);
       let statusLine: string | undefined;
+      const statusSeen: string[] = [];
       const watchStatus = (async () => {
         while (!stopBad.signal.aborted && !statusLine) {
           const s = await inferctl(['status', name], 60_000);
+          statusSeen.push(
+            `${new Date().toISOString()} ${s.code} ${/rolling out [^\n]*/.exec(s.stdout)?.[0]} ${s.stderr}`,
+          );
           statusLine = /comparison: \d+ pair\(s\) compared, [^\n]*/.exec(s.stdout)?.[0];
-          await delay(500);
+          await delay(200);
         }
       })();
       const bad = await inferctl([
@@ -141,7 +145,7 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
         '--min-pairs',
         '10',
         '--bake',
-        '8s',
+        '12s',
       ]);
       stopBad.abort();
       const badSeen = await badLoad;
@@ -151,7 +155,7 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
       assert.match(badReport, /rolled back \(Kept off: the candidate agreed on \d+ of \d+ pair\(s\)/);
       assert.match(badReport, /\[load-\d+\] top label "(red|blue)" vs "(blue|red)": serving 200 \{"predictions"/);
       assert.match(badReport, /still serves/);
-      assert.ok(statusLine, '`inferctl status` showed the comparison while it ran');
+      assert.ok(statusLine, `\`inferctl status\` showed the comparison while it ran: ${statusSeen.join('\n')}`);
       assert.deepEqual(badSeen.failed, [], 'no client request failed during the mirror');
       assert.equal(badSeen.onnxAnswers, 0, "no client got the candidate's answer");
       assert.ok(badSeen.scriptAnswers > 0);
