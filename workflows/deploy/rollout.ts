@@ -44,6 +44,9 @@ export function rolloutRefusal(d: DeployState, request: unknown): string | undef
   if (!(rate >= 0 && rate < 1)) return `the error-rate threshold must be a fraction in [0, 1) (got ${rate}).`;
   const mirror = r.mirror ? mirrorProblem(r.mirror) : undefined;
   if (mirror) return mirror;
+  if (r.mirror && input.target !== 'local') {
+    return `a mirror rollout runs on the local target for now (not "${input.target}"); roll out with --canary instead.`;
+  }
   if (r.script !== undefined && !(typeof r.script?.entryScript === 'string' && r.script.entryScript.startsWith('/'))) {
     return `a scoring script rollout needs the entry script's absolute path (got ${JSON.stringify(r.script?.entryScript)}).`;
   }
