@@ -54,6 +54,7 @@ async function clientLoad(endpoint: string, key: string, samples: Buffer[], stop
 }
 
 describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
+  // script → script is below; script → ONNX and ONNX → ONNX in one deployment's life.
   const taskQueue = uniqueName('cli-mirror-tq');
   let worker: WorkerProcess;
   let dir: string;
@@ -194,6 +195,32 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
         unit: 'pairs',
       });
 
+      const stopOnnx = new AbortController();
+      const onnxLoad = clientLoad(endpoint, key, samples, stopOnnx.signal);
+      // 3. ONNX → ONNX, half the requests mirrored, scores within a tolerance: promoted.
+      const onnx = await inferctl([
+        'rollout',
+        name,
+        '--model',
+        assets.modelPath,
+        '--mirror',
+        '50',
+        '--compare',
+        'tolerance:0.001',
+        '--min-pairs',
+        '3',
+        '--bake',
+        '6s',
+        '--smoke-sample',
+        sampleOf('blue').path,
+        '--expect-label',
+        'blue',
+      ]);
+      stopOnnx.abort();
+      assert.deepEqual((await onnxLoad).failed, []);
+      assert.equal(onnx.code, 0, onnx.stderr + onnx.stdout);
+      assert.match(onnx.stdout, /Comparison: \d+ pair\(s\) compared, 100\.0% agree, 0 dropped, largest difference 0/);
+
       const after = await fetch(`${endpoint}/score`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'image/jpeg' },
@@ -208,5 +235,69 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
       assert.equal(down.code, 0, down.stderr);
     }
     assert.deepEqual(await findProcessesByMarker(layout.processMarker), []);
+  });
+
+  test('script → script: the how-to script rolled out to itself under another model version agrees and is promoted', async () => {
+    const assets = await demoAssets();
+    const samples = await Promise.all(
+      ['yellow', 'cyan'].map((l) => fs.readFile(assets.samples.find((s) => s.label === l)!.path)),
+    );
+    const name = uniqueName('mirror-ss');
+    const layout = new LocalLayout(name);
+    const script = ['--entry-script', fixture('howto', 'score.py'), '--environment', fixture('howto', 'myenv.yml')];
+    const deployed = await inferctl([
+      'deploy',
+      ...script,
+      '--model',
+      assets.modelPath,
+      '--model-name',
+      'tiny-cnn',
+      '--ttl',
+      '30m',
+      '--name',
+      name,
+      '--task-queue',
+      taskQueue,
+    ]);
+    try {
+      assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
+      const endpoint = /Endpoint: (http:\/\/127\.0\.0\.1:\d+)\/score/.exec(deployed.stdout)?.[1];
+      assert.ok(endpoint, deployed.stdout);
+      const key = (await fs.readFile(layout.apiKeyFile, 'utf8')).trim();
+      const stop = new AbortController();
+      const load = clientLoad(endpoint, key, samples, stop.signal);
+      const rolled = await inferctl([
+        'rollout',
+        name,
+        ...script,
+        '--model',
+        assets.modelPath,
+        '--model-name',
+        'tiny-cnn',
+        '--model-version',
+        '2',
+        '--mirror',
+        '100',
+        '--compare',
+        'tolerance:0.0001',
+        '--min-pairs',
+        '5',
+        '--bake',
+        '6s',
+      ]);
+      stop.abort();
+      const seen = await load;
+      assert.equal(rolled.code, 0, rolled.stderr + rolled.stdout);
+      assert.match(rolled.stdout, /Comparison: \d+ pair\(s\) compared, 100\.0% agree/);
+      assert.match(rolled.stdout, new RegExp(`${name} now serves score\\.py`));
+      assert.deepEqual(seen.failed, []);
+      assert.equal(seen.onnxAnswers, 0, 'a script answered every request');
+      const status = await inferctl(['status', name]);
+      assert.match(status.stdout, /version tiny-cnn\.onnx[^\n]*replaced by/);
+    } finally {
+      const down = await inferctl(['teardown', name]);
+      assert.equal(down.code, 0, down.stderr);
+    }
+    assert.deepEqual(await pythonServersUnder(layout.dir), []);
   });
 });
