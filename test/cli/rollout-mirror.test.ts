@@ -156,6 +156,13 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
       assert.match(badReport, /rolled back \(Kept off: the candidate agreed on \d+ of \d+ pair\(s\)/);
       assert.match(badReport, /\[load-\d+\] top label "(red|blue)" vs "(blue|red)": serving 200 \{"predictions"/);
       assert.match(badReport, /still serves/);
+      const kept = /agreed on (\d+) of (\d+) pair\(s\)/.exec(badReport)!;
+      recordFigure({
+        test: 'rollout-mirror.test.ts',
+        figure: 'mirror script → ONNX with BGR for an RGB model: agreement (kept off; red and blue swap, green agrees)',
+        value: Math.round((1000 * Number(kept[1])) / Number(kept[2])) / 10,
+        unit: '%',
+      });
       assert.ok(statusLine, `\`inferctl status\` showed the comparison while it ran: ${statusSeen.join('\n')}`);
       assert.deepEqual(badSeen.failed, [], 'no client request failed during the mirror');
       assert.equal(badSeen.onnxAnswers, 0, "no client got the candidate's answer");
