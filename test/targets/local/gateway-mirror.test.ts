@@ -53,6 +53,17 @@ async function report(): Promise<MirrorReport> {
   return JSON.parse(await fs.readFile(mirrorReportFile(routesFile), 'utf8')) as MirrorReport;
 }
 
+/** The report once `done` holds for it (the gateway writes it 200 ms after a change), or the last one read. */
+async function reportWhen(done: (r: MirrorReport) => boolean): Promise<MirrorReport> {
+  let last: MirrorReport | undefined;
+  for (let i = 0; i < 100; i++) {
+    last = await report().catch(() => undefined);
+    if (last && done(last)) return last;
+    await delay(100);
+  }
+  return last!;
+}
+
 function score(body: string, extra: Record<string, string> = {}): Promise<Response> {
   const port = (gateway.address() as AddressInfo).port;
   return fetch(`http://127.0.0.1:${port}/score`, {
@@ -131,14 +142,11 @@ test('clients get the serving answers while the candidate holds every copy; a fu
     "no client got the candidate's answer",
   );
   assert.equal(candidateSaw.length <= 4, true, 'the candidate still holds its first copies');
-  await delay(300);
-  assert.equal((await report()).dropped, 150 - 68, 'the queue (64) and the copies in flight (4) took the rest');
+  const full = await reportWhen((r) => r.id === 'm1' && r.dropped >= 150 - 68);
+  assert.equal(full.dropped, 150 - 68, 'the queue (64) and the copies in flight (4) took the rest');
+  assert.equal(full.pairs, 0, 'nothing compared while the candidate holds the copies');
   release();
-  let final = await report();
-  for (let i = 0; i < 100 && final.pairs < 68; i++) {
-    await delay(100);
-    final = await report();
-  }
+  const final = await reportWhen((r) => r.pairs >= 68);
   assert.equal(final.pairs, 68);
   assert.equal(final.agreed + final.disagreements.length >= 5, true);
   assert.equal(final.agreed, 34, 'the green ones');
@@ -165,9 +173,10 @@ test('a request the serving replica refused with 401 is not copied', async () =>
   const refused = await fetch(`http://127.0.0.1:${port}/score`, { method: 'POST', body: 'green' });
   assert.equal(refused.status, 401);
   assert.equal((await score('green')).status, 200);
-  await delay(500);
+  const compared = await reportWhen((r) => r.id === 'm2' && r.pairs >= 1);
+  await delay(300);
   assert.equal(candidateSaw.length, before + 1, 'only the authorised request reached the candidate');
-  assert.equal((await report()).pairs, 1);
+  assert.equal(compared.pairs, 1);
 });
 
 test('a mirror route outside the deployment, or a candidate off loopback, sends nothing anywhere', async () => {
@@ -187,9 +196,8 @@ test('a mirror route outside the deployment, or a candidate off loopback, sends 
     compare: { mode: 'top1' },
   });
   assert.equal((await score('green')).status, 200);
-  await delay(500);
+  const last = await reportWhen((r) => r.id === 'm4' && r.failed >= 1);
   assert.deepEqual(outsiderSaw, []);
-  const last = await report();
   assert.equal(last.id, 'm4');
   assert.equal(last.failed, 1, 'counted as unanswered, sent nowhere');
   assert.match(last.disagreements[0]!.candidate, /no answer/);
