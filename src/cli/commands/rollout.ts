@@ -27,8 +27,9 @@ export function addRolloutCommand(program: Command): void {
   program
     .command('rollout <name>')
     .description(
-      'Serve a new model version behind the same endpoint: beside the old one, smoke query, canary share, bake, ' +
-        'then replace it (or roll back, saying why). Local and aks targets.',
+      'Serve a new model version behind the same endpoint: beside the old one, smoke query, canary share (or, with ' +
+        '--mirror, a copy of live traffic compared with the old answers), bake, then replace it (or roll back, saying ' +
+        'why). Local and aks targets (--mirror: local).',
     )
     .requiredOption('-m, --model <path>', 'the new ONNX model (with --entry-script: the file or folder it loads)')
     .option(
@@ -44,7 +45,7 @@ export function addRolloutCommand(program: Command): void {
     .addOption(
       new Option(
         '--canary <percent>',
-        `share of requests the new version gets during the bake, in percent (default ${ROLLOUT_DEFAULTS.canaryPercent}%)`,
+        `share of requests the new version gets during the bake, in percent (default: ${ROLLOUT_DEFAULTS.canaryPercent}%)`,
       ).argParser(int('--canary', 1)),
     )
     .option(
@@ -55,12 +56,12 @@ export function addRolloutCommand(program: Command): void {
     .option('--compare <top1|tolerance:X>', 'with --mirror: how a pair of answers agrees', compareFlag)
     .option(
       '--min-agreement <fraction>',
-      `with --mirror: promote only when this share of pairs agree (default ${MIRROR_DEFAULTS.minAgreement})`,
+      `with --mirror: promote only when this share of pairs agree (default: ${MIRROR_DEFAULTS.minAgreement})`,
       agreementFlag,
     )
     .option(
       '--min-pairs <n>',
-      `with --mirror: promote only after this many pairs are compared (default ${MIRROR_DEFAULTS.minPairs})`,
+      `with --mirror: promote only after this many pairs are compared (default: ${MIRROR_DEFAULTS.minPairs})`,
       int('--min-pairs', 1),
     )
     .addOption(
