@@ -1,13 +1,14 @@
 /**
  * A rollout's activities: start a candidate replica set beside the serving one, wait for it, smoke-query
- * each candidate replica, set its share of the endpoint's traffic, watch its error rate through the bake,
- * remove it. Each is idempotent and delegates to the target's `candidates` (target.ts).
+ * each candidate replica, set its share of the endpoint's traffic (or mirror requests to it and read the
+ * comparison), watch its error rate through the bake, remove it. Each is idempotent and delegates to the target's `candidates` (target.ts).
  */
 import fs from 'node:fs/promises';
 
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import type { SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
+import type { MirrorReport } from '../src/shared/mirror-types';
 import { FailureType } from '../src/shared/failure-types';
 import type {
   DeployResult,
@@ -17,7 +18,7 @@ import type {
   TargetKind,
 } from '../src/shared/target-types';
 import { endpointRequest } from '../src/targets/endpoint-request';
-import type { CandidateSets, Target } from '../src/targets/target';
+import type { CandidateMirror, CandidateSets, Target } from '../src/targets/target';
 import type { WaitOptions } from './deploy';
 import { parsePredictions } from './endpoint-answers';
 import { failingPermanently } from './failures';
@@ -158,6 +159,28 @@ export function createRolloutActivities({ targets }: RolloutActivityDeps) {
         if (Date.now() >= base.startedAt + opts.seconds * 1000) return report;
         await ctx.sleep(Math.min(1000, base.startedAt + opts.seconds * 1000 - Date.now() + 10));
       }
+    },
+
+    /** A mirror rollout: copies of `percent` of the served requests go to the candidate, compared, never answered. */
+    async mirrorToCandidate(spec: DeploymentSpec, mirror: CandidateMirror): Promise<void> {
+      const { candidates } = candidatesOf(spec.target);
+      if (!candidates.mirror) {
+        throw ApplicationFailure.nonRetryable(
+          `Target "${spec.target}" cannot mirror requests to a candidate yet; roll out with a canary (--canary) instead.`,
+          FailureType.TargetUnavailable,
+        );
+      }
+      await failingPermanently(() => candidates.mirror!(spec, mirror, Context.current().cancellationSignal));
+      log.info('Candidate mirror set', { name: spec.name, percent: mirror.percent });
+    },
+
+    /** What the mirror has compared so far (the gateway's counters). */
+    async mirrorReport(spec: DeploymentSpec, id: string): Promise<MirrorReport> {
+      const { candidates } = candidatesOf(spec.target);
+      if (!candidates.mirrorReport) {
+        throw ApplicationFailure.nonRetryable(`Target "${spec.target}" cannot mirror.`, FailureType.TargetUnavailable);
+      }
+      return failingPermanently(() => candidates.mirrorReport!(spec, id, Context.current().cancellationSignal));
     },
 
     async removeCandidate(spec: DeploymentSpec): Promise<void> {

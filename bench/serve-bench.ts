@@ -9,7 +9,9 @@
  * p99 while the cell runs (probed every 100 ms from a process of its own, healthz-probe.ts: inference runs
  * off the replica's main thread, so it must keep answering). Next to them, the same images decoded and inferred in one process
  * without HTTP (batch-case.js --case pipeline), what a replica at concurrency 32 is compared with.
- * Writes bench/results/serve-<date>.json and .md.
+ * Then the scoring-script path (script-front-bench.ts): inferctl's front against the same
+ * azureml-inference-server-http reached directly, at concurrency 1 and 8 (`--script-only` runs just that part,
+ * `--no-script` skips it). Writes bench/results/serve-<date>.json and .md.
  */
 import { execFile, fork, spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -21,6 +23,8 @@ import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 
 import { makeColourJpeg } from '../src/demo/sample-images';
+import { measureScriptFront, scriptMarkdown } from './script-front-bench';
+import type { ScriptCell } from './script-front-bench';
 import { buildResnet50Shaped } from '../src/demo/resnet50';
 import { TINY_CNN_LABELS, buildTinyCnn } from '../src/demo/tiny-cnn';
 
@@ -316,10 +320,12 @@ function markdown(
 
 async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
+  const scriptOnly = process.argv.includes('--script-only');
+  const withScript = !process.argv.includes('--no-script');
   const concurrencies = quick ? [1, 32] : [1, 8, 32, 64];
   const seconds = quick ? 3 : 5;
   if (!(await exists(SERVER_MAIN))) throw new Error(`${SERVER_MAIN} is missing; run npm run build first.`);
-  const models = await prepareModels();
+  const models = scriptOnly ? [] : await prepareModels();
   const bodies = await Promise.all(
     Array.from({ length: 16 }, (_, i) =>
       makeColourJpeg(TINY_CNN_LABELS[i % TINY_CNN_LABELS.length]!, { seed: i, size: 256 }),
@@ -340,6 +346,7 @@ async function main(): Promise<void> {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
+  const scriptCells: ScriptCell[] = withScript ? await measureScriptFront([1, 8], seconds) : [];
   const settings = {
     quick,
     secondsPerCell: seconds,
@@ -351,9 +358,9 @@ async function main(): Promise<void> {
   const base = path.join(RESULTS, `serve-${stamp}`);
   await fs.writeFile(
     `${base}.json`,
-    `${JSON.stringify({ date: new Date().toISOString(), settings, loadAverages, baselines, cells }, null, 2)}\n`,
+    `${JSON.stringify({ date: new Date().toISOString(), settings, loadAverages, baselines, cells, scriptCells }, null, 2)}\n`,
   );
-  const md = markdown(cells, settings, loadAverages, baselines);
+  const md = `${markdown(cells, settings, loadAverages, baselines)}${scriptMarkdown(scriptCells).join('\n')}\n`;
   await fs.writeFile(`${base}.md`, md);
   process.stdout.write(md);
   log(`wrote ${base}.json and .md`);

@@ -2,6 +2,7 @@
  * Types and constants the deploy workflow, its activities, the CLI and tests share.
  * Workflow-safe: no Node built-ins, plain data only (everything here travels through history).
  */
+import type { MirrorReport, MirrorRequest } from './mirror-types';
 import type { PreprocessConfig } from './preprocess-types';
 import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, ScriptSpec, TargetKind } from './target-types';
 
@@ -254,7 +255,15 @@ export interface DeployStatus {
   /** Every version that has served, oldest first: the one serving has no `until`. */
   versions?: ServedVersion[];
   /** A rollout in progress. */
-  rollout?: { modelPath: string; stage: string; canaryPercent: number; modelDigest?: string };
+  rollout?: {
+    modelPath: string;
+    stage: string;
+    canaryPercent: number;
+    modelDigest?: string;
+    /** A mirror rollout: the share mirrored, and the comparison so far. */
+    mirrorPercent?: number;
+    mirror?: MirrorReport;
+  };
   steps: StepRecord[];
   lastError?: string;
   teardownRemoved?: string[];
@@ -325,6 +334,16 @@ export interface RolloutRequest {
   maxErrorRate?: number;
   /** The smoke query the new version must pass first; default: the deployment's own. */
   smoke?: SmokeSpec;
+  /**
+   * The new version is a scoring script (`rollout --entry-script`), with `modelPath` the file or folder it
+   * loads. Left out, the new version is served by inferctl's own ONNX server, whatever serves now.
+   */
+  script?: ScriptSpec;
+  /**
+   * Instead of a canary: the serving version alone answers clients, and a share of its requests is also sent
+   * to the candidate and the answers compared; promoted only when they agree (`--mirror --compare`).
+   */
+  mirror?: MirrorRequest;
 }
 
 export const ROLLOUT_DEFAULTS = { canaryPercent: 10, bakeSeconds: 300, maxErrorRate: 0.01 } as const;
@@ -333,8 +352,10 @@ export const ROLLOUT_DEFAULTS = { canaryPercent: 10, bakeSeconds: 300, maxErrorR
 export interface RolloutResult {
   modelDigest?: string;
   previousModelDigest?: string;
-  /** What the canary answered during its bake. */
+  /** What the canary answered during its bake (a mirror: the pairs compared, and those the candidate left unanswered). */
   bake: { requests: number; errors: number };
+  /** A mirror rollout's comparison. */
+  mirror?: MirrorReport;
   versions: ServedVersion[];
 }
 

@@ -66,6 +66,8 @@ export const FailureType = {
   BatchOutputsInconsistent: 'BatchOutputsInconsistent',
   /** A rollout's candidate answered more errors during its bake than the threshold allows. */
   CanaryErrorRate: 'CanaryErrorRate',
+  /** A mirror rollout's candidate agreed with the serving version on too few pairs (or too few were compared). */
+  MirrorDisagreement: 'MirrorDisagreement',
   // What a workflow fails with, wrapping the step's failure as its cause.
   DeploymentFailed: 'DeploymentFailed',
   /** What a rollout Update fails with once it has rolled back, wrapping the step's failure. */

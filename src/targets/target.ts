@@ -5,6 +5,7 @@
  * Secrets (the endpoint's API key, cluster credentials) never leave the target through these results.
  */
 
+import type { MirrorCompare, MirrorReport } from '../shared/mirror-types';
 import type {
   DeployResult,
   DeploymentSpec,
@@ -120,4 +121,19 @@ export interface CandidateSets {
    * candidate's own load balancer); the smoke query goes there instead of to each replica URL.
    */
   access?(spec: DeploymentSpec, signal?: AbortSignal): Promise<EndpointAccess>;
+  /**
+   * A mirror rollout: the endpoint keeps answering from the serving set and copies `percent` of the requests
+   * it answered to the candidate, comparing the answers (`route(spec, 0)` and `remove` stop it). Targets
+   * without it cannot mirror.
+   */
+  mirror?(spec: DeploymentSpec, mirror: CandidateMirror, signal?: AbortSignal): Promise<void>;
+  /** What the mirror `id` has compared so far (zero counters before the first pair). */
+  mirrorReport?(spec: DeploymentSpec, id: string, signal?: AbortSignal): Promise<MirrorReport>;
+}
+
+/** A mirror as the rollout asks for it: its own id, the share copied, how pairs are compared. */
+export interface CandidateMirror {
+  id: string;
+  percent: number;
+  compare: MirrorCompare;
 }

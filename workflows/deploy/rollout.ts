@@ -5,6 +5,9 @@
  * the candidate carries all traffic while the serving set is redeployed with the new image, then the
  * candidate is removed. Any failure (or a teardown request) sends all traffic back to the serving set,
  * removes the candidate, and fails the Update saying why; the old version never stopped serving.
+ *
+ * With `mirror`, the bake is a comparison instead of a canary (mirror-bake.ts): the candidate answers no
+ * client. The new version may be of another kind than the serving one (a scoring script, an ONNX model).
  */
 import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
 
@@ -17,8 +20,10 @@ import type {
   ServedVersion,
 } from '../../src/shared/deploy-types';
 import { rootMessage } from '../../src/shared/failure-message';
+import type { MirrorReport, MirrorRequest } from '../../src/shared/mirror-types';
 import { FailureType } from '../../src/shared/failure-types';
 import type { ImageResult } from '../../src/shared/target-types';
+import { mirrorBake } from './mirror-bake';
 import { activities } from './steps';
 import type { DeployState } from './state';
 
@@ -37,10 +42,35 @@ export function rolloutRefusal(d: DeployState, request: unknown): string | undef
   if (!(bake > 0 && bake <= 86400)) return `the bake must last from 1 second to a day (got ${bake}s).`;
   const rate = r.maxErrorRate ?? ROLLOUT_DEFAULTS.maxErrorRate;
   if (!(rate >= 0 && rate < 1)) return `the error-rate threshold must be a fraction in [0, 1) (got ${rate}).`;
+  const mirror = r.mirror ? mirrorProblem(r.mirror) : undefined;
+  if (mirror) return mirror;
+  if (r.mirror && input.target !== 'local') {
+    return `a mirror rollout runs on the local target for now (not "${input.target}"); roll out with --canary instead.`;
+  }
+  if (r.script !== undefined && !(typeof r.script?.entryScript === 'string' && r.script.entryScript.startsWith('/'))) {
+    return `a scoring script rollout needs the entry script's absolute path (got ${JSON.stringify(r.script?.entryScript)}).`;
+  }
   if (status.stage !== 'serving') {
     return `Deployment "${input.name}" is ${status.stage}; roll out once it serves (inferctl status ${input.name}).`;
   }
   if (d.changing) return `Deployment "${input.name}" is already changing (a scale or a rollout is in flight).`;
+  return undefined;
+}
+
+function mirrorProblem(m: Partial<MirrorRequest>): string | undefined {
+  if (!Number.isInteger(m.percent) || m.percent! < 1 || m.percent! > 100) {
+    return `the mirrored share must be a whole percentage from 1 to 100 (got ${m.percent}).`;
+  }
+  const c = m.compare;
+  if (!(c?.mode === 'top1' || (c?.mode === 'tolerance' && c.tolerance >= 0 && Number.isFinite(c.tolerance)))) {
+    return `the comparison must be top1 or tolerance:X with X ≥ 0 (got ${JSON.stringify(c)}).`;
+  }
+  if (!(m.minAgreement! > 0 && m.minAgreement! <= 1)) {
+    return `the agreement required must be a fraction in (0, 1] (got ${m.minAgreement}).`;
+  }
+  if (!Number.isInteger(m.minPairs) || m.minPairs! < 1) {
+    return `the pairs required must be a whole number from 1 (got ${m.minPairs}).`;
+  }
   return undefined;
 }
 
@@ -82,16 +112,21 @@ export async function rollout(d: DeployState, request: RolloutRequest): Promise<
 function planOf(d: DeployState, request: RolloutRequest): Plan {
   const { input, spec, status } = d;
   const canaryPercent = request.canaryPercent ?? ROLLOUT_DEFAULTS.canaryPercent;
-  const preprocess = request.preprocess ?? input.preprocess;
-  const labelsPath = request.labelsPath ?? input.labelsPath;
+  // A scoring script does its own preprocessing: a script candidate takes none, an ONNX one after a script
+  // takes only what the request gives.
+  const preprocess = request.script ? undefined : (request.preprocess ?? input.preprocess);
+  const labelsPath = request.script ? undefined : (request.labelsPath ?? input.labelsPath);
   const candidate: DeploymentSpec = {
     ...spec,
     modelPath: request.modelPath,
     ...(preprocess ? { preprocess } : {}),
     ...(labelsPath ? { labelsPath } : {}),
+    ...(request.script ? { script: request.script } : {}),
   };
   if (!preprocess) delete candidate.preprocess;
   if (!labelsPath) delete candidate.labelsPath;
+  if (!request.script) delete candidate.script;
+  const sameKind = Boolean(request.script) === Boolean(spec.script);
   const versions = (status.versions ??= []);
   const plan: Plan = {
     request,
@@ -99,7 +134,7 @@ function planOf(d: DeployState, request: RolloutRequest): Plan {
     canaryPercent,
     bakeSeconds: request.bakeSeconds ?? ROLLOUT_DEFAULTS.bakeSeconds,
     maxErrorRate: request.maxErrorRate ?? ROLLOUT_DEFAULTS.maxErrorRate,
-    smoke: request.smoke ?? input.smoke,
+    smoke: request.smoke ?? (sameKind ? input.smoke : undefined),
     versions,
     version: { modelPath: request.modelPath, from: new Date().toISOString() },
     previous: versions.find((v) => v.until === undefined),
@@ -107,7 +142,11 @@ function planOf(d: DeployState, request: RolloutRequest): Plan {
     started: false,
     promoting: false,
   };
-  status.rollout = { modelPath: request.modelPath, stage: 'validating', canaryPercent };
+  status.rollout = {
+    modelPath: request.modelPath,
+    stage: 'validating',
+    canaryPercent: request.mirror ? 0 : canaryPercent,
+  };
   return plan;
 }
 
@@ -123,7 +162,12 @@ async function rollOut(d: DeployState, plan: Plan): Promise<RolloutResult> {
     log.info('Rollout', { stage: name, modelPath: plan.request.modelPath });
   };
 
-  const validated = await quick('Validate the new version').validateDeployment({ ...input, ...candidate });
+  const validated = await quick('Validate the new version').validateDeployment(candidateInput(input, candidate));
+  if (Boolean(candidate.script) !== Boolean(spec.script)) {
+    // Another kind of version: its own protocol (a script has none of the ONNX server's).
+    if (validated.protocol === 'v2') candidate.protocol = 'v2';
+    else delete candidate.protocol;
+  }
   plan.version.modelDigest = validated.modelDigest;
   status.rollout!.modelDigest = validated.modelDigest;
   stage('building');
@@ -136,16 +180,24 @@ async function rollOut(d: DeployState, plan: Plan): Promise<RolloutResult> {
     stage('smoke-testing');
     await quick('Smoke query on every candidate replica').smokeCandidate(candidate, ready.replicaUrls, smoke);
   }
-  stage(`baking at ${canaryPercent}%`);
-  await quick(`Send ${canaryPercent}% of requests to the candidate`).routeToCandidate(candidate, canaryPercent);
-  const bake = await activities(
-    {
-      startToCloseTimeout: `${bakeSeconds + 120}s`,
-      heartbeatTimeout: `${d.timings.heartbeatTimeoutSeconds}s`,
-      retry: { initialInterval: '1s', maximumAttempts: 5 },
-    },
-    `Bake for ${bakeSeconds}s under ${(maxErrorRate * 100).toFixed(1)}% errors`,
-  ).bakeCandidate(candidate, { seconds: bakeSeconds, maxErrorRate, minRequests: 1 });
+  let bake: { requests: number; errors: number };
+  let mirror: MirrorReport | undefined;
+  if (plan.request.mirror) {
+    stage(`mirroring ${plan.request.mirror.percent}%`);
+    mirror = await mirrorBake(d, candidate, plan.request.mirror, bakeSeconds);
+    bake = { requests: mirror.pairs, errors: mirror.failed };
+  } else {
+    stage(`baking at ${canaryPercent}%`);
+    await quick(`Send ${canaryPercent}% of requests to the candidate`).routeToCandidate(candidate, canaryPercent);
+    bake = await activities(
+      {
+        startToCloseTimeout: `${bakeSeconds + 120}s`,
+        heartbeatTimeout: `${d.timings.heartbeatTimeoutSeconds}s`,
+        retry: { initialInterval: '1s', maximumAttempts: 5 },
+      },
+      `Bake for ${bakeSeconds}s under ${(maxErrorRate * 100).toFixed(1)}% errors`,
+    ).bakeCandidate(candidate, { seconds: bakeSeconds, maxErrorRate, minRequests: 1 });
+  }
 
   stage('promoting');
   plan.promoting = true;
@@ -161,15 +213,32 @@ async function rollOut(d: DeployState, plan: Plan): Promise<RolloutResult> {
     ...(validated.modelDigest ? { modelDigest: validated.modelDigest } : {}),
     ...(previousModelDigest ? { previousModelDigest } : {}),
     bake,
+    ...(mirror ? { mirror } : {}),
     versions: plan.versions,
   };
+}
+
+/** What validate checks for the new version: the deployment's input as the candidate's kind has it. */
+function candidateInput(input: DeployInput, candidate: DeploymentSpec): DeployInput {
+  const checked: DeployInput = { ...input, ...candidate };
+  if (candidate.script) {
+    for (const key of ['smoke', 'smokeRequest', 'preprocess', 'labelsPath', 'scriptSmoke'] as const)
+      delete checked[key];
+    if (checked.protocol !== 'script') delete checked.protocol;
+  } else {
+    delete checked.script;
+    delete checked.scriptSmoke;
+    if (checked.protocol === 'script') delete checked.protocol;
+    if (input.script) delete checked.smoke;
+  }
+  return checked;
 }
 
 /** The new version is what serves now: in the versions, the spec, the input and the status. */
 function adopt(
   d: DeployState,
   plan: Plan,
-  validated: { modelDigest?: string; v2ModelName?: string },
+  validated: { modelDigest?: string; v2ModelName?: string; protocol?: DeployInput['protocol'] },
   image: ImageResult,
 ): string | undefined {
   const { input, spec, status } = d;
@@ -178,16 +247,20 @@ function adopt(
   if (previous) Object.assign(previous, { until: now, ended: `replaced by ${plan.request.modelPath}` });
   version.from = now;
   plan.versions.push(version);
-  Object.assign(spec, {
-    modelPath: candidate.modelPath,
-    preprocess: candidate.preprocess,
-    labelsPath: candidate.labelsPath,
-  });
-  if (!candidate.preprocess) delete spec.preprocess;
-  if (!candidate.labelsPath) delete spec.labelsPath;
-  Object.assign(input, { modelPath: spec.modelPath, preprocess: spec.preprocess, labelsPath: spec.labelsPath });
-  if (!spec.preprocess) delete input.preprocess;
-  if (!spec.labelsPath) delete input.labelsPath;
+  const kindChanged = Boolean(candidate.script) !== Boolean(spec.script);
+  for (const key of ['modelPath', 'preprocess', 'labelsPath', 'script', 'protocol'] as const) {
+    if (candidate[key] === undefined) delete spec[key];
+    else Object.assign(spec, { [key]: candidate[key] });
+  }
+  for (const key of ['modelPath', 'preprocess', 'labelsPath', 'script'] as const) {
+    if (spec[key] === undefined) delete input[key];
+    else Object.assign(input, { [key]: spec[key] });
+  }
+  if (kindChanged) {
+    // The old kind's smoke query and protocol go with it.
+    for (const key of ['smoke', 'smokeRequest', 'scriptSmoke', 'protocol'] as const) delete input[key];
+    status.protocol = validated.protocol ?? 'classifier';
+  }
   const previousModelDigest = status.modelDigest;
   status.modelDigest = validated.modelDigest;
   status.v2ModelName = validated.v2ModelName; // the V2 name follows the model's file name

@@ -19,6 +19,7 @@ import { CliError } from '../cli-error';
 import { ExitCode, executionExitCode, workflowFailureExitCode } from '../exit-codes';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
+import { describeMirror } from '../../shared/mirror-types';
 import { formatDuration } from '../../shared/duration';
 import { duration, int } from '../flag-parsers';
 import { describeFailure } from '../output';
@@ -169,6 +170,7 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
       ctx.out.line(`  version ${path.basename(v.modelPath)}${digest}: from ${v.from} ${ended}`);
     }
     if (s.rollout) ctx.out.line(`  rolling out ${path.basename(s.rollout.modelPath)}: ${s.rollout.stage}`);
+    if (s.rollout?.mirror) ctx.out.line(`  comparison: ${describeMirror(s.rollout.mirror)}`);
     if (s.smoke)
       ctx.out.line(`  smoke answer: ${s.smoke.predictions[0]?.label} (${s.smoke.predictions[0]?.score.toFixed(3)})`);
     for (const step of s.steps) {

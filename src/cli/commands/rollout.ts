@@ -1,6 +1,7 @@
 /**
  * `inferctl rollout <name> --model v2.onnx`: serves a new model version behind the same endpoint, canary
- * first. Sends the deploy workflow's `rollout` Update and waits for its answer: the new version serving
+ * first, or, with `--mirror PCT --compare …`, after comparing its answers with the current version's on a
+ * copy of live traffic (the candidate answers no client). `--entry-script` makes the new version a script. Sends the deploy workflow's `rollout` Update and waits for its answer: the new version serving
  * alone, or the reason it was rolled back (the old version served throughout).
  */
 import path from 'node:path';
@@ -16,23 +17,52 @@ import { CliError } from '../cli-error';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { duration, int } from '../flag-parsers';
+import { MIRROR_DEFAULTS } from '../../shared/mirror-types';
+import { agreementFlag, compareFlag, mirrorRequest, percent, printMirror } from '../mirror-flags';
 import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
+import { scriptFlags, scriptInput } from '../script-flags';
 import { describeDeployment, refusedAsCliError } from './deployments';
 
 export function addRolloutCommand(program: Command): void {
   program
     .command('rollout <name>')
     .description(
-      'Serve a new model version behind the same endpoint: beside the old one, smoke query, canary share, bake, ' +
-        'then replace it (or roll back, saying why). Local and aks targets.',
+      'Serve a new model version behind the same endpoint: beside the old one, smoke query, canary share (or, with ' +
+        '--mirror, a copy of live traffic compared with the old answers), bake, then replace it (or roll back, saying ' +
+        'why). Local and aks targets (--mirror: local).',
     )
-    .requiredOption('-m, --model <path>', 'the new ONNX model')
+    .requiredOption('-m, --model <path>', 'the new ONNX model (with --entry-script: the file or folder it loads)')
+    .option(
+      '--entry-script <score.py>',
+      'the new version is your scoring script (as deploy --entry-script); left out, inferctl’s ONNX server',
+    )
+    .option('--source-dir <dir>', 'with --entry-script: the folder deployed with it')
+    .option('--environment <requirements.txt|conda.yml>', 'with --entry-script: its Python environment')
+    .option('--model-name <name>', 'with --entry-script: Model.get_model_path(name) finds the model')
+    .option('--model-version <n>', 'with --entry-script: its version under azureml-models/<name>/')
     .option('--preprocess <preset|file.json>', `${PREPROCESS_HELP} (default: the deployment's)`)
     .option('--labels <file>', "labels, one per line (default: the deployment's)")
     .addOption(
-      new Option('--canary <percent>', 'share of requests the new version gets during the bake, in percent')
-        .argParser(int('--canary', 1))
-        .default(ROLLOUT_DEFAULTS.canaryPercent, `${ROLLOUT_DEFAULTS.canaryPercent}%`),
+      new Option(
+        '--canary <percent>',
+        `share of requests the new version gets during the bake, in percent (default: ${ROLLOUT_DEFAULTS.canaryPercent}%)`,
+      ).argParser(int('--canary', 1)),
+    )
+    .option(
+      '--mirror <percent>',
+      'instead of a canary: copy this share of the requests the current version answers to the new one, compare the answers, never return its own',
+      percent,
+    )
+    .option('--compare <top1|tolerance:X>', 'with --mirror: how a pair of answers agrees', compareFlag)
+    .option(
+      '--min-agreement <fraction>',
+      `with --mirror: promote only when this share of pairs agree (default: ${MIRROR_DEFAULTS.minAgreement})`,
+      agreementFlag,
+    )
+    .option(
+      '--min-pairs <n>',
+      `with --mirror: promote only after this many pairs are compared (default: ${MIRROR_DEFAULTS.minPairs})`,
+      int('--min-pairs', 1),
     )
     .addOption(
       new Option('--bake <duration>', 'how long the canary serves before it replaces the old version (e.g. 90s, 5m)')
@@ -49,14 +79,21 @@ export function addRolloutCommand(program: Command): void {
     .option('--expect-label <label>', 'with --smoke-sample: the top label it must answer')
     .option('--json', 'print one JSON document')
     .action(async (name, o) => {
+      const mirror = mirrorRequest(o, o.canary !== undefined);
+      const { script } = scriptInput(scriptFlags(o));
+      if (script && (o.preprocess || o.labels)) {
+        throw new CliError('--preprocess and --labels do not apply to a scoring script (it does its own).', 2);
+      }
       const request: RolloutRequest = {
         modelPath: path.resolve(o.model),
-        canaryPercent: o.canary,
+        canaryPercent: o.canary ?? ROLLOUT_DEFAULTS.canaryPercent,
         bakeSeconds: o.bake,
         maxErrorRate: o.maxErrorRate,
         ...(o.preprocess ? { preprocess: preprocessFlag(o.preprocess) } : {}),
         ...(o.labels ? { labelsPath: path.resolve(o.labels) } : {}),
         ...(o.smokeSample ? { smoke: { samplePath: path.resolve(o.smokeSample), expectedLabel: o.expectLabel } } : {}),
+        ...(script ? { script } : {}),
+        ...(mirror ? { mirror } : {}),
       };
       if (o.expectLabel && !o.smokeSample) throw new CliError('--expect-label needs --smoke-sample.', 2);
       await withClient(Boolean(o.json), (ctx) => rolloutCommand(ctx, { name, request }));
@@ -72,15 +109,22 @@ export async function rolloutCommand(
     throw new CliError(`${opts.name} has ended (${desc.status.name.toLowerCase()}); deploy it again instead.`);
   }
   const { request } = opts;
+  const version = path.basename(request.script?.entryScript ?? request.modelPath);
+  const bake = formatDuration((request.bakeSeconds ?? ROLLOUT_DEFAULTS.bakeSeconds) * 1000);
   ctx.out.line(
-    `Rolling out ${path.basename(request.modelPath)} to ${opts.name}: ${request.canaryPercent}% of requests for ` +
-      `${formatDuration((request.bakeSeconds ?? ROLLOUT_DEFAULTS.bakeSeconds) * 1000)}, then all of them…`,
+    request.mirror
+      ? `Rolling out ${version} to ${opts.name}: ${request.mirror.percent}% of requests mirrored to it for ${bake}, ` +
+          `promoted if ${(100 * request.mirror.minAgreement).toFixed(1)}% of at least ${request.mirror.minPairs} pairs agree…`
+      : `Rolling out ${version} to ${opts.name}: ${request.canaryPercent}% of requests for ${bake}, then all of them…`,
   );
   const handle = ctx.client.workflow.getHandle(view.workflowId, view.runId);
   const result = await refusedAsCliError(() => handle.executeUpdate(rolloutUpdate, { args: [request] }));
+  if (result.mirror) printMirror(result.mirror, ctx.out);
   ctx.out.line(
-    `${opts.name} now serves ${path.basename(request.modelPath)} (${result.modelDigest?.slice(0, 19) ?? 'digest unknown'}); ` +
-      `the canary answered ${result.bake.requests} request(s), ${result.bake.errors} error(s).`,
+    `${opts.name} now serves ${version} (${result.modelDigest?.slice(0, 19) ?? 'digest unknown'}); ` +
+      (result.mirror
+        ? `the mirror compared ${result.mirror.pairs} pair(s).`
+        : `the canary answered ${result.bake.requests} request(s), ${result.bake.errors} error(s).`),
   );
   ctx.out.result(result);
   return result;

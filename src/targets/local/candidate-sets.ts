@@ -8,7 +8,9 @@ import fs from 'node:fs/promises';
 
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import type { DeployResult, DeploymentSpec, ImageResult, ReadinessReport } from '../../shared/target-types';
-import type { CandidateSets, RequestCounts } from '../target';
+import type { MirrorReport } from '../../shared/mirror-types';
+import type { CandidateMirror, CandidateSets, RequestCounts } from '../target';
+import { mirrorReportFile } from './gateway';
 import type { LocalLayout } from './layout';
 import { findOwnProcesses, stopProcess } from './processes';
 import { isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
@@ -76,13 +78,28 @@ export class LocalCandidateSets implements CandidateSets {
       layout,
       candidatePercent > 0
         ? { candidate: { dir: layout.candidateReplicasDir, replicas: spec.replicas, weight: candidatePercent } }
-        : { candidate: null },
+        : { candidate: null, mirror: null },
     );
+  }
+
+  async mirror(spec: DeploymentSpec, mirror: CandidateMirror): Promise<void> {
+    const layout = this.layoutOf(spec.name);
+    await updateRoutes(layout, {
+      mirror: { ...mirror, dir: layout.candidateReplicasDir, replicas: spec.replicas },
+    });
+  }
+
+  async mirrorReport(spec: DeploymentSpec, id: string): Promise<MirrorReport> {
+    const layout = this.layoutOf(spec.name);
+    const report = await readJsonFile<MirrorReport>(mirrorReportFile(layout.routesFile));
+    return report?.id === id
+      ? report
+      : { id, pairs: 0, agreed: 0, dropped: 0, failed: 0, skipped: 0, disagreements: [] };
   }
 
   async remove(spec: DeploymentSpec): Promise<void> {
     const layout = this.layoutOf(spec.name);
-    await updateRoutes(layout, { candidate: null });
+    await updateRoutes(layout, { candidate: null, mirror: null });
     // Stopped after the gateway stops routing to them; a request in flight finishes (SIGTERM drains).
     const found = await findOwnProcesses(layout.candidateMarker, { ownerId: spec.ownerId });
     await Promise.all(found.map((p) => stopProcess(p.pid, undefined, p.startTime)));

@@ -13,6 +13,9 @@
  * URL, a CONNECT authority, `*`) is answered 400 here and goes nowhere, so the endpoint is never a proxy
  * to another host.
  *
+ * During a mirror rollout (`mirror` in the routes file) the serving set alone answers clients, and a share of
+ * the answered POSTs is copied to the candidate set afterwards and the answers compared (gateway-mirror.ts).
+ *
  * With `hold` (a deployment that scales to zero), a request that finds no replica waits for one
  * (held-requests.ts) instead of a 503, and `GET /gateway/metrics` gives the gateway's own counters (requests,
  * in flight, held): what the workflow reads to wake the replicas and to let them go. They carry no key and
@@ -24,6 +27,8 @@ import type https from 'node:https';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 
+import { GatewayMirror, MIRROR_MAX_ANSWER_BYTES } from './gateway-mirror';
+import type { MirrorRoute } from './gateway-mirror';
 import { HeldRequests } from './held-requests';
 import type { HoldOptions } from './held-requests';
 
@@ -60,6 +65,13 @@ interface Routes {
   replicas?: unknown;
   /** A rollout's candidate set, and the percentage of requests it gets. */
   candidate?: { dir: string; replicas: number; weight: number };
+  /** A mirror rollout's candidate set: it gets copies of requests, its answers are only compared. */
+  mirror?: MirrorRoute;
+}
+
+/** The gateway's mirror counters, beside its routes file. */
+export function mirrorReportFile(routesFile: string): string {
+  return path.join(path.dirname(routesFile), 'mirror.json');
 }
 
 export function createGateway(opts: GatewayOptions): http.Server {
@@ -133,8 +145,24 @@ export function gatewayHandler(opts: GatewayOptions): { handle: http.RequestList
     if (held && (!replicaUp() || held.wasHeld(res))) held.hold(req, res, body);
     else sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
   };
-  const send = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) =>
-    forward(req, res, body, upstreams(), 0, 0, noReplica);
+  const mirror = opts.routesFile
+    ? new GatewayMirror(path.dirname(opts.replicasDir), mirrorReportFile(opts.routesFile))
+    : undefined;
+  const send = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
+    const route = readRoutes().mirror;
+    const copy =
+      mirror?.wants(route, req.method) && route
+        ? (status: number, answer: Buffer) =>
+            mirror.offer(route, {
+              method: req.method!,
+              url: req.url!,
+              headers: req.headers,
+              body,
+              serving: { status, body: answer },
+            })
+        : undefined;
+    forward(req, res, body, upstreams(), 0, 0, noReplica, copy);
+  };
 
   const handle: http.RequestListener = (req, res) => {
     if (!req.url?.startsWith('/')) {
@@ -179,7 +207,13 @@ export function gatewayHandler(opts: GatewayOptions): { handle: http.RequestList
     });
     req.on('error', () => res.destroy());
   };
-  return { handle, close: () => held?.close() };
+  return {
+    handle,
+    close: () => {
+      held?.close();
+      mirror?.flush();
+    },
+  };
 }
 
 /** Parser errors and CONNECT answered 400, and the request and header timeouts, on the gateway's server. */
@@ -225,6 +259,7 @@ function forward(
   start: number,
   tried: number,
   noReplica: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void,
+  copy?: (status: number, answer: Buffer) => void,
 ): void {
   if (tried >= urls.length) {
     noReplica(req, res, body);
@@ -237,11 +272,12 @@ function forward(
   const target = { hostname: replica.hostname, port: replica.port, path: req.url, method: req.method, headers };
   const upstream = http.request(target, (upstreamRes) => {
     res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
+    if (copy) keepAnswer(upstreamRes, (answer) => copy(upstreamRes.statusCode ?? 502, answer));
     upstreamRes.pipe(res);
   });
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     if (!res.headersSent && (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET')) {
-      forward(req, res, body, urls, start, tried + 1, noReplica);
+      forward(req, res, body, urls, start, tried + 1, noReplica, copy);
     } else if (!res.headersSent) {
       sendJson(res, 502, { error: { code: 'upstream-error', message: err.message } });
     } else {
@@ -249,6 +285,18 @@ function forward(
     }
   });
   upstream.end(body);
+}
+
+/** The answer's bytes as they pass to the client, for the mirror's comparison (up to its size limit). */
+function keepAnswer(upstreamRes: http.IncomingMessage, done: (answer: Buffer) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  upstreamRes.on('data', (chunk: Buffer) => {
+    size += chunk.length;
+    if (size <= MIRROR_MAX_ANSWER_BYTES + 1) chunks.push(chunk);
+  });
+  // After the client has the whole answer: the copy never delays it.
+  upstreamRes.on('end', () => setImmediate(() => done(Buffer.concat(chunks))));
 }
 
 function sendJson(res: http.ServerResponse, status: number, body: unknown): void {

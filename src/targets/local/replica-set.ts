@@ -15,6 +15,7 @@ import { logTail, spawnDetachedNode } from './detached-process';
 import type { LocalLayout } from './layout';
 import { isAlive, markerEnv, processStartTime } from './processes';
 import type { FoundProcess } from './processes';
+import type { MirrorRoute } from './gateway-mirror';
 import { spawnScriptReplica } from './script-replica';
 
 const SERVER_MAIN = require.resolve('../../server/main');
@@ -40,6 +41,8 @@ export interface ReadyFile {
 export interface Routes {
   replicas: number;
   candidate?: { dir: string; replicas: number; weight: number };
+  /** A mirror rollout: the candidate gets copies, never answers clients (gateway-mirror.ts). */
+  mirror?: MirrorRoute;
 }
 
 /**
@@ -169,12 +172,14 @@ export function scoringCounts(text: string): { total: number; errors: number } {
 /** Changes part of the routes file, keeping the rest (a scale keeps the candidate's share, and back). */
 export async function updateRoutes(
   layout: LocalLayout,
-  change: { replicas?: number; candidate?: Routes['candidate'] | null },
+  change: { replicas?: number; candidate?: Routes['candidate'] | null; mirror?: MirrorRoute | null },
 ): Promise<void> {
   const current = (await readJsonFile<Routes>(layout.routesFile)) ?? { replicas: 0 };
   const next: Routes = { ...current, ...(change.replicas !== undefined ? { replicas: change.replicas } : {}) };
   if (change.candidate === null) delete next.candidate;
   else if (change.candidate) next.candidate = change.candidate;
+  if (change.mirror === null) delete next.mirror;
+  else if (change.mirror) next.mirror = change.mirror;
   await fs.mkdir(layout.gatewayDir, { recursive: true });
   await writeJsonFileAtomic(layout.routesFile, next);
 }

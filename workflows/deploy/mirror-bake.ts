@@ -1,0 +1,53 @@
+/**
+ * A mirror rollout's bake (`rollout --mirror PCT --compare …`): the serving set alone answers clients while
+ * the endpoint copies a share of the requests it answered to the candidate and compares the two answers.
+ * The comparison is read every few seconds into the status (`inferctl status` shows it); at the end the
+ * mirror stops and the candidate is promoted only with enough pairs compared and enough of them agreeing,
+ * otherwise the bake fails naming the first disagreements (and the rollout removes the candidate).
+ */
+import { ApplicationFailure, sleep, uuid4 } from '@temporalio/workflow';
+
+import type { DeploymentSpec } from '../../src/shared/deploy-types';
+import { FailureType } from '../../src/shared/failure-types';
+import { describeMirror, mirrorRefusal } from '../../src/shared/mirror-types';
+import type { MirrorReport, MirrorRequest } from '../../src/shared/mirror-types';
+import type { DeployState } from './state';
+
+/** The bake's comparison, once the candidate may be promoted; throws MirrorDisagreement otherwise. */
+export async function mirrorBake(
+  d: DeployState,
+  candidate: DeploymentSpec,
+  mirror: MirrorRequest,
+  bakeSeconds: number,
+): Promise<MirrorReport> {
+  const rollout = d.status.rollout!;
+  const quick = (summary: string) => d.activities('quick', summary);
+  const id = uuid4();
+  rollout.mirrorPercent = mirror.percent;
+  await quick(`Mirror ${mirror.percent}% of requests to the candidate`).mirrorToCandidate(candidate, {
+    id,
+    percent: mirror.percent,
+    compare: mirror.compare,
+  });
+  // About 30 looks at the comparison per bake, 2 to 30 seconds apart: the history stays small.
+  const interval = Math.min(30, Math.max(2, Math.ceil(bakeSeconds / 30)));
+  for (let waited = 0; waited < bakeSeconds;) {
+    const step = Math.min(interval, bakeSeconds - waited);
+    await sleep(step * 1000);
+    waited += step;
+    rollout.mirror = await quick('Read the comparison').mirrorReport(candidate, id);
+  }
+  await quick('Stop mirroring').routeToCandidate(candidate, 0);
+  const report = await quick('Read the final comparison').mirrorReport(candidate, id);
+  rollout.mirror = report;
+  const refusal = mirrorRefusal(report, mirror);
+  if (refusal) {
+    throw ApplicationFailure.create({
+      type: FailureType.MirrorDisagreement,
+      message: `Kept off: ${refusal} (${describeMirror(report)}).`,
+      nonRetryable: true,
+      details: [report],
+    });
+  }
+  return report;
+}
