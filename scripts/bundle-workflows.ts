@@ -7,7 +7,7 @@ import path from 'node:path';
 
 import { bundleWorkflowCode } from '@temporalio/worker';
 
-import { FAILURE_CONVERTER_PATH } from '../src/temporal/connection';
+import { FAILURE_CONVERTER_PATH, PAYLOAD_CONVERTER_PATH } from '../src/temporal/connection';
 import { WORKFLOW_BUNDLE_PATH } from '../worker/workflow-bundle';
 
 async function main(): Promise<void> {
@@ -15,6 +15,9 @@ async function main(): Promise<void> {
     workflowsPath: require.resolve('../workflows'),
     // Failure messages and stack traces as encoded payloads, so payload encryption covers them too.
     failureConverterPath: FAILURE_CONVERTER_PATH,
+    // With payload encryption on, an argument that arrived unencrypted is read as refused, and refused.
+    payloadConverterPath: PAYLOAD_CONVERTER_PATH,
+    workflowInterceptorModules: [require.resolve('../workflows/refuse-unencrypted')],
     logger: {
       log: () => undefined,
       trace: () => undefined,

@@ -73,7 +73,15 @@ const INPUT_TYPES = new Map<number, InputType>([
 ]);
 
 export async function readModelInfo(modelPath: string, overrides: ModelOverrides = {}): Promise<ModelInfo> {
-  const bytes = await readModelFile(modelPath);
+  return modelInfoOf(modelPath, await readModelFile(modelPath), overrides);
+}
+
+/** What readModelInfo finds, in bytes already read (and checked) by readModelFile: the session opens the same bytes. */
+export async function modelInfoOf(
+  modelPath: string,
+  bytes: Buffer,
+  overrides: ModelOverrides = {},
+): Promise<ModelInfo> {
   const graph = decodeGraph(modelPath, bytes);
   const input = imageInput(modelPath, graph.model, overrides.preprocess?.layout);
   const output = scoreOutput(modelPath, graph.model);

@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node';
 
 import { ImageError, ModelError, WorkerCapabilityError } from '../errors';
 import { preprocessImage } from '../preprocess/preprocess-image';
-import { readModelInfo } from '../model/model-info';
+import { modelInfoOf, readModelFile } from '../model/model-info';
 import type { ModelInfo, ModelOverrides } from '../model/model-info';
 import { FailureType } from '../shared/failure-types';
 import { InferenceThreads } from './inference-threads';
@@ -46,15 +46,19 @@ export class Classifier {
     readonly executionProvider: 'cpu' | 'cuda',
   ) {}
 
-  /** Reads and checks the model (readModelInfo's ModelErrors), then opens one session on it. */
+  /**
+   * Reads the model once, through the allowed-roots check, checks it (readModelInfo's ModelErrors), then opens
+   * one session on those same bytes.
+   */
   static async load(modelPath: string, opts: ClassifierOptions = {}): Promise<Classifier> {
-    const info = await readModelInfo(modelPath, opts.overrides);
+    const bytes = await readModelFile(modelPath);
+    const info = await modelInfoOf(modelPath, bytes, opts.overrides);
     const base = sessionOptions(opts, opts.graphOptimizationLevel);
     const threads = opts.inferenceThreads ?? 1;
     if (opts.executionProvider === 'cuda') {
       try {
         const session = await InferenceThreads.open(
-          modelPath,
+          bytes,
           { ...base, executionProviders: [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }] },
           threads,
         );
@@ -70,7 +74,7 @@ export class Classifier {
       }
     }
     try {
-      const session = await InferenceThreads.open(modelPath, { ...base, executionProviders: ['cpu'] }, threads);
+      const session = await InferenceThreads.open(bytes, { ...base, executionProviders: ['cpu'] }, threads);
       return new Classifier(info, session, 'cpu');
     } catch (err) {
       throw new ModelError(

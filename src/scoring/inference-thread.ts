@@ -1,6 +1,7 @@
 /**
  * The body of an inference thread (a piscina worker, see inference-threads.ts): one onnxruntime session,
- * opened on the thread's first task with the pool's session options, then reused by every task.
+ * opened on the thread's first task from the model's bytes (read once, from the file that was checked) with
+ * the pool's session options, then reused by every task.
  * `InferenceSession.run` is a synchronous native call in onnxruntime-node, so it blocks this thread
  * and never the process's main thread. Tensors arrive and leave transferred, not copied.
  */
@@ -15,7 +16,7 @@ const data = workerData as ThreadData;
 let session: Promise<ort.InferenceSession> | undefined;
 
 function opened(): Promise<ort.InferenceSession> {
-  session ??= ort.InferenceSession.create(data.modelPath, data.options);
+  session ??= ort.InferenceSession.create(data.model, data.options);
   // A failed open is not kept: the task that asked reports it, and the pool is closed by its owner.
   session.catch(() => (session = undefined));
   return session;

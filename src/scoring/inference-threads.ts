@@ -31,11 +31,13 @@ export class InferenceThreads {
    * cannot load, are thrown here as onnxruntime words them; the pool is then closed).
    */
   static async open(
-    modelPath: string,
+    model: Uint8Array,
     options: ort.InferenceSession.SessionOptions,
     threads = 1,
   ): Promise<InferenceThreads> {
-    const workerData: ThreadData = { modelPath, options };
+    // The bytes, not a path: onnxruntime opening the file by name again could open what a link swapped in
+    // after the allowed-roots check points to.
+    const workerData: ThreadData = { model, options };
     const pool = new Piscina<ThreadTask, unknown>({
       filename: THREAD_FILE,
       workerData,

@@ -16,7 +16,8 @@ export interface WireTensor {
 }
 
 export interface ThreadData {
-  modelPath: string;
+  /** The model's bytes, as read from the file the allowed-roots check opened (never reopened by path). */
+  model: Uint8Array;
   options: ort.InferenceSession.SessionOptions;
 }
 

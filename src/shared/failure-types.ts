@@ -21,6 +21,8 @@ export const FailureType = {
   /** A blob location names an endpoint the operator did not name: no credential is sent there. */
   BlobEndpointNotAllowed: 'BlobEndpointNotAllowed',
   DeploymentNameInUse: 'DeploymentNameInUse',
+  /** A signal or Update sent without the payload key to workers that hold it (payload encryption on). */
+  UnencryptedInput: 'UnencryptedInput',
   // Bad model: missing, corrupt, or not something inferctl can serve.
   ModelNotFound: 'ModelNotFound',
   InvalidModel: 'InvalidModel',

@@ -143,17 +143,26 @@ export function webUiUrl(opts: { namespace: string; workflowId?: string; runId?:
 /** The module that exports the shared failure converter (failure-converter.ts), for workers and the bundle. */
 export const FAILURE_CONVERTER_PATH = require.resolve('./failure-converter');
 
+/** The module that exports the shared payload converter (payload-converter.ts), for workers and the bundle. */
+export const PAYLOAD_CONVERTER_PATH = require.resolve('./payload-converter');
+
 /**
  * The data converter client and workers share: failures with their message and stack trace as encoded
  * payloads (failure-converter.ts), and payload encryption when INFERCTL_CODEC_KEYS(_FILE) is set
- * (payload-codec.ts). A worker's codec refuses unencrypted payloads: nobody without the key can start a
- * workflow or send a signal or Update that a worker acts on. A client's reads them (histories from before
+ * (payload-codec.ts). A worker's codec marks unencrypted payloads refused (payload-converter.ts) and the
+ * workflow refuses them (workflows/refuse-unencrypted.ts): nobody without the key can start a workflow or
+ * send a signal or Update that a worker acts on. A client's reads them (histories from before
  * encryption was turned on).
  */
 export function dataConverter(role: CodecRole = 'client'): {
   payloadCodecs?: PayloadCodec[];
   failureConverterPath: string;
+  payloadConverterPath: string;
 } {
   const codec = codecFromEnv(process.env, role);
-  return { failureConverterPath: FAILURE_CONVERTER_PATH, ...(codec ? { payloadCodecs: [codec] } : {}) };
+  return {
+    failureConverterPath: FAILURE_CONVERTER_PATH,
+    payloadConverterPath: PAYLOAD_CONVERTER_PATH,
+    ...(codec ? { payloadCodecs: [codec] } : {}),
+  };
 }

@@ -5,9 +5,11 @@
  * and keep the old one until no history needs it). Client and workers use it when configured:
  *   INFERCTL_CODEC_KEYS="2026-11=<base64 32 bytes>,2026-10=<base64 32 bytes>"
  *   or INFERCTL_CODEC_KEYS_FILE=/path/keys.json  ({"current": "2026-11", "keys": {"2026-11": "<base64>"}})
- * A worker's codec refuses a payload that is not encrypted (UnencryptedPayloadError): whoever can reach the
- * namespace but holds no key cannot start a workflow, or send a signal or an Update, that a worker acts on.
- * INFERCTL_CODEC_ACCEPT_PLAINTEXT=1 lets workers read them while histories from before encryption run out.
+ * A worker's codec never passes on a payload that is not encrypted: it keeps only a marker that says so
+ * (src/shared/refused-payload.ts), which the workflow refuses, so whoever can reach the namespace but holds
+ * no key cannot start a workflow, or send a signal or an Update, that a worker acts on, and the refusal is
+ * that message's alone (the workflow task goes on). INFERCTL_CODEC_ACCEPT_PLAINTEXT=1 lets workers read them
+ * while histories from before encryption run out.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -16,6 +18,9 @@ import type { Payload, PayloadCodec } from '@temporalio/common';
 import { temporal } from '@temporalio/proto';
 
 import { InvalidInputError } from '../errors';
+import { REFUSED_ENCODING } from '../shared/refused-payload';
+
+const encode = (text: string): Uint8Array => Buffer.from(text);
 
 export const ENCRYPTED_ENCODING = 'binary/encrypted';
 const KEY_ID = 'encryption-key-id';
@@ -28,19 +33,7 @@ export class CodecKeyError extends Error {
   }
 }
 
-/** Thrown when a worker that holds keys is given a payload nobody encrypted. */
-export class UnencryptedPayloadError extends Error {
-  constructor(readonly encoding: string) {
-    super(
-      `Refused an unencrypted payload (encoding ${encoding || 'none'}): this worker holds payload keys and acts only ` +
-        'on encrypted input. Start workflows and send signals and Updates with inferctl (or a client with the same ' +
-        'INFERCTL_CODEC_KEYS); to finish histories from before encryption, set INFERCTL_CODEC_ACCEPT_PLAINTEXT=1.',
-    );
-    this.name = 'UnencryptedPayloadError';
-  }
-}
-
-/** Who uses the codec: a worker refuses unencrypted payloads, a client reads them. */
+/** Who uses the codec: a worker refuses unencrypted payloads (marks them refused), a client reads them. */
 export type CodecRole = 'client' | 'worker';
 
 export class AesGcmCodec implements PayloadCodec {
@@ -89,7 +82,7 @@ export class AesGcmCodec implements PayloadCodec {
         const encoding = payload.metadata?.encoding ? Buffer.from(payload.metadata.encoding).toString() : undefined;
         if (encoding !== ENCRYPTED_ENCODING) {
           if (this.acceptPlaintext) return payload;
-          throw new UnencryptedPayloadError(encoding ?? '');
+          return { metadata: { encoding: encode(REFUSED_ENCODING), 'refused-encoding': encode(encoding ?? '') } };
         }
         const keyId = Buffer.from(payload.metadata?.[KEY_ID] ?? []).toString();
         const key = this.keys.get(keyId);

@@ -70,6 +70,21 @@ async function startupOutput(argv: string[], env: NodeJS.ProcessEnv, whileUp?: (
   return output;
 }
 
+/**
+ * Runs `start` with a port probed free. The worker's metrics exporter cannot take port 0 and report it, so
+ * another process can take the port between the probe and the bind: the worker then exits with "Address
+ * already in use", and `start` runs again on another port.
+ */
+async function onFreePort<T>(start: (port: number) => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await start(await freePort());
+    } catch (err) {
+      if (attempt >= 5 || !/Address already in use/.test(String(err))) throw err;
+    }
+  }
+}
+
 /** A value each row must refuse: not a number, not a boolean, not a level. */
 const BAD = 'not-a-value';
 
@@ -109,23 +124,24 @@ describe('one flag table per worker, with one environment fallback', () => {
     const label = entry.map((a) => path.basename(a)).join(' ');
     test(`${label}: the variables set the GPU worker's queue, threads and metrics port`, async () => {
       const queue = uniqueName('env-gpu');
-      const port = await freePort();
       let metrics = '';
-      const output = await startupOutput(
-        [...entry, '--sharp-concurrency', '3'],
-        {
-          INFERCTL_GPU_TASK_QUEUE: queue,
-          INFERCTL_INFERENCE_THREADS: '2',
-          INFERCTL_INTRA_OP_THREADS: '3',
-          INFERCTL_INTER_OP_THREADS: '2',
-          INFERCTL_ALLOW_SPINNING: '1',
-          INFERCTL_SHARP_CONCURRENCY: '2',
-          INFERCTL_UV_THREADPOOL_SIZE: '5',
-          INFERCTL_METRICS_PORT: String(port),
-        },
-        async () => {
-          metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-        },
+      const output = await onFreePort((port) =>
+        startupOutput(
+          [...entry, '--sharp-concurrency', '3'],
+          {
+            INFERCTL_GPU_TASK_QUEUE: queue,
+            INFERCTL_INFERENCE_THREADS: '2',
+            INFERCTL_INTRA_OP_THREADS: '3',
+            INFERCTL_INTER_OP_THREADS: '2',
+            INFERCTL_ALLOW_SPINNING: '1',
+            INFERCTL_SHARP_CONCURRENCY: '2',
+            INFERCTL_UV_THREADPOOL_SIZE: '5',
+            INFERCTL_METRICS_PORT: String(port),
+          },
+          async () => {
+            metrics = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+          },
+        ),
       );
       assert.match(output, new RegExp(`polling "?${queue}"?`));
       assert.match(

@@ -172,9 +172,20 @@ export class WorkflowSuite {
   }
 
   private async startConfigured(kind: WorkerKind, { args = [], metrics }: SuiteWorkerOptions) {
-    if (metrics) this.metricsPorts[kind] = await freePort();
-    const port = this.metricsPorts[kind];
-    return this.start(kind, { args: [...args, ...(port === undefined ? [] : ['--metrics-port', String(port)])] });
+    if (!metrics) return this.start(kind, { args });
+    // The worker's Prometheus exporter (Temporal's core) takes a port and cannot report one it chose itself, so
+    // the port is probed free here; another process can take it before the worker binds it. The worker then
+    // exits with "Address already in use", and it is started again on another port.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      try {
+        const worker = await this.start(kind, { args: [...args, '--metrics-port', String(port)] });
+        this.metricsPorts[kind] = port;
+        return worker;
+      } catch (err) {
+        if (attempt >= 5 || !/Address already in use/.test(String(err))) throw err;
+      }
+    }
   }
 }
 

@@ -13,18 +13,28 @@ import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { Client, Connection, WorkflowFailedError } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { Client, Connection, WorkflowFailedError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { ApplicationFailure, defaultPayloadConverter } from '@temporalio/common';
 
 import { deployWorkflowId } from '../../src/shared/deploy-types';
+import { FailureType } from '../../src/shared/failure-types';
 import type { DeployInput } from '../../src/shared/deploy-types';
 import { DeploymentName, ModelName } from '../../src/shared/search-attributes';
 import { CodecServerTokenError, createCodecServer } from '../../src/temporal/codec-server';
 import { FAILURE_CONVERTER_PATH } from '../../src/temporal/connection';
-import { codecFromEnv, ENCRYPTED_ENCODING, UnencryptedPayloadError } from '../../src/temporal/payload-codec';
+import { codecFromEnv, ENCRYPTED_ENCODING } from '../../src/temporal/payload-codec';
+import { payloadConverter } from '../../src/temporal/payload-converter';
+import { RefusedPayload } from '../../src/shared/refused-payload';
 import { freePort } from '../../src/temporal/dev-server';
 import { searchAttributeText } from '../../src/temporal/search-attribute-privacy';
-import { deploy } from '../../workflows/deploy';
+import {
+  deploy,
+  extendTtlSignal,
+  extendUpdate,
+  scaleUpdate,
+  statusQuery,
+  teardownUpdate,
+} from '../../workflows/deploy';
 import { recordReliability } from '../helpers/reliability';
 import { demoAssets, eventually, requireTemporalAddress, startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
@@ -52,10 +62,12 @@ describe('payload encryption refuses and hides', () => {
     await connection?.close();
   });
 
-  test('a worker decoding for itself refuses plaintext; a client reads it', async () => {
+  test('a worker decoding for itself marks plaintext refused; a client reads it', async () => {
     const payload = { metadata: { encoding: Buffer.from('json/plain') }, data: Buffer.from('{"name":"x"}') };
     assert.deepEqual(await codecFromEnv(env, 'client')!.decode([payload]), [payload]);
-    await assert.rejects(codecFromEnv(env, 'worker')!.decode([payload]), UnencryptedPayloadError);
+    const [refused] = await codecFromEnv(env, 'worker')!.decode([payload]);
+    assert.equal(refused!.data, undefined, 'what it said is dropped');
+    assert.ok(payloadConverter.fromPayload(refused!) instanceof RefusedPayload, 'and it reads as refused');
     const migrating = codecFromEnv({ ...env, INFERCTL_CODEC_ACCEPT_PLAINTEXT: '1' }, 'worker')!;
     assert.deepEqual(await migrating.decode([payload]), [payload]);
   });
@@ -87,6 +99,74 @@ describe('payload encryption refuses and hides', () => {
       attack: 'unencrypted-start',
       attacksTried: 1,
       attacksRefused: 1,
+    });
+  });
+
+  test('unencrypted-signal-update: a running deployment acts on no signal or Update sent without the key', async () => {
+    const assets = await demoAssets();
+    const name = uniqueName('plain-msg');
+    const input: DeployInput = { name, modelPath: assets.modelPath, target: 'local', replicas: 1, ttlSeconds: 600 };
+    const handle = await sealed.workflow.start(deploy, {
+      taskQueue,
+      workflowId: deployWorkflowId(name),
+      args: [input],
+    });
+    const before = await eventually(
+      async () => {
+        const status = await handle.query(statusQuery);
+        return status.stage === 'serving' && status.expiresAt ? status : undefined;
+      },
+      'the deployment to serve',
+      120_000,
+    );
+    // A client with namespace access but no key, straight to the Temporal server. The Updates' answers are
+    // encrypted failures: the test reads them with the key (it sends in clear, decodes with the codec).
+    await plain.workflow.getHandle(deployWorkflowId(name)).signal(extendTtlSignal, { seconds: 86_400 });
+    const codec = codecFromEnv(env)!;
+    const readsWithKey = new Client({
+      connection,
+      dataConverter: {
+        payloadCodecs: [{ encode: (p) => Promise.resolve(p), decode: (p) => codec.decode(p) }],
+        failureConverterPath: FAILURE_CONVERTER_PATH,
+      },
+    });
+    const intruder = readsWithKey.workflow.getHandle<typeof deploy>(deployWorkflowId(name));
+    const refusals = await Promise.all(
+      [
+        intruder.executeUpdate(scaleUpdate, { args: [{ replicas: 2 }] }),
+        intruder.executeUpdate(extendUpdate, { args: [{ seconds: 86_400 }] }),
+      ].map((update) =>
+        Promise.race([
+          update.then(
+            () => assert.fail('an unencrypted Update was applied'),
+            (err: unknown) => err,
+          ),
+          // Refused at once by the validator; a frozen workflow (its task failing on every try) never answers.
+          new Promise((resolve) => setTimeout(() => resolve(new Error('no answer in 30 s')), 30_000).unref()),
+        ]),
+      ),
+    );
+    for (const err of refusals) {
+      assert.ok(err instanceof WorkflowUpdateFailedError, `refused, not lost: ${String(err)}`);
+      assert.ok(err.cause instanceof ApplicationFailure);
+      assert.equal(err.cause.type, FailureType.UnencryptedInput);
+      assert.match(err.cause.message, /Refused an unencrypted payload/);
+    }
+    // The deployment is unchanged, and still answers the key's holder: neither frozen nor extended.
+    const after = await handle.query(statusQuery);
+    assert.equal(after.expiresAt, before.expiresAt, 'the TTL was not extended');
+    assert.equal(after.replicas, before.replicas, 'no replica was added');
+    const extended = await handle.executeUpdate(extendUpdate, { args: [{ seconds: 3_600 }] });
+    assert.ok(Date.parse(extended.expiresAt!) > Date.parse(before.expiresAt!), 'a sealed Update still works');
+    await handle.executeUpdate(teardownUpdate, { args: [{ reason: 'test done' }] });
+    assert.equal((await handle.result()).stage, 'done');
+    recordReliability({
+      test: 'payload encryption: a signal and Updates sent without the key to a running deployment',
+      faultsInjected: 0,
+      survived: true,
+      attack: 'unencrypted-signal-update',
+      attacksTried: 1 + refusals.length,
+      attacksRefused: 1 + refusals.length,
     });
   });
 

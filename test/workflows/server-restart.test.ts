@@ -25,6 +25,7 @@ import type { BatchOutcome } from '../../workflows/batch-score';
 import { deploy, statusQuery } from '../../workflows/deploy';
 import { readJsonl } from '../helpers/jsonl';
 import { recordReliability, rowAccounting } from '../helpers/reliability';
+import { buildSlowCnn } from '../helpers/slow-model';
 import { demoAssets, eventually, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -61,6 +62,10 @@ describe('the Temporal server restarts mid-run', () => {
     const assets = await demoAssets();
     const images = path.join(dataDir, 'in');
     await writeSampleImages(images, 300, { size: 320 });
+    // A model slow enough (tens of ms an image, a second or more a shard) that the job is still scoring
+    // when the server is stopped, however fast or loaded the machine: the stop waits for its first shard.
+    const slowModel = path.join(dataDir, 'slow.onnx');
+    await fs.writeFile(slowModel, buildSlowCnn({ layers: 3 }));
 
     let { client, connection } = await connect();
     const name = uniqueName('restart');
@@ -77,7 +82,7 @@ describe('the Temporal server restarts mid-run', () => {
       args: [
         {
           name: jobName,
-          modelPath: assets.modelPath,
+          modelPath: slowModel,
           inputPath: images,
           outputDir,
           shardSize: 20,
@@ -94,13 +99,14 @@ describe('the Temporal server restarts mid-run', () => {
       async () => ((await deployHandle.query(statusQuery)).stage === 'serving' ? true : undefined),
       'serving',
     );
+    const finishedShards = async () =>
+      (await fs.readdir(path.join(outputDir, 'shards')).catch(() => [])).filter((d) => !d.endsWith('.partial'));
+    await eventually(async () => (await finishedShards()).length > 0 || undefined, 'the job’s first shard', 120_000);
     await connection.close();
 
     // The server goes away for a few seconds, with work in flight, and comes back on the same file.
     await server!.stop();
-    const finishedAtStop = (await fs.readdir(path.join(outputDir, 'shards')).catch(() => [])).filter(
-      (d) => !d.endsWith('.partial'),
-    );
+    const finishedAtStop = await finishedShards();
     assert.ok(
       finishedAtStop.length < 15,
       `the job was mid-way when the server stopped (${finishedAtStop.length}/15 shards)`,

@@ -9,6 +9,7 @@ import path from 'node:path';
 import type * as ort from 'onnxruntime-node';
 
 import { ModelError } from '../../errors';
+import { readModelFile } from '../../model/model-info';
 import type { Classifier } from '../../scoring/classifier';
 import { InferenceThreads } from '../../scoring/inference-threads';
 import { sessionOptions } from '../../scoring/thread-tuning';
@@ -76,10 +77,11 @@ export interface LoadedOnnxModel extends V2Model {
  * not a classifier).
  */
 export async function loadOnnxModel(modelPath: string, opts: SessionThreading = {}): Promise<LoadedOnnxModel> {
+  const bytes = await readModelFile(modelPath); // checked against the allowed roots; the session opens these bytes
   let session: InferenceThreads;
   try {
     session = await InferenceThreads.open(
-      modelPath,
+      bytes,
       { ...sessionOptions(opts), executionProviders: ['cpu'] },
       opts.inferenceThreads ?? 1,
     );

@@ -191,7 +191,21 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                 },
               },
               ...(tlsSecret
-                ? [{ name: 'tls', secret: { secretName: tlsSecret, defaultMode: API_KEY_FILE_MODE } }]
+                ? [
+                    {
+                      name: 'tls',
+                      // The certificate and its key only: a per-deployment CA's key (ca.key, kept for
+                      // renewals) stays in the Secret, out of the pod.
+                      secret: {
+                        secretName: tlsSecret,
+                        defaultMode: API_KEY_FILE_MODE,
+                        items: [
+                          { key: 'tls.crt', path: 'tls.crt' },
+                          { key: 'tls.key', path: 'tls.key' },
+                        ],
+                      },
+                    },
+                  ]
                 : []),
             ],
           },

@@ -1,9 +1,10 @@
 /**
- * The deployment's certificate as a `kubernetes.io/tls` Secret (tls.crt, tls.key, and ca.crt for a
- * per-deployment CA), made at provision and then only read: a retried provision finds the Secret and
- * reuses it, so the CA users were shown never changes. Two attempts racing both end up with the one that
- * was created first (create, not apply; a 409 re-reads). The private key goes from here into the Secret
- * and nowhere else: what this module returns holds certificates only.
+ * The deployment's certificate as a `kubernetes.io/tls` Secret (tls.crt, tls.key, and for a
+ * per-deployment CA its certificate ca.crt and key ca.key), made at provision: a retried provision finds
+ * the Secret and reuses it, so the CA users were shown never changes. Two attempts racing both end up with
+ * the one that was created first (create, not apply; a 409 re-reads). `renewTlsSecret` replaces tls.crt and
+ * tls.key with a new pair signed by the same CA. The private keys go from here into the Secret and nowhere
+ * else (the pods mount tls.crt and tls.key only): what this module returns holds certificates only.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -17,7 +18,7 @@ import type { EndpointTls } from '../../shared/target-types';
 import type { PinnedTls } from '../target';
 import { isKubeNotFound } from './kubernetes-deployment';
 import { MANAGED_BY_LABEL, OWNER_ANNOTATION } from './kubernetes-manifests';
-import { certificateFingerprint, mintDeploymentCertificate } from './tls-certificate';
+import { certificateFingerprint, mintDeploymentCertificate, renewServerCertificate } from './tls-certificate';
 import type { EndpointExposure } from './tls-exposure';
 
 /** The public half of the Secret: what clients trust and check. */
@@ -31,6 +32,8 @@ export interface TlsSecretScope {
   name: string;
   ownerId: string;
   exposure: EndpointExposure;
+  /** The per-deployment server certificate's lifetime (DEFAULT_VALIDITY_DAYS when left out). */
+  validityDays?: number;
 }
 
 const TLS_TYPE = 'kubernetes.io/tls';
@@ -138,8 +141,56 @@ function certificateHostname(cert: crypto.X509Certificate): string {
 }
 
 async function mint(scope: TlsSecretScope): Promise<Record<string, string>> {
-  const minted = await mintDeploymentCertificate({ dnsName: scope.exposure.fqdn!, deployment: scope.name });
-  return { 'tls.crt': minted.certPem, 'tls.key': minted.keyPem, 'ca.crt': minted.caPem };
+  const minted = await mintDeploymentCertificate({
+    dnsName: scope.exposure.fqdn!,
+    deployment: scope.name,
+    validityDays: scope.validityDays,
+  });
+  return { 'tls.crt': minted.certPem, 'tls.key': minted.keyPem, 'ca.crt': minted.caPem, 'ca.key': minted.caKeyPem };
+}
+
+/** Thrown when a deployment's certificate cannot be renewed: not ours, or made before the CA key was kept. */
+export class CertificateRenewalError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CertificateRenewalError';
+  }
+}
+
+/**
+ * Replaces the per-deployment certificate (tls.crt, tls.key) with a new one for the same name, signed by the
+ * same CA, valid `validityDays` from now; ca.crt is unchanged. A Secret changed meanwhile is a 409 (its
+ * resourceVersion is checked): the caller retries. Returns the certificates now in the Secret.
+ */
+export async function renewTlsSecret(
+  kc: KubeConfig,
+  namespace: string,
+  secretName: string,
+  validityDays?: number,
+): Promise<TlsCertificates> {
+  const core = kc.makeApiClient(CoreV1Api);
+  const secret = await core.readNamespacedSecret({ name: secretName, namespace });
+  const text = (key: string) => {
+    const value = secret.data?.[key];
+    return value ? Buffer.from(value, 'base64').toString('utf8') : undefined;
+  };
+  const [caPem, caKeyPem, certPem] = [text('ca.crt'), text('ca.key'), text('tls.crt')];
+  if (!caPem || !caKeyPem || !certPem) {
+    throw new CertificateRenewalError(
+      `Secret ${namespace}/${secretName} holds no per-deployment CA key, so its certificate cannot be renewed ` +
+        '(it is your own certificate, or the deployment was made before inferctl kept the key). Renew it yourself, ' +
+        'or deploy again.',
+    );
+  }
+  const dnsName = certificateHostname(new crypto.X509Certificate(certPem));
+  const renewed = await renewServerCertificate({ caPem, caKeyPem, dnsName, validityDays });
+  const data = {
+    ...secret.data,
+    'tls.crt': Buffer.from(renewed.certPem).toString('base64'),
+    'tls.key': Buffer.from(renewed.keyPem).toString('base64'),
+  };
+  await core.replaceNamespacedSecret({ name: secretName, namespace, body: { ...secret, data } });
+  return { certPem: renewed.certPem, caPem };
 }
 
 /** The user's PEM files, checked before they go into the Secret: a pair that matches, with a DNS name. */

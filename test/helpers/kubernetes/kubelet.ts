@@ -14,6 +14,9 @@
  *   - the user: runAsUser/runAsGroup (container over pod) else the image's USER; runAsNonRoot refuses
  *     uid 0 and a non-numeric USER (CreateContainerConfigError); the process runs as that uid and gid with
  *     the fsGroup and supplementalGroups as its groups, so the kernel checks file access as in the pod;
+ *   - readOnlyRootFilesystem: the container runs in a mount namespace of its own where the image's root is
+ *     read-only (container-process.ts), so a write anywhere in its image fails with EROFS and only its
+ *     volumes (emptyDir) take writes; without it the image's own owners and modes decide;
  *   - volumes: Secret volumes as the kubelet mounts them (secret-volume.ts: defaultMode, 0644 when unset,
  *     root-owned, fsGroup); a missing Secret or key is a FailedMount event and the container waits in
  *     ContainerCreating; emptyDir is an empty world-writable directory; any other volume is refused;
@@ -26,7 +29,8 @@
  *   - probes (httpGet, probes.ts): the startupProbe gates the others and restarts the container once it has failed
  *     for failureThreshold × periodSeconds; readiness sets the container's and pod's Ready; liveness
  *     restarts a container failing for failureThreshold × periodSeconds.
- * What it does not do: there are no namespaces or chroot. Absolute paths in the args resolve inside the
+ * What it does not do: there is no chroot, and no namespace but the read-only root's mount namespace (a
+ * process that writes to an absolute path of its own making reaches the host's). Absolute paths in the args resolve inside the
  * image (or the mount that holds them) by rewriting, the container's port is rewritten to a free host
  * port and 0.0.0.0 to 127.0.0.1, a Service's cluster DNS URL to a loopback address standing for the Service
  * (service-proxy.ts); probes are tried every 0.25 s (the limits above are in real time); the
@@ -35,7 +39,6 @@
  * recent container exit's output is written there (`kubectl logs` is right while one pod crashes at once).
  * Tests run as root, which lets it mount root-owned files and run the container as its user.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -47,6 +50,7 @@ import type { KubeConfig, V1Container, V1Pod } from '@kubernetes/client-node';
 import { freePort } from '../../../src/temporal/dev-server';
 import { assembleImage, inRoot, resolveUser } from './image-filesystem';
 import type { ImageFilesystem } from './image-filesystem';
+import { spawnContainer } from './container-process';
 import { ContainerStatusWriter } from './container-status';
 import { probeContainer } from './probes';
 import { MountError, mountSecretVolume } from './secret-volume';
@@ -373,17 +377,17 @@ export class Kubelet {
     fs.mkdirSync(path.join(run.dir, 'logs'), { recursive: true });
     const logPath = path.join(run.dir, 'logs', `${run.status.restartCount}.log`);
     const log = fs.openSync(logPath, 'w');
-    const extraGroups = groups.filter((g) => g !== gid);
-    const cwd = hostPath(image.config.workdir);
-    // libuv drops supplementary groups when it sets uid and gid: setpriv sets them when there are any.
-    const child =
-      extraGroups.length > 0
-        ? spawn(
-            'setpriv',
-            [`--reuid=${uid}`, `--regid=${gid}`, `--groups=${groups.join(',')}`, '--', executable, ...argv],
-            { cwd, env, stdio: ['ignore', log, log] },
-          )
-        : spawn(executable, argv, { cwd, env, uid, gid, stdio: ['ignore', log, log] });
+    const child = spawnContainer({
+      executable,
+      argv,
+      uid,
+      gid,
+      groups,
+      cwd: hostPath(image.config.workdir),
+      env,
+      log,
+      readOnlyRoot: container.securityContext?.readOnlyRootFilesystem ? image.root : undefined,
+    });
     fs.closeSync(log);
     run.child = child;
     const startedAt = new Date();

@@ -155,6 +155,11 @@ describe('deploy --target aks --dry-run', () => {
         ['tls', 0o440],
       ],
     );
+    assert.deepEqual(
+      podSpec.volumes?.find((v) => v.name === 'tls')?.secret?.items?.map((i) => i.key),
+      ['tls.crt', 'tls.key'],
+      'the pods mount the certificate and its key, never the CA’s key kept for renewals',
+    );
     const scorer = podSpec.containers[0]!;
     assert.equal(scorer.startupProbe?.httpGet?.path, '/healthz');
     assert.equal(scorer.readinessProbe?.httpGet?.path, '/readyz');

@@ -21,6 +21,7 @@ import { aksSettingsFromEnv } from '../../../src/targets/aks/aks-config';
 import { AksTarget } from '../../../src/targets/aks/aks-target';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
 import { mintDeploymentCertificate } from '../../../src/targets/aks/tls-certificate';
+import { renewTlsSecret } from '../../../src/targets/aks/tls-secret';
 import { deploy } from '../../../workflows/deploy';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { DNS_LABEL_ANNOTATION, INTERNAL_ANNOTATION } from '../../helpers/azure/lb-frontend';
@@ -142,6 +143,27 @@ describe('aks endpoint exposure: internal, insecure HTTP, the user’s certifica
         new crypto.X509Certificate(Buffer.from((await secret()).data!['ca.crt']!, 'base64')).fingerprint256,
         a.tls?.fingerprint,
         'the fingerprint shown is the stored CA’s',
+      );
+
+      // Renewal: a new certificate and key for the same name, signed by the CA clients pinned; the CA stays.
+      const before = await secret();
+      const renewed = await renewTlsSecret(
+        kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig),
+        namespace,
+        `${name}-tls`,
+      );
+      const after = await secret();
+      const pem = (s: typeof after, key: string) => Buffer.from(s.data![key]!, 'base64').toString();
+      assert.equal(pem(after, 'ca.crt'), pem(before, 'ca.crt'), 'the same CA');
+      assert.equal(pem(after, 'ca.key'), pem(before, 'ca.key'));
+      assert.notEqual(pem(after, 'tls.crt'), pem(before, 'tls.crt'), 'a new certificate');
+      assert.equal(renewed.certPem, pem(after, 'tls.crt'));
+      const leaf = new crypto.X509Certificate(pem(after, 'tls.crt'));
+      assert.ok(leaf.verify(new crypto.X509Certificate(pem(after, 'ca.crt')).publicKey), 'signed by the pinned CA');
+      assert.ok(leaf.checkPrivateKey(crypto.createPrivateKey(pem(after, 'tls.key'))), 'with its new key');
+      assert.equal(
+        leaf.checkHost(new crypto.X509Certificate(pem(before, 'tls.crt')).subjectAltName!.slice(4)) !== undefined,
+        true,
       );
     } finally {
       await target.teardown(spec);

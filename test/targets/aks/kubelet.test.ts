@@ -5,7 +5,7 @@
  *   (a) the key Secret mounted 0644 root:root (no defaultMode, no fsGroup) while the image runs as 1000;
  *   (b) a model without embedded labels whose labels sidecar was not in the build context;
  *   (c) an image that only worked with the host's node_modules (a dependency missing from its lock);
- * and a pull the registry refuses, which never starts the container.
+ * and a pull the registry refuses, which never starts the container; a read-only root refuses writes into the image.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -248,6 +248,52 @@ describe('kubelet stand-in: the image as its Dockerfile builds it, run as a kube
       /Cannot find module 'prom-client'/,
     );
     await deleteNamespace(kc, 'ns-no-dep');
+  });
+
+  test('readOnlyRootFilesystem: a write into the image fails with EROFS, its emptyDir takes writes; without it the image’s modes decide', async () => {
+    const image = push('writer', await contextFiles(modelPath));
+    // Runs as root, whom the image's modes let write anywhere in it: only the flag can stop the write.
+    const script = [
+      "const fs = require('fs');",
+      'const [inImage, inEmptyDir] = process.argv.slice(1);',
+      "fs.writeFileSync(inEmptyDir, 'x');",
+      "let said = 'emptyDir written; ';",
+      "try { fs.writeFileSync(inImage, 'x'); said += 'image written'; } catch (e) { said += 'image ' + e.code; }",
+      'console.log(said);',
+      'process.exit(3);',
+    ].join('\n');
+    const writer = (readOnlyRootFilesystem: boolean) => (d: V1Deployment) => {
+      const spec = d.spec!.template.spec!;
+      delete spec.securityContext!.runAsNonRoot;
+      const c = spec.containers[0]!;
+      c.securityContext = { ...c.securityContext, runAsUser: 0, readOnlyRootFilesystem };
+      c.args = ['-e', script, `/app/written-${readOnlyRootFilesystem}`, '/tmp/written'];
+      delete c.startupProbe;
+      delete c.readinessProbe;
+      delete c.livenessProbe;
+    };
+    const messages: string[] = [];
+    for (const readOnly of [true, false]) {
+      const pod = await deploy(`writer-${readOnly}`, image, writer(readOnly));
+      const status = await containerStatus(pod, crashLooping);
+      messages.push(status.containerStatuses![0]!.lastState!.terminated!.message ?? '');
+      await deleteNamespace(kc, `ns-writer-${readOnly}`);
+    }
+    assert.match(messages[0]!, /emptyDir written; image EROFS/, 'read-only root');
+    assert.match(messages[1]!, /emptyDir written; image written/, 'the image’s own modes');
+    // The scorer runs with the flag (its manifest sets it) and writes only to its /tmp emptyDir: test (a) serves.
+    const scorer = (
+      scoringManifests({
+        namespace: 'ns-x',
+        name: 'x',
+        ownerId: 'deploy-x',
+        image,
+        replicas: 1,
+        topK: 3,
+        servicePort: 8080,
+      })[2] as V1Deployment
+    ).spec!.template.spec!.containers[0]!;
+    assert.equal(scorer.securityContext?.readOnlyRootFilesystem, true);
   });
 
   test('a pull the registry refuses is ImagePullBackOff with the reason, and the container never starts', async () => {

@@ -10,7 +10,12 @@ import { describe, test } from 'node:test';
 import 'reflect-metadata'; // before @peculiar/x509
 import * as x509 from '@peculiar/x509';
 
-import { certificateFingerprint, mintDeploymentCertificate } from '../../../src/targets/aks/tls-certificate';
+import {
+  CA_VALIDITY_DAYS,
+  certificateFingerprint,
+  mintDeploymentCertificate,
+  renewServerCertificate,
+} from '../../../src/targets/aks/tls-certificate';
 
 const DNS_NAME = 'inferctl-demo-0123abcd.eastus.cloudapp.azure.com';
 
@@ -29,8 +34,9 @@ describe('per-deployment TLS certificate', () => {
     for (const cert of [ca, server]) {
       assert.ok(new Date(cert.validFrom) <= now && now < new Date(cert.validTo), `${cert.subject} valid now`);
       assert.ok(new Date(cert.validFrom) > new Date(now.getTime() - 10 * 60_000), 'backdated by minutes only');
-      assert.equal(new Date(cert.validTo).getTime(), now.getTime() + 30 * 86_400_000);
     }
+    assert.equal(new Date(server.validTo).getTime(), now.getTime() + 30 * 86_400_000);
+    assert.equal(new Date(ca.validTo).getTime(), now.getTime() + CA_VALIDITY_DAYS * 86_400_000, 'the CA outlives it');
     assert.equal(ca.ca, true);
     assert.equal(server.ca, false);
     assert.deepEqual(server.keyUsage, ['1.3.6.1.5.5.7.3.1'], 'extended key usage: TLS server only');
@@ -43,6 +49,30 @@ describe('per-deployment TLS certificate', () => {
     assert.notEqual(minted.certPem, stranger.certPem);
     assert.equal(certificateFingerprint(minted.caPem), ca.fingerprint256);
     assert.ok(!minted.caPem.includes('PRIVATE KEY') && !minted.certPem.includes('PRIVATE KEY'));
+  });
+
+  test('a renewal: a new key and certificate for the same name, signed by the same CA', async () => {
+    const minted = await mintDeploymentCertificate({ dnsName: DNS_NAME, deployment: 'demo', validityDays: 1 });
+    const ca = new crypto.X509Certificate(minted.caPem);
+    const later = new Date(Math.floor(Date.now() / 1000) * 1000 + 12 * 3_600_000); // whole seconds, as X.509 keeps them
+    const renewed = await renewServerCertificate({ ...minted, dnsName: DNS_NAME, validityDays: 1, now: later });
+    const before = new crypto.X509Certificate(minted.certPem);
+    const after = new crypto.X509Certificate(renewed.certPem);
+    assert.notEqual(after.fingerprint256, before.fingerprint256, 'a new certificate');
+    assert.notEqual(after.serialNumber, before.serialNumber);
+    assert.ok(after.checkIssued(ca) && after.verify(ca.publicKey), 'signed by the CA clients already trust');
+    assert.ok(after.checkPrivateKey(crypto.createPrivateKey(renewed.keyPem)), 'with its own new key');
+    assert.equal(after.checkPrivateKey(crypto.createPrivateKey(minted.keyPem)), false);
+    assert.equal(after.subjectAltName, `DNS:${DNS_NAME}`);
+    assert.equal(new Date(after.validTo).getTime(), later.getTime() + 86_400_000, 'valid a lifetime from the renewal');
+    const stranger = await mintDeploymentCertificate({ dnsName: DNS_NAME, deployment: 'other' });
+    await assert.rejects(
+      renewServerCertificate({ caPem: minted.caPem, caKeyPem: stranger.caKeyPem, dnsName: DNS_NAME }).then((r) => {
+        if (!new crypto.X509Certificate(r.certPem).verify(ca.publicKey)) throw new Error('not signed by the CA');
+      }),
+      /not signed by the CA/,
+      'another CA’s key makes nothing the pinned CA vouches for',
+    );
   });
 
   test('the key usage bits read back from the DER (CA: keyCertSign, cRLSign; server: digitalSignature)', async () => {
