@@ -118,6 +118,7 @@ export function batchJobInput(flags: BatchJobFlags, name: string): BatchScoreInp
     ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
     ...(flags.labelsPath ? { labelsPath: jobLocation(flags.labelsPath) } : {}),
     ...(flags.allFiles ? { allFiles: true } : {}),
+    ...(flags.script ? { script: flags.script } : {}),
   };
 }
 
