@@ -206,6 +206,11 @@ function validate(input: BatchScoreInput): void {
     whole(input.script.miniBatchSize, 1, 100_000, 'mini-batch size');
     whole(input.script.miniBatchTimeoutSeconds, 1, 7 * 24 * 3600, 'mini-batch timeout (seconds)');
     if (input.rawOutputs) problems.push('raw outputs (--raw-outputs) are for ONNX models, not scoring scripts');
+    if (input.script.outputAction === 'append_row' && isBlobLocation(input.outputDir)) {
+      problems.push(
+        'the append_row output (predictions.csv) is written to a local --output; on Blob Storage use jsonl',
+      );
+    }
     if (input.preprocess || input.labelsPath) {
       problems.push('--preprocess and --labels are for ONNX models; a scoring script reads its inputs itself');
     }

@@ -13,6 +13,7 @@ import { describe, test } from 'node:test';
 
 import type { BatchScoreInput, BatchScriptSpec, ShardRecord } from '../../src/shared/batch-types';
 import { FailureType } from '../../src/shared/failure-types';
+import { useAzurite } from '../helpers/azurite';
 import { expectWorkflowFailure } from '../helpers/failure-chain';
 import { readJsonl } from '../helpers/jsonl';
 import { recordReliability, rowAccounting } from '../helpers/reliability';
@@ -53,6 +54,7 @@ async function scriptProcessesOf(parent: number): Promise<number[]> {
 
 describe('batch scoring with a scoring script', { skip: PYTHON_SKIP }, () => {
   const suite = workflowSuite('bscript', { env: SCRIPT_WORKER_ENV, gpu: {} });
+  const azurite = useAzurite();
 
   async function inputs(name: string, files: string[]): Promise<string> {
     const dir = path.join(suite.scratch, name, 'in');
@@ -227,5 +229,49 @@ describe('batch scoring with a scoring script', { skip: PYTHON_SKIP }, () => {
       rows.some((r) => r.result.pid !== pid),
       'rows after the kill come from a new process',
     );
+  });
+
+  test('blob to blob (Azurite): inputs downloaded ahead to local files for run(), rows to the output prefix', async () => {
+    const queue = uniqueName('bscript-blob');
+    const env = azurite.env;
+    await suite.startControlWorker({ taskQueue: queue, env });
+    await suite.startGpuWorker({ taskQueue: `${queue}-gpu`, env });
+    await azurite.container('script-in');
+    await azurite.container('script-out');
+    const files = names(11, { 7: 'raise' });
+    for (const [i, f] of files.entries()) await azurite.put('script-in', `day1/${f}`, 'y'.repeat(i + 1));
+    const name = uniqueName('blob');
+    const input = job(
+      name,
+      azurite.url('script-in', 'day1'),
+      await model(name, 'model-blob'),
+      { entryScript: basic },
+      {
+        outputDir: azurite.url('script-out', name),
+        gpuTaskQueue: `${queue}-gpu`,
+      },
+    );
+    const outcome = (await (
+      await suite.client.workflow.start('batchScore', { taskQueue: queue, workflowId: `score-${name}`, args: [input] })
+    ).result()) as { itemsOk: number; itemsFailed: number };
+    const lines = <T>(text: string | undefined) =>
+      (text ?? '')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as T);
+    const rows = lines<ScriptRow>(await azurite.text('script-out', `${name}/predictions.jsonl`));
+    const errors = lines<ErrorRow>(await azurite.text('script-out', `${name}/errors.jsonl`));
+    assert.deepEqual(
+      errors.map((e) => [e.index, e.reason, e.message]),
+      [4, 5, 6, 7].map((i) => [i, 'run-raised', 'ValueError: cannot score 7-f-007-raise.txt']),
+      'the script saw each blob as a local file (named after its position and blob name)',
+    );
+    assert.deepEqual(
+      rows.map((r) => [r.index, r.path, r.result.bytes]),
+      [0, 1, 2, 3, 8, 9, 10].map((i) => [i, azurite.url('script-in', `day1/${files[i]}`), i + 1]),
+      'each blob once, in order, its row naming the blob',
+    );
+    assert.equal(outcome.itemsOk, 7);
+    assert.equal(outcome.itemsFailed, 4);
   });
 });
