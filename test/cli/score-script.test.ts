@@ -16,7 +16,7 @@ import { runInferctl } from '../helpers/cli';
 import { readJsonl } from '../helpers/jsonl';
 import { REPO_ROOT } from '../helpers/python-venv';
 import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture } from '../helpers/script-fixtures';
-import { demoAssets, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
+import { demoAssets, eventually, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
 const BATCH_SCRIPTS = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts');
@@ -166,5 +166,66 @@ describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
     const onnxOnly = await score(uniqueName('raw'), ...base, '--entry-script', 'x.py', '--raw-outputs');
     assert.equal(onnxOnly.code, 2);
     assert.match(onnxOnly.stderr, /--raw-outputs are for ONNX models/);
+  });
+
+  test('schedule create --entry-script: a triggered run scores with the script', async () => {
+    const name = uniqueName('nightly-script');
+    const input = path.join(scratch, 'sched-in');
+    await fs.mkdir(input, { recursive: true });
+    for (const f of ['a.txt', 'b.txt', 'c.txt']) await fs.writeFile(path.join(input, f), f);
+    const model = path.join(scratch, 'sched-model.txt');
+    await fs.writeFile(model, 'nightly');
+    const output = path.join(scratch, 'sched-out', '{date}');
+    const created = await runInferctl(
+      [
+        'schedule',
+        'create',
+        name,
+        '--cron',
+        '0 2 * * *',
+        '--model',
+        model,
+        '--input',
+        input,
+        '--output',
+        output,
+        '--entry-script',
+        path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'),
+        '--mini-batch-size',
+        '2',
+        '--mini-batch-timeout',
+        '30s',
+        '--task-queue',
+        controlQueue,
+        '--gpu-queue',
+        gpuQueue,
+      ],
+      { env },
+    );
+    assert.equal(created.code, 0, created.stderr);
+    try {
+      assert.equal((await runInferctl(['schedule', 'trigger', name], { env })).code, 0);
+      const run = await eventually(
+        async () => {
+          const described = await runInferctl(['schedule', 'describe', name, '--json'], { env });
+          const view = JSON.parse(described.stdout) as { recentRuns: Array<{ scheduledAt: string; status?: string }> };
+          return view.recentRuns.find((r) => r.status === 'COMPLETED');
+        },
+        'the triggered run to complete',
+        120_000,
+      );
+      const slot = path.join(scratch, 'sched-out', run.scheduledAt.slice(0, 10));
+      const rows = await readJsonl<{ result: { file: string; model: string } }>(path.join(slot, 'predictions.jsonl'));
+      assert.deepEqual(
+        rows.map((r) => [r.result.file, r.result.model]),
+        [
+          ['a.txt', 'nightly'],
+          ['b.txt', 'nightly'],
+          ['c.txt', 'nightly'],
+        ],
+      );
+    } finally {
+      await runInferctl(['schedule', 'delete', name], { env });
+    }
   });
 });
