@@ -12,6 +12,7 @@ import type { ScriptProcessPool } from '../src/script/batch-pool';
 import type { BatchScriptSpec, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { withLocalModel } from '../src/storage/blob-model';
 import { failingPermanently } from './failures';
+import { withHeartbeat } from './heartbeat';
 import { runShard } from './shard-runner';
 import type { ShardStore } from './shard-runner';
 
@@ -30,14 +31,17 @@ export async function runScriptShard(
   deps: ScriptShardDeps,
 ): Promise<ShardResult> {
   const ctx = Context.current();
-  const app = await failingPermanently(async () => {
-    const local = await withLocalModel(task, ctx.cancellationSignal);
-    return prepareBatchApp(local.modelPath, task.script, deps.envCache, {
-      signal: ctx.cancellationSignal,
-      // Heartbeats keep the earlier attempt's checkpoint: this attempt has none yet, and must not lose it.
-      progress: () => ctx.heartbeat(ctx.info.heartbeatDetails),
-    });
-  });
+  // Heartbeats (on a timer) keep the earlier attempt's checkpoint while the environment is built: this
+  // attempt has none yet, and must not lose it.
+  const app = await failingPermanently(() =>
+    withHeartbeat(
+      async (signal) => {
+        const local = await withLocalModel(task, signal);
+        return prepareBatchApp(local.modelPath, task.script, deps.envCache, { signal });
+      },
+      () => ctx.info.heartbeatDetails,
+    ),
+  );
   const lease = deps.scripts.lease(app);
   const script = task.script;
   try {
