@@ -186,7 +186,7 @@ async function fullWorkflow(
       });
     // Warm-up: a job of one image per slot loads the model into the worker (a script: one process per
     // slot, its environment built), as the other cases load it before timing.
-    const warm = path.join(data, 'warm-up');
+    const warm = path.join(data, 'warm-up-in'); // not the warm-up job's output directory, which must be empty
     await fs.mkdir(warm);
     const first = path.join(images, (await fs.readdir(images))[0]!);
     for (let i = 0; i < opts.concurrency; i++) await fs.copyFile(first, path.join(warm, `one-${i}.jpg`));
