@@ -25,6 +25,9 @@ import { prepareBlobBatch, summariseBlobBatch } from './blob-batch';
 import { fileExists } from '../src/file-exists';
 import { readJsonFile, syncDirectory, writeJsonFileAtomic } from '../src/json-file';
 import { FailureType } from '../src/shared/failure-types';
+import { scriptModelDigest } from '../src/script/batch-app';
+import { compileEntryScript, planScript } from '../src/script/script-plan';
+import type { BatchScriptSpec } from '../src/shared/batch-types';
 
 export function createBatchActivities() {
   return {
@@ -47,13 +50,15 @@ export function createBatchActivities() {
         }
         return Promise.resolve();
       });
-      // The job's spec and labels are checked against the model here, before any shard runs.
+      // The job's spec and labels are checked against the model here, before any shard runs; a script job's
+      // script is planned (environment file read, interpreter chosen) and compiled instead.
       const info = await failingPermanently(async () => {
         const local = await withLocalModel(input);
+        if (input.script) return { digest: await checkScriptJob(local.modelPath, input.script) };
         return readModelInfo(local.modelPath, await readOverrides(local));
       });
       if (isBlobLocation(input.outputDir)) return prepareBlobBatch(input, jobToken, info.digest);
-      const layout = new BatchLayout(input.outputDir);
+      const layout = new BatchLayout(input.outputDir, input.script?.outputAction);
       await ensureWritable(input.outputDir);
       await claimOutput(input.outputDir, Context.current().info.workflowExecution?.workflowId ?? jobToken);
 
@@ -78,7 +83,7 @@ export function createBatchActivities() {
           input.shardSize,
           (items) => ctx.heartbeat({ listed: items }),
           input.outputDir, // an output directory inside the input is not input
-          { allFiles: input.allFiles },
+          { allFiles: input.allFiles || input.script !== undefined }, // a script reads any kind of file
         ),
       );
       const prepared: PreparedBatch = {
@@ -107,7 +112,7 @@ export function createBatchActivities() {
       shardOwners: Record<string, number> = {},
     ): Promise<Omit<BatchSummary, 'shardTimings'>> {
       if (isBlobLocation(input.outputDir)) return summariseBlobBatch(input, prepared, startedAt, shardOwners);
-      const layout = new BatchLayout(input.outputDir);
+      const layout = new BatchLayout(input.outputDir, input.script?.outputAction);
       const ctx = Context.current();
       // A retry after the shards were removed: the summary written before removing them is the answer.
       const merged = await alreadyMerged(layout, prepared);
@@ -178,6 +183,12 @@ async function removeShardFiles(layout: BatchLayout): Promise<void> {
   }
 }
 
+/** A script job's script, environment file and model, checked before any shard runs; the model's digest. */
+async function checkScriptJob(modelPath: string, script: BatchScriptSpec): Promise<string> {
+  await compileEntryScript(await planScript(modelPath, script));
+  return scriptModelDigest(modelPath);
+}
+
 function validate(input: BatchScoreInput): void {
   const problems: string[] = [];
   if (!DEPLOYMENT_NAME_PATTERN.test(input.name)) {
@@ -191,6 +202,19 @@ function validate(input: BatchScoreInput): void {
   whole(input.batchSize, 1, 4096, 'batch size');
   whole(input.maxShardsInFlight, 1, 1000, 'concurrency (shards in flight)');
   whole(input.topK, 1, 1000, 'top-k');
+  if (input.script) {
+    whole(input.script.miniBatchSize, 1, 100_000, 'mini-batch size');
+    whole(input.script.miniBatchTimeoutSeconds, 1, 7 * 24 * 3600, 'mini-batch timeout (seconds)');
+    if (input.rawOutputs) problems.push('raw outputs (--raw-outputs) are for ONNX models, not scoring scripts');
+    if (input.script.outputAction === 'append_row' && isBlobLocation(input.outputDir)) {
+      problems.push(
+        'the append_row output (predictions.csv) is written to a local --output; on Blob Storage use jsonl',
+      );
+    }
+    if (input.preprocess || input.labelsPath) {
+      problems.push('--preprocess and --labels are for ONNX models; a scoring script reads its inputs itself');
+    }
+  }
   const t = input.errorThreshold;
   if (!(t === -1 || (t >= 0 && t < 1) || (Number.isInteger(t) && t >= 1))) {
     problems.push(`error threshold must be -1 (ignore), a fraction in [0, 1) or a whole count (got ${t})`);

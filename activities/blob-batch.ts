@@ -39,7 +39,7 @@ export async function prepareBlobBatch(
       input.shardSize,
       (items) => ctx.heartbeat({ listed: items }),
       input.outputDir, // an output prefix inside the input is not input
-      { allFiles: input.allFiles },
+      { allFiles: input.allFiles || input.script !== undefined }, // a script reads any kind of file
     );
     if (shardCount > MAX_BLOB_SHARDS) {
       throw ApplicationFailure.nonRetryable(

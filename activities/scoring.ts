@@ -12,6 +12,7 @@ import type { MetricMeter } from '@temporalio/common';
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
+import type { ScriptProcessPool } from '../src/script/batch-pool';
 import type { ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { FailureType } from '../src/shared/failure-types';
 import { isBlobLocation } from '../src/storage/blob-location';
@@ -20,7 +21,8 @@ import { BlobBatchOutput } from '../src/storage/blob-output';
 import { blobShardStore } from './blob-shard';
 import { failingPermanently } from './failures';
 import { fileShardStore } from './file-shard';
-import { runShard } from './shard-runner';
+import { runScriptShard } from './script-shard';
+import { classifierScorer, runShard } from './shard-runner';
 
 export interface ScoringActivityDeps {
   classifiers: ClassifierPool;
@@ -31,12 +33,18 @@ export interface ScoringActivityDeps {
    * heartbeat timeout, at most 5 s). Inference runs off the main thread, so this goes on during a batch.
    */
   heartbeatEveryMs?: number;
+  /** Script jobs' Python processes, one per scoring slot (absent: this worker refuses script jobs). */
+  scripts?: ScriptProcessPool;
+  /** Where script jobs' Python environments are built (INFERCTL_PYTHON_ENVS, else under the inferctl home). */
+  pythonEnvs?: string;
 }
 
 export function createScoringActivities({
   classifiers,
   workerName = `${os.hostname()}:${process.pid}`,
   heartbeatEveryMs,
+  scripts,
+  pythonEnvs,
 }: ScoringActivityDeps) {
   return {
     async scoreShard(task: ShardTask): Promise<ShardResult> {
@@ -54,6 +62,27 @@ export function createScoringActivities({
         : fileShardStore(task.outputDir);
       const done = await store.doneRecord(task.shard);
       if (done) return withoutModel(done);
+      const everyMs = heartbeatEveryMs ?? Math.min(5_000, Math.max(100, (ctx.info.heartbeatTimeoutMs ?? 20_000) / 4));
+      if (task.script) {
+        if (!scripts || !pythonEnvs) {
+          throw ApplicationFailure.nonRetryable(
+            `Worker ${workerName} cannot run scoring scripts; start GPU workers with inferctl gpu-worker.`,
+            FailureType.InvalidBatchJob,
+          );
+        }
+        const metrics = scoringMetrics(ctx.metricMeter.withTags({ execution_provider: 'script' }));
+        return runScriptShard(
+          store,
+          { ...task, script: task.script },
+          {
+            scripts,
+            envCache: pythonEnvs,
+            workerName,
+            everyMs,
+            onBatch: countItems(metrics),
+          },
+        );
+      }
 
       const classifier = await failingPermanently(async () => {
         const local = await withLocalModel(task, ctx.cancellationSignal);
@@ -68,14 +97,8 @@ export function createScoringActivities({
       }
       const metrics = scoringMetrics(ctx.metricMeter.withTags({ execution_provider: classifier.executionProvider }));
       metrics.provider.set(1);
-      const onBatch = (batch: { ok: number; failed: number; inferMs: number }) => {
-        metrics.items.withTags({ outcome: 'ok' }).add(batch.ok);
-        if (batch.failed > 0) metrics.items.withTags({ outcome: 'failed' }).add(batch.failed);
-        if (batch.ok > 0) metrics.inferenceLatency.record(batch.inferMs);
-        metrics.batchSize.record(batch.ok);
-      };
-      const everyMs = heartbeatEveryMs ?? Math.min(5_000, Math.max(100, (ctx.info.heartbeatTimeoutMs ?? 20_000) / 4));
-      return runShard(store, { task, classifier, workerName, everyMs, onBatch });
+      const scorer = classifierScorer(task, classifier, countItems(metrics));
+      return runShard(store, { task, scorer, workerName, everyMs });
     },
   };
 }
@@ -95,6 +118,16 @@ function scoringMetrics(meter: MetricMeter) {
       '',
       '1 for the execution provider this worker runs',
     ),
+  };
+}
+
+/** What each batch adds to the worker's metrics. */
+function countItems(metrics: ReturnType<typeof scoringMetrics>) {
+  return (batch: { ok: number; failed: number; inferMs: number }) => {
+    metrics.items.withTags({ outcome: 'ok' }).add(batch.ok);
+    if (batch.failed > 0) metrics.items.withTags({ outcome: 'failed' }).add(batch.failed);
+    if (batch.ok > 0) metrics.inferenceLatency.record(batch.inferMs);
+    metrics.batchSize.record(batch.ok);
   };
 }
 

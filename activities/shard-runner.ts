@@ -8,7 +8,7 @@ import { Context, log } from '@temporalio/activity';
 
 import { batchModelRecord } from '../src/batch/model-record';
 import { scoreShard } from '../src/batch/shard-scorer';
-import type { ShardSinks } from '../src/batch/shard-scorer';
+import type { ShardScoringStats, ShardSinks } from '../src/batch/shard-scorer';
 import type { Classifier } from '../src/scoring/classifier';
 import type { ShardCheckpoint, ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { failingPermanently } from './failures';
@@ -44,20 +44,64 @@ export interface ShardAttempt {
   /** Releases what the attempt holds, whether or not scoring finished. */
   close(): Promise<void>;
   /** Records the shard as done by this attempt, with its result and the model it was scored with. */
-  commit(result: ShardResult, model: NonNullable<ShardRecord['model']>, checkpoint: ShardCheckpoint): Promise<void>;
+  commit(result: ShardResult, model: ShardRecord['model'], checkpoint: ShardCheckpoint): Promise<void>;
+}
+
+/** What scores an attempt's inputs: the ONNX pipeline (classifierScorer) or the user's script (./script-shard.ts). */
+export interface ShardScorer {
+  executionProvider: string;
+  score(
+    open: ShardAttempt,
+    onCheckpoint: (checkpoint: ShardCheckpoint) => void,
+    signal: AbortSignal,
+  ): Promise<ShardScoringStats>;
+  /** What the shard's record says it was scored with (none for a script). */
+  model(stats: ShardScoringStats, open: ShardAttempt): ShardRecord['model'];
 }
 
 export interface ShardRunOptions {
   task: ShardTask;
-  classifier: Classifier & { executionProvider: string };
+  scorer: ShardScorer;
   workerName: string;
   /** How often the latest checkpoint is heartbeated while a batch runs. */
   everyMs: number;
-  onBatch: (batch: { ok: number; failed: number; inferMs: number }) => void;
+}
+
+/** The ONNX pipeline (src/batch/shard-scorer.ts) as a shard's scorer. */
+export function classifierScorer(
+  task: ShardTask,
+  classifier: Classifier & { executionProvider: string },
+  onBatch: (batch: { ok: number; failed: number; inferMs: number }) => void,
+): ShardScorer {
+  return {
+    executionProvider: classifier.executionProvider,
+    score: (open, onCheckpoint, signal) =>
+      scoreShard({
+        classifier,
+        inputs: open.inputs,
+        baseIndex: task.baseIndex,
+        batchSize: task.batchSize,
+        topK: task.topK,
+        sinks: open.sinks,
+        from: open.from,
+        ...(open.readInput ? { readInput: open.readInput } : {}),
+        onCheckpoint,
+        onBatch,
+        signal,
+      }),
+    model: (stats, open) => {
+      // Values per output row: as seen in this attempt, else what the checkpointed raw rows hold, else one per label.
+      const cp = stats.checkpoint;
+      const classes =
+        stats.outputClasses ??
+        (open.sinks.raw && cp.itemsOk > 0 ? cp.rawBytes / 4 / cp.itemsOk : classifier.info.labels.length);
+      return batchModelRecord(classifier.info, classes);
+    },
+  };
 }
 
 export async function runShard(store: ShardStore, opts: ShardRunOptions): Promise<ShardResult> {
-  const { task, classifier } = opts;
+  const { task, scorer } = opts;
   const ctx = Context.current();
   const attempt = ctx.info.attempt;
   const previous = ctx.info.heartbeatDetails as ShardCheckpoint | undefined;
@@ -69,21 +113,7 @@ export async function runShard(store: ShardStore, opts: ShardRunOptions): Promis
   const checkpointing = shardCheckpointing(ctx, task, opts.everyMs, open.from);
   let stats;
   try {
-    stats = await failingPermanently(() =>
-      scoreShard({
-        classifier,
-        inputs: open.inputs,
-        baseIndex: task.baseIndex,
-        batchSize: task.batchSize,
-        topK: task.topK,
-        sinks: open.sinks,
-        from: open.from,
-        ...(open.readInput ? { readInput: open.readInput } : {}),
-        onCheckpoint: checkpointing.onCheckpoint,
-        onBatch: opts.onBatch,
-        signal: ctx.cancellationSignal,
-      }),
-    );
+    stats = await failingPermanently(() => scorer.score(open, checkpointing.onCheckpoint, ctx.cancellationSignal));
     await open.flush();
   } finally {
     checkpointing.stop();
@@ -98,15 +128,10 @@ export async function runShard(store: ShardStore, opts: ShardRunOptions): Promis
     decodeMs: Math.round(stats.decodeWaitMs),
     inferMs: Math.round(stats.inferMs),
     attempts: attempt,
-    executionProvider: classifier.executionProvider,
+    executionProvider: scorer.executionProvider,
     worker: opts.workerName,
   };
-  // Values per output row: as seen in this attempt, else what the checkpointed raw rows hold, else one per label.
-  const cp = stats.checkpoint;
-  const classes =
-    stats.outputClasses ??
-    (open.sinks.raw && cp.itemsOk > 0 ? cp.rawBytes / 4 / cp.itemsOk : classifier.info.labels.length);
-  await open.commit(result, batchModelRecord(classifier.info, classes), cp);
+  await open.commit(result, scorer.model(stats, open), stats.checkpoint);
   log.info('Shard scored', {
     shard: task.shard,
     attempt,

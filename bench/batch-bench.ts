@@ -8,7 +8,8 @@
  *   (D) decode + preprocess alone, one image at a time on one thread (D: core ms per image),
  *   (b) the same decode → infer → write pipeline in one process, without Temporal,
  *   (c) the full batchScore workflow through a GPU worker process (on CPU here),
- *   (d) Python peers in their own venv: onnxruntime + Pillow with Image.draft (d1), and naive (d2).
+ *   (d) Python peers in their own venv: onnxruntime + Pillow with Image.draft (d1), and naive (d2),
+ *   (s) `score --entry-script`, a script doing the same work; (l) it in a plain Python loop (script-cases.ts),
  * and the sum-of-parts limit on C cores, C / (D + C·I) items per ms: no pipeline can beat it, since each
  * image needs D core-ms of decode and C·I core-ms of inference. Writes bench/results/<date>.json and .md.
  */
@@ -33,6 +34,7 @@ import { installWorkerRuntime } from '../worker/runtime';
 import { ensurePhotoCorpus } from './photo-corpus';
 import { startGpuWorker } from './gpu-worker-process';
 import { scaleBench } from './scale-bench';
+import { BENCH_SCRIPT_DIR, benchScript, modelFolder, useBenchPythonEnvs } from './script-cases';
 
 const execFileAsync = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -56,11 +58,7 @@ function log(line: string): void {
   process.stderr.write(`[bench] ${line}\n`);
 }
 
-const exists = (p: string): Promise<boolean> =>
-  fs.access(p).then(
-    () => true,
-    () => false,
-  );
+const exists = (p: string): Promise<boolean> => fs.stat(p).then(Boolean, () => false);
 
 async function prepare(items: number): Promise<{ model: string; images: string }> {
   await fs.mkdir(WORK, { recursive: true });
@@ -90,7 +88,7 @@ async function pythonPeer(
   model: string,
   images: string,
   batchSize: number,
-  mode: 'draft' | 'naive',
+  mode: 'draft' | 'naive' | 'script',
 ): Promise<CaseResult> {
   const venv = path.join(ROOT, 'bench', '.venv');
   const python = path.join(venv, 'bin', 'python');
@@ -111,10 +109,12 @@ async function pythonPeer(
     );
   }
   const out = path.join(WORK, 'peer-predictions.jsonl');
+  const script = mode === 'script' ? ['--script', path.join(BENCH_SCRIPT_DIR, 'batch_score.py')] : [];
   const { stdout } = await execFileAsync(python, [
     path.join(ROOT, 'bench', 'peer_score.py'),
+    ...script,
     '--model',
-    model,
+    mode === 'script' ? await modelFolder(model, WORK) : model,
     '--images',
     images,
     '--batch-size',
@@ -153,7 +153,7 @@ function peakRssOf(pid: number): Promise<number | undefined> {
 async function fullWorkflow(
   model: string,
   images: string,
-  opts: { batchSize: number; shardSize: number; concurrency: number },
+  opts: { batchSize: number; shardSize: number; concurrency: number; script?: boolean },
 ) {
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-bench-'));
   const server = await startDevServer({ dataDir: data, headless: true, buildCli: true });
@@ -176,6 +176,7 @@ async function fullWorkflow(
       maxShardsInFlight: opts.concurrency,
       errorThreshold: 0,
       topK: 5,
+      ...(opts.script ? { script: benchScript(opts.batchSize) } : {}),
     });
     const run = (input: BatchScoreInput) =>
       client.workflow.execute(batchScore, {
@@ -183,11 +184,13 @@ async function fullWorkflow(
         workflowId: batchWorkflowId(input.name),
         args: [input],
       });
-    // Warm-up: a one-image job loads the model into the worker, as the other cases load it before timing.
-    const warm = path.join(data, 'warm-up');
+    // Warm-up: a job of one image per slot loads the model into the worker (a script: one process per
+    // slot, its environment built), as the other cases load it before timing.
+    const warm = path.join(data, 'warm-up-in'); // not the warm-up job's output directory, which must be empty
     await fs.mkdir(warm);
-    await fs.copyFile(path.join(images, (await fs.readdir(images))[0]!), path.join(warm, 'one.jpg'));
-    await run(job('warm-up', warm));
+    const first = path.join(images, (await fs.readdir(images))[0]!);
+    for (let i = 0; i < opts.concurrency; i++) await fs.copyFile(first, path.join(warm, `one-${i}.jpg`));
+    await run({ ...job('warm-up', warm), shardSize: 1 });
 
     const started = performance.now();
     const outcome: BatchOutcome = await run(job(`bench-${Date.now().toString(36)}`, images));
@@ -201,7 +204,7 @@ async function fullWorkflow(
     const busyMs = summary.shardTimings.reduce((n, s) => n + s.wallMs, 0) / opts.concurrency;
     const orchestrationMsPerShard = (seconds * 1000 - busyMs) / outcome.shards;
     const result: CaseResult = {
-      case: 'c',
+      case: opts.script ? 's' : 'c',
       items: outcome.itemsOk,
       seconds,
       itemsPerSecond: outcome.itemsOk / seconds,
@@ -224,7 +227,7 @@ interface CorpusReport {
   items: number;
   shardSize: number;
   shards: number;
-  cases: Record<'a' | 'decode' | 'b' | 'c' | 'draft' | 'naive', CaseResult>;
+  cases: Record<'a' | 'decode' | 'b' | 'c' | 'draft' | 'naive' | 's' | 'loop', CaseResult>;
   /** C / (D + C·I), items/s. */
   limitItemsPerSecond: number;
   decodeCoreMsPerImage: number;
@@ -264,6 +267,10 @@ async function measureCorpus(
   const draft = await pythonPeer(model, images, opts.batchSize, 'draft');
   log(`${corpus}: (d2) Python peer, naive Pillow…`);
   const naive = await pythonPeer(model, images, opts.batchSize, 'naive');
+  log(`${corpus}: (s) inferctl score --entry-script, the same work as a script…`);
+  const s = (await fullWorkflow(model, images, { ...opts, script: true })).result;
+  log(`${corpus}: (l) the same script in a plain Python loop…`);
+  const loop = { ...(await pythonPeer(model, images, opts.batchSize, 'script')), case: 'l' };
   const c = full.result;
   const C = cores();
   const D = decode.decodeCoreMsPerImage ?? 0;
@@ -274,7 +281,7 @@ async function measureCorpus(
     items: c.items,
     shardSize: opts.shardSize,
     shards: full.shards,
-    cases: { a, decode, b, c, draft, naive },
+    cases: { a, decode, b, c, draft, naive, s, loop },
     limitItemsPerSecond: Number(limit.toFixed(2)),
     decodeCoreMsPerImage: Number(D.toFixed(1)),
     inferMsPerImage: Number(I.toFixed(1)),
@@ -285,6 +292,8 @@ async function measureCorpus(
       cOverNaive: ratio(c.itemsPerSecond, naive.itemsPerSecond),
       cOverB: ratio(c.itemsPerSecond, b.itemsPerSecond),
       draftOverLimit: ratio(draft.itemsPerSecond, limit),
+      scriptOverLoop: ratio(s.itemsPerSecond, loop.itemsPerSecond),
+      scriptOverC: ratio(s.itemsPerSecond, c.itemsPerSecond),
     },
   };
 }
@@ -305,6 +314,8 @@ function corpusMarkdown(r: CorpusReport): string[] {
     row('(c) `inferctl score`: workflow + GPU worker', r.cases.c),
     row('(d1) Python: onnxruntime + Pillow draft mode', r.cases.draft),
     row('(d2) Python: onnxruntime + Pillow, naive', r.cases.naive),
+    row('(s) `inferctl score --entry-script`: the same work as a script', r.cases.s),
+    row('(l) that script in a plain Python loop', r.cases.loop),
     '',
     `Sum-of-parts limit on ${cores()} cores: D = ${r.decodeCoreMsPerImage} core-ms/image, I = ${r.inferMsPerImage} ms/image ` +
       `→ C/(D + C·I) = **${r.limitItemsPerSecond} items/s**. Orchestration ≈ ${r.orchestrationMsPerShard} ms per shard.`,
@@ -316,12 +327,15 @@ function corpusMarkdown(r: CorpusReport): string[] {
     `| c / d2 (Pillow naive) | ${r.ratios.cOverNaive} | ≥ 2 | ${met(r.ratios.cOverNaive, 2)} |`,
     `| c / b (no Temporal) | ${r.ratios.cOverB} | ≥ 0.95 | ${met(r.ratios.cOverB, 0.95)} |`,
     `| d1 / limit | ${r.ratios.draftOverLimit} | | |`,
+    `| s / l (script: inferctl over a plain loop) | ${r.ratios.scriptOverLoop} | ≥ 0.9 | ${met(r.ratios.scriptOverLoop, 0.9)} |`,
+    `| s / c (script over the ONNX path) | ${r.ratios.scriptOverC} | | |`,
     '',
   ];
 }
 
 async function main(): Promise<void> {
   installWorkerRuntime({ logLevel: 'WARN' });
+  useBenchPythonEnvs(WORK); // before any worker starts: the script cases' environments
   const scaleAt = process.argv.indexOf('--scale');
   if (scaleAt >= 0) {
     const n = Number(process.argv[scaleAt + 1] ?? '');
@@ -359,7 +373,7 @@ async function main(): Promise<void> {
     concurrency,
     threading: { pipeline: reports[0]!.cases.b.threading, gpuWorker: gpuThreads },
     corpora: reports,
-    targets: { cOverLimit: '≥ 0.9', cOverDraft: '≥ 1.3', cOverNaive: '≥ 2', cOverB: '≥ 0.95' },
+    targets: { cOverLimit: '≥ 0.9', cOverDraft: '≥ 1.3', cOverNaive: '≥ 2', cOverB: '≥ 0.95', scriptOverLoop: '≥ 0.9' },
   };
   await fs.mkdir(RESULTS, { recursive: true });
   const stamp = report.date.slice(0, 16).replace(':', '-') + (quick ? '-quick' : '');

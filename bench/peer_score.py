@@ -6,10 +6,16 @@ Two ways to open an image:
   draft  Image.draft("RGB", size) first, so libjpeg decodes at 1/2, 1/4 or 1/8 scale (DCT scaling)
          while staying at least the model's size: what a careful user writes for camera-sized photos.
 
+  script the benchmark's batch scoring script (batch_score.py: init(), run(mini_batch)) called in a plain
+         loop, as its author would test it by hand; --model is then the folder holding the model
+         (AZUREML_MODEL_DIR).
+
     python peer_score.py --model M.onnx --images DIR --batch-size 32 --output predictions.jsonl [--mode draft]
+    python peer_score.py --mode script --script batch_score.py --model DIR --images DIR --batch-size 32 --output F
 Prints one JSON line: {"items": N, "seconds": S, "items_per_second": R, "peak_rss_mb": M}.
 """
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -45,8 +51,11 @@ def main():
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--output", required=True)
     ap.add_argument("--top-k", type=int, default=5)
-    ap.add_argument("--mode", choices=["naive", "draft"], default="naive")
+    ap.add_argument("--mode", choices=["naive", "draft", "script"], default="naive")
+    ap.add_argument("--script")
     args = ap.parse_args()
+    if args.mode == "script":
+        return script_loop(args)
 
     session = ort.InferenceSession(args.model, providers=["CPUExecutionProvider"])
     spec, labels = preprocess_spec(session)
@@ -65,6 +74,24 @@ def main():
                 top = np.argsort(-p)[: args.top_k]
                 row = {"index": i + j, "path": chunk[j], "predictions": [{"label": labels[k], "score": float(p[k])} for k in top]}
                 out.write(json.dumps(row) + "\n")
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"items": len(files), "seconds": seconds, "items_per_second": len(files) / seconds, "peak_rss_mb": peak_kb / 1024}))
+
+
+def script_loop(args):
+    os.environ["AZUREML_MODEL_DIR"] = args.model
+    spec = importlib.util.spec_from_file_location("batch_score", args.script)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    files = sorted(os.path.join(args.images, f) for f in os.listdir(args.images) if not f.startswith("."))
+    script.init()  # before timing, as inferctl's warm-up job starts its process before the timed job
+    started = time.perf_counter()
+    with open(args.output, "w") as out:
+        for i in range(0, len(files), args.batch_size):
+            chunk = files[i : i + args.batch_size]
+            for j, row in enumerate(script.run(chunk)):
+                out.write(json.dumps({"index": i + j, "path": chunk[j], "result": row}) + "\n")
     seconds = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"items": len(files), "seconds": seconds, "items_per_second": len(files) / seconds, "peak_rss_mb": peak_kb / 1024}))

@@ -17,7 +17,10 @@ import os from 'node:os';
 
 import { createScoringActivities } from '../activities/scoring';
 import { InvalidInputError } from '../src/errors';
+import { inferctlHome } from '../src/paths';
 import { ClassifierPool } from '../src/scoring/classifier-pool';
+import { workerEnvCache } from '../src/script/batch-app';
+import { ScriptProcessPool } from '../src/script/batch-pool';
 import type { ExecutionConfig } from '../src/scoring/classifier-pool';
 import { applyDecodeThreading, describeThreading } from '../src/scoring/thread-tuning';
 import type { DecodeThreading } from '../src/scoring/thread-tuning';
@@ -43,16 +46,23 @@ export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
   applyDecodeThreading(opts.decode);
   (opts.announce ?? ((line: string) => console.log(line)))(describeThreading(opts.execution));
   const classifiers = new ClassifierPool(opts.execution, opts.announce);
+  const scripts = new ScriptProcessPool();
   try {
     await runWorker({
       ...opts,
       taskQueue: opts.taskQueue ?? GPU_TASK_QUEUE,
       worker: {
-        activities: createScoringActivities({ classifiers, workerName: `${os.hostname()}:${process.pid}` }),
+        activities: createScoringActivities({
+          classifiers,
+          workerName: `${os.hostname()}:${process.pid}`,
+          scripts,
+          pythonEnvs: workerEnvCache(inferctlHome()),
+        }),
         maxConcurrentActivityTaskExecutions: opts.maxConcurrentShards ?? 2,
       },
     });
   } finally {
+    scripts.stopAll();
     await classifiers.releaseAll();
   }
 }

@@ -10,7 +10,8 @@
  *                                      an earlier attempt's directory, renamed away by attempt 2 (fencing:
  *                                      that attempt can no longer commit), copied up to its checkpoint
  *   <out>/shards/shard-000000/         a finished shard (renamed atomically), with done.json
- *   <out>/predictions.jsonl            every input's top-k, in input order, once the job ends
+ *   <out>/predictions.jsonl            every input's top-k (a script's row), in input order, once the job ends
+ *                                      (predictions.csv for a script job with the append_row output)
  *   <out>/errors.jsonl                 every input that could not be scored, with the reason
  *   <out>/raw.npy                      with --raw-outputs: every scored input's output row, NumPy float32
  *                                      [rows, classes]; row i belongs to line i of predictions.jsonl
@@ -18,7 +19,7 @@
  */
 import path from 'node:path';
 
-import type { PreparedBatch } from '../shared/batch-types';
+import type { OutputAction, PreparedBatch } from '../shared/batch-types';
 
 /** What manifest/job.json holds: the listing, and the job it is for. */
 export interface JobFile extends PreparedBatch {
@@ -30,7 +31,11 @@ export function shardName(shard: number): string {
 }
 
 export class BatchLayout {
-  constructor(readonly outputDir: string) {}
+  /** `append_row` (a script job's Azure ML output shape) names the predictions predictions.csv. */
+  constructor(
+    readonly outputDir: string,
+    readonly outputAction: OutputAction = 'jsonl',
+  ) {}
 
   get manifestDir(): string {
     return path.join(this.outputDir, 'manifest');
@@ -58,7 +63,7 @@ export class BatchLayout {
   }
 
   get predictionsFile(): string {
-    return path.join(this.outputDir, 'predictions.jsonl');
+    return path.join(this.outputDir, this.outputAction === 'append_row' ? 'predictions.csv' : 'predictions.jsonl');
   }
 
   get errorsFile(): string {

@@ -154,8 +154,8 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       }
     });
 
-    cp.predictionsBytes += await append(sinks.predictions, predictionRows, cp.predictionsBytes);
-    cp.errorsBytes += await append(sinks.errors, errorRows, cp.errorsBytes);
+    cp.predictionsBytes += await appendRows(sinks.predictions, predictionRows, cp.predictionsBytes);
+    cp.errorsBytes += await appendRows(sinks.errors, errorRows, cp.errorsBytes);
     if (sinks.raw && rawChunks.length > 0) {
       const buf = Buffer.concat(rawChunks);
       await writeAll(sinks.raw, buf, cp.rawBytes);
@@ -175,7 +175,8 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   return { checkpoint: cp, decodeWaitMs, inferMs, outputClasses };
 }
 
-async function append(handle: ShardSink, rows: string[], position: number): Promise<number> {
+/** Appends rows as lines at `position`; the bytes written. */
+export async function appendRows(handle: ShardSink, rows: string[], position: number): Promise<number> {
   if (rows.length === 0) return 0;
   const buf = Buffer.from(rows.join('\n') + '\n');
   await writeAll(handle, buf, position);

@@ -6,9 +6,12 @@ import path from 'node:path';
 import { BlobLocationError, isBlobLocation, normaliseBlobLocation } from '../storage/blob-location';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CliError } from './cli-error';
-import { int, threshold } from './flag-parsers';
+import { duration, int, threshold } from './flag-parsers';
 import { PREPROCESS_HELP, preprocessFlag } from './preprocess-flag';
 import type { PreprocessConfig } from '../shared/preprocess-types';
+import type { BatchScriptSpec, OutputAction } from '../shared/batch-types';
+
+const OUTPUT_ACTIONS: readonly OutputAction[] = ['jsonl', 'append_row'];
 
 /** The job settings `score` and `schedule create` share. */
 export interface BatchJobFlags {
@@ -30,6 +33,8 @@ export interface BatchJobFlags {
   labelsPath?: string;
   /** --all-files: score every file of an input folder, not only image names. */
   allFiles?: boolean;
+  /** --entry-script and its flags, paths as typed (made absolute with the other paths). */
+  script?: BatchScriptSpec;
 }
 
 /** Adds the batch job options to a freshly made command (its arguments, whatever they are, are kept). */
@@ -62,6 +67,25 @@ export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, o
     .option(
       '--all-files',
       'score every file of an input folder or prefix (default: files whose names are not images are skipped and counted)',
+    )
+    .option(
+      '--entry-script <batch_score.py>',
+      "score with your own script instead (Azure ML's batch contract: init(), run(mini_batch) with a list of file paths)",
+    )
+    .option('--source-dir <dir>', 'with --entry-script: the folder it runs from (default: the script’s folder)')
+    .option(
+      '--environment <requirements.txt|conda.yml>',
+      'with --entry-script: the Python environment to build on each worker (once per content)',
+    )
+    .option('--mini-batch-size <n>', 'with --entry-script: file paths per run() call', int('--mini-batch-size', 1))
+    .option(
+      '--mini-batch-timeout <duration>',
+      'with --entry-script: stop a run() that takes longer (e.g. 60s, 5m); its inputs fail as timeout',
+      duration('--mini-batch-timeout'),
+    )
+    .option(
+      '--output-action <jsonl|append_row>',
+      'with --entry-script: predictions.jsonl rows {index, path, result} (jsonl), or Azure ML’s predictions.csv lines (append_row)',
     );
 }
 
@@ -95,7 +119,43 @@ export function batchJobFlags(o: BatchJobOptionValues, command: string): BatchJo
     ...(o.preprocess ? { preprocess: preprocessFlag(o.preprocess) } : {}),
     ...(o.labels ? { labelsPath: o.labels } : {}),
     ...(o.allFiles ? { allFiles: true } : {}),
+    ...(o.entryScript ? { script: scriptFlags(o, o.entryScript) } : scriptOnlyFlagsRefused(o)),
   };
+}
+
+/** --entry-script's settings: paths absolute (here, where they were typed), defaults filled in. */
+function scriptFlags(o: BatchJobOptionValues, entryScript: string): BatchScriptSpec {
+  const action = o.outputAction ?? 'jsonl';
+  if (!OUTPUT_ACTIONS.includes(action as OutputAction)) {
+    throw new CliError(`--output-action must be ${OUTPUT_ACTIONS.join(' or ')} (got ${action}).`, 2);
+  }
+  const refused = [o.rawOutputs && '--raw-outputs', o.preprocess && '--preprocess', o.labels && '--labels'];
+  const onnxOnly = refused.filter((f): f is string => typeof f === 'string');
+  if (onnxOnly.length > 0) {
+    throw new CliError(`${onnxOnly.join(', ')} are for ONNX models; a scoring script reads its inputs itself.`, 2);
+  }
+  return {
+    entryScript: path.resolve(entryScript),
+    ...(o.sourceDir ? { sourceDir: path.resolve(o.sourceDir) } : {}),
+    ...(o.environment ? { environmentFile: path.resolve(o.environment) } : {}),
+    miniBatchSize: o.miniBatchSize ?? 10,
+    miniBatchTimeoutSeconds: o.miniBatchTimeout ?? 60,
+    outputAction: action as OutputAction,
+  };
+}
+
+/** The script flags without --entry-script: a usage error naming them. */
+function scriptOnlyFlagsRefused(o: BatchJobOptionValues): object {
+  const given: Array<[string, unknown]> = [
+    ['--source-dir', o.sourceDir],
+    ['--environment', o.environment],
+    ['--mini-batch-size', o.miniBatchSize],
+    ['--mini-batch-timeout', o.miniBatchTimeout],
+    ['--output-action', o.outputAction],
+  ];
+  const stray = given.filter(([, v]) => v !== undefined).map(([flag]) => flag);
+  if (stray.length > 0) throw new CliError(`${stray.join(', ')} go with --entry-script.`, 2);
+  return {};
 }
 
 /**

@@ -4,6 +4,7 @@
  * sees counts and shard numbers, the activities read and write files.
  */
 import type { PreprocessConfig } from './preprocess-types';
+import type { ScriptSpec } from './target-types';
 
 export const GPU_TASK_QUEUE = 'inferctl-gpu';
 export const BATCH_WORKFLOW_TYPE = 'batchScore';
@@ -70,6 +71,27 @@ export interface BatchScoreInput {
    * built for the job: workflows/gpu-pool.ts); the control worker keeps using modelPath and labelsPath.
    */
   onWorkers?: { modelPath: string; labelsPath?: string };
+  /** Score with the user's script (docs/batch-scripts.md) instead of the ONNX path. */
+  script?: BatchScriptSpec;
+}
+
+/**
+ * How a batch job's rows are written: `jsonl` (default) one JSON row per input in predictions.jsonl,
+ * `{index, path, result}`; `append_row` Azure ML's shape, one line per input in predictions.csv.
+ */
+export type OutputAction = 'jsonl' | 'append_row';
+
+/**
+ * A batch job scored by the user's own script (Azure ML's batch contract: init() once per process, then
+ * run(mini_batch) with a list of file paths), instead of the ONNX path. The environment and the model's
+ * layout are the online --entry-script's (ScriptSpec).
+ */
+export interface BatchScriptSpec extends ScriptSpec {
+  /** Paths per run() call (Azure ML's mini_batch_size). */
+  miniBatchSize: number;
+  /** A run() that takes longer is stopped and its inputs fail as 'timeout' (Azure ML's retry_settings.timeout). */
+  miniBatchTimeoutSeconds: number;
+  outputAction: OutputAction;
 }
 
 /** The signal a running shard sends its workflow (at most every progressIntervalSeconds). */
@@ -112,6 +134,8 @@ export interface ShardTask {
   /** The job's own preprocessing spec and labels file (BatchScoreInput), when it has them. */
   preprocess?: PreprocessConfig;
   labelsPath?: string;
+  /** BatchScoreInput.script. */
+  script?: BatchScriptSpec;
 }
 
 export interface ShardResult {

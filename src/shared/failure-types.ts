@@ -61,6 +61,8 @@ export const FailureType = {
   ImageBuildFailed: 'ImageBuildFailed',
   /** pip could not install the scoring script's environment (a package or version that does not exist). */
   ScriptEnvironmentFailed: 'ScriptEnvironmentFailed',
+  /** A batch job's scoring script raised in init() (or on import): no shard can be scored. */
+  ScriptInitFailed: 'ScriptInitFailed',
   DeploymentNotReady: 'DeploymentNotReady',
   EndpointUnprotected: 'EndpointUnprotected',
   SmokeQueryFailed: 'SmokeQueryFailed',

@@ -58,6 +58,9 @@ export function addScoreCommands(program: Command): void {
         // A job on an AKS GPU pool (score-aks.ts): the pool's lifecycle lives there.
         if (o.target !== 'aks')
           throw new CliError('--dry-run is for --target aks (local GPU workers cost nothing).', 2);
+        if (flags.script) {
+          throw new CliError('--entry-script runs on your own GPU workers (--target local) for now, not on aks.', 2);
+        }
         const pool = gpuPoolFlags(o);
         const name = o.name ?? `${nameFromModel(flags.inputPath).slice(0, 24)}-${Date.now().toString(36)}`;
         const input = { ...batchJobInput(flags, name), ...(o.keepShards ? { keepShards: true } : {}) };
@@ -118,6 +121,7 @@ export function batchJobInput(flags: BatchJobFlags, name: string): BatchScoreInp
     ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
     ...(flags.labelsPath ? { labelsPath: jobLocation(flags.labelsPath) } : {}),
     ...(flags.allFiles ? { allFiles: true } : {}),
+    ...(flags.script ? { script: flags.script } : {}),
   };
 }
 

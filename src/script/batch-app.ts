@@ -1,0 +1,79 @@
+/**
+ * A batch job's script, ready to run on this worker: the same plan and environment as the online
+ * --entry-script (./script-plan.ts, ./python-env.ts: one venv per content hash per machine, shared with
+ * online deployments of the same environment file), and an app folder laid out as Azure ML lays it out
+ * (the source folder, the model under azureml-models/<name>/<version>/), made once per content digest
+ * under the environment cache and reused by every shard and job with the same script, model and
+ * environment. Built under a temporary name and renamed into place, so a half-made folder is never used.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import path from 'node:path';
+
+import { fileExists } from '../file-exists';
+import type { ScriptSpec } from '../shared/target-types';
+import { copyTree, treeDigest, walkTree } from './model-tree';
+import { ensurePythonEnvironment, environmentHash } from './python-env';
+import { planScript } from './script-plan';
+
+export interface BatchApp {
+  /** Digest of the environment, the source folder and the model: the pool's key. */
+  digest: string;
+  python: string;
+  appDir: string;
+  entryScript: string;
+  entryRelative: string;
+  modelDir: string;
+}
+
+/** Where environments are kept on a worker: INFERCTL_PYTHON_ENVS, else ~/.inferctl/python-envs. */
+export function workerEnvCache(home: string): string {
+  return path.resolve(process.env.INFERCTL_PYTHON_ENVS ?? path.join(home, 'python-envs'));
+}
+
+/** The content digest of a script job's model (a file or a folder), for the job's record. */
+export async function scriptModelDigest(modelPath: string): Promise<string> {
+  return treeDigest(await walkTree('model', modelPath));
+}
+
+export async function prepareBatchApp(
+  modelPath: string,
+  script: ScriptSpec,
+  envCache: string,
+  opts: { signal?: AbortSignal; progress?: (line: string) => void } = {},
+): Promise<BatchApp> {
+  const plan = await planScript(modelPath, script);
+  const source = (await walkTree('source folder', plan.sourceDir, { skipCaches: true })).filter(
+    (f) => f.relative !== 'azureml-models' && !f.relative.startsWith('azureml-models/'),
+  );
+  const model = await walkTree('model', modelPath);
+  const envHash = environmentHash(plan.interpreter, plan.environment);
+  const digest = crypto
+    .createHash('sha256')
+    .update(`env ${envHash}\0entry ${plan.entryRelative}\0model ${plan.modelDirRelative}/${plan.modelEntry}\0`)
+    .update(`source ${await treeDigest(source)}\0model ${await treeDigest(model)}`)
+    .digest('hex');
+  const env = await ensurePythonEnvironment(envCache, plan.interpreter, plan.environment, opts);
+  const dir = path.join(envCache, 'batch-apps', digest.slice(0, 24));
+  const app: BatchApp = {
+    digest,
+    python: env.python,
+    appDir: dir,
+    entryScript: path.join(dir, ...plan.entryRelative.split('/')),
+    entryRelative: plan.entryRelative,
+    modelDir: path.join(dir, ...plan.modelDirRelative.split('/')),
+  };
+  if (await fileExists(path.join(dir, '.complete'))) return app;
+  const tmp = `${dir}.${process.pid}.${crypto.randomBytes(3).toString('hex')}.tmp`;
+  await copyTree(source, tmp);
+  await copyTree(model, path.join(tmp, ...plan.modelDirRelative.split('/'), plan.modelEntry));
+  await fs.writeFile(path.join(tmp, '.complete'), digest);
+  try {
+    await fs.rename(tmp, dir);
+  } catch (err) {
+    // Another shard made it first: theirs is the same content.
+    await fs.rm(tmp, { recursive: true, force: true });
+    if (!(await fileExists(path.join(dir, '.complete')))) throw err;
+  }
+  return app;
+}
