@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import type { PriceTable } from '../../shared/cost-types';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
 import { aksDryRun, formatDryRun } from '../../targets/aks/dry-run';
@@ -26,6 +27,9 @@ export interface DeployDryRunOptions {
   preprocess?: PreprocessConfig;
   labelsPath?: string;
   aks: AksDeploymentOptions;
+  /** --price-table, read and checked (loadPriceTable). */
+  priceTable?: PriceTable;
+  budget?: number;
 }
 
 export async function deployDryRunCommand(
@@ -46,6 +50,8 @@ export async function deployDryRunCommand(
     preprocess: opts.preprocess,
     labelsPath: opts.labelsPath ? path.resolve(opts.labelsPath) : undefined,
     aks: opts.aks,
+    priceTable: opts.priceTable,
+    budget: opts.budget,
   });
   ctx.out.line(formatDryRun(report));
   ctx.out.result(report);

@@ -16,7 +16,11 @@ import type { DryRunReport } from '../../../src/targets/aks/dry-run';
 import { KUBELET_PLACEHOLDER } from '../../../src/targets/aks/dry-run-requests';
 import { endpointExposure } from '../../../src/targets/aks/tls-exposure';
 import { scoringManifests } from '../../../src/targets/aks/kubernetes-manifests';
-import { PRICE_TABLE } from '../../../src/targets/aks/price-table';
+import { DEFAULT_PRICE_TABLE as PRICE_TABLE } from '../../../src/cost/price-table';
+
+/** The endpoint's load balancer and public IP, and the registry's daily price by the hour. */
+const ENDPOINT_AND_REGISTRY =
+  PRICE_TABLE.loadBalancerHourly + PRICE_TABLE.publicIpHourly + PRICE_TABLE.registryDaily / 24;
 import { demoAssets } from '../../helpers/workers';
 import { recordReliability } from '../../helpers/reliability';
 
@@ -52,9 +56,7 @@ describe('deploy --target aks --dry-run', () => {
     );
     assert.match(report.kubernetes[2]!.name, /-tls \(kubernetes\.io\/tls, made at provision for inferctl-colours-/);
     const expected =
-      PRICE_TABLE.vmHourly.Standard_D2s_v3! +
-      2 * PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! +
-      PRICE_TABLE.loadBalancerHourly;
+      PRICE_TABLE.vmHourly.Standard_D2s_v3! + 2 * PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! + ENDPOINT_AND_REGISTRY;
     assert.ok(Math.abs(report.cost.hourly - expected) < 0.001, `${report.cost.hourly} ≈ ${expected}`);
     assert.match(report.cost.note, new RegExp(`dated ${PRICE_TABLE.asOf}`));
     // The default TTL is an hour: the deployment's whole cost at that rate.
@@ -171,9 +173,7 @@ describe('deploy --target aks --dry-run', () => {
   test('the estimate prices the TTL as well as the hour', async () => {
     const { stdout } = await dryRun(['--ttl', '90m']);
     const hourly =
-      PRICE_TABLE.vmHourly.Standard_D2s_v3! +
-      PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! +
-      PRICE_TABLE.loadBalancerHourly;
+      PRICE_TABLE.vmHourly.Standard_D2s_v3! + PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! + ENDPOINT_AND_REGISTRY;
     assert.match(stdout, new RegExp(`for the TTL \\(1h30m\\)\\s+\\$${(hourly * 1.5).toFixed(2).replace('.', '\\.')}`));
   });
 
@@ -182,7 +182,7 @@ describe('deploy --target aks --dry-run', () => {
     assert.match(stdout, /Dry run: nothing is created/);
     assert.match(stdout, /AKS cluster: team-gpu\n\s+existing: used, never deleted/);
     assert.doesNotMatch(stdout, /Standard_NC4as_T4_v3 VM/);
-    assert.match(stdout, /total\s+\$0\.030\/h/);
+    assert.match(stdout, /total\s+\$0\.037\/h/);
   });
 
   test('a retired VM size (the NCv3 series, once the default) is refused with the sizes to use instead', async () => {
