@@ -6,8 +6,8 @@
 import { InvalidArgumentError, Option } from '@commander-js/extra-typings';
 import type { Command, OptionValues } from '@commander-js/extra-typings';
 
-import { summarize } from '../cost/ledger';
-import { PriceTableError, formatMoney } from '../cost/price-table';
+import { summarize } from '../shared/cost-ledger';
+import { PriceTableError, formatMoney } from '../shared/price-table';
 import { PRICE_TABLE_ENV, loadPriceTable } from '../cost/price-table-file';
 import type { AksBillShape, CostInput, CostSummary, OnBudget, PriceTable } from '../shared/cost-types';
 import type { DeployStatus } from '../shared/deploy-types';
@@ -63,6 +63,14 @@ export function priceTableFrom(file: string | undefined): PriceTable {
     if (err instanceof PriceTableError) throw new CliError(err.message, 2);
     throw err;
   }
+}
+
+/** The dry run's price table and budget. */
+export function dryRunCost(flags: BudgetFlags): { priceTable: PriceTable; budget?: number } {
+  return {
+    priceTable: priceTableFrom(flags.priceTable),
+    ...(flags.budget !== undefined ? { budget: flags.budget } : {}),
+  };
 }
 
 /** The deploy input's `cost`; a flag without what it needs is exit 2. */
@@ -132,4 +140,15 @@ export function costLines(status: DeployStatus, running: boolean): string[] {
   }
   if (c.unpriced.length) lines.push(`  (unpriced, not in the total: ${c.unpriced.join(', ')})`);
   return lines;
+}
+
+/** The cost the workflow last wrote to its memo (budget.ts): what `list` shows for an ended deployment. */
+export function memoCost(memo: Record<string, unknown> | undefined): {
+  cost?: { currency: string; total: number; budget?: number };
+} {
+  const c = memo?.cost as { currency?: unknown; total?: unknown; budget?: unknown } | undefined;
+  if (!c || typeof c.currency !== 'string' || typeof c.total !== 'number') return {};
+  return {
+    cost: { currency: c.currency, total: c.total, ...(typeof c.budget === 'number' ? { budget: c.budget } : {}) },
+  };
 }

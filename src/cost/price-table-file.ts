@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 import type { PriceTable } from '../shared/cost-types';
-import { DEFAULT_PRICE_TABLE, PriceTableError, checkPriceTable } from './price-table';
+import { DEFAULT_PRICE_TABLE, PriceTableError, checkPriceTable } from '../shared/price-table';
 
 /** The environment variable naming a price table file, when --price-table is not given. */
 export const PRICE_TABLE_ENV = 'INFERCTL_PRICE_TABLE';

@@ -1,10 +1,10 @@
 /**
  * Costs: the price table (a file a user can replace with their negotiated prices), the ledger a deploy or
  * batch workflow keeps of what it bills, and the budget it enforces. Plain data: it travels in workflow
- * inputs and statuses. The functions are in src/cost/.
+ * inputs and statuses. The functions are in cost-ledger.ts and price-table.ts beside it; the file is read by src/cost/.
  */
 
-/** Hourly prices, in one currency, read on one date. The shipped default is src/cost/price-table.ts. */
+/** Hourly prices, in one currency, read on one date. The shipped default is price-table.ts. */
 export interface PriceTable {
   /** ISO 4217 code, e.g. USD: every price and every budget is in it. */
   currency: string;

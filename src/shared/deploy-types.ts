@@ -261,7 +261,7 @@ export interface DeployStatus {
   steps: StepRecord[];
   lastError?: string;
   teardownRemoved?: string[];
-  /** What it has billed, resource by resource (src/cost/ledger.ts), and the sum when the status was published. */
+  /** What it has billed, resource by resource (src/shared/cost-ledger.ts), and the sum when the status was published. */
   ledger?: CostLedger;
   cost?: CostSummary;
 }

@@ -1,5 +1,5 @@
 /**
- * What a deployment costs and what it may spend. The ledger (src/cost/ledger.ts) is brought in line with
+ * What a deployment costs and what it may spend. The ledger (src/shared/cost-ledger.ts) is brought in line with
  * what bills each time the status is published (a step begins or ends, a scale, a wake, a rollout stage,
  * teardown), from workflow time: deterministic. `--budget N` runs a watch beside the serving wait: at
  * 80 % a warning (status, log), at 100 % the replicas go to zero (`--on-budget scale-to-zero`, the endpoint
@@ -8,8 +8,8 @@
  */
 import { CancellationScope, condition, isCancellation, log, patched, upsertMemo } from '@temporalio/workflow';
 
-import { deploymentBill, newLedger, reachesAt, reconcile, summarize } from '../../src/cost/ledger';
-import { DEFAULT_PRICE_TABLE, formatMoney } from '../../src/cost/price-table';
+import { deploymentBill, newLedger, reachesAt, reconcile, summarize } from '../../src/shared/cost-ledger';
+import { DEFAULT_PRICE_TABLE, formatMoney } from '../../src/shared/price-table';
 import { BUDGET_WARNING_SHARE } from '../../src/shared/cost-types';
 import type { BudgetStatus, CostLedger, PriceTable } from '../../src/shared/cost-types';
 import type { DeployStage } from '../../src/shared/deploy-types';
@@ -31,7 +31,8 @@ export function keepLedger(d: DeployState): void {
   const { status } = d;
   const table = priceTable(d);
   const ledger = (status.ledger ??= newLedger(table));
-  const stage = status.stage;
+  // Teardown has run (its report is in), or the workflow has ended: nothing bills any more.
+  const stage = status.teardownRemoved !== undefined ? 'done' : status.stage;
   const rollout = status.rollout;
   const candidates = rollout && !BEFORE_CANDIDATE.includes(rollout.stage) ? d.spec.replicas : 0;
   const changed = reconcile(

@@ -163,6 +163,7 @@ async function tearDown(d: DeployState): Promise<void> {
     d.step('teardown', 'tearing-down', () => d.activities('cleanup', `Tear down ${d.input.name}`).teardown(d.spec)),
   );
   d.status.teardownRemoved = report.removed;
+  d.recorder.publish(); // the ledger closes its lines as teardown ends
 }
 
 /** How the workflow ends: done (by its TTL, idle TTL or a teardown request), cancelled, or failed. */

@@ -41,8 +41,7 @@ import type { V2SmokeFlags } from '../v2-smoke-flags';
 import { addScriptOptions, printScriptServing, scriptFlags, scriptInput } from '../script-flags';
 import type { ScriptFlags } from '../script-flags';
 import { addScaleToZeroOptions, scaleToZeroInput } from '../scale-to-zero-flags';
-import { addBudgetOptions, costInput, priceTableFrom } from '../budget-flags';
-import type { CostInput } from '../../shared/cost-types';
+import { addBudgetOptions, costInput, dryRunCost } from '../budget-flags';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
 export function addDeployCommand(program: Command): void {
@@ -128,15 +127,13 @@ export function addDeployCommand(program: Command): void {
             preprocess: o.preprocess ? preprocessFlag(o.preprocess) : undefined,
             labelsPath: o.labels,
             aks,
-            priceTable: priceTableFrom(o.priceTable),
-            budget: o.budget,
+            ...dryRunCost(o),
           },
         );
         return;
       }
       const preprocess = o.preprocess ? preprocessFlag(o.preprocess) : undefined;
-      const scaleToZero = scaleToZeroInput(o, o.target, o.replicas);
-      const cost = costInput(o, o.target, scaleToZero !== undefined, o.target === 'aks' ? aks : undefined);
+      const cost = costInput(o, o.target, o.minReplicas !== undefined, aks);
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await deployCommand(ctx, {
           modelPath: o.model,
@@ -145,7 +142,7 @@ export function addDeployCommand(program: Command): void {
           replicas: o.replicas,
           ttlSeconds: noneAsNull(o.ttl),
           ...(o.idleTtl !== undefined ? { idleTtlSeconds: o.idleTtl } : {}),
-          scaleToZero,
+          scaleToZero: scaleToZeroInput(o, o.target, o.replicas),
           cost,
           topK: o.topK,
           preprocess,
@@ -178,8 +175,7 @@ export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
   idleTtlSeconds?: number;
   /** --min-replicas 0 and its companions (scaleToZeroInput). */
   scaleToZero?: ScaleToZeroInput;
-  /** The price table, and --budget with --on-budget (costInput). */
-  cost?: CostInput;
+  cost?: ReturnType<typeof costInput>; // the price table, --budget and --on-budget
   topK?: number;
   /** --preprocess, read and checked (preprocessFlag); fitted to the model at validate. */
   preprocess?: PreprocessConfig;

@@ -24,8 +24,8 @@ import { duration, int } from '../flag-parsers';
 import { describeFailure } from '../output';
 import { table } from '../table';
 import { scaleToZeroLines } from '../scale-to-zero-flags';
-import { costLines, costNow } from '../budget-flags';
-import { formatMoney } from '../../cost/price-table';
+import { costLines, costNow, memoCost } from '../budget-flags';
+import { formatMoney } from '../../shared/price-table';
 import type { CostSummary } from '../../shared/cost-types';
 
 /** `inferctl status | list | teardown | extend | scale`: flags in, command functions out. */
@@ -213,13 +213,7 @@ export interface ListedDeployment {
 const ENDED_STAGES: readonly string[] = ['done', 'failed', 'cancelled'];
 
 function endedBy(by: DeployOutcome['endedBy']): string {
-  return by === 'ttl'
-    ? 'TTL ended'
-    : by === 'idle'
-      ? 'idle TTL ended'
-      : by === 'budget'
-        ? 'budget spent'
-        : 'teardown requested';
+  return { ttl: 'TTL ended', idle: 'idle TTL ended', budget: 'budget spent', signal: 'teardown requested' }[by];
 }
 
 export async function listCommand(
@@ -394,13 +388,4 @@ function idleWatchState(desc: WorkflowExecutionDescription): DeploymentView['idl
   } catch {
     return undefined; // an encrypted payload (a codec server is in use): the status still says the rule
   }
-}
-
-/** The cost the workflow last wrote to its memo (budget.ts): what `list` shows for an ended deployment. */
-function memoCost(memo: Record<string, unknown> | undefined): Pick<ListedDeployment, 'cost'> {
-  const c = memo?.cost as { currency?: unknown; total?: unknown; budget?: unknown } | undefined;
-  if (!c || typeof c.currency !== 'string' || typeof c.total !== 'number') return {};
-  return {
-    cost: { currency: c.currency, total: c.total, ...(typeof c.budget === 'number' ? { budget: c.budget } : {}) },
-  };
 }

@@ -1,9 +1,9 @@
 /**
  * The dry runs' cost estimate, an hour at a time, from a price table: the shipped one (dated and sourced,
- * src/cost/price-table.ts) or the user's (--price-table, INFERCTL_PRICE_TABLE). Check
+ * src/shared/price-table.ts) or the user's (--price-table, INFERCTL_PRICE_TABLE). Check
  * https://azure.microsoft.com/pricing/calculator/ before relying on a figure from the shipped one.
  */
-import { DEFAULT_PRICE_TABLE } from '../../cost/price-table';
+import { DEFAULT_PRICE_TABLE } from '../../shared/price-table';
 import type { PriceTable } from '../../shared/cost-types';
 
 export interface CostLine {

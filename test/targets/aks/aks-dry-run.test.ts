@@ -16,7 +16,7 @@ import type { DryRunReport } from '../../../src/targets/aks/dry-run';
 import { KUBELET_PLACEHOLDER } from '../../../src/targets/aks/dry-run-requests';
 import { endpointExposure } from '../../../src/targets/aks/tls-exposure';
 import { scoringManifests } from '../../../src/targets/aks/kubernetes-manifests';
-import { DEFAULT_PRICE_TABLE as PRICE_TABLE } from '../../../src/cost/price-table';
+import { DEFAULT_PRICE_TABLE as PRICE_TABLE } from '../../../src/shared/price-table';
 
 /** The endpoint's load balancer and public IP, and the registry's daily price by the hour. */
 const ENDPOINT_AND_REGISTRY =

@@ -2,7 +2,7 @@
  * The price table: the shipped default (dated, sourced) and the check a user's own table passes before
  * anything uses it (every problem at once). Workflow-safe: no I/O (the file is read by price-table-file.ts).
  */
-import type { PriceTable } from '../shared/cost-types';
+import type { PriceTable } from './cost-types';
 
 /**
  * Hourly list prices. Prices change and vary by region; this table is not refreshed automatically (the

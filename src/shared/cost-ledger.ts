@@ -3,7 +3,7 @@
  * the workflows keep it from workflow time (deterministic) and the CLI sums it the same way. A change of
  * quantity closes the resource's open line and opens a new one; a resource gone closes its line.
  */
-import type { AksBillShape, CostLedger, CostSummary, LedgerLine, PriceTable } from '../shared/cost-types';
+import type { AksBillShape, CostLedger, CostSummary, LedgerLine, PriceTable } from './cost-types';
 
 /** One resource as billed now: what, how many, at what unit price per hour (null: the table has none). */
 export interface BilledItem {

@@ -8,8 +8,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { deploymentBill, newLedger, reachesAt, reconcile, summarize } from '../../src/cost/ledger';
-import { DEFAULT_PRICE_TABLE, PriceTableError, checkPriceTable } from '../../src/cost/price-table';
+import { deploymentBill, newLedger, reachesAt, reconcile, summarize } from '../../src/shared/cost-ledger';
+import { DEFAULT_PRICE_TABLE, PriceTableError, checkPriceTable } from '../../src/shared/price-table';
 import { loadPriceTable } from '../../src/cost/price-table-file';
 import type { PriceTable } from '../../src/shared/cost-types';
 
