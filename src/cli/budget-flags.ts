@@ -15,6 +15,9 @@ import type { AksDeploymentOptions, TargetKind } from '../shared/target-types';
 import { AKS_DEFAULTS } from '../targets/aks/aks-config';
 import { CliError } from './cli-error';
 
+/** The ledger lines `status` prints, the latest. */
+const SHOWN_LINES = 10;
+
 export interface BudgetFlags {
   priceTable?: string;
   budget?: number;
@@ -132,7 +135,10 @@ export function costLines(status: DeployStatus, running: boolean): string[] {
           : `at 100 % it will ${b.onBudget === 'teardown' ? 'tear down' : 'scale to zero'}`;
     lines.push(`  budget: ${money(b.budget)}, ${share} % spent; ${state}`);
   }
-  for (const line of status.ledger?.lines ?? []) {
+  const all = status.ledger?.lines ?? [];
+  const earlier = all.length - SHOWN_LINES + (status.ledger?.folded?.lines ?? 0);
+  if (earlier > 0) lines.push(`    (${earlier} earlier line(s); --json has the ledger)`);
+  for (const line of all.slice(-SHOWN_LINES)) {
     const price = line.unitHourly === null ? 'no price in the table' : `${money(line.unitHourly)}/h`;
     lines.push(
       `    ${line.quantity} × ${line.item} at ${price}, from ${line.from}${line.until ? ` until ${line.until}` : ''}`,

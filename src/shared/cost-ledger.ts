@@ -38,7 +38,27 @@ export function reconcile(ledger: CostLedger, items: BilledItem[], atMs: number)
     ledger.lines.push({ item: item.item, quantity: item.quantity, unitHourly: item.unitHourly, from: at });
     changed = true;
   }
+  if (changed) fold(ledger);
   return changed;
+}
+
+/** Closed lines kept one by one; older ones are folded into `ledger.folded`. */
+export const LEDGER_LINES_KEPT = 100;
+
+/** Folds the oldest closed lines into one sum once there are more than LEDGER_LINES_KEPT lines. */
+function fold(ledger: CostLedger): void {
+  let excess = ledger.lines.length - LEDGER_LINES_KEPT;
+  if (excess <= 0) return;
+  const kept: LedgerLine[] = [];
+  const folded = (ledger.folded ??= { total: 0, lines: 0 });
+  for (const line of ledger.lines) {
+    if (excess > 0 && line.until !== undefined) {
+      folded.total += lineCost(line, 0);
+      folded.lines++;
+      excess--;
+    } else kept.push(line);
+  }
+  ledger.lines = kept;
 }
 
 /** A line's cost up to `nowMs` (an open line runs until then). */
@@ -51,7 +71,7 @@ export function lineCost(line: LedgerLine, nowMs: number): number {
 
 /** The ledger summed at `nowMs`: spent so far, the rate now, and what has no price. */
 export function summarize(ledger: CostLedger, nowMs: number): CostSummary {
-  let total = 0;
+  let total = ledger.folded?.total ?? 0;
   let hourly = 0;
   const unpriced = new Set<string>();
   for (const line of ledger.lines) {

@@ -48,6 +48,11 @@ export interface CostLedger {
   priceTableAsOf: string;
   priceTableSource: string;
   lines: LedgerLine[];
+  /**
+   * The cost of closed lines folded away to keep the ledger small (a deployment that scales to zero and
+   * wakes for weeks): kept as their sum, and how many there were.
+   */
+  folded?: { total: number; lines: number };
 }
 
 /** The ledger summed at a moment: what `status`, `list` and the Web UI show. */

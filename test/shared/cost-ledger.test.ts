@@ -8,7 +8,14 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
-import { deploymentBill, newLedger, reachesAt, reconcile, summarize } from '../../src/shared/cost-ledger';
+import {
+  LEDGER_LINES_KEPT,
+  deploymentBill,
+  newLedger,
+  reachesAt,
+  reconcile,
+  summarize,
+} from '../../src/shared/cost-ledger';
 import { DEFAULT_PRICE_TABLE, PriceTableError, checkPriceTable } from '../../src/shared/price-table';
 import { loadPriceTable } from '../../src/cost/price-table-file';
 import type { PriceTable } from '../../src/shared/cost-types';
@@ -158,4 +165,17 @@ describe('price table', () => {
     );
     fs.rmSync(dir, { recursive: true });
   });
+});
+
+test('a ledger that changes for weeks stays small: old closed lines are folded into their sum', () => {
+  const ledger = newLedger(TABLE);
+  const replicas = (n: number) => [{ item: 'local replica', quantity: n, unitHourly: 3.6 }];
+  // 500 wakes of 10 s each, 0.001/s: 5.0 in all.
+  for (let i = 0; i < 500; i++) {
+    reconcile(ledger, replicas(1), T0 + i * 60 * S);
+    reconcile(ledger, [], T0 + i * 60 * S + 10 * S);
+  }
+  assert.ok(ledger.lines.length <= LEDGER_LINES_KEPT, `${ledger.lines.length} lines kept`);
+  assert.equal(ledger.folded!.lines + ledger.lines.length, 500);
+  assert.ok(Math.abs(summarize(ledger, T0 + 10 ** 8).total - 5) < 1e-6);
 });
