@@ -137,6 +137,17 @@ function version(ledger: CostLedger): number {
   return ledger.lines.length * 2 + closed;
 }
 
+/**
+ * Until no scale or rollout is in flight, and none that woke in the same activation (the scale-to-zero
+ * loop waits on the same condition) has started: its continuation runs before ours re-checks.
+ */
+export async function untilNoChange(d: DeployState): Promise<void> {
+  do {
+    await condition(() => !d.changing);
+    await Promise.resolve();
+  } while (d.changing);
+}
+
 /** The budget's scale to zero: a change in flight finishes first; recorded as the step `budget-scale-to-zero`. */
 export async function budgetScaleToZero(d: DeployState): Promise<void> {
   const from = d.spec.replicas;

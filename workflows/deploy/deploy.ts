@@ -40,7 +40,7 @@ import { deploymentSpec, provision, smokeQuery, startReplicas, validate } from '
 import { DeployState } from './state';
 import { activities } from './steps';
 import { initialScaleToZeroStatus, startScaleToZero } from './scale-to-zero';
-import { budgetScaleToZero, keepLedger, startBudgetWatch } from './budget';
+import { budgetScaleToZero, keepLedger, startBudgetWatch, untilNoChange } from './budget';
 import { setMessageHandlers } from './updates';
 
 // Pinned: a deployment that serves for weeks is replayed only by the worker version it started on (README,
@@ -121,7 +121,7 @@ async function serve(d: DeployState): Promise<void> {
     const budget =
       d.input.cost?.budget !== undefined && patched('deploy-budget')
         ? startBudgetWatch(d, async () => {
-            await condition(() => !d.changing);
+            await untilNoChange(d);
             zero?.cancel();
             await budgetScaleToZero(d);
             if (zero) zero = startScaleToZero(d);
