@@ -5,6 +5,7 @@
  *   deploy.json            a local deploy ended by its TTL
  *   deploy-scale-to-zero.json  a local deploy with --min-replicas 0: to zero, a held request wakes it, to zero again
  *   deploy-updates.json    a local deploy steered by Updates (extend, scale, rollout), ended by its idle TTL
+ *   deploy-budget.json     a local deploy with --budget (a test price table): warned at 80 %, torn down at 100 %
  *   deploy-rollback.json   a local deploy whose rollout is rolled back (wrong smoke answer), then torn down
  *   deploy-continued.json  the second run of a local deploy that continued as new (a small history bound and
  *                          extend Updates), scaled, then torn down: a run that starts from the carried state
@@ -31,6 +32,7 @@ import { batchWorkflowId } from '../src/shared/batch-types';
 import type { BatchScoreInput } from '../src/shared/batch-types';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../src/shared/deploy-types';
 import type { DeployInput } from '../src/shared/deploy-types';
+import { DEFAULT_PRICE_TABLE } from '../src/shared/price-table';
 import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
 import { LocalLayout } from '../src/targets/local/layout';
@@ -97,6 +99,15 @@ const RECORDINGS: Record<string, { aks?: boolean; run: (r: Recorder) => Promise<
       await handle.result();
       return handle.workflowId;
     },
+  },
+  'deploy-budget.json': {
+    run: (r) =>
+      runDeploy(r, {
+        name: 'recorded-budget',
+        ttlSeconds: 600,
+        // A replica at 3600 an hour: 80 % of 4 after 3.2 s, all of it after 4 s.
+        cost: { priceTable: { ...DEFAULT_PRICE_TABLE, localReplicaHourly: 3600 }, budget: 4, onBudget: 'teardown' },
+      }),
   },
   'deploy-rollback.json': {
     run: async (r) => {

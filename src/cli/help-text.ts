@@ -7,7 +7,8 @@ Temporal connection (client and workers alike), from the SDK's environment confi
   TEMPORAL_NAMESPACE   namespace (default "default")
   TEMPORAL_API_KEY, TEMPORAL_TLS_*, TEMPORAL_PROFILE, TEMPORAL_CONFIG_FILE   for Temporal Cloud or TLS clusters
   INFERCTL_UI_URL      base URL of the Temporal Web UI used in printed links (default http://localhost:8233)
-  INFERCTL_HOME        where local deployments keep their state (default ~/.inferctl)`;
+  INFERCTL_HOME        where local deployments keep their state (default ~/.inferctl)
+  INFERCTL_PRICE_TABLE a price table (JSON, docs/costs.md) when --price-table is not given`;
 
 export const AKS_HELP = `
 The aks target (the control worker's environment, not this command's, except for --dry-run):

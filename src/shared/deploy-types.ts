@@ -3,6 +3,7 @@
  * Workflow-safe: no Node built-ins, plain data only (everything here travels through history).
  */
 import type { MirrorReport, MirrorRequest } from './mirror-types';
+import type { CostInput, CostLedger, CostSummary } from './cost-types';
 import type { PreprocessConfig } from './preprocess-types';
 import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, ScriptSpec, TargetKind } from './target-types';
 
@@ -112,6 +113,8 @@ export interface DeployInput {
   topK?: number;
   /** `--min-replicas 0`: the replicas go to zero when unused and wake on the next request (local target). */
   scaleToZero?: ScaleToZeroInput;
+  /** The price table the ledger uses, and `--budget` (docs/costs.md); left out, the shipped table and no budget. */
+  cost?: CostInput;
   /**
    * The preprocessing spec given with --preprocess (a preset name expanded to `{ preset }`, or the file's
    * JSON), as plain data: validated against the model at validate, kept in the deployment's bundle.
@@ -267,11 +270,14 @@ export interface DeployStatus {
   steps: StepRecord[];
   lastError?: string;
   teardownRemoved?: string[];
+  /** What it has billed, resource by resource (src/shared/cost-ledger.ts), and the sum when the status was published. */
+  ledger?: CostLedger;
+  cost?: CostSummary;
 }
 
 export interface DeployOutcome extends DeployStatus {
   /** Why serving ended: the TTL ran out, a teardown request (Update or legacy signal), or no requests for the idle TTL. */
-  endedBy: 'ttl' | 'signal' | 'idle';
+  endedBy: 'ttl' | 'signal' | 'idle' | 'budget';
 }
 
 export interface ExtendTtlRequest {

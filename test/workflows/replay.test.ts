@@ -40,6 +40,7 @@ test('recorded histories of every workflow type replay against the current workf
     'batch-scheduled.json',
     'batch-score.json',
     'deploy-aks.json',
+    'deploy-budget.json',
     'deploy-continued.json',
     'deploy-rollback.json',
     'deploy-scale-to-zero.json',
@@ -88,6 +89,12 @@ test('recorded histories of every workflow type replay against the current workf
   assert.ok(
     zero.includes('waitUntilQuiet') && zero.includes('waitForDemand') && zero.filter((a) => a === 'deploy').length >= 4,
     'the scale-to-zero recording goes to zero, wakes and goes to zero again',
+  );
+  const budget = recordedHistory('deploy-budget.json').events ?? [];
+  assert.ok(
+    budget.some((e) => e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.cost) &&
+      budget.some((e) => e.timerStartedEventAttributes),
+    'the budget recording timed its budget and wrote its cost to the memo',
   );
   for (const file of files) {
     const history = recordedHistory(file);

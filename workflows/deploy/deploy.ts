@@ -40,6 +40,7 @@ import { deploymentSpec, provision, smokeQuery, startReplicas, validate } from '
 import { DeployState } from './state';
 import { activities } from './steps';
 import { initialScaleToZeroStatus, startScaleToZero } from './scale-to-zero';
+import { budgetScaleToZero, keepLedger, startBudgetWatch, untilNoChange } from './budget';
 import { setMessageHandlers } from './updates';
 
 // Pinned: a deployment that serves for weeks is replayed only by the worker version it started on (README,
@@ -48,6 +49,7 @@ setWorkflowOptions({ versioningBehavior: 'PINNED' }, deploy);
 export async function deploy(input: DeployInput, carried?: DeployCarryOver): Promise<DeployOutcome> {
   const timings = deployTimings(input.target, input.timings);
   const d = new DeployState(input, deploymentSpec(input), timings, carried);
+  d.recorder.onPublish = () => keepLedger(d);
   const counters = deploymentCounters();
   setMessageHandlers(d);
 
@@ -114,7 +116,17 @@ async function serve(d: DeployState): Promise<void> {
     // Idle TTLs and the expiry warning add timers and an activity, continue-as-new its command: deployments
     // that started before them keep the wait they were recorded with.
     // Scale to zero runs beside the wait: only deployments started with it (and this code) run it.
-    const zero = d.input.scaleToZero && patched('scale-to-zero') ? startScaleToZero(d) : undefined;
+    let zero = d.input.scaleToZero && patched('scale-to-zero') ? startScaleToZero(d) : undefined;
+    // --budget: a watch beside the wait; at 100 % it scales to zero (the loop above restarted cold) or tears down.
+    const budget =
+      d.input.cost?.budget !== undefined && patched('deploy-budget')
+        ? startBudgetWatch(d, async () => {
+            await untilNoChange(d);
+            zero?.cancel();
+            await budgetScaleToZero(d);
+            if (zero) zero = startScaleToZero(d);
+          })
+        : undefined;
     if (patched('serving-updates-idle-ttl')) {
       const full = patched('deploy-continue-as-new') ? historyFull(d) : undefined;
       await serving.untilOver(idleWatch(d), full);
@@ -122,6 +134,7 @@ async function serve(d: DeployState): Promise<void> {
     // A scale in flight finishes before teardown starts.
     await condition(() => !d.changing);
     zero?.cancel();
+    budget?.cancel();
     if (serving.continuing) await settleBeforeContinuing(d);
   });
   if (serving.continuing) d.status.steps[record]!.detail = `continues as new (run ${d.continuedRuns + 2})`;
@@ -150,6 +163,7 @@ async function tearDown(d: DeployState): Promise<void> {
     d.step('teardown', 'tearing-down', () => d.activities('cleanup', `Tear down ${d.input.name}`).teardown(d.spec)),
   );
   d.status.teardownRemoved = report.removed;
+  d.recorder.publish(); // the ledger closes its lines as teardown ends
 }
 
 /** How the workflow ends: done (by its TTL, idle TTL or a teardown request), cancelled, or failed. */
@@ -171,5 +185,6 @@ function outcome(d: DeployState, failure: unknown): DeployOutcome {
     });
   }
   recorder.setStage('done');
-  return { ...status, endedBy: stoppedBySignal ? 'signal' : (serving.endedBy ?? 'ttl') };
+  const byBudget = status.cost?.budget?.state === 'reached' && status.cost.budget.onBudget === 'teardown';
+  return { ...status, endedBy: byBudget ? 'budget' : stoppedBySignal ? 'signal' : (serving.endedBy ?? 'ttl') };
 }

@@ -160,6 +160,7 @@ async function rollOut(d: DeployState, plan: Plan): Promise<RolloutResult> {
   const stage = (name: string) => {
     status.rollout!.stage = name;
     log.info('Rollout', { stage: name, modelPath: plan.request.modelPath });
+    d.recorder.publish(); // the cost ledger bills the candidate from its start (budget.ts)
   };
 
   const validated = await quick('Validate the new version').validateDeployment(candidateInput(input, candidate));

@@ -14,6 +14,8 @@ export class DeployStatusRecorder {
   // Upsert only what the workflow was started with: a cluster without inferctl's search attributes
   // registered would otherwise fail every workflow task.
   private readonly indexed = workflowInfo().typedSearchAttributes.get(InferctlKind) !== undefined;
+  /** Runs before each publish: the cost ledger is brought up to date (budget.ts). */
+  onPublish?: () => void;
 
   /** `carried`: the status the previous run ended with, when this run continues it (continue-as-new). */
   constructor(input: DeployInput, carried?: DeployStatus) {
@@ -35,6 +37,7 @@ export class DeployStatusRecorder {
 
   /** Shows the latest status in the Web UI's current details. */
   publish(): void {
+    this.onPublish?.();
     setCurrentDetails(describe(this.status));
   }
 
@@ -55,6 +58,7 @@ export class DeployStatusRecorder {
       throw err;
     } finally {
       record.durationMs = Date.now() - startedAt;
+      this.publish();
     }
   }
 
@@ -75,6 +79,11 @@ function describe(status: DeployStatus): string {
     );
   if (status.endsBecause) lines.push(`- **Ends:** ${status.endsBecause}`);
   else if (status.expiresAt) lines.push(`- **Serving until:** ${status.expiresAt}`);
+  if (status.cost) {
+    const c = status.cost;
+    const budget = c.budget ? `; budget ${c.budget.budget} (${c.budget.action ?? c.budget.state})` : '';
+    lines.push(`- **Cost:** ${c.currency} ${c.total.toFixed(2)} at ${c.at}, ${c.hourly}/h now${budget}`);
+  }
   if (status.lastError) lines.push(`- **Last error:** ${status.lastError}`);
   return lines.join('\n');
 }

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 
+import type { PriceTable } from '../../shared/cost-types';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
 import { aksDryRun, formatDryRun } from '../../targets/aks/dry-run';
@@ -28,6 +29,9 @@ export interface DeployDryRunOptions {
   aks: AksDeploymentOptions;
   /** Scale to zero (`--min-replicas 0`): the front's objects are shown too. */
   wakeTimeoutSeconds?: number;
+  /** --price-table, read and checked (loadPriceTable). */
+  priceTable?: PriceTable;
+  budget?: number;
 }
 
 export async function deployDryRunCommand(
@@ -49,6 +53,8 @@ export async function deployDryRunCommand(
     labelsPath: opts.labelsPath ? path.resolve(opts.labelsPath) : undefined,
     aks: opts.aks,
     wakeTimeoutSeconds: opts.wakeTimeoutSeconds,
+    priceTable: opts.priceTable,
+    budget: opts.budget,
   });
   ctx.out.line(formatDryRun(report));
   ctx.out.result(report);

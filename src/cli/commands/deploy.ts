@@ -41,6 +41,7 @@ import type { V2SmokeFlags } from '../v2-smoke-flags';
 import { addScriptOptions, printScriptServing, scriptFlags, scriptInput } from '../script-flags';
 import type { ScriptFlags } from '../script-flags';
 import { addScaleToZeroOptions, scaleToZeroInput } from '../scale-to-zero-flags';
+import { addBudgetOptions, costInput, dryRunCost } from '../budget-flags';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
 export function addDeployCommand(program: Command): void {
@@ -75,7 +76,7 @@ export function addDeployCommand(program: Command): void {
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this');
-  addScaleToZeroOptions(addScriptOptions(addV2SmokeOptions(command)))
+  addBudgetOptions(addScaleToZeroOptions(addScriptOptions(addV2SmokeOptions(command))))
     .option(
       '--ready-timeout <duration>',
       `how long replicas may take to become ready (default: ${formatDuration(TARGET_TIMINGS.local.readyTimeoutSeconds * 1000)} on local, ${formatDuration(TARGET_TIMINGS.aks.readyTimeoutSeconds * 1000)} on aks)`,
@@ -127,11 +128,13 @@ export function addDeployCommand(program: Command): void {
             labelsPath: o.labels,
             aks,
             wakeTimeoutSeconds: scaleToZeroInput(o, o.target, o.replicas)?.wakeTimeoutSeconds,
+            ...dryRunCost(o),
           },
         );
         return;
       }
       const preprocess = o.preprocess ? preprocessFlag(o.preprocess) : undefined;
+      const cost = costInput(o, o.target, o.minReplicas !== undefined, aks);
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await deployCommand(ctx, {
           modelPath: o.model,
@@ -141,6 +144,7 @@ export function addDeployCommand(program: Command): void {
           ttlSeconds: noneAsNull(o.ttl),
           ...(o.idleTtl !== undefined ? { idleTtlSeconds: o.idleTtl } : {}),
           scaleToZero: scaleToZeroInput(o, o.target, o.replicas),
+          cost,
           topK: o.topK,
           preprocess,
           labelsPath: o.labels,
@@ -172,6 +176,7 @@ export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
   idleTtlSeconds?: number;
   /** --min-replicas 0 and its companions (scaleToZeroInput). */
   scaleToZero?: ScaleToZeroInput;
+  cost?: ReturnType<typeof costInput>; // the price table, --budget and --on-budget
   topK?: number;
   /** --preprocess, read and checked (preprocessFlag); fitted to the model at validate. */
   preprocess?: PreprocessConfig;
@@ -208,6 +213,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     ttlSeconds: opts.ttlSeconds,
     ...(opts.idleTtlSeconds !== undefined ? { idleTtlSeconds: opts.idleTtlSeconds } : {}),
     ...(opts.scaleToZero ? { scaleToZero: opts.scaleToZero } : {}),
+    ...(opts.cost ? { cost: opts.cost } : {}),
     topK: opts.topK,
     ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
     ...(opts.labelsPath ? { labelsPath: path.resolve(opts.labelsPath) } : {}),
@@ -239,7 +245,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
         taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
         workflowId,
         args: [input],
-        staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${opts.ttlSeconds === null ? 'none' : formatDuration(opts.ttlSeconds * 1000)}${opts.idleTtlSeconds ? `, idle TTL ${formatDuration(opts.idleTtlSeconds * 1000)}` : ''})`,
+        staticSummary: `Deploy ${path.basename(modelPath)} as "${name}" on ${opts.target} (${opts.replicas} replica(s), TTL ${opts.ttlSeconds === null ? 'none' : formatDuration(opts.ttlSeconds * 1000)}${opts.idleTtlSeconds ? `, idle TTL ${formatDuration(opts.idleTtlSeconds * 1000)}` : ''}${opts.cost?.budget !== undefined ? `, budget ${opts.cost.priceTable.currency} ${opts.cost.budget}` : ''})`,
         staticDetails: [
           `- **Model:** ${modelPath}`,
           ...(input.script ? [`- **Entry script:** ${input.script.entryScript}`] : []),

@@ -25,6 +25,9 @@ import { duration, int } from '../flag-parsers';
 import { describeFailure } from '../output';
 import { table } from '../table';
 import { scaleToZeroLines } from '../scale-to-zero-flags';
+import { costLines, costNow, memoCost } from '../budget-flags';
+import { formatMoney } from '../../shared/price-table';
+import type { CostSummary } from '../../shared/cost-types';
 
 /** `inferctl status | list | teardown | extend | scale`: flags in, command functions out. */
 export function addDeploymentCommands(program: Command): void {
@@ -95,6 +98,8 @@ export interface DeploymentView {
   failure?: string;
   /** With an idle TTL: where the idle watch stands (its latest heartbeat). */
   idle?: { lastRequestAt: string; idleEndsAt: string };
+  /** The cost ledger summed now (a running deployment's open lines to this moment), with its budget. */
+  cost?: CostSummary;
 }
 
 export async function describeDeployment(
@@ -155,6 +160,7 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
     else if (running && s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
     if (!running && s.teardownRemoved?.length) ctx.out.line(`  removed: ${s.teardownRemoved.join(', ')}`);
     if (running) for (const line of scaleToZeroLines(s)) ctx.out.line(line);
+    for (const line of costLines(s, running)) ctx.out.line(line);
     if (view.idle) {
       ctx.out.line(
         `  last scoring request ${view.idle.lastRequestAt}; idle teardown at ${view.idle.idleEndsAt} unless one arrives`,
@@ -182,6 +188,8 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
   }
   if (view.failure) ctx.out.line(`  failure: ${view.failure}`);
   ctx.out.line(`  Web UI: ${view.uiUrl}`);
+  const cost = s ? costNow(s, running) : undefined;
+  if (cost) view.cost = cost;
   ctx.out.result(view);
   // The answer is printed either way; a deployment that failed (or was cancelled, terminated) exits 1.
   const code = executionExitCode(view.execution);
@@ -199,13 +207,15 @@ export interface ListedDeployment {
   target?: string;
   /** Running deployments only: an ended one's endpoint is gone. */
   endpoint?: string;
+  /** Spent so far (running: summed now from its ledger; ended: the total its memo kept). */
+  cost?: { currency: string; total: number; budget?: number };
 }
 
 /** Stages a deployment is in only once it has ended: `list --stage failed` looks among ended ones too. */
 const ENDED_STAGES: readonly string[] = ['done', 'failed', 'cancelled'];
 
 function endedBy(by: DeployOutcome['endedBy']): string {
-  return by === 'ttl' ? 'TTL ended' : by === 'idle' ? 'idle TTL ended' : 'teardown requested';
+  return { ttl: 'TTL ended', idle: 'idle TTL ended', budget: 'budget spent', signal: 'teardown requested' }[by];
 }
 
 export async function listCommand(
@@ -229,12 +239,15 @@ export async function listCommand(
       closedAt: wf.closeTime?.toISOString(),
       stage: wf.typedSearchAttributes.get(Stage),
       target: wf.typedSearchAttributes.get(Target),
+      ...memoCost(wf.memo),
     };
     if (wf.status.name === 'RUNNING') {
       try {
         const s = await ctx.client.workflow.getHandle(wf.workflowId, wf.runId).query(statusQuery);
         row.stage = s.stage;
         row.endpoint = s.endpoint;
+        const c = costNow(s, true);
+        if (c) row.cost = { currency: c.currency, total: c.total, ...(c.budget ? { budget: c.budget.budget } : {}) };
       } catch {
         row.stage = 'unknown (no worker answered)';
       }
@@ -249,13 +262,16 @@ export async function listCommand(
     );
   } else {
     for (const line of table(
-      ['NAME', 'STATUS', 'STAGE', 'TARGET', 'ENDPOINT', 'STARTED', 'ENDED'],
+      ['NAME', 'STATUS', 'STAGE', 'TARGET', 'ENDPOINT', 'COST', 'STARTED', 'ENDED'],
       rows.map((r) => [
         r.name,
         r.execution.toLowerCase(),
         r.stage ?? '',
         r.target ?? '',
         r.endpoint ?? '',
+        r.cost
+          ? `${formatMoney(r.cost.total, r.cost.currency)}${r.cost.budget !== undefined ? ` of ${r.cost.budget}` : ''}`
+          : '',
         r.startedAt,
         r.closedAt ?? '',
       ]),

@@ -21,9 +21,10 @@ import { assertNotRetired } from './gpu-sizes';
 import { devicePluginManifest, scoringManifests } from './kubernetes-manifests';
 import { scaleToZeroManifests } from './front-manifests';
 import { GPU_TAINT, OWNER_TAG } from './managed-cluster';
-import { estimateHourlyCost } from './price-table';
+import { estimateHourlyCost, moneySymbol } from './price-table';
 import { endpointExposure } from './tls-exposure';
 import type { CostEstimate } from './price-table';
+import type { PriceTable } from '../../shared/cost-types';
 
 export interface DryRunInput {
   name: string;
@@ -39,6 +40,10 @@ export interface DryRunInput {
   env?: NodeJS.ProcessEnv;
   /** Scale to zero: the front on the system pool and the scorers' ClusterIP Service (front-manifests.ts). */
   wakeTimeoutSeconds?: number;
+  /** --price-table (or INFERCTL_PRICE_TABLE): the user's prices; left out, the shipped table. */
+  priceTable?: PriceTable;
+  /** --budget: how long it lasts at the estimate's rate. */
+  budget?: number;
 }
 
 export interface DryRunReport {
@@ -54,6 +59,8 @@ export interface DryRunReport {
   cost: CostEstimate;
   /** The cost of serving the whole TTL at that rate (provisioning and teardown time not included). */
   ttlCost?: { ttlSeconds: number; total: number };
+  /** --budget: how many hours it lasts at the estimate's rate. */
+  budget?: { amount: number; hours: number | null };
 }
 
 export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
@@ -169,6 +176,7 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
           { vmSize: plan.gpuVmSize, count: plan.gpuNodeCount },
         ],
     location,
+    { table: input.priceTable, registry: true },
   );
   return {
     subscription: settings.subscriptionId,
@@ -182,10 +190,14 @@ export async function aksDryRun(input: DryRunInput): Promise<DryRunReport> {
     ...(input.ttlSeconds
       ? { ttlCost: { ttlSeconds: input.ttlSeconds, total: (cost.hourly * input.ttlSeconds) / 3600 } }
       : {}),
+    ...(input.budget !== undefined
+      ? { budget: { amount: input.budget, hours: cost.hourly > 0 ? input.budget / cost.hourly : null } }
+      : {}),
   };
 }
 
 export function formatDryRun(report: DryRunReport): string {
+  const $ = moneySymbol(report.cost.currency);
   const lines = [
     `Dry run: nothing is created. Subscription ${report.subscription}, region ${report.location}.`,
     '',
@@ -202,13 +214,21 @@ export function formatDryRun(report: DryRunReport): string {
     ...report.cost.lines.map(
       (l) =>
         `  ${l.item.padEnd(36)} ×${String(l.quantity).padStart(3)}  ` +
-        (l.hourly === undefined ? 'no price in the table' : `$${l.hourly.toFixed(3)}/h`),
+        (l.hourly === undefined ? 'no price in the table' : `${$}${l.hourly.toFixed(3)}/h`),
     ),
-    `  ${'total'.padEnd(41)} $${report.cost.hourly.toFixed(3)}/h  (≈ $${(report.cost.hourly * 24).toFixed(2)} a day)`,
+    `  ${'total'.padEnd(41)} ${$}${report.cost.hourly.toFixed(3)}/h  (≈ ${$}${(report.cost.hourly * 24).toFixed(2)} a day)`,
     ...(report.ttlCost
       ? [
-          `  ${`for the TTL (${formatDuration(report.ttlCost.ttlSeconds * 1000)})`.padEnd(41)} $${report.ttlCost.total.toFixed(2)}` +
+          `  ${`for the TTL (${formatDuration(report.ttlCost.ttlSeconds * 1000)})`.padEnd(41)} ${$}${report.ttlCost.total.toFixed(2)}` +
             (report.cost.unknown.length ? '  (plus the unpriced items)' : ''),
+        ]
+      : []),
+    ...(report.budget
+      ? [
+          `  ${`budget ${report.budget.amount}`.padEnd(41)} ` +
+            (report.budget.hours === null
+              ? 'never spent at this rate'
+              : `spent after ${formatDuration(report.budget.hours * 3_600_000)} at this rate`),
         ]
       : []),
     ...(report.cost.unknown.length ? [`  (unpriced: ${report.cost.unknown.join(', ')})`] : []),

@@ -140,7 +140,7 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
     environment,
     cluster: plan.clusterName,
   });
-  const cost = estimateHourlyCost([{ vmSize: plan.vmSize, count: plan.nodes }], location, false);
+  const cost = estimateHourlyCost([{ vmSize: plan.vmSize, count: plan.nodes }], location, { loadBalancer: false });
   // The cluster exists already: its control plane is not this job's cost.
   cost.lines = cost.lines.filter((l) => !l.item.startsWith('AKS control plane'));
   const hours = input.hours ?? 1;

@@ -1,31 +1,10 @@
 /**
- * Hourly list prices for the dry run's cost estimate. Dated and sourced: prices change, vary by region,
- * and this table is not refreshed automatically (the machine that wrote it had no internet access).
- * Check https://azure.microsoft.com/pricing/calculator/ before relying on a figure.
+ * The dry runs' cost estimate, an hour at a time, from a price table: the shipped one (dated and sourced,
+ * src/shared/price-table.ts) or the user's (--price-table, INFERCTL_PRICE_TABLE). Check
+ * https://azure.microsoft.com/pricing/calculator/ before relying on a figure from the shipped one.
  */
-
-export const PRICE_TABLE = {
-  asOf: '2025-06',
-  source:
-    'Azure retail price list (Azure Retail Prices API, https://prices.azure.com/api/retail/prices), ' +
-    'Linux pay-as-you-go, East US; recorded by hand, not fetched',
-  currency: 'USD',
-  region: 'eastus',
-  /** Per VM per hour. */
-  vmHourly: {
-    Standard_D2s_v3: 0.096,
-    Standard_D4s_v3: 0.192,
-    Standard_DS2_v2: 0.146,
-    Standard_NC4as_T4_v3: 0.526,
-    Standard_NC8as_T4_v3: 0.752,
-    // NCv3 (V100) is gone: retired 2025-09-30 (gpu-sizes.ts). NC H100 v5 has no recorded price: unpriced.
-    Standard_NC24ads_A100_v4: 3.673,
-  } as Record<string, number>,
-  /** AKS control plane: the Free tier costs nothing; Standard is per cluster per hour. */
-  aksControlPlaneHourly: { free: 0, standard: 0.1 },
-  /** Standard Load Balancer (first 5 rules) plus one Standard public IP, per hour. */
-  loadBalancerHourly: 0.025 + 0.005,
-} as const;
+import { DEFAULT_PRICE_TABLE } from '../../shared/price-table';
+import type { PriceTable } from '../../shared/cost-types';
 
 export interface CostLine {
   item: string;
@@ -35,6 +14,8 @@ export interface CostLine {
 }
 
 export interface CostEstimate {
+  /** The price table's currency. */
+  currency: string;
   lines: CostLine[];
   /** Sum of the lines with a known price. */
   hourly: number;
@@ -43,15 +24,25 @@ export interface CostEstimate {
   note: string;
 }
 
+export interface EstimateOptions {
+  /** The endpoint's Standard Load Balancer and public IP (default true). */
+  loadBalancer?: boolean;
+  /** The container registry, its daily price by the hour (default false: a job's pool uses no new image). */
+  registry?: boolean;
+  table?: PriceTable;
+}
+
 export function estimateHourlyCost(
   pools: { vmSize: string; count: number }[],
   region: string,
-  withLoadBalancer = true,
+  options: EstimateOptions = {},
 ): CostEstimate {
+  const table = options.table ?? DEFAULT_PRICE_TABLE;
+  const withLoadBalancer = options.loadBalancer ?? true;
   const lines: CostLine[] = [];
   const unknown: string[] = [];
   for (const pool of pools) {
-    const unit = PRICE_TABLE.vmHourly[pool.vmSize];
+    const unit = table.vmHourly[pool.vmSize];
     if (unit === undefined) unknown.push(pool.vmSize);
     lines.push({
       item: `${pool.vmSize} VM`,
@@ -65,23 +56,40 @@ export function estimateHourlyCost(
     lines.push({
       item: 'Standard Load Balancer + public IP',
       quantity: 1,
-      unitHourly: PRICE_TABLE.loadBalancerHourly,
-      hourly: PRICE_TABLE.loadBalancerHourly,
+      unitHourly: table.loadBalancerHourly + table.publicIpHourly,
+      hourly: round(table.loadBalancerHourly + table.publicIpHourly),
+    });
+  }
+  if (options.registry) {
+    const unit = table.registryDaily / 24;
+    lines.push({
+      item: 'Container registry (its daily price)',
+      quantity: 1,
+      unitHourly: round(unit),
+      hourly: round(unit),
     });
   }
   const hourly = round(lines.reduce((sum, l) => sum + (l.hourly ?? 0), 0));
   const regionNote =
-    region.toLowerCase() === PRICE_TABLE.region ? '' : ` Prices are for ${PRICE_TABLE.region}; ${region} differs.`;
+    table.region === undefined || region.toLowerCase() === table.region.toLowerCase()
+      ? ''
+      : ` Prices are for ${table.region}; ${region} differs.`;
   return {
+    currency: table.currency,
     lines,
     hourly,
     unknown,
     note:
-      `Estimate from a price table dated ${PRICE_TABLE.asOf} (${PRICE_TABLE.source}). Excludes disks, ` +
-      `egress and the registry.${regionNote}`,
+      `Estimate in ${table.currency} from a price table dated ${table.asOf} (${table.source}). ` +
+      `Excludes disks and egress${options.registry ? '' : ' and the registry'}.${regionNote}`,
   };
 }
 
 function round(n: number): number {
   return Math.round(n * 1000) / 1000;
+}
+
+/** "$1.23" in US dollars, "EUR 1.23" otherwise. */
+export function moneySymbol(currency: string): string {
+  return currency === 'USD' ? '$' : `${currency} `;
 }

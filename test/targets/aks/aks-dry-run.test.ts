@@ -4,6 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { promisify } from 'node:util';
@@ -16,11 +18,15 @@ import type { DryRunReport } from '../../../src/targets/aks/dry-run';
 import { KUBELET_PLACEHOLDER } from '../../../src/targets/aks/dry-run-requests';
 import { endpointExposure } from '../../../src/targets/aks/tls-exposure';
 import { scoringManifests } from '../../../src/targets/aks/kubernetes-manifests';
-import { PRICE_TABLE } from '../../../src/targets/aks/price-table';
+import { DEFAULT_PRICE_TABLE as PRICE_TABLE } from '../../../src/shared/price-table';
 import { demoAssets } from '../../helpers/workers';
 import { recordReliability } from '../../helpers/reliability';
 
 const BIN = path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'inferctl.js');
+
+/** The endpoint's load balancer and public IP, and the registry's daily price by the hour. */
+const ENDPOINT_AND_REGISTRY =
+  PRICE_TABLE.loadBalancerHourly + PRICE_TABLE.publicIpHourly + PRICE_TABLE.registryDaily / 24;
 
 async function dryRun(args: string[], extraEnv: NodeJS.ProcessEnv = {}) {
   const { modelPath } = await demoAssets();
@@ -52,9 +58,7 @@ describe('deploy --target aks --dry-run', () => {
     );
     assert.match(report.kubernetes[2]!.name, /-tls \(kubernetes\.io\/tls, made at provision for inferctl-colours-/);
     const expected =
-      PRICE_TABLE.vmHourly.Standard_D2s_v3! +
-      2 * PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! +
-      PRICE_TABLE.loadBalancerHourly;
+      PRICE_TABLE.vmHourly.Standard_D2s_v3! + 2 * PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! + ENDPOINT_AND_REGISTRY;
     assert.ok(Math.abs(report.cost.hourly - expected) < 0.001, `${report.cost.hourly} ≈ ${expected}`);
     assert.match(report.cost.note, new RegExp(`dated ${PRICE_TABLE.asOf}`));
     // The default TTL is an hour: the deployment's whole cost at that rate.
@@ -176,10 +180,42 @@ describe('deploy --target aks --dry-run', () => {
   test('the estimate prices the TTL as well as the hour', async () => {
     const { stdout } = await dryRun(['--ttl', '90m']);
     const hourly =
-      PRICE_TABLE.vmHourly.Standard_D2s_v3! +
-      PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! +
-      PRICE_TABLE.loadBalancerHourly;
+      PRICE_TABLE.vmHourly.Standard_D2s_v3! + PRICE_TABLE.vmHourly.Standard_NC4as_T4_v3! + ENDPOINT_AND_REGISTRY;
     assert.match(stdout, new RegExp(`for the TTL \\(1h30m\\)\\s+\\$${(hourly * 1.5).toFixed(2).replace('.', '\\.')}`));
+  });
+
+  test('--price-table prices with your table, in its currency; --budget says how long it lasts', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'prices-'));
+    const table = path.join(dir, 'prices.json');
+    const gpu = 0.5;
+    fs.writeFileSync(
+      table,
+      JSON.stringify({
+        ...PRICE_TABLE,
+        currency: 'EUR',
+        asOf: '2026-11-30',
+        source: 'our contract',
+        vmHourly: { Standard_D2s_v3: 0.1, Standard_NC4as_T4_v3: gpu },
+        loadBalancerHourly: 0.02,
+        publicIpHourly: 0.01,
+        registryDaily: 0.24,
+      }),
+    );
+    // 0.1 + 0.5 + 0.02 + 0.01 + 0.01 = 0.64 an hour: a budget of 16 lasts 25 h.
+    const { stdout } = await dryRun(['--price-table', table, '--budget', '16']);
+    assert.match(stdout, /total\s+EUR 0\.640\/h/);
+    assert.match(stdout, /budget 16\s+spent after 25h0m/);
+    assert.match(stdout, /Estimate in EUR from a price table dated 2026-11-30 \(our contract\)/);
+    const bad = await dryRun(['--price-table', path.join(dir, 'missing.json')]).then(
+      () => assert.fail('a missing price table was accepted'),
+      (e: unknown) => e as { code: number; stderr: string },
+    );
+    assert.equal(bad.code, 2);
+    assert.match(
+      bad.stderr,
+      /The price table --price-table \S+missing\.json is not usable:\n  - it cannot be read \(ENOENT\)/,
+    );
+    fs.rmSync(dir, { recursive: true });
   });
 
   test('an existing cluster is used, never deleted, and adds no node cost', async () => {
@@ -187,7 +223,7 @@ describe('deploy --target aks --dry-run', () => {
     assert.match(stdout, /Dry run: nothing is created/);
     assert.match(stdout, /AKS cluster: team-gpu\n\s+existing: used, never deleted/);
     assert.doesNotMatch(stdout, /Standard_NC4as_T4_v3 VM/);
-    assert.match(stdout, /total\s+\$0\.030\/h/);
+    assert.match(stdout, /total\s+\$0\.037\/h/);
   });
 
   test('a retired VM size (the NCv3 series, once the default) is refused with the sizes to use instead', async () => {
