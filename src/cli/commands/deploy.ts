@@ -114,9 +114,8 @@ export function addDeployCommand(program: Command): void {
       checkEndpointFlags(o.target, aks, o);
       if (o.dryRun && o.entryScript) return void (await scriptDryRunFromFlags(o));
       if (o.dryRun) {
-        const out = createOutput(Boolean(o.json));
         await deployDryRunCommand(
-          { out },
+          { out: createOutput(Boolean(o.json)) },
           {
             target: o.target,
             modelPath: o.model,
