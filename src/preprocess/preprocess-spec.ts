@@ -19,7 +19,7 @@ import type {
   ResolvedPreprocess,
   TensorLayout,
 } from '../shared/preprocess-types';
-import { PREPROCESS_PRESETS } from '../shared/preprocess-types';
+import { DECODE_MODES, PREPROCESS_PRESETS } from '../shared/preprocess-types';
 
 type Triple = [number, number, number];
 
@@ -52,6 +52,7 @@ export const DEFAULT_PREPROCESS: Omit<ResolvedPreprocess, 'width' | 'height' | '
   interpolation: 'bilinear',
   orientation: 'ignore',
   output: 'auto',
+  decode: 'fast',
 };
 
 const ENUMS = {
@@ -60,6 +61,7 @@ const ENUMS = {
   interpolation: ['nearest', 'bilinear', 'bicubic'],
   orientation: ['ignore', 'exif'],
   output: ['auto', 'probabilities', 'logits', 'sigmoid'],
+  decode: DECODE_MODES,
 } as const;
 
 const KNOWN_KEYS = new Set([
@@ -269,6 +271,7 @@ export function fitPreprocess(
     interpolation: merged.interpolation ?? DEFAULT_PREPROCESS.interpolation,
     orientation: merged.orientation ?? DEFAULT_PREPROCESS.orientation,
     output: merged.output ?? DEFAULT_PREPROCESS.output,
+    decode: merged.decode ?? DEFAULT_PREPROCESS.decode,
   };
   return { spec, problems };
 }
@@ -286,6 +289,7 @@ export function configOf(spec: ResolvedPreprocess): PreprocessConfig {
     interpolation: spec.interpolation,
     orientation: spec.orientation,
     output: spec.output,
+    decode: spec.decode,
   };
 }
 
