@@ -6,12 +6,15 @@
  */
 import os from 'node:os';
 
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
+import { DecodeSplitter } from '../src/batch/decode-split';
+import type { DecodeSplit, SplitInputs } from '../src/batch/decode-split';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
+import { cores } from '../src/scoring/thread-tuning';
 import type { ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { FailureType } from '../src/shared/failure-types';
 import { isBlobLocation } from '../src/storage/blob-location';
@@ -31,13 +34,24 @@ export interface ScoringActivityDeps {
    * heartbeat timeout, at most 5 s). Inference runs off the main thread, so this goes on during a batch.
    */
   heartbeatEveryMs?: number;
+  /**
+   * The onnxruntime intra-op threads a session runs with here (resolveThreading's), for the decode split
+   * this process chooses from its first batches (src/batch/decode-split.ts); default: every core.
+   */
+  intraOpThreads?: number;
 }
 
 export function createScoringActivities({
   classifiers,
   workerName = `${os.hostname()}:${process.pid}`,
   heartbeatEveryMs,
+  intraOpThreads,
 }: ScoringActivityDeps) {
+  const decodeSplitter = new DecodeSplitter({
+    cores: cores(),
+    intraOpThreads: intraOpThreads ?? cores(),
+    onChoice: logDecodeSplit,
+  });
   return {
     async scoreShard(task: ShardTask): Promise<ShardResult> {
       const ctx = Context.current();
@@ -75,7 +89,7 @@ export function createScoringActivities({
         metrics.batchSize.record(batch.ok);
       };
       const everyMs = heartbeatEveryMs ?? Math.min(5_000, Math.max(100, (ctx.info.heartbeatTimeoutMs ?? 20_000) / 4));
-      return runShard(store, { task, classifier, workerName, everyMs, onBatch });
+      return runShard(store, { task, classifier, workerName, everyMs, onBatch, decodeSplitter });
     },
   };
 }
@@ -103,4 +117,18 @@ function withoutModel(record: ShardRecord): ShardResult {
   const { bytes: _bytes, attempt, ...rest } = result;
   // On blob storage the record names its attempt: the result says which attempt's output the shard's is.
   return attempt === undefined ? rest : { ...rest, attempts: attempt };
+}
+
+/** The decode split, once per process, with what it was chosen from. */
+function logDecodeSplit(split: DecodeSplit, measured: SplitInputs): void {
+  log.info('Decode concurrency chosen', {
+    decodeConcurrency: split.decodeConcurrency,
+    reason: split.reason,
+    cores: measured.cores,
+    executionProvider: measured.executionProvider,
+    decodeMsPerImage: Math.round(measured.decodeMsPerImage * 10) / 10,
+    inference: measured.inference.map((m) => ({ ...m, msPerImage: Math.round(m.msPerImage * 10) / 10 })),
+    inferenceShare: Math.round(split.inferenceShare * 100) / 100,
+    predictedItemsPerSec: Math.round(split.predictedItemsPerSec * 10) / 10,
+  });
 }

@@ -6,6 +6,7 @@
  */
 import { Context, log } from '@temporalio/activity';
 
+import type { DecodeSplitter } from '../src/batch/decode-split';
 import { batchModelRecord } from '../src/batch/model-record';
 import { scoreShard } from '../src/batch/shard-scorer';
 import type { ShardSinks } from '../src/batch/shard-scorer';
@@ -54,6 +55,8 @@ export interface ShardRunOptions {
   /** How often the latest checkpoint is heartbeated while a batch runs. */
   everyMs: number;
   onBatch: (batch: { ok: number; failed: number; inferMs: number }) => void;
+  /** The process's decode split (src/batch/decode-split.ts), shared by its shards. */
+  decodeSplitter?: DecodeSplitter;
 }
 
 export async function runShard(store: ShardStore, opts: ShardRunOptions): Promise<ShardResult> {
@@ -81,6 +84,9 @@ export async function runShard(store: ShardStore, opts: ShardRunOptions): Promis
         ...(open.readInput ? { readInput: open.readInput } : {}),
         onCheckpoint: checkpointing.onCheckpoint,
         onBatch: opts.onBatch,
+        ...(opts.decodeSplitter
+          ? { decodeSplit: { splitter: opts.decodeSplitter, executionProvider: classifier.executionProvider } }
+          : {}),
         signal: ctx.cancellationSignal,
       }),
     );

@@ -276,7 +276,7 @@ export function fitPreprocess(
   return { spec, problems };
 }
 
-/** A resolved spec as a config that resolves to itself (what a bundle or a job keeps). */
+/** A resolved spec as a config that resolves to itself (what a bundle or a job keeps; no `decode` is 'fast'). */
 export function configOf(spec: ResolvedPreprocess): PreprocessConfig {
   return {
     ...(spec.resize ? { resize: spec.resize } : {}),
@@ -289,7 +289,8 @@ export function configOf(spec: ResolvedPreprocess): PreprocessConfig {
     interpolation: spec.interpolation,
     orientation: spec.orientation,
     output: spec.output,
-    decode: spec.decode,
+    // Only when not the default, so that the records and bundles of jobs that did not choose are as before.
+    ...(spec.decode !== DEFAULT_PREPROCESS.decode ? { decode: spec.decode } : {}),
   };
 }
 
