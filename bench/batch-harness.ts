@@ -160,7 +160,7 @@ export async function fullWorkflow(
         args: [input],
       });
     // Warm-up: a one-image job loads the model into the worker, as the other cases load it before timing.
-    const warm = path.join(data, 'warm-up');
+    const warm = path.join(data, 'warm-up-input'); // not the job's output directory (path.join(data, name))
     await fs.mkdir(warm);
     await fs.copyFile(path.join(images, (await fs.readdir(images))[0]!), path.join(warm, 'one.jpg'));
     await run(job('warm-up', warm));

@@ -12,14 +12,20 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 export async function startGpuWorker(
   concurrency: number,
-): Promise<{ gpu: ChildProcessByStdio<null, Readable, null>; threads: string; decodeSplit: () => string }> {
+): Promise<{ gpu: ChildProcessByStdio<null, Readable, Readable>; threads: string; decodeSplit: () => string }> {
   const gpu = spawn(
     process.execPath,
     [path.join(ROOT, 'dist', 'worker', 'gpu.js'), '--max-concurrent-shards', String(concurrency)],
-    { env: { ...process.env, INFERCTL_LOG_LEVEL: 'INFO' }, stdio: ['ignore', 'pipe', 'inherit'] },
+    { env: { ...process.env, INFERCTL_LOG_LEVEL: 'INFO' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let threads = '';
   let output = '';
+  // Its log (INFO, for the decode split): kept, and passed on where it warns or fails.
+  gpu.stderr.on('data', (d: Buffer) => {
+    const text = d.toString();
+    output = (output + text).slice(-200_000);
+    if (/\[(WARN|ERROR)\]/.test(text)) process.stderr.write(text);
+  });
   await new Promise<void>((resolve) =>
     gpu.stdout.on('data', (d: Buffer) => {
       const text = d.toString();
