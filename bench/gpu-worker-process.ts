@@ -36,9 +36,9 @@ export async function startGpuWorker(
   );
   // The choice's attributes, without the activity's ids.
   const decodeSplit = () =>
-    (/Decode concurrency chosen \{[^]*?\n\}/.exec(output)?.[0] ?? 'not logged')
+    (/Decode concurrency chosen \{[^]*?\n\}/.exec(output)?.[0] ?? 'not chosen (fewer batches than it measures: 4)')
       .split('\n')
-      .filter((l) => /decodeConcurrency|reason|decodeMsPerImage|inference|predicted/.test(l))
+      .filter((l) => /not chosen|decodeConcurrency|reason|decodeMsPerImage|inference|predicted/.test(l))
       .map((l) => l.trim())
       .join(' ');
   return { gpu, threads, decodeSplit };
