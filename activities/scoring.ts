@@ -6,13 +6,16 @@
  */
 import os from 'node:os';
 
-import { ApplicationFailure, Context } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
+import { DecodeSplitter } from '../src/batch/decode-split';
+import type { DecodeSplit, SplitInputs } from '../src/batch/decode-split';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ScriptProcessPool } from '../src/script/batch-pool';
+import { cores } from '../src/scoring/thread-tuning';
 import type { ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { FailureType } from '../src/shared/failure-types';
 import { isBlobLocation } from '../src/storage/blob-location';
@@ -37,6 +40,11 @@ export interface ScoringActivityDeps {
   scripts?: ScriptProcessPool;
   /** Where script jobs' Python environments are built (INFERCTL_PYTHON_ENVS, else under the inferctl home). */
   pythonEnvs?: string;
+  /**
+   * The onnxruntime intra-op threads a session runs with here (resolveThreading's), for the decode split
+   * this process chooses from its first batches (src/batch/decode-split.ts); default: every core.
+   */
+  intraOpThreads?: number;
 }
 
 export function createScoringActivities({
@@ -45,7 +53,13 @@ export function createScoringActivities({
   heartbeatEveryMs,
   scripts,
   pythonEnvs,
+  intraOpThreads,
 }: ScoringActivityDeps) {
+  const decodeSplitter = new DecodeSplitter({
+    cores: cores(),
+    intraOpThreads: intraOpThreads ?? cores(),
+    onChoice: logDecodeSplit,
+  });
   return {
     async scoreShard(task: ShardTask): Promise<ShardResult> {
       const ctx = Context.current();
@@ -97,7 +111,7 @@ export function createScoringActivities({
       }
       const metrics = scoringMetrics(ctx.metricMeter.withTags({ execution_provider: classifier.executionProvider }));
       metrics.provider.set(1);
-      const scorer = classifierScorer(task, classifier, countItems(metrics));
+      const scorer = classifierScorer(task, classifier, countItems(metrics), decodeSplitter);
       return runShard(store, { task, scorer, workerName, everyMs });
     },
   };
@@ -136,4 +150,18 @@ function withoutModel(record: ShardRecord): ShardResult {
   const { bytes: _bytes, attempt, ...rest } = result;
   // On blob storage the record names its attempt: the result says which attempt's output the shard's is.
   return attempt === undefined ? rest : { ...rest, attempts: attempt };
+}
+
+/** The decode split, once per process, with what it was chosen from. */
+function logDecodeSplit(split: DecodeSplit, measured: SplitInputs): void {
+  log.info('Decode concurrency chosen', {
+    decodeConcurrency: split.decodeConcurrency,
+    reason: split.reason,
+    cores: measured.cores,
+    executionProvider: measured.executionProvider,
+    decodeMsPerImage: Math.round(measured.decodeMsPerImage * 10) / 10,
+    inference: measured.inference.map((m) => ({ ...m, msPerImage: Math.round(m.msPerImage * 10) / 10 })),
+    inferenceShare: Math.round(split.inferenceShare * 100) / 100,
+    predictedItemsPerSec: Math.round(split.predictedItemsPerSec * 10) / 10,
+  });
 }

@@ -6,6 +6,7 @@
  */
 import { Context, log } from '@temporalio/activity';
 
+import type { DecodeSplitter } from '../src/batch/decode-split';
 import { batchModelRecord } from '../src/batch/model-record';
 import { scoreShard } from '../src/batch/shard-scorer';
 import type { ShardScoringStats, ShardSinks } from '../src/batch/shard-scorer';
@@ -72,6 +73,8 @@ export function classifierScorer(
   task: ShardTask,
   classifier: Classifier & { executionProvider: string },
   onBatch: (batch: { ok: number; failed: number; inferMs: number }) => void,
+  /** The process's decode split (src/batch/decode-split.ts), shared by its shards. */
+  decodeSplitter?: DecodeSplitter,
 ): ShardScorer {
   return {
     executionProvider: classifier.executionProvider,
@@ -87,6 +90,9 @@ export function classifierScorer(
         ...(open.readInput ? { readInput: open.readInput } : {}),
         onCheckpoint,
         onBatch,
+        ...(decodeSplitter
+          ? { decodeSplit: { splitter: decodeSplitter, executionProvider: classifier.executionProvider } }
+          : {}),
         signal,
       }),
     model: (stats, open) => {

@@ -13,214 +13,17 @@
  * and the sum-of-parts limit on C cores, C / (D + C·I) items per ms: no pipeline can beat it, since each
  * image needs D core-ms of decode and C·I core-ms of inference. Writes bench/results/<date>.json and .md.
  */
-import { execFile } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 
-import { Client, Connection } from '@temporalio/client';
-
-import { writeSampleImages } from '../src/demo/sample-images';
 import { cores } from '../src/scoring/thread-tuning';
-import { buildResnet50Shaped } from '../src/demo/resnet50';
-import { batchWorkflowId } from '../src/shared/batch-types';
-import type { BatchScoreInput } from '../src/shared/batch-types';
-import { startDevServer } from '../src/temporal/dev-server';
-import { batchScore } from '../workflows/batch-score';
-import type { BatchOutcome } from '../workflows/batch-score';
-import { runControlWorker } from '../worker/control';
 import { installWorkerRuntime } from '../worker/runtime';
+import { RESULTS, WORK, fullWorkflow, gpuThreads, log, prepare, pythonPeer, ratio, runCase } from './batch-harness';
+import type { CaseResult } from './batch-harness';
 import { ensurePhotoCorpus } from './photo-corpus';
-import { startGpuWorker } from './gpu-worker-process';
 import { scaleBench } from './scale-bench';
-import { BENCH_SCRIPT_DIR, benchScript, modelFolder, useBenchPythonEnvs } from './script-cases';
-
-const execFileAsync = promisify(execFile);
-const ROOT = path.resolve(__dirname, '..', '..');
-const WORK = path.join(ROOT, 'bench', 'work');
-const RESULTS = path.join(ROOT, 'bench', 'results');
-
-interface CaseResult {
-  case: string;
-  items: number;
-  seconds: number;
-  itemsPerSecond: number;
-  peakRssMb?: number;
-  executionProvider?: string;
-  note?: string;
-  inferMsPerImage?: number;
-  decodeCoreMsPerImage?: number;
-  threading?: Record<string, unknown>;
-}
-
-function log(line: string): void {
-  process.stderr.write(`[bench] ${line}\n`);
-}
-
-const exists = (p: string): Promise<boolean> => fs.stat(p).then(Boolean, () => false);
-
-async function prepare(items: number): Promise<{ model: string; images: string }> {
-  await fs.mkdir(WORK, { recursive: true });
-  const model = path.join(WORK, 'resnet50-shaped.onnx');
-  if (!(await exists(model))) {
-    log('generating the ResNet-50-shaped model (once)…');
-    await fs.writeFile(`${model}.tmp`, buildResnet50Shaped({ seed: 50 }));
-    await fs.rename(`${model}.tmp`, model);
-  }
-  const images = path.join(WORK, `images-${items}`);
-  if (!(await exists(images))) {
-    log(`generating ${items} JPEGs (once)…`);
-    await writeSampleImages(`${images}.tmp`, items, { size: 256 });
-    await fs.rename(`${images}.tmp`, images);
-  }
-  return { model, images };
-}
-
-async function runCase(args: string[]): Promise<CaseResult> {
-  const { stdout } = await execFileAsync(process.execPath, [path.join(__dirname, 'batch-case.js'), ...args], {
-    maxBuffer: 1 << 20,
-  });
-  return JSON.parse(stdout.trim().split('\n').pop()!) as CaseResult;
-}
-
-async function pythonPeer(
-  model: string,
-  images: string,
-  batchSize: number,
-  mode: 'draft' | 'naive' | 'script',
-): Promise<CaseResult> {
-  const venv = path.join(ROOT, 'bench', '.venv');
-  const python = path.join(venv, 'bin', 'python');
-  try {
-    await execFileAsync('python3', ['--version']);
-  } catch {
-    return { case: mode, items: 0, seconds: 0, itemsPerSecond: 0, note: 'skipped: python3 not found' };
-  }
-  if (!(await exists(python))) {
-    log('creating the Python peer venv (bench/.venv, once)…');
-    await execFileAsync('python3', ['-m', 'venv', venv]);
-    await execFileAsync(
-      python,
-      ['-m', 'pip', 'install', '--quiet', '-r', path.join(ROOT, 'bench', 'requirements.txt')],
-      {
-        maxBuffer: 16 << 20,
-      },
-    );
-  }
-  const out = path.join(WORK, 'peer-predictions.jsonl');
-  const script = mode === 'script' ? ['--script', path.join(BENCH_SCRIPT_DIR, 'batch_score.py')] : [];
-  const { stdout } = await execFileAsync(python, [
-    path.join(ROOT, 'bench', 'peer_score.py'),
-    ...script,
-    '--model',
-    mode === 'script' ? await modelFolder(model, WORK) : model,
-    '--images',
-    images,
-    '--batch-size',
-    String(batchSize),
-    '--output',
-    out,
-    '--mode',
-    mode,
-  ]);
-  const r = JSON.parse(stdout.trim()) as {
-    items: number;
-    seconds: number;
-    items_per_second: number;
-    peak_rss_mb: number;
-  };
-  return {
-    case: mode,
-    items: r.items,
-    seconds: r.seconds,
-    itemsPerSecond: r.items_per_second,
-    peakRssMb: r.peak_rss_mb,
-    executionProvider: 'cpu',
-  };
-}
-
-/** The GPU worker's startup line saying which thread settings it runs with. */
-let gpuThreads = '';
-
-function peakRssOf(pid: number): Promise<number | undefined> {
-  return fs
-    .readFile(`/proc/${pid}/status`, 'utf8')
-    .then((s) => Number(/VmHWM:\s+(\d+) kB/.exec(s)?.[1]) / 1024)
-    .catch(() => undefined);
-}
-
-async function fullWorkflow(
-  model: string,
-  images: string,
-  opts: { batchSize: number; shardSize: number; concurrency: number; script?: boolean },
-) {
-  const data = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-bench-'));
-  const server = await startDevServer({ dataDir: data, headless: true, buildCli: true });
-  process.env.TEMPORAL_ADDRESS = server.address;
-  let stopWorker!: () => void;
-  const control = runControlWorker({ until: new Promise<void>((r) => (stopWorker = r)) });
-  const started = await startGpuWorker(opts.concurrency);
-  const gpu = started.gpu;
-  gpuThreads ||= started.threads;
-  const connection = await Connection.connect({ address: server.address });
-  try {
-    const client = new Client({ connection });
-    const job = (name: string, inputPath: string): BatchScoreInput => ({
-      name,
-      modelPath: model,
-      inputPath,
-      outputDir: path.join(data, name),
-      shardSize: opts.shardSize,
-      batchSize: opts.batchSize,
-      maxShardsInFlight: opts.concurrency,
-      errorThreshold: 0,
-      topK: 5,
-      ...(opts.script ? { script: benchScript(opts.batchSize) } : {}),
-    });
-    const run = (input: BatchScoreInput) =>
-      client.workflow.execute(batchScore, {
-        taskQueue: 'inferctl-control',
-        workflowId: batchWorkflowId(input.name),
-        args: [input],
-      });
-    // Warm-up: a job of one image per slot loads the model into the worker (a script: one process per
-    // slot, its environment built), as the other cases load it before timing.
-    const warm = path.join(data, 'warm-up-in'); // not the warm-up job's output directory, which must be empty
-    await fs.mkdir(warm);
-    const first = path.join(images, (await fs.readdir(images))[0]!);
-    for (let i = 0; i < opts.concurrency; i++) await fs.copyFile(first, path.join(warm, `one-${i}.jpg`));
-    await run({ ...job('warm-up', warm), shardSize: 1 });
-
-    const started = performance.now();
-    const outcome: BatchOutcome = await run(job(`bench-${Date.now().toString(36)}`, images));
-    const seconds = (performance.now() - started) / 1000;
-    const peakRssMb = await peakRssOf(gpu.pid!);
-    // What Temporal adds: wall time not covered by shard activities doing work (listing, scheduling,
-    // heartbeats, summary), spread over the shards.
-    const summary = JSON.parse(await fs.readFile(path.join(outcome.outputDir, 'summary.json'), 'utf8')) as {
-      shardTimings: Array<{ wallMs: number }>;
-    };
-    const busyMs = summary.shardTimings.reduce((n, s) => n + s.wallMs, 0) / opts.concurrency;
-    const orchestrationMsPerShard = (seconds * 1000 - busyMs) / outcome.shards;
-    const result: CaseResult = {
-      case: opts.script ? 's' : 'c',
-      items: outcome.itemsOk,
-      seconds,
-      itemsPerSecond: outcome.itemsOk / seconds,
-      peakRssMb,
-      executionProvider: outcome.executionProvider,
-    };
-    return { result, shards: outcome.shards, orchestrationMsPerShard };
-  } finally {
-    await connection.close();
-    gpu.kill('SIGTERM');
-    stopWorker();
-    await control;
-    await server.stop();
-    await fs.rm(data, { recursive: true, force: true });
-  }
-}
+import { useBenchPythonEnvs } from './script-cases';
 
 interface CorpusReport {
   corpus: string;
@@ -235,8 +38,6 @@ interface CorpusReport {
   orchestrationMsPerShard: number;
   ratios: Record<string, number | null>;
 }
-
-const ratio = (x: number, y: number) => (y > 0 ? Number((x / y).toFixed(3)) : null);
 
 /** Every case on one corpus, back to back, so that the machine's load hits them alike. */
 async function measureCorpus(

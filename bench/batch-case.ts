@@ -1,6 +1,7 @@
 /**
  * One in-process case of the batch benchmark, run in its own process so its peak RSS is its own:
- *   node dist/bench/batch-case.js --case bare|pipeline --model M --images DIR --batch-size B --shard-size S --concurrency C --out DIR
+ *   node dist/bench/batch-case.js --case bare|decode|pipeline --model M --images DIR --batch-size B --shard-size S
+ *        --concurrency C --out DIR [--decode exact|fast|draft]
  * Prints one JSON line: { items, seconds, itemsPerSecond, peakRssMb, executionProvider }.
  *
  * bare:     onnxruntime-node inference on tensors decoded beforehand (the ceiling); also reports
@@ -21,6 +22,7 @@ import { EMPTY_CHECKPOINT, scoreShard } from '../src/batch/shard-scorer';
 import { preprocessImage } from '../src/preprocess/preprocess-image';
 import { Classifier } from '../src/scoring/classifier';
 import { applyDecodeThreading, threadingReport } from '../src/scoring/thread-tuning';
+import type { DecodeMode } from '../src/shared/preprocess-types';
 
 async function main(): Promise<void> {
   applyDecodeThreading(); // first, before anything uses libuv's pool: as the GPU worker starts
@@ -36,6 +38,7 @@ async function main(): Promise<void> {
       out: { type: 'string' },
       'inference-threads': { type: 'string' },
       'intra-op-threads': { type: 'string' },
+      decode: { type: 'string' },
     },
   });
   const threads = {
@@ -43,7 +46,12 @@ async function main(): Promise<void> {
     ...(values['intra-op-threads'] ? { intraOpNumThreads: Number(values['intra-op-threads']) } : {}),
   };
   const batchSize = Number(values['batch-size']);
-  const classifier = await Classifier.load(values.model!, threads);
+  // --decode: how JPEGs decode (the spec's `decode` over the model's own spec, as `inferctl score --decode`).
+  const decode = values.decode as DecodeMode | undefined;
+  const classifier = await Classifier.load(values.model!, {
+    ...threads,
+    ...(decode ? { overrides: { preprocess: { decode } } } : {}),
+  });
   const files: string[] = [];
   for await (const f of listInputs(values.images!)) files.push(f);
 
@@ -103,6 +111,7 @@ async function main(): Promise<void> {
       itemsPerSecond: files.length / seconds,
       peakRssMb,
       executionProvider: classifier.executionProvider,
+      decode: classifier.info.decode,
       threading: threadingReport(threads),
       ...extra,
     }) + '\n',

@@ -1,6 +1,7 @@
 /**
  * The benchmarks' GPU worker: `dist/worker/gpu.js` as its own process (as users run it), started and
- * awaited until it polls. Returns the process and the thread settings it reported at startup.
+ * awaited until it polls. Returns the process, the thread settings it reported at startup, and the decode
+ * split it logs once its first batches are measured (its log at INFO, read from its stdout).
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcessByStdio } from 'node:child_process';
@@ -11,19 +12,34 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 export async function startGpuWorker(
   concurrency: number,
-): Promise<{ gpu: ChildProcessByStdio<null, Readable, null>; threads: string }> {
+): Promise<{ gpu: ChildProcessByStdio<null, Readable, Readable>; threads: string; decodeSplit: () => string }> {
   const gpu = spawn(
     process.execPath,
     [path.join(ROOT, 'dist', 'worker', 'gpu.js'), '--max-concurrent-shards', String(concurrency)],
-    { env: { INFERCTL_LOG_LEVEL: 'WARN', ...process.env }, stdio: ['ignore', 'pipe', 'inherit'] },
+    { env: { ...process.env, INFERCTL_LOG_LEVEL: 'INFO' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let threads = '';
+  let output = '';
+  // Its log (INFO, for the decode split): kept, and passed on where it warns or fails.
+  gpu.stderr.on('data', (d: Buffer) => {
+    const text = d.toString();
+    output = (output + text).slice(-200_000);
+    if (/\[(WARN|ERROR)\]/.test(text)) process.stderr.write(text);
+  });
   await new Promise<void>((resolve) =>
     gpu.stdout.on('data', (d: Buffer) => {
       const text = d.toString();
+      output = (output + text).slice(-200_000);
       threads ||= /Threads: .*/.exec(text)?.[0] ?? '';
       if (text.includes('polling')) resolve();
     }),
   );
-  return { gpu, threads };
+  // The choice's attributes, without the activity's ids.
+  const decodeSplit = () =>
+    (/Decode concurrency chosen \{[^]*?\n\}/.exec(output)?.[0] ?? 'not chosen (fewer batches than it measures: 4)')
+      .split('\n')
+      .filter((l) => /not chosen|decodeConcurrency|reason|decodeMsPerImage|inference|predicted/.test(l))
+      .map((l) => l.trim())
+      .join(' ');
+  return { gpu, threads, decodeSplit };
 }

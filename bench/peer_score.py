@@ -10,13 +10,18 @@ Two ways to open an image:
          loop, as its author would test it by hand; --model is then the folder holding the model
          (AZUREML_MODEL_DIR).
 
-    python peer_score.py --model M.onnx --images DIR --batch-size 32 --output predictions.jsonl [--mode draft]
+With --processes N (N > 1), N worker processes open and preprocess the images (multiprocessing, in order,
+as a torch DataLoader with num_workers=N does) while the main process runs inference.
+
+    python peer_score.py --model M.onnx --images DIR --batch-size 32 --output predictions.jsonl [--mode draft] [--processes 2]
     python peer_score.py --mode script --script batch_score.py --model DIR --images DIR --batch-size 32 --output F
 Prints one JSON line: {"items": N, "seconds": S, "items_per_second": R, "peak_rss_mb": M}.
 """
 import argparse
+import functools
 import importlib.util
 import json
+import multiprocessing
 import os
 import resource
 import sys
@@ -53,6 +58,7 @@ def main():
     ap.add_argument("--top-k", type=int, default=5)
     ap.add_argument("--mode", choices=["naive", "draft", "script"], default="naive")
     ap.add_argument("--script")
+    ap.add_argument("--processes", type=int, default=1)
     args = ap.parse_args()
     if args.mode == "script":
         return script_loop(args)
@@ -64,17 +70,24 @@ def main():
     )
     input_name = session.get_inputs()[0].name
 
+    opener = functools.partial(load, spec=spec, draft=args.mode == "draft")
+    pool = multiprocessing.Pool(args.processes) if args.processes > 1 else None
     started = time.perf_counter()
+    # Decoded images, in order: in the worker processes (ahead of inference) or here, one by one.
+    decoded = pool.imap(opener, files, chunksize=4) if pool else map(opener, files)
     with open(args.output, "w") as out:
         for i in range(0, len(files), args.batch_size):
             chunk = files[i : i + args.batch_size]
-            batch = np.stack([load(f, spec, args.mode == "draft") for f in chunk])
+            batch = np.stack([next(decoded) for _ in chunk])
             probs = session.run(None, {input_name: batch})[0]
             for j, p in enumerate(probs):
                 top = np.argsort(-p)[: args.top_k]
                 row = {"index": i + j, "path": chunk[j], "predictions": [{"label": labels[k], "score": float(p[k])} for k in top]}
                 out.write(json.dumps(row) + "\n")
     seconds = time.perf_counter() - started
+    if pool:
+        pool.close()
+        pool.join()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"items": len(files), "seconds": seconds, "items_per_second": len(files) / seconds, "peak_rss_mb": peak_kb / 1024}))
 

@@ -11,7 +11,9 @@
  * batch's decode go on while a batch is in inference. The thread settings (src/scoring/thread-tuning.ts)
  * default to sharing the cores between decode and inference; the flags are one table with
  * `inferctl gpu-worker` (worker/gpu-flags.ts), each also read from its INFERCTL_* variable
- * (INFERCTL_INTRA_OP_THREADS, …), and the settings in effect are logged at startup.
+ * (INFERCTL_INTRA_OP_THREADS, …), and the settings in effect are logged at startup. How many images decode
+ * at once is chosen from the first batches' measurements and logged ("Decode concurrency chosen",
+ * src/batch/decode-split.ts).
  */
 import os from 'node:os';
 
@@ -22,7 +24,7 @@ import { ClassifierPool } from '../src/scoring/classifier-pool';
 import { workerEnvCache } from '../src/script/batch-app';
 import { ScriptProcessPool } from '../src/script/batch-pool';
 import type { ExecutionConfig } from '../src/scoring/classifier-pool';
-import { applyDecodeThreading, describeThreading } from '../src/scoring/thread-tuning';
+import { applyDecodeThreading, describeThreading, resolveThreading } from '../src/scoring/thread-tuning';
 import type { DecodeThreading } from '../src/scoring/thread-tuning';
 import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
 import { GPU_WORKER_FLAGS, gpuWorkerSettings } from './gpu-flags';
@@ -57,6 +59,7 @@ export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
           workerName: `${os.hostname()}:${process.pid}`,
           scripts,
           pythonEnvs: workerEnvCache(inferctlHome()),
+          intraOpThreads: resolveThreading(opts.execution).intraOpNumThreads,
         }),
         maxConcurrentActivityTaskExecutions: opts.maxConcurrentShards ?? 2,
       },

@@ -15,6 +15,7 @@ import { ImageError, InvalidInputError } from '../errors';
 import { preprocessImage } from '../preprocess/preprocess-image';
 import type { Classifier } from '../scoring/classifier';
 import type { ShardCheckpoint } from '../shared/batch-types';
+import type { DecodeSplitter } from './decode-split';
 import { ByteBudget, MAX_INPUT_BYTES, readLocalInput } from './local-input';
 
 /** Where a shard's rows go when not a file: bytes at explicit offsets (a blob's staged blocks). */
@@ -54,6 +55,11 @@ export interface ShardScoringOptions {
    * fetch ahead (blob downloads); it throws an ImageError for an input that cannot be read.
    */
   readInput?: (file: string, position: number) => Promise<Buffer>;
+  /**
+   * The process's decode split (./decode-split.ts): decodes run within its limit and feed it their times,
+   * batches their inference times. Without it, a batch decodes all at once (as many as libuv's pool runs).
+   */
+  decodeSplit?: { splitter: DecodeSplitter; executionProvider: string };
 }
 
 export interface ShardScoringStats {
@@ -96,7 +102,15 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     try {
       const input = await read(file, position);
       release = input.release;
-      const tensor = await preprocessImage(input.bytes, info);
+      const split = opts.decodeSplit?.splitter;
+      const tensor = split
+        ? await split.decodes.run(async () => {
+            const started = performance.now();
+            const decoded = await preprocessImage(input.bytes, info);
+            split.recordDecode(performance.now() - started);
+            return decoded;
+          })
+        : await preprocessImage(input.bytes, info);
       if (tensor.length !== expectedLength) {
         return {
           ok: false,
@@ -136,6 +150,7 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     const outputs = tensors.length > 0 ? await classifier.infer(tensors) : [];
     const batchInferMs = performance.now() - inferStarted;
     inferMs += batchInferMs;
+    opts.decodeSplit?.splitter.recordBatch(opts.decodeSplit.executionProvider, tensors.length, batchInferMs);
 
     const predictionRows: string[] = [];
     const errorRows: string[] = [];

@@ -7,7 +7,7 @@ import { BlobLocationError, isBlobLocation, normaliseBlobLocation } from '../sto
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
 import { CliError } from './cli-error';
 import { duration, int, threshold } from './flag-parsers';
-import { PREPROCESS_HELP, preprocessFlag } from './preprocess-flag';
+import { PREPROCESS_HELP, decodeOption, givenPreprocess } from './preprocess-flag';
 import type { PreprocessConfig } from '../shared/preprocess-types';
 import type { BatchScriptSpec, OutputAction } from '../shared/batch-types';
 
@@ -57,6 +57,7 @@ export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, o
     )
     .option('--top-k <n>', 'labels per input', int('--top-k', 1), 5)
     .option('--preprocess <preset|file.json>', PREPROCESS_HELP)
+    .addOption(decodeOption())
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option(
       '--raw-outputs',
@@ -95,6 +96,7 @@ export type BatchJobOptionValues = ReturnType<ReturnType<typeof addBatchJobOptio
 /** The job settings from the parsed flags; a usage error (exit 2) naming every required flag that is missing. */
 export function batchJobFlags(o: BatchJobOptionValues, command: string): BatchJobFlags {
   const { model, input, output } = o;
+  const preprocess = givenPreprocess(o.preprocess, o.decode);
   if (!model || !input || !output) {
     const given: Array<[string, string | undefined]> = [
       ['--model', model],
@@ -116,7 +118,7 @@ export function batchJobFlags(o: BatchJobOptionValues, command: string): BatchJo
     rawOutputs: Boolean(o.rawOutputs),
     requireCuda: Boolean(o.gpu),
     gpuTaskQueue: o.gpuQueue,
-    ...(o.preprocess ? { preprocess: preprocessFlag(o.preprocess) } : {}),
+    ...(preprocess ? { preprocess } : {}),
     ...(o.labels ? { labelsPath: o.labels } : {}),
     ...(o.allFiles ? { allFiles: true } : {}),
     ...(o.entryScript ? { script: scriptFlags(o, o.entryScript) } : scriptOnlyFlagsRefused(o)),

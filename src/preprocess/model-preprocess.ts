@@ -3,7 +3,8 @@
  * carried in the workflow input), then a sidecar `<model>.preprocess.json`, then the model's
  * `inferctl.preprocess` metadata (the old {"width","height","layout","scale","mean","std"} form included),
  * then defaults from the input shape (a stretch to the input size, ImageNet normalisation). The labels follow
- * the same rule (labels.ts).
+ * the same rule (labels.ts). A given spec of `decode` alone (`--decode` without `--preprocess`) changes only how
+ * JPEGs decode, on top of the spec the other sources give.
  * A bad given or sidecar spec is an InvalidInputError (InvalidPreprocess); bad metadata a ModelError, as
  * before; each lists every problem at once.
  */
@@ -22,6 +23,18 @@ export function preprocessSidecarPath(modelPath: string): string {
 }
 
 export async function modelPreprocess(
+  modelPath: string,
+  input: InputShape,
+  given: PreprocessConfig | undefined,
+  metadata: string | undefined,
+): Promise<{ spec: ResolvedPreprocess; source: PreprocessSource }> {
+  // `--decode` alone sets how JPEGs decode on top of whichever spec is used; any other given field is a spec.
+  const { decode, ...rest } = given ?? {};
+  const resolved = await specFromSources(modelPath, input, Object.keys(rest).length > 0 ? given : undefined, metadata);
+  return decode ? { ...resolved, spec: { ...resolved.spec, decode } } : resolved;
+}
+
+async function specFromSources(
   modelPath: string,
   input: InputShape,
   given: PreprocessConfig | undefined,

@@ -9,7 +9,7 @@
  *   - CMYK, 16-bit, greyscale and palette images are converted to 8-bit sRGB; an alpha channel is
  *     dropped (the colour under it is kept, as PIL's convert('RGB') does);
  *   - then the preprocessing spec (src/preprocess/preprocess-spec.ts): EXIF orientation applied or not
- *     (default not, as PIL's Image.open does), resized (shorter side kept in proportion, as torchvision's
+ *     (default not, as PIL's Image.open does), a JPEG decoded at full size or a DCT scale (`decode`), resized (shorter side kept in proportion, as torchvision's
  *     Resize(n); or stretched) with the spec's kernel, centre-cropped (torchvision's CenterCrop offsets),
  *     channels in RGB or BGR order, (pixel * scale - mean) / std, laid out CHW or HWC.
  * The result is float32; the classifier converts it to the model's input dtype (float16, uint8).
@@ -77,11 +77,16 @@ export async function preprocessImage(
     if (info.orientation === 'exif') pipeline = pipeline.rotate();
     pipeline = pipeline.toColourspace('srgb').removeAlpha();
     if (resized.width !== size.width || resized.height !== size.height) {
-      // No shrink-on-load: a JPEG decoded at 1/2 or 1/8 scale is not what a PIL pipeline resamples.
+      const decode = info.decode ?? 'fast';
+      // libvips decodes a JPEG at a DCT scale (1/2, 1/4, 1/8) when the resize allows it (sharp's
+      // shrink-on-load): with fastShrinkOnLoad false it leaves at least twice the resized size ('fast'),
+      // with true at least the resized size ('draft'). A whole-frame extract before the resize (of the
+      // image as turned, when it is) turns it off ('exact').
+      if (decode === 'exact') pipeline = pipeline.extract({ left: 0, top: 0, ...size });
       pipeline = pipeline.resize(resized.width, resized.height, {
         fit: 'fill',
         kernel: KERNELS[info.interpolation ?? 'bilinear'],
-        fastShrinkOnLoad: false,
+        fastShrinkOnLoad: decode === 'draft',
       });
     }
     if (crop) pipeline = pipeline.extract(crop);

@@ -19,7 +19,7 @@ import type {
   ResolvedPreprocess,
   TensorLayout,
 } from '../shared/preprocess-types';
-import { PREPROCESS_PRESETS } from '../shared/preprocess-types';
+import { DECODE_MODES, PREPROCESS_PRESETS } from '../shared/preprocess-types';
 
 type Triple = [number, number, number];
 
@@ -52,6 +52,7 @@ export const DEFAULT_PREPROCESS: Omit<ResolvedPreprocess, 'width' | 'height' | '
   interpolation: 'bilinear',
   orientation: 'ignore',
   output: 'auto',
+  decode: 'fast',
 };
 
 const ENUMS = {
@@ -60,6 +61,7 @@ const ENUMS = {
   interpolation: ['nearest', 'bilinear', 'bicubic'],
   orientation: ['ignore', 'exif'],
   output: ['auto', 'probabilities', 'logits', 'sigmoid'],
+  decode: DECODE_MODES,
 } as const;
 
 const KNOWN_KEYS = new Set([
@@ -269,11 +271,12 @@ export function fitPreprocess(
     interpolation: merged.interpolation ?? DEFAULT_PREPROCESS.interpolation,
     orientation: merged.orientation ?? DEFAULT_PREPROCESS.orientation,
     output: merged.output ?? DEFAULT_PREPROCESS.output,
+    decode: merged.decode ?? DEFAULT_PREPROCESS.decode,
   };
   return { spec, problems };
 }
 
-/** A resolved spec as a config that resolves to itself (what a bundle or a job keeps). */
+/** A resolved spec as a config that resolves to itself (what a bundle or a job keeps; no `decode` is 'fast'). */
 export function configOf(spec: ResolvedPreprocess): PreprocessConfig {
   return {
     ...(spec.resize ? { resize: spec.resize } : {}),
@@ -286,6 +289,8 @@ export function configOf(spec: ResolvedPreprocess): PreprocessConfig {
     interpolation: spec.interpolation,
     orientation: spec.orientation,
     output: spec.output,
+    // Only when not the default, so that the records and bundles of jobs that did not choose are as before.
+    ...(spec.decode !== DEFAULT_PREPROCESS.decode ? { decode: spec.decode } : {}),
   };
 }
 

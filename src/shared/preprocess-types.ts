@@ -12,6 +12,17 @@ export type TensorLayout = 'NCHW' | 'NHWC';
 export type ChannelOrder = 'RGB' | 'BGR';
 export type Interpolation = 'nearest' | 'bilinear' | 'bicubic';
 export type Orientation = 'ignore' | 'exif';
+/**
+ * How a JPEG is decoded before the resize (docs/preprocessing.md, "JPEG decode"):
+ *   exact  at full size, then resampled: what Pillow's plain resize sees (the slowest);
+ *   fast   at the smallest DCT scale (1/2, 1/4, 1/8) that leaves at least twice the resized size, then
+ *          resampled with the spec's kernel (Pillow's reducing_gap idea; the default);
+ *   draft  at the smallest DCT scale not below the resized size (Pillow's Image.draft), then resampled.
+ * PNG and WebP are decoded at full size whatever this says.
+ */
+export const DECODE_MODES = ['exact', 'fast', 'draft'] as const;
+export type DecodeMode = (typeof DECODE_MODES)[number];
+
 /** How the model's output rows become scores: as is, softmax, per-class sigmoid, or softmax unless already a distribution. */
 export type OutputScores = 'auto' | 'probabilities' | 'logits' | 'sigmoid';
 
@@ -41,6 +52,8 @@ export interface PreprocessConfig {
   interpolation?: Interpolation;
   orientation?: Orientation;
   output?: OutputScores;
+  /** How JPEGs are decoded (default 'fast'); `--decode` sets it on top of whichever spec is used. */
+  decode?: DecodeMode;
   /** The old metadata form (a stretch to width × height). */
   width?: number;
   height?: number;
@@ -61,6 +74,7 @@ export interface ResolvedPreprocess {
   interpolation: Interpolation;
   orientation: Orientation;
   output: OutputScores;
+  decode: DecodeMode;
 }
 
 /**

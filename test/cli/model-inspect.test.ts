@@ -64,6 +64,61 @@ describe('inferctl model inspect', () => {
     }
   });
 
+  test('--decode sets how JPEGs decode on top of the spec from any source; a sidecar may set it; a bad mode is exit 2', async () => {
+    const assets = await demoAssets();
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-inspect-decode-'));
+    try {
+      const model = path.join(dir, 'colours.onnx');
+      await fs.copyFile(assets.modelPath, model);
+      await fs.copyFile(assets.labelsPath, path.join(dir, 'colours.labels.txt'));
+      const inspect = async (args: string[]) =>
+        JSON.parse((await run([model, ...args, '--json'])).stdout) as ModelInspectResult;
+
+      // The metadata's spec, decoded the default way; --decode alone keeps the metadata as the source.
+      const plain = await inspect([]);
+      assert.equal(plain.model.preprocessSource, 'metadata');
+      assert.equal(plain.model.decode, 'fast');
+      const exact = await inspect(['--decode', 'exact']);
+      assert.equal(exact.model.preprocessSource, 'metadata');
+      assert.equal(exact.model.decode, 'exact');
+      assert.deepEqual({ ...exact.model, decode: 'fast' }, plain.model);
+      assert.match(
+        (await run([model, '--decode', 'draft'])).stdout,
+        /decode {2}draft \(JPEG: at the smallest DCT scale/,
+      );
+
+      // A sidecar's decode, and the flag over it.
+      await fs.writeFile(
+        path.join(dir, 'colours.preprocess.json'),
+        JSON.stringify({ preset: 'unit', decode: 'exact' }),
+      );
+      const sidecar = await inspect([]);
+      assert.equal(sidecar.model.preprocessSource, 'sidecar');
+      assert.equal(sidecar.model.decode, 'exact');
+      const over = await inspect(['--decode', 'draft']);
+      assert.equal(over.model.preprocessSource, 'sidecar');
+      assert.equal(over.model.scale, 1 / 255);
+      assert.equal(over.model.decode, 'draft');
+      // --preprocess with --decode: the flag's spec with the flag's decode.
+      const both = await inspect(['--preprocess', 'raw', '--decode', 'exact']);
+      assert.equal(both.model.preprocessSource, 'flag');
+      assert.equal(both.model.scale, 1);
+      assert.equal(both.model.decode, 'exact');
+
+      const refused = await run([model, '--decode', 'quick']).then(
+        () => assert.fail('--decode quick was accepted'),
+        (e: unknown) => e as { code: number; stderr: string },
+      );
+      assert.notEqual(refused.code, 0);
+      assert.match(
+        refused.stderr,
+        /--decode <mode>' argument 'quick' is invalid. Allowed choices are exact, fast, draft/,
+      );
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a missing model or sample is exit 2 saying what to pass', async () => {
     const missing = await run(['/nonexistent/model.onnx']).then(
       () => assert.fail('accepted a missing model'),

@@ -58,4 +58,15 @@ describe('--preprocess', () => {
     assert.equal(score.code, 2, score.stderr);
     assert.match(score.stderr, /--preprocess vgg: not a preset/);
   });
+
+  test('--decode on deploy and score: exact, fast or draft, else exit 2 before connecting', async () => {
+    for (const command of [
+      ['deploy', '-m', 'm.onnx'],
+      ['score', '-m', 'm.onnx', '-i', dir, '-o', dir],
+    ]) {
+      const refused = await inferctl([...command, '--decode', 'quick']);
+      assert.equal(refused.code, 2, refused.stderr);
+      assert.match(refused.stderr, /argument 'quick' is invalid\. Allowed choices are exact, fast, draft/);
+    }
+  });
 });

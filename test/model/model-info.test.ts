@@ -98,6 +98,7 @@ describe('readModelInfo', () => {
       interpolation: 'bilinear',
       orientation: 'ignore',
       output: 'auto',
+      decode: 'fast',
       preprocessSource: 'metadata',
       labelsSource: 'metadata',
     });

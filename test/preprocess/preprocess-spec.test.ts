@@ -119,6 +119,22 @@ describe('parsePreprocessConfig', () => {
     assert.deepEqual(again.problems, []);
     assert.deepEqual(fitPreprocess(again.config, NCHW_224, 'x').spec, spec);
   });
+
+  test('decode: fast unless the spec says exact or draft; written down only when not fast; anything else refused', () => {
+    assert.equal(fitPreprocess({ preset: 'torchvision' }, NCHW_224, 'x').spec.decode, 'fast');
+    for (const decode of ['exact', 'fast', 'draft'] as const) {
+      const { config, problems } = parsePreprocessConfig({ preset: 'torchvision', decode });
+      assert.deepEqual(problems, []);
+      const { spec } = fitPreprocess(config, NCHW_224, 'x');
+      assert.equal(spec.decode, decode);
+      const written = configOf(spec);
+      assert.equal(written.decode, decode === 'fast' ? undefined : decode);
+      assert.deepEqual(fitPreprocess(parsePreprocessConfig(written).config, NCHW_224, 'x').spec, spec);
+    }
+    assert.deepEqual(parsePreprocessConfig({ decode: 'quick' }).problems, [
+      'decode must be one of "exact", "fast", "draft", not "quick"',
+    ]);
+  });
 });
 
 describe('fitPreprocess refuses a spec that cannot produce the input', () => {

@@ -27,7 +27,7 @@ import { scriptDryRunFromFlags } from './script-dry-run';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
 import { duration, durationOrNone, int, noneAsNull } from '../flag-parsers';
-import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
+import { PREPROCESS_HELP, decodeOption, givenPreprocess } from '../preprocess-flag';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
 import { aksOptions } from '../aks-flags';
 import { checkEndpointFlags, describeTls, writeCa } from '../endpoint-flags';
@@ -73,6 +73,7 @@ export function addDeployCommand(program: Command): void {
     )
     .option('--top-k <n>', 'labels in each answer', int('--top-k', 1), 5)
     .option('--preprocess <preset|file.json>', PREPROCESS_HELP)
+    .addOption(decodeOption())
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this');
@@ -123,7 +124,7 @@ export function addDeployCommand(program: Command): void {
             replicas: o.replicas,
             ttlSeconds: noneAsNull(o.ttl) ?? undefined,
             topK: o.topK,
-            preprocess: o.preprocess ? preprocessFlag(o.preprocess) : undefined,
+            preprocess: givenPreprocess(o.preprocess, o.decode),
             labelsPath: o.labels,
             aks,
             wakeTimeoutSeconds: scaleToZeroInput(o, o.target, o.replicas)?.wakeTimeoutSeconds,
@@ -132,7 +133,7 @@ export function addDeployCommand(program: Command): void {
         );
         return;
       }
-      const preprocess = o.preprocess ? preprocessFlag(o.preprocess) : undefined;
+      const preprocess = givenPreprocess(o.preprocess, o.decode);
       const cost = costInput(o, o.target, o.minReplicas !== undefined, aks);
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await deployCommand(ctx, {

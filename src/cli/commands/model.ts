@@ -17,12 +17,12 @@ import type { ModelSignature } from '../../model/model-signature';
 import { FailureType } from '../../shared/failure-types';
 import { Classifier } from '../../scoring/classifier';
 import type { Prediction } from '../../scoring/classifier';
-import type { PreprocessConfig } from '../../shared/preprocess-types';
+import type { DecodeMode, PreprocessConfig } from '../../shared/preprocess-types';
 import { CliError } from '../cli-error';
 import { int } from '../flag-parsers';
 import { createOutput } from '../output';
 import type { Output } from '../output';
-import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
+import { PREPROCESS_HELP, decodeOption, givenPreprocess } from '../preprocess-flag';
 
 export function addModelCommands(program: Command): void {
   const model = program.command('model').description('Look at a model the way inferctl will serve it');
@@ -33,6 +33,7 @@ export function addModelCommands(program: Command): void {
         'the labels, and with --sample the top-k answer for an image (no Temporal server needed)',
     )
     .option('--preprocess <preset|file.json>', PREPROCESS_HELP)
+    .addOption(decodeOption())
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--sample <image>', 'JPEG/PNG/WebP to classify with the spec')
     .option('--top-k <n>', 'labels in the answer', int('--top-k', 1), 5)
@@ -42,7 +43,7 @@ export function addModelCommands(program: Command): void {
         { out: createOutput(Boolean(o.json)) },
         {
           modelPath,
-          preprocess: o.preprocess ? preprocessFlag(o.preprocess) : undefined,
+          preprocess: givenPreprocess(o.preprocess, o.decode),
           labelsPath: o.labels ? path.resolve(o.labels) : undefined,
           samplePath: o.sample,
           topK: o.topK,
@@ -118,6 +119,12 @@ export async function modelInspectCommand(
   return result;
 }
 
+const DECODE_WORDS: Record<DecodeMode, string> = {
+  exact: 'at full size, then resampled',
+  fast: 'at a DCT scale leaving at least twice the resized size, then resampled',
+  draft: 'at the smallest DCT scale not below the resized size, then resampled',
+};
+
 function describe({ model: m, sample }: ModelInspectResult): string[] {
   const size = `${m.width}×${m.height}`;
   const lines = [
@@ -129,6 +136,7 @@ function describe({ model: m, sample }: ModelInspectResult): string[] {
     `Preprocessing (from ${describePreprocessSource(m.path, m.preprocessSource)}):`,
     `  resize  ${m.resize ? ('shorterSide' in m.resize ? `shorter side to ${m.resize.shorterSide}` : `stretch to ${m.resize.width}×${m.resize.height}`) : 'none'}` +
       `${m.crop ? `, centre crop ${m.crop.width}×${m.crop.height}` : ''} (${m.interpolation}), orientation ${m.orientation}`,
+    `  decode  ${m.decode} (JPEG: ${DECODE_WORDS[m.decode]})`,
     `  pixels  ${m.channelOrder}, (pixel × ${m.scale} − [${m.mean.join(', ')}]) / [${m.std.join(', ')}]`,
   ];
   if (sample) {
