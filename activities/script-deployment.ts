@@ -17,7 +17,7 @@ import { describeExpectation, expectationProblem, scriptSmokeProblems } from '..
 import type { DeployInput, ScriptSmokeResult, ScriptSmokeSpec } from '../src/shared/deploy-types';
 import { FailureType } from '../src/shared/failure-types';
 import { endpointRequest } from '../src/targets/endpoint-request';
-import { gpuRequirements } from '../src/targets/aks/script-image';
+import { gpuRequirements } from '../src/script/gpu-packages';
 import type { EndpointAccess } from '../src/targets/target';
 import { failingPermanently } from './failures';
 

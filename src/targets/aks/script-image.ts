@@ -14,6 +14,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
 import { SCRIPT_MANIFEST } from '../../script/bundle-manifest';
+import { gpuRequirements } from '../../script/gpu-packages';
 import type { ScriptManifest } from '../../script/bundle-manifest';
 import { walkTree } from '../../script/model-tree';
 import { environmentHash } from '../../script/python-env';
@@ -58,24 +59,6 @@ function pythonBase(minor: string, gpu: boolean): { from: string; lines: string[
       `RUN python${minor} -m venv ${venv}`,
     ],
   };
-}
-
-/**
- * The packages that use a GPU from Python when installed from PyPI on Linux: onnxruntime-gpu, torch (its
- * Linux wheels carry CUDA), tensorflow (2.x on Linux, with CUDA libraries found), jax with a CUDA extra,
- * cupy and NVIDIA's own CUDA wheels. What CPU-only looks like: onnxruntime, tensorflow-cpu, torch+cpu.
- */
-export function gpuRequirements(requirements: readonly string[]): string[] {
-  return requirements.filter((r) => {
-    const spec = r.toLowerCase().trim();
-    if (/\+cpu\b/.test(spec)) return false;
-    const name = /^[a-z0-9][a-z0-9._-]*/.exec(spec)?.[0].replace(/[._]/g, '-') ?? '';
-    return (
-      ['onnxruntime-gpu', 'torch', 'tensorflow', 'tensorflow-gpu', 'tf-nightly', 'paddlepaddle-gpu'].includes(name) ||
-      /^(cupy-cuda|nvidia-|mxnet-cu)/.test(name) ||
-      (name === 'jax' && /\[[^\]]*cuda/.test(spec))
-    );
-  });
 }
 
 /** The script container's arguments (after the image's `node` entrypoint): the front, which starts Python. */
