@@ -29,7 +29,7 @@ import { DockerfileParser } from 'dockerfile-ast';
 import type { Copy, Env, From, JSONInstruction } from 'dockerfile-ast';
 
 import { inferctlCacheDir } from '../../../src/paths';
-import { cachedLayer, isPythonBase, pythonSlimBase, runInImage } from './python-image';
+import { cachedLayer, contentKey, isPythonBase, pythonSlimBase, runInImage, sha256 } from './python-image';
 
 export interface ImageUser {
   name: string;
@@ -198,23 +198,6 @@ async function fromStage(from: From, root: string, stages: Stage[], where: strin
     config: { workdir: '/', env: { ...base.env }, entrypoint: [], cmd: [], users: base.users },
     key: sha256(ref),
   };
-}
-
-function sha256(...parts: Array<string | Buffer>): string {
-  const hash = crypto.createHash('sha256');
-  for (const part of parts) hash.update(part).update('\0');
-  return hash.digest('hex');
-}
-
-/** The names and contents under `file` (a file or a directory), for the build-cache key. */
-function contentKey(file: string): string {
-  if (!fs.statSync(file).isDirectory()) return sha256(fs.readFileSync(file));
-  return sha256(
-    ...fs
-      .readdirSync(file)
-      .sort()
-      .flatMap((name) => [name, contentKey(path.join(file, name))]),
-  );
 }
 
 function copy(instruction: Copy, stage: Stage, stages: Stage[], contextDir: string, where: string): void {

@@ -224,6 +224,24 @@ function rewrite(file: string, change: (text: string) => string): void {
   fs.chmodSync(file, mode);
 }
 
+/** Docker's build-cache key: the parts, hashed in order. */
+export function sha256(...parts: Array<string | Buffer>): string {
+  const hash = crypto.createHash('sha256');
+  for (const part of parts) hash.update(part).update('\0');
+  return hash.digest('hex');
+}
+
+/** The names and contents under `file` (a file or a directory), for the build-cache key. */
+export function contentKey(file: string): string {
+  if (!fs.statSync(file).isDirectory()) return sha256(fs.readFileSync(file));
+  return sha256(
+    ...fs
+      .readdirSync(file)
+      .sort()
+      .flatMap((name) => [name, contentKey(path.join(file, name))]),
+  );
+}
+
 function linkOrCopy(from: string, to: string): void {
   try {
     fs.linkSync(from, to);
