@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 
+import { deployWorkflowId } from '../../../src/shared/deploy-types';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
@@ -141,5 +142,20 @@ describe('inferctl deploy --entry-script --target aks', { skip: PYTHON_SKIP }, (
     assert.match(output, /Teardown completed/);
     assert.equal((output.match(/✘ waitForDeployment/g) ?? []).length, 1, 'failed once, not retried');
     assert.ok(!(await suite.bed.namespaces()).includes(`inferctl-${name}`));
+    // The wait failed on its first attempt, non-retryable: a crash loop is the script's, not a transient fault.
+    const history = await suite.client.workflow.getHandle(deployWorkflowId(name)).fetchHistory();
+    const events = history.events ?? [];
+    const waits = events.filter(
+      (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'waitForDeployment',
+    );
+    assert.equal(waits.length, 1);
+    const failed = events.find(
+      (e) => String(e.activityTaskFailedEventAttributes?.scheduledEventId) === String(waits[0]!.eventId),
+    );
+    const started = events.find(
+      (e) => String(e.activityTaskStartedEventAttributes?.scheduledEventId) === String(waits[0]!.eventId),
+    );
+    assert.equal(started?.activityTaskStartedEventAttributes?.attempt, 1, 'one attempt');
+    assert.equal(failed?.activityTaskFailedEventAttributes?.failure?.applicationFailureInfo?.nonRetryable, true);
   });
 });
