@@ -17,6 +17,7 @@ import { describeExpectation, expectationProblem, scriptSmokeProblems } from '..
 import type { DeployInput, ScriptSmokeResult, ScriptSmokeSpec } from '../src/shared/deploy-types';
 import { FailureType } from '../src/shared/failure-types';
 import { endpointRequest } from '../src/targets/endpoint-request';
+import { gpuRequirements } from '../src/script/gpu-packages';
 import type { EndpointAccess } from '../src/targets/target';
 import { failingPermanently } from './failures';
 
@@ -43,10 +44,8 @@ const CONTENT_TYPES: Record<string, string> = {
 export function scriptInputProblems(input: DeployInput): string[] {
   const script = input.script!;
   const problems = scriptSpecProblems(input.modelPath, script);
-  if (input.target !== 'local') {
-    problems.push(
-      `a scoring script runs on the local target for now (not "${input.target}"); deploy it with --target local`,
-    );
+  if (script.gpu && input.target !== 'aks') {
+    problems.push('--gpu (a CUDA base image for the script) is for --target aks; locally the script runs as it is');
   }
   const classifierOnly = [
     input.smoke ? '--smoke-sample with an image classifier’s check' : undefined,
@@ -92,6 +91,10 @@ export async function validateScriptDeployment(input: DeployInput): Promise<Vali
       }
     }
     const renamed = plan.environment.renamed.length > 0 ? ` (${plan.environment.renamed.join(', ')})` : '';
+    const cpuOnly =
+      script.gpu && gpuRequirements(plan.environment.requirements).length === 0
+        ? '; warning: --gpu, but nothing in the environment uses a GPU (add onnxruntime-gpu, torch, …)'
+        : '';
     return {
       modelName: plan.modelName,
       modelDigest: await treeDigest(model),
@@ -99,7 +102,8 @@ export async function validateScriptDeployment(input: DeployInput): Promise<Vali
       protocol: 'script' as const,
       input:
         `${plan.entryRelative} on Python ${plan.interpreter.version}, ` +
-        `${plan.environment.requirements.length} requirement(s)${renamed}; model ${plan.modelDirRelative}/${plan.modelEntry}`,
+        `${plan.environment.requirements.length} requirement(s)${renamed}; model ${plan.modelDirRelative}/${plan.modelEntry}` +
+        cpuOnly,
     };
   });
 }

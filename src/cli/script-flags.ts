@@ -24,6 +24,7 @@ export interface ScriptFlags {
   expectStatus?: number;
   expectJson?: { path: string; value: string };
   expectContains?: string;
+  gpu?: true;
 }
 
 function httpStatus(value: string): number {
@@ -42,8 +43,28 @@ function jsonExpectation(value: string): { path: string; value: string } {
 
 /** The scoring-script flags out of commander's options. */
 export function scriptFlags(o: ScriptFlags): ScriptFlags {
-  const { entryScript, sourceDir, environment, modelName, modelVersion, expectStatus, expectJson, expectContains } = o;
-  return { entryScript, sourceDir, environment, modelName, modelVersion, expectStatus, expectJson, expectContains };
+  const {
+    entryScript,
+    sourceDir,
+    environment,
+    modelName,
+    modelVersion,
+    expectStatus,
+    expectJson,
+    expectContains,
+    gpu,
+  } = o;
+  return {
+    entryScript,
+    sourceDir,
+    environment,
+    modelName,
+    modelVersion,
+    expectStatus,
+    expectJson,
+    expectContains,
+    gpu,
+  };
 }
 
 /** Adds the scoring-script flags to `deploy`, in one group. */
@@ -63,6 +84,10 @@ export function addScriptOptions<Args extends unknown[], Opts extends OptionValu
       'with --entry-script: Model.get_model_path(name) finds the model (default: its file or folder name)',
     )
     .option('--model-version <n>', 'with --entry-script: its version under azureml-models/<name>/ (default 1)')
+    .option(
+      '--gpu',
+      'with --entry-script on --target aks: build the script’s image on NVIDIA’s CUDA base (default: the official Python image)',
+    )
     .option('--expect-status <code>', 'with --entry-script: the smoke answer’s status (default 200)', httpStatus)
     .option(
       '--expect-json <path=value>',
@@ -87,6 +112,7 @@ export function scriptInput(
     flags.expectStatus !== undefined ? '--expect-status' : undefined,
     flags.expectJson !== undefined ? '--expect-json' : undefined,
     flags.expectContains !== undefined ? '--expect-contains' : undefined,
+    flags.gpu ? '--gpu' : undefined,
   ].filter((f) => f !== undefined);
   if (!flags.entryScript) {
     if (scriptOnly.length > 0) throw new CliError(`${scriptOnly.join(', ')} go with --entry-script.`, 2);
@@ -113,6 +139,7 @@ export function scriptInput(
       ...(flags.environment ? { environmentFile: path.resolve(flags.environment) } : {}),
       ...(flags.modelName ? { modelName: flags.modelName } : {}),
       ...(flags.modelVersion ? { modelVersion: flags.modelVersion } : {}),
+      ...(flags.gpu ? { gpu: true } : {}),
     },
     ...(scriptSmoke ? { scriptSmoke } : {}),
   };

@@ -13,8 +13,8 @@ export interface ScriptManifest {
   modelDir: string;
   /** The environment's interpreter (absolute on the local target; in the image, its path there). */
   python: string;
-  /** Pass --no-control-socket to its gunicorn. */
-  noControlSocket: boolean;
+  /** Pass --no-control-socket to its gunicorn; left out (an image's, built after the bundle), the front asks it. */
+  noControlSocket?: boolean;
   /** The environment's hash. */
   environment: string;
 }

@@ -2,7 +2,9 @@
  * A script replica: inferctl's front (script-front.ts) owning its Python child, the user's script run by
  * azureml-inference-server-http under gunicorn on 127.0.0.1:<free port>.
  *   node dist/src/script/front-main.js --bundle DIR --api-key-file PATH --ready-file PATH --child-record PATH
- *        --python-log PATH [--host 127.0.0.1] [--port 0] [--max-body-bytes N] [--tls-cert F --tls-key F]
+ *        --python-log PATH [--python PATH] [--host 127.0.0.1] [--port 0] [--max-body-bytes N]
+ *        [--tls-cert F --tls-key F]
+ * --python overrides the bundle's interpreter (an image's, given as the container's argument).
  * The child is started in a process group of its own, recorded (group id and start time) in --child-record
  * before anything else can fail, and stopped with its whole group when the front stops. Its environment is
  * the inference server's settings and a few basics, not the worker's: no credential of the worker reaches
@@ -10,7 +12,7 @@
  * /readyz turns 200 once the Python server answers (init() has finished). When the Python server exits
  * (init() raised: it exits with code 3), the front prints the traceback's last lines and exits 1.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
@@ -81,6 +83,7 @@ async function main(): Promise<void> {
         'ready-file': { type: 'string' },
         'child-record': { type: 'string' },
         'python-log': { type: 'string' },
+        python: { type: 'string' },
         host: { type: 'string', default: '127.0.0.1' },
         port: { type: 'string', default: '0' },
         'max-body-bytes': { type: 'string', default: String(10 * 1024 * 1024) },
@@ -115,12 +118,14 @@ async function main(): Promise<void> {
     fail(`cannot read the bundle's ${SCRIPT_MANIFEST} (${(err as Error).message})`);
   }
   const app = path.join(bundle, manifest.app);
+  const python = values.python ?? manifest.python;
+  const noControlSocket = manifest.noControlSocket ?? gunicornHasControlSocket(python);
 
   const state: ScriptState = { ready: false };
   const port = await freePort();
   const log = fs.openSync(pythonLog, 'a');
   const child = spawn(
-    manifest.python,
+    python,
     [
       '-m',
       'gunicorn',
@@ -132,7 +137,7 @@ async function main(): Promise<void> {
       process.env.WORKER_TIMEOUT ?? '300',
       '--error-logfile',
       '-',
-      ...(manifest.noControlSocket ? ['--no-control-socket'] : []),
+      ...(noControlSocket ? ['--no-control-socket'] : []),
       'azureml_inference_server_http.server.entry:app',
     ],
     { cwd: app, env: childEnvironment(app, manifest), detached: true, stdio: ['ignore', log, log] },
@@ -141,7 +146,7 @@ async function main(): Promise<void> {
   const spawned = await new Promise<number>((resolve, reject) => {
     child.once('spawn', () => resolve(child.pid!));
     child.once('error', reject);
-  }).catch((err: unknown) => fail(`cannot start ${manifest.python} (${(err as Error).message})`));
+  }).catch((err: unknown) => fail(`cannot start ${python} (${(err as Error).message})`));
   let record: ChildRecord = { pgid: spawned, startTime: '' };
   let stopping = false;
   // However the front ends, its Python group ends with it (a SIGKILLed front is swept by the target's teardown).
@@ -194,6 +199,16 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
+}
+
+/** Whether the environment's gunicorn opens a control socket unless told not to (gunicorn 25 on). */
+function gunicornHasControlSocket(python: string): boolean {
+  const probe = 'import gunicorn.config as c; print(hasattr(c, "ControlSocketDisable"))';
+  try {
+    return execFileSync(python, ['-c', probe], { encoding: 'utf8', timeout: 60_000 }).trim() === 'True';
+  } catch (err) {
+    fail(`cannot ask ${python} for its gunicorn (${(err as Error).message.split('\n')[0]})`);
+  }
 }
 
 /** Polls the Python server's own health route (GET / answers once a worker has run init()). */

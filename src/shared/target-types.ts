@@ -24,6 +24,8 @@ export interface ScriptSpec {
   modelName?: string;
   /** Its version under azureml-models/<name>/ (default 1). */
   modelVersion?: string;
+  /** aks: a CUDA base image (src/targets/aks/script-image.ts) rather than the official Python one. */
+  gpu?: boolean;
 }
 
 /** What the deploy workflow asks a target to run. Plain data: it travels through workflow history. */

@@ -2,7 +2,8 @@
  * `inferctl deploy --entry-script … --dry-run` through bin/inferctl.js: nothing created, no worker needed;
  * the requirements with conda names mapped, the environment's hash, where script and model land; on aks the
  * Python image's Dockerfile (parsed as a builder parses it), its non-root user, and the key and TLS files
- * mounted 0440 as the ONNX server's are. A script that does not compile is exit 2, as at validate.
+ * mounted 0440 as the ONNX server's are; with --gpu, the CUDA base and a warning for a CPU-only environment.
+ * A script that does not compile is exit 2, as at validate.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -99,10 +100,12 @@ describe('inferctl deploy --entry-script --dry-run', { skip: PYTHON_SKIP }, () =
       ),
     );
     assert.ok(instructions.some(([k, a]) => k === 'COPY' && a === 'bundle /var/azureml-app'));
-    assert.deepEqual(image.args.slice(0, 5), [
+    assert.deepEqual(image.args.slice(0, 7), [
       'dist/src/script/front-main.js',
       '--bundle',
       '/var/azureml-app',
+      '--python',
+      '/opt/venv/bin/python',
       '--api-key-file',
       '/etc/inferctl/api-key',
     ]);
@@ -115,6 +118,47 @@ describe('inferctl deploy --entry-script --dry-run', { skip: PYTHON_SKIP }, () =
       ],
     );
     assert.equal(image.user, '1000:1000 (fsGroup 1000)');
+  });
+
+  test('aks --gpu: the CUDA base with the environment’s Python; a CPU-only environment is warned about; local refuses it', async () => {
+    const dryRun = (environment: string, target = 'aks') =>
+      inferctl(
+        [
+          'deploy',
+          '--entry-script',
+          fixture('v2', 'score.py'),
+          '--environment',
+          environment,
+          '--model',
+          fixture('v2-model', 'colours'),
+          '--target',
+          target,
+          '--gpu',
+          '--dry-run',
+        ],
+        env,
+      );
+    const cpuOnly = await dryRun(fixture('v2', 'requirements.txt'));
+    assert.equal(cpuOnly.code, 0, cpuOnly.stderr);
+    assert.match(
+      cpuOnly.stdout,
+      /The image ACR Tasks would build \(base nvcr\.io\/nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu22\.04\)/,
+    );
+    assert.match(cpuOnly.stdout, /FROM nvcr\.io\/nvidia\/cuda:12\.\d+\.\d+-cudnn-runtime-ubuntu22\.04\n/);
+    assert.match(cpuOnly.stdout, /apt-get install -y --no-install-recommends python3\.(\d+) python3\.\1-venv/);
+    assert.match(cpuOnly.stdout, /RUN python3\.\d+ -m venv \/opt\/venv/);
+    assert.match(cpuOnly.stdout, /Warning: the environment is CPU-only: nothing in it uses a GPU/);
+
+    const requirements = path.join(home, 'gpu-requirements.txt');
+    await fs.writeFile(requirements, 'azureml-inference-server-http==1.5.1\nonnxruntime-gpu==1.20.1\n');
+    const gpu = await dryRun(requirements);
+    assert.equal(gpu.code, 0, gpu.stderr);
+    assert.match(gpu.stdout, /FROM nvcr\.io\/nvidia\/cuda:/);
+    assert.doesNotMatch(gpu.stdout, /Warning:/);
+
+    const local = await dryRun(requirements, 'local');
+    assert.equal(local.code, 2);
+    assert.match(local.stderr, /--gpu \(a CUDA base image for the script\) is for --target aks/);
   });
 
   test('a script that does not compile is exit 2, naming the line', async () => {

@@ -3,8 +3,8 @@
  * needing no worker: the entry script compiled with the interpreter chosen, the requirements pip would
  * install (conda names mapped), the environment's hash and whether it is built already, where the script
  * and the model land and the server command; for `--target aks`, the Python image's Dockerfile, the
- * container's arguments and the Secrets mounted with their modes (aks does not deploy scripts yet: the
- * image is shown, not built).
+ * container's arguments and the Secrets mounted with their modes (with --gpu, the CUDA base, and a warning
+ * when nothing in the environment uses a GPU).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -44,6 +44,9 @@ export async function scriptDryRunCommand(
   const modelPath = path.resolve(opts.modelPath);
   if (!fs.existsSync(modelPath))
     throw new CliError(`Model not found: ${modelPath}. Pass the file or folder with --model.`, 2);
+  if (opts.script.gpu && opts.target !== 'aks') {
+    throw new CliError('--gpu (a CUDA base image for the script) is for --target aks.', 2);
+  }
   let plan;
   try {
     plan = await planScript(modelPath, opts.script);
@@ -78,7 +81,9 @@ export async function scriptDryRunCommand(
       '127.0.0.1:<free port>',
       'azureml_inference_server_http.server.entry:app',
     ],
-    ...(opts.target === 'aks' ? { image: scriptImage(plan, { name, tls: opts.tls }) } : {}),
+    ...(opts.target === 'aks'
+      ? { image: scriptImage(plan, { name, tls: opts.tls, ...(opts.script.gpu ? { gpu: true } : {}) }) }
+      : {}),
   };
   const lines = [
     `Dry run: scoring script ${plan.entryRelative} as "${name}" on ${opts.target}; nothing is created.`,
@@ -92,13 +97,14 @@ export async function scriptDryRunCommand(
   ];
   if (report.image) {
     lines.push(
-      '  aks does not deploy scoring scripts yet; the image it would build:',
+      `  The image ACR Tasks would build (base ${report.image.base}):`,
       ...report.image.dockerfile
         .trimEnd()
         .split('\n')
         .map((l) => `    ${l}`),
       `  container: node ${report.image.args.join(' ')}`,
       `  runs as ${report.image.user}; mounted: ${report.image.mounts.map((m) => `${m.path} (${m.mode}, ${m.from})`).join('; ')}`,
+      ...report.image.warnings.map((w) => `  Warning: ${w}`),
     );
   }
   ctx.out.line(lines.join('\n'));

@@ -52,7 +52,9 @@ import {
 import { tagsOwnedBy } from './ownership';
 import { KubernetesRefusedError, kubernetesFailure } from './kubernetes-errors';
 import { gpusPerVm } from './preflight';
-import { buildImageInRegistry } from './registry-build';
+import { buildContextInRegistry, buildImageInRegistry } from './registry-build';
+import { planScript } from '../../script/script-plan';
+import { scriptBuildContext, scriptContainerArgs, scriptImage } from './script-image';
 import { servedWith } from './build-context';
 import { FailureType } from '../../shared/failure-types';
 import { v2ModelName } from '../../shared/deploy-types';
@@ -191,6 +193,22 @@ export class AksTarget implements Target, AksClusterAccess {
 
   async buildImage(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ImageResult> {
     const plan = this.plan(spec);
+    if (spec.script) {
+      const script = await planScript(spec.modelPath, spec.script);
+      const tls = Boolean(this.exposure(spec, plan).tls);
+      const dockerfile = scriptImage(script, { name: spec.name, tls, gpu: spec.script.gpu });
+      progress?.(`packing the script's build context (${dockerfile.base})`);
+      const context = await scriptBuildContext(script, spec.modelPath, dockerfile);
+      const built = await buildContextInRegistry(
+        this.azure(),
+        this.settings,
+        plan.imageRepository,
+        context,
+        signal,
+        progress,
+      );
+      return { imageRef: built.imageRef, digest: built.digest, reused: built.reused };
+    }
     const image = await buildImageInRegistry(
       this.azure(),
       this.settings,
@@ -247,7 +265,9 @@ export class AksTarget implements Target, AksClusterAccess {
       image: image.imageRef,
       replicas: spec.replicas,
       topK: spec.topK,
-      modelName: v2ModelName(spec.modelPath),
+      ...(spec.script
+        ? { args: scriptContainerArgs(Boolean(exposure.tls)) }
+        : { modelName: v2ModelName(spec.modelPath) }),
       servicePort: exposure.port,
       exposure,
       environment: this.settings.environment,

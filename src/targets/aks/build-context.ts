@@ -92,24 +92,35 @@ export async function packImageContext(
   served: ServedWith,
   jsDirs: readonly string[],
 ): Promise<BuildContext> {
-  const root = packageRoot();
-  const entries = new Map<string, Buffer>();
+  const entries = await packageFiles(jsDirs);
   entries.set('Dockerfile', Buffer.from(dockerfile));
   entries.set(path.posix.basename(IMAGE_FILES.model), await fs.readFile(modelPath));
   entries.set(path.posix.basename(IMAGE_FILES.preprocess), served.preprocess);
   entries.set(path.posix.basename(IMAGE_FILES.labels), served.labels);
-  for (const file of ['package.json', 'package-lock.json']) entries.set(file, await fs.readFile(path.join(root, file)));
-  for (const dir of jsDirs) {
-    for (const file of await listJs(path.join(root, dir))) {
-      entries.set(path.relative(root, file).split(path.sep).join('/'), await fs.readFile(file));
-    }
-  }
+  return packContext(entries);
+}
+
+/** A build context of these files (by path in the context): packed by packTar, gzipped, its digest the tag. */
+export async function packContext(entries: ReadonlyMap<string, Buffer>): Promise<BuildContext> {
   const uncompressed = await packTar(entries);
   return {
     archive: zlib.gzipSync(uncompressed, { level: 9 }),
     digest: crypto.createHash('sha256').update(uncompressed).digest('hex'),
     files: [...entries.keys()].sort(),
   };
+}
+
+/** The package manifests and every compiled .js under `jsDirs` (relative to the package root), by context path. */
+export async function packageFiles(jsDirs: readonly string[]): Promise<Map<string, Buffer>> {
+  const root = packageRoot();
+  const entries = new Map<string, Buffer>();
+  for (const file of ['package.json', 'package-lock.json']) entries.set(file, await fs.readFile(path.join(root, file)));
+  for (const dir of jsDirs) {
+    for (const file of await listJs(path.join(root, dir))) {
+      entries.set(path.relative(root, file).split(path.sep).join('/'), await fs.readFile(file));
+    }
+  }
+  return entries;
 }
 
 async function listJs(dir: string): Promise<string[]> {

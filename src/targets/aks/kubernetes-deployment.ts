@@ -166,7 +166,11 @@ async function podProblem(
       const reason = cs.state?.waiting?.reason;
       if (!reason || !STUCK_REASONS.includes(reason)) continue;
       const since = podAgeMs(pod);
-      const tail = reason === 'CrashLoopBackOff' ? await logTail(core, namespace, podName) : '';
+      // The last exit's own words (its termination message: the log's tail, FallbackToLogsOnError), else the log.
+      const tail =
+        reason === 'CrashLoopBackOff'
+          ? cs.lastState?.terminated?.message?.trim() || (await logTail(core, namespace, podName))
+          : '';
       return {
         fatal: since > graceMs,
         reason:

@@ -56,6 +56,8 @@ export interface ScoringManifestInput {
   cluster?: string;
   /** Internal or public, HTTPS or HTTP; left out, a public plain-HTTP Service. */
   exposure?: EndpointExposure;
+  /** The container's arguments when it is not the ONNX server (a scoring script's front: script-image.ts). */
+  args?: string[];
 }
 
 export const TLS_MOUNT = '/etc/inferctl-tls';
@@ -130,7 +132,7 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
               {
                 name: 'scorer',
                 image: input.image,
-                args: [
+                args: input.args ?? [
                   'dist/src/server/main.js',
                   '--model',
                   IMAGE_FILES.model,

@@ -14,7 +14,10 @@
  *     <cache>/image-fs/<sha256 of Dockerfile, package.json and lock>, so a second assembly links it.
  *     `RUN … onnxruntime-node/script/install` is skipped by name: it downloads the CUDA execution
  *     provider from NuGet, which this machine has no route to (and it has no GPU to use it on).
- *     Any other RUN is refused: the stand-in would otherwise guess.
+ *     In a `FROM python:3.X-slim-bookworm` stage (python-image.ts: this machine's Python 3.X laid out as
+ *     that image's), any single command runs inside the image, as root, each RUN's result cached as a
+ *     layer keyed by everything before it (COPY's file contents included). Any other RUN is refused: the
+ *     stand-in would otherwise guess.
  * Files are hard-linked from the stage or cache they come from unless --chown changes their owner.
  */
 import { spawn } from 'node:child_process';
@@ -26,6 +29,7 @@ import { DockerfileParser } from 'dockerfile-ast';
 import type { Copy, Env, From, JSONInstruction } from 'dockerfile-ast';
 
 import { inferctlCacheDir } from '../../../src/paths';
+import { cachedLayer, contentKey, isPythonBase, pythonSlimBase, runInImage, sha256 } from './python-image';
 
 export interface ImageUser {
   name: string;
@@ -92,6 +96,10 @@ interface Stage {
   root: string;
   base: BaseImage;
   config: ImageConfig;
+  /** Docker's build-cache key so far: the base, then every instruction and the contents COPY brought in. */
+  key: string;
+  /** Whether RUN runs commands in this stage's image (a Python base), with the venvs made there. */
+  python?: { venvs: string[] };
 }
 
 /** Assembles the image of `context` (its files by path) in `dest`, which must not exist yet. */
@@ -108,12 +116,13 @@ export async function assembleImage(context: ReadonlyMap<string, Buffer>, dest: 
     const line = instruction.getRange().start.line + 1;
     const where = `Dockerfile line ${line} (${instruction.toString().trim()})`;
     if (keyword === 'FROM') {
-      stage = fromStage(instruction as From, path.join(dest, `stage-${stages.length}`), stages, where);
+      stage = await fromStage(instruction as From, path.join(dest, `stage-${stages.length}`), stages, where);
       stages.push(stage);
       continue;
     }
     if (!stage) throw new Error(`${where}: an instruction before FROM`);
     const args = instruction.getArguments().map((a) => a.getValue());
+    stage.key = sha256(stage.key, instruction.toString().trim());
     switch (keyword) {
       case 'WORKDIR':
         stage.config.workdir = path.posix.resolve(stage.config.workdir, args[0] ?? '/');
@@ -149,7 +158,7 @@ export async function assembleImage(context: ReadonlyMap<string, Buffer>, dest: 
   return { root: stage.root, config: stage.config };
 }
 
-function fromStage(from: From, root: string, stages: Stage[], where: string): Stage {
+async function fromStage(from: From, root: string, stages: Stage[], where: string): Promise<Stage> {
   const ref = from.getImage() ?? '';
   const earlier = stages.find((s) => s.name === ref);
   mkdirs(root);
@@ -160,6 +169,22 @@ function fromStage(from: From, root: string, stages: Stage[], where: string): St
       root,
       base: earlier.base,
       config: structuredClone(earlier.config),
+      key: earlier.key,
+      ...(earlier.python ? { python: structuredClone(earlier.python) } : {}),
+    };
+  }
+  if (isPythonBase(ref)) {
+    const python = await pythonSlimBase(ref, where);
+    const users = [ROOT_USER, { name: 'nobody', uid: 65534, gid: 65534, home: '/nonexistent' }];
+    python.provide(root);
+    mkdirs(inRoot(root, '/root'));
+    return {
+      name: from.getBuildStage() ?? undefined,
+      root,
+      base: { matches: () => true, env: python.env, users, provide: () => undefined },
+      config: { workdir: '/', env: { ...python.env }, entrypoint: [], cmd: [], users },
+      key: sha256(python.identity),
+      python: { venvs: [] },
     };
   }
   const base = BASE_IMAGES.find((b) => b.matches(ref));
@@ -171,6 +196,7 @@ function fromStage(from: From, root: string, stages: Stage[], where: string): St
     root,
     base,
     config: { workdir: '/', env: { ...base.env }, entrypoint: [], cmd: [], users: base.users },
+    key: sha256(ref),
   };
 }
 
@@ -198,6 +224,7 @@ function copy(instruction: Copy, stage: Stage, stages: Stage[], contextDir: stri
       throw new Error(`${where}: COPY failed: ${word} not found in ${from ? `stage ${from}` : 'the build context'}`);
     }
     const isDir = fs.statSync(source).isDirectory();
+    stage.key = sha256(stage.key, word, contentKey(source));
     const to =
       isDir || !intoDir ? inRoot(stage.root, target) : inRoot(stage.root, path.posix.join(target, path.basename(word)));
     if (isDir) copyTree(source, to, owner);
@@ -217,6 +244,17 @@ async function run(words: string[], stage: Stage, dockerfile: string, where: str
   }
   // The CUDA execution provider's download (NuGet): no route to it from here, and no GPU to use it on.
   if (words[0] === 'node' && words[1]?.endsWith('onnxruntime-node/script/install')) return;
+  if (stage.python) {
+    const image = { root: stage.root, workdir: stage.config.workdir, env: stage.config.env, venvs: stage.python.venvs };
+    await cachedLayer(
+      stage.key,
+      image,
+      () => runInImage(words, env, image, where, buildNetworkEnv()),
+      (from, to) => copyTree(from, to, undefined),
+    );
+    stage.python.venvs = image.venvs;
+    return;
+  }
   if (words[0] !== 'npm' || words[1] !== 'ci') {
     throw new Error(`${where}: the kubelet stand-in runs only \`npm ci\` (and skips the CUDA provider download)`);
   }

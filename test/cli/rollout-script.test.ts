@@ -1,0 +1,91 @@
+/**
+ * `inferctl rollout NAME --model DIR` of a scoring-script deployment (local), through bin/inferctl.js: the
+ * new model folder is validated as the script's, a candidate bundle (same script and environment, the new
+ * model under azureml-models/) serves beside the old one through the bake, then replaces it behind the same
+ * endpoint and key; the script's answers follow the new model, and teardown leaves no Python server.
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { LocalLayout } from '../../src/targets/local/layout';
+import { runInferctl } from '../helpers/cli';
+import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonServersUnder } from '../helpers/script-fixtures';
+import { startControlWorker, uniqueName } from '../helpers/workers';
+import type { WorkerProcess } from '../helpers/workers';
+
+const inferctl = (args: string[]) => runInferctl(args, { timeoutMs: 600_000 });
+
+describe('inferctl rollout of a scoring-script deployment', { skip: PYTHON_SKIP }, () => {
+  const taskQueue = uniqueName('cli-script-rollout-tq');
+  let worker: WorkerProcess;
+  let dir: string;
+
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-script-rollout-'));
+    worker = await startControlWorker(taskQueue, [], { ...process.env, ...SCRIPT_WORKER_ENV });
+  });
+  after(async () => {
+    await worker?.stop();
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  test('a new model folder rolls out behind the same endpoint and key; the script answers from it', async () => {
+    const sample = path.join(dir, 'index1.json');
+    await fs.writeFile(sample, '{"index": 1}');
+    const next = path.join(dir, 'next', 'colours');
+    await fs.mkdir(next, { recursive: true });
+    await fs.writeFile(path.join(next, 'labels.txt'), 'cyan\nmagenta\nyellow\nblack\n');
+    const name = uniqueName('scriptroll');
+    const layout = new LocalLayout(name);
+    const deployed = await inferctl([
+      'deploy',
+      '--entry-script',
+      fixture('v2', 'score.py'),
+      '--environment',
+      fixture('v2', 'requirements.txt'),
+      '--model',
+      fixture('v2-model', 'colours'),
+      '--smoke-sample',
+      sample,
+      '--expect-json',
+      'label=green',
+      '--name',
+      name,
+      '--task-queue',
+      taskQueue,
+    ]);
+    try {
+      assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
+      const endpoint = /Endpoint: (http:\/\/127\.0\.0\.1:\d+)\/score/.exec(deployed.stdout)?.[1];
+      assert.ok(endpoint, deployed.stdout);
+      const key = (await fs.readFile(layout.apiKeyFile, 'utf8')).trim();
+      const ask = async () => {
+        const res = await fetch(`${endpoint}/score`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+          body: '{"index": 1}',
+        });
+        assert.equal(res.status, 200);
+        return (await res.json()) as { label: string; labels: number };
+      };
+      assert.deepEqual(await ask(), { label: 'green', labels: 3, workerSecret: null, apiKeySeen: false });
+
+      const rolled = await inferctl(['rollout', name, '--model', next, '--bake', '2s', '--canary', '50']);
+      assert.equal(rolled.code, 0, rolled.stderr + rolled.stdout);
+      const after = await ask();
+      assert.deepEqual([after.label, after.labels], ['magenta', 4], 'the script loads the new model folder');
+      const status = await inferctl(['status', name, '--json']);
+      assert.equal(status.code, 0, status.stderr);
+      const view = JSON.parse(status.stdout) as { status?: { stage?: string } };
+      assert.equal(view.status?.stage, 'serving');
+      assert.ok(JSON.stringify(view.status).includes(next), 'the new version is recorded');
+    } finally {
+      const down = await inferctl(['teardown', name]);
+      assert.equal(down.code, 0, down.stderr);
+    }
+    assert.deepEqual(await pythonServersUnder(layout.dir), [], 'no Python server is left');
+  });
+});
