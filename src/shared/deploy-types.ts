@@ -2,6 +2,7 @@
  * Types and constants the deploy workflow, its activities, the CLI and tests share.
  * Workflow-safe: no Node built-ins, plain data only (everything here travels through history).
  */
+import type { AutoscaleInput, AutoscaleStatus } from './autoscale-types';
 import type { PreprocessConfig } from './preprocess-types';
 import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, ScriptSpec, TargetKind } from './target-types';
 
@@ -111,6 +112,8 @@ export interface DeployInput {
   topK?: number;
   /** `--min-replicas 0`: the replicas go to zero when unused and wake on the next request (local target). */
   scaleToZero?: ScaleToZeroInput;
+  /** `--target-concurrency`: the replicas follow the load within `--min-replicas`/`--max-replicas` (autoscale.ts). */
+  autoscale?: AutoscaleInput;
   /**
    * The preprocessing spec given with --preprocess (a preset name expanded to `{ preset }`, or the file's
    * JSON), as plain data: validated against the model at validate, kept in the deployment's bundle.
@@ -249,6 +252,8 @@ export interface DeployStatus {
   endsBecause?: string;
   /** With `--min-replicas 0`: cold, waking or warm, and the last wake. */
   scaleToZero?: ScaleToZeroStatus;
+  /** With `--target-concurrency`: the bounds, and the latest decisions with the counters they read. */
+  autoscale?: AutoscaleStatus;
   /** The idle TTL the deployment was started with (seconds), when it has one. */
   idleTtlSeconds?: number;
   /** Every version that has served, oldest first: the one serving has no `until`. */
@@ -345,6 +350,7 @@ export const DEPLOY_UPDATES = {
   scale: 'scale',
   attach: 'attach',
   rollout: 'rollout',
+  autoscale: 'autoscale',
 } as const;
 
 export type { AksDeploymentOptions, DeploymentSpec, ScriptSpec, TargetKind };

@@ -40,6 +40,7 @@ import { deploymentSpec, provision, smokeQuery, startReplicas, validate } from '
 import { DeployState } from './state';
 import { activities } from './steps';
 import { initialScaleToZeroStatus, startScaleToZero } from './scale-to-zero';
+import { initialAutoscaleStatus, startAutoscale } from './autoscale';
 import { setMessageHandlers } from './updates';
 
 // Pinned: a deployment that serves for weeks is replayed only by the worker version it started on (README,
@@ -100,6 +101,7 @@ function startServing(d: DeployState): void {
   const { input, status } = d;
   status.versions = [{ modelPath: input.modelPath, modelDigest: status.modelDigest, from: new Date().toISOString() }];
   if (input.scaleToZero) d.status.scaleToZero = initialScaleToZeroStatus(input.scaleToZero);
+  if (input.autoscale) d.status.autoscale = initialAutoscaleStatus(input.autoscale);
   d.serving.start();
 }
 
@@ -115,6 +117,7 @@ async function serve(d: DeployState): Promise<void> {
     // that started before them keep the wait they were recorded with.
     // Scale to zero runs beside the wait: only deployments started with it (and this code) run it.
     const zero = d.input.scaleToZero && patched('scale-to-zero') ? startScaleToZero(d) : undefined;
+    const auto = d.input.autoscale && patched('autoscale') ? startAutoscale(d) : undefined;
     if (patched('serving-updates-idle-ttl')) {
       const full = patched('deploy-continue-as-new') ? historyFull(d) : undefined;
       await serving.untilOver(idleWatch(d), full);
@@ -122,6 +125,7 @@ async function serve(d: DeployState): Promise<void> {
     // A scale in flight finishes before teardown starts.
     await condition(() => !d.changing);
     zero?.cancel();
+    auto?.cancel();
     if (serving.continuing) await settleBeforeContinuing(d);
   });
   if (serving.continuing) d.status.steps[record]!.detail = `continues as new (run ${d.continuedRuns + 2})`;

@@ -75,6 +75,8 @@ function describe(status: DeployStatus): string {
     );
   if (status.endsBecause) lines.push(`- **Ends:** ${status.endsBecause}`);
   else if (status.expiresAt) lines.push(`- **Serving until:** ${status.expiresAt}`);
+  const decision = status.autoscale?.decisions.at(-1);
+  if (decision) lines.push(`- **Autoscale (${decision.at}):** ${decision.reason}`);
   if (status.lastError) lines.push(`- **Last error:** ${status.lastError}`);
   return lines.join('\n');
 }

@@ -14,7 +14,7 @@ import { attachUpdate, deploy, statusQuery } from '../../../workflows/deploy';
 import { DEFAULT_GPU_VM_SIZE } from '../../targets/aks/gpu-sizes';
 import { TARGET_TIMINGS } from '../../shared/deploy-timings';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
-import type { DeployInput, DeployOutcome, DeployStatus, ScaleToZeroInput } from '../../shared/deploy-types';
+import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
@@ -40,7 +40,9 @@ import { addV2SmokeOptions, printV2Serving, v2SmokeInput } from '../v2-smoke-fla
 import type { V2SmokeFlags } from '../v2-smoke-flags';
 import { addScriptOptions, printScriptServing, scriptFlags, scriptInput } from '../script-flags';
 import type { ScriptFlags } from '../script-flags';
-import { addScaleToZeroOptions, scaleToZeroInput } from '../scale-to-zero-flags';
+import { addScaleToZeroOptions } from '../scale-to-zero-flags';
+import { addAutoscaleOptions, replicaBounds } from '../autoscale-flags';
+import type { ReplicaBounds } from '../autoscale-flags';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
 export function addDeployCommand(program: Command): void {
@@ -75,7 +77,7 @@ export function addDeployCommand(program: Command): void {
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this');
-  addScaleToZeroOptions(addScriptOptions(addV2SmokeOptions(command)))
+  addAutoscaleOptions(addScaleToZeroOptions(addScriptOptions(addV2SmokeOptions(command))))
     .option(
       '--ready-timeout <duration>',
       `how long replicas may take to become ready (default: ${formatDuration(TARGET_TIMINGS.local.readyTimeoutSeconds * 1000)} on local, ${formatDuration(TARGET_TIMINGS.aks.readyTimeoutSeconds * 1000)} on aks)`,
@@ -131,15 +133,17 @@ export function addDeployCommand(program: Command): void {
         return;
       }
       const preprocess = o.preprocess ? preprocessFlag(o.preprocess) : undefined;
+      const bounds = replicaBounds(o, o.target, o.replicas);
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await deployCommand(ctx, {
           modelPath: o.model,
           name: o.name,
           target: o.target,
-          replicas: o.replicas,
+          replicas: bounds.replicas,
           ttlSeconds: noneAsNull(o.ttl),
           ...(o.idleTtl !== undefined ? { idleTtlSeconds: o.idleTtl } : {}),
-          scaleToZero: scaleToZeroInput(o, o.target, o.replicas),
+          scaleToZero: bounds.scaleToZero,
+          autoscale: bounds.autoscale,
           topK: o.topK,
           preprocess,
           labelsPath: o.labels,
@@ -161,7 +165,8 @@ export function addDeployCommand(program: Command): void {
     });
 }
 
-export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
+/** `scaleToZero` and `autoscale`: --min-replicas, --target-concurrency and their companions (replicaBounds). */
+export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags, Omit<ReplicaBounds, 'replicas'> {
   modelPath: string;
   name?: string;
   target: TargetKind;
@@ -169,8 +174,6 @@ export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
   /** null: serve until teardown. */
   ttlSeconds: number | null;
   idleTtlSeconds?: number;
-  /** --min-replicas 0 and its companions (scaleToZeroInput). */
-  scaleToZero?: ScaleToZeroInput;
   topK?: number;
   /** --preprocess, read and checked (preprocessFlag); fitted to the model at validate. */
   preprocess?: PreprocessConfig;
@@ -207,6 +210,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     ttlSeconds: opts.ttlSeconds,
     ...(opts.idleTtlSeconds !== undefined ? { idleTtlSeconds: opts.idleTtlSeconds } : {}),
     ...(opts.scaleToZero ? { scaleToZero: opts.scaleToZero } : {}),
+    ...(opts.autoscale ? { autoscale: opts.autoscale } : {}),
     topK: opts.topK,
     ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
     ...(opts.labelsPath ? { labelsPath: path.resolve(opts.labelsPath) } : {}),
