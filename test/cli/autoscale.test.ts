@@ -173,6 +173,84 @@ describe('autoscale (local)', () => {
     assert.equal((await status(name)).autoscale?.targetConcurrency, 4);
   });
 
+  test('with --min-replicas 0: a wake brings it to 1, the load to 3, the quiet period back to 0', async () => {
+    const name = uniqueName('as-zero');
+    names.push(name);
+    const sample = assets.samples.find((s) => s.label === 'green')!;
+    const run = await inferctl([
+      'deploy',
+      '--model',
+      slowModel,
+      '--name',
+      name,
+      '--ttl',
+      '1h',
+      '--smoke-sample',
+      sample.path,
+      '--json',
+      '--task-queue',
+      taskQueue,
+      '--min-replicas',
+      '0',
+      '--max-replicas',
+      '3',
+      '--scale-down-after',
+      '4s',
+      '--wake-timeout',
+      '60s',
+      '--target-concurrency',
+      '1.5',
+      '--autoscale-period',
+      '1s',
+      '--scale-down-window',
+      '2s',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    const deployed = (JSON.parse(run.stdout) as { status: DeployStatus }).status;
+    const key = fs.readFileSync(new LocalLayout(name).apiKeyFile, 'utf8').trim();
+    const image = fs.readFileSync(sample.path);
+    await eventually(async () => ((await status(name)).scaleToZero?.state === 'cold' ? true : undefined), 'cold');
+
+    const codes = new Map<number, number>();
+    let stop = false;
+    const loop = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (!stop) {
+          const res = await fetch(`${deployed.endpoint}/score`, {
+            method: 'POST',
+            headers: { authorization: `Bearer ${key}`, 'content-type': 'image/jpeg' },
+            body: image,
+          });
+          await res.arrayBuffer();
+          codes.set(res.status, (codes.get(res.status) ?? 0) + 1);
+        }
+      }),
+    );
+    try {
+      const up = await atReplicas(name, 3);
+      assert.equal(up.scaleToZero?.wakes, 1, 'woken once, then scaled up by autoscale');
+    } finally {
+      stop = true;
+      await loop;
+    }
+    const cold = await eventually(
+      async () => {
+        const s = await status(name);
+        return s.scaleToZero?.state === 'cold' && s.replicas === 0 ? s : undefined;
+      },
+      'back at zero replicas',
+      90_000,
+    );
+    assert.deepEqual([...codes.keys()], [200], `every answer 200: ${JSON.stringify([...codes])}`);
+    assert.equal(cold.endpoint, deployed.endpoint, 'the endpoint keeps its address');
+    const steps = cold.steps.map((s) => s.step);
+    assert.ok(steps.includes('wake') && steps.includes('scale-up') && steps.includes('scale-to-zero'), steps.join());
+    assert.ok(
+      cold.autoscale!.decisions.every((d) => d.from > 0),
+      'no decision is taken at zero replicas',
+    );
+  });
+
   test('the flags are checked before anything starts', async () => {
     const model = assets.modelPath;
     const cases: Array<[string[], RegExp]> = [
