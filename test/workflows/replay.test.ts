@@ -40,6 +40,7 @@ test('recorded histories of every workflow type replay against the current workf
     'batch-scheduled.json',
     'batch-score.json',
     'deploy-aks.json',
+    'deploy-autoscale.json',
     'deploy-continued.json',
     'deploy-rollback.json',
     'deploy-scale-to-zero.json',
@@ -88,6 +89,11 @@ test('recorded histories of every workflow type replay against the current workf
   assert.ok(
     zero.includes('waitUntilQuiet') && zero.includes('waitForDemand') && zero.filter((a) => a === 'deploy').length >= 4,
     'the scale-to-zero recording goes to zero, wakes and goes to zero again',
+  );
+  const autoscaled = activityNames('deploy-autoscale.json');
+  assert.ok(
+    autoscaled.includes('readLoad') && autoscaled.filter((a) => a === 'deploy').length >= 4,
+    'the autoscale recording reads the load, scales up and down, and takes new bounds',
   );
   for (const file of files) {
     const history = recordedHistory(file);
