@@ -58,7 +58,7 @@ describe('autoscale (local)', () => {
     const name = uniqueName('as');
     names.push(name);
     const sample = assets.samples.find((s) => s.label === 'green')!;
-    const run = await inferctl([
+    const args = [
       'deploy',
       '--model',
       slowModel,
@@ -68,7 +68,6 @@ describe('autoscale (local)', () => {
       '1h',
       '--smoke-sample',
       sample.path,
-      '--json',
       '--task-queue',
       taskQueue,
       '--min-replicas',
@@ -83,7 +82,8 @@ describe('autoscale (local)', () => {
       '0s',
       '--scale-down-window',
       '4s',
-    ]);
+    ];
+    const run = await inferctl([...args, '--json']);
     assert.equal(run.code, 0, run.stderr);
     const deployed = (JSON.parse(run.stdout) as { status: DeployStatus }).status;
     assert.equal(deployed.replicas, 1);
@@ -92,6 +92,10 @@ describe('autoscale (local)', () => {
       [1, 3, 1.5],
     );
     assert.equal(deployed.autoscale?.scaleDownWindowSeconds, 4);
+    // The same flags again attach (the replica count is the autoscaler's, not part of the comparison).
+    const same = await inferctl(args);
+    assert.equal(same.code, 0, same.stderr);
+    assert.match(same.stdout, /already running with this spec: attached/);
     const key = fs.readFileSync(new LocalLayout(name).apiKeyFile, 'utf8').trim();
     const image = fs.readFileSync(sample.path);
 
@@ -161,6 +165,10 @@ describe('autoscale (local)', () => {
     assert.equal(raise.code, 0, raise.stderr);
     const raised = JSON.parse(raise.stdout) as { replicas: number; previousReplicas: number; minReplicas: number };
     assert.deepEqual([raised.minReplicas, raised.previousReplicas, raised.replicas], [2, 1, 2]);
+    // Deploying again with the first flags: the bounds differ now, and it says how to change them.
+    const again = await inferctl(args);
+    assert.equal(again.code, 2, again.stderr);
+    assert.match(again.stderr, /different spec: autoscaling .*"minReplicas":1.*inferctl scale .* --min-replicas A/);
     const fixed = await inferctl(['scale', name, '--replicas', '3']);
     assert.equal(fixed.code, 2);
     assert.match(fixed.stderr, /autoscales between 2 and 3 replicas .*set its bounds instead/);
