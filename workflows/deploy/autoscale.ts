@@ -134,6 +134,9 @@ export function boundsRefusal(d: DeployState, request: unknown): string | undefi
   if (!a) {
     return `Deployment "${d.input.name}" was not deployed with --target-concurrency, so it has no bounds to set; scale it with --replicas.`;
   }
+  if (d.status.stage !== 'serving') {
+    return `Deployment "${d.input.name}" is ${d.status.stage}; set its bounds once it serves (inferctl status ${d.input.name}).`;
+  }
   const r = (request ?? {}) as Partial<AutoscaleRequest>;
   if (typeof r !== 'object') return 'autoscale takes { minReplicas?, maxReplicas?, targetConcurrency? }.';
   const min = r.minReplicas ?? a.minReplicas;
