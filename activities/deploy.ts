@@ -42,6 +42,7 @@ import type { IdleReport, IdleWatchOptions } from './idle-watch';
 import { scaleToZeroProblems, watchForDemand, watchUntilQuiet } from './wake-watch';
 import type { DemandReport, GatewayTarget, QuietReport } from './wake-watch';
 import { targetStep } from './heartbeat';
+import { autoscaleProblems } from './autoscale-watch';
 import { readServedModel, v2FlagProblems, v2SmokeProblems, v2SmokeQuery } from './v2-deployment';
 import { FailureType } from '../src/shared/failure-types';
 import { scriptInputProblems, scriptSmokeQuery, validateScriptDeployment } from './script-deployment';
@@ -125,6 +126,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
         );
       }
       problems.push(...scaleToZeroProblems(input, targets[input.target]));
+      problems.push(...autoscaleProblems(input, targets[input.target]));
       if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
       if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
         problems.push(`labels path must be absolute (got ${input.labelsPath})`);

@@ -4,6 +4,7 @@
  * one recording; given file names (e.g. `deploy-rollback.json`), it runs and writes only those:
  *   deploy.json            a local deploy ended by its TTL
  *   deploy-scale-to-zero.json  a local deploy with --min-replicas 0: to zero, a held request wakes it, to zero again
+ *   deploy-autoscale.json  a local deploy with --target-concurrency: up under a load loop, down after it, new bounds
  *   deploy-updates.json    a local deploy steered by Updates (extend, scale, rollout), ended by its idle TTL
  *   deploy-budget.json     a local deploy with --budget (a test price table): warned at 80 %, torn down at 100 %
  *   deploy-rollback.json   a local deploy whose rollout is rolled back (wrong smoke answer), then torn down
@@ -41,7 +42,15 @@ import type { AksTestbed } from '../test/helpers/azure/aks-testbed';
 import { ensureTestTls } from '../test/helpers/azure/test-tls';
 import { buildKubernetesTools } from '../test/helpers/kubernetes/kubernetes-tools';
 import { batchScore } from '../workflows/batch-score';
-import { deploy, extendUpdate, rolloutUpdate, scaleUpdate, statusQuery, teardownUpdate } from '../workflows/deploy';
+import {
+  autoscaleUpdate,
+  deploy,
+  extendUpdate,
+  rolloutUpdate,
+  scaleUpdate,
+  statusQuery,
+  teardownUpdate,
+} from '../workflows/deploy';
 import { janitor } from '../workflows/janitor';
 import { runControlWorker } from '../worker/control';
 import { runGpuWorker } from '../worker/gpu';
@@ -108,6 +117,53 @@ const RECORDINGS: Record<string, { aks?: boolean; run: (r: Recorder) => Promise<
         // A replica at 3600 an hour: 80 % of 4 after 3.2 s, all of it after 4 s.
         cost: { priceTable: { ...DEFAULT_PRICE_TABLE, localReplicaHourly: 3600 }, budget: 4, onBudget: 'teardown' },
       }),
+  },
+  'deploy-autoscale.json': {
+    run: async (r) => {
+      const name = 'recorded-autoscale';
+      const handle = await startDeploy(r, {
+        name,
+        ttlSeconds: 600,
+        autoscale: {
+          minReplicas: 1,
+          maxReplicas: 2,
+          targetConcurrency: 1,
+          periodSeconds: 1,
+          scaleUpWindowSeconds: 0,
+          scaleDownWindowSeconds: 1,
+          tolerance: 0.1,
+        },
+      });
+      await servingOf(handle);
+      const replicas = async (n: number) => {
+        while ((await handle.query(statusQuery)).replicas !== n) await new Promise((res) => setTimeout(res, 200));
+      };
+      // Three clients in a loop: about three requests in flight, one per replica wanted → 2 (the bound).
+      const key = (await fs.readFile(new LocalLayout(name).apiKeyFile, 'utf8')).trim();
+      const endpoint = (await handle.query(statusQuery)).endpoint!;
+      const body = await fs.readFile(r.red.path);
+      let stop = false;
+      const loop = Promise.all(
+        Array.from({ length: 3 }, async () => {
+          while (!stop) {
+            const res = await fetch(`${endpoint}/score`, {
+              method: 'POST',
+              headers: { authorization: `Bearer ${key}` },
+              body,
+            });
+            await res.arrayBuffer();
+          }
+        }),
+      );
+      await replicas(2);
+      stop = true;
+      await loop;
+      await replicas(1);
+      await handle.executeUpdate(autoscaleUpdate, { args: [{ minReplicas: 2, maxReplicas: 2 }] });
+      await handle.executeUpdate(teardownUpdate, { args: [{ reason: 'recorded' }] });
+      await handle.result();
+      return handle.workflowId;
+    },
   },
   'deploy-rollback.json': {
     run: async (r) => {

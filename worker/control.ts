@@ -12,6 +12,7 @@
 import { createBatchActivities } from '../activities/batch';
 import { createDeployActivities } from '../activities/deploy';
 import { createRolloutActivities } from '../activities/rollout';
+import { createAutoscaleActivities } from '../activities/autoscale-watch';
 import { createGpuPoolActivities } from '../activities/gpu-pool';
 import { createJanitorActivities } from '../activities/janitor';
 import { InvalidInputError } from '../src/errors';
@@ -64,6 +65,7 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
       activities: {
         ...createDeployActivities({ targets }),
         ...createRolloutActivities({ targets }),
+        ...createAutoscaleActivities({ targets }),
         ...createBatchActivities(),
         ...createJanitorActivities(),
         ...createGpuPoolActivities({ settings: aksConfigured() ? aksSettingsFromEnv() : undefined }),

@@ -16,6 +16,7 @@ import { ExitCode } from './exit-codes';
 import { addCodecServerCommand } from './commands/codec-server';
 import { addDeployCommand } from './commands/deploy';
 import { addDeploymentCommands } from './commands/deployments';
+import { addScaleCommand } from './commands/scale';
 import { addDevCommand } from './commands/dev';
 import { addJanitorCommand } from './commands/janitor';
 import { addModelCommands } from './commands/model';
@@ -44,6 +45,7 @@ export function buildProgram(): Command {
   // In the order `inferctl --help` lists them.
   addDeployCommand(program);
   addDeploymentCommands(program);
+  addScaleCommand(program);
   addRolloutCommand(program);
   addWorkerCommand(program);
   addScoreCommands(program);

@@ -24,12 +24,12 @@ export function addScaleToZeroOptions<Args extends unknown[], Opts extends Optio
   return cmd
     .option(
       '--min-replicas <n>',
-      '0: scale to zero when unused and wake on the next request, the endpoint kept (local target)',
+      '0: scale to zero when unused and wake on the next request, the endpoint kept; with --target-concurrency: the fewest replicas (local target)',
       int('--min-replicas', 0),
     )
     .option(
       '--max-replicas <n>',
-      'with --min-replicas 0: the most replicas (default: --replicas)',
+      'with --min-replicas 0 or --target-concurrency: the most replicas (default with --min-replicas 0: --replicas)',
       int('--max-replicas', 1),
     )
     .option(
@@ -59,7 +59,7 @@ export function scaleToZeroInput(
   }
   if (minReplicas !== 0) {
     throw new CliError(
-      '--min-replicas takes 0 (scale to zero) for now; for a fixed count use --replicas, and inferctl scale.',
+      '--min-replicas takes 0 (scale to zero), or a count with --target-concurrency (autoscale); for a fixed count use --replicas, and inferctl scale.',
       2,
     );
   }

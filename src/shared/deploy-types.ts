@@ -4,6 +4,7 @@
  */
 import type { MirrorReport, MirrorRequest } from './mirror-types';
 import type { CostInput, CostLedger, CostSummary } from './cost-types';
+import type { AutoscaleInput, AutoscaleStatus } from './autoscale-types';
 import type { PreprocessConfig } from './preprocess-types';
 import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, ScriptSpec, TargetKind } from './target-types';
 
@@ -115,6 +116,8 @@ export interface DeployInput {
   scaleToZero?: ScaleToZeroInput;
   /** The price table the ledger uses, and `--budget` (docs/costs.md); left out, the shipped table and no budget. */
   cost?: CostInput;
+  /** `--target-concurrency`: the replicas follow the load within `--min-replicas`/`--max-replicas` (autoscale.ts). */
+  autoscale?: AutoscaleInput;
   /**
    * The preprocessing spec given with --preprocess (a preset name expanded to `{ preset }`, or the file's
    * JSON), as plain data: validated against the model at validate, kept in the deployment's bundle.
@@ -253,6 +256,8 @@ export interface DeployStatus {
   endsBecause?: string;
   /** With `--min-replicas 0`: cold, waking or warm, and the last wake. */
   scaleToZero?: ScaleToZeroStatus;
+  /** With `--target-concurrency`: the bounds, and the latest decisions with the counters they read. */
+  autoscale?: AutoscaleStatus;
   /** The idle TTL the deployment was started with (seconds), when it has one. */
   idleTtlSeconds?: number;
   /** Every version that has served, oldest first: the one serving has no `until`. */
@@ -372,6 +377,7 @@ export const DEPLOY_UPDATES = {
   scale: 'scale',
   attach: 'attach',
   rollout: 'rollout',
+  autoscale: 'autoscale',
 } as const;
 
 export type { AksDeploymentOptions, DeploymentSpec, ScriptSpec, TargetKind };

@@ -40,6 +40,7 @@ test('recorded histories of every workflow type replay against the current workf
     'batch-scheduled.json',
     'batch-score.json',
     'deploy-aks.json',
+    'deploy-autoscale.json',
     'deploy-budget.json',
     'deploy-continued.json',
     'deploy-rollback.json',
@@ -95,6 +96,11 @@ test('recorded histories of every workflow type replay against the current workf
     budget.some((e) => e.workflowPropertiesModifiedEventAttributes?.upsertedMemo?.fields?.cost) &&
       budget.some((e) => e.timerStartedEventAttributes),
     'the budget recording timed its budget and wrote its cost to the memo',
+  );
+  const autoscaled = activityNames('deploy-autoscale.json');
+  assert.ok(
+    autoscaled.includes('readLoad') && autoscaled.filter((a) => a === 'deploy').length >= 4,
+    'the autoscale recording reads the load, scales up and down, and takes new bounds',
   );
   for (const file of files) {
     const history = recordedHistory(file);

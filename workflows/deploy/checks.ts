@@ -26,7 +26,9 @@ export function attachRefusal(running: DeployInput, replicas: number, wanted: un
   };
   differ('model', w.modelPath, running.modelPath);
   differ('target', w.target, running.target);
-  differ('replicas', w.replicas, replicas);
+  // An autoscaled deployment's count moves with the load: its bounds and target are what was asked.
+  if (running.autoscale) differ('autoscaling', w.autoscale ?? null, running.autoscale);
+  else differ('replicas', w.replicas, replicas);
   differ('top-k', w.topK ?? 5, running.topK ?? 5);
   differ('preprocessing', w.preprocess ?? null, running.preprocess ?? null);
   differ('labels', w.labelsPath ?? null, running.labelsPath ?? null);
@@ -35,6 +37,9 @@ export function attachRefusal(running: DeployInput, replicas: number, wanted: un
   const hints = [
     ...(differences.some((d) => d.startsWith('replicas'))
       ? [`inferctl scale ${running.name} --replicas ${w.replicas}`]
+      : []),
+    ...(differences.some((d) => d.startsWith('autoscaling'))
+      ? [`inferctl scale ${running.name} --min-replicas A --max-replicas B --target-concurrency C`]
       : []),
     `to serve another model under this name: inferctl rollout ${running.name} --model <new.onnx>, or tear it down first (inferctl teardown ${running.name}) and deploy again`,
   ];

@@ -41,6 +41,7 @@ import { DeployState } from './state';
 import { activities } from './steps';
 import { initialScaleToZeroStatus, startScaleToZero } from './scale-to-zero';
 import { budgetScaleToZero, keepLedger, startBudgetWatch, untilNoChange } from './budget';
+import { initialAutoscaleStatus, startAutoscale } from './autoscale';
 import { setMessageHandlers } from './updates';
 
 // Pinned: a deployment that serves for weeks is replayed only by the worker version it started on (README,
@@ -102,6 +103,7 @@ function startServing(d: DeployState): void {
   const { input, status } = d;
   status.versions = [{ modelPath: input.modelPath, modelDigest: status.modelDigest, from: new Date().toISOString() }];
   if (input.scaleToZero) d.status.scaleToZero = initialScaleToZeroStatus(input.scaleToZero);
+  if (input.autoscale) d.status.autoscale = initialAutoscaleStatus(input.autoscale);
   d.serving.start();
 }
 
@@ -117,6 +119,7 @@ async function serve(d: DeployState): Promise<void> {
     // that started before them keep the wait they were recorded with.
     // Scale to zero runs beside the wait: only deployments started with it (and this code) run it.
     let zero = d.input.scaleToZero && patched('scale-to-zero') ? startScaleToZero(d) : undefined;
+    const auto = d.input.autoscale && patched('autoscale') ? startAutoscale(d) : undefined;
     // --budget: a watch beside the wait; at 100 % it scales to zero (the loop above restarted cold) or tears down.
     const budget =
       d.input.cost?.budget !== undefined && patched('deploy-budget')
@@ -135,6 +138,7 @@ async function serve(d: DeployState): Promise<void> {
     await condition(() => !d.changing);
     zero?.cancel();
     budget?.cancel();
+    auto?.cancel();
     if (serving.continuing) await settleBeforeContinuing(d);
   });
   if (serving.continuing) d.status.steps[record]!.detail = `continues as new (run ${d.continuedRuns + 2})`;

@@ -2,6 +2,7 @@
 export { deploy } from './deploy';
 export {
   attachUpdate,
+  autoscaleUpdate,
   extendTtlSignal,
   extendUpdate,
   rolloutUpdate,

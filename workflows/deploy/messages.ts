@@ -4,6 +4,7 @@
  */
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 
+import type { AutoscaleRequest, AutoscaleResult } from '../../src/shared/autoscale-types';
 import { DEPLOY_UPDATES } from '../../src/shared/deploy-types';
 import type {
   DeployInput,
@@ -25,6 +26,7 @@ export const teardownUpdate = defineUpdate<TeardownResult, [TeardownRequest]>(DE
 export const scaleUpdate = defineUpdate<ScaleResult, [ScaleRequest]>(DEPLOY_UPDATES.scale);
 export const attachUpdate = defineUpdate<DeployStatus, [DeployInput]>(DEPLOY_UPDATES.attach);
 export const rolloutUpdate = defineUpdate<RolloutResult, [RolloutRequest]>(DEPLOY_UPDATES.rollout);
+export const autoscaleUpdate = defineUpdate<AutoscaleResult, [AutoscaleRequest]>(DEPLOY_UPDATES.autoscale);
 
 /** @deprecated Use `extendUpdate`: a signal with a bad value is dropped silently. Kept for in-flight clients. */
 export const extendTtlSignal = defineSignal<[ExtendTtlRequest]>('extendTtl');

@@ -31,14 +31,18 @@ export async function scale(d: DeployState, replicas: number): Promise<ScaleResu
   }
 }
 
-/** Redeploys at `replicas` and waits for them; on a failure, back to the count before, then throws. */
-export async function scaleTo(d: DeployState, replicas: number): Promise<ScaleResult> {
+/**
+ * Redeploys at `replicas` and waits for them; on a failure, back to the count before, then throws. `why`
+ * (autoscale's reason) goes into the scale activity's summary, which the Web UI shows.
+ */
+export async function scaleTo(d: DeployState, replicas: number, why?: string): Promise<ScaleResult> {
   const { spec, status } = d;
   const previousReplicas = spec.replicas;
   const image = d.image!;
   const apply = async (count: number) => {
     const wanted = { ...spec, replicas: count };
-    await d.activities('infra', `Scale to ${count} replica(s)`).deploy(wanted, image);
+    const summary = `Scale to ${count} replica(s)${why && count === replicas ? `: ${why}` : ''}`;
+    await d.activities('infra', summary).deploy(wanted, image);
     return d.activities('waiting', 'Wait until every replica is ready').waitForDeployment(wanted, d.readiness());
   };
   let ready;

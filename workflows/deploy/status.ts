@@ -84,6 +84,8 @@ function describe(status: DeployStatus): string {
     const budget = c.budget ? `; budget ${c.budget.budget} (${c.budget.action ?? c.budget.state})` : '';
     lines.push(`- **Cost:** ${c.currency} ${c.total.toFixed(2)} at ${c.at}, ${c.hourly}/h now${budget}`);
   }
+  const decision = status.autoscale?.decisions.at(-1);
+  if (decision) lines.push(`- **Autoscale (${decision.at}):** ${decision.reason}`);
   if (status.lastError) lines.push(`- **Last error:** ${status.lastError}`);
   return lines.join('\n');
 }

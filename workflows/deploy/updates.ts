@@ -6,14 +6,17 @@
  *   scale        N replicas: the replicas ready (within the target's limits and GPU capacity; scale.ts)
  *   attach       `inferctl deploy` of a running name: the status when the spec is the same, refused otherwise
  *   rollout      a new model version, canary first (rollout.ts): the outcome, or a failure once rolled back
+ *   autoscale    new bounds for an autoscaled deployment (autoscale.ts): the bounds and the replicas
  */
 import { ApplicationFailure, condition, setHandler } from '@temporalio/workflow';
 
 import type { ExtendTtlRequest, ScaleRequest } from '../../src/shared/deploy-types';
 import { FailureType } from '../../src/shared/failure-types';
 import { attachRefusal, coldRefusal, isEnding, scaleRefusal, scaleToZeroRefusal } from './checks';
+import { boundsRefusal, manualScaleRefusal, setBounds } from './autoscale';
 import {
   attachUpdate,
+  autoscaleUpdate,
   extendTtlSignal,
   extendUpdate,
   rolloutUpdate,
@@ -85,7 +88,17 @@ export function setMessageHandlers(d: DeployState): void {
       refuseIfEnding(d, 'it can no longer be scaled');
       const replicas = (request as Partial<ScaleRequest> | undefined)?.replicas;
       const refusal =
-        scaleRefusal(d.input, d.status.stage, d.changing, replicas) ?? scaleToZeroRefusal(d.input, d.status, replicas);
+        scaleRefusal(d.input, d.status.stage, d.changing, replicas) ??
+        scaleToZeroRefusal(d.input, d.status, replicas) ??
+        manualScaleRefusal(d);
+      if (refusal) refuse(refusal);
+    },
+  });
+
+  setHandler(autoscaleUpdate, (request) => setBounds(d, request), {
+    validator: (request) => {
+      refuseIfEnding(d, 'its bounds can no longer be set');
+      const refusal = boundsRefusal(d, request);
       if (refusal) refuse(refusal);
     },
   });

@@ -10,11 +10,11 @@ import type { Command } from '@commander-js/extra-typings';
 import { WorkflowExecutionAlreadyStartedError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 
-import { attachUpdate, deploy, statusQuery } from '../../../workflows/deploy';
+import { attachUpdate, deploy } from '../../../workflows/deploy';
 import { DEFAULT_GPU_VM_SIZE } from '../../targets/aks/gpu-sizes';
 import { TARGET_TIMINGS } from '../../shared/deploy-timings';
 import { CONTROL_TASK_QUEUE, deployWorkflowId } from '../../shared/deploy-types';
-import type { DeployInput, DeployOutcome, DeployStatus, ScaleToZeroInput } from '../../shared/deploy-types';
+import type { DeployInput, DeployOutcome, DeployStatus } from '../../shared/deploy-types';
 import type { AksDeploymentOptions, TargetKind } from '../../shared/target-types';
 import { webUiUrl } from '../../temporal/connection';
 import { DeploymentName, InferctlKind, ModelName, Stage, Target } from '../../shared/search-attributes';
@@ -23,6 +23,7 @@ import { CliError } from '../cli-error';
 import { workflowFailureExitCode } from '../exit-codes';
 import { nameFromModel } from '../deployment-name';
 import { deployDryRunCommand } from './deploy-dry-run';
+import { followDeployment } from './deploy-follow';
 import { scriptDryRunFromFlags } from './script-dry-run';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
@@ -30,18 +31,19 @@ import { duration, durationOrNone, int, noneAsNull } from '../flag-parsers';
 import { PREPROCESS_HELP, decodeOption, givenPreprocess } from '../preprocess-flag';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
 import { aksOptions } from '../aks-flags';
-import { checkEndpointFlags, describeTls, writeCa } from '../endpoint-flags';
+import { checkEndpointFlags, writeCa } from '../endpoint-flags';
 import { AKS_HELP } from '../help-text';
 import { startIndexed } from '../start-workflow';
 import { formatDuration } from '../../shared/duration';
-import { createOutput, describeFailure, type Output } from '../output';
-import { ResultWatch } from '../result-watch';
-import { addV2SmokeOptions, printV2Serving, v2SmokeInput } from '../v2-smoke-flags';
+import { createOutput, describeFailure } from '../output';
+import { addV2SmokeOptions, v2SmokeInput } from '../v2-smoke-flags';
 import type { V2SmokeFlags } from '../v2-smoke-flags';
-import { addScriptOptions, printScriptServing, scriptFlags, scriptInput } from '../script-flags';
+import { addScriptOptions, scriptFlags, scriptInput } from '../script-flags';
 import type { ScriptFlags } from '../script-flags';
-import { addScaleToZeroOptions, scaleToZeroInput } from '../scale-to-zero-flags';
+import { addScaleToZeroOptions } from '../scale-to-zero-flags';
 import { addBudgetOptions, costInput, dryRunCost } from '../budget-flags';
+import { addAutoscaleOptions, replicaBounds } from '../autoscale-flags';
+import type { ReplicaBounds } from '../autoscale-flags';
 
 /** `inferctl deploy`: flags in, `deployCommand` (or `deployDryRunCommand`) out. */
 export function addDeployCommand(program: Command): void {
@@ -77,7 +79,7 @@ export function addDeployCommand(program: Command): void {
     .option('--labels <file>', "labels, one per line in output order (over the model's own)")
     .option('--smoke-sample <image>', 'JPEG/PNG to POST once the deployment is ready')
     .option('--expect-label <label>', 'fail (and tear down) unless the smoke answer’s top label is this');
-  addBudgetOptions(addScaleToZeroOptions(addScriptOptions(addV2SmokeOptions(command))))
+  addAutoscaleOptions(addBudgetOptions(addScaleToZeroOptions(addScriptOptions(addV2SmokeOptions(command)))))
     .option(
       '--ready-timeout <duration>',
       `how long replicas may take to become ready (default: ${formatDuration(TARGET_TIMINGS.local.readyTimeoutSeconds * 1000)} on local, ${formatDuration(TARGET_TIMINGS.aks.readyTimeoutSeconds * 1000)} on aks)`,
@@ -127,7 +129,7 @@ export function addDeployCommand(program: Command): void {
             preprocess: givenPreprocess(o.preprocess, o.decode),
             labelsPath: o.labels,
             aks,
-            wakeTimeoutSeconds: scaleToZeroInput(o, o.target, o.replicas)?.wakeTimeoutSeconds,
+            wakeTimeoutSeconds: replicaBounds(o, o.target, o.replicas).scaleToZero?.wakeTimeoutSeconds,
             ...dryRunCost(o),
           },
         );
@@ -135,15 +137,17 @@ export function addDeployCommand(program: Command): void {
       }
       const preprocess = givenPreprocess(o.preprocess, o.decode);
       const cost = costInput(o, o.target, o.minReplicas !== undefined, aks);
+      const bounds = replicaBounds(o, o.target, o.replicas);
       await withClient(Boolean(o.json), async (ctx) => {
         const result = await deployCommand(ctx, {
           modelPath: o.model,
           name: o.name,
           target: o.target,
-          replicas: o.replicas,
+          replicas: bounds.replicas,
           ttlSeconds: noneAsNull(o.ttl),
           ...(o.idleTtl !== undefined ? { idleTtlSeconds: o.idleTtl } : {}),
-          scaleToZero: scaleToZeroInput(o, o.target, o.replicas),
+          scaleToZero: bounds.scaleToZero,
+          autoscale: bounds.autoscale,
           cost,
           topK: o.topK,
           preprocess,
@@ -166,7 +170,8 @@ export function addDeployCommand(program: Command): void {
     });
 }
 
-export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
+/** `scaleToZero` and `autoscale`: --min-replicas, --target-concurrency and their companions (replicaBounds). */
+export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags, Omit<ReplicaBounds, 'replicas'> {
   modelPath: string;
   name?: string;
   target: TargetKind;
@@ -174,8 +179,6 @@ export interface DeployCommandOptions extends V2SmokeFlags, ScriptFlags {
   /** null: serve until teardown. */
   ttlSeconds: number | null;
   idleTtlSeconds?: number;
-  /** --min-replicas 0 and its companions (scaleToZeroInput). */
-  scaleToZero?: ScaleToZeroInput;
   cost?: ReturnType<typeof costInput>; // the price table, --budget and --on-budget
   topK?: number;
   /** --preprocess, read and checked (preprocessFlag); fitted to the model at validate. */
@@ -214,6 +217,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
     ...(opts.idleTtlSeconds !== undefined ? { idleTtlSeconds: opts.idleTtlSeconds } : {}),
     ...(opts.scaleToZero ? { scaleToZero: opts.scaleToZero } : {}),
     ...(opts.cost ? { cost: opts.cost } : {}),
+    ...(opts.autoscale ? { autoscale: opts.autoscale } : {}),
     topK: opts.topK,
     ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
     ...(opts.labelsPath ? { labelsPath: path.resolve(opts.labelsPath) } : {}),
@@ -302,100 +306,4 @@ async function attach(
   }
   const { runId } = await running.describe();
   return { handle: ctx.client.workflow.getHandle<typeof deploy>(workflowId, runId), runId };
-}
-
-/**
- * Polls the `status` query and prints each step as it starts and ends. Returns the status once the
- * deployment serves (mode 'serving') or the workflow's outcome once it has ended (mode 'end').
- */
-export async function followDeployment(
-  handle: WorkflowHandle,
-  mode: 'serving' | 'end',
-  out: Output,
-  taskQueue: string,
-): Promise<DeployStatus | DeployOutcome> {
-  const watch = new ResultWatch<DeployOutcome>(handle);
-  try {
-    return await followSteps(handle, watch, mode, out, taskQueue);
-  } finally {
-    watch.stop(); // returning at 'serving': the deployment runs on, the command is done
-  }
-}
-
-async function followSteps(
-  handle: WorkflowHandle,
-  watch: ResultWatch<DeployOutcome>,
-  mode: 'serving' | 'end',
-  out: Output,
-  taskQueue: string,
-): Promise<DeployStatus | DeployOutcome> {
-  const printed = new Map<number, 'started' | 'ended'>();
-  const startedAt = Date.now();
-  let hinted = false;
-  let last: DeployStatus | undefined;
-  for (;;) {
-    if (!watch.ended) {
-      try {
-        last = await handle.query(statusQuery);
-      } catch {
-        if (!hinted && Date.now() - startedAt > 5000) {
-          out.note(`Waiting for a control worker on task queue "${taskQueue}". Start one with: inferctl worker`);
-          hinted = true;
-        }
-      }
-    }
-    if (last) printSteps(last, printed, out);
-    if (watch.ended) break;
-    if (mode === 'serving' && last?.stage === 'serving') {
-      printServing(last, out);
-      return last;
-    }
-    await watch.pause(300);
-  }
-
-  const outcome = watch.outcome;
-  if (outcome) {
-    printSteps(outcome, printed, out);
-    if (outcome.smoke || outcome.v2Smoke || outcome.scriptSmoke)
-      printServing({ ...outcome, endpoint: undefined, expiresAt: undefined }, out);
-    if (outcome.endpoint) out.line(`Served at ${outcome.endpoint} until the teardown.`);
-    out.line(
-      `Torn down (${outcome.endedBy === 'ttl' ? 'TTL ended' : outcome.endedBy === 'idle' ? 'idle TTL ended' : 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`,
-    );
-    return outcome;
-  }
-  throw new CliError(describeFailure(watch.failure), workflowFailureExitCode(watch.failure));
-}
-
-function printSteps(status: DeployStatus, printed: Map<number, 'started' | 'ended'>, out: Output): void {
-  status.steps.forEach((step, i) => {
-    const state = printed.get(i);
-    if (step.ok === undefined) {
-      if (state === undefined && step.step !== 'serve') out.line(`  … ${step.step}`);
-      if (state === undefined) printed.set(i, 'started');
-      return;
-    }
-    if (state === 'ended') return;
-    const mark = step.ok ? '✔' : '✘';
-    const took = step.durationMs !== undefined ? ` (${formatDuration(step.durationMs)})` : '';
-    out.line(`  ${mark} ${step.step}${took}${step.detail ? `: ${step.detail}` : ''}`);
-    printed.set(i, 'ended');
-  });
-}
-
-function printServing(status: DeployStatus, out: Output): void {
-  if (status.smoke) {
-    const answer = status.smoke.predictions
-      .slice(0, 3)
-      .map((p) => `${p.label} ${p.score.toFixed(3)}`)
-      .join(', ');
-    out.line(`Smoke answer: ${answer} (${status.smoke.latencyMs} ms)`);
-  }
-  if (!printScriptServing(status, out) && !printV2Serving(status, out) && status.endpoint) {
-    out.line(`Endpoint: POST ${status.endpoint}/score  (key: ${status.apiKeyRef ?? 'see target'})`);
-  }
-  if (status.tls) out.line(describeTls(status.tls));
-  if (status.endsBecause) out.line(`It ${status.endsBecause}. Stop sooner: inferctl teardown ${status.name}`);
-  else if (status.expiresAt)
-    out.line(`Serving until ${status.expiresAt}. Stop sooner: inferctl teardown ${status.name}`);
 }

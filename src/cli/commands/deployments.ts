@@ -28,8 +28,9 @@ import { scaleToZeroLines } from '../scale-to-zero-flags';
 import { costLines, costNow, memoCost } from '../budget-flags';
 import { formatMoney } from '../../shared/price-table';
 import type { CostSummary } from '../../shared/cost-types';
+import { autoscaleLines } from '../autoscale-flags';
 
-/** `inferctl status | list | teardown | extend | scale`: flags in, command functions out. */
+/** `inferctl status | list | teardown | extend`: flags in, command functions out (`scale`: scale.ts). */
 export function addDeploymentCommands(program: Command): void {
   program
     .command('status <name>')
@@ -70,19 +71,6 @@ export function addDeploymentCommands(program: Command): void {
     .option('--json', 'print one JSON document')
     .action(async (name, o) => {
       await withClient(Boolean(o.json), (ctx) => extendCommand(ctx, { name, ttlSeconds: o.ttl }));
-    });
-
-  program
-    .command('scale <name>')
-    .description('Change how many replicas serve a deployment; returns once every replica is ready')
-    .requiredOption(
-      '-r, --replicas <n>',
-      'replicas to run (within the target’s limit and GPU capacity)',
-      int('--replicas', 1),
-    )
-    .option('--json', 'print one JSON document')
-    .action(async (name, o) => {
-      await withClient(Boolean(o.json), (ctx) => scaleCommand(ctx, { name, replicas: o.replicas }));
     });
 }
 
@@ -159,7 +147,7 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
     if (running && s.endsBecause) ctx.out.line(`  ${s.endsBecause}`);
     else if (running && s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
     if (!running && s.teardownRemoved?.length) ctx.out.line(`  removed: ${s.teardownRemoved.join(', ')}`);
-    if (running) for (const line of scaleToZeroLines(s)) ctx.out.line(line);
+    if (running) for (const line of [...scaleToZeroLines(s), ...autoscaleLines(s)]) ctx.out.line(line);
     for (const line of costLines(s, running)) ctx.out.line(line);
     if (view.idle) {
       ctx.out.line(

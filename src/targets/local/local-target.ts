@@ -158,6 +158,12 @@ export class LocalTarget implements Target {
     );
     const gatewayRunning = state.gateway !== undefined && isRunning(state.gateway, serving);
     const keep = new Set([...state.replicas.map((r) => r.pid), ...(gatewayRunning ? [state.gateway!.pid] : [])]);
+    // A replica not kept leaves no ready file behind, or the gateway would send requests to its old address
+    // (a wake from zero answered 503, or another process now on that port) until its successor writes one.
+    const kept = new Set(state.replicas.map((r) => String(r.index)));
+    for (const entry of await listDir(path.join(layout.dir, 'replicas'))) {
+      if (!kept.has(entry)) await fs.rm(path.join(layout.dir, 'replicas', entry, 'ready.json'), { force: true });
+    }
     // The gateway stops routing to a leaving replica before it is stopped (a scale down keeps serving).
     await updateRoutes(layout, { replicas: spec.replicas });
     await Promise.all(serving.filter((p) => !keep.has(p.pid)).map((p) => stopProcess(p.pid, undefined, p.startTime)));
