@@ -52,10 +52,8 @@ import {
 import { tagsOwnedBy } from './ownership';
 import { KubernetesRefusedError, kubernetesFailure } from './kubernetes-errors';
 import { gpusPerVm } from './preflight';
-import { buildContextInRegistry, buildImageInRegistry } from './registry-build';
-import { planScript } from '../../script/script-plan';
-import { scriptBuildContext, scriptContainerArgs, scriptImage } from './script-image';
-import { servedWith } from './build-context';
+import { buildDeploymentImage } from './deployment-image';
+import { scriptContainerArgs } from './script-image';
 import { FailureType } from '../../shared/failure-types';
 import { v2ModelName } from '../../shared/deploy-types';
 import { endpointExposure, endpointUrl } from './tls-exposure';
@@ -193,32 +191,9 @@ export class AksTarget implements Target, AksClusterAccess {
 
   async buildImage(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<ImageResult> {
     const plan = this.plan(spec);
-    if (spec.script) {
-      const script = await planScript(spec.modelPath, spec.script);
-      const tls = Boolean(this.exposure(spec, plan).tls);
-      const dockerfile = scriptImage(script, { name: spec.name, tls, gpu: spec.script.gpu });
-      progress?.(`packing the script's build context (${dockerfile.base})`);
-      const context = await scriptBuildContext(script, spec.modelPath, dockerfile);
-      const built = await buildContextInRegistry(
-        this.azure(),
-        this.settings,
-        plan.imageRepository,
-        context,
-        signal,
-        progress,
-      );
-      return { imageRef: built.imageRef, digest: built.digest, reused: built.reused };
-    }
-    const image = await buildImageInRegistry(
-      this.azure(),
-      this.settings,
-      plan.imageRepository,
-      spec.modelPath,
-      await servedWith(spec),
-      signal,
-      progress,
-    );
-    return { imageRef: image.imageRef, digest: image.digest, reused: image.reused };
+    const tls = Boolean(this.exposure(spec, plan).tls);
+    const where = { clients: this.azure(), settings: this.settings, repository: plan.imageRepository };
+    return buildDeploymentImage(where, spec, tls, signal, progress);
   }
 
   async deploy(
