@@ -95,6 +95,19 @@ function writeReliabilityReport(dir: string, keysChecked: number, secretLeaks: n
   return report;
 }
 
+/**
+ * Every workflow run in the namespace, listed raw: `client.workflow.list()` decodes each run's memo, which
+ * fails for runs whose memo the payload codec encrypted (the cost ledger's), and the check needs only ids.
+ */
+async function* workflowRuns(connection: Connection, namespace: string) {
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await connection.workflowService.listWorkflowExecutions({ namespace, pageSize: 1000, nextPageToken });
+    for (const e of page.executions ?? []) yield { workflowId: e.execution!.workflowId!, runId: e.execution!.runId! };
+    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+  } while (nextPageToken);
+}
+
 /** Every workflow history of the run, searched for every key seen; returns how many histories leak one. */
 async function checkSecretHygiene(address: string, namespace: string, keys: Set<string>): Promise<number> {
   const connection = await Connection.connect({ address });
@@ -102,7 +115,7 @@ async function checkSecretHygiene(address: string, namespace: string, keys: Set<
     const client = new Client({ connection, namespace });
     let histories = 0;
     let leaks = 0;
-    for await (const wf of client.workflow.list()) {
+    for await (const wf of workflowRuns(connection, namespace)) {
       const history = JSON.stringify(await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory());
       histories++;
       const leaked = [...keys].filter((k) => history.includes(k));

@@ -355,6 +355,11 @@ export interface RolloutRequest {
    * to the candidate and the answers compared; promoted only when they agree (`--mirror --compare`).
    */
   mirror?: MirrorRequest;
+  /**
+   * The new version is inferctl's ONNX server even on a script deployment (`rollout --onnx-server`). Left out
+   * (and no `script`), the new version is of the serving kind: a script deployment keeps its script.
+   */
+  onnxServer?: boolean;
 }
 
 export const ROLLOUT_DEFAULTS = { canaryPercent: 10, bakeSeconds: 300, maxErrorRate: 0.01 } as const;

@@ -87,7 +87,7 @@ describe('a newcomer’s first session', () => {
     const listed = await inferctl(['list']);
     assert.equal(listed.code, 0, listed.stderr);
     const lines = listed.stdout.trimEnd().split('\n');
-    assert.match(lines[0] ?? '', /^NAME +STATUS +STAGE +TARGET +ENDPOINT +STARTED +ENDED$/, 'a header row');
+    assert.match(lines[0] ?? '', /^NAME +STATUS +STAGE +TARGET +ENDPOINT +COST +STARTED +ENDED$/, 'a header row');
     assert.match(listed.stdout, new RegExp(`^${name} +running +serving +local +http://127\\.0\\.0\\.1:\\d+ `, 'm'));
 
     const down = await inferctl(['teardown', name]);
@@ -104,7 +104,10 @@ describe('a newcomer’s first session', () => {
 
     await eventually(async () => {
       const all = await inferctl(['list', '--all']);
-      return new RegExp(`^${name} +completed +done +local +\\S+ +\\S+$`, 'm').test(all.stdout) ? true : undefined;
+      // … its cost (the ledger's total, e.g. `USD 0.00`), start and end.
+      return new RegExp(`^${name} +completed +done +local +[A-Z]{3} [\\d.]+ +\\S+ +\\S+$`, 'm').test(all.stdout)
+        ? true
+        : undefined;
     }, 'the ended deployment in list --all, with its stage and end');
   });
 

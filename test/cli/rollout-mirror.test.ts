@@ -133,6 +133,7 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
       const bad = await inferctl([
         'rollout',
         name,
+        '--onnx-server',
         '--model',
         assets.modelPath,
         '--preprocess',
@@ -176,6 +177,7 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
       const good = await inferctl([
         'rollout',
         name,
+        '--onnx-server',
         '--model',
         assets.modelPath,
         '--mirror',

@@ -112,21 +112,24 @@ export async function rollout(d: DeployState, request: RolloutRequest): Promise<
 function planOf(d: DeployState, request: RolloutRequest): Plan {
   const { input, spec, status } = d;
   const canaryPercent = request.canaryPercent ?? ROLLOUT_DEFAULTS.canaryPercent;
+  // The new version's kind: a script when one is given, inferctl's ONNX server when asked, else the serving
+  // kind (a script deployment keeps its script and environment, with the new model).
+  const script = request.script ?? (request.onnxServer ? undefined : spec.script);
   // A scoring script does its own preprocessing: a script candidate takes none, an ONNX one after a script
   // takes only what the request gives.
-  const preprocess = request.script ? undefined : (request.preprocess ?? input.preprocess);
-  const labelsPath = request.script ? undefined : (request.labelsPath ?? input.labelsPath);
+  const preprocess = script ? undefined : (request.preprocess ?? input.preprocess);
+  const labelsPath = script ? undefined : (request.labelsPath ?? input.labelsPath);
   const candidate: DeploymentSpec = {
     ...spec,
     modelPath: request.modelPath,
     ...(preprocess ? { preprocess } : {}),
     ...(labelsPath ? { labelsPath } : {}),
-    ...(request.script ? { script: request.script } : {}),
+    ...(script ? { script } : {}),
   };
   if (!preprocess) delete candidate.preprocess;
   if (!labelsPath) delete candidate.labelsPath;
-  if (!request.script) delete candidate.script;
-  const sameKind = Boolean(request.script) === Boolean(spec.script);
+  if (!script) delete candidate.script;
+  const sameKind = Boolean(script) === Boolean(spec.script);
   const versions = (status.versions ??= []);
   const plan: Plan = {
     request,

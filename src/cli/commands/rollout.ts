@@ -34,8 +34,9 @@ export function addRolloutCommand(program: Command): void {
     .requiredOption('-m, --model <path>', 'the new ONNX model (with --entry-script: the file or folder it loads)')
     .option(
       '--entry-script <score.py>',
-      'the new version is your scoring script (as deploy --entry-script); left out, inferctl’s ONNX server',
+      'the new version is your scoring script (as deploy --entry-script); left out, the serving kind (a script deployment keeps its script, with the new --model)',
     )
+    .option('--onnx-server', 'the new version is inferctl’s ONNX server, also on a script deployment (the fast path)')
     .option('--source-dir <dir>', 'with --entry-script: the folder deployed with it')
     .option('--environment <requirements.txt|conda.yml>', 'with --entry-script: its Python environment')
     .option('--model-name <name>', 'with --entry-script: Model.get_model_path(name) finds the model')
@@ -81,6 +82,7 @@ export function addRolloutCommand(program: Command): void {
     .action(async (name, o) => {
       const mirror = mirrorRequest(o, o.canary !== undefined);
       const { script } = scriptInput(scriptFlags(o));
+      if (script && o.onnxServer) throw new CliError('--onnx-server and --entry-script choose two kinds; give one.', 2);
       if (script && (o.preprocess || o.labels)) {
         throw new CliError('--preprocess and --labels do not apply to a scoring script (it does its own).', 2);
       }
@@ -94,6 +96,7 @@ export function addRolloutCommand(program: Command): void {
         ...(o.smokeSample ? { smoke: { samplePath: path.resolve(o.smokeSample), expectedLabel: o.expectLabel } } : {}),
         ...(script ? { script } : {}),
         ...(mirror ? { mirror } : {}),
+        ...(o.onnxServer ? { onnxServer: true } : {}),
       };
       if (o.expectLabel && !o.smokeSample) throw new CliError('--expect-label needs --smoke-sample.', 2);
       await withClient(Boolean(o.json), (ctx) => rolloutCommand(ctx, { name, request }));

@@ -58,6 +58,12 @@ class UpstreamReadiness {
     }
   }
 
+  /** A connection through the Service was refused: no pod is ready behind it now, whatever the last look said. */
+  refused(): void {
+    this.up = false;
+    void this.check();
+  }
+
   stop(): void {
     clearInterval(this.timer);
   }
@@ -70,7 +76,7 @@ export function createFront(opts: FrontOptions): http.Server | https.Server {
     replicas: 0,
     maxBodyBytes: opts.maxBodyBytes,
     hold: opts.hold,
-    backends: { urls: () => [opts.upstream], up: () => readiness.up },
+    backends: { urls: () => [opts.upstream], up: () => readiness.up, refused: () => readiness.refused() },
   });
   const expectedKey = sha256(opts.apiKey);
   const handle: http.RequestListener = (req, res) => {

@@ -52,6 +52,8 @@ export interface GatewayOptions {
 export interface Backends {
   urls: () => string[];
   up: () => boolean;
+  /** Every backend refused a connection: what `up` said is stale (the aks front's Service had no ready pod). */
+  refused?: () => void;
 }
 
 /** The path of the gateway's own counters (answered by the gateway, never forwarded). */
@@ -139,6 +141,7 @@ export function gatewayHandler(opts: GatewayOptions): { handle: http.RequestList
     ? new HeldRequests(opts.hold, replicaUp, (req, res, body) => send(req, res, body))
     : undefined;
   const noReplica = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
+    opts.backends?.refused?.();
     // Held only while no replica is routed and up (scaled to zero, or waking); replicas that are routed but
     // refuse (crashed) get the 503 at once, as without scale to zero. A request already held waits on until
     // its deadline: released to a replica routed a moment before it listens (a wake's), it is held again.
