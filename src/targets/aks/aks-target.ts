@@ -330,7 +330,9 @@ export class AksTarget implements Target, AksClusterAccess {
   async renewCertificate(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress) {
     const plan = this.plan(spec);
     const exposure = this.exposure(spec, plan);
-    const scope = { namespace: plan.namespace, name: spec.name, exposure, hold: Boolean(spec.hold) };
+    const spareGpu =
+      !spec.hold && exposure.tls?.source === 'deployment-ca' && (await this.poolGpus(plan, signal)) > spec.replicas;
+    const scope = { namespace: plan.namespace, name: spec.name, exposure, hold: Boolean(spec.hold), spareGpu };
     return this.onCluster(plan, `renewing the certificate of ${spec.name}`, signal, (kc) =>
       renewEndpointCertificate(kc, { ...scope, validityDays: this.settings.certificateValidityDays }, signal, progress),
     );
