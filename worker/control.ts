@@ -10,6 +10,7 @@
  * are one table with `inferctl worker` (worker/control-flags.ts), each also read from its INFERCTL_* variable.
  */
 import { createBatchActivities } from '../activities/batch';
+import { createCertificateActivities } from '../activities/certificate';
 import { createDeployActivities } from '../activities/deploy';
 import { createRolloutActivities } from '../activities/rollout';
 import { createAutoscaleActivities } from '../activities/autoscale-watch';
@@ -65,6 +66,7 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
       activities: {
         ...createDeployActivities({ targets }),
         ...createRolloutActivities({ targets }),
+        ...createCertificateActivities({ targets }),
         ...createAutoscaleActivities({ targets }),
         ...createBatchActivities(),
         ...createJanitorActivities(),

@@ -239,6 +239,8 @@ export interface DeployStatus {
   apiKeyRef?: string;
   /** How to trust an HTTPS endpoint (its CA or certificate fingerprint, host name). */
   tls?: EndpointTls;
+  /** An HTTPS endpoint's certificate while serving: when it expires, when it is renewed, the last renewal. */
+  certificate?: CertificateStatus;
   modelDigest?: string;
   imageRef?: string;
   smoke?: SmokeResult;
@@ -278,6 +280,20 @@ export interface DeployStatus {
   /** What it has billed, resource by resource (src/shared/cost-ledger.ts), and the sum when the status was published. */
   ledger?: CostLedger;
   cost?: CostSummary;
+}
+
+/** The serving certificate's life (workflows/deploy/certificate.ts). */
+export interface CertificateStatus {
+  /** When the certificate that serves now expires (ISO 8601). */
+  expiresAt: string;
+  /** inferctl renews its per-deployment certificate; your own (--tls-cert, --tls-secret) is yours to renew. */
+  renewedBy: 'inferctl' | 'you';
+  /** When it is renewed next (a third of its lifetime left). */
+  renewAt?: string;
+  renewals: number;
+  lastRenewedAt?: string;
+  /** Why it is not renewed (a Secret without the CA key: a deployment made before it was kept). */
+  note?: string;
 }
 
 export interface DeployOutcome extends DeployStatus {

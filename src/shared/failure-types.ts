@@ -64,6 +64,8 @@ export const FailureType = {
   /** A batch job's scoring script raised in init() (or on import): no shard can be scored. */
   ScriptInitFailed: 'ScriptInitFailed',
   DeploymentNotReady: 'DeploymentNotReady',
+  /** The endpoint's certificate cannot be renewed by inferctl (no per-deployment CA key in its Secret). */
+  CertificateNotRenewable: 'CertificateNotRenewable',
   EndpointUnprotected: 'EndpointUnprotected',
   SmokeQueryFailed: 'SmokeQueryFailed',
   SmokeQueryMismatch: 'SmokeQueryMismatch',

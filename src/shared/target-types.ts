@@ -98,6 +98,22 @@ export interface EndpointTls {
   caPem?: string;
   /** When the server certificate expires (ISO 8601). */
   notAfter: string;
+  /** When the server certificate became valid (ISO 8601): with notAfter, when it is renewed. */
+  notBefore?: string;
+}
+
+/** What a certificate renewal did (`Target.renewCertificate`); public facts only. */
+export interface CertificateRenewal {
+  /**
+   * renewed: a new certificate serves now; current: the one served was not due, nothing changed (the pods
+   * were moved onto it if a previous attempt had not); user-certificate: the user's own, never touched;
+   * none: plain HTTP.
+   */
+  outcome: 'renewed' | 'current' | 'user-certificate' | 'none';
+  /** The certificate that serves now. */
+  tls?: EndpointTls;
+  /** The Deployments restarted onto it (rolling). */
+  restarted: string[];
 }
 
 export interface ProvisionResult {

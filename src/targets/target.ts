@@ -7,6 +7,7 @@
 
 import type { MirrorCompare, MirrorReport } from '../shared/mirror-types';
 import type {
+  CertificateRenewal,
   DeployResult,
   DeploymentSpec,
   ImageResult,
@@ -98,6 +99,13 @@ export interface Target {
    * target without it cannot scale to zero, and validation says so. Read without the endpoint's key.
    */
   gatewayCounts?(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayCounts>;
+
+  /**
+   * Renews the endpoint's per-deployment certificate when a third of its life is left, and moves the pods
+   * that serve it onto the new one without dropping requests; the user's own certificate is never touched.
+   * Optional: a target without it has no certificate of its own to renew (local serves plain HTTP on loopback).
+   */
+  renewCertificate?(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<CertificateRenewal>;
 
   /**
    * Blue/green on one endpoint (optional; a target without it cannot roll out): a candidate replica set

@@ -43,6 +43,7 @@ import { initialScaleToZeroStatus, startScaleToZero } from './scale-to-zero';
 import { budgetScaleToZero, keepLedger, startBudgetWatch, untilNoChange } from './budget';
 import { initialAutoscaleStatus, startAutoscale } from './autoscale';
 import { setMessageHandlers } from './updates';
+import { startCertificateRenewal } from './certificate';
 
 // Pinned: a deployment that serves for weeks is replayed only by the worker version it started on (README,
 // Upgrading workers with deployments in flight). Its Updates run there too.
@@ -130,6 +131,8 @@ async function serve(d: DeployState): Promise<void> {
             if (zero) zero = startScaleToZero(d);
           })
         : undefined;
+    // An HTTPS endpoint's certificate is renewed before it expires (--ttl none serves for years).
+    const renewal = d.status.tls && patched('tls-renewal') ? startCertificateRenewal(d) : undefined;
     if (patched('serving-updates-idle-ttl')) {
       const full = patched('deploy-continue-as-new') ? historyFull(d) : undefined;
       await serving.untilOver(idleWatch(d), full);
@@ -139,6 +142,7 @@ async function serve(d: DeployState): Promise<void> {
     zero?.cancel();
     budget?.cancel();
     auto?.cancel();
+    renewal?.cancel();
     if (serving.continuing) await settleBeforeContinuing(d);
   });
   if (serving.continuing) d.status.steps[record]!.detail = `continues as new (run ${d.continuedRuns + 2})`;

@@ -79,6 +79,11 @@ function describe(status: DeployStatus): string {
     );
   if (status.endsBecause) lines.push(`- **Ends:** ${status.endsBecause}`);
   else if (status.expiresAt) lines.push(`- **Serving until:** ${status.expiresAt}`);
+  const cert = status.certificate;
+  if (cert) {
+    const next = cert.renewedBy === 'you' ? 'your own: not renewed by inferctl' : `renewed at ${cert.renewAt ?? '?'}`;
+    lines.push(`- **Certificate:** expires ${cert.expiresAt}, ${cert.note ?? next} (${cert.renewals} renewal(s))`);
+  }
   if (status.cost) {
     const c = status.cost;
     const budget = c.budget ? `; budget ${c.budget.budget} (${c.budget.action ?? c.budget.state})` : '';

@@ -5,11 +5,14 @@
 import { proxyActivities } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 
+import type { createCertificateActivities } from '../../activities/certificate';
 import type { createDeployActivities } from '../../activities/deploy';
 import type { createRolloutActivities } from '../../activities/rollout';
 import type { ResolvedDeployTimings } from '../../src/shared/deploy-timings';
 
-export type DeployActivities = ReturnType<typeof createDeployActivities> & ReturnType<typeof createRolloutActivities>;
+export type DeployActivities = ReturnType<typeof createDeployActivities> &
+  ReturnType<typeof createRolloutActivities> &
+  ReturnType<typeof createCertificateActivities>;
 export type StepOptions = ReturnType<typeof stepOptions>;
 export type StepKind = keyof StepOptions;
 

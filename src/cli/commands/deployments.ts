@@ -12,7 +12,13 @@ import type { WorkflowExecutionDescription } from '@temporalio/client';
 
 import { extendUpdate, scaleUpdate, statusQuery, teardownUpdate } from '../../../workflows/deploy';
 import { DEPLOY_STAGES, DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../shared/deploy-types';
-import type { DeployOutcome, DeployStatus, ExtendResult, ScaleResult } from '../../shared/deploy-types';
+import type {
+  CertificateStatus,
+  DeployOutcome,
+  DeployStatus,
+  ExtendResult,
+  ScaleResult,
+} from '../../shared/deploy-types';
 import { Stage, Target } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
 import { CliError } from '../cli-error';
@@ -133,6 +139,14 @@ export async function describeDeployment(
   return { view, desc };
 }
 
+/** The serving certificate: its expiry, and when inferctl renews it (or that it is the user's to renew). */
+function certificateLine(c: CertificateStatus): string {
+  const last = c.lastRenewedAt ? `, last renewed ${c.lastRenewedAt}` : '';
+  if (c.renewedBy === 'you') return `certificate (your own) expires ${c.expiresAt}: inferctl does not renew it`;
+  if (c.note) return `certificate expires ${c.expiresAt}, not renewed: ${c.note}`;
+  return `certificate expires ${c.expiresAt}, renewed at ${c.renewAt ?? '?'}${last}`;
+}
+
 export async function statusCommand(ctx: CommandContext, opts: { name: string }): Promise<DeploymentView> {
   const { view } = await describeDeployment(ctx, opts.name);
   const s = view.status;
@@ -147,6 +161,7 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
     if (running && s.endsBecause) ctx.out.line(`  ${s.endsBecause}`);
     else if (running && s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
     if (!running && s.teardownRemoved?.length) ctx.out.line(`  removed: ${s.teardownRemoved.join(', ')}`);
+    if (running && s.certificate) ctx.out.line(`  ${certificateLine(s.certificate)}`);
     if (running) for (const line of [...scaleToZeroLines(s), ...autoscaleLines(s)]) ctx.out.line(line);
     for (const line of costLines(s, running)) ctx.out.line(line);
     if (view.idle) {

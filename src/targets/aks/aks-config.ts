@@ -34,6 +34,11 @@ export interface AksSettings {
   servicePort?: number;
   /** How long a pod may sit in ImagePullBackOff, CrashLoopBackOff or unschedulable before that is fatal. */
   podFailureGraceMs: number;
+  /**
+   * The per-deployment server certificate's lifetime in days (INFERCTL_AKS_CERT_VALIDITY_SECONDS, for tests
+   * that watch a renewal; unset: 365 days).
+   */
+  certificateValidityDays?: number;
   /** This installation (`<Temporal address>/<namespace>`), tagged on everything it creates. */
   environment: string;
 }
@@ -85,6 +90,9 @@ export function aksSettingsFromEnv(
     provisionTimeoutMs: positive(env.INFERCTL_AKS_PROVISION_TIMEOUT_MS, 45 * 60_000),
     ...(env.INFERCTL_AKS_SERVICE_PORT ? { servicePort: positive(env.INFERCTL_AKS_SERVICE_PORT, 443) } : {}),
     podFailureGraceMs: positive(env.INFERCTL_AKS_POD_FAILURE_GRACE_MS, 3 * 60_000),
+    ...(env.INFERCTL_AKS_CERT_VALIDITY_SECONDS
+      ? { certificateValidityDays: positive(env.INFERCTL_AKS_CERT_VALIDITY_SECONDS, 365 * 86400) / 86400 }
+      : {}),
     environment: environmentOf(temporal),
   };
 }

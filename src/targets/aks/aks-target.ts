@@ -39,9 +39,8 @@ import { AksCandidates } from './candidate-deployment';
 import type { AksClusterAccess } from './candidate-deployment';
 import { podRequestCounts } from './pod-metrics';
 import { scaleToZeroManifests } from './front-manifests';
-import { frontCounts, frontReady, scaleGpuPool, waitForScorersGone } from './gpu-pool-scale';
+import { frontCounts, frontReady, poolGpuCount, scaleGpuPool, waitForScorersGone } from './gpu-pool-scale';
 import {
-  GPU_TAINT,
   type ClusterScope,
   deleteCluster,
   deleteResourceGroupIfOurs,
@@ -51,14 +50,13 @@ import {
 } from './managed-cluster';
 import { tagsOwnedBy } from './ownership';
 import { KubernetesRefusedError, kubernetesFailure } from './kubernetes-errors';
-import { gpusPerVm } from './preflight';
 import { buildDeploymentImage } from './deployment-image';
 import { scriptContainerArgs } from './script-image';
 import { FailureType } from '../../shared/failure-types';
 import { v2ModelName } from '../../shared/deploy-types';
-import { endpointExposure, endpointUrl } from './tls-exposure';
-import type { EndpointExposure } from './tls-exposure';
+import { endpointExposure, endpointUrl, type EndpointExposure } from './tls-exposure';
 import { ensureTlsSecret, pinnedTls, readTlsSecret, tlsSummary } from './tls-secret';
+import { renewEndpointCertificate } from './tls-renewal';
 
 const KUBECONFIG_CACHE_MS = 5 * 60_000;
 
@@ -177,6 +175,7 @@ export class AksTarget implements Target, AksClusterAccess {
             name: spec.name,
             ownerId: spec.ownerId,
             exposure,
+            validityDays: this.settings.certificateValidityDays,
           });
           return tlsSummary(exposure, certs!);
         })
@@ -327,6 +326,18 @@ export class AksTarget implements Target, AksClusterAccess {
     return pinnedTls(exposure, certs);
   }
 
+  /** Renews a per-deployment certificate that is due and restarts the pods onto it (tls-renewal.ts). */
+  async renewCertificate(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress) {
+    const plan = this.plan(spec);
+    const exposure = this.exposure(spec, plan);
+    const spareGpu =
+      !spec.hold && exposure.tls?.source === 'deployment-ca' && (await this.poolGpus(plan, signal)) > spec.replicas;
+    const scope = { namespace: plan.namespace, name: spec.name, exposure, hold: Boolean(spec.hold), spareGpu };
+    return this.onCluster(plan, `renewing the certificate of ${spec.name}`, signal, (kc) =>
+      renewEndpointCertificate(kc, { ...scope, validityDays: this.settings.certificateValidityDays }, signal, progress),
+    );
+  }
+
   async teardown(spec: DeploymentSpec, signal?: AbortSignal, progress?: StepProgress): Promise<TeardownReport> {
     const plan = this.plan(spec);
     const removed: string[] = [];
@@ -375,21 +386,8 @@ export class AksTarget implements Target, AksClusterAccess {
     return clusterKubeConfig(this.azure(), { name: plan.clusterName, resourceGroup: plan.resourceGroup }, signal);
   }
 
-  async poolGpus(plan: AksPlan, signal?: AbortSignal): Promise<number> {
-    let cluster;
-    try {
-      cluster = await this.azure().containerService.managedClusters.get(plan.resourceGroup, plan.clusterName, {
-        abortSignal: signal,
-      });
-    } catch (err) {
-      throw azureFailure(err, `reading cluster ${plan.clusterName}`);
-    }
-    let total = 0;
-    for (const pool of cluster.agentPoolProfiles ?? []) {
-      if (pool.name !== plan.gpuPoolName && !(pool.nodeTaints ?? []).includes(GPU_TAINT)) continue;
-      total +=
-        (pool.count ?? 0) * (await gpusPerVm(this.azure().compute, this.settings.location, pool.vmSize ?? '', signal));
-    }
-    return total;
+  /** The GPUs of the cluster's GPU pool(s): what replicas can run on (gpu-pool-scale.ts). */
+  poolGpus(plan: AksPlan, signal?: AbortSignal): Promise<number> {
+    return poolGpuCount(this.azure(), this.settings, plan, signal);
   }
 }

@@ -16,6 +16,7 @@ import type { AzureClients } from './azure-clients';
 import { azureFailure } from './azure-errors';
 import { FRONT_LABEL, FRONT_PORT, frontName } from './front-manifests';
 import { isKubeNotFound } from './kubernetes-deployment';
+import { GPU_TAINT } from './managed-cluster';
 import { tagsOwnedBy } from './ownership';
 import type { Owner } from './ownership';
 import { gpusPerVm } from './preflight';
@@ -127,4 +128,27 @@ export async function frontReady(kc: KubeConfig, namespace: string, name: string
     if (isKubeNotFound(err)) return false;
     throw err;
   }
+}
+
+/** The GPUs of the cluster's GPU pool(s) (the pool named in the plan, or any with the GPU taint). */
+export async function poolGpuCount(
+  clients: AzureClients,
+  settings: AksSettings,
+  plan: AksPlan,
+  signal?: AbortSignal,
+): Promise<number> {
+  let cluster;
+  try {
+    cluster = await clients.containerService.managedClusters.get(plan.resourceGroup, plan.clusterName, {
+      abortSignal: signal,
+    });
+  } catch (err) {
+    throw azureFailure(err, `reading cluster ${plan.clusterName}`);
+  }
+  let total = 0;
+  for (const pool of cluster.agentPoolProfiles ?? []) {
+    if (pool.name !== plan.gpuPoolName && !(pool.nodeTaints ?? []).includes(GPU_TAINT)) continue;
+    total += (pool.count ?? 0) * (await gpusPerVm(clients.compute, settings.location, pool.vmSize ?? '', signal));
+  }
+  return total;
 }

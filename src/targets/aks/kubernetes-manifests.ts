@@ -61,6 +61,8 @@ export interface ScoringManifestInput {
 }
 
 export const TLS_MOUNT = '/etc/inferctl-tls';
+/** One GPU per replica and none spare: a new pod starts only once an old one has gone. */
+export const SCORING_ROLLING_UPDATE = { maxSurge: 0, maxUnavailable: 1 } as const;
 
 export function secretName(name: string): string {
   return `${name}-api-key`;
@@ -111,7 +113,7 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
       spec: {
         replicas: input.replicas,
         selector: { matchLabels: { app: input.name } },
-        strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: 0, maxUnavailable: 1 } },
+        strategy: { type: 'RollingUpdate', rollingUpdate: { ...SCORING_ROLLING_UPDATE } },
         template: {
           metadata: { labels: { ...labels, [ENDPOINT_LABEL]: input.name } },
           spec: {

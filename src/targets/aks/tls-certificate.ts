@@ -109,11 +109,13 @@ async function serverCertificate(
 ): Promise<{ certPem: string; keyPem: string }> {
   const serverKeys = await crypto.webcrypto.subtle.generateKey(KEY_ALGORITHM, true, ['sign', 'verify']);
   const notAfter = new Date(Math.min(now.getTime() + validityDays * 86_400_000, ca.notAfter.getTime()));
+  // Backdated for slow clocks, by at most a tenth of its life (a short-lived test certificate stays renewable).
+  const skewMs = Math.min(CLOCK_SKEW_MS, (validityDays * 86_400_000) / 10);
   const server = await x509.X509CertificateGenerator.create({
     serialNumber: serial(),
     subject: `CN=${dnsName}`,
     issuer: ca.subject,
-    notBefore: new Date(now.getTime() - CLOCK_SKEW_MS),
+    notBefore: new Date(now.getTime() - skewMs),
     notAfter,
     publicKey: serverKeys.publicKey,
     signingKey: caKeys.privateKey,

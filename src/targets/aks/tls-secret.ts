@@ -13,7 +13,8 @@ import { CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig, V1Secret } from '@kubernetes/client-node';
 
 import { assertInsideAllowedRoots } from '../../allowed-roots';
-import { InvalidInputError } from '../../errors';
+import { InvalidInputError, PermanentError } from '../../errors';
+import { FailureType } from '../../shared/failure-types';
 import type { EndpointTls } from '../../shared/target-types';
 import type { PinnedTls } from '../target';
 import { isKubeNotFound } from './kubernetes-deployment';
@@ -112,6 +113,7 @@ export function tlsSummary(exposure: EndpointExposure, certs: TlsCertificates): 
     fingerprint: ours && certs.caPem ? certificateFingerprint(certs.caPem) : leaf.fingerprint256,
     ...(ours && certs.caPem ? { caPem: certs.caPem } : {}),
     notAfter: new Date(leaf.validTo).toISOString(),
+    notBefore: new Date(leaf.validFrom).toISOString(),
   };
 }
 
@@ -150,9 +152,9 @@ async function mint(scope: TlsSecretScope): Promise<Record<string, string>> {
 }
 
 /** Thrown when a deployment's certificate cannot be renewed: not ours, or made before the CA key was kept. */
-export class CertificateRenewalError extends Error {
+export class CertificateRenewalError extends PermanentError {
   constructor(message: string) {
-    super(message);
+    super(message, FailureType.CertificateNotRenewable);
     this.name = 'CertificateRenewalError';
   }
 }

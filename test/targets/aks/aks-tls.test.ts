@@ -107,6 +107,8 @@ describe('aks endpoint exposure: internal, insecure HTTP, the user’s certifica
     assert.equal(outcome.tls.hostname, 'scoring.example.test');
     assert.equal(outcome.tls.fingerprint, new crypto.X509Certificate(own.certPem).fingerprint256);
     assert.equal(outcome.tls.caPem, undefined);
+    assert.equal(outcome.certificate?.renewedBy, 'you', 'the status says inferctl does not renew the user’s own');
+    assert.equal(outcome.certificate.renewAt, undefined);
     assert.match(outcome.endpoint ?? '', /^https:\/\/scoring\.example\.test:\d+$/);
     assert.equal(service?.spec?.ports?.[0]?.name, 'https');
   });
