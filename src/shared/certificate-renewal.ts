@@ -21,3 +21,17 @@ export function renewalPoint(notAfter: string, notBefore?: string): number {
 export function renewalDue(now: number, notAfter: string, notBefore?: string): boolean {
   return now >= renewalPoint(notAfter, notBefore);
 }
+
+/** The serving certificate's life (workflows/deploy/certificate.ts). */
+export interface CertificateStatus {
+  /** When the certificate that serves now expires (ISO 8601). */
+  expiresAt: string;
+  /** inferctl renews its per-deployment certificate; your own (--tls-cert, --tls-secret) is yours to renew. */
+  renewedBy: 'inferctl' | 'you';
+  /** When it is renewed next (a third of its lifetime left). */
+  renewAt?: string;
+  renewals: number;
+  lastRenewedAt?: string;
+  /** Why it is not renewed (a Secret without the CA key: a deployment made before it was kept). */
+  note?: string;
+}

@@ -5,6 +5,7 @@
 import type { MirrorReport, MirrorRequest } from './mirror-types';
 import type { CostInput, CostLedger, CostSummary } from './cost-types';
 import type { AutoscaleInput, AutoscaleStatus } from './autoscale-types';
+import type { CertificateStatus } from './certificate-renewal';
 import type { PreprocessConfig } from './preprocess-types';
 import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, ScriptSpec, TargetKind } from './target-types';
 
@@ -282,19 +283,7 @@ export interface DeployStatus {
   cost?: CostSummary;
 }
 
-/** The serving certificate's life (workflows/deploy/certificate.ts). */
-export interface CertificateStatus {
-  /** When the certificate that serves now expires (ISO 8601). */
-  expiresAt: string;
-  /** inferctl renews its per-deployment certificate; your own (--tls-cert, --tls-secret) is yours to renew. */
-  renewedBy: 'inferctl' | 'you';
-  /** When it is renewed next (a third of its lifetime left). */
-  renewAt?: string;
-  renewals: number;
-  lastRenewedAt?: string;
-  /** Why it is not renewed (a Secret without the CA key: a deployment made before it was kept). */
-  note?: string;
-}
+export type { CertificateStatus };
 
 export interface DeployOutcome extends DeployStatus {
   /** Why serving ended: the TTL ran out, a teardown request (Update or legacy signal), or no requests for the idle TTL. */
