@@ -15,11 +15,10 @@ import { ResultWatch } from '../result-watch';
 import { printScriptServing } from '../script-flags';
 import { printV2Serving } from '../v2-smoke-flags';
 
-const ENDED_BY: Partial<Record<DeployOutcome['endedBy'], string>> = {
-  ttl: 'TTL ended',
-  idle: 'idle TTL ended',
-  budget: 'budget spent',
-};
+/** Why a deployment ended, in the words `deploy` and `status` print. */
+export function endedBy(by: DeployOutcome['endedBy']): string {
+  return { ttl: 'TTL ended', idle: 'idle TTL ended', budget: 'budget spent', signal: 'teardown requested' }[by];
+}
 
 /**
  * Polls the `status` query and prints each step as it starts and ends. Returns the status once the
@@ -76,9 +75,7 @@ async function followSteps(
     if (outcome.smoke || outcome.v2Smoke || outcome.scriptSmoke)
       printServing({ ...outcome, endpoint: undefined, expiresAt: undefined }, out);
     if (outcome.endpoint) out.line(`Served at ${outcome.endpoint} until the teardown.`);
-    out.line(
-      `Torn down (${ENDED_BY[outcome.endedBy] ?? 'teardown requested'}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`,
-    );
+    out.line(`Torn down (${endedBy(outcome.endedBy)}): ${outcome.teardownRemoved?.length ?? 0} resource(s) removed.`);
     return outcome;
   }
   throw new CliError(describeFailure(watch.failure), workflowFailureExitCode(watch.failure));

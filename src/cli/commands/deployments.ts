@@ -35,6 +35,7 @@ import { costLines, costNow, memoCost } from '../budget-flags';
 import { formatMoney } from '../../shared/price-table';
 import type { CostSummary } from '../../shared/cost-types';
 import { autoscaleLines } from '../autoscale-flags';
+import { endedBy } from './deploy-follow';
 
 /** `inferctl status | list | teardown | extend`: flags in, command functions out (`scale`: scale.ts). */
 export function addDeploymentCommands(program: Command): void {
@@ -216,10 +217,6 @@ export interface ListedDeployment {
 
 /** Stages a deployment is in only once it has ended: `list --stage failed` looks among ended ones too. */
 const ENDED_STAGES: readonly string[] = ['done', 'failed', 'cancelled'];
-
-function endedBy(by: DeployOutcome['endedBy']): string {
-  return { ttl: 'TTL ended', idle: 'idle TTL ended', budget: 'budget spent', signal: 'teardown requested' }[by];
-}
 
 export async function listCommand(
   ctx: CommandContext,

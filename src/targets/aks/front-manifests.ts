@@ -9,7 +9,6 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 
-import { IMAGE_GID, IMAGE_UID } from './build-context';
 import {
   API_KEY_FILE_MODE,
   API_KEY_MOUNT,
@@ -20,7 +19,12 @@ import {
   secretName,
 } from './kubernetes-manifests';
 import type { ScoringManifestInput } from './kubernetes-manifests';
-import { ENDPOINT_LABEL, OWNER_ANNOTATION } from './kubernetes-manifests';
+import {
+  ENDPOINT_LABEL,
+  OWNER_ANNOTATION,
+  SERVING_CONTAINER_SECURITY,
+  SERVING_POD_SECURITY,
+} from './kubernetes-manifests';
 
 /** The label of the front's pods (never ENDPOINT_LABEL: the scoring pods' Service must not select them). */
 export const FRONT_LABEL = 'inferctl.dev/front';
@@ -78,13 +82,7 @@ export function scaleToZeroManifests(input: ScoringManifestInput, wakeTimeoutSec
         spec: {
           nodeSelector: { ...SYSTEM_POOL_SELECTOR },
           automountServiceAccountToken: false,
-          securityContext: {
-            runAsNonRoot: true,
-            runAsUser: IMAGE_UID,
-            runAsGroup: IMAGE_GID,
-            fsGroup: IMAGE_GID,
-            seccompProfile: { type: 'RuntimeDefault' },
-          },
+          securityContext: { ...SERVING_POD_SECURITY },
           containers: [
             {
               name: 'front',
@@ -110,11 +108,7 @@ export function scaleToZeroManifests(input: ScoringManifestInput, wakeTimeoutSec
               ports: [{ name: tls ? 'https' : 'http', containerPort: FRONT_PORT }],
               // A proxy: a tenth of a core of the system pool, no GPU.
               resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
-              securityContext: {
-                allowPrivilegeEscalation: false,
-                capabilities: { drop: ['ALL'] },
-                readOnlyRootFilesystem: true,
-              },
+              securityContext: { ...SERVING_CONTAINER_SECURITY },
               readinessProbe: probe(5),
               livenessProbe: probe(10),
               terminationMessagePolicy: 'FallbackToLogsOnError',

@@ -69,6 +69,25 @@ export function secretName(name: string): string {
 }
 
 /** The deployment's namespace, owned by it: applied at provision (for the TLS Secret) and again at deploy. */
+
+/** The pod of a serving container (scorer or front): the image's non-root user, no extra privileges. */
+export const SERVING_POD_SECURITY = {
+  runAsNonRoot: true,
+  runAsUser: IMAGE_UID,
+  runAsGroup: IMAGE_GID,
+  // The Secret's files get this group: the key is readable by the server's group, not others.
+  fsGroup: IMAGE_GID,
+  // The container runtime's default system-call filter.
+  seccompProfile: { type: 'RuntimeDefault' },
+} as const;
+
+/** Nothing in the image can be changed: the only writable place is /tmp, an emptyDir. */
+export const SERVING_CONTAINER_SECURITY = {
+  allowPrivilegeEscalation: false,
+  capabilities: { drop: ['ALL'] },
+  readOnlyRootFilesystem: true,
+} as const;
+
 /** The deployment's namespace, annotated with its owner and, for the janitor, its installation and cluster. */
 export function namespaceManifest(
   namespace: string,
@@ -121,15 +140,7 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
             tolerations: [{ key: 'sku', operator: 'Equal', value: 'gpu', effect: 'NoSchedule' }],
             // The scoring server never calls the Kubernetes API: no service account token in its pod.
             automountServiceAccountToken: false,
-            securityContext: {
-              runAsNonRoot: true,
-              runAsUser: IMAGE_UID,
-              runAsGroup: IMAGE_GID,
-              // The Secret's files get this group: the key is readable by the server's group, not others.
-              fsGroup: IMAGE_GID,
-              // The container runtime's default system-call filter.
-              seccompProfile: { type: 'RuntimeDefault' },
-            },
+            securityContext: { ...SERVING_POD_SECURITY },
             containers: [
               {
                 name: 'scorer',
@@ -161,12 +172,7 @@ export function scoringManifests(input: ScoringManifestInput): KubernetesObject[
                   requests: { cpu: '1', memory: '2Gi' },
                   limits: { 'nvidia.com/gpu': '1', memory: '8Gi' },
                 },
-                // Nothing in the image can be changed: the only writable place is /tmp, an emptyDir.
-                securityContext: {
-                  allowPrivilegeEscalation: false,
-                  capabilities: { drop: ['ALL'] },
-                  readOnlyRootFilesystem: true,
-                },
+                securityContext: { ...SERVING_CONTAINER_SECURITY },
                 // The server listens only once the model is loaded: until then only the startup probe runs.
                 startupProbe: { ...probe('/healthz', STARTUP_PROBE.periodSeconds), ...STARTUP_PROBE },
                 readinessProbe: probe('/readyz', 5),
