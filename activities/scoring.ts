@@ -14,6 +14,7 @@ import { DecodeSplitter } from '../src/batch/decode-split';
 import type { DecodeSplit, SplitInputs } from '../src/batch/decode-split';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
+import type { ImageScript } from '../src/script/batch-app';
 import type { ScriptProcessPool } from '../src/script/batch-pool';
 import { cores } from '../src/scoring/thread-tuning';
 import type { ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
@@ -40,6 +41,8 @@ export interface ScoringActivityDeps {
   scripts?: ScriptProcessPool;
   /** Where script jobs' Python environments are built (INFERCTL_PYTHON_ENVS, else under the inferctl home). */
   pythonEnvs?: string;
+  /** The script job built into this worker's image (gpu-worker --script-bundle), on a job-owned AKS pool. */
+  imageScript?: ImageScript;
   /**
    * The onnxruntime intra-op threads a session runs with here (resolveThreading's), for the decode split
    * this process chooses from its first batches (src/batch/decode-split.ts); default: every core.
@@ -53,6 +56,7 @@ export function createScoringActivities({
   heartbeatEveryMs,
   scripts,
   pythonEnvs,
+  imageScript,
   intraOpThreads,
 }: ScoringActivityDeps) {
   const decodeSplitter = new DecodeSplitter({
@@ -66,7 +70,8 @@ export function createScoringActivities({
       // This worker's own roots (it may have other ones than the control worker that validated the job).
       await failingPermanently(() => {
         if (!isBlobLocation(task.outputDir)) assertInsideAllowedRoots('output directory', task.outputDir);
-        if (!isBlobLocation(task.modelPath)) assertInsideAllowedRoots('model', task.modelPath);
+        // A script built into the image reads its model from there (the image's path, not the job's).
+        if (!isBlobLocation(task.modelPath) && !task.script?.inImage) assertInsideAllowedRoots('model', task.modelPath);
         if (task.labelsPath && !isBlobLocation(task.labelsPath))
           assertInsideAllowedRoots('labels file', task.labelsPath);
         return Promise.resolve();
@@ -91,6 +96,7 @@ export function createScoringActivities({
           {
             scripts,
             envCache: pythonEnvs,
+            ...(imageScript ? { imageScript } : {}),
             workerName,
             everyMs,
             onBatch: countItems(metrics),

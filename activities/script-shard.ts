@@ -2,14 +2,17 @@
  * A shard of a script job on the GPU worker: the script's environment and app folder made ready (once per
  * content hash on this machine, src/script/batch-app.ts), a Python process lent from the worker's slots
  * (src/script/batch-pool.ts: init() ran once in it), and the mini-batches run through it by the shard
- * runner, which keeps the ONNX path's guarantees (checkpoints, heartbeats, fencing, resume).
+ * runner, which keeps the ONNX path's guarantees (checkpoints, heartbeats, fencing, resume). On a
+ * job-owned AKS pool the app and environment come built in the worker's image instead (imageBatchApp).
  */
-import { Context, log } from '@temporalio/activity';
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
 import { scoreScriptShard } from '../src/batch/script-scorer';
-import { prepareBatchApp } from '../src/script/batch-app';
+import { imageBatchApp, prepareBatchApp } from '../src/script/batch-app';
+import type { ImageScript } from '../src/script/batch-app';
 import type { ScriptProcessPool } from '../src/script/batch-pool';
 import type { BatchScriptSpec, ShardResult, ShardTask } from '../src/shared/batch-types';
+import { FailureType } from '../src/shared/failure-types';
 import { withLocalModel } from '../src/storage/blob-model';
 import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
@@ -20,6 +23,8 @@ export interface ScriptShardDeps {
   scripts: ScriptProcessPool;
   /** Where this worker keeps Python environments and script app folders. */
   envCache: string;
+  /** The script job built into this worker's image (--target aks), when it was started with one. */
+  imageScript?: ImageScript;
   workerName: string;
   everyMs: number;
   onBatch: (batch: { ok: number; failed: number; inferMs: number }) => void;
@@ -31,11 +36,20 @@ export async function runScriptShard(
   deps: ScriptShardDeps,
 ): Promise<ShardResult> {
   const ctx = Context.current();
+  const { imageScript } = deps;
+  if (task.script.inImage && !imageScript) {
+    throw ApplicationFailure.nonRetryable(
+      `Job "${task.jobName}" runs the script built into its workers' image, and worker ${deps.workerName} was ` +
+        "started without one (gpu-worker --script-bundle); only the job-owned pool's workers can score it.",
+      FailureType.InvalidBatchJob,
+    );
+  }
   // Heartbeats (on a timer) keep the earlier attempt's checkpoint while the environment is built: this
   // attempt has none yet, and must not lose it.
   const app = await failingPermanently(() =>
     withHeartbeat(
       async (signal) => {
+        if (task.script.inImage && imageScript) return imageBatchApp(imageScript);
         const local = await withLocalModel(task, signal);
         return prepareBatchApp(local.modelPath, task.script, deps.envCache, { signal });
       },

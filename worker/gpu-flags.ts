@@ -3,6 +3,8 @@
  * falls back to its INFERCTL_* variable, then to its default (worker/worker-flags.ts).
  */
 import type { ExecutionConfig } from '../src/scoring/classifier-pool';
+import type { ImageScript } from '../src/script/batch-app';
+import { SCRIPT_MANIFEST } from '../src/script/bundle-manifest';
 import type { DecodeThreading } from '../src/scoring/thread-tuning';
 import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
 import { WorkerFlagReader } from './worker-flags';
@@ -84,6 +86,20 @@ export const GPU_WORKER_FLAGS: WorkerFlagTable = [
     env: 'INFERCTL_GRAPH_OPTIMIZATION',
   },
   {
+    name: 'script-bundle',
+    value: '<dir>',
+    description: "a script job's bundle built into this worker's image (--target aks): its script jobs run it",
+    defaultText: 'none',
+    env: 'INFERCTL_SCRIPT_BUNDLE',
+  },
+  {
+    name: 'script-python',
+    value: '<path>',
+    description: "with --script-bundle: the image's Python environment's interpreter",
+    defaultText: 'none',
+    env: 'INFERCTL_SCRIPT_PYTHON',
+  },
+  {
     name: 'metrics-port',
     value: '<port>',
     description: 'serve Prometheus metrics on 127.0.0.1:<port>/metrics',
@@ -99,6 +115,7 @@ export interface GpuWorkerSettings {
   maxConcurrentShards: number;
   execution: ExecutionConfig;
   decode: DecodeThreading;
+  imageScript?: ImageScript;
 }
 
 /** Checks the flags (given, else INFERCTL_*, else default) and turns them into settings; every problem at once. */
@@ -123,6 +140,12 @@ export function gpuWorkerSettings(given: GivenFlags, env: NodeJS.ProcessEnv = pr
       uvThreadpoolSize: f.whole('uv-threadpool-size', 1),
     },
   };
+  const bundle = f.existing('script-bundle', 'folder', SCRIPT_MANIFEST);
+  const python = f.existing('script-python', 'file');
+  if ((f.string('script-bundle') === undefined) !== (f.string('script-python') === undefined)) {
+    f.problem('--script-bundle and --script-python go together: the bundle and its interpreter');
+  }
   f.done();
+  if (bundle && python) settings.imageScript = { bundle, python };
   return settings;
 }

@@ -22,6 +22,7 @@ import { InvalidInputError } from '../src/errors';
 import { inferctlHome } from '../src/paths';
 import { ClassifierPool } from '../src/scoring/classifier-pool';
 import { workerEnvCache } from '../src/script/batch-app';
+import type { ImageScript } from '../src/script/batch-app';
 import { ScriptProcessPool } from '../src/script/batch-pool';
 import type { ExecutionConfig } from '../src/scoring/classifier-pool';
 import { applyDecodeThreading, describeThreading, resolveThreading } from '../src/scoring/thread-tuning';
@@ -40,6 +41,8 @@ export type GpuWorkerOptions = Omit<RunWorkerOptions, 'worker' | 'taskQueue'> & 
   maxConcurrentShards?: number;
   /** libvips and libuv threads (applied when the worker starts). */
   decode?: DecodeThreading;
+  /** A script job built into this worker's image (--script-bundle, --script-python). */
+  imageScript?: ImageScript;
   /** Where the one-time execution-provider and thread lines go (default stdout). */
   announce?: (line: string) => void;
 };
@@ -59,6 +62,7 @@ export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
           workerName: `${os.hostname()}:${process.pid}`,
           scripts,
           pythonEnvs: workerEnvCache(inferctlHome()),
+          ...(opts.imageScript ? { imageScript: opts.imageScript } : {}),
           intraOpThreads: resolveThreading(opts.execution).intraOpNumThreads,
         }),
         maxConcurrentActivityTaskExecutions: opts.maxConcurrentShards ?? 2,

@@ -5,6 +5,8 @@
  * commander options from it (src/cli/worker-flag-options.ts); both then call `readWorkerFlags`, the one
  * place where a flag falls back to its variable and then to its default.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 import { InvalidInputError } from '../src/errors';
@@ -113,6 +115,26 @@ export class WorkerFlagReader {
       return undefined;
     }
     return n;
+  }
+
+  /** An absolute path to an existing file (`kind` file) or folder holding `holding` (`kind` folder). */
+  existing(name: string, kind: 'file' | 'folder', holding?: string): string | undefined {
+    const value = this.string(name);
+    if (value === undefined) return undefined;
+    const target = holding ? path.join(value, holding) : value;
+    const ok =
+      path.isAbsolute(value) &&
+      fs.statSync(target, { throwIfNoEntry: false })?.isFile() === true &&
+      (kind === 'file' || fs.statSync(value).isDirectory());
+    if (ok) return value;
+    const what = kind === 'file' ? 'an existing file' : `a folder holding ${holding ?? 'files'}`;
+    this.problems.push(`${this.raw(name)?.from} must be ${what}, by its absolute path (got ${value})`);
+    return undefined;
+  }
+
+  /** A problem of several flags together, reported with the others. */
+  problem(text: string): void {
+    this.problems.push(text);
   }
 
   oneOf<T extends string>(name: string, choices: readonly T[]): T | undefined {

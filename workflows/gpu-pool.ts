@@ -33,6 +33,8 @@ type PoolActivities = ReturnType<typeof createGpuPoolActivities>;
 
 /** Where the worker image keeps the model and its labels, relative to its WORKDIR (gpu-worker-image.ts). */
 const WORKER_MODEL = { modelPath: 'model.onnx', labelsPath: 'model.labels.txt' } as const;
+/** Where a script job's worker image keeps the script's bundle, the model inside it (script-image.ts). */
+const WORKER_SCRIPT_BUNDLE = '/var/azureml-app';
 
 function poolActivities(input: GpuPoolBatchInput) {
   const heartbeatTimeout = (input.heartbeatTimeoutSeconds ?? 60) * 1000;
@@ -66,6 +68,7 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
     modelPath: input.batch.modelPath,
     ...(input.batch.labelsPath ? { labelsPath: input.batch.labelsPath } : {}),
     ...(input.batch.preprocess ? { preprocess: input.batch.preprocess } : {}),
+    ...(input.batch.script ? { script: input.batch.script } : {}),
     storage: { inputs: [input.batch.inputPath], outputs: [input.batch.outputDir] },
   };
   const { infra, waiting, cleanup, as } = poolActivities(input);
@@ -94,8 +97,10 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
           ...input.batch,
           gpuTaskQueue: spec.taskQueue,
           // The control worker lists and summarises with the model it has; the pods score with the image's copy.
-          preprocess: input.batch.preprocess ?? started.preprocess,
-          onWorkers: { modelPath: WORKER_MODEL.modelPath, labelsPath: WORKER_MODEL.labelsPath },
+          ...(input.batch.script ? {} : { preprocess: input.batch.preprocess ?? started.preprocess }),
+          onWorkers: input.batch.script
+            ? { modelPath: WORKER_SCRIPT_BUNDLE, scriptInImage: true }
+            : { modelPath: WORKER_MODEL.modelPath, labelsPath: WORKER_MODEL.labelsPath },
         },
       ],
     });

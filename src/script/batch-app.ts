@@ -12,6 +12,8 @@ import path from 'node:path';
 
 import { fileExists } from '../file-exists';
 import type { ScriptSpec } from '../shared/target-types';
+import { SCRIPT_MANIFEST } from './bundle-manifest';
+import type { ScriptManifest } from './bundle-manifest';
 import { copyTree, treeDigest, walkTree } from './model-tree';
 import { ensurePythonEnvironment, environmentHash } from './python-env';
 import { planScript } from './script-plan';
@@ -76,4 +78,30 @@ export async function prepareBatchApp(
     if (!(await fileExists(path.join(dir, '.complete')))) throw err;
   }
   return app;
+}
+
+/** Where a worker finds the script job built into its image (gpu-worker --script-bundle, --script-python). */
+export interface ImageScript {
+  /** The bundle: script.json and the app folder (the source folder, the model under azureml-models/). */
+  bundle: string;
+  /** The environment's interpreter (the bundle's own names its path inside the image). */
+  python: string;
+}
+
+/**
+ * The script job built into this worker's image (--target aks): the bundle's app folder as it was laid
+ * out at the image build, the environment built there; nothing is built or copied on the worker.
+ */
+export async function imageBatchApp(image: ImageScript): Promise<BatchApp> {
+  const text = await fs.readFile(path.join(image.bundle, SCRIPT_MANIFEST), 'utf8');
+  const manifest = JSON.parse(text) as ScriptManifest;
+  const appDir = path.join(image.bundle, manifest.app);
+  return {
+    digest: crypto.createHash('sha256').update(`image ${image.bundle}\0${image.python}\0`).update(text).digest('hex'),
+    python: image.python,
+    appDir,
+    entryScript: path.join(appDir, ...manifest.entryScript.split('/')),
+    entryRelative: manifest.entryScript,
+    modelDir: path.join(appDir, ...manifest.modelDir.split('/')),
+  };
 }

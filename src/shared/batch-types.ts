@@ -70,7 +70,12 @@ export interface BatchScoreInput {
    * Where the GPU workers find the model and labels when their copy is not at modelPath (a worker image
    * built for the job: workflows/gpu-pool.ts); the control worker keeps using modelPath and labelsPath.
    */
-  onWorkers?: { modelPath: string; labelsPath?: string };
+  onWorkers?: {
+    modelPath: string;
+    labelsPath?: string;
+    /** A script job whose script, environment and model are built into the worker image (BatchScriptSpec.inImage). */
+    scriptInImage?: boolean;
+  };
   /** Score with the user's script (docs/batch-scripts.md) instead of the ONNX path. */
   script?: BatchScriptSpec;
 }
@@ -92,6 +97,11 @@ export interface BatchScriptSpec extends ScriptSpec {
   /** A run() that takes longer is stopped and its inputs fail as 'timeout' (Azure ML's retry_settings.timeout). */
   miniBatchTimeoutSeconds: number;
   outputAction: OutputAction;
+  /**
+   * The script, its environment and the model are built into the GPU workers' image (--target aks): the
+   * worker runs the bundle it was started with (gpu-worker --script-bundle) instead of building its own.
+   */
+  inImage?: boolean;
 }
 
 /** The signal a running shard sends its workflow (at most every progressIntervalSeconds). */

@@ -3,7 +3,7 @@
  * (workflows/gpu-pool.ts). Workflow-safe: plain data only; no secret ever travels in them (the Temporal
  * API key and codec keys go from the control worker's environment straight into a Kubernetes Secret).
  */
-import type { BatchScoreInput } from './batch-types';
+import type { BatchScoreInput, BatchScriptSpec } from './batch-types';
 import type { PreprocessConfig } from './preprocess-types';
 
 export const GPU_POOL_WORKFLOW_TYPE = 'gpuPoolBatchScore';
@@ -33,6 +33,8 @@ export interface GpuPoolSpec extends GpuPoolOptions {
   modelPath: string;
   labelsPath?: string;
   preprocess?: PreprocessConfig;
+  /** A script job's script (on the control worker), built into the worker image with its environment and the model. */
+  script?: BatchScriptSpec;
   /** Where the job reads and writes: the pods get a SAS for exactly these containers (gpu-worker-secrets.ts). */
   storage?: { inputs: string[]; outputs: string[] };
 }

@@ -95,6 +95,8 @@ function shardTask(input: BatchScoreInput, prepared: PreparedBatch, shard: numbe
     ...(input.progressIntervalSeconds !== undefined ? { progressIntervalSeconds: input.progressIntervalSeconds } : {}),
     ...(input.preprocess ? { preprocess: input.preprocess } : {}),
     ...(input.labelsPath ? { labelsPath: input.onWorkers?.labelsPath ?? input.labelsPath } : {}),
-    ...(input.script ? { script: input.script } : {}),
+    ...(input.script
+      ? { script: input.onWorkers?.scriptInImage ? { ...input.script, inImage: true } : input.script }
+      : {}),
   };
 }

@@ -3,7 +3,8 @@
  * GPU workers run on a GPU node pool the job adds to the cluster and removes when it ends (the
  * gpuPoolBatchScore workflow). The command starts it, follows the batch's progress once the workers
  * run, and prints what was removed; `--dry-run` prints the requests and the pool's estimated GPU cost
- * without Temporal or Azure.
+ * without Temporal or Azure. With `--entry-script`, the worker image is the script's: its environment,
+ * source folder and model built in (gpu-worker-image.ts), its Dockerfile shown by `--dry-run`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -57,11 +58,12 @@ export function gpuPoolFlags(o: { cluster?: string; resourceGroup?: string; gpuN
   return pool;
 }
 
-/** The worker image carries the model, so it must be a file here (the inputs and outputs may be blobs). */
+/** The worker image carries the model, so it must be here (the inputs and outputs may be blobs). */
 function assertLocalModel(input: BatchScoreInput): void {
   if (!isBlobLocation(input.modelPath)) return;
+  const what = input.script ? "your script's model file or folder" : 'a local ONNX file';
   throw new CliError(
-    `--target aks builds the model into the GPU workers' image, so --model must be a local ONNX file ` +
+    `--target aks builds the model into the GPU workers' image, so --model must be ${what} ` +
       `(got ${input.modelPath}). Download it first; --input and --output may stay in blob storage.`,
     2,
   );
@@ -125,8 +127,11 @@ export async function scoreOnAksDryRun(
 ): Promise<GpuPoolDryRunReport> {
   assertLocalModel(opts.input);
   const modelPath = path.resolve(opts.input.modelPath);
-  if (!fs.existsSync(modelPath) || !fs.statSync(modelPath).isFile()) {
-    throw new CliError(`Model not found: ${modelPath}. Pass the ONNX file to score with with --model.`, 2);
+  const { script } = opts.input;
+  // A script's model may be a folder (a SavedModel, a checkpoint directory); an ONNX job's is one file.
+  if (!fs.existsSync(modelPath) || (!script && !fs.statSync(modelPath).isFile())) {
+    const what = script ? "your script's model file or folder" : 'the ONNX file to score with';
+    throw new CliError(`Model not found: ${modelPath}. Pass ${what} with --model.`, 2);
   }
   const report = await gpuPoolDryRun({
     jobName: opts.input.name,
@@ -135,6 +140,7 @@ export async function scoreOnAksDryRun(
     ...(opts.hours !== undefined ? { hours: opts.hours } : {}),
     ...(opts.input.preprocess ? { preprocess: opts.input.preprocess } : {}),
     ...(opts.input.labelsPath ? { labelsPath: opts.input.labelsPath } : {}),
+    ...(script ? { script } : {}),
   });
   ctx.out.line(formatGpuPoolDryRun(report));
   ctx.out.result(report);

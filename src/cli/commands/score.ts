@@ -58,9 +58,6 @@ export function addScoreCommands(program: Command): void {
         // A job on an AKS GPU pool (score-aks.ts): the pool's lifecycle lives there.
         if (o.target !== 'aks')
           throw new CliError('--dry-run is for --target aks (local GPU workers cost nothing).', 2);
-        if (flags.script) {
-          throw new CliError('--entry-script runs on your own GPU workers (--target local) for now, not on aks.', 2);
-        }
         const pool = gpuPoolFlags(o);
         const name = o.name ?? `${nameFromModel(flags.inputPath).slice(0, 24)}-${Date.now().toString(36)}`;
         const input = { ...batchJobInput(flags, name), ...(o.keepShards ? { keepShards: true } : {}) };

@@ -16,7 +16,8 @@ import { servedWith } from './build-context';
 import { clusterKubeConfig } from './cluster-credentials';
 import { deleteGpuPool, ensureGpuPool, gpuPoolPlan } from './gpu-node-pool';
 import type { PoolScope } from './gpu-node-pool';
-import { GPU_WORKER_REPOSITORY, gpuWorkerContext } from './gpu-worker-image';
+import { planScript } from '../../script/script-plan';
+import { GPU_WORKER_REPOSITORY, gpuWorkerContext, scriptWorkerContext, scriptWorkerImage } from './gpu-worker-image';
 import { gpuWorkerManifests, workerPodsStatus } from './gpu-worker-pods';
 import type { WorkerConnection, WorkerPodsReport } from './gpu-worker-pods';
 import { applyObjects, deleteNamespace, ensureDevicePlugin, namespaceOwnedBy } from './kubernetes-deployment';
@@ -27,10 +28,13 @@ export { gpuWorkerSecrets } from './gpu-worker-secrets';
 export type { JobStorage } from './gpu-worker-secrets';
 export type { WorkerConnection, WorkerPodsReport } from './gpu-worker-pods';
 
-/** The GPU workers' image in the registry, and the model's resolved preprocessing spec baked into it. */
+/**
+ * The GPU workers' image in the registry, and the model's resolved preprocessing spec baked into it (an
+ * ONNX job's; a script job's image has the script, its environment and the model instead).
+ */
 export interface WorkerImage {
   imageRef: string;
-  preprocess: PreprocessConfig;
+  preprocess?: PreprocessConfig;
 }
 
 /** The GPU pools of one aks configuration; the Azure clients are made on first use and reused. */
@@ -63,9 +67,21 @@ export class AksGpuPool {
     return { poolName: plan.poolName, vmSize: plan.vmSize, nodes: plan.nodes, removed: [] };
   }
 
-  /** Builds (or reuses) the GPU workers' image in the registry: the model and what it is served with. */
+  /**
+   * Builds (or reuses) the GPU workers' image in the registry: the model and what it is served with, or
+   * for a script job the script, its environment and the model (gpu-worker-image.ts).
+   */
   async buildWorkerImage(): Promise<WorkerImage> {
-    const { spec, clients, settings, signal, progress } = this.scope;
+    const { spec, clients, settings, plan, signal, progress } = this.scope;
+    if (spec.script) {
+      const script = await planScript(spec.modelPath, spec.script);
+      const image = scriptWorkerImage(script, plan.vmSize);
+      progress(`packing the script worker's build context (${image.base})`);
+      for (const warning of image.warnings) progress(`note: ${warning}`);
+      const context = await scriptWorkerContext(script, spec.modelPath, image);
+      const built = await buildContextInRegistry(clients, settings, GPU_WORKER_REPOSITORY, context, signal, progress);
+      return { imageRef: built.imageRef };
+    }
     const served = await servedWith(spec);
     const context = await gpuWorkerContext(spec.modelPath, served);
     const image = await buildContextInRegistry(clients, settings, GPU_WORKER_REPOSITORY, context, signal, progress);
@@ -91,6 +107,7 @@ export class AksGpuPool {
       replicas: spec.gpuNodes,
       taskQueue: spec.taskQueue,
       shardsPerWorker: spec.shardsPerWorker ?? 1,
+      ...(spec.script ? { script: true } : {}),
       connection,
       connectionKeys: Object.keys(connection).sort(),
       environment: settings.environment,

@@ -4,10 +4,13 @@
  * (dry-run-requests.ts's recording HTTP client: nothing is sent, no sign-in is needed); the Kubernetes
  * objects are the ones applied, the Temporal Secret showing its keys only; the cost is the pool's VMs
  * from the dated price table (price-table.ts), an hour and for the hours the user expects the job to run.
+ * A script job's dry run also prints its worker image's Dockerfile (gpu-worker-image.ts).
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 
 import { connectionSettings } from '../../temporal/connection';
+import { planScript } from '../../script/script-plan';
+import type { BatchScriptSpec } from '../../shared/batch-types';
 import type { GpuPoolOptions, GpuPoolSpec } from '../../shared/gpu-pool-types';
 import { gpuPoolTaskQueue } from '../../shared/gpu-pool-types';
 import type { PreprocessConfig } from '../../shared/preprocess-types';
@@ -20,7 +23,8 @@ import { environmentOf } from './environment-tag';
 import { gpuPoolBody, gpuPoolPlan } from './gpu-node-pool';
 import type { GpuPoolPlan } from './gpu-node-pool';
 import { assertNotRetired } from './gpu-sizes';
-import { GPU_WORKER_REPOSITORY, gpuWorkerContext } from './gpu-worker-image';
+import { GPU_WORKER_REPOSITORY, gpuWorkerContext, scriptWorkerContext, scriptWorkerImage } from './gpu-worker-image';
+import type { ScriptWorkerImage } from './gpu-worker-image';
 import { gpuWorkerManifests } from './gpu-worker-pods';
 import { gpuWorkerSecretNames } from './gpu-worker-secrets';
 import { devicePluginManifest } from './kubernetes-manifests';
@@ -36,6 +40,8 @@ export interface GpuPoolDryRunInput {
   modelPath: string;
   preprocess?: PreprocessConfig;
   labelsPath?: string;
+  /** A script job's script: the worker image is then the script's (its Dockerfile is in the report). */
+  script?: BatchScriptSpec;
   pool: GpuPoolOptions;
   /** Hours the job is expected to run, pool creation and removal included (default 1). */
   hours?: number;
@@ -48,6 +54,8 @@ export interface GpuPoolDryRunReport {
   plan: GpuPoolPlan;
   taskQueue: string;
   image: string;
+  /** A script job's worker image: its Dockerfile, base, requirements and notes. */
+  scriptImage?: ScriptWorkerImage;
   armRequests: ArmRequest[];
   kubernetesObjects: KubernetesObject[];
   cost: CostEstimate;
@@ -74,7 +82,15 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
   const plan = gpuPoolPlan(spec, { resourceGroup });
   assertNotRetired(plan.vmSize);
   const environment = environmentOf(connectionSettings());
-  const context = await gpuWorkerContext(input.modelPath, await servedWith(spec));
+  let scriptImage: ScriptWorkerImage | undefined;
+  let context;
+  if (input.script) {
+    const script = await planScript(input.modelPath, input.script);
+    scriptImage = scriptWorkerImage(script, plan.vmSize);
+    context = await scriptWorkerContext(script, input.modelPath, scriptImage);
+  } else {
+    context = await gpuWorkerContext(input.modelPath, await servedWith(spec));
+  }
   const image = `${registryName.toLowerCase()}.azurecr.io/${GPU_WORKER_REPOSITORY}:${context.digest}`;
 
   // The SDK insists on a GUID: a placeholder subscription is sent as the zero GUID and named again below.
@@ -136,6 +152,7 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
     replicas: plan.nodes,
     taskQueue: spec.taskQueue,
     shardsPerWorker: spec.shardsPerWorker ?? 1,
+    ...(input.script ? { script: true } : {}),
     connectionKeys,
     environment,
     cluster: plan.clusterName,
@@ -150,6 +167,7 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
     plan,
     taskQueue: spec.taskQueue,
     image,
+    ...(scriptImage ? { scriptImage } : {}),
     armRequests,
     kubernetesObjects: [devicePluginManifest(), ...manifests],
     cost,
@@ -166,6 +184,7 @@ export function formatGpuPoolDryRun(report: GpuPoolDryRunReport): string {
     `GPU pool: ${plan.poolName} on cluster ${plan.clusterName} (${plan.resourceGroup}): ${plan.nodes}× ${plan.vmSize},`,
     `  tainted sku=gpu:NoSchedule, one GPU-worker pod per node polling ${report.taskQueue}.`,
     `Worker image: ${report.image}`,
+    ...(report.scriptImage ? scriptImageLines(report.scriptImage) : []),
     '',
     `ARM requests (${report.armRequests.length}; --json prints them in full):`,
     ...report.armRequests.map((r) => `  ${r.method} ${r.path.split('?')[0]}\n      ${r.purpose}`),
@@ -189,4 +208,16 @@ export function formatGpuPoolDryRun(report: GpuPoolDryRunReport): string {
     'The pool bills from its creation to its deletion: inferctl deletes it (and the pods) when the job ends,',
     'on success, failure and cancel, and after a worker crash; `inferctl janitor` removes one left behind.',
   ].join('\n');
+}
+
+function scriptImageLines(image: ScriptWorkerImage): string[] {
+  return [
+    `  the scoring script's worker image on ${image.base}; requirements: ${image.requirements.join(', ')}`,
+    ...image.warnings.map((w) => `  note: ${w}`),
+    '  Dockerfile:',
+    ...image.dockerfile
+      .trimEnd()
+      .split('\n')
+      .map((l) => `    ${l}`),
+  ];
 }

@@ -31,6 +31,8 @@ export interface GpuWorkerManifestInput {
   replicas: number;
   taskQueue: string;
   shardsPerWorker: number;
+  /** A script job's workers: they run the script built into the image. */
+  script?: boolean;
   /** Left out for printing (dry run): the Secret then shows its keys with no values. */
   connection?: WorkerConnection;
   /** The Secret's keys (the dry run's, or those of `connection`). */
@@ -76,7 +78,7 @@ export function gpuWorkerManifests(input: GpuWorkerManifestInput): KubernetesObj
               {
                 name: GPU_WORKER_NAME,
                 image: input.image,
-                args: gpuWorkerArgs(input.taskQueue, input.shardsPerWorker),
+                args: gpuWorkerArgs(input.taskQueue, input.shardsPerWorker, input.script),
                 env: input.connectionKeys.map((key) => ({
                   name: key,
                   valueFrom: { secretKeyRef: { name: TEMPORAL_SECRET, key } },

@@ -84,11 +84,25 @@ export function scriptContainerArgs(tls: boolean): string[] {
   ];
 }
 
-export function scriptImage(plan: ScriptPlan, opts: { name: string; tls: boolean; gpu?: boolean }): ScriptImage {
+/** What an image built on the script's environment runs from it: the online front, or the batch GPU worker. */
+export interface ScriptImageApp {
+  /** The Dockerfile's opening comment lines (without '# '). */
+  title: string[];
+  /** The compiled folders (and any other package files) it copies into /app, by path in the context. */
+  copies: readonly string[];
+  /** The port it listens on, when it listens. */
+  expose?: number;
+}
+
+/**
+ * The Dockerfile of an image built on a script's environment: Node.js and the production dependencies from
+ * the official Node image, the Python base (slim, or CUDA with `gpu`), the environment installed into
+ * /opt/venv, `app.copies` into /app, the bundle, and the image's non-root user.
+ */
+export function scriptDockerfile(plan: ScriptPlan, gpu: boolean, app: ScriptImageApp): { from: string; text: string } {
   const { bundle, venv } = SCRIPT_IMAGE_FILES;
-  const base = pythonBase(plan.interpreter.minor, Boolean(opts.gpu));
-  const dockerfile = `# Built by inferctl: the scoring script ${path.basename(plan.entryScript)} run by azureml-inference-server-http
-# (gunicorn on 127.0.0.1) behind inferctl's front (Node.js), which alone listens on port ${SCORER_PORT}.
+  const base = pythonBase(plan.interpreter.minor, gpu);
+  const text = `${app.title.map((l) => `# ${l}`).join('\n')}
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -102,26 +116,38 @@ COPY --from=deps /usr/local/bin/node /usr/local/bin/node
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
-COPY dist/src ./dist/src
+${app.copies.map((c) => `COPY ${c} ./${c}`).join('\n')}
 # app/ (AML_APP_ROOT: the source folder, the model under ${plan.modelDirRelative}/) and script.json
 COPY bundle ${bundle}
 USER ${IMAGE_UID}:${IMAGE_GID}
-EXPOSE ${SCORER_PORT}
-ENTRYPOINT ["node"]
+${app.expose !== undefined ? `EXPOSE ${app.expose}\n` : ''}ENTRYPOINT ["node"]
 `;
+  return { from: base.from, text };
+}
+
+/** The warning for a CUDA image whose environment has nothing that uses a GPU; [] otherwise. */
+export function cpuOnlyWarnings(plan: ScriptPlan, gpu: boolean, remedy: string): string[] {
+  if (!gpu || gpuRequirements(plan.environment.requirements).length > 0) return [];
+  return [
+    'the environment is CPU-only: nothing in it uses a GPU (onnxruntime-gpu, torch, tensorflow, jax[cuda…], ' +
+      `cupy-cuda…); the script will run on the CPU of a GPU node. ${remedy}`,
+  ];
+}
+
+export function scriptImage(plan: ScriptPlan, opts: { name: string; tls: boolean; gpu?: boolean }): ScriptImage {
+  const { from, text: dockerfile } = scriptDockerfile(plan, Boolean(opts.gpu), {
+    title: [
+      `Built by inferctl: the scoring script ${path.basename(plan.entryScript)} run by azureml-inference-server-http`,
+      `(gunicorn on 127.0.0.1) behind inferctl's front (Node.js), which alone listens on port ${SCORER_PORT}.`,
+    ],
+    copies: ['dist/src'],
+    expose: SCORER_PORT,
+  });
   const args = scriptContainerArgs(opts.tls);
   const mode = `0${API_KEY_FILE_MODE.toString(8)}`;
-  const warnings =
-    opts.gpu && gpuRequirements(plan.environment.requirements).length === 0
-      ? [
-          'the environment is CPU-only: nothing in it uses a GPU (onnxruntime-gpu, torch, tensorflow, jax[cuda…], ' +
-            'cupy-cuda…); the script will run on the CPU of a GPU node. Add the GPU build of your framework ' +
-            '(onnxruntime-gpu rather than onnxruntime) or drop --gpu.',
-        ]
-      : [];
   return {
     dockerfile,
-    base: base.from,
+    base: from,
     requirements: plan.environment.requirements,
     args,
     mounts: [
@@ -129,7 +155,11 @@ ENTRYPOINT ["node"]
       ...(opts.tls ? [{ path: `${TLS_MOUNT}/tls.crt, tls.key`, mode, from: "the deployment's TLS Secret" }] : []),
     ],
     user: `${IMAGE_UID}:${IMAGE_GID} (fsGroup ${IMAGE_GID})`,
-    warnings,
+    warnings: cpuOnlyWarnings(
+      plan,
+      Boolean(opts.gpu),
+      'Add the GPU build of your framework (onnxruntime-gpu rather than onnxruntime) or drop --gpu.',
+    ),
   };
 }
 
@@ -142,9 +172,11 @@ ENTRYPOINT ["node"]
 export async function scriptBuildContext(
   plan: ScriptPlan,
   modelPath: string,
-  image: ScriptImage,
+  image: Pick<ScriptImage, 'dockerfile'>,
+  app: { jsDirs: readonly string[]; files?: ReadonlyMap<string, Buffer> } = { jsDirs: ['dist/src'] },
 ): Promise<BuildContext> {
-  const entries = await packageFiles(['dist/src']);
+  const entries = await packageFiles(app.jsDirs);
+  for (const [name, data] of app.files ?? []) entries.set(name, data);
   entries.set('Dockerfile', Buffer.from(image.dockerfile));
   entries.set('requirements.txt', Buffer.from(plan.environment.requirements.join('\n') + '\n'));
   const source = (await walkTree('source folder', plan.sourceDir, { skipCaches: true })).filter(
