@@ -189,11 +189,17 @@ export async function tarEntries(archive: Buffer): Promise<TarEntry[]> {
   return entries;
 }
 
-/** The regular files of a tar archive (what the registry's builder sees); refuses an empty or unreadable one. */
-export async function readTar(archive: Buffer): Promise<Map<string, Buffer>> {
-  const files = new Map<string, Buffer>();
+/**
+ * The regular files of a tar archive (what the registry's builder sees), with each file's mode from its
+ * header (COPY keeps it in the image); refuses an empty or unreadable one.
+ */
+export async function readTar(archive: Buffer): Promise<Map<string, Buffer> & { modes: Map<string, number> }> {
+  const files = Object.assign(new Map<string, Buffer>(), { modes: new Map<string, number>() });
   for (const { header, data } of await tarEntries(archive)) {
-    if (header.type === 'file') files.set(header.name.replace(/^\.\//, ''), data);
+    if (header.type !== 'file') continue;
+    const name = header.name.replace(/^\.\//, '');
+    files.set(name, data);
+    files.modes.set(name, (header.mode ?? 0o644) & 0o7777);
   }
   if (files.size === 0) throw new Error('empty or unreadable tar archive');
   return files;

@@ -6,7 +6,9 @@
  *     each provides; the project's Node 24 binary is the node image's `node`); any other base is refused.
  *   - `COPY [--from=…] [--chown=u[:g]] <src>… <dest>`: sources must exist in the context (or the stage),
  *     a directory copies its contents, a `dest/` or several sources make a directory; files are owned
- *     0:0 unless --chown says otherwise, and keep their modes.
+ *     0:0 unless --chown says otherwise, and keep their modes: a context file's mode is its tar header's
+ *     (`context.modes`; 0644 when the context gives none), so a file packed 0600 is one the image's
+ *     non-root user cannot read, as in the real image.
  *   - `WORKDIR` (relative to the previous one), `USER u[:g]` (a numeric uid not in the base's passwd gets
  *     gid 0, as in Docker), `ENV`, `ENTRYPOINT`/`CMD` (exec form), `EXPOSE`; anything else is refused.
  *   - `RUN [NAME=value…] npm ci …` runs npm ci against the stage's own package.json and lock (offline
@@ -102,13 +104,16 @@ interface Stage {
   python?: { venvs: string[] };
 }
 
+/** A build context's files by path, with their tar headers' modes when it has them. */
+export type ContextFiles = ReadonlyMap<string, Buffer> & { modes?: ReadonlyMap<string, number> };
+
 /** Assembles the image of `context` (its files by path) in `dest`, which must not exist yet. */
-export async function assembleImage(context: ReadonlyMap<string, Buffer>, dest: string): Promise<ImageFilesystem> {
+export async function assembleImage(context: ContextFiles, dest: string): Promise<ImageFilesystem> {
   const dockerfileText = context.get('Dockerfile')?.toString('utf8');
   if (dockerfileText === undefined) throw new Error('the build context has no Dockerfile');
   const dockerfile = DockerfileParser.parse(dockerfileText);
   const contextDir = path.join(dest, 'context');
-  for (const [name, data] of context) writeFile(path.join(contextDir, name), data, 0o644);
+  for (const [name, data] of context) writeFile(path.join(contextDir, name), data, context.modes?.get(name) ?? 0o644);
   const stages: Stage[] = [];
   let stage: Stage | undefined;
   for (const instruction of dockerfile.getInstructions()) {

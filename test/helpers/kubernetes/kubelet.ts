@@ -49,7 +49,7 @@ import type { KubeConfig, V1Container, V1Pod } from '@kubernetes/client-node';
 
 import { freePort } from '../../../src/temporal/dev-server';
 import { assembleImage, inRoot, resolveUser } from './image-filesystem';
-import type { ImageFilesystem } from './image-filesystem';
+import type { ContextFiles, ImageFilesystem } from './image-filesystem';
 import { spawnContainer } from './container-process';
 import { ContainerStatusWriter } from './container-status';
 import { probeContainer } from './probes';
@@ -65,7 +65,7 @@ export interface KubeletOptions {
   /** Whether this stand-in runs containers of this image (the registry's images). */
   manages: (image: string) => boolean;
   /** The build context (its files) the registry holds for `image`, or undefined when it has no such image. */
-  imageContext: (image: string) => Promise<ReadonlyMap<string, Buffer> | undefined>;
+  imageContext: (image: string) => Promise<ContextFiles | undefined>;
   /** May the kubelet of `nodeName` (its cluster's identity) pull `image`? Asked before every pull; allowed when left out. */
   canPull?: (image: string, nodeName?: string) => Promise<PullVerdict>;
   /** The first restart (or pull retry) back-off; it doubles up to 5 min. The real kubelet's is 10 s. */

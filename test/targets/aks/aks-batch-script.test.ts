@@ -134,7 +134,9 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     assert.equal(run.code, 0, said);
 
     const rows = await readJsonl<Row>(path.join(output, 'predictions.jsonl'));
-    const errors = await readJsonl<{ index: number; path: string; error: string }>(path.join(output, 'errors.jsonl'));
+    const errors = await readJsonl<{ index: number; path: string; reason: string; message: string }>(
+      path.join(output, 'errors.jsonl'),
+    );
     const names = (list: Array<{ path: string }>) => list.map((r) => path.basename(r.path)).sort();
     assert.deepEqual(
       names(rows),
@@ -149,7 +151,10 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
       [...Array(11).keys()],
       'each index once across both files',
     );
-    for (const e of errors) assert.match(e.error, /ValueError: cannot score bad-raise-\d\.txt/);
+    for (const e of errors) {
+      assert.equal(e.reason, 'run-raised');
+      assert.match(e.message, /ValueError: cannot score bad-raise-\d\.txt/);
+    }
     for (const r of rows) {
       assert.equal(r.result.bytes, files[r.result.file]!.length, `${r.result.file} was read by the script`);
       // The model as laid out in the image (AZUREML_MODEL_DIR), read by init().
