@@ -284,9 +284,12 @@ export class ArmEndpoint {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.baseUrl);
-    const body = await readBody(req);
     const record = (status: number, apiVersion?: string) =>
       this.requests.push({ method: req.method ?? '', path: url.pathname, apiVersion, status, at: Date.now() });
+    if (url.pathname.startsWith('/_blob/') && this.blobs.refuseOversized(req, url, res, (status) => record(status))) {
+      return;
+    }
+    const body = await readBody(req);
     const send = (status: number, json?: unknown, headers: Record<string, string> = {}) => {
       record(status, url.searchParams.get('api-version') ?? undefined);
       const payload = json === undefined ? '' : JSON.stringify(json);

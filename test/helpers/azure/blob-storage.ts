@@ -16,16 +16,27 @@
  * - Put Block (comp=block): a base64 blockid, of one length per blob (400 InvalidQueryParameterValue);
  *   Put Block List (comp=blocklist) names only staged blocks (400 InvalidBlockList). That is what uploadData
  *   does past its single-shot size.
+ * - sizes, as Azure's limits for block blobs (service version 2019-12-12 and later): a Put Blob body over
+ *   5000 MiB or a Put Block body over 4000 MiB is 413 RequestBodyTooLarge, answered from the request's
+ *   Content-Length before its body is read (refuseOversized); a block list of more than 50,000 blocks is
+ *   400 InvalidBlockList. A build context (the registry's source upload) meets these limits as on Azure.
  * - x-ms-version is optional with a SAS (sv then decides), as in Azure; when sent it must be a version date
  *   (400 InvalidHeaderValue).
  * Answers are Azure's: 201 with ETag, Last-Modified, Content-MD5, x-ms-request-id, x-ms-version and
  * x-ms-request-server-encrypted; errors as Azure's XML with x-ms-error-code, which the SDK turns into
- * RestError.code. Not enforced: size limits, leases, conditional headers, the SAS's start time and IP range.
+ * RestError.code. Not enforced: leases, conditional headers, the SAS's start time and IP range.
  */
 import crypto from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 const SAS_VERSION = '2024-11-04';
+
+/** Azure's limits for block blobs (service version 2019-12-12 and later). */
+export const BLOB_LIMITS = {
+  putBlobBytes: 5000 * 1024 * 1024,
+  putBlockBytes: 4000 * 1024 * 1024,
+  blocksPerBlob: 50_000,
+} as const;
 
 interface Blob {
   data: Buffer;
@@ -67,6 +78,32 @@ export class BlobStorage {
 
   set(blobPath: string, data: Buffer, contentType = 'application/octet-stream'): void {
     this.blobs.set(blobPath, newBlob(data, contentType));
+  }
+
+  /**
+   * Answers 413 RequestBodyTooLarge to a write whose Content-Length is over Azure's limit for it, before
+   * its body is read (as Azure answers, and closes the connection); false when the write may go on.
+   */
+  refuseOversized(req: IncomingMessage, url: URL, res: ServerResponse, record: (status: number) => void): boolean {
+    if (req.method !== 'PUT') return false;
+    const length = Number(header(req, 'content-length') ?? 0);
+    const comp = url.searchParams.get('comp');
+    const limit = comp === 'block' ? BLOB_LIMITS.putBlockBytes : comp === null ? BLOB_LIMITS.putBlobBytes : Infinity;
+    if (!(length > limit)) return false;
+    const code = 'RequestBodyTooLarge';
+    const xml =
+      `<?xml version="1.0" encoding="utf-8"?><Error><Code>${code}</Code><Message>The request body is too large ` +
+      `and exceeds the maximum permissible limit.\nRequestId:${crypto.randomUUID()}\nTime:${new Date().toISOString()}` +
+      `</Message><MaxLimit>${limit}</MaxLimit></Error>`;
+    record(413);
+    res.writeHead(413, {
+      'content-type': 'application/xml',
+      'x-ms-error-code': code,
+      'content-length': String(Buffer.byteLength(xml)),
+      connection: 'close',
+    });
+    res.end(xml, () => req.destroy());
+    return true;
   }
 
   /** Serves /_blob/{path}; `record` logs the answer with the endpoint's requests. */
@@ -173,7 +210,7 @@ export class BlobStorage {
       const ids = [...body.toString('utf8').matchAll(/<(Latest|Uncommitted|Committed)>([^<]*)<\/\1>/g)].map(
         (m) => m[2]!,
       );
-      if (ids.length === 0 || ids.some((id) => !blocks.has(id))) {
+      if (ids.length === 0 || ids.length > BLOB_LIMITS.blocksPerBlob || ids.some((id) => !blocks.has(id))) {
         return fail(400, 'InvalidBlockList', 'The specified block list is invalid.');
       }
       const blob = newBlob(Buffer.concat(ids.map((id) => blocks.get(id)!)), contentType);

@@ -7,6 +7,8 @@
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
+import http from 'node:http';
+import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -22,6 +24,7 @@ import { buildContext } from '../../../src/targets/aks/build-context';
 import { buildImageInRegistry } from '../../../src/targets/aks/registry-build';
 import { deleteRegistryImage, listRegistryTags } from '../../../src/targets/aks/registry-images';
 import { ArmEndpoint } from '../../helpers/azure/arm-endpoint';
+import { BLOB_LIMITS } from '../../helpers/azure/blob-storage';
 import { TEST_LOCATION, TEST_REGISTRY, TEST_RESOURCE_GROUP, TEST_SUBSCRIPTION } from '../../helpers/azure/aks-testbed';
 import { testTlsFromEnv } from '../../helpers/azure/test-tls';
 
@@ -160,6 +163,33 @@ describe('image build upload through @azure/storage-blob', () => {
     for (const blob of ['refused/no-type.bin', 'refused/a.bin', 'refused/b.bin', 'refused/late.bin']) {
       assert.equal(arm.blobs.get(blob), undefined, `${blob} was not written`);
     }
+  });
+
+  test('the blob double refuses a write over Azure’s size limits from its Content-Length, before its body', async () => {
+    const oversized = (url: string, bytes: number) =>
+      new Promise<{ status?: number; code?: string | string[] }>((resolve, reject) => {
+        const target = new URL(url);
+        const send = target.protocol === 'https:' ? https.request : http.request;
+        const req = send(
+          target,
+          { method: 'PUT', headers: { 'content-length': String(bytes), 'x-ms-blob-type': 'BlockBlob' } },
+          (res) => {
+            res.resume();
+            resolve({ status: res.statusCode, code: res.headers['x-ms-error-code'] });
+          },
+        );
+        req.on('error', (err) => reject(err)); // after the answer, a closed socket is expected and ignored
+        req.flushHeaders(); // the headers only: a body of gigabytes is never sent
+      });
+    const refused = { status: 413, code: 'RequestBodyTooLarge' };
+    assert.deepEqual(await oversized(arm.blobs.sasUrl('big/one.bin', 'cw'), BLOB_LIMITS.putBlobBytes + 1), refused);
+    const block = `${arm.blobs.sasUrl('big/blocks.bin', 'cw')}&comp=block&blockid=${Buffer.from('b-0').toString('base64')}`;
+    assert.deepEqual(await oversized(block, BLOB_LIMITS.putBlockBytes + 1), refused);
+    assert.equal(arm.blobs.get('big/one.bin'), undefined);
+    assert.ok(
+      arm.requests.filter((r) => r.path.startsWith('/_blob/big/')).every((r) => r.status === 413),
+      'both answered 413',
+    );
   });
 
   test('an upload refused for an expired SAS fails the attempt as retryable; the next attempt builds', async () => {
