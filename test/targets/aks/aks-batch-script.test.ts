@@ -5,7 +5,8 @@
  * user, with the GPU worker in place of the front), the kubelet stand-in assembles it as its Dockerfile
  * says (the venv and pip install inside the image) and runs the worker as the image's non-root user; the
  * worker runs the shards through one long-lived Python process per scoring slot, with the local path's
- * exactly-once rows. Every path removes the pool: a job over good and broken inputs, and a script whose
+ * exactly-once rows. Every path removes the pool: a job over good and broken inputs, the pod's Python
+ * process SIGKILLed mid-shard (the shard retried in the pod, no row lost or duplicated), and a script whose
  * init() raises (the job fails at once, not retried, with the traceback read by the worker in the pod).
  * The dry run (no testbed) prints the worker image's Dockerfile and the pool's cost.
  *
@@ -20,14 +21,16 @@ import { after, before, describe, test } from 'node:test';
 
 import { DockerfileParser } from 'dockerfile-ast';
 
+import type { ShardRecord } from '../../../src/shared/batch-types';
 import type { GpuPoolDryRunReport } from '../../../src/targets/aks/gpu-pool-dry-run';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
 import { REPO_ROOT } from '../../helpers/python-venv';
-import { PYTHON_SKIP, fixture } from '../../helpers/script-fixtures';
-import { uniqueName } from '../../helpers/workers';
+import { recordReliability, rowAccounting } from '../../helpers/reliability';
+import { PYTHON_SKIP, fixture, pythonServersUnder } from '../../helpers/script-fixtures';
+import { eventually, uniqueName } from '../../helpers/workers';
 
 const BATCH_SCRIPTS = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts');
 const CLUSTER = 'team-batch';
@@ -171,6 +174,66 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     const record = [...suite.bed.arm.images.values()].find((i) => started?.includes(`:${i.tag} `));
     assert.ok(record, 'the registry built the worker image the pod ran');
     assert.match(run.stdout, /Removed: /);
+    await assertPoolGone(name, run.stdout);
+  });
+
+  test('the Python process in the pod SIGKILLed mid-shard: the shard is retried there, no row lost or duplicated', async () => {
+    const name = uniqueName('bskill');
+    const total = 16;
+    const files: Record<string, string> = {};
+    for (let i = 0; i < total; i++) files[`item-${String(i).padStart(2, '0')}.txt`] = 'y'.repeat(i + 1);
+    const { input, output, model } = await job(name, files);
+    await fs.writeFile(model, 'sleep=0.25'); // each run() takes a quarter of a second: the kill lands mid-shard
+    const running = score(
+      name,
+      '--entry-script',
+      path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'),
+      '--environment',
+      fixture('v2', 'requirements.txt'),
+      '--model',
+      model,
+      '--input',
+      input,
+      '--output',
+      output,
+      '--shard-size',
+      String(total),
+      '--mini-batch-size',
+      '2',
+      '--keep-shards',
+    );
+    const partial = path.join(output, 'shards', 'shard-000000.attempt-1.partial', 'predictions.jsonl');
+    await eventually(
+      async () => ((await fs.stat(partial).catch(() => undefined))?.size ?? 0) > 0 || undefined,
+      'attempt 1 to write rows in the pod',
+      300_000,
+    );
+    // The pod's Python process: the kubelet stand-in runs it on this machine, its app root in the image.
+    const [pid] = await pythonServersUnder('/var/azureml-app/app');
+    assert.ok(pid, 'the worker in the pod runs the script in a Python process of its own');
+    process.kill(pid, 'SIGKILL');
+    const run = await running;
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+
+    const rows = await readJsonl<Row>(path.join(output, 'predictions.jsonl'));
+    const indices = rows.map((r) => r.index);
+    const accounting = rowAccounting(indices, total);
+    recordReliability({
+      test: 'aks script batch: the Python process in the GPU-worker pod SIGKILLed mid-shard',
+      faultsInjected: 1,
+      survived: rows.length === total,
+      ...accounting,
+    });
+    assert.deepEqual(indices, [...Array(total).keys()], 'each input exactly once, in order');
+    assert.deepEqual(accounting, { rowsLost: 0, rowsDuplicated: 0 });
+    const done = JSON.parse(
+      await fs.readFile(path.join(output, 'shards', 'shard-000000', 'done.json'), 'utf8'),
+    ) as ShardRecord;
+    assert.equal(done.attempts, 2, 'the shard was retried once');
+    assert.ok(
+      rows.some((r) => r.result.pid !== pid),
+      'rows after the kill come from a new process',
+    );
     await assertPoolGone(name, run.stdout);
   });
 
