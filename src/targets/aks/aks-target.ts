@@ -12,6 +12,7 @@ import type { EndpointAccess, GatewayCounts, RequestCounts, StepProgress, Target
 import type {
   DeployResult,
   DeploymentSpec,
+  GpuPoolWant,
   ImageResult,
   ProvisionResult,
   ReadinessReport,
@@ -37,7 +38,8 @@ import {
 import { ENDPOINT_LABEL, namespaceManifest, scoringManifests, secretName } from './kubernetes-manifests';
 import { AksCandidates } from './candidate-deployment';
 import type { AksClusterAccess } from './candidate-deployment';
-import { podRequestCounts } from './pod-metrics';
+import { podLoadCounts, podRequestCounts } from './pod-metrics';
+import { fitGpuPool } from './gpu-pool-fit';
 import { scaleToZeroManifests } from './front-manifests';
 import { frontCounts, frontReady, poolGpuCount, scaleGpuPool, waitForScorersGone } from './gpu-pool-scale';
 import {
@@ -205,7 +207,10 @@ export class AksTarget implements Target, AksClusterAccess {
     const exposure = this.exposure(spec, plan);
     // Scale to zero: the GPU pool gets its nodes before the replicas (and loses them after, below).
     const pool = { clients: this.azure(), settings: this.settings, plan, owner: this.owner(spec), signal, progress };
-    if (spec.hold && spec.replicas > 0) await scaleGpuPool(pool, spec.replicas);
+    // Autoscaling: grown to what the replicas need (fitGpuPool has made room first; it shrinks the pool too).
+    let gpuNodes: number | undefined;
+    if ((spec.hold || spec.gpuPoolFollows) && spec.replicas > 0)
+      gpuNodes = await scaleGpuPool(pool, spec.replicas, Boolean(spec.gpuPoolFollows));
     const gpus = await this.poolGpus(plan, signal);
     if (spec.replicas > gpus) {
       throw new InvalidInputError(
@@ -227,8 +232,8 @@ export class AksTarget implements Target, AksClusterAccess {
       await applyObjects(kc, workload);
       if (spec.hold && spec.replicas === 0) await waitForScorersGone(kc, plan.namespace, spec.name, signal, progress);
     });
-    if (spec.hold && spec.replicas === 0) await scaleGpuPool(pool, 0);
-    return { started: spec.replicas, replicas: spec.replicas };
+    if (spec.hold && spec.replicas === 0) gpuNodes = await scaleGpuPool(pool, 0);
+    return { started: spec.replicas, replicas: spec.replicas, ...(gpuNodes !== undefined ? { gpuNodes } : {}) };
   }
 
   scoringObjects(spec: DeploymentSpec, image: ImageResult, plan: AksPlan, exposure: EndpointExposure) {
@@ -264,12 +269,30 @@ export class AksTarget implements Target, AksClusterAccess {
     );
   }
 
-  /** The front's counters (scale to zero: requests received and held), read through the API server. */
+  /**
+   * The endpoint's counters, read through the API server: the front's (scale to zero: requests received and
+   * held), or without a front the scoring pods' own (autoscaling: requests in flight at each replica).
+   */
   async gatewayCounts(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayCounts> {
     const plan = this.plan(spec);
     const https = Boolean(this.exposure(spec, plan).tls);
-    return this.onCluster(plan, `reading the front's counters of ${spec.name}`, signal, (kc) =>
-      frontCounts(kc, plan.namespace, spec.name, https),
+    return this.onCluster(plan, `reading the endpoint's counters of ${spec.name}`, signal, (kc) =>
+      spec.hold
+        ? frontCounts(kc, plan.namespace, spec.name, https)
+        : podLoadCounts(kc, plan.namespace, `${ENDPOINT_LABEL}=${spec.name}`, https),
+    );
+  }
+
+  /** Autoscaling: room in the GPU pool for the replicas wanted, grown or shrunk within its bounds (gpu-pool-fit.ts). */
+  async fitGpuPool(spec: DeploymentSpec, want: GpuPoolWant, signal?: AbortSignal, progress?: StepProgress) {
+    const plan = this.plan(spec);
+    if (plan.existingCluster) {
+      const room = await this.poolGpus(plan, signal); // the user's pool, never scaled
+      return { previousNodes: 0, nodes: 0, gpusPerNode: 1, maxNodes: 0, room, managed: false };
+    }
+    const scope = { clients: this.azure(), settings: this.settings, plan, owner: this.owner(spec), signal, progress };
+    return fitGpuPool({ ...scope, name: spec.name, namespace: plan.namespace }, want, (fn) =>
+      this.onCluster(plan, `waiting for the scoring pods of ${spec.name} to stop`, signal, fn),
     );
   }
 
