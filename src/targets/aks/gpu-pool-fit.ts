@@ -10,18 +10,30 @@ import type { KubeConfig } from '@kubernetes/client-node';
 
 import { PermanentError } from '../../errors';
 import { FailureType } from '../../shared/failure-types';
-import type { GpuPoolFit, GpuPoolWant } from '../../shared/target-types';
-import { readGpuPool, setPoolCount, waitForScorersGone } from './gpu-pool-scale';
+import type { DeploymentSpec, GpuPoolFit, GpuPoolWant } from '../../shared/target-types';
+import { readGpuPool, scaleGpuPool, setPoolCount, waitForScorersGone } from './gpu-pool-scale';
 import type { PoolScaleScope } from './gpu-pool-scale';
 
-/** Runs `fn` with the cluster's Kubernetes access (the target's cached credentials). */
-export type OnCluster = (fn: (kc: KubeConfig) => Promise<void>) => Promise<void>;
+/** What a fit needs of the target beyond Azure: the cluster's GPUs, its Kubernetes access (cached credentials). */
+export interface FitAccess {
+  poolGpus: () => Promise<number>;
+  onCluster: (fn: (kc: KubeConfig) => Promise<void>) => Promise<void>;
+}
 
-export async function fitGpuPool(
-  scope: PoolScaleScope & { name: string; namespace: string },
-  want: GpuPoolWant,
-  onCluster: OnCluster,
-): Promise<GpuPoolFit> {
+/** The deployment's pool scope, with its name and namespace (the scoring pods a shrink waits for). */
+export type FitScope = PoolScaleScope & { name: string; namespace: string };
+
+/** Before a deploy: a pool that follows its replicas (scale to zero, autoscaling) gets the nodes they need. */
+export function growForDeploy(scope: PoolScaleScope, spec: DeploymentSpec): Promise<number | undefined> {
+  if (!(spec.hold || spec.gpuPoolFollows) || spec.replicas === 0) return Promise.resolve(undefined);
+  return scaleGpuPool(scope, spec.replicas, Boolean(spec.gpuPoolFollows)); // autoscaling: grown only
+}
+
+export async function fitGpuPool(scope: FitScope, want: GpuPoolWant, access: FitAccess): Promise<GpuPoolFit> {
+  if (scope.plan.existingCluster) {
+    const room = await access.poolGpus(); // the user's pool, never scaled
+    return { previousNodes: 0, nodes: 0, gpusPerNode: 1, maxNodes: 0, room, managed: false };
+  }
   const { pool, gpusPerNode, managed } = await readGpuPool(scope);
   const previousNodes = pool.count ?? 0;
   const nodesFor = (replicas: number) => Math.ceil(replicas / gpusPerNode);
@@ -48,7 +60,7 @@ export async function fitGpuPool(
   if (nodes === previousNodes && pool.provisioningState === 'Succeeded') return fit(nodes, atMost);
   if (nodes < previousNodes) {
     // The replicas went first; their pods must be gone before their nodes are.
-    await onCluster((kc) =>
+    await access.onCluster((kc) =>
       waitForScorersGone(kc, scope.namespace, scope.name, scope.signal, scope.progress, want.replicas),
     );
   }

@@ -270,7 +270,10 @@ describe('managed-cluster bodies are validated as AKS validates them', () => {
       const plan = { ...aksPlan(name, 2, settings), clusterName: cluster };
       const owner = { id: `deploy-${name}`, environment: settings.environment };
       const scope = { clients, settings, plan, owner, name, namespace: plan.namespace };
-      const never = () => Promise.reject(new Error('no pod wait when growing'));
+      const never = {
+        poolGpus: () => Promise.reject(new Error('not an adopted cluster')),
+        onCluster: () => Promise.reject(new Error('no pod wait when growing')),
+      };
       const held = await fitGpuPool(scope, { replicas: 4, maxReplicas: 4, minReplicas: 1 }, never);
       assert.deepEqual([held.previousNodes, held.nodes, held.room, held.maxNodes], [2, 2, 2, 4]);
       assert.match(held.held ?? '', /^quota: QuotaExceeded .*Current Limit/);
