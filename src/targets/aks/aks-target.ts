@@ -270,17 +270,8 @@ export class AksTarget implements Target, AksClusterAccess {
   }
 
   private poolScope(spec: DeploymentSpec, plan: AksPlan, signal?: AbortSignal, progress?: StepProgress): FitScope {
-    const owner = this.owner(spec);
-    return {
-      clients: this.azure(),
-      settings: this.settings,
-      plan,
-      owner,
-      signal,
-      progress,
-      name: spec.name,
-      namespace: plan.namespace,
-    };
+    const where = { clients: this.azure(), settings: this.settings, plan, owner: this.owner(spec) };
+    return { ...where, signal, progress, name: spec.name, namespace: plan.namespace };
   }
 
   async checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport> {

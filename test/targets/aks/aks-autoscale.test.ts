@@ -4,7 +4,8 @@
  * `bin/inferctl.js`: under a load loop the replicas go 1 → 3 and the GPU pool grows 1 → 3 nodes first; after
  * the loop both go back to 1, the nodes once their pods are gone; no request fails; each decision says what
  * it did to the pool. With the subscription's quota too low the pool is held at its node count, the decision
- * says "quota" and why, the deployment keeps serving. `--max-gpu-nodes` is refused where it cannot hold.
+ * says "quota" and why, the deployment keeps serving. `scale --min-replicas --max-replicas` moves replicas and
+ * pool into new bounds. `--max-gpu-nodes` is refused where it cannot hold.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -273,6 +274,23 @@ describe('aks autoscale: replicas follow the load, the GPU pool grows and shrink
       t4.limit = limit;
     }
     assert.deepEqual([...codes.keys()], [200], `every answer 200: ${JSON.stringify([...codes])}`);
+    // The pods' own gauge (what the autoscaler read) is back to zero once every answer is in.
+    await eventually(
+      async () => ((await target.gatewayCounts(spec)).inFlight === 0 ? true : undefined),
+      'nothing in flight at the pods',
+      10_000,
+    );
+
+    // `scale` sets the bounds as on local: pinned at 2, the pool grows to 2 nodes first, the decision says so.
+    const pinned = await inferctl(['scale', name, '--min-replicas', '2', '--max-replicas', '2']);
+    assert.equal(pinned.code, 0, pinned.stderr);
+    const two = await status();
+    assert.equal(two.replicas, 2);
+    assert.equal(await poolCount(), 2);
+    assert.match(
+      two.autoscale!.decisions.at(-1)!.reason,
+      /^bounds set to 2-2 replicas: 1 → 2; GPU pool 1 → 2 node\(s\)$/,
+    );
 
     const gone = await inferctl(['teardown', name, '--json']);
     assert.equal(gone.code, 0, gone.stderr);
