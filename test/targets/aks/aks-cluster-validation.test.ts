@@ -6,7 +6,8 @@
  * missing pool (what a GPU-pool job's retried teardown relies on). A count change (autoscaling's GPU pool):
  * a system pool never below 1, a user pool 0 to 1000, a second update while one is in progress 409, a growth
  * past the regional vCPU quota 400 QuotaExceeded with the compute provider's sentence and the count kept, and
- * inferctl's fit turning that refusal into a pool held where it is, with the reason.
+ * inferctl's fit turning that refusal into a pool held where it is, with the reason; a size no longer
+ * offered refuses any count change.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -216,7 +217,7 @@ describe('managed-cluster bodies are validated as AKS validates them', () => {
     await pools.beginDeleteAndWait(TEST_RESOURCE_GROUP, cluster, 'gpu', { updateIntervalInMs: 20 });
   });
 
-  test('a count change: bounds, one update at a time, QuotaExceeded past the quota; the fit holds the pool', async () => {
+  test('a count change: bounds, one update at a time, QuotaExceeded past the quota (the fit holds the pool), sizes offered', async () => {
     const name = `fit${n + 1}`;
     await put(body(name));
     const cluster = `c${n}`;
@@ -283,6 +284,20 @@ describe('managed-cluster bodies are validated as AKS validates them', () => {
       assert.equal((await pools.get(TEST_RESOURCE_GROUP, cluster, 'gpu')).count, 3);
     } finally {
       t4.limit = limit;
+    }
+
+    // A size no longer offered (retired, or withdrawn from the subscription): its pool cannot change count.
+    const size = arm.skus.find((k) => k.name === 'Standard_NC4as_T4_v3')!;
+    size.restricted = true;
+    try {
+      const now = await pools.get(TEST_RESOURCE_GROUP, cluster, 'gpu');
+      const retired = await refusedWith(
+        pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'gpu', { ...now, count: 1 }),
+      );
+      assert.deepEqual([retired.statusCode, retired.code], [400, 'BadRequest']);
+      assert.match(retired.message, /Standard_NC4as_T4_v3 is not allowed in your subscription/);
+    } finally {
+      size.restricted = false;
     }
   });
 });
