@@ -10,8 +10,10 @@ import type { AutoscaleInput, LoadReading } from '../src/shared/autoscale-types'
 import { REPLICA_LIMITS } from '../src/shared/deploy-types';
 import type { DeployInput } from '../src/shared/deploy-types';
 import { FailureType } from '../src/shared/failure-types';
-import type { DeploymentSpec, TargetKind } from '../src/shared/target-types';
+import type { DeploymentSpec, GpuPoolFit, GpuPoolWant, TargetKind } from '../src/shared/target-types';
 import type { GatewayCounts, Target } from '../src/targets/target';
+import { failingPermanently } from './failures';
+import { targetStep } from './heartbeat';
 
 /** How often the in-flight gauge is read during a period. */
 export const SAMPLE_MS = 200;
@@ -41,6 +43,23 @@ export function createAutoscaleActivities({ targets }: AutoscaleActivityDeps) {
         );
       }
       return sampleLoad(target as Target & Required<Pick<Target, 'gatewayCounts'>>, spec, opts.seconds);
+    },
+
+    /**
+     * Autoscaling on aks: room in the GPU pool for `want.replicas` (grown before a scale up, shrunk after a
+     * scale down); a quota refusal comes back as a pool held where it is, with the reason.
+     */
+    async fitGpuPool(spec: DeploymentSpec, want: GpuPoolWant): Promise<GpuPoolFit> {
+      const target = targets[spec.target];
+      if (!target?.fitGpuPool) {
+        throw ApplicationFailure.nonRetryable(
+          `Target "${spec.target}" has no GPU pool to fit; deploy without --max-gpu-nodes.`,
+          FailureType.TargetUnavailable,
+        );
+      }
+      return targetStep((signal, progress) =>
+        failingPermanently(() => target.fitGpuPool!(spec, want, signal, progress)),
+      );
     },
   };
 }

@@ -13,12 +13,17 @@ import type { DeployStatus, ScaleToZeroInput } from '../shared/deploy-types';
 import { formatDuration } from '../shared/duration';
 import type { TargetKind } from '../shared/target-types';
 import { CliError } from './cli-error';
-import { duration } from './flag-parsers';
+import { DEFAULT_GPU_VM_SIZE, GPU_VM_SIZES } from '../targets/aks/gpu-sizes';
+import { duration, int } from './flag-parsers';
 import { scaleToZeroInput } from './scale-to-zero-flags';
 import type { ScaleToZeroFlags } from './scale-to-zero-flags';
 
 export interface AutoscaleFlags extends ScaleToZeroFlags {
   targetConcurrency?: number;
+  maxGpuNodes?: number;
+  /** aks: --cluster (an adopted cluster's pool is the user's: never scaled) and --gpu-vm-size. */
+  cluster?: string;
+  gpuVmSize?: string;
   autoscalePeriod?: number;
   scaleUpWindow?: number;
   scaleDownWindow?: number;
@@ -46,8 +51,13 @@ export function addAutoscaleOptions<Args extends unknown[], Opts extends OptionV
   return cmd
     .option(
       '--target-concurrency <n>',
-      'autoscale between --min-replicas and --max-replicas, aiming at this many requests in flight per replica (local target)',
+      'autoscale between --min-replicas and --max-replicas, aiming at this many requests in flight per replica',
       positiveNumber('--target-concurrency'),
+    )
+    .option(
+      '--max-gpu-nodes <n>',
+      `aks, with --target-concurrency: the most nodes the GPU pool grows to (default: what --max-replicas need, one GPU each; at most ${MAX_POOL_NODES})`,
+      int('--max-gpu-nodes', 1),
     )
     .option(
       '--autoscale-period <duration>',
@@ -75,18 +85,22 @@ export interface ReplicaBounds {
 
 /** The deploy input's replica count, `scaleToZero` and `autoscale` from the flags; a bad mix is exit 2. */
 export function replicaBounds(flags: AutoscaleFlags, target: TargetKind, replicas: number): ReplicaBounds {
-  const { targetConcurrency, autoscalePeriod, scaleUpWindow, scaleDownWindow } = flags;
+  const { targetConcurrency, autoscalePeriod, scaleUpWindow, scaleDownWindow, maxGpuNodes } = flags;
   if (targetConcurrency === undefined) {
-    if (autoscalePeriod !== undefined || scaleUpWindow !== undefined || scaleDownWindow !== undefined) {
+    if (
+      autoscalePeriod !== undefined ||
+      scaleUpWindow !== undefined ||
+      scaleDownWindow !== undefined ||
+      maxGpuNodes !== undefined
+    ) {
       throw new CliError(
-        '--autoscale-period, --scale-up-window and --scale-down-window go with --target-concurrency.',
+        '--autoscale-period, --scale-up-window, --scale-down-window and --max-gpu-nodes go with --target-concurrency.',
         2,
       );
     }
     const scaleToZero = scaleToZeroInput(flags, target, replicas);
     return { replicas, ...(scaleToZero ? { scaleToZero } : {}) };
   }
-  if (target !== 'local') throw new CliError('--target-concurrency is for --target local for now.', 2);
   if (flags.maxReplicas === undefined) {
     throw new CliError('--target-concurrency needs --max-replicas (the most replicas it may scale to).', 2);
   }
@@ -95,6 +109,7 @@ export function replicaBounds(flags: AutoscaleFlags, target: TargetKind, replica
   if (min > max) throw new CliError(`--min-replicas ${min} is more than --max-replicas ${max}.`, 2);
   const start = Math.max(replicas, min);
   if (start > max) throw new CliError(`--replicas ${start} is more than --max-replicas ${max}.`, 2);
+  checkMaxGpuNodes(flags, target, min);
   let scaleToZero: ScaleToZeroInput | undefined;
   if (min === 0) scaleToZero = scaleToZeroInput(flags, target, start);
   else if (flags.scaleDownAfter !== undefined || flags.wakeTimeout !== undefined) {
@@ -111,8 +126,37 @@ export function replicaBounds(flags: AutoscaleFlags, target: TargetKind, replica
       scaleUpWindowSeconds: scaleUpWindow ?? AUTOSCALE_DEFAULTS.scaleUpWindowSeconds,
       scaleDownWindowSeconds: scaleDownWindow ?? AUTOSCALE_DEFAULTS.scaleDownWindowSeconds,
       tolerance: AUTOSCALE_DEFAULTS.tolerance,
+      ...(maxGpuNodes !== undefined ? { maxGpuNodes } : {}),
     },
   };
+}
+
+/** AKS's most nodes in one pool. */
+const MAX_POOL_NODES = 1000;
+
+/** --max-gpu-nodes: aks only, a pool inferctl scales, and room for --min-replicas (one GPU per replica). */
+function checkMaxGpuNodes(flags: AutoscaleFlags, target: TargetKind, minReplicas: number): void {
+  const n = flags.maxGpuNodes;
+  if (n === undefined) return;
+  if (target !== 'aks') throw new CliError('--max-gpu-nodes is for --target aks (a GPU node pool to grow).', 2);
+  if (flags.cluster) {
+    throw new CliError(
+      '--max-gpu-nodes grows a pool inferctl created; with --cluster the GPU pool is yours and is never scaled (leave it out).',
+      2,
+    );
+  }
+  if (n > MAX_POOL_NODES)
+    throw new CliError(`--max-gpu-nodes ${n} is more than an AKS pool holds (${MAX_POOL_NODES}).`, 2);
+  // The documented sizes have one GPU a node; another size may have more, which the worker reads from Azure.
+  const size = flags.gpuVmSize ?? DEFAULT_GPU_VM_SIZE;
+  if (!GPU_VM_SIZES.some((s) => s.size === size)) return;
+  if (n < minReplicas) {
+    throw new CliError(
+      `--max-gpu-nodes ${n} is fewer than --min-replicas ${minReplicas} need (${minReplicas} node(s) of ${size}, ` +
+        `one GPU each); raise it to ${minReplicas} or more, or lower --min-replicas.`,
+      2,
+    );
+  }
 }
 
 /** How many of the latest decisions `status` prints. */
@@ -127,6 +171,13 @@ export function autoscaleLines(status: DeployStatus): string[] {
       `(reads ${seconds(a.periodSeconds)}; up over ${seconds(a.scaleUpWindowSeconds)}, down over ${seconds(a.scaleDownWindowSeconds)}; ` +
       `tolerance ${Math.round(a.tolerance * 100)}%); scaled up ${a.scaledUp}, down ${a.scaledDown} time(s)`,
   ];
+  const p = a.gpuPool;
+  if (p?.managed) {
+    lines.push(
+      `  GPU pool: ${p.nodes} of at most ${p.maxNodes} node(s) (${p.gpusPerNode} GPU each); grown ${p.grown}, ` +
+        `shrunk ${p.shrunk} time(s)${p.held ? `; held at ${p.nodes} node(s): ${p.held}` : ''}`,
+    );
+  }
   for (const d of a.decisions.slice(-DECISIONS_SHOWN)) lines.push(`  decision ${d.at}: ${d.reason}`);
   return lines;
 }

@@ -24,7 +24,7 @@ export function addScaleToZeroOptions<Args extends unknown[], Opts extends Optio
   return cmd
     .option(
       '--min-replicas <n>',
-      '0: scale to zero when unused and wake on the next request, the endpoint kept; with --target-concurrency: the fewest replicas (local target)',
+      '0: scale to zero when unused and wake on the next request, the endpoint kept; with --target-concurrency: the fewest replicas',
       int('--min-replicas', 0),
     )
     .option(

@@ -6,6 +6,8 @@
  *   inferctl_server_requests_total{code}      answers sent, by HTTP status
  *   inferctl_server_scoring_requests_total{code}  answers to scoring requests only (POST /score, V2 infer):
  *                                             what an idle TTL and a rollout's error rate read
+ *   inferctl_server_scoring_in_flight         scoring requests received and not answered yet: what aks
+ *                                             autoscaling reads per pod (without a front)
  *   inferctl_server_batch_size                tensors per executed inference call
  *   inferctl_server_queue_delay_seconds       per request: submit → start of its batch's inference
  *   inferctl_server_inference_seconds         per executed inference call
@@ -32,6 +34,11 @@ export class ServerMetrics {
     name: 'inferctl_server_scoring_requests_total',
     help: 'Answers to scoring requests (POST /score and V2 infer), by status code; health and metrics reads excluded.',
     labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  private readonly inFlight = new Gauge({
+    name: 'inferctl_server_scoring_in_flight',
+    help: 'Scoring requests (POST /score and V2 infer) received and not answered yet.',
     registers: [this.registry],
   });
   private readonly batchSize = new Histogram({
@@ -82,6 +89,15 @@ export class ServerMetrics {
   countRequest(status: number, scoring = false): void {
     this.requests.inc({ code: status });
     if (scoring) this.scoring.inc({ code: status });
+  }
+
+  /** A scoring request arrived; `scoringEnded` when its answer is sent or its connection closed. */
+  scoringStarted(): void {
+    this.inFlight.inc();
+  }
+
+  scoringEnded(): void {
+    this.inFlight.dec();
   }
 
   /** One executed inference call of `size` images, and how long each of them had queued. */

@@ -270,6 +270,10 @@ export function createScoringServer(opts: ScoringServerOptions): ScoringServer {
     const url = (req.url ?? '/').split('?')[0]!;
     const scoring = url === '/score' || (isV2Path(url) && url.endsWith('/infer'));
     res.once('finish', () => metrics.countRequest(res.statusCode, scoring));
+    if (scoring) {
+      metrics.scoringStarted();
+      res.once('close', () => metrics.scoringEnded());
+    }
     const fail = (err: unknown) => answerError(req, res, err, onError, isV2Path(url) ? 'v2' : 'inferctl');
     try {
       const key = isV2Path(url) ? v2RouteKey(url) : url;

@@ -19,6 +19,8 @@ export interface AutoscaleInput {
   scaleDownWindowSeconds: number;
   /** No change while observed/target is within 1 ± tolerance (the HPA's default: 0.1). */
   tolerance: number;
+  /** aks, --max-gpu-nodes: the most nodes the GPU pool may grow to (default: what --max-replicas need). */
+  maxGpuNodes?: number;
 }
 
 /** The defaults, the HPA's own: a 15 s sync period, up at once, down after 5 minutes, a 10 % tolerance. */
@@ -62,6 +64,21 @@ export interface AutoscaleDecision {
   reading: LoadReading;
   /** The decision in a sentence: the counters, the rule that decided. */
   reason: string;
+  /** aks: the GPU pool's nodes before and after, and why it did not grow as asked (quota, --max-gpu-nodes). */
+  nodes?: { from: number; to: number; held?: string };
+}
+
+/** aks: the GPU pool as autoscaling last left it. */
+export interface GpuPoolStatus {
+  nodes: number;
+  maxNodes: number;
+  gpusPerNode: number;
+  grown: number;
+  shrunk: number;
+  /** Why it is held short of what the replicas asked (its latest refusal); none once it grew as asked. */
+  held?: string;
+  /** False on an adopted cluster (--cluster): its pool is the user's and is never scaled. */
+  managed: boolean;
 }
 
 /** What `status` shows of autoscaling: the bounds and timings, the latest decisions, the windows' memory. */
@@ -72,6 +89,8 @@ export interface AutoscaleStatus extends AutoscaleInput {
   recommendations: Recommendation[];
   scaledUp: number;
   scaledDown: number;
+  /** aks: the GPU pool, once autoscaling has fitted it. */
+  gpuPool?: GpuPoolStatus;
 }
 
 export const AUTOSCALE_DECISIONS_KEPT = 10;

@@ -109,6 +109,8 @@ export interface DeploymentBillState {
   serving: boolean;
   replicas: number;
   candidates: number;
+  /** aks: the GPU pool's node count as the workflow last set it (autoscaling, scale to zero); else from the shape. */
+  gpuNodes?: number;
   aks?: AksBillShape;
 }
 
@@ -124,8 +126,9 @@ export function deploymentBill(table: PriceTable, s: DeploymentBillState): Bille
     items.push(vm(table, shape.systemVmSize, 'system pool', shape.systemNodeCount));
     items.push({ item: 'AKS control plane (Free tier)', quantity: 1, unitHourly: table.aksControlPlaneHourly.free });
     const running = s.replicas + s.candidates;
-    // --gpu-nodes fixes the pool's size; left out, a node per replica. At zero replicas the pool is at 0 nodes.
-    const gpuNodes = running === 0 ? 0 : (shape.gpuNodeCount ?? running);
+    // What the pool has, once a scale set it (it grows before the replicas and shrinks after them); before
+    // that, --gpu-nodes, or a node per replica. At zero replicas the pool is at 0 nodes.
+    const gpuNodes = running === 0 ? 0 : (s.gpuNodes ?? shape.gpuNodeCount ?? running);
     items.push(vm(table, shape.gpuVmSize, 'GPU pool', gpuNodes));
   }
   if (s.infrastructure) {

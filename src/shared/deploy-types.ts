@@ -261,6 +261,8 @@ export interface DeployStatus {
   scaleToZero?: ScaleToZeroStatus;
   /** With `--target-concurrency`: the bounds, and the latest decisions with the counters they read. */
   autoscale?: AutoscaleStatus;
+  /** aks: the GPU pool's node count, once a scale has set it (the ledger bills these nodes). */
+  gpuNodes?: number;
   /** The idle TTL the deployment was started with (seconds), when it has one. */
   idleTtlSeconds?: number;
   /** Every version that has served, oldest first: the one serving has no `until`. */

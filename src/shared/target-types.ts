@@ -56,6 +56,36 @@ export interface DeploymentSpec {
    * replica to wake, then answers 503 with Retry-After.
    */
   hold?: { wakeTimeoutSeconds: number };
+  /**
+   * Autoscaling on aks: the GPU pool follows the replicas. A deploy only grows the pool to what its replicas
+   * need; the autoscaler shrinks it (Target.fitGpuPool) once the replicas it no longer needs are gone.
+   */
+  gpuPoolFollows?: true;
+}
+
+/** What an autoscaled deployment asks of the GPU pool: room for `replicas`, within `maxNodes`. */
+export interface GpuPoolWant {
+  replicas: number;
+  /** --max-gpu-nodes; left out, what `maxReplicas` replicas need. */
+  maxNodes?: number;
+  maxReplicas: number;
+  /** Never fewer nodes than these replicas need (--min-replicas; 0 with scale to zero). */
+  minReplicas: number;
+}
+
+/** The GPU pool after a fit: its nodes before and now, and how many replicas it has room for. */
+export interface GpuPoolFit {
+  previousNodes: number;
+  nodes: number;
+  gpusPerNode: number;
+  /** The most nodes it may grow to (--max-gpu-nodes, or what --max-replicas need). */
+  maxNodes: number;
+  /** Replicas the pool has room for now (one GPU each). */
+  room: number;
+  /** Why it did not grow as far as the replicas asked ("quota: …", "--max-gpu-nodes 2"); none when it did. */
+  held?: string;
+  /** False on a cluster inferctl did not create (--cluster): its pool is the user's, never scaled. */
+  managed: boolean;
 }
 
 /** What a user may choose per AKS deployment (the rest comes from the worker's environment). */
@@ -141,6 +171,8 @@ export interface DeployResult {
   started: number;
   /** How many replicas are meant to run. */
   replicas: number;
+  /** aks, when the deploy scaled the GPU pool (scale to zero, autoscaling): its node count now. */
+  gpuNodes?: number;
 }
 
 export interface ReadinessReport {

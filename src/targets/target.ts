@@ -10,6 +10,8 @@ import type {
   CertificateRenewal,
   DeployResult,
   DeploymentSpec,
+  GpuPoolFit,
+  GpuPoolWant,
   ImageResult,
   ProvisionResult,
   ReadinessReport,
@@ -99,6 +101,18 @@ export interface Target {
    * target without it cannot scale to zero, and validation says so. Read without the endpoint's key.
    */
   gatewayCounts?(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayCounts>;
+
+  /**
+   * Autoscaling: grows the GPU pool to the nodes `want.replicas` need (within its maximum; a quota refusal
+   * holds it where it is and says so), or shrinks it to them once the scoring pods beyond them are gone.
+   * Optional: a target without a GPU pool (local) does not have it.
+   */
+  fitGpuPool?(
+    spec: DeploymentSpec,
+    want: GpuPoolWant,
+    signal?: AbortSignal,
+    progress?: StepProgress,
+  ): Promise<GpuPoolFit>;
 
   /**
    * Renews the endpoint's per-deployment certificate when a third of its life is left, and moves the pods

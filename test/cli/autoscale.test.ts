@@ -266,7 +266,21 @@ describe('autoscale (local)', () => {
       [['--scale-down-window', '1m'], /go with --target-concurrency/],
       [['--target-concurrency', '0', '--max-replicas', '2'], /must be a positive number/],
       [['--target-concurrency', '2', '--min-replicas', '3', '--max-replicas', '2'], /--min-replicas 3 is more than/],
-      [['--target-concurrency', '2', '--max-replicas', '2', '--target', 'aks'], /for --target local/],
+      [
+        [
+          '--target-concurrency',
+          '2',
+          '--max-replicas',
+          '2',
+          '--target',
+          'aks',
+          '--cluster',
+          'c',
+          '--max-gpu-nodes',
+          '2',
+        ],
+        /with --cluster the GPU pool is yours/,
+      ],
       [['--target-concurrency', '2', '--max-replicas', '2', '--scale-down-after', '1m'], /go with --min-replicas 0/],
     ];
     for (const [flags, message] of cases) {

@@ -18,11 +18,15 @@ function samples(text: string): Map<string, number> {
   return out;
 }
 
-test('the exposition lists the request counter by code and the three histograms, with their help', async () => {
+test('the exposition lists the request counter by code, the in-flight gauge and the three histograms, with their help', async () => {
   const metrics = new ServerMetrics();
   metrics.countRequest(200, true);
   metrics.countRequest(415, true);
   metrics.countRequest(200);
+  metrics.scoringStarted();
+  metrics.scoringStarted();
+  metrics.scoringStarted();
+  metrics.scoringEnded(); // two scoring requests still in flight
   metrics.recordBatch(3, 0.004, [0.0003, 0.002, 0.002]);
   metrics.recordBatch(1, 0.03);
   const text = await metrics.render();
@@ -34,6 +38,8 @@ test('the exposition lists the request counter by code and the three histograms,
     '# TYPE inferctl_server_requests_total counter',
     '# HELP inferctl_server_scoring_requests_total Answers to scoring requests (POST /score and V2 infer), by status code; health and metrics reads excluded.',
     '# TYPE inferctl_server_scoring_requests_total counter',
+    '# HELP inferctl_server_scoring_in_flight Scoring requests (POST /score and V2 infer) received and not answered yet.',
+    '# TYPE inferctl_server_scoring_in_flight gauge',
     '# HELP inferctl_server_batch_size Images per executed inference call.',
     '# TYPE inferctl_server_batch_size histogram',
     '# HELP inferctl_server_queue_delay_seconds Time a request waited in the batching queue before its inference started.',
@@ -49,6 +55,7 @@ test('the exposition lists the request counter by code and the three histograms,
   assert.equal(m.get('inferctl_server_requests_total{code="415"}'), 1);
   assert.equal(m.get('inferctl_server_scoring_requests_total{code="200"}'), 1, 'only scoring answers');
   assert.equal(m.get('inferctl_server_scoring_requests_total{code="415"}'), 1);
+  assert.equal(m.get('inferctl_server_scoring_in_flight'), 2, 'what aks autoscaling reads per pod');
 
   const batch = [1, 2, 4, 8, 16, 32, 64, 128].map((le) => m.get(`inferctl_server_batch_size_bucket{le="${le}"}`));
   assert.deepEqual(batch, [1, 1, 2, 2, 2, 2, 2, 2], 'cumulative buckets');

@@ -88,6 +88,20 @@ describe('cost ledger', () => {
       aks,
     });
     assert.equal(atZero.find((i) => i.item.includes('GPU pool'))?.quantity, 0, 'the GPU pool at 0 nodes');
+    // Autoscaling: the pool's own node count once a scale set it (grown before the replicas, shrunk after).
+    const gpuAt = (replicas: number, gpuNodes: number) =>
+      deploymentBill(TABLE, {
+        target: 'aks',
+        infrastructure: true,
+        serving: true,
+        replicas,
+        candidates: 0,
+        gpuNodes,
+        aks,
+      }).find((i) => i.item.includes('GPU pool'))?.quantity;
+    assert.equal(gpuAt(1, 3), 3, 'grown for 3 replicas, 1 running yet: 3 nodes billed');
+    assert.equal(gpuAt(4, 2), 2, 'the pool says how many nodes (a size with 2 GPUs: 4 replicas on 2 nodes)');
+    assert.equal(gpuAt(0, 2), 0, 'at zero replicas the pool is at 0 nodes');
     const ledger = newLedger(TABLE);
     reconcile(
       ledger,

@@ -24,6 +24,7 @@ import type {
 import { REPLICA_LIMITS } from '../../src/shared/deploy-types';
 import { rootMessage } from '../../src/shared/failure-message';
 import type { createAutoscaleActivities } from '../../activities/autoscale-watch';
+import { makeRoom, releaseRoom } from './gpu-nodes';
 import { scaleTo } from './scale';
 import type { DeployState } from './state';
 
@@ -89,19 +90,27 @@ async function resize(d: DeployState, s: AutoscaleStatus, decision: AutoscaleDec
   const up = to > from;
   d.changing = true;
   try {
+    // aks: the GPU pool grows first (a quota or --max-gpu-nodes may hold it: then only what fits).
+    if (up) await makeRoom(d, s, decision);
+    if (decision.to === from) return;
     await d.step(
       up ? 'scale-up' : 'scale-down',
       'serving',
-      () => scaleTo(d, to, `autoscale: ${decision.reason}`),
+      () => scaleTo(d, decision.to, `autoscale: ${decision.reason}`),
       (r) =>
         `${from} → ${r.replicas} (autoscale: ${decision.perReplica.toFixed(2)} in flight per replica, target ${s.targetConcurrency})`,
     );
     if (up) s.scaledUp++;
-    else s.scaledDown++;
+    else {
+      s.scaledDown++;
+      await releaseRoom(d, s, decision); // aks: the nodes go once their pods have
+    }
   } catch (err) {
     // Back at the count before (scaleTo rolls back); the next period decides again.
     decision.to = d.spec.replicas;
     decision.reason += `; the scale failed: ${rootMessage(err)}`;
+    // aks: nodes grown for replicas that did not come are given back.
+    if (up && d.spec.gpuPoolFollows) await releaseRoom(d, s, decision).catch(() => undefined);
     log.warn('Autoscale failed', { from, to, error: rootMessage(err) });
   } finally {
     d.changing = false;

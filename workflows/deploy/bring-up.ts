@@ -21,6 +21,7 @@ export function deploymentSpec(input: DeployInput): DeploymentSpec {
     ...(input.script ? { script: input.script } : {}),
     ...(input.aks ? { aks: input.aks } : {}),
     ...(input.scaleToZero ? { hold: { wakeTimeoutSeconds: input.scaleToZero.wakeTimeoutSeconds } } : {}),
+    ...(input.autoscale && input.target === 'aks' ? { gpuPoolFollows: true as const } : {}),
   };
 }
 
@@ -65,9 +66,10 @@ export async function provision(d: DeployState): Promise<void> {
 /** The replicas started on the image, and every one of them ready. */
 export async function startReplicas(d: DeployState): Promise<void> {
   const { input, spec, status } = d;
-  await d.step('deploy', 'deploying', () =>
+  const deployed = await d.step('deploy', 'deploying', () =>
     d.activities('infra', `Start ${input.replicas} replica(s)`).deploy(spec, d.image!),
   );
+  if (deployed.gpuNodes !== undefined) status.gpuNodes = deployed.gpuNodes;
   const ready = await d.step('waitForDeployment', 'waiting', () =>
     d.activities('waiting', 'Wait until every replica is ready').waitForDeployment(spec, d.readiness()),
   );

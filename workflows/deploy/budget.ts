@@ -43,6 +43,7 @@ export function keepLedger(d: DeployState): void {
       serving: SERVING_STAGES.includes(stage),
       replicas: d.spec.replicas,
       candidates,
+      ...(status.gpuNodes !== undefined ? { gpuNodes: status.gpuNodes } : {}),
       ...(d.input.cost?.aks ? { aks: d.input.cost.aks } : {}),
     }),
     Date.now(),

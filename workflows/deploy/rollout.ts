@@ -47,6 +47,14 @@ export function rolloutRefusal(d: DeployState, request: unknown): string | undef
   if (r.mirror && input.target !== 'local') {
     return `a mirror rollout runs on the local target for now (not "${input.target}"); roll out with --canary instead.`;
   }
+  if (input.target === 'aks' && input.scaleToZero) {
+    // Its candidate would be built as a deployment without the front: its own TLS and Service, its GPU
+    // node taken for granted while the pool may be at 0. Refused until a rollout is built behind the front.
+    return (
+      `a rollout of an aks deployment that scales to zero (--min-replicas 0) is not supported yet; deploy the new ` +
+      `model under another name and move clients to it, or tear "${input.name}" down and deploy it again.`
+    );
+  }
   if (r.script !== undefined && !(typeof r.script?.entryScript === 'string' && r.script.entryScript.startsWith('/'))) {
     return `a scoring script rollout needs the entry script's absolute path (got ${JSON.stringify(r.script?.entryScript)}).`;
   }

@@ -42,7 +42,8 @@ export async function scaleTo(d: DeployState, replicas: number, why?: string): P
   const apply = async (count: number) => {
     const wanted = { ...spec, replicas: count };
     const summary = `Scale to ${count} replica(s)${why && count === replicas ? `: ${why}` : ''}`;
-    await d.activities('infra', summary).deploy(wanted, image);
+    const deployed = await d.activities('infra', summary).deploy(wanted, image);
+    if (deployed.gpuNodes !== undefined) status.gpuNodes = deployed.gpuNodes; // the ledger bills these
     return d.activities('waiting', 'Wait until every replica is ready').waitForDeployment(wanted, d.readiness());
   };
   let ready;

@@ -12,6 +12,7 @@ import type { EndpointAccess, GatewayCounts, RequestCounts, StepProgress, Target
 import type {
   DeployResult,
   DeploymentSpec,
+  GpuPoolWant,
   ImageResult,
   ProvisionResult,
   ReadinessReport,
@@ -34,11 +35,12 @@ import {
   readApiKey,
   rolloutStatus,
 } from './kubernetes-deployment';
-import { ENDPOINT_LABEL, namespaceManifest, scoringManifests, secretName } from './kubernetes-manifests';
+import { ENDPOINT_LABEL, namespaceManifest, secretName } from './kubernetes-manifests';
 import { AksCandidates } from './candidate-deployment';
 import type { AksClusterAccess } from './candidate-deployment';
-import { podRequestCounts } from './pod-metrics';
-import { scaleToZeroManifests } from './front-manifests';
+import { podLoadCounts, podRequestCounts } from './pod-metrics';
+import { fitGpuPool, growForDeploy, type FitScope } from './gpu-pool-fit';
+import { deploymentObjects } from './front-manifests';
 import { frontCounts, frontReady, poolGpuCount, scaleGpuPool, waitForScorersGone } from './gpu-pool-scale';
 import {
   type ClusterScope,
@@ -51,9 +53,7 @@ import {
 import { tagsOwnedBy } from './ownership';
 import { KubernetesRefusedError, kubernetesFailure } from './kubernetes-errors';
 import { buildDeploymentImage } from './deployment-image';
-import { scriptContainerArgs } from './script-image';
 import { FailureType } from '../../shared/failure-types';
-import { v2ModelName } from '../../shared/deploy-types';
 import { endpointExposure, endpointUrl, type EndpointExposure } from './tls-exposure';
 import { ensureTlsSecret, pinnedTls, readTlsSecret, tlsSummary } from './tls-secret';
 import { renewEndpointCertificate } from './tls-renewal';
@@ -204,8 +204,8 @@ export class AksTarget implements Target, AksClusterAccess {
     const plan = this.plan(spec);
     const exposure = this.exposure(spec, plan);
     // Scale to zero: the GPU pool gets its nodes before the replicas (and loses them after, below).
-    const pool = { clients: this.azure(), settings: this.settings, plan, owner: this.owner(spec), signal, progress };
-    if (spec.hold && spec.replicas > 0) await scaleGpuPool(pool, spec.replicas);
+    const pool = this.poolScope(spec, plan, signal, progress);
+    let gpuNodes = await growForDeploy(pool, spec); // autoscaling: fitGpuPool made room first and shrinks it
     const gpus = await this.poolGpus(plan, signal);
     if (spec.replicas > gpus) {
       throw new InvalidInputError(
@@ -227,28 +227,13 @@ export class AksTarget implements Target, AksClusterAccess {
       await applyObjects(kc, workload);
       if (spec.hold && spec.replicas === 0) await waitForScorersGone(kc, plan.namespace, spec.name, signal, progress);
     });
-    if (spec.hold && spec.replicas === 0) await scaleGpuPool(pool, 0);
-    return { started: spec.replicas, replicas: spec.replicas };
+    if (spec.hold && spec.replicas === 0) gpuNodes = await scaleGpuPool(pool, 0);
+    return { started: spec.replicas, replicas: spec.replicas, ...(gpuNodes !== undefined ? { gpuNodes } : {}) };
   }
 
+  /** The deployment's objects: with scale to zero, the front on the system pool holds the endpoint. */
   scoringObjects(spec: DeploymentSpec, image: ImageResult, plan: AksPlan, exposure: EndpointExposure) {
-    const objects = {
-      namespace: plan.namespace,
-      name: spec.name,
-      ownerId: spec.ownerId,
-      image: image.imageRef,
-      replicas: spec.replicas,
-      topK: spec.topK,
-      ...(spec.script
-        ? { args: scriptContainerArgs(Boolean(exposure.tls)) }
-        : { modelName: v2ModelName(spec.modelPath) }),
-      servicePort: exposure.port,
-      exposure,
-      environment: this.settings.environment,
-      cluster: plan.clusterName,
-    };
-    // Scale to zero: the front on the system pool holds the endpoint (front-manifests.ts).
-    return spec.hold ? scaleToZeroManifests(objects, spec.hold.wakeTimeoutSeconds) : scoringManifests(objects);
+    return deploymentObjects(spec, image.imageRef, plan, exposure, this.settings.environment);
   }
 
   get podFailureGraceMs(): number {
@@ -264,13 +249,29 @@ export class AksTarget implements Target, AksClusterAccess {
     );
   }
 
-  /** The front's counters (scale to zero: requests received and held), read through the API server. */
+  /** The endpoint's counters: the front's (requests received and held), or without one the scoring pods' own. */
   async gatewayCounts(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayCounts> {
     const plan = this.plan(spec);
     const https = Boolean(this.exposure(spec, plan).tls);
-    return this.onCluster(plan, `reading the front's counters of ${spec.name}`, signal, (kc) =>
-      frontCounts(kc, plan.namespace, spec.name, https),
+    return this.onCluster(plan, `reading the endpoint's counters of ${spec.name}`, signal, (kc) =>
+      spec.hold
+        ? frontCounts(kc, plan.namespace, spec.name, https)
+        : podLoadCounts(kc, plan.namespace, `${ENDPOINT_LABEL}=${spec.name}`, https),
     );
+  }
+
+  /** Autoscaling: room in the GPU pool for the replicas wanted (gpu-pool-fit.ts). */
+  fitGpuPool(spec: DeploymentSpec, want: GpuPoolWant, signal?: AbortSignal, progress?: StepProgress) {
+    const plan = this.plan(spec);
+    return fitGpuPool(this.poolScope(spec, plan, signal, progress), want, {
+      poolGpus: () => this.poolGpus(plan, signal),
+      onCluster: (fn) => this.onCluster(plan, `waiting for the scoring pods of ${spec.name} to stop`, signal, fn),
+    });
+  }
+
+  private poolScope(spec: DeploymentSpec, plan: AksPlan, signal?: AbortSignal, progress?: StepProgress): FitScope {
+    const where = { clients: this.azure(), settings: this.settings, plan, owner: this.owner(spec) };
+    return { ...where, signal, progress, name: spec.name, namespace: plan.namespace };
   }
 
   async checkReadiness(spec: DeploymentSpec, signal?: AbortSignal): Promise<ReadinessReport> {

@@ -54,7 +54,7 @@ export function azureFailure(err: unknown, doing: string): Error {
       FailureType.AzurePermissionDenied,
     );
   }
-  if (/QuotaExceeded|OperationNotAllowed.*quota/i.test(`${code} ${err.message}`)) {
+  if (/QuotaExceeded|InsufficientVCPUQuota|OperationNotAllowed.*quota/i.test(`${code} ${err.message}`)) {
     return new AzureRefusedError(
       `Quota exceeded while ${detail}. Request more vCPU quota for the VM family in the portal ` +
         '(Subscriptions → Usage + quotas) or pick a smaller --gpu-vm-size.',

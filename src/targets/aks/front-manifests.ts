@@ -9,6 +9,10 @@
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 
+import { v2ModelName } from '../../shared/deploy-types';
+import type { DeploymentSpec } from '../../shared/target-types';
+import type { AksPlan } from './aks-config';
+
 import {
   API_KEY_FILE_MODE,
   API_KEY_MOUNT,
@@ -19,12 +23,40 @@ import {
   secretName,
 } from './kubernetes-manifests';
 import type { ScoringManifestInput } from './kubernetes-manifests';
+import { scriptContainerArgs } from './script-image';
+import type { EndpointExposure } from './tls-exposure';
 import {
   ENDPOINT_LABEL,
   OWNER_ANNOTATION,
   SERVING_CONTAINER_SECURITY,
   SERVING_POD_SECURITY,
 } from './kubernetes-manifests';
+
+/** A deployment's objects: the scoring ones, and with scale to zero (`spec.hold`) the front before them. */
+export function deploymentObjects(
+  spec: DeploymentSpec,
+  imageRef: string,
+  plan: Pick<AksPlan, 'namespace' | 'clusterName'>,
+  exposure: EndpointExposure,
+  environment: string,
+): KubernetesObject[] {
+  const objects = {
+    namespace: plan.namespace,
+    name: spec.name,
+    ownerId: spec.ownerId,
+    image: imageRef,
+    replicas: spec.replicas,
+    topK: spec.topK,
+    ...(spec.script
+      ? { args: scriptContainerArgs(Boolean(exposure.tls)) }
+      : { modelName: v2ModelName(spec.modelPath) }),
+    servicePort: exposure.port,
+    exposure,
+    environment,
+    cluster: plan.clusterName,
+  };
+  return spec.hold ? scaleToZeroManifests(objects, spec.hold.wakeTimeoutSeconds) : scoringManifests(objects);
+}
 
 /** The label of the front's pods (never ENDPOINT_LABEL: the scoring pods' Service must not select them). */
 export const FRONT_LABEL = 'inferctl.dev/front';

@@ -8,6 +8,7 @@
  */
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
+import type { AgentPool } from '@azure/arm-containerservice';
 
 import { parseGatewayCounts } from '../local/gateway-counts';
 import type { GatewayCounts, StepProgress } from '../target';
@@ -32,11 +33,28 @@ export interface PoolScaleScope {
 
 /**
  * Gives the GPU pool the nodes `replicas` need (one GPU each), 0 for none; returns the node count it has
- * now, or undefined when the pool is not this deployment's to scale (an adopted cluster).
+ * now, or undefined when the pool is not this deployment's to scale (an adopted cluster). `growOnly`: a pool
+ * with more nodes keeps them (autoscaling shrinks it itself, once the pods are gone: gpu-pool-fit.ts).
  */
-export async function scaleGpuPool(scope: PoolScaleScope, replicas: number): Promise<number | undefined> {
-  const { clients, settings, plan, owner, signal, progress } = scope;
-  const doing = `scaling agent pool ${plan.gpuPoolName} of cluster ${plan.clusterName}`;
+export async function scaleGpuPool(
+  scope: PoolScaleScope,
+  replicas: number,
+  growOnly = false,
+): Promise<number | undefined> {
+  const found = await readGpuPool(scope);
+  if (!found.managed) return undefined;
+  const nodes = Math.ceil(replicas / found.gpusPerNode);
+  const count = found.pool.count ?? 0;
+  if ((count === nodes || (growOnly && count > nodes)) && found.pool.provisioningState === 'Succeeded') return count;
+  await setPoolCount(scope, found.pool, nodes);
+  return nodes;
+}
+
+/** The GPU pool as ARM has it, its GPUs per node, and whether it is this deployment's to scale. */
+export async function readGpuPool(
+  scope: PoolScaleScope,
+): Promise<{ pool: AgentPool; gpusPerNode: number; managed: boolean }> {
+  const { clients, settings, plan, owner, signal } = scope;
   let cluster;
   let pool;
   try {
@@ -47,12 +65,16 @@ export async function scaleGpuPool(scope: PoolScaleScope, replicas: number): Pro
       abortSignal: signal,
     });
   } catch (err) {
-    throw azureFailure(err, doing);
+    throw azureFailure(err, `reading agent pool ${plan.gpuPoolName} of cluster ${plan.clusterName}`);
   }
-  if (plan.existingCluster || !tagsOwnedBy(cluster.tags, owner)) return undefined;
-  const perNode = Math.max(1, await gpusPerVm(clients.compute, settings.location, pool.vmSize ?? '', signal));
-  const nodes = Math.ceil(replicas / perNode);
-  if (pool.count === nodes && pool.provisioningState === 'Succeeded') return nodes;
+  const gpusPerNode = Math.max(1, await gpusPerVm(clients.compute, settings.location, pool.vmSize ?? '', signal));
+  return { pool, gpusPerNode, managed: !plan.existingCluster && tagsOwnedBy(cluster.tags, owner) };
+}
+
+/** Sets the pool's node count (agentPools.createOrUpdate, awaited); Azure's refusals become azureFailure's errors. */
+export async function setPoolCount(scope: PoolScaleScope, pool: AgentPool, nodes: number): Promise<void> {
+  const { clients, settings, plan, signal, progress } = scope;
+  const doing = `scaling agent pool ${plan.gpuPoolName} of cluster ${plan.clusterName}`;
   progress?.(`${doing}: ${pool.count ?? 0} → ${nodes} node(s) of ${pool.vmSize}`);
   try {
     const poller = clients.containerService.agentPools.createOrUpdate(
@@ -67,21 +89,21 @@ export async function scaleGpuPool(scope: PoolScaleScope, replicas: number): Pro
   } catch (err) {
     throw azureFailure(err, doing);
   }
-  return nodes;
 }
 
-/** Waits until no pod of the scoring Deployment `name` is left (their nodes may go then). */
+/** Waits until no more than `left` pods (none by default) of the scoring Deployment `name` are left (their nodes may go then). */
 export async function waitForScorersGone(
   kc: KubeConfig,
   namespace: string,
   name: string,
   signal?: AbortSignal,
   progress?: StepProgress,
+  left = 0,
 ): Promise<void> {
   const core = kc.makeApiClient(CoreV1Api);
   for (;;) {
     const pods = (await core.listNamespacedPod({ namespace, labelSelector: `app=${name}` })).items;
-    if (pods.length === 0) return;
+    if (pods.length <= left) return;
     progress?.(`waiting for ${pods.length} scoring pod(s) of ${name} to stop before their nodes go`);
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
     await new Promise((resolve) => setTimeout(resolve, 500));

@@ -8,7 +8,7 @@
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig } from '@kubernetes/client-node';
 
-import type { RequestCounts } from '../target';
+import type { GatewayCounts, RequestCounts } from '../target';
 import { scoringCounts } from '../local/replica-set';
 import { SCORER_PORT } from './kubernetes-manifests';
 
@@ -19,25 +19,49 @@ export async function podRequestCounts(
   labelSelector: string,
   https: boolean,
 ): Promise<RequestCounts> {
+  const counts: RequestCounts = { total: 0, errors: 0, replicasRead: 0 };
+  for (const text of await podMetrics(kc, namespace, labelSelector, https)) {
+    const read = scoringCounts(text);
+    counts.total += read.total;
+    counts.errors += read.errors;
+    counts.replicasRead++;
+  }
+  return counts;
+}
+
+/**
+ * The endpoint's load as the pods count it, for a deployment without a front (autoscaling with
+ * --min-replicas 1 or more): their scoring requests and those in flight, summed. Nothing is held without a
+ * front. Throws when no pod answered (the reading is then left out, not taken as zero).
+ */
+export async function podLoadCounts(
+  kc: KubeConfig,
+  namespace: string,
+  labelSelector: string,
+  https: boolean,
+): Promise<GatewayCounts> {
+  const texts = await podMetrics(kc, namespace, labelSelector, https);
+  if (texts.length === 0) throw new Error(`No scoring pod in namespace ${namespace} answered for its counters.`);
+  const sum = { scoringTotal: 0, inFlight: 0, held: 0, heldTotal: 0, heldAnsweredTotal: 0, heldRefusedTotal: 0 };
+  for (const text of texts) {
+    sum.scoringTotal += scoringCounts(text).total;
+    sum.inFlight += Number(/^inferctl_server_scoring_in_flight (\d+(?:\.\d+)?)$/m.exec(text)?.[1] ?? 0);
+  }
+  return sum;
+}
+
+/** The `/metrics` text of each running pod that answered. */
+async function podMetrics(kc: KubeConfig, namespace: string, labelSelector: string, https: boolean) {
   const core = kc.makeApiClient(CoreV1Api);
   const pods = (await core.listNamespacedPod({ namespace, labelSelector })).items.filter(
     (p) => p.status?.phase === 'Running' && !p.metadata?.deletionTimestamp,
   );
-  const counts: RequestCounts = { total: 0, errors: 0, replicasRead: 0 };
-  await Promise.all(
+  const texts = await Promise.all(
     pods.map(async (pod) => {
       const name = `${https ? 'https' : 'http'}:${pod.metadata!.name!}:${SCORER_PORT}`;
-      let text: string;
-      try {
-        text = await core.connectGetNamespacedPodProxyWithPath({ name, namespace, path: 'metrics' });
-      } catch {
-        return; // starting or restarting: its counter starts from zero once it answers
-      }
-      const read = scoringCounts(text);
-      counts.total += read.total;
-      counts.errors += read.errors;
-      counts.replicasRead++;
+      // Starting or restarting: left out; its counters start from zero once it answers.
+      return core.connectGetNamespacedPodProxyWithPath({ name, namespace, path: 'metrics' }).catch(() => undefined);
     }),
   );
-  return counts;
+  return texts.filter((t): t is string => typeof t === 'string');
 }

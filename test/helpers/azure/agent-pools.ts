@@ -6,12 +6,15 @@
  *     digits, starting with a letter, at most 12 characters for Linux (6 for Windows), unique in the cluster;
  *     count 0–1000 (user) or 1–1000 (system), the autoscaler's minCount/maxCount; a vmSize the region offers this subscription (a retired size is
  *     not listed, so it is refused the same way): 400 InvalidParameter / BadRequest;
- *   - quota: a new pool (or a larger count) needs count × the size's vCPUs free in its family and in the
- *     regional total, else 400 InsufficientVCPUQuota; a pool holds its vCPUs until it is deleted;
+ *   - quota: a new pool needs count × the size's vCPUs free in its family and in the regional total, else
+ *     400 InsufficientVCPUQuota (AKS's own preflight); a larger count on an existing pool is refused as the
+ *     compute provider refuses the scale set's growth, 400 QuotaExceeded with its "Current Limit, Current
+ *     Usage, Additional Required" sentence; the pool keeps its count; a pool holds its vCPUs until it is deleted;
  *   - the cluster keeps a System pool: its last one can neither turn User nor be deleted (400
  *     OperationNotAllowed), so a system pool never scales to 0 nodes and never goes;
  *   - one operation at a time per cluster: a PUT or DELETE while the cluster or another pool is busy is 409
- *     OperationNotAllowed; a pool being deleted cannot be updated (409 OperationNotAllowed), and a second
+ *     OperationNotAllowed; a pool still Creating, Updating or Scaling refuses a second update (409
+ *     OperationNotAllowed, naming the operation in progress); a pool being deleted cannot be updated (409), and a second
  *     DELETE of it answers 202 with the operation in progress;
  *   - long-running operations: PUT → 201 (200 for an update) + Azure-AsyncOperation, provisioningState
  *     Creating/Updating then Succeeded; DELETE → 202 + Location and Azure-AsyncOperation, Deleting, then gone;
@@ -70,13 +73,16 @@ export class AgentPools {
     }
     if (method === 'PUT') {
       if (state?.provisioningState === 'Deleting') return send(409, poolBusy(pool, 'is being deleted'));
+      if (state && ['Creating', 'Updating', 'Scaling'].includes(state.provisioningState)) {
+        return send(409, poolInProgress(host.name, pool, state.provisioningState));
+      }
       if (host.operation?.status === 'InProgress') return send(409, clusterBusy(host.name));
       const props: Record<string, unknown> = { ...((json.properties as Record<string, unknown>) ?? {}), name: pool };
       const others = new Set([...host.pools.keys()].filter((n) => n !== pool));
       const problem =
         validatePool(props, others, this.skus, this.location) ??
         this.lastSystemPool(host, pool, props.mode !== 'System') ??
-        this.quotaProblem(props, state);
+        this.quotaProblem(props, state, Boolean(existing));
       if (problem) return send(400, { error: problem });
       const held = this.hold(props, state);
       const next: PoolState = { provisioningState: existing ? 'Updating' : 'Creating', ...(held ? { held } : {}) };
@@ -143,13 +149,18 @@ export class AgentPools {
   }
 
   /** AKS's quota check: what the pool adds (over what it already holds) must fit its family and the region. */
-  private quotaProblem(props: Record<string, unknown>, state: PoolState | undefined): ArmRefusal | undefined {
+  private quotaProblem(
+    props: Record<string, unknown>,
+    state: PoolState | undefined,
+    existing: boolean,
+  ): ArmRefusal | undefined {
     const sku = this.sku(props);
     if (!this.quotas || !sku) return undefined;
     const want = sku.vCPUs * Number(props.count ?? 1) - (state?.held?.vCPUs ?? 0);
     for (const family of [sku.family, 'cores']) {
       const q = this.quotas[family];
       if (!q || q.used + want <= q.limit) continue;
+      if (existing) return scaleQuotaExceeded(family, this.location, q, want);
       return {
         code: 'InsufficientVCPUQuota',
         message:
@@ -186,6 +197,34 @@ function clusterBusy(name: string) {
   return armError(
     'OperationNotAllowed',
     `Operation is not allowed because there's an in progress operation on managed cluster '${name}'.`,
+  );
+}
+
+/** What the compute provider answers when a scale set's growth would pass a vCPU quota (AKS passes it on). */
+function scaleQuotaExceeded(
+  family: string,
+  location: string,
+  q: { limit: number; used: number },
+  want: number,
+): ArmRefusal {
+  const name = family === 'cores' ? 'Total Regional Cores' : `${family} Cores`;
+  return {
+    code: 'QuotaExceeded',
+    message:
+      `Operation could not be completed as it results in exceeding approved ${name} quota. Additional details - ` +
+      `Deployment Model: Resource Manager, Location: ${location}, Current Limit: ${q.limit}, Current Usage: ${q.used}, ` +
+      `Additional Required: ${want}, (Minimum) New Limit Required: ${q.used + want}. Submit a request for Quota ` +
+      'increase at https://aka.ms/ProdportalCRP/#blade/Microsoft_Azure_Capacity/UsageAndQuota.ReactView by ' +
+      "specifying parameters listed in the 'Details' section for deployment to succeed.",
+  };
+}
+
+function poolInProgress(cluster: string, pool: string, state: string) {
+  const operation = state === 'Creating' ? 'create' : state === 'Scaling' ? 'scale' : 'update';
+  return armError(
+    'OperationNotAllowed',
+    `Operation is not allowed because there's an in progress ${operation} agent pool operation on agent pool '${pool}' ` +
+      `of managed cluster '${cluster}'. Please wait for it to finish before starting a new operation.`,
   );
 }
 

@@ -3,7 +3,11 @@
  * identity, VM sizes the region offers), with AKS's error codes, through the real SDK client; and the bodies
  * inferctl sends pass, for the longest deployment name it allows. An agent pool on its own: quota held and
  * given back, count limits, 409 while the cluster is busy or the pool is being deleted, 204 on deleting a
- * missing pool (what a GPU-pool job's retried teardown relies on).
+ * missing pool (what a GPU-pool job's retried teardown relies on). A count change (autoscaling's GPU pool):
+ * a system pool never below 1, a user pool 0 to 1000, a second update while one is in progress 409, a growth
+ * past the regional vCPU quota 400 QuotaExceeded with the compute provider's sentence and the count kept, and
+ * inferctl's fit turning that refusal into a pool held where it is, with the reason; a size no longer
+ * offered refuses any count change.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -15,6 +19,7 @@ import { aksPlan, aksSettingsFromEnv } from '../../../src/targets/aks/aks-config
 import type { AksSettings } from '../../../src/targets/aks/aks-config';
 import { createAzureClients } from '../../../src/targets/aks/azure-clients';
 import type { AzureClients } from '../../../src/targets/aks/azure-clients';
+import { fitGpuPool } from '../../../src/targets/aks/gpu-pool-fit';
 import { managedClusterBody } from '../../../src/targets/aks/managed-cluster';
 import { ArmEndpoint } from '../../helpers/azure/arm-endpoint';
 import { TEST_LOCATION, TEST_REGISTRY, TEST_RESOURCE_GROUP, TEST_SUBSCRIPTION } from '../../helpers/azure/aks-testbed';
@@ -210,5 +215,89 @@ describe('managed-cluster bodies are validated as AKS validates them', () => {
 
     // Deleting it again answers 204, which the SDK's poller takes as done: how a retried teardown is idempotent.
     await pools.beginDeleteAndWait(TEST_RESOURCE_GROUP, cluster, 'gpu', { updateIntervalInMs: 20 });
+  });
+
+  test('a count change: bounds, one update at a time, QuotaExceeded past the quota (the fit holds the pool), sizes offered', async () => {
+    const name = `fit${n + 1}`;
+    await put(body(name));
+    const cluster = `c${n}`;
+    const pools = clients.containerService.agentPools;
+    const refusedWith = (p: Promise<unknown>) =>
+      p.then(
+        () => assert.fail('accepted'),
+        (e: unknown) => e as RestError,
+      );
+    const system = await pools.get(TEST_RESOURCE_GROUP, cluster, 'system');
+    const toZero = await refusedWith(
+      pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'system', { ...system, count: 0 }),
+    );
+    assert.equal(toZero.statusCode, 400, 'a system pool keeps a node');
+    const gpu = await pools.get(TEST_RESOURCE_GROUP, cluster, 'gpu');
+    const over = await refusedWith(pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'gpu', { ...gpu, count: 1001 }));
+    assert.equal(over.statusCode, 400, 'a user pool holds at most 1000 nodes');
+
+    // An update in progress: a second one is refused with the operation it waits for.
+    const first = await pools.beginCreateOrUpdate(
+      TEST_RESOURCE_GROUP,
+      cluster,
+      'gpu',
+      { ...gpu, count: 2 },
+      {
+        updateIntervalInMs: 20,
+      },
+    );
+    const second = await refusedWith(pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'gpu', { ...gpu, count: 3 }));
+    assert.deepEqual([second.statusCode, second.code], [409, 'OperationNotAllowed']);
+    assert.match(second.message, /in progress update agent pool operation on agent pool 'gpu'/);
+    assert.equal((await first.pollUntilDone()).count, 2);
+
+    // Past the family's quota (4 vCPUs a node): refused as the compute provider refuses it, the count kept.
+    const t4 = arm.quotas['standardNCASv3_T4Family']!;
+    const limit = t4.limit;
+    t4.limit = t4.used + 4; // room for one more node, not two
+    try {
+      const grown = await pools.get(TEST_RESOURCE_GROUP, cluster, 'gpu');
+      const quota = await refusedWith(
+        pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'gpu', { ...grown, count: 4 }),
+      );
+      assert.deepEqual([quota.statusCode, quota.code], [400, 'QuotaExceeded']);
+      assert.match(
+        quota.message,
+        /exceeding approved standardNCASv3_T4Family Cores quota.*Current Limit: \d+, Current Usage: \d+, Additional Required: 8/,
+      );
+      assert.equal((await pools.get(TEST_RESOURCE_GROUP, cluster, 'gpu')).count, 2, 'the count kept');
+
+      // inferctl's fit: room for 4 replicas asked, the pool held at 2 nodes with the quota as the reason.
+      const plan = { ...aksPlan(name, 2, settings), clusterName: cluster };
+      const owner = { id: `deploy-${name}`, environment: settings.environment };
+      const scope = { clients, settings, plan, owner, name, namespace: plan.namespace };
+      const never = {
+        poolGpus: () => Promise.reject(new Error('not an adopted cluster')),
+        onCluster: () => Promise.reject(new Error('no pod wait when growing')),
+      };
+      const held = await fitGpuPool(scope, { replicas: 4, maxReplicas: 4, minReplicas: 1 }, never);
+      assert.deepEqual([held.previousNodes, held.nodes, held.room, held.maxNodes], [2, 2, 2, 4]);
+      assert.match(held.held ?? '', /^quota: QuotaExceeded .*Current Limit/);
+      // Within the quota it grows (to 3), and --max-gpu-nodes caps it there.
+      const capped = await fitGpuPool(scope, { replicas: 4, maxReplicas: 4, minReplicas: 1, maxNodes: 3 }, never);
+      assert.deepEqual([capped.nodes, capped.room, capped.held], [3, 3, '--max-gpu-nodes 3']);
+      assert.equal((await pools.get(TEST_RESOURCE_GROUP, cluster, 'gpu')).count, 3);
+    } finally {
+      t4.limit = limit;
+    }
+
+    // A size no longer offered (retired, or withdrawn from the subscription): its pool cannot change count.
+    const size = arm.skus.find((k) => k.name === 'Standard_NC4as_T4_v3')!;
+    size.restricted = true;
+    try {
+      const now = await pools.get(TEST_RESOURCE_GROUP, cluster, 'gpu');
+      const retired = await refusedWith(
+        pools.createOrUpdate(TEST_RESOURCE_GROUP, cluster, 'gpu', { ...now, count: 1 }),
+      );
+      assert.deepEqual([retired.statusCode, retired.code], [400, 'BadRequest']);
+      assert.match(retired.message, /Standard_NC4as_T4_v3 is not allowed in your subscription/);
+    } finally {
+      size.restricted = false;
+    }
   });
 });

@@ -4,7 +4,8 @@
  * front runs on the system pool and holds the public endpoint (HTTPS, the key checked there); after the quiet
  * period the scoring pods go and the GPU pool goes to 0 nodes (kept, not deleted); held requests are answered
  * after the wake brings the pool back to 1 node and the replica up; then back to 0 again; a caller without
- * the key gets 401 and wakes nothing; the janitor leaves the scaled-to-zero deployment alone.
+ * the key gets 401 and wakes nothing; the janitor leaves the scaled-to-zero deployment alone; a rollout is
+ * refused (not built behind the front yet), the deployment going on.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -188,6 +189,15 @@ describe('aks scale to zero: the front on the system pool, the GPU pool 0 → 1 
     const janitor = await inferctl(['janitor', '--dry-run', '--task-queue', suite.taskQueue, '--json']);
     assert.equal(janitor.code, 0, janitor.stderr);
     assert.ok(!janitor.stdout.includes(name), `the janitor left ${name} alone: ${janitor.stdout}`);
+
+    // A rollout is refused, saying what to do instead (its candidate is not built behind the front yet).
+    const rollout = await inferctl(['rollout', name, '--model', suite.assets.modelPath]);
+    assert.notEqual(rollout.code, 0, rollout.stdout);
+    assert.match(
+      rollout.stderr,
+      /rollout of an aks deployment that scales to zero .* is not supported yet; deploy the new/,
+    );
+    assert.equal((await status()).stage, 'serving', 'the deployment goes on');
 
     const down = await inferctl(['teardown', name, '--json']);
     assert.equal(down.code, 0, down.stderr);
