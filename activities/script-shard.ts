@@ -10,7 +10,7 @@ import { scoreScriptShard } from '../src/batch/script-scorer';
 import { prepareBatchApp } from '../src/script/batch-app';
 import type { ScriptProcessPool } from '../src/script/batch-pool';
 import type { BatchScriptSpec, ShardResult, ShardTask } from '../src/shared/batch-types';
-import { withLocalModel } from '../src/storage/blob-model';
+import { withScriptModelCopy } from '../src/script/script-model';
 import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
 import { runShard } from './shard-runner';
@@ -36,8 +36,8 @@ export async function runScriptShard(
   const app = await failingPermanently(() =>
     withHeartbeat(
       async (signal) => {
-        const local = await withLocalModel(task, signal);
-        return prepareBatchApp(local.modelPath, task.script, deps.envCache, { signal });
+        const script = await withScriptModelCopy(task.modelPath, task.script, { signal });
+        return prepareBatchApp(task.modelPath, script, deps.envCache, { signal });
       },
       () => ctx.info.heartbeatDetails,
     ),
