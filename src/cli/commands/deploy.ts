@@ -117,6 +117,12 @@ export function addDeployCommand(program: Command): void {
     .action(async (o) => {
       const aks = aksOptions(o);
       checkEndpointFlags(o.target, aks, o);
+      if (!o.entryScript && isBlobLocation(o.model)) {
+        throw new CliError(
+          `An az:// model is for a scoring script (--entry-script); download the ONNX model and pass its file (got ${o.model}).`,
+          2,
+        );
+      }
       if (o.dryRun && o.entryScript) return void (await scriptDryRunFromFlags(o));
       if (o.dryRun) {
         await deployDryRunCommand(
