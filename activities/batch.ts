@@ -26,6 +26,7 @@ import { fileExists } from '../src/file-exists';
 import { readJsonFile, syncDirectory, writeJsonFileAtomic } from '../src/json-file';
 import { FailureType } from '../src/shared/failure-types';
 import { scriptModelDigest } from '../src/script/batch-app';
+import { withScriptModelCopy } from '../src/script/script-model';
 import { compileEntryScript, planScript } from '../src/script/script-plan';
 import type { BatchScriptSpec } from '../src/shared/batch-types';
 
@@ -53,8 +54,8 @@ export function createBatchActivities() {
       // The job's spec and labels are checked against the model here, before any shard runs; a script job's
       // script is planned (environment file read, interpreter chosen) and compiled instead.
       const info = await failingPermanently(async () => {
+        if (input.script) return { digest: await checkScriptJob(input.modelPath, input.script) };
         const local = await withLocalModel(input);
-        if (input.script) return { digest: await checkScriptJob(local.modelPath, input.script) };
         return readModelInfo(local.modelPath, await readOverrides(local));
       });
       if (isBlobLocation(input.outputDir)) return prepareBlobBatch(input, jobToken, info.digest);
@@ -184,9 +185,10 @@ async function removeShardFiles(layout: BatchLayout): Promise<void> {
 }
 
 /** A script job's script, environment file and model, checked before any shard runs; the model's digest. */
-async function checkScriptJob(modelPath: string, script: BatchScriptSpec): Promise<string> {
+async function checkScriptJob(modelPath: string, given: BatchScriptSpec): Promise<string> {
+  const script = await withScriptModelCopy(modelPath, given); // an az:// model (a folder of blobs, or one blob)
   await compileEntryScript(await planScript(modelPath, script));
-  return scriptModelDigest(modelPath);
+  return scriptModelDigest(modelPath, script);
 }
 
 function validate(input: BatchScoreInput): void {

@@ -45,7 +45,13 @@ import { targetStep } from './heartbeat';
 import { autoscaleProblems } from './autoscale-watch';
 import { readServedModel, v2FlagProblems, v2SmokeProblems, v2SmokeQuery } from './v2-deployment';
 import { FailureType } from '../src/shared/failure-types';
-import { scriptInputProblems, scriptSmokeQuery, validateScriptDeployment } from './script-deployment';
+import { withScriptModelCopy } from '../src/script/script-model';
+import {
+  modelPathProblems,
+  scriptInputProblems,
+  scriptSmokeQuery,
+  validateScriptDeployment,
+} from './script-deployment';
 
 export interface DeployActivityDeps {
   /** The targets this worker can drive; a deployment for another target fails with a clear message. */
@@ -127,7 +133,7 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
       }
       problems.push(...scaleToZeroProblems(input, targets[input.target]));
       problems.push(...autoscaleProblems(input, targets[input.target]));
-      if (!path.isAbsolute(input.modelPath)) problems.push(`model path must be absolute (got ${input.modelPath})`);
+      problems.push(...modelPathProblems(input));
       if (input.labelsPath !== undefined && !path.isAbsolute(input.labelsPath)) {
         problems.push(`labels path must be absolute (got ${input.labelsPath})`);
       }
@@ -208,7 +214,13 @@ export function createDeployActivities({ targets }: DeployActivityDeps) {
 
     async buildImage(spec: DeploymentSpec): Promise<ImageResult> {
       const target = targetFor(spec.target);
-      return targetStep((signal, progress) => failingPermanently(() => target.buildImage(spec, signal, progress)));
+      return targetStep((signal, progress) =>
+        failingPermanently(async () => {
+          // A script's az:// model is copied to this worker first; the target lays the copy out.
+          const script = spec.script && (await withScriptModelCopy(spec.modelPath, spec.script, { signal, progress }));
+          return target.buildImage(script ? { ...spec, script } : spec, signal, progress);
+        }),
+      );
     },
 
     async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {

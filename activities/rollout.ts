@@ -7,7 +7,7 @@ import fs from 'node:fs/promises';
 
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
-import type { SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
+import type { ScriptSmokeResult, ScriptSmokeSpec, SmokeResult, SmokeSpec } from '../src/shared/deploy-types';
 import type { MirrorReport } from '../src/shared/mirror-types';
 import { FailureType } from '../src/shared/failure-types';
 import type {
@@ -22,6 +22,7 @@ import type { CandidateMirror, CandidateSets, Target } from '../src/targets/targ
 import type { WaitOptions } from './deploy';
 import { parsePredictions } from './endpoint-answers';
 import { failingPermanently } from './failures';
+import { scriptSmokeQuery } from './script-deployment';
 import { withHeartbeat } from './heartbeat';
 
 export interface RolloutActivityDeps {
@@ -123,6 +124,27 @@ export function createRolloutActivities({ targets }: RolloutActivityDeps) {
           );
         }
         result = { predictions, latencyMs: Date.now() - started };
+      }
+      return result!;
+    },
+
+    /**
+     * A scoring-script candidate's smoke query, as deploy's (script-deployment.ts: 401 without the key, the
+     * expected status and check with it), on every candidate replica; the first that misses fails the rollout.
+     */
+    async smokeScriptCandidate(
+      spec: DeploymentSpec,
+      replicaUrls: string[],
+      smoke: ScriptSmokeSpec,
+    ): Promise<ScriptSmokeResult> {
+      const { target, candidates } = candidatesOf(spec.target);
+      const signal = Context.current().cancellationSignal;
+      const access = candidates.access
+        ? await failingPermanently(() => candidates.access!(spec, signal))
+        : await failingPermanently(() => target.endpointAccess(spec));
+      let result: ScriptSmokeResult | undefined;
+      for (const url of candidates.access ? [access.endpoint] : replicaUrls) {
+        result = await scriptSmokeQuery({ ...access, endpoint: url }, smoke, signal, 'The candidate');
       }
       return result!;
     },

@@ -19,6 +19,9 @@ import { FailureType } from '../src/shared/failure-types';
 import { endpointRequest } from '../src/targets/endpoint-request';
 import { gpuRequirements } from '../src/script/gpu-packages';
 import type { EndpointAccess } from '../src/targets/target';
+import { assertTrustedEndpoint } from '../src/storage/blob-client';
+import { isBlobLocation, parseBlobLocation } from '../src/storage/blob-location';
+import { listModelBlobs } from '../src/storage/blob-tree';
 import { failingPermanently } from './failures';
 
 export interface ValidatedScript {
@@ -40,10 +43,29 @@ const CONTENT_TYPES: Record<string, string> = {
   '.csv': 'text/csv',
 };
 
+/** What is wrong with --model's form: an absolute path, or for a scoring script an az:// prefix too. */
+export function modelPathProblems(input: DeployInput): string[] {
+  if (path.isAbsolute(input.modelPath)) return [];
+  if (!isBlobLocation(input.modelPath)) return [`model path must be absolute (got ${input.modelPath})`];
+  if (!input.script) {
+    return [
+      `an az:// model is for a scoring script (--entry-script); download the ONNX model first (got ${input.modelPath})`,
+    ];
+  }
+  try {
+    // Refused here, before any client exists: an endpoint that may not receive this worker's credentials.
+    assertTrustedEndpoint(parseBlobLocation(input.modelPath));
+    return [];
+  } catch (err) {
+    return [(err as Error).message.replace(/\.$/, '')];
+  }
+}
+
 /** What the input alone says is wrong with a script deployment, every problem; [] when nothing is. */
 export function scriptInputProblems(input: DeployInput): string[] {
   const script = input.script!;
   const problems = scriptSpecProblems(input.modelPath, script);
+  if (script.modelCopy !== undefined) problems.push('modelCopy is set by the worker, never in a deployment input');
   if (script.gpu && input.target !== 'aks') {
     problems.push('--gpu (a CUDA base image for the script) is for --target aks; locally the script runs as it is');
   }
@@ -77,7 +99,8 @@ export async function validateScriptDeployment(input: DeployInput): Promise<Vali
   return failingPermanently(async () => {
     const plan = await planScript(input.modelPath, script);
     await compileEntryScript(plan);
-    const model = await walkTree('model', input.modelPath);
+    const model = isBlobLocation(input.modelPath) ? await listModelBlobs(input.modelPath) : undefined;
+    const files = model ? [] : await walkTree('model', input.modelPath);
     await walkTree('source folder', plan.sourceDir, { skipCaches: true });
     if (input.scriptSmoke) {
       assertInsideAllowedRoots('smoke sample', input.scriptSmoke.samplePath);
@@ -97,12 +120,14 @@ export async function validateScriptDeployment(input: DeployInput): Promise<Vali
         : '';
     return {
       modelName: plan.modelName,
-      modelDigest: await treeDigest(model),
+      // A blob model's digest is its listing's (names, sizes, ETags): it is downloaded by the image step.
+      modelDigest: model ? model.digest : await treeDigest(files),
       labels: 0,
       protocol: 'script' as const,
       input:
         `${plan.entryRelative} on Python ${plan.interpreter.version}, ` +
         `${plan.environment.requirements.length} requirement(s)${renamed}; model ${plan.modelDirRelative}/${plan.modelEntry}` +
+        (model ? ` from ${model.blobs.length} blob(s), ${model.bytes} bytes` : '') +
         cpuOnly,
     };
   });
@@ -117,6 +142,7 @@ export async function scriptSmokeQuery(
   access: EndpointAccess,
   smoke: ScriptSmokeSpec,
   signal: AbortSignal,
+  who = 'The endpoint',
 ): Promise<ScriptSmokeResult> {
   const body = await fs.readFile(smoke.samplePath);
   const contentType =
@@ -131,7 +157,7 @@ export async function scriptSmokeQuery(
   const anonymous = await post({});
   if (anonymous.status !== 401) {
     throw ApplicationFailure.nonRetryable(
-      `The endpoint answered ${anonymous.status} to a request without a key; it must refuse with 401.`,
+      `${who} answered ${anonymous.status} to a request without a key; it must refuse with 401.`,
       FailureType.EndpointUnprotected,
     );
   }
@@ -141,14 +167,14 @@ export async function scriptSmokeQuery(
   const excerpt = res.text.slice(0, 200);
   const expected = smoke.expectStatus ?? 200;
   if (res.status !== expected) {
-    const message = `Smoke query got ${res.status} from ${access.endpoint}/score, expected ${expected}: ${res.text.slice(0, 300)}`;
+    const message = `${who === 'The endpoint' ? 'Smoke query' : `${who}'s smoke query`} got ${res.status} from ${access.endpoint}/score, expected ${expected}: ${res.text.slice(0, 300)}`;
     if (res.status >= 502 && res.status <= 504) throw new Error(message);
     throw ApplicationFailure.nonRetryable(message, FailureType.SmokeQueryFailed);
   }
   const problem = expectationProblem(smoke, res.text);
   if (problem) {
     throw ApplicationFailure.nonRetryable(
-      `Smoke query answer does not meet the expectation: ${problem}. The answer: ${res.text.slice(0, 300)}`,
+      `${who === 'The endpoint' ? 'Smoke query' : `${who}'s smoke query`} answer does not meet the expectation: ${problem}. The answer: ${res.text.slice(0, 300)}`,
       FailureType.SmokeQueryMismatch,
     );
   }

@@ -12,8 +12,8 @@ import { imageBatchApp, prepareBatchApp } from '../src/script/batch-app';
 import type { ImageScript } from '../src/script/batch-app';
 import type { ScriptProcessPool } from '../src/script/batch-pool';
 import type { BatchScriptSpec, ShardResult, ShardTask } from '../src/shared/batch-types';
+import { withScriptModelCopy } from '../src/script/script-model';
 import { FailureType } from '../src/shared/failure-types';
-import { withLocalModel } from '../src/storage/blob-model';
 import { failingPermanently } from './failures';
 import { withHeartbeat } from './heartbeat';
 import { runShard } from './shard-runner';
@@ -50,8 +50,8 @@ export async function runScriptShard(
     withHeartbeat(
       async (signal) => {
         if (task.script.inImage && imageScript) return imageBatchApp(imageScript);
-        const local = await withLocalModel(task, signal);
-        return prepareBatchApp(local.modelPath, task.script, deps.envCache, { signal });
+        const script = await withScriptModelCopy(task.modelPath, task.script, { signal });
+        return prepareBatchApp(task.modelPath, script, deps.envCache, { signal });
       },
       () => ctx.info.heartbeatDetails,
     ),

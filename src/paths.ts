@@ -9,6 +9,11 @@ export function inferctlHome(): string {
   return path.resolve(process.env.INFERCTL_HOME ?? path.join(os.homedir(), '.inferctl'));
 }
 
+/** Where workers keep their copies of blob models (src/storage/blob-model.ts, blob-tree.ts). */
+export function blobCacheDir(): string {
+  return path.join(inferctlHome(), 'blob-cache');
+}
+
 /** Caches that are safe to share between checkouts: the Temporal CLI binary, Go build output. */
 export function inferctlCacheDir(): string {
   return path.resolve(process.env.INFERCTL_CACHE_DIR ?? path.join(os.homedir(), '.cache', 'inferctl'));

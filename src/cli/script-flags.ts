@@ -11,7 +11,7 @@ import { InvalidArgumentError } from '@commander-js/extra-typings';
 import type { Command, OptionValues } from '@commander-js/extra-typings';
 
 import { parseExpectJson } from '../script/smoke-expectation';
-import type { DeployInput, DeployStatus, ScriptSmokeSpec } from '../shared/deploy-types';
+import type { DeployInput, DeployStatus, RolloutRequest, ScriptSmokeSpec } from '../shared/deploy-types';
 import { CliError } from './cli-error';
 import type { Output } from './output';
 
@@ -27,7 +27,7 @@ export interface ScriptFlags {
   gpu?: true;
 }
 
-function httpStatus(value: string): number {
+export function httpStatus(value: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 100 || n > 599) {
     throw new InvalidArgumentError('--expect-status must be an HTTP status from 100 to 599, e.g. 405.');
@@ -35,7 +35,7 @@ function httpStatus(value: string): number {
   return n;
 }
 
-function jsonExpectation(value: string): { path: string; value: string } {
+export function jsonExpectation(value: string): { path: string; value: string } {
   const parsed = parseExpectJson(value);
   if (!parsed) throw new InvalidArgumentError('--expect-json takes PATH=VALUE, e.g. predictions.0.label=lynx.');
   return parsed;
@@ -142,6 +142,39 @@ export function scriptInput(
       ...(flags.gpu ? { gpu: true } : {}),
     },
     ...(scriptSmoke ? { scriptSmoke } : {}),
+  };
+}
+
+/**
+ * `rollout`'s smoke query from --smoke-sample and its checks: a script candidate gets `scriptSmoke` (every
+ * check), an ONNX one `smoke` (its top label); the workflow picks by the candidate's kind, and refuses
+ * --expect-status/--expect-json/--expect-contains for an ONNX candidate.
+ */
+export function rolloutSmokeInput(
+  o: Pick<ScriptFlags, 'expectStatus' | 'expectJson' | 'expectContains'> & {
+    smokeSample?: string;
+    expectLabel?: string;
+  },
+): Pick<RolloutRequest, 'smoke' | 'scriptSmoke'> {
+  const scriptOnly = o.expectStatus !== undefined || o.expectJson !== undefined || o.expectContains !== undefined;
+  const checks = [o.expectLabel, o.expectJson, o.expectContains].filter((c) => c !== undefined);
+  if (checks.length > 1) throw new CliError('Give one of --expect-label, --expect-json and --expect-contains.', 2);
+  if (!o.smokeSample) {
+    if (checks.length > 0 || o.expectStatus !== undefined) {
+      throw new CliError('--expect-* need --smoke-sample: they check the answer to it.', 2);
+    }
+    return {};
+  }
+  const samplePath = path.resolve(o.smokeSample);
+  return {
+    ...(scriptOnly ? {} : { smoke: { samplePath, expectedLabel: o.expectLabel } }),
+    scriptSmoke: {
+      samplePath,
+      ...(o.expectStatus !== undefined ? { expectStatus: o.expectStatus } : {}),
+      ...(o.expectLabel !== undefined ? { expectLabel: o.expectLabel } : {}),
+      ...(o.expectJson ? { expectJson: o.expectJson } : {}),
+      ...(o.expectContains !== undefined ? { expectContains: o.expectContains } : {}),
+    },
   };
 }
 

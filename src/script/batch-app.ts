@@ -14,7 +14,7 @@ import { fileExists } from '../file-exists';
 import type { ScriptSpec } from '../shared/target-types';
 import { SCRIPT_MANIFEST } from './bundle-manifest';
 import type { ScriptManifest } from './bundle-manifest';
-import { copyTree, treeDigest, walkTree } from './model-tree';
+import { copyTree, treeDigest, walkScriptModel, walkTree } from './model-tree';
 import { ensurePythonEnvironment, environmentHash } from './python-env';
 import { planScript } from './script-plan';
 
@@ -34,8 +34,8 @@ export function workerEnvCache(home: string): string {
 }
 
 /** The content digest of a script job's model (a file or a folder), for the job's record. */
-export async function scriptModelDigest(modelPath: string): Promise<string> {
-  return treeDigest(await walkTree('model', modelPath));
+export async function scriptModelDigest(modelPath: string, script: Pick<ScriptSpec, 'modelCopy'>): Promise<string> {
+  return treeDigest(await walkScriptModel(modelPath, script));
 }
 
 export async function prepareBatchApp(
@@ -48,7 +48,7 @@ export async function prepareBatchApp(
   const source = (await walkTree('source folder', plan.sourceDir, { skipCaches: true })).filter(
     (f) => f.relative !== 'azureml-models' && !f.relative.startsWith('azureml-models/'),
   );
-  const model = await walkTree('model', modelPath);
+  const model = await walkScriptModel(modelPath, script);
   const envHash = environmentHash(plan.interpreter, plan.environment);
   const digest = crypto
     .createHash('sha256')

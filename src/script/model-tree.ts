@@ -8,9 +8,11 @@ import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
-import { assertInsideAllowedRoots } from '../allowed-roots';
+import { assertInsideAllowedRoots, realPath } from '../allowed-roots';
 import { InvalidInputError } from '../errors';
+import { blobCacheDir } from '../paths';
 import { FailureType } from '../shared/failure-types';
+import type { ScriptSpec } from '../shared/target-types';
 
 export interface TreeFile {
   /** Relative to the tree's root, '/'-separated; '' for a tree that is one file. */
@@ -23,15 +25,28 @@ export interface TreeFile {
 /** Directories never copied from a source folder: caches and virtual environments. */
 const SKIPPED_DIRS = new Set(['__pycache__', '.git', '.venv', 'venv', 'node_modules', '.ipynb_checkpoints']);
 
+/**
+ * The files of a script's model: the worker's copy of an az:// model when it made one (which must lie in the
+ * worker's blob cache, whatever the allowed roots), else --model itself (inside the allowed roots).
+ */
+export function walkScriptModel(modelPath: string, script: Pick<ScriptSpec, 'modelCopy'>): Promise<TreeFile[]> {
+  if (script.modelCopy === undefined) return walkTree('model', modelPath);
+  return walkTree('model', script.modelCopy, { roots: [realPath(blobCacheDir())] });
+}
+
 /** Every regular file under `root` (or `root` itself), checked; `what` names it in errors ("model", "source folder"). */
-export async function walkTree(what: string, root: string, opts: { skipCaches?: boolean } = {}): Promise<TreeFile[]> {
+export async function walkTree(
+  what: string,
+  root: string,
+  opts: { skipCaches?: boolean; roots?: string[] } = {},
+): Promise<TreeFile[]> {
   let realRoot: string;
   try {
     realRoot = await fs.realpath(root);
   } catch {
     throw new InvalidInputError(`The ${what} ${root} does not exist on this worker.`, FailureType.InputNotFound);
   }
-  assertInsideAllowedRoots(what, realRoot);
+  assertInsideAllowedRoots(what, realRoot, opts.roots);
   const stat = await fs.stat(realRoot);
   if (stat.isFile()) return [{ relative: '', source: realRoot, size: stat.size }];
   const files: TreeFile[] = [];

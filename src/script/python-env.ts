@@ -143,8 +143,11 @@ function tail(output: string, lines = 6): string {
   return output.trim().split('\n').slice(-lines).join('\n');
 }
 
-/** What pip said, as the user's error when the requirements cannot be resolved, else a transient one. */
-function pipFailure(env: ScriptEnvironment, output: string): Error {
+/**
+ * What pip said, as the user's error when the requirements cannot be resolved, else a transient one. Also
+ * read from an image build's log (src/targets/aks/deployment-image.ts), where pip ran inside the image.
+ */
+export function pipFailure(env: ScriptEnvironment, output: string): Error {
   const named = new Set<string>();
   for (const m of output.matchAll(/(?:No matching distribution found for|satisfies the requirement) (\S+)/g)) {
     named.add(m[1]!);

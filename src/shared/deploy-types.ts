@@ -353,6 +353,11 @@ export interface RolloutRequest {
   /** The smoke query the new version must pass first; default: the deployment's own. */
   smoke?: SmokeSpec;
   /**
+   * A scoring-script candidate's smoke query and its expectation (`--smoke-sample` with `--expect-*`),
+   * passed on every candidate replica before any traffic; default: the deployment's own when it is a script.
+   */
+  scriptSmoke?: ScriptSmokeSpec;
+  /**
    * The new version is a scoring script (`rollout --entry-script`), with `modelPath` the file or folder it
    * loads. Left out, the new version is served by inferctl's own ONNX server, whatever serves now.
    */

@@ -26,6 +26,11 @@ export interface ScriptSpec {
   modelVersion?: string;
   /** aks: a CUDA base image (src/targets/aks/script-image.ts) rather than the official Python one. */
   gpu?: boolean;
+  /**
+   * Set by the worker, never by a caller: the local copy of an az:// model (under the worker's blob cache),
+   * which the image step reads instead of modelPath. Refused in any input (src/script/model-tree.ts).
+   */
+  modelCopy?: string;
 }
 
 /** What the deploy workflow asks a target to run. Plain data: it travels through workflow history. */

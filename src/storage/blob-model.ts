@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 
 import { fileExists } from '../file-exists';
-import { inferctlHome } from '../paths';
+import { blobCacheDir } from '../paths';
 import { blockBlob, storageCall } from './blob-client';
 import { isBlobLocation, parseBlobLocation } from './blob-location';
 
@@ -19,12 +19,7 @@ export async function localCopy(location: string, what: string, abortSignal?: Ab
   const blob = blockBlob(loc);
   const props = await storageCall(`read the ${what}`, loc, () => blob.getProperties({ abortSignal }));
   const tag = (props.etag ?? 'none').replace(/[^A-Za-z0-9]/g, '');
-  const dir = path.join(
-    inferctlHome(),
-    'blob-cache',
-    crypto.createHash('sha256').update(location).digest('hex').slice(0, 32),
-    tag,
-  );
+  const dir = path.join(blobCacheDir(), crypto.createHash('sha256').update(location).digest('hex').slice(0, 32), tag);
   const file = path.join(dir, path.posix.basename(loc.prefix) || 'blob');
   if (await fileExists(file)) return file;
   await fs.mkdir(dir, { recursive: true });

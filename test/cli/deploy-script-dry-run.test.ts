@@ -3,7 +3,8 @@
  * the requirements with conda names mapped, the environment's hash, where script and model land; on aks the
  * Python image's Dockerfile (parsed as a builder parses it), its non-root user, and the key and TLS files
  * mounted 0440 as the ONNX server's are; with --gpu, the CUDA base and a warning for a CPU-only environment.
- * A script that does not compile is exit 2, as at validate.
+ * A script that does not compile is exit 2, as at validate. An az:// model is laid out by its last segment;
+ * a blob URL carrying a SAS is exit 2.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -175,5 +176,29 @@ describe('inferctl deploy --entry-script --dry-run', { skip: PYTHON_SKIP }, () =
     );
     assert.equal(run.code, 2);
     assert.match(run.stderr, /does not compile with Python 3\.\d+\.\d+:\n.*score\.py", line 5/);
+  });
+
+  test('an az:// model: where its folder lands (the worker lists and copies it), nothing read here; a bad URL is exit 2', async () => {
+    const run = await inferctl(
+      [
+        'deploy',
+        '--entry-script',
+        fixture('v2', 'score.py'),
+        '--model',
+        'az://mlstore/models/v7/colours/',
+        '--dry-run',
+        '--json',
+      ],
+      env,
+    );
+    assert.equal(run.code, 0, run.stderr);
+    const report = JSON.parse(run.stdout) as ScriptDryRunReport;
+    assert.equal(report.app.model, '<bundle>/app/azureml-models/colours/1/colours');
+    const bad = await inferctl(
+      ['deploy', '--entry-script', fixture('v2', 'score.py'), '--model', 'az://mlstore/models/x?sig=abc', '--dry-run'],
+      env,
+    );
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /it carries a SAS token, which would be stored in the workflow history/);
   });
 });

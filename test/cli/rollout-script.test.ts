@@ -2,7 +2,9 @@
  * `inferctl rollout NAME --model DIR` of a scoring-script deployment (local), through bin/inferctl.js: the
  * new model folder is validated as the script's, a candidate bundle (same script and environment, the new
  * model under azureml-models/) serves beside the old one through the bake, then replaces it behind the same
- * endpoint and key; the script's answers follow the new model, and teardown leaves no Python server.
+ * endpoint and key; the script's answers follow the new model, and teardown leaves no Python server. The
+ * candidate is smoke-queried with the rollout's own expectation (`--smoke-sample --expect-json
+ * --expect-status`), and one it misses keeps the old version serving; the expectation flags' misuse is refused.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -73,7 +75,53 @@ describe('inferctl rollout of a scoring-script deployment', { skip: PYTHON_SKIP 
       };
       assert.deepEqual(await ask(), { label: 'green', labels: 3, workerSecret: null, apiKeySeen: false });
 
-      const rolled = await inferctl(['rollout', name, '--model', next, '--bake', '2s', '--canary', '50']);
+      // The deployment's own expectation (label=green) is the candidate's by default; the new model answers
+      // magenta, so a rollout without its own expectation is kept off, as is one expecting the old answer.
+      for (const expectation of [[], ['--smoke-sample', sample, '--expect-json', 'label=green']]) {
+        const missed = await inferctl(['rollout', name, '--model', next, '--bake', '2s', ...expectation]);
+        const output = missed.stderr + missed.stdout;
+        assert.equal(missed.code, 1, output);
+        assert.match(
+          output,
+          /The candidate's smoke query answer does not meet the expectation: label is "magenta", not "green"/,
+        );
+        assert.deepEqual(await ask(), { label: 'green', labels: 3, workerSecret: null, apiKeySeen: false });
+      }
+      const usage: Array<[string[], RegExp, number]> = [
+        [['--expect-contains', 'x'], /--expect-\* need --smoke-sample/, 2],
+        [
+          ['--smoke-sample', sample, '--expect-json', 'label=red', '--expect-label', 'red'],
+          /Give one of --expect-label, --expect-json and --expect-contains/,
+          2,
+        ],
+        [
+          ['--onnx-server', '--smoke-sample', sample, '--expect-contains', 'red'],
+          /--expect-status, --expect-json and --expect-contains check a scoring script’s answer/,
+          2,
+        ],
+      ];
+      for (const [args, message, code] of usage) {
+        const refused = await inferctl(['rollout', name, '--model', next, ...args]);
+        assert.equal(refused.code, code, refused.stderr + refused.stdout);
+        assert.match(refused.stderr + refused.stdout, message);
+      }
+
+      const rolled = await inferctl([
+        'rollout',
+        name,
+        '--model',
+        next,
+        '--bake',
+        '2s',
+        '--canary',
+        '50',
+        '--smoke-sample',
+        sample,
+        '--expect-status',
+        '200',
+        '--expect-json',
+        'label=magenta',
+      ]);
       assert.equal(rolled.code, 0, rolled.stderr + rolled.stdout);
       const after = await ask();
       assert.deepEqual([after.label, after.labels], ['magenta', 4], 'the script loads the new model folder');

@@ -9,7 +9,7 @@
  * With `mirror`, the bake is a comparison instead of a canary (mirror-bake.ts): the candidate answers no
  * client. The new version may be of another kind than the serving one (a scoring script, an ONNX model).
  */
-import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, log, patched } from '@temporalio/workflow';
 
 import { ROLLOUT_DEFAULTS } from '../../src/shared/deploy-types';
 import type {
@@ -58,6 +58,10 @@ export function rolloutRefusal(d: DeployState, request: unknown): string | undef
   if (r.script !== undefined && !(typeof r.script?.entryScript === 'string' && r.script.entryScript.startsWith('/'))) {
     return `a scoring script rollout needs the entry script's absolute path (got ${JSON.stringify(r.script?.entryScript)}).`;
   }
+  const scriptCandidate = r.script ?? (r.onnxServer ? undefined : d.spec.script);
+  if (r.scriptSmoke && !r.smoke && !scriptCandidate) {
+    return '--expect-status, --expect-json and --expect-contains check a scoring script’s answer; the new version is inferctl’s ONNX server (check it with --expect-label).';
+  }
   if (status.stage !== 'serving') {
     return `Deployment "${input.name}" is ${status.stage}; roll out once it serves (inferctl status ${input.name}).`;
   }
@@ -90,6 +94,8 @@ interface Plan {
   bakeSeconds: number;
   maxErrorRate: number;
   smoke: DeployInput['smoke'];
+  /** A script candidate's smoke query (RolloutRequest.scriptSmoke). */
+  scriptSmoke: DeployInput['scriptSmoke'];
   versions: ServedVersion[];
   version: ServedVersion;
   /** The version that serves now. */
@@ -145,7 +151,7 @@ function planOf(d: DeployState, request: RolloutRequest): Plan {
     canaryPercent,
     bakeSeconds: request.bakeSeconds ?? ROLLOUT_DEFAULTS.bakeSeconds,
     maxErrorRate: request.maxErrorRate ?? ROLLOUT_DEFAULTS.maxErrorRate,
-    smoke: request.smoke ?? (sameKind ? input.smoke : undefined),
+    ...candidateSmoke(d, request, Boolean(script), sameKind),
     versions,
     version: { modelPath: request.modelPath, from: new Date().toISOString() },
     previous: versions.find((v) => v.until === undefined),
@@ -161,10 +167,26 @@ function planOf(d: DeployState, request: RolloutRequest): Plan {
   return plan;
 }
 
+/**
+ * The candidate's smoke query: a script's with its expectation (the request's, else the deployment's own when
+ * it is a script too), an ONNX server's by its top label. Runs recorded before script candidates had their
+ * own query keep the classifier's.
+ */
+function candidateSmoke(
+  d: DeployState,
+  request: RolloutRequest,
+  script: boolean,
+  sameKind: boolean,
+): Pick<Plan, 'smoke' | 'scriptSmoke'> {
+  const smoke = request.smoke ?? (sameKind ? d.input.smoke : undefined);
+  if (!script || !patched('rollout-script-smoke')) return { smoke, scriptSmoke: undefined };
+  return { smoke: undefined, scriptSmoke: request.scriptSmoke ?? (sameKind ? d.input.scriptSmoke : undefined) };
+}
+
 /** Validate, build, start the candidate, smoke-query it, bake it under the canary's share, promote it. */
 async function rollOut(d: DeployState, plan: Plan): Promise<RolloutResult> {
   const { input, spec, status } = d;
-  const { candidate, canaryPercent, bakeSeconds, maxErrorRate, smoke } = plan;
+  const { candidate, canaryPercent, bakeSeconds, maxErrorRate, smoke, scriptSmoke } = plan;
   const wait = d.readiness();
   const quick = (summary: string) => d.activities('quick', summary);
   const infra = (summary: string) => d.activities('infra', summary);
@@ -174,7 +196,9 @@ async function rollOut(d: DeployState, plan: Plan): Promise<RolloutResult> {
     d.recorder.publish(); // the cost ledger bills the candidate from its start (budget.ts)
   };
 
-  const validated = await quick('Validate the new version').validateDeployment(candidateInput(input, candidate));
+  const validated = await quick('Validate the new version').validateDeployment(
+    candidateInput(input, candidate, scriptSmoke),
+  );
   if (Boolean(candidate.script) !== Boolean(spec.script)) {
     // Another kind of version: its own protocol (a script has none of the ONNX server's).
     if (validated.protocol === 'v2') candidate.protocol = 'v2';
@@ -191,6 +215,14 @@ async function rollOut(d: DeployState, plan: Plan): Promise<RolloutResult> {
   if (smoke) {
     stage('smoke-testing');
     await quick('Smoke query on every candidate replica').smokeCandidate(candidate, ready.replicaUrls, smoke);
+  }
+  if (scriptSmoke) {
+    stage('smoke-testing');
+    await quick('Smoke query on every candidate replica').smokeScriptCandidate(
+      candidate,
+      ready.replicaUrls,
+      scriptSmoke,
+    );
   }
   let bake: { requests: number; errors: number };
   let mirror: MirrorReport | undefined;
@@ -231,11 +263,16 @@ async function rollOut(d: DeployState, plan: Plan): Promise<RolloutResult> {
 }
 
 /** What validate checks for the new version: the deployment's input as the candidate's kind has it. */
-function candidateInput(input: DeployInput, candidate: DeploymentSpec): DeployInput {
+function candidateInput(
+  input: DeployInput,
+  candidate: DeploymentSpec,
+  scriptSmoke: DeployInput['scriptSmoke'],
+): DeployInput {
   const checked: DeployInput = { ...input, ...candidate };
   if (candidate.script) {
     for (const key of ['smoke', 'smokeRequest', 'preprocess', 'labelsPath', 'scriptSmoke'] as const)
       delete checked[key];
+    if (scriptSmoke) checked.scriptSmoke = scriptSmoke; // its sample and expectation checked with the rest
     if (checked.protocol !== 'script') delete checked.protocol;
   } else {
     delete checked.script;

@@ -41,6 +41,8 @@ import type { V2SmokeFlags } from '../v2-smoke-flags';
 import { addScriptOptions, scriptFlags, scriptInput } from '../script-flags';
 import type { ScriptFlags } from '../script-flags';
 import { addScaleToZeroOptions } from '../scale-to-zero-flags';
+import { jobLocation } from '../batch-flags';
+import { isBlobLocation } from '../../storage/blob-location';
 import { addBudgetOptions, costInput, dryRunCost } from '../budget-flags';
 import { addAutoscaleOptions, replicaBounds } from '../autoscale-flags';
 import type { ReplicaBounds } from '../autoscale-flags';
@@ -51,8 +53,8 @@ export function addDeployCommand(program: Command): void {
     .command('deploy')
     .description('Deploy a model: provision → build image → deploy → wait → smoke query → serve for --ttl → teardown')
     .requiredOption(
-      '-m, --model <path>',
-      'ONNX model to serve: an image classifier, or any model on V2 only; with --entry-script, the file or folder your script loads',
+      '-m, --model <path|az://…>',
+      'ONNX model to serve: an image classifier, or any model on V2 only; with --entry-script, the file or folder your script loads (or a blob prefix az://<account>/<container>/<prefix>)',
     )
     .option(
       '-n, --name <name>',
@@ -115,6 +117,12 @@ export function addDeployCommand(program: Command): void {
     .action(async (o) => {
       const aks = aksOptions(o);
       checkEndpointFlags(o.target, aks, o);
+      if (!o.entryScript && isBlobLocation(o.model)) {
+        throw new CliError(
+          `An az:// model is for a scoring script (--entry-script); download the ONNX model and pass its file (got ${o.model}).`,
+          2,
+        );
+      }
       if (o.dryRun && o.entryScript) return void (await scriptDryRunFromFlags(o));
       if (o.dryRun) {
         await deployDryRunCommand(
@@ -205,7 +213,8 @@ export interface DeployCommandResult {
 }
 
 export async function deployCommand(ctx: CommandContext, opts: DeployCommandOptions): Promise<DeployCommandResult> {
-  const modelPath = path.resolve(opts.modelPath);
+  // A script's model may be a blob prefix (checked and written canonically); anything else is a path here.
+  const modelPath = opts.entryScript ? jobLocation(opts.modelPath) : path.resolve(opts.modelPath);
   const name = opts.name ?? nameFromModel(modelPath);
   const script = scriptInput(opts);
   const input: DeployInput = {
@@ -234,7 +243,7 @@ export async function deployCommand(ctx: CommandContext, opts: DeployCommandOpti
   if (opts.expectLabel && !opts.smokeSample && !script.script) {
     throw new CliError('--expect-label needs --smoke-sample: the label is checked against the sample’s answer.', 2);
   }
-  if (!fs.existsSync(modelPath)) {
+  if (!isBlobLocation(modelPath) && !fs.existsSync(modelPath)) {
     ctx.out.note(`note: ${modelPath} does not exist here; the worker will check its own filesystem.`);
   }
 

@@ -20,7 +20,7 @@ import { duration, int } from '../flag-parsers';
 import { MIRROR_DEFAULTS } from '../../shared/mirror-types';
 import { agreementFlag, compareFlag, mirrorRequest, percent, printMirror } from '../mirror-flags';
 import { PREPROCESS_HELP, preprocessFlag } from '../preprocess-flag';
-import { scriptFlags, scriptInput } from '../script-flags';
+import { httpStatus, jsonExpectation, rolloutSmokeInput, scriptFlags, scriptInput } from '../script-flags';
 import { describeDeployment, refusedAsCliError } from './deployments';
 
 export function addRolloutCommand(program: Command): void {
@@ -76,12 +76,28 @@ export function addRolloutCommand(program: Command): void {
       parseFloat,
       ROLLOUT_DEFAULTS.maxErrorRate,
     )
-    .option('--smoke-sample <image>', "the new version's smoke query (default: the deployment's)")
+    .option(
+      '--smoke-sample <file>',
+      "the new version's smoke query, on every candidate replica (default: the deployment's)",
+    )
     .option('--expect-label <label>', 'with --smoke-sample: the top label it must answer')
+    .option(
+      '--expect-status <code>',
+      'with --smoke-sample, a script version: the answer’s status (default 200)',
+      httpStatus,
+    )
+    .option(
+      '--expect-json <path=value>',
+      'with --smoke-sample, a script version: the answer’s JSON must hold value at path (e.g. label=green)',
+      jsonExpectation,
+    )
+    .option('--expect-contains <text>', 'with --smoke-sample, a script version: the answer must contain text')
     .option('--json', 'print one JSON document')
     .action(async (name, o) => {
       const mirror = mirrorRequest(o, o.canary !== undefined);
-      const { script } = scriptInput(scriptFlags(o));
+      const { expectStatus, expectJson, expectContains, ...flags } = scriptFlags(o);
+      const { script } = scriptInput(flags);
+      const smoke = rolloutSmokeInput({ ...o, expectStatus, expectJson, expectContains });
       if (script && o.onnxServer) throw new CliError('--onnx-server and --entry-script choose two kinds; give one.', 2);
       if (script && (o.preprocess || o.labels)) {
         throw new CliError('--preprocess and --labels do not apply to a scoring script (it does its own).', 2);
@@ -93,12 +109,11 @@ export function addRolloutCommand(program: Command): void {
         maxErrorRate: o.maxErrorRate,
         ...(o.preprocess ? { preprocess: preprocessFlag(o.preprocess) } : {}),
         ...(o.labels ? { labelsPath: path.resolve(o.labels) } : {}),
-        ...(o.smokeSample ? { smoke: { samplePath: path.resolve(o.smokeSample), expectedLabel: o.expectLabel } } : {}),
+        ...smoke,
         ...(script ? { script } : {}),
         ...(mirror ? { mirror } : {}),
         ...(o.onnxServer ? { onnxServer: true } : {}),
       };
-      if (o.expectLabel && !o.smokeSample) throw new CliError('--expect-label needs --smoke-sample.', 2);
       await withClient(Boolean(o.json), (ctx) => rolloutCommand(ctx, { name, request }));
     });
 }

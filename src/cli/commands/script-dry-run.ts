@@ -23,6 +23,8 @@ import { nameFromModel } from '../deployment-name';
 import { createOutput } from '../output';
 import { scriptFlags, scriptInput } from '../script-flags';
 import type { ScriptFlags } from '../script-flags';
+import { jobLocation } from '../batch-flags';
+import { isBlobLocation } from '../../storage/blob-location';
 
 export interface ScriptDryRunReport {
   name: string;
@@ -41,8 +43,9 @@ export async function scriptDryRunCommand(
   ctx: Pick<CommandContext, 'out'>,
   opts: { target: TargetKind; modelPath: string; name?: string; script: ScriptSpec; tls: boolean },
 ): Promise<ScriptDryRunReport> {
-  const modelPath = path.resolve(opts.modelPath);
-  if (!fs.existsSync(modelPath))
+  // A blob prefix is listed and copied by the worker (validate, image step), not here.
+  const modelPath = jobLocation(opts.modelPath);
+  if (!isBlobLocation(modelPath) && !fs.existsSync(modelPath))
     throw new CliError(`Model not found: ${modelPath}. Pass the file or folder with --model.`, 2);
   if (opts.script.gpu && opts.target !== 'aks') {
     throw new CliError('--gpu (a CUDA base image for the script) is for --target aks.', 2);

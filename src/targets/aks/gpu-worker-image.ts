@@ -107,8 +107,14 @@ export async function scriptWorkerContext(
   image: ScriptWorkerImage,
 ): Promise<BuildContext> {
   const driver = await readFile(path.join(packageRoot(), BATCH_DRIVER_FILE));
-  return scriptBuildContext(plan, modelPath, image, {
-    jsDirs: WORKER_DIRS,
-    files: new Map([[BATCH_DRIVER_FILE, driver]]),
-  });
+  return scriptBuildContext(
+    plan,
+    modelPath,
+    image,
+    {},
+    {
+      jsDirs: WORKER_DIRS,
+      files: new Map([[BATCH_DRIVER_FILE, driver]]),
+    },
+  );
 }

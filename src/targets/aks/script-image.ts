@@ -16,9 +16,10 @@ import path from 'node:path';
 import { SCRIPT_MANIFEST } from '../../script/bundle-manifest';
 import { gpuRequirements } from '../../script/gpu-packages';
 import type { ScriptManifest } from '../../script/bundle-manifest';
-import { walkTree } from '../../script/model-tree';
+import { walkScriptModel, walkTree } from '../../script/model-tree';
 import { environmentHash } from '../../script/python-env';
 import type { ScriptPlan } from '../../script/script-plan';
+import type { ScriptSpec } from '../../shared/target-types';
 import { IMAGE_GID, IMAGE_UID, packContext, packageFiles } from './build-context';
 import type { BuildContext } from './build-context';
 import { API_KEY_FILE_MODE, API_KEY_MOUNT, SCORER_PORT, TLS_MOUNT, secretName } from './kubernetes-manifests';
@@ -173,6 +174,7 @@ export async function scriptBuildContext(
   plan: ScriptPlan,
   modelPath: string,
   image: Pick<ScriptImage, 'dockerfile'>,
+  script: Pick<ScriptSpec, 'modelCopy'> = {},
   app: { jsDirs: readonly string[]; files?: ReadonlyMap<string, Buffer> } = { jsDirs: ['dist/src'] },
 ): Promise<BuildContext> {
   const entries = await packageFiles(app.jsDirs);
@@ -184,7 +186,7 @@ export async function scriptBuildContext(
   );
   for (const file of source) entries.set(`bundle/app/${file.relative}`, await readFile(file.source));
   const modelRoot = `bundle/app/${plan.modelDirRelative}/${plan.modelEntry}`;
-  for (const file of await walkTree('model', modelPath)) {
+  for (const file of await walkScriptModel(modelPath, script)) {
     entries.set(file.relative ? `${modelRoot}/${file.relative}` : modelRoot, await readFile(file.source));
   }
   const manifest: ScriptManifest = {

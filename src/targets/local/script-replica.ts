@@ -15,7 +15,7 @@ import { SCRIPT_MANIFEST } from '../../script/bundle-manifest';
 import type { ScriptManifest } from '../../script/bundle-manifest';
 import { stopChildGroup } from '../../script/child-group';
 import type { ChildRecord } from '../../script/child-group';
-import { copyTree, treeDigest, walkTree } from '../../script/model-tree';
+import { copyTree, treeDigest, walkScriptModel, walkTree } from '../../script/model-tree';
 import { ensurePythonEnvironment, environmentHash } from '../../script/python-env';
 import { planScript } from '../../script/script-plan';
 import type { DeploymentSpec, ImageResult } from '../../shared/target-types';
@@ -47,7 +47,7 @@ export async function buildScriptImage(
   const source = (await walkTree('source folder', plan.sourceDir, { skipCaches: true })).filter(
     (f) => f.relative !== 'azureml-models' && !f.relative.startsWith('azureml-models/'),
   );
-  const model = await walkTree('model', spec.modelPath);
+  const model = await walkScriptModel(spec.modelPath, spec.script);
   const envHash = environmentHash(plan.interpreter, plan.environment);
   const digest = `sha256:${crypto
     .createHash('sha256')

@@ -2,13 +2,18 @@
  * Microsoft.ContainerRegistry for the local ARM endpoint: ACR Tasks as the aks target uses them (the
  * build source upload URL, scheduleRun, runs with ACR's filter, run log SAS URLs) and a builder that reads
  * the uploaded context as a Docker builder would: the Dockerfile must be there, and so must every file it
- * COPYs; the image gets the context's digest.
+ * COPYs; a Python image's RUN steps run (kubernetes/image-filesystem.ts), and one that fails fails the run
+ * with its output in the run's log; the image gets the context's digest.
  */
 import crypto from 'node:crypto';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import zlib from 'node:zlib';
 
 import * as tar from 'tar-stream';
 
+import { assembleImage } from '../kubernetes/image-filesystem';
 import { armError, notFound } from './arm-protocol';
 import type { ArmFaults, Send } from './arm-protocol';
 import type { BlobStorage } from './blob-storage';
@@ -138,6 +143,21 @@ export class ContainerRegistries {
     if (this.faults.failBuildsWith) {
       log.push(this.faults.failBuildsWith);
       return finish('Failed');
+    }
+    if (/^FROM\s+python:/m.test(files.get(dockerfile)!.toString('utf8'))) {
+      // A Python image's RUN steps (the venv, pip install) run as ACR runs them, so a step that fails (an
+      // environment pip cannot resolve) fails the run with its output in the log. The kubelet stand-in
+      // builds the same image from the same cached layers when a pod pulls it.
+      props.status = 'Running';
+      const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-acr-build-'));
+      try {
+        await assembleImage(files, path.join(dir, 'image'));
+      } catch (err) {
+        log.push(...(err instanceof Error ? err.message : String(err)).split('\n'));
+        return finish('Failed');
+      } finally {
+        await fs.rm(dir, { recursive: true, force: true });
+      }
     }
     const digest = `sha256:${crypto.createHash('sha256').update(source).digest('hex')}`;
     const images = ((request.imageNames as string[]) ?? []).map((ref) => {

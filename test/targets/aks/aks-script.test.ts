@@ -5,7 +5,9 @@
  * non-root user with the key and TLS Secrets mounted 0440 and a read-only root; the smoke query with its
  * expectation through the front on the pod, via the LoadBalancer; teardown leaves no namespace or cluster.
  * And a script whose init() raises: CrashLoopBackOff, the deployment fails with the traceback's last
- * lines from the container's last state, once (not retried as transient), and teardown runs.
+ * lines from the container's last state, once (not retried as transient), and teardown runs. And an
+ * environment pip cannot resolve: the registry's build runs pip and fails, the image step fails once,
+ * naming the package and pip's last lines, and teardown runs.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -114,6 +116,41 @@ describe('inferctl deploy --entry-script --target aks', { skip: PYTHON_SKIP }, (
       [],
     );
     assert.ok(!suite.bed.arm.clusterNames().includes(namespace), 'the cluster it made is deleted');
+  });
+
+  test('an environment pip cannot resolve fails the image step in the registry, once, naming the package; torn down', async () => {
+    const name = uniqueName('akspip');
+    const run = await inferctl([
+      'deploy',
+      '--entry-script',
+      fixture('v2', 'score.py'),
+      '--environment',
+      fixture('unresolvable', 'requirements.txt'),
+      '--model',
+      fixture('v2-model', 'colours'),
+      '--target',
+      'aks',
+      '--name',
+      name,
+    ]);
+    const output = run.stderr + run.stdout;
+    assert.equal(run.code, 1, output);
+    assert.match(
+      output,
+      /pip could not install the scoring script's environment \(inferctl-no-such-package-7f3e9==1\.0\)/,
+    );
+    assert.match(output, /No matching distribution found for inferctl-no-such-package-7f3e9==1\.0/);
+    assert.match(output, /Full log: az acr task logs -r \S+ --run-id \S+/);
+    assert.match(output, /Teardown completed/);
+    assert.equal((output.match(/✘ buildImage/g) ?? []).length, 1, 'failed once, not retried');
+    assert.ok(!(await suite.bed.namespaces()).includes(`inferctl-${name}`));
+    const history = await suite.client.workflow.getHandle(deployWorkflowId(name)).fetchHistory();
+    const failed = (history.events ?? []).filter((e) => e.activityTaskFailedEventAttributes);
+    const builds = failed.map((e) => e.activityTaskFailedEventAttributes!.failure?.applicationFailureInfo);
+    assert.deepEqual(
+      builds.map((b) => [b?.type, b?.nonRetryable]),
+      [['ScriptEnvironmentFailed', true]],
+    );
   });
 
   test('init() raising: CrashLoopBackOff, the traceback from the container’s last state, not retried, torn down', async () => {
