@@ -35,7 +35,7 @@ export function batchCostLines(c: BatchCost | undefined): string[] {
     const share = Math.round((100 * c.total) / b.budget);
     const state =
       b.state === 'reached'
-        ? `spent at ${b.reachedAt}: no more shards were started`
+        ? `spent at ${b.reachedAt}${b.warnedAt ? ` (80 % at ${b.warnedAt})` : ''}: no more shards were started`
         : b.state === 'warned'
           ? `WARNING: over 80 % spent (since ${b.warnedAt}); at 100 % the job stops between shards`
           : 'at 100 % the job stops between shards';

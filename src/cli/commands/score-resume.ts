@@ -32,15 +32,21 @@ export function addScoreResumeCommand(score: Command): void {
       'Finish a batch job its --budget stopped: the shards it scored are kept and skipped, the rest are scored ' +
         'under a raised budget (for the whole job: more than it has spent)',
     )
-    .requiredOption('--budget <amount>', "the job's new budget, in its price table's currency", amount('--budget'))
+    .option('--budget <amount>', "the job's new budget, in its price table's currency (required)", amount('--budget'))
     .option('--task-queue <queue>', 'control worker task queue', CONTROL_TASK_QUEUE)
     .option('--detach', 'start and return at once')
     .option('--json', 'print one JSON document')
-    .action(async (name, o, cmd) => {
-      await withClient(Boolean(cmd.optsWithGlobals().json), async (ctx) => {
+    .action(async (name, _o, cmd) => {
+      // `score` has these flags too, and takes them wherever they are on the line: read them from both.
+      const o = cmd.optsWithGlobals() as { budget?: number; taskQueue?: string; detach?: boolean; json?: boolean };
+      if (o.budget === undefined) {
+        throw new CliError('score resume needs --budget <amount>: more than the job has spent.', ExitCode.BadInput);
+      }
+      const budget = o.budget;
+      await withClient(Boolean(o.json), async (ctx) => {
         const result = await scoreResumeCommand(ctx, {
           name,
-          budget: o.budget,
+          budget,
           taskQueue: o.taskQueue,
           detach: Boolean(o.detach),
         });
