@@ -18,7 +18,7 @@ import { DEFAULT_PRICE_TABLE } from '../../src/shared/price-table';
 import type { BatchStatusView } from '../../src/cli/commands/score-jobs';
 import { runInferctl } from '../helpers/cli';
 import { readJsonl } from '../helpers/jsonl';
-import { recordFigure } from '../helpers/reliability';
+import { recordFigure, recordReliability, rowAccounting } from '../helpers/reliability';
 import { demoAssets, startControlWorker, startGpuWorker, testClient, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
 
@@ -165,6 +165,15 @@ describe('batch job costs and budgets (local, through bin/inferctl.js)', () => {
       Array.from({ length: INPUTS }, (_, i) => i),
       'every input exactly once',
     );
+    recordReliability({
+      test: 'batch-budget.test.ts (stopped by budget, then resumed)',
+      faultsInjected: 0,
+      survived: true,
+      ...rowAccounting(
+        all.map((r) => r.index),
+        INPUTS,
+      ),
+    });
     const done = await statusOf(name, 0);
     const cost = done.summary!.cost!;
     assert.ok(cost.total > stop.spent, `the spent amount carried on: ${cost.total} > ${stop.spent}`);
