@@ -35,6 +35,7 @@ describe('batch job costs and budgets (local, through bin/inferctl.js)', () => {
   let modelPath: string;
   let priced: string;
   let unpriced: string;
+  let pricedPool: string;
   let env: NodeJS.ProcessEnv;
 
   before(async () => {
@@ -46,6 +47,8 @@ describe('batch job costs and budgets (local, through bin/inferctl.js)', () => {
     unpriced = path.join(scratch, 'unpriced.json');
     await fs.writeFile(priced, JSON.stringify({ ...table, localWorkerHourly: WORKER_HOURLY }));
     await fs.writeFile(unpriced, JSON.stringify(table));
+    pricedPool = path.join(scratch, 'pool.json');
+    await fs.writeFile(pricedPool, JSON.stringify({ ...table, vmHourly: { Standard_NC4as_T4_v3: 3 } }));
     // INFERCTL_PRICE_TABLE is not this test's to inherit: each command names its table.
     env = { ...process.env, INFERCTL_PRICE_TABLE: '' };
     control = await startControlWorker(controlQueue);
@@ -189,6 +192,27 @@ describe('batch job costs and budgets (local, through bin/inferctl.js)', () => {
     const again = await inferctl(['score', 'resume', name, '--budget', '2000']);
     assert.equal(again.code, 2, again.stderr);
     assert.match(again.stderr, /only a job its budget stopped can be resumed/);
+  });
+
+  test('score --target aks --dry-run prices the pool with --price-table and says how long --budget lasts', async () => {
+    const run = await inferctl([
+      ...job('dry', path.join(scratch, 'out-dry')).filter((a) => !['--task-queue', controlQueue].includes(a)),
+      '--target',
+      'aks',
+      '--cluster',
+      'ml-aks',
+      '--gpu-nodes',
+      '2',
+      '--dry-run',
+      '--price-table',
+      pricedPool,
+      '--budget',
+      '12',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    // 2 nodes at EUR 3 an hour: EUR 6/h; EUR 12 buys 2 h of the pool.
+    assert.match(run.stdout, /Standard_NC4as_T4_v3 VM +× +2 +EUR 6\.000\/h/);
+    assert.match(run.stdout, /--budget EUR 12\.00 buys about 2 h of the pool; then the job stops between shards/);
   });
 
   test('score status of a running job shows the ledger so far; schedule create carries --budget', async () => {

@@ -139,6 +139,8 @@ export async function scoreOnAksDryRun(
     modelPath,
     pool: opts.pool,
     ...(opts.hours !== undefined ? { hours: opts.hours } : {}),
+    ...(opts.input.cost ? { table: opts.input.cost.priceTable } : {}),
+    ...(opts.input.cost?.budget !== undefined ? { budget: opts.input.cost.budget } : {}),
     ...(opts.input.preprocess ? { preprocess: opts.input.preprocess } : {}),
     ...(opts.input.labelsPath ? { labelsPath: opts.input.labelsPath } : {}),
   });
