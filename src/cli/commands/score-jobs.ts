@@ -81,7 +81,11 @@ export async function scoreStatusCommand(ctx: CommandContext, opts: { name: stri
     uiUrl: webUiUrl({ namespace: ctx.namespace, workflowId }),
   };
   if (execution === 'RUNNING') {
-    view.progress = await handle.query(progressQuery).catch(() => undefined); // an aks job before its batch: no query
+    // An aks job (gpuPoolBatchScore) answers through its child batch, once the pool's workers run.
+    view.progress = await handle
+      .query(progressQuery)
+      .catch(() => ctx.client.workflow.getHandle(`${workflowId}-batch`).query(progressQuery))
+      .catch(() => undefined);
     ctx.out.line(`${workflowId}: running${view.progress ? `, ${progressLine(view.progress)}` : ''}`);
     for (const line of batchCostLines(view.progress?.cost)) ctx.out.line(`  ${line}`);
   } else if (execution === 'COMPLETED') {

@@ -12,7 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 
+import type { BatchStatusView } from '../../../src/cli/commands/score-jobs';
 import type { BatchOutcome } from '../../../workflows/batch-score';
+import type { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
 import { writeSampleImages } from '../../../src/demo/sample-images';
 import type { GpuPoolReport } from '../../../src/shared/gpu-pool-types';
 import { DEFAULT_PRICE_TABLE } from '../../../src/shared/price-table';
@@ -21,14 +23,14 @@ import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
 import { recordFigure } from '../../helpers/reliability';
-import { uniqueName } from '../../helpers/workers';
+import { eventually, uniqueName } from '../../helpers/workers';
 
 const CLUSTER = 'team-budget';
 const VM_SIZE = 'Standard_NC4as_T4_v3';
 /** A GPU node at 3,600 an hour: 1 a second. */
 const NODE_HOURLY = 3600;
 const NODES = 2;
-const IMAGES = 8;
+const IMAGES = 16;
 
 interface AksRun {
   workflowId: string;
@@ -131,9 +133,31 @@ describe('the ledger and budget of a batch job on its own GPU pool (aks)', () =>
   test('the ledger is the pool’s nodes × hours × price, from its request to the end of its removal', async () => {
     const name = uniqueName('ledger');
     const dirs = await scratch(name);
-    const run = await score(name, dirs);
+    const run = await score(name, dirs, '--detach');
     assert.equal(run.code, 0, run.stderr);
-    const result = JSON.parse(run.stdout) as AksRun;
+    const { workflowId } = JSON.parse(run.stdout) as AksRun;
+    // While it runs, `score status` answers through the child batch: the pool's line open, its cost growing.
+    const running = await eventually(
+      async () => {
+        const status = await runInferctl(['score', 'status', name, '--json']);
+        const view = JSON.parse(status.stdout || '{}') as BatchStatusView;
+        if (view.execution !== undefined && view.execution !== 'RUNNING') return { ended: view.execution };
+        const cost = view.progress?.cost;
+        return cost ? { cost } : undefined;
+      },
+      'the running job’s cost in score status',
+      240_000,
+    ).then((seen) => {
+      if (seen.cost === undefined) assert.fail(`the job ended (${seen.ended}) before score status saw it scoring`);
+      return seen.cost;
+    });
+    assert.deepEqual(
+      running.ledger.lines.map((l) => [l.item, l.quantity, l.until]),
+      [[`${VM_SIZE} VM (job GPU pool)`, NODES, undefined]],
+    );
+    assert.equal(running.hourly, NODES * NODE_HOURLY);
+    const outcome = await suite.client.workflow.getHandle<typeof gpuPoolBatchScore>(workflowId).result();
+    const result: AksRun = { workflowId, summary: outcome.batch, pool: outcome.pool };
     const cost = result.summary!.cost!;
     assert.equal(result.pool!.nodes, NODES);
     assert.equal(result.pool!.vmSize, VM_SIZE);
