@@ -8,6 +8,11 @@
  * a crash of the worker running this workflow (it resumes on another worker and gets here). The removal
  * activity is idempotent and retried until it succeeds. The janitor deletes a pool whose owner workflow
  * is closed, should all of that fail (the pool's owner tag).
+ *
+ * The job's cost ledger bills the pool's nodes by VM size from when the pool is asked for until its removal
+ * has finished: the child keeps the line open (and checks its budget against it between shards), this
+ * workflow closes it once the pool is gone. A budget stop ends the child early; the pool is removed as on
+ * every other path, and the outcome says how to resume.
  */
 import {
   ApplicationFailure,
@@ -16,18 +21,25 @@ import {
   executeChild,
   isCancellation,
   log,
+  patched,
   proxyActivities,
+  upsertMemo,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { ActivityOptions } from '@temporalio/workflow';
 
 import type { createGpuPoolActivities } from '../activities/gpu-pool';
+import type { BatchCarryOver } from '../src/shared/batch-types';
+import { batchBill, newLedger, reconcile, summarize } from '../src/shared/cost-ledger';
+import type { BatchCost } from '../src/shared/cost-types';
+import { DEFAULT_PRICE_TABLE } from '../src/shared/price-table';
 import { rootMessage } from '../src/shared/failure-message';
 import { FailureType } from '../src/shared/failure-types';
 import { gpuPoolTaskQueue } from '../src/shared/gpu-pool-types';
 import type { GpuPoolBatchInput, GpuPoolBatchOutcome, GpuPoolReport, GpuPoolSpec } from '../src/shared/gpu-pool-types';
 import { batchScore } from './batch-score';
 import type { BatchOutcome } from './batch-score';
+import { costMemo } from './batch-score/cost';
 
 type PoolActivities = ReturnType<typeof createGpuPoolActivities>;
 
@@ -81,6 +93,7 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
   let asked = false;
   let outcome: BatchOutcome | undefined;
   let failure: unknown;
+  const billedFrom = new Date().toISOString();
   try {
     asked = true;
     pool = await as(infra, `Add a pool of ${spec.gpuNodes} GPU node(s) to ${spec.cluster}`).addGpuPool(spec);
@@ -101,8 +114,10 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
           onWorkers: input.batch.script
             ? { modelPath: WORKER_SCRIPT_BUNDLE, scriptInImage: true }
             : { modelPath: WORKER_MODEL.modelPath, labelsPath: WORKER_MODEL.labelsPath },
+          gpuPool: { vmSize: pool.vmSize, nodes: pool.nodes, since: billedFrom },
         },
-      ],
+        ...(input.resume ? [input.resume] : []),
+      ] as [typeof input.batch, BatchCarryOver?],
     });
   } catch (err) {
     failure = err;
@@ -115,6 +130,8 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
     pool = { ...pool, removed };
     log.info('GPU pool removed', { job: spec.jobName, removed: removed.length });
   }
+  const cost = closeLedger(input, outcome, pool, billedFrom, asked);
+  pool = { ...pool, billedFrom, billedUntil: cost.at };
   if (failure !== undefined) {
     if (isCancellation(failure)) {
       // Thrown as a CancelledFailure (not the child's failure wrapping one), the job ends Cancelled.
@@ -131,5 +148,36 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
       cause: failure instanceof Error ? failure : undefined,
     });
   }
-  return { batch: outcome!, pool };
+  const batch: BatchOutcome = { ...outcome!, cost };
+  if (batch.stopped) {
+    const carry = { ...batch.stopped.resume.carry, cost: { ledger: cost.ledger } };
+    batch.stopped = { ...batch.stopped, spent: cost.total, resume: { ...batch.stopped.resume, carry } };
+    return { batch, pool, resume: { ...input, resume: carry } };
+  }
+  return { batch, pool };
+}
+
+/** The job's ledger once the pool is gone: the child's (or a new one), its pool line closed now; also the memo. */
+function closeLedger(
+  input: GpuPoolBatchInput,
+  outcome: BatchOutcome | undefined,
+  pool: GpuPoolReport,
+  billedFrom: string,
+  asked: boolean,
+): BatchCost {
+  const table = input.batch.cost?.priceTable ?? DEFAULT_PRICE_TABLE;
+  const ledger = outcome?.cost?.ledger ?? input.resume?.cost?.ledger ?? newLedger(table);
+  const vmSize = pool.vmSize || input.pool.gpuVmSize || 'unknown VM size';
+  // A child that never ran left no pool line: it billed from when the pool was asked for all the same.
+  if (asked)
+    reconcile(
+      ledger,
+      batchBill(table, { pool: { vmSize, nodes: pool.nodes }, shardsInFlight: 0 }),
+      Date.parse(billedFrom),
+    );
+  reconcile(ledger, [], Date.now());
+  const budgetState = outcome?.cost?.budgetState;
+  const cost: BatchCost = { ...summarize(ledger, Date.now()), ledger, ...(budgetState ? { budgetState } : {}) };
+  if (patched('gpu-pool-cost-memo')) upsertMemo({ cost: costMemo(cost) });
+  return cost;
 }

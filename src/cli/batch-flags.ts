@@ -5,6 +5,7 @@ import path from 'node:path';
 
 import { BlobLocationError, isBlobLocation, normaliseBlobLocation } from '../storage/blob-location';
 import { GPU_TASK_QUEUE } from '../shared/batch-types';
+import { addPriceTableOption, amount } from './budget-flags';
 import { CliError } from './cli-error';
 import { duration, int, threshold } from './flag-parsers';
 import { PREPROCESS_HELP, decodeOption, givenPreprocess } from './preprocess-flag';
@@ -35,11 +36,20 @@ export interface BatchJobFlags {
   allFiles?: boolean;
   /** --entry-script and its flags, paths as typed (made absolute with the other paths). */
   script?: BatchScriptSpec;
+  /** --price-table, as typed (read with the other flags into the job's cost input). */
+  priceTable?: string;
+  /** --budget, in the price table's currency. */
+  budget?: number;
 }
 
 /** Adds the batch job options to a freshly made command (its arguments, whatever they are, are kept). */
 export function addBatchJobOptions<Args extends unknown[]>(cmd: Command<Args>, outputHelp: string) {
-  return cmd
+  return addPriceTableOption(cmd)
+    .option(
+      '--budget <amount>',
+      "stop the job between shards once it has cost this much (the price table's currency; a warning at 80 %)",
+      amount('--budget'),
+    )
     .option('-m, --model <path|az://…>', 'ONNX image classifier (a file, or a blob)')
     .option(
       '-i, --input <dir|manifest|az://…>',
@@ -121,6 +131,8 @@ export function batchJobFlags(o: BatchJobOptionValues, command: string): BatchJo
     ...(preprocess ? { preprocess } : {}),
     ...(o.labels ? { labelsPath: o.labels } : {}),
     ...(o.allFiles ? { allFiles: true } : {}),
+    ...(o.priceTable ? { priceTable: o.priceTable } : {}),
+    ...(o.budget !== undefined ? { budget: o.budget } : {}),
     ...(o.entryScript ? { script: scriptFlags(o, o.entryScript) } : scriptOnlyFlagsRefused(o)),
   };
 }

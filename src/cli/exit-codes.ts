@@ -4,13 +4,15 @@
  *   1  failed: the work failed (a deployment or job that failed, was cancelled, terminated or timed out),
  *      or something outside the input did (the Temporal server cannot be reached, a worker refused)
  *   2  bad input: a flag, a name, a file or a model the user must change before running it again
+ *   3  stopped by budget: a batch job spent its --budget and stopped between shards; what it scored is
+ *      kept, and `inferctl score resume <name> --budget <more>` finishes it
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 
 import { FailureType } from '../shared/failure-types';
 
-export const ExitCode = { Ok: 0, Failed: 1, BadInput: 2 } as const;
+export const ExitCode = { Ok: 0, Failed: 1, BadInput: 2, StoppedByBudget: 3 } as const;
 export type ExitCode = (typeof ExitCode)[keyof typeof ExitCode];
 
 /** The failure types that mean "change the input": the bad-input and bad-model groups of FailureType. */

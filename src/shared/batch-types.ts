@@ -3,6 +3,7 @@
  * Workflow-safe: plain data only. Item lists and tensors never travel through history: the workflow
  * sees counts and shard numbers, the activities read and write files.
  */
+import type { BatchBudgetStatus, BatchCost, BatchCostInput, CostLedger } from './cost-types';
 import type { PreprocessConfig } from './preprocess-types';
 import type { ScriptSpec } from './target-types';
 
@@ -78,6 +79,21 @@ export interface BatchScoreInput {
   };
   /** Score with the user's script (docs/batch-scripts.md) instead of the ONNX path. */
   script?: BatchScriptSpec;
+  /** The price table the ledger uses and `--budget` (docs/costs.md); left out, the shipped table and no budget. */
+  cost?: BatchCostInput;
+  /**
+   * Set by gpuPoolBatchScore for its child: the job-owned GPU pool, billed from `since` (the parent's
+   * workflow time when the pool was created) until the parent removes it.
+   */
+  gpuPool?: JobGpuPool;
+}
+
+/** A job-owned GPU pool as the ledger bills it. */
+export interface JobGpuPool {
+  vmSize: string;
+  nodes: number;
+  /** Workflow time, ISO 8601: when the pool was created. */
+  since: string;
 }
 
 /**
@@ -207,7 +223,7 @@ export interface ShardCheckpoint {
 
 export interface BatchProgress {
   name: string;
-  stage: 'listing' | 'scoring' | 'summarising' | 'done' | 'failed';
+  stage: 'listing' | 'scoring' | 'summarising' | 'done' | 'failed' | 'stopped';
   totalItems: number;
   itemsDone: number;
   itemsFailed: number;
@@ -220,6 +236,8 @@ export interface BatchProgress {
   executionProvider?: string;
   /** Set when the job ended: where summary.json is. */
   summaryPath?: string;
+  /** The cost ledger summed now, and the budget (docs/costs.md). */
+  cost?: BatchCost;
 }
 
 /** Carried across continue-as-new so a long job keeps each run's history small. */
@@ -233,6 +251,21 @@ export interface BatchCarryOver {
   executionProvider?: string;
   /** Shard number → the attempt whose output is the shard's, for shards attempt 1 did not finish. */
   shardOwners?: Record<string, number>;
+  /** The ledger so far and where the budget stood: a budget is for the whole job, across runs and resumes. */
+  cost?: { ledger: CostLedger; budgetState?: BatchBudgetStatus };
+}
+
+/**
+ * Why a job ended before scoring every shard: its budget was spent. Everything scored is kept; `resume`
+ * is what `inferctl score resume` starts the job again from (the done shards skipped, the ledger carried).
+ */
+export interface BudgetStop {
+  by: 'budget';
+  spent: number;
+  budget: number;
+  currency: string;
+  shardsLeft: number;
+  resume: { input: BatchScoreInput; carry: BatchCarryOver };
 }
 
 export interface BatchSummary {

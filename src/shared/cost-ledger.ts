@@ -141,6 +141,27 @@ export function deploymentBill(table: PriceTable, s: DeploymentBillState): Bille
   return items;
 }
 
+/** What a batch job bills: on aks its own GPU pool's nodes; locally each shard in flight (a GPU worker busy). */
+export interface BatchBillState {
+  pool?: { vmSize: string; nodes: number };
+  shardsInFlight: number;
+}
+
+/** The item a local batch job's GPU workers are billed as. */
+export const LOCAL_WORKER_ITEM = 'local GPU worker (a shard in flight)';
+
+export function batchBill(table: PriceTable, s: BatchBillState): BilledItem[] {
+  if (s.pool) return [vm(table, s.pool.vmSize, 'job GPU pool', s.pool.nodes)];
+  return [{ item: LOCAL_WORKER_ITEM, quantity: s.shardsInFlight, unitHourly: table.localWorkerHourly ?? 0 }];
+}
+
+/** Why a local batch job's ledger stays at 0, when its price table has no price for local GPU workers. */
+export function localWorkersUnpriced(table: PriceTable): string | undefined {
+  return table.localWorkerHourly === undefined
+    ? 'local GPU workers are not priced: the price table has no localWorkerHourly (your own machines)'
+    : undefined;
+}
+
 function vm(table: PriceTable, size: string, pool: string, count: number): BilledItem {
   return { item: `${size} VM (${pool})`, quantity: count, unitHourly: table.vmHourly[size] ?? null };
 }

@@ -26,6 +26,11 @@ export interface PriceTable {
   registryDaily: number;
   /** One replica of the local target, per hour: 0 by default (your own machine); tests price it. */
   localReplicaHourly: number;
+  /**
+   * A local batch job's GPU worker, per shard in flight per hour. Optional: left out, local batch jobs are
+   * not priced (your own machines) and their ledger says so.
+   */
+  localWorkerHourly?: number;
 }
 
 /** One billed resource over one stretch of time at one quantity (a change of quantity starts a new line). */
@@ -104,6 +109,30 @@ export interface BudgetStatus {
   reachedAt?: string;
   /** What was done, in a sentence, once reached. */
   action?: string;
+}
+
+/** `score --budget N [--price-table FILE]`, as the batch workflow gets it. */
+export interface BatchCostInput {
+  priceTable: PriceTable;
+  /** In the price table's currency; none: the ledger is kept, nothing is enforced. */
+  budget?: number;
+}
+
+/** A batch job's cost as its progress, outcome and memo show it: the summed ledger, the ledger, the budget. */
+export interface BatchCost extends CostSummary {
+  ledger: CostLedger;
+  /** Why the total is 0 when nothing was priced (a local job whose price table has no localWorkerHourly). */
+  note?: string;
+  /** Where the budget stands (batch jobs: `onBudget` is always 'stop'). */
+  budgetState?: BatchBudgetStatus;
+}
+
+/** Where a batch job's budget stands: ok, past 80 % (warned), spent (the job stopped between shards). */
+export interface BatchBudgetStatus {
+  budget: number;
+  state: 'ok' | 'warned' | 'reached';
+  warnedAt?: string;
+  reachedAt?: string;
 }
 
 /** The share of the budget that brings a warning. */

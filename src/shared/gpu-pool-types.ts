@@ -3,7 +3,7 @@
  * (workflows/gpu-pool.ts). Workflow-safe: plain data only; no secret ever travels in them (the Temporal
  * API key and codec keys go from the control worker's environment straight into a Kubernetes Secret).
  */
-import type { BatchScoreInput, BatchScriptSpec } from './batch-types';
+import type { BatchCarryOver, BatchScoreInput, BatchScriptSpec } from './batch-types';
 import type { PreprocessConfig } from './preprocess-types';
 
 export const GPU_POOL_WORKFLOW_TYPE = 'gpuPoolBatchScore';
@@ -48,12 +48,16 @@ export interface GpuPoolBatchInput {
   heartbeatTimeoutSeconds?: number;
   /** How often the pods are polled while they start (default 5). */
   pollIntervalSeconds?: number;
+  /** `score resume`: the stopped job's carry-over (its done shards are skipped, its ledger carried on). */
+  resume?: BatchCarryOver;
 }
 
 /** What the job returns: the batch's outcome (batch-score.ts) and what the pool was and what teardown removed. */
 export interface GpuPoolBatchOutcome<Batch> {
   batch: Batch;
   pool: GpuPoolReport;
+  /** Set when the budget stopped the job: what `score resume` starts again (with a new budget). */
+  resume?: GpuPoolBatchInput;
 }
 
 /** What the pool's steps report back: names and counts, for the job's result and the user. */
@@ -64,6 +68,9 @@ export interface GpuPoolReport {
   imageRef?: string;
   /** What teardown removed ("agent pool …", "namespace …"). */
   removed: string[];
+  /** Workflow time, ISO 8601: the ledger bills the pool from when it was asked for until its removal finished. */
+  billedFrom?: string;
+  billedUntil?: string;
 }
 
 /** The job's own GPU task queue: derived from the workflow id, so a retry or a new run finds the same one. */

@@ -58,6 +58,7 @@ const KNOWN_FIELDS = new Set<string>([
   'vmHourly',
   'aksControlPlaneHourly',
   ...NUMBER_FIELDS,
+  'localWorkerHourly',
   '$comment',
 ]);
 
@@ -87,6 +88,7 @@ export function checkPriceTable(value: unknown, where: string): PriceTable {
     }
   };
   for (const field of NUMBER_FIELDS) price(field, v[field]);
+  if (v.localWorkerHourly !== undefined) price('localWorkerHourly', v.localWorkerHourly);
   const vm = v.vmHourly;
   if (typeof vm !== 'object' || vm === null || Array.isArray(vm)) {
     problems.push('"vmHourly" must be an object of VM size → price per hour, e.g. {"Standard_NC4as_T4_v3": 0.526}');
@@ -114,6 +116,7 @@ export function checkPriceTable(value: unknown, where: string): PriceTable {
     publicIpHourly: table.publicIpHourly,
     registryDaily: table.registryDaily,
     localReplicaHourly: table.localReplicaHourly,
+    ...(table.localWorkerHourly !== undefined ? { localWorkerHourly: table.localWorkerHourly } : {}),
   };
 }
 

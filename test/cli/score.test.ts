@@ -75,7 +75,7 @@ describe('inferctl score, stdout not a terminal', () => {
     assert.match(lines[scored]!, /^Scored 12 of 12 inputs \(0 failed\) in .+: [\d.]+ items\/s on [\w, ]+\.$/);
     assert.deepEqual(
       lines.slice(scored + 1).map((l) => l.split(':')[0]),
-      ['Predictions', 'Summary'],
+      ['Cost', 'Predictions', 'Summary'],
       'then where the files are',
     );
     assert.equal((await readJsonl(path.join(output, 'predictions.jsonl'))).length, 12);

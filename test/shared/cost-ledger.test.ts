@@ -10,7 +10,9 @@ import { describe, test } from 'node:test';
 
 import {
   LEDGER_LINES_KEPT,
+  batchBill,
   deploymentBill,
+  localWorkersUnpriced,
   newLedger,
   reachesAt,
   reconcile,
@@ -57,6 +59,39 @@ describe('cost ledger', () => {
     assert.equal(reachesAt(ledger, 0.1, T0 + 60 * S), T0 + 60 * S, 'already spent');
     reconcile(ledger, [], T0 + 10 * S);
     assert.equal(reachesAt(ledger, 0.1, T0 + 10 * S), undefined, 'nothing bills: never');
+  });
+
+  test('a batch job: locally each shard in flight at localWorkerHourly (none: 0, and why); on aks its pool', () => {
+    const priced: PriceTable = { ...TABLE, localWorkerHourly: 36 };
+    const ledger = newLedger(priced);
+    reconcile(ledger, batchBill(priced, { shardsInFlight: 2 }), T0);
+    reconcile(ledger, batchBill(priced, { shardsInFlight: 1 }), T0 + 10 * S);
+    reconcile(ledger, batchBill(priced, { shardsInFlight: 0 }), T0 + 20 * S);
+    // 2 × 10 s + 1 × 10 s at 36/h (0.01/s) = 0.3
+    assert.equal(summarize(ledger, T0 + 60 * S).total, 0.3);
+    assert.equal(localWorkersUnpriced(priced), undefined);
+    assert.match(localWorkersUnpriced(TABLE) ?? '', /the price table has no localWorkerHourly/);
+    const unpriced = newLedger(TABLE);
+    reconcile(unpriced, batchBill(TABLE, { shardsInFlight: 3 }), T0);
+    assert.equal(summarize(unpriced, T0 + 60 * S).total, 0);
+    assert.deepEqual(summarize(unpriced, T0 + 60 * S).unpriced, [], 'priced at 0, not unpriced');
+    // aks: the pool's nodes by VM size, whatever the shards do.
+    const pool = { vmSize: 'Standard_NC4as_T4_v3', nodes: 2 };
+    assert.deepEqual(batchBill(TABLE, { pool, shardsInFlight: 5 }), [
+      { item: 'Standard_NC4as_T4_v3 VM (job GPU pool)', quantity: 2, unitHourly: 0.526 },
+    ]);
+    assert.equal(
+      batchBill(TABLE, { pool: { vmSize: 'Standard_Nope', nodes: 1 }, shardsInFlight: 0 })[0]!.unitHourly,
+      null,
+    );
+    // localWorkerHourly is optional; when given it is a price like the others.
+    const { localWorkerHourly: _none, ...withoutWorker } = priced;
+    assert.equal(checkPriceTable(withoutWorker, 't').localWorkerHourly, undefined);
+    assert.equal(checkPriceTable(priced, 't').localWorkerHourly, 36);
+    assert.throws(
+      () => checkPriceTable({ ...priced, localWorkerHourly: -1 }, 't'),
+      /"localWorkerHourly" must be a price/,
+    );
   });
 
   test('aks: system and GPU pools by VM size, the endpoint, the registry; an unpriced size is listed, not summed', () => {

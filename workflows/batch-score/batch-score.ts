@@ -7,6 +7,9 @@
  * whichever comes first) the workflow drains its window and continues as new, carrying only counters.
  * A `progress` query answers at any time; it counts the items done inside running shards too, which
  * each shard reports by signal every progressIntervalSeconds (SHARD_PROGRESS_SIGNAL).
+ *
+ * The job keeps a cost ledger (cost.ts); with a budget, once it is spent no shard is started, the shards in
+ * flight finish, the done ones are gathered, and the job ends `stopped` with what a resume needs.
  */
 import {
   ApplicationFailure,
@@ -27,8 +30,10 @@ import type {
   BatchProgress,
   BatchScoreInput,
   BatchSummary,
+  BudgetStop,
   ShardProgress,
 } from '../../src/shared/batch-types';
+import type { BatchCost } from '../../src/shared/cost-types';
 import { rootMessage } from '../../src/shared/failure-message';
 import { FailureType } from '../../src/shared/failure-types';
 import { resolveOutputTemplate } from '../../src/shared/output-template';
@@ -39,7 +44,12 @@ import { scoreShards, thresholdExceeded } from './window';
 export const progressQuery = defineQuery<BatchProgress>('progress');
 export const shardProgressSignal = defineSignal<[ShardProgress]>(SHARD_PROGRESS_SIGNAL);
 
-export type BatchOutcome = Omit<BatchSummary, 'shardTimings'>;
+export type BatchOutcome = Omit<BatchSummary, 'shardTimings'> & {
+  /** The cost ledger summed at the end, and the budget (docs/costs.md). */
+  cost?: BatchCost;
+  /** Set when the budget stopped the job before every shard was scored. */
+  stopped?: BudgetStop;
+};
 
 const control = proxyActivities<ReturnType<typeof createBatchActivities>>({
   startToCloseTimeout: '2 hours',
@@ -65,7 +75,8 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
   job.listed(prepared);
 
   const { next, failure } = await scoreShards(input, prepared, job, carry?.nextShard ?? 0);
-  if (failure === undefined && !thresholdExceeded(job, input) && next < prepared.shardCount) {
+  const stoppedByBudget = failure === undefined && job.cost.reached && next < prepared.shardCount;
+  if (failure === undefined && !stoppedByBudget && !thresholdExceeded(job, input) && next < prepared.shardCount) {
     log.info('Continuing as new', { nextShard: next, shardsDone: job.progress.shardsDone });
     return continueAsNew<typeof batchScore>(input, job.carryOver(prepared, next));
   }
@@ -92,8 +103,22 @@ export async function batchScore(rawInput: BatchScoreInput, carry?: BatchCarryOv
       FailureType.ErrorThresholdExceeded,
     );
   }
+  if (stoppedByBudget) {
+    job.setStage('stopped');
+    const cost = job.cost.summary();
+    const stopped: BudgetStop = {
+      by: 'budget',
+      spent: cost.total,
+      budget: cost.budgetState!.budget,
+      currency: cost.currency,
+      shardsLeft: prepared.shardCount - next,
+      resume: { input, carry: job.carryOver(prepared, next) },
+    };
+    log.warn('Stopped by budget', { spent: stopped.spent, budget: stopped.budget, shardsLeft: stopped.shardsLeft });
+    return { ...summary, cost, stopped };
+  }
   job.setStage('done');
-  return summary;
+  return { ...summary, cost: job.cost.summary() };
 }
 
 /** The scheduled time of this run's slot when a schedule started it, else when the workflow started. */

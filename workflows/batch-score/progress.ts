@@ -14,11 +14,15 @@ import type {
   ShardProgress,
   ShardResult,
 } from '../../src/shared/batch-types';
+import { formatMoney } from '../../src/shared/price-table';
 import { InferctlKind, ItemsDone, ItemsTotal, Stage } from '../../src/shared/search-attributes';
+import { JobCost } from './cost';
 
 export class JobProgress {
   readonly progress: BatchProgress;
   readonly startedAt: string;
+  /** The job's cost ledger and budget (cost.ts). */
+  readonly cost: JobCost;
   /** Items scored without error, finished shards only (the progress counts failures and all items). */
   itemsOk: number;
   /**
@@ -48,6 +52,7 @@ export class JobProgress {
     };
     this.itemsOk = carry?.itemsOk ?? 0;
     this.shardOwners = { ...carry?.shardOwners };
+    this.cost = new JobCost(input, carry);
   }
 
   /** Progress as answered: finished shards' counts plus what running shards reported. */
@@ -63,6 +68,7 @@ export class JobProgress {
       itemsDone: this.progress.itemsDone + done,
       itemsFailed: this.progress.itemsFailed + failed,
       itemsInRunningShards: done,
+      cost: this.cost.summary(),
     };
   }
 
@@ -75,6 +81,7 @@ export class JobProgress {
   setStage(stage: BatchProgress['stage']): void {
     this.progress.stage = stage;
     this.show(true);
+    this.cost.publish();
   }
 
   /** The inputs are listed into shards: scoring starts. */
@@ -95,6 +102,7 @@ export class JobProgress {
   shardStarted(shard: number): void {
     this.progress.shardsInFlight++;
     this.inFlight.add(shard);
+    this.cost.keep(this.progress.shardsInFlight);
   }
 
   shardScored(shard: number, r: ShardResult): void {
@@ -111,6 +119,8 @@ export class JobProgress {
     this.progress.shardsInFlight--;
     this.inFlight.delete(shard);
     this.inShard.delete(shard);
+    this.cost.keep(this.progress.shardsInFlight);
+    this.cost.check();
     this.show();
   }
 
@@ -125,6 +135,7 @@ export class JobProgress {
       startedAt: this.startedAt,
       executionProvider: this.progress.executionProvider,
       ...(Object.keys(this.shardOwners).length > 0 ? { shardOwners: this.shardOwners } : {}),
+      cost: this.cost.carryOver(),
     };
   }
 
@@ -151,6 +162,21 @@ function describe(p: BatchProgress): string {
     `- **Shards:** ${p.shardsDone} / ${p.shardCount} done, ${p.shardsInFlight} in flight`,
   ];
   if (p.executionProvider) lines.push(`- **Execution provider:** ${p.executionProvider}`);
+  if (p.cost) lines.push(`- **Cost:** ${costText(p.cost)}`);
   if (p.summaryPath) lines.push(`- **Summary:** ${p.summaryPath}`);
   return lines.join('\n');
+}
+
+/** "USD 1.23 so far (price table of 2025-06); budget USD 10.00, 12 %" and the budget's state. */
+export function costText(c: NonNullable<BatchProgress['cost']>): string {
+  const money = (n: number) => formatMoney(n, c.currency);
+  let text = `${money(c.total)} so far (price table of ${c.priceTableAsOf})`;
+  if (c.note) text += `: ${c.note}`;
+  const b = c.budgetState;
+  if (b) {
+    text += `; budget ${money(b.budget)}, ${Math.round((100 * c.total) / b.budget)} %`;
+    if (b.state === 'warned') text += `, WARNING: over 80 % spent since ${b.warnedAt}`;
+    if (b.state === 'reached') text += `, spent at ${b.reachedAt}: no more shards are started`;
+  }
+  return text;
 }

@@ -1,7 +1,8 @@
 /**
  * The sliding window over a batch job's shards: at most `maxShardsInFlight` shards scored at once on the GPU
  * task queue, a new one started as each finishes, until this run's share of the shards is scheduled, a
- * shard fails, the error threshold is crossed, or the run's history is full (then the job continues as new).
+ * shard fails, the error threshold is crossed, the budget is spent (checked before each shard: shards in
+ * flight finish), or the run's history is full (then the job continues as new).
  */
 import { condition, proxyActivities, workflowInfo } from '@temporalio/workflow';
 
@@ -45,7 +46,10 @@ export async function scoreShards(
   let next = first;
   let failure: unknown;
   const historyFull = () => workflowInfo().historyLength >= HISTORY_EVENTS_PER_RUN;
-  const stop = () => failure !== undefined || thresholdExceeded(job, input) || historyFull();
+  const stop = () => {
+    job.cost.check();
+    return failure !== undefined || thresholdExceeded(job, input) || job.cost.reached || historyFull();
+  };
   const running: Promise<void>[] = [];
   while (next < stopAt && !stop()) {
     await condition(() => job.progress.shardsInFlight < input.maxShardsInFlight);

@@ -18,10 +18,12 @@ import { isBlobLocation } from '../../storage/blob-location';
 import { batchWorkflowId } from '../../shared/batch-types';
 import type { BatchScoreInput } from '../../shared/batch-types';
 import { CONTROL_TASK_QUEUE } from '../../shared/deploy-types';
-import type { GpuPoolOptions, GpuPoolReport } from '../../shared/gpu-pool-types';
+import type { GpuPoolBatchInput, GpuPoolOptions, GpuPoolReport } from '../../shared/gpu-pool-types';
+import { AKS_DEFAULTS } from '../../targets/aks/aks-config';
 import { formatGpuPoolDryRun, gpuPoolDryRun } from '../../targets/aks/gpu-pool-dry-run';
 import type { GpuPoolDryRunReport } from '../../targets/aks/gpu-pool-dry-run';
 import { webUiUrl } from '../../temporal/connection';
+import { batchCostLines } from '../batch-cost';
 import { CliError } from '../cli-error';
 import type { CommandContext } from '../client-context';
 import { describeFailure } from '../output';
@@ -32,6 +34,8 @@ export interface ScoreOnAksOptions {
   pool: GpuPoolOptions;
   taskQueue?: string;
   detach: boolean;
+  /** The rest of the workflow input: `score resume` passes the stopped job's (its carry-over, its timeouts). */
+  more?: Omit<GpuPoolBatchInput, 'batch' | 'pool'>;
   /** Shows the batch's progress until it ends (score.ts's followBatch; passed in, so this file needs no cycle). */
   follow: (batch: WorkflowHandle, out: Output) => Promise<unknown>;
 }
@@ -54,7 +58,8 @@ export function gpuPoolFlags(o: { cluster?: string; resourceGroup?: string; gpuN
   if (problems.length > 0) throw new CliError(`score --target aks needs ${problems.join('; ')}.`, 2);
   const pool: GpuPoolOptions = { cluster: o.cluster!, gpuNodes: nodes };
   if (o.resourceGroup) pool.resourceGroup = o.resourceGroup;
-  if (o.gpuVmSize) pool.gpuVmSize = o.gpuVmSize;
+  // Named here, so that the ledger prices the size the pool gets even when adding it fails half-way.
+  pool.gpuVmSize = o.gpuVmSize ?? AKS_DEFAULTS.gpuVmSize;
   return pool;
 }
 
@@ -78,7 +83,7 @@ export async function scoreOnAksCommand(ctx: CommandContext, opts: ScoreOnAksOpt
     handle = await ctx.client.workflow.start(gpuPoolBatchScore, {
       taskQueue: opts.taskQueue ?? CONTROL_TASK_QUEUE,
       workflowId,
-      args: [{ batch: input, pool: opts.pool }],
+      args: [{ ...opts.more, batch: input, pool: opts.pool }],
       staticSummary:
         `Score ${path.basename(input.inputPath)} on ${opts.pool.gpuNodes} GPU node(s) added to ${opts.pool.cluster}` +
         ` → ${input.outputDir}`,
@@ -115,6 +120,7 @@ export async function scoreOnAksCommand(ctx: CommandContext, opts: ScoreOnAksOpt
   try {
     const outcome = await handle.result();
     ctx.out.line(`Removed: ${outcome.pool.removed.join(', ') || 'nothing was left'}.`);
+    for (const line of batchCostLines(outcome.batch.cost)) ctx.out.line(`${line[0]!.toUpperCase()}${line.slice(1)}`);
     return { workflowId, uiUrl, summary: outcome.batch, pool: outcome.pool };
   } catch (err) {
     throw new CliError(describeFailure(err));
@@ -138,6 +144,8 @@ export async function scoreOnAksDryRun(
     modelPath,
     pool: opts.pool,
     ...(opts.hours !== undefined ? { hours: opts.hours } : {}),
+    ...(opts.input.cost ? { table: opts.input.cost.priceTable } : {}),
+    ...(opts.input.cost?.budget !== undefined ? { budget: opts.input.cost.budget } : {}),
     ...(opts.input.preprocess ? { preprocess: opts.input.preprocess } : {}),
     ...(opts.input.labelsPath ? { labelsPath: opts.input.labelsPath } : {}),
     ...(script ? { script } : {}),

@@ -12,6 +12,8 @@ import { BATCH_WORKFLOW_TYPE, batchWorkflowId } from '../../shared/batch-types';
 import type { BatchProgress } from '../../shared/batch-types';
 import { ItemsDone, ItemsTotal, ModelName, Stage } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
+import type { GpuPoolBatchOutcome } from '../../shared/gpu-pool-types';
+import { batchCostLines, budgetStopError, budgetStopMessage } from '../batch-cost';
 import { CliError } from '../cli-error';
 import { withClient } from '../client-context';
 import type { CommandContext } from '../client-context';
@@ -79,14 +81,22 @@ export async function scoreStatusCommand(ctx: CommandContext, opts: { name: stri
     uiUrl: webUiUrl({ namespace: ctx.namespace, workflowId }),
   };
   if (execution === 'RUNNING') {
-    view.progress = await handle.query(progressQuery);
-    ctx.out.line(`${workflowId}: running, ${progressLine(view.progress)}`);
+    // An aks job (gpuPoolBatchScore) answers through its child batch, once the pool's workers run.
+    view.progress = await handle
+      .query(progressQuery)
+      .catch(() => ctx.client.workflow.getHandle(`${workflowId}-batch`).query(progressQuery))
+      .catch(() => undefined);
+    ctx.out.line(`${workflowId}: running${view.progress ? `, ${progressLine(view.progress)}` : ''}`);
+    for (const line of batchCostLines(view.progress?.cost)) ctx.out.line(`  ${line}`);
   } else if (execution === 'COMPLETED') {
-    const summary = (await handle.result()) as BatchOutcome;
+    const result = (await handle.result()) as BatchOutcome | GpuPoolBatchOutcome<BatchOutcome>;
+    const summary = 'pool' in result ? result.batch : result;
     view.summary = summary;
     ctx.out.line(
-      `${workflowId}: completed, ${summary.itemsOk}/${summary.totalItems} scored, ${summary.itemsFailed} failed`,
+      `${workflowId}: ${summary.stopped ? 'stopped by budget' : 'completed'}, ${summary.itemsOk}/${summary.totalItems} scored, ${summary.itemsFailed} failed`,
     );
+    if (summary.stopped) ctx.out.line(`  ${budgetStopMessage(view.name, summary.stopped)}`);
+    for (const line of batchCostLines(summary.cost)) ctx.out.line(`  ${line}`);
     if (summary.skippedFiles) ctx.out.line(`  ${skippedLine(summary.skippedFiles)}`);
     ctx.out.line(`  predictions: ${summary.predictionsFile}`);
     ctx.out.line(
@@ -103,6 +113,7 @@ export async function scoreStatusCommand(ctx: CommandContext, opts: { name: stri
   }
   ctx.out.line(`  Web UI: ${view.uiUrl}`);
   ctx.out.result(view);
+  if (view.summary?.stopped) throw budgetStopError(view.name, view.summary.stopped);
   const code = executionExitCode(execution);
   if (code !== ExitCode.Ok) throw new CliError(`batch job ${view.name} ${execution.toLowerCase()}`, code);
   return view;

@@ -29,7 +29,8 @@ import { gpuWorkerManifests } from './gpu-worker-pods';
 import { gpuWorkerSecretNames } from './gpu-worker-secrets';
 import { devicePluginManifest } from './kubernetes-manifests';
 import { dockerBuildRequest } from './registry-build';
-import { estimateHourlyCost } from './price-table';
+import type { PriceTable } from '../../shared/cost-types';
+import { estimateHourlyCost, moneySymbol } from './price-table';
 import type { CostEstimate } from './price-table';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -45,6 +46,10 @@ export interface GpuPoolDryRunInput {
   pool: GpuPoolOptions;
   /** Hours the job is expected to run, pool creation and removal included (default 1). */
   hours?: number;
+  /** --price-table (default: the shipped table). */
+  table?: PriceTable;
+  /** --budget: the report says how long it lasts at the pool's rate. */
+  budget?: number;
   env?: NodeJS.ProcessEnv;
 }
 
@@ -61,6 +66,8 @@ export interface GpuPoolDryRunReport {
   cost: CostEstimate;
   /** What the pool costs for the expected hours at that rate. */
   jobCost: { hours: number; total: number };
+  /** With --budget: the budget, and the hours of pool it buys at that rate (the job stops between shards then). */
+  budget?: { amount: number; hours: number };
 }
 
 export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolDryRunReport> {
@@ -157,7 +164,10 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
     environment,
     cluster: plan.clusterName,
   });
-  const cost = estimateHourlyCost([{ vmSize: plan.vmSize, count: plan.nodes }], location, { loadBalancer: false });
+  const cost = estimateHourlyCost([{ vmSize: plan.vmSize, count: plan.nodes }], location, {
+    loadBalancer: false,
+    ...(input.table ? { table: input.table } : {}),
+  });
   // The cluster exists already: its control plane is not this job's cost.
   cost.lines = cost.lines.filter((l) => !l.item.startsWith('AKS control plane'));
   const hours = input.hours ?? 1;
@@ -172,12 +182,16 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
     kubernetesObjects: [devicePluginManifest(), ...manifests],
     cost,
     jobCost: { hours, total: Math.round(cost.hourly * hours * 100) / 100 },
+    ...(input.budget !== undefined && cost.hourly > 0
+      ? { budget: { amount: input.budget, hours: Math.round((input.budget / cost.hourly) * 100) / 100 } }
+      : {}),
   };
 }
 
 export function formatGpuPoolDryRun(report: GpuPoolDryRunReport): string {
   const { plan } = report;
-  const money = (n: number) => `$${n.toFixed(3)}`;
+  const symbol = moneySymbol(report.cost.currency);
+  const money = (n: number) => `${symbol}${n.toFixed(3)}`;
   return [
     `Dry run: nothing is created. Subscription ${report.subscription}, region ${report.location}.`,
     '',
@@ -201,8 +215,14 @@ export function formatGpuPoolDryRun(report: GpuPoolDryRunReport): string {
         (l.hourly === undefined ? 'no price in the table' : `${money(l.hourly)}/h`),
     ),
     `  ${'total'.padEnd(41)} ${money(report.cost.hourly)}/h`,
-    `  ${`for ${report.jobCost.hours} h of job`.padEnd(41)} $${report.jobCost.total.toFixed(2)}` +
+    `  ${`for ${report.jobCost.hours} h of job`.padEnd(41)} ${symbol}${report.jobCost.total.toFixed(2)}` +
       (report.cost.unknown.length ? `  (plus the unpriced ${report.cost.unknown.join(', ')})` : ''),
+    ...(report.budget
+      ? [
+          `  --budget ${symbol}${report.budget.amount.toFixed(2)} buys about ${report.budget.hours} h of the pool; ` +
+            'then the job stops between shards (docs/costs.md)',
+        ]
+      : []),
     `  ${report.cost.note}`,
     '',
     'The pool bills from its creation to its deletion: inferctl deletes it (and the pods) when the job ends,',
