@@ -106,16 +106,7 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
     outcome = await executeChild(batchScore, {
       workflowId: `${ownerId}-batch`,
       args: [
-        {
-          ...input.batch,
-          gpuTaskQueue: spec.taskQueue,
-          // The control worker lists and summarises with the model it has; the pods score with the image's copy.
-          ...(input.batch.script ? {} : { preprocess: input.batch.preprocess ?? started.preprocess }),
-          onWorkers: input.batch.script
-            ? { modelPath: WORKER_SCRIPT_BUNDLE, scriptInImage: true }
-            : { modelPath: WORKER_MODEL.modelPath, labelsPath: WORKER_MODEL.labelsPath },
-          gpuPool: { vmSize: pool.vmSize, nodes: pool.nodes, since: billedFrom },
-        },
+        childBatch(input, spec, started.preprocess, pool, billedFrom),
         ...(input.resume ? [input.resume] : []),
       ] as [typeof input.batch, BatchCarryOver?],
     });
@@ -155,6 +146,26 @@ export async function gpuPoolBatchScore(input: GpuPoolBatchInput): Promise<GpuPo
     return { batch, pool, resume: { ...input, resume: carry } };
   }
   return { batch, pool };
+}
+
+/** The batch the child scores on the pool's workers: the control worker lists and summarises with the model it
+ * has; the pods score with the image's copy (the ONNX model, or the script's bundle). */
+function childBatch(
+  input: GpuPoolBatchInput,
+  spec: GpuPoolSpec,
+  imagePreprocess: GpuPoolBatchInput['batch']['preprocess'],
+  pool: GpuPoolReport,
+  billedFrom: string,
+): GpuPoolBatchInput['batch'] {
+  return {
+    ...input.batch,
+    gpuTaskQueue: spec.taskQueue,
+    ...(input.batch.script ? {} : { preprocess: input.batch.preprocess ?? imagePreprocess }),
+    onWorkers: input.batch.script
+      ? { modelPath: WORKER_SCRIPT_BUNDLE, scriptInImage: true }
+      : { modelPath: WORKER_MODEL.modelPath, labelsPath: WORKER_MODEL.labelsPath },
+    gpuPool: { vmSize: pool.vmSize, nodes: pool.nodes, since: billedFrom },
+  };
 }
 
 /** The job's ledger once the pool is gone: the child's (or a new one), its pool line closed now; also the memo. */
