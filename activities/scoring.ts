@@ -15,7 +15,7 @@ import type { DecodeSplit, SplitInputs } from '../src/batch/decode-split';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ScriptProcessPool } from '../src/script/batch-pool';
-import { cores } from '../src/scoring/thread-tuning';
+import { cores, resolveThreading } from '../src/scoring/thread-tuning';
 import type { ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { FailureType } from '../src/shared/failure-types';
 import { isBlobLocation } from '../src/storage/blob-location';
@@ -41,10 +41,11 @@ export interface ScoringActivityDeps {
   /** Where script jobs' Python environments are built (INFERCTL_PYTHON_ENVS, else under the inferctl home). */
   pythonEnvs?: string;
   /**
-   * The onnxruntime intra-op threads a session runs with here (resolveThreading's), for the decode split
-   * this process chooses from its first batches (src/batch/decode-split.ts); default: every core.
+   * The onnxruntime intra-op thread settings the decode split measures in this process's first batches
+   * (src/batch/decode-split.ts), the sessions' own first; default: only the sessions' own (resolveThreading's).
+   * More than one needs a pool whose config allows intraOpVariants.
    */
-  intraOpThreads?: number;
+  intraOpSettings?: number[];
 }
 
 export function createScoringActivities({
@@ -53,11 +54,11 @@ export function createScoringActivities({
   heartbeatEveryMs,
   scripts,
   pythonEnvs,
-  intraOpThreads,
+  intraOpSettings,
 }: ScoringActivityDeps) {
   const decodeSplitter = new DecodeSplitter({
     cores: cores(),
-    intraOpThreads: intraOpThreads ?? cores(),
+    intraOpSettings: intraOpSettings ?? [resolveThreading(classifiers.config).intraOpNumThreads],
     onChoice: logDecodeSplit,
   });
   return {
@@ -156,6 +157,7 @@ function withoutModel(record: ShardRecord): ShardResult {
 function logDecodeSplit(split: DecodeSplit, measured: SplitInputs): void {
   log.info('Decode concurrency chosen', {
     decodeConcurrency: split.decodeConcurrency,
+    ...(split.intraOpThreads !== undefined ? { intraOpThreads: split.intraOpThreads } : {}),
     reason: split.reason,
     cores: measured.cores,
     executionProvider: measured.executionProvider,

@@ -8,8 +8,10 @@
  * second, and one session at most 1 / I(t); the setting with the best of those is kept, and decode gets
  * enough concurrency to feed it (⌈rate × D⌉, at least 1, at most C) and no more, so that a decode does not
  * hold a core that an inference thread is waiting for.
- * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers a worker's measurements, decides once
- * and holds the decision for every shard the process scores.
+ * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers a worker's measurements (its first
+ * batches take turns at each intra-op setting it was given, `intraOpLadder`'s unless the operator set one),
+ * decides once and holds the decision (decode concurrency and intra-op setting) for every shard the process
+ * scores, whichever model they run.
  */
 
 /** A measured inference setting: intra-op threads and wall ms per image. */
@@ -96,42 +98,97 @@ export class ConcurrencyLimit {
 
 export interface SplitterOptions {
   cores: number;
-  /** The intra-op thread setting inference runs with here. */
-  intraOpThreads: number;
-  /** Batches measured before deciding (default 3). */
+  /**
+   * The onnxruntime intra-op thread settings to measure, the sessions' own first (intraOpLadder's when the
+   * operator left the setting to the worker; only the operator's when they set it).
+   */
+  intraOpSettings: number[];
+  /** Batches measured at each setting before deciding, after a warm-up batch at each (default 2). */
   batches?: number;
   /** Where the decision goes (the activity's log). */
   onChoice?: (split: DecodeSplit, measured: SplitInputs) => void;
 }
 
 /**
+ * The intra-op thread settings worth measuring on `cores` cores: every core, then halving down to one
+ * (8 cores: 8, 4, 2, 1). Fewer inference threads leave cores to decode; more finish a batch sooner.
+ */
+export function intraOpLadder(cores: number): number[] {
+  const settings: number[] = [];
+  for (let t = Math.max(1, Math.floor(cores)); ; t = Math.ceil(t / 2)) {
+    settings.push(t);
+    if (t === 1) return settings;
+  }
+}
+
+/**
+ * The intra-op settings a worker measures: the ladder where the operator left the setting to it (one
+ * session on the CPU, no intra-op setting given), else only the setting its sessions run with.
+ */
+export function intraOpSettingsToMeasure(w: {
+  cores: number;
+  executionProvider: string;
+  /** The operator's setting, if they gave one. */
+  intraOpNumThreads?: number;
+  inferenceThreads?: number;
+  /** The setting the sessions run with (resolveThreading's). */
+  resolvedIntraOpThreads: number;
+}): number[] {
+  const leftToTheWorker =
+    w.executionProvider === 'cpu' && w.intraOpNumThreads === undefined && (w.inferenceThreads ?? 1) === 1;
+  return leftToTheWorker ? intraOpLadder(w.cores) : [w.resolvedIntraOpThreads];
+}
+
+/**
  * One process's measurements and decision. Until it decides, decode concurrency is `cores` (what the libuv
- * pool allows); shards call `recordDecode` per image and `recordBatch` per batch.
+ * pool allows), batches take turns at each intra-op setting (`nextIntraOpThreads`) and run their inference
+ * one at a time (`infers`), so that a batch's time is its own run and not a wait for another shard's.
+ * Shards call `recordDecode` per image and `recordBatch` per batch; once decided, every batch runs at the
+ * chosen setting and inference runs as many at once as the sessions allow.
  */
 export class DecodeSplitter {
   readonly decodes = new ConcurrencyLimit(0);
+  readonly infers = new ConcurrencyLimit(1);
   private decodeMs: number[] = [];
-  private inferMs = new Map<number, { ms: number; images: number }>();
-  private batchesSeen = 0;
+  private readonly settings: number[];
+  private readonly assigned = new Map<number, number>();
+  private readonly seen = new Map<number, number>();
+  private readonly inferMs = new Map<number, { ms: number; images: number }>();
   private provider: string | undefined;
   chosen: DecodeSplit | undefined;
 
   constructor(private readonly opts: SplitterOptions) {
     this.decodes.limit = Math.max(1, opts.cores);
+    this.settings = [...new Set(opts.intraOpSettings)];
+    if (this.settings.length === 0) throw new RangeError('DecodeSplitter needs at least one intra-op setting');
+  }
+
+  /** The intra-op setting the next batch runs at: in turns while measuring, then the chosen one. */
+  nextIntraOpThreads(): number {
+    if (this.chosen) return this.chosen.intraOpThreads ?? this.settings[0]!;
+    let next = this.settings[0]!;
+    for (const t of this.settings) if ((this.assigned.get(t) ?? 0) < (this.assigned.get(next) ?? 0)) next = t;
+    this.assigned.set(next, (this.assigned.get(next) ?? 0) + 1);
+    return next;
   }
 
   recordDecode(ms: number): void {
     if (!this.chosen) this.decodeMs.push(ms);
   }
 
-  recordBatch(executionProvider: string, images: number, inferMs: number): void {
+  /** A batch's inference: `inferMs` its own run's wall time at `intraOpThreads`. */
+  recordBatch(executionProvider: string, images: number, inferMs: number, intraOpThreads = this.settings[0]!): void {
     if (this.chosen || images === 0) return;
     this.provider = executionProvider;
-    const t = this.opts.intraOpThreads;
-    const sum = this.inferMs.get(t) ?? { ms: 0, images: 0 };
-    // The first batch warms the session up (allocations, kernels chosen): not counted.
-    if (this.batchesSeen++ > 0) this.inferMs.set(t, { ms: sum.ms + inferMs, images: sum.images + images });
-    if (executionProvider !== 'cpu' || this.batchesSeen > (this.opts.batches ?? 3)) this.decide();
+    const seen = this.seen.get(intraOpThreads) ?? 0;
+    this.seen.set(intraOpThreads, seen + 1);
+    // The first batch at a setting warms its session up (allocations, kernels chosen): not counted.
+    if (seen > 0) {
+      const sum = this.inferMs.get(intraOpThreads) ?? { ms: 0, images: 0 };
+      this.inferMs.set(intraOpThreads, { ms: sum.ms + inferMs, images: sum.images + images });
+    }
+    const enough = (t: number) => (this.seen.get(t) ?? 0) > (this.opts.batches ?? 2);
+    if (executionProvider !== 'cpu' || this.settings.every(enough)) this.decide();
   }
 
   private decide(): void {
@@ -142,10 +199,13 @@ export class DecodeSplitter {
       cores: this.opts.cores,
       executionProvider: this.provider ?? 'cpu',
       decodeMsPerImage,
-      inference: [...this.inferMs].map(([intraOpThreads, s]) => ({ intraOpThreads, msPerImage: s.ms / s.images })),
+      inference: this.settings
+        .filter((t) => this.inferMs.has(t))
+        .map((t) => ({ intraOpThreads: t, msPerImage: this.inferMs.get(t)!.ms / this.inferMs.get(t)!.images })),
     };
     this.chosen = chooseDecodeSplit(measured);
     this.decodes.limit = this.chosen.decodeConcurrency;
+    this.infers.limit = Infinity;
     this.opts.onChoice?.(this.chosen, measured);
   }
 }
