@@ -103,7 +103,10 @@ export interface SplitterOptions {
    * operator left the setting to the worker; only the operator's when they set it).
    */
   intraOpSettings: number[];
-  /** Batches measured at each setting before deciding, after a warm-up batch at each (default 2). */
+  /**
+   * Batches measured at each setting before deciding, after a warm-up batch at each (default 1: a batch at a
+   * setting that loses costs the job time, and the GPU worker's first batches are the job's).
+   */
   batches?: number;
   /** Where the decision goes (the activity's log). */
   onChoice?: (split: DecodeSplit, measured: SplitInputs) => void;
@@ -187,7 +190,7 @@ export class DecodeSplitter {
       const sum = this.inferMs.get(intraOpThreads) ?? { ms: 0, images: 0 };
       this.inferMs.set(intraOpThreads, { ms: sum.ms + inferMs, images: sum.images + images });
     }
-    const enough = (t: number) => (this.seen.get(t) ?? 0) > (this.opts.batches ?? 2);
+    const enough = (t: number) => (this.seen.get(t) ?? 0) > (this.opts.batches ?? 1);
     if (executionProvider !== 'cpu' || this.settings.every(enough)) this.decide();
   }
 
