@@ -15,7 +15,7 @@ import type { DecodeSplit, SplitInputs } from '../src/batch/decode-split';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ScriptProcessPool } from '../src/script/batch-pool';
-import { cores, resolveThreading } from '../src/scoring/thread-tuning';
+import { cores, resolveThreading, uvThreadpoolSize } from '../src/scoring/thread-tuning';
 import type { ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { FailureType } from '../src/shared/failure-types';
 import { isBlobLocation } from '../src/storage/blob-location';
@@ -58,6 +58,7 @@ export function createScoringActivities({
 }: ScoringActivityDeps) {
   const decodeSplitter = new DecodeSplitter({
     cores: cores(),
+    decodeSlots: uvThreadpoolSize(),
     intraOpSettings: intraOpSettings ?? [resolveThreading(classifiers.config).intraOpNumThreads],
     onChoice: logDecodeSplit,
   });
@@ -160,6 +161,7 @@ function logDecodeSplit(split: DecodeSplit, measured: SplitInputs): void {
     ...(split.intraOpThreads !== undefined ? { intraOpThreads: split.intraOpThreads } : {}),
     reason: split.reason,
     cores: measured.cores,
+    decodeSlots: measured.decodeSlots,
     executionProvider: measured.executionProvider,
     decodeMsPerImage: Math.round(measured.decodeMsPerImage * 10) / 10,
     inference: measured.inference.map((m) => ({ ...m, msPerImage: Math.round(m.msPerImage * 10) / 10 })),

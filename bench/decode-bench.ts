@@ -88,6 +88,11 @@ async function inTurns(rounds: number, cases: Record<string, () => Promise<CaseR
   return { best };
 }
 
+/** What Temporal added (wall time not covered by shard activities at work, per shard: batch-harness.ts). */
+function orchestrationNote(full: { shards: number; orchestrationMsPerShard: number }): string {
+  return `${full.shards} shards; orchestration ${full.orchestrationMsPerShard.toFixed(0)} ms/shard`;
+}
+
 interface RegimeOptions {
   model: string;
   images: string;
@@ -126,7 +131,7 @@ async function regimeA(o: RegimeOptions): Promise<RegimeReport> {
         preprocess: { decode: o.decode },
       });
       decodeSplit = full.decodeSplit;
-      return full.result;
+      return { ...full.result, note: orchestrationNote(full) };
     },
     draft: () => pythonPeer(o.model, o.images, BATCH, 'draft'),
     draft2: () => pythonPeer(o.model, o.images, BATCH, 'draft', 2),
@@ -177,7 +182,7 @@ async function regimeB(o: RegimeOptions): Promise<RegimeReport> {
         preprocess: { decode: o.decode },
       });
       decodeSplit = full.decodeSplit;
-      return full.result;
+      return { ...full.result, note: orchestrationNote(full) };
     },
     draft: () => pythonPeer(o.model, o.images, BATCH, 'draft'),
   });

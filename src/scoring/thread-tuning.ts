@@ -82,6 +82,12 @@ export function applyDecodeThreading(t: DecodeThreading = {}): void {
   sharp.concurrency(r.sharpConcurrency);
 }
 
+/** libuv's thread pool size in this process (where sharp decodes): UV_THREADPOOL_SIZE, else libuv's 4. */
+export function uvThreadpoolSize(): number {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? n : 4;
+}
+
 /** What runs where, for startup logs and benchmark reports. */
 export function threadingReport(t: SessionThreading = {}): Record<string, number | boolean | string> {
   const r = resolveThreading(t);

@@ -26,6 +26,37 @@ describe('chooseDecodeSplit', () => {
     assert.match(split.reason, /inference runs on cuda: decode on every core/);
   });
 
+  test('decoding on every core uses every decode slot; feeding inference stays within the cores', () => {
+    // 2 cores, libuv's default pool of 4: a decode also waits (its read, its hops to the main thread).
+    const gpu = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cuda',
+      decodeMsPerImage: 30,
+      inference: [],
+    });
+    assert.equal(gpu.decodeConcurrency, 4);
+    assert.ok(Math.abs(gpu.predictedItemsPerSec - 2000 / 30) < 1e-9, 'the limit is still C / D');
+    const tiny = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 30,
+      inference: [{ intraOpThreads: 2, msPerImage: 0.3 }],
+    });
+    assert.equal(tiny.decodeConcurrency, 4);
+    const heavy = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 5000,
+      inference: [{ intraOpThreads: 1, msPerImage: 2000 }],
+    });
+    assert.equal(heavy.decodeConcurrency, 2);
+    const splitter = new DecodeSplitter({ cores: 2, decodeSlots: 4, intraOpSettings: [2] });
+    assert.equal(splitter.decodes.limit, 4, 'every slot until it knows');
+  });
+
   test('a tiny model on the CPU (inference a small share): decode on every core', () => {
     const split = chooseDecodeSplit({
       cores: 2,
