@@ -150,7 +150,8 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       return out;
     });
     const chosen = split.splitter.chosen?.intraOpThreads;
-    if (chosen !== undefined && chosen !== classifier.intraOpThreads) await classifier.settleIntraOpThreads(chosen);
+    // (Once settled, this returns at once; settling on the session's own setting closes the others.)
+    if (chosen !== undefined) await classifier.settleIntraOpThreads(chosen);
     return outputs;
   };
 

@@ -116,6 +116,16 @@ describe('Classifier', () => {
     } finally {
       await varying.release();
     }
+    // Settling on its own setting keeps its session and closes the one opened to measure another.
+    const own = await Classifier.load(tinyPath, { intraOpNumThreads: 2, intraOpVariants: true });
+    try {
+      same(await own.infer(tensors, { intraOpThreads: 1 }));
+      await own.settleIntraOpThreads(2);
+      assert.equal(own.intraOpThreads, 2);
+      same(await own.infer(tensors, { intraOpThreads: 1 }));
+    } finally {
+      await own.release();
+    }
   });
 
   test('infer refuses tensors of the wrong size', async () => {
