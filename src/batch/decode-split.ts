@@ -94,6 +94,11 @@ export class ConcurrencyLimit {
   private readonly waiting: Array<() => void> = [];
   constructor(public limit: number) {}
 
+  /** Tasks running now. */
+  get active(): number {
+    return this.running;
+  }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
     while (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.running++;
@@ -187,8 +192,12 @@ export class DecodeSplitter {
     return next;
   }
 
-  recordDecode(ms: number): void {
-    if (!this.chosen) this.decodeMs.push(ms);
+  /**
+   * A decode's wall time, with the decodes that ran at once (`atOnce`, itself included): with more of them
+   * than cores, each shared a core, and its time is scaled by cores / atOnce to what it costs on one.
+   */
+  recordDecode(ms: number, atOnce = 1): void {
+    if (!this.chosen) this.decodeMs.push(ms * Math.min(1, this.opts.cores / Math.max(1, atOnce)));
   }
 
   /** A batch's inference: `inferMs` its own run's wall time at `intraOpThreads`. */

@@ -106,8 +106,9 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       const tensor = split
         ? await split.decodes.run(async () => {
             const started = performance.now();
+            const atOnce = split.decodes.active;
             const decoded = await preprocessImage(input.bytes, info);
-            split.recordDecode(performance.now() - started);
+            split.recordDecode(performance.now() - started, Math.max(atOnce, split.decodes.active));
             return decoded;
           })
         : await preprocessImage(input.bytes, info);

@@ -53,8 +53,19 @@ describe('chooseDecodeSplit', () => {
       inference: [{ intraOpThreads: 1, msPerImage: 2000 }],
     });
     assert.equal(heavy.decodeConcurrency, 2);
-    const splitter = new DecodeSplitter({ cores: 2, decodeSlots: 4, intraOpSettings: [2] });
+    const choices: SplitInputs[] = [];
+    const splitter = new DecodeSplitter({
+      cores: 2,
+      decodeSlots: 4,
+      intraOpSettings: [2],
+      onChoice: (_, measured) => choices.push(measured),
+    });
     assert.equal(splitter.decodes.limit, 4, 'every slot until it knows');
+    // Four decodes at once on two cores took twice as long each: what one costs on a core is half that.
+    for (const ms of [60, 62, 58]) splitter.recordDecode(ms, 4);
+    splitter.recordBatch('cpu', 4, 40, 2);
+    splitter.recordBatch('cpu', 4, 40, 2);
+    assert.equal(choices[0]?.decodeMsPerImage, 30);
   });
 
   test('a tiny model on the CPU (inference a small share): decode on every core', () => {
