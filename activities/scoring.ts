@@ -16,7 +16,7 @@ import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ImageScript } from '../src/script/batch-app';
 import type { ScriptProcessPool } from '../src/script/batch-pool';
-import { cores } from '../src/scoring/thread-tuning';
+import { cores, resolveThreading, uvThreadpoolSize } from '../src/scoring/thread-tuning';
 import type { ShardRecord, ShardResult, ShardTask } from '../src/shared/batch-types';
 import { FailureType } from '../src/shared/failure-types';
 import { isBlobLocation } from '../src/storage/blob-location';
@@ -44,10 +44,11 @@ export interface ScoringActivityDeps {
   /** The script job built into this worker's image (gpu-worker --script-bundle), on a job-owned AKS pool. */
   imageScript?: ImageScript;
   /**
-   * The onnxruntime intra-op threads a session runs with here (resolveThreading's), for the decode split
-   * this process chooses from its first batches (src/batch/decode-split.ts); default: every core.
+   * The onnxruntime intra-op thread settings the decode split measures in this process's first batches
+   * (src/batch/decode-split.ts), the sessions' own first; default: only the sessions' own (resolveThreading's).
+   * More than one needs a pool whose config allows intraOpVariants.
    */
-  intraOpThreads?: number;
+  intraOpSettings?: number[];
 }
 
 export function createScoringActivities({
@@ -57,11 +58,12 @@ export function createScoringActivities({
   scripts,
   pythonEnvs,
   imageScript,
-  intraOpThreads,
+  intraOpSettings,
 }: ScoringActivityDeps) {
   const decodeSplitter = new DecodeSplitter({
     cores: cores(),
-    intraOpThreads: intraOpThreads ?? cores(),
+    decodeSlots: uvThreadpoolSize(),
+    intraOpSettings: intraOpSettings ?? [resolveThreading(classifiers.config).intraOpNumThreads],
     onChoice: logDecodeSplit,
   });
   return {
@@ -162,8 +164,10 @@ function withoutModel(record: ShardRecord): ShardResult {
 function logDecodeSplit(split: DecodeSplit, measured: SplitInputs): void {
   log.info('Decode concurrency chosen', {
     decodeConcurrency: split.decodeConcurrency,
+    ...(split.intraOpThreads !== undefined ? { intraOpThreads: split.intraOpThreads } : {}),
     reason: split.reason,
     cores: measured.cores,
+    decodeSlots: measured.decodeSlots,
     executionProvider: measured.executionProvider,
     decodeMsPerImage: Math.round(measured.decodeMsPerImage * 10) / 10,
     inference: measured.inference.map((m) => ({ ...m, msPerImage: Math.round(m.msPerImage * 10) / 10 })),

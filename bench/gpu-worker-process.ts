@@ -34,12 +34,18 @@ export async function startGpuWorker(
       if (text.includes('polling')) resolve();
     }),
   );
-  // The choice's attributes, without the activity's ids.
-  const decodeSplit = () =>
-    (/Decode concurrency chosen \{[^]*?\n\}/.exec(output)?.[0] ?? 'not chosen (fewer batches than it measures: 4)')
-      .split('\n')
-      .filter((l) => /not chosen|decodeConcurrency|reason|decodeMsPerImage|inference|predicted/.test(l))
-      .map((l) => l.trim())
-      .join(' ');
+  // The choice's attributes on one line, without the activity's ids.
+  const decodeSplit = () => {
+    const logged = /Decode concurrency chosen \{[^]*?\n\}/.exec(output)?.[0];
+    if (!logged) return 'not chosen (fewer batches than it measures: a warm-up and one at each intra-op setting)';
+    const attrs = logged.replace(/^Decode concurrency chosen \{|\}$/g, '').replace(/\s+/g, ' ');
+    return attrs
+      .replace(
+        / ?(activityId|activityType|attempt|isLocal|namespace|taskQueue|workflowId|workflowRunId|workflowType|sdkComponent|taskToken): ('[^']*'|[^,]*),?/g,
+        '',
+      )
+      .trim()
+      .replace(/,$/, '');
+  };
   return { gpu, threads, decodeSplit };
 }

@@ -13,7 +13,12 @@ Two ways to open an image:
 With --processes N (N > 1), N worker processes open and preprocess the images (multiprocessing, in order,
 as a torch DataLoader with num_workers=N does) while the main process runs inference.
 
+With --decode-only, no inference and no output: each image is opened and preprocessed in turn, in this one
+process, and the line also gives decode_core_ms_per_image (process CPU time per image): Pillow's D, which
+bounds a peer with N decode processes at N / D images a second.
+
     python peer_score.py --model M.onnx --images DIR --batch-size 32 --output predictions.jsonl [--mode draft] [--processes 2]
+    python peer_score.py --model M.onnx --images DIR --mode draft --decode-only --output unused
     python peer_score.py --mode script --script batch_score.py --model DIR --images DIR --batch-size 32 --output F
 Prints one JSON line: {"items": N, "seconds": S, "items_per_second": R, "peak_rss_mb": M}.
 """
@@ -59,6 +64,7 @@ def main():
     ap.add_argument("--mode", choices=["naive", "draft", "script"], default="naive")
     ap.add_argument("--script")
     ap.add_argument("--processes", type=int, default=1)
+    ap.add_argument("--decode-only", action="store_true")
     args = ap.parse_args()
     if args.mode == "script":
         return script_loop(args)
@@ -71,6 +77,8 @@ def main():
     input_name = session.get_inputs()[0].name
 
     opener = functools.partial(load, spec=spec, draft=args.mode == "draft")
+    if args.decode_only:
+        return decode_only(files, opener)
     pool = multiprocessing.Pool(args.processes) if args.processes > 1 else None
     started = time.perf_counter()
     # Decoded images, in order: in the worker processes (ahead of inference) or here, one by one.
@@ -90,6 +98,17 @@ def main():
         pool.join()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps({"items": len(files), "seconds": seconds, "items_per_second": len(files) / seconds, "peak_rss_mb": peak_kb / 1024}))
+
+
+def decode_only(files, opener):
+    opener(files[0])  # warm-up: libraries loaded, as the other cases load them before timing
+    cpu = time.process_time()
+    started = time.perf_counter()
+    for f in files:
+        opener(f)
+    seconds = time.perf_counter() - started
+    core_ms = (time.process_time() - cpu) * 1000 / len(files)
+    print(json.dumps({"items": len(files), "seconds": seconds, "items_per_second": len(files) / seconds, "decode_core_ms_per_image": core_ms, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 
 def script_loop(args):

@@ -18,6 +18,7 @@
 import os from 'node:os';
 
 import { createScoringActivities } from '../activities/scoring';
+import { intraOpSettingsToMeasure } from '../src/batch/decode-split';
 import { InvalidInputError } from '../src/errors';
 import { inferctlHome } from '../src/paths';
 import { ClassifierPool } from '../src/scoring/classifier-pool';
@@ -25,7 +26,7 @@ import { workerEnvCache } from '../src/script/batch-app';
 import type { ImageScript } from '../src/script/batch-app';
 import { ScriptProcessPool } from '../src/script/batch-pool';
 import type { ExecutionConfig } from '../src/scoring/classifier-pool';
-import { applyDecodeThreading, describeThreading, resolveThreading } from '../src/scoring/thread-tuning';
+import { applyDecodeThreading, cores, describeThreading, resolveThreading } from '../src/scoring/thread-tuning';
 import type { DecodeThreading } from '../src/scoring/thread-tuning';
 import { GPU_TASK_QUEUE } from '../src/shared/batch-types';
 import { GPU_WORKER_FLAGS, gpuWorkerSettings } from './gpu-flags';
@@ -50,7 +51,14 @@ export type GpuWorkerOptions = Omit<RunWorkerOptions, 'worker' | 'taskQueue'> & 
 export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
   applyDecodeThreading(opts.decode);
   (opts.announce ?? ((line: string) => console.log(line)))(describeThreading(opts.execution));
-  const classifiers = new ClassifierPool(opts.execution, opts.announce);
+  // The decode split measures each intra-op setting where the operator left it to the worker.
+  const intraOpSettings = intraOpSettingsToMeasure({
+    cores: cores(),
+    ...opts.execution,
+    resolvedIntraOpThreads: resolveThreading(opts.execution).intraOpNumThreads,
+  });
+  const execution = { ...opts.execution, intraOpVariants: intraOpSettings.length > 1 };
+  const classifiers = new ClassifierPool(execution, opts.announce);
   const scripts = new ScriptProcessPool();
   try {
     await runWorker({
@@ -63,7 +71,7 @@ export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
           scripts,
           pythonEnvs: workerEnvCache(inferctlHome()),
           ...(opts.imageScript ? { imageScript: opts.imageScript } : {}),
-          intraOpThreads: resolveThreading(opts.execution).intraOpNumThreads,
+          intraOpSettings,
         }),
         maxConcurrentActivityTaskExecutions: opts.maxConcurrentShards ?? 2,
       },

@@ -1,6 +1,9 @@
 /**
  * How many images a GPU worker decodes at once (issue #28, section 2). Where inference is elsewhere (a GPU)
- * or a small part of the work, decode is the job's speed and every core decodes. Where both run on the
+ * or a small part of the work, decode is the job's speed and every core decodes (as many decodes at once as
+ * libuv's pool runs, max(4, C) by default: a decode also waits, for its read and its hops to the main thread,
+ * and with only C at once a core idles meanwhile; measured under load on 2 cores, camera photos with the tiny
+ * model through the workflow: 3.4-4.3 items/s with 4 at once against 3.0-3.1 with 2). Where both run on the
  * CPU, the split is chosen from what the worker measured in its first batches, not from a fixed rule:
  *   D     decode ms per image (one image on one core, as measured while decoding alone or nearly);
  *   I(t)  inference wall ms per image with t onnxruntime intra-op threads (each setting measured);
@@ -8,8 +11,10 @@
  * second, and one session at most 1 / I(t); the setting with the best of those is kept, and decode gets
  * enough concurrency to feed it (⌈rate × D⌉, at least 1, at most C) and no more, so that a decode does not
  * hold a core that an inference thread is waiting for.
- * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers a worker's measurements, decides once
- * and holds the decision for every shard the process scores.
+ * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers a worker's measurements (its first
+ * batches take turns at each intra-op setting it was given, `intraOpLadder`'s unless the operator set one),
+ * decides once and holds the decision (decode concurrency and intra-op setting) for every shard the process
+ * scores, whichever model they run.
  */
 
 /** A measured inference setting: intra-op threads and wall ms per image. */
@@ -20,6 +25,12 @@ export interface InferenceMeasure {
 
 export interface SplitInputs {
   cores: number;
+  /**
+   * Decodes that can run at once (libuv's pool, where sharp decodes; default `cores`). Decoding on every
+   * core uses them all: a decode also waits (its read, its hops to the main thread), and a core should not
+   * idle meanwhile.
+   */
+  decodeSlots?: number;
   /** 'cpu', 'cuda', … (the provider the classifier runs on). */
   executionProvider: string;
   /** Decode ms per image on one core. */
@@ -46,10 +57,11 @@ export const SMALL_INFERENCE_SHARE = 0.15;
 
 export function chooseDecodeSplit(m: SplitInputs): DecodeSplit {
   const cores = Math.max(1, Math.floor(m.cores));
+  const everyCore = Math.max(cores, Math.floor(m.decodeSlots ?? cores));
   const d = Math.max(m.decodeMsPerImage, 1e-3);
   if (m.executionProvider !== 'cpu' || m.inference.length === 0) {
     return {
-      decodeConcurrency: cores,
+      decodeConcurrency: everyCore,
       inferenceShare: 0,
       predictedItemsPerSec: (cores * 1000) / d,
       reason: `inference runs on ${m.executionProvider}: decode on every core`,
@@ -63,7 +75,7 @@ export function chooseDecodeSplit(m: SplitInputs): DecodeSplit {
     const share = (t * i) / work;
     const small = share < SMALL_INFERENCE_SHARE;
     best = {
-      decodeConcurrency: small ? cores : Math.min(cores, Math.max(1, Math.ceil((rate * d) / 1000))),
+      decodeConcurrency: small ? everyCore : Math.min(cores, Math.max(1, Math.ceil((rate * d) / 1000))),
       intraOpThreads: t,
       inferenceShare: share,
       predictedItemsPerSec: rate,
@@ -82,6 +94,11 @@ export class ConcurrencyLimit {
   private readonly waiting: Array<() => void> = [];
   constructor(public limit: number) {}
 
+  /** Tasks running now. */
+  get active(): number {
+    return this.running;
+  }
+
   async run<T>(task: () => Promise<T>): Promise<T> {
     while (this.running >= this.limit) await new Promise<void>((resolve) => this.waiting.push(resolve));
     this.running++;
@@ -96,42 +113,106 @@ export class ConcurrencyLimit {
 
 export interface SplitterOptions {
   cores: number;
-  /** The intra-op thread setting inference runs with here. */
-  intraOpThreads: number;
-  /** Batches measured before deciding (default 3). */
+  /** Decodes that can run at once (SplitInputs.decodeSlots): the limit until it decides. */
+  decodeSlots?: number;
+  /**
+   * The onnxruntime intra-op thread settings to measure, the sessions' own first (intraOpLadder's when the
+   * operator left the setting to the worker; only the operator's when they set it).
+   */
+  intraOpSettings: number[];
+  /**
+   * Batches measured at each setting before deciding, after a warm-up batch at each (default 1: a batch at a
+   * setting that loses costs the job time, and the GPU worker's first batches are the job's).
+   */
   batches?: number;
   /** Where the decision goes (the activity's log). */
   onChoice?: (split: DecodeSplit, measured: SplitInputs) => void;
 }
 
 /**
- * One process's measurements and decision. Until it decides, decode concurrency is `cores` (what the libuv
- * pool allows); shards call `recordDecode` per image and `recordBatch` per batch.
+ * The intra-op thread settings worth measuring on `cores` cores: every core, then halving down to one
+ * (8 cores: 8, 4, 2, 1). Fewer inference threads leave cores to decode; more finish a batch sooner.
+ */
+export function intraOpLadder(cores: number): number[] {
+  const settings: number[] = [];
+  for (let t = Math.max(1, Math.floor(cores)); ; t = Math.ceil(t / 2)) {
+    settings.push(t);
+    if (t === 1) return settings;
+  }
+}
+
+/**
+ * The intra-op settings a worker measures: the ladder where the operator left the setting to it (one
+ * session on the CPU, no intra-op setting given), else only the setting its sessions run with.
+ */
+export function intraOpSettingsToMeasure(w: {
+  cores: number;
+  executionProvider: string;
+  /** The operator's setting, if they gave one. */
+  intraOpNumThreads?: number;
+  inferenceThreads?: number;
+  /** The setting the sessions run with (resolveThreading's). */
+  resolvedIntraOpThreads: number;
+}): number[] {
+  const leftToTheWorker =
+    w.executionProvider === 'cpu' && w.intraOpNumThreads === undefined && (w.inferenceThreads ?? 1) === 1;
+  return leftToTheWorker ? intraOpLadder(w.cores) : [w.resolvedIntraOpThreads];
+}
+
+/**
+ * One process's measurements and decision. Until it decides, decode concurrency is the decode slots (what
+ * the libuv pool allows), batches take turns at each intra-op setting (`nextIntraOpThreads`) and run their inference
+ * one at a time (`infers`), so that a batch's time is its own run and not a wait for another shard's.
+ * Shards call `recordDecode` per image and `recordBatch` per batch; once decided, every batch runs at the
+ * chosen setting and inference runs as many at once as the sessions allow.
  */
 export class DecodeSplitter {
   readonly decodes = new ConcurrencyLimit(0);
+  readonly infers = new ConcurrencyLimit(1);
   private decodeMs: number[] = [];
-  private inferMs = new Map<number, { ms: number; images: number }>();
-  private batchesSeen = 0;
+  private readonly settings: number[];
+  private readonly assigned = new Map<number, number>();
+  private readonly seen = new Map<number, number>();
+  private readonly inferMs = new Map<number, { ms: number; images: number }>();
   private provider: string | undefined;
   chosen: DecodeSplit | undefined;
 
   constructor(private readonly opts: SplitterOptions) {
-    this.decodes.limit = Math.max(1, opts.cores);
+    this.decodes.limit = Math.max(1, opts.cores, opts.decodeSlots ?? 0);
+    this.settings = [...new Set(opts.intraOpSettings)];
+    if (this.settings.length === 0) throw new RangeError('DecodeSplitter needs at least one intra-op setting');
   }
 
-  recordDecode(ms: number): void {
-    if (!this.chosen) this.decodeMs.push(ms);
+  /** The intra-op setting the next batch runs at: in turns while measuring, then the chosen one. */
+  nextIntraOpThreads(): number {
+    if (this.chosen) return this.chosen.intraOpThreads ?? this.settings[0]!;
+    let next = this.settings[0]!;
+    for (const t of this.settings) if ((this.assigned.get(t) ?? 0) < (this.assigned.get(next) ?? 0)) next = t;
+    this.assigned.set(next, (this.assigned.get(next) ?? 0) + 1);
+    return next;
   }
 
-  recordBatch(executionProvider: string, images: number, inferMs: number): void {
+  /**
+   * A decode's wall time, with the decodes that ran at once (`atOnce`, itself included): with more of them
+   * than cores, each shared a core, and its time is scaled by cores / atOnce to what it costs on one.
+   */
+  recordDecode(ms: number, atOnce = 1): void {
+    if (!this.chosen) this.decodeMs.push(ms * Math.min(1, this.opts.cores / Math.max(1, atOnce)));
+  }
+
+  /** A batch's inference: `inferMs` its own run's wall time at `intraOpThreads`. */
+  recordBatch(executionProvider: string, images: number, inferMs: number, intraOpThreads = this.settings[0]!): void {
     if (this.chosen || images === 0) return;
     this.provider = executionProvider;
-    const t = this.opts.intraOpThreads;
-    const sum = this.inferMs.get(t) ?? { ms: 0, images: 0 };
-    // The first batch warms the session up (allocations, kernels chosen): not counted.
-    if (this.batchesSeen++ > 0) this.inferMs.set(t, { ms: sum.ms + inferMs, images: sum.images + images });
-    if (executionProvider !== 'cpu' || this.batchesSeen > (this.opts.batches ?? 3)) this.decide();
+    const seen = this.seen.get(intraOpThreads) ?? 0;
+    this.seen.set(intraOpThreads, seen + 1);
+    // The first batch at a setting warms its session up (allocations, kernels chosen): not counted.
+    if (seen > 0) {
+      const sum = this.inferMs.get(intraOpThreads) ?? { ms: 0, images: 0 };
+      this.inferMs.set(intraOpThreads, { ms: sum.ms + inferMs, images: sum.images + images });
+    }
+    const enough = (t: number) => (this.seen.get(t) ?? 0) > (this.opts.batches ?? 1);
+    if (executionProvider !== 'cpu' || this.settings.every(enough)) this.decide();
   }
 
   private decide(): void {
@@ -140,12 +221,16 @@ export class DecodeSplitter {
     const decodeMsPerImage = sorted[Math.floor(sorted.length / 2)] ?? 0;
     const measured: SplitInputs = {
       cores: this.opts.cores,
+      ...(this.opts.decodeSlots !== undefined ? { decodeSlots: this.opts.decodeSlots } : {}),
       executionProvider: this.provider ?? 'cpu',
       decodeMsPerImage,
-      inference: [...this.inferMs].map(([intraOpThreads, s]) => ({ intraOpThreads, msPerImage: s.ms / s.images })),
+      inference: this.settings
+        .filter((t) => this.inferMs.has(t))
+        .map((t) => ({ intraOpThreads: t, msPerImage: this.inferMs.get(t)!.ms / this.inferMs.get(t)!.images })),
     };
     this.chosen = chooseDecodeSplit(measured);
     this.decodes.limit = this.chosen.decodeConcurrency;
+    this.infers.limit = Infinity;
     this.opts.onChoice?.(this.chosen, measured);
   }
 }

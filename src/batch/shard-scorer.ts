@@ -106,8 +106,9 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       const tensor = split
         ? await split.decodes.run(async () => {
             const started = performance.now();
+            const atOnce = split.decodes.active;
             const decoded = await preprocessImage(input.bytes, info);
-            split.recordDecode(performance.now() - started);
+            split.recordDecode(performance.now() - started, Math.max(atOnce, split.decodes.active));
             return decoded;
           })
         : await preprocessImage(input.bytes, info);
@@ -137,6 +138,24 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     return batch;
   };
 
+  // With a decode split: the batch runs at the intra-op setting the splitter gives it, and reports its own
+  // run's time (while the splitter measures, runs take turns); once chosen, the classifier settles on it.
+  const infer = async (tensors: Float32Array[]): Promise<Float32Array[]> => {
+    const split = opts.decodeSplit;
+    if (!split) return classifier.infer(tensors);
+    const intraOpThreads = split.splitter.nextIntraOpThreads();
+    const outputs = await split.splitter.infers.run(async () => {
+      const started = performance.now();
+      const out = await classifier.infer(tensors, { intraOpThreads });
+      split.splitter.recordBatch(split.executionProvider, tensors.length, performance.now() - started, intraOpThreads);
+      return out;
+    });
+    const chosen = split.splitter.chosen?.intraOpThreads;
+    // (Once settled, this returns at once; settling on the session's own setting closes the others.)
+    if (chosen !== undefined) await classifier.settleIntraOpThreads(chosen);
+    return outputs;
+  };
+
   let pending = cp.itemsDone < inputs.length ? decodeBatch(cp.itemsDone) : undefined;
   for (let start = cp.itemsDone; start < inputs.length; start += batchSize) {
     opts.signal?.throwIfAborted();
@@ -147,10 +166,9 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
 
     const tensors = decoded.filter((d): d is Extract<Decoded, { ok: true }> => d.ok).map((d) => d.tensor);
     const inferStarted = performance.now();
-    const outputs = tensors.length > 0 ? await classifier.infer(tensors) : [];
+    const outputs = tensors.length > 0 ? await infer(tensors) : [];
     const batchInferMs = performance.now() - inferStarted;
     inferMs += batchInferMs;
-    opts.decodeSplit?.splitter.recordBatch(opts.decodeSplit.executionProvider, tensors.length, batchInferMs);
 
     const predictionRows: string[] = [];
     const errorRows: string[] = [];

@@ -14,6 +14,8 @@ export interface ExecutionConfig extends SessionThreading {
   /** When CUDA was asked for and cannot load: run on CPU (true) or fail (false). */
   allowCpuFallback: boolean;
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  /** Sessions may be opened at other intra-op settings, for the decode split to measure (ClassifierOptions). */
+  intraOpVariants?: boolean;
 }
 
 export class ClassifierPool {

@@ -26,6 +26,12 @@ export interface ClassifierOptions extends SessionThreading {
   graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
   /** The deployment's or job's preprocessing spec and labels, over the model's own (readModelInfo). */
   overrides?: ModelOverrides;
+  /**
+   * Whether `infer` may open sessions at other intra-op thread settings (the GPU worker's decode split
+   * measures each, src/batch/decode-split.ts). The model's bytes are then kept until
+   * `settleIntraOpThreads`.
+   */
+  intraOpVariants?: boolean;
 }
 
 export interface Prediction {
@@ -40,10 +46,17 @@ function firstLine(err: unknown): string {
 }
 
 export class Classifier {
+  /** Sessions at other intra-op settings than `intraOpThreads`, opened on first use (intraOpVariants). */
+  private readonly variants = new Map<number, Promise<InferenceThreads>>();
+
   private constructor(
     readonly info: ModelInfo,
-    private readonly session: InferenceThreads,
+    private session: InferenceThreads,
     readonly executionProvider: 'cpu' | 'cuda',
+    /** The intra-op threads the session runs with. */
+    public intraOpThreads: number,
+    /** Opens a session like this one at another intra-op setting (absent: only this one). */
+    private reopen?: (intraOpNumThreads: number) => Promise<InferenceThreads>,
   ) {}
 
   /**
@@ -55,6 +68,7 @@ export class Classifier {
     const info = await modelInfoOf(modelPath, bytes, opts.overrides);
     const base = sessionOptions(opts, opts.graphOptimizationLevel);
     const threads = opts.inferenceThreads ?? 1;
+    const intraOp = base.intraOpNumThreads!;
     if (opts.executionProvider === 'cuda') {
       try {
         const session = await InferenceThreads.open(
@@ -62,7 +76,7 @@ export class Classifier {
           { ...base, executionProviders: [{ name: 'cuda', deviceId: opts.deviceId ?? 0 }] },
           threads,
         );
-        return new Classifier(info, session, 'cuda');
+        return new Classifier(info, session, 'cuda', intraOp);
       } catch (err) {
         if (!opts.allowCpuFallback) {
           throw new WorkerCapabilityError(
@@ -74,8 +88,12 @@ export class Classifier {
       }
     }
     try {
-      const session = await InferenceThreads.open(bytes, { ...base, executionProviders: ['cpu'] }, threads);
-      return new Classifier(info, session, 'cpu');
+      const cpu = { ...base, executionProviders: ['cpu'] };
+      const session = await InferenceThreads.open(bytes, cpu, threads);
+      const reopen = opts.intraOpVariants
+        ? (intraOpNumThreads: number) => InferenceThreads.open(bytes, { ...cpu, intraOpNumThreads }, threads)
+        : undefined;
+      return new Classifier(info, session, 'cpu', intraOp, reopen);
     } catch (err) {
       throw new ModelError(
         `onnxruntime ${ort.env.versions.node ?? ort.env.versions.common} cannot load ${modelPath} (${firstLine(err)}). Re-export it with ` +
@@ -95,7 +113,7 @@ export class Classifier {
    * One run of shape [N, 3, H, W] or [N, H, W, 3] in the input's dtype; a model with a fixed batch of 1
    * is run once per image. `scores` turns a row into what top-k ranks.
    */
-  async infer(batch: Float32Array[]): Promise<Float32Array[]> {
+  async infer(batch: Float32Array[], at: { intraOpThreads?: number } = {}): Promise<Float32Array[]> {
     if (batch.length === 0) return [];
     const plane = this.inputSize;
     batch.forEach((t, i) => {
@@ -107,7 +125,7 @@ export class Classifier {
     });
     if (!this.info.dynamicBatch && batch.length > 1) {
       const out: Float32Array[] = [];
-      for (const one of batch) out.push(...(await this.infer([one])));
+      for (const one of batch) out.push(...(await this.infer([one], at)));
       return out;
     }
     const data = new Float32Array(batch.length * plane);
@@ -115,7 +133,9 @@ export class Classifier {
     const { height, width } = this.info;
     const dims = this.info.layout === 'NHWC' ? [batch.length, height, width, 3] : [batch.length, 3, height, width];
     const input = inputTensor(this.info.inputType, toInputData(data, this.info.inputType), dims);
-    const results = await this.session.run({ [this.info.inputName]: input }); // `data` is transferred
+    const at_ = this.sessionAt(at.intraOpThreads);
+    const session = at_ instanceof InferenceThreads ? at_ : await at_;
+    const results = await session.run({ [this.info.inputName]: input }); // `data` is transferred
     const output = results[this.info.outputName];
     if (!output || (output.type !== 'float32' && output.type !== 'float16')) {
       throw new Error(`The model returned no float32 or float16 output "${this.info.outputName}".`);
@@ -123,6 +143,38 @@ export class Classifier {
     const values = outputAsFloat32(output.data);
     const classes = values.length / batch.length;
     return batch.map((_, i) => values.slice(i * classes, (i + 1) * classes));
+  }
+
+  /**
+   * The session at `intraOpThreads` (this one, or one opened for it when intraOpVariants allowed; otherwise
+   * this one: a classifier that cannot open others runs every batch at its own setting).
+   */
+  private sessionAt(intraOpThreads: number | undefined): Promise<InferenceThreads> | InferenceThreads {
+    if (intraOpThreads === undefined || intraOpThreads === this.intraOpThreads || !this.reopen) return this.session;
+    let variant = this.variants.get(intraOpThreads);
+    if (!variant) {
+      variant = this.reopen(intraOpThreads);
+      variant.catch(() => this.variants.delete(intraOpThreads));
+      this.variants.set(intraOpThreads, variant);
+    }
+    return variant;
+  }
+
+  /**
+   * Runs at `intraOpThreads` from now on, whatever `infer` is asked: its session becomes this classifier's
+   * and the others close once their runs have answered (in the background); the model's bytes are let go.
+   * Once settled, calling it again does nothing.
+   */
+  async settleIntraOpThreads(intraOpThreads: number): Promise<void> {
+    if (!this.reopen) return;
+    const keep = await this.sessionAt(intraOpThreads);
+    const others = [this.session, ...(await Promise.all(this.variants.values()))].filter((s) => s !== keep);
+    this.reopen = undefined;
+    this.variants.clear();
+    this.session = keep;
+    this.intraOpThreads = intraOpThreads;
+    // Closed in the background: a run another shard has under way on one of them finishes first.
+    for (const s of others) void s.releaseWhenIdle().catch(() => undefined);
   }
 
   /** An output row as scores, by the spec's `output` (softmax for logits, sigmoid, or as is). */
@@ -163,6 +215,9 @@ export class Classifier {
   }
 
   async release(): Promise<void> {
+    const variants = await Promise.allSettled(this.variants.values());
+    this.variants.clear();
+    for (const v of variants) if (v.status === 'fulfilled') await v.value.release();
     await this.session.release();
   }
 

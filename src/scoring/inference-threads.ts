@@ -20,6 +20,9 @@ import { wireTensors } from './inference-wire';
 const THREAD_FILE = path.join(__dirname, 'inference-thread.js');
 
 export class InferenceThreads {
+  private running = 0;
+  private readonly idle: Array<() => void> = [];
+
   private constructor(
     private readonly pool: Piscina<ThreadTask, unknown>,
     private readonly description: SessionDescription,
@@ -76,7 +79,13 @@ export class InferenceThreads {
   ): Promise<ort.InferenceSession.ReturnType> {
     const wire = wireTensors(feeds, keep);
     const task: RunTask = { kind: 'run', feeds: wire.tensors, ...(fetches ? { fetches: [...fetches] } : {}) };
-    const outputs = (await this.pool.run(task, { transferList: wire.transfer })) as Record<string, WireTensor>;
+    this.running++;
+    let outputs: Record<string, WireTensor>;
+    try {
+      outputs = (await this.pool.run(task, { transferList: wire.transfer })) as Record<string, WireTensor>;
+    } finally {
+      if (--this.running === 0) for (const resolve of this.idle.splice(0)) resolve();
+    }
     const results: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(outputs)) {
       results[name] =
@@ -85,6 +94,14 @@ export class InferenceThreads {
           : ortTensor(t.type as ort.Tensor.Type, t.data as ArrayBufferView, t.dims);
     }
     return results;
+  }
+
+  /** Closes the threads once the runs under way have answered (a session no longer used, while others run). */
+  async releaseWhenIdle(): Promise<void> {
+    // A caller that has this session in hand starts its run within the current turn: let it.
+    await new Promise((resolve) => setImmediate(resolve));
+    while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
+    await this.release();
   }
 
   async release(): Promise<void> {

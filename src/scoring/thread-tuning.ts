@@ -11,6 +11,8 @@
  *     session stays the default and --inference-threads chooses;
  *   - libvips (`sharp.concurrency`): 1 thread per image;
  *   - libuv's thread pool (UV_THREADPOOL_SIZE, where sharp decodes): max(4, C).
+ * The GPU worker starts from these and, where the intra-op setting is left to it, measures inference at C,
+ * C/2, … 1 intra-op threads in its first batches and keeps the best (src/batch/decode-split.ts).
  * Every one can be set (flags or INFERCTL_* variables); `describeThreading` is the line the worker logs.
  */
 import os from 'node:os';
@@ -80,6 +82,12 @@ export function applyDecodeThreading(t: DecodeThreading = {}): void {
     process.env.UV_THREADPOOL_SIZE = String(r.uvThreadpoolSize);
   }
   sharp.concurrency(r.sharpConcurrency);
+}
+
+/** libuv's thread pool size in this process (where sharp decodes): UV_THREADPOOL_SIZE, else libuv's 4. */
+export function uvThreadpoolSize(): number {
+  const n = Number(process.env.UV_THREADPOOL_SIZE);
+  return Number.isInteger(n) && n > 0 ? n : 4;
 }
 
 /** What runs where, for startup logs and benchmark reports. */

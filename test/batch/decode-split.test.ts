@@ -8,7 +8,13 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
-import { ConcurrencyLimit, DecodeSplitter, chooseDecodeSplit } from '../../src/batch/decode-split';
+import {
+  ConcurrencyLimit,
+  DecodeSplitter,
+  chooseDecodeSplit,
+  intraOpLadder,
+  intraOpSettingsToMeasure,
+} from '../../src/batch/decode-split';
 import type { DecodeSplit, SplitInputs } from '../../src/batch/decode-split';
 
 describe('chooseDecodeSplit', () => {
@@ -18,6 +24,48 @@ describe('chooseDecodeSplit', () => {
     assert.equal(split.inferenceShare, 0);
     assert.equal(split.predictedItemsPerSec, 100);
     assert.match(split.reason, /inference runs on cuda: decode on every core/);
+  });
+
+  test('decoding on every core uses every decode slot; feeding inference stays within the cores', () => {
+    // 2 cores, libuv's default pool of 4: a decode also waits (its read, its hops to the main thread).
+    const gpu = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cuda',
+      decodeMsPerImage: 30,
+      inference: [],
+    });
+    assert.equal(gpu.decodeConcurrency, 4);
+    assert.ok(Math.abs(gpu.predictedItemsPerSec - 2000 / 30) < 1e-9, 'the limit is still C / D');
+    const tiny = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 30,
+      inference: [{ intraOpThreads: 2, msPerImage: 0.3 }],
+    });
+    assert.equal(tiny.decodeConcurrency, 4);
+    const heavy = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 5000,
+      inference: [{ intraOpThreads: 1, msPerImage: 2000 }],
+    });
+    assert.equal(heavy.decodeConcurrency, 2);
+    const choices: SplitInputs[] = [];
+    const splitter = new DecodeSplitter({
+      cores: 2,
+      decodeSlots: 4,
+      intraOpSettings: [2],
+      onChoice: (_, measured) => choices.push(measured),
+    });
+    assert.equal(splitter.decodes.limit, 4, 'every slot until it knows');
+    // Four decodes at once on two cores took twice as long each: what one costs on a core is half that.
+    for (const ms of [60, 62, 58]) splitter.recordDecode(ms, 4);
+    splitter.recordBatch('cpu', 4, 40, 2);
+    splitter.recordBatch('cpu', 4, 40, 2);
+    assert.equal(choices[0]?.decodeMsPerImage, 30);
   });
 
   test('a tiny model on the CPU (inference a small share): decode on every core', () => {
@@ -89,39 +137,107 @@ describe('chooseDecodeSplit', () => {
   });
 });
 
+describe('intraOpLadder', () => {
+  test('every core, then halving down to one', () => {
+    assert.deepEqual(intraOpLadder(1), [1]);
+    assert.deepEqual(intraOpLadder(2), [2, 1]);
+    assert.deepEqual(intraOpLadder(6), [6, 3, 2, 1]);
+    assert.deepEqual(intraOpLadder(16), [16, 8, 4, 2, 1]);
+  });
+});
+
+describe('intraOpSettingsToMeasure', () => {
+  const worker = { cores: 4, executionProvider: 'cpu', resolvedIntraOpThreads: 4 };
+  test('the ladder where the operator left the setting to the worker', () => {
+    assert.deepEqual(intraOpSettingsToMeasure(worker), [4, 2, 1]);
+  });
+  test('only the sessions’ own setting where the operator set it, ran several sessions, or the GPU infers', () => {
+    assert.deepEqual(intraOpSettingsToMeasure({ ...worker, intraOpNumThreads: 3, resolvedIntraOpThreads: 3 }), [3]);
+    assert.deepEqual(intraOpSettingsToMeasure({ ...worker, inferenceThreads: 2, resolvedIntraOpThreads: 2 }), [2]);
+    assert.deepEqual(intraOpSettingsToMeasure({ ...worker, executionProvider: 'cuda' }), [4]);
+  });
+});
+
 describe('DecodeSplitter', () => {
-  test('measures after a warm-up batch, decides once, logs it, and holds the limit', () => {
+  test('one setting: measures after a warm-up batch, decides once, logs it, and holds the limit', () => {
     const choices: Array<[DecodeSplit, SplitInputs]> = [];
     const splitter = new DecodeSplitter({
       cores: 2,
-      intraOpThreads: 2,
+      intraOpSettings: [2],
       batches: 2,
       onChoice: (split, measured) => choices.push([split, measured]),
     });
     assert.equal(splitter.decodes.limit, 2, 'every core until it knows');
+    assert.equal(splitter.infers.limit, 1, 'runs one at a time while measuring');
     for (const ms of [50, 52, 48, 400]) splitter.recordDecode(ms); // the 400: a decode that waited
-    splitter.recordBatch('cpu', 4, 4000); // warm-up: not counted
-    splitter.recordBatch('cpu', 4, 430);
+    splitter.recordBatch('cpu', 4, 4000, splitter.nextIntraOpThreads()); // warm-up: not counted
+    splitter.recordBatch('cpu', 4, 430, splitter.nextIntraOpThreads());
     assert.equal(choices.length, 0);
-    splitter.recordBatch('cpu', 4, 430);
+    splitter.recordBatch('cpu', 4, 430, splitter.nextIntraOpThreads());
     assert.equal(choices.length, 1);
     const [split, measured] = choices[0]!;
     assert.equal(measured.decodeMsPerImage, 52, 'the median decode');
     assert.deepEqual(measured.inference, [{ intraOpThreads: 2, msPerImage: 107.5 }]);
     assert.equal(split.decodeConcurrency, 1);
     assert.equal(splitter.decodes.limit, 1);
-    splitter.recordBatch('cpu', 4, 10);
+    assert.equal(splitter.infers.limit, Infinity);
+    splitter.recordBatch('cpu', 4, 10, 2);
     splitter.recordDecode(1);
     assert.equal(choices.length, 1, 'decided once');
   });
 
-  test('on a GPU it decides at the first batch: every core', () => {
+  test('several settings: batches take turns, each setting is measured, the best one is kept', () => {
+    // Measured on this machine's kind (2 cores, the ResNet-50-shaped model, 256x256 JPEGs): D 4 ms; one
+    // intra-op thread 160 ms per image, two 95 ms. Work per image: 4 + 160 = 164 core-ms (12.2 items/s on
+    // 2 cores, at most 6.25 from one session) against 4 + 2 x 95 = 194 (10.3, at most 10.5): two threads.
+    const choices: Array<[DecodeSplit, SplitInputs]> = [];
+    const splitter = new DecodeSplitter({
+      cores: 2,
+      intraOpSettings: [2, 1],
+      onChoice: (split, measured) => choices.push([split, measured]),
+    });
+    const perImage: Record<number, number> = { 2: 95, 1: 160 };
+    const turns: number[] = [];
+    for (let batch = 0; batch < 4; batch++) {
+      for (let i = 0; i < 16; i++) splitter.recordDecode(4);
+      const t = splitter.nextIntraOpThreads();
+      turns.push(t);
+      // The first batch at each setting is slow (the session warms up): not counted.
+      splitter.recordBatch('cpu', 16, 16 * perImage[t]! * (batch < 2 ? 3 : 1), t);
+    }
+    assert.deepEqual(turns, [2, 1, 2, 1], 'in turns');
+    assert.equal(choices.length, 1, 'decided after a warm-up and one measured batch at each setting');
+    const [split, measured] = choices[0]!;
+    assert.deepEqual(measured.inference, [
+      { intraOpThreads: 2, msPerImage: 95 },
+      { intraOpThreads: 1, msPerImage: 160 },
+    ]);
+    assert.equal(split.intraOpThreads, 2);
+    assert.ok(Math.abs(split.predictedItemsPerSec - 2000 / 194) < 1e-9);
+    assert.equal(split.decodeConcurrency, 1);
+    assert.equal(splitter.nextIntraOpThreads(), 2, 'every later batch at the chosen setting');
+
+    // The same model where decode is dear (camera photos, D 60 ms) and two threads gain little (I(2) 140):
+    // 60 + 160 = 220 core-ms (9.1 items/s, at most 6.25) against 60 + 280 = 340 (5.9, at most 7.1): one thread.
+    const dear = chooseDecodeSplit({
+      cores: 2,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 60,
+      inference: measured.inference.map((m) => (m.intraOpThreads === 2 ? { ...m, msPerImage: 140 } : m)),
+    });
+    assert.equal(dear.intraOpThreads, 1);
+    assert.equal(dear.predictedItemsPerSec, 6.25);
+    assert.equal(dear.decodeConcurrency, 1);
+  });
+
+  test('on a GPU it decides at the first batch: every core, the sessions’ own setting', () => {
     const choices: DecodeSplit[] = [];
-    const splitter = new DecodeSplitter({ cores: 3, intraOpThreads: 3, onChoice: (s) => choices.push(s) });
+    const splitter = new DecodeSplitter({ cores: 3, intraOpSettings: [3, 2, 1], onChoice: (s) => choices.push(s) });
     splitter.recordDecode(30);
-    splitter.recordBatch('cuda', 8, 5);
+    splitter.recordBatch('cuda', 8, 5, splitter.nextIntraOpThreads());
     assert.equal(choices.length, 1);
     assert.equal(choices[0]!.decodeConcurrency, 3);
+    assert.equal(splitter.nextIntraOpThreads(), 3);
   });
 });
 

@@ -86,6 +86,48 @@ describe('Classifier', () => {
     assert.deepEqual(tiny.topK(probs, 0), []);
   });
 
+  test('intra-op variants: a batch runs at another setting on its own session, and the classifier settles on one', async () => {
+    const images = await Promise.all(TINY_CNN_LABELS.map((l, i) => makeColourJpeg(l, { seed: i + 20 })));
+    const tensors = await Promise.all(images.map((b) => preprocessImage(b, tiny.info)));
+    const expected = await tiny.infer(tensors);
+    const same = (got: Float32Array[]) =>
+      got.forEach((row, i) => row.forEach((p, k) => assert.ok(Math.abs(p - expected[i]![k]!) < 1e-5, `${i}/${k}`)));
+    // Without intraOpVariants a classifier runs every batch on its own session, whatever it is asked.
+    same(await tiny.infer(tensors, { intraOpThreads: 2 }));
+    await tiny.settleIntraOpThreads(2);
+    assert.equal(tiny.intraOpThreads, 1, 'nothing to settle on: no variants');
+
+    const varying = await Classifier.load(tinyPath, { intraOpNumThreads: 2, intraOpVariants: true });
+    try {
+      assert.equal(varying.intraOpThreads, 2);
+      const [atOne, atTwo] = await Promise.all([
+        varying.infer(tensors, { intraOpThreads: 1 }),
+        varying.infer(tensors, { intraOpThreads: 2 }),
+      ]);
+      same(atOne);
+      same(atTwo);
+      await varying.settleIntraOpThreads(1);
+      assert.equal(varying.intraOpThreads, 1);
+      // Whatever a late batch asks for, it runs on the kept session (the other one is closed).
+      same(await varying.infer(tensors, { intraOpThreads: 2 }));
+      same(await varying.infer(tensors));
+      await varying.settleIntraOpThreads(2);
+      assert.equal(varying.intraOpThreads, 1, 'settled once');
+    } finally {
+      await varying.release();
+    }
+    // Settling on its own setting keeps its session and closes the one opened to measure another.
+    const own = await Classifier.load(tinyPath, { intraOpNumThreads: 2, intraOpVariants: true });
+    try {
+      same(await own.infer(tensors, { intraOpThreads: 1 }));
+      await own.settleIntraOpThreads(2);
+      assert.equal(own.intraOpThreads, 2);
+      same(await own.infer(tensors, { intraOpThreads: 1 }));
+    } finally {
+      await own.release();
+    }
+  });
+
   test('infer refuses tensors of the wrong size', async () => {
     await assert.rejects(tiny.infer([new Float32Array(10)]), /Image 0 has 10 values; this model takes 3×64×64 = 12288/);
   });

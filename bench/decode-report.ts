@@ -1,0 +1,111 @@
+/**
+ * The markdown of `npm run bench:decode` (decode-bench.ts): per corpus, D for each decode mode, then each
+ * regime's cases with the target next to the cell it applies to, its limit, the GPU worker's decode split
+ * and the ratios against their targets.
+ */
+import { DECODE_MODES } from '../src/shared/preprocess-types';
+import type { DecodeMode } from '../src/shared/preprocess-types';
+import type { CaseResult } from './batch-harness';
+
+export interface Target {
+  /** The ratio's name in `ratios`. */
+  ratio: string;
+  /** At least this. */
+  atLeast: number;
+  /** What it is a ratio to, in words. */
+  of: string;
+}
+
+export interface RegimeReport {
+  regime: 'a' | 'b';
+  model: string;
+  /** What the Python peers run, in words. */
+  peers: string;
+  cases: Record<string, CaseResult>;
+  decodeCoreMsPerImage: number;
+  /** Pillow-draft's D, one process: the Python peers' own decode cost. */
+  pillowDecodeCoreMsPerImage?: number;
+  inferMsPerImage?: number;
+  limitItemsPerSecond: number;
+  /** What the GPU worker logged when it chose its decode concurrency. */
+  decodeSplit: string;
+  ratios: Record<string, number | null>;
+  targets: Target[];
+}
+
+export interface CorpusReport {
+  corpus: string;
+  items: number;
+  /** D for each decode mode with the ResNet-50-shaped model's spec (224x224), core-ms per image (full runs). */
+  decodeMsByMode?: Record<DecodeMode, number>;
+  regimes: RegimeReport[];
+}
+
+const met = (v: number | null | undefined, target: number) =>
+  v === null || v === undefined ? 'n/a' : v >= target ? 'met' : 'NOT met';
+
+function row(label: string, x: CaseResult | undefined, target = ''): string {
+  return x
+    ? `| ${label} | ${x.items} | ${x.seconds.toFixed(2)} | ${x.itemsPerSecond.toFixed(2)} | ${x.peakRssMb?.toFixed(0) ?? '–'} | ${target} | ${x.note ?? ''} |`
+    : `| ${label} | – | – | – | – | ${target} | not run |`;
+}
+
+/** The target column of the `c` row: each target with the items/s it asks for and whether it is met. */
+function cTargets(g: RegimeReport): string {
+  return g.targets
+    .map((t) => {
+      const v = g.ratios[t.ratio];
+      const base = t.ratio === 'cOverLimit' ? g.limitItemsPerSecond : undefined;
+      const wanted = base !== undefined ? ` = ${(t.atLeast * base).toFixed(2)} items/s` : '';
+      return `≥ ${t.atLeast}× ${t.of}${wanted}: ${v ?? 'n/a'}× ${met(v, t.atLeast)}`;
+    })
+    .join('; ');
+}
+
+function regimeLines(g: RegimeReport, cores: number): string[] {
+  const lines = [`### (${g.regime}) ${g.model}`, '', `Python peers: ${g.peers}.`, ''];
+  lines.push('| case | items | seconds | items/s | peak RSS (MB) | target | note |', '|---|---|---|---|---|---|---|');
+  if (g.regime === 'b') lines.push(row('bare onnxruntime-node, pre-decoded (I)', g.cases.bare));
+  lines.push(row('D: decode + preprocess alone, one thread', g.cases.D));
+  lines.push(row('D (Pillow draft): decode + preprocess alone, one process', g.cases.Dpil));
+  if (g.regime === 'a') lines.push(row('b: decode → infer → write, one process', g.cases.b));
+  lines.push(
+    row('c: `inferctl score`: workflow + GPU worker', g.cases.c, cTargets(g)),
+    row('Python: onnxruntime + Pillow draft, one process', g.cases.draft),
+  );
+  if (g.regime === 'a') lines.push(row('Python: Pillow draft, two decode processes', g.cases.draft2));
+  const pil = g.pillowDecodeCoreMsPerImage;
+  lines.push(
+    '',
+    g.regime === 'a'
+      ? `Limit C/D on ${cores} cores: D = ${g.decodeCoreMsPerImage} core-ms/image → **${g.limitItemsPerSecond} items/s**.`
+      : `Limit C/(D + C·I) on ${cores} cores: D = ${g.decodeCoreMsPerImage} core-ms/image, I = ${g.inferMsPerImage} ms/image → **${g.limitItemsPerSecond} items/s**.`,
+    pil
+      ? `Pillow draft's D = ${pil} core-ms/image: the two-process peer's own limit is C/D = ${((1000 * cores) / pil).toFixed(2)} items/s, ` +
+          `so c ≥ 1.2× that peer needs D ≤ ${(pil / 1.2).toFixed(1)} core-ms/image here.`
+      : '',
+    `The GPU worker's decode split: ${g.decodeSplit}`,
+    '',
+    '| ratio | measured | target | |',
+    '|---|---|---|---|',
+    ...Object.entries(g.ratios).map(([k, v]) => {
+      const t = g.targets.find((x) => x.ratio === k);
+      return t ? `| ${k} | ${v} | ≥ ${t.atLeast} | ${met(v, t.atLeast)} |` : `| ${k} | ${v} | | |`;
+    }),
+    '',
+  );
+  return lines.filter((l, i, all) => l !== '' || all[i - 1] !== '');
+}
+
+export function corpusMarkdown(r: CorpusReport, cores: number): string[] {
+  const lines = [`## ${r.corpus}: ${r.items} images`, ''];
+  if (r.decodeMsByMode) {
+    lines.push(
+      `Decode + preprocess alone, one thread, to 224x224 (core-ms per image): ` +
+        DECODE_MODES.map((m) => `${m} ${r.decodeMsByMode![m]}`).join(', ') +
+        ' (agreement of each with exact: docs/preprocessing.md, "JPEG decode").',
+      '',
+    );
+  }
+  return [...lines, ...r.regimes.flatMap((g) => regimeLines(g, cores))];
+}
