@@ -340,6 +340,7 @@ export async function measureScriptFront(
 
 /** The script path's table and its targets (front ≥ 0.95× direct throughput, < 2 ms added at p50). */
 export function scriptMarkdown(cells: ScriptCell[]): string[] {
+  if (cells.length === 0) return [];
   const lines = [
     '',
     '## Scoring script: inferctl’s front vs azureml-inference-server-http reached directly',

@@ -14,7 +14,7 @@
  * have finished what earlier parts left them, so neither pays for the other's stragglers.
  * Then the scoring-script path (script-front-bench.ts): inferctl's front against the same
  * azureml-inference-server-http reached directly, at concurrency 1 and 8 (`--script-only` runs just that part,
- * `--no-script` skips it; `--model-only NAME` measures one model). Writes bench/results/serve-<date>.json and .md.
+ * `--no-script` skips it; `--model-only NAME`, `--concurrency 1,8`, `--seconds N` narrow a run). Writes bench/results/serve-<date>.json and .md.
  */
 import { execFile, fork } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -296,12 +296,12 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const scriptOnly = process.argv.includes('--script-only');
   const withScript = !process.argv.includes('--no-script');
-  const concurrencies = quick ? [1, 32] : [1, 8, 32, 64];
-  const seconds = quick ? 3 : 5;
+  const flag = (name: string) =>
+    process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
+  const concurrencies = flag('--concurrency')?.split(',').map(Number) ?? (quick ? [1, 32] : [1, 8, 32, 64]);
+  const seconds = Number(flag('--seconds') ?? (quick ? 3 : 5));
   if (!(await exists(SERVER_MAIN))) throw new Error(`${SERVER_MAIN} is missing; run npm run build first.`);
-  const only = process.argv.includes('--model-only')
-    ? process.argv[process.argv.indexOf('--model-only') + 1]
-    : undefined;
+  const only = flag('--model-only');
   const models = scriptOnly ? [] : (await prepareModels()).filter((m) => only === undefined || m.name === only);
   const bodies = await Promise.all(
     Array.from({ length: 16 }, (_, i) =>

@@ -72,25 +72,31 @@ export async function replicaMetrics(url: string) {
 }
 
 /**
- * Waits until no replica is still inferring: the requests a previous part's client gave up on (autocannon
- * stops mid-request) are still decoded and inferred, and would take CPU from the next part. Idle is the
- * replicas' inference count unchanged over 300 ms.
+ * Waits until no replica is still inferring what a previous part left it: autocannon stops mid-request, and a
+ * request already decoded or inferring when its client went away still finishes (a replica drops only those
+ * whose batch has not gone yet), taking CPU from the next part. Idle is every replica's inference count
+ * unchanged over a window of twice its mean inference time so far (at least 500 ms).
  */
 export async function waitIdle(replicas: Replica[]): Promise<void> {
-  const inferences = async () =>
+  const scrape = async () =>
     Promise.all(
       replicas.map(async (r) => {
         const text = await (await fetch(`${r.url}/metrics`)).text();
-        return /^inferctl_server_inference_seconds_count (\S+)$/m.exec(text)?.[1] ?? '';
+        const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
+        return {
+          count: value('inferctl_server_inference_seconds_count'),
+          sum: value('inferctl_server_inference_seconds_sum'),
+        };
       }),
-    ).then((counts) => counts.join(' '));
-  const deadline = Date.now() + 60_000;
-  let last = await inferences();
+    );
+  const deadline = Date.now() + 120_000;
+  let last = await scrape();
   while (Date.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 300));
-    const now = await inferences();
-    if (now === last) return;
+    const meanSeconds = Math.max(...last.map((m) => (m.count > 0 ? m.sum / m.count : 0)));
+    await new Promise((r) => setTimeout(r, Math.max(500, 2_000 * meanSeconds)));
+    const now = await scrape();
+    if (now.every((m, i) => m.count === last[i]!.count)) return;
     last = now;
   }
-  log('the replicas were still inferring after 60 s; measuring anyway');
+  log('the replicas were still inferring after 120 s; measuring anyway');
 }
