@@ -1,18 +1,34 @@
 /**
  * bench:serve's script path: a scoring script (the Azure ML v2-style fixture, test/fixtures/scripts/v2, under
  * azureml-inference-server-http 1.5.1 in gunicorn) behind inferctl's script front (src/script/front-main.ts,
- * the key checked in constant time, limits, metrics), against the same Python server reached directly on its
- * own loopback port: the front's added latency (p50, p99) and its throughput as a share of direct, at
- * concurrency 1 and 8, the two measured back to back per concurrency. The environment is built (or found) in
- * INFERCTL_PYTHON_ENVS, else ~/.cache/inferctl/test-script-envs (the tests' cache): the first run builds it.
+ * the key checked in constant time, limits, metrics; its Python server on a Unix socket of its own), against
+ * azureml-inference-server-http reached directly, at concurrency 1 and 8. Three paths, each served by one sync
+ * gunicorn worker (the front's default and azmlinfsrv's, WORKER_COUNT=1):
+ *   front        a client → the front (loopback TCP, keep-alive) → its Python server (Unix socket);
+ *   direct       a client → a second Python server started with the front's own command line
+ *                (python-server.ts) bound to a loopback port instead, as azmlinfsrv serves: what a client
+ *                reaches without inferctl;
+ *   direct-unix  a client → the front's own Python server through its socket: what the front's hop costs
+ *                by itself.
+ * The same client code drives each path, and the paths alternate in short slices within each concurrency
+ * (the order rotating each round), so the machine's other load falls on all of them alike. Per path: CPU
+ * milliseconds per request of the front and of the Python server's processes (from /proc), next to req/s and
+ * latency. The environment is built (or found) in INFERCTL_PYTHON_ENVS, else ~/.cache/inferctl/test-script-envs
+ * (the tests' cache): the first run builds it.
  */
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
+import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
+import { SCRIPT_MANIFEST } from '../src/script/bundle-manifest';
+import type { ScriptManifest } from '../src/script/bundle-manifest';
+import { pythonServerCommand } from '../src/script/python-server';
 import { LocalLayout } from '../src/targets/local/layout';
 import { buildScriptImage } from '../src/targets/local/script-replica';
 
@@ -21,8 +37,10 @@ const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'scripts');
 const FRONT_MAIN = path.join(ROOT, 'dist', 'src', 'script', 'front-main.js');
 const ENVS = process.env.INFERCTL_PYTHON_ENVS ?? path.join(os.homedir(), '.cache', 'inferctl', 'test-script-envs');
 
+export type ScriptPath = 'front' | 'direct' | 'direct-unix';
+
 export interface ScriptCell {
-  path: 'front' | 'direct';
+  path: ScriptPath;
   concurrency: number;
   seconds: number;
   requests: number;
@@ -30,7 +48,13 @@ export interface ScriptCell {
   p50Ms: number;
   p99Ms: number;
   errors: number;
+  /** CPU time per answered request: the front's process, and the Python server's processes on this path. */
+  frontCpuMsPerRequest: number;
+  pythonCpuMsPerRequest: number;
 }
+
+/** Where a path's client connects: a loopback port or a Unix socket. */
+type Endpoint = { port: number } | { socketPath: string };
 
 function log(line: string): void {
   process.stderr.write(`[serve-bench script] ${line}\n`);
@@ -41,25 +65,62 @@ function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
+/** CPU milliseconds (user + system) a process has used so far, from /proc; 0 once it is gone. */
+function cpuMs(pid: number): number {
+  try {
+    const stat = fsSync.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks of 1/100 s (USER_HZ)
+  } catch {
+    return 0;
+  }
+}
+
+/** The processes of a process group (gunicorn's arbiter and its workers), from /proc. */
+function groupMembers(pgid: number): number[] {
+  const members: number[] = [];
+  for (const entry of fsSync.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fsSync.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]) === pgid) members.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return members;
+}
+
+interface Slice {
+  seconds: number;
+  latencies: number[];
+  errors: number;
+}
+
 /**
  * `concurrency` loops POSTing for `seconds`, each timing its own requests: a keep-alive agent, which reconnects
- * when gunicorn's sync worker closes the connection (it does after every answer), the same for both paths.
+ * when gunicorn's sync worker closes the connection (it does after every answer), the same for every path.
  * (autocannon's latencies are not comparable here: it counts a closed connection's reconnect in odd ways.)
  */
-async function drive(url: string, key: string, concurrency: number, seconds: number) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency });
-  const target = new URL(url);
+async function drive(
+  endpoint: Endpoint,
+  agent: http.Agent,
+  key: string,
+  concurrency: number,
+  seconds: number,
+): Promise<Slice> {
   const latencies: number[] = [];
   let errors = 0;
   const started = performance.now();
   const end = started + seconds * 1000;
+  const where =
+    'socketPath' in endpoint ? { socketPath: endpoint.socketPath } : { host: '127.0.0.1', port: endpoint.port };
   const one = (index: number) =>
     new Promise<number>((resolve) => {
       const body = JSON.stringify({ index });
       const req = http.request(
         {
-          hostname: target.hostname,
-          port: target.port,
+          ...where,
           path: '/score',
           method: 'POST',
           agent,
@@ -87,21 +148,10 @@ async function drive(url: string, key: string, concurrency: number, seconds: num
       }
     }),
   );
-  const elapsed = (performance.now() - started) / 1000;
-  agent.destroy();
-  latencies.sort((a, b) => a - b);
-  const round = (n: number) => Math.round(n * 100) / 100;
-  return {
-    seconds: round(elapsed),
-    requests: latencies.length,
-    requestsPerSecond: round(latencies.length / elapsed),
-    p50Ms: round(percentile(latencies, 50)),
-    p99Ms: round(percentile(latencies, 99)),
-    errors,
-  };
+  return { seconds: (performance.now() - started) / 1000, latencies, errors };
 }
 
-/** The front started on the bundle; its URL and the Python server's (from the line the front prints). */
+/** The front started on the bundle; its URL, and its Python server's group and socket (from the line it prints). */
 async function startFront(bundle: string, dir: string, keyFile: string) {
   const readyFile = path.join(dir, 'ready.json');
   const child: ChildProcess = spawn(
@@ -127,14 +177,14 @@ async function startFront(bundle: string, dir: string, keyFile: string) {
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
   const deadline = Date.now() + 180_000;
   for (;;) {
-    const m = /script front on (http:\/\/[^,\s]+), Python server \(group \d+\) on (127\.0\.0\.1:\d+)/.exec(out);
+    const m = /script front on http:\/\/127\.0\.0\.1:(\d+), Python server \(group (\d+)\) on unix:(\S+)/.exec(out);
     if (m) {
-      const front = m[1]!;
-      const ready = await fetch(`${front}/readyz`).then(
+      const port = Number(m[1]);
+      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
         (r) => r.status === 200,
         () => false,
       );
-      if (ready) return { child, front, direct: `http://${m[2]}` };
+      if (ready) return { child, port, pythonGroup: Number(m[2]), socketPath: m[3]! };
     }
     if (child.exitCode !== null) throw new Error(`the script front exited (${child.exitCode}): ${out}`);
     if (Date.now() > deadline) throw new Error(`the script was not ready within 180 s: ${out}`);
@@ -142,20 +192,70 @@ async function startFront(bundle: string, dir: string, keyFile: string) {
   }
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill('SIGTERM'); // the front stops its Python group with it
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-  if (child.exitCode === null) child.kill('SIGKILL');
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = net.createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as AddressInfo;
+      probe.close(() => resolve(port));
+    });
+  });
 }
 
-/** Front and direct, back to back at each concurrency. */
-export async function measureScriptFront(concurrencies: number[], seconds: number): Promise<ScriptCell[]> {
+/** The direct path's Python server: the front's command line, bound to a loopback port; answering once init() ran. */
+async function startDirect(bundle: string, dir: string) {
+  const manifest = JSON.parse(await fs.readFile(path.join(bundle, SCRIPT_MANIFEST), 'utf8')) as ScriptManifest;
+  const port = await freePort();
+  const command = pythonServerCommand({
+    bundle,
+    manifest,
+    python: manifest.python,
+    bind: `127.0.0.1:${port}`,
+    workers: 1,
+    noControlSocket: manifest.noControlSocket ?? false,
+  });
+  const logFd = fsSync.openSync(path.join(dir, 'direct.log'), 'a');
+  const child = spawn(command.command, command.args, {
+    cwd: command.cwd,
+    env: command.env,
+    detached: true,
+    stdio: ['ignore', logFd, logFd],
+  });
+  fsSync.closeSync(logFd);
+  const deadline = Date.now() + 180_000;
+  for (;;) {
+    const ok = await fetch(`http://127.0.0.1:${port}/`).then(
+      (r) => r.ok,
+      () => false,
+    );
+    if (ok) return { child, port };
+    if (child.exitCode !== null) throw new Error(`the direct Python server exited (${child.exitCode}); see ${dir}`);
+    if (Date.now() > deadline) throw new Error('the direct Python server did not answer within 180 s');
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+async function stop(child: ChildProcess, group = false): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  const signal = (s: NodeJS.Signals) => (group ? process.kill(-child.pid!, s) : child.kill(s));
+  signal('SIGTERM'); // the front stops its Python group with it
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
+  if (child.exitCode === null && child.signalCode === null) signal('SIGKILL');
+}
+
+/** The three paths, alternating in slices of `sliceSeconds`, `rounds` rounds per concurrency. */
+export async function measureScriptFront(
+  concurrencies: number[],
+  sliceSeconds: number,
+  rounds: number,
+): Promise<ScriptCell[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-serve-bench-script-'));
   const key = `bench-${process.pid}-${Date.now()}`;
   const keyFile = path.join(dir, 'key');
   let front: ChildProcess | undefined;
+  let direct: ChildProcess | undefined;
   const cells: ScriptCell[] = [];
   try {
     await fs.writeFile(keyFile, key, { mode: 0o600 });
@@ -181,21 +281,58 @@ export async function measureScriptFront(concurrencies: number[], seconds: numbe
     );
     const started = await startFront(image.imageRef, dir, keyFile);
     front = started.child;
-    await drive(started.front, key, 8, Math.min(2, seconds)); // warm-up, both paths
-    await drive(started.direct, key, 8, Math.min(2, seconds));
+    const directServer = await startDirect(image.imageRef, dir);
+    direct = directServer.child;
+    const paths: Array<{ path: ScriptPath; endpoint: Endpoint; pythonGroup: number }> = [
+      { path: 'front', endpoint: { port: started.port }, pythonGroup: started.pythonGroup },
+      { path: 'direct', endpoint: { port: directServer.port }, pythonGroup: direct.pid! },
+      { path: 'direct-unix', endpoint: { socketPath: started.socketPath }, pythonGroup: started.pythonGroup },
+    ];
+    const agent = new http.Agent({ keepAlive: true });
+    for (const p of paths) await drive(p.endpoint, agent, key, 8, 1); // warm-up
     for (const concurrency of concurrencies) {
-      for (const [which, url] of [
-        ['front', started.front],
-        ['direct', started.direct],
-      ] as const) {
-        await new Promise((r) => setTimeout(r, 500));
-        const cell: ScriptCell = { path: which, concurrency, ...(await drive(url, key, concurrency, seconds)) };
+      const totals = new Map<ScriptPath, { slice: Slice; front: number; python: number }>();
+      for (let round = 0; round < rounds; round++) {
+        for (let i = 0; i < paths.length; i++) {
+          const p = paths[(round + i) % paths.length]!;
+          const python = groupMembers(p.pythonGroup);
+          const cpu = () => ({ front: cpuMs(front!.pid!), python: python.reduce((sum, pid) => sum + cpuMs(pid), 0) });
+          const before = cpu();
+          const slice = await drive(p.endpoint, agent, key, concurrency, sliceSeconds);
+          const after = cpu();
+          const total = totals.get(p.path) ?? { slice: { seconds: 0, latencies: [], errors: 0 }, front: 0, python: 0 };
+          total.slice.seconds += slice.seconds;
+          total.slice.latencies.push(...slice.latencies);
+          total.slice.errors += slice.errors;
+          total.front += after.front - before.front;
+          total.python += after.python - before.python;
+          totals.set(p.path, total);
+        }
+      }
+      for (const p of paths) {
+        const { slice, front: frontCpu, python } = totals.get(p.path)!;
+        const latencies = [...slice.latencies].sort((a, b) => a - b);
+        const round2 = (n: number) => Math.round(n * 100) / 100;
+        const cell: ScriptCell = {
+          path: p.path,
+          concurrency,
+          seconds: round2(slice.seconds),
+          requests: latencies.length,
+          requestsPerSecond: round2(latencies.length / slice.seconds),
+          p50Ms: round2(percentile(latencies, 50)),
+          p99Ms: round2(percentile(latencies, 99)),
+          errors: slice.errors,
+          frontCpuMsPerRequest: round2(frontCpu / latencies.length),
+          pythonCpuMsPerRequest: round2(python / latencies.length),
+        };
         log(JSON.stringify(cell));
         cells.push(cell);
       }
     }
+    agent.destroy();
   } finally {
     if (front) await stop(front);
+    if (direct) await stop(direct, true);
     await fs.rm(dir, { recursive: true, force: true });
   }
   return cells;
@@ -203,17 +340,23 @@ export async function measureScriptFront(concurrencies: number[], seconds: numbe
 
 /** The script path's table and its targets (front ≥ 0.95× direct throughput, < 2 ms added at p50). */
 export function scriptMarkdown(cells: ScriptCell[]): string[] {
+  if (cells.length === 0) return [];
   const lines = [
     '',
     '## Scoring script: inferctl’s front vs azureml-inference-server-http reached directly',
     '',
-    'The v2-style fixture script (test/fixtures/scripts/v2, JSON in and out) under azureml-inference-server-http ' +
-      '1.5.1 (gunicorn, one sync worker), the front and direct measured back to back at each concurrency.',
+    'The v2-style fixture script (test/fixtures/scripts/v2, JSON in and out, under 1 ms of work) under ' +
+      'azureml-inference-server-http 1.5.1, each path served by one sync gunicorn worker (the front\u2019s default ' +
+      'and azmlinfsrv\u2019s). front: client → front (TCP) → its Python server (Unix socket); direct: client → a ' +
+      'Python server started with the same command on a loopback port, as azmlinfsrv serves; direct-unix: client → ' +
+      'the front\u2019s own Python server through its socket (the hop\u2019s own cost). The same client code for ' +
+      'all; the paths alternate in short slices within each concurrency. CPU ms per request from /proc.',
     '',
-    '| concurrency | path | req/s | p50 ms | p99 ms | errors |',
-    '| ---: | --- | ---: | ---: | ---: | ---: |',
+    '| concurrency | path | req/s | p50 ms | p99 ms | errors | front CPU ms/req | Python CPU ms/req |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...cells.map(
-      (c) => `| ${c.concurrency} | ${c.path} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p99Ms} | ${c.errors} |`,
+      (c) =>
+        `| ${c.concurrency} | ${c.path} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p99Ms} | ${c.errors} | ${c.frontCpuMsPerRequest} | ${c.pythonCpuMsPerRequest} |`,
     ),
     '',
   ];
@@ -224,9 +367,12 @@ export function scriptMarkdown(cells: ScriptCell[]): string[] {
     const ratio = Math.round((front.requestsPerSecond / direct.requestsPerSecond) * 100) / 100;
     const addedP50 = Math.round((front.p50Ms - direct.p50Ms) * 100) / 100;
     const addedP99 = Math.round((front.p99Ms - direct.p99Ms) * 100) / 100;
+    const unix = cells.find((c) => c.concurrency === concurrency && c.path === 'direct-unix');
+    const hop = unix ? Math.round((front.requestsPerSecond / unix.requestsPerSecond) * 100) / 100 : undefined;
     lines.push(
       `- concurrency ${concurrency}: the front adds ${addedP50} ms at p50 (target < 2: ${addedP50 < 2 ? 'met' : 'not met'}) ` +
-        `and ${addedP99} ms at p99; throughput ${ratio}× direct (target ≥ 0.95: ${ratio >= 0.95 ? 'met' : 'not met'}).`,
+        `and ${addedP99} ms at p99; throughput ${ratio}× direct (target ≥ 0.95: ${ratio >= 0.95 ? 'met' : 'not met'})` +
+        `${hop === undefined ? '' : `; ${hop}× the same Python server reached through its socket`}.`,
     );
   }
   return lines;

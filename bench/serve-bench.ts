@@ -5,16 +5,18 @@
  * on loopback, for the ResNet-50-shaped model (224x224, generated into bench/work once) and the tiny
  * colour CNN; this process drives it with autocannon, keep-alive connections at concurrency 1, 8, 32
  * and 64, posting real JPEGs in turn. Per cell: requests/s (2xx), p50/p95/p99 latency, errors (failed
- * or non-2xx requests), the average executed batch size (from the replica's /metrics), and /healthz's
+ * or non-2xx requests), the average executed batch size and the mean time a request waited in the batcher
+ * (from the replica's /metrics), and /healthz's
  * p99 while the cell runs (probed every 100 ms from a process of its own, healthz-probe.ts: inference runs
  * off the replica's main thread, so it must keep answering). Next to them, the same images decoded and inferred in one process
- * without HTTP (batch-case.js --case pipeline), what a replica at concurrency 32 is compared with.
+ * without HTTP (batch-case.js --case pipeline), what a replica at concurrency 32 is compared with. Each
+ * concurrency's on and off cells are measured in alternating halves (on off off on), each after both replicas
+ * have finished what earlier parts left them, so neither pays for the other's stragglers.
  * Then the scoring-script path (script-front-bench.ts): inferctl's front against the same
  * azureml-inference-server-http reached directly, at concurrency 1 and 8 (`--script-only` runs just that part,
- * `--no-script` skips it). Writes bench/results/serve-<date>.json and .md.
+ * `--no-script` skips it; `--model-only NAME`, `--concurrency 1,8`, `--seconds N` narrow a run). Writes bench/results/serve-<date>.json and .md.
  */
-import { execFile, fork, spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
+import { execFile, fork } from 'node:child_process';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,11 +29,12 @@ import { measureScriptFront, scriptMarkdown } from './script-front-bench';
 import type { ScriptCell } from './script-front-bench';
 import { buildResnet50Shaped } from '../src/demo/resnet50';
 import { TINY_CNN_LABELS, buildTinyCnn } from '../src/demo/tiny-cnn';
+import { SERVER_MAIN, replicaMetrics, startReplica, stopReplica, waitIdle } from './serve-replica';
+import type { Replica } from './serve-replica';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const WORK = path.join(ROOT, 'bench', 'work');
 const RESULTS = path.join(ROOT, 'bench', 'results');
-const SERVER_MAIN = path.join(ROOT, 'dist', 'src', 'server', 'main.js');
 const KEY = `bench-${Date.now()}-${process.pid}`;
 
 interface Cell {
@@ -46,6 +49,8 @@ interface Cell {
   p99Ms: number;
   errors: number;
   avgBatchSize: number;
+  /** Mean time a request waited in the batcher before its inference started (batching on), ms. */
+  meanQueueDelayMs: number;
   healthzP99Ms: number;
   /** /healthz probes that got no 200 (refused, reset, or an error status). */
   healthzFailures: number;
@@ -79,55 +84,6 @@ async function prepareModels(): Promise<Array<{ name: string; file: string }>> {
     { name: 'resnet50-shaped', file: resnet },
     { name: 'tiny-cnn', file: tiny },
   ];
-}
-
-interface Replica {
-  url: string;
-  child: ChildProcess;
-}
-
-async function startReplica(model: string, dir: string, batching: boolean): Promise<Replica> {
-  const keyFile = path.join(dir, 'key');
-  const readyFile = path.join(dir, `ready-${batching ? 'on' : 'off'}-${Date.now()}.json`);
-  const args = [SERVER_MAIN, '--model', model, '--api-key-file', keyFile, '--ready-file', readyFile, '--port', '0'];
-  if (!batching) args.push('--no-batching');
-  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
-  const deadline = Date.now() + 120_000;
-  while (!(await exists(readyFile))) {
-    if (child.exitCode !== null)
-      throw new Error(`The replica exited with code ${child.exitCode}; see its stderr above.`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error('The replica was not ready within 120 s.');
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  const { url } = JSON.parse(await fs.readFile(readyFile, 'utf8')) as { url: string };
-  return { url, child };
-}
-
-async function stopReplica(replica: Replica): Promise<void> {
-  if (replica.child.exitCode !== null) return;
-  const exited = new Promise((r) => replica.child.once('exit', r));
-  replica.child.kill('SIGTERM');
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 10_000))]);
-  if (replica.child.exitCode === null) replica.child.kill('SIGKILL');
-}
-
-/** Executed batches so far: the sum and count of inferctl_server_batch_size. */
-/**
- * The replica's batch totals and its main thread's event-loop delay since the previous scrape (each
- * scrape starts a new window: the one before a cell resets it, the one after reads the cell's).
- */
-async function replicaMetrics(url: string) {
-  const text = await (await fetch(`${url}/metrics`)).text();
-  const value = (name: string) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
-  return {
-    sum: value('inferctl_server_batch_size_sum'),
-    count: value('inferctl_server_batch_size_count'),
-    loopDelayP99Ms: value('inferctl_server_event_loop_delay_seconds\\{stat="p99"\\}') * 1000,
-    loopDelayMaxMs: value('inferctl_server_event_loop_delay_seconds\\{stat="max"\\}') * 1000,
-  };
 }
 
 function percentile(sorted: number[], p: number): number {
@@ -171,43 +127,53 @@ function startHealthzProbe(url: string) {
   return { stop: () => child.send('stop'), result };
 }
 
-/** One cell: `concurrency` connections for `seconds` against one replica. */
-async function cell(
-  model: string,
-  replica: Replica,
-  batching: 'on' | 'off',
-  bodies: Buffer[],
-  concurrency: number,
-  seconds: number,
-): Promise<Cell> {
+/** One part of a cell: `concurrency` connections for `seconds` against one replica, with its raw figures. */
+async function cellPart(replica: Replica, bodies: Buffer[], concurrency: number, seconds: number) {
   const before = await replicaMetrics(replica.url);
   const probe = startHealthzProbe(replica.url);
   const { result, latencies } = await drive(replica.url, bodies, concurrency, seconds).finally(() => probe.stop());
-  const { latencies: health, failures: healthzFailures } = await probe.result;
+  const health = await probe.result;
   const after = await replicaMetrics(replica.url);
+  return { result, latencies, health, before, after };
+}
+
+type CellPart = Awaited<ReturnType<typeof cellPart>>;
+
+/** A cell from its parts (the halves measured apart, see measure()). */
+function mergeCell(model: string, batching: 'on' | 'off', concurrency: number, parts: CellPart[]): Cell {
   const round = (n: number) => Math.round(n * 10) / 10;
+  const sum = (f: (p: CellPart) => number) => parts.reduce((total, p) => total + f(p), 0);
+  const seconds = sum((p) => p.result.duration);
+  const requests = sum((p) => p.result['2xx']);
+  const latencies = parts.flatMap((p) => p.latencies).sort((a, b) => a - b);
+  const health = parts.flatMap((p) => p.health.latencies).sort((a, b) => a - b);
+  const batches = sum((p) => p.after.count - p.before.count);
+  const queued = sum((p) => p.after.queueDelayCount - p.before.queueDelayCount);
   return {
     model,
     batching,
     concurrency,
-    seconds: result.duration,
-    requests: result['2xx'],
-    requestsPerSecond: round(result['2xx'] / result.duration),
+    seconds: round(seconds),
+    requests,
+    requestsPerSecond: round(requests / seconds),
     p50Ms: round(percentile(latencies, 50)),
     p95Ms: round(percentile(latencies, 95)),
     p99Ms: round(percentile(latencies, 99)),
-    errors: result.errors + result.non2xx,
-    avgBatchSize: Math.round(((after.sum - before.sum) / (after.count - before.count)) * 100) / 100,
+    errors: sum((p) => p.result.errors + p.result.non2xx),
+    avgBatchSize: Math.round((sum((p) => p.after.sum - p.before.sum) / batches) * 100) / 100,
+    meanQueueDelayMs:
+      queued > 0 ? Math.round((sum((p) => p.after.queueDelaySum - p.before.queueDelaySum) / queued) * 1e5) / 100 : NaN,
     healthzP99Ms: round(percentile(health, 99)),
-    healthzFailures,
-    eventLoopDelayP99Ms: round(after.loopDelayP99Ms),
-    eventLoopDelayMaxMs: round(after.loopDelayMaxMs),
+    healthzFailures: sum((p) => p.health.failures),
+    eventLoopDelayP99Ms: round(Math.max(...parts.map((p) => p.after.loopDelayP99Ms))),
+    eventLoopDelayMaxMs: round(Math.max(...parts.map((p) => p.after.loopDelayMaxMs))),
   };
 }
 
 /**
- * Both replicas of a model run at once (the idle one costs only memory) and the on and off cells of each
- * concurrency are measured back to back, so that anything else on the machine hits both alike.
+ * Both replicas of a model run at once (the idle one costs only memory). Each concurrency's two cells are
+ * measured in halves, on off off on (or off on on off, alternating), each after both replicas are idle, so
+ * that the machine's other load, and its drift, falls on both alike.
  */
 async function measure(
   model: { name: string; file: string },
@@ -223,11 +189,19 @@ async function measure(
     replicas.push(['on', await startReplica(model.file, dir, true)]);
     replicas.push(['off', await startReplica(model.file, dir, false)]);
     for (const [, replica] of replicas) await drive(replica.url, bodies, 8, Math.min(2, seconds)); // warm-up
-    for (const concurrency of concurrencies) {
-      for (const [batching, replica] of replicas) {
-        await new Promise((r) => setTimeout(r, 1_000)); // the previous cell's stragglers drain
-        loadAverages.push(os.loadavg()[0]!);
-        const measured = await cell(model.name, replica, batching, bodies, concurrency, seconds);
+    for (const [index, concurrency] of concurrencies.entries()) {
+      const first = index % 2 === 0 ? replicas : [...replicas].reverse();
+      const parts = new Map<'on' | 'off', CellPart[]>([
+        ['on', []],
+        ['off', []],
+      ]);
+      loadAverages.push(os.loadavg()[0]!);
+      for (const [batching, replica] of [...first, ...[...first].reverse()]) {
+        await waitIdle(replicas.map(([, r]) => r));
+        parts.get(batching)!.push(await cellPart(replica, bodies, concurrency, seconds / 2));
+      }
+      for (const [batching] of replicas) {
+        const measured = mergeCell(model.name, batching, concurrency, parts.get(batching)!);
         log(JSON.stringify(measured));
         cells.push(measured);
       }
@@ -274,11 +248,11 @@ function markdown(
         ]
       : []),
     '',
-    '| model | concurrency | batching | req/s | p50 ms | p95 ms | p99 ms | errors | avg batch | /healthz p99 ms | /healthz failed | loop delay p99 / max ms |',
-    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| model | concurrency | batching | req/s | p50 ms | p95 ms | p99 ms | errors | avg batch | queue delay ms (mean) | /healthz p99 ms | /healthz failed | loop delay p99 / max ms |',
+    '| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
     ...cells.map(
       (c) =>
-        `| ${c.model} | ${c.concurrency} | ${c.batching} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p95Ms} | ${c.p99Ms} | ${c.errors} | ${c.avgBatchSize} | ${c.healthzP99Ms} | ${c.healthzFailures} | ${c.eventLoopDelayP99Ms} / ${c.eventLoopDelayMaxMs} |`,
+        `| ${c.model} | ${c.concurrency} | ${c.batching} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p95Ms} | ${c.p99Ms} | ${c.errors} | ${c.avgBatchSize} | ${Number.isNaN(c.meanQueueDelayMs) ? '' : c.meanQueueDelayMs} | ${c.healthzP99Ms} | ${c.healthzFailures} | ${c.eventLoopDelayP99Ms} / ${c.eventLoopDelayMaxMs} |`,
     ),
     '',
     `Single process, no HTTP (decode + infer, batches of 8): ${Object.entries(baselines)
@@ -322,10 +296,13 @@ async function main(): Promise<void> {
   const quick = process.argv.includes('--quick');
   const scriptOnly = process.argv.includes('--script-only');
   const withScript = !process.argv.includes('--no-script');
-  const concurrencies = quick ? [1, 32] : [1, 8, 32, 64];
-  const seconds = quick ? 3 : 5;
+  const flag = (name: string) =>
+    process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
+  const concurrencies = flag('--concurrency')?.split(',').map(Number) ?? (quick ? [1, 32] : [1, 8, 32, 64]);
+  const seconds = Number(flag('--seconds') ?? (quick ? 3 : 5));
   if (!(await exists(SERVER_MAIN))) throw new Error(`${SERVER_MAIN} is missing; run npm run build first.`);
-  const models = scriptOnly ? [] : await prepareModels();
+  const only = flag('--model-only');
+  const models = scriptOnly ? [] : (await prepareModels()).filter((m) => only === undefined || m.name === only);
   const bodies = await Promise.all(
     Array.from({ length: 16 }, (_, i) =>
       makeColourJpeg(TINY_CNN_LABELS[i % TINY_CNN_LABELS.length]!, { seed: i, size: 256 }),
@@ -346,7 +323,7 @@ async function main(): Promise<void> {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
-  const scriptCells: ScriptCell[] = withScript ? await measureScriptFront([1, 8], seconds) : [];
+  const scriptCells: ScriptCell[] = withScript ? await measureScriptFront([1, 8], 1, seconds) : [];
   const settings = {
     quick,
     secondsPerCell: seconds,

@@ -1,20 +1,20 @@
 /**
  * A script replica: inferctl's front (script-front.ts) owning its Python child, the user's script run by
- * azureml-inference-server-http under gunicorn on 127.0.0.1:<free port>.
+ * azureml-inference-server-http under gunicorn (python-server.ts) on a Unix socket in a directory of the front's
+ * own (0700, under the temp folder): no port, so no other process reaches the server, which checks no key.
  *   node dist/src/script/front-main.js --bundle DIR --api-key-file PATH --ready-file PATH --child-record PATH
  *        --python-log PATH [--python PATH] [--host 127.0.0.1] [--port 0] [--max-body-bytes N]
  *        [--tls-cert F --tls-key F]
  * --python overrides the bundle's interpreter (an image's, given as the container's argument).
  * The child is started in a process group of its own, recorded (group id and start time) in --child-record
  * before anything else can fail, and stopped with its whole group when the front stops. Its environment is
- * the inference server's settings and a few basics, not the worker's: no credential of the worker reaches
- * the user's code. Ready file as the ONNX server writes it ({"pid","port","url"}) once the front listens;
+ * the inference server's settings and a few basics, not the worker's (python-server.ts). Ready file as the ONNX server writes it ({"pid","port","url"}) once the front listens;
  * /readyz turns 200 once the Python server answers (init() has finished). When the Python server exits
  * (init() raised: it exits with code 3), the front prints the traceback's last lines and exits 1.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
+import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -24,6 +24,7 @@ import { SCRIPT_MANIFEST } from './bundle-manifest';
 import type { ScriptManifest } from './bundle-manifest';
 import { recordChild, stopChildGroup } from './child-group';
 import type { ChildRecord } from './child-group';
+import { privateSocketPath, pythonServerCommand } from './python-server';
 import { createScriptFront } from './script-front';
 import type { ScriptState } from './script-front';
 import { scriptFailure } from './traceback';
@@ -45,32 +46,6 @@ function readSecret(file: string, what: string): Buffer {
     if (problem) fail(`${what} file ${file} is ${problem}; chmod 600 it.`);
   }
   return fs.readFileSync(file);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
-/** The variables the Python server gets: its settings and what a process needs, nothing of the worker's. */
-function childEnvironment(app: string, manifest: ScriptManifest): NodeJS.ProcessEnv {
-  const keep = ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'TMPDIR', 'SCORING_TIMEOUT_MS', 'WORKER_TIMEOUT'];
-  const env: NodeJS.ProcessEnv = {};
-  for (const name of keep) if (process.env[name] !== undefined) env[name] = process.env[name];
-  return {
-    ...env,
-    AML_APP_ROOT: app,
-    AZUREML_ENTRY_SCRIPT: manifest.entryScript,
-    AZUREML_MODEL_DIR: path.join(app, manifest.modelDir),
-    SERVICE_NAME: 'inferctl',
-    PYTHONUNBUFFERED: '1',
-  };
 }
 
 async function main(): Promise<void> {
@@ -117,31 +92,33 @@ async function main(): Promise<void> {
   } catch (err) {
     fail(`cannot read the bundle's ${SCRIPT_MANIFEST} (${(err as Error).message})`);
   }
-  const app = path.join(bundle, manifest.app);
   const python = values.python ?? manifest.python;
   const noControlSocket = manifest.noControlSocket ?? gunicornHasControlSocket(python);
 
   const state: ScriptState = { ready: false };
-  const port = await freePort();
-  const log = fs.openSync(pythonLog, 'a');
-  const child = spawn(
+  let socket: ReturnType<typeof privateSocketPath>;
+  try {
+    socket = privateSocketPath();
+  } catch (err) {
+    fail((err as Error).message);
+  }
+  const { socketPath } = socket;
+  process.once('exit', () => fs.rmSync(socket.dir, { recursive: true, force: true }));
+  const server = pythonServerCommand({
+    bundle,
+    manifest,
     python,
-    [
-      '-m',
-      'gunicorn',
-      '--bind',
-      `127.0.0.1:${port}`,
-      '--workers',
-      String(workers),
-      '--timeout',
-      process.env.WORKER_TIMEOUT ?? '300',
-      '--error-logfile',
-      '-',
-      ...(noControlSocket ? ['--no-control-socket'] : []),
-      'azureml_inference_server_http.server.entry:app',
-    ],
-    { cwd: app, env: childEnvironment(app, manifest), detached: true, stdio: ['ignore', log, log] },
-  );
+    bind: `unix:${socketPath}`,
+    workers,
+    noControlSocket,
+  });
+  const log = fs.openSync(pythonLog, 'a');
+  const child = spawn(server.command, server.args, {
+    cwd: server.cwd,
+    env: server.env,
+    detached: true,
+    stdio: ['ignore', log, log],
+  });
   fs.closeSync(log);
   const spawned = await new Promise<number>((resolve, reject) => {
     child.once('spawn', () => resolve(child.pid!));
@@ -160,16 +137,16 @@ async function main(): Promise<void> {
   child.once('exit', (code, signal) => {
     if (stopping) return;
     state.ready = false;
-    state.failed = scriptFailure(pythonLog, code, signal, app);
+    state.failed = scriptFailure(pythonLog, code, signal, server.cwd);
     process.stderr.write(`script front: ${state.failed}\n`);
     process.exit(1);
   });
   record = await recordChild(childRecordFile, spawned);
 
-  const server = createScriptFront({ apiKey, maxBodyBytes, state: () => state, ...(tls ? { tls } : {}) });
-  server.once('error', (err) => fail(`cannot listen on ${values.host}:${values.port} (${err.message})`));
-  server.listen(Number(values.port), values.host, () => {
-    const actual = (server.address() as AddressInfo).port;
+  const front = createScriptFront({ apiKey, maxBodyBytes, state: () => state, ...(tls ? { tls } : {}) });
+  front.once('error', (err) => fail(`cannot listen on ${values.host}:${values.port} (${err.message})`));
+  front.listen(Number(values.port), values.host, () => {
+    const actual = (front.address() as AddressInfo).port;
     const url = `${tls ? 'https' : 'http'}://${values.host}:${actual}`;
     const readyFile = values['ready-file'];
     if (readyFile) {
@@ -177,12 +154,12 @@ async function main(): Promise<void> {
       fs.writeFileSync(tmp, JSON.stringify({ pid: process.pid, port: actual, url, pythonGroup: spawned }));
       fs.renameSync(tmp, readyFile);
     }
-    process.stdout.write(`script front on ${url}, Python server (group ${spawned}) on 127.0.0.1:${port}\n`);
+    process.stdout.write(`script front on ${url}, Python server (group ${spawned}) on unix:${socketPath}\n`);
   });
 
-  void waitUntilAnswering(port, () => stopping || state.failed !== undefined).then((answering) => {
+  void waitUntilAnswering(socketPath, () => stopping || state.failed !== undefined).then((answering) => {
     if (!answering) return;
-    state.upstreamPort = port;
+    state.upstream = { socketPath };
     state.ready = true;
     process.stdout.write("script front: the scoring script's init() has finished; serving\n");
   });
@@ -190,8 +167,8 @@ async function main(): Promise<void> {
   const stop = () => {
     if (stopping) process.exit(0);
     stopping = true;
-    server.close();
-    server.closeIdleConnections();
+    front.close();
+    front.closeIdleConnections();
     stopChildGroup(record).then(
       () => process.exit(0),
       () => process.exit(0),
@@ -212,15 +189,17 @@ function gunicornHasControlSocket(python: string): boolean {
 }
 
 /** Polls the Python server's own health route (GET / answers once a worker has run init()). */
-async function waitUntilAnswering(port: number, giveUp: () => boolean): Promise<boolean> {
+async function waitUntilAnswering(socketPath: string, giveUp: () => boolean): Promise<boolean> {
   while (!giveUp()) {
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(5_000) });
-      await res.arrayBuffer();
-      if (res.ok) return true;
-    } catch {
-      // not listening yet, or a worker still booting
-    }
+    const status = await new Promise<number>((resolve) => {
+      const req = http.get({ socketPath, path: '/', timeout: 5_000 }, (res) => {
+        res.resume();
+        res.once('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.once('timeout', () => req.destroy());
+      req.once('error', () => resolve(0)); // not listening yet, or a worker still booting
+    });
+    if (status >= 200 && status < 300) return true;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
   return false;

@@ -29,8 +29,8 @@ import {
 import { METRICS_CONTENT_TYPE, ServerMetrics } from '../server/metrics';
 
 export interface ScriptState {
-  /** The Python server's port on 127.0.0.1, once it listens. */
-  upstreamPort?: number;
+  /** Where the Python server listens, once it does: its Unix socket, or a port on 127.0.0.1. */
+  upstream?: { socketPath: string } | { port: number };
   /** True once init() has finished (the server answers). */
   ready: boolean;
   /** Why it will never be ready (init() raised, the server exited). */
@@ -101,7 +101,7 @@ export function createScriptFront(opts: ScriptFrontOptions): http.Server | https
     const declared = Number(req.headers['content-length']);
     if (Number.isFinite(declared) && declared > opts.maxBodyBytes) throw bodyTooLarge(opts.maxBodyBytes);
     const state = opts.state();
-    if (!state.ready || state.upstreamPort === undefined) {
+    if (!state.ready || state.upstream === undefined) {
       throw state.failed
         ? new HttpError(503, 'script-failed', `The scoring script cannot serve: ${state.failed}`)
         : new HttpError(503, 'not-ready', "The scoring script's init() has not finished; retry shortly.", {
@@ -111,8 +111,9 @@ export function createScriptFront(opts: ScriptFrontOptions): http.Server | https
     if (expectsContinue) res.writeContinue();
 
     const upstream = http.request({
-      host: '127.0.0.1',
-      port: state.upstreamPort,
+      ...('socketPath' in state.upstream
+        ? { socketPath: state.upstream.socketPath }
+        : { host: '127.0.0.1', port: state.upstream.port }),
       method: req.method,
       path: req.url,
       headers: upstreamHeaders(req.rawHeaders),

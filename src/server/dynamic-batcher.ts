@@ -8,7 +8,10 @@
  *   - eager when nothing else is coming: given `arriving` (how many requests the server has accepted that
  *     have not reached `submit` yet: still reading or decoding), a free runner does not wait the delay
  *     when that is 0, since no one could join the batch; a lone client pays no queue delay;
- *   - each submit resolves with its own output row; an inference failure rejects only that batch.
+ *   - each submit resolves with its own output row; an inference failure rejects only that batch;
+ *   - a request abandoned before its batch goes (its `signal` aborted: the client went away) is dropped from
+ *     the queue and rejected with RequestAbandonedError, never inferred: a burst of requests whose clients
+ *     gave up leaves no backlog for the next clients to wait behind.
  * Decoding is the caller's job, before `submit`, so a bad image never reaches a batch.
  */
 
@@ -49,6 +52,7 @@ export interface DynamicBatcherOptions {
 
 interface Pending {
   tensor: Float32Array;
+  signal: AbortSignal | undefined;
   enqueuedAt: bigint;
   resolve: (row: Float32Array) => void;
   reject: (err: unknown) => void;
@@ -63,6 +67,13 @@ export class BatchShapeError extends Error {
     super(
       `The model answered ${received} rows for a batch of ${expected}; check that its first dimension is the batch.`,
     );
+  }
+}
+
+/** Thrown (to its own submit only) when a request's signal aborted before its batch went: it is not inferred. */
+export class RequestAbandonedError extends Error {
+  constructor() {
+    super('The request was abandoned (its client went away) before its inference started; it was not inferred.');
   }
 }
 
@@ -92,17 +103,32 @@ export class DynamicBatcher {
     return this.queue.length;
   }
 
-  /** Queues one preprocessed tensor; resolves with its output row once its batch has run. */
-  submit(tensor: Float32Array): Promise<Float32Array> {
+  /**
+   * Queues one preprocessed tensor; resolves with its output row once its batch has run. When `signal`
+   * aborts before the batch goes, rejects with RequestAbandonedError and the tensor is never inferred.
+   */
+  submit(tensor: Float32Array, signal?: AbortSignal): Promise<Float32Array> {
+    if (signal?.aborted) return Promise.reject(new RequestAbandonedError());
     return new Promise((resolve, reject) => {
-      this.queue.push({ tensor, enqueuedAt: process.hrtime.bigint(), resolve, reject });
+      this.queue.push({ tensor, signal, enqueuedAt: process.hrtime.bigint(), resolve, reject });
       this.schedule();
     });
+  }
+
+  /** Drops the queued requests whose signal has aborted, rejecting each. */
+  private dropAbandoned(): void {
+    for (let i = this.queue.length - 1; i >= 0; i--) {
+      const pending = this.queue[i]!;
+      if (!pending.signal?.aborted) continue;
+      this.queue.splice(i, 1);
+      pending.reject(new RequestAbandonedError());
+    }
   }
 
   /** Runs a batch now if the runner is free and one is due, else makes sure a timer will look again. */
   private schedule(): void {
     if (this.running) return; // the running batch calls schedule() when it settles
+    this.dropAbandoned();
     const oldest = this.queue[0];
     if (!oldest) return;
     const waited = process.hrtime.bigint() - oldest.enqueuedAt;

@@ -30,7 +30,7 @@ import https from 'node:https';
 import { ImageError } from '../errors';
 import { preprocessImage } from '../preprocess/preprocess-image';
 import type { Classifier } from '../scoring/classifier';
-import { DynamicBatcher } from './dynamic-batcher';
+import { DynamicBatcher, RequestAbandonedError } from './dynamic-batcher';
 import type { BatchingOptions } from './dynamic-batcher';
 import {
   HttpError,
@@ -197,7 +197,14 @@ export function createScoringServer(opts: ScoringServerOptions): ScoringServer {
     if (body.length === 0) throw new HttpError(400, 'empty', 'POST the image bytes (JPEG, PNG or WebP) as the body.');
     return body;
   };
-  const score = async (req: http.IncomingMessage, model: Classifier): Promise<unknown> => {
+  const score = async (req: http.IncomingMessage, res: http.ServerResponse, model: Classifier): Promise<unknown> => {
+    // A client that goes away before its inference starts is not inferred: no backlog for the next clients.
+    const gone = new AbortController();
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort();
+    });
+    const abandoned = () =>
+      new HttpError(400, 'aborted', 'The client closed the connection before its inference started.');
     if (slot.batcher) {
       const batcher = slot.batcher;
       slot.arriving++;
@@ -207,10 +214,13 @@ export function createScoringServer(opts: ScoringServerOptions): ScoringServer {
       } finally {
         slot.arriving--;
       }
-      const probs = await batcher.submit(tensor);
+      const probs = await batcher.submit(tensor, gone.signal).catch((err: unknown) => {
+        throw err instanceof RequestAbandonedError ? abandoned() : err;
+      });
       return { predictions: model.topK(probs, opts.topK), modelDigest: model.info.digest };
     }
     const body = await readScoreBody(req);
+    if (gone.signal.aborted) throw abandoned();
     const started = process.hrtime.bigint();
     const [result] = await model.classify([body], opts.topK);
     if (!result) throw new Error('The classifier returned no result.');
@@ -252,7 +262,7 @@ export function createScoringServer(opts: ScoringServerOptions): ScoringServer {
       handle: async ({ req, res, expectsContinue }) => {
         const model = precheck(req);
         if (expectsContinue) res.writeContinue();
-        sendJson(res, 200, await score(req, model));
+        sendJson(res, 200, await score(req, res, model));
       },
     },
     ...createV2Routes({

@@ -5,8 +5,11 @@
  * on the declared and the counted size, readiness, and answers forwarded as they are.
  */
 import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { createScriptFront } from '../../src/script/script-front';
@@ -77,7 +80,7 @@ describe('script front', () => {
   const auth = { authorization: `Bearer ${KEY}` };
 
   before(async () => {
-    state.upstreamPort = await listen(upstream);
+    state.upstream = { port: await listen(upstream) };
     port = await listen(front);
   });
   after(() => {
@@ -150,5 +153,31 @@ describe('script front', () => {
     const metrics = (await request(port, { method: 'GET', path: '/metrics' })).body.toString();
     assert.match(metrics, /^inferctl_server_scoring_requests_total\{code="418"\} \d+$/m);
     assert.match(metrics, /^inferctl_server_scoring_requests_total\{code="401"\} 1$/m);
+  });
+
+  test('over a Unix socket (how front-main reaches its Python server) the request and the answer pass the same', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'front-socket-'));
+    const socketPath = path.join(dir, 'python.sock');
+    const overSocket = http.createServer((req, res) => upstream.emit('request', req, res));
+    await new Promise<void>((resolve) => overSocket.listen(socketPath, resolve));
+    const before = state.upstream;
+    state.upstream = { socketPath };
+    try {
+      const answer = await request(port, {
+        path: '/score?y=2',
+        headers: { ...auth, 'x-request': 's' },
+        body: Buffer.alloc(7),
+      });
+      assert.equal(answer.status, 418);
+      assert.equal(answer.raw[answer.raw.indexOf('X-Custom') + 1], 'kept');
+      assert.deepEqual([...answer.body], [0, 255, 1, 254]);
+      const last = seen.at(-1)!;
+      assert.deepEqual([last.method, last.url, last.bytes, last.headers['x-request']], ['POST', '/score?y=2', 7, 's']);
+      assert.equal(last.headers.authorization, undefined);
+    } finally {
+      state.upstream = before;
+      await new Promise((resolve) => overSocket.close(resolve));
+      await fs.rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { makeColourJpeg } from '../../src/demo/sample-images';
 import { TINY_CNN_LABELS, buildTinyCnn } from '../../src/demo/tiny-cnn';
 import { Classifier } from '../../src/scoring/classifier';
-import { DynamicBatcher } from '../../src/server/dynamic-batcher';
+import { DynamicBatcher, RequestAbandonedError } from '../../src/server/dynamic-batcher';
 import type { BatchStats, BatchingOptions } from '../../src/server/dynamic-batcher';
 import { createScoringServer } from '../../src/server/scoring-server';
 
@@ -143,6 +143,26 @@ describe('DynamicBatcher', () => {
       [10, 20, 30, 40, 50, 60],
     );
     assert.deepEqual(model.batches, [[1], [2, 3, 4], [5, 6]], 'queued requests go in order, at most 3 at a time');
+  });
+
+  test('a request abandoned before its batch goes is dropped, never inferred; the others still run', async () => {
+    const model = fakeModel();
+    const batcher = new DynamicBatcher({ maxBatchSize: 4, maxQueueDelayMicros: 0, run: model.run });
+    const release = model.hold();
+    const first = batcher.submit(tensor(1)); // runs alone and is held
+    await new Promise((r) => setTimeout(r, 20));
+    const gone = new AbortController();
+    const abandoned = batcher.submit(tensor(2), gone.signal);
+    const kept = batcher.submit(tensor(3), new AbortController().signal);
+    gone.abort(); // its client went away while the runner was busy
+    release();
+    await assert.rejects(abandoned, RequestAbandonedError);
+    assert.deepEqual([(await first)[0], (await kept)[0]], [10, 30]);
+    assert.deepEqual(model.batches, [[1], [3]], 'the abandoned tensor never reached the model');
+    const late = new AbortController();
+    late.abort();
+    await assert.rejects(batcher.submit(tensor(4), late.signal), RequestAbandonedError);
+    assert.equal(model.batches.length, 2);
   });
 
   test('an inference failure rejects only its own batch, and the next batches still run', async () => {

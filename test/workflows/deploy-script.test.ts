@@ -18,7 +18,14 @@ import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
 import { scaleUpdate, statusQuery, teardownSignal } from '../../workflows/deploy';
 import { expectWorkflowFailure } from '../helpers/failure-chain';
-import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonGroups, pythonServersUnder } from '../helpers/script-fixtures';
+import {
+  PYTHON_SKIP,
+  SCRIPT_WORKER_ENV,
+  fixture,
+  pythonGroups,
+  pythonServersUnder,
+  tcpListeningPorts,
+} from '../helpers/script-fixtures';
 import { workflowSuite } from '../helpers/workflow-suite';
 import { eventually, uniqueName } from '../helpers/workers';
 
@@ -104,7 +111,12 @@ describe('deploy workflow with a scoring script (azureml-inference-server-http)'
     assert.ok(group && group.live.length >= 2, 'gunicorn runs: its arbiter and a worker');
     const front = JSON.parse(await fs.readFile(path.join(layout.replicaDir(0), 'ready.json'), 'utf8')) as {
       pid: number;
+      port: number;
     };
+    // The Python server checks no key, so it listens on no port (only on a socket in a folder of the front's own).
+    assert.deepEqual(await tcpListeningPorts(front.pid), [front.port], 'the front listens on its port');
+    for (const pid of group.live)
+      assert.deepEqual(await tcpListeningPorts(pid), [], `gunicorn ${pid} listens on no port`);
     process.kill(front.pid, 'SIGKILL');
     await handle.signal(teardownSignal, { reason: 'test' });
     const outcome: DeployOutcome = await handle.result();
