@@ -139,7 +139,7 @@ export function scriptImage(plan: ScriptPlan, opts: { name: string; tls: boolean
   const { from, text: dockerfile } = scriptDockerfile(plan, Boolean(opts.gpu), {
     title: [
       `Built by inferctl: the scoring script ${path.basename(plan.entryScript)} run by azureml-inference-server-http`,
-      `(gunicorn on 127.0.0.1) behind inferctl's front (Node.js), which alone listens on port ${SCORER_PORT}.`,
+      `(gunicorn on a Unix socket only the front can open) behind inferctl's front (Node.js), which alone listens on port ${SCORER_PORT}.`,
     ],
     copies: ['dist/src'],
     expose: SCORER_PORT,
