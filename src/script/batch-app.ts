@@ -12,7 +12,7 @@ import path from 'node:path';
 
 import { fileExists } from '../file-exists';
 import type { ScriptSpec } from '../shared/target-types';
-import { copyTree, treeDigest, walkTree } from './model-tree';
+import { copyTree, treeDigest, treeDigestOnce, walkTree } from './model-tree';
 import { ensurePythonEnvironment, environmentHash } from './python-env';
 import { planScript } from './script-plan';
 
@@ -51,7 +51,7 @@ export async function prepareBatchApp(
   const digest = crypto
     .createHash('sha256')
     .update(`env ${envHash}\0entry ${plan.entryRelative}\0model ${plan.modelDirRelative}/${plan.modelEntry}\0`)
-    .update(`source ${await treeDigest(source)}\0model ${await treeDigest(model)}`)
+    .update(`source ${await treeDigestOnce(source)}\0model ${await treeDigestOnce(model)}`)
     .digest('hex');
   const env = await ensurePythonEnvironment(envCache, plan.interpreter, plan.environment, opts);
   const dir = path.join(envCache, 'batch-apps', digest.slice(0, 24));
