@@ -12,7 +12,7 @@ import path from 'node:path';
 
 import { fileExists } from '../file-exists';
 import type { ScriptSpec } from '../shared/target-types';
-import { copyTree, treeDigest, treeDigestOnce, walkTree } from './model-tree';
+import { copyTree, treeDigestOnce, walkTree } from './model-tree';
 import { ensurePythonEnvironment, environmentHash } from './python-env';
 import { planScript } from './script-plan';
 
@@ -31,9 +31,9 @@ export function workerEnvCache(home: string): string {
   return path.resolve(process.env.INFERCTL_PYTHON_ENVS ?? path.join(home, 'python-envs'));
 }
 
-/** The content digest of a script job's model (a file or a folder), for the job's record. */
+/** The content digest of a script job's model (a file or a folder), for the job's record (once per process per content). */
 export async function scriptModelDigest(modelPath: string): Promise<string> {
-  return treeDigest(await walkTree('model', modelPath));
+  return treeDigestOnce(await walkTree('model', modelPath));
 }
 
 export async function prepareBatchApp(
