@@ -56,7 +56,7 @@ export async function runScriptShard(
       () => ctx.info.heartbeatDetails,
     ),
   );
-  const lease = deps.scripts.lease(app);
+  const lease = deps.scripts.lease(app, ctx.cancellationSignal);
   const script = task.script;
   try {
     return await runShard(store, {

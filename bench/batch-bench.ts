@@ -1,6 +1,6 @@
 /**
  * `npm run bench` (`-- --quick` for a short run; `-- --scale [N]` for the million-input run, see
- * scale-bench.ts): batch scoring throughput, side by side in one run, on a ResNet-50-shaped ONNX model
+ * scale-bench.ts; `-- --script-only` for the script path's cells alone, see script-bench.ts): batch scoring throughput, side by side in one run, on a ResNet-50-shaped ONNX model
  * generated here (224x224, seeded random weights: the same work as the real one), for two corpora:
  * camera-sized photos (4032x3024 JPEG q90 with photographic detail, photo-corpus.ts) and 256x256 JPEGs.
  * Per corpus:
@@ -23,6 +23,7 @@ import { RESULTS, WORK, fullWorkflow, gpuThreads, log, prepare, pythonPeer, rati
 import type { CaseResult } from './batch-harness';
 import { ensurePhotoCorpus } from './photo-corpus';
 import { scaleBench } from './scale-bench';
+import { cellsArg, scriptBench } from './script-bench';
 import { useBenchPythonEnvs } from './script-cases';
 
 interface CorpusReport {
@@ -144,6 +145,19 @@ async function main(): Promise<void> {
     return;
   }
   const quick = process.argv.includes('--quick');
+  if (process.argv.includes('--script-only')) {
+    const roundsAt = process.argv.indexOf('--rounds');
+    const rounds = roundsAt >= 0 ? Number(process.argv[roundsAt + 1]) : undefined;
+    const cells = cellsArg(process.argv);
+    await scriptBench({
+      quick,
+      results: RESULTS,
+      log,
+      ...(rounds !== undefined && Number.isInteger(rounds) && rounds > 0 ? { rounds } : {}),
+      ...(cells ? { cells } : {}),
+    });
+    return;
+  }
   const photoCount = quick ? 24 : 96;
   const smallCount = quick ? 96 : 384;
   const batchSize = 16;

@@ -22,6 +22,7 @@ import type { BatchOutcome } from '../workflows/batch-score';
 import { runControlWorker } from '../worker/control';
 import { BENCH_SCRIPT_DIR, benchScript, modelFolder } from './script-cases';
 import { startGpuWorker } from './gpu-worker-process';
+import { treeCpuSeconds } from './proc-cpu';
 
 const execFileAsync = promisify(execFile);
 export const ROOT = path.resolve(__dirname, '..', '..');
@@ -38,6 +39,8 @@ export interface CaseResult {
   note?: string;
   inferMsPerImage?: number;
   decodeCoreMsPerImage?: number;
+  /** CPU seconds per item of the scoring side (the GPU worker and its Python processes; the peer itself). */
+  cpuSecondsPerItem?: number;
   threading?: Record<string, unknown>;
 }
 
@@ -106,6 +109,7 @@ export async function pythonPeer(
     seconds: number;
     items_per_second: number;
     peak_rss_mb: number;
+    cpu_seconds?: number;
   };
   return {
     case: processes > 1 ? `${mode}-${processes}` : mode,
@@ -114,6 +118,7 @@ export async function pythonPeer(
     itemsPerSecond: r.items_per_second,
     peakRssMb: r.peak_rss_mb,
     executionProvider: 'cpu',
+    ...(r.cpu_seconds !== undefined ? { cpuSecondsPerItem: r.cpu_seconds / r.items } : {}),
   };
 }
 
@@ -130,14 +135,24 @@ function peakRssOf(pid: number): Promise<number | undefined> {
 export async function fullWorkflow(
   model: string,
   images: string,
-  opts: { batchSize: number; shardSize: number; concurrency: number; preprocess?: PreprocessConfig; script?: boolean },
+  opts: {
+    batchSize: number;
+    shardSize: number;
+    concurrency: number;
+    preprocess?: PreprocessConfig;
+    script?: boolean;
+    /** More GPU worker flags (--script-processes N, …). */
+    gpuArgs?: string[];
+    /** Also time a job of one input per slot after the warm-up: the fixed cost of a job, reported apart. */
+    fixedCost?: boolean;
+  },
 ) {
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-bench-'));
   const server = await startDevServer({ dataDir: data, headless: true, buildCli: true });
   process.env.TEMPORAL_ADDRESS = server.address;
   let stopWorker!: () => void;
   const control = runControlWorker({ until: new Promise<void>((r) => (stopWorker = r)) });
-  const started = await startGpuWorker(opts.concurrency);
+  const started = await startGpuWorker(opts.concurrency, opts.gpuArgs);
   const gpu = started.gpu;
   const decodeSplit = started.decodeSplit;
   gpuThreads ||= started.threads;
@@ -170,10 +185,24 @@ export async function fullWorkflow(
     const first = path.join(images, (await fs.readdir(images))[0]!);
     for (let i = 0; i < opts.concurrency; i++) await fs.copyFile(first, path.join(warm, `one-${i}.jpg`));
     await run({ ...job('warm-up', warm), shardSize: 1 });
+    let fixedSeconds: number | undefined;
+    if (opts.fixedCost) {
+      const tiny = performance.now();
+      await run({ ...job(`tiny-${Date.now().toString(36)}`, warm), shardSize: 1 });
+      fixedSeconds = (performance.now() - tiny) / 1000;
+    }
 
+    const cpuBefore = await Promise.all([treeCpuSeconds(gpu.pid!), treeCpuSeconds(server.pid)]);
+    const controlBefore = process.cpuUsage();
     const started = performance.now();
     const outcome: BatchOutcome = await run(job(`bench-${Date.now().toString(36)}`, images));
     const seconds = (performance.now() - started) / 1000;
+    const control = process.cpuUsage(controlBefore);
+    const cpuAfter = await Promise.all([treeCpuSeconds(gpu.pid!), treeCpuSeconds(server.pid)]);
+    const delta = (i: number) =>
+      cpuBefore[i] !== undefined && cpuAfter[i] !== undefined ? cpuAfter[i] - cpuBefore[i] : undefined;
+    const scoringCpu = delta(0);
+    const serverCpu = delta(1);
     const peakRssMb = await peakRssOf(gpu.pid!);
     // What Temporal adds: wall time not covered by shard activities doing work (listing, scheduling,
     // heartbeats, summary), spread over the shards.
@@ -189,8 +218,18 @@ export async function fullWorkflow(
       itemsPerSecond: outcome.itemsOk / seconds,
       peakRssMb,
       executionProvider: outcome.executionProvider,
+      ...(scoringCpu !== undefined ? { cpuSecondsPerItem: scoringCpu / outcome.itemsOk } : {}),
     };
-    return { result, shards: outcome.shards, orchestrationMsPerShard, decodeSplit: decodeSplit() };
+    // The control plane's CPU (the dev server, and this process, which runs the control worker).
+    const controlCpuSeconds = (serverCpu ?? 0) + (control.user + control.system) / 1e6;
+    return {
+      result,
+      shards: outcome.shards,
+      orchestrationMsPerShard,
+      decodeSplit: decodeSplit(),
+      fixedSeconds,
+      controlCpuSeconds,
+    };
   } finally {
     await connection.close();
     gpu.kill('SIGTERM');

@@ -12,10 +12,11 @@ const ROOT = path.resolve(__dirname, '..', '..');
 
 export async function startGpuWorker(
   concurrency: number,
+  more: string[] = [],
 ): Promise<{ gpu: ChildProcessByStdio<null, Readable, Readable>; threads: string; decodeSplit: () => string }> {
   const gpu = spawn(
     process.execPath,
-    [path.join(ROOT, 'dist', 'worker', 'gpu.js'), '--max-concurrent-shards', String(concurrency)],
+    [path.join(ROOT, 'dist', 'worker', 'gpu.js'), '--max-concurrent-shards', String(concurrency), ...more],
     { env: { ...process.env, INFERCTL_LOG_LEVEL: 'INFO' }, stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let threads = '';

@@ -39,6 +39,13 @@ export const GPU_WORKER_FLAGS: WorkerFlagTable = [
     env: 'INFERCTL_MAX_CONCURRENT_SHARDS',
   },
   {
+    name: 'script-processes',
+    value: '<n>',
+    description: "Python processes for script jobs (Azure ML's max_concurrency_per_instance), shared by the shards",
+    default: '1',
+    env: 'INFERCTL_SCRIPT_PROCESSES',
+  },
+  {
     name: 'inference-threads',
     value: '<n>',
     description: 'inference threads, each with its own onnxruntime session',
@@ -113,6 +120,7 @@ export interface GpuWorkerSettings {
   taskQueue: string;
   metricsPort?: number;
   maxConcurrentShards: number;
+  scriptProcesses: number;
   execution: ExecutionConfig;
   decode: DecodeThreading;
   imageScript?: ImageScript;
@@ -125,6 +133,7 @@ export function gpuWorkerSettings(given: GivenFlags, env: NodeJS.ProcessEnv = pr
     taskQueue: f.string('task-queue') ?? GPU_TASK_QUEUE,
     metricsPort: f.whole('metrics-port', 1),
     maxConcurrentShards: f.whole('max-concurrent-shards', 1) ?? 2,
+    scriptProcesses: f.whole('script-processes', 1) ?? 1,
     execution: {
       executionProvider: f.boolean('gpu') ? 'cuda' : 'cpu',
       deviceId: f.whole('device-id', 0) ?? 0,

@@ -4,7 +4,7 @@
  * the same queue share a job's shards.
  *
  *   node dist/worker/gpu.js [--gpu [--device-id 0] [--allow-cpu-fallback]] [--max-concurrent-shards 2]
- *        [--inference-threads 1] [--intra-op-threads N] [--inter-op-threads 1] [--allow-spinning]
+ *        [--script-processes 1] [--inference-threads 1] [--intra-op-threads N] [--inter-op-threads 1] [--allow-spinning]
  *        [--sharp-concurrency 1] [--uv-threadpool-size N]
  *   (or: inferctl gpu-worker …)
  * Inference runs on its own threads (src/scoring/inference-threads.ts), so heartbeats and the next
@@ -40,6 +40,8 @@ export type GpuWorkerOptions = Omit<RunWorkerOptions, 'worker' | 'taskQueue'> & 
   execution: ExecutionConfig;
   /** Shards one process scores at once (each decodes and infers its own batches). */
   maxConcurrentShards?: number;
+  /** Python processes for script jobs, shared by the shards in flight (default 1). */
+  scriptProcesses?: number;
   /** libvips and libuv threads (applied when the worker starts). */
   decode?: DecodeThreading;
   /** A script job built into this worker's image (--script-bundle, --script-python). */
@@ -59,7 +61,7 @@ export async function runGpuWorker(opts: GpuWorkerOptions): Promise<void> {
   });
   const execution = { ...opts.execution, intraOpVariants: intraOpSettings.length > 1 };
   const classifiers = new ClassifierPool(execution, opts.announce);
-  const scripts = new ScriptProcessPool();
+  const scripts = new ScriptProcessPool(opts.scriptProcesses ?? 1);
   try {
     await runWorker({
       ...opts,

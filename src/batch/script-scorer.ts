@@ -4,6 +4,7 @@
  * written after the mini-batch's in input order at explicit offsets, then the checkpoint reported, exactly
  * like the ONNX pipeline (./shard-scorer.ts): resuming from a checkpoint yields every input exactly once.
  *
+ * The next mini-batch's inputs are made ready while run() works on this one.
  * Per mini-batch: an input that cannot be given to the script (outside the allowed roots, not a regular
  * file, a blob that cannot be read) is its own error and is left out of the list; run() raising fails the
  * mini-batch's inputs (each with the exception's last line); a row count other than the list's fails them
@@ -56,11 +57,24 @@ export async function scoreScriptShard(opts: ScriptShardOptions): Promise<ShardS
   const scratch = opts.readInput
     ? await fs.mkdtemp(path.join(os.tmpdir(), `inferctl-script-inputs-${crypto.randomBytes(3).toString('hex')}-`))
     : undefined;
+  // A mini-batch's inputs (checked paths, or blobs written to scratch files), made ready while run() works
+  // on the one before, so the script's process does not wait on them between mini-batches.
+  const prepare = (start: number): Promise<Given[]> => {
+    const ready = Promise.all(
+      inputs
+        .slice(start, start + opts.miniBatchSize)
+        .map((file, i) => giveInput(file, start + i, opts, roots, scratch)),
+    );
+    ready.catch(() => undefined); // awaited below; a failure there fails the shard, as before
+    return ready;
+  };
+  let next = cp.itemsDone < inputs.length ? prepare(cp.itemsDone) : undefined;
   try {
     for (let start = cp.itemsDone; start < inputs.length; start += opts.miniBatchSize) {
       opts.signal?.throwIfAborted();
       const files = inputs.slice(start, start + opts.miniBatchSize);
-      const given = await Promise.all(files.map((file, i) => giveInput(file, start + i, opts, roots, scratch)));
+      const given = await next!;
+      next = start + opts.miniBatchSize < inputs.length ? prepare(start + opts.miniBatchSize) : undefined;
       const paths = given.flatMap((g) => (g.local ? [g.local] : []));
       const started = performance.now();
       const outcome = paths.length > 0 ? await runOnce(opts, paths) : { rows: [] };
@@ -97,6 +111,7 @@ export async function scoreScriptShard(opts: ScriptShardOptions): Promise<ShardS
       if (scratch) await Promise.all(paths.map((p) => fs.rm(p, { force: true })));
     }
   } finally {
+    await next?.catch(() => undefined); // a mini-batch made ready ahead writes nothing once the scratch folder goes
     if (scratch) await fs.rm(scratch, { recursive: true, force: true });
   }
   return { checkpoint: cp, decodeWaitMs: 0, inferMs };

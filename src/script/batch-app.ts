@@ -14,7 +14,7 @@ import { fileExists } from '../file-exists';
 import type { ScriptSpec } from '../shared/target-types';
 import { SCRIPT_MANIFEST } from './bundle-manifest';
 import type { ScriptManifest } from './bundle-manifest';
-import { copyTree, treeDigest, walkScriptModel, walkTree } from './model-tree';
+import { copyTree, treeDigestOnce, walkScriptModel, walkTree } from './model-tree';
 import { ensurePythonEnvironment, environmentHash } from './python-env';
 import { planScript } from './script-plan';
 
@@ -33,9 +33,9 @@ export function workerEnvCache(home: string): string {
   return path.resolve(process.env.INFERCTL_PYTHON_ENVS ?? path.join(home, 'python-envs'));
 }
 
-/** The content digest of a script job's model (a file or a folder), for the job's record. */
+/** The content digest of a script job's model (a file or a folder), for the job's record (once per process per content). */
 export async function scriptModelDigest(modelPath: string, script: Pick<ScriptSpec, 'modelCopy'>): Promise<string> {
-  return treeDigest(await walkScriptModel(modelPath, script));
+  return treeDigestOnce(await walkScriptModel(modelPath, script));
 }
 
 export async function prepareBatchApp(
@@ -53,7 +53,7 @@ export async function prepareBatchApp(
   const digest = crypto
     .createHash('sha256')
     .update(`env ${envHash}\0entry ${plan.entryRelative}\0model ${plan.modelDirRelative}/${plan.modelEntry}\0`)
-    .update(`source ${await treeDigest(source)}\0model ${await treeDigest(model)}`)
+    .update(`source ${await treeDigestOnce(source)}\0model ${await treeDigestOnce(model)}`)
     .digest('hex');
   const env = await ensurePythonEnvironment(envCache, plan.interpreter, plan.environment, opts);
   const dir = path.join(envCache, 'batch-apps', digest.slice(0, 24));

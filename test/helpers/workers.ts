@@ -62,6 +62,16 @@ export function startGpuWorker(
   return startWorkerProcess(GPU_WORKER, ['--task-queue', taskQueue, ...extraArgs], env);
 }
 
+/** A GPU worker started as users start it: `inferctl gpu-worker --task-queue … [flags]`. */
+export function startGpuWorkerCli(
+  taskQueue: string,
+  extraArgs: string[] = [],
+  env?: NodeJS.ProcessEnv,
+): Promise<WorkerProcess> {
+  const bin = path.resolve(__dirname, '..', '..', '..', 'bin', 'inferctl.js');
+  return startWorkerProcess(bin, ['gpu-worker', '--task-queue', taskQueue, ...extraArgs], env);
+}
+
 async function startWorkerProcess(
   script: string,
   args: string[],

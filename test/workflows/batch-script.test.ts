@@ -20,7 +20,7 @@ import { recordReliability, rowAccounting } from '../helpers/reliability';
 import { PYTHON_SKIP, SCRIPT_ENVS, SCRIPT_WORKER_ENV } from '../helpers/script-fixtures';
 import { REPO_ROOT } from '../helpers/python-venv';
 import { workflowSuite } from '../helpers/workflow-suite';
-import { eventually, uniqueName } from '../helpers/workers';
+import { eventually, startGpuWorkerCli, uniqueName } from '../helpers/workers';
 
 export const BATCH_SCRIPTS = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts');
 
@@ -129,7 +129,7 @@ describe('batch scoring with a scoring script', { skip: PYTHON_SKIP }, () => {
       assert.equal(r.result.secret, null, 'the worker’s environment does not reach the script');
     }
     const pids = new Set(rows.map((r) => r.result.pid));
-    assert.ok(pids.size <= 2, `one process per scoring slot (2), got ${pids.size}`);
+    assert.equal(pids.size, 1, 'one Python process per worker by default, shared by its 2 shards in flight');
     assert.equal(outcome.itemsOk, ok.length);
     assert.equal(outcome.itemsFailed, 8);
     assert.equal(outcome.executionProvider, 'script');
@@ -142,6 +142,42 @@ describe('batch scoring with a scoring script', { skip: PYTHON_SKIP }, () => {
         23,
       ),
     });
+  });
+
+  test('inferctl gpu-worker --script-processes 2: the 2 shards in flight each run in a Python process of its own', async () => {
+    const name = uniqueName('procs');
+    const gpuQueue = uniqueName('bscript-procs-gpu');
+    const worker = await startGpuWorkerCli(gpuQueue, ['--script-processes', '2'], suite.workerEnv());
+    try {
+      const files = names(20);
+      // Shards of 10 in mini-batches of 4, each run() 0.5 s: both shards are in flight at once.
+      const input = job(
+        name,
+        await inputs(name, files),
+        await model(name, 'sleep=0.5'),
+        { entryScript: basic },
+        {
+          gpuTaskQueue: gpuQueue,
+        },
+      );
+      const outcome = await (await suite.startBatch(input)).result();
+      const rows = await readJsonl<ScriptRow>(outcome.predictionsFile);
+      assert.deepEqual(
+        rows.map((r) => r.index),
+        [...Array(20).keys()],
+        'every input once, in order',
+      );
+      const pids = new Set(rows.map((r) => r.result.pid));
+      assert.equal(pids.size, 2, 'two Python processes, one per shard in flight');
+      for (const r of rows) assert.equal(r.result.inits, 1, 'init() ran once in each process');
+      assert.equal(
+        (await scriptProcessesOf(worker.child.pid!)).length,
+        2,
+        'both stay up for the next shards (a process is kept, not restarted)',
+      );
+    } finally {
+      await worker.stop();
+    }
   });
 
   test('a stuck run() is ended by the mini-batch timeout; the next mini-batch gets a fresh process', async () => {
