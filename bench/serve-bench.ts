@@ -25,11 +25,12 @@ import { promisify } from 'node:util';
 import autocannon from 'autocannon';
 
 import { makeColourJpeg } from '../src/demo/sample-images';
+import { fileExists } from '../src/file-exists';
 import { measureScriptFront, scriptMarkdown } from './script-front-bench';
 import type { ScriptCell } from './script-front-bench';
 import { buildResnet50Shaped } from '../src/demo/resnet50';
 import { TINY_CNN_LABELS, buildTinyCnn } from '../src/demo/tiny-cnn';
-import { SERVER_MAIN, replicaMetrics, startReplica, stopReplica, waitIdle } from './serve-replica';
+import { SERVER_MAIN, log, replicaMetrics, startReplica, stopReplica, waitIdle } from './serve-replica';
 import type { Replica } from './serve-replica';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -59,21 +60,10 @@ interface Cell {
   eventLoopDelayMaxMs: number;
 }
 
-function log(line: string): void {
-  process.stderr.write(`[serve-bench] ${line}\n`);
-}
-
-async function exists(p: string): Promise<boolean> {
-  return fs.access(p).then(
-    () => true,
-    () => false,
-  );
-}
-
 async function prepareModels(): Promise<Array<{ name: string; file: string }>> {
   await fs.mkdir(WORK, { recursive: true });
   const resnet = path.join(WORK, 'resnet50-shaped.onnx');
-  if (!(await exists(resnet))) {
+  if (!(await fileExists(resnet))) {
     log('generating the ResNet-50-shaped model (once)…');
     await fs.writeFile(`${resnet}.tmp`, buildResnet50Shaped({ seed: 50 }));
     await fs.rename(`${resnet}.tmp`, resnet);
@@ -300,7 +290,7 @@ async function main(): Promise<void> {
     process.argv.includes(name) ? process.argv[process.argv.indexOf(name) + 1] : undefined;
   const concurrencies = flag('--concurrency')?.split(',').map(Number) ?? (quick ? [1, 32] : [1, 8, 32, 64]);
   const seconds = Number(flag('--seconds') ?? (quick ? 3 : 5));
-  if (!(await exists(SERVER_MAIN))) throw new Error(`${SERVER_MAIN} is missing; run npm run build first.`);
+  if (!(await fileExists(SERVER_MAIN))) throw new Error(`${SERVER_MAIN} is missing; run npm run build first.`);
   const only = flag('--model-only');
   const models = scriptOnly ? [] : (await prepareModels()).filter((m) => only === undefined || m.name === only);
   const bodies = await Promise.all(

@@ -7,18 +7,13 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
+import { fileExists } from '../src/file-exists';
+
 const ROOT = path.resolve(__dirname, '..', '..');
 export const SERVER_MAIN = path.join(ROOT, 'dist', 'src', 'server', 'main.js');
 
-function log(line: string): void {
+export function log(line: string): void {
   process.stderr.write(`[serve-bench] ${line}\n`);
-}
-
-async function exists(p: string): Promise<boolean> {
-  return fs.access(p).then(
-    () => true,
-    () => false,
-  );
 }
 
 export interface Replica {
@@ -33,7 +28,7 @@ export async function startReplica(model: string, dir: string, batching: boolean
   if (!batching) args.push('--no-batching');
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'inherit'] });
   const deadline = Date.now() + 120_000;
-  while (!(await exists(readyFile))) {
+  while (!(await fileExists(readyFile))) {
     if (child.exitCode !== null)
       throw new Error(`The replica exited with code ${child.exitCode}; see its stderr above.`);
     if (Date.now() > deadline) {
