@@ -55,8 +55,10 @@ export const GPU_WORKER_FLAGS: WorkerFlagTable = [
   {
     name: 'intra-op-threads',
     value: '<n>',
-    description: 'onnxruntime intra-op threads per session',
-    defaultText: 'the core count / inference threads',
+    description:
+      'onnxruntime intra-op threads per session; unset, the first batches measure the cores, halving to 1, ' +
+      'and keep the fastest (with --gpu or --inference-threads above 1: the cores / inference threads)',
+    defaultText: 'measured',
     env: 'INFERCTL_INTRA_OP_THREADS',
   },
   {
