@@ -21,16 +21,15 @@ import type { ChildProcess } from 'node:child_process';
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
 import http from 'node:http';
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
 import { SCRIPT_MANIFEST } from '../src/script/bundle-manifest';
 import type { ScriptManifest } from '../src/script/bundle-manifest';
-import { pythonServerCommand } from '../src/script/python-server';
+import { pythonServerCommand, spawnPythonServer } from '../src/script/python-server';
 import { LocalLayout } from '../src/targets/local/layout';
 import { buildScriptImage } from '../src/targets/local/script-replica';
+import { freePort } from '../src/temporal/dev-server';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'scripts');
@@ -192,17 +191,6 @@ async function startFront(bundle: string, dir: string, keyFile: string) {
   }
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = net.createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as AddressInfo;
-      probe.close(() => resolve(port));
-    });
-  });
-}
-
 /** The direct path's Python server: the front's command line, bound to a loopback port; answering once init() ran. */
 async function startDirect(bundle: string, dir: string) {
   const manifest = JSON.parse(await fs.readFile(path.join(bundle, SCRIPT_MANIFEST), 'utf8')) as ScriptManifest;
@@ -215,14 +203,7 @@ async function startDirect(bundle: string, dir: string) {
     workers: 1,
     noControlSocket: manifest.noControlSocket ?? false,
   });
-  const logFd = fsSync.openSync(path.join(dir, 'direct.log'), 'a');
-  const child = spawn(command.command, command.args, {
-    cwd: command.cwd,
-    env: command.env,
-    detached: true,
-    stdio: ['ignore', logFd, logFd],
-  });
-  fsSync.closeSync(logFd);
+  const child = spawnPythonServer(command, path.join(dir, 'direct.log'));
   const deadline = Date.now() + 180_000;
   for (;;) {
     const ok = await fetch(`http://127.0.0.1:${port}/`).then(

@@ -12,7 +12,7 @@
  * /readyz turns 200 once the Python server answers (init() has finished). When the Python server exits
  * (init() raised: it exits with code 3), the front prints the traceback's last lines and exits 1.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -24,7 +24,7 @@ import { SCRIPT_MANIFEST } from './bundle-manifest';
 import type { ScriptManifest } from './bundle-manifest';
 import { recordChild, stopChildGroup } from './child-group';
 import type { ChildRecord } from './child-group';
-import { privateSocketPath, pythonServerCommand } from './python-server';
+import { privateSocketPath, pythonServerCommand, spawnPythonServer } from './python-server';
 import { createScriptFront } from './script-front';
 import type { ScriptState } from './script-front';
 import { scriptFailure } from './traceback';
@@ -112,14 +112,7 @@ async function main(): Promise<void> {
     workers,
     noControlSocket,
   });
-  const log = fs.openSync(pythonLog, 'a');
-  const child = spawn(server.command, server.args, {
-    cwd: server.cwd,
-    env: server.env,
-    detached: true,
-    stdio: ['ignore', log, log],
-  });
-  fs.closeSync(log);
+  const child = spawnPythonServer(server, pythonLog);
   const spawned = await new Promise<number>((resolve, reject) => {
     child.once('spawn', () => resolve(child.pid!));
     child.once('error', reject);

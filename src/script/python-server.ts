@@ -6,6 +6,8 @@
  * front reaches the server, which checks no key; bench:serve binds the same command to a loopback port to
  * measure the front against it.
  */
+import { spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,6 +69,24 @@ export function pythonServerCommand(opts: {
     cwd: app,
     env: childEnvironment(app, opts.manifest),
   };
+}
+
+/**
+ * Starts the server in its own process group (so its workers are stopped together), its output appended
+ * to `logPath`, which the caller reads for the traceback when init() fails.
+ */
+export function spawnPythonServer(server: PythonServerCommand, logPath: string): ChildProcess {
+  const log = fs.openSync(logPath, 'a');
+  try {
+    return spawn(server.command, server.args, {
+      cwd: server.cwd,
+      env: server.env,
+      detached: true,
+      stdio: ['ignore', log, log],
+    });
+  } finally {
+    fs.closeSync(log);
+  }
 }
 
 /** Longest Unix socket path every platform takes (sun_path is 104 bytes on macOS, 108 on Linux). */
