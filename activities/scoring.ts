@@ -163,6 +163,7 @@ function withoutModel(record: ShardRecord): ShardResult {
 /** The decode split, once per process, with what it was chosen from. */
 function logDecodeSplit(split: DecodeSplit, measured: SplitInputs): void {
   log.info('Decode concurrency chosen', {
+    mode: split.mode,
     decodeConcurrency: split.decodeConcurrency,
     ...(split.intraOpThreads !== undefined ? { intraOpThreads: split.intraOpThreads } : {}),
     reason: split.reason,

@@ -1,21 +1,31 @@
 /**
- * How many images a GPU worker decodes at once (issue #28, section 2). Where inference is elsewhere (a GPU)
- * or a small part of the work, decode is the job's speed and every core decodes (as many decodes at once as
- * libuv's pool runs, max(4, C) by default: a decode also waits, for its read and its hops to the main thread,
- * and with only C at once a core idles meanwhile; measured under load on 2 cores, camera photos with the tiny
- * model through the workflow: 3.4-4.3 items/s with 4 at once against 3.0-3.1 with 2). Where both run on the
- * CPU, the split is chosen from what the worker measured in its first batches, not from a fixed rule:
- *   D     decode ms per image (one image on one core, as measured while decoding alone or nearly);
- *   I(t)  inference wall ms per image with t onnxruntime intra-op threads (each setting measured);
- * per setting the work per image is D + t·I(t) core-ms, so C cores give at most C / (D + t·I(t)) images a
- * second, and one session at most 1 / I(t); the setting with the best of those is kept, and decode gets
- * enough concurrency to feed it (⌈rate × D⌉, at least 1, at most C) and no more, so that a decode does not
- * hold a core that an inference thread is waiting for.
+ * How a GPU worker shares its cores between JPEG decode and inference (issue #28, section 2): how many images
+ * it decodes at once, with how many onnxruntime intra-op threads it infers, and whether the two overlap.
+ *   - "overlap": batch k+1 decodes while batch k is in inference. Right where inference is elsewhere (a GPU)
+ *     or a small part of the work: decode is the job's speed and every core decodes (as many decodes at once
+ *     as libuv's pool runs, max(4, C) by default: a decode also waits, for its read and its hops to the main
+ *     thread, and with only C at once a core idles meanwhile). On the CPU it is also a candidate where
+ *     inference runs with t < C intra-op threads and the C - t other cores decode.
+ *   - "phases": decode and inference take turns, each with the whole machine: a batch decodes on every core,
+ *     then infers with every intra-op thread, and no decode runs meanwhile (process-wide, across the shards
+ *     in flight: ./phase-gate.ts). Where both are on the CPU and inference is a large share, overlapping them
+ *     only makes them compete: onnxruntime's intra-op threads wait on each other when a decode takes one of
+ *     their cores (measured on 2 cores, ResNet-50-shaped: 115.8 ms/image at 2 threads beside a decode, 45.5
+ *     alone), while taking turns reaches the sum-of-parts limit C / (D + C·I).
+ * Where both run on the CPU the choice comes from what the worker measured in its first batches:
+ *   D     decode core-ms per image (a decode's wall time scaled by cores / decodes at once);
+ *   I(t)  inference wall ms per image with t intra-op threads, each setting measured with no decode running
+ *         (the first batches run in phases, one inference at a time);
+ * per setting t: phases give 1 / (D / C + I(t)) images a second; overlap with t < C gives at most
+ * min(1 / I(t), (C - t) / D) (decode on the cores inference leaves); where inference's share t·I / (D + t·I)
+ * is under SMALL_INFERENCE_SHARE, overlap on every core, at most min(C / (D + t·I(t)), 1 / I(t)). The best
+ * predicted rate is kept (a tie keeps the earlier setting, and at one setting overlap before phases).
  * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers a worker's measurements (its first
  * batches take turns at each intra-op setting it was given, `intraOpLadder`'s unless the operator set one),
- * decides once and holds the decision (decode concurrency and intra-op setting) for every shard the process
- * scores, whichever model they run.
+ * decides once and holds the decision for every shard the process scores, whichever model they run.
  */
+
+import { PhaseGate } from './phase-gate';
 
 /** A measured inference setting: intra-op threads and wall ms per image. */
 export interface InferenceMeasure {
@@ -39,7 +49,11 @@ export interface SplitInputs {
   inference: InferenceMeasure[];
 }
 
+export type SplitMode = 'overlap' | 'phases';
+
 export interface DecodeSplit {
+  /** Whether the next batch decodes while this one infers (overlap) or after it, in turns (phases). */
+  mode: SplitMode;
   /** Images decoded at once. */
   decodeConcurrency: number;
   /** The intra-op thread setting the prediction is for (undefined on a GPU). */
@@ -52,7 +66,7 @@ export interface DecodeSplit {
   reason: string;
 }
 
-/** Below this share of the CPU work, inference is "small" and decode takes every core. */
+/** Below this share of the CPU work, inference is "small" and decode takes every core, overlapping it. */
 export const SMALL_INFERENCE_SHARE = 0.15;
 
 export function chooseDecodeSplit(m: SplitInputs): DecodeSplit {
@@ -61,29 +75,51 @@ export function chooseDecodeSplit(m: SplitInputs): DecodeSplit {
   const d = Math.max(m.decodeMsPerImage, 1e-3);
   if (m.executionProvider !== 'cpu' || m.inference.length === 0) {
     return {
+      mode: 'overlap',
       decodeConcurrency: everyCore,
       inferenceShare: 0,
       predictedItemsPerSec: (cores * 1000) / d,
-      reason: `inference runs on ${m.executionProvider}: decode on every core`,
+      reason: `inference runs on ${m.executionProvider}: decode on every core while it infers`,
     };
   }
   let best: (DecodeSplit & { intraOpThreads: number }) | undefined;
-  for (const { intraOpThreads: t, msPerImage: i } of m.inference) {
-    const work = d + t * i;
-    const rate = Math.min((cores * 1000) / work, 1000 / Math.max(i, 1e-3));
-    if (best && rate <= best.predictedItemsPerSec) continue;
-    const share = (t * i) / work;
-    const small = share < SMALL_INFERENCE_SHARE;
-    best = {
-      decodeConcurrency: small ? everyCore : Math.min(cores, Math.max(1, Math.ceil((rate * d) / 1000))),
+  const consider = (candidate: DecodeSplit & { intraOpThreads: number }) => {
+    if (!best || candidate.predictedItemsPerSec > best.predictedItemsPerSec) best = candidate;
+  };
+  for (const { intraOpThreads: t, msPerImage } of m.inference) {
+    const i = Math.max(msPerImage, 1e-3);
+    const share = (t * i) / (d + t * i);
+    const percent = `inference is ${Math.round(share * 100)}% of the CPU work`;
+    if (share < SMALL_INFERENCE_SHARE) {
+      const rate = Math.min((cores * 1000) / (d + t * i), 1000 / i);
+      consider({
+        mode: 'overlap',
+        decodeConcurrency: everyCore,
+        intraOpThreads: t,
+        inferenceShare: share,
+        predictedItemsPerSec: rate,
+        reason: `${percent}: decode on every core while it infers`,
+      });
+    } else if (t < cores) {
+      const left = cores - t;
+      const rate = Math.min(1000 / i, (left * 1000) / d);
+      consider({
+        mode: 'overlap',
+        decodeConcurrency: Math.min(left, Math.max(1, Math.ceil((rate * d) / 1000))),
+        intraOpThreads: t,
+        inferenceShare: share,
+        predictedItemsPerSec: rate,
+        reason: `${percent}: decode on the ${left} core(s) that ${t} intra-op thread(s) leave, while it infers`,
+      });
+    }
+    consider({
+      mode: 'phases',
+      decodeConcurrency: everyCore,
       intraOpThreads: t,
       inferenceShare: share,
-      predictedItemsPerSec: rate,
-      reason: small
-        ? `inference is ${Math.round(share * 100)}% of the CPU work: decode on every core`
-        : `inference is ${Math.round(share * 100)}% of the CPU work: decode enough to feed ` +
-          `${rate.toFixed(1)} items/s with ${t} intra-op thread(s)`,
-    };
+      predictedItemsPerSec: 1000 / (d / cores + i),
+      reason: `${percent}: decode a batch on every core, then infer it with ${t} intra-op thread(s), in turns`,
+    });
   }
   return best!;
 }
@@ -160,15 +196,19 @@ export function intraOpSettingsToMeasure(w: {
 }
 
 /**
- * One process's measurements and decision. Until it decides, decode concurrency is the decode slots (what
- * the libuv pool allows), batches take turns at each intra-op setting (`nextIntraOpThreads`) and run their inference
- * one at a time (`infers`), so that a batch's time is its own run and not a wait for another shard's.
- * Shards call `recordDecode` per image and `recordBatch` per batch; once decided, every batch runs at the
- * chosen setting and inference runs as many at once as the sessions allow.
+ * One process's measurements and decision. Until it decides, the process runs in phases (`inPhases`: a
+ * batch's decodes and a batch's inference never at the same time, through `gate`), decode concurrency is the
+ * decode slots (what the libuv pool allows), batches take turns at each intra-op setting
+ * (`nextIntraOpThreads`) and run their inference one at a time (`infers`): so that a batch's inference time
+ * is its own run, with no decode and no other shard's run beside it. Shards call `recordDecode` per image and
+ * `recordBatch` per batch; once decided, every batch runs at the chosen setting, in the chosen mode, and
+ * inference runs as many at once as the sessions allow.
  */
 export class DecodeSplitter {
   readonly decodes = new ConcurrencyLimit(0);
   readonly infers = new ConcurrencyLimit(1);
+  /** Where a batch's decodes and a batch's inference take turns while `inPhases`. */
+  readonly gate = new PhaseGate();
   private decodeMs: number[] = [];
   private readonly settings: number[];
   private readonly assigned = new Map<number, number>();
@@ -176,6 +216,11 @@ export class DecodeSplitter {
   private readonly inferMs = new Map<number, { ms: number; images: number }>();
   private provider: string | undefined;
   chosen: DecodeSplit | undefined;
+
+  /** Whether decode and inference take turns now: while measuring, and where phases were chosen. */
+  get inPhases(): boolean {
+    return this.chosen === undefined || this.chosen.mode === 'phases';
+  }
 
   constructor(private readonly opts: SplitterOptions) {
     this.decodes.limit = Math.max(1, opts.cores, opts.decodeSlots ?? 0);

@@ -1,8 +1,11 @@
 /**
  * The decode → infer → write pipeline for one shard, shared by the GPU worker's activity and the
- * benchmark's in-process baseline. While batch k is in inference, batch k+1 is already being read and
- * decoded (sharp runs on libuv's thread pool, onnxruntime on its own threads), so the accelerator does
- * not wait on decode unless decode is the bottleneck.
+ * benchmark's in-process baseline. By default (and in the decode split's "overlap" mode) batch k+1 is
+ * already being read and decoded while batch k is in inference (sharp runs on libuv's thread pool,
+ * onnxruntime on its own threads), so the accelerator does not wait on decode unless decode is the
+ * bottleneck. In the split's "phases" mode (both on the CPU, ./decode-split.ts) batch k+1 decodes only after
+ * batch k's inference, and the process's decodes and inferences take turns (./phase-gate.ts), each phase
+ * with every core.
  *
  * Rows are appended in input order at explicit byte offsets; after each batch the caller gets a
  * checkpoint (items done, byte offsets) that is only reported once the bytes are written, so resuming
@@ -132,24 +135,31 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
       release();
     }
   };
+  // In phases (the splitter's `inPhases`), a batch decodes only while no batch infers, in this shard or another.
   const decodeBatch = (start: number) => {
-    const batch = Promise.all(inputs.slice(start, start + batchSize).map((file, i) => decodeOne(file, start + i)));
+    const all = () => Promise.all(inputs.slice(start, start + batchSize).map((file, i) => decodeOne(file, start + i)));
+    const split = opts.decodeSplit?.splitter;
+    const batch = split?.inPhases ? split.gate.run('decode', all) : all();
     batch.catch(() => undefined); // awaited later; don't let a failure count as unhandled meanwhile
     return batch;
   };
 
   // With a decode split: the batch runs at the intra-op setting the splitter gives it, and reports its own
-  // run's time (while the splitter measures, runs take turns); once chosen, the classifier settles on it.
+  // run's time (while the splitter measures, runs take turns, with no decode beside them); in phases it runs
+  // only while no batch decodes; once chosen, the classifier settles on the chosen setting.
   const infer = async (tensors: Float32Array[]): Promise<Float32Array[]> => {
     const split = opts.decodeSplit;
     if (!split) return classifier.infer(tensors);
-    const intraOpThreads = split.splitter.nextIntraOpThreads();
-    const outputs = await split.splitter.infers.run(async () => {
-      const started = performance.now();
-      const out = await classifier.infer(tensors, { intraOpThreads });
-      split.splitter.recordBatch(split.executionProvider, tensors.length, performance.now() - started, intraOpThreads);
-      return out;
-    });
+    const { splitter } = split;
+    const intraOpThreads = splitter.nextIntraOpThreads();
+    const run = () =>
+      splitter.infers.run(async () => {
+        const started = performance.now();
+        const out = await classifier.infer(tensors, { intraOpThreads });
+        splitter.recordBatch(split.executionProvider, tensors.length, performance.now() - started, intraOpThreads);
+        return out;
+      });
+    const outputs = await (splitter.inPhases ? splitter.gate.run('infer', run) : run());
     const chosen = split.splitter.chosen?.intraOpThreads;
     // (Once settled, this returns at once; settling on the session's own setting closes the others.)
     if (chosen !== undefined) await classifier.settleIntraOpThreads(chosen);
@@ -162,13 +172,17 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     const waitStarted = performance.now();
     const decoded = await pending!;
     decodeWaitMs += performance.now() - waitStarted;
-    pending = start + batchSize < inputs.length ? decodeBatch(start + batchSize) : undefined;
+    // Overlap: batch k+1 decodes while batch k infers. Phases: it decodes once batch k's inference is done.
+    const next = start + batchSize < inputs.length ? () => decodeBatch(start + batchSize) : () => undefined;
+    const inTurns = opts.decodeSplit?.splitter.inPhases ?? false;
+    pending = inTurns ? undefined : next();
 
     const tensors = decoded.filter((d): d is Extract<Decoded, { ok: true }> => d.ok).map((d) => d.tensor);
     const inferStarted = performance.now();
     const outputs = tensors.length > 0 ? await infer(tensors) : [];
     const batchInferMs = performance.now() - inferStarted;
     inferMs += batchInferMs;
+    if (inTurns) pending = next();
 
     const predictionRows: string[] = [];
     const errorRows: string[] = [];

@@ -1,9 +1,11 @@
 /**
- * The decode split (src/batch/decode-split.ts) on measured inputs: every core decodes where inference is on a
- * GPU or a small share of the work; where both are on the CPU, the thread setting with the best predicted
- * rate is kept and decode gets only the concurrency that feeds it. The splitter decides once, from its first
- * batches after a warm-up one, and holds the limit it chose. (The real worker logs the choice:
- * test/workflows/batch-decode-split.test.ts.)
+ * The decode split (src/batch/decode-split.ts) on measured inputs: every core decodes, overlapping inference,
+ * where inference is on a GPU or a small share of the work; where both are on the CPU, the mode and thread
+ * setting with the best predicted rate are kept: "phases" (a batch decodes on every core, then infers with
+ * every thread, in turns) or "overlap" (decode on the cores the intra-op threads leave). The splitter runs in
+ * phases while it measures (inference with no decode beside it), decides once, from its first batches after a
+ * warm-up one, and holds what it chose. (The real worker logs the choice:
+ * test/workflows/batch-decode-split.test.ts; the pipeline's turns: test/batch/shard-phases.test.ts.)
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
@@ -20,13 +22,14 @@ import type { DecodeSplit, SplitInputs } from '../../src/batch/decode-split';
 describe('chooseDecodeSplit', () => {
   test('inference on a GPU: decode on every core, the limit C / D', () => {
     const split = chooseDecodeSplit({ cores: 4, executionProvider: 'cuda', decodeMsPerImage: 40, inference: [] });
+    assert.equal(split.mode, 'overlap');
     assert.equal(split.decodeConcurrency, 4);
     assert.equal(split.inferenceShare, 0);
     assert.equal(split.predictedItemsPerSec, 100);
-    assert.match(split.reason, /inference runs on cuda: decode on every core/);
+    assert.match(split.reason, /inference runs on cuda: decode on every core while it infers/);
   });
 
-  test('decoding on every core uses every decode slot; feeding inference stays within the cores', () => {
+  test('decoding on every core (overlap beside a GPU or a tiny model, or in phases) uses every decode slot', () => {
     // 2 cores, libuv's default pool of 4: a decode also waits (its read, its hops to the main thread).
     const gpu = chooseDecodeSplit({
       cores: 2,
@@ -45,6 +48,7 @@ describe('chooseDecodeSplit', () => {
       inference: [{ intraOpThreads: 2, msPerImage: 0.3 }],
     });
     assert.equal(tiny.decodeConcurrency, 4);
+    assert.equal(tiny.mode, 'overlap');
     const heavy = chooseDecodeSplit({
       cores: 2,
       decodeSlots: 4,
@@ -52,7 +56,9 @@ describe('chooseDecodeSplit', () => {
       decodeMsPerImage: 5000,
       inference: [{ intraOpThreads: 1, msPerImage: 2000 }],
     });
-    assert.equal(heavy.decodeConcurrency, 2);
+    // Phases 1000 / (2500 + 2000) = 0.22 items/s against 0.2 decoding on the one core a thread leaves.
+    assert.equal(heavy.mode, 'phases');
+    assert.equal(heavy.decodeConcurrency, 4);
     const choices: SplitInputs[] = [];
     const splitter = new DecodeSplitter({
       cores: 2,
@@ -75,39 +81,98 @@ describe('chooseDecodeSplit', () => {
       decodeMsPerImage: 50,
       inference: [{ intraOpThreads: 2, msPerImage: 0.5 }],
     });
+    assert.equal(split.mode, 'overlap');
     assert.equal(split.decodeConcurrency, 2);
     assert.ok(split.inferenceShare < 0.05);
-    assert.match(split.reason, /inference is 2% of the CPU work: decode on every core/);
+    assert.match(split.reason, /inference is 2% of the CPU work: decode on every core while it infers/);
   });
 
-  test('a ResNet-50-shaped model on 2 cores (the figures of issue #28): one decode at a time feeds it', () => {
-    // D 50 ms; bare inference 9.3 items/s with two threads.
+  test('a ResNet-50-shaped model on 2 cores (the figures of issue #28): phases, at the sum-of-parts limit', () => {
+    // D 50 ms; bare inference 9.3 items/s with two threads, the only setting: overlapping would take one of
+    // its two cores from it.
     const split = chooseDecodeSplit({
       cores: 2,
       executionProvider: 'cpu',
       decodeMsPerImage: 50,
       inference: [{ intraOpThreads: 2, msPerImage: 107.5 }],
     });
+    assert.equal(split.mode, 'phases');
     assert.equal(split.intraOpThreads, 2);
-    // C / (D + C·I) = 2000 / 265 = 7.55 items/s; 7.55 × 50 ms = 0.38 of a core decoding.
+    // 1 / (D / C + I) = C / (D + C·I) = 2000 / 265 = 7.55 items/s.
     assert.ok(Math.abs(split.predictedItemsPerSec - 2000 / 265) < 1e-9);
-    assert.equal(split.decodeConcurrency, 1);
+    assert.equal(split.decodeConcurrency, 2, 'a batch decodes on every core');
     assert.ok(split.inferenceShare > 0.8);
+    assert.match(
+      split.reason,
+      /inference is 81% of the CPU work: decode a batch on every core, then infer it with 2 intra-op thread\(s\), in turns/,
+    );
   });
 
-  test('of several thread settings, the one with the best predicted rate; ties keep the first', () => {
+  test('camera photos, ResNet-50-shaped, measured alone: phases; the same measured beside a decode: overlap', () => {
+    // bench/results/decode-2026-12-06T20-12-fast.md: D 48 core-ms, bare onnxruntime 45.5 ms/image at 2
+    // threads; one thread about 85.
+    const alone = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 48,
+      inference: [
+        { intraOpThreads: 2, msPerImage: 45.5 },
+        { intraOpThreads: 1, msPerImage: 85 },
+      ],
+    });
+    // Phases at 2: 1000 / (24 + 45.5) = 14.4 items/s; overlap at 1: min(1000 / 85, 1000 / 48) = 11.8.
+    assert.equal(alone.mode, 'phases');
+    assert.equal(alone.intraOpThreads, 2);
+    assert.equal(alone.decodeConcurrency, 4);
+    assert.ok(Math.abs(alone.predictedItemsPerSec - 1000 / 69.5) < 1e-9);
+    // What the worker measured when a decode ran beside each inference (the same run's log: 115.8 and 101.3
+    // ms/image, D 59.2): phases look worse than they are, and it kept one thread, overlapping, at 9.9 items/s.
+    const beside = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 59.2,
+      inference: [
+        { intraOpThreads: 2, msPerImage: 115.8 },
+        { intraOpThreads: 1, msPerImage: 101.3 },
+      ],
+    });
+    assert.equal(beside.mode, 'overlap');
+    assert.equal(beside.intraOpThreads, 1);
+    assert.equal(beside.decodeConcurrency, 1);
+    assert.equal(beside.predictedItemsPerSec.toFixed(1), '9.9');
+    assert.match(beside.reason, /decode on the 1 core\(s\) that 1 intra-op thread\(s\) leave, while it infers/);
+  });
+
+  test('one core: no core is left to overlap on, so phases unless inference is small', () => {
+    const heavy = chooseDecodeSplit({
+      cores: 1,
+      decodeSlots: 4,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 20,
+      inference: [{ intraOpThreads: 1, msPerImage: 40 }],
+    });
+    assert.equal(heavy.mode, 'phases');
+    assert.ok(Math.abs(heavy.predictedItemsPerSec - 1000 / 60) < 1e-9);
+    const small = chooseDecodeSplit({ ...heavyInputs(), inference: [{ intraOpThreads: 1, msPerImage: 1 }] });
+    assert.equal(small.mode, 'overlap');
+    assert.equal(small.decodeConcurrency, 4);
+  });
+
+  test('of several thread settings and modes, the best predicted rate; ties keep the first', () => {
     const base: SplitInputs = { cores: 8, executionProvider: 'cpu', decodeMsPerImage: 40, inference: [] };
     const split = chooseDecodeSplit({
       ...base,
       inference: [
-        { intraOpThreads: 8, msPerImage: 12 }, // 8000 / 136 = 58.8, 1000 / 12 = 83: 58.8
-        { intraOpThreads: 4, msPerImage: 20 }, // 8000 / 120 = 66.7, 50: 50
-        { intraOpThreads: 6, msPerImage: 14 }, // 8000 / 124 = 64.5, 71.4: 64.5
+        { intraOpThreads: 8, msPerImage: 12 }, // phases 1000 / (5 + 12) = 58.8
+        { intraOpThreads: 4, msPerImage: 20 }, // phases 40; overlap min(50, 4000 / 40 = 100) = 50
+        { intraOpThreads: 6, msPerImage: 14 }, // phases 52.6; overlap min(71.4, 2000 / 40 = 50) = 50
       ],
     });
-    assert.equal(split.intraOpThreads, 6);
-    // 64.5 items/s × 40 ms = 2.6: three decodes at once.
-    assert.equal(split.decodeConcurrency, 3);
+    assert.equal(split.mode, 'phases');
+    assert.equal(split.intraOpThreads, 8);
+    assert.equal(split.decodeConcurrency, 8);
     const tie = chooseDecodeSplit({
       ...base,
       inference: [
@@ -118,24 +183,39 @@ describe('chooseDecodeSplit', () => {
     assert.equal(tie.intraOpThreads, 2);
   });
 
-  test('decode concurrency stays within 1 and the cores', () => {
-    const slowDecode = chooseDecodeSplit({
-      cores: 2,
+  test('overlap: decode gets only what feeds inference, at least one, at most the cores the threads leave', () => {
+    // 4 cores, D 10: one thread 50 ms/image (20 items/s, fed by 0.2 of a core), four threads hardly faster
+    // (49: phases 1000 / (2.5 + 49) = 19.4): one thread, one decode at a time.
+    const fed = chooseDecodeSplit({
+      cores: 4,
       executionProvider: 'cpu',
-      decodeMsPerImage: 5000,
-      inference: [{ intraOpThreads: 1, msPerImage: 2000 }],
+      decodeMsPerImage: 10,
+      inference: [
+        { intraOpThreads: 4, msPerImage: 49 },
+        { intraOpThreads: 1, msPerImage: 50 },
+      ],
     });
-    // 0.29 items/s × 5 s of decode each: more than the 2 cores, capped at 2.
-    assert.equal(slowDecode.decodeConcurrency, 2);
-    const cheap = chooseDecodeSplit({
-      cores: 3,
+    assert.equal(fed.mode, 'overlap');
+    assert.equal(fed.intraOpThreads, 1);
+    assert.equal(fed.decodeConcurrency, 1);
+    assert.equal(fed.predictedItemsPerSec, 20);
+    // D 100: one thread at 20 ms/image (50 items/s) needs 5 decoding cores; 3 are left: 30 items/s (phases
+    // 1000 / (25 + 20) = 22.2).
+    const capped = chooseDecodeSplit({
+      cores: 4,
       executionProvider: 'cpu',
-      decodeMsPerImage: 0,
-      inference: [{ intraOpThreads: 3, msPerImage: 100 }],
+      decodeMsPerImage: 100,
+      inference: [{ intraOpThreads: 1, msPerImage: 20 }],
     });
-    assert.equal(cheap.decodeConcurrency, 1);
+    assert.equal(capped.mode, 'overlap');
+    assert.equal(capped.decodeConcurrency, 3);
+    assert.equal(capped.predictedItemsPerSec, 30);
   });
 });
+
+function heavyInputs(): SplitInputs {
+  return { cores: 1, decodeSlots: 4, executionProvider: 'cpu', decodeMsPerImage: 20, inference: [] };
+}
 
 describe('intraOpLadder', () => {
   test('every core, then halving down to one', () => {
@@ -169,6 +249,7 @@ describe('DecodeSplitter', () => {
     });
     assert.equal(splitter.decodes.limit, 2, 'every core until it knows');
     assert.equal(splitter.infers.limit, 1, 'runs one at a time while measuring');
+    assert.equal(splitter.inPhases, true, 'in turns while measuring: no decode beside an inference');
     for (const ms of [50, 52, 48, 400]) splitter.recordDecode(ms); // the 400: a decode that waited
     splitter.recordBatch('cpu', 4, 4000, splitter.nextIntraOpThreads()); // warm-up: not counted
     splitter.recordBatch('cpu', 4, 430, splitter.nextIntraOpThreads());
@@ -178,18 +259,19 @@ describe('DecodeSplitter', () => {
     const [split, measured] = choices[0]!;
     assert.equal(measured.decodeMsPerImage, 52, 'the median decode');
     assert.deepEqual(measured.inference, [{ intraOpThreads: 2, msPerImage: 107.5 }]);
-    assert.equal(split.decodeConcurrency, 1);
-    assert.equal(splitter.decodes.limit, 1);
+    assert.equal(split.mode, 'phases');
+    assert.equal(split.decodeConcurrency, 2);
+    assert.equal(splitter.decodes.limit, 2);
     assert.equal(splitter.infers.limit, Infinity);
+    assert.equal(splitter.inPhases, true, 'phases were chosen');
     splitter.recordBatch('cpu', 4, 10, 2);
     splitter.recordDecode(1);
     assert.equal(choices.length, 1, 'decided once');
   });
 
   test('several settings: batches take turns, each setting is measured, the best one is kept', () => {
-    // Measured on this machine's kind (2 cores, the ResNet-50-shaped model, 256x256 JPEGs): D 4 ms; one
-    // intra-op thread 160 ms per image, two 95 ms. Work per image: 4 + 160 = 164 core-ms (12.2 items/s on
-    // 2 cores, at most 6.25 from one session) against 4 + 2 x 95 = 194 (10.3, at most 10.5): two threads.
+    // 2 cores, the ResNet-50-shaped model, 256x256 JPEGs: D 4 ms; one intra-op thread 160 ms per image, two
+    // 95 ms. Phases at 2: 1000 / (2 + 95) = 10.3 items/s; at 1: 6.2; overlap at 1: min(6.25, 1000 / 4): 6.25.
     const choices: Array<[DecodeSplit, SplitInputs]> = [];
     const splitter = new DecodeSplitter({
       cores: 2,
@@ -212,19 +294,21 @@ describe('DecodeSplitter', () => {
       { intraOpThreads: 2, msPerImage: 95 },
       { intraOpThreads: 1, msPerImage: 160 },
     ]);
+    assert.equal(split.mode, 'phases');
     assert.equal(split.intraOpThreads, 2);
-    assert.ok(Math.abs(split.predictedItemsPerSec - 2000 / 194) < 1e-9);
-    assert.equal(split.decodeConcurrency, 1);
+    assert.ok(Math.abs(split.predictedItemsPerSec - 1000 / 97) < 1e-9);
+    assert.equal(split.decodeConcurrency, 2);
     assert.equal(splitter.nextIntraOpThreads(), 2, 'every later batch at the chosen setting');
 
     // The same model where decode is dear (camera photos, D 60 ms) and two threads gain little (I(2) 140):
-    // 60 + 160 = 220 core-ms (9.1 items/s, at most 6.25) against 60 + 280 = 340 (5.9, at most 7.1): one thread.
+    // phases at 2: 1000 / (30 + 140) = 5.9; overlap at 1, decoding on the other core: min(6.25, 16.7): 6.25.
     const dear = chooseDecodeSplit({
       cores: 2,
       executionProvider: 'cpu',
       decodeMsPerImage: 60,
       inference: measured.inference.map((m) => (m.intraOpThreads === 2 ? { ...m, msPerImage: 140 } : m)),
     });
+    assert.equal(dear.mode, 'overlap');
     assert.equal(dear.intraOpThreads, 1);
     assert.equal(dear.predictedItemsPerSec, 6.25);
     assert.equal(dear.decodeConcurrency, 1);
@@ -237,6 +321,8 @@ describe('DecodeSplitter', () => {
     splitter.recordBatch('cuda', 8, 5, splitter.nextIntraOpThreads());
     assert.equal(choices.length, 1);
     assert.equal(choices[0]!.decodeConcurrency, 3);
+    assert.equal(choices[0]!.mode, 'overlap');
+    assert.equal(splitter.inPhases, false, 'the next batch decodes while this one infers');
     assert.equal(splitter.nextIntraOpThreads(), 3);
   });
 });
