@@ -4,7 +4,8 @@
  * choice with what it measured (src/batch/decode-split.ts; the decision itself on measured inputs:
  * test/batch/decode-split.test.ts). The demo model on the CPU provider: what it chooses depends on the
  * machine's figures, so the test checks that a choice was made from measurements at every setting and
- * logged, once.
+ * logged, once, with its mode ("overlap" or "phases"), a reason that says the same, and a predicted rate
+ * that is the mode's formula on the logged figures.
  */
 import assert from 'node:assert/strict';
 import os from 'node:os';
@@ -37,10 +38,13 @@ describe('the GPU worker’s decode split', () => {
       'the decode split in the GPU worker’s log',
     );
     // What it chose depends on this machine's figures; that it chose from them, and logged them, does not.
-    assert.match(
-      line,
-      /reason: 'inference is \d+% of the CPU work: (decode on every core|decode enough to feed [\d.]+ items\/s with \d+ intra-op thread\(s\))'/,
-    );
+    const mode = /mode: '(overlap|phases)'/.exec(line)?.[1];
+    const reason = /reason: '(inference is \d+% of the CPU work: [^']*)'/.exec(line)?.[1] ?? '';
+    const inWords =
+      mode === 'phases'
+        ? /: decode a batch on every core, then infer it with \d+ intra-op thread\(s\), in turns$/
+        : /: decode on (every core|the \d+ core\(s\) that \d+ intra-op thread\(s\) leave), while it infers$/;
+    assert.match(reason, inWords, `the reason says the mode (${mode ?? 'none logged'})`);
     const intraOp = Number(/intraOpThreads: (\d+),\n/.exec(line)?.[1]);
     assert.ok(ladder.includes(intraOp), `the chosen intra-op setting ${intraOp} is one of ${ladder.join(', ')}`);
     const chosen = Number(/decodeConcurrency: (\d+)/.exec(line)?.[1]);
@@ -52,9 +56,33 @@ describe('the GPU worker’s decode split', () => {
     assert.match(line, new RegExp(`cores: ${os.availableParallelism()}\\b`));
     assert.match(line, /decodeMsPerImage: [\d.]+/);
     // Inference measured at every setting of the ladder, in its order.
-    const measured = [...line.matchAll(/\{ intraOpThreads: (\d+), msPerImage: [\d.]+ \}/g)].map((m) => Number(m[1]));
-    assert.deepEqual(measured, ladder);
-    assert.match(line, /predictedItemsPerSec: [\d.]+/);
+    const inference = [...line.matchAll(/\{ intraOpThreads: (\d+), msPerImage: ([\d.]+) \}/g)].map((m) => ({
+      t: Number(m[1]),
+      ms: Number(m[2]),
+    }));
+    assert.deepEqual(
+      inference.map((m) => m.t),
+      ladder,
+    );
+    // The predicted rate is the chosen mode's formula on the logged figures; they are rounded to 0.1 in the
+    // log, and each formula falls as D and I grow, so it lies between the formula at D ± 0.05 and I ± 0.05.
+    const C = os.availableParallelism();
+    const D = Number(/decodeMsPerImage: ([\d.]+)/.exec(line)?.[1]);
+    const I = inference.find((m) => m.t === intraOp)!.ms;
+    const predicted = Number(/predictedItemsPerSec: ([\d.]+)/.exec(line)?.[1]);
+    const formula = (d: number, i: number) =>
+      mode === 'phases'
+        ? 1000 / (d / C + i)
+        : /every core/.test(reason)
+          ? Math.min((C * 1000) / (d + intraOp * i), 1000 / i)
+          : Math.min(1000 / i, ((C - intraOp) * 1000) / d);
+    const low = formula(D + 0.05, I + 0.05);
+    const high = formula(Math.max(1e-3, D - 0.05), Math.max(1e-3, I - 0.05));
+    assert.ok(
+      predicted >= low - 0.1 && predicted <= high + 0.1,
+      `predicted ${predicted} items/s, the ${mode} formula on the logged figures ${low.toFixed(1)}-${high.toFixed(1)}`,
+    );
+    if (mode === 'phases') assert.equal(chosen, slots, 'in phases a batch decodes on every slot');
     // Once per process: the second shard does not choose again.
     const times = suite.gpuWorker.output().split('Decode concurrency chosen').length - 1;
     assert.equal(times, 1);

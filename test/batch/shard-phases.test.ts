@@ -1,0 +1,127 @@
+/**
+ * The shard pipeline (src/batch/shard-scorer.ts) in the decode split's "phases" mode, with real decodes and
+ * real onnxruntime inference: two shards share one process's splitter; while it measures, and once it chose
+ * phases, no decode runs while a batch infers (in either shard), so each inference time it measures is its
+ * own; each shard's rows come out in input order, each input exactly once, and its last checkpoint counts
+ * what was written. (The decision on measured inputs: test/batch/decode-split.test.ts.)
+ */
+import assert from 'node:assert/strict';
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { DecodeSplitter, SMALL_INFERENCE_SHARE } from '../../src/batch/decode-split';
+import type { DecodeSplit, SplitInputs } from '../../src/batch/decode-split';
+import { EMPTY_CHECKPOINT, scoreShard } from '../../src/batch/shard-scorer';
+import { writeSampleImages } from '../../src/demo/sample-images';
+import { Classifier } from '../../src/scoring/classifier';
+import type { ShardCheckpoint } from '../../src/shared/batch-types';
+import { readJsonl } from '../helpers/jsonl';
+import { buildSlowCnn } from '../helpers/slow-model';
+
+describe('the shard pipeline in phases', () => {
+  let dir: string;
+  let classifier: Classifier;
+  let inputs: string[];
+
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-phases-'));
+    const modelPath = path.join(dir, 'slow.onnx');
+    // Inference a large share of the work (a few ms per image against a 64x64 JPEG's decode).
+    await fs.writeFile(modelPath, buildSlowCnn({ layers: 4, channels: 32 }));
+    inputs = (await writeSampleImages(path.join(dir, 'in'), 24)).map((w) => w.path);
+    classifier = await Classifier.load(modelPath, { intraOpNumThreads: 2, intraOpVariants: true });
+  });
+  after(async () => {
+    await fs.rm(dir, { recursive: true, force: true });
+  });
+
+  test('two shards take turns: no decode beside an inference; rows in order, each input once', async () => {
+    const choices: Array<[DecodeSplit, SplitInputs]> = [];
+    // One intra-op setting, all the cores: with inference a large share there is no core to overlap on.
+    const splitter = new DecodeSplitter({
+      cores: 2,
+      decodeSlots: 4,
+      intraOpSettings: [2],
+      onChoice: (split, measured) => choices.push([split, measured]),
+    });
+    // A probe around the real inference: what else runs while each batch infers.
+    const seen: Array<{ decodesAtStart: number; inPhases: boolean; from: number; to: number }> = [];
+    const infer = classifier.infer.bind(classifier);
+    classifier.infer = async (batch, at) => {
+      const decodesAtStart = splitter.decodes.active;
+      const inPhases = splitter.inPhases;
+      const from = performance.now();
+      const out = await infer(batch, at);
+      seen.push({ decodesAtStart, inPhases, from, to: performance.now() });
+      return out;
+    };
+    // And when each decode ran (the pipeline reports each one's time as it ends).
+    const decodes: Array<{ from: number; to: number }> = [];
+    const recordDecode = splitter.recordDecode.bind(splitter);
+    splitter.recordDecode = (ms, atOnce) => {
+      const to = performance.now();
+      decodes.push({ from: to - ms, to });
+      recordDecode(ms, atOnce);
+    };
+    const shard = async (n: number) => {
+      const handles = await Promise.all(
+        ['predictions', 'errors'].map((k) => fs.open(path.join(dir, `${k}-${n}.jsonl`), 'w')),
+      );
+      const checkpoints: ShardCheckpoint[] = [];
+      try {
+        await scoreShard({
+          classifier,
+          inputs: inputs.slice(n * 12, n * 12 + 12),
+          baseIndex: n * 12,
+          batchSize: 2,
+          topK: 1,
+          sinks: { predictions: handles[0]!, errors: handles[1]! },
+          from: EMPTY_CHECKPOINT,
+          onCheckpoint: (cp) => checkpoints.push(cp),
+          decodeSplit: { splitter, executionProvider: 'cpu' },
+        });
+      } finally {
+        await Promise.all(handles.map((h) => h.close()));
+      }
+      return checkpoints;
+    };
+    const [first, second] = await Promise.all([shard(0), shard(1)]);
+
+    assert.equal(choices.length, 1, 'decided once, for both shards');
+    const [split, measured] = choices[0]!;
+    assert.ok(split.inferenceShare >= SMALL_INFERENCE_SHARE, `inference share ${split.inferenceShare}`);
+    assert.equal(split.mode, 'phases');
+    assert.equal(split.decodeConcurrency, 4, 'a batch decodes on every slot');
+    assert.equal(measured.inference[0]?.intraOpThreads, 2);
+    assert.equal(seen.length, 12);
+    assert.equal(decodes.length, 24);
+    for (const s of seen) {
+      assert.equal(s.inPhases, true);
+      assert.equal(s.decodesAtStart, 0, 'no decode when an inference starts');
+      const beside = decodes.filter((d) => d.from < s.to && d.to > s.from);
+      assert.deepEqual(beside, [], 'no decode ran while a batch inferred');
+    }
+    for (const [n, checkpoints] of [first, second].entries()) {
+      const rows = await readJsonl<{ index: number; path: string }>(path.join(dir, `predictions-${n}.jsonl`));
+      assert.deepEqual(
+        rows.map((r) => r.index),
+        Array.from({ length: 12 }, (_, i) => n * 12 + i),
+        'in input order, each once',
+      );
+      assert.deepEqual(
+        rows.map((r) => r.path),
+        inputs.slice(n * 12, n * 12 + 12),
+      );
+      const last = checkpoints.at(-1)!;
+      assert.equal(last.itemsDone, 12);
+      const bytes = (await fs.stat(path.join(dir, `predictions-${n}.jsonl`))).size;
+      assert.equal(last.predictionsBytes, bytes, 'the checkpoint counts what was written');
+      assert.deepEqual(
+        checkpoints.map((c) => c.itemsDone),
+        [2, 4, 6, 8, 10, 12],
+      );
+    }
+  });
+});
