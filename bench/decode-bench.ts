@@ -1,7 +1,9 @@
 /**
  * `npm run bench:decode` (`-- --quick` for a smoke run of every case in about a minute or two: fewer images,
  * no sweep of the decode modes; `-- --decode fast|draft|exact` for the decode in use, default the spec's
- * default; `-- --rounds N` to run c and the peers N times in turns and keep each one's best): batch throughput in the two regimes of issue #28, side by side in one run,
+ * default; `-- --rounds N` to run c and the peers N times in turns and keep each one's best; `-- --regime a|b`
+ * and `-- --corpus photos|small` to run only one regime or one corpus, without the decode modes' sweep): batch
+ * throughput in the two regimes of issue #28, side by side in one run,
  * on camera-sized photos (4032x3024 JPEG q90, photo-corpus.ts) and on 256x256 JPEGs.
  *   (a) inference nearly free, as on a GPU: the demo's tiny model (64x64 input). The limit is decode:
  *       C / D, with D the decode in use's core-ms per image. Cases: D, the in-process pipeline (b), the
@@ -215,7 +217,7 @@ async function measureCorpus(
   corpus: string,
   images: string,
   models: { tiny: string; resnet: string },
-  o: Omit<RegimeOptions, 'model' | 'images'> & { modes: boolean },
+  o: Omit<RegimeOptions, 'model' | 'images'> & { modes: boolean; regimes: Array<'a' | 'b'> },
 ): Promise<CorpusReport> {
   let decodeMsByMode: Record<DecodeMode, number> | undefined;
   if (o.modes) {
@@ -226,9 +228,24 @@ async function measureCorpus(
       decodeMsByMode[mode] = Number((r.decodeCoreMsPerImage ?? 0).toFixed(1));
     }
   }
-  const a = await regimeA({ ...o, model: models.tiny, images });
-  const b = await regimeB({ ...o, model: models.resnet, images });
-  return { corpus, items: a.cases.c!.items, ...(decodeMsByMode ? { decodeMsByMode } : {}), regimes: [a, b] };
+  const regimes: RegimeReport[] = [];
+  if (o.regimes.includes('a')) regimes.push(await regimeA({ ...o, model: models.tiny, images }));
+  if (o.regimes.includes('b')) regimes.push(await regimeB({ ...o, model: models.resnet, images }));
+  return { corpus, items: regimes[0]!.cases.c!.items, ...(decodeMsByMode ? { decodeMsByMode } : {}), regimes };
+}
+
+/** `--regime a|b` and `--corpus photos|small`: the cells to run (default all); `partial` when some are left out. */
+function selection(argv: string[]) {
+  const value = (flag: string, allowed: string[]) => {
+    const at = argv.indexOf(flag);
+    if (at < 0) return allowed;
+    const v = argv[at + 1] ?? '';
+    if (!allowed.includes(v)) throw new Error(`${flag} must be one of ${allowed.join(', ')}`);
+    return [v];
+  };
+  const regimes = value('--regime', ['a', 'b']) as Array<'a' | 'b'>;
+  const corpora = value('--corpus', ['photos', 'small']);
+  return { regimes, corpora, partial: regimes.length < 2 || corpora.length < 2 };
 }
 
 async function main(): Promise<void> {
@@ -240,21 +257,27 @@ async function main(): Promise<void> {
   const roundsAt = process.argv.indexOf('--rounds');
   const rounds = roundsAt >= 0 ? Number(process.argv[roundsAt + 1]) : 1;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a whole number, at least 1');
+  const only = selection(process.argv);
   const photoCount = quick ? 12 : 96;
   const smallCount = quick ? 48 : 384;
   const { model: resnet, images: small } = await prepare(smallCount);
   const tiny = (await ensureDemoAssets(path.join(WORK, 'demo'))).modelPath;
-  const photos = await ensurePhotoCorpus(WORK, photoCount, log);
+  const photos = only.corpora.includes('photos') ? await ensurePhotoCorpus(WORK, photoCount, log) : '';
   const models = { tiny, resnet };
   // Quick: fewer images, one round, and no sweep of the decode modes (a smoke run of every case).
-  const common = { decode, rounds, modes: !quick };
-  const corpora = [
-    await measureCorpus('camera-sized photos (4032x3024 JPEG q90)', photos, models, {
-      ...common,
-      shardSize: quick ? 6 : 48,
-    }),
-    await measureCorpus('256x256 JPEGs', small, models, { ...common, shardSize: quick ? 24 : 128 }),
-  ];
+  const common = { decode, rounds, modes: !quick && !only.partial, regimes: only.regimes };
+  const corpora = [];
+  if (only.corpora.includes('photos')) {
+    corpora.push(
+      await measureCorpus('camera-sized photos (4032x3024 JPEG q90)', photos, models, {
+        ...common,
+        shardSize: quick ? 6 : 48,
+      }),
+    );
+  }
+  if (only.corpora.includes('small')) {
+    corpora.push(await measureCorpus('256x256 JPEGs', small, models, { ...common, shardSize: quick ? 24 : 128 }));
+  }
   const report = {
     date: new Date().toISOString(),
     mode: quick ? 'quick' : 'full',
