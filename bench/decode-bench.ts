@@ -296,7 +296,9 @@ async function main(): Promise<void> {
     // (a) is fast: 2,048 images in 8 shards, so that a job is mostly steady state (see the top of this file).
     const a = { dir: (await prepare(quick ? 96 : 2048)).images, shardSize: quick ? 24 : 256 };
     const b = { dir: (await prepare(quick ? 48 : 384)).images, shardSize: quick ? 24 : 128 };
-    corpora.push(await measureCorpus('256x256 JPEGs', { a, b }, models, common));
+    const sizes =
+      regimes.length > 1 ? ` ((a) ${quick ? 96 : 2048} in shards of ${a.shardSize}, (b) ${quick ? 48 : 384})` : '';
+    corpora.push(await measureCorpus(`256x256 JPEGs${sizes}`, { a, b }, models, common));
   }
   const report = {
     date: new Date().toISOString(),
