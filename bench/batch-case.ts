@@ -5,7 +5,8 @@
  * Prints one JSON line: { items, seconds, itemsPerSecond, peakRssMb, executionProvider }.
  *
  * bare:     onnxruntime-node inference on tensors decoded beforehand (the ceiling); also reports
- *           inferMsPerImage (I: wall ms per image with the default C intra-op threads).
+ *           inferMsPerImage (I: wall ms per image with the default C intra-op threads) and inferCoreMsPerImage
+ *           (the process's CPU ms per image meanwhile: what inference costs the cores).
  * decode:   read + decode + preprocess each image, one at a time on one libvips thread; reports
  *           decodeCoreMsPerImage (D: CPU ms per image, user + system, from process.cpuUsage).
  * pipeline: the decode → infer → write shard pipeline inferctl's GPU worker runs, without Temporal,
@@ -59,10 +60,13 @@ async function main(): Promise<void> {
   if (values.case === 'bare') {
     const tensors = await Promise.all(files.map(async (f) => preprocessImage(await fs.readFile(f), classifier.info)));
     await classifier.infer(tensors.slice(0, 1)); // warm-up, as the other cases' first batch is not timed apart
+    const cpu = process.cpuUsage();
     const started = performance.now();
     for (let i = 0; i < tensors.length; i += batchSize) await classifier.infer(tensors.slice(i, i + batchSize));
     seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
     extra.inferMsPerImage = (seconds * 1000) / files.length;
+    extra.inferCoreMsPerImage = (used.user + used.system) / 1000 / files.length;
   } else if (values.case === 'decode') {
     sharp.concurrency(1);
     const cpu = process.cpuUsage();

@@ -38,6 +38,8 @@ export interface CaseResult {
   executionProvider?: string;
   note?: string;
   inferMsPerImage?: number;
+  /** CPU ms per image of bare inference (every thread of the process). */
+  inferCoreMsPerImage?: number;
   decodeCoreMsPerImage?: number;
   /** CPU seconds per item of the scoring side (the GPU worker and its Python processes; the peer itself). */
   cpuSecondsPerItem?: number;

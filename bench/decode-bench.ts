@@ -1,12 +1,16 @@
 /**
  * `npm run bench:decode` (`-- --quick` for a smoke run of every case in about a minute or two: fewer images,
  * no sweep of the decode modes; `-- --decode fast|draft|exact` for the decode in use, default the spec's
- * default; `-- --rounds N` to run c and the peers N times in turns and keep each one's best; `-- --regime a|b`
- * and `-- --corpus photos|small` to run only one regime or one corpus, without the decode modes' sweep): batch
- * throughput in the two regimes of issue #28, side by side in one run,
- * on camera-sized photos (4032x3024 JPEG q90, photo-corpus.ts) and on 256x256 JPEGs.
+ * default; `-- --rounds N` to run c and the peers N times in turns and keep each one's best; `-- --corpus
+ * photos|small` and `-- --regime a|b` for one corpus or one regime only, without the decode modes' sweep): batch throughput in the two
+ * regimes of issue #28, side by side in one run, on camera-sized photos (4032x3024 JPEG q90,
+ * photo-corpus.ts) and on 256x256 JPEGs. Regime (a) on 256x256 JPEGs scores 2,048 of them in 8 shards of
+ * 256 (4 per shard slot): with 384 in 3 shards a job took about a second, the per-job and per-shard fixed
+ * costs were a third of it and the third shard ran alone; jobs of millions of inputs in shards of 1,000 (the
+ * default) see neither.
  *   (a) inference nearly free, as on a GPU: the demo's tiny model (64x64 input). The limit is decode:
- *       C / D, with D the decode in use's core-ms per image. Cases: D, the in-process pipeline (b), the
+ *       C / D, with D the decode in use's core-ms per image; next to it C / (D + I_cpu), I_cpu the tiny
+ *       model's own CPU per image here (on a GPU node it runs on the GPU), and the GPU worker's CPU per item. Cases: D, the in-process pipeline (b), the
  *       batchScore workflow through a GPU worker process (c), and the Python peers: onnxruntime + Pillow
  *       with Image.draft in one process, and the same with two decode processes (as a DataLoader with
  *       num_workers=2); the peers run the same tiny model in onnxruntime (Python). Also Pillow draft's own
@@ -107,6 +111,8 @@ async function regimeA(o: RegimeOptions): Promise<RegimeReport> {
   const common = ['--model', o.model, '--images', o.images, '--batch-size', String(BATCH), '--decode', o.decode];
   log('(a) D: decode alone, one thread…');
   const d = { ...(await runCase(['--case', 'decode', ...common])), case: 'D' };
+  log("(a) the tiny model's own inference CPU, on pre-decoded tensors…");
+  const bare = { ...(await runCase(['--case', 'bare', ...common])), case: 'bare' };
   log('(a) b: the in-process pipeline…');
   const b = {
     ...(await runCase([
@@ -142,19 +148,27 @@ async function regimeA(o: RegimeOptions): Promise<RegimeReport> {
   const dpil = await pillowDecode(o.model, o.images);
   const D = d.decodeCoreMsPerImage ?? 0;
   const limit = (1000 * cores()) / D;
+  const Icpu = bare.inferCoreMsPerImage ?? 0;
+  const cpuLimit = (1000 * cores()) / (D + Icpu);
   const { c, draft, draft2 } = best as Record<'c' | 'draft' | 'draft2', CaseResult>;
+  if (c.cpuSecondsPerItem !== undefined) {
+    c.note = `${c.note}; the GPU worker's CPU ${(c.cpuSecondsPerItem * 1000).toFixed(2)} core-ms/item (D ${D.toFixed(2)})`;
+  }
   return {
     regime: 'a',
     model: "the demo's tiny CNN (64x64 input): inference nearly free",
     peers:
       "the same tiny model in onnxruntime (Python) on the main process's batches; Pillow `Image.draft` + resize + numpy to decode",
-    cases: { D: d, Dpil: dpil, b, c, draft, draft2 },
+    cases: { D: d, Dpil: dpil, bare, b, c, draft, draft2 },
     decodeCoreMsPerImage: Number(D.toFixed(1)),
+    inferCoreMsPerImage: Number(Icpu.toFixed(2)),
+    cpuLimitItemsPerSecond: Number(cpuLimit.toFixed(2)),
     pillowDecodeCoreMsPerImage: Number((dpil.decodeCoreMsPerImage ?? 0).toFixed(1)),
     limitItemsPerSecond: Number(limit.toFixed(2)),
     decodeSplit,
     ratios: {
       cOverLimit: ratio(c.itemsPerSecond, limit),
+      cOverCpuLimit: ratio(c.itemsPerSecond, cpuLimit),
       cOverTwoProcessPeer: ratio(c.itemsPerSecond, draft2.itemsPerSecond),
       cOverDraft: ratio(c.itemsPerSecond, draft.itemsPerSecond),
       cOverB: ratio(c.itemsPerSecond, b.itemsPerSecond),
@@ -213,39 +227,46 @@ async function regimeB(o: RegimeOptions): Promise<RegimeReport> {
   };
 }
 
+/** One corpus: D for each decode mode, then the regimes asked for, (a) on `images.a` and (b) on `images.b`. */
 async function measureCorpus(
   corpus: string,
-  images: string,
+  images: Record<'a' | 'b', { dir: string; shardSize: number }>,
   models: { tiny: string; resnet: string },
-  o: Omit<RegimeOptions, 'model' | 'images'> & { modes: boolean; regimes: Array<'a' | 'b'> },
+  o: Omit<RegimeOptions, 'model' | 'images' | 'shardSize'> & { modes: boolean; regimes: Array<'a' | 'b'> },
 ): Promise<CorpusReport> {
   let decodeMsByMode: Record<DecodeMode, number> | undefined;
   if (o.modes) {
     log(`${corpus}: D for each decode mode…`);
     decodeMsByMode = {} as Record<DecodeMode, number>;
     for (const mode of DECODE_MODES) {
-      const r = await runCase(['--case', 'decode', '--model', models.resnet, '--images', images, '--decode', mode]);
+      const r = await runCase([
+        '--case',
+        'decode',
+        '--model',
+        models.resnet,
+        '--images',
+        images.b.dir,
+        '--decode',
+        mode,
+      ]);
       decodeMsByMode[mode] = Number((r.decodeCoreMsPerImage ?? 0).toFixed(1));
     }
   }
   const regimes: RegimeReport[] = [];
-  if (o.regimes.includes('a')) regimes.push(await regimeA({ ...o, model: models.tiny, images }));
-  if (o.regimes.includes('b')) regimes.push(await regimeB({ ...o, model: models.resnet, images }));
+  if (o.regimes.includes('a'))
+    regimes.push(await regimeA({ ...o, shardSize: images.a.shardSize, model: models.tiny, images: images.a.dir }));
+  if (o.regimes.includes('b'))
+    regimes.push(await regimeB({ ...o, shardSize: images.b.shardSize, model: models.resnet, images: images.b.dir }));
   return { corpus, items: regimes[0]!.cases.c!.items, ...(decodeMsByMode ? { decodeMsByMode } : {}), regimes };
 }
 
-/** `--regime a|b` and `--corpus photos|small`: the cells to run (default all); `partial` when some are left out. */
-function selection(argv: string[]) {
-  const value = (flag: string, allowed: string[]) => {
-    const at = argv.indexOf(flag);
-    if (at < 0) return allowed;
-    const v = argv[at + 1] ?? '';
-    if (!allowed.includes(v)) throw new Error(`${flag} must be one of ${allowed.join(', ')}`);
-    return [v];
-  };
-  const regimes = value('--regime', ['a', 'b']) as Array<'a' | 'b'>;
-  const corpora = value('--corpus', ['photos', 'small']);
-  return { regimes, corpora, partial: regimes.length < 2 || corpora.length < 2 };
+/** `--name value` from argv, one of `allowed`; all of them when absent. */
+function choice<T extends string>(name: string, allowed: readonly T[]): T[] {
+  const at = process.argv.indexOf(name);
+  if (at < 0) return [...allowed];
+  const value = process.argv[at + 1] as T;
+  if (!allowed.includes(value)) throw new Error(`${name} must be one of ${allowed.join(', ')}`);
+  return [value];
 }
 
 async function main(): Promise<void> {
@@ -257,26 +278,29 @@ async function main(): Promise<void> {
   const roundsAt = process.argv.indexOf('--rounds');
   const rounds = roundsAt >= 0 ? Number(process.argv[roundsAt + 1]) : 1;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a whole number, at least 1');
-  const only = selection(process.argv);
-  const photoCount = quick ? 12 : 96;
-  const smallCount = quick ? 48 : 384;
-  const { model: resnet, images: small } = await prepare(smallCount);
+  const which = choice('--corpus', ['photos', 'small'] as const);
+  const regimes = choice('--regime', ['a', 'b'] as const);
   const tiny = (await ensureDemoAssets(path.join(WORK, 'demo'))).modelPath;
-  const photos = only.corpora.includes('photos') ? await ensurePhotoCorpus(WORK, photoCount, log) : '';
+  const resnet = (await prepare(quick ? 48 : 384)).model;
   const models = { tiny, resnet };
-  // Quick: fewer images, one round, and no sweep of the decode modes (a smoke run of every case).
-  const common = { decode, rounds, modes: !quick && !only.partial, regimes: only.regimes };
-  const corpora = [];
-  if (only.corpora.includes('photos')) {
+  // Quick: fewer images, one round, and no sweep of the decode modes (a smoke run of every case); a run of
+  // one corpus or one regime skips the sweep too.
+  const partial = which.length < 2 || regimes.length < 2;
+  const common = { decode, rounds, modes: !quick && !partial, regimes };
+  const corpora: CorpusReport[] = [];
+  if (which.includes('photos')) {
+    const photos = { dir: await ensurePhotoCorpus(WORK, quick ? 12 : 96, log), shardSize: quick ? 6 : 48 };
     corpora.push(
-      await measureCorpus('camera-sized photos (4032x3024 JPEG q90)', photos, models, {
-        ...common,
-        shardSize: quick ? 6 : 48,
-      }),
+      await measureCorpus('camera-sized photos (4032x3024 JPEG q90)', { a: photos, b: photos }, models, common),
     );
   }
-  if (only.corpora.includes('small')) {
-    corpora.push(await measureCorpus('256x256 JPEGs', small, models, { ...common, shardSize: quick ? 24 : 128 }));
+  if (which.includes('small')) {
+    // (a) is fast: 2,048 images in 8 shards, so that a job is mostly steady state (see the top of this file).
+    const a = { dir: (await prepare(quick ? 96 : 2048)).images, shardSize: quick ? 24 : 256 };
+    const b = { dir: (await prepare(quick ? 48 : 384)).images, shardSize: quick ? 24 : 128 };
+    const sizes =
+      regimes.length > 1 ? ` ((a) ${quick ? 96 : 2048} in shards of ${a.shardSize}, (b) ${quick ? 48 : 384})` : '';
+    corpora.push(await measureCorpus(`256x256 JPEGs${sizes}`, { a, b }, models, common));
   }
   const report = {
     date: new Date().toISOString(),

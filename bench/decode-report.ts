@@ -26,7 +26,11 @@ export interface RegimeReport {
   /** Pillow-draft's D, one process: the Python peers' own decode cost. */
   pillowDecodeCoreMsPerImage?: number;
   inferMsPerImage?: number;
+  /** (a) The tiny model's CPU ms per image on these cores (bare inference, every thread). */
+  inferCoreMsPerImage?: number;
   limitItemsPerSecond: number;
+  /** (a) C / (D + I_cpu): the limit once inference's own CPU is counted (it runs on the CPU here, not a GPU). */
+  cpuLimitItemsPerSecond?: number;
   /** What the GPU worker logged when it chose its decode concurrency. */
   decodeSplit: string;
   ratios: Record<string, number | null>;
@@ -65,7 +69,11 @@ function cTargets(g: RegimeReport): string {
 function regimeLines(g: RegimeReport, cores: number): string[] {
   const lines = [`### (${g.regime}) ${g.model}`, '', `Python peers: ${g.peers}.`, ''];
   lines.push('| case | items | seconds | items/s | peak RSS (MB) | target | note |', '|---|---|---|---|---|---|---|');
-  if (g.regime === 'b') lines.push(row('bare onnxruntime-node, pre-decoded (I)', g.cases.bare));
+  if (g.cases.bare) {
+    const label =
+      g.regime === 'b' ? 'bare onnxruntime-node, pre-decoded (I)' : 'the tiny model alone, pre-decoded (I_cpu)';
+    lines.push(row(label, g.cases.bare));
+  }
   lines.push(row('D: decode + preprocess alone, one thread', g.cases.D));
   lines.push(row('D (Pillow draft): decode + preprocess alone, one process', g.cases.Dpil));
   if (g.regime === 'a') lines.push(row('b: decode → infer → write, one process', g.cases.b));
@@ -78,7 +86,12 @@ function regimeLines(g: RegimeReport, cores: number): string[] {
   lines.push(
     '',
     g.regime === 'a'
-      ? `Limit C/D on ${cores} cores: D = ${g.decodeCoreMsPerImage} core-ms/image → **${g.limitItemsPerSecond} items/s**.`
+      ? `Limit C/D on ${cores} cores: D = ${g.decodeCoreMsPerImage} core-ms/image → **${g.limitItemsPerSecond} items/s**.` +
+          (g.cpuLimitItemsPerSecond
+            ? ` The tiny model's own inference costs I_cpu = ${g.inferCoreMsPerImage} core-ms/image on these cores (on a GPU node, none): ` +
+              `counting it, C/(D + I_cpu) = ${g.cpuLimitItemsPerSecond} items/s, so c/limit can reach at most D/(D + I_cpu) = ` +
+              `${(g.cpuLimitItemsPerSecond / g.limitItemsPerSecond).toFixed(2)} here.`
+            : '')
       : `Limit C/(D + C·I) on ${cores} cores: D = ${g.decodeCoreMsPerImage} core-ms/image, I = ${g.inferMsPerImage} ms/image → **${g.limitItemsPerSecond} items/s**.`,
     pil
       ? `Pillow draft's D = ${pil} core-ms/image: the two-process peer's own limit is C/D = ${((1000 * cores) / pil).toFixed(2)} items/s, ` +

@@ -4,6 +4,9 @@
  *     anything else (GIF, TIFF, AVIF, SVG, text) is 'unsupported-format', before any pixel is decoded;
  *   - animated or multi-page images: the first frame is used (pages: 1), as PIL's Image.open does;
  *   - refuses images over `maxInputPixels` ('too-large') from the header, before decoding;
+ *   - one sharp call per image where the spec stretches to a fixed size (the default) and neither decodes
+ *     'exact' nor applies EXIF orientation: the format is then told by the first bytes (as libvips tells
+ *     it) and the pixel limit checked by the load; otherwise a metadata call reads the size first;
  *   - truncated or damaged data is 'corrupt' (failOn: 'truncated': a half-received JPEG is an error,
  *     not a grey bottom half);
  *   - CMYK, 16-bit, greyscale and palette images are converted to 8-bit sRGB; an alpha channel is
@@ -50,25 +53,12 @@ export async function preprocessImage(
   const maxPixels = opts.maxInputPixels ?? MAX_INPUT_PIXELS;
   const load = () => sharp(bytes, { limitInputPixels: maxPixels, failOn: 'truncated', pages: 1 });
 
-  let format: string | undefined;
-  let size: { width: number; height: number };
-  try {
-    const meta = await load().metadata();
-    format = meta.format;
-    // EXIF orientations 5-8 swap width and height when applied.
-    const swap = info.orientation === 'exif' && (meta.orientation ?? 1) >= 5;
-    size = swap ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height };
-  } catch (err) {
-    throw asImageError(err, maxPixels);
-  }
-  if (!format || !SUPPORTED.has(format)) {
-    throw new ImageError(
-      'unsupported-format',
-      `Unsupported image format: ${format ?? 'unknown'}. Send JPEG, PNG or WebP.`,
-    );
-  }
-
-  const resized = resizedSize(size, info);
+  // One sharp call where the input's size changes nothing (a stretch to a fixed size, the default): the
+  // format is told from the bytes as libvips tells it, the pixel limit is checked by the load from the
+  // header. Otherwise the header is read first (metadata), for the size the resize and crop follow.
+  const stretch = stretchTo(info);
+  const size = stretch && oneCallFormat(bytes) ? undefined : await headerSize(load, info, maxPixels);
+  const resized = size ? resizedSize(size, info) : stretch!;
   const crop = info.crop ? centreCrop(resized, info.crop) : undefined;
   let data: Buffer;
   let channels: number;
@@ -76,13 +66,13 @@ export async function preprocessImage(
     let pipeline = load();
     if (info.orientation === 'exif') pipeline = pipeline.rotate();
     pipeline = pipeline.toColourspace('srgb').removeAlpha();
-    if (resized.width !== size.width || resized.height !== size.height) {
+    if (!size || resized.width !== size.width || resized.height !== size.height) {
       const decode = info.decode ?? 'fast';
       // libvips decodes a JPEG at a DCT scale (1/2, 1/4, 1/8) when the resize allows it (sharp's
       // shrink-on-load): with fastShrinkOnLoad false it leaves at least twice the resized size ('fast'),
       // with true at least the resized size ('draft'). A whole-frame extract before the resize (of the
       // image as turned, when it is) turns it off ('exact').
-      if (decode === 'exact') pipeline = pipeline.extract({ left: 0, top: 0, ...size });
+      if (decode === 'exact' && size) pipeline = pipeline.extract({ left: 0, top: 0, ...size });
       pipeline = pipeline.resize(resized.width, resized.height, {
         fit: 'fill',
         kernel: KERNELS[info.interpolation ?? 'bilinear'],
@@ -117,6 +107,55 @@ export async function preprocessImage(
     }
   }
   return tensor;
+}
+
+/**
+ * The size of a stretch (resize to width × height) when it is all the image's size would be read for:
+ * not for the 'exact' decode (its whole-frame extract needs the size) nor EXIF orientation (it swaps it).
+ */
+function stretchTo(info: ImageTransform): { width: number; height: number } | undefined {
+  const resize = info.resize ?? (info.crop ? undefined : { width: info.width, height: info.height });
+  if (!resize || !('width' in resize) || info.decode === 'exact' || info.orientation === 'exif') return undefined;
+  return resize;
+}
+
+/**
+ * JPEG (FF D8 FF), PNG (its 8-byte signature) or WebP (RIFF....WEBP) by their first bytes: what libvips'
+ * jpegload, pngload and webpload take (jpegload takes FF D8 alone), so sharp loads such bytes with one of
+ * those three. Anything else goes through metadata, for its format's name in the refusal.
+ */
+function oneCallFormat(bytes: Buffer): boolean {
+  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return true;
+  if (bytes.length >= 8 && bytes.subarray(0, 8).equals(PNG_SIGNATURE)) return true;
+  return bytes.length >= 12 && bytes.toString('latin1', 0, 4) === 'RIFF' && bytes.toString('latin1', 8, 12) === 'WEBP';
+}
+
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** The image's size from its header (as turned, with EXIF orientation); refuses unsupported formats. */
+async function headerSize(
+  load: () => sharp.Sharp,
+  info: ImageTransform,
+  maxPixels: number,
+): Promise<{ width: number; height: number }> {
+  let format: string | undefined;
+  let size: { width: number; height: number };
+  try {
+    const meta = await load().metadata();
+    format = meta.format;
+    // EXIF orientations 5-8 swap width and height when applied.
+    const swap = info.orientation === 'exif' && (meta.orientation ?? 1) >= 5;
+    size = swap ? { width: meta.height, height: meta.width } : { width: meta.width, height: meta.height };
+  } catch (err) {
+    throw asImageError(err, maxPixels);
+  }
+  if (!format || !SUPPORTED.has(format)) {
+    throw new ImageError(
+      'unsupported-format',
+      `Unsupported image format: ${format ?? 'unknown'}. Send JPEG, PNG or WebP.`,
+    );
+  }
+  return size;
 }
 
 /**

@@ -168,6 +168,32 @@ describe('preprocessImage', () => {
     assert.ok(applied[0]! > 200 && applied[63]! < 50, 'as viewed: red on top');
   });
 
+  test('a stretch spec decodes in one sharp call, with the same result as when the header is read first', async () => {
+    // With EXIF orientation asked for, the size is read first (metadata, then the pipeline); an image without
+    // an orientation tag then comes out as the one-call path gives it.
+    const grey = await solid({ r: 90, g: 90, b: 90 }).toColourspace('b-w').png().toBuffer();
+    const inputs: Record<string, Buffer> = {
+      jpeg: await makeColourJpeg('green', { size: 120 }),
+      'jpeg at the model size': await makeColourJpeg('red', { size: 8 }),
+      'jpeg upscaled': await makeColourJpeg('blue', { size: 5 }),
+      cmyk: await solid({ r: 255, g: 200, b: 0 }).toColourspace('cmyk').jpeg().toBuffer(),
+      png: await solid({ r: 10, g: 200, b: 30 }, 3, 33).png().toBuffer(),
+      'png with alpha': await solid({ r: 0, g: 0, b: 255, alpha: 0.5 }, 4).png().toBuffer(),
+      'png 16-bit': await solid({ r: 0, g: 255, b: 0 }).toColourspace('rgb16').png().toBuffer(),
+      'png greyscale': grey,
+      webp: await makeColourJpeg('red', { size: 64 }).then((j) => sharp(j).webp().toBuffer()),
+    };
+    for (const [name, bytes] of Object.entries(inputs)) {
+      for (const decode of ['fast', 'draft'] as const) {
+        const one = await preprocessImage(bytes, { ...INFO, decode });
+        const read = await preprocessImage(bytes, { ...INFO, decode, orientation: 'exif' });
+        assert.deepEqual(one, read, `${name}, decode ${decode}`);
+      }
+    }
+    // What the first bytes claim does not excuse the rest: a JPEG signature on garbage is corrupt.
+    await rejectsWith(Buffer.concat([Buffer.from([0xff, 0xd8, 0xff]), Buffer.alloc(200, 0x41)]), 'corrupt');
+  });
+
   test('resize and crop geometry follows torchvision', () => {
     assert.deepEqual(resizedSize({ width: 451, height: 300 }, { width: 0, height: 0, resize: { shorterSide: 256 } }), {
       width: 384,
