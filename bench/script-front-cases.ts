@@ -30,8 +30,9 @@ export interface ScriptBenchCase {
 }
 
 /**
- * The two cases. `rounds` is the trivial script's (its slices are 1 s); the ResNet-50 one answers a few
- * requests a second on two cores, so it runs 2 s slices, four times: fewer requests, in under a minute.
+ * The two cases, `rounds` rounds each (bench:serve's --seconds). The trivial script's slices are 1 s; the
+ * ResNet-50 one answers a few requests a second on two cores, so its slices are 2 s: fewer requests, in about
+ * a minute at the default 5 rounds.
  */
 export function scriptBenchCases(opts: { rounds: number; resnet50: string; jpegs: Buffer[] }): ScriptBenchCase[] {
   return [
@@ -65,7 +66,7 @@ export function scriptBenchCases(opts: { rounds: number; resnet50: string; jpegs
       modelPath: opts.resnet50,
       bodies: opts.jpegs.map((body) => ({ body, contentType: 'image/jpeg' })),
       sliceSeconds: 2,
-      rounds: 4,
+      rounds: opts.rounds,
     },
   ];
 }
