@@ -217,6 +217,20 @@ describe('script front', () => {
     assert.ok(answer.body.equals(BIG), 'the answer arrives byte for byte');
   });
 
+  test('a Python server that is gone (its socket removed) answers 502 script-unavailable, with the reason', async () => {
+    const before = state.upstream;
+    state.upstream = { socketPath: path.join(os.tmpdir(), `front-gone-${process.pid}.sock`) };
+    try {
+      const answer = await request(port, { headers: auth, body: Buffer.alloc(5) });
+      assert.equal(answer.status, 502);
+      const { error } = JSON.parse(answer.body.toString()) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'script-unavailable');
+      assert.match(error.message, /did not answer \(connect ENOENT/);
+    } finally {
+      state.upstream = before;
+    }
+  });
+
   test('over a Unix socket (how front-main reaches its Python server) the request and the answer pass the same', async () => {
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'front-socket-'));
     const socketPath = path.join(dir, 'python.sock');
