@@ -1,6 +1,6 @@
 /**
- * bench:serve's script path: a scoring script (the Azure ML v2-style fixture, test/fixtures/scripts/v2, under
- * azureml-inference-server-http 1.5.1 in gunicorn) behind inferctl's script front (src/script/front-main.ts,
+ * bench:serve's script path: each scoring script of script-front-cases.ts (a trivial one and the how-to's
+ * JPEG + ResNet-50 shape, under azureml-inference-server-http 1.5.1 in gunicorn) behind inferctl's script front (src/script/front-main.ts,
  * the key checked in constant time, limits, metrics; its Python server on a Unix socket of its own), against
  * azureml-inference-server-http reached directly, at concurrency 1 and 8. Three paths, each served by one sync
  * gunicorn worker (the front's default and azmlinfsrv's, WORKER_COUNT=1):
@@ -30,15 +30,17 @@ import { pythonServerCommand, spawnPythonServer } from '../src/script/python-ser
 import { LocalLayout } from '../src/targets/local/layout';
 import { buildScriptImage } from '../src/targets/local/script-replica';
 import { freePort } from '../src/temporal/dev-server';
+import type { ScriptBenchCase } from './script-front-cases';
 
 const ROOT = path.resolve(__dirname, '..', '..');
-const FIXTURES = path.join(ROOT, 'test', 'fixtures', 'scripts');
 const FRONT_MAIN = path.join(ROOT, 'dist', 'src', 'script', 'front-main.js');
 const ENVS = process.env.INFERCTL_PYTHON_ENVS ?? path.join(os.homedir(), '.cache', 'inferctl', 'test-script-envs');
 
 export type ScriptPath = 'front' | 'direct' | 'direct-unix';
 
 export interface ScriptCell {
+  /** The script (script-front-cases.ts). */
+  script: ScriptBenchCase['name'];
   path: ScriptPath;
   concurrency: number;
   seconds: number;
@@ -105,6 +107,7 @@ async function drive(
   endpoint: Endpoint,
   agent: http.Agent,
   key: string,
+  bodies: ScriptBenchCase['bodies'],
   concurrency: number,
   seconds: number,
 ): Promise<Slice> {
@@ -116,7 +119,7 @@ async function drive(
     'socketPath' in endpoint ? { socketPath: endpoint.socketPath } : { host: '127.0.0.1', port: endpoint.port };
   const one = (index: number) =>
     new Promise<number>((resolve) => {
-      const body = JSON.stringify({ index });
+      const { body, contentType } = bodies[index % bodies.length]!;
       const req = http.request(
         {
           ...where,
@@ -125,7 +128,7 @@ async function drive(
           agent,
           headers: {
             authorization: `Bearer ${key}`,
-            'content-type': 'application/json',
+            'content-type': contentType,
             'content-length': body.length,
           },
         },
@@ -141,7 +144,7 @@ async function drive(
     Array.from({ length: concurrency }, async (_, worker) => {
       for (let i = worker; performance.now() < end; i++) {
         const t0 = performance.now();
-        const status = await one(i % 3);
+        const status = await one(i);
         if (status === 200) latencies.push(performance.now() - t0);
         else errors++;
       }
@@ -226,12 +229,15 @@ async function stop(child: ChildProcess, group = false): Promise<void> {
   if (child.exitCode === null && child.signalCode === null) signal('SIGKILL');
 }
 
-/** The three paths, alternating in slices of `sliceSeconds`, `rounds` rounds per concurrency. */
-export async function measureScriptFront(
-  concurrencies: number[],
-  sliceSeconds: number,
-  rounds: number,
-): Promise<ScriptCell[]> {
+/** Each case's three paths, alternating in slices of the case's length, its rounds per concurrency. */
+export async function measureScriptFront(cases: ScriptBenchCase[], concurrencies: number[]): Promise<ScriptCell[]> {
+  const cells: ScriptCell[] = [];
+  for (const benchCase of cases) cells.push(...(await measureCase(benchCase, concurrencies)));
+  return cells;
+}
+
+async function measureCase(benchCase: ScriptBenchCase, concurrencies: number[]): Promise<ScriptCell[]> {
+  const { sliceSeconds, rounds, bodies } = benchCase;
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-serve-bench-script-'));
   const key = `bench-${process.pid}-${Date.now()}`;
   const keyFile = path.join(dir, 'key');
@@ -241,20 +247,17 @@ export async function measureScriptFront(
   try {
     await fs.writeFile(keyFile, key, { mode: 0o600 });
     const layout = new LocalLayout('bench-script', path.join(dir, 'home'));
-    log(`environment in ${ENVS} (built once), bundle…`);
+    log(`${benchCase.name}: environment in ${ENVS} (built once), bundle…`);
     const image = await buildScriptImage(
       layout,
       {
         name: 'bench-script',
         target: 'local',
         ownerId: 'serve-bench',
-        modelPath: path.join(FIXTURES, 'v2-model', 'colours'),
+        modelPath: benchCase.modelPath,
         replicas: 1,
         topK: 5,
-        script: {
-          entryScript: path.join(FIXTURES, 'v2', 'score.py'),
-          environmentFile: path.join(FIXTURES, 'v2', 'requirements.txt'),
-        },
+        script: benchCase.script,
       },
       ENVS,
       undefined,
@@ -270,7 +273,7 @@ export async function measureScriptFront(
       { path: 'direct-unix', endpoint: { socketPath: started.socketPath }, pythonGroup: started.pythonGroup },
     ];
     const agent = new http.Agent({ keepAlive: true });
-    for (const p of paths) await drive(p.endpoint, agent, key, 8, 1); // warm-up
+    for (const p of paths) await drive(p.endpoint, agent, key, bodies, 8, 1); // warm-up
     for (const concurrency of concurrencies) {
       const totals = new Map<ScriptPath, { slice: Slice; front: number; python: number }>();
       for (let round = 0; round < rounds; round++) {
@@ -279,7 +282,7 @@ export async function measureScriptFront(
           const python = groupMembers(p.pythonGroup);
           const cpu = () => ({ front: cpuMs(front!.pid!), python: python.reduce((sum, pid) => sum + cpuMs(pid), 0) });
           const before = cpu();
-          const slice = await drive(p.endpoint, agent, key, concurrency, sliceSeconds);
+          const slice = await drive(p.endpoint, agent, key, bodies, concurrency, sliceSeconds);
           const after = cpu();
           const total = totals.get(p.path) ?? { slice: { seconds: 0, latencies: [], errors: 0 }, front: 0, python: 0 };
           total.slice.seconds += slice.seconds;
@@ -295,6 +298,7 @@ export async function measureScriptFront(
         const latencies = [...slice.latencies].sort((a, b) => a - b);
         const round2 = (n: number) => Math.round(n * 100) / 100;
         const cell: ScriptCell = {
+          script: benchCase.name,
           path: p.path,
           concurrency,
           seconds: round2(slice.seconds),
@@ -317,44 +321,4 @@ export async function measureScriptFront(
     await fs.rm(dir, { recursive: true, force: true });
   }
   return cells;
-}
-
-/** The script path's table and its targets (front ≥ 0.95× direct throughput, < 2 ms added at p50). */
-export function scriptMarkdown(cells: ScriptCell[]): string[] {
-  if (cells.length === 0) return [];
-  const lines = [
-    '',
-    '## Scoring script: inferctl’s front vs azureml-inference-server-http reached directly',
-    '',
-    'The v2-style fixture script (test/fixtures/scripts/v2, JSON in and out, under 1 ms of work) under ' +
-      'azureml-inference-server-http 1.5.1, each path served by one sync gunicorn worker (the front\u2019s default ' +
-      'and azmlinfsrv\u2019s). front: client → front (TCP) → its Python server (Unix socket); direct: client → a ' +
-      'Python server started with the same command on a loopback port, as azmlinfsrv serves; direct-unix: client → ' +
-      'the front\u2019s own Python server through its socket (the hop\u2019s own cost). The same client code for ' +
-      'all; the paths alternate in short slices within each concurrency. CPU ms per request from /proc.',
-    '',
-    '| concurrency | path | req/s | p50 ms | p99 ms | errors | front CPU ms/req | Python CPU ms/req |',
-    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...cells.map(
-      (c) =>
-        `| ${c.concurrency} | ${c.path} | ${c.requestsPerSecond} | ${c.p50Ms} | ${c.p99Ms} | ${c.errors} | ${c.frontCpuMsPerRequest} | ${c.pythonCpuMsPerRequest} |`,
-    ),
-    '',
-  ];
-  for (const concurrency of new Set(cells.map((c) => c.concurrency))) {
-    const front = cells.find((c) => c.concurrency === concurrency && c.path === 'front');
-    const direct = cells.find((c) => c.concurrency === concurrency && c.path === 'direct');
-    if (!front || !direct) continue;
-    const ratio = Math.round((front.requestsPerSecond / direct.requestsPerSecond) * 100) / 100;
-    const addedP50 = Math.round((front.p50Ms - direct.p50Ms) * 100) / 100;
-    const addedP99 = Math.round((front.p99Ms - direct.p99Ms) * 100) / 100;
-    const unix = cells.find((c) => c.concurrency === concurrency && c.path === 'direct-unix');
-    const hop = unix ? Math.round((front.requestsPerSecond / unix.requestsPerSecond) * 100) / 100 : undefined;
-    lines.push(
-      `- concurrency ${concurrency}: the front adds ${addedP50} ms at p50 (target < 2: ${addedP50 < 2 ? 'met' : 'not met'}) ` +
-        `and ${addedP99} ms at p99; throughput ${ratio}× direct (target ≥ 0.95: ${ratio >= 0.95 ? 'met' : 'not met'})` +
-        `${hop === undefined ? '' : `; ${hop}× the same Python server reached through its socket`}.`,
-    );
-  }
-  return lines;
 }

@@ -13,8 +13,9 @@
  * concurrency's on and off cells are measured in alternating halves (on off off on), each after both replicas
  * have finished what earlier parts left them, so neither pays for the other's stragglers.
  * Then the scoring-script path (script-front-bench.ts): inferctl's front against the same
- * azureml-inference-server-http reached directly, at concurrency 1 and 8 (`--script-only` runs just that part,
- * `--no-script` skips it; `--model-only NAME`, `--concurrency 1,8`, `--seconds N` narrow a run). Writes bench/results/serve-<date>.json and .md.
+ * azureml-inference-server-http reached directly, at concurrency 1 and 8, for a trivial script and the how-to's
+ * JPEG + ResNet-50 one (script-front-cases.ts; `--script-only` runs just that part, `--no-script` skips it,
+ * `--script trivial|howto-resnet50` runs one script; `--model-only NAME`, `--concurrency 1,8`, `--seconds N` narrow a run). Writes bench/results/serve-<date>.json and .md.
  */
 import { execFile, fork } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -26,8 +27,10 @@ import autocannon from 'autocannon';
 
 import { makeColourJpeg } from '../src/demo/sample-images';
 import { fileExists } from '../src/file-exists';
-import { measureScriptFront, scriptMarkdown } from './script-front-bench';
+import { measureScriptFront } from './script-front-bench';
 import type { ScriptCell } from './script-front-bench';
+import { scriptBenchCases } from './script-front-cases';
+import { scriptMarkdown } from './script-front-report';
 import { buildResnet50Shaped } from '../src/demo/resnet50';
 import { TINY_CNN_LABELS, buildTinyCnn } from '../src/demo/tiny-cnn';
 import { SERVER_MAIN, log, replicaMetrics, startReplica, stopReplica, waitIdle } from './serve-replica';
@@ -60,7 +63,8 @@ interface Cell {
   eventLoopDelayMaxMs: number;
 }
 
-async function prepareModels(): Promise<Array<{ name: string; file: string }>> {
+/** bench/work/resnet50-shaped.onnx, generated once. */
+async function resnet50Model(): Promise<string> {
   await fs.mkdir(WORK, { recursive: true });
   const resnet = path.join(WORK, 'resnet50-shaped.onnx');
   if (!(await fileExists(resnet))) {
@@ -68,6 +72,11 @@ async function prepareModels(): Promise<Array<{ name: string; file: string }>> {
     await fs.writeFile(`${resnet}.tmp`, buildResnet50Shaped({ seed: 50 }));
     await fs.rename(`${resnet}.tmp`, resnet);
   }
+  return resnet;
+}
+
+async function prepareModels(): Promise<Array<{ name: string; file: string }>> {
+  const resnet = await resnet50Model();
   const tiny = path.join(WORK, 'tiny-cnn.onnx');
   await fs.writeFile(tiny, buildTinyCnn());
   return [
@@ -313,7 +322,15 @@ async function main(): Promise<void> {
   } finally {
     await fs.rm(dir, { recursive: true, force: true });
   }
-  const scriptCells: ScriptCell[] = withScript ? await measureScriptFront([1, 8], 1, seconds) : [];
+  const onlyScript = flag('--script');
+  const scriptCases = withScript
+    ? scriptBenchCases({
+        rounds: seconds,
+        resnet50: onlyScript === 'trivial' ? '' : await resnet50Model(),
+        jpegs: bodies,
+      }).filter((c) => onlyScript === undefined || c.name === onlyScript)
+    : [];
+  const scriptCells: ScriptCell[] = await measureScriptFront(scriptCases, [1, 8]);
   const settings = {
     quick,
     secondsPerCell: seconds,
@@ -327,7 +344,7 @@ async function main(): Promise<void> {
     `${base}.json`,
     `${JSON.stringify({ date: new Date().toISOString(), settings, loadAverages, baselines, cells, scriptCells }, null, 2)}\n`,
   );
-  const md = `${markdown(cells, settings, loadAverages, baselines)}${scriptMarkdown(scriptCells).join('\n')}\n`;
+  const md = `${markdown(cells, settings, loadAverages, baselines)}${scriptMarkdown(scriptCells, scriptCases).join('\n')}\n`;
   await fs.writeFile(`${base}.md`, md);
   process.stdout.write(md);
   log(`wrote ${base}.json and .md`);

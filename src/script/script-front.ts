@@ -16,6 +16,7 @@
  */
 import http from 'node:http';
 import https from 'node:https';
+import net from 'node:net';
 
 import {
   HttpError,
@@ -110,14 +111,15 @@ export function createScriptFront(opts: ScriptFrontOptions): http.Server | https
     }
     if (expectsContinue) res.writeContinue();
 
+    // One connection per request (gunicorn's sync worker closes each one), made directly: no Agent, which
+    // `agent: false` would construct anew for every request.
+    const target = state.upstream;
     const upstream = http.request({
-      ...('socketPath' in state.upstream
-        ? { socketPath: state.upstream.socketPath }
-        : { host: '127.0.0.1', port: state.upstream.port }),
+      createConnection: () =>
+        'socketPath' in target ? net.connect(target.socketPath) : net.connect(target.port, '127.0.0.1'),
       method: req.method,
       path: req.url,
-      headers: upstreamHeaders(req.rawHeaders),
-      agent: false,
+      headers: [...upstreamHeaders(req.rawHeaders), 'Connection', 'close'],
     });
     let size = 0;
     const abandon = (err: unknown) => {
@@ -128,7 +130,20 @@ export function createScriptFront(opts: ScriptFrontOptions): http.Server | https
     };
     upstream.once('response', (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, downstreamHeaders(answer.rawHeaders));
-      answer.pipe(res);
+      // What pipe() does, without its dozen listeners per request; the last chunk goes out with the end.
+      answer.on('data', (chunk: Buffer) => {
+        if (answer.complete && answer.readableLength === 0) {
+          res.end(chunk);
+          return;
+        }
+        if (!res.write(chunk)) {
+          answer.pause();
+          res.once('drain', () => answer.resume());
+        }
+      });
+      answer.once('end', () => {
+        if (!res.writableEnded) res.end();
+      });
       answer.once('error', () => res.destroy());
     });
     upstream.once('error', (err) => {
@@ -146,12 +161,19 @@ export function createScriptFront(opts: ScriptFrontOptions): http.Server | https
         abandon(bodyTooLarge(opts.maxBodyBytes));
         return;
       }
+      // A body that came whole (the usual small one) goes out with the end: no separate empty write.
+      if (req.complete && req.readableLength === 0) {
+        upstream.end(chunk);
+        return;
+      }
       if (!upstream.write(chunk)) {
         req.pause();
         upstream.once('drain', () => req.resume());
       }
     });
-    req.once('end', () => upstream.end());
+    req.once('end', () => {
+      if (!upstream.writableEnded) upstream.end();
+    });
     req.once('close', () => {
       if (!req.complete) upstream.destroy();
     });

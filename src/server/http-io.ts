@@ -22,7 +22,8 @@ export class HttpError extends Error {
 }
 
 export function sha256(value: string): Buffer {
-  return crypto.createHash('sha256').update(value, 'utf8').digest();
+  // The one-shot form: no Hash object per request (the key check runs on every request).
+  return crypto.hash('sha256', value, 'buffer');
 }
 
 /** True when the request carries `Authorization: Bearer <key>` whose sha256 is `expected`, in constant time. */

@@ -17,6 +17,8 @@ import type { ScriptState } from '../../src/script/script-front';
 
 const KEY = 'front-test-key';
 const LIMIT = 1024;
+/** A 4 MiB answer of varied bytes. */
+const BIG = Buffer.from(Array.from({ length: 4 * 1024 * 1024 }, (_, i) => (i * 31 + (i >> 10)) & 255));
 
 function listen(server: http.Server): Promise<number> {
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
@@ -59,12 +61,33 @@ function request(
 }
 
 describe('script front', () => {
-  const seen: Array<{ method: string; url: string; headers: http.IncomingHttpHeaders; bytes: number }> = [];
+  const seen: Array<{
+    method: string;
+    url: string;
+    headers: http.IncomingHttpHeaders;
+    bytes: number;
+    body: Buffer;
+  }> = [];
   const upstream = http.createServer((req, res) => {
     let bytes = 0;
-    req.on('data', (c: Buffer) => (bytes += c.length));
+    const body: Buffer[] = [];
+    req.on('data', (c: Buffer) => {
+      bytes += c.length;
+      body.push(c);
+    });
     req.on('end', () => {
-      seen.push({ method: req.method!, url: req.url!, headers: req.headers, bytes });
+      seen.push({ method: req.method!, url: req.url!, headers: req.headers, bytes, body: Buffer.concat(body) });
+      if (req.url === '/score?big') {
+        // An answer in many writes, larger than any socket buffer: the front must forward every chunk in order.
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG.length });
+        const write = (from: number): void => {
+          if (from >= BIG.length) return void res.end();
+          if (res.write(BIG.subarray(from, from + 65_536))) write(from + 65_536);
+          else res.once('drain', () => write(from + 65_536));
+        };
+        write(0);
+        return;
+      }
       res.writeHead(418, 'I Am A Script', [
         ['Content-Type', 'application/octet-stream'],
         ['X-Custom', 'kept'],
@@ -153,6 +176,59 @@ describe('script front', () => {
     const metrics = (await request(port, { method: 'GET', path: '/metrics' })).body.toString();
     assert.match(metrics, /^inferctl_server_scoring_requests_total\{code="418"\} \d+$/m);
     assert.match(metrics, /^inferctl_server_scoring_requests_total\{code="401"\} 1$/m);
+  });
+
+  test('a body sent in pieces and a 4 MiB answer in many writes pass byte for byte, in order', async () => {
+    const pieces = Array.from({ length: 8 }, (_, i) => Buffer.alloc(100, i + 1));
+    const sent = await new Promise<number>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/score', headers: auth }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode!));
+      });
+      req.on('error', reject);
+      // Chunked, a piece per tick: the front sees several data events before the end.
+      const next = (i: number): void => {
+        if (i === pieces.length) return void req.end();
+        req.write(pieces[i]);
+        setTimeout(() => next(i + 1), 5);
+      };
+      next(0);
+    });
+    assert.equal(sent, 418);
+    assert.deepEqual(seen.at(-1)!.body, Buffer.concat(pieces));
+
+    // Read slowly, so that the front must hold the script's answer back rather than buffer it all.
+    const answer = await new Promise<{ status: number; body: Buffer }>((resolve, reject) => {
+      const req = http.request({ host: '127.0.0.1', port, method: 'POST', path: '/score?big', headers: auth });
+      req.on('response', (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => {
+          chunks.push(c);
+          res.pause();
+          setTimeout(() => res.resume(), 1);
+        });
+        res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks) }));
+      });
+      req.on('error', reject);
+      req.end(Buffer.alloc(3));
+    });
+    assert.equal(answer.status, 200);
+    assert.equal(answer.body.length, BIG.length);
+    assert.ok(answer.body.equals(BIG), 'the answer arrives byte for byte');
+  });
+
+  test('a Python server that is gone (its socket removed) answers 502 script-unavailable, with the reason', async () => {
+    const before = state.upstream;
+    state.upstream = { socketPath: path.join(os.tmpdir(), `front-gone-${process.pid}.sock`) };
+    try {
+      const answer = await request(port, { headers: auth, body: Buffer.alloc(5) });
+      assert.equal(answer.status, 502);
+      const { error } = JSON.parse(answer.body.toString()) as { error: { code: string; message: string } };
+      assert.equal(error.code, 'script-unavailable');
+      assert.match(error.message, /did not answer \(connect ENOENT/);
+    } finally {
+      state.upstream = before;
+    }
   });
 
   test('over a Unix socket (how front-main reaches its Python server) the request and the answer pass the same', async () => {
