@@ -2,7 +2,7 @@
  * How a GPU worker shares its cores between JPEG decode and inference (issue #28, section 2): how many images
  * it decodes at once, with how many onnxruntime intra-op threads it infers, and whether the two overlap.
  *   - "overlap": batch k+1 decodes while batch k is in inference. Right where inference is elsewhere (a GPU)
- *     or a small part of the work: decode is the job's speed and every core decodes (as many decodes at once
+ *     or the smaller part of the work: decode is the job's speed and every core decodes (as many decodes at once
  *     as libuv's pool runs, max(4, C) by default: a decode also waits, for its read and its hops to the main
  *     thread, and with only C at once a core idles meanwhile). On the CPU it is also a candidate where
  *     inference runs with t < C intra-op threads and the C - t other cores decode.
@@ -16,10 +16,11 @@
  *   D     decode core-ms per image (a decode's wall time scaled by cores / decodes at once);
  *   I(t)  inference wall ms per image with t intra-op threads, each setting measured with no decode running
  *         (the first batches run in phases, one inference at a time);
- * per setting t: phases give 1 / (D / C + I(t)) images a second; overlap with t < C gives at most
- * min(1 / I(t), (C - t) / D) (decode on the cores inference leaves); where inference's share t·I / (D + t·I)
- * is under SMALL_INFERENCE_SHARE, overlap on every core, at most min(C / (D + t·I(t)), 1 / I(t)). The best
- * predicted rate is kept (a tie keeps the earlier setting, and at one setting overlap before phases).
+ * per setting t, with inference's share s = t·I / (D + t·I): where s is under LARGE_INFERENCE_SHARE, overlap
+ * on every core, at most min(C / (D + t·I(t)), 1 / I(t)); from it, phases, 1 / (D / C + I(t)) images a
+ * second; and from SMALL_INFERENCE_SHARE with t < C, overlap on the C - t cores inference leaves, at most
+ * min(1 / I(t), (C - t) / D). The best predicted rate is kept (a tie keeps the earlier candidate: settings in
+ * their order, overlap before phases).
  * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers a worker's measurements (its first
  * batches take turns at each intra-op setting it was given, `intraOpLadder`'s unless the operator set one),
  * decides once and holds the decision for every shard the process scores, whichever model they run.
@@ -68,6 +69,12 @@ export interface DecodeSplit {
 
 /** Below this share of the CPU work, inference is "small" and decode takes every core, overlapping it. */
 export const SMALL_INFERENCE_SHARE = 0.15;
+/**
+ * From this share of the CPU work, inference is "large": decode and inference take turns (phases) rather than
+ * decode on every core beside it. Below it, phases would pay a switch per batch for little: under load on 2
+ * cores, the tiny model on 256x256 JPEGs (inference 25-40 % of the work) ran 0.45-0.8x as fast in phases.
+ */
+export const LARGE_INFERENCE_SHARE = 0.5;
 
 export function chooseDecodeSplit(m: SplitInputs): DecodeSplit {
   const cores = Math.max(1, Math.floor(m.cores));
@@ -90,7 +97,7 @@ export function chooseDecodeSplit(m: SplitInputs): DecodeSplit {
     const i = Math.max(msPerImage, 1e-3);
     const share = (t * i) / (d + t * i);
     const percent = `inference is ${Math.round(share * 100)}% of the CPU work`;
-    if (share < SMALL_INFERENCE_SHARE) {
+    if (share < LARGE_INFERENCE_SHARE) {
       const rate = Math.min((cores * 1000) / (d + t * i), 1000 / i);
       consider({
         mode: 'overlap',
@@ -100,7 +107,8 @@ export function chooseDecodeSplit(m: SplitInputs): DecodeSplit {
         predictedItemsPerSec: rate,
         reason: `${percent}: decode on every core while it infers`,
       });
-    } else if (t < cores) {
+    }
+    if (share >= SMALL_INFERENCE_SHARE && t < cores) {
       const left = cores - t;
       const rate = Math.min(1000 / i, (left * 1000) / d);
       consider({
@@ -112,14 +120,16 @@ export function chooseDecodeSplit(m: SplitInputs): DecodeSplit {
         reason: `${percent}: decode on the ${left} core(s) that ${t} intra-op thread(s) leave, while it infers`,
       });
     }
-    consider({
-      mode: 'phases',
-      decodeConcurrency: everyCore,
-      intraOpThreads: t,
-      inferenceShare: share,
-      predictedItemsPerSec: 1000 / (d / cores + i),
-      reason: `${percent}: decode a batch on every core, then infer it with ${t} intra-op thread(s), in turns`,
-    });
+    if (share >= LARGE_INFERENCE_SHARE) {
+      consider({
+        mode: 'phases',
+        decodeConcurrency: everyCore,
+        intraOpThreads: t,
+        inferenceShare: share,
+        predictedItemsPerSec: 1000 / (d / cores + i),
+        reason: `${percent}: decode a batch on every core, then infer it with ${t} intra-op thread(s), in turns`,
+      });
+    }
   }
   return best!;
 }

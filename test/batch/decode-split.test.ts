@@ -56,9 +56,19 @@ describe('chooseDecodeSplit', () => {
       decodeMsPerImage: 5000,
       inference: [{ intraOpThreads: 1, msPerImage: 2000 }],
     });
-    // Phases 1000 / (2500 + 2000) = 0.22 items/s against 0.2 decoding on the one core a thread leaves.
-    assert.equal(heavy.mode, 'phases');
+    // Inference 29% of the work: every core decodes beside it, 2000 / 7000 = 0.29 items/s (against 0.2
+    // decoding only on the one core a thread leaves).
+    assert.equal(heavy.mode, 'overlap');
     assert.equal(heavy.decodeConcurrency, 4);
+    const heavier = chooseDecodeSplit({
+      cores: 2,
+      decodeSlots: 4,
+      executionProvider: 'cpu',
+      decodeMsPerImage: 1000,
+      inference: [{ intraOpThreads: 2, msPerImage: 2000 }],
+    });
+    assert.equal(heavier.mode, 'phases');
+    assert.equal(heavier.decodeConcurrency, 4);
     const choices: SplitInputs[] = [];
     const splitter = new DecodeSplitter({
       cores: 2,
@@ -183,7 +193,7 @@ describe('chooseDecodeSplit', () => {
     assert.equal(tie.intraOpThreads, 2);
   });
 
-  test('overlap: decode gets only what feeds inference, at least one, at most the cores the threads leave', () => {
+  test('overlap beside fewer threads: decode gets only what feeds inference; every core where decode binds', () => {
     // 4 cores, D 10: one thread 50 ms/image (20 items/s, fed by 0.2 of a core), four threads hardly faster
     // (49: phases 1000 / (2.5 + 49) = 19.4): one thread, one decode at a time.
     const fed = chooseDecodeSplit({
@@ -199,17 +209,17 @@ describe('chooseDecodeSplit', () => {
     assert.equal(fed.intraOpThreads, 1);
     assert.equal(fed.decodeConcurrency, 1);
     assert.equal(fed.predictedItemsPerSec, 20);
-    // D 100: one thread at 20 ms/image (50 items/s) needs 5 decoding cores; 3 are left: 30 items/s (phases
-    // 1000 / (25 + 20) = 22.2).
-    const capped = chooseDecodeSplit({
+    // Where the cores inference leaves would bound the decode, decoding on every core beside it is at least as
+    // fast (D ≥ (C - t)·I means C / (D + t·I) ≥ (C - t) / D), and inference is then under half the work.
+    const medium = chooseDecodeSplit({
       cores: 4,
       executionProvider: 'cpu',
       decodeMsPerImage: 100,
       inference: [{ intraOpThreads: 1, msPerImage: 20 }],
     });
-    assert.equal(capped.mode, 'overlap');
-    assert.equal(capped.decodeConcurrency, 3);
-    assert.equal(capped.predictedItemsPerSec, 30);
+    assert.equal(medium.mode, 'overlap');
+    assert.equal(medium.decodeConcurrency, 4);
+    assert.ok(Math.abs(medium.predictedItemsPerSec - 4000 / 120) < 1e-9);
   });
 });
 

@@ -43,7 +43,7 @@ describe('the GPU worker’s decode split', () => {
     const inWords =
       mode === 'phases'
         ? /: decode a batch on every core, then infer it with \d+ intra-op thread\(s\), in turns$/
-        : /: decode on (every core|the \d+ core\(s\) that \d+ intra-op thread\(s\) leave), while it infers$/;
+        : /: decode on (every core|the \d+ core\(s\) that \d+ intra-op thread\(s\) leave,) while it infers$/;
     assert.match(reason, inWords, `the reason says the mode (${mode ?? 'none logged'})`);
     const intraOp = Number(/intraOpThreads: (\d+),\n/.exec(line)?.[1]);
     assert.ok(ladder.includes(intraOp), `the chosen intra-op setting ${intraOp} is one of ${ladder.join(', ')}`);
