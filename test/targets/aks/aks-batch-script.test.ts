@@ -24,6 +24,7 @@ import { DockerfileParser } from 'dockerfile-ast';
 import type { ShardRecord } from '../../../src/shared/batch-types';
 import type { GpuPoolDryRunReport } from '../../../src/targets/aks/gpu-pool-dry-run';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { assertGpuPoolGone, podJobFolders } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
@@ -75,35 +76,13 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     );
 
   async function job(name: string, files: Record<string, string>) {
-    const input = path.join(dir, name, 'in');
-    const output = path.join(dir, name, 'out');
-    await fs.mkdir(input, { recursive: true });
-    await fs.mkdir(output, { recursive: true });
-    await fs.chmod(path.join(dir, name), 0o755);
-    await fs.chmod(output, 0o777);
-    for (const [file, text] of Object.entries(files)) await fs.writeFile(path.join(input, file), text);
+    const { input, output } = await podJobFolders(dir, name, files);
     const model = path.join(dir, name, 'model.txt');
     await fs.writeFile(model, 'weights-v7');
     return { input, output, model };
   }
 
-  /** Nothing of the job's pool is left in ARM or in the cluster; the cluster itself is. */
-  async function assertPoolGone(name: string, said: string) {
-    assert.match(said, new RegExp(`namespace inferctl-${name}-[0-9a-f]{8}, agent pool g[0-9a-f]{11}`), 'both removed');
-    assert.ok(suite.bed.arm.clusterNames().includes(CLUSTER), 'the user’s cluster is left standing');
-    assert.deepEqual(suite.bed.arm.clusterPools(CLUSTER), ['system'], 'only the cluster’s own pool is left');
-    const nodes = await suite.bed.nodeNames();
-    assert.deepEqual(
-      nodes.filter((n) => /^aks-g[0-9a-f]{11}-/.test(n)),
-      [],
-      'the pool’s nodes are gone',
-    );
-    assert.deepEqual(
-      (await suite.bed.namespaces()).filter((n) => n.startsWith(`inferctl-${name}`)),
-      [],
-      'the job’s namespace is gone',
-    );
-  }
+  const assertPoolGone = (name: string, said: string) => assertGpuPoolGone(suite, CLUSTER, name, said);
 
   test('good and broken inputs: every input once in predictions.jsonl or errors.jsonl, one Python process per slot, pool removed', async () => {
     const name = uniqueName('bsaks');
