@@ -1,13 +1,29 @@
 /**
- * What the aks batch-job tests share besides the testbed (azure/aks-suite.ts): a job's input and output
- * folders, readable and writable by the pods' user (1000), which reach them only because the kubelet
+ * What the aks tests share besides the testbed (azure/aks-suite.ts): the testbed with Azurite; a job's input
+ * and output folders, readable and writable by the pods' user (1000), which reach them only because the kubelet
  * stand-in has no mount namespace; and the check that nothing of a job's GPU pool is left.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import path from 'node:path';
 
+import { before } from 'node:test';
+
+import { aksSuite } from './azure/aks-suite';
 import type { AksSuite } from './azure/aks-suite';
+import { useAzurite } from './azurite';
+import type { Azurite } from './azurite';
+
+/**
+ * aksSuite() with Azurite beside it, whose environment (its connection string) the control worker gets.
+ * Call it inside `describe`: Azurite's port is known once it runs, before the suite's worker starts.
+ */
+export function aksSuiteWithAzurite(taskQueuePrefix: string): { suite: AksSuite; azurite: Azurite } {
+  const azurite = useAzurite();
+  const storageEnv: NodeJS.ProcessEnv = {};
+  before(() => void Object.assign(storageEnv, azurite.env));
+  return { suite: aksSuite(taskQueuePrefix, storageEnv), azurite };
+}
 
 /** `<dir>/<name>/in` holding `files`, and `<dir>/<name>/out`, open to the pods' user. */
 export async function podJobFolders(dir: string, name: string, files: Record<string, string>) {

@@ -15,17 +15,14 @@ import { after, before, describe, test } from 'node:test';
 
 import { BLOB_MODEL_TAG } from '../../../src/targets/aks/gpu-pool-dry-run';
 import type { GpuPoolDryRunReport } from '../../../src/targets/aks/gpu-pool-dry-run';
-import { assertGpuPoolGone, podJobFolders } from '../../helpers/aks-fixtures';
+import { aksSuiteWithAzurite, assertGpuPoolGone, podJobFolders } from '../../helpers/aks-fixtures';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
-import { aksSuite } from '../../helpers/azure/aks-suite';
-import { useAzurite } from '../../helpers/azurite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
-import { REPO_ROOT } from '../../helpers/python-venv';
-import { PYTHON_SKIP, fixture } from '../../helpers/script-fixtures';
+import { BATCH_SCRIPTS, PYTHON_SKIP, fixture } from '../../helpers/script-fixtures';
 import { uniqueName } from '../../helpers/workers';
 
-const SCRIPT = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts', 'blob-folder', 'batch_score.py');
+const SCRIPT = path.join(BATCH_SCRIPTS, 'blob-folder', 'batch_score.py');
 const CLUSTER = 'team-blob';
 
 const scoreArgs = (model: string, input: string, output: string, ...more: string[]) => [
@@ -50,11 +47,7 @@ const scoreArgs = (model: string, input: string, output: string, ...more: string
 ];
 
 describe('inferctl score --entry-script --model az://… --target aks', { skip: PYTHON_SKIP }, () => {
-  const azurite = useAzurite();
-  const storageEnv: NodeJS.ProcessEnv = {};
-  // Azurite's port is known once it runs, before the suite's worker starts (hooks run in this order).
-  before(() => void Object.assign(storageEnv, azurite.env));
-  const suite = aksSuite('aks-bscript-blob-tq', storageEnv);
+  const { suite, azurite } = aksSuiteWithAzurite('aks-bscript-blob-tq');
   let dir: string;
 
   before(async () => {

@@ -28,12 +28,10 @@ import { assertGpuPoolGone, podJobFolders } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
-import { REPO_ROOT } from '../../helpers/python-venv';
 import { recordReliability, rowAccounting } from '../../helpers/reliability';
-import { PYTHON_SKIP, fixture, pythonServersUnder } from '../../helpers/script-fixtures';
+import { BATCH_SCRIPTS, PYTHON_SKIP, fixture, pythonServersUnder } from '../../helpers/script-fixtures';
 import { eventually, uniqueName } from '../../helpers/workers';
 
-const BATCH_SCRIPTS = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts');
 const CLUSTER = 'team-batch';
 
 interface Row {
