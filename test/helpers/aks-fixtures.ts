@@ -13,6 +13,7 @@ import { aksSuite } from './azure/aks-suite';
 import type { AksSuite } from './azure/aks-suite';
 import { useAzurite } from './azurite';
 import type { Azurite } from './azurite';
+import { fixture } from './script-fixtures';
 
 /**
  * aksSuite() with Azurite beside it, whose environment (its connection string) the control worker gets.
@@ -23,6 +24,29 @@ export function aksSuiteWithAzurite(taskQueuePrefix: string): { suite: AksSuite;
   const storageEnv: NodeJS.ProcessEnv = {};
   before(() => void Object.assign(storageEnv, azurite.env));
   return { suite: aksSuite(taskQueuePrefix, storageEnv), azurite };
+}
+
+/**
+ * A script job's own `score` flags, as the aks script tests pass them: `--entry-script`, `--environment`
+ * (the v2 fixture's requirements unless given), `--model`, `--input` and `--output`.
+ */
+export function scriptJobArgs(
+  entryScript: string,
+  job: { model: string; input: string; output: string },
+  environment = fixture('v2', 'requirements.txt'),
+): string[] {
+  return [
+    '--entry-script',
+    entryScript,
+    '--environment',
+    environment,
+    '--model',
+    job.model,
+    '--input',
+    job.input,
+    '--output',
+    job.output,
+  ];
 }
 
 /** `<dir>/<name>/in` holding `files`, and `<dir>/<name>/out`, open to the pods' user. */

@@ -15,11 +15,11 @@ import { after, before, describe, test } from 'node:test';
 
 import { BLOB_MODEL_TAG } from '../../../src/targets/aks/gpu-pool-dry-run';
 import type { GpuPoolDryRunReport } from '../../../src/targets/aks/gpu-pool-dry-run';
-import { aksSuiteWithAzurite, assertGpuPoolGone, podJobFolders } from '../../helpers/aks-fixtures';
+import { aksSuiteWithAzurite, assertGpuPoolGone, podJobFolders, scriptJobArgs } from '../../helpers/aks-fixtures';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
-import { BATCH_SCRIPTS, PYTHON_SKIP, fixture } from '../../helpers/script-fixtures';
+import { BATCH_SCRIPTS, PYTHON_SKIP } from '../../helpers/script-fixtures';
 import { uniqueName } from '../../helpers/workers';
 
 const SCRIPT = path.join(BATCH_SCRIPTS, 'blob-folder', 'batch_score.py');
@@ -33,16 +33,7 @@ const scoreArgs = (model: string, input: string, output: string, ...more: string
   CLUSTER,
   '--gpu-nodes',
   '1',
-  '--entry-script',
-  SCRIPT,
-  '--environment',
-  fixture('v2', 'requirements.txt'),
-  '--model',
-  model,
-  '--input',
-  input,
-  '--output',
-  output,
+  ...scriptJobArgs(SCRIPT, { model, input, output }),
   ...more,
 ];
 

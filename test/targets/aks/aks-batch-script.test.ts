@@ -24,7 +24,7 @@ import { DockerfileParser } from 'dockerfile-ast';
 import type { ShardRecord } from '../../../src/shared/batch-types';
 import type { GpuPoolDryRunReport } from '../../../src/targets/aks/gpu-pool-dry-run';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
-import { assertGpuPoolGone, podJobFolders } from '../../helpers/aks-fixtures';
+import { assertGpuPoolGone, podJobFolders, scriptJobArgs } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
@@ -91,18 +91,9 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     const { input, output, model } = await job(name, files);
     const run = await score(
       name,
-      '--entry-script',
-      path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'),
+      ...scriptJobArgs(path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'), { model, input, output }),
       '--source-dir',
       path.join(BATCH_SCRIPTS, 'basic'),
-      '--environment',
-      fixture('v2', 'requirements.txt'),
-      '--model',
-      model,
-      '--input',
-      input,
-      '--output',
-      output,
       '--shard-size',
       '4',
       '--mini-batch-size',
@@ -163,16 +154,7 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     await fs.writeFile(model, 'sleep=0.25'); // each run() takes a quarter of a second: the kill lands mid-shard
     const running = score(
       name,
-      '--entry-script',
-      path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'),
-      '--environment',
-      fixture('v2', 'requirements.txt'),
-      '--model',
-      model,
-      '--input',
-      input,
-      '--output',
-      output,
+      ...scriptJobArgs(path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'), { model, input, output }),
       '--shard-size',
       String(total),
       '--mini-batch-size',
@@ -219,16 +201,7 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     const { input, output, model } = await job(name, { 'a.txt': 'a', 'b.txt': 'b' });
     const run = await score(
       name,
-      '--entry-script',
-      path.join(BATCH_SCRIPTS, 'init-raises', 'batch_score.py'),
-      '--environment',
-      fixture('v2', 'requirements.txt'),
-      '--model',
-      model,
-      '--input',
-      input,
-      '--output',
-      output,
+      ...scriptJobArgs(path.join(BATCH_SCRIPTS, 'init-raises', 'batch_score.py'), { model, input, output }),
     );
     const said = run.stderr + run.stdout;
     assert.equal(run.code, 1, said);
