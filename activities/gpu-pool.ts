@@ -7,7 +7,10 @@
  */
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 
+import { withScriptModelCopy } from '../src/script/script-model';
 import { FailureType } from '../src/shared/failure-types';
+import { isBlobLocation } from '../src/storage/blob-location';
+import { listModelBlobs } from '../src/storage/blob-tree';
 import type { GpuPoolReport, GpuPoolSpec } from '../src/shared/gpu-pool-types';
 import { AksGpuPools, gpuWorkerSecrets } from '../src/targets/aks/aks-gpu-pool';
 import type {
@@ -58,6 +61,9 @@ export function createGpuPoolActivities({
     async addGpuPool(spec: GpuPoolSpec): Promise<GpuPoolReport> {
       return targetStep(async (signal, progress) => {
         const p = pool(spec, signal, progress);
+        // A script's az:// model is listed first (its endpoint, names and size checked), so a refusal adds no pool.
+        if (spec.script && isBlobLocation(spec.modelPath))
+          await failingPermanently(() => listModelBlobs(spec.modelPath));
         return failingPermanently(() => p.add());
       });
     },
@@ -65,7 +71,11 @@ export function createGpuPoolActivities({
     /** Builds (or reuses) the worker image in the registry and applies the namespace, Secret and Deployment. */
     async startGpuWorkers(spec: GpuPoolSpec): Promise<StartedWorkers> {
       return targetStep(async (signal, progress) => {
-        const p = pool(spec, signal, progress);
+        // A script's az:// model is copied to this worker first, as for a script deployment; the image carries it.
+        const script =
+          spec.script &&
+          (await failingPermanently(() => withScriptModelCopy(spec.modelPath, spec.script!, { signal, progress })));
+        const p = pool(script ? { ...spec, script } : spec, signal, progress);
         const image = await failingPermanently(() => p.buildWorkerImage());
         await p.startWorkers(
           image,

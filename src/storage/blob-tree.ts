@@ -9,7 +9,8 @@
  *  - at most MODEL_MAX_BLOBS blobs and INFERCTL_MAX_MODEL_BYTES bytes in all (default 32 GiB), from the
  *    listing, before a byte is downloaded; each download must match its listed ETag and size.
  * The copy lands in `<blob cache>/<sha256 of the location>/<sha256 of the listing>/<name>`, made under a
- * temporary name and renamed into place, so a changed blob means a new copy and a half-made one is never used.
+ * temporary name and renamed into place (./blob-cache.ts), so a changed blob means a new copy and a half-made one
+ * is never used.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs/promises';
@@ -17,9 +18,9 @@ import path from 'node:path';
 
 import { InvalidInputError } from '../errors';
 import { fileExists } from '../file-exists';
-import { blobCacheDir } from '../paths';
 import { FailureType } from '../shared/failure-types';
 import { blockBlob, containerClient, statusOf, storageCall } from './blob-client';
+import { cachePath, placeOnce } from './blob-cache';
 import { directoryPrefix, formatBlobLocation, parseBlobLocation } from './blob-location';
 import type { BlobLocation } from './blob-location';
 
@@ -159,38 +160,38 @@ export async function downloadModelBlobs(
       FailureType.InvalidModel,
     );
   }
-  const key = (s: string) => crypto.createHash('sha256').update(s).digest('hex').slice(0, 32);
-  const dir = path.join(blobCacheDir(), key(formatBlobLocation(loc)), key(listing.digest));
+  const dir = cachePath(formatBlobLocation(loc), listing.digest);
   const copy = path.join(dir, entry);
-  if (await fileExists(path.join(dir, '.complete'))) return copy;
+  const complete = () => fileExists(path.join(dir, '.complete'));
+  if (await complete()) return copy;
   opts.progress?.(`downloading the model: ${listing.blobs.length} blob(s), ${listing.bytes} bytes`);
-  const tmp = `${dir}.${process.pid}.${crypto.randomBytes(4).toString('hex')}.tmp`;
-  try {
-    for (const blob of listing.blobs) {
-      const target = blob.relative ? path.join(tmp, entry, ...blob.relative.split('/')) : path.join(tmp, entry);
-      await fs.mkdir(path.dirname(target), { recursive: true });
-      const where = { ...loc, prefix: blob.name };
-      await storageCall('download the model blob', where, () =>
-        blockBlob(loc, blob.name).downloadToFile(target, 0, undefined, {
-          abortSignal: opts.signal,
-          conditions: blob.etag ? { ifMatch: blob.etag } : {},
-        }),
-      );
-      const size = (await fs.stat(target)).size;
-      // A blob changed since it was listed is caught by its ETag (412, retried with a new listing); this is the rest.
-      if (size !== blob.size)
-        throw new Error(`${formatBlobLocation(where)} downloaded ${size} bytes, listed ${blob.size}`);
-    }
-    await fs.writeFile(path.join(tmp, '.complete'), listing.digest);
-    await fs.mkdir(path.dirname(dir), { recursive: true });
-    try {
-      await fs.rename(tmp, dir);
-    } catch (err) {
-      // Another worker or activity made it first: theirs has the same listing.
-      if (!(await fileExists(path.join(dir, '.complete')))) throw err;
-    }
-  } finally {
-    await fs.rm(tmp, { recursive: true, force: true });
-  }
+  // Another worker or activity that made it first had the same listing: its copy is kept.
+  await placeOnce(dir, (tmp) => downloadListing(listing, loc, entry, tmp, opts.signal), complete);
   return copy;
+}
+
+/** Every blob of `listing` under `<tmp>/<entry>`, each checked against its listed ETag and size; then `.complete`. */
+async function downloadListing(
+  listing: ModelBlobListing,
+  loc: BlobLocation,
+  entry: string,
+  tmp: string,
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  for (const blob of listing.blobs) {
+    const target = blob.relative ? path.join(tmp, entry, ...blob.relative.split('/')) : path.join(tmp, entry);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const where = { ...loc, prefix: blob.name };
+    await storageCall('download the model blob', where, () =>
+      blockBlob(loc, blob.name).downloadToFile(target, 0, undefined, {
+        abortSignal: signal,
+        conditions: blob.etag ? { ifMatch: blob.etag } : {},
+      }),
+    );
+    const size = (await fs.stat(target)).size;
+    // A blob changed since it was listed is caught by its ETag (412, retried with a new listing); this is the rest.
+    if (size !== blob.size)
+      throw new Error(`${formatBlobLocation(where)} downloaded ${size} bytes, listed ${blob.size}`);
+  }
+  await fs.writeFile(path.join(tmp, '.complete'), listing.digest);
 }

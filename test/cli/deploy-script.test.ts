@@ -7,32 +7,19 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonServersUnder } from '../helpers/script-fixtures';
-import { demoAssets, startControlWorker, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
+import { PYTHON_SKIP, fixture, pythonServersUnder, scriptWorkers } from '../helpers/script-fixtures';
+import { demoAssets, uniqueName } from '../helpers/workers';
 import { runInferctl } from '../helpers/cli';
 
 const inferctl = (args: string[], timeoutMs = 600_000) => runInferctl(args, { timeoutMs });
 
 describe('inferctl deploy --entry-script', { skip: PYTHON_SKIP }, () => {
-  const taskQueue = uniqueName('cli-script-tq');
-  let worker: WorkerProcess;
-  let dir: string;
-
-  before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-cli-script-'));
-    worker = await startControlWorker(taskQueue, [], { ...process.env, ...SCRIPT_WORKER_ENV });
-  });
-  after(async () => {
-    await worker?.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const set = scriptWorkers('cli-script');
 
   test('the script flags that need one another are exit 2', async () => {
     const cases: Array<[string[], RegExp]> = [
@@ -79,7 +66,7 @@ describe('inferctl deploy --entry-script', { skip: PYTHON_SKIP }, () => {
       '--name',
       name,
       '--task-queue',
-      taskQueue,
+      set.controlQueue,
     ]);
     const layout = new LocalLayout(name);
     try {
@@ -119,7 +106,7 @@ describe('inferctl deploy --entry-script', { skip: PYTHON_SKIP }, () => {
   });
 
   test('a v2-style script with --expect-json serves its TTL and is torn down', async () => {
-    const sample = path.join(dir, 'index1.json');
+    const sample = path.join(set.scratch, 'index1.json');
     await fs.writeFile(sample, '{"index": 1}');
     const name = uniqueName('v2json');
     const run = await inferctl([
@@ -140,7 +127,7 @@ describe('inferctl deploy --entry-script', { skip: PYTHON_SKIP }, () => {
       '--name',
       name,
       '--task-queue',
-      taskQueue,
+      set.controlQueue,
     ]);
     assert.equal(run.code, 0, run.stderr + run.stdout);
     assert.match(run.stdout, /✔ smokeQuery \([^)]+\): 200, label = green/);
@@ -149,7 +136,7 @@ describe('inferctl deploy --entry-script', { skip: PYTHON_SKIP }, () => {
   });
 
   test('an answer without the --expect-contains text fails the deploy, and teardown runs', async () => {
-    const sample = path.join(dir, 'index0.json');
+    const sample = path.join(set.scratch, 'index0.json');
     await fs.writeFile(sample, '{"index": 0}');
     const name = uniqueName('v2miss');
     const run = await inferctl([
@@ -165,7 +152,7 @@ describe('inferctl deploy --entry-script', { skip: PYTHON_SKIP }, () => {
       '--name',
       name,
       '--task-queue',
-      taskQueue,
+      set.controlQueue,
     ]);
     assert.notEqual(run.code, 0);
     assert.match(run.stderr + run.stdout, /the answer does not contain "\\"label\\": \\"blue\\""/);

@@ -8,36 +8,23 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { LocalLayout } from '../../src/targets/local/layout';
 import { runInferctl } from '../helpers/cli';
-import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonServersUnder } from '../helpers/script-fixtures';
-import { startControlWorker, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
+import { PYTHON_SKIP, fixture, pythonServersUnder, scriptWorkers } from '../helpers/script-fixtures';
+import { uniqueName } from '../helpers/workers';
 
 const inferctl = (args: string[]) => runInferctl(args, { timeoutMs: 600_000 });
 
 describe('inferctl rollout of a scoring-script deployment', { skip: PYTHON_SKIP }, () => {
-  const taskQueue = uniqueName('cli-script-rollout-tq');
-  let worker: WorkerProcess;
-  let dir: string;
-
-  before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-script-rollout-'));
-    worker = await startControlWorker(taskQueue, [], { ...process.env, ...SCRIPT_WORKER_ENV });
-  });
-  after(async () => {
-    await worker?.stop();
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const set = scriptWorkers('script-rollout');
 
   test('a new model folder rolls out behind the same endpoint and key; the script answers from it', async () => {
-    const sample = path.join(dir, 'index1.json');
+    const sample = path.join(set.scratch, 'index1.json');
     await fs.writeFile(sample, '{"index": 1}');
-    const next = path.join(dir, 'next', 'colours');
+    const next = path.join(set.scratch, 'next', 'colours');
     await fs.mkdir(next, { recursive: true });
     await fs.writeFile(path.join(next, 'labels.txt'), 'cyan\nmagenta\nyellow\nblack\n');
     const name = uniqueName('scriptroll');
@@ -57,7 +44,7 @@ describe('inferctl rollout of a scoring-script deployment', { skip: PYTHON_SKIP 
       '--name',
       name,
       '--task-queue',
-      taskQueue,
+      set.controlQueue,
     ]);
     try {
       assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);

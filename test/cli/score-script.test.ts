@@ -7,51 +7,47 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
 import { writeSampleImages } from '../../src/demo/sample-images';
 import { runInferctl } from '../helpers/cli';
 import { readJsonl } from '../helpers/jsonl';
-import { REPO_ROOT } from '../helpers/python-venv';
-import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture } from '../helpers/script-fixtures';
-import { demoAssets, eventually, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
-
-const BATCH_SCRIPTS = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts');
+import { BATCH_SCRIPTS, PYTHON_SKIP, fixture, scriptWorkers } from '../helpers/script-fixtures';
+import { demoAssets, eventually, uniqueName } from '../helpers/workers';
 
 describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
-  const controlQueue = uniqueName('sscript-control');
-  const gpuQueue = uniqueName('sscript-gpu');
-  const workers: WorkerProcess[] = [];
-  const env = { ...process.env, ...SCRIPT_WORKER_ENV };
-  let scratch: string;
+  const set = scriptWorkers('score-script', { gpu: true });
   let modelPath: string;
 
   before(async () => {
     modelPath = (await demoAssets()).modelPath;
-    scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-score-script-'));
-    workers.push(await startControlWorker(controlQueue, [], env), await startGpuWorker(gpuQueue, [], env));
-  });
-  after(async () => {
-    for (const w of workers) await w.stop();
-    await fs.rm(scratch, { recursive: true, force: true });
   });
 
   const score = (name: string, ...args: string[]) =>
     runInferctl(
-      ['score', '--name', name, '--task-queue', controlQueue, '--gpu-queue', gpuQueue, '--shard-size', '5', ...args],
-      { env, timeoutMs: 600_000 },
+      [
+        'score',
+        '--name',
+        name,
+        '--task-queue',
+        set.controlQueue,
+        '--gpu-queue',
+        set.gpuQueue,
+        '--shard-size',
+        '5',
+        ...args,
+      ],
+      { env: set.env, timeoutMs: 600_000 },
     );
 
   test('onnxruntime and Pillow over good and broken images: labels right, each broken file its own error', async () => {
-    const input = path.join(scratch, 'images');
+    const input = path.join(set.scratch, 'images');
     const samples = await writeSampleImages(input, 9);
     await fs.writeFile(path.join(input, 'zz-not-an-image.jpg'), 'this is text');
     const good = await fs.readFile(samples[0]!.path);
     await fs.writeFile(path.join(input, 'zz-truncated.jpg'), good.subarray(0, 40));
-    const output = path.join(scratch, 'out-onnx');
+    const output = path.join(set.scratch, 'out-onnx');
     const run = await score(
       uniqueName('onnx'),
       '--model',
@@ -94,11 +90,11 @@ describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
   });
 
   test('a DataFrame, in the append_row shape: predictions.csv, one line per input in input order', async () => {
-    const input = path.join(scratch, 'files');
+    const input = path.join(set.scratch, 'files');
     await fs.mkdir(input, { recursive: true });
     const files = Array.from({ length: 12 }, (_, i) => `doc-${String(i).padStart(2, '0')}.bin`);
     for (const [i, f] of files.entries()) await fs.writeFile(path.join(input, f), Buffer.alloc(i * 3));
-    const output = path.join(scratch, 'out-frame');
+    const output = path.join(set.scratch, 'out-frame');
     const source = path.join(BATCH_SCRIPTS, 'dataframe');
     const run = await score(
       uniqueName('frame'),
@@ -128,10 +124,10 @@ describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
   });
 
   test('failed mini-batches count against --error-threshold', async () => {
-    const input = path.join(scratch, 'threshold');
+    const input = path.join(set.scratch, 'threshold');
     await fs.mkdir(input, { recursive: true });
     for (const f of ['a.txt', 'b-raise.txt', 'c.txt', 'd.txt']) await fs.writeFile(path.join(input, f), f);
-    const model = path.join(scratch, 'model.txt');
+    const model = path.join(set.scratch, 'model.txt');
     await fs.writeFile(model, 'm');
     const run = await score(
       uniqueName('threshold'),
@@ -140,7 +136,7 @@ describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
       '--input',
       input,
       '--output',
-      path.join(scratch, 'out-threshold'),
+      path.join(set.scratch, 'out-threshold'),
       '--entry-script',
       path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'),
       '--mini-batch-size',
@@ -156,7 +152,7 @@ describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
   });
 
   test('the script flags without --entry-script, and a bad --output-action, are usage errors', async () => {
-    const base = ['--model', modelPath, '--input', scratch, '--output', path.join(scratch, 'never')];
+    const base = ['--model', modelPath, '--input', set.scratch, '--output', path.join(set.scratch, 'never')];
     const stray = await score(uniqueName('stray'), ...base, '--mini-batch-size', '4', '--output-action', 'append_row');
     assert.equal(stray.code, 2);
     assert.match(stray.stderr, /--mini-batch-size, --output-action go with --entry-script/);
@@ -170,12 +166,12 @@ describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
 
   test('schedule create --entry-script: a triggered run scores with the script', async () => {
     const name = uniqueName('nightly-script');
-    const input = path.join(scratch, 'sched-in');
+    const input = path.join(set.scratch, 'sched-in');
     await fs.mkdir(input, { recursive: true });
     for (const f of ['a.txt', 'b.txt', 'c.txt']) await fs.writeFile(path.join(input, f), f);
-    const model = path.join(scratch, 'sched-model.txt');
+    const model = path.join(set.scratch, 'sched-model.txt');
     await fs.writeFile(model, 'nightly');
-    const output = path.join(scratch, 'sched-out', '{date}');
+    const output = path.join(set.scratch, 'sched-out', '{date}');
     const created = await runInferctl(
       [
         'schedule',
@@ -196,25 +192,25 @@ describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
         '--mini-batch-timeout',
         '30s',
         '--task-queue',
-        controlQueue,
+        set.controlQueue,
         '--gpu-queue',
-        gpuQueue,
+        set.gpuQueue,
       ],
-      { env },
+      { env: set.env },
     );
     assert.equal(created.code, 0, created.stderr);
     try {
-      assert.equal((await runInferctl(['schedule', 'trigger', name], { env })).code, 0);
+      assert.equal((await runInferctl(['schedule', 'trigger', name], { env: set.env })).code, 0);
       const run = await eventually(
         async () => {
-          const described = await runInferctl(['schedule', 'describe', name, '--json'], { env });
+          const described = await runInferctl(['schedule', 'describe', name, '--json'], { env: set.env });
           const view = JSON.parse(described.stdout) as { recentRuns: Array<{ scheduledAt: string; status?: string }> };
           return view.recentRuns.find((r) => r.status === 'COMPLETED');
         },
         'the triggered run to complete',
         120_000,
       );
-      const slot = path.join(scratch, 'sched-out', run.scheduledAt.slice(0, 10));
+      const slot = path.join(set.scratch, 'sched-out', run.scheduledAt.slice(0, 10));
       const rows = await readJsonl<{ result: { file: string; model: string } }>(path.join(slot, 'predictions.jsonl'));
       assert.deepEqual(
         rows.map((r) => [r.result.file, r.result.model]),
@@ -225,7 +221,7 @@ describe('inferctl score --entry-script', { skip: PYTHON_SKIP }, () => {
         ],
       );
     } finally {
-      await runInferctl(['schedule', 'delete', name], { env });
+      await runInferctl(['schedule', 'delete', name], { env: set.env });
     }
   });
 });

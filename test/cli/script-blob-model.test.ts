@@ -8,9 +8,8 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 
 import { writeSampleImages } from '../../src/demo/sample-images';
 import { listModelBlobs } from '../../src/storage/blob-tree';
@@ -18,23 +17,15 @@ import { LocalLayout } from '../../src/targets/local/layout';
 import { useAzurite } from '../helpers/azurite';
 import { runInferctl } from '../helpers/cli';
 import { readJsonl } from '../helpers/jsonl';
-import { REPO_ROOT } from '../helpers/python-venv';
-import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonServersUnder } from '../helpers/script-fixtures';
-import { demoAssets, startControlWorker, startGpuWorker, uniqueName } from '../helpers/workers';
-import type { WorkerProcess } from '../helpers/workers';
+import { BATCH_SCRIPTS, PYTHON_SKIP, fixture, pythonServersUnder, scriptWorkers } from '../helpers/script-fixtures';
+import { demoAssets, uniqueName } from '../helpers/workers';
 
 describe('a scoring script’s model as an az:// blob prefix', { skip: PYTHON_SKIP }, () => {
   const azurite = useAzurite();
-  const controlQueue = uniqueName('blobscript-control');
-  const gpuQueue = uniqueName('blobscript-gpu');
-  const workers: WorkerProcess[] = [];
-  let env: NodeJS.ProcessEnv;
-  let scratch: string;
-  const inferctl = (args: string[]) => runInferctl(args, { env, timeoutMs: 600_000 });
+  const set = scriptWorkers('blob-script', { gpu: true, extraEnv: () => azurite.env });
+  const inferctl = (args: string[]) => runInferctl(args, { env: set.env, timeoutMs: 600_000 });
 
   before(async () => {
-    env = { ...process.env, ...SCRIPT_WORKER_ENV, ...azurite.env };
-    scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-blob-script-'));
     const assets = await demoAssets();
     await azurite.container('models');
     // The model folder: the ONNX file, its labels and a nested file; a sibling prefix shares its name's start.
@@ -45,11 +36,6 @@ describe('a scoring script’s model as an az:// blob prefix', { skip: PYTHON_SK
     await azurite.put('models', 'evil/ok.txt', 'fine');
     // Blob Storage (Azurite as Azure) reads a backslash in a name as '/': this blob is evil/sub/../../escape.txt.
     await azurite.put('models', 'evil/sub\\..\\..\\escape.txt', 'a name that climbs out of the folder');
-    workers.push(await startControlWorker(controlQueue, [], env), await startGpuWorker(gpuQueue, [], env));
-  });
-  after(async () => {
-    for (const w of workers) await w.stop();
-    await fs.rm(scratch, { recursive: true, force: true });
   });
 
   test('deployed on local: Model.get_model_path and AZUREML_MODEL_DIR find the folder; smoke-checked; torn down', async () => {
@@ -71,7 +57,7 @@ describe('a scoring script’s model as an az:// blob prefix', { skip: PYTHON_SK
       '--name',
       name,
       '--task-queue',
-      controlQueue,
+      set.controlQueue,
     ]);
     const layout = new LocalLayout(name);
     try {
@@ -121,7 +107,7 @@ describe('a scoring script’s model as an az:// blob prefix', { skip: PYTHON_SK
     ];
     for (const [args, message] of cases) {
       const name = uniqueName('blobrefused');
-      const run = await inferctl(['deploy', ...args, '--name', name, '--task-queue', controlQueue]);
+      const run = await inferctl(['deploy', ...args, '--name', name, '--task-queue', set.controlQueue]);
       const output = run.stderr + run.stdout;
       assert.equal(run.code, 2, `${args.join(' ')}: ${output}`); // bad input
       assert.match(output, message);
@@ -156,18 +142,18 @@ describe('a scoring script’s model as an az:// blob prefix', { skip: PYTHON_SK
   });
 
   test('scored in batch: score --entry-script --model az://… lays the folder out for the script', async () => {
-    const input = path.join(scratch, 'images');
+    const input = path.join(set.scratch, 'images');
     const samples = await writeSampleImages(input, 6);
-    const output = path.join(scratch, 'out');
-    const source = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts', 'folder-model');
+    const output = path.join(set.scratch, 'out');
+    const source = path.join(BATCH_SCRIPTS, 'folder-model');
     const run = await inferctl([
       'score',
       '--name',
       uniqueName('blobbatch'),
       '--task-queue',
-      controlQueue,
+      set.controlQueue,
       '--gpu-queue',
-      gpuQueue,
+      set.gpuQueue,
       '--model',
       azurite.url('models', 'tiny-cnn'),
       '--input',

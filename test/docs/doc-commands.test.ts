@@ -56,6 +56,17 @@ async function makeFixtures(dir: string): Promise<void> {
   await fs.writeFile(path.join(dir, 'tabular.onnx'), buildMultiInputModel());
   await fs.writeFile(path.join(dir, 'request.json'), JSON.stringify(MULTI_INPUT_REQUEST));
   await fs.writeFile(path.join(dir, 'expect.json'), JSON.stringify(MULTI_INPUT_ANSWER));
+  // The scoring-script dry runs: the how-to's score.py and conda file, a batch script's source folder, model folders.
+  const howto = path.join(REPO, 'test', 'fixtures', 'scripts', 'howto');
+  await fs.copyFile(path.join(howto, 'score.py'), path.join(dir, 'score.py'));
+  for (const env of ['myenv.yml', 'conda.yml']) await fs.copyFile(path.join(howto, 'myenv.yml'), path.join(dir, env));
+  await fs.cp(path.join(REPO, 'test', 'fixtures', 'batch-scripts', 'basic'), path.join(dir, 'src'), {
+    recursive: true,
+  });
+  for (const folder of ['model', 'resnet50']) {
+    await fs.mkdir(path.join(dir, folder));
+    await fs.copyFile(assets.modelPath, path.join(dir, folder, 'model.onnx'));
+  }
 }
 
 /** The command as it runs here: fixtures substituted, `inferctl` the binary under test. */

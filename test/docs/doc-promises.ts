@@ -58,6 +58,37 @@ export const PROMISES: readonly DocPromise[] = [
     stdout: [/^Dry run: nothing is created\./m, /GPU pool: \w+ on cluster ml-aks/, /for 2 h of job\s+\$[\d.]+/],
   },
   {
+    file: 'docs/batch-scripts.md',
+    match: /--dry-run --expected-hours 2 .*--entry-script \.\/src\/batch_score\.py/,
+    why: "the script worker image's Dockerfile, the requests and the pool's cost; creates nothing",
+    stdout: [
+      /^Dry run: nothing is created\./m,
+      /the scoring script's worker image on python:3\.\d+-slim-bookworm/,
+      /note: the environment is CPU-only/,
+      /^ {4}COPY bundle \/var\/azureml-app$/m,
+      /for 2 h of job\s+\$[\d.]+/,
+    ],
+  },
+  {
+    file: 'docs/coming-from-azure-ml-v1.md',
+    match: /--model \.\/resnet50 --dry-run$/,
+    why: 'what it would build locally: the environment, the app folder and the model under azureml-models/',
+    stdout: [
+      /^Dry run: scoring script score\.py as "resnet50" on local; nothing is created\./m,
+      /AZUREML_MODEL_DIR <bundle>\/app\/azureml-models\/resnet50\/1; the model at .*\/resnet50\/1\/resnet50$/m,
+    ],
+  },
+  {
+    file: 'docs/coming-from-azure-ml-v1.md',
+    match: /--model \.\/resnet50 --target aks --dry-run --json$/,
+    why: "the script image's Dockerfile, in full",
+    check: (stdout) => {
+      const doc = JSON.parse(stdout) as { target?: string; image?: { dockerfile?: string } };
+      assert.equal(doc.target, 'aks');
+      assert.match(doc.image?.dockerfile ?? '', /^COPY bundle \/var\/azureml-app$/m, 'the bundle goes into the image');
+    },
+  },
+  {
     file: 'docs/batch-scoring.md',
     match: /inferctl score --model model\.onnx --input \.\/images --output \.\/out/,
     why: 'predictions.jsonl, errors.jsonl and summary.json in --output',

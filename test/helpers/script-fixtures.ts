@@ -10,11 +10,17 @@ import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 
+import { after, before } from 'node:test';
+
 import { liveMembers } from '../../src/script/child-group';
 import type { ChildRecord } from '../../src/script/child-group';
 import { REPO_ROOT } from './python-venv';
+import { startControlWorker, startGpuWorker, uniqueName } from './workers';
+import type { WorkerProcess } from './workers';
 
 export const SCRIPT_FIXTURES = path.join(REPO_ROOT, 'test', 'fixtures', 'scripts');
+/** The batch scripts (init() and run(mini_batch)) of the script-job tests. */
+export const BATCH_SCRIPTS = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts');
 export const SCRIPT_ENVS =
   process.env.INFERCTL_TEST_SCRIPT_ENVS ?? path.join(os.homedir(), '.cache', 'inferctl', 'test-script-envs');
 
@@ -33,6 +39,40 @@ export const PYTHON_SKIP: string | undefined = (() => {
 
 export function fixture(...parts: string[]): string {
   return path.join(SCRIPT_FIXTURES, ...parts);
+}
+
+/** What scriptWorkers() gives a test file once its `before` has run. */
+export interface ScriptWorkers {
+  readonly controlQueue: string;
+  readonly gpuQueue: string;
+  /** The workers' environment (and the CLI's, for a test that passes it): SCRIPT_WORKER_ENV and `extraEnv()`. */
+  env: NodeJS.ProcessEnv;
+  /** A fresh folder for the file's tests, removed after them. */
+  scratch: string;
+}
+
+/**
+ * A control worker (and with `gpu`, a GPU worker) on fresh task queues with SCRIPT_WORKER_ENV, and a scratch
+ * folder, started before the file's tests and stopped after them. Call it inside `describe`; `extraEnv` is
+ * read in `before` (Azurite's environment is known only once it runs: call useAzurite() first).
+ */
+export function scriptWorkers(
+  prefix: string,
+  opts: { gpu?: boolean; extraEnv?: () => NodeJS.ProcessEnv } = {},
+): ScriptWorkers {
+  const workers: WorkerProcess[] = [];
+  const set = { controlQueue: uniqueName(`${prefix}-control`), gpuQueue: uniqueName(`${prefix}-gpu`) } as ScriptWorkers;
+  before(async () => {
+    set.env = { ...process.env, ...SCRIPT_WORKER_ENV, ...opts.extraEnv?.() };
+    set.scratch = await fs.mkdtemp(path.join(os.tmpdir(), `inferctl-${prefix}-`));
+    workers.push(await startControlWorker(set.controlQueue, [], set.env));
+    if (opts.gpu) workers.push(await startGpuWorker(set.gpuQueue, [], set.env));
+  });
+  after(async () => {
+    for (const w of workers) await w.stop();
+    if (set.scratch) await fs.rm(set.scratch, { recursive: true, force: true });
+  });
+  return set;
 }
 
 /** The Python server groups recorded under a deployment's directory, with their live members. */

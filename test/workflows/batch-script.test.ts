@@ -17,12 +17,9 @@ import { useAzurite } from '../helpers/azurite';
 import { expectWorkflowFailure } from '../helpers/failure-chain';
 import { readJsonl } from '../helpers/jsonl';
 import { recordReliability, rowAccounting } from '../helpers/reliability';
-import { PYTHON_SKIP, SCRIPT_ENVS, SCRIPT_WORKER_ENV } from '../helpers/script-fixtures';
-import { REPO_ROOT } from '../helpers/python-venv';
+import { BATCH_SCRIPTS, PYTHON_SKIP, SCRIPT_ENVS, SCRIPT_WORKER_ENV } from '../helpers/script-fixtures';
 import { workflowSuite } from '../helpers/workflow-suite';
 import { eventually, startGpuWorkerCli, uniqueName } from '../helpers/workers';
-
-export const BATCH_SCRIPTS = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts');
 
 interface ScriptRow {
   index: number;

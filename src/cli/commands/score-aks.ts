@@ -4,7 +4,8 @@
  * gpuPoolBatchScore workflow). The command starts it, follows the batch's progress once the workers
  * run, and prints what was removed; `--dry-run` prints the requests and the pool's estimated GPU cost
  * without Temporal or Azure. With `--entry-script`, the worker image is the script's: its environment,
- * source folder and model built in (gpu-worker-image.ts), its Dockerfile shown by `--dry-run`.
+ * source folder and model built in (gpu-worker-image.ts), its Dockerfile shown by `--dry-run`; the model may
+ * then be an az:// prefix, copied by the control worker as for `deploy --entry-script --target aks`.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -63,12 +64,14 @@ export function gpuPoolFlags(o: { cluster?: string; resourceGroup?: string; gpuN
   return pool;
 }
 
-/** The worker image carries the model, so it must be here (the inputs and outputs may be blobs). */
-function assertLocalModel(input: BatchScoreInput): void {
-  if (!isBlobLocation(input.modelPath)) return;
-  const what = input.script ? "your script's model file or folder" : 'a local ONNX file';
+/**
+ * The worker image carries the model. An ONNX job's must be a local file; a script's may be an az:// prefix,
+ * which the control worker copies into the image as for an online script deployment (script-model.ts).
+ */
+function assertModelForImage(input: BatchScoreInput): void {
+  if (!isBlobLocation(input.modelPath) || input.script) return;
   throw new CliError(
-    `--target aks builds the model into the GPU workers' image, so --model must be ${what} ` +
+    `--target aks builds the model into the GPU workers' image, so --model must be a local ONNX file ` +
       `(got ${input.modelPath}). Download it first; --input and --output may stay in blob storage.`,
     2,
   );
@@ -76,7 +79,7 @@ function assertLocalModel(input: BatchScoreInput): void {
 
 export async function scoreOnAksCommand(ctx: CommandContext, opts: ScoreOnAksOptions): Promise<ScoreOnAksResult> {
   const { input } = opts;
-  assertLocalModel(input);
+  assertModelForImage(input);
   const workflowId = batchWorkflowId(input.name);
   let handle;
   try {
@@ -131,11 +134,13 @@ export async function scoreOnAksDryRun(
   ctx: Pick<CommandContext, 'out'>,
   opts: { input: BatchScoreInput; pool: GpuPoolOptions; hours?: number },
 ): Promise<GpuPoolDryRunReport> {
-  assertLocalModel(opts.input);
-  const modelPath = path.resolve(opts.input.modelPath);
+  assertModelForImage(opts.input);
   const { script } = opts.input;
+  // A script's az:// model is listed and copied by the control worker at the image step, not here.
+  const blob = isBlobLocation(opts.input.modelPath);
+  const modelPath = blob ? opts.input.modelPath : path.resolve(opts.input.modelPath);
   // A script's model may be a folder (a SavedModel, a checkpoint directory); an ONNX job's is one file.
-  if (!fs.existsSync(modelPath) || (!script && !fs.statSync(modelPath).isFile())) {
+  if (!blob && (!fs.existsSync(modelPath) || (!script && !fs.statSync(modelPath).isFile()))) {
     const what = script ? "your script's model file or folder" : 'the ONNX file to score with';
     throw new CliError(`Model not found: ${modelPath}. Pass ${what} with --model.`, 2);
   }

@@ -78,7 +78,8 @@ export class AksGpuPool {
       const image = scriptWorkerImage(script, plan.vmSize);
       progress(`packing the script worker's build context (${image.base})`);
       for (const warning of image.warnings) progress(`note: ${warning}`);
-      const context = await scriptWorkerContext(script, spec.modelPath, image);
+      // spec.script.modelCopy: the control worker's copy of an az:// model (activities/gpu-pool.ts).
+      const context = await scriptWorkerContext(script, spec.modelPath, image, spec.script);
       const built = await buildContextInRegistry(clients, settings, GPU_WORKER_REPOSITORY, context, signal, progress);
       return { imageRef: built.imageRef };
     }

@@ -4,12 +4,14 @@
  * (dry-run-requests.ts's recording HTTP client: nothing is sent, no sign-in is needed); the Kubernetes
  * objects are the ones applied, the Temporal Secret showing its keys only; the cost is the pool's VMs
  * from the dated price table (price-table.ts), an hour and for the hours the user expects the job to run.
- * A script job's dry run also prints its worker image's Dockerfile (gpu-worker-image.ts).
+ * A script job's dry run also prints its worker image's Dockerfile (gpu-worker-image.ts); with an az:// model
+ * nothing is read from storage, so the image's tag is a placeholder until the control worker has copied it.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 
 import { connectionSettings } from '../../temporal/connection';
 import { planScript } from '../../script/script-plan';
+import { isBlobLocation } from '../../storage/blob-location';
 import type { BatchScriptSpec } from '../../shared/batch-types';
 import type { GpuPoolOptions, GpuPoolSpec } from '../../shared/gpu-pool-types';
 import { gpuPoolTaskQueue } from '../../shared/gpu-pool-types';
@@ -35,6 +37,8 @@ import type { CostEstimate } from './price-table';
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const ZERO_GUID = '00000000-0000-0000-0000-000000000000';
+/** The worker image's tag in a dry run whose script model is an az:// prefix (nothing is read from storage). */
+export const BLOB_MODEL_TAG = 'digest-once-the-model-is-copied';
 
 export interface GpuPoolDryRunInput {
   jobName: string;
@@ -90,15 +94,18 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
   assertNotRetired(plan.vmSize);
   const environment = environmentOf(connectionSettings());
   let scriptImage: ScriptWorkerImage | undefined;
-  let context;
+  let tag: string;
   if (input.script) {
     const script = await planScript(input.modelPath, input.script);
     scriptImage = scriptWorkerImage(script, plan.vmSize);
-    context = await scriptWorkerContext(script, input.modelPath, scriptImage);
+    // An az:// model is copied by the control worker at the image step: the tag (the context's digest) waits for it.
+    tag = isBlobLocation(input.modelPath)
+      ? BLOB_MODEL_TAG
+      : (await scriptWorkerContext(script, input.modelPath, scriptImage)).digest;
   } else {
-    context = await gpuWorkerContext(input.modelPath, await servedWith(spec));
+    tag = (await gpuWorkerContext(input.modelPath, await servedWith(spec))).digest;
   }
-  const image = `${registryName.toLowerCase()}.azurecr.io/${GPU_WORKER_REPOSITORY}:${context.digest}`;
+  const image = `${registryName.toLowerCase()}.azurecr.io/${GPU_WORKER_REPOSITORY}:${tag}`;
 
   // The SDK insists on a GUID: a placeholder subscription is sent as the zero GUID and named again below.
   const http = new RecordingHttpClient();
@@ -123,21 +130,15 @@ export async function gpuPoolDryRun(input: GpuPoolDryRunInput): Promise<GpuPoolD
     ),
   );
   const registryGroup = env.INFERCTL_ACR_RESOURCE_GROUP ?? resourceGroup;
-  await step(
-    `build and push ${GPU_WORKER_REPOSITORY}:${context.digest.slice(0, 12)}… with ACR Tasks (skipped if built)`,
-    () =>
-      clients.registry.registries
-        .beginScheduleRun(
-          registryGroup,
-          registryName,
-          dockerBuildRequest(
-            '<relativePath returned by listBuildSourceUploadUrl>',
-            GPU_WORKER_REPOSITORY,
-            context.digest,
-          ),
-          { updateIntervalInMs: 0 },
-        )
-        .then((poller) => poller.pollUntilDone()),
+  await step(`build and push ${GPU_WORKER_REPOSITORY}:${tag.slice(0, 12)}… with ACR Tasks (skipped if built)`, () =>
+    clients.registry.registries
+      .beginScheduleRun(
+        registryGroup,
+        registryName,
+        dockerBuildRequest('<relativePath returned by listBuildSourceUploadUrl>', GPU_WORKER_REPOSITORY, tag),
+        { updateIntervalInMs: 0 },
+      )
+      .then((poller) => poller.pollUntilDone()),
   );
   await step(`delete agent pool ${plan.poolName} when the job ends (success, failure, cancel, crash)`, () =>
     clients.containerService.agentPools.delete(plan.resourceGroup, plan.clusterName, plan.poolName, {

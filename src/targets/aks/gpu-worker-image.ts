@@ -18,6 +18,7 @@ import path from 'node:path';
 import { gpuRequirements } from '../../script/gpu-packages';
 import type { ScriptPlan } from '../../script/script-plan';
 import { packageRoot } from '../../paths';
+import type { ScriptSpec } from '../../shared/target-types';
 import { DOCKERFILE, IMAGE_FILES, packImageContext } from './build-context';
 import type { BuildContext, ServedWith } from './build-context';
 import { SCRIPT_IMAGE_FILES, cpuOnlyWarnings, scriptBuildContext, scriptDockerfile } from './script-image';
@@ -101,20 +102,16 @@ export function scriptWorkerImage(plan: ScriptPlan, vmSize: string): ScriptWorke
   return { dockerfile: text, base: from, requirements: plan.environment.requirements, warnings };
 }
 
+/** The script worker's build context; `script.modelCopy` is the worker's copy of an az:// model (script-model.ts). */
 export async function scriptWorkerContext(
   plan: ScriptPlan,
   modelPath: string,
   image: ScriptWorkerImage,
+  script: Pick<ScriptSpec, 'modelCopy'> = {},
 ): Promise<BuildContext> {
   const driver = await readFile(path.join(packageRoot(), BATCH_DRIVER_FILE));
-  return scriptBuildContext(
-    plan,
-    modelPath,
-    image,
-    {},
-    {
-      jsDirs: WORKER_DIRS,
-      files: new Map([[BATCH_DRIVER_FILE, driver]]),
-    },
-  );
+  return scriptBuildContext(plan, modelPath, image, script, {
+    jsDirs: WORKER_DIRS,
+    files: new Map([[BATCH_DRIVER_FILE, driver]]),
+  });
 }

@@ -24,15 +24,14 @@ import { DockerfileParser } from 'dockerfile-ast';
 import type { ShardRecord } from '../../../src/shared/batch-types';
 import type { GpuPoolDryRunReport } from '../../../src/targets/aks/gpu-pool-dry-run';
 import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { assertGpuPoolGone, podJobFolders, scriptJobArgs } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
-import { REPO_ROOT } from '../../helpers/python-venv';
 import { recordReliability, rowAccounting } from '../../helpers/reliability';
-import { PYTHON_SKIP, fixture, pythonServersUnder } from '../../helpers/script-fixtures';
+import { BATCH_SCRIPTS, PYTHON_SKIP, fixture, pythonServersUnder } from '../../helpers/script-fixtures';
 import { eventually, uniqueName } from '../../helpers/workers';
 
-const BATCH_SCRIPTS = path.join(REPO_ROOT, 'test', 'fixtures', 'batch-scripts');
 const CLUSTER = 'team-batch';
 
 interface Row {
@@ -75,35 +74,13 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     );
 
   async function job(name: string, files: Record<string, string>) {
-    const input = path.join(dir, name, 'in');
-    const output = path.join(dir, name, 'out');
-    await fs.mkdir(input, { recursive: true });
-    await fs.mkdir(output, { recursive: true });
-    await fs.chmod(path.join(dir, name), 0o755);
-    await fs.chmod(output, 0o777);
-    for (const [file, text] of Object.entries(files)) await fs.writeFile(path.join(input, file), text);
+    const { input, output } = await podJobFolders(dir, name, files);
     const model = path.join(dir, name, 'model.txt');
     await fs.writeFile(model, 'weights-v7');
     return { input, output, model };
   }
 
-  /** Nothing of the job's pool is left in ARM or in the cluster; the cluster itself is. */
-  async function assertPoolGone(name: string, said: string) {
-    assert.match(said, new RegExp(`namespace inferctl-${name}-[0-9a-f]{8}, agent pool g[0-9a-f]{11}`), 'both removed');
-    assert.ok(suite.bed.arm.clusterNames().includes(CLUSTER), 'the user’s cluster is left standing');
-    assert.deepEqual(suite.bed.arm.clusterPools(CLUSTER), ['system'], 'only the cluster’s own pool is left');
-    const nodes = await suite.bed.nodeNames();
-    assert.deepEqual(
-      nodes.filter((n) => /^aks-g[0-9a-f]{11}-/.test(n)),
-      [],
-      'the pool’s nodes are gone',
-    );
-    assert.deepEqual(
-      (await suite.bed.namespaces()).filter((n) => n.startsWith(`inferctl-${name}`)),
-      [],
-      'the job’s namespace is gone',
-    );
-  }
+  const assertPoolGone = (name: string, said: string) => assertGpuPoolGone(suite, CLUSTER, name, said);
 
   test('good and broken inputs: every input once in predictions.jsonl or errors.jsonl, one Python process per slot, pool removed', async () => {
     const name = uniqueName('bsaks');
@@ -114,18 +91,9 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     const { input, output, model } = await job(name, files);
     const run = await score(
       name,
-      '--entry-script',
-      path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'),
+      ...scriptJobArgs(path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'), { model, input, output }),
       '--source-dir',
       path.join(BATCH_SCRIPTS, 'basic'),
-      '--environment',
-      fixture('v2', 'requirements.txt'),
-      '--model',
-      model,
-      '--input',
-      input,
-      '--output',
-      output,
       '--shard-size',
       '4',
       '--mini-batch-size',
@@ -186,16 +154,7 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     await fs.writeFile(model, 'sleep=0.25'); // each run() takes a quarter of a second: the kill lands mid-shard
     const running = score(
       name,
-      '--entry-script',
-      path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'),
-      '--environment',
-      fixture('v2', 'requirements.txt'),
-      '--model',
-      model,
-      '--input',
-      input,
-      '--output',
-      output,
+      ...scriptJobArgs(path.join(BATCH_SCRIPTS, 'basic', 'batch_score.py'), { model, input, output }),
       '--shard-size',
       String(total),
       '--mini-batch-size',
@@ -242,16 +201,7 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
     const { input, output, model } = await job(name, { 'a.txt': 'a', 'b.txt': 'b' });
     const run = await score(
       name,
-      '--entry-script',
-      path.join(BATCH_SCRIPTS, 'init-raises', 'batch_score.py'),
-      '--environment',
-      fixture('v2', 'requirements.txt'),
-      '--model',
-      model,
-      '--input',
-      input,
-      '--output',
-      output,
+      ...scriptJobArgs(path.join(BATCH_SCRIPTS, 'init-raises', 'batch_score.py'), { model, input, output }),
     );
     const said = run.stderr + run.stdout;
     assert.equal(run.code, 1, said);

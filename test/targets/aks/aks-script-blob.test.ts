@@ -11,18 +11,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { aksSuite } from '../../helpers/azure/aks-suite';
-import { useAzurite } from '../../helpers/azurite';
+import { aksSuiteWithAzurite } from '../../helpers/aks-fixtures';
 import { runInferctl } from '../../helpers/cli';
 import { PYTHON_SKIP, fixture } from '../../helpers/script-fixtures';
 import { uniqueName } from '../../helpers/workers';
 
 describe('inferctl deploy --entry-script --model az://… --target aks', { skip: PYTHON_SKIP }, () => {
-  const azurite = useAzurite();
-  const storageEnv: NodeJS.ProcessEnv = {};
-  // Azurite's port is known once it runs, before the suite's worker starts (hooks run in this order).
-  before(() => void Object.assign(storageEnv, azurite.env));
-  const suite = aksSuite('aks-script-blob-tq', storageEnv);
+  const { suite, azurite } = aksSuiteWithAzurite('aks-script-blob-tq');
   let dir: string;
 
   before(async () => {
