@@ -60,7 +60,7 @@ async function clientLoad(
         const label = (JSON.parse(res.text) as { predictions?: Array<{ label: string }> }).predictions?.[0]?.label;
         if (res.status !== 200 || label !== sample.label) result.wrong.push(`${res.status} ${res.text.slice(0, 200)}`);
       } catch (err) {
-        result.wrong.push((err as Error).message);
+        result.wrong.push(`${new Date().toISOString()} ${(err as Error).message}`);
       }
     }
   };
@@ -186,7 +186,9 @@ describe('inferctl rollout --mirror on the aks target', () => {
       assert.notEqual(watched.probe.status, 200, 'the key alone does not read the comparison');
       assert.doesNotMatch(watched.probe.text, /"pairs"/);
       assert.ok(badSeen.requests > 20, `the load ran (${badSeen.requests} requests)`);
-      assert.deepEqual(badSeen.wrong, [], 'every client got the serving version’s answer, none failed');
+      const events = () =>
+        [...suite.bed.kubelet.events.filter((e) => e.includes(namespace)), ...suite.bed.lb.events].join('\n');
+      assert.deepEqual(badSeen.wrong, [], `every client got the serving version’s answer, none failed\n${events()}`);
       assert.deepEqual(await objects(namespace), { deployments: [name], services: [name] }, 'candidate and front gone');
 
       // 2. The model's own preprocessing: agrees, promoted; the front gone again. The same network under another
@@ -218,7 +220,11 @@ describe('inferctl rollout --mirror on the aks target', () => {
       assert.equal(good.code, 0, good.stderr + good.stdout);
       const compared = /Comparison: (\d+) pair\(s\) compared, 100\.0% agree/.exec(good.stdout);
       assert.ok(compared && Number(compared[1]) >= 10, good.stdout);
-      assert.deepEqual(goodSeen.wrong, [], 'no client request failed through the mirror and the promotion');
+      assert.deepEqual(
+        goodSeen.wrong,
+        [],
+        `no client request failed through the mirror and the promotion\n${events()}`,
+      );
       assert.deepEqual(await objects(namespace), { deployments: [name], services: [name] }, 'candidate and front gone');
       const status = await inferctl(['status', name, '--json']);
       const after = (JSON.parse(status.stdout) as { status: DeployStatus }).status;
