@@ -27,7 +27,7 @@ import https from 'node:https';
 import { bearerMatches, sha256 } from '../../server/http-io';
 import type { MirrorReport } from '../../shared/mirror-types';
 import { GATEWAY_METRICS_PATH, gatewayHandler, guardServer } from '../local/gateway';
-import { GatewayMirror } from '../local/gateway-mirror';
+import { GatewayMirror, MIRROR_MAX_IN_FLIGHT } from '../local/gateway-mirror';
 import type { MirrorSettings } from '../local/gateway-mirror';
 import type { HoldOptions } from '../local/held-requests';
 
@@ -63,11 +63,17 @@ class UpstreamReadiness {
   private readonly timer: NodeJS.Timeout;
   private busy = false;
 
+  /** One kept-alive connection for the polls (a new one every 250 ms would pile up through the Service). */
+  private readonly agent: http.Agent;
+
   constructor(
     private readonly url: string,
     pollMs: number,
-    private readonly tls?: https.RequestOptions,
+    tls?: https.AgentOptions,
   ) {
+    this.agent = url.startsWith('https:')
+      ? new https.Agent({ keepAlive: true, maxSockets: 1, ...tls })
+      : new http.Agent({ keepAlive: true, maxSockets: 1 });
     this.timer = setInterval(() => void this.check(), pollMs);
     void this.check();
   }
@@ -76,7 +82,7 @@ class UpstreamReadiness {
     if (this.busy) return;
     this.busy = true;
     try {
-      this.up = (await readyzStatus(`${this.url}/readyz`, this.tls)) === 200;
+      this.up = (await readyzStatus(`${this.url}/readyz`, this.agent)) === 200;
     } catch {
       this.up = false; // no ready pod behind the Service: the connection is refused
     } finally {
@@ -92,6 +98,7 @@ class UpstreamReadiness {
 
   stop(): void {
     clearInterval(this.timer);
+    this.agent.destroy();
   }
 }
 
@@ -105,7 +112,10 @@ export function createFront(opts: FrontOptions): http.Server | https.Server {
     copier: new GatewayMirror<MirrorSettings>({
       allows: () => true,
       candidateUrl: () => new URL(opts.mirror!.candidate),
-      ...(pinned ? { tls: pinned } : {}),
+      // Kept-alive connections to the candidate's Service, as many as copies go at once.
+      agent: opts.mirror.candidate.startsWith('https:')
+        ? new https.Agent({ keepAlive: true, maxSockets: MIRROR_MAX_IN_FLIGHT, ...pinned })
+        : new http.Agent({ keepAlive: true, maxSockets: MIRROR_MAX_IN_FLIGHT }),
     }),
   };
   const gateway = gatewayHandler({
@@ -148,11 +158,10 @@ export function createFront(opts: FrontOptions): http.Server | https.Server {
   return server;
 }
 
-/** The status of GET `url` (https: pinned as `tls` says), within 2 s. */
-function readyzStatus(url: string, tls: https.RequestOptions | undefined): Promise<number> {
+/** The status of GET `url` through `agent` (https: pinned as its options say), within 2 s. */
+function readyzStatus(url: string, agent: http.Agent): Promise<number> {
   return new Promise((resolve, reject) => {
-    const options = { timeout: 2000, agent: false as const };
-    const req = url.startsWith('https:') ? https.get(url, { ...options, ...tls }) : http.get(url, options);
+    const req = (url.startsWith('https:') ? https : http).get(url, { timeout: 2000, agent });
     req.on('response', (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);

@@ -46,6 +46,8 @@ export interface MirrorPlace<R extends MirrorSettings> {
   reportFile?: string;
   /** How an https: candidate is verified (passed to https.request). */
   tls?: Pick<https.RequestOptions, 'ca' | 'checkServerIdentity'> & { allowPartialTrustChain?: boolean };
+  /** The connections' agent (its own TLS options); left out, one connection per copy. */
+  agent?: http.Agent;
 }
 
 /** A request the serving set answered, with its answer. */
@@ -60,7 +62,8 @@ export interface MirroredRequest {
 /** Answers larger than this are not compared (counted as skipped). */
 export const MIRROR_MAX_ANSWER_BYTES = 1024 * 1024;
 const MAX_QUEUED = 64;
-const MAX_IN_FLIGHT = 4;
+/** Copies sent to the candidate at once. */
+export const MIRROR_MAX_IN_FLIGHT = 4;
 const MIRROR_TIMEOUT_MS = 30_000;
 const HOP_BY_HOP = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer'];
 
@@ -108,7 +111,7 @@ export class GatewayMirror<R extends MirrorSettings = MirrorRoute> {
   }
 
   private pump(): void {
-    while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
+    while (this.inFlight < MIRROR_MAX_IN_FLIGHT && this.queue.length > 0) {
       const job = this.queue.shift()!;
       this.inFlight++;
       void this.mirror(job.route, job.request).finally(() => {
@@ -125,7 +128,7 @@ export class GatewayMirror<R extends MirrorSettings = MirrorRoute> {
     let candidate: Answer | 'too-large';
     try {
       if (!url) throw new Error('no candidate replica is ready');
-      candidate = await send(url, request, this.place.tls);
+      candidate = await send(url, request, this.place);
     } catch (err) {
       report.failed++;
       report.pairs++;
@@ -254,7 +257,7 @@ function excerpt(answer: Answer): string {
 function send(
   url: URL,
   request: MirroredRequest,
-  tls: MirrorPlace<MirrorSettings>['tls'],
+  place: Pick<MirrorPlace<MirrorSettings>, 'tls' | 'agent'>,
 ): Promise<Answer | 'too-large'> {
   const headers: http.OutgoingHttpHeaders = { ...request.headers };
   for (const name of HOP_BY_HOP) delete headers[name];
@@ -278,8 +281,8 @@ function send(
     };
     const upstream =
       url.protocol === 'https:'
-        ? https.request({ ...target, ...tls, agent: false }, answered)
-        : http.request({ ...target, agent: false }, answered);
+        ? https.request({ ...target, ...place.tls, agent: place.agent ?? false }, answered)
+        : http.request({ ...target, agent: place.agent ?? false }, answered);
     upstream.setTimeout(MIRROR_TIMEOUT_MS, () =>
       upstream.destroy(new Error(`no answer in ${MIRROR_TIMEOUT_MS / 1000}s`)),
     );
