@@ -159,6 +159,9 @@ export class AksCandidates implements CandidateSets {
           await applyObjects(kc, [selecting(endpoint, { app: spec.name })]);
           return;
         }
+        // A mirror's front has done its work once the candidate takes traffic (its final reading is taken):
+        // it goes before the serving pods roll onto the new image.
+        if (!spec.hold) await removeMirrorFront(kc, plan.namespace, spec.name);
         const apps = kc.makeApiClient(AppsV1Api);
         const name = candidateName(spec.name);
         const scale = await apps.readNamespacedDeploymentScale({ name, namespace: plan.namespace });

@@ -11,7 +11,8 @@
  *   3. once the front has a ready pod, the endpoint's Service (its address, DNS label and certificate kept)
  *      selects the front instead of the scoring pods.
  * Stopping the mirror (`route(spec, 0)`) puts the endpoint's Service back on the serving pods; the front keeps
- * its counters for the final reading until the candidate's removal deletes it and the scorers' Service. Both
+ * its counters for the final reading until the promotion's first route (before the serving pods roll) or the
+ * candidate's removal deletes it and the scorers' Service. Both
  * carry the managed-by label and owner annotation the other objects carry, in the deployment's namespace,
  * which teardown deletes whole. The comparison is read from the front through the API server's pod proxy
  * with the token derived from the key (front.ts), never the key itself.
