@@ -192,7 +192,7 @@ export function createRolloutActivities({ targets }: RolloutActivityDeps) {
           FailureType.TargetUnavailable,
         );
       }
-      await failingPermanently(() => candidates.mirror!(spec, mirror, Context.current().cancellationSignal));
+      await withHeartbeat((signal) => failingPermanently(() => candidates.mirror!(spec, mirror, signal)));
       log.info('Candidate mirror set', { name: spec.name, percent: mirror.percent });
     },
 

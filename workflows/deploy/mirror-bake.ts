@@ -24,7 +24,8 @@ export async function mirrorBake(
   const quick = (summary: string) => d.activities('quick', summary);
   const id = uuid4();
   rollout.mirrorPercent = mirror.percent;
-  await quick(`Mirror ${mirror.percent}% of requests to the candidate`).mirrorToCandidate(candidate, {
+  // 'waiting': on aks the mirror places a front before the serving pods and waits for it to be ready.
+  await d.activities('waiting', `Mirror ${mirror.percent}% of requests to the candidate`).mirrorToCandidate(candidate, {
     id,
     percent: mirror.percent,
     compare: mirror.compare,

@@ -44,9 +44,6 @@ export function rolloutRefusal(d: DeployState, request: unknown): string | undef
   if (!(rate >= 0 && rate < 1)) return `the error-rate threshold must be a fraction in [0, 1) (got ${rate}).`;
   const mirror = r.mirror ? mirrorProblem(r.mirror) : undefined;
   if (mirror) return mirror;
-  if (r.mirror && input.target !== 'local') {
-    return `a mirror rollout runs on the local target for now (not "${input.target}"); roll out with --canary instead.`;
-  }
   if (input.target === 'aks' && input.scaleToZero) {
     // Its candidate would be built as a deployment without the front: its own TLS and Service, its GPU
     // node taken for granted while the pool may be at 0. Refused until a rollout is built behind the front.

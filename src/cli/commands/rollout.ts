@@ -29,7 +29,7 @@ export function addRolloutCommand(program: Command): void {
     .description(
       'Serve a new model version behind the same endpoint: beside the old one, smoke query, canary share (or, with ' +
         '--mirror, a copy of live traffic compared with the old answers), bake, then replace it (or roll back, saying ' +
-        'why). Local and aks targets (--mirror: local).',
+        'why). Local and aks targets, --mirror included (on aks a front is placed before the serving pods for the bake).',
     )
     .requiredOption('-m, --model <path>', 'the new ONNX model (with --entry-script: the file or folder it loads)')
     .option(

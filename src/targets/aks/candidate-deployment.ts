@@ -12,8 +12,9 @@
  *     ones, and the Service selects the endpoint label: c / (N + c) of the connections go to it;
  *   - at 100 it runs N; the serving Deployment then rolls onto the new image behind it (Target.deploy), and
  *     removal puts the Service back on the serving pods before the candidate goes.
- * Its request counters are read per pod through the API server (pod-metrics.ts). Teardown deletes the
- * namespace, so whatever a rollout left goes with it.
+ * Its request counters are read per pod through the API server (pod-metrics.ts). A mirror rollout (no share
+ * of traffic; copies of the served requests) places the front before the serving pods for the bake
+ * (mirror-front.ts); removal deletes it. Teardown deletes the namespace, so whatever a rollout left goes with it.
  */
 import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesObject, V1Deployment, V1Service } from '@kubernetes/client-node';
@@ -21,10 +22,13 @@ import type { KubeConfig, KubernetesObject, V1Deployment, V1Service } from '@kub
 import { InvalidInputError } from '../../errors';
 import { FailureType } from '../../shared/failure-types';
 import type { DeployResult, DeploymentSpec, ImageResult, ReadinessReport } from '../../shared/target-types';
-import type { CandidateSets, EndpointAccess, PinnedTls, RequestCounts } from '../target';
+import type { MirrorReport } from '../../shared/mirror-types';
+import type { CandidateMirror, CandidateSets, EndpointAccess, PinnedTls, RequestCounts } from '../target';
 import type { AksPlan } from './aks-config';
 import { applyObjects, isKubeNotFound, readApiKey, rolloutStatus } from './kubernetes-deployment';
 import { ENDPOINT_LABEL } from './kubernetes-manifests';
+import type { ScoringManifestInput } from './kubernetes-manifests';
+import { placeMirrorFront, readMirrorReport, removeMirrorFront } from './mirror-front';
 import { podRequestCounts } from './pod-metrics';
 import { DNS_LABEL_ANNOTATION, endpointUrl } from './tls-exposure';
 import type { EndpointExposure } from './tls-exposure';
@@ -155,6 +159,9 @@ export class AksCandidates implements CandidateSets {
           await applyObjects(kc, [selecting(endpoint, { app: spec.name })]);
           return;
         }
+        // A mirror's front has done its work once the candidate takes traffic (its final reading is taken):
+        // it goes before the serving pods roll onto the new image.
+        if (!spec.hold) await removeMirrorFront(kc, plan.namespace, spec.name);
         const apps = kc.makeApiClient(AppsV1Api);
         const name = candidateName(spec.name);
         const scale = await apps.readNamespacedDeploymentScale({ name, namespace: plan.namespace });
@@ -169,11 +176,53 @@ export class AksCandidates implements CandidateSets {
     );
   }
 
+  /** A mirror bake: the front before the serving pods, copying `mirror.percent` of requests (mirror-front.ts). */
+  async mirror(spec: DeploymentSpec, mirror: CandidateMirror, signal?: AbortSignal): Promise<void> {
+    const plan = this.aks.plan(spec);
+    const { endpoint } = this.objects(spec, undefined, plan);
+    await this.aks.onCluster(
+      plan,
+      `mirroring ${mirror.percent}% of ${spec.name} to its candidate`,
+      signal,
+      async (kc) => {
+        // The front runs in the candidate's image: built by this inferctl, so its front knows the mirror flags.
+        const candidate = await kc
+          .makeApiClient(AppsV1Api)
+          .readNamespacedDeployment({ name: candidateName(spec.name), namespace: plan.namespace });
+        const image = candidate.spec?.template.spec?.containers[0]?.image;
+        if (!image) throw new Error(`The candidate of "${spec.name}" has no image.`);
+        const input: ScoringManifestInput = {
+          namespace: plan.namespace,
+          name: spec.name,
+          ownerId: spec.ownerId,
+          image,
+          replicas: spec.replicas,
+          topK: spec.topK,
+          servicePort: this.aks.exposure(spec, plan).port,
+          exposure: this.aks.exposure(spec, plan),
+        };
+        await placeMirrorFront(kc, { input, endpoint, candidateService: candidateName(spec.name) }, mirror, signal);
+      },
+    );
+  }
+
+  async mirrorReport(spec: DeploymentSpec, id: string, signal?: AbortSignal): Promise<MirrorReport> {
+    const plan = this.aks.plan(spec);
+    const https = Boolean(this.aks.exposure(spec, plan).tls);
+    return this.aks.onCluster(plan, `reading the comparison of ${spec.name}`, signal, async (kc) => {
+      const apiKey = await readApiKey(kc, plan.namespace, spec.name);
+      if (!apiKey) throw new Error(`Deployment "${spec.name}" has no key Secret.`);
+      return readMirrorReport(kc, plan.namespace, spec.name, https, id, apiKey);
+    });
+  }
+
   async remove(spec: DeploymentSpec, signal?: AbortSignal): Promise<void> {
     await this.route(spec, 0);
     const plan = this.aks.plan(spec);
     const name = candidateName(spec.name);
     await this.aks.onCluster(plan, `removing the candidate of ${spec.name}`, signal, async (kc) => {
+      // A mirror's front (never scale to zero's, which is the endpoint itself: its rollouts are refused).
+      if (!spec.hold) await removeMirrorFront(kc, plan.namespace, spec.name);
       const apps = kc.makeApiClient(AppsV1Api);
       const core = kc.makeApiClient(CoreV1Api);
       const gone = (err: unknown) => {

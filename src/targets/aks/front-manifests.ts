@@ -76,36 +76,118 @@ export function scorersServiceName(name: string): string {
 }
 
 /** Where the front reaches the scoring pods: their Service's cluster DNS name. */
-export function scorersUrl(name: string, namespace: string): string {
-  return `http://${scorersServiceName(name)}.${namespace}.svc.cluster.local:${SCORER_PORT}`;
+export function scorersUrl(name: string, namespace: string, scheme: 'http' | 'https'): string {
+  return `${scheme}://${scorersServiceName(name)}.${namespace}.svc.cluster.local:${SCORER_PORT}`;
 }
 
 /** The objects of a deployment that scales to zero, in apply order: namespace and key Secret first. */
 export function scaleToZeroManifests(input: ScoringManifestInput, wakeTimeoutSeconds: number): KubernetesObject[] {
-  const tls = input.exposure?.tls;
   // The scoring pods serve plain HTTP inside the cluster: TLS ends at the front.
   const scoring = scoringManifests({
     ...input,
     ...(input.exposure ? { exposure: { ...input.exposure, tls: undefined } } : {}),
   });
   const publicService = scoring.find((o) => o.kind === 'Service')!;
-  const labels = { app: frontName(input.name), [MANAGED_BY_LABEL]: 'inferctl' };
-  const meta = (name: string) => ({
+  const front = frontDeployment(input, scorersUrl(input.name, input.namespace, 'http'), [
+    '--hold-ms',
+    String(Math.round(wakeTimeoutSeconds * 1000)),
+    '--max-held',
+    String(FRONT_MAX_HELD),
+    '--retry-after',
+    String(FRONT_RETRY_AFTER_SECONDS),
+  ]);
+  const scorers = scorersService(input, { [ENDPOINT_LABEL]: input.name });
+  return [...scoring.filter((o) => o !== publicService), scorers, front, frontService(publicService, input)];
+}
+
+function frontMeta(input: Pick<ScoringManifestInput, 'name' | 'namespace' | 'ownerId'>, name: string) {
+  return {
     name,
     namespace: input.namespace,
     labels: { app: input.name, [MANAGED_BY_LABEL]: 'inferctl' },
     annotations: { [OWNER_ANNOTATION]: input.ownerId },
-  });
+  };
+}
+
+/** The public Service (the endpoint's, its address kept) selecting the front's pods. */
+export function frontService(publicService: KubernetesObject, input: ScoringManifestInput): KubernetesObject {
+  const tls = input.exposure?.tls;
+  const publicSpec = (publicService as { spec: Record<string, unknown> }).spec;
+  return {
+    ...publicService,
+    spec: {
+      ...publicSpec,
+      selector: { [FRONT_LABEL]: input.name },
+      ports: [{ name: tls ? 'https' : 'http', protocol: 'TCP', port: input.servicePort, targetPort: FRONT_PORT }],
+    },
+  } as KubernetesObject;
+}
+
+/** `<name>-scorers`: a ClusterIP Service (no load balancer exposes it) over the pods `selector` picks. */
+export function scorersService(input: ScoringManifestInput, selector: Record<string, string>): KubernetesObject {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: frontMeta(input, scorersServiceName(input.name)),
+    spec: {
+      type: 'ClusterIP',
+      selector,
+      ports: [{ name: 'http', protocol: 'TCP', port: SCORER_PORT, targetPort: SCORER_PORT }],
+    },
+  } as KubernetesObject;
+}
+
+/**
+ * The front's Deployment (front-main.ts) on the system pool, forwarding to `upstream`, with `args` added
+ * (scale to zero's holding, a mirror's candidate). It serves the deployment's certificate and key only (a
+ * per-deployment CA's key stays in the Secret) and reads the key Secret, both mounted 0440.
+ */
+export function frontDeployment(input: ScoringManifestInput, upstream: string, args: string[]): KubernetesObject {
+  const tls = input.exposure?.tls;
+  const labels = { app: frontName(input.name), [MANAGED_BY_LABEL]: 'inferctl' };
   const probe = (periodSeconds: number) => ({
     httpGet: { path: '/healthz', port: FRONT_PORT, ...(tls ? { scheme: 'HTTPS' } : {}) },
     periodSeconds,
     timeoutSeconds: 2,
     failureThreshold: 3,
   });
-  const front = {
+  const tlsItems = [
+    { key: 'tls.crt', path: 'tls.crt' },
+    { key: 'tls.key', path: 'tls.key' },
+  ];
+  const container = {
+    name: 'front',
+    image: input.image,
+    args: [
+      'dist/src/targets/aks/front-main.js',
+      '--upstream',
+      upstream,
+      '--api-key-file',
+      `${API_KEY_MOUNT}/api-key`,
+      '--host',
+      '0.0.0.0',
+      '--port',
+      String(FRONT_PORT),
+      ...(tls ? ['--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`] : []),
+      ...args,
+    ],
+    ports: [{ name: tls ? 'https' : 'http', containerPort: FRONT_PORT }],
+    // A proxy: a tenth of a core of the system pool, no GPU.
+    resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
+    securityContext: { ...SERVING_CONTAINER_SECURITY },
+    readinessProbe: probe(5),
+    livenessProbe: probe(10),
+    terminationMessagePolicy: 'FallbackToLogsOnError',
+    volumeMounts: [
+      { name: 'api-key', mountPath: API_KEY_MOUNT, readOnly: true },
+      ...(tls ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
+    ],
+  };
+  const keyItems = [{ key: 'api-key', path: 'api-key' }];
+  return {
     apiVersion: 'apps/v1',
     kind: 'Deployment',
-    metadata: meta(frontName(input.name)),
+    metadata: frontMeta(input, frontName(input.name)),
     spec: {
       replicas: 1,
       selector: { matchLabels: { [FRONT_LABEL]: input.name } },
@@ -115,74 +197,23 @@ export function scaleToZeroManifests(input: ScoringManifestInput, wakeTimeoutSec
           nodeSelector: { ...SYSTEM_POOL_SELECTOR },
           automountServiceAccountToken: false,
           securityContext: { ...SERVING_POD_SECURITY },
-          containers: [
-            {
-              name: 'front',
-              image: input.image,
-              args: [
-                'dist/src/targets/aks/front-main.js',
-                '--upstream',
-                scorersUrl(input.name, input.namespace),
-                '--api-key-file',
-                `${API_KEY_MOUNT}/api-key`,
-                '--hold-ms',
-                String(Math.round(wakeTimeoutSeconds * 1000)),
-                '--max-held',
-                String(FRONT_MAX_HELD),
-                '--retry-after',
-                String(FRONT_RETRY_AFTER_SECONDS),
-                '--host',
-                '0.0.0.0',
-                '--port',
-                String(FRONT_PORT),
-                ...(tls ? ['--tls-cert', `${TLS_MOUNT}/tls.crt`, '--tls-key', `${TLS_MOUNT}/tls.key`] : []),
-              ],
-              ports: [{ name: tls ? 'https' : 'http', containerPort: FRONT_PORT }],
-              // A proxy: a tenth of a core of the system pool, no GPU.
-              resources: { requests: { cpu: '100m', memory: '128Mi' }, limits: { memory: '256Mi' } },
-              securityContext: { ...SERVING_CONTAINER_SECURITY },
-              readinessProbe: probe(5),
-              livenessProbe: probe(10),
-              terminationMessagePolicy: 'FallbackToLogsOnError',
-              volumeMounts: [
-                { name: 'api-key', mountPath: API_KEY_MOUNT, readOnly: true },
-                ...(tls ? [{ name: 'tls', mountPath: TLS_MOUNT, readOnly: true }] : []),
-              ],
-            },
-          ],
+          containers: [container],
           volumes: [
             {
               name: 'api-key',
-              secret: {
-                secretName: secretName(input.name),
-                defaultMode: API_KEY_FILE_MODE,
-                items: [{ key: 'api-key', path: 'api-key' }],
-              },
+              secret: { secretName: secretName(input.name), defaultMode: API_KEY_FILE_MODE, items: keyItems },
             },
-            ...(tls ? [{ name: 'tls', secret: { secretName: tls.secretName, defaultMode: API_KEY_FILE_MODE } }] : []),
+            ...(tls
+              ? [
+                  {
+                    name: 'tls',
+                    secret: { secretName: tls.secretName, defaultMode: API_KEY_FILE_MODE, items: tlsItems },
+                  },
+                ]
+              : []),
           ],
         },
       },
     },
   } as KubernetesObject;
-  const publicSpec = (publicService as { spec: Record<string, unknown> }).spec;
-  const frontService = {
-    ...publicService,
-    spec: {
-      ...publicSpec,
-      selector: { [FRONT_LABEL]: input.name },
-      ports: [{ name: tls ? 'https' : 'http', protocol: 'TCP', port: input.servicePort, targetPort: FRONT_PORT }],
-    },
-  } as KubernetesObject;
-  const scorersService = {
-    apiVersion: 'v1',
-    kind: 'Service',
-    metadata: meta(scorersServiceName(input.name)),
-    spec: {
-      type: 'ClusterIP',
-      selector: { [ENDPOINT_LABEL]: input.name },
-      ports: [{ name: 'http', protocol: 'TCP', port: SCORER_PORT, targetPort: SCORER_PORT }],
-    },
-  } as KubernetesObject;
-  return [...scoring.filter((o) => o !== publicService), scorersService, front, frontService];
 }

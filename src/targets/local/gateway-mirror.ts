@@ -6,12 +6,15 @@
  * a few go to the candidate at a time, and one that finds the queue full is dropped and counted. The
  * candidate's answers go nowhere but the comparison. A copy carries the client's own headers (its key
  * included), so the candidate checks the key as it would real traffic; requests the serving set refused with
- * 401 are not copied, and copies go only to a candidate replica's loopback address, in the deployment's own
- * candidate directory. The counters and the first disagreements are written to `gateway/mirror.json` (0600,
- * beside the routes file), which the rollout's bake reads; a gateway restarted mid-mirror goes on counting.
+ * 401 are not copied. Where copies go is the place's (MirrorPlace): locally only a candidate replica's loopback
+ * address, in the deployment's own candidate directory, with the counters and the first disagreements written
+ * to `gateway/mirror.json` (0600, beside the routes file), which the rollout's bake reads (a gateway restarted
+ * mid-mirror goes on counting); in the aks front (front.ts) the candidate's in-cluster Service, over HTTPS
+ * pinned to the deployment's own certificate, with the counters in memory.
  */
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
 
 import { compareAnswers } from '../../mirror/compare-answers';
@@ -19,14 +22,32 @@ import type { Answer } from '../../mirror/compare-answers';
 import { MIRROR_ANSWER_EXCERPT, MIRROR_KEPT_DISAGREEMENTS } from '../../shared/mirror-types';
 import type { MirrorCompare, MirrorReport } from '../../shared/mirror-types';
 
-/** The mirror as the routes file gives it. */
-export interface MirrorRoute {
+/** What every mirror has: its id, the share copied, how pairs are compared. */
+export interface MirrorSettings {
   id: string;
+  percent: number;
+  compare: MirrorCompare;
+}
+
+/** The mirror as the local routes file gives it. */
+export interface MirrorRoute extends MirrorSettings {
   /** The candidate set's replicas/ directory. */
   dir: string;
   replicas: number;
-  percent: number;
-  compare: MirrorCompare;
+}
+
+/** Where a gateway's copies go, and where its counters are kept. */
+export interface MirrorPlace<R extends MirrorSettings> {
+  /** Whether this mirror may be served here at all. */
+  allows(route: R): boolean;
+  /** The candidate's address for the next copy, or undefined when none is ready. */
+  candidateUrl(route: R): URL | undefined;
+  /** Where the counters are written (and found again after a restart); in memory only when left out. */
+  reportFile?: string;
+  /** How an https: candidate is verified (passed to https.request). */
+  tls?: Pick<https.RequestOptions, 'ca' | 'checkServerIdentity'> & { allowPartialTrustChain?: boolean };
+  /** The connections' agent (its own TLS options); left out, one connection per copy. */
+  agent?: http.Agent;
 }
 
 /** A request the serving set answered, with its answer. */
@@ -41,30 +62,28 @@ export interface MirroredRequest {
 /** Answers larger than this are not compared (counted as skipped). */
 export const MIRROR_MAX_ANSWER_BYTES = 1024 * 1024;
 const MAX_QUEUED = 64;
-const MAX_IN_FLIGHT = 4;
+/** Copies sent to the candidate at once. */
+export const MIRROR_MAX_IN_FLIGHT = 4;
 const MIRROR_TIMEOUT_MS = 30_000;
 const HOP_BY_HOP = ['connection', 'keep-alive', 'transfer-encoding', 'upgrade', 'proxy-connection', 'te', 'trailer'];
 
-export class GatewayMirror {
+export class GatewayMirror<R extends MirrorSettings = MirrorRoute> {
   private report: MirrorReport | undefined;
-  private readonly queue: Array<{ route: MirrorRoute; request: MirroredRequest }> = [];
+  private readonly queue: Array<{ route: R; request: MirroredRequest }> = [];
   private inFlight = 0;
   private credit = 0;
-  private next = 0;
   private writeTimer: NodeJS.Timeout | undefined;
 
-  /**
-   * @param deploymentDir  the deployment's directory: a mirror route outside it is ignored.
-   * @param reportFile     where the counters are written.
-   */
-  constructor(
-    private readonly deploymentDir: string,
-    private readonly reportFile: string,
-  ) {}
+  constructor(private readonly place: MirrorPlace<R>) {}
+
+  /** The counters so far (undefined before the mirror's first request). */
+  current(): MirrorReport | undefined {
+    return this.report;
+  }
 
   /** Whether this request (a POST, while a mirror is routed) is to be copied: `percent` of them. */
-  wants(route: MirrorRoute | undefined, method: string | undefined): route is MirrorRoute {
-    if (!route || method !== 'POST' || !this.inside(route.dir)) return false;
+  wants(route: R | undefined, method: string | undefined): route is R {
+    if (!route || method !== 'POST' || !this.place.allows(route)) return false;
     this.credit += Math.min(100, Math.max(0, route.percent));
     if (this.credit < 100) return false;
     this.credit -= 100;
@@ -72,7 +91,7 @@ export class GatewayMirror {
   }
 
   /** Queues the copy of an answered request; drops (and counts) it when the queue is full. */
-  offer(route: MirrorRoute, request: MirroredRequest): void {
+  offer(route: R, request: MirroredRequest): void {
     if (request.serving.status === 401) return; // the key was refused: nothing the candidate should see
     const report = this.reportFor(route);
     if (this.queue.length >= MAX_QUEUED) {
@@ -92,7 +111,7 @@ export class GatewayMirror {
   }
 
   private pump(): void {
-    while (this.inFlight < MAX_IN_FLIGHT && this.queue.length > 0) {
+    while (this.inFlight < MIRROR_MAX_IN_FLIGHT && this.queue.length > 0) {
       const job = this.queue.shift()!;
       this.inFlight++;
       void this.mirror(job.route, job.request).finally(() => {
@@ -102,14 +121,14 @@ export class GatewayMirror {
     }
   }
 
-  private async mirror(route: MirrorRoute, request: MirroredRequest): Promise<void> {
+  private async mirror(route: R, request: MirroredRequest): Promise<void> {
     const report = this.reportFor(route);
     const requestId = requestIdOf(request.headers, report.pairs + report.failed + report.skipped + 1);
-    const url = this.candidateUrl(route);
+    const url = this.place.candidateUrl(route);
     let candidate: Answer | 'too-large';
     try {
       if (!url) throw new Error('no candidate replica is ready');
-      candidate = await send(url, request);
+      candidate = await send(url, request, this.place);
     } catch (err) {
       report.failed++;
       report.pairs++;
@@ -133,34 +152,14 @@ export class GatewayMirror {
     this.scheduleWrite();
   }
 
-  /** A ready candidate replica's address, round robin; only a loopback http: address. */
-  private candidateUrl(route: MirrorRoute): URL | undefined {
-    const urls: URL[] = [];
-    for (let i = 0; i < route.replicas; i++) {
-      try {
-        const ready = JSON.parse(fs.readFileSync(path.join(route.dir, String(i), 'ready.json'), 'utf8')) as {
-          url?: unknown;
-        };
-        const url = new URL(String(ready.url));
-        if (url.protocol === 'http:' && isLoopback(url.hostname)) urls.push(url);
-      } catch {
-        // Not ready yet, or gone.
-      }
-    }
-    return urls.length > 0 ? urls[this.next++ % urls.length] : undefined;
-  }
-
-  private inside(dir: string): boolean {
-    const relative = path.relative(this.deploymentDir, path.resolve(dir));
-    return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
-  }
-
   /** The counters of this mirror: kept across a gateway restart, new for a new mirror id. */
-  private reportFor(route: MirrorRoute): MirrorReport {
+  private reportFor(route: R): MirrorReport {
     if (this.report?.id === route.id) return this.report;
     let saved: MirrorReport | undefined;
     try {
-      saved = JSON.parse(fs.readFileSync(this.reportFile, 'utf8')) as MirrorReport;
+      saved = this.place.reportFile
+        ? (JSON.parse(fs.readFileSync(this.place.reportFile, 'utf8')) as MirrorReport)
+        : undefined;
     } catch {
       saved = undefined;
     }
@@ -180,15 +179,46 @@ export class GatewayMirror {
   }
 
   private write(): void {
-    if (!this.report) return;
-    const tmp = `${this.reportFile}.${process.pid}.tmp`;
+    const file = this.place.reportFile;
+    if (!this.report || !file) return;
+    const tmp = `${file}.${process.pid}.tmp`;
     try {
       fs.writeFileSync(tmp, JSON.stringify(this.report), { mode: 0o600 });
-      fs.renameSync(tmp, this.reportFile);
+      fs.renameSync(tmp, file);
     } catch {
       // The deployment's directory is going away (teardown): nothing to report to.
     }
   }
+}
+
+/**
+ * The local gateway's place: only a ready candidate replica's loopback http: address (round robin), of a
+ * candidate directory inside the deployment's own; the counters in `reportFile`.
+ */
+export function localMirrorPlace(deploymentDir: string, reportFile: string): MirrorPlace<MirrorRoute> {
+  let next = 0;
+  return {
+    reportFile,
+    allows: (route) => {
+      const relative = path.relative(deploymentDir, path.resolve(route.dir));
+      return relative !== '' && !relative.startsWith('..') && !path.isAbsolute(relative);
+    },
+    candidateUrl: (route) => {
+      const urls: URL[] = [];
+      for (let i = 0; i < route.replicas; i++) {
+        try {
+          const ready = JSON.parse(fs.readFileSync(path.join(route.dir, String(i), 'ready.json'), 'utf8')) as {
+            url?: unknown;
+          };
+          const url = new URL(String(ready.url));
+          if (url.protocol === 'http:' && isLoopback(url.hostname)) urls.push(url);
+        } catch {
+          // Not ready yet, or gone.
+        }
+      }
+      return urls.length > 0 ? urls[next++ % urls.length] : undefined;
+    },
+  };
 }
 
 function isLoopback(hostname: string): boolean {
@@ -224,29 +254,35 @@ function excerpt(answer: Answer): string {
 }
 
 /** The copy sent to one candidate replica; its answer, or 'too-large'. */
-function send(url: URL, request: MirroredRequest): Promise<Answer | 'too-large'> {
+function send(
+  url: URL,
+  request: MirroredRequest,
+  place: Pick<MirrorPlace<MirrorSettings>, 'tls' | 'agent'>,
+): Promise<Answer | 'too-large'> {
   const headers: http.OutgoingHttpHeaders = { ...request.headers };
   for (const name of HOP_BY_HOP) delete headers[name];
   headers.host = url.host;
   headers['content-length'] = String(request.body.length);
   return new Promise((resolve, reject) => {
-    const upstream = http.request(
-      { hostname: url.hostname, port: url.port, path: request.url, method: request.method, headers, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size <= MIRROR_MAX_ANSWER_BYTES) chunks.push(chunk);
-        });
-        res.on('end', () =>
-          resolve(
-            size > MIRROR_MAX_ANSWER_BYTES ? 'too-large' : { status: res.statusCode ?? 0, body: Buffer.concat(chunks) },
-          ),
-        );
-        res.on('error', reject);
-      },
-    );
+    const target = { hostname: url.hostname, port: url.port, path: request.url, method: request.method, headers };
+    const answered = (res: http.IncomingMessage) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.length;
+        if (size <= MIRROR_MAX_ANSWER_BYTES) chunks.push(chunk);
+      });
+      res.on('end', () =>
+        resolve(
+          size > MIRROR_MAX_ANSWER_BYTES ? 'too-large' : { status: res.statusCode ?? 0, body: Buffer.concat(chunks) },
+        ),
+      );
+      res.on('error', reject);
+    };
+    const upstream =
+      url.protocol === 'https:'
+        ? https.request({ ...target, ...place.tls, agent: place.agent ?? false }, answered)
+        : http.request({ ...target, agent: place.agent ?? false }, answered);
     upstream.setTimeout(MIRROR_TIMEOUT_MS, () =>
       upstream.destroy(new Error(`no answer in ${MIRROR_TIMEOUT_MS / 1000}s`)),
     );

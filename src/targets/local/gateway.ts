@@ -23,12 +23,12 @@
  */
 import fs from 'node:fs';
 import http from 'node:http';
-import type https from 'node:https';
+import https from 'node:https';
 import path from 'node:path';
 import type { Duplex } from 'node:stream';
 
-import { GatewayMirror, MIRROR_MAX_ANSWER_BYTES } from './gateway-mirror';
-import type { MirrorRoute } from './gateway-mirror';
+import { GatewayMirror, MIRROR_MAX_ANSWER_BYTES, localMirrorPlace } from './gateway-mirror';
+import type { MirrorPlace, MirrorRoute, MirrorSettings } from './gateway-mirror';
 import { HeldRequests } from './held-requests';
 import type { HoldOptions } from './held-requests';
 
@@ -47,6 +47,10 @@ export interface GatewayOptions {
    * it answers): the addresses to try, and whether a replica is up now.
    */
   backends?: Backends;
+  /** How https: backends are verified (the aks front's hop to TLS-serving pods: pinned, see front.ts). */
+  backendTls?: MirrorPlace<MirrorSettings>['tls'];
+  /** A mirror fixed for the gateway's life (the aks front), instead of the routes file's. */
+  mirror?: { copier: GatewayMirror<MirrorSettings>; settings: MirrorSettings };
 }
 
 export interface Backends {
@@ -149,22 +153,13 @@ export function gatewayHandler(opts: GatewayOptions): { handle: http.RequestList
     else sendJson(res, 503, { error: { code: 'no-replica', message: 'No replica is accepting connections.' } });
   };
   const mirror = opts.routesFile
-    ? new GatewayMirror(path.dirname(opts.replicasDir), mirrorReportFile(opts.routesFile))
+    ? new GatewayMirror(localMirrorPlace(path.dirname(opts.replicasDir), mirrorReportFile(opts.routesFile)))
     : undefined;
   const send = (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => {
-    const route = readRoutes().mirror;
-    const copy =
-      mirror?.wants(route, req.method) && route
-        ? (status: number, answer: Buffer) =>
-            mirror.offer(route, {
-              method: req.method!,
-              url: req.url!,
-              headers: req.headers,
-              body,
-              serving: { status, body: answer },
-            })
-        : undefined;
-    forward(req, res, body, upstreams(), 0, 0, noReplica, copy);
+    const copy = opts.mirror
+      ? copyOf(opts.mirror.copier, opts.mirror.settings, req, body)
+      : copyOf(mirror, readRoutes().mirror, req, body);
+    forward(req, res, body, upstreams(), 0, 0, noReplica, copy, opts.backendTls);
   };
 
   const handle: http.RequestListener = (req, res) => {
@@ -219,6 +214,24 @@ export function gatewayHandler(opts: GatewayOptions): { handle: http.RequestList
   };
 }
 
+/** What copies the answered request to the mirror's candidate, when this request is one to copy. */
+function copyOf<R extends MirrorSettings>(
+  mirror: GatewayMirror<R> | undefined,
+  route: R | undefined,
+  req: http.IncomingMessage,
+  body: Buffer,
+): ((status: number, answer: Buffer) => void) | undefined {
+  if (!mirror?.wants(route, req.method)) return undefined;
+  return (status, answer) =>
+    mirror.offer(route, {
+      method: req.method!,
+      url: req.url!,
+      headers: req.headers,
+      body,
+      serving: { status, body: answer },
+    });
+}
+
 /** Parser errors and CONNECT answered 400, and the request and header timeouts, on the gateway's server. */
 export function guardServer(server: http.Server | https.Server): void {
   // A request the HTTP parser cannot read (CONNECT included) is answered 400; the gateway keeps serving.
@@ -263,6 +276,7 @@ function forward(
   tried: number,
   noReplica: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void,
   copy?: (status: number, answer: Buffer) => void,
+  tls?: GatewayOptions['backendTls'],
 ): void {
   if (tried >= urls.length) {
     noReplica(req, res, body);
@@ -273,14 +287,16 @@ function forward(
   const headers = { ...req.headers, host: replica.host, 'content-length': String(body.length) };
   delete headers['transfer-encoding'];
   const target = { hostname: replica.hostname, port: replica.port, path: req.url, method: req.method, headers };
-  const upstream = http.request(target, (upstreamRes) => {
+  const answered = (upstreamRes: http.IncomingMessage) => {
     res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.headers);
     if (copy) keepAnswer(upstreamRes, (answer) => copy(upstreamRes.statusCode ?? 502, answer));
     upstreamRes.pipe(res);
-  });
+  };
+  const upstream =
+    replica.protocol === 'https:' ? https.request({ ...target, ...tls }, answered) : http.request(target, answered);
   upstream.on('error', (err: NodeJS.ErrnoException) => {
     if (!res.headersSent && (err.code === 'ECONNREFUSED' || err.code === 'ECONNRESET')) {
-      forward(req, res, body, urls, start, tried + 1, noReplica, copy);
+      forward(req, res, body, urls, start, tried + 1, noReplica, copy, tls);
     } else if (!res.headersSent) {
       sendJson(res, 502, { error: { code: 'upstream-error', message: err.message } });
     } else {

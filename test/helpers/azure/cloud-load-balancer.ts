@@ -105,6 +105,9 @@ export class CloudLoadBalancer {
           const [host, port] = target.split(':') as [string, string];
           const upstream = net.connect(Number(port), host);
           socket.pipe(upstream).pipe(socket);
+          // The pod's side closed: the unpiped client side is left paused and would never read the client's FIN
+          // (a flow the load balancer held for ever); read on, so it closes once the client has closed too.
+          upstream.once('close', () => socket.resume());
           upstream.on('error', () => socket.destroy());
           socket.on('error', () => upstream.destroy());
         })

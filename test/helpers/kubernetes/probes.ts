@@ -1,7 +1,8 @@
 /**
  * The kubelet stand-in's httpGet probes of one running container, with the kubelet's rules: the
  * startupProbe gates the others and kills the container once it has failed for initialDelaySeconds +
- * failureThreshold × periodSeconds; readiness sets the container's (and so the pod's) Ready; liveness kills
+ * failureThreshold × periodSeconds; readiness sets the container's (and so the pod's) Ready at its first
+ * success and clears it once it has failed for failureThreshold × periodSeconds; liveness kills
  * a container failing for failureThreshold × periodSeconds. Probes are tried every 0.25 s (the real
  * kubelet: every periodSeconds); the limits are real time.
  */
@@ -54,10 +55,17 @@ export async function probeContainer(
     }
   }
   let failingSince: number | undefined;
+  let unreadySince: number | undefined;
   while (alive()) {
-    const ready = container.readinessProbe ? await answers(container.readinessProbe) : true;
+    const answered = container.readinessProbe ? await answers(container.readinessProbe) : true;
     const live = container.livenessProbe ? await answers(container.livenessProbe) : true;
     if (!alive()) return;
+    // Ready at the first success; a ready container turns not ready only once its probe has failed for
+    // failureThreshold × periodSeconds (the real kubelet's consecutive failures), not at one slow answer.
+    unreadySince = answered ? undefined : (unreadySince ?? Date.now());
+    const ready =
+      answered ||
+      (run.ready && Date.now() - unreadySince! <= limitMs({ ...container.readinessProbe, initialDelaySeconds: 0 }));
     if (ready !== run.ready) {
       run.ready = ready;
       await run.status.ready(ready);

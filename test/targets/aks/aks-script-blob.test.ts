@@ -2,8 +2,9 @@
  * `inferctl deploy --entry-script … --model az://… --target aks` through bin/inferctl.js, on the aks doubles
  * and Azurite: the control worker lists and downloads the model folder (several blobs) and the script's image
  * carries it under azureml-models/<name>/<version>/, where the script finds it through AZUREML_MODEL_DIR in
- * the pod the kubelet stand-in runs; the smoke expectation passes over HTTPS; a mirror rollout (local only for
- * now) is refused; teardown leaves no namespace.
+ * the pod the kubelet stand-in runs; the smoke expectation passes over HTTPS; a mirror rollout script →
+ * script (the same script, the model from a local folder) under a client load agrees and is promoted, the
+ * mirror's front gone after it; teardown leaves no namespace.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -11,6 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import { deployWorkflowId } from '../../../src/shared/deploy-types';
+import { aksSettingsFromEnv } from '../../../src/targets/aks/aks-config';
+import { AksTarget } from '../../../src/targets/aks/aks-target';
+import { endpointRequest } from '../../../src/targets/endpoint-request';
 import { aksSuiteWithAzurite } from '../../helpers/aks-fixtures';
 import { runInferctl } from '../../helpers/cli';
 import { PYTHON_SKIP, fixture } from '../../helpers/script-fixtures';
@@ -50,6 +55,8 @@ describe('inferctl deploy --entry-script --model az://… --target aks', { skip:
         'label=blue',
         '--target',
         'aks',
+        '--gpu-nodes',
+        '2',
         '--name',
         name,
         '--task-queue',
@@ -62,15 +69,52 @@ describe('inferctl deploy --entry-script --model az://… --target aks', { skip:
       assert.match(deployed.stdout, /model azureml-models\/colours\/1\/colours from 2 blob\(s\), \d+ bytes/);
       assert.match(deployed.stdout, /✔ smokeQuery \([^)]+\): 200, label = blue/);
       assert.match(deployed.stdout, /Endpoint: https:\/\/inferctl-[^ ]+\/score, any method/);
-      // A mirror rollout is the local target's for now: refused before anything starts, the version serves on.
+      // A mirror rollout script → script under a client load: the answers agree, the new version is promoted.
+      Object.assign(process.env, suite.bed.workerEnv()); // this process reads the endpoint as a client would
+      const spec = { name, target: 'aks' as const, ownerId: deployWorkflowId(name), modelPath: '', replicas: 1 };
+      const access = await new AksTarget(aksSettingsFromEnv()).endpointAccess({ ...spec, topK: 5 });
+      const stop = new AbortController();
+      const answers: string[] = [];
+      const load = (async () => {
+        for (let i = 0; !stop.signal.aborted; i++) {
+          const res = await endpointRequest(access, '/score', {
+            method: 'POST',
+            body: Buffer.from('{"index": 2}'),
+            headers: {
+              authorization: `Bearer ${access.apiKey}`,
+              'content-type': 'application/json',
+              'x-request-id': `blob-${i}`,
+            },
+          }).catch((err: Error) => ({ status: 0, text: err.message }));
+          answers.push(`${res.status} ${res.text.slice(0, 100)}`);
+        }
+      })();
       const mirror = await runInferctl(
-        ['rollout', name, '--model', fixture('v2-model', 'colours'), '--mirror', '100', '--compare', 'top1'],
-        { timeoutMs: 120_000 },
+        [
+          'rollout',
+          name,
+          '--model',
+          fixture('v2-model', 'colours'),
+          '--mirror',
+          '100',
+          '--compare',
+          'top1',
+          '--min-pairs',
+          '5',
+          '--bake',
+          '6s',
+        ],
+        { timeoutMs: 600_000 },
       );
-      assert.equal(mirror.code, 2, mirror.stderr + mirror.stdout);
-      assert.match(
-        mirror.stderr,
-        /a mirror rollout runs on the local target for now \(not "aks"\); roll out with --canary/,
+      stop.abort();
+      await load;
+      assert.equal(mirror.code, 0, mirror.stderr + mirror.stdout);
+      assert.match(mirror.stdout, /Comparison: \d+ pair\(s\) compared, 100\.0% agree/);
+      assert.ok(answers.length > 5, `the load ran (${answers.length})`);
+      assert.deepEqual(
+        answers.filter((a) => !/^200 .*blue/.test(a)),
+        [],
+        'every client request answered by the serving script',
       );
     } finally {
       const down = await runInferctl(['teardown', name], { timeoutMs: 600_000 });
