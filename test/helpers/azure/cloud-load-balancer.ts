@@ -20,6 +20,8 @@ interface Listener {
   server: net.Server;
   ip: string;
   next: number;
+  /** Its open flows (both sides), dropped when the frontend goes, as Azure drops a removed rule's flows. */
+  flows: Set<net.Socket>;
 }
 
 export class CloudLoadBalancer {
@@ -89,8 +91,13 @@ export class CloudLoadBalancer {
       if (!this.events.includes(event)) this.events.push(event);
       return false;
     }
-    const listener: Listener = { server: net.createServer(), ip: frontend.ip, next: 0 };
+    const listener: Listener = { server: net.createServer(), ip: frontend.ip, next: 0, flows: new Set() };
+    const track = (s: net.Socket) => {
+      listener.flows.add(s);
+      s.once('close', () => listener.flows.delete(s));
+    };
     listener.server.on('connection', (socket) => {
+      track(socket);
       // The Service's current backends, looked up per connection: a pod that stopped being ready gets none.
       const core = this.kc.makeApiClient(CoreV1Api);
       void core
@@ -104,6 +111,7 @@ export class CloudLoadBalancer {
           }
           const [host, port] = target.split(':') as [string, string];
           const upstream = net.connect(Number(port), host);
+          track(upstream);
           socket.pipe(upstream).pipe(socket);
           // The pod's side closed: the unpiped client side is left paused and would never read the client's FIN
           // (a flow the load balancer held for ever); read on, so it closes once the client has closed too.
@@ -124,7 +132,9 @@ export class CloudLoadBalancer {
   }
 
   private close(key: string): void {
-    this.listeners.get(key)?.server.close();
+    const listener = this.listeners.get(key);
+    listener?.server.close();
+    for (const flow of listener?.flows ?? []) flow.destroy();
     this.listeners.delete(key);
     this.frontends.release(key);
     this.events.push(`stopped ${key}`);
