@@ -6,8 +6,11 @@
  * of the pods the Service selects *at that moment* (read from the API server), as kube-proxy's rules follow
  * the EndpointSlices. What kube-proxy does that this does too:
  *   - only ready pods get connections (a pod turning not-ready, or being deleted, gets no new ones);
- *   - a Service with no ready endpoint refuses the connection (kube-proxy's REJECT rule; here a TCP reset,
- *     which a client sees as ECONNRESET rather than ECONNREFUSED, as the listener must exist beforehand);
+ *   - a Service with no ready endpoint refuses the connection (kube-proxy's REJECT rule; here the connection
+ *     is closed before any byte, which a client sees as a reset or a hang-up rather than ECONNREFUSED, as the
+ *     listener must exist beforehand). Not with socket.resetAndDestroy(): a process that had reset sockets
+ *     that way was seen stuck at exit, its main thread busy in node::Environment::CleanupHandles (gdb), so
+ *     the test file's process never ended after its tests passed;
  *   - a Service that does not exist (or was deleted) refuses likewise.
  */
 import net from 'node:net';
@@ -79,14 +82,14 @@ export class ServiceProxy {
     const ready = selector ? this.endpoints(namespace, selector) : [];
     if (ready.length === 0) {
       this.refused.push(`${namespace}/${service}`);
-      client.resetAndDestroy();
+      client.destroy();
       return;
     }
     const [host, port] = ready[this.next++ % ready.length]!.split(':') as [string, string];
     const upstream = net.connect(Number(port), host);
     this.sockets.add(upstream);
     upstream.once('close', () => this.sockets.delete(upstream));
-    upstream.on('error', () => client.resetAndDestroy());
+    upstream.on('error', () => client.destroy());
     client.on('close', () => upstream.destroy());
     client.pipe(upstream).pipe(client);
   }
