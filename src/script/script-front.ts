@@ -84,6 +84,32 @@ function downstreamHeaders(raw: string[]): string[] {
   return out;
 }
 
+/**
+ * What pipe() does, without its dozen listeners per request: `from`'s chunks to `to`, pausing while `to` is
+ * full; a message that came whole (the usual small body or answer) goes out with the end, with no separate
+ * empty write. `accept` sees each chunk first and stops the forwarding by returning false.
+ */
+function relay(
+  from: http.IncomingMessage,
+  to: http.ClientRequest | http.ServerResponse,
+  accept: (chunk: Buffer) => boolean = () => true,
+): void {
+  from.on('data', (chunk: Buffer) => {
+    if (!accept(chunk)) return;
+    if (from.complete && from.readableLength === 0) {
+      to.end(chunk);
+      return;
+    }
+    if (!to.write(chunk)) {
+      from.pause();
+      to.once('drain', () => from.resume());
+    }
+  });
+  from.once('end', () => {
+    if (!to.writableEnded) to.end();
+  });
+}
+
 export function createScriptFront(opts: ScriptFrontOptions): http.Server | https.Server {
   if (!opts.apiKey) throw new Error('createScriptFront needs a non-empty apiKey.');
   if (!(opts.maxBodyBytes > 0)) throw new Error('maxBodyBytes must be positive.');
@@ -130,20 +156,7 @@ export function createScriptFront(opts: ScriptFrontOptions): http.Server | https
     };
     upstream.once('response', (answer) => {
       res.writeHead(answer.statusCode ?? 502, answer.statusMessage, downstreamHeaders(answer.rawHeaders));
-      // What pipe() does, without its dozen listeners per request; the last chunk goes out with the end.
-      answer.on('data', (chunk: Buffer) => {
-        if (answer.complete && answer.readableLength === 0) {
-          res.end(chunk);
-          return;
-        }
-        if (!res.write(chunk)) {
-          answer.pause();
-          res.once('drain', () => answer.resume());
-        }
-      });
-      answer.once('end', () => {
-        if (!res.writableEnded) res.end();
-      });
+      relay(answer, res);
       answer.once('error', () => res.destroy());
     });
     upstream.once('error', (err) => {
@@ -153,26 +166,13 @@ export function createScriptFront(opts: ScriptFrontOptions): http.Server | https
       }
       abandon(new HttpError(502, 'script-unavailable', `The scoring script's server did not answer (${err.message}).`));
     });
-    req.on('data', (chunk: Buffer) => {
+    relay(req, upstream, (chunk) => {
       size += chunk.length;
-      if (size > opts.maxBodyBytes) {
-        req.removeAllListeners('data');
-        req.pause();
-        abandon(bodyTooLarge(opts.maxBodyBytes));
-        return;
-      }
-      // A body that came whole (the usual small one) goes out with the end: no separate empty write.
-      if (req.complete && req.readableLength === 0) {
-        upstream.end(chunk);
-        return;
-      }
-      if (!upstream.write(chunk)) {
-        req.pause();
-        upstream.once('drain', () => req.resume());
-      }
-    });
-    req.once('end', () => {
-      if (!upstream.writableEnded) upstream.end();
+      if (size <= opts.maxBodyBytes) return true;
+      req.removeAllListeners('data');
+      req.pause();
+      abandon(bodyTooLarge(opts.maxBodyBytes));
+      return false;
     });
     req.once('close', () => {
       if (!req.complete) upstream.destroy();
