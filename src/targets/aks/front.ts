@@ -19,6 +19,8 @@
  * check). The comparison is `GET /gateway/mirror`: it holds other clients' answers, so it needs the header
  * `x-inferctl-mirror-token`, an HMAC of the key (mirrorReportToken): the API server's pod proxy passes that
  * header on, the key itself never travels through it, and a caller of the public endpoint without it gets 401.
+ * The counters are in memory: a front pod restarted (crashed, rescheduled) counts from zero under a new `epoch`
+ * in its report, and the bake adds each epoch's last reading up (workflows/deploy/mirror-bake.ts).
  */
 import crypto from 'node:crypto';
 import http from 'node:http';
@@ -131,7 +133,7 @@ export function createFront(opts: FrontOptions): http.Server | https.Server {
   const expectedToken = sha256(mirrorReportToken(opts.apiKey));
   const handle: http.RequestListener = (req, res) => {
     if (req.url === MIRROR_REPORT_PATH && req.method === 'GET' && mirror) {
-      return answerMirrorReport(req, res, expectedToken, mirror.copier.current() ?? emptyReport(mirror.settings.id));
+      return answerMirrorReport(req, res, expectedToken, mirror.copier.reportOf(mirror.settings.id));
     }
     const open = req.url === '/healthz' || (req.url === GATEWAY_METRICS_PATH && req.method === 'GET');
     if (!open && !bearerMatches(req, expectedKey)) {
@@ -169,10 +171,6 @@ function readyzStatus(url: string, agent: http.Agent): Promise<number> {
     req.on('timeout', () => req.destroy(new Error('no answer in 2s')));
     req.on('error', reject);
   });
-}
-
-function emptyReport(id: string): MirrorReport {
-  return { id, pairs: 0, agreed: 0, dropped: 0, failed: 0, skipped: 0, disagreements: [] };
 }
 
 /** The comparison, to a caller with the token (constant-time check); 401 otherwise. */

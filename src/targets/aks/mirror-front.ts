@@ -93,7 +93,8 @@ async function frontServes(kc: KubeConfig, namespace: string, name: string, id: 
 
 /**
  * The comparison so far, summed over the front's running pods that count this mirror (one, but two while it
- * rolls); zero counters before the first pair. Throws when no front pod answered.
+ * rolls), with each pod's own reading in `parts`; zero counters before the first pair. Throws when no front
+ * pod answered.
  */
 export async function readMirrorReport(
   kc: KubeConfig,
@@ -110,6 +111,8 @@ export async function readMirrorReport(
   const token = mirrorReportToken(apiKey);
   const sum: MirrorReport = { id, pairs: 0, agreed: 0, dropped: 0, failed: 0, skipped: 0, disagreements: [] };
   let read = 0;
+  // Each pod's own reading too, under its epoch: the bake keeps a pod's counts once it is gone (mirror-bake.ts).
+  const parts: MirrorReport[] = [];
   for (const pod of pods) {
     const proxied = `${https ? 'https' : 'http'}:${pod.metadata!.name!}:${FRONT_PORT}`;
     const text: unknown = await core
@@ -133,13 +136,14 @@ export async function readMirrorReport(
     const report = (typeof text === 'string' ? JSON.parse(text) : text) as MirrorReport | undefined;
     if (report?.id !== id) continue;
     read++;
+    parts.push(report);
     for (const key of ['pairs', 'agreed', 'dropped', 'failed', 'skipped'] as const) sum[key] += report[key];
     if (report.maxDifference !== undefined) sum.maxDifference = Math.max(sum.maxDifference ?? 0, report.maxDifference);
     sum.disagreements.push(...report.disagreements);
   }
   if (read === 0) throw new Error(`The mirror front of ${name} in namespace ${namespace} did not answer.`);
   sum.disagreements = sum.disagreements.slice(0, MIRROR_KEPT_DISAGREEMENTS);
-  return sum;
+  return { ...sum, parts };
 }
 
 /** Deletes the mirror's front and the scorers' Service (absent ones are fine). */

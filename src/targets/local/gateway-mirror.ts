@@ -9,9 +9,12 @@
  * 401 are not copied. Where copies go is the place's (MirrorPlace): locally only a candidate replica's loopback
  * address, in the deployment's own candidate directory, with the counters and the first disagreements written
  * to `gateway/mirror.json` (0600, beside the routes file), which the rollout's bake reads (a gateway restarted
- * mid-mirror goes on counting); in the aks front (front.ts) the candidate's in-cluster Service, over HTTPS
- * pinned to the deployment's own certificate, with the counters in memory.
+ * mid-mirror goes on counting from that file, under the file's epoch: only the last 200 ms not yet written are
+ * lost); in the aks front (front.ts) the candidate's in-cluster Service, over HTTPS pinned to the deployment's
+ * own certificate, with the counters in memory (a restarted front counts from zero under a new epoch, and the
+ * bake adds up each epoch's last reading: mirror-bake.ts).
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -73,12 +76,19 @@ export class GatewayMirror<R extends MirrorSettings = MirrorRoute> {
   private inFlight = 0;
   private credit = 0;
   private writeTimer: NodeJS.Timeout | undefined;
+  /** This run of the counting process: new at each start, so the bake tells a restart from a reading. */
+  readonly epoch = crypto.randomUUID();
 
   constructor(private readonly place: MirrorPlace<R>) {}
 
   /** The counters so far (undefined before the mirror's first request). */
   current(): MirrorReport | undefined {
     return this.report;
+  }
+
+  /** The counters of mirror `id` as they stand: zero, in this run's epoch, before its first request. */
+  reportOf(id: string): MirrorReport {
+    return this.report?.id === id ? this.report : { ...emptyMirrorReport(id), epoch: this.epoch };
   }
 
   /** Whether this request (a POST, while a mirror is routed) is to be copied: `percent` of them. */
@@ -163,10 +173,8 @@ export class GatewayMirror<R extends MirrorSettings = MirrorRoute> {
     } catch {
       saved = undefined;
     }
-    this.report =
-      saved?.id === route.id
-        ? saved
-        : { id: route.id, pairs: 0, agreed: 0, dropped: 0, failed: 0, skipped: 0, disagreements: [] };
+    // The saved counters of this mirror go on under their own epoch (a process older than epochs: this one's).
+    this.report = saved?.id === route.id ? { ...saved, epoch: saved.epoch ?? this.epoch } : this.reportOf(route.id);
     this.credit = 0;
     return this.report;
   }
@@ -219,6 +227,11 @@ export function localMirrorPlace(deploymentDir: string, reportFile: string): Mir
       return urls.length > 0 ? urls[next++ % urls.length] : undefined;
     },
   };
+}
+
+/** A mirror's counters before its first pair. */
+export function emptyMirrorReport(id: string): MirrorReport {
+  return { id, pairs: 0, agreed: 0, dropped: 0, failed: 0, skipped: 0, disagreements: [] };
 }
 
 function isLoopback(hostname: string): boolean {
