@@ -11,6 +11,8 @@ import type { DeployResult, DeploymentSpec, ImageResult, ReadinessReport } from 
 import type { MirrorReport } from '../../shared/mirror-types';
 import type { CandidateMirror, CandidateSets, RequestCounts } from '../target';
 import { mirrorReportFile } from './gateway';
+import { emptyMirrorReport } from './gateway-mirror';
+import { restartGatewayIfGone } from './gateway-process';
 import type { LocalLayout } from './layout';
 import { findOwnProcesses, stopProcess } from './processes';
 import { isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
@@ -89,12 +91,16 @@ export class LocalCandidateSets implements CandidateSets {
     });
   }
 
-  async mirrorReport(spec: DeploymentSpec, id: string): Promise<MirrorReport> {
+  /**
+   * The gateway's counters from its report file. A gateway found gone (crashed, killed) is started again on
+   * its port first, as Kubernetes starts the aks front again: the endpoint serves on, and the new gateway
+   * resumes the counters from the file (what it had not written yet, at most 200 ms of pairs, is lost).
+   */
+  async mirrorReport(spec: DeploymentSpec, id: string, signal?: AbortSignal): Promise<MirrorReport> {
     const layout = this.layoutOf(spec.name);
+    await restartGatewayIfGone(layout, spec.ownerId, signal);
     const report = await readJsonFile<MirrorReport>(mirrorReportFile(layout.routesFile));
-    return report?.id === id
-      ? report
-      : { id, pairs: 0, agreed: 0, dropped: 0, failed: 0, skipped: 0, disagreements: [] };
+    return report?.id === id ? report : emptyMirrorReport(id);
   }
 
   async remove(spec: DeploymentSpec): Promise<void> {

@@ -22,16 +22,11 @@ import type {
 } from '../../shared/target-types';
 import { LocalCandidateSets } from './candidate-sets';
 import { readGatewayCounts } from './gateway-counts';
-import { logTail, spawnDetachedNode } from './detached-process';
+import { gatewayReadyFile, startGateway } from './gateway-process';
+import type { GatewayRecord } from './gateway-process';
+import { logTail } from './detached-process';
 import { LocalLayout } from './layout';
-import {
-  findOwnProcesses,
-  findProcessesByMarker,
-  isAlive,
-  markerEnv,
-  processStartTime,
-  stopProcess,
-} from './processes';
+import { findOwnProcesses, findProcessesByMarker, isAlive, stopProcess } from './processes';
 import { MAX_BODY_BYTES, answers, isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
 import type { ReadyFile, ReplicaRecord } from './replica-set';
 import { buildScriptImage, pythonEnvCache, sweepScriptChildren } from './script-replica';
@@ -39,11 +34,7 @@ import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import { FailureType } from '../../shared/failure-types';
 import { fileExists } from '../../file-exists';
 
-const GATEWAY_MAIN = require.resolve('./gateway-main');
-
-/** Scale to zero: the most requests the gateway holds while the replicas wake, and the Retry-After of a 503. */
-export const MAX_HELD_REQUESTS = 100;
-export const RETRY_AFTER_SECONDS = 10;
+export { MAX_HELD_REQUESTS, RETRY_AFTER_SECONDS } from './gateway-process';
 
 function holdMs(spec: DeploymentSpec): number {
   return spec.hold ? Math.round(spec.hold.wakeTimeoutSeconds * 1000) : 0;
@@ -56,8 +47,7 @@ interface ClusterRecord {
 
 interface ReplicasRecord {
   replicas: ReplicaRecord[];
-  /** `routes`: the gateway reads gateway/routes.json, so a change of replica count needs no new gateway. */
-  gateway?: { pid: number; replicas: number; routes?: boolean; startTime?: number; holdMs?: number };
+  gateway?: GatewayRecord;
 }
 
 export interface LocalTargetOptions {
@@ -187,32 +177,12 @@ export class LocalTarget implements Target {
       gatewayRunning;
     if (!gatewayUp) {
       if (gateway && gatewayRunning) await stopProcess(gateway.pid, undefined, gateway.startTime);
-      await fs.rm(path.join(layout.gatewayDir, 'ready.json'), { force: true });
-      const pid = await spawnDetachedNode(
-        GATEWAY_MAIN,
-        [
-          '--replicas-dir',
-          path.join(layout.dir, 'replicas'),
-          '--replicas',
-          String(spec.replicas),
-          '--ready-file',
-          path.join(layout.gatewayDir, 'ready.json'),
-          '--routes-file',
-          layout.routesFile,
-          ...(spec.hold ? ['--hold-ms', String(Math.round(spec.hold.wakeTimeoutSeconds * 1000))] : []),
-          ...(spec.hold ? ['--max-held', String(MAX_HELD_REQUESTS), '--retry-after', String(RETRY_AFTER_SECONDS)] : []),
-        ],
-        path.join(layout.gatewayDir, 'gateway.log'),
-        markerEnv({ deployment: layout.dir, set: layout.dir, ownerId: spec.ownerId }),
-      );
-      const startTime = await processStartTime(pid);
-      state.gateway = {
-        pid,
+      await fs.rm(gatewayReadyFile(layout), { force: true });
+      state.gateway = await startGateway(layout, {
         replicas: spec.replicas,
-        routes: true,
-        ...(startTime !== undefined ? { startTime } : {}),
         ...(spec.hold ? { holdMs: holdMs(spec) } : {}),
-      };
+        ownerId: spec.ownerId,
+      });
     } else if (gateway.replicas !== spec.replicas) {
       state.gateway = { ...gateway, replicas: spec.replicas };
       started++;
