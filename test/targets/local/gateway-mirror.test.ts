@@ -3,7 +3,8 @@
  * get them while the candidate still holds every copy (the client never waits for it); a full queue drops
  * copies and counts them; the copies carry the client's key to the candidate and a request the serving
  * replica refused with 401 is not copied; disagreements are kept with their request id; a mirror route
- * naming a directory outside the deployment, or a candidate address off loopback, sends nothing anywhere.
+ * naming a directory outside the deployment, or a candidate address off loopback, sends nothing anywhere; a
+ * gateway started again resumes the counts from the report file under their epoch.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -201,4 +202,37 @@ test('a mirror route outside the deployment, or a candidate off loopback, sends 
   assert.equal(last.id, 'm4');
   assert.equal(last.failed, 1, 'counted as unanswered, sent nowhere');
   assert.match(last.disagreements[0]!.candidate, /no answer/);
+});
+
+test('a gateway started again resumes the counts under their epoch; a new mirror gets its own epoch', async () => {
+  held = Promise.resolve();
+  const route = (id: string) => ({
+    id,
+    dir: path.join(dir, 'deployment', 'candidate', 'replicas'),
+    replicas: 1,
+    percent: 100,
+    compare: { mode: 'top1' },
+  });
+  await writeRoutes(route('m5'));
+  assert.equal((await score('red', { 'x-request-id': 'early-1' })).status, 200);
+  const first = await reportWhen((r) => r.id === 'm5' && r.pairs >= 1);
+  assert.ok(first.epoch, 'the report names the run that counts');
+  // Another gateway (a new process's counters) on the same routes and report file: it goes on counting.
+  await new Promise<void>((resolve) => gateway.close(() => resolve()));
+  gateway = createGateway({
+    replicasDir: path.join(dir, 'deployment', 'replicas'),
+    replicas: 1,
+    routesFile,
+    maxBodyBytes: 1024,
+  });
+  await listen(gateway);
+  assert.equal((await score('green')).status, 200);
+  const resumed = await reportWhen((r) => r.id === 'm5' && r.pairs >= 2);
+  assert.deepEqual([resumed.pairs, resumed.agreed, resumed.epoch], [2, 1, first.epoch]);
+  assert.equal(resumed.disagreements[0]!.requestId, 'early-1', 'the disagreement before the restart is kept');
+  await writeRoutes(route('m6'));
+  assert.equal((await score('green')).status, 200);
+  const next = await reportWhen((r) => r.id === 'm6' && r.pairs >= 1);
+  assert.equal(next.pairs, 1);
+  assert.ok(next.epoch && next.epoch !== first.epoch, 'a new mirror in this gateway counts under its own epoch');
 });
