@@ -13,7 +13,10 @@
  *   relay        a client → a byte relay (script-relay.ts: loopback TCP joined to the same socket, no HTTP
  *                parsing, no key) → the front's own Python server: the floor of any front in Node on this hop;
  *   http-relay   a client → a bare node:http proxy (script-relay.ts --http: keep-alive to the client, a
- *                connection per request to the same socket, as the front; no key, limits or counters).
+ *                connection per request to the same socket, as the front; no key, limits or counters);
+ *   front-nice   with --front-nice N only, an experiment: the same front, its main thread at nice N during its
+ *                own slices (back to 0 after; the Python server keeps 0), to tell whether what the front adds
+ *                to a saturated worker is the CPU it takes from inference.
  * The same client code drives each path, and the paths alternate in short slices within each concurrency
  * (the order rotating each round), so the machine's other load falls on all of them alike. Per path: CPU
  * milliseconds per request of the front and of the Python server's processes (from /proc), next to req/s and
@@ -39,7 +42,7 @@ import type { PairedComparison, SliceSample } from './script-front-stats';
 
 const ENVS = process.env.INFERCTL_PYTHON_ENVS ?? path.join(os.homedir(), '.cache', 'inferctl', 'test-script-envs');
 
-export type ScriptPath = 'front' | 'direct' | 'direct-unix' | 'relay' | 'http-relay';
+export type ScriptPath = 'front' | 'direct' | 'direct-unix' | 'relay' | 'http-relay' | 'front-nice';
 
 export interface ScriptCell {
   /** The script (script-front-cases.ts). */
@@ -166,9 +169,13 @@ async function drive(
 }
 
 /** Each case's paths, alternating in slices of the case's plan (length and rounds per concurrency). */
-export async function measureScriptFront(cases: ScriptBenchCase[], concurrencies: number[]): Promise<ScriptCell[]> {
+export async function measureScriptFront(
+  cases: ScriptBenchCase[],
+  concurrencies: number[],
+  opts: { frontNice?: number } = {},
+): Promise<ScriptCell[]> {
   const cells: ScriptCell[] = [];
-  for (const benchCase of cases) cells.push(...(await measureCase(benchCase, concurrencies)));
+  for (const benchCase of cases) cells.push(...(await measureCase(benchCase, concurrencies, opts.frontNice)));
   return cells;
 }
 
@@ -176,6 +183,8 @@ interface PathSpec {
   path: ScriptPath;
   endpoint: Endpoint;
   pythonGroup: number;
+  /** The front's main thread's nice value during this path's slices (front-nice). */
+  nice?: number;
 }
 
 interface PathTotals {
@@ -208,7 +217,10 @@ async function measureConcurrency(
         python: python.reduce((sum, pid) => sum + cpuMs(pid), 0),
       });
       const before = cpu();
-      const slice = await drive(p.endpoint, agent, key, benchCase.bodies, concurrency, sliceSeconds);
+      if (p.nice !== undefined) os.setPriority(pids.front, p.nice);
+      const slice = await drive(p.endpoint, agent, key, benchCase.bodies, concurrency, sliceSeconds).finally(() => {
+        if (p.nice !== undefined) os.setPriority(pids.front, 0);
+      });
       const after = cpu();
       const total = totals.get(p.path)!;
       total.slices.push(slice);
@@ -248,7 +260,11 @@ async function measureConcurrency(
   });
 }
 
-async function measureCase(benchCase: ScriptBenchCase, concurrencies: number[]): Promise<ScriptCell[]> {
+async function measureCase(
+  benchCase: ScriptBenchCase,
+  concurrencies: number[],
+  frontNice: number | undefined,
+): Promise<ScriptCell[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-serve-bench-script-'));
   const key = `bench-${process.pid}-${Date.now()}`;
   const keyFile = path.join(dir, 'key');
@@ -288,6 +304,20 @@ async function measureCase(benchCase: ScriptBenchCase, concurrencies: number[]):
       { path: 'relay', endpoint: { port: relay.port }, pythonGroup: front.pythonGroup },
       { path: 'http-relay', endpoint: { port: httpRelay.port }, pythonGroup: front.pythonGroup },
     ];
+    if (frontNice !== undefined) {
+      try {
+        os.setPriority(front.child.pid!, frontNice);
+        os.setPriority(front.child.pid!, 0); // lowering it back needs CAP_SYS_NICE: find out now
+      } catch (err) {
+        throw new Error(`--front-nice needs the right to lower a nice value again (CAP_SYS_NICE): ${String(err)}`);
+      }
+      paths.push({
+        path: 'front-nice',
+        endpoint: { port: front.port },
+        pythonGroup: front.pythonGroup,
+        nice: frontNice,
+      });
+    }
     const agent = new http.Agent({ keepAlive: true });
     for (const p of paths) await drive(p.endpoint, agent, key, benchCase.bodies, 8, 1); // warm-up
     const pids = { front: front.child.pid!, relay: relay.child.pid!, httpRelay: httpRelay.child.pid! };
