@@ -2,7 +2,7 @@
  * bench:serve's script path: each scoring script of script-front-cases.ts (a trivial one and the how-to's
  * JPEG + ResNet-50 shape, under azureml-inference-server-http 1.5.1 in gunicorn) behind inferctl's script front (src/script/front-main.ts,
  * the key checked in constant time, limits, metrics; its Python server on a Unix socket of its own), against
- * azureml-inference-server-http reached directly, at concurrency 1 and 8. Three paths, each served by one sync
+ * azureml-inference-server-http reached directly, at concurrency 1 and 8. Five paths, each served by one sync
  * gunicorn worker (the front's default and azmlinfsrv's, WORKER_COUNT=1):
  *   front        a client → the front (loopback TCP, keep-alive) → its Python server (Unix socket);
  *   direct       a client → a second Python server started with the front's own command line

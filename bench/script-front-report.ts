@@ -117,10 +117,11 @@ function verdict(cells: ScriptCell[], script: string, concurrency: number): stri
     const littleDirect = round2((concurrency * 1000) / direct.requestsPerSecond);
     const addedService = round2(perRequestMs(front) - perRequestMs(direct));
     lines.push(
-      `  At concurrency ${concurrency} the one sync worker is never idle, so a request waits behind the others ` +
-        `and takes c / throughput (Little’s law): ${littleFront} ms through the front, ${littleDirect} ms direct ` +
-        `(measured p50 ${front.p50Ms} and ${direct.p50Ms}). The added p50 is therefore c × the service time the ` +
-        `front adds to each request: ${addedService} ms per request (1 / throughput, front − direct) × ` +
+      `  At concurrency ${concurrency}, with ${concurrency} requests always in flight and one sync worker ` +
+        `serving them one at a time, a request waits behind the others and takes c / throughput on average ` +
+        `(Little’s law): ${littleFront} ms through the front, ${littleDirect} ms direct (measured p50 ` +
+        `${front.p50Ms} and ${direct.p50Ms}). The added latency is therefore c × the service time the front ` +
+        `adds to each request: ${addedService} ms per request (1 / throughput, front − direct) × ` +
         `${concurrency} = ${round2(addedService * concurrency)} ms. The Python side’s own run() took ` +
         `${front.runP50Ms} ms at p50 behind the front and ${direct.runP50Ms} ms direct ` +
         `(${round2(front.runP50Ms - direct.runP50Ms)} ms more; mean ${round2(front.runMeanMs - direct.runMeanMs)} ms ` +
