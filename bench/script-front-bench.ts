@@ -2,21 +2,30 @@
  * bench:serve's script path: each scoring script of script-front-cases.ts (a trivial one and the how-to's
  * JPEG + ResNet-50 shape, under azureml-inference-server-http 1.5.1 in gunicorn) behind inferctl's script front (src/script/front-main.ts,
  * the key checked in constant time, limits, metrics; its Python server on a Unix socket of its own), against
- * azureml-inference-server-http reached directly, at concurrency 1 and 8. Three paths, each served by one sync
+ * azureml-inference-server-http reached directly, at concurrency 1 and 8. Five paths, each served by one sync
  * gunicorn worker (the front's default and azmlinfsrv's, WORKER_COUNT=1):
  *   front        a client → the front (loopback TCP, keep-alive) → its Python server (Unix socket);
  *   direct       a client → a second Python server started with the front's own command line
  *                (python-server.ts) bound to a loopback port instead, as azmlinfsrv serves: what a client
  *                reaches without inferctl;
  *   direct-unix  a client → the front's own Python server through its socket: what the front's hop costs
- *                by itself.
+ *                by itself;
+ *   relay        a client → a byte relay (script-relay.ts: loopback TCP joined to the same socket, no HTTP
+ *                parsing, no key) → the front's own Python server: the floor of any front in Node on this hop;
+ *   http-relay   a client → a bare node:http proxy (script-relay.ts --http: keep-alive to the client, a
+ *                connection per request to the same socket, as the front; no key, limits or counters);
+ *   front-nice   with --front-nice N only, an experiment: the same front, its main thread at nice N during its
+ *                own slices (back to 0 after; the Python server keeps 0), to tell whether what the front adds
+ *                to a saturated worker is the CPU it takes from inference.
  * The same client code drives each path, and the paths alternate in short slices within each concurrency
  * (the order rotating each round), so the machine's other load falls on all of them alike. Per path: CPU
  * milliseconds per request of the front and of the Python server's processes (from /proc), next to req/s and
- * latency. The environment is built (or found) in INFERCTL_PYTHON_ENVS, else ~/.cache/inferctl/test-script-envs
- * (the tests' cache): the first run builds it.
+ * latency, and the Python side's own run() time per request (azureml-inference-server-http's
+ * x-ms-run-fn-exec-ms header, which every path passes on). Each non-direct path is compared with direct with a
+ * 95 % interval from a block bootstrap over rounds (script-front-stats.ts).
+ * The environment is built (or found) in INFERCTL_PYTHON_ENVS, else ~/.cache/inferctl/test-script-envs (the
+ * tests' cache): the first run builds it. The processes it starts: script-front-processes.ts.
  */
-import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import fsSync from 'node:fs';
 import fs from 'node:fs/promises';
@@ -24,19 +33,16 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 
-import { SCRIPT_MANIFEST } from '../src/script/bundle-manifest';
-import type { ScriptManifest } from '../src/script/bundle-manifest';
-import { pythonServerCommand, spawnPythonServer } from '../src/script/python-server';
 import { LocalLayout } from '../src/targets/local/layout';
 import { buildScriptImage } from '../src/targets/local/script-replica';
-import { freePort } from '../src/temporal/dev-server';
 import type { ScriptBenchCase } from './script-front-cases';
+import { startDirect, startFront, startRelay, stop } from './script-front-processes';
+import { compareRounds, percentile } from './script-front-stats';
+import type { PairedComparison, SliceSample } from './script-front-stats';
 
-const ROOT = path.resolve(__dirname, '..', '..');
-const FRONT_MAIN = path.join(ROOT, 'dist', 'src', 'script', 'front-main.js');
 const ENVS = process.env.INFERCTL_PYTHON_ENVS ?? path.join(os.homedir(), '.cache', 'inferctl', 'test-script-envs');
 
-export type ScriptPath = 'front' | 'direct' | 'direct-unix';
+export type ScriptPath = 'front' | 'direct' | 'direct-unix' | 'relay' | 'http-relay' | 'front-nice';
 
 export interface ScriptCell {
   /** The script (script-front-cases.ts). */
@@ -49,9 +55,18 @@ export interface ScriptCell {
   p50Ms: number;
   p99Ms: number;
   errors: number;
-  /** CPU time per answered request: the front's process, and the Python server's processes on this path. */
+  /** CPU time per answered request: the front's process, the relay's (either), and the Python server's on this path. */
   frontCpuMsPerRequest: number;
+  relayCpuMsPerRequest: number;
   pythonCpuMsPerRequest: number;
+  /** The Python side's run() time per request (x-ms-run-fn-exec-ms): p50 and mean, ms. */
+  runP50Ms: number;
+  runMeanMs: number;
+  /** Slices per path (rounds) and each slice's length. */
+  rounds: number;
+  sliceSeconds: number;
+  /** This path against direct, with 95 % intervals over rounds (absent on direct itself). */
+  vsDirect?: PairedComparison;
 }
 
 /** Where a path's client connects: a loopback port or a Unix socket. */
@@ -59,11 +74,6 @@ type Endpoint = { port: number } | { socketPath: string };
 
 function log(line: string): void {
   process.stderr.write(`[serve-bench script] ${line}\n`);
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
 
 /** CPU milliseconds (user + system) a process has used so far, from /proc; 0 once it is gone. */
@@ -92,10 +102,10 @@ function groupMembers(pgid: number): number[] {
   return members;
 }
 
-interface Slice {
-  seconds: number;
-  latencies: number[];
+interface Slice extends SliceSample {
   errors: number;
+  /** The Python side's run() time of each answered request, ms. */
+  runMs: number[];
 }
 
 /**
@@ -112,13 +122,14 @@ async function drive(
   seconds: number,
 ): Promise<Slice> {
   const latencies: number[] = [];
+  const runMs: number[] = [];
   let errors = 0;
   const started = performance.now();
   const end = started + seconds * 1000;
   const where =
     'socketPath' in endpoint ? { socketPath: endpoint.socketPath } : { host: '127.0.0.1', port: endpoint.port };
   const one = (index: number) =>
-    new Promise<number>((resolve) => {
+    new Promise<{ status: number; run: number }>((resolve) => {
       const { body, contentType } = bodies[index % bodies.length]!;
       const req = http.request(
         {
@@ -134,115 +145,130 @@ async function drive(
         },
         (res) => {
           res.resume();
-          res.on('end', () => resolve(res.statusCode ?? 0));
+          res.on('end', () =>
+            resolve({ status: res.statusCode ?? 0, run: Number(res.headers['x-ms-run-fn-exec-ms'] ?? NaN) }),
+          );
         },
       );
-      req.on('error', () => resolve(0));
+      req.on('error', () => resolve({ status: 0, run: NaN }));
       req.end(body);
     });
   await Promise.all(
     Array.from({ length: concurrency }, async (_, worker) => {
       for (let i = worker; performance.now() < end; i++) {
         const t0 = performance.now();
-        const status = await one(i);
-        if (status === 200) latencies.push(performance.now() - t0);
-        else errors++;
+        const { status, run } = await one(i);
+        if (status === 200) {
+          latencies.push(performance.now() - t0);
+          if (Number.isFinite(run)) runMs.push(run);
+        } else errors++;
       }
     }),
   );
-  return { seconds: (performance.now() - started) / 1000, latencies, errors };
+  return { seconds: (performance.now() - started) / 1000, latencies, errors, runMs };
 }
 
-/** The front started on the bundle; its URL, and its Python server's group and socket (from the line it prints). */
-async function startFront(bundle: string, dir: string, keyFile: string) {
-  const readyFile = path.join(dir, 'ready.json');
-  const child: ChildProcess = spawn(
-    process.execPath,
-    [
-      FRONT_MAIN,
-      '--bundle',
-      bundle,
-      '--api-key-file',
-      keyFile,
-      '--ready-file',
-      readyFile,
-      '--child-record',
-      path.join(dir, 'python.json'),
-      '--python-log',
-      path.join(dir, 'python.log'),
-      '--port',
-      '0',
-    ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
-  );
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const m = /script front on http:\/\/127\.0\.0\.1:(\d+), Python server \(group (\d+)\) on unix:(\S+)/.exec(out);
-    if (m) {
-      const port = Number(m[1]);
-      const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-        (r) => r.status === 200,
-        () => false,
-      );
-      if (ready) return { child, port, pythonGroup: Number(m[2]), socketPath: m[3]! };
-    }
-    if (child.exitCode !== null) throw new Error(`the script front exited (${child.exitCode}): ${out}`);
-    if (Date.now() > deadline) throw new Error(`the script was not ready within 180 s: ${out}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-/** The direct path's Python server: the front's command line, bound to a loopback port; answering once init() ran. */
-async function startDirect(bundle: string, dir: string) {
-  const manifest = JSON.parse(await fs.readFile(path.join(bundle, SCRIPT_MANIFEST), 'utf8')) as ScriptManifest;
-  const port = await freePort();
-  const command = pythonServerCommand({
-    bundle,
-    manifest,
-    python: manifest.python,
-    bind: `127.0.0.1:${port}`,
-    workers: 1,
-    noControlSocket: manifest.noControlSocket ?? false,
-  });
-  const child = spawnPythonServer(command, path.join(dir, 'direct.log'));
-  const deadline = Date.now() + 180_000;
-  for (;;) {
-    const ok = await fetch(`http://127.0.0.1:${port}/`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) return { child, port };
-    if (child.exitCode !== null) throw new Error(`the direct Python server exited (${child.exitCode}); see ${dir}`);
-    if (Date.now() > deadline) throw new Error('the direct Python server did not answer within 180 s');
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
-
-async function stop(child: ChildProcess, group = false): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  const signal = (s: NodeJS.Signals) => (group ? process.kill(-child.pid!, s) : child.kill(s));
-  signal('SIGTERM'); // the front stops its Python group with it
-  await Promise.race([exited, new Promise((r) => setTimeout(r, 15_000))]);
-  if (child.exitCode === null && child.signalCode === null) signal('SIGKILL');
-}
-
-/** Each case's three paths, alternating in slices of the case's length, its rounds per concurrency. */
-export async function measureScriptFront(cases: ScriptBenchCase[], concurrencies: number[]): Promise<ScriptCell[]> {
+/** Each case's paths, alternating in slices of the case's plan (length and rounds per concurrency). */
+export async function measureScriptFront(
+  cases: ScriptBenchCase[],
+  concurrencies: number[],
+  opts: { frontNice?: number } = {},
+): Promise<ScriptCell[]> {
   const cells: ScriptCell[] = [];
-  for (const benchCase of cases) cells.push(...(await measureCase(benchCase, concurrencies)));
+  for (const benchCase of cases) cells.push(...(await measureCase(benchCase, concurrencies, opts.frontNice)));
   return cells;
 }
 
-async function measureCase(benchCase: ScriptBenchCase, concurrencies: number[]): Promise<ScriptCell[]> {
-  const { sliceSeconds, rounds, bodies } = benchCase;
+interface PathSpec {
+  path: ScriptPath;
+  endpoint: Endpoint;
+  pythonGroup: number;
+  /** The front's main thread's nice value during this path's slices (front-nice). */
+  nice?: number;
+}
+
+interface PathTotals {
+  slices: Slice[];
+  front: number;
+  relay: number;
+  python: number;
+}
+
+/** One concurrency: every path's slices, the order rotating each round; then a cell per path. */
+async function measureConcurrency(
+  benchCase: ScriptBenchCase,
+  paths: PathSpec[],
+  pids: { front: number; relay: number; httpRelay: number },
+  agent: http.Agent,
+  key: string,
+  concurrency: number,
+): Promise<ScriptCell[]> {
+  const { sliceSeconds, rounds } = benchCase.plan(concurrency);
+  const totals = new Map<ScriptPath, PathTotals>(
+    paths.map((p) => [p.path, { slices: [], front: 0, relay: 0, python: 0 }]),
+  );
+  for (let round = 0; round < rounds; round++) {
+    for (let i = 0; i < paths.length; i++) {
+      const p = paths[(round + i) % paths.length]!;
+      const python = groupMembers(p.pythonGroup);
+      const cpu = () => ({
+        front: cpuMs(pids.front),
+        relay: p.path === 'http-relay' ? cpuMs(pids.httpRelay) : cpuMs(pids.relay),
+        python: python.reduce((sum, pid) => sum + cpuMs(pid), 0),
+      });
+      const before = cpu();
+      if (p.nice !== undefined) os.setPriority(pids.front, p.nice);
+      const slice = await drive(p.endpoint, agent, key, benchCase.bodies, concurrency, sliceSeconds).finally(() => {
+        if (p.nice !== undefined) os.setPriority(pids.front, 0);
+      });
+      const after = cpu();
+      const total = totals.get(p.path)!;
+      total.slices.push(slice);
+      total.front += after.front - before.front;
+      total.relay += after.relay - before.relay;
+      total.python += after.python - before.python;
+    }
+  }
+  const round2 = (n: number) => Math.round(n * 100) / 100;
+  const direct = totals.get('direct')!.slices;
+  return paths.map((p) => {
+    const { slices, front, relay, python } = totals.get(p.path)!;
+    const seconds = slices.reduce((sum, s) => sum + s.seconds, 0);
+    const latencies = slices.flatMap((s) => s.latencies).sort((a, b) => a - b);
+    const runMs = slices.flatMap((s) => s.runMs).sort((a, b) => a - b);
+    const cell: ScriptCell = {
+      script: benchCase.name,
+      path: p.path,
+      concurrency,
+      seconds: round2(seconds),
+      requests: latencies.length,
+      requestsPerSecond: round2(latencies.length / seconds),
+      p50Ms: round2(percentile(latencies, 50)),
+      p99Ms: round2(percentile(latencies, 99)),
+      errors: slices.reduce((sum, s) => sum + s.errors, 0),
+      frontCpuMsPerRequest: round2(front / latencies.length),
+      relayCpuMsPerRequest: round2(relay / latencies.length),
+      pythonCpuMsPerRequest: round2(python / latencies.length),
+      runP50Ms: round2(percentile(runMs, 50)),
+      runMeanMs: round2(runMs.reduce((sum, r) => sum + r, 0) / runMs.length),
+      rounds,
+      sliceSeconds,
+      ...(p.path === 'direct' ? {} : { vsDirect: compareRounds(slices, direct) }),
+    };
+    log(JSON.stringify(cell));
+    return cell;
+  });
+}
+
+async function measureCase(
+  benchCase: ScriptBenchCase,
+  concurrencies: number[],
+  frontNice: number | undefined,
+): Promise<ScriptCell[]> {
   const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-serve-bench-script-'));
   const key = `bench-${process.pid}-${Date.now()}`;
   const keyFile = path.join(dir, 'key');
-  let front: ChildProcess | undefined;
-  let direct: ChildProcess | undefined;
+  const children: Array<{ child: ChildProcess; group: boolean }> = [];
   const cells: ScriptCell[] = [];
   try {
     await fs.writeFile(keyFile, key, { mode: 0o600 });
@@ -263,61 +289,44 @@ async function measureCase(benchCase: ScriptBenchCase, concurrencies: number[]):
       undefined,
       (line) => log(line),
     );
-    const started = await startFront(image.imageRef, dir, keyFile);
-    front = started.child;
-    const directServer = await startDirect(image.imageRef, dir);
-    direct = directServer.child;
-    const paths: Array<{ path: ScriptPath; endpoint: Endpoint; pythonGroup: number }> = [
-      { path: 'front', endpoint: { port: started.port }, pythonGroup: started.pythonGroup },
-      { path: 'direct', endpoint: { port: directServer.port }, pythonGroup: direct.pid! },
-      { path: 'direct-unix', endpoint: { socketPath: started.socketPath }, pythonGroup: started.pythonGroup },
+    const front = await startFront(image.imageRef, dir, keyFile);
+    children.push({ child: front.child, group: false });
+    const direct = await startDirect(image.imageRef, dir);
+    children.push({ child: direct.child, group: true });
+    const relay = await startRelay(front.socketPath, false);
+    children.push({ child: relay.child, group: false });
+    const httpRelay = await startRelay(front.socketPath, true);
+    children.push({ child: httpRelay.child, group: false });
+    const paths: PathSpec[] = [
+      { path: 'front', endpoint: { port: front.port }, pythonGroup: front.pythonGroup },
+      { path: 'direct', endpoint: { port: direct.port }, pythonGroup: direct.child.pid! },
+      { path: 'direct-unix', endpoint: { socketPath: front.socketPath }, pythonGroup: front.pythonGroup },
+      { path: 'relay', endpoint: { port: relay.port }, pythonGroup: front.pythonGroup },
+      { path: 'http-relay', endpoint: { port: httpRelay.port }, pythonGroup: front.pythonGroup },
     ];
+    if (frontNice !== undefined) {
+      try {
+        os.setPriority(front.child.pid!, frontNice);
+        os.setPriority(front.child.pid!, 0); // lowering it back needs CAP_SYS_NICE: find out now
+      } catch (err) {
+        throw new Error(`--front-nice needs the right to lower a nice value again (CAP_SYS_NICE): ${String(err)}`);
+      }
+      paths.push({
+        path: 'front-nice',
+        endpoint: { port: front.port },
+        pythonGroup: front.pythonGroup,
+        nice: frontNice,
+      });
+    }
     const agent = new http.Agent({ keepAlive: true });
-    for (const p of paths) await drive(p.endpoint, agent, key, bodies, 8, 1); // warm-up
+    for (const p of paths) await drive(p.endpoint, agent, key, benchCase.bodies, 8, 1); // warm-up
+    const pids = { front: front.child.pid!, relay: relay.child.pid!, httpRelay: httpRelay.child.pid! };
     for (const concurrency of concurrencies) {
-      const totals = new Map<ScriptPath, { slice: Slice; front: number; python: number }>();
-      for (let round = 0; round < rounds; round++) {
-        for (let i = 0; i < paths.length; i++) {
-          const p = paths[(round + i) % paths.length]!;
-          const python = groupMembers(p.pythonGroup);
-          const cpu = () => ({ front: cpuMs(front!.pid!), python: python.reduce((sum, pid) => sum + cpuMs(pid), 0) });
-          const before = cpu();
-          const slice = await drive(p.endpoint, agent, key, bodies, concurrency, sliceSeconds);
-          const after = cpu();
-          const total = totals.get(p.path) ?? { slice: { seconds: 0, latencies: [], errors: 0 }, front: 0, python: 0 };
-          total.slice.seconds += slice.seconds;
-          total.slice.latencies.push(...slice.latencies);
-          total.slice.errors += slice.errors;
-          total.front += after.front - before.front;
-          total.python += after.python - before.python;
-          totals.set(p.path, total);
-        }
-      }
-      for (const p of paths) {
-        const { slice, front: frontCpu, python } = totals.get(p.path)!;
-        const latencies = [...slice.latencies].sort((a, b) => a - b);
-        const round2 = (n: number) => Math.round(n * 100) / 100;
-        const cell: ScriptCell = {
-          script: benchCase.name,
-          path: p.path,
-          concurrency,
-          seconds: round2(slice.seconds),
-          requests: latencies.length,
-          requestsPerSecond: round2(latencies.length / slice.seconds),
-          p50Ms: round2(percentile(latencies, 50)),
-          p99Ms: round2(percentile(latencies, 99)),
-          errors: slice.errors,
-          frontCpuMsPerRequest: round2(frontCpu / latencies.length),
-          pythonCpuMsPerRequest: round2(python / latencies.length),
-        };
-        log(JSON.stringify(cell));
-        cells.push(cell);
-      }
+      cells.push(...(await measureConcurrency(benchCase, paths, pids, agent, key, concurrency)));
     }
     agent.destroy();
   } finally {
-    if (front) await stop(front);
-    if (direct) await stop(direct, true);
+    for (const { child, group } of children.reverse()) await stop(child, group);
     await fs.rm(dir, { recursive: true, force: true });
   }
   return cells;

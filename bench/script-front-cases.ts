@@ -24,15 +24,22 @@ export interface ScriptBenchCase {
   modelPath: string;
   /** What the clients POST to /score, in turn. */
   bodies: Array<{ body: Buffer; contentType: string }>;
-  /** The paths alternate in slices of this many seconds, `rounds` times per concurrency. */
-  sliceSeconds: number;
-  rounds: number;
+  /** Per concurrency: the paths alternate in slices of `sliceSeconds`, `rounds` slices per path. */
+  plan: (concurrency: number) => { sliceSeconds: number; rounds: number };
+  /** One sentence for the report: the plan. */
+  planAbout: string;
 }
 
+/** The ResNet-50 case's slices of 2 s per path at concurrency 1 (half as many of 4 s at 8): 8 at --seconds 5. */
+const resnetRounds = (rounds: number) => 2 * Math.max(1, Math.round(rounds * 0.8));
+
 /**
- * The two cases, `rounds` rounds each (bench:serve's --seconds). The trivial script's slices are 1 s; the
- * ResNet-50 one answers a few requests a second on two cores, so its slices are 2 s: fewer requests, in about
- * a minute at the default 5 rounds.
+ * The two cases; `rounds` is bench:serve's --seconds (default 5). The trivial script answers about a thousand
+ * requests a second: slices of 1 s, `rounds` per path, thousands of requests per path. The ResNet-50 one
+ * answers about 18 a second on two cores, so it runs 16 s per path at each concurrency at the default (about
+ * 290 requests per path, 2 minutes 40 s for its five paths and two concurrencies): at concurrency 1 in
+ * slices of 2 s; at concurrency 8, where each slice starts by filling the queue and ends by draining it (a
+ * request waits about 400 ms there), in half as many slices of 4 s.
  */
 export function scriptBenchCases(opts: { rounds: number; resnet50: string; jpegs: Buffer[] }): ScriptBenchCase[] {
   return [
@@ -49,8 +56,8 @@ export function scriptBenchCases(opts: { rounds: number; resnet50: string; jpegs
         body: Buffer.from(JSON.stringify({ index })),
         contentType: 'application/json',
       })),
-      sliceSeconds: 1,
-      rounds: opts.rounds,
+      plan: () => ({ sliceSeconds: 1, rounds: opts.rounds }),
+      planAbout: `slices of 1 s, ${opts.rounds} per path and concurrency`,
     },
     {
       name: 'howto-resnet50',
@@ -65,8 +72,11 @@ export function scriptBenchCases(opts: { rounds: number; resnet50: string; jpegs
       },
       modelPath: opts.resnet50,
       bodies: opts.jpegs.map((body) => ({ body, contentType: 'image/jpeg' })),
-      sliceSeconds: 2,
-      rounds: opts.rounds,
+      plan: (concurrency) =>
+        concurrency === 1
+          ? { sliceSeconds: 2, rounds: resnetRounds(opts.rounds) }
+          : { sliceSeconds: 4, rounds: resnetRounds(opts.rounds) / 2 },
+      planAbout: `at concurrency 1 slices of 2 s, ${resnetRounds(opts.rounds)} per path; at 8 slices of 4 s, ${resnetRounds(opts.rounds) / 2} per path`,
     },
   ];
 }

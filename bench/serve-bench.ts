@@ -15,7 +15,7 @@
  * Then the scoring-script path (script-front-bench.ts): inferctl's front against the same
  * azureml-inference-server-http reached directly, at concurrency 1 and 8, for a trivial script and the how-to's
  * JPEG + ResNet-50 one (script-front-cases.ts; `--script-only` runs just that part, `--no-script` skips it,
- * `--script trivial|howto-resnet50` runs one script; `--model-only NAME`, `--concurrency 1,8`, `--seconds N` narrow a run). Writes bench/results/serve-<date>.json and .md.
+ * `--script trivial|howto-resnet50` runs one script; `--front-nice N` adds the front-nice experiment, `--script-concurrency 8` runs one concurrency; `--model-only NAME`, `--concurrency 1,8`, `--seconds N` narrow a run). Writes bench/results/serve-<date>.json and .md.
  */
 import { execFile, fork } from 'node:child_process';
 import fs from 'node:fs/promises';
@@ -330,7 +330,11 @@ async function main(): Promise<void> {
         jpegs: bodies,
       }).filter((c) => onlyScript === undefined || c.name === onlyScript)
     : [];
-  const scriptCells: ScriptCell[] = await measureScriptFront(scriptCases, [1, 8]);
+  const frontNice = flag('--front-nice');
+  const scriptConcurrencies = flag('--script-concurrency')?.split(',').map(Number) ?? [1, 8];
+  const scriptCells: ScriptCell[] = await measureScriptFront(scriptCases, scriptConcurrencies, {
+    frontNice: frontNice === undefined ? undefined : Number(frontNice),
+  });
   const settings = {
     quick,
     secondsPerCell: seconds,
