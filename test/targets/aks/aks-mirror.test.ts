@@ -17,10 +17,24 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
+import { KubernetesObjectApi } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
+
 import type { DeployStatus } from '../../../src/shared/deploy-types';
+import { ENVIRONMENT_ANNOTATION } from '../../../src/targets/aks/environment-tag';
+import { FRONT_LABEL } from '../../../src/targets/aks/front-manifests';
+import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
+import { MANAGED_BY_LABEL, OWNER_ANNOTATION } from '../../../src/targets/aks/kubernetes-manifests';
 import { endpointRequest } from '../../../src/targets/endpoint-request';
 import type { EndpointAccess } from '../../../src/targets/target';
-import { aksEndpointAccess, assertNamespaceGone, endpointLoad, namespaceObjects } from '../../helpers/aks-fixtures';
+import {
+  aksClientTarget,
+  aksEndpointAccess,
+  assertNamespaceGone,
+  clientSpec,
+  endpointLoad,
+  namespaceObjects,
+} from '../../helpers/aks-fixtures';
 import type { LoadResult } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { mirrorFlags, runInferctl } from '../../helpers/cli';
@@ -109,6 +123,65 @@ describe('inferctl rollout --mirror on the aks target', () => {
     assert.deepEqual(objects, { deployments: [name], services: [name] }, 'the candidate and the front are gone');
   }
 
+  const objectApi = () => KubernetesObjectApi.makeApiClient(kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig));
+
+  /**
+   * Objects this inferctl did not make, under the mirror's names (`<name>-front`, `<name>-scorers`) in
+   * `namespace`, with its labels and `annotations`: a Deployment of no replicas and a ClusterIP Service.
+   */
+  async function bystanders(name: string, namespace: string, annotations: Record<string, string>) {
+    const metadata = (n: string) => ({
+      name: n,
+      namespace,
+      labels: { app: name, [MANAGED_BY_LABEL]: 'inferctl' },
+      annotations,
+    });
+    const selector = { [FRONT_LABEL]: name };
+    const objects: KubernetesObject[] = [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: metadata(`${name}-front`),
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: selector },
+          template: {
+            metadata: { labels: selector },
+            spec: { containers: [{ name: 'theirs', image: 'example.invalid/theirs:1' }] },
+          },
+        },
+      } as KubernetesObject,
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: metadata(`${name}-scorers`),
+        spec: { type: 'ClusterIP', selector: { app: 'theirs' }, ports: [{ port: 9000 }] },
+      } as KubernetesObject,
+    ];
+    return Promise.all(objects.map((o) => objectApi().create(o)));
+  }
+
+  /** Each object is still there as it was made: the same uid, generation, labels, annotations and spec. */
+  async function assertUntouched(objects: KubernetesObject[]) {
+    for (const made of objects) {
+      const now = await objectApi().read({
+        apiVersion: made.apiVersion!,
+        kind: made.kind!,
+        metadata: { name: made.metadata!.name!, namespace: made.metadata!.namespace! },
+      });
+      const what = `${made.kind} ${made.metadata!.namespace}/${made.metadata!.name}`;
+      const seen = (o: KubernetesObject) => ({
+        uid: o.metadata?.uid,
+        generation: o.metadata?.generation,
+        labels: o.metadata?.labels,
+        // The deployment controller adds its own (deployment.kubernetes.io/revision): the ones set when made.
+        annotations: Object.keys(made.metadata!.annotations!).map((k) => o.metadata?.annotations?.[k]),
+        spec: (o as { spec?: unknown }).spec,
+      });
+      assert.deepEqual(seen(now), seen(made), `${what} is left as it was`);
+    }
+  }
+
   /** Promoted at 100 % agreement on at least 10 pairs; no client request failed; the candidate and front gone. */
   async function assertPromoted(name: string, run: CliRun, seen: LoadResult) {
     assert.equal(run.code, 0, run.stderr + run.stdout);
@@ -184,6 +257,8 @@ describe('inferctl rollout --mirror on the aks target', () => {
     async () => {
       const name = uniqueName('aks-mirror-so');
       const namespace = `inferctl-${name}`;
+      const elsewhere = `elsewhere-${name}`;
+      let copies: KubernetesObject[] = [];
       const deployed = await inferctl([
         'deploy',
         ...['--entry-script', fixture('howto', 'score.py'), '--environment', fixture('howto', 'myenv.yml')],
@@ -206,6 +281,36 @@ describe('inferctl rollout --mirror on the aks target', () => {
         };
         assert.ok('probabilities' in (await answer()), 'the how-to script serves');
         const onnx = ['--onnx-server', '--model', suite.assets.modelPath];
+
+        // 0. Bystanders. In another namespace, the mirror's names with its labels and this deployment's whole owner;
+        // in the deployment's own, the same names and labels made by another installation. The mirror is refused
+        // before it applies anything, saying what to do, the candidate removed; neither set is changed or deleted.
+        const owner = aksClientTarget(suite).owner(clientSpec(name));
+        await objectApi().create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: elsewhere } });
+        copies = await bystanders(name, elsewhere, {
+          [OWNER_ANNOTATION]: owner.id,
+          [ENVIRONMENT_ANNOTATION]: owner.environment,
+        });
+        const theirs = await bystanders(name, namespace, {
+          [OWNER_ANNOTATION]: owner.id,
+          [ENVIRONMENT_ANNOTATION]: 'other-temporal:7233/other',
+        });
+        const refused = await inferctl(['rollout', name, ...onnx, ...mirrorFlags({ minPairs: 10, bake: '10s' })]);
+        assert.notEqual(refused.code, 0, refused.stdout);
+        assert.match(
+          refused.stderr + refused.stdout,
+          new RegExp(
+            `Deployment ${namespace}/${name}-front already exists and belongs to ${owner.id} of other-temporal:7233/other, ` +
+              `not to ${owner.id} of .*kubectl delete deployment ${name}-front -n ${namespace}\\) and run the rollout again`,
+          ),
+        );
+        await assertUntouched([...theirs, ...copies]);
+        assert.deepEqual(
+          await namespaceObjects(suite, namespace),
+          { deployments: [name, `${name}-front`], services: [name, `${name}-scorers`] },
+          'the candidate is gone, the bystanders are not',
+        );
+        for (const o of theirs) await objectApi().delete(o); // as the refusal says, once nobody uses them
 
         // 1. The ONNX version with BGR for the RGB model: kept off; the script answered every client.
         const bad = await underLoad(name, access, [
@@ -233,6 +338,13 @@ describe('inferctl rollout --mirror on the aks target', () => {
         assert.equal(down.code, 0, down.stderr);
       }
       await assertNamespaceGone(suite, namespace);
+      assert.deepEqual(
+        await namespaceObjects(suite, elsewhere),
+        { deployments: [`${name}-front`], services: [`${name}-scorers`] },
+        'the same names in another namespace survived the three rollouts and the teardown',
+      );
+      await assertUntouched(copies);
+      await objectApi().delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: elsewhere } });
     },
   );
 });
