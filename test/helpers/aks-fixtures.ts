@@ -21,6 +21,8 @@ import { AksTarget } from '../../src/targets/aks/aks-target';
 import { kubeConfigFromYaml } from '../../src/targets/aks/kubernetes-deployment';
 import { endpointRequest } from '../../src/targets/endpoint-request';
 import type { EndpointAccess } from '../../src/targets/target';
+import { writeSampleImages } from '../../src/demo/sample-images';
+import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from './azure/aks-testbed';
 import { aksSuite } from './azure/aks-suite';
 import type { AksSuite } from './azure/aks-suite';
 import { useAzurite } from './azurite';
@@ -71,6 +73,17 @@ export async function podJobFolders(dir: string, name: string, files: Record<str
   await fs.chmod(output, 0o777);
   for (const [file, text] of Object.entries(files)) await fs.writeFile(path.join(input, file), text);
   return { input, output };
+}
+
+/** `<dir>/<name>/in` holding `images` sample images and an empty `<dir>/<name>/out`, open to the pods' user. */
+export async function podImageFolders(dir: string, name: string, images: number) {
+  const folders = await podJobFolders(dir, name, {});
+  return { ...folders, samples: await writeSampleImages(folders.input, images) };
+}
+
+/** A user's cluster `name` in the test group: a system pool only, attached to the registry (az aks update --attach-acr). */
+export async function seedUserCluster(suite: AksSuite, name: string, tags: Record<string, string> = {}) {
+  await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, name, tags, 0, [`${TEST_RESOURCE_GROUP}/${TEST_REGISTRY}`]);
 }
 
 /** Nothing of job `name`'s pool is left in ARM or in the cluster; `cluster` itself is, with its own pool. */
