@@ -43,6 +43,8 @@ export const FailureType = {
   AksClusterNameInUse: 'AksClusterNameInUse',
   /** The deployment's Kubernetes namespace exists and belongs to another owner (workflow or installation). */
   AksNamespaceInUse: 'AksNamespaceInUse',
+  /** An object a rollout must make in the deployment's namespace (a mirror's front) exists and is someone else's. */
+  AksObjectInUse: 'AksObjectInUse',
   AksNoGpuPool: 'AksNoGpuPool',
   /** An existing cluster's kubelet identity holds no AcrPull on the registry. */
   AksAcrPullMissing: 'AksAcrPullMissing',

@@ -15,7 +15,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findProcessesByMarker } from '../../src/targets/local/processes';
-import { runInferctl } from '../helpers/cli';
+import { mirrorFlags, runInferctl } from '../helpers/cli';
 import { recordFigure } from '../helpers/reliability';
 import { PYTHON_SKIP, SCRIPT_WORKER_ENV, fixture, pythonServersUnder } from '../helpers/script-fixtures';
 import { demoAssets, startControlWorker, uniqueName } from '../helpers/workers';
@@ -138,16 +138,7 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
         assets.modelPath,
         '--preprocess',
         bgr,
-        '--mirror',
-        '100',
-        '--compare',
-        'top1',
-        '--min-agreement',
-        '0.99',
-        '--min-pairs',
-        '10',
-        '--bake',
-        '12s',
+        ...mirrorFlags({ minAgreement: 0.99, minPairs: 10, bake: '12s' }),
       ]);
       stopBad.abort();
       const badSeen = await badLoad;
@@ -180,14 +171,7 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
         '--onnx-server',
         '--model',
         assets.modelPath,
-        '--mirror',
-        '100',
-        '--compare',
-        'top1',
-        '--min-pairs',
-        '10',
-        '--bake',
-        '8s',
+        ...mirrorFlags({ minPairs: 10, bake: '8s' }),
       ]);
       stopGood.abort();
       const goodSeen = await goodLoad;
@@ -212,14 +196,7 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
         name,
         '--model',
         assets.modelPath,
-        '--mirror',
-        '50',
-        '--compare',
-        'tolerance:0.001',
-        '--min-pairs',
-        '3',
-        '--bake',
-        '6s',
+        ...mirrorFlags({ percent: 50, compare: 'tolerance:0.001', minPairs: 3, bake: '6s' }),
         '--smoke-sample',
         sampleOf('blue').path,
         '--expect-label',
@@ -285,14 +262,7 @@ describe('inferctl rollout --mirror', { skip: PYTHON_SKIP }, () => {
         'tiny-cnn',
         '--model-version',
         '2',
-        '--mirror',
-        '100',
-        '--compare',
-        'tolerance:0.0001',
-        '--min-pairs',
-        '5',
-        '--bake',
-        '6s',
+        ...mirrorFlags({ compare: 'tolerance:0.0001', minPairs: 5, bake: '6s' }),
       ]);
       stop.abort();
       const seen = await load;

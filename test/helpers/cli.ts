@@ -32,3 +32,18 @@ export function runInferctl(args: string[], opts: CliRunOptions = {}): Promise<C
     );
   });
 }
+
+/** `rollout`'s mirror flags: `--mirror PCT --compare …` (100 and top1 unless given), `--min-agreement`, `--min-pairs`, `--bake`. */
+export function mirrorFlags(o: {
+  percent?: number;
+  compare?: string;
+  minAgreement?: number;
+  minPairs: number;
+  bake: string;
+}): string[] {
+  return [
+    ...['--mirror', String(o.percent ?? 100), '--compare', o.compare ?? 'top1'],
+    ...(o.minAgreement === undefined ? [] : ['--min-agreement', String(o.minAgreement)]),
+    ...['--min-pairs', String(o.minPairs), '--bake', o.bake],
+  ];
+}

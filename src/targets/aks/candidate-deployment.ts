@@ -28,6 +28,7 @@ import type { AksPlan } from './aks-config';
 import { applyObjects, isKubeNotFound, readApiKey, rolloutStatus } from './kubernetes-deployment';
 import { ENDPOINT_LABEL } from './kubernetes-manifests';
 import type { ScoringManifestInput } from './kubernetes-manifests';
+import type { Owner } from './ownership';
 import { placeMirrorFront, readMirrorReport, removeMirrorFront } from './mirror-front';
 import { podRequestCounts } from './pod-metrics';
 import { DNS_LABEL_ANNOTATION, endpointUrl } from './tls-exposure';
@@ -36,6 +37,8 @@ import type { EndpointExposure } from './tls-exposure';
 /** What the candidate needs of the aks target (aks-target.ts). */
 export interface AksClusterAccess {
   plan(spec: DeploymentSpec): AksPlan;
+  /** The deployment's whole owner: its workflow id and this installation (ownership.ts). */
+  owner(spec: DeploymentSpec): Owner;
   exposure(spec: DeploymentSpec, plan?: AksPlan): EndpointExposure;
   onCluster<T>(
     plan: AksPlan,
@@ -161,7 +164,7 @@ export class AksCandidates implements CandidateSets {
         }
         // A mirror's front has done its work once the candidate takes traffic (its final reading is taken):
         // it goes before the serving pods roll onto the new image.
-        if (!spec.hold) await removeMirrorFront(kc, plan.namespace, spec.name);
+        if (!spec.hold) await removeMirrorFront(kc, plan.namespace, spec.name, this.aks.owner(spec));
         const apps = kc.makeApiClient(AppsV1Api);
         const name = candidateName(spec.name);
         const scale = await apps.readNamespacedDeploymentScale({ name, namespace: plan.namespace });
@@ -191,17 +194,20 @@ export class AksCandidates implements CandidateSets {
           .readNamespacedDeployment({ name: candidateName(spec.name), namespace: plan.namespace });
         const image = candidate.spec?.template.spec?.containers[0]?.image;
         if (!image) throw new Error(`The candidate of "${spec.name}" has no image.`);
+        const owner = this.aks.owner(spec);
         const input: ScoringManifestInput = {
           namespace: plan.namespace,
           name: spec.name,
           ownerId: spec.ownerId,
+          environment: owner.environment,
           image,
           replicas: spec.replicas,
           topK: spec.topK,
           servicePort: this.aks.exposure(spec, plan).port,
           exposure: this.aks.exposure(spec, plan),
         };
-        await placeMirrorFront(kc, { input, endpoint, candidateService: candidateName(spec.name) }, mirror, signal);
+        const scope = { input, owner, endpoint, candidateService: candidateName(spec.name) };
+        await placeMirrorFront(kc, scope, mirror, signal);
       },
     );
   }
@@ -222,7 +228,7 @@ export class AksCandidates implements CandidateSets {
     const name = candidateName(spec.name);
     await this.aks.onCluster(plan, `removing the candidate of ${spec.name}`, signal, async (kc) => {
       // A mirror's front (never scale to zero's, which is the endpoint itself: its rollouts are refused).
-      if (!spec.hold) await removeMirrorFront(kc, plan.namespace, spec.name);
+      if (!spec.hold) await removeMirrorFront(kc, plan.namespace, spec.name, this.aks.owner(spec));
       const apps = kc.makeApiClient(AppsV1Api);
       const core = kc.makeApiClient(CoreV1Api);
       const gone = (err: unknown) => {

@@ -12,6 +12,7 @@ import type { KubernetesObject } from '@kubernetes/client-node';
 import { v2ModelName } from '../../shared/deploy-types';
 import type { DeploymentSpec } from '../../shared/target-types';
 import type { AksPlan } from './aks-config';
+import { ENVIRONMENT_ANNOTATION } from './environment-tag';
 
 import {
   API_KEY_FILE_MODE,
@@ -100,12 +101,16 @@ export function scaleToZeroManifests(input: ScoringManifestInput, wakeTimeoutSec
   return [...scoring.filter((o) => o !== publicService), scorers, front, frontService(publicService, input)];
 }
 
-function frontMeta(input: Pick<ScoringManifestInput, 'name' | 'namespace' | 'ownerId'>, name: string) {
+/** The front's objects' labels and annotations: the owner, and the installation where it is given. */
+function frontMeta(input: Pick<ScoringManifestInput, 'name' | 'namespace' | 'ownerId' | 'environment'>, name: string) {
   return {
     name,
     namespace: input.namespace,
     labels: { app: input.name, [MANAGED_BY_LABEL]: 'inferctl' },
-    annotations: { [OWNER_ANNOTATION]: input.ownerId },
+    annotations: {
+      [OWNER_ANNOTATION]: input.ownerId,
+      ...(input.environment ? { [ENVIRONMENT_ANNOTATION]: input.environment } : {}),
+    },
   };
 }
 

@@ -12,13 +12,18 @@
  *      selects the front instead of the scoring pods.
  * Stopping the mirror (`route(spec, 0)`) puts the endpoint's Service back on the serving pods; the front keeps
  * its counters for the final reading until the promotion's first route (before the serving pods roll) or the
- * candidate's removal deletes it and the scorers' Service. Both
- * carry the managed-by label and owner annotation the other objects carry, in the deployment's namespace,
- * which teardown deletes whole. The comparison is read from the front through the API server's pod proxy
+ * candidate's removal deletes it and the scorers' Service. Both carry the managed-by label, and the owner and
+ * installation annotations (ownership.ts), in the deployment's namespace, which teardown deletes whole. Only
+ * objects carrying all three are ours: a `<name>-front` or `<name>-scorers` that someone else made there is
+ * never adopted, replaced or deleted (the mirror is refused, saying so), and a removal deletes an object only
+ * if it is still the one read as ours (its uid a precondition). The comparison is read from the front through the API server's pod proxy
  * with the token derived from the key (front.ts), never the key itself.
  */
 import { AppsV1Api, CoreV1Api, Observable } from '@kubernetes/client-node';
 import type { KubeConfig, KubernetesObject } from '@kubernetes/client-node';
+
+import { InvalidInputError } from '../../errors';
+import { FailureType } from '../../shared/failure-types';
 
 import type { MirrorReport } from '../../shared/mirror-types';
 import { MIRROR_KEPT_DISAGREEMENTS } from '../../shared/mirror-types';
@@ -36,19 +41,38 @@ import {
 } from './front-manifests';
 import { frontReady } from './gpu-pool-scale';
 import { applyObjects, isKubeNotFound } from './kubernetes-deployment';
-import { TLS_MOUNT } from './kubernetes-manifests';
+import { MANAGED_BY_LABEL, TLS_MOUNT } from './kubernetes-manifests';
 import type { ScoringManifestInput } from './kubernetes-manifests';
+import { annotationsOwnedBy, ownerOfAnnotations } from './ownership';
+import type { Owner } from './ownership';
+
+/** Thrown when a mirror's `<name>-front` or `<name>-scorers` exists in the namespace and is not this deployment's. */
+export class MirrorNameInUseError extends InvalidInputError {
+  constructor(
+    readonly object: string,
+    readonly namespace: string,
+    message: string,
+  ) {
+    super(message, FailureType.AksObjectInUse);
+    this.name = 'MirrorNameInUseError';
+  }
+}
 
 /** What the mirror's objects are made from: the deployment's manifest input and its serving Service. */
 export interface MirrorScope {
+  /** Its `environment` is the owner's installation, annotated on the mirror's objects. */
   input: ScoringManifestInput;
+  owner: Owner;
   /** The endpoint's LoadBalancer Service as the serving objects have it. */
   endpoint: KubernetesObject;
   /** The candidate's Service, reached in the cluster by its DNS name. */
   candidateService: string;
 }
 
-/** Places the front before the serving pods, copying to the candidate; idempotent (a retry re-applies). */
+/**
+ * Places the front before the serving pods, copying to the candidate; idempotent (a retry re-applies its own
+ * objects). Refused, before anything is applied, when either name is taken by an object that is not ours.
+ */
 export async function placeMirrorFront(
   kc: KubeConfig,
   scope: MirrorScope,
@@ -69,6 +93,21 @@ export async function placeMirrorFront(
     '--mirror-compare',
     JSON.stringify(mirror.compare),
   ]);
+  for (const object of mirrorObjects(kc, input.namespace, input.name)) {
+    const found = await object.read();
+    if (found && !isOurs(found, scope.owner)) {
+      const what = `${object.kind} ${input.namespace}/${object.name}`;
+      throw new MirrorNameInUseError(
+        object.name,
+        input.namespace,
+        `${what} already exists and belongs to ${ownerOfAnnotations(found.metadata?.annotations)}, not to ` +
+          `${scope.owner.id} of ${scope.owner.environment}: a mirror rollout places its front under that name, and ` +
+          `it neither adopts nor replaces an object it did not make. Remove that ${object.kind} if nobody uses it ` +
+          `(kubectl delete ${object.kind.toLowerCase()} ${object.name} -n ${input.namespace}) and run the rollout ` +
+          `again, or roll out with --canary instead.`,
+      );
+    }
+  }
   await applyObjects(kc, [scorersService(input, { app: input.name }), front]);
   // The endpoint moves only once the front answers: until then the serving pods keep it.
   while (!(await frontServes(kc, input.namespace, input.name, mirror.id))) {
@@ -146,17 +185,55 @@ export async function readMirrorReport(
   return { ...sum, parts };
 }
 
-/** Deletes the mirror's front and the scorers' Service (absent ones are fine). */
-export async function removeMirrorFront(kc: KubeConfig, namespace: string, name: string): Promise<void> {
-  const gone = (err: unknown) => {
-    if (!isKubeNotFound(err)) throw err;
+/**
+ * Deletes the mirror's front and the scorers' Service where they are ours (absent ones are fine); one that is
+ * someone else's is left as it is, and so is one replaced since it was read (the uid is a precondition).
+ */
+export async function removeMirrorFront(kc: KubeConfig, namespace: string, name: string, owner: Owner): Promise<void> {
+  for (const object of mirrorObjects(kc, namespace, name)) {
+    const found = await object.read();
+    if (!found || !isOurs(found, owner)) continue;
+    await object.remove(found.metadata!.uid!).catch((err: unknown) => {
+      // 404: gone already; 409: the precondition failed, the name now holds another object.
+      if (!isKubeNotFound(err) && (err as { code?: number }).code !== 409) throw err;
+    });
+  }
+}
+
+/** Ours: the managed-by label and the whole owner (workflow and installation) in its annotations. */
+function isOurs(object: KubernetesObject, owner: Owner): boolean {
+  return (
+    object.metadata?.labels?.[MANAGED_BY_LABEL] === 'inferctl' &&
+    annotationsOwnedBy(object.metadata?.annotations, owner)
+  );
+}
+
+/** The mirror's two objects: each read (undefined when absent) and deleted only while its uid is `uid`. */
+function mirrorObjects(kc: KubeConfig, namespace: string, name: string) {
+  const apps = kc.makeApiClient(AppsV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const absent = (err: unknown): undefined => {
+    if (isKubeNotFound(err)) return undefined;
+    throw err;
   };
-  await kc
-    .makeApiClient(AppsV1Api)
-    .deleteNamespacedDeployment({ name: frontName(name), namespace, propagationPolicy: 'Background' })
-    .catch(gone);
-  await kc
-    .makeApiClient(CoreV1Api)
-    .deleteNamespacedService({ name: scorersServiceName(name), namespace })
-    .catch(gone);
+  const front = frontName(name);
+  const scorers = scorersServiceName(name);
+  const body = (uid: string) => ({ preconditions: { uid } });
+  return [
+    {
+      kind: 'Deployment',
+      name: front,
+      read: (): Promise<KubernetesObject | undefined> =>
+        apps.readNamespacedDeployment({ name: front, namespace }).catch(absent),
+      remove: (uid: string) =>
+        apps.deleteNamespacedDeployment({ name: front, namespace, propagationPolicy: 'Background', body: body(uid) }),
+    },
+    {
+      kind: 'Service',
+      name: scorers,
+      read: (): Promise<KubernetesObject | undefined> =>
+        core.readNamespacedService({ name: scorers, namespace }).catch(absent),
+      remove: (uid: string) => core.deleteNamespacedService({ name: scorers, namespace, body: body(uid) }),
+    },
+  ];
 }

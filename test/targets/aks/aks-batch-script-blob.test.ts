@@ -15,8 +15,13 @@ import { after, before, describe, test } from 'node:test';
 
 import { BLOB_MODEL_TAG } from '../../../src/targets/aks/gpu-pool-dry-run';
 import type { GpuPoolDryRunReport } from '../../../src/targets/aks/gpu-pool-dry-run';
-import { aksSuiteWithAzurite, assertGpuPoolGone, podJobFolders, scriptJobArgs } from '../../helpers/aks-fixtures';
-import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import {
+  aksSuiteWithAzurite,
+  assertGpuPoolGone,
+  podJobFolders,
+  scriptJobArgs,
+  seedUserCluster,
+} from '../../helpers/aks-fixtures';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
 import { BATCH_SCRIPTS, PYTHON_SKIP } from '../../helpers/script-fixtures';
@@ -44,9 +49,7 @@ describe('inferctl score --entry-script --model az://… --target aks', { skip: 
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-aks-bscript-blob-'));
     await fs.chmod(dir, 0o755); // the pods run as the image's user (1000): they read the inputs, write the shards
-    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, CLUSTER, { team: 'research' }, 0, [
-      `${TEST_RESOURCE_GROUP}/${TEST_REGISTRY}`,
-    ]);
+    await seedUserCluster(suite, CLUSTER, { team: 'research' });
     await azurite.container('models');
     await azurite.put('models', 'v3/weights/weights.txt', 'weights-from-blobs');
     await azurite.put('models', 'v3/weights/meta/info.txt', 'v3');

@@ -23,8 +23,7 @@ import { DockerfileParser } from 'dockerfile-ast';
 
 import type { ShardRecord } from '../../../src/shared/batch-types';
 import type { GpuPoolDryRunReport } from '../../../src/targets/aks/gpu-pool-dry-run';
-import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
-import { assertGpuPoolGone, podJobFolders, scriptJobArgs } from '../../helpers/aks-fixtures';
+import { assertGpuPoolGone, podJobFolders, scriptJobArgs, seedUserCluster } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
@@ -47,10 +46,7 @@ describe('inferctl score --entry-script --target aks', { skip: PYTHON_SKIP }, ()
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-aks-bscript-'));
     await fs.chmod(dir, 0o755); // the pods run as the image's user (1000): they read the inputs, write the shards
-    // The user's cluster: a system pool only, attached to the registry (az aks update --attach-acr).
-    await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, CLUSTER, { team: 'research' }, 0, [
-      `${TEST_RESOURCE_GROUP}/${TEST_REGISTRY}`,
-    ]);
+    await seedUserCluster(suite, CLUSTER, { team: 'research' });
   });
   after(() => fs.rm(dir, { recursive: true, force: true }));
 

@@ -10,15 +10,15 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 
 import type { BatchStatusView } from '../../../src/cli/commands/score-jobs';
 import type { BatchOutcome } from '../../../workflows/batch-score';
 import type { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
-import { writeSampleImages } from '../../../src/demo/sample-images';
 import type { GpuPoolReport } from '../../../src/shared/gpu-pool-types';
 import { DEFAULT_PRICE_TABLE } from '../../../src/shared/price-table';
-import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { podImageFolders, seedUserCluster } from '../../helpers/aks-fixtures';
+import { TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { runInferctl } from '../../helpers/cli';
 import { readJsonl } from '../../helpers/jsonl';
@@ -40,15 +40,13 @@ interface AksRun {
 
 describe('the ledger and budget of a batch job on its own GPU pool (aks)', () => {
   const suite = aksSuite('aks-gpupool-budget');
-  let seeded = false;
+  let dir: string;
   let priceTable: string;
 
-  async function scratch(name: string) {
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), `inferctl-poolbudget-${name}-`));
-    if (!seeded) {
-      await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, CLUSTER, {}, 0, [`${TEST_RESOURCE_GROUP}/${TEST_REGISTRY}`]);
-      seeded = true;
-    }
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-poolbudget-'));
+    await fs.chmod(dir, 0o755); // the pods run as the image's user (1000): they read the inputs, write the shards
+    await seedUserCluster(suite, CLUSTER);
     priceTable = path.join(dir, 'prices.json');
     await fs.writeFile(
       priceTable,
@@ -60,15 +58,9 @@ describe('the ledger and budget of a batch job on its own GPU pool (aks)', () =>
         vmHourly: { [VM_SIZE]: NODE_HOURLY },
       }),
     );
-    const input = path.join(dir, 'in');
-    const output = path.join(dir, 'out');
-    await writeSampleImages(input, IMAGES);
-    await fs.mkdir(output);
-    // The pods run as the image's user (1000): they read the inputs and write the shards.
-    await fs.chmod(dir, 0o755);
-    await fs.chmod(output, 0o777);
-    return { input, output };
-  }
+  });
+  after(() => fs.rm(dir, { recursive: true, force: true }));
+  const scratch = (name: string) => podImageFolders(dir, name, IMAGES);
 
   const score = (name: string, dirs: { input: string; output: string }, ...more: string[]) =>
     runInferctl(

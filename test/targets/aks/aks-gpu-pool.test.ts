@@ -18,7 +18,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 
 import { CoreV1Api } from '@kubernetes/client-node';
 import type { KubernetesObject } from '@kubernetes/client-node';
@@ -28,7 +28,6 @@ import { Client, WorkflowFailedError } from '@temporalio/client';
 import type { WorkflowHandle } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 
-import { writeSampleImages } from '../../../src/demo/sample-images';
 import type { BatchScoreInput } from '../../../src/shared/batch-types';
 import { FailureType } from '../../../src/shared/failure-types';
 import type { GpuPoolBatchInput, GpuPoolOptions } from '../../../src/shared/gpu-pool-types';
@@ -39,7 +38,7 @@ import { codecFromEnv } from '../../../src/temporal/payload-codec';
 import { gpuPoolBatchScore } from '../../../workflows/gpu-pool';
 import { janitor } from '../../../workflows/janitor';
 import type { JanitorReport } from '../../../src/shared/janitor-types';
-import { TEST_REGISTRY, TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { podImageFolders, seedUserCluster } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { AZURITE_KEY, useAzurite } from '../../helpers/azurite';
 import { readJsonl } from '../../helpers/jsonl';
@@ -58,26 +57,15 @@ describe('batch scoring on a GPU pool the job adds to an AKS cluster', () => {
   const suite = aksSuite('aks-gpupool');
   const azurite = useAzurite();
   const { taskQueue } = suite;
-  let seeded = false;
 
-  async function scratch(name: string, images: number) {
-    if (!seeded) {
-      // The user's cluster: a system pool only, attached to the registry (az aks update --attach-acr).
-      await suite.bed.arm.seedCluster(TEST_RESOURCE_GROUP, CLUSTER, { team: 'research' }, 0, [
-        `${TEST_RESOURCE_GROUP}/${TEST_REGISTRY}`,
-      ]);
-      seeded = true;
-    }
-    const dir = await fs.mkdtemp(path.join(os.tmpdir(), `inferctl-gpupool-${name}-`));
-    const input = path.join(dir, 'in');
-    const output = path.join(dir, 'out');
-    const samples = await writeSampleImages(input, images);
-    await fs.mkdir(output);
-    // The pods run as the image's user (1000): they read the inputs and write the shards.
-    await fs.chmod(dir, 0o755);
-    await fs.chmod(output, 0o777);
-    return { input, output, samples };
-  }
+  let dir: string;
+  before(async () => {
+    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-gpupool-'));
+    await fs.chmod(dir, 0o755); // the pods run as the image's user (1000): they read the inputs, write the shards
+    await seedUserCluster(suite, CLUSTER, { team: 'research' });
+  });
+  after(() => fs.rm(dir, { recursive: true, force: true }));
+  const scratch = (name: string, images: number) => podImageFolders(dir, name, images);
 
   function start(
     name: string,

@@ -7,7 +7,8 @@
  * the request id and both answers; with the model's own preprocessing it agrees and is promoted. The load
  * sees no failed request and only the serving version's answers while mirrored; `inferctl status` shows the
  * comparison while it runs; the comparison is not readable through the public endpoint with the key; after
- * each rollout the front and its Service are gone, and teardown leaves no namespace or cluster.
+ * each rollout the front and its Service are gone, and teardown leaves no namespace or cluster. ONNX → ONNX,
+ * and script → ONNX: the how-to's score.py (its conda file built into the image) moved to the ONNX fast path.
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
@@ -16,77 +17,72 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { AppsV1Api, CoreV1Api } from '@kubernetes/client-node';
+import { KubernetesObjectApi } from '@kubernetes/client-node';
+import type { KubernetesObject } from '@kubernetes/client-node';
 
-import { deployWorkflowId } from '../../../src/shared/deploy-types';
 import type { DeployStatus } from '../../../src/shared/deploy-types';
-import { aksSettingsFromEnv } from '../../../src/targets/aks/aks-config';
-import { AksTarget } from '../../../src/targets/aks/aks-target';
+import { ENVIRONMENT_ANNOTATION } from '../../../src/targets/aks/environment-tag';
+import { FRONT_LABEL } from '../../../src/targets/aks/front-manifests';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
+import { MANAGED_BY_LABEL, OWNER_ANNOTATION } from '../../../src/targets/aks/kubernetes-manifests';
 import { endpointRequest } from '../../../src/targets/endpoint-request';
 import type { EndpointAccess } from '../../../src/targets/target';
+import {
+  aksClientTarget,
+  aksEndpointAccess,
+  assertNamespaceGone,
+  clientSpec,
+  endpointLoad,
+  namespaceObjects,
+} from '../../helpers/aks-fixtures';
+import type { LoadResult } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
-import { runInferctl } from '../../helpers/cli';
+import { mirrorFlags, runInferctl } from '../../helpers/cli';
+import type { CliRun } from '../../helpers/cli';
 import { recordFigure } from '../../helpers/reliability';
+import { PYTHON_SKIP, fixture } from '../../helpers/script-fixtures';
 import { uniqueName } from '../../helpers/workers';
-
-interface LoadResult {
-  requests: number;
-  /** Answers that were not 200 with the sample's own label (the serving version's). */
-  wrong: string[];
-}
-
-/** POSTs the samples round and round through the endpoint with the key, two at a time, until `stop`. */
-async function clientLoad(
-  access: EndpointAccess,
-  samples: Array<{ label: string; body: Buffer }>,
-  stop: AbortSignal,
-): Promise<LoadResult> {
-  const result: LoadResult = { requests: 0, wrong: [] };
-  const worker = async (w: number) => {
-    for (let i = 0; !stop.aborted; i++) {
-      const sample = samples[i % samples.length]!;
-      result.requests++;
-      try {
-        const res = await endpointRequest(access, '/score', {
-          method: 'POST',
-          body: sample.body,
-          headers: {
-            authorization: `Bearer ${access.apiKey}`,
-            'content-type': 'image/jpeg',
-            'x-request-id': `load-${w}-${i}`,
-          },
-        });
-        const label = (JSON.parse(res.text) as { predictions?: Array<{ label: string }> }).predictions?.[0]?.label;
-        if (res.status !== 200 || label !== sample.label) result.wrong.push(`${res.status} ${res.text.slice(0, 200)}`);
-      } catch (err) {
-        result.wrong.push(`${new Date().toISOString()} ${(err as Error).message}`);
-      }
-    }
-  };
-  await Promise.all([worker(0), worker(1)]);
-  return result;
-}
 
 describe('inferctl rollout --mirror on the aks target', () => {
   const suite = aksSuite('aks-mirror-tq');
   let dir: string;
+  let bgr: string;
   const inferctl = (args: string[]) => runInferctl(args, { env: suite.workerEnv(), timeoutMs: 600_000 });
 
   before(async () => {
     dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-aks-mirror-'));
+    bgr = path.join(dir, 'bgr.json');
+    await fs.writeFile(bgr, JSON.stringify({ channelOrder: 'BGR' }));
   });
   after(() => fs.rm(dir, { recursive: true, force: true }));
 
-  /** The namespace's Deployments and Services, by name. */
-  async function objects(namespace: string) {
-    const kc = kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig);
-    const deployments = await kc.makeApiClient(AppsV1Api).listNamespacedDeployment({ namespace });
-    const services = await kc.makeApiClient(CoreV1Api).listNamespacedService({ namespace });
-    return {
-      deployments: deployments.items.map((d) => d.metadata!.name!).sort(),
-      services: services.items.map((s) => s.metadata!.name!).sort(),
-    };
+  const samplePath = (label: string) => suite.assets.samples.find((s) => s.label === label)!.path;
+  const samples = () =>
+    Promise.all(['red', 'blue', 'green'].map(async (label) => ({ label, body: await fs.readFile(samplePath(label)) })));
+  const deployFlags = (name: string) => [
+    '--name',
+    name,
+    '--target',
+    'aks',
+    '--gpu-nodes',
+    '2',
+    '--ttl',
+    '1h',
+    '--json',
+    '--task-queue',
+    suite.taskQueue,
+  ];
+  const events = (namespace: string) =>
+    [...suite.bed.kubelet.events.filter((e) => e.includes(namespace)), ...suite.bed.lb.events].join('\n');
+
+  /** A rollout of `name` under the client load; with `watch`, `inferctl status` is read until it shows the comparison. */
+  async function underLoad(name: string, access: EndpointAccess, args: string[], watch = false) {
+    const stop = new AbortController();
+    const load = endpointLoad(access, await samples(), stop.signal);
+    const watched = watch ? watchComparison(name, access, stop.signal) : undefined;
+    const run = await inferctl(['rollout', name, ...args]);
+    stop.abort();
+    return { run, seen: await load, watched: await watched };
   }
 
   /** Runs `inferctl status` until it shows the comparison; then tries to read it through the public endpoint. */
@@ -108,88 +104,131 @@ describe('inferctl rollout --mirror on the aks target', () => {
     return { line: undefined, seen, probe: undefined };
   }
 
+  /** BGR kept off: the report names a red/blue disagreement; every client got the serving answer; the figure. */
+  async function assertKeptOff(name: string, run: CliRun, seen: LoadResult, figure: string) {
+    assert.notEqual(run.code, 0, run.stdout);
+    const report = run.stderr + run.stdout;
+    assert.match(report, /rolled back \(Kept off: the candidate agreed on \d+ of \d+ pair\(s\)/);
+    assert.match(report, /\[load-\d-\d+\] top label "(red|blue)" vs "(blue|red)": serving 200 \{"predictions"/);
+    const kept = /agreed on (\d+) of (\d+) pair\(s\)/.exec(report)!;
+    recordFigure({
+      test: 'aks-mirror.test.ts',
+      figure,
+      value: Math.round((1000 * Number(kept[1])) / Number(kept[2])) / 10,
+      unit: '%',
+    });
+    assert.ok(seen.requests > 20, `the load ran (${seen.requests} requests)`);
+    assert.deepEqual(seen.wrong, [], `every client got the serving version’s answer, none failed\n${events(name)}`);
+    const objects = await namespaceObjects(suite, `inferctl-${name}`);
+    assert.deepEqual(objects, { deployments: [name], services: [name] }, 'the candidate and the front are gone');
+  }
+
+  const objectApi = () => KubernetesObjectApi.makeApiClient(kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig));
+
+  /**
+   * Objects this inferctl did not make, under the mirror's names (`<name>-front`, `<name>-scorers`) in
+   * `namespace`, with its labels and `annotations`: a Deployment of no replicas and a ClusterIP Service.
+   */
+  async function bystanders(name: string, namespace: string, annotations: Record<string, string>) {
+    const metadata = (n: string) => ({
+      name: n,
+      namespace,
+      labels: { app: name, [MANAGED_BY_LABEL]: 'inferctl' },
+      annotations,
+    });
+    const selector = { [FRONT_LABEL]: name };
+    const objects: KubernetesObject[] = [
+      {
+        apiVersion: 'apps/v1',
+        kind: 'Deployment',
+        metadata: metadata(`${name}-front`),
+        spec: {
+          replicas: 0,
+          selector: { matchLabels: selector },
+          template: {
+            metadata: { labels: selector },
+            spec: { containers: [{ name: 'theirs', image: 'example.invalid/theirs:1' }] },
+          },
+        },
+      } as KubernetesObject,
+      {
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: metadata(`${name}-scorers`),
+        spec: { type: 'ClusterIP', selector: { app: 'theirs' }, ports: [{ port: 9000 }] },
+      } as KubernetesObject,
+    ];
+    return Promise.all(objects.map((o) => objectApi().create(o)));
+  }
+
+  /** Each object is still there as it was made: the same uid, generation, labels, annotations and spec. */
+  async function assertUntouched(objects: KubernetesObject[]) {
+    for (const made of objects) {
+      const now = await objectApi().read({
+        apiVersion: made.apiVersion!,
+        kind: made.kind!,
+        metadata: { name: made.metadata!.name!, namespace: made.metadata!.namespace! },
+      });
+      const what = `${made.kind} ${made.metadata!.namespace}/${made.metadata!.name}`;
+      const seen = (o: KubernetesObject) => ({
+        uid: o.metadata?.uid,
+        generation: o.metadata?.generation,
+        labels: o.metadata?.labels,
+        // The deployment controller adds its own (deployment.kubernetes.io/revision): the ones set when made.
+        annotations: Object.keys(made.metadata!.annotations!).map((k) => o.metadata?.annotations?.[k]),
+        spec: (o as { spec?: unknown }).spec,
+      });
+      assert.deepEqual(seen(now), seen(made), `${what} is left as it was`);
+    }
+  }
+
+  /** Promoted at 100 % agreement on at least 10 pairs; no client request failed; the candidate and front gone. */
+  async function assertPromoted(name: string, run: CliRun, seen: LoadResult) {
+    assert.equal(run.code, 0, run.stderr + run.stdout);
+    const compared = /Comparison: (\d+) pair\(s\) compared, 100\.0% agree/.exec(run.stdout);
+    assert.ok(compared && Number(compared[1]) >= 10, run.stdout);
+    assert.deepEqual(seen.wrong, [], `no client request failed through the mirror and the promotion\n${events(name)}`);
+    const objects = await namespaceObjects(suite, `inferctl-${name}`);
+    assert.deepEqual(objects, { deployments: [name], services: [name] }, 'the candidate and the front are gone');
+  }
+
   test('ONNX → ONNX: the wrong preprocessing is kept off naming the disagreement, the right one promoted', async () => {
     const name = uniqueName('aks-mirror');
     const namespace = `inferctl-${name}`;
-    const samples = await Promise.all(
-      ['red', 'blue', 'green'].map(async (label) => ({
-        label,
-        body: await fs.readFile(suite.assets.samples.find((s) => s.label === label)!.path),
-      })),
-    );
     const deployed = await inferctl([
       'deploy',
       '--model',
       suite.assets.modelPath,
-      '--name',
-      name,
-      '--target',
-      'aks',
-      '--gpu-nodes',
-      '2',
-      '--ttl',
-      '1h',
       '--smoke-sample',
-      suite.assets.samples.find((s) => s.label === 'red')!.path,
-      '--json',
-      '--task-queue',
-      suite.taskQueue,
+      samplePath('red'),
+      ...deployFlags(name),
     ]);
     try {
       assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
       const first = (JSON.parse(deployed.stdout) as { status: DeployStatus }).status;
-      Object.assign(process.env, suite.bed.workerEnv()); // this process reads the endpoint as a client would
-      const target = new AksTarget(aksSettingsFromEnv());
-      const spec = { name, target: 'aks' as const, ownerId: deployWorkflowId(name), modelPath: '', replicas: 1 };
-      const access = await target.endpointAccess({ ...spec, topK: 5, aks: { gpuNodeCount: 2 } });
-      const bgr = path.join(dir, 'bgr.json');
-      await fs.writeFile(bgr, JSON.stringify({ channelOrder: 'BGR' }));
+      const access = await aksEndpointAccess(suite, name, { aks: { gpuNodeCount: 2 } });
 
       // 1. The wrong preprocessing: kept off, the candidate and the front removed; the load saw the serving answers.
-      const stopBad = new AbortController();
-      const badLoad = clientLoad(access, samples, stopBad.signal);
-      const watch = watchComparison(name, access, stopBad.signal);
-      const bad = await inferctl([
-        'rollout',
+      const bad = await underLoad(
         name,
-        '--model',
-        suite.assets.modelPath,
-        '--preprocess',
-        bgr,
-        '--mirror',
-        '100',
-        '--compare',
-        'top1',
-        '--min-agreement',
-        '0.99',
-        '--min-pairs',
-        '10',
-        '--bake',
-        '10s',
-      ]);
-      stopBad.abort();
-      const badSeen = await badLoad;
-      const watched = await watch;
-      assert.notEqual(bad.code, 0, bad.stdout);
-      const report = bad.stderr + bad.stdout;
-      assert.match(report, /rolled back \(Kept off: the candidate agreed on \d+ of \d+ pair\(s\)/);
-      assert.match(report, /\[load-\d-\d+\] top label "(red|blue)" vs "(blue|red)": serving 200 \{"predictions"/);
-      const kept = /agreed on (\d+) of (\d+) pair\(s\)/.exec(report)!;
-      recordFigure({
-        test: 'aks-mirror.test.ts',
-        figure: 'aks mirror ONNX → ONNX with BGR for an RGB model: agreement (kept off; red and blue swap)',
-        value: Math.round((1000 * Number(kept[1])) / Number(kept[2])) / 10,
-        unit: '%',
-      });
+        access,
+        [
+          ...['--model', suite.assets.modelPath, '--preprocess', bgr],
+          ...mirrorFlags({ minAgreement: 0.99, minPairs: 10, bake: '10s' }),
+        ],
+        true,
+      );
+      await assertKeptOff(
+        name,
+        bad.run,
+        bad.seen,
+        'aks mirror ONNX → ONNX with BGR for an RGB model: agreement (kept off; red and blue swap)',
+      );
+      const watched = bad.watched!;
       assert.ok(watched.line, `\`inferctl status\` showed the comparison while it ran: ${watched.seen.join('\n')}`);
       assert.ok(watched.probe, 'the comparison was probed through the public endpoint');
       assert.notEqual(watched.probe.status, 200, 'the key alone does not read the comparison');
       assert.doesNotMatch(watched.probe.text, /"pairs"/);
-      assert.ok(badSeen.requests > 20, `the load ran (${badSeen.requests} requests)`);
-      const events = () =>
-        [...suite.bed.kubelet.events.filter((e) => e.includes(namespace)), ...suite.bed.lb.events].join('\n');
-      assert.deepEqual(badSeen.wrong, [], `every client got the serving version’s answer, none failed\n${events()}`);
-      assert.deepEqual(await objects(namespace), { deployments: [name], services: [name] }, 'candidate and front gone');
 
       // 2. The model's own preprocessing: agrees, promoted; the front gone again. The same network under another
       // graph name: a new digest, a new image, the same answers.
@@ -199,33 +238,8 @@ describe('inferctl rollout --mirror on the aks target', () => {
       bytes.write('inferctl-tiny-colour-cn2', at);
       const v2 = path.join(dir, `${name}-v2.onnx`);
       await fs.writeFile(v2, bytes);
-      const stopGood = new AbortController();
-      const goodLoad = clientLoad(access, samples, stopGood.signal);
-      const good = await inferctl([
-        'rollout',
-        name,
-        '--model',
-        v2,
-        '--mirror',
-        '100',
-        '--compare',
-        'top1',
-        '--min-pairs',
-        '10',
-        '--bake',
-        '8s',
-      ]);
-      stopGood.abort();
-      const goodSeen = await goodLoad;
-      assert.equal(good.code, 0, good.stderr + good.stdout);
-      const compared = /Comparison: (\d+) pair\(s\) compared, 100\.0% agree/.exec(good.stdout);
-      assert.ok(compared && Number(compared[1]) >= 10, good.stdout);
-      assert.deepEqual(
-        goodSeen.wrong,
-        [],
-        `no client request failed through the mirror and the promotion\n${events()}`,
-      );
-      assert.deepEqual(await objects(namespace), { deployments: [name], services: [name] }, 'candidate and front gone');
+      const good = await underLoad(name, access, ['--model', v2, ...mirrorFlags({ minPairs: 10, bake: '8s' })]);
+      await assertPromoted(name, good.run, good.seen);
       const status = await inferctl(['status', name, '--json']);
       const after = (JSON.parse(status.stdout) as { status: DeployStatus }).status;
       assert.equal(after.endpoint, first.endpoint, 'the same endpoint');
@@ -234,8 +248,103 @@ describe('inferctl rollout --mirror on the aks target', () => {
       const down = await inferctl(['teardown', name, '--json']);
       assert.equal(down.code, 0, down.stderr);
     }
-    for (let i = 0; i < 100 && (await suite.bed.namespaces()).includes(namespace); i++) await delay(200);
-    assert.ok(!(await suite.bed.namespaces()).includes(namespace), 'the namespace is gone');
-    assert.ok(!suite.bed.arm.clusterNames().includes(namespace), 'the cluster it made is deleted');
+    await assertNamespaceGone(suite, namespace);
   });
+
+  test(
+    'script → ONNX: the how-to script’s ONNX version kept off with BGR, promoted with its own preprocessing',
+    { skip: PYTHON_SKIP },
+    async () => {
+      const name = uniqueName('aks-mirror-so');
+      const namespace = `inferctl-${name}`;
+      const elsewhere = `elsewhere-${name}`;
+      let copies: KubernetesObject[] = [];
+      const deployed = await inferctl([
+        'deploy',
+        ...['--entry-script', fixture('howto', 'score.py'), '--environment', fixture('howto', 'myenv.yml')],
+        ...['--model', suite.assets.modelPath, '--model-name', 'tiny-cnn'],
+        ...['--smoke-sample', samplePath('red'), '--expect-label', 'red'],
+        ...deployFlags(name),
+      ]);
+      try {
+        assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout + events(namespace));
+        const first = (JSON.parse(deployed.stdout) as { status: DeployStatus }).status;
+        const access = await aksEndpointAccess(suite, name, { aks: { gpuNodeCount: 2 } });
+        const answer = async () => {
+          const res = await endpointRequest(access, '/score', {
+            method: 'POST',
+            body: await fs.readFile(samplePath('red')),
+            headers: { authorization: `Bearer ${access.apiKey}`, 'content-type': 'image/jpeg' },
+          });
+          assert.equal(res.status, 200, res.text);
+          return JSON.parse(res.text) as object;
+        };
+        assert.ok('probabilities' in (await answer()), 'the how-to script serves');
+        const onnx = ['--onnx-server', '--model', suite.assets.modelPath];
+
+        // 0. Bystanders. In another namespace, the mirror's names with its labels and this deployment's whole owner;
+        // in the deployment's own, the same names and labels made by another installation. The mirror is refused
+        // before it applies anything, saying what to do, the candidate removed; neither set is changed or deleted.
+        const owner = aksClientTarget(suite).owner(clientSpec(name));
+        await objectApi().create({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: elsewhere } });
+        copies = await bystanders(name, elsewhere, {
+          [OWNER_ANNOTATION]: owner.id,
+          [ENVIRONMENT_ANNOTATION]: owner.environment,
+        });
+        const theirs = await bystanders(name, namespace, {
+          [OWNER_ANNOTATION]: owner.id,
+          [ENVIRONMENT_ANNOTATION]: 'other-temporal:7233/other',
+        });
+        const refused = await inferctl(['rollout', name, ...onnx, ...mirrorFlags({ minPairs: 10, bake: '10s' })]);
+        assert.notEqual(refused.code, 0, refused.stdout);
+        assert.match(
+          refused.stderr + refused.stdout,
+          new RegExp(
+            `Deployment ${namespace}/${name}-front already exists and belongs to ${owner.id} of other-temporal:7233/other, ` +
+              `not to ${owner.id} of .*kubectl delete deployment ${name}-front -n ${namespace}\\) and run the rollout again`,
+          ),
+        );
+        await assertUntouched([...theirs, ...copies]);
+        assert.deepEqual(
+          await namespaceObjects(suite, namespace),
+          { deployments: [name, `${name}-front`], services: [name, `${name}-scorers`] },
+          'the candidate is gone, the bystanders are not',
+        );
+        for (const o of theirs) await objectApi().delete(o); // as the refusal says, once nobody uses them
+
+        // 1. The ONNX version with BGR for the RGB model: kept off; the script answered every client.
+        const bad = await underLoad(name, access, [
+          ...[...onnx, '--preprocess', bgr],
+          ...mirrorFlags({ minAgreement: 0.99, minPairs: 10, bake: '10s' }),
+        ]);
+        await assertKeptOff(
+          name,
+          bad.run,
+          bad.seen,
+          'aks mirror script → ONNX with BGR for an RGB model: agreement (kept off; red and blue swap)',
+        );
+        assert.match(bad.run.stderr + bad.run.stdout, /still serves/);
+
+        // 2. The ONNX version with the model's own preprocessing: agrees with the script, promoted.
+        const good = await underLoad(name, access, [...onnx, ...mirrorFlags({ minPairs: 10, bake: '8s' })]);
+        await assertPromoted(name, good.run, good.seen);
+        assert.match(good.run.stdout, new RegExp(`${name} now serves ${path.basename(suite.assets.modelPath)}`));
+        assert.ok(!('probabilities' in (await answer())), 'inferctl’s ONNX server answers now');
+        const status = await inferctl(['status', name, '--json']);
+        const after = (JSON.parse(status.stdout) as { status: DeployStatus }).status;
+        assert.equal(after.endpoint, first.endpoint, 'the same endpoint');
+      } finally {
+        const down = await inferctl(['teardown', name, '--json']);
+        assert.equal(down.code, 0, down.stderr);
+      }
+      await assertNamespaceGone(suite, namespace);
+      assert.deepEqual(
+        await namespaceObjects(suite, elsewhere),
+        { deployments: [`${name}-front`], services: [`${name}-scorers`] },
+        'the same names in another namespace survived the three rollouts and the teardown',
+      );
+      await assertUntouched(copies);
+      await objectApi().delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: elsewhere } });
+    },
+  );
 });

@@ -21,44 +21,26 @@ import { ApplicationFailure } from '@temporalio/common';
 import { deployWorkflowId, v2ModelName } from '../../../src/shared/deploy-types';
 import type { DeployInput, DeployStatus } from '../../../src/shared/deploy-types';
 import { FailureType } from '../../../src/shared/failure-types';
-import { aksSettingsFromEnv } from '../../../src/targets/aks/aks-config';
-import { AksTarget } from '../../../src/targets/aks/aks-target';
+import type { AksTarget } from '../../../src/targets/aks/aks-target';
 import { canaryReplicas } from '../../../src/targets/aks/candidate-deployment';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
 import { endpointRequest } from '../../../src/targets/endpoint-request';
 import type { EndpointAccess } from '../../../src/targets/target';
 import { deploy, rolloutUpdate, scaleUpdate, statusQuery, teardownUpdate } from '../../../workflows/deploy';
+import { aksClientTarget, clientSpec, endpointLoad } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
 import { eventually, uniqueName } from '../../helpers/workers';
 
 type DeployHandle = WorkflowHandle<typeof deploy>;
 
-/** Requests through the endpoint, two at a time, until stopped; every answer's status and top label. */
+/** Requests through the endpoint, two at a time, until stopped (endpointLoad): every one answered "red"? */
 function loadLoop(access: EndpointAccess, image: Buffer) {
-  const answers: Array<{ status: number; label?: string }> = [];
-  let running = true;
-  const worker = async () => {
-    while (running) {
-      try {
-        const res = await endpointRequest(access, '/score', {
-          method: 'POST',
-          body: image,
-          headers: { authorization: `Bearer ${access.apiKey}`, 'content-type': 'image/jpeg' },
-        });
-        const body = JSON.parse(res.text) as { predictions?: Array<{ label: string }> };
-        answers.push({ status: res.status, label: body.predictions?.[0]?.label });
-      } catch (err) {
-        answers.push({ status: 0, label: `${new Date().toISOString()} ${String(err)}` });
-      }
-    }
-  };
-  const done = Promise.all([worker(), worker()]);
+  const stop = new AbortController();
+  const done = endpointLoad(access, [{ label: 'red', body: image }], stop.signal);
   return {
-    answers,
-    stop: async () => {
-      running = false;
-      await done;
-      return answers;
+    stop: () => {
+      stop.abort();
+      return done;
     },
   };
 }
@@ -69,8 +51,7 @@ describe('rollout, scale and idle TTL on the aks target', () => {
   let target: AksTarget;
   before(async () => {
     scratch = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-aks-rollout-'));
-    Object.assign(process.env, suite.bed.workerEnv()); // this process reads the endpoint as a client would
-    target = new AksTarget(aksSettingsFromEnv());
+    target = aksClientTarget(suite);
   });
   after(() => fs.rm(scratch, { recursive: true, force: true }));
 
@@ -114,8 +95,7 @@ describe('rollout, scale and idle TTL on the aks target', () => {
       aks: { gpuNodeCount: 2 },
     });
     const status = await serving(handle);
-    const spec = { name, target: 'aks' as const, ownerId: deployWorkflowId(name), modelPath: '', replicas: 1, topK: 5 };
-    const access = await target.endpointAccess({ ...spec, aks: { gpuNodeCount: 2 } });
+    const access = await target.endpointAccess(clientSpec(name, { aks: { gpuNodeCount: 2 } }));
     return { handle, status, access, image: await fs.readFile(red().path) };
   }
 
@@ -154,16 +134,12 @@ describe('rollout, scale and idle TTL on the aks target', () => {
       args: [{ modelPath: v2, canaryPercent: 50, bakeSeconds: 4 }],
     });
     const answers = await load.stop();
-    t.diagnostic(`aks rollout under load: ${answers.length} requests, ${result.bake.requests} to the canary`);
+    t.diagnostic(`aks rollout under load: ${answers.requests} requests, ${result.bake.requests} to the canary`);
     assert.notEqual(result.modelDigest, result.previousModelDigest);
     assert.ok(result.bake.requests > 0, `the canary answered part of the load (${result.bake.requests})`);
     assert.equal(result.bake.errors, 0);
-    assert.ok(answers.length > 20, `the load loop ran (${answers.length} requests)`);
-    assert.deepEqual(
-      answers.filter((a) => a.status !== 200 || a.label !== 'red'),
-      [],
-      'every request during the rollout was answered, correctly',
-    );
+    assert.ok(answers.requests > 20, `the load loop ran (${answers.requests} requests)`);
+    assert.deepEqual(answers.wrong, [], 'every request during the rollout was answered, correctly');
     const after = await handle.query(statusQuery);
     assert.notEqual(after.imageRef, status.imageRef, 'a new image');
     assert.deepEqual(
@@ -219,12 +195,8 @@ describe('rollout, scale and idle TTL on the aks target', () => {
     const down = await handle.executeUpdate(scaleUpdate, { args: [{ replicas: 1 }] });
     assert.equal(down.previousReplicas, 2);
     const scaleAnswers = await scaleLoad.stop();
-    t.diagnostic(`aks scale 1 → 2 → 1 under load: ${scaleAnswers.length} requests`);
-    assert.deepEqual(
-      scaleAnswers.filter((a) => a.status !== 200 || a.label !== 'red'),
-      [],
-      'no request failed while scaling',
-    );
+    t.diagnostic(`aks scale 1 → 2 → 1 under load: ${scaleAnswers.requests} requests`);
+    assert.deepEqual(scaleAnswers.wrong, [], 'no request failed while scaling');
     await eventually(
       async () => ((await scoringDeployments(name))[0]?.replicas === 1 ? true : undefined),
       'one replica',
@@ -262,13 +234,9 @@ describe('rollout, scale and idle TTL on the aks target', () => {
       },
     );
     const answers = await load.stop();
-    t.diagnostic(`aks rollback under load: ${answers.length} requests`);
-    assert.ok(answers.length > 5, `the load loop ran (${answers.length} requests)`);
-    assert.deepEqual(
-      answers.filter((a) => a.status !== 200 || a.label !== 'red'),
-      [],
-      'the old version answered every request',
-    );
+    t.diagnostic(`aks rollback under load: ${answers.requests} requests`);
+    assert.ok(answers.requests > 5, `the load loop ran (${answers.requests} requests)`);
+    assert.deepEqual(answers.wrong, [], 'the old version answered every request');
     const after = await handle.query(statusQuery);
     assert.equal(after.stage, 'serving');
     assert.equal(after.imageRef, status.imageRef);
@@ -315,14 +283,7 @@ describe('rollout, scale and idle TTL on the aks target', () => {
     });
     const first = await serving(handle);
     assert.match(first.endsBecause ?? '', /without a scoring request/);
-    const access = await target.endpointAccess({
-      name,
-      target: 'aks',
-      ownerId: deployWorkflowId(name),
-      modelPath: '',
-      replicas: 2,
-      topK: 5,
-    });
+    const access = await target.endpointAccess(clientSpec(name, { replicas: 2 }));
     const image = await fs.readFile(red().path);
     const busyUntil = Date.now() + (idleSeconds + 4) * 1000;
     let lastRequest = 0;
@@ -337,14 +298,7 @@ describe('rollout, scale and idle TTL on the aks target', () => {
       await new Promise((r) => setTimeout(r, 700));
     }
     assert.equal((await handle.query(statusQuery)).stage, 'serving', 'still serving after longer than the idle TTL');
-    const counts = await target.requestCount({
-      name,
-      target: 'aks',
-      ownerId: deployWorkflowId(name),
-      modelPath: '',
-      replicas: 2,
-      topK: 5,
-    });
+    const counts = await target.requestCount(clientSpec(name, { replicas: 2 }));
     assert.equal(counts.replicasRead, 2, 'both pods read through the API server');
     assert.ok(counts.total >= 10, `the pods counted the requests (${counts.total})`);
 

@@ -8,45 +8,30 @@
  * refused (not built behind the front yet), the deployment going on.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
 import { describe, test } from 'node:test';
 
 import { CoreV1Api } from '@kubernetes/client-node';
 
-import type { DeployStatus } from '../../../src/shared/deploy-types';
 import { deployWorkflowId } from '../../../src/shared/deploy-types';
-import type { DeploymentSpec } from '../../../src/shared/target-types';
+import type { DeployStatus } from '../../../src/shared/deploy-types';
 import { aksSettingsFromEnv } from '../../../src/targets/aks/aks-config';
-import { AksTarget } from '../../../src/targets/aks/aks-target';
 import { createAzureClients } from '../../../src/targets/aks/azure-clients';
 import { FRONT_LABEL } from '../../../src/targets/aks/front-manifests';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
 import { endpointRequest } from '../../../src/targets/endpoint-request';
 import { statusQuery } from '../../../workflows/deploy';
 import { TEST_RESOURCE_GROUP } from '../../helpers/azure/aks-testbed';
+import { aksClientTarget, clientSpec } from '../../helpers/aks-fixtures';
 import { aksSuite } from '../../helpers/azure/aks-suite';
+import { runInferctl } from '../../helpers/cli';
 import { recordFigure } from '../../helpers/reliability';
 import { eventually, uniqueName } from '../../helpers/workers';
-
-const BIN = path.resolve(__dirname, '..', '..', '..', '..', 'bin', 'inferctl.js');
 
 describe('aks scale to zero: the front on the system pool, the GPU pool 0 → 1 → 0', () => {
   const suite = aksSuite('aks-stz-tq');
 
-  function inferctl(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [BIN, ...args],
-        { timeout: 300_000, env: suite.workerEnv() },
-        (err, stdout, stderr) => {
-          resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-        },
-      );
-    });
-  }
+  const inferctl = (args: string[]) => runInferctl(args, { env: suite.workerEnv(), timeoutMs: 300_000 });
 
   const core = () => kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig).makeApiClient(CoreV1Api);
 
@@ -81,26 +66,16 @@ describe('aks scale to zero: the front on the system pool, the GPU pool 0 → 1 
       '--task-queue',
       suite.taskQueue,
     ]);
-    assert.equal(deployed.code, 0, deployed.stderr);
+    assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout + suite.bed.kubelet.events.join('\n'));
     const first = (JSON.parse(deployed.stdout) as { status: DeployStatus }).status;
     assert.equal(first.scaleToZero?.state, 'warm');
     assert.equal(first.smoke?.predictions[0]?.label, 'green', 'the smoke query went through the front');
     const endpoint = first.endpoint!;
     assert.match(endpoint, /^https:\/\//, 'the front serves the deployment’s certificate');
 
-    Object.assign(process.env, suite.bed.workerEnv()); // this process reads the endpoint and the pool as the worker does
-    const settings = aksSettingsFromEnv();
-    const target = new AksTarget(settings);
-    const spec: DeploymentSpec = {
-      name,
-      target: 'aks',
-      ownerId: deployWorkflowId(name),
-      modelPath: suite.assets.modelPath,
-      replicas: 1,
-      topK: 5,
-      hold: { wakeTimeoutSeconds: 180 },
-    };
-    const azure = createAzureClients(settings);
+    const target = aksClientTarget(suite); // this process reads the endpoint and the pool as the worker does
+    const spec = clientSpec(name, { modelPath: suite.assets.modelPath, hold: { wakeTimeoutSeconds: 180 } });
+    const azure = createAzureClients(aksSettingsFromEnv());
     const gpuPool = () => azure.containerService.agentPools.get(TEST_RESOURCE_GROUP, cluster, 'gpu');
     const gpuNodes = async () => (await suite.bed.nodeNames()).filter((n) => n.startsWith(`aks-gpu-`)).length;
     const status = () => suite.client.workflow.getHandle(deployWorkflowId(name)).query(statusQuery);

@@ -12,12 +12,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { deployWorkflowId } from '../../../src/shared/deploy-types';
-import { aksSettingsFromEnv } from '../../../src/targets/aks/aks-config';
-import { AksTarget } from '../../../src/targets/aks/aks-target';
-import { endpointRequest } from '../../../src/targets/endpoint-request';
-import { aksSuiteWithAzurite } from '../../helpers/aks-fixtures';
-import { runInferctl } from '../../helpers/cli';
+import { aksEndpointAccess, aksSuiteWithAzurite, assertNamespaceGone, endpointLoad } from '../../helpers/aks-fixtures';
+import { mirrorFlags, runInferctl } from '../../helpers/cli';
 import { PYTHON_SKIP, fixture } from '../../helpers/script-fixtures';
 import { uniqueName } from '../../helpers/workers';
 
@@ -70,59 +66,27 @@ describe('inferctl deploy --entry-script --model az://… --target aks', { skip:
       assert.match(deployed.stdout, /✔ smokeQuery \([^)]+\): 200, label = blue/);
       assert.match(deployed.stdout, /Endpoint: https:\/\/inferctl-[^ ]+\/score, any method/);
       // A mirror rollout script → script under a client load: the answers agree, the new version is promoted.
-      Object.assign(process.env, suite.bed.workerEnv()); // this process reads the endpoint as a client would
-      const spec = { name, target: 'aks' as const, ownerId: deployWorkflowId(name), modelPath: '', replicas: 1 };
-      const access = await new AksTarget(aksSettingsFromEnv()).endpointAccess({ ...spec, topK: 5 });
+      const access = await aksEndpointAccess(suite, name);
       const stop = new AbortController();
-      const answers: string[] = [];
-      const load = (async () => {
-        for (let i = 0; !stop.signal.aborted; i++) {
-          const res = await endpointRequest(access, '/score', {
-            method: 'POST',
-            body: Buffer.from('{"index": 2}'),
-            headers: {
-              authorization: `Bearer ${access.apiKey}`,
-              'content-type': 'application/json',
-              'x-request-id': `blob-${i}`,
-            },
-          }).catch((err: Error) => ({ status: 0, text: err.message }));
-          answers.push(`${res.status} ${res.text.slice(0, 100)}`);
-        }
-      })();
+      const load = endpointLoad(access, [{ label: 'blue', body: Buffer.from('{"index": 2}') }], stop.signal, {
+        workers: 1,
+        contentType: 'application/json',
+        label: (text) => (JSON.parse(text) as { label?: string }).label,
+      });
       const mirror = await runInferctl(
-        [
-          'rollout',
-          name,
-          '--model',
-          fixture('v2-model', 'colours'),
-          '--mirror',
-          '100',
-          '--compare',
-          'top1',
-          '--min-pairs',
-          '5',
-          '--bake',
-          '6s',
-        ],
+        ['rollout', name, '--model', fixture('v2-model', 'colours'), ...mirrorFlags({ minPairs: 5, bake: '6s' })],
         { timeoutMs: 600_000 },
       );
       stop.abort();
-      await load;
+      const seen = await load;
       assert.equal(mirror.code, 0, mirror.stderr + mirror.stdout);
       assert.match(mirror.stdout, /Comparison: \d+ pair\(s\) compared, 100\.0% agree/);
-      assert.ok(answers.length > 5, `the load ran (${answers.length})`);
-      assert.deepEqual(
-        answers.filter((a) => !/^200 .*blue/.test(a)),
-        [],
-        'every client request answered by the serving script',
-      );
+      assert.ok(seen.requests > 5, `the load ran (${seen.requests})`);
+      assert.deepEqual(seen.wrong, [], 'every client request answered by the serving script');
     } finally {
       const down = await runInferctl(['teardown', name], { timeoutMs: 600_000 });
       assert.equal(down.code, 0, down.stderr + down.stdout);
     }
-    for (let i = 0; i < 100 && (await suite.bed.namespaces()).includes(`inferctl-${name}`); i++) {
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    assert.ok(!(await suite.bed.namespaces()).includes(`inferctl-${name}`), 'the namespace is gone');
+    await assertNamespaceGone(suite, `inferctl-${name}`);
   });
 });
