@@ -56,25 +56,30 @@ export async function readLocalInput(
   }
 }
 
-/** Reads up to `size` bytes (a file may grow after the stat: never more than `maxBytes`). */
+/**
+ * Reads up to `size` bytes (a file may grow after the stat: never more than `maxBytes`). The first read asks
+ * for one byte more than the stat said: a regular file that answers exactly `size` bytes to it has ended
+ * there, so the usual input costs one read; a short read (it shrank, or a file system that answers in parts)
+ * reads on until the end, and a byte past `size` is the file growing.
+ */
 async function readAtMost(
   handle: fs.promises.FileHandle,
   size: number,
   maxBytes: number,
   file: string,
 ): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(size);
+  const buf = Buffer.allocUnsafe(size + 1);
   let read = 0;
-  while (read < size) {
-    const { bytesRead } = await handle.read(buf, read, size - read, read);
+  while (read <= size) {
+    const { bytesRead } = await handle.read(buf, read, size + 1 - read, read);
     if (bytesRead === 0) break; // it shrank
     read += bytesRead;
+    if (read === size) break; // asked for more than `size`, the file answered up to it: its end
   }
-  const more = await handle.read(Buffer.alloc(1), 0, 1, read);
-  if (more.bytesRead > 0 && read + 1 > maxBytes) {
+  if (read > size && read > maxBytes) {
     throw new ImageError('too-large', `${file} grew over ${maxBytes} bytes while it was read. Resize it first.`);
   }
-  return read === size ? buf : buf.subarray(0, read);
+  return buf.subarray(0, Math.min(read, size));
 }
 
 function kindOf(stat: fs.Stats): string {
