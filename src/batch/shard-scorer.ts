@@ -19,7 +19,7 @@ import { preprocessImage } from '../preprocess/preprocess-image';
 import type { Classifier } from '../scoring/classifier';
 import type { ShardCheckpoint } from '../shared/batch-types';
 import type { DecodeSplitter } from './decode-split';
-import { ByteBudget, MAX_INPUT_BYTES, readLocalInput } from './local-input';
+import { ByteBudget, MAX_INPUT_BYTES, ReadBuffers, readLocalInput } from './local-input';
 
 /** Where a shard's rows go when not a file: bytes at explicit offsets (a blob's staged blocks). */
 export interface ByteSink {
@@ -76,6 +76,9 @@ export interface ShardScoringStats {
 
 type Decoded = { ok: true; tensor: Float32Array } | { ok: false; reason: string; message: string };
 
+/** Read buffers of large inputs, reused across the process's shards once their inputs are decoded. */
+const READ_BUFFERS = new ReadBuffers();
+
 /** Batches decoding ahead of the one in inference, in the overlap mode (and without a decode split). */
 const DECODE_AHEAD = 2;
 
@@ -102,7 +105,7 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   const read = async (file: string, position: number) =>
     opts.readInput
       ? { bytes: await opts.readInput(file, position), release: () => undefined }
-      : readLocalInput(file, { roots, budget });
+      : readLocalInput(file, { roots, budget, buffers: READ_BUFFERS });
   const decodeOne = async (file: string, position: number): Promise<Decoded> => {
     let release = () => undefined as void;
     try {
