@@ -2,9 +2,12 @@
  * `npm run bench:decode` (`-- --quick` for a smoke run of every case in about a minute or two: fewer images,
  * no sweep of the decode modes; `-- --decode fast|draft|exact` for the decode in use, default the spec's
  * default; `-- --rounds N` to run c and the peers N times in turns and keep each one's best; `-- --corpus
- * photos|small` and `-- --regime a|b` for one corpus or one regime only, without the decode modes' sweep): batch throughput in the two
- * regimes of issue #28, side by side in one run, on camera-sized photos (4032x3024 JPEG q90,
- * photo-corpus.ts) and on 256x256 JPEGs. Regime (a) on 256x256 JPEGs scores 2,048 of them in 8 shards of
+ * photos|small` and `-- --regime a|b` for one corpus or one regime only, without the decode modes' sweep;
+ * `-- --photos N` for regime (a)'s photo count): batch throughput in the two regimes of issue #28, side by side
+ * in one run, on camera-sized photos (4032x3024 JPEG q90, photo-corpus.ts) and on 256x256 JPEGs. Regime (a) on
+ * photos scores 240 of them in 4 shards of 60: with 96 in 2 shards the job took about 2 seconds, and the start,
+ * the per-shard round trips and the tail where one shard ends first weighed heavily; (b) keeps 96 (its job is
+ * 7 s). Regime (a) on 256x256 JPEGs scores 2,048 of them in 8 shards of
  * 256 (4 per shard slot): with 384 in 3 shards a job took about a second, the per-job and per-shard fixed
  * costs were a third of it and the third shard ran alone; jobs of millions of inputs in shards of 1,000 (the
  * default) see neither.
@@ -269,6 +272,14 @@ function choice<T extends string>(name: string, allowed: readonly T[]): T[] {
   return [value];
 }
 
+/** `--photos N`: regime (a)'s photo count (default 240). */
+function photoCount(): number {
+  const at = process.argv.indexOf('--photos');
+  const count = at >= 0 ? Number(process.argv[at + 1]) : 240;
+  if (!Number.isInteger(count) || count < 8) throw new Error('--photos must be a whole number, at least 8');
+  return count;
+}
+
 async function main(): Promise<void> {
   installWorkerRuntime({ logLevel: 'WARN' });
   const quick = process.argv.includes('--quick');
@@ -289,10 +300,12 @@ async function main(): Promise<void> {
   const common = { decode, rounds, modes: !quick && !partial, regimes };
   const corpora: CorpusReport[] = [];
   if (which.includes('photos')) {
-    const photos = { dir: await ensurePhotoCorpus(WORK, quick ? 12 : 96, log), shardSize: quick ? 6 : 48 };
-    corpora.push(
-      await measureCorpus('camera-sized photos (4032x3024 JPEG q90)', { a: photos, b: photos }, models, common),
-    );
+    // (a) on 240 photos in 4 shards of 60 (`--photos N`: N in 4 shards), (b) on 96 in 2 of 48: see the top.
+    const count = quick ? 12 : photoCount();
+    const a = { dir: await ensurePhotoCorpus(WORK, count, log), shardSize: quick ? 6 : Math.ceil(count / 4) };
+    const b = { dir: await ensurePhotoCorpus(WORK, quick ? 12 : 96, log), shardSize: quick ? 6 : 48 };
+    const sizes = regimes.length > 1 && !quick ? ` ((a) ${count} in shards of ${a.shardSize}, (b) 96)` : '';
+    corpora.push(await measureCorpus(`camera-sized photos (4032x3024 JPEG q90)${sizes}`, { a, b }, models, common));
   }
   if (which.includes('small')) {
     // (a) is fast: 2,048 images in 8 shards, so that a job is mostly steady state (see the top of this file).

@@ -73,20 +73,33 @@ export async function makePhotoJpeg(seed: number): Promise<Buffer> {
     .toBuffer();
 }
 
-/** Writes `count` photos into `dir` (photo-0000.jpg, …); returns their total size in bytes. */
-export async function writePhotoCorpus(dir: string, count: number, onImage?: (i: number) => void): Promise<number> {
+/**
+ * Writes photos `from`…`count - 1` into `dir` (photo-0000.jpg, …; photo i is seed 1000 + i, so the first n
+ * of any corpus are the same bytes); returns their total size in bytes.
+ */
+export async function writePhotoCorpus(
+  dir: string,
+  count: number,
+  onImage?: (i: number) => void,
+  from = 0,
+): Promise<number> {
   await fs.mkdir(dir, { recursive: true });
   let bytes = 0;
-  for (let i = 0; i < count; i++) {
+  for (let i = from; i < count; i++) {
     const jpeg = await makePhotoJpeg(1000 + i);
-    await fs.writeFile(path.join(dir, `photo-${String(i).padStart(4, '0')}.jpg`), jpeg);
+    await fs.writeFile(path.join(dir, photoName(i)), jpeg);
     bytes += jpeg.length;
     onImage?.(i);
   }
   return bytes;
 }
 
-/** `<work>/photos-<count>`, generated once (a few seconds per photo) and reused. */
+const photoName = (i: number) => `photo-${String(i).padStart(4, '0')}.jpg`;
+
+/**
+ * `<work>/photos-<count>`, generated once (a few seconds per photo) and reused. The largest smaller corpus
+ * already in `work` gives its photos (hard links: the same seeds, the same bytes); only the rest are made.
+ */
 export async function ensurePhotoCorpus(work: string, count: number, log: (line: string) => void): Promise<string> {
   const dir = path.join(work, `photos-${count}`);
   const ready = await fs.access(dir).then(
@@ -94,9 +107,17 @@ export async function ensurePhotoCorpus(work: string, count: number, log: (line:
     () => false,
   );
   if (!ready) {
-    log(`generating ${count} camera-sized photos (once; a few seconds each)…`);
+    const smaller = (await fs.readdir(work).catch(() => []))
+      .map((name) => Number(/^photos-(\d+)$/.exec(name)?.[1]))
+      .filter((n) => n > 0 && n < count)
+      .sort((a, b) => b - a)[0];
+    log(`generating ${count - (smaller ?? 0)} camera-sized photos (once; a few seconds each)…`);
     await fs.rm(`${dir}.tmp`, { recursive: true, force: true });
-    await writePhotoCorpus(`${dir}.tmp`, count);
+    await fs.mkdir(`${dir}.tmp`, { recursive: true });
+    for (let i = 0; i < (smaller ?? 0); i++) {
+      await fs.link(path.join(work, `photos-${smaller}`, photoName(i)), path.join(`${dir}.tmp`, photoName(i)));
+    }
+    await writePhotoCorpus(`${dir}.tmp`, count, undefined, smaller ?? 0);
     await fs.rename(`${dir}.tmp`, dir);
   }
   return dir;

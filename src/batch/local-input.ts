@@ -25,7 +25,7 @@ export interface LocalInput {
  */
 export async function readLocalInput(
   file: string,
-  opts: { roots?: string[]; maxBytes?: number; budget?: ByteBudget } = {},
+  opts: { roots?: string[]; maxBytes?: number; budget?: ByteBudget; buffers?: ReadBuffers } = {},
 ): Promise<LocalInput> {
   const maxBytes = opts.maxBytes ?? MAX_INPUT_BYTES;
   let handle;
@@ -44,9 +44,14 @@ export async function readLocalInput(
     if (stat.size > maxBytes) {
       throw new ImageError('too-large', `${file} is ${stat.size} bytes, over ${maxBytes}. Resize it first.`);
     }
-    const release = opts.budget ? await opts.budget.take(stat.size) : () => undefined;
+    const giveBudget = opts.budget ? await opts.budget.take(stat.size) : () => undefined;
+    const taken = opts.buffers ? opts.buffers.take(stat.size + 1) : { buf: Buffer.allocUnsafe(stat.size + 1) };
+    const release = () => {
+      giveBudget();
+      taken.give?.();
+    };
     try {
-      return { bytes: await readAtMost(handle, stat.size, maxBytes, file), release };
+      return { bytes: await readAtMost(handle, taken.buf, stat.size, maxBytes, file), release };
     } catch (err) {
       release();
       throw unreadable(err, file);
@@ -56,25 +61,30 @@ export async function readLocalInput(
   }
 }
 
-/** Reads up to `size` bytes (a file may grow after the stat: never more than `maxBytes`). */
+/**
+ * Reads up to `size` bytes (a file may grow after the stat: never more than `maxBytes`). The first read asks
+ * for one byte more than the stat said: a regular file that answers exactly `size` bytes to it has ended
+ * there, so the usual input costs one read; a short read (it shrank, or a file system that answers in parts)
+ * reads on until the end, and a byte past `size` is the file growing.
+ */
 async function readAtMost(
   handle: fs.promises.FileHandle,
+  buf: Buffer,
   size: number,
   maxBytes: number,
   file: string,
 ): Promise<Buffer> {
-  const buf = Buffer.allocUnsafe(size);
   let read = 0;
-  while (read < size) {
-    const { bytesRead } = await handle.read(buf, read, size - read, read);
+  while (read <= size) {
+    const { bytesRead } = await handle.read(buf, read, size + 1 - read, read);
     if (bytesRead === 0) break; // it shrank
     read += bytesRead;
+    if (read === size) break; // asked for more than `size`, the file answered up to it: its end
   }
-  const more = await handle.read(Buffer.alloc(1), 0, 1, read);
-  if (more.bytesRead > 0 && read + 1 > maxBytes) {
+  if (read > size && read > maxBytes) {
     throw new ImageError('too-large', `${file} grew over ${maxBytes} bytes while it was read. Resize it first.`);
   }
-  return read === size ? buf : buf.subarray(0, read);
+  return buf.subarray(0, Math.min(read, size));
 }
 
 function kindOf(stat: fs.Stats): string {
@@ -92,6 +102,45 @@ function unreadable(err: unknown, file: string): unknown {
   if (code === 'EISDIR') return new ImageError('not-a-file', `${file} is a directory, not a regular file.`);
   if (typeof code === 'string') return new ImageError('unreadable', `${code}: cannot read ${file}`);
   return err;
+}
+
+/**
+ * Read buffers given back once their input is decoded, for the next large input (a camera photo, megabytes):
+ * a fresh buffer per photo costs its pages' faults, and megabytes of new external memory per photo drive V8
+ * into a major GC every few dozen photos, each marking the worker's whole heap. Inputs under `minBytes` take a
+ * fresh buffer (Node's pool serves them); at most `keepBytes` are kept.
+ */
+export class ReadBuffers {
+  private readonly free: Buffer[] = [];
+  private kept = 0;
+
+  constructor(
+    readonly minBytes = 256 * 1024,
+    readonly keepBytes = 64 * 1024 * 1024,
+  ) {}
+
+  /** A buffer of at least `size` bytes, and the function that gives it back (call it once: its bytes are reused). */
+  take(size: number): { buf: Buffer; give?: () => void } {
+    if (size < this.minBytes) return { buf: Buffer.allocUnsafe(size) };
+    // The smallest free one that fits, and not more than twice the size (a huge one stays for a huge input).
+    let at = -1;
+    this.free.forEach((b, i) => {
+      if (b.length >= size && b.length <= 2 * size && (at < 0 || b.length < this.free[at]!.length)) at = i;
+    });
+    const whole = at >= 0 ? this.free.splice(at, 1)[0]! : Buffer.allocUnsafeSlow(size);
+    if (at >= 0) this.kept -= whole.length;
+    let given = false;
+    return {
+      buf: whole.subarray(0, size),
+      give: () => {
+        if (given) return;
+        given = true;
+        if (this.kept + whole.length > this.keepBytes) return;
+        this.kept += whole.length;
+        this.free.push(whole);
+      },
+    };
+  }
 }
 
 /**

@@ -19,7 +19,7 @@ import { preprocessImage } from '../preprocess/preprocess-image';
 import type { Classifier } from '../scoring/classifier';
 import type { ShardCheckpoint } from '../shared/batch-types';
 import type { DecodeSplitter } from './decode-split';
-import { ByteBudget, MAX_INPUT_BYTES, readLocalInput } from './local-input';
+import { ByteBudget, MAX_INPUT_BYTES, ReadBuffers, readLocalInput } from './local-input';
 
 /** Where a shard's rows go when not a file: bytes at explicit offsets (a blob's staged blocks). */
 export interface ByteSink {
@@ -76,6 +76,12 @@ export interface ShardScoringStats {
 
 type Decoded = { ok: true; tensor: Float32Array } | { ok: false; reason: string; message: string };
 
+/** Read buffers of large inputs, reused across the process's shards once their inputs are decoded. */
+const READ_BUFFERS = new ReadBuffers();
+
+/** Batches decoding ahead of the one in inference, in the overlap mode (and without a decode split). */
+const DECODE_AHEAD = 2;
+
 export const EMPTY_CHECKPOINT: ShardCheckpoint = {
   itemsDone: 0,
   itemsOk: 0,
@@ -99,7 +105,7 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   const read = async (file: string, position: number) =>
     opts.readInput
       ? { bytes: await opts.readInput(file, position), release: () => undefined }
-      : readLocalInput(file, { roots, budget });
+      : readLocalInput(file, { roots, budget, buffers: READ_BUFFERS });
   const decodeOne = async (file: string, position: number): Promise<Decoded> => {
     let release = () => undefined as void;
     try {
@@ -166,23 +172,29 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     return outputs;
   };
 
-  let pending = cp.itemsDone < inputs.length ? decodeBatch(cp.itemsDone) : undefined;
+  // Batches whose decodes were started, in order. Overlap: DECODE_AHEAD of them decode while batch k infers,
+  // so a shard alone (the others between shards, or done) still keeps every decode slot busy across a batch's
+  // last, slowest decodes. Phases: the next batch decodes once batch k's inference is done.
+  const ahead: Array<Promise<Decoded[]>> = [];
+  let queued = cp.itemsDone;
+  const decodeAhead = (depth: number) => {
+    for (; ahead.length < depth && queued < inputs.length; queued += batchSize) ahead.push(decodeBatch(queued));
+  };
+  decodeAhead(1);
   for (let start = cp.itemsDone; start < inputs.length; start += batchSize) {
     opts.signal?.throwIfAborted();
     const waitStarted = performance.now();
-    const decoded = await pending!;
+    const decoded = await ahead.shift()!;
     decodeWaitMs += performance.now() - waitStarted;
-    // Overlap: batch k+1 decodes while batch k infers. Phases: it decodes once batch k's inference is done.
-    const next = start + batchSize < inputs.length ? () => decodeBatch(start + batchSize) : () => undefined;
     const inTurns = opts.decodeSplit?.splitter.inPhases ?? false;
-    pending = inTurns ? undefined : next();
+    if (!inTurns) decodeAhead(DECODE_AHEAD);
 
     const tensors = decoded.filter((d): d is Extract<Decoded, { ok: true }> => d.ok).map((d) => d.tensor);
     const inferStarted = performance.now();
     const outputs = tensors.length > 0 ? await infer(tensors) : [];
     const batchInferMs = performance.now() - inferStarted;
     inferMs += batchInferMs;
-    if (inTurns) pending = next();
+    if (inTurns) decodeAhead(1);
 
     const predictionRows: string[] = [];
     const errorRows: string[] = [];

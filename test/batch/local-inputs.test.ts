@@ -2,7 +2,8 @@
  * Local inputs as a worker meets them: a FIFO, an oversized file, a directory, a link loop, a file that
  * fails on read are each that input's error in errors.jsonl (the shard finishes, nothing hangs); a link
  * swapped in between the roots check and the open is refused by what was opened; one shard never holds
- * more than its byte budget of input at once.
+ * more than its byte budget of input at once; a reused read buffer yields each file's own bytes, never a byte
+ * of the larger file it held before.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,7 +17,7 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { createScoringActivities } from '../../activities/scoring';
 import { assertInsideAllowedRoots, readFileInsideAllowedRoots } from '../../src/allowed-roots';
 import { writeShardManifests } from '../../src/batch/input-listing';
-import { ByteBudget, MAX_INPUT_BYTES } from '../../src/batch/local-input';
+import { ByteBudget, MAX_INPUT_BYTES, ReadBuffers, readLocalInput } from '../../src/batch/local-input';
 import { BatchLayout } from '../../src/batch/output-layout';
 import { writeSampleImages } from '../../src/demo/sample-images';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
@@ -173,5 +174,30 @@ describe('local inputs', () => {
       }),
     );
     assert.ok(smallPeak <= 100, `never over the budget (peak ${smallPeak})`);
+  });
+
+  test('a reused read buffer yields each file’s own bytes, never the bytes a larger file left in it', async () => {
+    const buffers = new ReadBuffers(1024, 1 << 20);
+    const big = path.join(dir, 'reuse-big.bin');
+    const smaller = path.join(dir, 'reuse-smaller.bin');
+    await fs.writeFile(big, Buffer.alloc(6000, 0xaa));
+    await fs.writeFile(smaller, Buffer.alloc(4000, 0x55));
+    const first = await readLocalInput(big, { buffers });
+    assert.deepEqual(first.bytes, Buffer.alloc(6000, 0xaa));
+    const whole = first.bytes.buffer;
+    first.release();
+    first.release(); // twice: given back once
+    const second = await readLocalInput(smaller, { buffers });
+    assert.equal(second.bytes.buffer, whole, 'the buffer the first file gave back is read into');
+    assert.deepEqual(second.bytes, Buffer.alloc(4000, 0x55), 'its own 4,000 bytes, none of the 6,000 before');
+    const third = await readLocalInput(smaller, { buffers });
+    assert.notEqual(third.bytes.buffer, whole, 'a buffer in use is not handed out again');
+    assert.deepEqual(third.bytes, Buffer.alloc(4000, 0x55));
+    second.release();
+    third.release();
+    const tiny = buffers.take(100);
+    assert.equal(tiny.give, undefined, 'an input under minBytes takes a fresh buffer');
+    const huge = buffers.take(3000);
+    assert.notEqual(huge.buf.buffer, whole, 'a buffer over twice the size stays for a larger input');
   });
 });
