@@ -7,39 +7,19 @@
  * test/workflows/batch-decode-split.test.ts.)
  */
 import assert from 'node:assert/strict';
-import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import type { DecodeSplit } from '../../src/batch/decode-split';
-import { EMPTY_CHECKPOINT, scoreShard } from '../../src/batch/shard-scorer';
 import { MAX_SPLITS, SplitRegistry, splitKey } from '../../src/batch/split-registry';
 import type { SplitSubject } from '../../src/batch/split-registry';
-import { writeSampleImages } from '../../src/demo/sample-images';
-import { Classifier } from '../../src/scoring/classifier';
-import type { ShardCheckpoint } from '../../src/shared/batch-types';
-import { readJsonl } from '../helpers/jsonl';
-import { buildSlowCnn } from '../helpers/slow-model';
+import type { Classifier } from '../../src/scoring/classifier';
+import { scoreSplitShard, splitShardsSuite } from '../helpers/split-shards';
 
 const SHARD = 12;
 const BATCH = 2;
 
 describe('SplitRegistry', () => {
-  let dir: string;
-  let classifier: Classifier;
-  let inputs: string[];
-
-  before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-splits-'));
-    const modelPath = path.join(dir, 'slow.onnx');
-    await fs.writeFile(modelPath, buildSlowCnn({ layers: 8, channels: 32 }));
-    inputs = (await writeSampleImages(path.join(dir, 'in'), 2 * SHARD)).map((w) => w.path);
-    classifier = await Classifier.load(modelPath, { intraOpNumThreads: 2, intraOpVariants: true });
-  });
-  after(async () => {
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const s = splitShardsSuite(2 * SHARD);
 
   const subjectOf = (c: Classifier): SplitSubject => ({
     modelDigest: c.info.digest,
@@ -49,7 +29,7 @@ describe('SplitRegistry', () => {
 
   test('one split per model, spec and provider; kept once chosen; one gate for all', () => {
     const registry = new SplitRegistry({ cores: 2, intraOpSettings: [2] });
-    const subject = subjectOf(classifier);
+    const subject = subjectOf(s.classifier);
     const first = registry.for(subject);
     assert.equal(first.reused, false, 'nothing chosen yet: it measures');
     assert.equal(registry.for(subject).splitter, first.splitter, 'a shard beside it shares the measurement');
@@ -64,8 +44,11 @@ describe('SplitRegistry', () => {
 
     const others: SplitSubject[] = [
       { ...subject, modelDigest: 'sha256:other' },
-      { ...subject, preprocess: { ...classifier.info, width: 32, height: 32 } },
-      { ...subject, preprocess: { ...classifier.info, decode: classifier.info.decode === 'exact' ? 'fast' : 'exact' } },
+      { ...subject, preprocess: { ...s.classifier.info, width: 32, height: 32 } },
+      {
+        ...subject,
+        preprocess: { ...s.classifier.info, decode: s.classifier.info.decode === 'exact' ? 'fast' : 'exact' },
+      },
       { ...subject, executionProvider: 'cuda' },
     ];
     for (const other of others) {
@@ -77,13 +60,13 @@ describe('SplitRegistry', () => {
     }
     assert.equal(first.splitter.gate, registry.gate);
     // What a split does not depend on: the model's path and labels.
-    const elsewhere = { ...classifier.info, path: '/elsewhere', labels: ['x'] };
+    const elsewhere = { ...s.classifier.info, path: '/elsewhere', labels: ['x'] };
     assert.equal(splitKey({ ...subject, preprocess: elsewhere }), first.key);
   });
 
   test('at most MAX_SPLITS subjects; the least recently used one is forgotten', () => {
     const registry = new SplitRegistry({ cores: 2, intraOpSettings: [2] });
-    const subject = (n: number): SplitSubject => ({ ...subjectOf(classifier), modelDigest: `sha256:${n}` });
+    const subject = (n: number): SplitSubject => ({ ...subjectOf(s.classifier), modelDigest: `sha256:${n}` });
     const kept = registry.for(subject(0)).splitter;
     const one = registry.for(subject(1)).splitter;
     for (let n = 2; n <= MAX_SPLITS; n++) {
@@ -104,35 +87,16 @@ describe('SplitRegistry', () => {
     });
     // Which intra-op setting each real inference ran at.
     const settings: number[] = [];
-    const infer = classifier.infer.bind(classifier);
-    classifier.infer = (batch, at) => {
+    const infer = s.classifier.infer.bind(s.classifier);
+    s.classifier.infer = (batch, at) => {
       settings.push(at?.intraOpThreads ?? 0);
       return infer(batch, at);
     };
     const shard = async (n: number) => {
-      const split = registry.for(subjectOf(classifier));
+      const split = registry.for(subjectOf(s.classifier));
       const measuredBefore = split.splitter.measuredBatches;
       settings.length = 0;
-      const handles = await Promise.all(
-        ['predictions', 'errors'].map((k) => fs.open(path.join(dir, `${k}-${n}.jsonl`), 'w')),
-      );
-      const checkpoints: ShardCheckpoint[] = [];
-      try {
-        await scoreShard({
-          classifier,
-          inputs: inputs.slice(n * SHARD, (n + 1) * SHARD),
-          baseIndex: n * SHARD,
-          batchSize: BATCH,
-          topK: 1,
-          sinks: { predictions: handles[0]!, errors: handles[1]! },
-          from: EMPTY_CHECKPOINT,
-          onCheckpoint: (cp) => checkpoints.push(cp),
-          decodeSplit: { splitter: split.splitter, executionProvider: 'cpu' },
-        });
-      } finally {
-        await Promise.all(handles.map((h) => h.close()));
-      }
-      const rows = await readJsonl<{ index: number; path: string }>(path.join(dir, `predictions-${n}.jsonl`));
+      const { rows, checkpoints } = await scoreSplitShard(s, split.splitter, { n, size: SHARD, batchSize: BATCH });
       assert.deepEqual(
         rows.map((r) => r.index),
         Array.from({ length: SHARD }, (_, i) => n * SHARD + i),
