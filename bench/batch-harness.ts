@@ -152,6 +152,8 @@ export async function fullWorkflow(
      * before starts with its decode split and measures nothing (src/batch/split-registry.ts).
      */
     again?: boolean;
+    /** The job's window of shards in flight (default `concurrency`, the GPU worker's slots). */
+    inFlight?: number;
   },
 ) {
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-bench-'));
@@ -173,7 +175,7 @@ export async function fullWorkflow(
       outputDir: path.join(data, name),
       shardSize: opts.shardSize,
       batchSize: opts.batchSize,
-      maxShardsInFlight: opts.concurrency,
+      maxShardsInFlight: opts.inFlight ?? opts.concurrency,
       errorThreshold: 0,
       topK: 5,
       ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),

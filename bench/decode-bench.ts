@@ -2,7 +2,9 @@
  * `npm run bench:decode` (`-- --quick` for a smoke run of every case in about a minute or two: fewer images,
  * no sweep of the decode modes; `-- --decode fast|draft|exact` for the decode in use, default the spec's
  * default; `-- --rounds N` to run c and the peers N times in turns and keep each one's best; `-- --corpus
- * photos|small` and `-- --regime a|b` for one corpus or one regime only, without the decode modes' sweep): batch throughput in the two
+ * photos|small` and `-- --regime a|b` for one corpus or one regime only, without the decode modes' sweep;
+ * `-- --shard-size N` and `-- --shards-in-flight N` for (b)'s shard layout: shards of N, and a job window
+ * wider than the GPU worker's slots, the shards past them queued): batch throughput in the two
  * regimes of issue #28, side by side in one run, on camera-sized photos (4032x3024 JPEG q90,
  * photo-corpus.ts) and on 256x256 JPEGs. Regime (a) on 256x256 JPEGs scores 2,048 of them in 8 shards of
  * 256 (4 per shard slot): with 384 in 3 shards a job took about a second, the per-job and per-shard fixed
@@ -112,6 +114,8 @@ interface RegimeOptions {
   decode: DecodeMode;
   shardSize: number;
   rounds: number;
+  /** (b): the job's window of shards in flight, when more than the worker's slots (`--shards-in-flight`). */
+  inFlight?: number;
 }
 
 async function regimeA(o: RegimeOptions): Promise<RegimeReport> {
@@ -205,13 +209,15 @@ async function regimeB(o: RegimeOptions): Promise<RegimeReport> {
         concurrency: CONCURRENCY,
         preprocess: { decode: o.decode },
         again: true,
+        ...(o.inFlight ? { inFlight: o.inFlight } : {}),
       });
       decodeSplit = full.decodeSplit;
       cAgain = bestOf(
         cAgain,
         full.again && { ...full.again.result, case: 'cAgain', note: orchestrationNote(full.again) },
       );
-      return { ...full.result, note: orchestrationNote(full) };
+      const window = o.inFlight ? `; ${o.inFlight} shards in flight on ${CONCURRENCY} worker slots` : '';
+      return { ...full.result, note: orchestrationNote(full) + window };
     },
     draft: () => pythonPeer(o.model, o.images, BATCH, 'draft'),
   });
@@ -291,6 +297,23 @@ function choice<T extends string>(name: string, allowed: readonly T[]): T[] {
   return [value];
 }
 
+/**
+ * (b)'s shard layout, where given: `--shard-size N` (each corpus's default otherwise) and `--shards-in-flight N`
+ * (the job's window; the GPU worker keeps its CONCURRENCY slots, so the shards past them wait queued).
+ */
+function regimeBLayout(): { inFlight?: number; shardSizeB?: number } {
+  const numberAfter = (flag: string) => {
+    const at = process.argv.indexOf(flag);
+    if (at < 0) return undefined;
+    const n = Number(process.argv[at + 1]);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${flag} must be a whole number, at least 1`);
+    return n;
+  };
+  const inFlight = numberAfter('--shards-in-flight');
+  const shardSizeB = numberAfter('--shard-size');
+  return { ...(inFlight ? { inFlight } : {}), ...(shardSizeB ? { shardSizeB } : {}) };
+}
+
 async function main(): Promise<void> {
   installWorkerRuntime({ logLevel: 'WARN' });
   const quick = process.argv.includes('--quick');
@@ -301,6 +324,7 @@ async function main(): Promise<void> {
   const rounds = roundsAt >= 0 ? Number(process.argv[roundsAt + 1]) : 1;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a whole number, at least 1');
   const which = choice('--corpus', ['photos', 'small'] as const);
+  const { inFlight, shardSizeB } = regimeBLayout();
   const regimes = choice('--regime', ['a', 'b'] as const);
   const tiny = (await ensureDemoAssets(path.join(WORK, 'demo'))).modelPath;
   const resnet = (await prepare(quick ? 48 : 384)).model;
@@ -308,18 +332,23 @@ async function main(): Promise<void> {
   // Quick: fewer images, one round, and no sweep of the decode modes (a smoke run of every case); a run of
   // one corpus or one regime skips the sweep too.
   const partial = which.length < 2 || regimes.length < 2;
-  const common = { decode, rounds, modes: !quick && !partial, regimes };
+  const common = { decode, rounds, modes: !quick && !partial, regimes, ...(inFlight ? { inFlight } : {}) };
   const corpora: CorpusReport[] = [];
   if (which.includes('photos')) {
     const photos = { dir: await ensurePhotoCorpus(WORK, quick ? 12 : 96, log), shardSize: quick ? 6 : 48 };
     corpora.push(
-      await measureCorpus('camera-sized photos (4032x3024 JPEG q90)', { a: photos, b: photos }, models, common),
+      await measureCorpus(
+        'camera-sized photos (4032x3024 JPEG q90)',
+        { a: photos, b: { ...photos, shardSize: shardSizeB ?? photos.shardSize } },
+        models,
+        common,
+      ),
     );
   }
   if (which.includes('small')) {
     // (a) is fast: 2,048 images in 8 shards, so that a job is mostly steady state (see the top of this file).
     const a = { dir: (await prepare(quick ? 96 : 2048)).images, shardSize: quick ? 24 : 256 };
-    const b = { dir: (await prepare(quick ? 48 : 384)).images, shardSize: quick ? 24 : 128 };
+    const b = { dir: (await prepare(quick ? 48 : 384)).images, shardSize: shardSizeB ?? (quick ? 24 : 128) };
     const sizes =
       regimes.length > 1 ? ` ((a) ${quick ? 96 : 2048} in shards of ${a.shardSize}, (b) ${quick ? 48 : 384})` : '';
     corpora.push(await measureCorpus(`256x256 JPEGs${sizes}`, { a, b }, models, common));
