@@ -10,8 +10,8 @@ import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import type { MetricMeter } from '@temporalio/common';
 
 import { assertInsideAllowedRoots } from '../src/allowed-roots';
-import { DecodeSplitter } from '../src/batch/decode-split';
 import type { DecodeSplit, SplitInputs } from '../src/batch/decode-split';
+import { SplitRegistry } from '../src/batch/split-registry';
 import { readOverrides } from '../src/model/model-info';
 import type { ClassifierPool } from '../src/scoring/classifier-pool';
 import type { ImageScript } from '../src/script/batch-app';
@@ -60,7 +60,8 @@ export function createScoringActivities({
   imageScript,
   intraOpSettings,
 }: ScoringActivityDeps) {
-  const decodeSplitter = new DecodeSplitter({
+  // One decode split per model, spec and provider, kept while the process lives (src/batch/split-registry.ts).
+  const decodeSplits = new SplitRegistry({
     cores: cores(),
     decodeSlots: uvThreadpoolSize(),
     intraOpSettings: intraOpSettings ?? [resolveThreading(classifiers.config).intraOpNumThreads],
@@ -119,7 +120,13 @@ export function createScoringActivities({
       }
       const metrics = scoringMetrics(ctx.metricMeter.withTags({ execution_provider: classifier.executionProvider }));
       metrics.provider.set(1);
-      const scorer = classifierScorer(task, classifier, countItems(metrics), decodeSplitter);
+      const split = decodeSplits.for({
+        modelDigest: classifier.info.digest,
+        preprocess: classifier.info,
+        executionProvider: classifier.executionProvider,
+      });
+      if (split.reused) logSplitReused(task.shard, split.splitter.chosen!, split.key);
+      const scorer = classifierScorer(task, classifier, countItems(metrics), split.splitter);
       return runShard(store, { task, scorer, workerName, everyMs });
     },
   };
@@ -160,9 +167,10 @@ function withoutModel(record: ShardRecord): ShardResult {
   return attempt === undefined ? rest : { ...rest, attempts: attempt };
 }
 
-/** The decode split, once per process, with what it was chosen from. */
-function logDecodeSplit(split: DecodeSplit, measured: SplitInputs): void {
+/** The decode split, once per process and model, with what it was chosen from. */
+function logDecodeSplit(split: DecodeSplit, measured: SplitInputs, key: string): void {
   log.info('Decode concurrency chosen', {
+    key,
     mode: split.mode,
     decodeConcurrency: split.decodeConcurrency,
     ...(split.intraOpThreads !== undefined ? { intraOpThreads: split.intraOpThreads } : {}),
@@ -174,5 +182,16 @@ function logDecodeSplit(split: DecodeSplit, measured: SplitInputs): void {
     inference: measured.inference.map((m) => ({ ...m, msPerImage: Math.round(m.msPerImage * 10) / 10 })),
     inferenceShare: Math.round(split.inferenceShare * 100) / 100,
     predictedItemsPerSec: Math.round(split.predictedItemsPerSec * 10) / 10,
+  });
+}
+
+/** A shard that starts with the split this process already chose for its model: no measurement batches. */
+function logSplitReused(shard: number, split: DecodeSplit, key: string): void {
+  log.info('Decode split reused', {
+    shard,
+    key,
+    mode: split.mode,
+    decodeConcurrency: split.decodeConcurrency,
+    ...(split.intraOpThreads !== undefined ? { intraOpThreads: split.intraOpThreads } : {}),
   });
 }

@@ -147,6 +147,13 @@ export async function fullWorkflow(
     gpuArgs?: string[];
     /** Also time a job of one input per slot after the warm-up: the fixed cost of a job, reported apart. */
     fixedCost?: boolean;
+    /**
+     * Also time the same job again on the same worker (returned as `again`): a worker that has scored this model
+     * before starts with its decode split and measures nothing (src/batch/split-registry.ts).
+     */
+    again?: boolean;
+    /** The job's window of shards in flight (default `concurrency`, the GPU worker's slots). */
+    inFlight?: number;
   },
 ) {
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-bench-'));
@@ -168,7 +175,7 @@ export async function fullWorkflow(
       outputDir: path.join(data, name),
       shardSize: opts.shardSize,
       batchSize: opts.batchSize,
-      maxShardsInFlight: opts.concurrency,
+      maxShardsInFlight: opts.inFlight ?? opts.concurrency,
       errorThreshold: 0,
       topK: 5,
       ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
@@ -180,6 +187,45 @@ export async function fullWorkflow(
         workflowId: batchWorkflowId(input.name),
         args: [input],
       });
+    /** One timed job over `images`: its result, shards, orchestration per shard and control-plane CPU. */
+    const timedJob = async (name: string) => {
+      const cpuBefore = await Promise.all([treeCpuSeconds(gpu.pid!), treeCpuSeconds(server.pid)]);
+      const controlBefore = process.cpuUsage();
+      const started = performance.now();
+      const outcome: BatchOutcome = await run(job(name, images));
+      const seconds = (performance.now() - started) / 1000;
+      const control = process.cpuUsage(controlBefore);
+      const cpuAfter = await Promise.all([treeCpuSeconds(gpu.pid!), treeCpuSeconds(server.pid)]);
+      const delta = (i: number) =>
+        cpuBefore[i] !== undefined && cpuAfter[i] !== undefined ? cpuAfter[i] - cpuBefore[i] : undefined;
+      const scoringCpu = delta(0);
+      const serverCpu = delta(1);
+      const peakRssMb = await peakRssOf(gpu.pid!);
+      // What Temporal adds: wall time not covered by shard activities doing work (listing, scheduling,
+      // heartbeats, summary), spread over the shards.
+      const summary = JSON.parse(await fs.readFile(path.join(outcome.outputDir, 'summary.json'), 'utf8')) as {
+        shardTimings: Array<{ wallMs: number }>;
+      };
+      const busyMs = summary.shardTimings.reduce((n, s) => n + s.wallMs, 0) / opts.concurrency;
+      const orchestrationMsPerShard = (seconds * 1000 - busyMs) / outcome.shards;
+      const result: CaseResult = {
+        case: opts.script ? 's' : 'c',
+        items: outcome.itemsOk,
+        seconds,
+        itemsPerSecond: outcome.itemsOk / seconds,
+        peakRssMb,
+        executionProvider: outcome.executionProvider,
+        ...(scoringCpu !== undefined ? { cpuSecondsPerItem: scoringCpu / outcome.itemsOk } : {}),
+      };
+      // The control plane's CPU (the dev server, and this process, which runs the control worker).
+      const controlCpuSeconds = (serverCpu ?? 0) + (control.user + control.system) / 1e6;
+      return {
+        result,
+        shards: outcome.shards,
+        orchestrationMsPerShard,
+        controlCpuSeconds,
+      };
+    };
     // Warm-up: a job of one image per slot loads the model into the worker (a script: one process per
     // slot, its environment built), as the other cases load it before timing.
     const warm = path.join(data, 'warm-up-input'); // not the job's output directory (path.join(data, name))
@@ -194,44 +240,10 @@ export async function fullWorkflow(
       fixedSeconds = (performance.now() - tiny) / 1000;
     }
 
-    const cpuBefore = await Promise.all([treeCpuSeconds(gpu.pid!), treeCpuSeconds(server.pid)]);
-    const controlBefore = process.cpuUsage();
-    const started = performance.now();
-    const outcome: BatchOutcome = await run(job(`bench-${Date.now().toString(36)}`, images));
-    const seconds = (performance.now() - started) / 1000;
-    const control = process.cpuUsage(controlBefore);
-    const cpuAfter = await Promise.all([treeCpuSeconds(gpu.pid!), treeCpuSeconds(server.pid)]);
-    const delta = (i: number) =>
-      cpuBefore[i] !== undefined && cpuAfter[i] !== undefined ? cpuAfter[i] - cpuBefore[i] : undefined;
-    const scoringCpu = delta(0);
-    const serverCpu = delta(1);
-    const peakRssMb = await peakRssOf(gpu.pid!);
-    // What Temporal adds: wall time not covered by shard activities doing work (listing, scheduling,
-    // heartbeats, summary), spread over the shards.
-    const summary = JSON.parse(await fs.readFile(path.join(outcome.outputDir, 'summary.json'), 'utf8')) as {
-      shardTimings: Array<{ wallMs: number }>;
-    };
-    const busyMs = summary.shardTimings.reduce((n, s) => n + s.wallMs, 0) / opts.concurrency;
-    const orchestrationMsPerShard = (seconds * 1000 - busyMs) / outcome.shards;
-    const result: CaseResult = {
-      case: opts.script ? 's' : 'c',
-      items: outcome.itemsOk,
-      seconds,
-      itemsPerSecond: outcome.itemsOk / seconds,
-      peakRssMb,
-      executionProvider: outcome.executionProvider,
-      ...(scoringCpu !== undefined ? { cpuSecondsPerItem: scoringCpu / outcome.itemsOk } : {}),
-    };
-    // The control plane's CPU (the dev server, and this process, which runs the control worker).
-    const controlCpuSeconds = (serverCpu ?? 0) + (control.user + control.system) / 1e6;
-    return {
-      result,
-      shards: outcome.shards,
-      orchestrationMsPerShard,
-      decodeSplit: decodeSplit(),
-      fixedSeconds,
-      controlCpuSeconds,
-    };
+    const timed = await timedJob(`bench-${Date.now().toString(36)}`);
+    // The same job again on the same worker: its decode split is known (src/batch/split-registry.ts).
+    const again = opts.again ? await timedJob(`again-${Date.now().toString(36)}`) : undefined;
+    return { ...timed, decodeSplit: decodeSplit(), fixedSeconds, again };
   } finally {
     await connection.close();
     gpu.kill('SIGTERM');

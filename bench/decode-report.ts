@@ -77,10 +77,11 @@ function regimeLines(g: RegimeReport, cores: number): string[] {
   lines.push(row('D: decode + preprocess alone, one thread', g.cases.D));
   lines.push(row('D (Pillow draft): decode + preprocess alone, one process', g.cases.Dpil));
   if (g.regime === 'a') lines.push(row('b: decode → infer → write, one process', g.cases.b));
-  lines.push(
-    row('c: `inferctl score`: workflow + GPU worker', g.cases.c, cTargets(g)),
-    row('Python: onnxruntime + Pillow draft, one process', g.cases.draft),
-  );
+  lines.push(row('c: `inferctl score`: workflow + GPU worker', g.cases.c, cTargets(g)));
+  if (g.cases.cAgain) {
+    lines.push(row('c again: the same job on the same worker (its decode split known, measured in c)', g.cases.cAgain));
+  }
+  lines.push(row('Python: onnxruntime + Pillow draft, one process', g.cases.draft));
   if (g.regime === 'a') lines.push(row('Python: Pillow draft, two decode processes', g.cases.draft2));
   const pil = g.pillowDecodeCoreMsPerImage;
   lines.push(

@@ -42,7 +42,7 @@ export async function startGpuWorker(
     const attrs = logged.replace(/^Decode concurrency chosen \{|\}$/g, '').replace(/\s+/g, ' ');
     return attrs
       .replace(
-        / ?(activityId|activityType|attempt|isLocal|namespace|taskQueue|workflowId|workflowRunId|workflowType|sdkComponent|taskToken): ('[^']*'|[^,]*),?/g,
+        / ?(key|activityId|activityType|attempt|isLocal|namespace|taskQueue|workflowId|workflowRunId|workflowType|sdkComponent|taskToken): ('[^']*'|[^,]*),?/g,
         '',
       )
       .trim()

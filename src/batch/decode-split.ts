@@ -21,9 +21,10 @@
  * second; and from SMALL_INFERENCE_SHARE with t < C, overlap on the C - t cores inference leaves, at most
  * min(1 / I(t), (C - t) / D). The best predicted rate is kept (a tie keeps the earlier candidate: settings in
  * their order, overlap before phases).
- * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers a worker's measurements (its first
- * batches take turns at each intra-op setting it was given, `intraOpLadder`'s unless the operator set one),
- * decides once and holds the decision for every shard the process scores, whichever model they run.
+ * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers one model's measurements on a worker (its
+ * first batches take turns at each intra-op setting it was given, `intraOpLadder`'s unless the operator set
+ * one), decides once and holds the decision; ./split-registry.ts keeps one per model, spec and provider for
+ * the worker process's lifetime, so later shards and jobs of the same model start with the chosen split.
  */
 
 import { PhaseGate } from './phase-gate';
@@ -173,6 +174,11 @@ export interface SplitterOptions {
   batches?: number;
   /** Where the decision goes (the activity's log). */
   onChoice?: (split: DecodeSplit, measured: SplitInputs) => void;
+  /**
+   * Where decodes and inferences take turns (default: a gate of its own). The worker's splitters share one, so
+   * phases hold process-wide whichever model each shard runs (./split-registry.ts).
+   */
+  gate?: PhaseGate;
 }
 
 /**
@@ -218,7 +224,9 @@ export class DecodeSplitter {
   readonly decodes = new ConcurrencyLimit(0);
   readonly infers = new ConcurrencyLimit(1);
   /** Where a batch's decodes and a batch's inference take turns while `inPhases`. */
-  readonly gate = new PhaseGate();
+  readonly gate: PhaseGate;
+  /** Batches recorded before the decision (warm-up and measured ones); none once it has decided. */
+  measuredBatches = 0;
   private decodeMs: number[] = [];
   private readonly settings: number[];
   private readonly assigned = new Map<number, number>();
@@ -234,6 +242,7 @@ export class DecodeSplitter {
 
   constructor(private readonly opts: SplitterOptions) {
     this.decodes.limit = Math.max(1, opts.cores, opts.decodeSlots ?? 0);
+    this.gate = opts.gate ?? new PhaseGate();
     this.settings = [...new Set(opts.intraOpSettings)];
     if (this.settings.length === 0) throw new RangeError('DecodeSplitter needs at least one intra-op setting');
   }
@@ -259,6 +268,7 @@ export class DecodeSplitter {
   recordBatch(executionProvider: string, images: number, inferMs: number, intraOpThreads = this.settings[0]!): void {
     if (this.chosen || images === 0) return;
     this.provider = executionProvider;
+    this.measuredBatches++;
     const seen = this.seen.get(intraOpThreads) ?? 0;
     this.seen.set(intraOpThreads, seen + 1);
     // The first batch at a setting warms its session up (allocations, kernels chosen): not counted.

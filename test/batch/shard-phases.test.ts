@@ -7,35 +7,14 @@
  */
 import assert from 'node:assert/strict';
 import fs from 'node:fs/promises';
-import os from 'node:os';
-import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 
 import { DecodeSplitter, LARGE_INFERENCE_SHARE } from '../../src/batch/decode-split';
 import type { DecodeSplit, SplitInputs } from '../../src/batch/decode-split';
-import { EMPTY_CHECKPOINT, scoreShard } from '../../src/batch/shard-scorer';
-import { writeSampleImages } from '../../src/demo/sample-images';
-import { Classifier } from '../../src/scoring/classifier';
-import type { ShardCheckpoint } from '../../src/shared/batch-types';
-import { readJsonl } from '../helpers/jsonl';
-import { buildSlowCnn } from '../helpers/slow-model';
+import { scoreSplitShard, splitShardsSuite } from '../helpers/split-shards';
 
 describe('the shard pipeline in phases', () => {
-  let dir: string;
-  let classifier: Classifier;
-  let inputs: string[];
-
-  before(async () => {
-    dir = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-phases-'));
-    const modelPath = path.join(dir, 'slow.onnx');
-    // Inference a large share of the work (a few ms per image against a 64x64 JPEG's decode).
-    await fs.writeFile(modelPath, buildSlowCnn({ layers: 8, channels: 32 }));
-    inputs = (await writeSampleImages(path.join(dir, 'in'), 24)).map((w) => w.path);
-    classifier = await Classifier.load(modelPath, { intraOpNumThreads: 2, intraOpVariants: true });
-  });
-  after(async () => {
-    await fs.rm(dir, { recursive: true, force: true });
-  });
+  const s = splitShardsSuite(24);
 
   test('two shards take turns: no decode beside an inference; rows in order, each input once', async () => {
     const choices: Array<[DecodeSplit, SplitInputs]> = [];
@@ -48,8 +27,8 @@ describe('the shard pipeline in phases', () => {
     });
     // A probe around the real inference: what else runs while each batch infers.
     const seen: Array<{ decodesAtStart: number; inPhases: boolean; from: number; to: number }> = [];
-    const infer = classifier.infer.bind(classifier);
-    classifier.infer = async (batch, at) => {
+    const infer = s.classifier.infer.bind(s.classifier);
+    s.classifier.infer = async (batch, at) => {
       const decodesAtStart = splitter.decodes.active;
       const inPhases = splitter.inPhases;
       const from = performance.now();
@@ -65,28 +44,7 @@ describe('the shard pipeline in phases', () => {
       decodes.push({ from: to - ms, to });
       recordDecode(ms, atOnce);
     };
-    const shard = async (n: number) => {
-      const handles = await Promise.all(
-        ['predictions', 'errors'].map((k) => fs.open(path.join(dir, `${k}-${n}.jsonl`), 'w')),
-      );
-      const checkpoints: ShardCheckpoint[] = [];
-      try {
-        await scoreShard({
-          classifier,
-          inputs: inputs.slice(n * 12, n * 12 + 12),
-          baseIndex: n * 12,
-          batchSize: 2,
-          topK: 1,
-          sinks: { predictions: handles[0]!, errors: handles[1]! },
-          from: EMPTY_CHECKPOINT,
-          onCheckpoint: (cp) => checkpoints.push(cp),
-          decodeSplit: { splitter, executionProvider: 'cpu' },
-        });
-      } finally {
-        await Promise.all(handles.map((h) => h.close()));
-      }
-      return checkpoints;
-    };
+    const shard = (n: number) => scoreSplitShard(s, splitter, { n, size: 12, batchSize: 2 });
     const [first, second] = await Promise.all([shard(0), shard(1)]);
 
     assert.equal(choices.length, 1, 'decided once, for both shards');
@@ -97,14 +55,13 @@ describe('the shard pipeline in phases', () => {
     assert.equal(measured.inference[0]?.intraOpThreads, 2);
     assert.equal(seen.length, 12);
     assert.equal(decodes.length, 24);
-    for (const s of seen) {
-      assert.equal(s.inPhases, true);
-      assert.equal(s.decodesAtStart, 0, 'no decode when an inference starts');
-      const beside = decodes.filter((d) => d.from < s.to && d.to > s.from);
+    for (const run of seen) {
+      assert.equal(run.inPhases, true);
+      assert.equal(run.decodesAtStart, 0, 'no decode when an inference starts');
+      const beside = decodes.filter((d) => d.from < run.to && d.to > run.from);
       assert.deepEqual(beside, [], 'no decode ran while a batch inferred');
     }
-    for (const [n, checkpoints] of [first, second].entries()) {
-      const rows = await readJsonl<{ index: number; path: string }>(path.join(dir, `predictions-${n}.jsonl`));
+    for (const [n, { rows, checkpoints, predictions }] of [first, second].entries()) {
       assert.deepEqual(
         rows.map((r) => r.index),
         Array.from({ length: 12 }, (_, i) => n * 12 + i),
@@ -112,11 +69,11 @@ describe('the shard pipeline in phases', () => {
       );
       assert.deepEqual(
         rows.map((r) => r.path),
-        inputs.slice(n * 12, n * 12 + 12),
+        s.inputs.slice(n * 12, n * 12 + 12),
       );
       const last = checkpoints.at(-1)!;
       assert.equal(last.itemsDone, 12);
-      const bytes = (await fs.stat(path.join(dir, `predictions-${n}.jsonl`))).size;
+      const bytes = (await fs.stat(predictions)).size;
       assert.equal(last.predictionsBytes, bytes, 'the checkpoint counts what was written');
       assert.deepEqual(
         checkpoints.map((c) => c.itemsDone),

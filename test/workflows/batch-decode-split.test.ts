@@ -5,7 +5,8 @@
  * test/batch/decode-split.test.ts). The demo model on the CPU provider: what it chooses depends on the
  * machine's figures, so the test checks that a choice was made from measurements at every setting and
  * logged, once, with its mode ("overlap" or "phases"), a reason that says the same, and a predicted rate
- * that is the mode's formula on the logged figures.
+ * that is the mode's formula on the logged figures. The worker keeps it for the model (src/batch/split-registry.ts):
+ * the next job's shards start with it, and each logs that it reused it.
  */
 import assert from 'node:assert/strict';
 import os from 'node:os';
@@ -83,8 +84,35 @@ describe('the GPU worker’s decode split', () => {
       `predicted ${predicted} items/s, the ${mode} formula on the logged figures ${low.toFixed(1)}-${high.toFixed(1)}`,
     );
     if (mode === 'phases') assert.equal(chosen, slots, 'in phases a batch decodes on every slot');
-    // Once per process: the second shard does not choose again.
-    const times = suite.gpuWorker.output().split('Decode concurrency chosen').length - 1;
-    assert.equal(times, 1);
+    // Once per process and model: the later shards do not choose again.
+    const times = (text: string, what: string) => text.split(what).length - 1;
+    assert.equal(times(suite.gpuWorker.output(), 'Decode concurrency chosen'), 1);
+    const key = /key: '([^']+)'/.exec(line)?.[1];
+    assert.match(key ?? '', /^sha256:[0-9a-f]{64}#[0-9a-f]{16}#cpu$/, 'the choice names the model, spec and provider');
+
+    // The next job of the same model on this worker: every shard starts with the chosen split and says so.
+    const next = uniqueName('split-again');
+    const nextDir = path.join(suite.scratch, next, 'in');
+    await writeSampleImages(nextDir, 8);
+    const before = suite.gpuWorker.output().length;
+    const again = await suite.startBatch(
+      suite.batchInput({ name: next, inputPath: nextDir, shardSize: 4, batchSize: 2, maxShardsInFlight: 2 }),
+    );
+    assert.equal((await again.result()).itemsOk, 8);
+    const reused = await eventually(async () => {
+      const logged = [
+        ...suite.gpuWorker
+          .output()
+          .slice(before)
+          .matchAll(/Decode split reused \{[^]*?\n\}/g),
+      ];
+      return Promise.resolve(logged.length === 2 ? logged.map((m) => m[0]) : undefined);
+    }, 'both shards of the next job log the split they reused');
+    for (const logged of reused) {
+      assert.ok(logged.includes(`key: '${key}'`), logged);
+      assert.ok(logged.includes(`mode: '${mode}'`), logged);
+      assert.ok(logged.includes(`intraOpThreads: ${intraOp}`), logged);
+    }
+    assert.equal(times(suite.gpuWorker.output(), 'Decode concurrency chosen'), 1, 'nothing measured again');
   });
 });
