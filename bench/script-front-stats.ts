@@ -3,8 +3,11 @@
  * slices, one slice per path per round, so a round is a paired sample of the machine's state. A block
  * bootstrap over rounds (draw the rounds with replacement, pool each path's requests from the drawn rounds,
  * recompute) gives a 95 % interval for the throughput ratio and the p50 difference of two paths that carries
- * the slice-to-slice drift of a loaded machine, which a bootstrap over single requests would hide.
+ * the slice-to-slice drift of a loaded machine, which a bootstrap over single requests would hide. The draws
+ * are seeded, so a result file's intervals can be recomputed from its run.
  */
+
+import { seededRandom } from '../src/demo/seeded-random';
 
 /** One path's slice: its wall time and the latencies of its answered requests. */
 export interface SliceSample {
@@ -31,18 +34,6 @@ export interface PairedComparison {
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
-/** A small seeded generator (mulberry32), so a result file's intervals can be recomputed from its run. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function pooled(slices: SliceSample[], picks: number[]): { throughput: number; p50: number } {
@@ -76,7 +67,7 @@ export function compareRounds(path: SliceSample[], baseline: SliceSample[], draw
     return { ratio: a.throughput / b.throughput, added: a.p50 - b.p50 };
   };
   const estimate = point(all);
-  const random = seeded(25);
+  const random = seededRandom(25);
   const ratios: number[] = [];
   const added: number[] = [];
   for (let d = 0; d < draws; d++) {

@@ -21,7 +21,7 @@ import { mirrorReportFile } from '../../src/targets/local/gateway';
 import type { GatewayRecord } from '../../src/targets/local/gateway-process';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findOwnProcesses, findProcessesByMarker, isSameProcess } from '../../src/targets/local/processes';
-import { runInferctl } from '../helpers/cli';
+import { mirrorFlags, runInferctl } from '../helpers/cli';
 import { recordReliability } from '../helpers/reliability';
 import { demoAssets, eventually, startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
@@ -96,16 +96,7 @@ describe('inferctl rollout --mirror: the gateway SIGKILLed mid-bake', () => {
         assets.modelPath,
         '--preprocess',
         bgr,
-        '--mirror',
-        '100',
-        '--compare',
-        'top1',
-        '--min-agreement',
-        '0.99',
-        '--min-pairs',
-        String(MIN_PAIRS),
-        '--bake',
-        '30s',
+        ...mirrorFlags({ minAgreement: 0.99, minPairs: MIN_PAIRS, bake: '30s' }),
       ]);
       // The bake has begun once the gateway's routes carry the mirror.
       const mirrorId = await eventually(async () => {

@@ -16,15 +16,13 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { CoreV1Api } from '@kubernetes/client-node';
 
-import { deployWorkflowId } from '../../../src/shared/deploy-types';
-import { aksSettingsFromEnv } from '../../../src/targets/aks/aks-config';
-import { AksTarget } from '../../../src/targets/aks/aks-target';
 import { FRONT_LABEL } from '../../../src/targets/aks/front-manifests';
 import { kubeConfigFromYaml } from '../../../src/targets/aks/kubernetes-deployment';
 import { endpointRequest } from '../../../src/targets/endpoint-request';
 import type { EndpointAccess } from '../../../src/targets/target';
 import { aksSuite } from '../../helpers/azure/aks-suite';
-import { runInferctl } from '../../helpers/cli';
+import { aksEndpointAccess, assertNamespaceGone } from '../../helpers/aks-fixtures';
+import { mirrorFlags, runInferctl } from '../../helpers/cli';
 import { recordReliability } from '../../helpers/reliability';
 import { eventually, uniqueName } from '../../helpers/workers';
 
@@ -87,10 +85,7 @@ describe('inferctl rollout --mirror on aks: the front pod deleted mid-bake', () 
     let keptOff = false;
     try {
       assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
-      Object.assign(process.env, suite.bed.workerEnv()); // this process reads the endpoint as a client would
-      const target = new AksTarget(aksSettingsFromEnv());
-      const spec = { name, target: 'aks' as const, ownerId: deployWorkflowId(name), modelPath: '', replicas: 1 };
-      const access = await target.endpointAccess({ ...spec, topK: 5, aks: { gpuNodeCount: 2 } });
+      const access = await aksEndpointAccess(suite, name, { aks: { gpuNodeCount: 2 } });
       const core = kubeConfigFromYaml(suite.bed.controlPlane.kubeconfig).makeApiClient(CoreV1Api);
       const frontPods = async () =>
         (await core.listNamespacedPod({ namespace, labelSelector: `${FRONT_LABEL}=${name}` })).items.filter(
@@ -106,16 +101,7 @@ describe('inferctl rollout --mirror on aks: the front pod deleted mid-bake', () 
         suite.assets.modelPath,
         '--preprocess',
         bgr,
-        '--mirror',
-        '100',
-        '--compare',
-        'top1',
-        '--min-agreement',
-        '0.99',
-        '--min-pairs',
-        String(MIN_PAIRS),
-        '--bake',
-        '75s',
+        ...mirrorFlags({ minAgreement: 0.99, minPairs: MIN_PAIRS, bake: '75s' }),
       ]);
       // The bake has begun once `status` shows the comparison (the endpoint's Service is on the front then).
       const pairsShown = async () => {
@@ -182,7 +168,6 @@ describe('inferctl rollout --mirror on aks: the front pod deleted mid-bake', () 
         survived: keptOff,
       });
     }
-    for (let i = 0; i < 100 && (await suite.bed.namespaces()).includes(namespace); i++) await delay(200);
-    assert.ok(!(await suite.bed.namespaces()).includes(namespace), 'the namespace is gone');
+    await assertNamespaceGone(suite, namespace);
   });
 });
