@@ -1,6 +1,6 @@
 /**
  * One in-process case of the batch benchmark, run in its own process so its peak RSS is its own:
- *   node dist/bench/batch-case.js --case bare|decode|pipeline --model M --images DIR --batch-size B --shard-size S
+ *   node dist/bench/batch-case.js --case bare|decode|floor|pipeline --model M --images DIR --batch-size B --shard-size S
  *        --concurrency C --out DIR [--decode exact|fast|draft]
  * Prints one JSON line: { items, seconds, itemsPerSecond, peakRssMb, executionProvider }.
  *
@@ -9,6 +9,9 @@
  *           (the process's CPU ms per image meanwhile: what inference costs the cores).
  * decode:   read + decode + preprocess each image, one at a time on one libvips thread; reports
  *           decodeCoreMsPerImage (D: CPU ms per image, user + system, from process.cpuUsage).
+ * floor:    the same preprocessing, one at a time, on JPEGs already at the model's input size (made in memory
+ *           from the first 256 images, q90, before timing): what a decode call costs with next to no pixels
+ *           to decode or resize (sharp's and libvips' fixed cost per image); reports floorCoreMsPerImage.
  * pipeline: the decode → infer → write shard pipeline inferctl's GPU worker runs, without Temporal,
  *           over the same shards with the same concurrency and the same thread settings.
  */
@@ -57,6 +60,7 @@ async function main(): Promise<void> {
   for await (const f of listInputs(values.images!)) files.push(f);
 
   let seconds: number;
+  let timed = files.length; // the images timed (floor: its first 256)
   if (values.case === 'bare') {
     const tensors = await Promise.all(files.map(async (f) => preprocessImage(await fs.readFile(f), classifier.info)));
     await classifier.infer(tensors.slice(0, 1)); // warm-up, as the other cases' first batch is not timed apart
@@ -75,6 +79,26 @@ async function main(): Promise<void> {
     seconds = (performance.now() - started) / 1000;
     const used = process.cpuUsage(cpu);
     extra.decodeCoreMsPerImage = (used.user + used.system) / 1000 / files.length;
+  } else if (values.case === 'floor') {
+    sharp.concurrency(1);
+    const { width, height } = classifier.info;
+    const small: Buffer[] = [];
+    for (const f of files.slice(0, 256)) {
+      small.push(
+        await sharp(await fs.readFile(f))
+          .resize(width, height, { fit: 'fill' })
+          .jpeg({ quality: 90 })
+          .toBuffer(),
+      );
+    }
+    for (const b of small.slice(0, 8)) await preprocessImage(b, classifier.info); // warm-up
+    const cpu = process.cpuUsage();
+    const started = performance.now();
+    for (const b of small) await preprocessImage(b, classifier.info);
+    seconds = (performance.now() - started) / 1000;
+    const used = process.cpuUsage(cpu);
+    extra.floorCoreMsPerImage = (used.user + used.system) / 1000 / small.length;
+    timed = small.length;
   } else if (values.case === 'pipeline') {
     const shardSize = Number(values['shard-size']);
     const concurrency = Number(values.concurrency);
@@ -105,14 +129,14 @@ async function main(): Promise<void> {
     await Promise.all(workers);
     seconds = (performance.now() - started) / 1000;
   } else {
-    throw new Error(`--case must be bare, decode or pipeline (got ${values.case})`);
+    throw new Error(`--case must be bare, decode, floor or pipeline (got ${values.case})`);
   }
   const peakRssMb = process.resourceUsage().maxRSS / 1024;
   process.stdout.write(
     JSON.stringify({
-      items: files.length,
+      items: timed,
       seconds,
-      itemsPerSecond: files.length / seconds,
+      itemsPerSecond: timed / seconds,
       peakRssMb,
       executionProvider: classifier.executionProvider,
       decode: classifier.info.decode,

@@ -41,6 +41,10 @@ export interface CaseResult {
   /** CPU ms per image of bare inference (every thread of the process). */
   inferCoreMsPerImage?: number;
   decodeCoreMsPerImage?: number;
+  /** The `floor` case: core-ms of a decode call on a JPEG already at the model's input size. */
+  floorCoreMsPerImage?: number;
+  /** CPU seconds per item of the control plane while a job ran: the Temporal dev server and the control worker. */
+  controlCpuSecondsPerItem?: number;
   /** CPU seconds per item of the scoring side (the GPU worker and its Python processes; the peer itself). */
   cpuSecondsPerItem?: number;
   threading?: Record<string, unknown>;
@@ -219,6 +223,7 @@ export async function fullWorkflow(
       };
       // The control plane's CPU (the dev server, and this process, which runs the control worker).
       const controlCpuSeconds = (serverCpu ?? 0) + (control.user + control.system) / 1e6;
+      result.controlCpuSecondsPerItem = controlCpuSeconds / outcome.itemsOk;
       return {
         result,
         shards: outcome.shards,

@@ -126,6 +126,8 @@ async function regimeA(o: RegimeOptions): Promise<RegimeReport> {
   const d = { ...(await runCase(['--case', 'decode', ...common])), case: 'D' };
   log("(a) the tiny model's own inference CPU, on pre-decoded tensors…");
   const bare = { ...(await runCase(['--case', 'bare', ...common])), case: 'bare' };
+  log("(a) sharp's fixed cost: decode calls on JPEGs already at the model's input size…");
+  const floor = { ...(await runCase(['--case', 'floor', ...common])), case: 'floor' };
   log('(a) b: the in-process pipeline…');
   const b = {
     ...(await runCase([
@@ -166,13 +168,21 @@ async function regimeA(o: RegimeOptions): Promise<RegimeReport> {
   const { c, draft, draft2 } = best as Record<'c' | 'draft' | 'draft2', CaseResult>;
   if (c.cpuSecondsPerItem !== undefined) {
     c.note = `${c.note}; the GPU worker's CPU ${(c.cpuSecondsPerItem * 1000).toFixed(2)} core-ms/item (D ${D.toFixed(2)})`;
+    if (c.controlCpuSecondsPerItem !== undefined) {
+      // Where the cores went: the GPU worker's and the control plane's CPU over the job's wall time.
+      const busy = (s: number) => ((s * c.items) / c.seconds).toFixed(2);
+      c.note +=
+        `, the control plane's ${(c.controlCpuSecondsPerItem * 1000).toFixed(2)}; cores busy: ` +
+        `${busy(c.cpuSecondsPerItem)} GPU worker + ${busy(c.controlCpuSecondsPerItem)} control plane of ${cores()}`;
+    }
   }
   return {
     regime: 'a',
     model: "the demo's tiny CNN (64x64 input): inference nearly free",
     peers:
       "the same tiny model in onnxruntime (Python) on the main process's batches; Pillow `Image.draft` + resize + numpy to decode",
-    cases: { D: d, Dpil: dpil, bare, b, c, draft, draft2 },
+    cases: { D: d, Dpil: dpil, floor, bare, b, c, draft, draft2 },
+    floorCoreMsPerImage: Number((floor.floorCoreMsPerImage ?? 0).toFixed(2)),
     decodeCoreMsPerImage: Number(D.toFixed(1)),
     inferCoreMsPerImage: Number(Icpu.toFixed(2)),
     cpuLimitItemsPerSecond: Number(cpuLimit.toFixed(2)),

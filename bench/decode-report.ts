@@ -26,6 +26,8 @@ export interface RegimeReport {
   /** Pillow-draft's D, one process: the Python peers' own decode cost. */
   pillowDecodeCoreMsPerImage?: number;
   inferMsPerImage?: number;
+  /** (a) A decode call's fixed cost: core-ms per image on JPEGs already at the model's input size. */
+  floorCoreMsPerImage?: number;
   /** (a) The tiny model's CPU ms per image on these cores (bare inference, every thread). */
   inferCoreMsPerImage?: number;
   limitItemsPerSecond: number;
@@ -66,6 +68,37 @@ function cTargets(g: RegimeReport): string {
     .join('; ');
 }
 
+/** Pillow draft's D and, in (a), how near its own limit C/D the two-process peer ran. */
+function pillowLine(g: RegimeReport, pil: number, cores: number): string {
+  const line = `Pillow draft's D = ${pil} core-ms/image`;
+  const peer = g.cases.draft2?.itemsPerSecond;
+  if (g.regime !== 'a' || !peer) return `${line}.`;
+  const limit = (1000 * cores) / pil;
+  return `${line}: the two-process peer's own limit is C/D = ${limit.toFixed(2)} items/s; it ran at ${peer.toFixed(2)}, ${(peer / limit).toFixed(2)} of it.`;
+}
+
+/**
+ * (a) What c ≥ 1.2× the two-process peer asks of the GPU worker, from the peer's measured rate (not its
+ * limit, which it may be far from): at most C / (1.2 × its rate) core-ms per item in all, against what the
+ * worker cannot avoid: the tiny model's own inference (I_cpu, none on a GPU) and a decode call's fixed cost F.
+ */
+function peerNeeds(g: RegimeReport, cores: number): string {
+  const peer = g.cases.draft2?.itemsPerSecond;
+  const F = g.floorCoreMsPerImage;
+  if (g.regime !== 'a' || !peer || F === undefined) return '';
+  const budget = (1000 * cores) / (1.2 * peer);
+  const floor = F + (g.inferCoreMsPerImage ?? 0);
+  const verdict =
+    floor >= budget
+      ? `F + I_cpu = ${floor.toFixed(2)} already exceeds it, before any pixel of the corpus is decoded: no sharp-based decode reaches that target on these cores`
+      : `F + I_cpu = ${floor.toFixed(2)} leaves ${(budget - floor).toFixed(2)} core-ms/item for decoding the pixels, reading and writing (D is ${g.decodeCoreMsPerImage})`;
+  return (
+    `c ≥ 1.2× the two-process peer (${peer.toFixed(2)} items/s measured) needs at most ${budget.toFixed(2)} core-ms of CPU per item ` +
+    `on ${cores} cores. A decode call costs F = ${F} core-ms/image even on a JPEG already the model's input size ` +
+    `(sharp's and libvips' fixed cost per image) and the tiny model I_cpu = ${g.inferCoreMsPerImage}: ${verdict}.`
+  );
+}
+
 function regimeLines(g: RegimeReport, cores: number): string[] {
   const lines = [`### (${g.regime}) ${g.model}`, '', `Python peers: ${g.peers}.`, ''];
   lines.push('| case | items | seconds | items/s | peak RSS (MB) | target | note |', '|---|---|---|---|---|---|---|');
@@ -76,6 +109,9 @@ function regimeLines(g: RegimeReport, cores: number): string[] {
   }
   lines.push(row('D: decode + preprocess alone, one thread', g.cases.D));
   lines.push(row('D (Pillow draft): decode + preprocess alone, one process', g.cases.Dpil));
+  if (g.cases.floor) {
+    lines.push(row("F: the same preprocessing on JPEGs already the model's input size, one thread", g.cases.floor));
+  }
   if (g.regime === 'a') lines.push(row('b: decode → infer → write, one process', g.cases.b));
   lines.push(row('c: `inferctl score`: workflow + GPU worker', g.cases.c, cTargets(g)));
   if (g.cases.cAgain) {
@@ -94,10 +130,8 @@ function regimeLines(g: RegimeReport, cores: number): string[] {
               `${(g.cpuLimitItemsPerSecond / g.limitItemsPerSecond).toFixed(2)} here.`
             : '')
       : `Limit C/(D + C·I) on ${cores} cores: D = ${g.decodeCoreMsPerImage} core-ms/image, I = ${g.inferMsPerImage} ms/image → **${g.limitItemsPerSecond} items/s**.`,
-    pil
-      ? `Pillow draft's D = ${pil} core-ms/image: the two-process peer's own limit is C/D = ${((1000 * cores) / pil).toFixed(2)} items/s, ` +
-          `so c ≥ 1.2× that peer needs D ≤ ${(pil / 1.2).toFixed(1)} core-ms/image here.`
-      : '',
+    pil ? pillowLine(g, pil, cores) : '',
+    peerNeeds(g, cores),
     `The GPU worker's decode split: ${g.decodeSplit}`,
     '',
     '| ratio | measured | target | |',
