@@ -9,6 +9,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 
 import { makeColourJpeg } from '../../src/demo/sample-images';
 import { buildTinyCnn } from '../../src/demo/tiny-cnn';
+import { buildSlowCnn } from '../helpers/slow-model';
 import { SERVER_MAIN, runServerMain } from '../helpers/server-main';
 
 const KEY = 'main-test-key';
@@ -34,28 +35,36 @@ describe('scoring server process (main.js)', () => {
   });
   after(() => fs.rm(dir, { recursive: true, force: true }));
 
-  test('writes its ready file, answers with the key, and exits 0 on SIGTERM', async () => {
-    const readyFile = path.join(dir, 'ready.json');
+  /** main.js started for real, once its ready file is there (its stderr gathered, its exit awaited). */
+  async function startServer(model: string, extra: string[] = []) {
+    const readyFile = path.join(dir, `ready-${path.basename(model)}.json`);
+    await fs.rm(readyFile, { force: true });
     const child = spawn(
       process.execPath,
-      [SERVER_MAIN, '--model', modelPath, '--api-key-file', keyFile, '--ready-file', readyFile, '--top-k', '2'],
+      [SERVER_MAIN, '--model', model, '--api-key-file', keyFile, '--ready-file', readyFile, ...extra],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const out = { stderr: '' };
+    child.stderr.on('data', (d: Buffer) => (out.stderr += d.toString()));
     const exited = new Promise<{ code: number | null; signal: string | null }>((resolve) =>
       child.once('exit', (code, signal) => resolve({ code, signal })),
     );
+    let ready: ReadyFile | undefined;
+    for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
+      ready = await fs.readFile(readyFile, 'utf8').then(
+        (t) => JSON.parse(t) as ReadyFile,
+        () => undefined,
+      );
+      if (!ready) await delay(50);
+    }
+    if (!ready) child.kill('SIGKILL');
+    assert.ok(ready, `ready file written (stderr: ${out.stderr})`);
+    return { child, ready, out, exited };
+  }
+
+  test('writes its ready file, answers with the key, and exits 0 on SIGTERM', async () => {
+    const { child, ready, out, exited } = await startServer(modelPath, ['--top-k', '2']);
     try {
-      let ready: ReadyFile | undefined;
-      for (let i = 0; i < 200 && !ready && child.exitCode === null; i++) {
-        ready = await fs.readFile(readyFile, 'utf8').then(
-          (t) => JSON.parse(t) as ReadyFile,
-          () => undefined,
-        );
-        if (!ready) await delay(50);
-      }
-      assert.ok(ready, `ready file written (stderr: ${stderr})`);
       assert.equal(ready.pid, child.pid);
       assert.equal(ready.url, `http://127.0.0.1:${ready.port}`);
       assert.match(ready.modelDigest, /^sha256:[0-9a-f]{64}$/);
@@ -75,8 +84,38 @@ describe('scoring server process (main.js)', () => {
 
       child.kill('SIGTERM');
       assert.deepEqual(await exited, { code: 0, signal: null });
-      assert.equal(stderr, '', 'nothing on stderr');
+      assert.equal(out.stderr, '', 'nothing on stderr');
       await assert.rejects(fetch(`${ready.url}/healthz`), 'no longer listening');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  test('SIGTERM while an abandoned request is still in inference: exits 0 once it is done, nothing on stderr', async () => {
+    const slowPath = path.join(dir, 'slow.onnx');
+    await fs.writeFile(slowPath, buildSlowCnn({ layers: 48 }));
+    const { child, ready, out, exited } = await startServer(slowPath, ['--no-batching']);
+    try {
+      const client = new AbortController();
+      const answered = fetch(`${ready.url}/score`, {
+        method: 'POST',
+        body: await makeColourJpeg('red'),
+        headers: { authorization: `Bearer ${KEY}` },
+        signal: client.signal,
+      }).catch((err: unknown) => err);
+      // The request is in inference (about half a second with one thread) when its client leaves and the
+      // server is told to stop: the server closes at once (no connection left), its session only once that
+      // run has answered, into nothing.
+      const inFlight = async () =>
+        /^inferctl_server_scoring_in_flight 1$/m.test(await (await fetch(`${ready.url}/metrics`)).text());
+      for (let i = 0; i < 100 && !(await inFlight()); i++) await delay(20);
+      assert.ok(await inFlight(), 'the request is in the server');
+      await delay(100); // decoded (a 64x64 JPEG: milliseconds) and in its inference (half a second or more)
+      client.abort();
+      assert.equal(((await answered) as Error).name, 'AbortError');
+      child.kill('SIGTERM');
+      assert.deepEqual(await exited, { code: 0, signal: null });
+      assert.equal(out.stderr, '', 'no "Terminating worker thread" from a run cut off by the stop');
     } finally {
       child.kill('SIGKILL');
     }
