@@ -21,6 +21,7 @@ import { cores } from '../src/scoring/thread-tuning';
 import { installWorkerRuntime } from '../worker/runtime';
 import { RESULTS, WORK, fullWorkflow, gpuThreads, log, prepare, pythonPeer, ratio, runCase } from './batch-harness';
 import type { CaseResult } from './batch-harness';
+import { checkBenchArgs } from './bench-cli';
 import { ensurePhotoCorpus } from './photo-corpus';
 import { scaleBench } from './scale-bench';
 import { cellsArg, scriptBench } from './script-bench';
@@ -135,7 +136,19 @@ function corpusMarkdown(r: CorpusReport): string[] {
   ];
 }
 
+const USAGE = `npm run bench -- [--quick] | --scale [N] | --script-only [--rounds N] [--cells l,s,c,s2]
+Batch scoring throughput on a ResNet-50-shaped model, side by side with its limit and the Python peers;
+--scale [N]: the million-input run (N inputs, default 1,000,000); --script-only: the scoring-script path's
+cells alone. Writes bench/results/<date>.json and .md (bench/README.md).`;
+
 async function main(): Promise<void> {
+  checkBenchArgs(USAGE, {
+    '--quick': 'switch',
+    '--scale': 'optional-value',
+    '--script-only': 'switch',
+    '--rounds': 'value',
+    '--cells': 'value',
+  });
   installWorkerRuntime({ logLevel: 'WARN' });
   useBenchPythonEnvs(WORK); // before any worker starts: the script cases' environments
   const scaleAt = process.argv.indexOf('--scale');

@@ -2,6 +2,7 @@
 import { DEFAULT_PREPROCESS } from '../src/preprocess/preprocess-spec';
 import { DECODE_MODES } from '../src/shared/preprocess-types';
 import type { DecodeMode } from '../src/shared/preprocess-types';
+import type { FlagKind } from './bench-cli';
 
 export const USAGE = `npm run bench:decode -- [--quick] [--decode fast|draft|exact] [--rounds N] [--corpus photos|small]
   [--regime a|b] [--photos N] [--shard-size N] [--shards-in-flight N]
@@ -9,9 +10,16 @@ Batch throughput of issue #28's two regimes against their limits and the Python 
 bench/results/decode-<date>-<decode>[-quick].json and .md. The flags are described at the top of
 bench/decode-bench.ts and in bench/README.md.`;
 
-export function wantsHelp(): boolean {
-  return process.argv.includes('--help') || process.argv.includes('-h');
-}
+export const DECODE_BENCH_FLAGS: Record<string, FlagKind> = {
+  '--quick': 'switch',
+  '--decode': 'value',
+  '--rounds': 'value',
+  '--corpus': 'value',
+  '--regime': 'value',
+  '--photos': 'value',
+  '--shard-size': 'value',
+  '--shards-in-flight': 'value',
+};
 
 /** `--name value` from argv, one of `allowed`; all of them when absent. */
 function choice<T extends string>(name: string, allowed: readonly T[]): T[] {

@@ -51,7 +51,8 @@ import {
   runCase,
 } from './batch-harness';
 import type { CaseResult } from './batch-harness';
-import { decodeBenchArgs, photoCount, USAGE, wantsHelp } from './decode-args';
+import { checkBenchArgs } from './bench-cli';
+import { DECODE_BENCH_FLAGS, decodeBenchArgs, photoCount, USAGE } from './decode-args';
 import { corpusMarkdown } from './decode-report';
 import type { CorpusReport, RegimeReport } from './decode-report';
 import { ensurePhotoCorpus } from './photo-corpus';
@@ -301,10 +302,7 @@ async function measureCorpus(
 }
 
 async function main(): Promise<void> {
-  if (wantsHelp()) {
-    console.log(USAGE);
-    return;
-  }
+  checkBenchArgs(USAGE, DECODE_BENCH_FLAGS);
   installWorkerRuntime({ logLevel: 'WARN' });
   const { quick, decode, rounds, which, regimes, inFlight, shardSizeB } = decodeBenchArgs();
   const tiny = (await ensureDemoAssets(path.join(WORK, 'demo'))).modelPath;

@@ -18,6 +18,7 @@ import { startDevServer } from '../src/temporal/dev-server';
 import { deploy } from '../workflows/deploy';
 import { workflowBundle } from '../worker/workflow-bundle';
 import { installWorkerRuntime } from '../worker/runtime';
+import { checkBenchArgs } from './bench-cli';
 
 const RESULTS = path.resolve(__dirname, '..', '..', 'bench', 'results');
 const firstActivityAt = new Map<string, number>();
@@ -49,6 +50,12 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
+  checkBenchArgs(
+    `npm run bench:orchestration -- [--quick]   (10 deployments instead of 40)
+What Temporal adds to a deployment: the deploy workflow on no-op activities next to the same steps called
+directly; writes bench/results/orchestration-<date>.json and .md.`,
+    { '--quick': 'switch' },
+  );
   installWorkerRuntime({ logLevel: 'WARN' });
   const runs = process.argv.includes('--quick') ? 10 : 40;
   const data = await fs.mkdtemp(path.join(os.tmpdir(), 'inferctl-orch-'));

@@ -22,6 +22,7 @@ import { startDevServer } from '../src/temporal/dev-server';
 import { runControlWorker } from '../worker/control';
 import { installWorkerRuntime } from '../worker/runtime';
 import { log, RESULTS, ROOT } from './batch-harness';
+import { checkBenchArgs } from './bench-cli';
 
 const INFERCTL = path.join(ROOT, 'bin', 'inferctl.js');
 const HOWTO = path.join(ROOT, 'test', 'fixtures', 'scripts', 'howto');
@@ -107,12 +108,12 @@ function markdown(runs: DeployRun[], at: Date): string {
 }
 
 async function main(): Promise<void> {
-  if (process.argv.includes('--help') || process.argv.includes('-h')) {
-    console.log(
-      'npm run bench:script-deploy -- [--rounds N]   (N cached deployments after the first build; default 3)',
-    );
-    return;
-  }
+  checkBenchArgs(
+    'npm run bench:script-deploy -- [--rounds N]   (N cached deployments after the first build; default 3)',
+    {
+      '--rounds': 'value',
+    },
+  );
   const at = process.argv.indexOf('--rounds');
   const rounds = at >= 0 ? Number(process.argv[at + 1]) : 3;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds must be a whole number, at least 1');

@@ -27,6 +27,7 @@ import autocannon from 'autocannon';
 
 import { makeColourJpeg } from '../src/demo/sample-images';
 import { fileExists } from '../src/file-exists';
+import { checkBenchArgs } from './bench-cli';
 import { measureScriptFront } from './script-front-bench';
 import type { ScriptCell } from './script-front-bench';
 import { scriptBenchCases } from './script-front-cases';
@@ -291,7 +292,24 @@ function markdown(
   return `${lines.join('\n')}\n`;
 }
 
+const USAGE = `npm run bench:serve -- [--quick] [--concurrency 1,8,32,64] [--seconds N] [--model-only NAME]
+  [--script-only | --no-script] [--script trivial|howto-resnet50] [--script-concurrency 1,8] [--front-nice N]
+The scoring server under load, dynamic batching on and off side by side, then the scoring-script front
+against azureml-inference-server-http reached directly; writes bench/results/serve-<date>.json and .md.
+The flags are described at the top of bench/serve-bench.ts and in bench/README.md.`;
+
 async function main(): Promise<void> {
+  checkBenchArgs(USAGE, {
+    '--quick': 'switch',
+    '--script-only': 'switch',
+    '--no-script': 'switch',
+    '--concurrency': 'value',
+    '--seconds': 'value',
+    '--model-only': 'value',
+    '--script': 'value',
+    '--front-nice': 'value',
+    '--script-concurrency': 'value',
+  });
   const quick = process.argv.includes('--quick');
   const scriptOnly = process.argv.includes('--script-only');
   const withScript = !process.argv.includes('--no-script');
