@@ -2,6 +2,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -93,7 +94,7 @@ describe('scoring server process (main.js)', () => {
 
   test('SIGTERM while an abandoned request is still in inference: exits 0 once it is done, nothing on stderr', async () => {
     const slowPath = path.join(dir, 'slow.onnx');
-    await fs.writeFile(slowPath, buildSlowCnn({ layers: 48 }));
+    await fs.writeFile(slowPath, buildSlowCnn({ layers: 200 }));
     const { child, ready, out, exited } = await startServer(slowPath, ['--no-batching']);
     try {
       const client = new AbortController();
@@ -103,14 +104,33 @@ describe('scoring server process (main.js)', () => {
         headers: { authorization: `Bearer ${KEY}` },
         signal: client.signal,
       }).catch((err: unknown) => err);
-      // The request is in inference (about half a second with one thread) when its client leaves and the
+      // The request is in inference (2.5 s of CPU for this model) when its client leaves and the
       // server is told to stop: the server closes at once (no connection left), its session only once that
       // run has answered, into nothing.
-      const inFlight = async () =>
-        /^inferctl_server_scoring_in_flight 1$/m.test(await (await fetch(`${ready.url}/metrics`)).text());
-      for (let i = 0; i < 100 && !(await inFlight()); i++) await delay(20);
+      // Read on a connection of its own each time: a keep-alive one left open would hold the server's close
+      // back until the run is over, and the stop would not cut into it.
+      const inFlight = () =>
+        new Promise<boolean>((resolve, reject) =>
+          http
+            .get(`${ready.url}/metrics`, { agent: false }, (res) => {
+              let text = '';
+              res.on('data', (d: Buffer) => (text += d.toString()));
+              res.on('end', () => resolve(/^inferctl_server_scoring_in_flight 1$/m.test(text)));
+            })
+            .on('error', reject),
+        );
+      for (let i = 0; i < 1000 && !(await inFlight()); i++) await delay(20);
       assert.ok(await inFlight(), 'the request is in the server');
-      await delay(100); // decoded (a 64x64 JPEG: milliseconds) and in its inference (half a second or more)
+      // Decoding a 64x64 JPEG costs about a millisecond of CPU; 150 ms more means its inference is running
+      // (about two and a half seconds of CPU in all), however loaded the machine is.
+      const cpuMs = async () => {
+        const stat = await fs.readFile(`/proc/${child.pid}/stat`, 'utf8');
+        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms ticks
+      };
+      const seen = await cpuMs();
+      for (let i = 0; i < 1500 && (await cpuMs()) - seen < 150; i++) await delay(20);
+      assert.ok((await cpuMs()) - seen >= 150, 'the request is in inference');
       client.abort();
       assert.equal(((await answered) as Error).name, 'AbortError');
       child.kill('SIGTERM');
