@@ -17,7 +17,8 @@
  * Reads the key (refusing a file others can read; group-readable only as a Kubernetes Secret mounts it), loads the model once (init),
  * listens, then writes the ready file atomically: {"pid","port","url","modelDigest"}. Any startup
  * failure is one line on stderr and exit code 1. SIGTERM/SIGINT: stop accepting, let requests in
- * flight finish (up to 5 s), exit 0; a second signal exits at once.
+ * flight finish (up to 5 s), and an inference under way answer (into nothing, if its client left) before
+ * the session closes, then exit 0; a second signal exits at once.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
