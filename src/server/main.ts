@@ -17,8 +17,9 @@
  * Reads the key (refusing a file others can read; group-readable only as a Kubernetes Secret mounts it), loads the model once (init),
  * listens, then writes the ready file atomically: {"pid","port","url","modelDigest"}. Any startup
  * failure is one line on stderr and exit code 1. SIGTERM/SIGINT: stop accepting, let requests in
- * flight finish (up to 5 s), and an inference under way answer (into nothing, if its client left) before
- * the session closes, then exit 0; a second signal exits at once.
+ * flight finish (up to 5 s, then their connections are closed), and exit 0 once an inference under way has
+ * answered (into nothing if its client left: an onnxruntime run cannot be cut off, and closing its session
+ * or exiting during one aborts the process); a second signal exits at once.
  */
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -225,10 +226,9 @@ async function main(): Promise<void> {
       release().then(exit, exit);
     });
     server.closeIdleConnections();
-    setTimeout(() => {
-      server.closeAllConnections();
-      process.exit(0);
-    }, DRAIN_MS).unref();
+    // At the drain's end the connections still open are closed; the process exits once the inference under
+    // way has answered (release above): an onnxruntime run cannot be cut off, and exiting during one aborts.
+    setTimeout(() => server.closeAllConnections(), DRAIN_MS).unref();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);

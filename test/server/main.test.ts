@@ -92,50 +92,78 @@ describe('scoring server process (main.js)', () => {
     }
   });
 
-  test('SIGTERM while an abandoned request is still in inference: exits 0 once it is done, nothing on stderr', async () => {
-    const slowPath = path.join(dir, 'slow.onnx');
-    await fs.writeFile(slowPath, buildSlowCnn({ layers: 200 }));
-    const { child, ready, out, exited } = await startServer(slowPath, ['--no-batching']);
+  /**
+   * A replica on a slow model (`layers` convolutions: 200 take about 2.5 s of CPU) with one POST /score in
+   * its inference: the request seen in flight (read on a connection of its own each time: a keep-alive one
+   * left open would hold the server's close back), then the replica's CPU 150 ms on (decoding a 64x64 JPEG
+   * costs about a millisecond, so the inference is running), however loaded the machine is.
+   */
+  async function replicaInInference(layers: number) {
+    const slowPath = path.join(dir, `slow-${layers}.onnx`);
+    await fs.writeFile(slowPath, buildSlowCnn({ layers }));
+    const server = await startServer(slowPath, ['--no-batching']);
+    const { child, ready } = server;
+    const client = new AbortController();
+    const answer = fetch(`${ready.url}/score`, {
+      method: 'POST',
+      body: await makeColourJpeg('red'),
+      headers: { authorization: `Bearer ${KEY}` },
+      signal: client.signal,
+    }).catch((err: unknown) => err as Error);
+    const inFlight = () =>
+      new Promise<boolean>((resolve, reject) =>
+        http
+          .get(`${ready.url}/metrics`, { agent: false }, (res) => {
+            let text = '';
+            res.on('data', (d: Buffer) => (text += d.toString()));
+            res.on('end', () => resolve(/^inferctl_server_scoring_in_flight 1$/m.test(text)));
+          })
+          .on('error', reject),
+      );
+    const cpuMs = async () => {
+      const stat = await fs.readFile(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms ticks
+    };
     try {
-      const client = new AbortController();
-      const answered = fetch(`${ready.url}/score`, {
-        method: 'POST',
-        body: await makeColourJpeg('red'),
-        headers: { authorization: `Bearer ${KEY}` },
-        signal: client.signal,
-      }).catch((err: unknown) => err);
-      // The request is in inference (2.5 s of CPU for this model) when its client leaves and the
-      // server is told to stop: the server closes at once (no connection left), its session only once that
-      // run has answered, into nothing.
-      // Read on a connection of its own each time: a keep-alive one left open would hold the server's close
-      // back until the run is over, and the stop would not cut into it.
-      const inFlight = () =>
-        new Promise<boolean>((resolve, reject) =>
-          http
-            .get(`${ready.url}/metrics`, { agent: false }, (res) => {
-              let text = '';
-              res.on('data', (d: Buffer) => (text += d.toString()));
-              res.on('end', () => resolve(/^inferctl_server_scoring_in_flight 1$/m.test(text)));
-            })
-            .on('error', reject),
-        );
       for (let i = 0; i < 1000 && !(await inFlight()); i++) await delay(20);
       assert.ok(await inFlight(), 'the request is in the server');
-      // Decoding a 64x64 JPEG costs about a millisecond of CPU; 150 ms more means its inference is running
-      // (about two and a half seconds of CPU in all), however loaded the machine is.
-      const cpuMs = async () => {
-        const stat = await fs.readFile(`/proc/${child.pid}/stat`, 'utf8');
-        const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-        return (Number(fields[11]) + Number(fields[12])) * 10; // utime + stime, in 10 ms ticks
-      };
       const seen = await cpuMs();
       for (let i = 0; i < 1500 && (await cpuMs()) - seen < 150; i++) await delay(20);
       assert.ok((await cpuMs()) - seen >= 150, 'the request is in inference');
+    } catch (err) {
+      child.kill('SIGKILL');
+      throw err;
+    }
+    return { ...server, client, answer };
+  }
+
+  test('SIGTERM while an abandoned request is still in inference: exits 0 once it is done, nothing on stderr', async () => {
+    const { child, out, exited, client, answer } = await replicaInInference(200);
+    try {
+      // Its client leaves, then the server is told to stop: the server closes at once (no connection left),
+      // its session only once that run has answered, into nothing. Closing it mid-run aborted the process.
       client.abort();
-      assert.equal(((await answered) as Error).name, 'AbortError');
+      assert.equal(((await answer) as Error).name, 'AbortError');
       child.kill('SIGTERM');
       assert.deepEqual(await exited, { code: 0, signal: null });
       assert.equal(out.stderr, '', 'no "Terminating worker thread" from a run cut off by the stop');
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  test('SIGTERM while an inference outlasts the 5 s drain: the connection is closed at 5 s, the process exits 0 after the run', async () => {
+    const { child, out, exited, answer } = await replicaInInference(600); // about 7.5 s of CPU
+    try {
+      const stopped = performance.now();
+      child.kill('SIGTERM');
+      const failed = await answer;
+      const cut = performance.now() - stopped;
+      assert.ok(failed instanceof Error, 'the client still waiting is cut off at the drain');
+      assert.ok(cut >= 4_500, `not before the drain (${Math.round(cut)} ms)`);
+      assert.deepEqual(await exited, { code: 0, signal: null });
+      assert.equal(out.stderr, '', 'no abort from exiting mid-run');
     } finally {
       child.kill('SIGKILL');
     }
