@@ -25,8 +25,9 @@
  * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers one model's measurements on a worker (its
  * first batches take turns at each intra-op setting it was given, `intraOpLadder`'s unless the operator set
  * one, each setting's session warmed up on one image, untimed, just before its first measured batch), decides
- * once, after one measured batch per setting by default, and holds the decision; ./split-registry.ts keeps one per model, spec and provider for
- * the worker process's lifetime, so later shards and jobs of the same model start with the chosen split.
+ * once, after one measured batch per setting by default, and holds the decision; ./split-registry.ts keeps
+ * one per model, spec and provider for the worker process's lifetime, so later shards and jobs of the same
+ * model start with the chosen split.
  */
 
 import { PhaseGate } from './phase-gate';
