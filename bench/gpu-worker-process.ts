@@ -38,7 +38,7 @@ export async function startGpuWorker(
   // The choice's attributes on one line, without the activity's ids.
   const decodeSplit = () => {
     const logged = /Decode concurrency chosen \{[^]*?\n\}/.exec(output)?.[0];
-    if (!logged) return 'not chosen (fewer batches than it measures: a warm-up and one at each intra-op setting)';
+    if (!logged) return 'not chosen (fewer batches than it measures: one at each intra-op setting)';
     const attrs = logged.replace(/^Decode concurrency chosen \{|\}$/g, '').replace(/\s+/g, ' ');
     return attrs
       .replace(

@@ -15,7 +15,8 @@
  * Where both run on the CPU the choice comes from what the worker measured in its first batches:
  *   D     decode core-ms per image (a decode's wall time scaled by cores / decodes at once);
  *   I(t)  inference wall ms per image with t intra-op threads, each setting measured with no decode running
- *         (the first batches run in phases, one inference at a time);
+ *         (the first batches run in phases, one inference at a time; each setting's session is warmed up on
+ *         one image, untimed, just before its measured batch);
  * per setting t, with inference's share s = t·I / (D + t·I): where s is under LARGE_INFERENCE_SHARE, overlap
  * on every core, at most min(C / (D + t·I(t)), 1 / I(t)); from it, phases, 1 / (D / C + I(t)) images a
  * second; and from SMALL_INFERENCE_SHARE with t < C, overlap on the C - t cores inference leaves, at most
@@ -23,8 +24,10 @@
  * their order, overlap before phases).
  * `chooseDecodeSplit` is the pure decision; `DecodeSplitter` gathers one model's measurements on a worker (its
  * first batches take turns at each intra-op setting it was given, `intraOpLadder`'s unless the operator set
- * one), decides once and holds the decision; ./split-registry.ts keeps one per model, spec and provider for
- * the worker process's lifetime, so later shards and jobs of the same model start with the chosen split.
+ * one, each setting's session warmed up on one image, untimed, just before its first measured batch), decides
+ * once, after one measured batch per setting by default, and holds the decision; ./split-registry.ts keeps
+ * one per model, spec and provider for the worker process's lifetime, so later shards and jobs of the same
+ * model start with the chosen split.
  */
 
 import { PhaseGate } from './phase-gate';
@@ -168,8 +171,11 @@ export interface SplitterOptions {
    */
   intraOpSettings: number[];
   /**
-   * Batches measured at each setting before deciding, after a warm-up batch at each (default 1: a batch at a
-   * setting that loses costs the job time, and the GPU worker's first batches are the job's).
+   * Batches measured at each setting before deciding (default 1: a batch at a setting that loses costs the job
+   * time, and the GPU worker's first batches are the job's). Each setting's session is warmed up first on one
+   * image (`warmUpDue`), not on a batch. Measuring the later settings on part of a batch (4 of 16 images) was
+   * tried and not kept: per-image ms at 4 is not that at 16, and side by side under load the choice changed
+   * in 2 of 10 rounds (ResNet-50-shaped, photos) and 4 of 30 (the tiny model, 256x256).
    */
   batches?: number;
   /** Where the decision goes (the activity's log). */
@@ -216,7 +222,10 @@ export function intraOpSettingsToMeasure(w: {
  * batch's decodes and a batch's inference never at the same time, through `gate`), decode concurrency is the
  * decode slots (what the libuv pool allows), batches take turns at each intra-op setting
  * (`nextIntraOpThreads`) and run their inference one at a time (`infers`): so that a batch's inference time
- * is its own run, with no decode and no other shard's run beside it. Shards call `recordDecode` per image and
+ * is its own run, with no decode and no other shard's run beside it. Just before a setting's first measured
+ * batch, in the same turn, its session runs once on one image (`warmUpDue`, `recordWarmUp`: allocations,
+ * kernels chosen, the session opened), untimed and its result discarded; a batch at a setting whose warm-up
+ * did not run or failed is the warm-up itself, not counted. Shards call `recordDecode` per image and
  * `recordBatch` per batch; once decided, every batch runs at the chosen setting, in the chosen mode, and
  * inference runs as many at once as the sessions allow.
  */
@@ -225,12 +234,16 @@ export class DecodeSplitter {
   readonly infers = new ConcurrencyLimit(1);
   /** Where a batch's decodes and a batch's inference take turns while `inPhases`. */
   readonly gate: PhaseGate;
-  /** Batches recorded before the decision (warm-up and measured ones); none once it has decided. */
+  /** Batches recorded before the decision (measured ones, and any that warmed a session up); none after it. */
   measuredBatches = 0;
   private decodeMs: number[] = [];
   private readonly settings: number[];
-  private readonly assigned = new Map<number, number>();
-  private readonly seen = new Map<number, number>();
+  /** Batches given a setting and not yet recorded, per setting. */
+  private readonly underWay = new Map<number, number>();
+  /** Settings whose session has run once (a one-image warm-up, or a batch that was not counted). */
+  private readonly warm = new Set<number>();
+  /** Batches counted per setting. */
+  private readonly counted = new Map<number, number>();
   private readonly inferMs = new Map<number, { ms: number; images: number }>();
   private provider: string | undefined;
   chosen: DecodeSplit | undefined;
@@ -247,12 +260,16 @@ export class DecodeSplitter {
     if (this.settings.length === 0) throw new RangeError('DecodeSplitter needs at least one intra-op setting');
   }
 
-  /** The intra-op setting the next batch runs at: in turns while measuring, then the chosen one. */
+  /**
+   * The intra-op setting the next batch runs at: while measuring, the one with the fewest batches counted or
+   * under way (in turns; a setting whose batch was not counted gets the next turn), then the chosen one.
+   */
   nextIntraOpThreads(): number {
     if (this.chosen) return this.chosen.intraOpThreads ?? this.settings[0]!;
+    const turns = (t: number) => (this.counted.get(t) ?? 0) + (this.underWay.get(t) ?? 0);
     let next = this.settings[0]!;
-    for (const t of this.settings) if ((this.assigned.get(t) ?? 0) < (this.assigned.get(next) ?? 0)) next = t;
-    this.assigned.set(next, (this.assigned.get(next) ?? 0) + 1);
+    for (const t of this.settings) if (turns(t) < turns(next)) next = t;
+    this.underWay.set(next, (this.underWay.get(next) ?? 0) + 1);
     return next;
   }
 
@@ -264,19 +281,35 @@ export class DecodeSplitter {
     if (!this.chosen) this.decodeMs.push(ms * Math.min(1, this.opts.cores / Math.max(1, atOnce)));
   }
 
-  /** A batch's inference: `inferMs` its own run's wall time at `intraOpThreads`. */
+  /**
+   * Whether a CPU run at `intraOpThreads` should first warm its session up on one image (untimed, in the same
+   * turn, with no decode beside it): while measuring, until a warm-up at that setting has answered.
+   */
+  warmUpDue(executionProvider: string, intraOpThreads: number): boolean {
+    return executionProvider === 'cpu' && this.chosen === undefined && !this.warm.has(intraOpThreads);
+  }
+
+  /** A warm-up run at `intraOpThreads` answered: the setting's next batch is measured. */
+  recordWarmUp(intraOpThreads: number): void {
+    this.warm.add(intraOpThreads);
+  }
+
+  /**
+   * A batch's inference: `inferMs` its own run's wall time at `intraOpThreads`. Counted where the setting's
+   * session had run before; else it was the session's first run (allocations, kernels chosen): not counted.
+   */
   recordBatch(executionProvider: string, images: number, inferMs: number, intraOpThreads = this.settings[0]!): void {
     if (this.chosen || images === 0) return;
     this.provider = executionProvider;
     this.measuredBatches++;
-    const seen = this.seen.get(intraOpThreads) ?? 0;
-    this.seen.set(intraOpThreads, seen + 1);
-    // The first batch at a setting warms its session up (allocations, kernels chosen): not counted.
-    if (seen > 0) {
+    this.underWay.set(intraOpThreads, Math.max(0, (this.underWay.get(intraOpThreads) ?? 0) - 1));
+    if (this.warm.has(intraOpThreads)) {
       const sum = this.inferMs.get(intraOpThreads) ?? { ms: 0, images: 0 };
       this.inferMs.set(intraOpThreads, { ms: sum.ms + inferMs, images: sum.images + images });
+      this.counted.set(intraOpThreads, (this.counted.get(intraOpThreads) ?? 0) + 1);
     }
-    const enough = (t: number) => (this.seen.get(t) ?? 0) > (this.opts.batches ?? 1);
+    this.warm.add(intraOpThreads);
+    const enough = (t: number) => (this.counted.get(t) ?? 0) >= (this.opts.batches ?? 1);
     if (executionProvider !== 'cpu' || this.settings.every(enough)) this.decide();
   }
 

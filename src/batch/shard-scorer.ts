@@ -151,8 +151,9 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
   };
 
   // With a decode split: the batch runs at the intra-op setting the splitter gives it, and reports its own
-  // run's time (while the splitter measures, runs take turns, with no decode beside them); in phases it runs
-  // only while no batch decodes; once chosen, the classifier settles on the chosen setting.
+  // run's time (while the splitter measures, runs take turns, with no decode beside them; a setting's first
+  // measured batch is preceded, in the same turn, by an untimed run on its first image that warms the session
+  // up); in phases it runs only while no batch decodes; once chosen, the classifier settles on the chosen setting.
   const infer = async (tensors: Float32Array[]): Promise<Float32Array[]> => {
     const split = opts.decodeSplit;
     if (!split) return classifier.infer(tensors);
@@ -160,6 +161,15 @@ export async function scoreShard(opts: ShardScoringOptions): Promise<ShardScorin
     const intraOpThreads = splitter.nextIntraOpThreads();
     const run = () =>
       splitter.infers.run(async () => {
+        if (splitter.warmUpDue(split.executionProvider, intraOpThreads)) {
+          // A failed warm-up leaves the setting cold: this batch is then its warm-up, not counted (the
+          // batch's own run reports any real fault).
+          const warmed = await classifier.infer(tensors.slice(0, 1), { intraOpThreads }).then(
+            () => true,
+            () => false,
+          );
+          if (warmed) splitter.recordWarmUp(intraOpThreads);
+        }
         const started = performance.now();
         const out = await classifier.infer(tensors, { intraOpThreads });
         splitter.recordBatch(split.executionProvider, tensors.length, performance.now() - started, intraOpThreads);

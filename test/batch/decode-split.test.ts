@@ -3,8 +3,8 @@
  * where inference is on a GPU or a small share of the work; where both are on the CPU, the mode and thread
  * setting with the best predicted rate are kept: "phases" (a batch decodes on every core, then infers with
  * every thread, in turns) or "overlap" (decode on the cores the intra-op threads leave). The splitter runs in
- * phases while it measures (inference with no decode beside it), decides once, from its first batches after a
- * warm-up one, and holds what it chose. (The real worker logs the choice:
+ * phases while it measures (inference with no decode beside it), decides once, after one measured batch per
+ * setting (each setting's session warmed up on one image first, not counted), and holds what it chose. (The real worker logs the choice:
  * test/workflows/batch-decode-split.test.ts; the pipeline's turns: test/batch/shard-phases.test.ts.)
  */
 import assert from 'node:assert/strict';
@@ -198,17 +198,21 @@ describe('intraOpSettingsToMeasure', () => {
 });
 
 describe('DecodeSplitter', () => {
-  test('one setting: measures after a warm-up batch, decides once, logs it, and holds the limit', () => {
+  test('one setting: warmed up on one image, measured on a batch, decides once, logs it, and holds the limit', () => {
     const { splitter, choices } = recordingSplitter({ cores: 2, intraOpSettings: [2], batches: 2 });
     assert.equal(splitter.decodes.limit, 2, 'every core until it knows');
     assert.equal(splitter.infers.limit, 1, 'runs one at a time while measuring');
     assert.equal(splitter.inPhases, true, 'in turns while measuring: no decode beside an inference');
     for (const ms of [50, 52, 48, 400]) splitter.recordDecode(ms); // the 400: a decode that waited
-    splitter.recordBatch('cpu', 4, 4000, splitter.nextIntraOpThreads()); // warm-up: not counted
-    splitter.recordBatch('cpu', 4, 430, splitter.nextIntraOpThreads());
-    assert.equal(choices.length, 0);
+    const t = splitter.nextIntraOpThreads();
+    assert.equal(splitter.warmUpDue('cpu', t), true, 'a cold setting is warmed up first');
+    splitter.recordWarmUp(t);
+    assert.equal(splitter.warmUpDue('cpu', t), false, 'once');
+    splitter.recordBatch('cpu', 4, 430, t);
+    assert.equal(choices.length, 0, 'two batches asked for');
     splitter.recordBatch('cpu', 4, 430, splitter.nextIntraOpThreads());
     assert.equal(choices.length, 1);
+    assert.equal(splitter.measuredBatches, 2, 'no batch spent on the warm-up');
     const [split, measured] = choices[0]!;
     assert.equal(measured.decodeMsPerImage, 52, 'the median decode');
     assert.deepEqual(measured.inference, [{ intraOpThreads: 2, msPerImage: 107.5 }]);
@@ -221,21 +225,22 @@ describe('DecodeSplitter', () => {
     assert.equal(choices.length, 1, 'decided once');
   });
 
-  test('several settings: batches take turns, each setting is measured, the best one is kept', () => {
+  test('several settings: batches take turns, each warmed up then measured once, the best one is kept', () => {
     // 2 cores, the ResNet-50-shaped model, 256x256 JPEGs: D 4 ms; one intra-op thread 160 ms per image, two
     // 95 ms. Phases at 2: 1000 / (2 + 95) = 10.3 items/s; at 1: 6.2; overlap at 1: min(6.25, 1000 / 4): 6.25.
     const { splitter, choices } = recordingSplitter({ cores: 2, intraOpSettings: [2, 1] });
     const perImage: Record<number, number> = { 2: 95, 1: 160 };
     const turns: number[] = [];
-    for (let batch = 0; batch < 4; batch++) {
+    for (let batch = 0; batch < 2; batch++) {
       for (let i = 0; i < 16; i++) splitter.recordDecode(4);
       const t = splitter.nextIntraOpThreads();
       turns.push(t);
-      // The first batch at each setting is slow (the session warms up): not counted.
-      splitter.recordBatch('cpu', 16, 16 * perImage[t]! * (batch < 2 ? 3 : 1), t);
+      assert.equal(splitter.warmUpDue('cpu', t), true);
+      splitter.recordWarmUp(t); // (the warm-up's time is never reported: a slow one cannot skew the choice)
+      splitter.recordBatch('cpu', 16, 16 * perImage[t]!, t);
     }
-    assert.deepEqual(turns, [2, 1, 2, 1], 'in turns');
-    assert.equal(choices.length, 1, 'decided after a warm-up and one measured batch at each setting');
+    assert.deepEqual(turns, [2, 1], 'in turns');
+    assert.equal(choices.length, 1, 'decided after one measured batch at each setting');
     const [split, measured] = choices[0]!;
     assert.deepEqual(measured.inference, [
       { intraOpThreads: 2, msPerImage: 95 },
@@ -243,6 +248,7 @@ describe('DecodeSplitter', () => {
     ]);
     assertSplit(split, { mode: 'phases', intraOpThreads: 2, decodeConcurrency: 2, predictedItemsPerSec: 1000 / 97 });
     assert.equal(splitter.nextIntraOpThreads(), 2, 'every later batch at the chosen setting');
+    assert.equal(splitter.warmUpDue('cpu', 1), false, 'nothing to warm up once decided');
 
     // The same model where decode is dear (camera photos, D 60 ms) and two threads gain little (I(2) 140):
     // phases at 2: 1000 / (30 + 140) = 5.9; overlap at 1, decoding on the other core: min(6.25, 16.7): 6.25.
@@ -253,10 +259,31 @@ describe('DecodeSplitter', () => {
     assertSplit(dear, { mode: 'overlap', intraOpThreads: 1, decodeConcurrency: 1, predictedItemsPerSec: 6.25 });
   });
 
-  test('on a GPU it decides at the first batch: every core, the sessions’ own setting', () => {
+  test('a setting whose warm-up did not run (or failed): its first batch is the warm-up, not counted', () => {
+    const { splitter, choices } = recordingSplitter({ cores: 2, intraOpSettings: [2, 1] });
+    splitter.recordDecode(4);
+    const perImage: Record<number, number> = { 2: 95, 1: 160 };
+    const turns: number[] = [];
+    for (let batch = 0; batch < 3; batch++) {
+      const t = splitter.nextIntraOpThreads();
+      turns.push(t);
+      if (t === 2) splitter.recordWarmUp(t); // 1's warm-up failed: its first batch warms it, slowly
+      splitter.recordBatch('cpu', 16, 16 * perImage[t]! * (batch === 1 ? 5 : 1), t);
+    }
+    assert.deepEqual(turns, [2, 1, 1]);
+    assert.equal(choices.length, 1, 'decided once 1 had a batch counted');
+    assert.deepEqual(choices[0]![1].inference, [
+      { intraOpThreads: 2, msPerImage: 95 },
+      { intraOpThreads: 1, msPerImage: 160 },
+    ]);
+  });
+
+  test('on a GPU it decides at the first batch, with no warm-up: every core, the sessions’ own setting', () => {
     const { splitter, choices } = recordingSplitter({ cores: 3, intraOpSettings: [3, 2, 1] });
     splitter.recordDecode(30);
-    splitter.recordBatch('cuda', 8, 5, splitter.nextIntraOpThreads());
+    const t = splitter.nextIntraOpThreads();
+    assert.equal(splitter.warmUpDue('cuda', t), false);
+    splitter.recordBatch('cuda', 8, 5, t);
     assert.equal(choices.length, 1);
     assertSplit(choices[0]![0], { mode: 'overlap', decodeConcurrency: 3 });
     assert.equal(splitter.inPhases, false, 'the next batch decodes while this one infers');

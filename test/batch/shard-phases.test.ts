@@ -1,7 +1,7 @@
 /**
  * The shard pipeline (src/batch/shard-scorer.ts) in the decode split's "phases" mode, with real decodes and
- * real onnxruntime inference: two shards share one process's splitter; while it measures, and once it chose
- * phases, no decode runs while a batch infers (in either shard), so each inference time it measures is its
+ * real onnxruntime inference: two shards share one process's splitter; while it measures (its one-image
+ * warm-up included), and once it chose phases, no decode runs while a batch infers (in either shard), so each inference time it measures is its
  * own; each shard's rows come out in input order, each input exactly once, and its last checkpoint counts
  * what was written. (The decision on measured inputs: test/batch/decode-split.test.ts.)
  */
@@ -26,14 +26,14 @@ describe('the shard pipeline in phases', () => {
       onChoice: (split, measured) => choices.push([split, measured]),
     });
     // A probe around the real inference: what else runs while each batch infers.
-    const seen: Array<{ decodesAtStart: number; inPhases: boolean; from: number; to: number }> = [];
+    const seen: Array<{ images: number; decodesAtStart: number; inPhases: boolean; from: number; to: number }> = [];
     const infer = s.classifier.infer.bind(s.classifier);
     s.classifier.infer = async (batch, at) => {
       const decodesAtStart = splitter.decodes.active;
       const inPhases = splitter.inPhases;
       const from = performance.now();
       const out = await infer(batch, at);
-      seen.push({ decodesAtStart, inPhases, from, to: performance.now() });
+      seen.push({ images: batch.length, decodesAtStart, inPhases, from, to: performance.now() });
       return out;
     };
     // And when each decode ran (the pipeline reports each one's time as it ends).
@@ -53,7 +53,11 @@ describe('the shard pipeline in phases', () => {
     assert.equal(split.mode, 'phases');
     assert.equal(split.decodeConcurrency, 4, 'a batch decodes on every slot');
     assert.equal(measured.inference[0]?.intraOpThreads, 2);
-    assert.equal(seen.length, 12);
+    // Twelve batches, and the one-image run that warmed the session up before the first measured one.
+    assert.deepEqual(
+      seen.map((run) => run.images),
+      [1, ...Array.from({ length: 12 }, () => 2)],
+    );
     assert.equal(decodes.length, 24);
     for (const run of seen) {
       assert.equal(run.inPhases, true);

@@ -34,7 +34,7 @@ describe('SplitRegistry', () => {
     assert.equal(first.reused, false, 'nothing chosen yet: it measures');
     assert.equal(registry.for(subject).splitter, first.splitter, 'a shard beside it shares the measurement');
     first.splitter.recordDecode(5);
-    first.splitter.recordBatch('cpu', 2, 20, 2); // warm-up
+    first.splitter.recordWarmUp(2);
     first.splitter.recordBatch('cpu', 2, 20, 2);
     assert.ok(first.splitter.chosen);
     const again = registry.for(subject);
@@ -85,17 +85,19 @@ describe('SplitRegistry', () => {
       intraOpSettings: [2, 1],
       onChoice: (split) => choices.push(split),
     });
-    // Which intra-op setting each real inference ran at.
+    // Which intra-op setting each real inference of a batch ran at (and each one-image warm-up's).
     const settings: number[] = [];
+    const warmUps: number[] = [];
     const infer = s.classifier.infer.bind(s.classifier);
     s.classifier.infer = (batch, at) => {
-      settings.push(at?.intraOpThreads ?? 0);
+      (batch.length === 1 ? warmUps : settings).push(at?.intraOpThreads ?? 0);
       return infer(batch, at);
     };
     const shard = async (n: number) => {
       const split = registry.for(subjectOf(s.classifier));
       const measuredBefore = split.splitter.measuredBatches;
       settings.length = 0;
+      warmUps.length = 0;
       const { rows, checkpoints } = await scoreSplitShard(s, split.splitter, { n, size: SHARD, batchSize: BATCH });
       assert.deepEqual(
         rows.map((r) => r.index),
@@ -107,20 +109,23 @@ describe('SplitRegistry', () => {
         reused: split.reused,
         measured: split.splitter.measuredBatches - measuredBefore,
         settings: [...settings],
+        warmUps: [...warmUps],
       };
     };
 
     const first = await shard(0);
     assert.equal(first.reused, false);
-    // A warm-up and a measured batch at each of the two settings, in turns; then the chosen one.
-    assert.equal(first.measured, 4);
-    assert.deepEqual(first.settings.slice(0, 4), [2, 1, 2, 1]);
+    // A one-image warm-up and a measured batch at each of the two settings, in turns; then the chosen one.
+    assert.equal(first.measured, 2);
+    assert.deepEqual(first.warmUps, [2, 1]);
+    assert.deepEqual(first.settings.slice(0, 2), [2, 1]);
     assert.equal(choices.length, 1);
     const chosen = choices[0]!.intraOpThreads!;
 
     const second = await shard(1);
     assert.equal(second.reused, true, 'the second shard on the worker reuses the split');
     assert.equal(second.measured, 0, 'and does no measurement batch');
+    assert.deepEqual(second.warmUps, [], 'nor a warm-up');
     assert.deepEqual(
       second.settings,
       Array.from({ length: SHARD / BATCH }, () => chosen),

@@ -24,9 +24,9 @@ describe('the GPU worker’s decode split', () => {
   test('is chosen once from the first batches and logged with its measurements', async () => {
     const name = uniqueName('split');
     const dir = path.join(suite.scratch, name, 'in');
-    // A warm-up and a measured batch of 2 at each setting, and two shards more.
+    // A measured batch of 2 at each setting (each after a one-image warm-up), and two shards more.
     const ladder = intraOpLadder(os.availableParallelism());
-    const items = 2 * (2 * ladder.length) + 24;
+    const items = 2 * ladder.length + 24;
     await writeSampleImages(dir, items);
     const handle = await suite.startBatch(
       suite.batchInput({ name, inputPath: dir, shardSize: 12, batchSize: 2, maxShardsInFlight: 1 }),
