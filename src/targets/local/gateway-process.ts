@@ -119,7 +119,7 @@ export async function restartGatewayIfGone(
   const { gonePid, port, again } = started;
   const listening = await untilListening(layout, again);
   if (listening) return { outcome: 'restarted', gonePid, pid: again.pid, port };
-  const tail = await logTail(path.join(layout.gatewayDir, 'gateway.log'), 3);
+  const tail = (await logTail(path.join(layout.gatewayDir, 'gateway.log'), 1)).trim();
   if (await isTearingDown(layout)) return { outcome: 'tearing-down' };
   return { outcome: 'failed', gonePid, pid: again.pid, port, reason: tail || 'the gateway exited without output' };
 }

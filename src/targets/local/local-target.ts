@@ -288,8 +288,13 @@ export class LocalTarget implements Target {
     // Script replicas' Python servers, by the process group each front recorded (not by command line).
     removed.push(...(await sweepScriptChildren(layout, true)));
     for (const entry of await listDir(layout.bundlesDir)) removed.push(`bundle sha256:${entry}`);
+    // Moved aside in one step, then removed: a restart that takes the lock meanwhile finds the deployment gone,
+    // never a directory half removed (its tearing-down mark deleted, its .lock made again inside it).
+    const removing = `${layout.dir}.removing.tmp`;
+    await fs.rm(removing, { recursive: true, force: true });
     if (await fileExists(layout.dir)) {
-      await fs.rm(layout.dir, { recursive: true, force: true });
+      await fs.rename(layout.dir, removing);
+      await fs.rm(removing, { recursive: true, force: true });
       removed.push(`directory ${layout.dir}`);
     }
     return { removed };

@@ -63,9 +63,9 @@ export async function markTearingDown(layout: LocalLayout, ownerId: string): Pro
   await withDeploymentLock(layout, () => fs.writeFile(tearingDownFile(layout), `${ownerId}\n`));
 }
 
-/** True when teardown has begun (checked under the lock by whoever would start a process). */
-export function isTearingDown(layout: LocalLayout): Promise<boolean> {
-  return fileExists(tearingDownFile(layout));
+/** True once teardown has begun, or the directory is gone (checked under the lock by whoever would start a process). */
+export async function isTearingDown(layout: LocalLayout): Promise<boolean> {
+  return (await fileExists(tearingDownFile(layout))) || !(await fileExists(layout.dir));
 }
 
 /** A new deployment under this name (provision): a mark left by a teardown of an earlier run goes. */
