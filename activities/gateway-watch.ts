@@ -11,6 +11,7 @@ import { FailureType } from '../src/shared/failure-types';
 import type { GatewayRevival } from '../src/shared/gateway-watch-types';
 import type { DeploymentSpec, TargetKind } from '../src/shared/target-types';
 import type { Target } from '../src/targets/target';
+import { withHeartbeat } from './heartbeat';
 
 export interface GatewayWatchActivityDeps {
   targets: Partial<Record<TargetKind, Target>>;
@@ -40,7 +41,8 @@ export function createGatewayWatchActivities({ targets }: GatewayWatchActivityDe
       const ctx = Context.current();
       let waitSeconds = opts.pollSeconds;
       for (;;) {
-        const found = await target.reviveGateway(spec, ctx.cancellationSignal).catch((err: unknown) => {
+        // Heartbeating meanwhile: a look may wait for the deployment's lock (a scale's deploy holds it).
+        const found = await withHeartbeat((signal) => target.reviveGateway!(spec, signal)).catch((err: unknown) => {
           if (ctx.cancellationSignal.aborted) throw err;
           log.warn('Gateway not looked at', { name: spec.name, error: String(err) });
           return undefined;

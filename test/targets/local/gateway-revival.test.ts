@@ -142,6 +142,31 @@ describe('local target: a gateway started again, teardown and processes not ours
     assert.deepEqual(await findProcessesByMarker(layout.processMarker), []);
   });
 
+  test('a lock whose holder died (a worker SIGKILLed while holding it) is taken over', async () => {
+    const { spec, layout, port } = await servedWithGatewayKilled('gw-stale');
+    const holder = spawn('sleep', ['600'], { stdio: 'ignore' });
+    const startTime = await eventually(() => processStartTime(holder.pid!), 'the holder');
+    await fs.mkdir(path.join(layout.dir, '.lock'));
+    await fs.writeFile(
+      path.join(layout.dir, '.lock', 'holder.json'),
+      JSON.stringify({ pid: holder.pid, startTime, token: 'dead' }),
+    );
+    holder.kill('SIGKILL');
+    await eventually(async () => ((await isSameProcess(holder.pid!, startTime)) ? undefined : true), 'its death');
+    const began = Date.now();
+    const found = await target.reviveGateway(spec);
+    assert.equal(found.outcome, 'restarted', JSON.stringify(found));
+    assert.ok(Date.now() - began < 15_000, 'without waiting out the lock');
+    assert.equal((await fetch(`http://127.0.0.1:${port}/healthz`)).status, 200);
+    assert.deepEqual(
+      (await fs.readdir(layout.dir)).filter((e) => e.startsWith('.lock')),
+      [],
+      "the dead holder's lock is gone, and this one let go",
+    );
+    await target.teardown(spec);
+    assert.deepEqual(await findProcessesByMarker(layout.processMarker), []);
+  });
+
   test('restarts and teardown started together never leave a process', async (t) => {
     const rounds: Array<{ teardownFirst: boolean; gapMs: number }> = [];
     for (const gapMs of [0, 3, 10, 30])
