@@ -1,12 +1,11 @@
 /**
  * The local gateway's process: started by the serving set's deploy (local-target.ts), and started again on
- * its own port when the serving loop's gateway watch or a mirror bake's reading finds it gone (crashed, killed),
- * as Kubernetes starts the aks front's pod again. A gateway started again resumes the mirror's counters from its report file (gateway-mirror.ts). It is
- * known by the pid and start time recorded in replicas.json and the marker it was started with (processes.ts),
- * never by its command line.
+ * its own port when the serving loop's gateway watch or a mirror bake's reading finds it gone (crashed,
+ * killed), as Kubernetes starts the aks front's pod again. A gateway started again resumes the mirror's
+ * counters from its report file (gateway-mirror.ts). It is known by the pid and start time recorded in
+ * replicas.json and the marker it was started with (processes.ts), never by its command line.
  */
 import path from 'node:path';
-
 import { setTimeout as delay } from 'node:timers/promises';
 
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
