@@ -11,6 +11,7 @@
  */
 import { createBatchActivities } from '../activities/batch';
 import { createCertificateActivities } from '../activities/certificate';
+import { createGatewayWatchActivities } from '../activities/gateway-watch';
 import { createDeployActivities } from '../activities/deploy';
 import { createRolloutActivities } from '../activities/rollout';
 import { createAutoscaleActivities } from '../activities/autoscale-watch';
@@ -67,6 +68,7 @@ export async function runControlWorker(opts: ControlWorkerOptions = {}): Promise
         ...createDeployActivities({ targets }),
         ...createRolloutActivities({ targets }),
         ...createCertificateActivities({ targets }),
+        ...createGatewayWatchActivities({ targets }),
         ...createAutoscaleActivities({ targets }),
         ...createBatchActivities(),
         ...createJanitorActivities(),

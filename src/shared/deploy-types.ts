@@ -8,6 +8,7 @@ import type { AutoscaleInput, AutoscaleStatus } from './autoscale-types';
 import type { CertificateStatus } from './certificate-renewal';
 import type { PreprocessConfig } from './preprocess-types';
 import type { AksDeploymentOptions, DeploymentSpec, EndpointTls, ScriptSpec, TargetKind } from './target-types';
+import type { GatewayWatchStatus } from './gateway-watch-types';
 
 export const CONTROL_TASK_QUEUE = 'inferctl-control';
 export const DEPLOY_WORKFLOW_TYPE = 'deploy';
@@ -18,9 +19,7 @@ export const REPLICA_LIMITS: Record<TargetKind, number> = { local: 16, aks: 100 
 /** A deployment name becomes a workflow id, a directory and a cloud resource name. */
 export const DEPLOYMENT_NAME_PATTERN = /^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$/;
 
-export function deployWorkflowId(name: string): string {
-  return `deploy-${name}`;
-}
+export const deployWorkflowId = (name: string): string => `deploy-${name}`;
 
 export interface SmokeSpec {
   /** Absolute path to a sample image on the worker's filesystem. */
@@ -261,6 +260,8 @@ export interface DeployStatus {
   scaleToZero?: ScaleToZeroStatus;
   /** With `--target-concurrency`: the bounds, and the latest decisions with the counters they read. */
   autoscale?: AutoscaleStatus;
+  /** local: the endpoint's gateway started again while serving, when it was found gone (the gateway watch). */
+  gateway?: GatewayWatchStatus;
   /** aks: the GPU pool's node count, once a scale has set it (the ledger bills these nodes). */
   gpuNodes?: number;
   /** The idle TTL the deployment was started with (seconds), when it has one. */
@@ -396,5 +397,4 @@ export const DEPLOY_UPDATES = {
   rollout: 'rollout',
   autoscale: 'autoscale',
 } as const;
-
 export type { AksDeploymentOptions, DeploymentSpec, ScriptSpec, TargetKind };

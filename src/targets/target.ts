@@ -18,6 +18,7 @@ import type {
   TargetKind,
   TeardownReport,
 } from '../shared/target-types';
+import type { GatewayRevival } from '../shared/gateway-watch-types';
 
 /** Credentials for calling the endpoint; only ever used inside an activity, never returned from one. */
 export interface EndpointAccess {
@@ -101,6 +102,11 @@ export interface Target {
    * target without it cannot scale to zero, and validation says so. Read without the endpoint's key.
    */
   gatewayCounts?(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayCounts>;
+  /**
+   * The serving loop's gateway watch: starts the endpoint's gateway again on its address when it is gone.
+   * Optional: a target whose endpoint is restarted by its platform (aks: the front's ReplicaSet) has none.
+   */
+  reviveGateway?(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayRevival>;
 
   /**
    * Autoscaling: grows the GPU pool to the nodes `want.replicas` need (within its maximum; a quota refusal

@@ -102,13 +102,16 @@ describe('a long-lived deployment continues as new', () => {
     assert.equal(continued.newExecutionRunId, runs[1]);
     assert.ok(firstEvents.length < 200, `the first run's history stayed short (${firstEvents.length} events)`);
 
-    // The current run did not provision again; it watches the idle TTL again.
+    // The current run did not provision again; it watches the idle TTL and the gateway again.
     const current = suite.client.workflow.getHandle<typeof deploy>(handle.workflowId, runs.at(-1));
-    const scheduled = await activitiesOf(current);
+    // Read once its first workflow task has completed (the run may have just begun when the loop saw it).
+    const scheduled = await eventually(async () => {
+      const names = await activitiesOf(current);
+      return names.includes('waitUntilIdle') && names.includes('watchGateway') ? names : undefined;
+    }, 'the continued run to watch the idle TTL and the gateway again');
     for (const step of ['validateDeployment', 'provision', 'buildImage', 'smokeQuery']) {
       assert.ok(!scheduled.includes(step), `a continued run does not ${step} (${scheduled.join(', ')})`);
     }
-    assert.ok(scheduled.includes('waitUntilIdle'), 'the continued run watches the idle TTL');
 
     // It serves what ran before, at the same address with the same key, with its state carried.
     const now: DeployStatus = await handle.query(statusQuery);

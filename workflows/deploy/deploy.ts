@@ -44,6 +44,7 @@ import { budgetScaleToZero, keepLedger, startBudgetWatch, untilNoChange } from '
 import { initialAutoscaleStatus, startAutoscale } from './autoscale';
 import { setMessageHandlers } from './updates';
 import { startCertificateRenewal } from './certificate';
+import { startGatewayWatch } from './gateway-watch';
 
 // Pinned: a deployment that serves for weeks is replayed only by the worker version it started on (README,
 // Upgrading workers with deployments in flight). Its Updates run there too.
@@ -133,6 +134,8 @@ async function serve(d: DeployState): Promise<void> {
         : undefined;
     // An HTTPS endpoint's certificate is renewed before it expires (--ttl none serves for years).
     const renewal = d.status.tls && patched('tls-renewal') ? startCertificateRenewal(d) : undefined;
+    // A local gateway that dies while serving is started again on its address (gateway-watch.ts).
+    const watchdog = patched('gateway-watch') ? startGatewayWatch(d) : undefined;
     if (patched('serving-updates-idle-ttl')) {
       const full = patched('deploy-continue-as-new') ? historyFull(d) : undefined;
       await serving.untilOver(idleWatch(d), full);
@@ -143,6 +146,7 @@ async function serve(d: DeployState): Promise<void> {
     budget?.cancel();
     auto?.cancel();
     renewal?.cancel();
+    watchdog?.cancel();
     if (serving.continuing) await settleBeforeContinuing(d);
   });
   if (serving.continuing) d.status.steps[record]!.detail = `continues as new (run ${d.continuedRuns + 2})`;

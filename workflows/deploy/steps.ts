@@ -7,12 +7,14 @@ import type { ActivityOptions } from '@temporalio/workflow';
 
 import type { createCertificateActivities } from '../../activities/certificate';
 import type { createDeployActivities } from '../../activities/deploy';
+import type { createGatewayWatchActivities } from '../../activities/gateway-watch';
 import type { createRolloutActivities } from '../../activities/rollout';
 import type { ResolvedDeployTimings } from '../../src/shared/deploy-timings';
 
 export type DeployActivities = ReturnType<typeof createDeployActivities> &
   ReturnType<typeof createRolloutActivities> &
-  ReturnType<typeof createCertificateActivities>;
+  ReturnType<typeof createCertificateActivities> &
+  ReturnType<typeof createGatewayWatchActivities>;
 export type StepOptions = ReturnType<typeof stepOptions>;
 export type StepKind = keyof StepOptions;
 

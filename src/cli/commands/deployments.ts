@@ -12,13 +12,7 @@ import type { WorkflowExecutionDescription } from '@temporalio/client';
 
 import { extendUpdate, scaleUpdate, statusQuery, teardownUpdate } from '../../../workflows/deploy';
 import { DEPLOY_STAGES, DEPLOY_WORKFLOW_TYPE, deployWorkflowId } from '../../shared/deploy-types';
-import type {
-  CertificateStatus,
-  DeployOutcome,
-  DeployStatus,
-  ExtendResult,
-  ScaleResult,
-} from '../../shared/deploy-types';
+import type { DeployOutcome, DeployStatus, ExtendResult, ScaleResult } from '../../shared/deploy-types';
 import { Stage, Target } from '../../shared/search-attributes';
 import { webUiUrl } from '../../temporal/connection';
 import { CliError } from '../cli-error';
@@ -36,6 +30,7 @@ import { formatMoney } from '../../shared/price-table';
 import type { CostSummary } from '../../shared/cost-types';
 import { autoscaleLines } from '../autoscale-flags';
 import { endedBy } from './deploy-follow';
+import { certificateLine, gatewayLines } from '../serving-lines';
 
 /** `inferctl status | list | teardown | extend`: flags in, command functions out (`scale`: scale.ts). */
 export function addDeploymentCommands(program: Command): void {
@@ -140,14 +135,6 @@ export async function describeDeployment(
   return { view, desc };
 }
 
-/** The serving certificate: its expiry, and when inferctl renews it (or that it is the user's to renew). */
-function certificateLine(c: CertificateStatus): string {
-  const last = c.lastRenewedAt ? `, last renewed ${c.lastRenewedAt}` : '';
-  if (c.renewedBy === 'you') return `certificate (your own) expires ${c.expiresAt}: inferctl does not renew it`;
-  if (c.note) return `certificate expires ${c.expiresAt}, not renewed: ${c.note}`;
-  return `certificate expires ${c.expiresAt}, renewed at ${c.renewAt ?? '?'}${last}`;
-}
-
 export async function statusCommand(ctx: CommandContext, opts: { name: string }): Promise<DeploymentView> {
   const { view } = await describeDeployment(ctx, opts.name);
   const s = view.status;
@@ -163,6 +150,7 @@ export async function statusCommand(ctx: CommandContext, opts: { name: string })
     else if (running && s.expiresAt) ctx.out.line(`  serving until ${s.expiresAt}`);
     if (!running && s.teardownRemoved?.length) ctx.out.line(`  removed: ${s.teardownRemoved.join(', ')}`);
     if (running && s.certificate) ctx.out.line(`  ${certificateLine(s.certificate)}`);
+    for (const line of gatewayLines(s.gateway, running)) ctx.out.line(line);
     if (running) for (const line of [...scaleToZeroLines(s), ...autoscaleLines(s)]) ctx.out.line(line);
     for (const line of costLines(s, running)) ctx.out.line(line);
     if (view.idle) {

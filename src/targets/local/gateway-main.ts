@@ -49,6 +49,11 @@ function main(): void {
     ...(hold ? { hold } : {}),
     ...(values['routes-file'] ? { routesFile: values['routes-file'] } : {}),
   });
+  // A port another process holds (a restart on the gateway's old address): one line in the log, then exit.
+  server.once('error', (err) => {
+    process.stderr.write(`gateway: cannot listen on ${values.host}:${values.port}: ${err.message}\n`);
+    process.exit(1);
+  });
   server.listen(Number(values.port), values.host, () => {
     const { port } = server.address() as AddressInfo;
     const tmp = `${readyFile}.tmp`;

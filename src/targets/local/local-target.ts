@@ -20,9 +20,10 @@ import type {
   ReadinessReport,
   TeardownReport,
 } from '../../shared/target-types';
+import type { GatewayRevival } from '../../shared/gateway-watch-types';
 import { LocalCandidateSets } from './candidate-sets';
 import { readGatewayCounts } from './gateway-counts';
-import { gatewayReadyFile, startGateway } from './gateway-process';
+import { gatewayReadyFile, restartGatewayIfGone, startGateway } from './gateway-process';
 import type { GatewayRecord } from './gateway-process';
 import { logTail } from './detached-process';
 import { LocalLayout } from './layout';
@@ -30,6 +31,7 @@ import { findOwnProcesses, findProcessesByMarker, isAlive, stopProcess } from '.
 import { MAX_BODY_BYTES, answers, isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
 import type { ReadyFile, ReplicaRecord } from './replica-set';
 import { buildScriptImage, pythonEnvCache, sweepScriptChildren } from './script-replica';
+import { clearTearingDown, isTearingDown, markTearingDown, withDeploymentLock } from './teardown-fence';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import { FailureType } from '../../shared/failure-types';
 import { fileExists } from '../../file-exists';
@@ -88,6 +90,7 @@ export class LocalTarget implements Target {
       await writeJsonFileAtomic(layout.clusterFile, { ownerId: spec.ownerId, createdAt: new Date().toISOString() });
     }
     await ensureSecretFile(layout.apiKeyFile, generateApiKey);
+    await clearTearingDown(layout); // left by an earlier run's teardown that did not finish
     return {
       clusterId: layout.dir,
       created: !existing || existing.ownerId !== spec.ownerId,
@@ -131,8 +134,24 @@ export class LocalTarget implements Target {
     return { imageRef: dir, digest, reused: false };
   }
 
+  /**
+   * Under the deployment's lock (teardown-fence.ts): a gateway watch or mirror bake that would start the
+   * gateway again waits, then finds what this recorded; once teardown has begun, nothing is started.
+   */
   async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
     const layout = this.layout(spec.name);
+    const result = await withDeploymentLock(layout, async () => {
+      if (await isTearingDown(layout)) {
+        throw new Error(`Local deployment "${spec.name}" is being torn down: no replica or gateway is started.`);
+      }
+      return this.deployLocked(spec, image, layout);
+    });
+    if (!result)
+      throw new Error(`Local deployment "${spec.name}" has no directory (${layout.dir}): provision it first.`);
+    return result;
+  }
+
+  private async deployLocked(spec: DeploymentSpec, image: ImageResult, layout: LocalLayout): Promise<DeployResult> {
     const state = (await readJsonFile<ReplicasRecord>(layout.replicasFile)) ?? { replicas: [] };
     const candidates = new Set(await findProcessesByMarker(layout.candidateMarker, { ownerId: spec.ownerId }));
     // The serving set's own processes (replicas and the gateway; a rollout's candidate set is not this
@@ -245,6 +264,11 @@ export class LocalTarget implements Target {
     return readGatewayCounts(gateway.url, signal);
   }
 
+  /** The serving loop's gateway watch: the gateway found gone is started again on its address (gateway-process.ts). */
+  reviveGateway(spec: DeploymentSpec, signal?: AbortSignal): Promise<GatewayRevival> {
+    return restartGatewayIfGone(this.layout(spec.name), spec.ownerId, signal);
+  }
+
   async teardown(spec: DeploymentSpec): Promise<TeardownReport> {
     const layout = this.layout(spec.name);
     const removed: string[] = [];
@@ -253,6 +277,9 @@ export class LocalTarget implements Target {
       // Another workflow owns this name now: never touch what is not ours.
       return { removed };
     }
+    // From here on nothing starts the gateway again (a watch or a mirror bake's reading: teardown-fence.ts);
+    // one started before this runs already, with the marker, and is found below.
+    await markTearingDown(layout, spec.ownerId);
     // Every process started for this deployment (its marker and entry script), recorded or not; nothing
     // that merely names the directory on its command line.
     const found = await findOwnProcesses(layout.processMarker, { ownerId: spec.ownerId });
@@ -261,8 +288,13 @@ export class LocalTarget implements Target {
     // Script replicas' Python servers, by the process group each front recorded (not by command line).
     removed.push(...(await sweepScriptChildren(layout, true)));
     for (const entry of await listDir(layout.bundlesDir)) removed.push(`bundle sha256:${entry}`);
+    // Moved aside in one step, then removed: a restart that takes the lock meanwhile finds the deployment gone,
+    // never a directory half removed (its tearing-down mark deleted, its .lock made again inside it).
+    const removing = `${layout.dir}.removing.tmp`;
+    await fs.rm(removing, { recursive: true, force: true });
     if (await fileExists(layout.dir)) {
-      await fs.rm(layout.dir, { recursive: true, force: true });
+      await fs.rename(layout.dir, removing);
+      await fs.rm(removing, { recursive: true, force: true });
       removed.push(`directory ${layout.dir}`);
     }
     return { removed };

@@ -73,6 +73,31 @@ export async function isSameProcess(pid: number, startTime: number | undefined):
   return now !== undefined && (startTime === undefined || now === startTime);
 }
 
+/**
+ * True while `pid` is the process seen with `startTime`, started from `entry` (argv[1]) with `identity`'s
+ * marker, compared whole: what a recorded pid must still be before it is taken for ours (a pid the system
+ * gave to another process since, with its own start time or no marker, is not). Elsewhere than Linux, only
+ * the pid and start time are known.
+ */
+export async function isOwnProcess(
+  pid: number,
+  startTime: number | undefined,
+  identity: LocalProcessIdentity,
+  entry: string,
+): Promise<boolean> {
+  if (process.platform !== 'linux') return isSameProcess(pid, startTime);
+  const seen = await processStartTime(pid);
+  if (seen === undefined || (startTime !== undefined && seen !== startTime)) return false;
+  try {
+    const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
+    const env = parseEnviron(await fs.readFile(`/proc/${pid}/environ`, 'utf8'));
+    const marked = Object.entries(markerEnv(identity)).every(([key, value]) => env.get(key) === value);
+    return argv[1] === entry && marked && (await isSameProcess(pid, seen));
+  } catch {
+    return false; // gone meanwhile, or another user's
+  }
+}
+
 export interface FoundProcess {
   pid: number;
   startTime: number;
