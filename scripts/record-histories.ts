@@ -39,7 +39,7 @@ import { startDevServer } from '../src/temporal/dev-server';
 import { LocalLayout } from '../src/targets/local/layout';
 import { startAksTestbed } from '../test/helpers/azure/aks-testbed';
 import type { AksTestbed } from '../test/helpers/azure/aks-testbed';
-import { ensureTestTls } from '../test/helpers/azure/test-tls';
+import { ensureTestTls, testTlsEnv } from '../test/helpers/azure/test-tls';
 import { buildKubernetesTools } from '../test/helpers/kubernetes/kubernetes-tools';
 import { batchScore } from '../workflows/batch-score';
 import {
@@ -325,7 +325,7 @@ async function main(): Promise<number> {
   if (aks && !process.env.INFERCTL_TEST_TLS_KEY) {
     await buildKubernetesTools((l) => console.error(l));
     const tls = ensureTestTls(path.join(scratch, 'tls'));
-    const env = { ...process.env, NODE_EXTRA_CA_CERTS: tls.certFile, INFERCTL_TEST_TLS_KEY: tls.keyFile };
+    const env = { ...process.env, ...testTlsEnv(tls, path.join(scratch, 'tls')) };
     const status = spawnSync(process.execPath, process.argv.slice(1), { stdio: 'inherit', env }).status ?? 1;
     await fs.rm(scratch, { recursive: true, force: true });
     return status;

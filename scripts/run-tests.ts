@@ -13,7 +13,7 @@ import { Client, Connection } from '@temporalio/client';
 
 import { findTemporalCli } from '../src/temporal/cli-binary';
 import { startDevServer } from '../src/temporal/dev-server';
-import { ensureTestTls } from '../test/helpers/azure/test-tls';
+import { ensureTestTls, testTlsEnv } from '../test/helpers/azure/test-tls';
 import { buildKubernetesTools } from '../test/helpers/kubernetes/kubernetes-tools';
 import { FIGURES_FILE, writeReliabilityFigures } from './reliability-figures';
 import type { ReliabilityReport, ReportRecord } from './reliability-figures';
@@ -195,8 +195,7 @@ async function main(): Promise<number> {
         INFERCTL_HOME: path.join(tmp, 'home'),
         TEMPORAL_CLI_PATH: cli,
         INFERCTL_RELIABILITY_DIR: path.join(tmp, 'reliability'),
-        NODE_EXTRA_CA_CERTS: tls.certFile,
-        INFERCTL_TEST_TLS_KEY: tls.keyFile,
+        ...testTlsEnv(tls, path.join(tmp, 'tls')),
       },
     },
   );
