@@ -3,6 +3,8 @@
  * serving one, behind the same gateway, which sends it the share of traffic written in its routes file.
  * Idempotent like the rest of the target: a retried start keeps the candidate replicas that run the wanted
  * bundle, and removal finds every candidate process by the marker it was started with (processes.ts).
+ * A start holds the deployment's lock and starts nothing once teardown has begun (teardown-fence.ts), as
+ * deploy and a gateway restart do: a rollout's activity still running during teardown leaves no candidate.
  */
 import fs from 'node:fs/promises';
 
@@ -17,6 +19,7 @@ import type { LocalLayout } from './layout';
 import { findOwnProcesses, stopProcess } from './processes';
 import { isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
 import { sweepScriptChildren } from './script-replica';
+import { isTearingDown, withDeploymentLock } from './teardown-fence';
 import type { ReplicaRecord } from './replica-set';
 
 interface CandidateRecord {
@@ -28,6 +31,18 @@ export class LocalCandidateSets implements CandidateSets {
 
   async start(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
     const layout = this.layoutOf(spec.name);
+    const result = await withDeploymentLock(layout, async () => {
+      if (await isTearingDown(layout)) {
+        throw new Error(`Local deployment "${spec.name}" is being torn down: no candidate replica is started.`);
+      }
+      return this.startLocked(spec, image, layout);
+    });
+    if (!result)
+      throw new Error(`Local deployment "${spec.name}" has no directory (${layout.dir}): nothing to roll out to.`);
+    return result;
+  }
+
+  private async startLocked(spec: DeploymentSpec, image: ImageResult, layout: LocalLayout): Promise<DeployResult> {
     const state = (await readJsonFile<CandidateRecord>(layout.candidateReplicasFile)) ?? { replicas: [] };
     const live = await findOwnProcesses(layout.candidateMarker, { ownerId: spec.ownerId });
     state.replicas = state.replicas.filter(

@@ -3,7 +3,7 @@
  * readings) against teardown and against processes that are not ours, calling the target directly:
  *  - a recorded pid now carried by another process (same pid and start time, no marker) is neither taken for
  *    the gateway nor killed; a gateway is started on the port, and teardown leaves the other process alone;
- *  - once teardown has marked the deployment, a restart starts nothing;
+ *  - once teardown has marked the deployment, a restart starts nothing, nor a rollout's candidate start;
  *  - teardown waits for a restart that holds the deployment's lock, and stops the gateway it started;
  *  - restarts and teardown started together, in either order and at staggered moments, never leave a process.
  */
@@ -118,6 +118,18 @@ describe('local target: a gateway started again, teardown and processes not ours
     assert.deepEqual(await findProcessesByMarker(layout.processMarker), []);
     assert.equal((await target.reviveGateway(spec)).outcome, 'tearing-down', 'nor once the directory is gone');
     assert.equal(await fileExists(layout.dir), false, 'and a restart did not make the directory again');
+  });
+
+  test('once teardown has marked the deployment, a rollout starts no candidate replica', async () => {
+    const { spec, layout } = await servedWithGatewayKilled('cand-marked');
+    const image = await target.buildImage(spec);
+    await markTearingDown(layout, spec.ownerId);
+    await assert.rejects(target.candidates.start(spec, image), /is being torn down: no candidate replica is started/);
+    assert.deepEqual(await findProcessesByMarker(layout.candidateMarker), [], 'no candidate process');
+    await target.teardown(spec);
+    await assert.rejects(target.candidates.start(spec, image), /has no directory/);
+    assert.equal(await fileExists(layout.dir), false, 'a start after teardown did not make the directory again');
+    assert.deepEqual(await findProcessesByMarker(layout.processMarker), []);
   });
 
   test('teardown waits for a restart that holds the lock, then stops the gateway it started', async () => {
