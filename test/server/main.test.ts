@@ -154,7 +154,7 @@ describe('scoring server process (main.js)', () => {
   });
 
   test('SIGTERM while an inference outlasts the 5 s drain: the connection is closed at 5 s, the process exits 0 after the run', async () => {
-    const { child, out, exited, answer } = await replicaInInference(600); // about 7.5 s of CPU
+    const { child, out, exited, answer } = await replicaInInference(1600); // about 20 s of CPU: well past the 5 s drain even on two fast cores
     try {
       const stopped = performance.now();
       child.kill('SIGTERM');
