@@ -214,16 +214,12 @@ export class Classifier {
     return decoded.map((d) => (d.ok ? { ok: true, predictions: this.topK(probs[next++]!, k) } : d));
   }
 
-  /**
-   * Closes the sessions once the runs under way have answered (their callers may have gone: a replica
-   * stopping with a request whose client left). Ending an onnxruntime run's thread mid-run aborts the
-   * process (SIGABRT), so a run is never cut off here.
-   */
+  /** Closes the sessions once the runs under way have answered (InferenceThreads.release). */
   async release(): Promise<void> {
     const variants = await Promise.allSettled(this.variants.values());
     this.variants.clear();
-    for (const v of variants) if (v.status === 'fulfilled') await v.value.releaseWhenIdle();
-    await this.session.releaseWhenIdle();
+    for (const v of variants) if (v.status === 'fulfilled') await v.value.release();
+    await this.session.release();
   }
 
   /** The model's inputs as onnxruntime reads them: name, tensor type, shape (symbolic axes as names). */

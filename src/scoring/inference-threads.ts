@@ -96,15 +96,22 @@ export class InferenceThreads {
     return results;
   }
 
-  /** Closes the threads once the runs under way have answered (a session no longer used, while others run). */
+  /**
+   * As `release`, after letting a caller that has this session in hand start its run within the current turn
+   * (a session no longer used, while others run).
+   */
   async releaseWhenIdle(): Promise<void> {
-    // A caller that has this session in hand starts its run within the current turn: let it.
     await new Promise((resolve) => setImmediate(resolve));
-    while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
     await this.release();
   }
 
+  /**
+   * Closes the threads once the runs under way have answered (their callers may have gone: a replica stopping
+   * with a request whose client left). Ending an onnxruntime run's thread mid-run aborts the process (SIGABRT),
+   * so a run is never cut off here.
+   */
   async release(): Promise<void> {
+    while (this.running > 0) await new Promise<void>((resolve) => this.idle.push(resolve));
     await this.pool.destroy();
   }
 }

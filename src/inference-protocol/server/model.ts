@@ -97,6 +97,6 @@ export async function loadOnnxModel(modelPath: string, opts: SessionThreading = 
     inputMetadata: session.inputMetadata,
     outputMetadata: session.outputMetadata,
     runFeeds: (feeds, fetches, opts) => session.run(feeds, fetches, { keep: !opts?.transfer }),
-    release: () => session.releaseWhenIdle(), // a run under way answers first: cutting it off aborts the process
+    release: () => session.release(),
   };
 }
