@@ -19,7 +19,7 @@ import type { LocalLayout } from './layout';
 import { findOwnProcesses, stopProcess } from './processes';
 import { isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
 import { sweepScriptChildren } from './script-replica';
-import { isTearingDown, withDeploymentLock } from './teardown-fence';
+import { startingUnlessTornDown } from './teardown-fence';
 import type { ReplicaRecord } from './replica-set';
 
 interface CandidateRecord {
@@ -31,15 +31,12 @@ export class LocalCandidateSets implements CandidateSets {
 
   async start(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
     const layout = this.layoutOf(spec.name);
-    const result = await withDeploymentLock(layout, async () => {
-      if (await isTearingDown(layout)) {
-        throw new Error(`Local deployment "${spec.name}" is being torn down: no candidate replica is started.`);
-      }
-      return this.startLocked(spec, image, layout);
-    });
-    if (!result)
-      throw new Error(`Local deployment "${spec.name}" has no directory (${layout.dir}): nothing to roll out to.`);
-    return result;
+    return startingUnlessTornDown(
+      layout,
+      spec.name,
+      { starts: 'candidate replica', missing: 'nothing to roll out to' },
+      () => this.startLocked(spec, image, layout),
+    );
   }
 
   private async startLocked(spec: DeploymentSpec, image: ImageResult, layout: LocalLayout): Promise<DeployResult> {

@@ -31,7 +31,7 @@ import { findOwnProcesses, findProcessesByMarker, isAlive, stopProcess } from '.
 import { MAX_BODY_BYTES, answers, isRunning, setCounts, setReadiness, spawnReplica, updateRoutes } from './replica-set';
 import type { ReadyFile, ReplicaRecord } from './replica-set';
 import { buildScriptImage, pythonEnvCache, sweepScriptChildren } from './script-replica';
-import { clearTearingDown, isTearingDown, markTearingDown, withDeploymentLock } from './teardown-fence';
+import { clearTearingDown, markTearingDown, startingUnlessTornDown } from './teardown-fence';
 import { readJsonFile, writeJsonFileAtomic } from '../../json-file';
 import { FailureType } from '../../shared/failure-types';
 import { fileExists } from '../../file-exists';
@@ -140,15 +140,12 @@ export class LocalTarget implements Target {
    */
   async deploy(spec: DeploymentSpec, image: ImageResult): Promise<DeployResult> {
     const layout = this.layout(spec.name);
-    const result = await withDeploymentLock(layout, async () => {
-      if (await isTearingDown(layout)) {
-        throw new Error(`Local deployment "${spec.name}" is being torn down: no replica or gateway is started.`);
-      }
-      return this.deployLocked(spec, image, layout);
-    });
-    if (!result)
-      throw new Error(`Local deployment "${spec.name}" has no directory (${layout.dir}): provision it first.`);
-    return result;
+    return startingUnlessTornDown(
+      layout,
+      spec.name,
+      { starts: 'replica or gateway', missing: 'provision it first' },
+      () => this.deployLocked(spec, image, layout),
+    );
   }
 
   private async deployLocked(spec: DeploymentSpec, image: ImageResult, layout: LocalLayout): Promise<DeployResult> {

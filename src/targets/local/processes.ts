@@ -86,15 +86,28 @@ export async function isOwnProcess(
   entry: string,
 ): Promise<boolean> {
   if (process.platform !== 'linux') return isSameProcess(pid, startTime);
-  const seen = await processStartTime(pid);
-  if (seen === undefined || (startTime !== undefined && seen !== startTime)) return false;
+  const seen = await inspect(pid, [entry]);
+  if (!seen || (startTime !== undefined && seen.startTime !== startTime)) return false;
+  const marked = Object.entries(markerEnv(identity)).every(([key, value]) => seen.env.get(key) === value);
+  return marked && (await isSameProcess(pid, seen.startTime));
+}
+
+/**
+ * What `pid` carries that says whose it is: its start time and environment, read only when its entry script
+ * (argv[1]) is one of `entries`; undefined otherwise, or when it is gone or another user's. The caller checks
+ * the start time again after its own comparison (a pid recycled meanwhile).
+ */
+async function inspect(
+  pid: number,
+  entries: readonly string[],
+): Promise<{ startTime: number; env: Map<string, string> } | undefined> {
   try {
+    const startTime = await processStartTime(pid);
     const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-    const env = parseEnviron(await fs.readFile(`/proc/${pid}/environ`, 'utf8'));
-    const marked = Object.entries(markerEnv(identity)).every(([key, value]) => env.get(key) === value);
-    return argv[1] === entry && marked && (await isSameProcess(pid, seen));
+    if (startTime === undefined || !entries.includes(argv[1] ?? '')) return undefined;
+    return { startTime, env: parseEnviron(await fs.readFile(`/proc/${pid}/environ`, 'utf8')) };
   } catch {
-    return false; // gone meanwhile, or another user's
+    return undefined; // it exited while we looked, or is another user's (its environ cannot be read): not ours
   }
 }
 
@@ -116,18 +129,13 @@ export async function findOwnProcesses(marker: string, opts: { ownerId?: string 
     if (!/^\d+$/.test(entry)) continue;
     const pid = Number(entry);
     if (pid === process.pid) continue;
-    try {
-      const startTime = await processStartTime(pid);
-      const argv = (await fs.readFile(`/proc/${pid}/cmdline`, 'utf8')).split('\0');
-      if (startTime === undefined || !LOCAL_ENTRY_SCRIPTS.includes(argv[1] ?? '')) continue;
-      const env = parseEnviron(await fs.readFile(`/proc/${pid}/environ`, 'utf8'));
-      const ours = env.get(LOCAL_PROCESS_ENV.deployment) === dir || env.get(LOCAL_PROCESS_ENV.set) === dir;
-      if (!ours || (opts.ownerId !== undefined && env.get(LOCAL_PROCESS_ENV.owner) !== opts.ownerId)) continue;
-      // Still the same process after reading it (not a pid recycled meanwhile).
-      if (await isSameProcess(pid, startTime)) found.push({ pid, startTime });
-    } catch {
-      // It exited while we looked, or is another user's (its environ cannot be read): not ours.
-    }
+    const seen = await inspect(pid, LOCAL_ENTRY_SCRIPTS);
+    if (!seen) continue;
+    const { startTime, env } = seen;
+    const ours = env.get(LOCAL_PROCESS_ENV.deployment) === dir || env.get(LOCAL_PROCESS_ENV.set) === dir;
+    if (!ours || (opts.ownerId !== undefined && env.get(LOCAL_PROCESS_ENV.owner) !== opts.ownerId)) continue;
+    // Still the same process after reading it (not a pid recycled meanwhile).
+    if (await isSameProcess(pid, startTime)) found.push({ pid, startTime });
   }
   return found;
 }

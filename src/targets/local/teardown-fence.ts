@@ -116,6 +116,26 @@ async function release(lock: string, token: string): Promise<void> {
 }
 
 /**
+ * Runs `work`, which starts `what` (processes) for deployment `name`, under its lock; refused with an Error
+ * once teardown has begun, and when the deployment's directory is gone (`missing`: what the caller must do).
+ */
+export async function startingUnlessTornDown<T>(
+  layout: LocalLayout,
+  name: string,
+  what: { starts: string; missing: string },
+  work: () => Promise<T>,
+): Promise<T> {
+  const result = await withDeploymentLock(layout, async () => {
+    if (await isTearingDown(layout)) {
+      throw new Error(`Local deployment "${name}" is being torn down: no ${what.starts} is started.`);
+    }
+    return { value: await work() };
+  });
+  if (!result) throw new Error(`Local deployment "${name}" has no directory (${layout.dir}): ${what.missing}.`);
+  return result.value;
+}
+
+/**
  * Marks the deployment as being torn down: from the moment this returns, no gateway is started again for it
  * (restartGatewayIfGone refuses), and one started before is already running, to be found by the marker.
  */
