@@ -16,7 +16,7 @@ import { readJsonFile } from '../../src/json-file';
 import type { GatewayRecord } from '../../src/targets/local/gateway-process';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findOwnProcesses, findProcessesByMarker, isAlive, isSameProcess } from '../../src/targets/local/processes';
-import { runInferctl } from '../helpers/cli';
+import { localEndpoint, runInferctl } from '../helpers/cli';
 import { recordFigure, recordReliability } from '../helpers/reliability';
 import { demoAssets, eventually, startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
@@ -90,9 +90,8 @@ describe('the serving loop starts a dead local gateway again', () => {
     let survived = false;
     try {
       assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
-      const endpoint = /Endpoint: (?:POST )?(http:\/\/127\.0\.0\.1:(\d+))\/score/.exec(deployed.stdout);
-      assert.ok(endpoint, deployed.stdout);
-      const [url, port] = [endpoint[1]!, Number(endpoint[2])];
+      const url = localEndpoint(deployed.stdout);
+      const port = Number(new URL(url).port);
       const key = (await fs.readFile(layout.apiKeyFile, 'utf8')).trim();
       const score = () =>
         fetch(`${url}/score`, {

@@ -21,7 +21,7 @@ import { mirrorReportFile } from '../../src/targets/local/gateway';
 import type { GatewayRecord } from '../../src/targets/local/gateway-process';
 import { LocalLayout } from '../../src/targets/local/layout';
 import { findOwnProcesses, findProcessesByMarker, isSameProcess } from '../../src/targets/local/processes';
-import { mirrorFlags, runInferctl } from '../helpers/cli';
+import { localEndpoint, mirrorFlags, runInferctl } from '../helpers/cli';
 import { recordReliability } from '../helpers/reliability';
 import { demoAssets, eventually, startControlWorker, uniqueName } from '../helpers/workers';
 import type { WorkerProcess } from '../helpers/workers';
@@ -83,8 +83,7 @@ describe('inferctl rollout --mirror: the gateway SIGKILLed mid-bake', () => {
     let keptOff = false;
     try {
       assert.equal(deployed.code, 0, deployed.stderr + deployed.stdout);
-      const endpoint = /Endpoint: (?:POST )?(http:\/\/127\.0\.0\.1:\d+)\/score/.exec(deployed.stdout)?.[1];
-      assert.ok(endpoint, deployed.stdout);
+      const endpoint = localEndpoint(deployed.stdout);
       const key = (await fs.readFile(layout.apiKeyFile, 'utf8')).trim();
       const bgr = path.join(dir, 'bgr.json');
       await fs.writeFile(bgr, JSON.stringify({ channelOrder: 'BGR' }));

@@ -2,6 +2,7 @@
  * Runs `bin/inferctl.js` as a user would, in a child process on the test run's Node. Never rejects: the
  * exit code is in the result, so a test asserts on it like on stdout and stderr.
  */
+import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 
@@ -46,4 +47,11 @@ export function mirrorFlags(o: {
     ...(o.minAgreement === undefined ? [] : ['--min-agreement', String(o.minAgreement)]),
     ...['--min-pairs', String(o.minPairs), '--bake', o.bake],
   ];
+}
+
+/** The loopback endpoint `inferctl deploy` printed for a local deployment (`Endpoint: [POST ]http://127.0.0.1:N/score`). */
+export function localEndpoint(deployStdout: string): string {
+  const endpoint = /Endpoint: (?:POST )?(http:\/\/127\.0\.0\.1:\d+)\/score/.exec(deployStdout)?.[1];
+  assert.ok(endpoint, deployStdout);
+  return endpoint;
 }
